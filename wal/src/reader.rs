@@ -1,0 +1,272 @@
+//! Readers: iterate from any sequence number, random access by position, read-only opening of
+//! a log that another process is writing.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Meta, SEGMENT_HEADER_BYTES, SealKind};
+use crate::recovery::{self, SegmentInfo};
+use crate::storage::{Access, FsStorage, SegmentFile, Storage};
+use crate::{RecordKind, SegmentNo, Seq};
+
+/// Where a record's frame is: segment and byte offset of its frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// The segment.
+    pub segment: SegmentNo,
+    /// Byte offset of the frame header inside the segment file.
+    pub offset: u64,
+}
+
+/// A record borrowed from a mapped segment (see [`WalReader::scan`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    /// Sequence number.
+    pub seq: Seq,
+    /// Kind.
+    pub kind: RecordKind,
+    /// Payload bytes, checksum verified.
+    pub payload: &'a [u8],
+    /// Where the frame is.
+    pub position: Position,
+}
+
+/// A record copied out of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Sequence number.
+    pub seq: Seq,
+    /// Kind.
+    pub kind: RecordKind,
+    /// Payload bytes, checksum verified.
+    pub payload: Vec<u8>,
+    /// Where the frame is.
+    pub position: Position,
+}
+
+impl RecordRef<'_> {
+    /// Copies the record out.
+    #[must_use]
+    pub fn to_owned_record(&self) -> Record {
+        Record {
+            seq: self.seq,
+            kind: self.kind,
+            payload: self.payload.to_vec(),
+            position: self.position,
+        }
+    }
+}
+
+/// Reads a log without locking or modifying it.
+///
+/// Sees the valid prefix of the log as of [`WalReader::refresh`]: records the writer has
+/// appended but not yet flushed may be visible; a torn or half-written tail is not. Sealed
+/// segments must be whole: damage there is [`Error::Corrupted`].
+#[derive(Debug)]
+pub struct WalReader<S: Storage = FsStorage> {
+    storage: S,
+    meta: Meta,
+    segments: Vec<SegmentInfo>,
+}
+
+impl WalReader<FsStorage> {
+    /// Opens the log in `dir` read-only.
+    ///
+    /// # Errors
+    /// [`Error::Missing`], [`Error::NotAStore`], [`Error::UnsupportedVersion`],
+    /// [`Error::ForeignSegment`], [`Error::Corrupted`] (in headers and seals), I/O errors.
+    pub fn open(dir: impl AsRef<Path>) -> Result<WalReader<FsStorage>> {
+        WalReader::open_with(FsStorage::new(dir.as_ref()))
+    }
+}
+
+impl<S: Storage> WalReader<S> {
+    /// Opens a read-only reader over any [`Storage`].
+    ///
+    /// # Errors
+    /// As for [`WalReader::open`].
+    pub fn open_with(storage: S) -> Result<WalReader<S>> {
+        let dir = storage.dir().to_path_buf();
+        if !storage
+            .dir_exists()
+            .map_err(|e| Error::io("stat", &dir, e))?
+        {
+            return Err(Error::Missing { path: dir });
+        }
+        let names = storage.list().map_err(|e| Error::io("list", &dir, e))?;
+        if !names.iter().any(|n| n == format::META_FILE) {
+            return Err(if names.iter().all(|n| n == format::LOCK_FILE) {
+                Error::Missing { path: dir }
+            } else {
+                Error::NotAStore {
+                    path: dir,
+                    reason: format!("no {} file", format::META_FILE),
+                }
+            });
+        }
+        let meta = recovery::read_meta(&storage)?;
+        let segments = recovery::list_segments(&storage, &meta)?;
+        Ok(WalReader {
+            storage,
+            meta,
+            segments,
+        })
+    }
+
+    /// Re-reads the segment list (to see segments the writer added since).
+    ///
+    /// # Errors
+    /// As for [`WalReader::open`].
+    pub fn refresh(&mut self) -> Result<()> {
+        self.segments = recovery::list_segments(&self.storage, &self.meta)?;
+        Ok(())
+    }
+
+    /// The log's metadata.
+    #[must_use]
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Headers and seals of the segments, in order.
+    #[must_use]
+    pub fn segments(&self) -> &[SegmentInfo] {
+        &self.segments
+    }
+
+    /// Calls `visit` for every valid record from `from` on, in order, without copying
+    /// payloads; stops early when `visit` breaks. Returns one past the last record visited or
+    /// passed (the end of the valid log when not stopped early).
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for a bad frame inside a sealed segment, I/O errors.
+    pub fn scan(
+        &self,
+        from: Seq,
+        mut visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<Seq> {
+        let start = self
+            .segments
+            .partition_point(|s| s.header.first_seq <= from)
+            .saturating_sub(1);
+        let mut end = self.segments.first().map_or(Seq(0), |s| s.header.first_seq);
+        for (index, info) in self.segments.iter().enumerate().skip(start) {
+            let is_last = index + 1 == self.segments.len();
+            let segment = self.open_segment(info)?;
+            let bytes = segment.view();
+            let mut offset = SEGMENT_HEADER_BYTES;
+            let mut seq = info.header.first_seq;
+            let seal_end = info.seal.filter(|s| s.kind == SealKind::Rolled && !is_last);
+            let len = bytes.len() as u64;
+            loop {
+                if seal_end.is_some_and(|s| seq >= s.end_seq) {
+                    break;
+                }
+                let frame = format::frame_at(&bytes, offset, len).filter(|f| f.header.seq == seq);
+                let Some(frame) = frame else {
+                    if seal_end.is_some() {
+                        return Err(Error::Corrupted {
+                            segment: info.header.segment_no,
+                            offset,
+                            detail: format!(
+                                "frame for seq {seq} is invalid inside a sealed segment"
+                            ),
+                        });
+                    }
+                    break;
+                };
+                if seq >= from {
+                    let record = RecordRef {
+                        seq,
+                        kind: RecordKind::from_disk(frame.header.kind),
+                        payload: &bytes[frame.payload_range()],
+                        position: Position {
+                            segment: info.header.segment_no,
+                            offset,
+                        },
+                    };
+                    if visit(record).is_break() {
+                        return Ok(seq.next());
+                    }
+                }
+                offset = frame.next_offset;
+                seq = seq.next();
+            }
+            end = seq;
+        }
+        Ok(end)
+    }
+
+    /// Reads one record by sequence number.
+    ///
+    /// # Errors
+    /// [`Error::SeqOutOfRange`] when the log does not hold it, plus the errors of
+    /// [`WalReader::scan`].
+    pub fn read(&self, seq: Seq) -> Result<Record> {
+        let mut found = None;
+        let end = self.scan(seq, |record| {
+            found = Some(record.to_owned_record());
+            ControlFlow::Break(())
+        })?;
+        let first = self.segments.first().map_or(Seq(0), |s| s.header.first_seq);
+        found.ok_or(Error::SeqOutOfRange { seq, first, end })
+    }
+
+    /// Reads the record whose frame is at `position` (as returned in [`Record::position`]).
+    ///
+    /// # Errors
+    /// [`Error::BadPosition`] when no valid frame is there, I/O errors.
+    pub fn read_at(&self, position: Position) -> Result<Record> {
+        let bad = |detail: &str| Error::BadPosition {
+            segment: position.segment,
+            offset: position.offset,
+            detail: detail.to_owned(),
+        };
+        let index = usize::try_from(position.segment.0).map_err(|_| bad("no such segment"))?;
+        let info = self
+            .segments
+            .get(index)
+            .ok_or_else(|| bad("no such segment"))?;
+        if position.offset < SEGMENT_HEADER_BYTES || position.offset % format::FRAME_ALIGN != 0 {
+            return Err(bad("offset is not a frame boundary"));
+        }
+        let segment = self.open_segment(info)?;
+        let bytes = segment.view();
+        let frame = format::frame_at(&bytes, position.offset, bytes.len() as u64)
+            .ok_or_else(|| bad("checksum or header invalid"))?;
+        let seq = frame.header.seq;
+        if seq < info.header.first_seq
+            || info
+                .seal
+                .is_some_and(|s| s.kind == SealKind::Rolled && seq >= s.end_seq)
+        {
+            return Err(bad("frame does not belong to this segment"));
+        }
+        Ok(Record {
+            seq,
+            kind: RecordKind::from_disk(frame.header.kind),
+            payload: bytes[frame.payload_range()].to_vec(),
+            position,
+        })
+    }
+
+    /// All records from `from` on, copied out (convenience over [`WalReader::scan`]).
+    ///
+    /// # Errors
+    /// As for [`WalReader::scan`].
+    pub fn read_from(&self, from: Seq) -> Result<Vec<Record>> {
+        let mut records = Vec::new();
+        self.scan(from, |record| {
+            records.push(record.to_owned_record());
+            ControlFlow::Continue(())
+        })?;
+        Ok(records)
+    }
+
+    fn open_segment(&self, info: &SegmentInfo) -> Result<S::Segment> {
+        self.storage
+            .open_segment(&info.file_name, Access::ReadOnly)
+            .map_err(|e| Error::io("open segment", self.storage.dir().join(&info.file_name), e))
+    }
+}

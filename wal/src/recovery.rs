@@ -1,0 +1,324 @@
+//! Reading the log's structure back from disk: segment list, headers, seals, frame walks, and
+//! the decision between a torn tail (truncate) and corruption (refuse). The decision table is
+//! in `docs/design.md`, "Recovery".
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, FRAME_ALIGN, FRAME_HEADER_BYTES, META_FILE, Meta, SEGMENT_HEADER_BYTES, Seal, SealKind,
+    SegmentHeader,
+};
+use crate::storage::{Access, SegmentFile, Storage};
+use crate::{SegmentNo, Seq};
+
+/// What a segment's header and seal say, read without walking its frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// File name inside the log directory.
+    pub file_name: String,
+    /// The decoded header.
+    pub header: SegmentHeader,
+    /// The seal slot, when one is written.
+    pub seal: Option<Seal>,
+}
+
+impl SegmentInfo {
+    /// The segment's number.
+    #[must_use]
+    pub fn segment_no(&self) -> SegmentNo {
+        self.header.segment_no
+    }
+}
+
+/// Where a frame walk stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameWalk {
+    /// Offset just past the last valid frame.
+    pub end_offset: u64,
+    /// One past the sequence number of the last valid frame.
+    pub end_seq: Seq,
+    /// Whether the walk stopped at an invalid frame (rather than at the end of the file).
+    pub stopped_early: bool,
+}
+
+/// Walks the valid, dense frames of a segment image from its first frame.
+#[must_use]
+pub fn walk_frames(bytes: &[u8], first_seq: Seq) -> FrameWalk {
+    let mut offset = SEGMENT_HEADER_BYTES;
+    let mut seq = first_seq;
+    let len = bytes.len() as u64;
+    while offset + FRAME_HEADER_BYTES <= len {
+        match format::frame_at(bytes, offset, len) {
+            Some(frame) if frame.header.seq == seq => {
+                offset = frame.next_offset;
+                seq = seq.next();
+            }
+            _ => {
+                return FrameWalk {
+                    end_offset: offset,
+                    end_seq: seq,
+                    stopped_early: true,
+                };
+            }
+        }
+    }
+    FrameWalk {
+        end_offset: offset,
+        end_seq: seq,
+        stopped_early: false,
+    }
+}
+
+/// What lies after the first invalid frame of the last segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailScan {
+    /// The highest `durable_end` any valid frame after the stop point records.
+    pub vouched_end: Seq,
+    /// Where that frame is.
+    pub vouched_at: Option<u64>,
+    /// Offset just past the last non-zero byte (8-byte granular) at or after the stop point.
+    pub dirty_end: u64,
+}
+
+/// Scans every 8-byte position from `from` to the end for frames that are valid on their own,
+/// and finds where non-zero bytes end.
+#[must_use]
+pub fn scan_tail(bytes: &[u8], from: u64, min_seq: Seq) -> TailScan {
+    let len = bytes.len() as u64;
+    let mut scan = TailScan {
+        vouched_end: Seq(0),
+        vouched_at: None,
+        dirty_end: from,
+    };
+    let mut offset = from;
+    while offset + FRAME_ALIGN <= len {
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        let word = &bytes[at..at + FRAME_ALIGN as usize];
+        if word.iter().any(|&b| b != 0) {
+            scan.dirty_end = offset + FRAME_ALIGN;
+            if let Some(frame) = format::frame_at(bytes, offset, len)
+                && frame.header.seq >= min_seq
+                && frame.header.durable_end > scan.vouched_end
+            {
+                scan.vouched_end = frame.header.durable_end;
+                scan.vouched_at = Some(offset);
+            }
+        }
+        offset += FRAME_ALIGN;
+    }
+    scan
+}
+
+/// The state of the log found on disk.
+#[derive(Debug)]
+pub(crate) struct Recovered<S: Storage> {
+    pub segments: Vec<SegmentInfo>,
+    /// The last segment, opened with the requested access.
+    pub last: S::Segment,
+    pub last_walk: FrameWalk,
+    /// A torn tail to erase: `[start, end)` of the last segment.
+    pub torn_tail: Option<(u64, u64)>,
+}
+
+pub(crate) fn read_meta<S: Storage>(storage: &S) -> Result<Meta> {
+    let path = storage.dir().join(META_FILE);
+    let bytes = storage
+        .read_file(META_FILE)
+        .map_err(|e| Error::io("read", &path, e))?;
+    Meta::decode(&bytes).map_err(|err| match err {
+        format::DecodeError::Version(found) => Error::UnsupportedVersion {
+            path,
+            found,
+            supported: format::FORMAT_VERSION,
+        },
+        format::DecodeError::BadMagic => Error::NotAStore {
+            path: storage.dir().to_path_buf(),
+            reason: format!("{META_FILE} does not start with the trailmix WAL magic"),
+        },
+        other => Error::BadMeta {
+            path,
+            detail: other.to_string(),
+        },
+    })
+}
+
+/// Reads header and seal of every segment file and checks that they form one dense log.
+pub(crate) fn list_segments<S: Storage>(storage: &S, meta: &Meta) -> Result<Vec<SegmentInfo>> {
+    let names = storage
+        .list()
+        .map_err(|e| Error::io("list", storage.dir(), e))?;
+    let mut segments: Vec<SegmentInfo> = Vec::new();
+    for name in names {
+        let Some(named_seq) = format::parse_segment_file_name(&name) else {
+            continue;
+        };
+        let expected_no = SegmentNo(segments.len() as u64);
+        let info = read_segment_info(storage, meta, &name, expected_no)?;
+        let expected_first = segments
+            .last()
+            .map_or(Seq(0), |prev| prev.seal.map_or(Seq(0), |s| s.end_seq));
+        let corrupted = |offset, detail: String| Error::Corrupted {
+            segment: info.header.segment_no,
+            offset,
+            detail,
+        };
+        if info.header.first_seq != named_seq {
+            return Err(corrupted(
+                40,
+                format!(
+                    "file {name} is named for seq {named_seq} but its header says {}",
+                    info.header.first_seq
+                ),
+            ));
+        }
+        if info.header.segment_no != expected_no {
+            return Err(corrupted(
+                32,
+                format!(
+                    "expected segment number {expected_no} here (a segment is missing or out of place)"
+                ),
+            ));
+        }
+        if let Some(prev) = segments.last() {
+            match prev.seal {
+                Some(seal) if seal.kind == SealKind::Rolled => {}
+                _ => {
+                    return Err(Error::Corrupted {
+                        segment: prev.header.segment_no,
+                        offset: Seal::OFFSET,
+                        detail: "segment is followed by another but has no rollover seal".into(),
+                    });
+                }
+            }
+        }
+        if info.header.first_seq != expected_first {
+            return Err(corrupted(
+                40,
+                format!(
+                    "segment starts at seq {} but the previous one ends at {expected_first}",
+                    info.header.first_seq
+                ),
+            ));
+        }
+        segments.push(info);
+    }
+    Ok(segments)
+}
+
+fn read_segment_info<S: Storage>(
+    storage: &S,
+    meta: &Meta,
+    name: &str,
+    expected_no: SegmentNo,
+) -> Result<SegmentInfo> {
+    let path = storage.dir().join(name);
+    let len = storage
+        .file_len(name)
+        .map_err(|e| Error::io("stat", &path, e))?;
+    if len < SEGMENT_HEADER_BYTES {
+        return Err(Error::Truncated {
+            path,
+            len,
+            needed: SEGMENT_HEADER_BYTES,
+        });
+    }
+    let segment = storage
+        .open_segment(name, Access::ReadOnly)
+        .map_err(|e| Error::io("open segment", &path, e))?;
+    let view = segment.view();
+    let header = SegmentHeader::decode(&view).map_err(|err| match err {
+        format::DecodeError::Version(found) => Error::UnsupportedVersion {
+            path: path.clone(),
+            found,
+            supported: format::FORMAT_VERSION,
+        },
+        other => Error::Corrupted {
+            segment: expected_no,
+            offset: 0,
+            detail: format!("segment header of {name}: {other}"),
+        },
+    })?;
+    if header.store_id != meta.store_id {
+        return Err(Error::ForeignSegment {
+            segment: header.segment_no,
+            path,
+            found: header.store_id.to_string(),
+            expected: meta.store_id.to_string(),
+        });
+    }
+    if header.segment_bytes != len {
+        return Err(Error::Truncated {
+            path,
+            len,
+            needed: header.segment_bytes,
+        });
+    }
+    Ok(SegmentInfo {
+        file_name: name.to_owned(),
+        header,
+        seal: Seal::decode(&view),
+    })
+}
+
+/// Runs recovery over the last segment. `access` decides whether the result is writable;
+/// nothing is modified here.
+pub(crate) fn recover<S: Storage>(
+    storage: &S,
+    meta: &Meta,
+    access: crate::storage::Access,
+) -> Result<Option<Recovered<S>>> {
+    let segments = list_segments(storage, meta)?;
+    let Some(info) = segments.last() else {
+        return Ok(None);
+    };
+    let path = storage.dir().join(&info.file_name);
+    let last = storage
+        .open_segment(&info.file_name, access)
+        .map_err(|e| Error::io("open segment", &path, e))?;
+    let (last_walk, torn_tail) = decide_last_segment(&last.view(), info)?;
+    Ok(Some(Recovered {
+        segments,
+        last,
+        last_walk,
+        torn_tail,
+    }))
+}
+
+/// The recovery decision for the last segment (see the table in `docs/design.md`).
+pub(crate) fn decide_last_segment(
+    bytes: &[u8],
+    info: &SegmentInfo,
+) -> Result<(FrameWalk, Option<(u64, u64)>)> {
+    let walk = walk_frames(bytes, info.header.first_seq);
+    let segment = info.header.segment_no;
+    if let Some(seal) = info.seal
+        && (seal.end_seq > walk.end_seq
+            || (seal.kind == SealKind::Rolled && seal.end_seq != walk.end_seq))
+    {
+        return Err(Error::Corrupted {
+            segment,
+            offset: walk.end_offset,
+            detail: format!(
+                "frame for seq {} is invalid but the segment's seal records {} records as durable",
+                walk.end_seq, seal.end_seq
+            ),
+        });
+    }
+    if !walk.stopped_early {
+        return Ok((walk, None));
+    }
+    let tail = scan_tail(bytes, walk.end_offset, walk.end_seq);
+    if tail.vouched_end > walk.end_seq {
+        return Err(Error::Corrupted {
+            segment,
+            offset: walk.end_offset,
+            detail: format!(
+                "frame for seq {} is invalid but the frame at offset {} records that all records below seq {} were durable",
+                walk.end_seq,
+                tail.vouched_at.unwrap_or(0),
+                tail.vouched_end
+            ),
+        });
+    }
+    let torn = (tail.dirty_end > walk.end_offset).then_some((walk.end_offset, tail.dirty_end));
+    Ok((walk, torn))
+}

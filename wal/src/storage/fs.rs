@@ -1,0 +1,342 @@
+//! The real file system: segment files mapped with memmap2.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use memmap2::{Mmap, MmapMut};
+
+use super::{Access, Preallocation, SegmentFile, Storage};
+use crate::format::{LOCK_FILE, TMP_SUFFIX};
+
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+const SPARE_PREFIX: &str = "spare-";
+
+/// A log directory on the real file system.
+///
+/// When [`FsStorage::with_spare_segments`] is on, the storage prepares the next segment file
+/// (allocated, zero-filled, synced) on a background thread as soon as one is taken, so that a
+/// rollover costs a rename instead of a 64 MiB write.
+#[derive(Debug)]
+pub struct FsStorage {
+    dir: PathBuf,
+    spare: Option<Mutex<Option<SpareJob>>>,
+}
+
+#[derive(Debug)]
+struct SpareJob {
+    len: u64,
+    prealloc: Preallocation,
+    name: String,
+    handle: JoinHandle<io::Result<()>>,
+}
+
+impl FsStorage {
+    /// A storage over `dir` (which need not exist yet).
+    #[must_use]
+    pub fn new(dir: impl Into<PathBuf>) -> FsStorage {
+        FsStorage {
+            dir: dir.into(),
+            spare: None,
+        }
+    }
+
+    /// Turns on background preparation of the next segment file.
+    #[must_use]
+    pub fn with_spare_segments(mut self) -> FsStorage {
+        self.spare = Some(Mutex::new(None));
+        self
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn take_spare(&self, len: u64, prealloc: Preallocation) -> Option<String> {
+        let slot = self.spare.as_ref()?;
+        let job = slot.lock().ok()?.take()?;
+        let ready = job.handle.join().ok().and_then(Result::ok).is_some();
+        if ready && job.len == len && job.prealloc == prealloc {
+            Some(job.name)
+        } else {
+            let _ = std::fs::remove_file(self.path(&job.name));
+            None
+        }
+    }
+
+    fn start_spare(&self, len: u64, prealloc: Preallocation) {
+        let Some(slot) = self.spare.as_ref() else {
+            return;
+        };
+        let Ok(mut guard) = slot.lock() else { return };
+        if guard.is_some() {
+            return;
+        }
+        let name = format!("{SPARE_PREFIX}{len}{TMP_SUFFIX}");
+        let path = self.path(&name);
+        let handle = std::thread::Builder::new()
+            .name("trailmix-wal-spare".into())
+            .spawn(move || allocate_file(&path, len, prealloc).map(drop));
+        if let Ok(handle) = handle {
+            *guard = Some(SpareJob {
+                len,
+                prealloc,
+                name,
+                handle,
+            });
+        }
+    }
+}
+
+impl Drop for FsStorage {
+    fn drop(&mut self) {
+        let job = self
+            .spare
+            .as_ref()
+            .and_then(|slot| slot.lock().ok()?.take());
+        if let Some(job) = job {
+            let _ = job.handle.join();
+            let _ = std::fs::remove_file(self.path(&job.name));
+        }
+    }
+}
+
+/// Creates `path` with `len` bytes of durable zeros (or reserved blocks) and syncs it.
+fn allocate_file(path: &Path, len: u64, prealloc: Preallocation) -> io::Result<File> {
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        match prealloc {
+            Preallocation::ZeroFill => {
+                let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+                let mut left = len;
+                while left > 0 {
+                    let chunk = usize::try_from(left.min(ZERO_CHUNK_BYTES as u64)).unwrap_or(0);
+                    file.write_all(&zeros[..chunk])?;
+                    left -= chunk as u64;
+                }
+            }
+            Preallocation::Fallocate => {
+                rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len)?;
+            }
+        }
+        file.sync_all()?;
+        Ok(file)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+fn map_rw(file: &File) -> io::Result<MmapMut> {
+    // SAFETY: memmap2 requires that no other process truncates or modifies the file while it is
+    // mapped, or reads through the map may fault (SIGBUS) or change underneath us. This process
+    // is the only writer (it holds the directory's LOCK); trailmix never shrinks a segment file;
+    // readers in other processes only map read-only. A user who truncates a segment by hand
+    // violates the failure model in docs/design.md ("Media assumptions").
+    #[allow(unsafe_code)]
+    unsafe {
+        MmapMut::map_mut(file)
+    }
+}
+
+fn map_ro(file: &File) -> io::Result<Mmap> {
+    // SAFETY: as for `map_rw`, the file is never truncated by trailmix. The single writer may
+    // still be appending to it from another process, so the bytes may change while mapped:
+    // every reader treats the mapped bytes as untrusted input, validates each frame's checksum
+    // before use, and copies payloads out before handing them to callers of the owned APIs.
+    #[allow(unsafe_code)]
+    unsafe {
+        Mmap::map(file)
+    }
+}
+
+/// A memory-mapped segment file.
+#[derive(Debug)]
+pub struct FsSegment {
+    map: SegmentMap,
+}
+
+#[derive(Debug)]
+enum SegmentMap {
+    ReadOnly(Mmap),
+    ReadWrite(MmapMut),
+}
+
+impl SegmentFile for FsSegment {
+    type View<'a> = &'a [u8];
+
+    fn len(&self) -> u64 {
+        self.view().len() as u64
+    }
+
+    fn view(&self) -> &[u8] {
+        match &self.map {
+            SegmentMap::ReadOnly(map) => map,
+            SegmentMap::ReadWrite(map) => map,
+        }
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let SegmentMap::ReadWrite(map) = &mut self.map else {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "segment is mapped read-only",
+            ));
+        };
+        let range = checked_range(offset, data.len(), map.len())?;
+        map[range].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn sync_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        match &self.map {
+            SegmentMap::ReadOnly(_) => Ok(()),
+            SegmentMap::ReadWrite(map) => {
+                let range = checked_range(
+                    offset,
+                    usize::try_from(len).unwrap_or(usize::MAX),
+                    map.len(),
+                )?;
+                map.flush_range(range.start, range.len())
+            }
+        }
+    }
+}
+
+pub(crate) fn checked_range(
+    offset: u64,
+    len: usize,
+    file_len: usize,
+) -> io::Result<std::ops::Range<usize>> {
+    let start = usize::try_from(offset).map_err(|_| out_of_range())?;
+    let end = start.checked_add(len).ok_or_else(out_of_range)?;
+    if end > file_len {
+        return Err(out_of_range());
+    }
+    Ok(start..end)
+}
+
+fn out_of_range() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "range outside the segment file",
+    )
+}
+
+impl Storage for FsStorage {
+    type Segment = FsSegment;
+    type Lock = File;
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn dir_exists(&self) -> io::Result<bool> {
+        match std::fs::metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => Ok(true),
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            )),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn create_dir(&self) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_file(&self, name: &str) -> io::Result<Vec<u8>> {
+        std::fs::read(self.path(name))
+    }
+
+    fn write_file_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.path(&format!("{name}{TMP_SUFFIX}"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, self.path(name))?;
+        self.sync_dir()
+    }
+
+    fn create_segment(
+        &self,
+        name: &str,
+        len: u64,
+        prealloc: Preallocation,
+    ) -> io::Result<FsSegment> {
+        let path = self.path(name);
+        let file = if let Some(spare) = self.take_spare(len, prealloc) {
+            std::fs::rename(self.path(&spare), &path)?;
+            OpenOptions::new().read(true).write(true).open(&path)?
+        } else {
+            allocate_file(&path, len, prealloc)?
+        };
+        let map = map_rw(&file)?;
+        self.start_spare(len, prealloc);
+        Ok(FsSegment {
+            map: SegmentMap::ReadWrite(map),
+        })
+    }
+
+    fn open_segment(&self, name: &str, access: Access) -> io::Result<FsSegment> {
+        let path = self.path(name);
+        let map = match access {
+            Access::ReadOnly => SegmentMap::ReadOnly(map_ro(&File::open(&path)?)?),
+            Access::ReadWrite => {
+                let file = OpenOptions::new().read(true).write(true).open(&path)?;
+                SegmentMap::ReadWrite(map_rw(&file)?)
+            }
+        };
+        Ok(FsSegment { map })
+    }
+
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        Ok(std::fs::metadata(self.path(name))?.len())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.path(from), self.path(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        std::fs::remove_file(self.path(name))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+
+    fn try_lock(&self) -> io::Result<Option<File>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.path(LOCK_FILE))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => Err(err),
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! The single writer: open (with recovery), append, group-commit flush, rollover, close.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, FRAME_HEADER_BYTES, FrameHeader, META_FILE, Meta, SEGMENT_HEADER_BYTES, Seal, SealKind,
+    SegmentHeader, TMP_SUFFIX,
+};
+use crate::recovery;
+use crate::storage::{Access, FsStorage, Preallocation, SegmentFile, Storage};
+use crate::{ChainHash, HashAlgorithm, RecordKind, SegmentNo, Seq, StoreId};
+
+/// Default size of a segment file: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default largest record payload: 16 MiB.
+pub const DEFAULT_RECORD_BYTES_MAX: u64 = 16 << 20;
+/// Segment sizes must be a multiple of this (the page size the format assumes).
+pub const SEGMENT_BYTES_ALIGN: u64 = 4096;
+/// Largest segment file: 16 GiB.
+pub const SEGMENT_BYTES_LIMIT: u64 = 16 << 30;
+
+/// Whether opening may create a new log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenMode {
+    /// Create the directory and the log when there is none (the default).
+    #[default]
+    CreateIfMissing,
+    /// Fail with [`Error::Missing`] when there is no log.
+    MustExist,
+}
+
+/// Whether the next segment file is prepared before it is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SegmentPreparation {
+    /// Prepare the next segment on a background thread (the default): a rollover then costs a
+    /// rename and two syncs. Uses one extra segment of disk space.
+    #[default]
+    Ahead,
+    /// Allocate each segment when the previous one is full.
+    OnDemand,
+}
+
+/// Options for opening a [`Wal`]. Every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalOptions {
+    segment_bytes: u64,
+    record_bytes_max: u64,
+    preallocation: Preallocation,
+    preparation: SegmentPreparation,
+    hash_algorithm: HashAlgorithm,
+    open_mode: OpenMode,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            record_bytes_max: DEFAULT_RECORD_BYTES_MAX,
+            preallocation: Preallocation::ZeroFill,
+            preparation: SegmentPreparation::Ahead,
+            hash_algorithm: HashAlgorithm::Blake3,
+            open_mode: OpenMode::CreateIfMissing,
+        }
+    }
+}
+
+impl WalOptions {
+    /// Size of new segment files (default 64 MiB; a multiple of 4096, at most 16 GiB, and large
+    /// enough for one record of `record_bytes_max`). Existing segments keep their size.
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Largest payload [`Wal::append`] accepts (default 16 MiB).
+    #[must_use]
+    pub fn record_bytes_max(mut self, bytes: u64) -> Self {
+        self.record_bytes_max = bytes;
+        self
+    }
+
+    /// How segment files get their blocks (default [`Preallocation::ZeroFill`]).
+    #[must_use]
+    pub fn preallocation(mut self, preallocation: Preallocation) -> Self {
+        self.preallocation = preallocation;
+        self
+    }
+
+    /// Whether the next segment is prepared ahead (default [`SegmentPreparation::Ahead`]).
+    #[must_use]
+    pub fn preparation(mut self, preparation: SegmentPreparation) -> Self {
+        self.preparation = preparation;
+        self
+    }
+
+    /// Hash algorithm recorded for a newly created log (default BLAKE3; ignored on reopen).
+    #[must_use]
+    pub fn hash_algorithm(mut self, algorithm: HashAlgorithm) -> Self {
+        self.hash_algorithm = algorithm;
+        self
+    }
+
+    /// Whether a missing log is created (default [`OpenMode::CreateIfMissing`]).
+    #[must_use]
+    pub fn open_mode(mut self, mode: OpenMode) -> Self {
+        self.open_mode = mode;
+        self
+    }
+
+    /// The configured record maximum.
+    #[must_use]
+    pub fn get_record_bytes_max(&self) -> u64 {
+        self.record_bytes_max
+    }
+
+    fn validate(&self) -> Result<()> {
+        let invalid = |name, reason: String| Err(Error::InvalidOption { name, reason });
+        if self.record_bytes_max == 0 || self.record_bytes_max > u64::from(u32::MAX) {
+            return invalid(
+                "record_bytes_max",
+                format!("{} is not in 1..=4294967295", self.record_bytes_max),
+            );
+        }
+        let needed = SEGMENT_HEADER_BYTES + format::frame_bytes(self.record_bytes_max);
+        if self.segment_bytes % SEGMENT_BYTES_ALIGN != 0 || self.segment_bytes > SEGMENT_BYTES_LIMIT
+        {
+            return invalid(
+                "segment_bytes",
+                format!(
+                    "{} is not a multiple of 4096 up to 16 GiB",
+                    self.segment_bytes
+                ),
+            );
+        }
+        if self.segment_bytes < needed {
+            return invalid(
+                "segment_bytes",
+                format!(
+                    "{} cannot hold one record of record_bytes_max = {} (needs {needed})",
+                    self.segment_bytes, self.record_bytes_max
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What recovery found and did when the log was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Whether the log was created by this open.
+    pub created: bool,
+    /// Number of segments.
+    pub segments: usize,
+    /// Records in the log after recovery.
+    pub records: Seq,
+    /// Bytes of torn tail erased from the last segment, `[start, end)` offsets.
+    pub torn_tail: Option<(u64, u64)>,
+    /// Leftover temporary files removed.
+    pub removed_temp_files: Vec<String>,
+}
+
+/// The log's single writer.
+///
+/// Appends go into the memory map; nothing is durable until [`Wal::flush`] returns. Dropping a
+/// `Wal` without [`Wal::close`] is like a process crash: unflushed records may or may not be
+/// there after reopening, and were never acknowledged.
+#[derive(Debug)]
+pub struct Wal<S: Storage = FsStorage> {
+    storage: S,
+    _lock: S::Lock,
+    options: WalOptions,
+    meta: Meta,
+    segment: S::Segment,
+    segment_header: SegmentHeader,
+    segment_sealed: bool,
+    write_offset: u64,
+    synced_offset: u64,
+    next_seq: Seq,
+    durable_end: Seq,
+    failed: Option<String>,
+    report: OpenReport,
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Wal<FsStorage> {
+    /// Opens (or creates, by default) the log in `dir`, running recovery.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another writer holds the directory, [`Error::NotAStore`],
+    /// [`Error::Missing`], [`Error::Corrupted`], [`Error::ForeignSegment`],
+    /// [`Error::UnsupportedVersion`], [`Error::Truncated`], [`Error::InvalidOption`], or I/O.
+    pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Wal<FsStorage>> {
+        let storage = FsStorage::new(dir.as_ref());
+        let storage = match options.preparation {
+            SegmentPreparation::Ahead => storage.with_spare_segments(),
+            SegmentPreparation::OnDemand => storage,
+        };
+        Wal::open_with(storage, options)
+    }
+}
+
+impl<S: Storage> Wal<S> {
+    /// Opens the log on any [`Storage`] (the crash simulator, for instance).
+    ///
+    /// # Errors
+    /// As for [`Wal::open`].
+    pub fn open_with(storage: S, options: WalOptions) -> Result<Wal<S>> {
+        options.validate()?;
+        let dir = storage.dir().to_path_buf();
+        let exists = storage
+            .dir_exists()
+            .map_err(|e| Error::io("stat", &dir, e))?;
+        let names = if exists {
+            storage.list().map_err(|e| Error::io("list", &dir, e))?
+        } else {
+            Vec::new()
+        };
+        let has_meta = names.iter().any(|n| n == META_FILE);
+        if !has_meta {
+            let foreign: Vec<&String> = names.iter().filter(|n| *n != format::LOCK_FILE).collect();
+            if !foreign.is_empty() {
+                return Err(Error::NotAStore {
+                    path: dir,
+                    reason: format!(
+                        "it holds {} file(s) (first: {}) but no {META_FILE}",
+                        foreign.len(),
+                        foreign[0]
+                    ),
+                });
+            }
+            if options.open_mode == OpenMode::MustExist {
+                return Err(Error::Missing { path: dir });
+            }
+            return Wal::create(storage, options);
+        }
+        let meta = recovery::read_meta(&storage)?;
+        let lock = storage
+            .try_lock()
+            .map_err(|e| Error::io("lock", &dir, e))?
+            .ok_or(Error::Locked { path: dir.clone() })?;
+        let Some(found) = recovery::recover(&storage, &meta, Access::ReadWrite)? else {
+            // Created, but the first segment never became durable: start it now.
+            let removed = remove_temp_files(&storage, &names)?;
+            let mut wal = Wal::start_first_segment(storage, lock, options, meta, false)?;
+            wal.report.removed_temp_files = removed;
+            return Ok(wal);
+        };
+        let last_info = found
+            .segments
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::Corrupted {
+                segment: SegmentNo(0),
+                offset: 0,
+                detail: "recovery returned no segments".into(),
+            })?;
+        let mut wal = Wal {
+            storage,
+            _lock: lock,
+            options,
+            meta,
+            segment: found.last,
+            segment_header: last_info.header,
+            segment_sealed: last_info.seal.is_some_and(|s| s.kind == SealKind::Rolled),
+            write_offset: found.last_walk.end_offset,
+            synced_offset: 0,
+            next_seq: found.last_walk.end_seq,
+            durable_end: found.last_walk.end_seq,
+            failed: None,
+            report: OpenReport {
+                created: false,
+                segments: found.segments.len(),
+                records: found.last_walk.end_seq,
+                torn_tail: found.torn_tail,
+                removed_temp_files: Vec::new(),
+            },
+        };
+        wal.finish_recovery(found.torn_tail, &names)?;
+        Ok(wal)
+    }
+
+    /// Erases a torn tail, makes everything kept durable (a process crash can leave valid but
+    /// never-synced frames in the page cache), and removes leftover temporary files.
+    fn finish_recovery(&mut self, torn_tail: Option<(u64, u64)>, names: &[String]) -> Result<()> {
+        if let Some((start, end)) = torn_tail {
+            let zeros = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+            self.segment
+                .write_at(start, &zeros)
+                .map_err(|e| self.segment_io("erase torn tail", e))?;
+        }
+        let sync_end = torn_tail.map_or(self.write_offset, |(_, end)| end.max(self.write_offset));
+        self.segment
+            .sync_range(0, sync_end)
+            .map_err(|e| self.segment_io("msync", e))?;
+        self.synced_offset = self.write_offset;
+        self.report.removed_temp_files = remove_temp_files(&self.storage, names)?;
+        Ok(())
+    }
+
+    fn create(storage: S, options: WalOptions) -> Result<Wal<S>> {
+        let dir = storage.dir().to_path_buf();
+        storage
+            .create_dir()
+            .map_err(|e| Error::io("create directory", &dir, e))?;
+        let lock = storage
+            .try_lock()
+            .map_err(|e| Error::io("lock", &dir, e))?
+            .ok_or(Error::Locked { path: dir.clone() })?;
+        let meta = Meta {
+            store_id: StoreId::random(),
+            hash_algorithm: options.hash_algorithm,
+            created_unix_ms: now_unix_ms(),
+        };
+        storage
+            .write_file_atomic(META_FILE, &meta.encode())
+            .map_err(|e| Error::io("write", dir.join(META_FILE), e))?;
+        Wal::start_first_segment(storage, lock, options, meta, true)
+    }
+
+    fn start_first_segment(
+        storage: S,
+        lock: S::Lock,
+        options: WalOptions,
+        meta: Meta,
+        created: bool,
+    ) -> Result<Wal<S>> {
+        let header = SegmentHeader {
+            store_id: meta.store_id,
+            hash_algorithm: meta.hash_algorithm,
+            segment_no: SegmentNo(0),
+            first_seq: Seq(0),
+            prev_chain_hash: ChainHash::ZERO,
+            segment_bytes: options.segment_bytes,
+            created_unix_ms: now_unix_ms(),
+        };
+        let segment = create_segment_file(&storage, &header, options.preallocation)?;
+        Ok(Wal {
+            storage,
+            _lock: lock,
+            options,
+            meta,
+            segment,
+            segment_header: header,
+            segment_sealed: false,
+            write_offset: SEGMENT_HEADER_BYTES,
+            synced_offset: SEGMENT_HEADER_BYTES,
+            next_seq: Seq(0),
+            durable_end: Seq(0),
+            failed: None,
+            report: OpenReport {
+                created,
+                segments: 1,
+                records: Seq(0),
+                torn_tail: None,
+                removed_temp_files: Vec::new(),
+            },
+        })
+    }
+
+    /// Copies one record into the log and returns its sequence number. Not durable until
+    /// [`Wal::flush`].
+    ///
+    /// `prev_chain_hash` is the chain hash this record links to; when the record opens a new
+    /// segment, the segment header records it so the segment can be checked on its own. Pass
+    /// [`ChainHash::ZERO`] if you keep no chain.
+    ///
+    /// # Errors
+    /// [`Error::RecordTooLarge`], [`Error::FailStopped`] after a failed flush, or I/O errors
+    /// while rolling over to a new segment (the record is then not appended).
+    pub fn append(
+        &mut self,
+        kind: RecordKind,
+        payload: &[u8],
+        prev_chain_hash: &ChainHash,
+    ) -> Result<Seq> {
+        self.check_running()?;
+        let len = payload.len() as u64;
+        if len > self.options.record_bytes_max {
+            return Err(Error::RecordTooLarge {
+                len,
+                max: self.options.record_bytes_max,
+            });
+        }
+        let frame_bytes = format::frame_bytes(len);
+        if self.segment_sealed || self.write_offset + frame_bytes > self.segment.len() {
+            self.roll_over(prev_chain_hash)?;
+        }
+        let seq = self.next_seq;
+        let header = FrameHeader {
+            payload_len: u32::try_from(len).map_err(|_| Error::RecordTooLarge {
+                len,
+                max: u64::from(u32::MAX),
+            })?,
+            seq,
+            durable_end: self.durable_end,
+            kind: kind.get(),
+        };
+        let offset = self.write_offset;
+        self.segment
+            .write_at(offset, &header.encode(payload))
+            .map_err(|e| self.segment_io("write", e))?;
+        self.segment
+            .write_at(offset + FRAME_HEADER_BYTES, payload)
+            .map_err(|e| self.segment_io("write", e))?;
+        // Padding bytes are already zero: segments are zero-filled and torn tails are erased.
+        self.write_offset = offset + frame_bytes;
+        self.next_seq = seq.next();
+        Ok(seq)
+    }
+
+    /// Makes every appended record durable with one sync and returns the durable watermark:
+    /// every record with a sequence number below it is durable.
+    ///
+    /// # Errors
+    /// The sync's I/O error; the log then stops ([`Error::FailStopped`] from then on) and
+    /// nothing after the previous watermark counts as acknowledged.
+    pub fn flush(&mut self) -> Result<Seq> {
+        self.check_running()?;
+        if self.write_offset > self.synced_offset {
+            let start = self.synced_offset;
+            let len = self.write_offset - start;
+            if let Err(err) = self.segment.sync_range(start, len) {
+                return Err(self.fail_stop("msync", err));
+            }
+            self.synced_offset = self.write_offset;
+        }
+        self.durable_end = self.next_seq;
+        Ok(self.durable_end)
+    }
+
+    /// Flushes, writes a clean-close seal and syncs it.
+    ///
+    /// # Errors
+    /// As for [`Wal::flush`].
+    pub fn close(mut self) -> Result<Seq> {
+        let durable_end = self.flush()?;
+        if !self.segment_sealed {
+            self.write_seal(SealKind::Closed)?;
+        }
+        Ok(durable_end)
+    }
+
+    /// The durable watermark: records below it survive power loss.
+    #[must_use]
+    pub fn durable_end(&self) -> Seq {
+        self.durable_end
+    }
+
+    /// The sequence number the next append will get.
+    #[must_use]
+    pub fn next_seq(&self) -> Seq {
+        self.next_seq
+    }
+
+    /// The log's identity.
+    #[must_use]
+    pub fn store_id(&self) -> StoreId {
+        self.meta.store_id
+    }
+
+    /// The hash algorithm recorded at creation.
+    #[must_use]
+    pub fn hash_algorithm(&self) -> HashAlgorithm {
+        self.meta.hash_algorithm
+    }
+
+    /// What recovery found when the log was opened.
+    #[must_use]
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// The current (last) segment's number.
+    #[must_use]
+    pub fn current_segment(&self) -> SegmentNo {
+        self.segment_header.segment_no
+    }
+
+    /// The storage the log runs on.
+    #[must_use]
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    fn check_running(&self) -> Result<()> {
+        match &self.failed {
+            Some(cause) => Err(Error::FailStopped {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail_stop(&mut self, op: &'static str, err: std::io::Error) -> Error {
+        let error = self.segment_io(op, err);
+        self.failed = Some(error.to_string());
+        error
+    }
+
+    fn segment_io(&self, op: &'static str, err: std::io::Error) -> Error {
+        Error::io(
+            op,
+            self.storage
+                .dir()
+                .join(format::segment_file_name(self.segment_header.first_seq)),
+            err,
+        )
+    }
+
+    fn write_seal(&mut self, kind: SealKind) -> Result<()> {
+        let seal = Seal {
+            kind,
+            end_seq: self.next_seq,
+            end_offset: self.write_offset,
+        };
+        self.segment
+            .write_at(Seal::OFFSET, &seal.encode())
+            .map_err(|e| self.segment_io("write seal", e))?;
+        if let Err(err) = self.segment.sync_range(0, SEGMENT_HEADER_BYTES) {
+            return Err(self.fail_stop("msync seal", err));
+        }
+        Ok(())
+    }
+
+    /// Seals the current segment and starts the next. The order is the commit protocol in
+    /// `docs/design.md`: flush records, sync the seal, then create, sync and rename the new
+    /// file and sync the directory. When the new segment cannot be created (a full disk, say)
+    /// the log stays on the sealed segment and the next append tries again.
+    fn roll_over(&mut self, prev_chain_hash: &ChainHash) -> Result<()> {
+        if !self.segment_sealed {
+            self.flush()?;
+            self.write_seal(SealKind::Rolled)?;
+            self.segment_sealed = true;
+        }
+        let header = SegmentHeader {
+            store_id: self.meta.store_id,
+            hash_algorithm: self.meta.hash_algorithm,
+            segment_no: SegmentNo(self.segment_header.segment_no.0 + 1),
+            first_seq: self.next_seq,
+            prev_chain_hash: *prev_chain_hash,
+            segment_bytes: self.options.segment_bytes,
+            created_unix_ms: now_unix_ms(),
+        };
+        let segment = match create_segment_file(&self.storage, &header, self.options.preallocation)
+        {
+            Ok(segment) => segment,
+            Err(err @ Error::FailStopped { .. }) => {
+                self.failed = Some(err.to_string());
+                return Err(err);
+            }
+            Err(err) => return Err(err),
+        };
+        self.segment = segment;
+        self.segment_header = header;
+        self.segment_sealed = false;
+        self.write_offset = SEGMENT_HEADER_BYTES;
+        self.synced_offset = SEGMENT_HEADER_BYTES;
+        self.report.segments += 1;
+        Ok(())
+    }
+}
+
+/// Removes files a crash left half-made (never part of the log) and syncs the directory, which
+/// also makes durable any segment rename a crash left unsynced.
+fn remove_temp_files<S: Storage>(storage: &S, names: &[String]) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in names.iter().filter(|n| n.ends_with(TMP_SUFFIX)) {
+        storage
+            .remove(name)
+            .map_err(|e| Error::io("remove", storage.dir().join(name), e))?;
+        removed.push(name.clone());
+    }
+    storage
+        .sync_dir()
+        .map_err(|e| Error::io("sync directory", storage.dir(), e))?;
+    Ok(removed)
+}
+
+/// Creates a segment under a temporary name, writes and syncs its header, renames it into
+/// place and syncs the directory. Only the directory sync's failure is fail-stop (the rename
+/// may or may not be durable); earlier failures leave no segment behind.
+fn create_segment_file<S: Storage>(
+    storage: &S,
+    header: &SegmentHeader,
+    prealloc: Preallocation,
+) -> Result<S::Segment> {
+    let name = format::segment_file_name(header.first_seq);
+    let tmp = format!("{name}{TMP_SUFFIX}");
+    let dir = storage.dir();
+    let cleanup = |err: Error| {
+        let _ = storage.remove(&tmp);
+        err
+    };
+    let mut segment = storage
+        .create_segment(&tmp, header.segment_bytes, prealloc)
+        .map_err(|e| Error::io("create segment", dir.join(&tmp), e))?;
+    segment
+        .write_at(0, &header.encode())
+        .map_err(|e| cleanup(Error::io("write header", dir.join(&tmp), e)))?;
+    segment
+        .sync_range(0, SEGMENT_HEADER_BYTES)
+        .map_err(|e| cleanup(Error::io("msync header", dir.join(&tmp), e)))?;
+    storage
+        .rename(&tmp, &name)
+        .map_err(|e| cleanup(Error::io("rename", dir.join(&name), e)))?;
+    storage.sync_dir().map_err(|e| Error::FailStopped {
+        cause: Error::io("sync directory", dir, e).to_string(),
+    })?;
+    Ok(segment)
+}
