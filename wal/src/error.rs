@@ -41,7 +41,7 @@ pub enum Error {
         reason: String,
     },
     /// The directory holds no store and the open mode did not allow creating one.
-    #[error("no WAL exists at {path} (open with OpenMode::CreateIfMissing to create one)")]
+    #[error("no WAL exists at {path}")]
     Missing {
         /// The directory that was opened.
         path: PathBuf,

@@ -430,6 +430,12 @@ mod tests {
     }
 
     #[test]
+    fn checksum_is_standard_crc32c() {
+        // The check value docs/design.md cites, so that other implementations can match it.
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
     fn zero_bytes_are_never_a_frame() {
         assert!(frame_at(&[0u8; 64], 0, 1024).is_none());
     }

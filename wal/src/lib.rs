@@ -35,6 +35,8 @@
 
 mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzz_targets;
 mod reader;
 pub mod recovery;
 pub mod sim;
@@ -43,8 +45,13 @@ mod types;
 mod wal;
 
 pub use error::{Error, Result};
-pub use reader::{Position, Record, RecordRef, WalReader};
+pub use reader::{Position, Record, RecordRef, VerifyReport, WalReader};
 pub use recovery::SegmentInfo;
 pub use storage::{Access, FsStorage, Preallocation, SegmentFile, Storage};
 pub use types::{ChainHash, HashAlgorithm, RecordKind, SegmentNo, Seq, StoreId};
 pub use wal::{OpenMode, OpenReport, SegmentPreparation, Wal, WalOptions};
+
+/// The repository README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -58,6 +58,18 @@ impl RecordRef<'_> {
     }
 }
 
+/// The outcome of [`WalReader::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Segments checked.
+    pub segments: usize,
+    /// Records in the valid log (one past the last sequence number).
+    pub records: Seq,
+    /// Bytes after the last valid frame of the last segment that recovery would erase as a
+    /// torn tail (never acknowledged); 0 for a clean log.
+    pub torn_tail_bytes: u64,
+}
+
 /// Reads a log without locking or modifying it.
 ///
 /// Sees the valid prefix of the log as of [`WalReader::refresh`]: records the writer has
@@ -96,14 +108,21 @@ impl<S: Storage> WalReader<S> {
         }
         let names = storage.list().map_err(|e| Error::io("list", &dir, e))?;
         if !names.iter().any(|n| n == format::META_FILE) {
-            return Err(if names.iter().all(|n| n == format::LOCK_FILE) {
-                Error::Missing { path: dir }
-            } else {
-                Error::NotAStore {
-                    path: dir,
-                    reason: format!("no {} file", format::META_FILE),
-                }
-            });
+            let meta_tmp = format!("{}{}", format::META_FILE, format::TMP_SUFFIX);
+            // Only the lock and a half-written `wal.meta.tmp`: a store whose creation crashed.
+            return Err(
+                if names
+                    .iter()
+                    .all(|n| *n == format::LOCK_FILE || *n == meta_tmp)
+                {
+                    Error::Missing { path: dir }
+                } else {
+                    Error::NotAStore {
+                        path: dir,
+                        reason: format!("no {} file", format::META_FILE),
+                    }
+                },
+            );
         }
         let meta = recovery::read_meta(&storage)?;
         let segments = recovery::list_segments(&storage, &meta)?;
@@ -262,6 +281,27 @@ impl<S: Storage> WalReader<S> {
             ControlFlow::Continue(())
         })?;
         Ok(records)
+    }
+
+    /// Checks the whole log: every frame of every segment (checksums, dense sequence numbers,
+    /// seals), and for the last segment the recovery decision between a torn tail and damage.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] naming the first bad place, I/O errors.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let end = self.scan(Seq(0), |_| ControlFlow::Continue(()))?;
+        let mut report = VerifyReport {
+            segments: self.segments.len(),
+            records: end,
+            torn_tail_bytes: 0,
+        };
+        if let Some(info) = self.segments.last() {
+            let segment = self.open_segment(info)?;
+            let (walk, torn) = recovery::decide_last_segment(&segment.view(), info)?;
+            debug_assert_eq!(walk.end_seq, end);
+            report.torn_tail_bytes = torn.map_or(0, |(start, end)| end - start);
+        }
+        Ok(report)
     }
 
     fn open_segment(&self, info: &SegmentInfo) -> Result<S::Segment> {

@@ -134,6 +134,11 @@ pub(crate) fn read_meta<S: Storage>(storage: &S) -> Result<Meta> {
             path: storage.dir().to_path_buf(),
             reason: format!("{META_FILE} does not start with the trailmix WAL magic"),
         },
+        format::DecodeError::Short { len, needed } => Error::Truncated {
+            path,
+            len: len as u64,
+            needed: needed as u64,
+        },
         other => Error::BadMeta {
             path,
             detail: other.to_string(),

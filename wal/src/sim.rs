@@ -248,6 +248,18 @@ impl SimDisk {
         true
     }
 
+    /// Creates (or replaces) a file with durable contents, as if it had always been there.
+    pub fn put_file(&self, name: &str, bytes: &[u8]) {
+        let mut state = lock(&self.state);
+        state.dir_exists = true;
+        let file = Arc::new(Mutex::new(SimFile {
+            written: bytes.to_vec(),
+            durable: bytes.to_vec(),
+        }));
+        state.volatile.insert(name.to_owned(), Arc::clone(&file));
+        state.durable.insert(name.to_owned(), file);
+    }
+
     /// Names of the files as the process currently sees them.
     #[must_use]
     pub fn file_names(&self) -> Vec<String> {

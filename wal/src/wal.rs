@@ -226,7 +226,13 @@ impl<S: Storage> Wal<S> {
         };
         let has_meta = names.iter().any(|n| n == META_FILE);
         if !has_meta {
-            let foreign: Vec<&String> = names.iter().filter(|n| *n != format::LOCK_FILE).collect();
+            // A crash while the store was being created can leave the lock and a half-written
+            // `wal.meta.tmp` (see `Storage::write_file_atomic`): no store yet, so create it.
+            let meta_tmp = format!("{META_FILE}{TMP_SUFFIX}");
+            let foreign: Vec<&String> = names
+                .iter()
+                .filter(|n| *n != format::LOCK_FILE && **n != meta_tmp)
+                .collect();
             if !foreign.is_empty() {
                 return Err(Error::NotAStore {
                     path: dir,
