@@ -1,5 +1,6 @@
 //! `trailmix-db inspect DIR`: what is inside a store, down to single frames.
 
+use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -77,7 +78,10 @@ fn frame_summary(record: &RecordRef<'_>) -> FrameSummary {
     let shown = &record.payload[..record.payload.len().min(PREVIEW_BYTES_MAX)];
     let mut preview = match std::str::from_utf8(shown) {
         Ok(text) => text.to_owned(),
-        Err(_) => shown.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => shown.iter().fold(String::with_capacity(shown.len() * 2), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        }),
     };
     if record.payload.len() > PREVIEW_BYTES_MAX {
         preview.push('…');

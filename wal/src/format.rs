@@ -25,7 +25,8 @@ const HEADER_CORE_BYTES: usize = 128;
 const SEAL_OFFSET: usize = 128;
 const SEAL_BYTES: usize = 24;
 /// Fixed frame header length; frames start and end on 8-byte boundaries.
-pub const FRAME_HEADER_BYTES: u64 = 32;
+pub const FRAME_HEADER_BYTES: u64 = FRAME_HEADER_LEN as u64;
+const FRAME_HEADER_LEN: usize = 32;
 /// Frame alignment in bytes.
 pub const FRAME_ALIGN: u64 = 8;
 
@@ -308,8 +309,8 @@ pub struct FrameHeader {
 impl FrameHeader {
     /// Encodes the header; the checksum covers bytes 4..32 of the header and the payload.
     #[must_use]
-    pub fn encode(&self, payload: &[u8]) -> [u8; FRAME_HEADER_BYTES as usize] {
-        let mut out = [0u8; FRAME_HEADER_BYTES as usize];
+    pub fn encode(&self, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+        let mut out = [0u8; FRAME_HEADER_LEN];
         out[4..8].copy_from_slice(&self.payload_len.to_le_bytes());
         out[8..16].copy_from_slice(&self.seq.0.to_le_bytes());
         out[16..24].copy_from_slice(&self.durable_end.0.to_le_bytes());
@@ -323,7 +324,7 @@ impl FrameHeader {
     /// `None` when they cannot belong to a valid frame.
     #[must_use]
     pub fn decode_unchecked(bytes: &[u8]) -> Option<FrameHeader> {
-        let raw = bytes.get(..FRAME_HEADER_BYTES as usize)?;
+        let raw = bytes.get(..FRAME_HEADER_LEN)?;
         let kind = raw[24];
         if kind == 0 || raw[25..32].iter().any(|&b| b != 0) {
             return None;
@@ -342,7 +343,7 @@ impl FrameHeader {
     pub fn checksum_matches(raw_header: &[u8], payload: &[u8]) -> bool {
         let stored = u32_at(raw_header, 0);
         crc32c::crc32c_append(
-            crc32c::crc32c(&raw_header[4..FRAME_HEADER_BYTES as usize]),
+            crc32c::crc32c(&raw_header[4..FRAME_HEADER_LEN]),
             payload,
         ) == stored
     }
@@ -386,7 +387,7 @@ pub fn frame_at(segment: &[u8], offset: u64, record_bytes_max: u64) -> Option<Va
         offset,
         next_offset,
     };
-    let raw_header = &segment[start..start + FRAME_HEADER_BYTES as usize];
+    let raw_header = &segment[start..start + FRAME_HEADER_LEN];
     FrameHeader::checksum_matches(raw_header, &segment[frame.payload_range()]).then_some(frame)
 }
 

@@ -76,8 +76,7 @@ pub fn recover_segment(segment: &[u8]) {
         if let (Some(durable), Ok(reader)) = (durable, WalReader::open_with(disk.storage())) {
             let records = reader
                 .read_from(Seq(0))
-                .map(|r| r.len() as u64)
-                .unwrap_or(0);
+                .map_or(0, |r| r.len() as u64);
             assert_eq!(
                 records, durable.0,
                 "a record appended after recovery must read back"

@@ -92,7 +92,7 @@ pub fn scan_tail(bytes: &[u8], from: u64, min_seq: Seq) -> TailScan {
     let mut offset = from;
     while offset + FRAME_ALIGN <= len {
         let at = usize::try_from(offset).unwrap_or(usize::MAX);
-        let word = &bytes[at..at + FRAME_ALIGN as usize];
+        let word = &bytes[at..at + std::mem::size_of::<u64>()];
         if word.iter().any(|&b| b != 0) {
             scan.dirty_end = offset + FRAME_ALIGN;
             if let Some(frame) = format::frame_at(bytes, offset, len)

@@ -3,8 +3,9 @@
 //! [`SimDisk`] keeps, for every file, the bytes the process has *written* and the bytes that are
 //! *durable*. A sync copies written pages to durable; [`SimDisk::crash`] resolves every page
 //! whose written and durable bytes differ to one of: the old bytes, the new bytes, a torn mix of
-//! 512-byte sectors, or garbage, and keeps a random prefix of the directory operations since the
-//! last directory sync. Everything is driven by a seed, so a failing run can be replayed.
+//! 512-byte sectors, or garbage in the bytes that changed (bytes the process did not change keep
+//! their durable value), and keeps a random prefix of the directory operations since the last
+//! directory sync. Everything is driven by a seed, so a failing run can be replayed.
 //!
 //! Faults: [`SimDisk::inject`] makes one storage operation fail (transiently or from then on)
 //! with a chosen error, and [`SimDisk::crash_at_op`] freezes the disk at the n-th operation, as
@@ -231,6 +232,7 @@ impl SimDisk {
 
     /// Overwrites bytes of a file as if the medium changed them (written and durable alike).
     /// Returns `false` when the file does not exist or the range is outside it.
+    #[must_use]
     pub fn corrupt(&self, name: &str, offset: usize, bytes: &[u8]) -> bool {
         let state = lock(&self.state);
         let Some(file) = state.volatile.get(name) else {
@@ -304,7 +306,21 @@ fn resolve_pages(file: &mut SimFile, rng: &mut SmallRng) {
                     }
                 }
             }
-            _ => rng.fill(old),
+            // Garbage, but only in bytes the process changed since they were last durable: a
+            // power loss never alters durable bytes outside the range being written (SQLite's
+            // "powersafe overwrite"; media assumption 1 in docs/design.md). Garbling the whole
+            // page would destroy acknowledged bytes that share a page with a later append or a
+            // seal, which no log that appends in place survives. A whole page of randomness
+            // is drawn either way so that replays do not depend on the bytes.
+            _ => {
+                let mut garbage = [0u8; PAGE_BYTES];
+                rng.fill(&mut garbage[..old.len()]);
+                for ((new_byte, old_byte), random) in new.iter().zip(old.iter_mut()).zip(garbage) {
+                    if new_byte != old_byte {
+                        *old_byte = random;
+                    }
+                }
+            }
         }
         new.copy_from_slice(old);
     }

@@ -125,7 +125,7 @@ impl WalOptions {
             );
         }
         let needed = SEGMENT_HEADER_BYTES + format::frame_bytes(self.record_bytes_max);
-        if self.segment_bytes % SEGMENT_BYTES_ALIGN != 0 || self.segment_bytes > SEGMENT_BYTES_LIMIT
+        if !self.segment_bytes.is_multiple_of(SEGMENT_BYTES_ALIGN) || self.segment_bytes > SEGMENT_BYTES_LIMIT
         {
             return invalid(
                 "segment_bytes",
