@@ -121,12 +121,13 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// An earlier flush failed; the log accepts nothing until it is reopened.
+    /// An earlier sync (of records, a seal, or the directory after creating a segment) failed;
+    /// the log accepts nothing until it is reopened.
     ///
     /// After a failed `fsync`/`msync` the kernel may have dropped the dirty pages and cleared
     /// the error, so a retry that "succeeds" proves nothing (fsyncgate). Reopening runs
     /// recovery from what is really on disk.
-    #[error("the log stopped after a failed flush ({cause}); reopen it to recover")]
+    #[error("the log stopped after a failed sync ({cause}); reopen it to recover")]
     FailStopped {
         /// The error that stopped the log.
         cause: String,

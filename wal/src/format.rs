@@ -22,7 +22,9 @@ pub const META_BYTES: usize = 64;
 /// The segment header occupies the first page; frames start right after it.
 pub const SEGMENT_HEADER_BYTES: u64 = 4096;
 const HEADER_CORE_BYTES: usize = 128;
-const SEAL_OFFSET: usize = 128;
+/// The seal lives in its own 512-byte sector so that a torn seal write cannot take the header
+/// (sector 0) with it.
+const SEAL_OFFSET: usize = 512;
 const SEAL_BYTES: usize = 24;
 /// Fixed frame header length; frames start and end on 8-byte boundaries.
 pub const FRAME_HEADER_BYTES: u64 = FRAME_HEADER_LEN as u64;
@@ -244,7 +246,7 @@ pub enum SealKind {
     Rolled = 2,
 }
 
-/// The seal slot (bytes 128..152 of a segment file): where the records of a segment end.
+/// The seal slot (bytes 512..536 of a segment file): where the records of a segment end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seal {
     /// Closed (lower bound) or rolled (exact).
@@ -342,10 +344,7 @@ impl FrameHeader {
     #[must_use]
     pub fn checksum_matches(raw_header: &[u8], payload: &[u8]) -> bool {
         let stored = u32_at(raw_header, 0);
-        crc32c::crc32c_append(
-            crc32c::crc32c(&raw_header[4..FRAME_HEADER_LEN]),
-            payload,
-        ) == stored
+        crc32c::crc32c_append(crc32c::crc32c(&raw_header[4..FRAME_HEADER_LEN]), payload) == stored
     }
 }
 
@@ -460,7 +459,7 @@ mod tests {
         };
         let mut page = vec![0u8; 4096];
         assert_eq!(Seal::decode(&page), None);
-        page[128..152].copy_from_slice(&seal.encode());
+        page[512..536].copy_from_slice(&seal.encode());
         assert_eq!(Seal::decode(&page), Some(seal));
         let meta = Meta {
             store_id: StoreId([1; 16]),

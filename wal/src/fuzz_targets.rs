@@ -74,9 +74,7 @@ pub fn recover_segment(segment: &[u8]) {
         let durable = wal.flush().ok();
         drop(wal);
         if let (Some(durable), Ok(reader)) = (durable, WalReader::open_with(disk.storage())) {
-            let records = reader
-                .read_from(Seq(0))
-                .map_or(0, |r| r.len() as u64);
+            let records = reader.read_from(Seq(0)).map_or(0, |r| r.len() as u64);
             assert_eq!(
                 records, durable.0,
                 "a record appended after recovery must read back"

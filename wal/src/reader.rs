@@ -247,7 +247,9 @@ impl<S: Storage> WalReader<S> {
             .segments
             .get(index)
             .ok_or_else(|| bad("no such segment"))?;
-        if position.offset < SEGMENT_HEADER_BYTES || !position.offset.is_multiple_of(format::FRAME_ALIGN) {
+        if position.offset < SEGMENT_HEADER_BYTES
+            || !position.offset.is_multiple_of(format::FRAME_ALIGN)
+        {
             return Err(bad("offset is not a frame boundary"));
         }
         let segment = self.open_segment(info)?;

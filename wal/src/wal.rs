@@ -125,7 +125,8 @@ impl WalOptions {
             );
         }
         let needed = SEGMENT_HEADER_BYTES + format::frame_bytes(self.record_bytes_max);
-        if !self.segment_bytes.is_multiple_of(SEGMENT_BYTES_ALIGN) || self.segment_bytes > SEGMENT_BYTES_LIMIT
+        if !self.segment_bytes.is_multiple_of(SEGMENT_BYTES_ALIGN)
+            || self.segment_bytes > SEGMENT_BYTES_LIMIT
         {
             return invalid(
                 "segment_bytes",
@@ -559,11 +560,11 @@ impl<S: Storage> Wal<S> {
         let segment = match create_segment_file(&self.storage, &header, self.options.preallocation)
         {
             Ok(segment) => segment,
-            Err(err @ Error::FailStopped { .. }) => {
+            Err(CreateFailure::DirectorySync(err)) => {
                 self.failed = Some(err.to_string());
                 return Err(err);
             }
-            Err(err) => return Err(err),
+            Err(CreateFailure::Clean(err)) => return Err(err),
         };
         self.segment = segment;
         self.segment_header = header;
@@ -591,24 +592,40 @@ fn remove_temp_files<S: Storage>(storage: &S, names: &[String]) -> Result<Vec<St
     Ok(removed)
 }
 
+/// Why a segment could not be created.
+enum CreateFailure {
+    /// Nothing was left behind; the caller may try again later.
+    Clean(Error),
+    /// The directory sync after the rename failed: whether the segment exists after a crash is
+    /// unknown, so a running log must stop.
+    DirectorySync(Error),
+}
+
+impl From<CreateFailure> for Error {
+    fn from(failure: CreateFailure) -> Error {
+        match failure {
+            CreateFailure::Clean(err) | CreateFailure::DirectorySync(err) => err,
+        }
+    }
+}
+
 /// Creates a segment under a temporary name, writes and syncs its header, renames it into
-/// place and syncs the directory. Only the directory sync's failure is fail-stop (the rename
-/// may or may not be durable); earlier failures leave no segment behind.
+/// place and syncs the directory. Earlier failures leave no segment behind.
 fn create_segment_file<S: Storage>(
     storage: &S,
     header: &SegmentHeader,
     prealloc: Preallocation,
-) -> Result<S::Segment> {
+) -> Result<S::Segment, CreateFailure> {
     let name = format::segment_file_name(header.first_seq);
     let tmp = format!("{name}{TMP_SUFFIX}");
     let dir = storage.dir();
     let cleanup = |err: Error| {
         let _ = storage.remove(&tmp);
-        err
+        CreateFailure::Clean(err)
     };
     let mut segment = storage
         .create_segment(&tmp, header.segment_bytes, prealloc)
-        .map_err(|e| Error::io("create segment", dir.join(&tmp), e))?;
+        .map_err(|e| CreateFailure::Clean(Error::io("create segment", dir.join(&tmp), e)))?;
     segment
         .write_at(0, &header.encode())
         .map_err(|e| cleanup(Error::io("write header", dir.join(&tmp), e)))?;
@@ -618,8 +635,8 @@ fn create_segment_file<S: Storage>(
     storage
         .rename(&tmp, &name)
         .map_err(|e| cleanup(Error::io("rename", dir.join(&name), e)))?;
-    storage.sync_dir().map_err(|e| Error::FailStopped {
-        cause: Error::io("sync directory", dir, e).to_string(),
-    })?;
+    storage
+        .sync_dir()
+        .map_err(|e| CreateFailure::DirectorySync(Error::io("sync directory", dir, e)))?;
     Ok(segment)
 }

@@ -619,9 +619,9 @@ fn damage_inside_a_sealed_segment_is_corrupted() {
     // A damaged seal of a segment that is followed by another.
     let copy = tempfile::tempdir().expect("tempdir");
     copy_store(template.path(), copy.path());
-    xor_byte(&segment_path(copy.path(), 0), 130, 0x01);
-    assert_corrupted(&open_fails(copy.path(), options()), 0, 128, "seal");
-    assert_corrupted(&reader_fails(copy.path()), 0, 128, "seal");
+    xor_byte(&segment_path(copy.path(), 0), 514, 0x01);
+    assert_corrupted(&open_fails(copy.path(), options()), 0, 512, "seal");
+    assert_corrupted(&reader_fails(copy.path()), 0, 512, "seal");
 
     // A damaged header.
     let copy = tempfile::tempdir().expect("tempdir");

@@ -169,22 +169,22 @@ fn check_raw_bytes(dir: &Path, layout: &Layout) {
             "{name}: crc"
         );
         // The seal slot: rolled for all but the last segment, which was closed.
-        assert_eq!(u64_at(&seg, 128), end_seq, "{name}: seal end_seq");
-        assert_eq!(u64_at(&seg, 136), end_offset, "{name}: seal end_offset");
+        assert_eq!(u64_at(&seg, 512), end_seq, "{name}: seal end_seq");
+        assert_eq!(u64_at(&seg, 520), end_offset, "{name}: seal end_offset");
         let seal_kind = if no + 1 == layout.segments.len() {
             1
         } else {
             2
         };
-        assert_eq!(seg[144], seal_kind, "{name}: seal kind");
-        assert_eq!(&seg[145..148], &[0, 0, 0], "{name}: seal reserved");
+        assert_eq!(seg[528], seal_kind, "{name}: seal kind");
+        assert_eq!(&seg[529..532], &[0, 0, 0], "{name}: seal reserved");
         assert_eq!(
-            u32_at(&seg, 148),
-            crc32c::crc32c(&seg[128..148]),
+            u32_at(&seg, 532),
+            crc32c::crc32c(&seg[512..532]),
             "{name}: seal crc"
         );
         assert!(
-            seg[152..4096].iter().all(|&b| b == 0),
+            seg[128..512].iter().all(|&b| b == 0) && seg[536..4096].iter().all(|&b| b == 0),
             "{name}: header page"
         );
 

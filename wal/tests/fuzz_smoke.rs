@@ -31,7 +31,7 @@ fn recovery_survives_mutated_segments() {
     let seed = std::env::var("TRAILMIX_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0xC0FFEE_u64);
+        .unwrap_or(0x00C0_FFEE_u64);
     let mut rng = SmallRng::seed_from_u64(seed);
     for round in 0..iterations() {
         let mut image = seed_image.clone();

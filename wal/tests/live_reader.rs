@@ -8,21 +8,29 @@ use trailmix_wal::{ChainHash, RecordKind, Seq, Wal, WalOptions, WalReader};
 
 fn payload(seq: u64) -> Vec<u8> {
     let len = usize::try_from(seq * 7919 % 1500).expect("small");
-    (0..len).map(|i| u8::try_from((seq + i as u64 * 31) % 256).expect("byte")).collect()
+    (0..len)
+        .map(|i| u8::try_from((seq + i as u64 * 31) % 256).expect("byte"))
+        .collect()
 }
 
 #[test]
 fn readers_see_a_valid_prefix_while_the_writer_appends() {
     const RECORDS: u64 = 20_000;
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = WalOptions::default().segment_bytes(32 * 4096).record_bytes_max(2048);
+    let options = WalOptions::default()
+        .segment_bytes(32 * 4096)
+        .record_bytes_max(2048);
     let mut wal = Wal::open(dir.path(), options).expect("open");
     let done = Arc::new(AtomicBool::new(false));
     let writer_done = Arc::clone(&done);
     let writer = std::thread::spawn(move || {
         let kind = RecordKind::new(2).expect("kind");
         for seq in 0..RECORDS {
-            assert_eq!(wal.append(kind, &payload(seq), &ChainHash::ZERO).expect("append"), Seq(seq));
+            assert_eq!(
+                wal.append(kind, &payload(seq), &ChainHash::ZERO)
+                    .expect("append"),
+                Seq(seq)
+            );
             if seq % 50 == 49 {
                 wal.flush().expect("flush");
             }
@@ -39,10 +47,18 @@ fn readers_see_a_valid_prefix_while_the_writer_appends() {
         let records = reader.read_from(Seq(0)).expect("scan during writes");
         for (index, record) in records.iter().enumerate() {
             assert_eq!(record.seq, Seq(index as u64), "dense prefix");
-            assert_eq!(record.payload, payload(record.seq.0), "seq {} has the bytes that were appended", record.seq);
+            assert_eq!(
+                record.payload,
+                payload(record.seq.0),
+                "seq {} has the bytes that were appended",
+                record.seq
+            );
         }
         let seen = records.len() as u64;
-        assert!(seen >= seen_before, "a later reader never sees less ({seen} < {seen_before})");
+        assert!(
+            seen >= seen_before,
+            "a later reader never sees less ({seen} < {seen_before})"
+        );
         seen_before = seen;
         rounds += 1;
         if finished {

@@ -11,7 +11,12 @@ use memmap2::{Mmap, MmapMut};
 use super::{Access, Preallocation, SegmentFile, Storage};
 use crate::format::{LOCK_FILE, TMP_SUFFIX};
 
-const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// Zeros are written one page per `write(2)`: the page cache then holds the file in 4 KiB
+/// folios. With bigger writes, Linux (6.16+, ext4 large folios) caches it in large folios, and
+/// a store through the map dirties a whole folio: every flush then rewrote up to 1 MiB per
+/// folio touched (measured ~1 MiB written per 544-byte single-record flush, 2x at 1 MiB
+/// batches; see docs/performance.md).
+const ZERO_CHUNK_BYTES: usize = 4096;
 const SPARE_PREFIX: &str = "spare-";
 
 /// A log directory on the real file system.

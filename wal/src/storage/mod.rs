@@ -7,8 +7,9 @@
 //!
 //! Failure model the WAL relies on (see `docs/design.md`, "Media assumptions"):
 //! - bytes written into a segment are durable only after [`SegmentFile::sync_range`] covering
-//!   them returned `Ok`; before that, any subset of the affected pages may survive a crash,
-//!   each old, new, torn at sector granularity, or garbage;
+//!   them returned `Ok`; before that, each affected page may be old, new, torn at sector
+//!   granularity, or garbage in the bytes that changed since they were durable — a crash never
+//!   changes durable bytes the process did not rewrite ("powersafe overwrite");
 //! - a file's size and contents returned by `create_segment` are durable when it returns;
 //! - creates, renames and removes are durable after [`Storage::sync_dir`] returned `Ok`; before
 //!   that a crash keeps some prefix of them, in order;
