@@ -1,8 +1,54 @@
-//! `trailmix-db`: the library services link.
+//! `trailmix-db`: an embedded, append-only, tamper-evident store for AI decision receipts.
 //!
-//! Today it exposes the write-ahead log ([`wal`]), the crash-safe foundation the receipt
-//! engine (receipts, ring-buffered group commit, hash chain, signed checkpoints, proofs) is
-//! being built on. The receipt API lands with the engine issue; until then nothing here
-//! pretends to store receipts.
+//! Services link this crate and call [`Db::open`], [`Db::append`] and [`Ticket::wait`]:
+//! receipts pass through a bounded ring buffer to one writer thread that links them into a
+//! hash chain, appends them to a crash-safe write-ahead log ([`wal`]) and makes each batch
+//! durable with one sync (group commit). The log is cut into epochs, each with its own Merkle
+//! tree (RFC 9162 shape, [`merkle`]), whose roots are published as Ed25519-signed C2SP
+//! checkpoints ([`note`]) inside the log. [`verify_store`] checks everything offline.
+//!
+//! ```
+//! use trailmix_db::{Db, receipt::{ActorType, Kind, Receipt, Timestamp}};
+//!
+//! # fn main() -> Result<(), trailmix_db::Error> {
+//! # let dir = tempfile::tempdir().expect("temp dir");
+//! let db = Db::open(dir.path().join("trailmix-data"))?;
+//! let receipt = Receipt::builder("acme", "evt-0001", Kind::LlmCall)
+//!     .app_id("claims-assistant")
+//!     .actor_type(ActorType::Agent)
+//!     .event_time(Timestamp::now())
+//!     .model_name("gpt-4.1")
+//!     .build()?;
+//! let position = db.append(&receipt)?.wait()?; // durable: survives kill -9 and power loss
+//! assert_eq!(db.get(position.seq)?.header.event_id(), "evt-0001");
+//! db.close()?;
+//! # Ok(())
+//! # }
+//! ```
 
+mod db;
+pub mod entry;
+mod error;
+pub mod keys;
+pub mod merkle;
+pub mod note;
+mod options;
+mod position;
+pub mod receipt;
+pub mod replay;
+mod ticket;
+mod verify;
+mod writer;
+
+pub use db::{Db, ENTRY_BYTES_MAX, StoredReceipt, WAL_DIR};
+pub use error::{Error, Result};
+pub use options::{
+    DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
+    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_RING_CAPACITY, DbOptions, Durability, ReceiptSignatures,
+};
+pub use position::{Epoch, ReceiptPosition};
+pub use ticket::Ticket;
 pub use trailmix_wal as wal;
+pub use verify::{VerifyOptions, VerifyReport, verify_store};
+pub use writer::CheckpointInfo;

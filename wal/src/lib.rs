@@ -49,7 +49,10 @@ pub use reader::{Position, Record, RecordRef, VerifyReport, WalReader};
 pub use recovery::SegmentInfo;
 pub use storage::{Access, FsStorage, Preallocation, SegmentFile, Storage};
 pub use types::{ChainHash, HashAlgorithm, RecordKind, SegmentNo, Seq, StoreId};
-pub use wal::{OpenMode, OpenReport, SegmentPreparation, Wal, WalOptions};
+pub use wal::{
+    DEFAULT_RECORD_BYTES_MAX, DEFAULT_SEGMENT_BYTES, OpenMode, OpenReport, SegmentPreparation, Wal,
+    WalOptions,
+};
 
 /// The repository README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

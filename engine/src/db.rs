@@ -1,0 +1,419 @@
+//! The `Db` handle: open, append, read, checkpoint, seal, prove, close.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
+
+use crate::entry::{self, EntryKind};
+use crate::error::{Error, Result};
+use crate::note::{NoteSigner, NoteVerifier};
+use crate::options::DbOptions;
+use crate::position::ReceiptPosition;
+use crate::receipt::{Receipt, ReceiptHeader};
+use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
+use crate::ticket::Ticket;
+use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions, WalReader};
+use crate::writer::{CheckpointInfo, Control, Message, Prepared, Shared, Writer};
+
+/// Name of the log directory inside the data directory.
+pub const WAL_DIR: &str = "wal";
+/// Largest WAL record the engine writes: a receipt's header, payload and entry fields.
+pub const ENTRY_BYTES_MAX: u64 = 4 << 20;
+
+/// An open store. Cheap to clone (`Arc`); `Send + Sync`; many threads append at once.
+///
+/// Dropping the last clone shuts the writer down cleanly (drain, checkpoint, flush); call
+/// [`Db::close`] to see the result.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("data_dir", &self.inner.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    ring: Sender<Message>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+    options: DbOptions,
+    alg: HashAlgorithm,
+    verifier: NoteVerifier,
+    origin_prefix: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self
+            .ring
+            .send(Message::Control(Control::Shutdown(reply)))
+            .is_ok()
+        {
+            let _ = answer.recv();
+        }
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A stored entry read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReceipt {
+    /// Where it is.
+    pub position: ReceiptPosition,
+    /// The clear header.
+    pub header: ReceiptHeader,
+    /// The payload (canonical JSON).
+    pub payload: Vec<u8>,
+}
+
+impl Db {
+    /// Opens (or creates) the store in `data_dir` with the embedded defaults: a signing key in
+    /// `keys/signing.key` (mode 0600) and its public key in `signing.pub`, created on first
+    /// use.
+    ///
+    /// # Errors
+    /// [`Error::Wal`] (locked, damaged or foreign log), [`Error::Damaged`] when the chain does
+    /// not replay, [`Error::Key`] for key problems, [`Error::Io`].
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(data_dir, DbOptions::default())
+    }
+
+    /// Opens (or creates) the store with `options`.
+    ///
+    /// # Errors
+    /// As for [`Db::open`], plus [`Error::InvalidOption`].
+    pub fn open_with(data_dir: impl AsRef<Path>, options: DbOptions) -> Result<Db> {
+        options.validate()?;
+        let data_dir = data_dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::io("create directory", &data_dir, e))?;
+        let wal_options = WalOptions::default()
+            .segment_bytes(options.segment_bytes)
+            .record_bytes_max(ENTRY_BYTES_MAX)
+            .hash_algorithm(options.hash_algorithm);
+        let wal = Wal::open(data_dir.join(WAL_DIR), wal_options)?;
+        let alg = wal.hash_algorithm();
+        let state = replay(&data_dir, alg, ReplayMode::Open)?;
+        let default_prefix = format!("trailmix-db/{}", wal.store_id());
+        let origin_prefix = state
+            .genesis
+            .as_ref()
+            .map_or(default_prefix, |g| g.origin_prefix.clone());
+        let signer = options.provider_for(&data_dir).signer(&origin_prefix)?;
+        check_key(&data_dir, &state, &signer)?;
+        let store_id = wal.store_id().to_string();
+        let shared = Arc::new(Shared::default());
+        let mut writer = Writer::new(
+            wal,
+            state,
+            options.clone(),
+            signer,
+            origin_prefix.clone(),
+            Arc::clone(&shared),
+        );
+        if writer.state.next_seq == Seq(0) {
+            let genesis = Genesis {
+                format: 1,
+                hash_algorithm: alg.to_string(),
+                store_id,
+                origin_prefix: origin_prefix.clone(),
+                verifier_key: writer.signer.verifier().to_vkey(),
+            };
+            writer.append_genesis(&genesis)?;
+        }
+        let verifier = writer.signer.verifier();
+        let (ring, receiver) = crossbeam_channel::bounded(options.ring_capacity);
+        let handle = std::thread::Builder::new()
+            .name("trailmix-writer".into())
+            .spawn(move || writer.run(&receiver))
+            .map_err(|e| Error::io("spawn writer thread", &data_dir, e))?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                data_dir,
+                ring,
+                writer: Mutex::new(Some(handle)),
+                shared,
+                options,
+                alg,
+                verifier,
+                origin_prefix,
+            }),
+        })
+    }
+
+    /// Submits a receipt; returns a [`Ticket`] that completes when it is durable (see
+    /// [`crate::Durability`]). Encoding and hashing happen in the calling thread. When the ring
+    /// is full this blocks up to the backpressure timeout, then fails with
+    /// [`Error::Backpressure`] — nothing is ever dropped silently.
+    ///
+    /// Idempotent per tenant: the same receipt (same `event_id`, same content) again completes
+    /// with the first position; a different receipt with the same `event_id` completes with
+    /// [`Error::Conflict`].
+    ///
+    /// # Errors
+    /// [`Error::Backpressure`], [`Error::Closed`], [`Error::Stopped`].
+    pub fn append(&self, receipt: &Receipt) -> Result<Ticket> {
+        let (message, ticket) = self.prepare(receipt)?;
+        let started = Instant::now();
+        match self
+            .inner
+            .ring
+            .send_timeout(message, self.inner.options.backpressure_timeout)
+        {
+            Ok(()) => Ok(ticket),
+            Err(SendTimeoutError::Timeout(_)) => Err(Error::Backpressure {
+                capacity: self.inner.options.ring_capacity,
+                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
+            Err(SendTimeoutError::Disconnected(_)) => Err(Error::Closed),
+        }
+    }
+
+    /// Like [`Db::append`] but never blocks: a full ring is [`Error::Backpressure`] at once.
+    ///
+    /// # Errors
+    /// As for [`Db::append`].
+    pub fn try_append(&self, receipt: &Receipt) -> Result<Ticket> {
+        let (message, ticket) = self.prepare(receipt)?;
+        match self.inner.ring.try_send(message) {
+            Ok(()) => Ok(ticket),
+            Err(TrySendError::Full(_)) => Err(Error::Backpressure {
+                capacity: self.inner.options.ring_capacity,
+                waited_ms: 0,
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
+        }
+    }
+
+    /// Appends and waits for durability.
+    ///
+    /// # Errors
+    /// As for [`Db::append`] and [`Ticket::wait`].
+    pub fn append_and_wait(&self, receipt: &Receipt) -> Result<ReceiptPosition> {
+        self.append(receipt)?.wait()
+    }
+
+    /// Encodes and hashes in the caller's thread, so the writer only chains digests.
+    fn prepare(&self, receipt: &Receipt) -> Result<(Message, Ticket)> {
+        if self
+            .inner
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Error::Closed);
+        }
+        let header = receipt.header().encode();
+        let payload = receipt.payload().to_vec();
+        let payload_digest = entry::payload_digest(self.inner.alg, &payload);
+        let content_digest =
+            entry::content_digest(self.inner.alg, EntryKind::Receipt, &header, &payload_digest);
+        let (ticket, shared) = Ticket::new();
+        let prepared = Prepared {
+            tenant: receipt.header().tenant_id().to_owned(),
+            event_id: receipt.header().event_id().to_owned(),
+            header,
+            payload,
+            payload_digest,
+            content_digest,
+        };
+        Ok((Message::Append(Box::new(prepared), shared), ticket))
+    }
+
+    fn control<T>(&self, make: impl FnOnce(Sender<Result<T>>) -> Control) -> Result<T> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.inner
+            .ring
+            .send(Message::Control(make(reply)))
+            .map_err(|_| Error::Closed)?;
+        answer.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Appends a signed checkpoint of the current epoch now (if anything is new since the
+    /// last one) and makes everything durable.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Stopped`].
+    pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>> {
+        self.control(Control::Checkpoint)
+    }
+
+    /// Seals the current epoch now and starts the next one.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Stopped`].
+    pub fn seal_epoch(&self) -> Result<Option<SealedEpoch>> {
+        self.control(Control::SealEpoch)
+    }
+
+    /// Makes everything appended so far durable; returns the durable end.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Stopped`].
+    pub fn sync(&self) -> Result<Seq> {
+        self.control(Control::Sync)
+    }
+
+    /// Drains the ring, writes a final checkpoint, flushes and closes the log. Other clones
+    /// get [`Error::Closed`] afterwards.
+    ///
+    /// # Errors
+    /// The writer's failure, if it stopped.
+    pub fn close(self) -> Result<Seq> {
+        let result = self.control(Control::Shutdown);
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        result
+    }
+
+    /// Reads the receipt at `seq`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when `seq` holds no receipt, [`Error::Damaged`] when its entry does
+    /// not decode, [`Error::Wal`].
+    pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
+        read_receipt(&self.inner.data_dir, self.inner.alg, seq)
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The store's hash algorithm.
+    #[must_use]
+    pub fn hash_algorithm(&self) -> HashAlgorithm {
+        self.inner.alg
+    }
+
+    /// The checkpoint verifier key (what auditors need).
+    #[must_use]
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.inner.verifier
+    }
+
+    /// Origin prefix of this store's checkpoints.
+    #[must_use]
+    pub fn origin_prefix(&self) -> &str {
+        &self.inner.origin_prefix
+    }
+
+    /// One past the last durable sequence number.
+    #[must_use]
+    pub fn durable_end(&self) -> Seq {
+        Seq(self
+            .inner
+            .shared
+            .durable_end
+            .load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// Replays the store's log from the start.
+pub(crate) fn replay(data_dir: &Path, alg: HashAlgorithm, mode: ReplayMode) -> Result<ChainState> {
+    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+    let mut state = ChainState::new(alg);
+    let mut damage = None;
+    reader.scan(Seq(0), |record| {
+        match state.apply(record.seq, record.kind.get(), record.payload, mode) {
+            Ok(_) => std::ops::ControlFlow::Continue(()),
+            Err(found) => {
+                damage = Some(found);
+                std::ops::ControlFlow::Break(())
+            }
+        }
+    })?;
+    match damage {
+        Some(found) => Err(Error::Damaged {
+            seq: found.seq,
+            detail: format!(
+                "{} damage: {} (run verify for a full report)",
+                found.kind.name(),
+                found.detail
+            ),
+        }),
+        None => Ok(state),
+    }
+}
+
+fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result<()> {
+    match &state.verifier {
+        Some(verifier) if verifier.to_vkey() != signer.verifier().to_vkey() => Err(Error::Key {
+            path: data_dir.join(crate::keys::KEYS_DIR),
+            detail: format!(
+                "the signing key ({}) is not the key this store was created with ({})",
+                signer.verifier().to_vkey(),
+                verifier.to_vkey()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads and decodes the receipt at `seq` of the store in `data_dir`.
+pub(crate) fn read_receipt(data_dir: &Path, alg: HashAlgorithm, seq: Seq) -> Result<StoredReceipt> {
+    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+    let record = reader.read(seq).map_err(|e| match e {
+        crate::wal::Error::SeqOutOfRange { .. } => Error::NotFound {
+            seq,
+            detail: e.to_string(),
+        },
+        other => Error::from(other),
+    })?;
+    let kind = EntryKind::from_byte(record.kind.get());
+    if kind != Some(EntryKind::Receipt) {
+        return Err(Error::NotFound {
+            seq,
+            detail: format!(
+                "the entry is a {}",
+                kind.map_or("unknown entry", EntryKind::name)
+            ),
+        });
+    }
+    let entry =
+        entry::decode_entry(EntryKind::Receipt, &record.payload).map_err(|e| Error::Damaged {
+            seq,
+            detail: e.to_string(),
+        })?;
+    let header = ReceiptHeader::decode(entry.header).map_err(|e| Error::Damaged {
+        seq,
+        detail: e.to_string(),
+    })?;
+    let chain_hash = entry::chain_hash(alg, seq, &entry.chain, &entry.content_digest);
+    let position = ReceiptPosition {
+        seq,
+        epoch: crate::position::Epoch(entry.chain.epoch),
+        chain_hash,
+        logged_at_ns: entry.chain.logged_at_ns,
+    };
+    Ok(StoredReceipt {
+        position,
+        header,
+        payload: entry.payload.to_vec(),
+    })
+}

@@ -1,0 +1,379 @@
+//! Log entries: the engine's records inside WAL frames, and the hash chain over them.
+//!
+//! Every entry — receipt, checkpoint, epoch seal, genesis — is one WAL record whose WAL kind is
+//! the [`EntryKind`]. Its layout is fixed-size fields followed by the header and payload bytes
+//! (see `docs/design.md`, "Entries"). The caller threads compute the expensive digests
+//! ([`content_digest`] over header and payload); the single writer only chains fixed-size
+//! digests ([`chain_hash`]), so the chain is not capped by hashing speed.
+
+use crate::merkle::Digest;
+use crate::wal::{HashAlgorithm, Seq};
+
+/// Entry format version written in byte 0.
+pub const ENTRY_VERSION: u8 = 1;
+/// Bytes before the header and payload.
+pub const ENTRY_FIXED_BYTES: usize = 168;
+/// No previous receipt of the tenant (first of its chain), in `tenant_prev_seq`.
+pub const NO_TENANT_PREV: u64 = u64::MAX;
+
+/// Domain-separation context of the payload digest (BLAKE3 `derive_key`; SHA-256 prefix).
+pub const PAYLOAD_CONTEXT: &str = "trailmix-db 2026-11-22 entry payload v1";
+/// Domain-separation context of the content digest.
+pub const CONTENT_CONTEXT: &str = "trailmix-db 2026-11-22 entry content v1";
+/// Domain-separation context of the chain hash.
+pub const CHAIN_CONTEXT: &str = "trailmix-db 2026-11-22 entry chain v1";
+
+/// What an entry is; also its WAL record kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EntryKind {
+    /// The first entry of a store: binds the signing key and settings into the chain.
+    Genesis = 1,
+    /// An AI decision receipt.
+    Receipt = 2,
+    /// A signed checkpoint of the current epoch's tree.
+    Checkpoint = 3,
+    /// The signed seal that closes an epoch.
+    EpochSeal = 4,
+}
+
+impl EntryKind {
+    /// Decodes a WAL record kind.
+    #[must_use]
+    pub fn from_byte(byte: u8) -> Option<EntryKind> {
+        match byte {
+            1 => Some(EntryKind::Genesis),
+            2 => Some(EntryKind::Receipt),
+            3 => Some(EntryKind::Checkpoint),
+            4 => Some(EntryKind::EpochSeal),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name for reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Genesis => "genesis",
+            EntryKind::Receipt => "receipt",
+            EntryKind::Checkpoint => "checkpoint",
+            EntryKind::EpochSeal => "epoch seal",
+        }
+    }
+}
+
+/// Flags byte.
+pub mod flags {
+    /// The payload is AEAD ciphertext.
+    pub const PAYLOAD_ENCRYPTED: u8 = 0b0000_0001;
+    /// A 64-byte Ed25519 signature over the chain hash follows the payload.
+    pub const SIGNED: u8 = 0b0000_0010;
+    /// Every flag this version knows.
+    pub const KNOWN: u8 = PAYLOAD_ENCRYPTED | SIGNED;
+}
+
+/// Hashes `parts` under a domain-separation context: BLAKE3 `derive_key(context)`, or
+/// SHA-256 over `context || 0x00 || parts`.
+#[must_use]
+pub fn hash_with_context(alg: HashAlgorithm, context: &str, parts: &[&[u8]]) -> Digest {
+    match alg {
+        HashAlgorithm::Blake3 => {
+            let mut hasher = blake3::Hasher::new_derive_key(context);
+            for part in parts {
+                hasher.update(part);
+            }
+            *hasher.finalize().as_bytes()
+        }
+        HashAlgorithm::Sha256 => {
+            use sha2::Digest as _;
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(context.as_bytes());
+            hasher.update([0u8]);
+            for part in parts {
+                hasher.update(part);
+            }
+            hasher.finalize().into()
+        }
+    }
+}
+
+/// Digest of the payload bytes as stored (ciphertext when encrypted).
+#[must_use]
+pub fn payload_digest(alg: HashAlgorithm, payload: &[u8]) -> Digest {
+    hash_with_context(alg, PAYLOAD_CONTEXT, &[payload])
+}
+
+/// Digest of an entry's content: kind, header bytes and payload digest.
+#[must_use]
+pub fn content_digest(
+    alg: HashAlgorithm,
+    kind: EntryKind,
+    header: &[u8],
+    payload_digest: &Digest,
+) -> Digest {
+    let header_len = u64::try_from(header.len())
+        .unwrap_or(u64::MAX)
+        .to_le_bytes();
+    hash_with_context(
+        alg,
+        CONTENT_CONTEXT,
+        &[&[kind as u8], &header_len, header, payload_digest],
+    )
+}
+
+/// The chain fields the writer assigns to an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainFields {
+    /// Epoch the entry belongs to.
+    pub epoch: u64,
+    /// The writer's monotonic stamp, nanoseconds since the Unix epoch.
+    pub logged_at_ns: u64,
+    /// Chain hash of the previous entry (zero before the first).
+    pub prev_chain_hash: Digest,
+    /// Sequence number of the tenant's previous receipt, or [`NO_TENANT_PREV`].
+    pub tenant_prev_seq: u64,
+    /// Chain hash of the tenant's previous receipt (zero when none).
+    pub tenant_prev_hash: Digest,
+}
+
+/// The entry's chain hash (`hash_self`): covers the previous hash, the sequence number, the
+/// chain fields and the content digest. Fixed-size input: cheap for the single writer.
+#[must_use]
+pub fn chain_hash(
+    alg: HashAlgorithm,
+    seq: Seq,
+    chain: &ChainFields,
+    content_digest: &Digest,
+) -> Digest {
+    hash_with_context(
+        alg,
+        CHAIN_CONTEXT,
+        &[
+            &chain.prev_chain_hash,
+            &seq.0.to_le_bytes(),
+            &chain.epoch.to_le_bytes(),
+            &chain.logged_at_ns.to_le_bytes(),
+            &chain.tenant_prev_seq.to_le_bytes(),
+            &chain.tenant_prev_hash,
+            content_digest,
+        ],
+    )
+}
+
+/// An entry decoded from a WAL record, borrowing its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Kind (the WAL record kind).
+    pub kind: EntryKind,
+    /// Flags byte.
+    pub flags: u8,
+    /// Chain fields.
+    pub chain: ChainFields,
+    /// Content digest as stored.
+    pub content_digest: Digest,
+    /// Payload digest as stored.
+    pub payload_digest: Digest,
+    /// Header bytes (a receipt header; empty for other kinds).
+    pub header: &'a [u8],
+    /// Payload bytes.
+    pub payload: &'a [u8],
+    /// Signature over the chain hash, when present.
+    pub signature: Option<&'a [u8; 64]>,
+}
+
+/// Why entry bytes do not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryDecodeError {
+    /// Shorter than the fixed part or than the lengths it declares.
+    #[error("entry is {len} bytes, shorter than the {needed} it needs")]
+    Short {
+        /// Bytes available.
+        len: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// Unknown entry version.
+    #[error("unknown entry version {0}")]
+    Version(u8),
+    /// Unknown flags or non-zero reserved bytes.
+    #[error("invalid {0}")]
+    BadField(&'static str),
+    /// Bytes after the declared end.
+    #[error("{0} trailing bytes after the entry")]
+    Trailing(usize),
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(raw)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(raw)
+}
+
+fn digest_at(bytes: &[u8], at: usize) -> Digest {
+    let mut raw = [0u8; 32];
+    raw.copy_from_slice(&bytes[at..at + 32]);
+    raw
+}
+
+impl EntryRef<'_> {
+    /// Encodes the entry into `out` (cleared first). The `SIGNED` flag follows `signature`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(ENTRY_FIXED_BYTES + self.header.len() + self.payload.len() + 64);
+        let flag_bits = if self.signature.is_some() {
+            self.flags | flags::SIGNED
+        } else {
+            self.flags & !flags::SIGNED
+        };
+        out.extend_from_slice(&[ENTRY_VERSION, flag_bits, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&self.chain.epoch.to_le_bytes());
+        out.extend_from_slice(&self.chain.logged_at_ns.to_le_bytes());
+        out.extend_from_slice(&self.chain.prev_chain_hash);
+        out.extend_from_slice(&self.chain.tenant_prev_seq.to_le_bytes());
+        out.extend_from_slice(&self.chain.tenant_prev_hash);
+        out.extend_from_slice(&self.content_digest);
+        out.extend_from_slice(&self.payload_digest);
+        out.extend_from_slice(
+            &u32::try_from(self.header.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        out.extend_from_slice(
+            &u32::try_from(self.payload.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        debug_assert_eq!(out.len(), ENTRY_FIXED_BYTES);
+        out.extend_from_slice(self.header);
+        out.extend_from_slice(self.payload);
+        if let Some(signature) = self.signature {
+            out.extend_from_slice(signature);
+        }
+    }
+}
+
+/// Decodes entry bytes of a WAL record of kind `kind`. Checks structure only; digests and the
+/// chain are checked by verification.
+///
+/// # Errors
+/// [`EntryDecodeError`] naming the problem.
+pub fn decode_entry(kind: EntryKind, bytes: &[u8]) -> Result<EntryRef<'_>, EntryDecodeError> {
+    if bytes.len() < ENTRY_FIXED_BYTES {
+        return Err(EntryDecodeError::Short {
+            len: bytes.len(),
+            needed: ENTRY_FIXED_BYTES,
+        });
+    }
+    if bytes[0] != ENTRY_VERSION {
+        return Err(EntryDecodeError::Version(bytes[0]));
+    }
+    let flag_bits = bytes[1];
+    if flag_bits & !flags::KNOWN != 0 {
+        return Err(EntryDecodeError::BadField("flags"));
+    }
+    if bytes[2..8].iter().any(|&b| b != 0) {
+        return Err(EntryDecodeError::BadField("reserved bytes"));
+    }
+    let header_len = u32_at(bytes, 160) as usize;
+    let payload_len = u32_at(bytes, 164) as usize;
+    let signature_len = if flag_bits & flags::SIGNED == 0 {
+        0
+    } else {
+        64
+    };
+    let needed = ENTRY_FIXED_BYTES
+        .checked_add(header_len)
+        .and_then(|n| n.checked_add(payload_len))
+        .and_then(|n| n.checked_add(signature_len))
+        .ok_or(EntryDecodeError::BadField("lengths"))?;
+    if bytes.len() < needed {
+        return Err(EntryDecodeError::Short {
+            len: bytes.len(),
+            needed,
+        });
+    }
+    if bytes.len() > needed {
+        return Err(EntryDecodeError::Trailing(bytes.len() - needed));
+    }
+    let header_end = ENTRY_FIXED_BYTES + header_len;
+    let payload_end = header_end + payload_len;
+    let signature = bytes[payload_end..].first_chunk::<64>();
+    Ok(EntryRef {
+        kind,
+        flags: flag_bits,
+        chain: ChainFields {
+            epoch: u64_at(bytes, 8),
+            logged_at_ns: u64_at(bytes, 16),
+            prev_chain_hash: digest_at(bytes, 24),
+            tenant_prev_seq: u64_at(bytes, 56),
+            tenant_prev_hash: digest_at(bytes, 64),
+        },
+        content_digest: digest_at(bytes, 96),
+        payload_digest: digest_at(bytes, 128),
+        header: &bytes[ENTRY_FIXED_BYTES..header_end],
+        payload: &bytes[header_end..payload_end],
+        signature,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_round_trip_and_strictness() {
+        let chain = ChainFields {
+            epoch: 3,
+            logged_at_ns: 99,
+            prev_chain_hash: [1; 32],
+            tenant_prev_seq: 7,
+            tenant_prev_hash: [2; 32],
+        };
+        let payload = b"payload";
+        let pd = payload_digest(HashAlgorithm::Blake3, payload);
+        let cd = content_digest(HashAlgorithm::Blake3, EntryKind::Receipt, b"hdr", &pd);
+        let mut out = Vec::new();
+        let entry = EntryRef {
+            kind: EntryKind::Receipt,
+            flags: 0,
+            chain,
+            content_digest: cd,
+            payload_digest: pd,
+            header: b"hdr",
+            payload,
+            signature: Some(&[9; 64]),
+        };
+        entry.encode_into(&mut out);
+        let entry = decode_entry(EntryKind::Receipt, &out).expect("decodes");
+        assert_eq!(entry.chain, chain);
+        assert_eq!(entry.header, b"hdr");
+        assert_eq!(entry.payload, payload);
+        assert_eq!(entry.signature, Some(&[9; 64]));
+        assert_eq!(entry.content_digest, cd);
+        out.push(0);
+        assert_eq!(
+            decode_entry(EntryKind::Receipt, &out),
+            Err(EntryDecodeError::Trailing(1))
+        );
+        out.pop();
+        out[2] = 1;
+        assert!(decode_entry(EntryKind::Receipt, &out).is_err());
+    }
+
+    #[test]
+    fn contexts_separate_domains() {
+        let data = [7u8; 32];
+        let a = hash_with_context(HashAlgorithm::Blake3, PAYLOAD_CONTEXT, &[&data]);
+        let b = hash_with_context(HashAlgorithm::Blake3, CONTENT_CONTEXT, &[&data]);
+        let c = hash_with_context(HashAlgorithm::Blake3, CHAIN_CONTEXT, &[&data]);
+        assert!(a != b && b != c && a != c);
+        let s = hash_with_context(HashAlgorithm::Sha256, PAYLOAD_CONTEXT, &[&data]);
+        assert_ne!(a, s);
+    }
+}

@@ -1,0 +1,114 @@
+//! The engine's error type. Every variant says what went wrong and where; it is `Clone` so that
+//! one failure can complete many tickets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::receipt::ReceiptError;
+use crate::wal::Seq;
+
+/// Result alias for engine operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The write-ahead log failed (I/O, corruption, lock, bad input).
+    #[error(transparent)]
+    Wal(Arc<crate::wal::Error>),
+    /// A receipt failed validation.
+    #[error("invalid receipt: {0}")]
+    Receipt(#[from] ReceiptError),
+    /// The ring buffer stayed full for the whole backpressure timeout (or was full for a
+    /// non-blocking append): nothing was appended, try again later.
+    #[error(
+        "backpressure: the ring buffer of {capacity} submissions stayed full for {waited_ms} ms; nothing was appended"
+    )]
+    Backpressure {
+        /// Ring capacity.
+        capacity: usize,
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
+    /// An event id was already used in this tenant by a different receipt.
+    #[error(
+        "conflict: tenant {tenant} already has event {event_id} at seq {existing} with different contents"
+    )]
+    Conflict {
+        /// The tenant.
+        tenant: String,
+        /// The event id.
+        event_id: String,
+        /// Where the first receipt with that id is.
+        existing: Seq,
+    },
+    /// The database was closed (or its writer stopped) before this operation.
+    #[error("the database is closed")]
+    Closed,
+    /// The writer stopped after a failure; reopen the store.
+    #[error("the writer stopped after a failure ({cause}); reopen the store to recover")]
+    Stopped {
+        /// The failure.
+        cause: String,
+    },
+    /// A key file or key text is missing or invalid.
+    #[error("signing key problem at {path}: {detail}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A file operation outside the WAL failed.
+    #[error("{op} failed on {path}: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The store's content contradicts itself (use `verify` for a full report).
+    #[error("store damaged at seq {seq}: {detail}")]
+    Damaged {
+        /// The first bad sequence number found.
+        seq: Seq,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A requested entry does not exist or is not a receipt.
+    #[error("no receipt at seq {seq}: {detail}")]
+    NotFound {
+        /// The sequence number asked for.
+        seq: Seq,
+        /// Why.
+        detail: String,
+    },
+    /// An option is out of range.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption {
+        /// The option.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<crate::wal::Error> for Error {
+    fn from(err: crate::wal::Error) -> Error {
+        Error::Wal(Arc::new(err))
+    }
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+}

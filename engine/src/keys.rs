@@ -1,0 +1,144 @@
+//! Where the store's signing key comes from.
+//!
+//! The embedded default, [`FileKeyProvider`], keeps the Ed25519 key in `keys/signing.key`
+//! inside the data directory (mode 0600, directory 0700) as C2SP private-key text, and the
+//! public key in `signing.pub` as a verifier key (`<name>+<id>+<base64>`), which auditors use
+//! to check checkpoints offline. For keys held in a KMS or HSM, implement
+//! [`SigningKeyProvider`].
+
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::note::NoteSigner;
+
+/// Folder of the private key inside the data directory.
+pub const KEYS_DIR: &str = "keys";
+/// Private key file inside [`KEYS_DIR`].
+pub const SIGNING_KEY_FILE: &str = "signing.key";
+/// Public verifier key file inside the data directory.
+pub const PUBLIC_KEY_FILE: &str = "signing.pub";
+
+/// Supplies the store's checkpoint signing key.
+pub trait SigningKeyProvider: Send + Sync {
+    /// The signing key. `key_name` is the name to give a key created now; an existing key
+    /// keeps its own name.
+    ///
+    /// # Errors
+    /// [`Error::Key`] when the key is missing, unreadable or invalid.
+    fn signer(&self, key_name: &str) -> Result<NoteSigner>;
+}
+
+/// The embedded default: a key file in the data directory, created on first use.
+#[derive(Debug, Clone)]
+pub struct FileKeyProvider {
+    data_dir: PathBuf,
+}
+
+impl FileKeyProvider {
+    /// A provider for the store in `data_dir`.
+    #[must_use]
+    pub fn new(data_dir: impl Into<PathBuf>) -> FileKeyProvider {
+        FileKeyProvider {
+            data_dir: data_dir.into(),
+        }
+    }
+
+    /// Path of the private key file.
+    #[must_use]
+    pub fn key_path(&self) -> PathBuf {
+        self.data_dir.join(KEYS_DIR).join(SIGNING_KEY_FILE)
+    }
+
+    /// Path of the public key file.
+    #[must_use]
+    pub fn public_key_path(&self) -> PathBuf {
+        self.data_dir.join(PUBLIC_KEY_FILE)
+    }
+
+    fn load(path: &Path) -> Result<NoteSigner> {
+        let key_error = |detail: String| Error::Key {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let mode = fs::metadata(path)
+            .map_err(|e| Error::io("stat", path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(key_error(format!(
+                "permissions are {:o}; the key must be readable by its owner only (chmod 600)",
+                mode & 0o777
+            )));
+        }
+        let text = zeroize::Zeroizing::new(
+            fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
+        );
+        NoteSigner::from_private_key_text(text.trim_end()).map_err(|e| key_error(e.to_string()))
+    }
+
+    fn create(&self, path: &Path, key_name: &str) -> Result<NoteSigner> {
+        let keys_dir = self.data_dir.join(KEYS_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&keys_dir)
+            .map_err(|e| Error::io("create directory", &keys_dir, e))?;
+        let signer = NoteSigner::generate(key_name).map_err(|e| Error::Key {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let tmp = keys_dir.join(format!("{SIGNING_KEY_FILE}.tmp"));
+        let text = signer.to_private_key_text();
+        write_synced(&tmp, text.as_bytes(), 0o600)?;
+        fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
+        sync_dir(&keys_dir)?;
+        Ok(signer)
+    }
+
+    fn write_public_key(&self, signer: &NoteSigner) -> Result<()> {
+        let path = self.public_key_path();
+        let vkey = format!("{}\n", signer.verifier().to_vkey());
+        if fs::read_to_string(&path).is_ok_and(|existing| existing == vkey) {
+            return Ok(());
+        }
+        let tmp = self.data_dir.join(format!("{PUBLIC_KEY_FILE}.tmp"));
+        write_synced(&tmp, vkey.as_bytes(), 0o644)?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))?;
+        sync_dir(&self.data_dir)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| Error::io("create", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("write", path, e))?;
+    file.sync_all().map_err(|e| Error::io("fsync", path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+impl SigningKeyProvider for FileKeyProvider {
+    fn signer(&self, key_name: &str) -> Result<NoteSigner> {
+        let path = self.key_path();
+        let signer = if path.exists() {
+            FileKeyProvider::load(&path)?
+        } else {
+            self.create(&path, key_name)?
+        };
+        self.write_public_key(&signer)?;
+        Ok(signer)
+    }
+}

@@ -1,0 +1,234 @@
+//! Everything configurable about a [`crate::Db`], with documented defaults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::keys::{FileKeyProvider, SigningKeyProvider};
+use crate::wal::HashAlgorithm;
+
+/// When an append counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The ticket completes after the group commit's `msync` returned: the receipt survives
+    /// process crashes and power loss. The default.
+    #[default]
+    Durable,
+    /// The ticket completes once the receipt is written into the memory-mapped log: it survives
+    /// a crash of this process (the kernel holds the page) but not power loss or a kernel
+    /// crash, until the next periodic flush (`flush_interval`) or [`crate::Db::sync`].
+    Written,
+}
+
+/// Whether each receipt carries its own Ed25519 signature (over its chain hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReceiptSignatures {
+    /// Only checkpoints and seals are signed (the default): signing every receipt caps the
+    /// single writer near 49 k receipts/s per core.
+    #[default]
+    Off,
+    /// Every receipt is signed with the store's key.
+    Ed25519,
+}
+
+/// Options for [`crate::Db::open_with`]. Start from [`DbOptions::default`].
+#[derive(Clone)]
+pub struct DbOptions {
+    pub(crate) segment_bytes: u64,
+    pub(crate) ring_capacity: usize,
+    pub(crate) backpressure_timeout: Duration,
+    pub(crate) durability: Durability,
+    pub(crate) batch_records_max: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) checkpoint_every_records: u64,
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) epoch_records_max: u64,
+    pub(crate) epoch_duration: Option<Duration>,
+    pub(crate) hash_algorithm: HashAlgorithm,
+    pub(crate) receipt_signatures: ReceiptSignatures,
+    pub(crate) key_provider: Option<Arc<dyn SigningKeyProvider>>,
+}
+
+impl std::fmt::Debug for DbOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbOptions")
+            .field("segment_bytes", &self.segment_bytes)
+            .field("ring_capacity", &self.ring_capacity)
+            .field("backpressure_timeout", &self.backpressure_timeout)
+            .field("durability", &self.durability)
+            .field("batch_records_max", &self.batch_records_max)
+            .field("flush_interval", &self.flush_interval)
+            .field("checkpoint_every_records", &self.checkpoint_every_records)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("epoch_records_max", &self.epoch_records_max)
+            .field("epoch_duration", &self.epoch_duration)
+            .field("hash_algorithm", &self.hash_algorithm)
+            .field("receipt_signatures", &self.receipt_signatures)
+            .field(
+                "key_provider",
+                &self.key_provider.as_ref().map(|_| "custom"),
+            )
+            .finish()
+    }
+}
+
+/// Default ring capacity (submissions in flight between callers and the writer).
+pub const DEFAULT_RING_CAPACITY: usize = 65_536;
+/// Default largest group commit.
+pub const DEFAULT_BATCH_RECORDS_MAX: usize = 8_192;
+/// Default time a caller blocks on a full ring before [`Error::Backpressure`].
+pub const DEFAULT_BACKPRESSURE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default checkpoint cadence in entries.
+pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 100_000;
+/// Default checkpoint cadence in time (when anything was written since the last one).
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default epoch size limit in entries (2^20).
+pub const DEFAULT_EPOCH_RECORDS_MAX: u64 = 1 << 20;
+/// Default flush interval in [`Durability::Written`] mode.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            segment_bytes: crate::wal::DEFAULT_SEGMENT_BYTES,
+            ring_capacity: DEFAULT_RING_CAPACITY,
+            backpressure_timeout: DEFAULT_BACKPRESSURE_TIMEOUT,
+            durability: Durability::Durable,
+            batch_records_max: DEFAULT_BATCH_RECORDS_MAX,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            checkpoint_every_records: DEFAULT_CHECKPOINT_EVERY_RECORDS,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            epoch_records_max: DEFAULT_EPOCH_RECORDS_MAX,
+            epoch_duration: None,
+            hash_algorithm: HashAlgorithm::Blake3,
+            receipt_signatures: ReceiptSignatures::Off,
+            key_provider: None,
+        }
+    }
+}
+
+impl DbOptions {
+    /// Size of each log segment file (default 64 MiB).
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Submissions the ring buffer holds (default 65 536).
+    #[must_use]
+    pub fn ring_capacity(mut self, capacity: usize) -> Self {
+        self.ring_capacity = capacity;
+        self
+    }
+
+    /// How long `append` blocks on a full ring before [`Error::Backpressure`] (default 1 s;
+    /// zero never blocks).
+    #[must_use]
+    pub fn backpressure_timeout(mut self, timeout: Duration) -> Self {
+        self.backpressure_timeout = timeout;
+        self
+    }
+
+    /// When a ticket completes (default [`Durability::Durable`]).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Largest number of entries per group commit (default 8 192).
+    #[must_use]
+    pub fn batch_records_max(mut self, records: usize) -> Self {
+        self.batch_records_max = records;
+        self
+    }
+
+    /// In [`Durability::Written`] mode, how often the writer syncs (default 100 ms).
+    #[must_use]
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// A signed checkpoint after this many entries (default 100 000) ...
+    #[must_use]
+    pub fn checkpoint_every_records(mut self, records: u64) -> Self {
+        self.checkpoint_every_records = records;
+        self
+    }
+
+    /// ... or after this much time with new entries, whichever comes first (default 1 s).
+    #[must_use]
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Seal the epoch after this many entries (default 2^20) ...
+    #[must_use]
+    pub fn epoch_records_max(mut self, records: u64) -> Self {
+        self.epoch_records_max = records;
+        self
+    }
+
+    /// ... or after this much time (default: no time limit).
+    #[must_use]
+    pub fn epoch_duration(mut self, duration: Option<Duration>) -> Self {
+        self.epoch_duration = duration;
+        self
+    }
+
+    /// Hash algorithm of a new store (default BLAKE3; SHA-256 for RFC 6962 interop). Fixed at
+    /// creation; ignored when opening an existing store.
+    #[must_use]
+    pub fn hash_algorithm(mut self, algorithm: HashAlgorithm) -> Self {
+        self.hash_algorithm = algorithm;
+        self
+    }
+
+    /// Per-receipt signatures (default off).
+    #[must_use]
+    pub fn receipt_signatures(mut self, signatures: ReceiptSignatures) -> Self {
+        self.receipt_signatures = signatures;
+        self
+    }
+
+    /// Where the signing key comes from (default: [`FileKeyProvider`] in the data directory).
+    #[must_use]
+    pub fn key_provider(mut self, provider: Arc<dyn SigningKeyProvider>) -> Self {
+        self.key_provider = Some(provider);
+        self
+    }
+
+    pub(crate) fn provider_for(&self, data_dir: &std::path::Path) -> Arc<dyn SigningKeyProvider> {
+        self.key_provider
+            .clone()
+            .unwrap_or_else(|| Arc::new(FileKeyProvider::new(data_dir)))
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |name, reason: &str| {
+            Err(Error::InvalidOption {
+                name,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.ring_capacity == 0 {
+            return invalid("ring_capacity", "must be at least 1");
+        }
+        if self.batch_records_max == 0 {
+            return invalid("batch_records_max", "must be at least 1");
+        }
+        if self.checkpoint_every_records == 0 {
+            return invalid("checkpoint_every_records", "must be at least 1");
+        }
+        if self.epoch_records_max < 2 {
+            return invalid("epoch_records_max", "must be at least 2");
+        }
+        if self.checkpoint_interval.is_zero() || self.flush_interval.is_zero() {
+            return invalid("checkpoint_interval/flush_interval", "must be above zero");
+        }
+        Ok(())
+    }
+}

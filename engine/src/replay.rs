@@ -1,0 +1,576 @@
+//! Replaying the log: the one place that knows what a valid sequence of entries is.
+//!
+//! [`ChainState::apply`] checks an entry against everything before it — chain link, tenant
+//! link, epoch, monotonic timestamps, digests, checkpoint and seal signatures and roots — and
+//! advances the state. Opening a store replays it (payload digests skipped: the WAL's CRC covers
+//! the bytes and `verify` recomputes them); `verify` replays with every check.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+
+use crate::entry::{self, ChainFields, EntryKind, EntryRef, NO_TENANT_PREV};
+use crate::merkle::{self, CompactRange, Digest};
+use crate::note::{Checkpoint, NoteVerifier};
+use crate::position::{Epoch, ReceiptPosition};
+use crate::receipt::ReceiptHeader;
+use crate::wal::{HashAlgorithm, Seq};
+
+/// How thoroughly [`ChainState::apply`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// Structure, links, content digests, signatures; payload digests are trusted (open).
+    Open,
+    /// Everything, payload digests included (`verify`).
+    Verify,
+}
+
+/// The kind of damage a replay found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DamageKind {
+    /// A WAL frame failed its checksum, or the log structure is broken.
+    Frame,
+    /// The entry bytes do not decode.
+    Malformed,
+    /// The payload does not match its digest.
+    PayloadDigest,
+    /// Header or payload digest does not match the content digest.
+    ContentDigest,
+    /// The entry does not link to the previous entry's chain hash.
+    ChainLink,
+    /// The receipt does not link to its tenant's previous receipt.
+    TenantLink,
+    /// Wrong epoch number, or an epoch that is too large.
+    Epoch,
+    /// The writer's timestamp went backwards.
+    Timestamp,
+    /// The genesis entry is missing, misplaced or invalid.
+    Genesis,
+    /// A checkpoint or seal note does not verify, or states a wrong size or root.
+    Checkpoint,
+    /// A seal's fields (counts, links) are wrong.
+    Seal,
+    /// A per-receipt signature does not verify.
+    Signature,
+    /// The same event id appears twice in a tenant.
+    DuplicateEvent,
+    /// The log is shorter than, or differs from, a trusted checkpoint held outside the store.
+    Rollback,
+}
+
+impl DamageKind {
+    /// Short name for reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            DamageKind::Frame => "frame",
+            DamageKind::Malformed => "malformed entry",
+            DamageKind::PayloadDigest => "payload digest",
+            DamageKind::ContentDigest => "content digest",
+            DamageKind::ChainLink => "chain link",
+            DamageKind::TenantLink => "tenant link",
+            DamageKind::Epoch => "epoch",
+            DamageKind::Timestamp => "timestamp",
+            DamageKind::Genesis => "genesis",
+            DamageKind::Checkpoint => "checkpoint",
+            DamageKind::Seal => "seal",
+            DamageKind::Signature => "signature",
+            DamageKind::DuplicateEvent => "duplicate event id",
+            DamageKind::Rollback => "truncation or rollback",
+        }
+    }
+}
+
+/// The first bad place a replay found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Sequence number of the bad entry.
+    pub seq: Seq,
+    /// What kind of damage.
+    pub kind: DamageKind,
+    /// Details for people.
+    pub detail: String,
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seq {}: {} damage: {}",
+            self.seq,
+            self.kind.name(),
+            self.detail
+        )
+    }
+}
+
+/// What the genesis entry records about a store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Genesis {
+    /// Entry format version.
+    pub format: u32,
+    /// `blake3` or `sha256`.
+    pub hash_algorithm: String,
+    /// Store id (hex), as in the WAL metadata.
+    pub store_id: String,
+    /// Origin prefix; epoch `n`'s checkpoints use the origin `<prefix>/epoch/<n>`.
+    pub origin_prefix: String,
+    /// The checkpoint signing key, as a C2SP verifier key.
+    pub verifier_key: String,
+}
+
+/// Extension line prefix of seal notes.
+pub const SEAL_EXTENSION_PREFIX: &str = "trailmix-seal v1";
+/// Domain-separation context of seal digests (the link from one seal to the next).
+pub const SEAL_CONTEXT: &str = "trailmix-db 2026-11-22 epoch seal v1";
+
+/// Fields of a seal's extension line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealFields {
+    /// First sequence number of the epoch.
+    pub first_seq: Seq,
+    /// Entries (leaves) in the epoch.
+    pub entries: u64,
+    /// Chain hash of the epoch's last entry.
+    pub last_chain_hash: Digest,
+    /// Digest of the previous seal note (zero for epoch 0).
+    pub prev_seal: Digest,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+fn unhex32(text: &str) -> Option<Digest> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl SealFields {
+    /// The extension line.
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        format!(
+            "{SEAL_EXTENSION_PREFIX} first={} entries={} last_chain={} prev_seal={}",
+            self.first_seq,
+            self.entries,
+            hex(&self.last_chain_hash),
+            hex(&self.prev_seal)
+        )
+    }
+
+    /// Parses the extension line.
+    #[must_use]
+    pub fn parse(line: &str) -> Option<SealFields> {
+        let rest = line
+            .strip_prefix(SEAL_EXTENSION_PREFIX)?
+            .strip_prefix(' ')?;
+        let mut parts = rest.split(' ');
+        let first = parts.next()?.strip_prefix("first=")?.parse().ok()?;
+        let entries = parts.next()?.strip_prefix("entries=")?.parse().ok()?;
+        let last_chain_hash = unhex32(parts.next()?.strip_prefix("last_chain=")?)?;
+        let prev_seal = unhex32(parts.next()?.strip_prefix("prev_seal=")?)?;
+        parts.next().is_none().then_some(SealFields {
+            first_seq: Seq(first),
+            entries,
+            last_chain_hash,
+            prev_seal,
+        })
+    }
+}
+
+/// Digest of a seal note's text: what the next seal links to.
+#[must_use]
+pub fn seal_digest(alg: HashAlgorithm, note: &[u8]) -> Digest {
+    entry::hash_with_context(alg, SEAL_CONTEXT, &[note])
+}
+
+/// A sealed epoch, as replay learns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEpoch {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// First sequence number.
+    pub first_seq: Seq,
+    /// Entries (leaves).
+    pub entries: u64,
+    /// The final root.
+    pub root: Digest,
+    /// Sequence number of the seal entry.
+    pub seal_seq: Seq,
+}
+
+/// A receipt's identity for idempotency: where it is and what it contained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownEvent {
+    /// Its position.
+    pub position: ReceiptPosition,
+    /// Its content digest.
+    pub content_digest: Digest,
+}
+
+/// Everything the writer needs to continue the log, rebuilt by replay.
+#[derive(Debug, Clone)]
+pub struct ChainState {
+    /// Hash algorithm of the store.
+    pub alg: HashAlgorithm,
+    /// Next sequence number.
+    pub next_seq: Seq,
+    /// Chain hash of the last entry (zero before genesis).
+    pub last_hash: Digest,
+    /// The current (open) epoch.
+    pub epoch: Epoch,
+    /// First sequence number of the current epoch.
+    pub epoch_first_seq: Seq,
+    /// The current epoch's tree.
+    pub tree: CompactRange,
+    /// Last receipt of each tenant.
+    pub tenant_tips: HashMap<String, (Seq, Digest)>,
+    /// Receipts by (tenant, event id).
+    pub events: HashMap<(String, String), KnownEvent>,
+    /// Digest of the last seal note (zero before the first seal).
+    pub last_seal: Digest,
+    /// Sealed epochs in order.
+    pub sealed: Vec<SealedEpoch>,
+    /// The genesis record, once seen.
+    pub genesis: Option<Genesis>,
+    /// The checkpoint verifier from the genesis entry.
+    pub verifier: Option<NoteVerifier>,
+    /// The writer's last timestamp.
+    pub last_logged_at_ns: u64,
+    /// Tree size of the last checkpoint of the current epoch.
+    pub last_checkpoint_size: u64,
+    /// Receipts replayed.
+    pub receipts: u64,
+    /// Checkpoints replayed (seals included).
+    pub checkpoints: u64,
+}
+
+impl ChainState {
+    /// The state of an empty log.
+    #[must_use]
+    pub fn new(alg: HashAlgorithm) -> ChainState {
+        ChainState {
+            alg,
+            next_seq: Seq(0),
+            last_hash: [0; 32],
+            epoch: Epoch(0),
+            epoch_first_seq: Seq(0),
+            tree: CompactRange::new(alg),
+            tenant_tips: HashMap::new(),
+            events: HashMap::new(),
+            last_seal: [0; 32],
+            sealed: Vec::new(),
+            genesis: None,
+            verifier: None,
+            last_logged_at_ns: 0,
+            last_checkpoint_size: 0,
+            receipts: 0,
+            checkpoints: 0,
+        }
+    }
+
+    /// The origin of epoch `epoch`'s checkpoints.
+    #[must_use]
+    pub fn origin(prefix: &str, epoch: Epoch) -> String {
+        format!("{prefix}/epoch/{epoch}")
+    }
+
+    /// Entries in the current epoch's tree.
+    #[must_use]
+    pub fn epoch_entries(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Chain fields for the next entry (`tenant` for receipts).
+    #[must_use]
+    pub fn next_chain_fields(&self, tenant: Option<&str>, logged_at_ns: u64) -> ChainFields {
+        let (tenant_prev_seq, tenant_prev_hash) = tenant
+            .and_then(|t| self.tenant_tips.get(t))
+            .map_or((NO_TENANT_PREV, [0; 32]), |(seq, hash)| (seq.0, *hash));
+        ChainFields {
+            epoch: self.epoch.0,
+            logged_at_ns: logged_at_ns.max(self.last_logged_at_ns),
+            prev_chain_hash: self.last_hash,
+            tenant_prev_seq,
+            tenant_prev_hash,
+        }
+    }
+
+    /// Advances past an entry the writer just appended (no re-checking).
+    pub fn advance(&mut self, kind: EntryKind, chain: &ChainFields, chain_hash: Digest) {
+        self.last_logged_at_ns = chain.logged_at_ns;
+        self.last_hash = chain_hash;
+        self.next_seq = self.next_seq.next();
+        if kind == EntryKind::EpochSeal {
+            self.epoch = Epoch(self.epoch.0 + 1);
+            self.epoch_first_seq = self.next_seq;
+            self.tree = CompactRange::new(self.alg);
+            self.last_checkpoint_size = 0;
+        } else {
+            // A tree of 2^64 leaves cannot be reached: the log's sequence numbers run out first.
+            let _ = self.tree.append(&merkle::leaf_hash(self.alg, &chain_hash));
+        }
+    }
+
+    /// Checks entry `seq` (WAL record kind `kind_byte`, bytes `bytes`) against the state and
+    /// advances past it. Returns the entry's chain hash.
+    ///
+    /// # Errors
+    /// The [`Damage`] found; the state is then unchanged.
+    pub fn apply(
+        &mut self,
+        seq: Seq,
+        kind_byte: u8,
+        bytes: &[u8],
+        mode: ReplayMode,
+    ) -> Result<Digest, Damage> {
+        let damage = |kind, detail: String| Damage { seq, kind, detail };
+        if seq != self.next_seq {
+            return Err(damage(
+                DamageKind::Frame,
+                format!("expected seq {}", self.next_seq),
+            ));
+        }
+        let kind = EntryKind::from_byte(kind_byte).ok_or_else(|| {
+            damage(
+                DamageKind::Malformed,
+                format!("unknown entry kind {kind_byte}"),
+            )
+        })?;
+        let entry = entry::decode_entry(kind, bytes)
+            .map_err(|e| damage(DamageKind::Malformed, e.to_string()))?;
+        self.check_common(seq, &entry, mode)?;
+        let chain_hash = entry::chain_hash(self.alg, seq, &entry.chain, &entry.content_digest);
+        match kind {
+            EntryKind::Genesis => self.check_genesis(seq, &entry)?,
+            EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash)?,
+            EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
+        }
+        self.advance(kind, &entry.chain, chain_hash);
+        Ok(chain_hash)
+    }
+
+    fn check_common(&self, seq: Seq, entry: &EntryRef<'_>, mode: ReplayMode) -> Result<(), Damage> {
+        let damage = |kind, detail: String| Err(Damage { seq, kind, detail });
+        if mode == ReplayMode::Verify
+            && entry::payload_digest(self.alg, entry.payload) != entry.payload_digest
+        {
+            return damage(
+                DamageKind::PayloadDigest,
+                "the payload bytes do not match the stored payload digest".into(),
+            );
+        }
+        if entry::content_digest(self.alg, entry.kind, entry.header, &entry.payload_digest)
+            != entry.content_digest
+        {
+            return damage(
+                DamageKind::ContentDigest,
+                "header or payload digest does not match the content digest".into(),
+            );
+        }
+        if entry.chain.prev_chain_hash != self.last_hash {
+            return damage(DamageKind::ChainLink, "does not link to the previous entry's chain hash (an entry was changed, removed, inserted or reordered)".into());
+        }
+        if entry.chain.epoch != self.epoch.0 {
+            return damage(
+                DamageKind::Epoch,
+                format!(
+                    "records epoch {} in epoch {}",
+                    entry.chain.epoch, self.epoch
+                ),
+            );
+        }
+        if entry.chain.logged_at_ns < self.last_logged_at_ns {
+            return damage(DamageKind::Timestamp, "logged_at goes backwards".into());
+        }
+        if entry.kind != EntryKind::Receipt
+            && (entry.chain.tenant_prev_seq != NO_TENANT_PREV
+                || entry.chain.tenant_prev_hash != [0; 32])
+        {
+            return damage(
+                DamageKind::TenantLink,
+                "a non-receipt entry carries a tenant link".into(),
+            );
+        }
+        if entry.kind != EntryKind::EpochSeal && self.tree.size() >= u64::MAX / 2 {
+            return damage(DamageKind::Epoch, "epoch too large".into());
+        }
+        Ok(())
+    }
+
+    fn check_genesis(&mut self, seq: Seq, entry: &EntryRef<'_>) -> Result<(), Damage> {
+        let damage = |detail: String| Damage {
+            seq,
+            kind: DamageKind::Genesis,
+            detail,
+        };
+        if seq != Seq(0) {
+            return Err(damage("a genesis entry after the start of the log".into()));
+        }
+        let genesis: Genesis = serde_json::from_slice(entry.payload)
+            .map_err(|e| damage(format!("genesis payload: {e}")))?;
+        let expected = match self.alg {
+            HashAlgorithm::Blake3 => "blake3",
+            HashAlgorithm::Sha256 => "sha256",
+        };
+        if genesis.hash_algorithm != expected {
+            return Err(damage(format!(
+                "genesis says {} but the log uses {expected}",
+                genesis.hash_algorithm
+            )));
+        }
+        let verifier = NoteVerifier::from_vkey(&genesis.verifier_key)
+            .map_err(|e| damage(format!("verifier key: {e}")))?;
+        self.verifier = Some(verifier);
+        self.genesis = Some(genesis);
+        Ok(())
+    }
+
+    fn require_genesis(&self, seq: Seq) -> Result<(&Genesis, &NoteVerifier), Damage> {
+        match (&self.genesis, &self.verifier) {
+            (Some(genesis), Some(verifier)) => Ok((genesis, verifier)),
+            _ => Err(Damage {
+                seq,
+                kind: DamageKind::Genesis,
+                detail: "the log does not start with a genesis entry".into(),
+            }),
+        }
+    }
+
+    fn check_receipt(
+        &mut self,
+        seq: Seq,
+        entry: &EntryRef<'_>,
+        chain_hash: &Digest,
+    ) -> Result<(), Damage> {
+        let (_, verifier) = self.require_genesis(seq)?;
+        let damage = |kind, detail: String| Damage { seq, kind, detail };
+        let header = ReceiptHeader::decode(entry.header)
+            .map_err(|e| damage(DamageKind::Malformed, format!("receipt header: {e}")))?;
+        if let Some(signature) = entry.signature
+            && !verifier.verify(chain_hash, signature)
+        {
+            return Err(damage(
+                DamageKind::Signature,
+                "the receipt signature does not verify".into(),
+            ));
+        }
+        let tenant = header.tenant_id();
+        let expected = self
+            .tenant_tips
+            .get(tenant)
+            .map_or((NO_TENANT_PREV, [0; 32]), |(s, h)| (s.0, *h));
+        if (entry.chain.tenant_prev_seq, entry.chain.tenant_prev_hash) != expected {
+            return Err(damage(
+                DamageKind::TenantLink,
+                format!("does not link to tenant {tenant}'s previous receipt"),
+            ));
+        }
+        let key = (tenant.to_owned(), header.event_id().to_owned());
+        if let Some(first) = self.events.get(&key) {
+            return Err(damage(
+                DamageKind::DuplicateEvent,
+                format!(
+                    "event {} of tenant {tenant} was already stored at seq {}",
+                    header.event_id(),
+                    first.position.seq
+                ),
+            ));
+        }
+        let position = ReceiptPosition {
+            seq,
+            epoch: self.epoch,
+            chain_hash: *chain_hash,
+            logged_at_ns: entry.chain.logged_at_ns,
+        };
+        self.tenant_tips
+            .insert(tenant.to_owned(), (seq, *chain_hash));
+        self.events.insert(
+            key,
+            KnownEvent {
+                position,
+                content_digest: entry.content_digest,
+            },
+        );
+        self.receipts += 1;
+        Ok(())
+    }
+
+    fn check_note(&mut self, seq: Seq, entry: &EntryRef<'_>) -> Result<(), Damage> {
+        let (genesis, verifier) = self.require_genesis(seq)?;
+        let damage = |kind, detail: String| Damage { seq, kind, detail };
+        if !entry.header.is_empty() {
+            return Err(damage(
+                DamageKind::Malformed,
+                "a checkpoint entry carries a header".into(),
+            ));
+        }
+        let (checkpoint, _) = Checkpoint::open(entry.payload, std::slice::from_ref(verifier))
+            .map_err(|e| damage(DamageKind::Checkpoint, format!("signed note: {e}")))?;
+        let origin = ChainState::origin(&genesis.origin_prefix, self.epoch);
+        if checkpoint.origin != origin {
+            return Err(damage(
+                DamageKind::Checkpoint,
+                format!("origin is {:?}, expected {origin:?}", checkpoint.origin),
+            ));
+        }
+        if checkpoint.tree_size != self.tree.size() || checkpoint.root_hash != self.tree.root() {
+            return Err(damage(
+                DamageKind::Checkpoint,
+                format!(
+                    "states size {} with a root that the {} entries before it do not produce",
+                    checkpoint.tree_size,
+                    self.tree.size()
+                ),
+            ));
+        }
+        if entry.kind == EntryKind::EpochSeal {
+            let fields = checkpoint
+                .extensions
+                .iter()
+                .find_map(|line| SealFields::parse(line));
+            let fields = fields
+                .ok_or_else(|| damage(DamageKind::Seal, "the seal note has no seal line".into()))?;
+            let expected = SealFields {
+                first_seq: self.epoch_first_seq,
+                entries: self.tree.size(),
+                last_chain_hash: self.last_hash,
+                prev_seal: self.last_seal,
+            };
+            if fields != expected {
+                return Err(damage(
+                    DamageKind::Seal,
+                    format!(
+                        "seal line {:?} does not match the epoch ({:?})",
+                        fields.to_line(),
+                        expected.to_line()
+                    ),
+                ));
+            }
+            self.sealed.push(SealedEpoch {
+                epoch: self.epoch,
+                first_seq: self.epoch_first_seq,
+                entries: self.tree.size(),
+                root: checkpoint.root_hash,
+                seal_seq: seq,
+            });
+            self.last_seal = seal_digest(self.alg, entry.payload);
+        } else {
+            self.last_checkpoint_size = checkpoint.tree_size;
+        }
+        self.checkpoints += 1;
+        Ok(())
+    }
+}

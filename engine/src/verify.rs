@@ -1,0 +1,267 @@
+//! Whole-store verification: frames, chain links, tenant links, Merkle roots, every checkpoint
+//! and seal signature (`verify_strict`), the seal chain, and optionally a trusted checkpoint
+//! held outside the store (which detects truncation and rollback).
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use crate::db::WAL_DIR;
+use crate::error::{Error, Result};
+use crate::keys::PUBLIC_KEY_FILE;
+use crate::merkle::Digest;
+use crate::note::{Checkpoint, NoteVerifier};
+use crate::position::Epoch;
+use crate::replay::{ChainState, Damage, DamageKind, ReplayMode};
+use crate::wal::{Seq, WalReader};
+
+/// What to verify beyond the store itself.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// A checkpoint note of this store kept elsewhere (by an auditor, a witness, a backup):
+    /// the store must still contain the tree it describes. Without it, truncating the unsigned
+    /// tail or rolling the whole store back to an older state cannot be detected.
+    pub trusted_checkpoint: Option<String>,
+    /// The verifier key the store must be signed with (C2SP vkey text). Default: the key in
+    /// the genesis entry, which must match `signing.pub` when that file exists.
+    pub public_key: Option<String>,
+}
+
+/// The outcome of [`verify_store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries checked (up to the first damage).
+    pub entries: u64,
+    /// Receipts among them.
+    pub receipts: u64,
+    /// Checkpoints and seals checked.
+    pub checkpoints: u64,
+    /// Epochs sealed.
+    pub sealed_epochs: u64,
+    /// Log segments.
+    pub segments: usize,
+    /// Bytes of torn, never-acknowledged tail the next writer open erases.
+    pub torn_tail_bytes: u64,
+    /// The trusted checkpoint's epoch and size, when one was given and matched.
+    pub trusted: Option<(Epoch, u64)>,
+    /// The first damage found; `None` means verified.
+    pub damage: Option<Damage>,
+}
+
+impl VerifyReport {
+    /// Whether nothing was wrong.
+    #[must_use]
+    pub fn verified(&self) -> bool {
+        self.damage.is_none()
+    }
+}
+
+struct Trusted {
+    epoch: Epoch,
+    size: u64,
+    root: Digest,
+    seen_root: Option<Digest>,
+}
+
+/// Verifies the store in `data_dir` without modifying it (safe while a writer runs: it checks
+/// the prefix written so far).
+///
+/// # Errors
+/// Only when verification cannot run (no store, unreadable files, a trusted checkpoint that
+/// is not valid for this store); damage is reported in [`VerifyReport::damage`].
+pub fn verify_store(data_dir: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
+    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+    let alg = reader.meta().hash_algorithm;
+    let mut state = ChainState::new(alg);
+    let mut report = VerifyReport {
+        entries: 0,
+        receipts: 0,
+        checkpoints: 0,
+        sealed_epochs: 0,
+        segments: reader.segments().len(),
+        torn_tail_bytes: 0,
+        trusted: None,
+        damage: None,
+    };
+    let mut trusted: Option<Trusted> = None;
+    let mut pending_trusted = options.trusted_checkpoint.clone();
+    let mut damage = None;
+    let scanned = reader.scan(Seq(0), |record| {
+        if let Some(t) = trusted.as_mut() {
+            observe(t, &state);
+        }
+        if let Err(found) = state.apply(
+            record.seq,
+            record.kind.get(),
+            record.payload,
+            ReplayMode::Verify,
+        ) {
+            damage = Some(found);
+            return ControlFlow::Break(());
+        }
+        if record.seq == Seq(0)
+            && let Some(note) = pending_trusted.take()
+        {
+            match parse_trusted(&state, &note) {
+                Ok(t) => trusted = Some(t),
+                Err(err) => {
+                    damage = Some(Damage {
+                        seq: record.seq,
+                        kind: DamageKind::Rollback,
+                        detail: err,
+                    })
+                }
+            }
+            if damage.is_some() {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(t) = trusted.as_mut() {
+        observe(t, &state);
+    }
+    if let Err(err) = scanned {
+        damage.get_or_insert(Damage {
+            seq: state.next_seq,
+            kind: DamageKind::Frame,
+            detail: err.to_string(),
+        });
+    }
+    if damage.is_none() {
+        match reader.verify() {
+            Ok(wal_report) => report.torn_tail_bytes = wal_report.torn_tail_bytes,
+            Err(err) => {
+                damage = Some(Damage {
+                    seq: state.next_seq,
+                    kind: DamageKind::Frame,
+                    detail: err.to_string(),
+                })
+            }
+        }
+    }
+    if damage.is_none() {
+        damage = check_keys(data_dir, &state, options)?;
+    }
+    if damage.is_none() {
+        damage = check_trusted(
+            &state,
+            trusted.as_ref(),
+            pending_trusted.as_deref(),
+            &mut report,
+        );
+    }
+    report.entries = state.next_seq.0;
+    report.receipts = state.receipts;
+    report.checkpoints = state.checkpoints;
+    report.sealed_epochs = state.sealed.len() as u64;
+    report.damage = damage;
+    Ok(report)
+}
+
+/// Records the trusted epoch's root when replay passes its size.
+fn observe(trusted: &mut Trusted, state: &ChainState) {
+    if trusted.seen_root.is_none()
+        && state.epoch == trusted.epoch
+        && state.tree.size() == trusted.size
+    {
+        trusted.seen_root = Some(state.tree.root());
+    }
+}
+
+fn parse_trusted(state: &ChainState, note: &str) -> Result<Trusted, String> {
+    let (Some(genesis), Some(verifier)) = (&state.genesis, &state.verifier) else {
+        return Err(
+            "the store has no genesis entry to check the trusted checkpoint against".into(),
+        );
+    };
+    let (checkpoint, _) = Checkpoint::open(note.as_bytes(), std::slice::from_ref(verifier))
+        .map_err(|e| {
+            format!("the trusted checkpoint does not verify with this store's key: {e}")
+        })?;
+    let epoch = checkpoint
+        .origin
+        .strip_prefix(&format!("{}/epoch/", genesis.origin_prefix))
+        .and_then(|n| n.parse().ok())
+        .map(Epoch)
+        .ok_or_else(|| {
+            format!(
+                "the trusted checkpoint's origin {:?} is not one of this store's",
+                checkpoint.origin
+            )
+        })?;
+    Ok(Trusted {
+        epoch,
+        size: checkpoint.tree_size,
+        root: checkpoint.root_hash,
+        seen_root: None,
+    })
+}
+
+fn check_trusted(
+    state: &ChainState,
+    trusted: Option<&Trusted>,
+    unparsed: Option<&str>,
+    report: &mut VerifyReport,
+) -> Option<Damage> {
+    let damage = |detail: String| {
+        Some(Damage {
+            seq: state.next_seq,
+            kind: DamageKind::Rollback,
+            detail,
+        })
+    };
+    if unparsed.is_some() {
+        return damage("the store is empty, but a trusted checkpoint says it held entries".into());
+    }
+    let t = trusted?;
+    match t.seen_root {
+        Some(root) if root == t.root => {
+            report.trusted = Some((t.epoch, t.size));
+            None
+        }
+        Some(_) => damage(format!(
+            "epoch {} of the store does not have the root the trusted checkpoint states at size {} (history was rewritten)",
+            t.epoch, t.size
+        )),
+        None => damage(format!(
+            "the store ends before the trusted checkpoint: epoch {} size {} is missing (truncated or rolled back)",
+            t.epoch, t.size
+        )),
+    }
+}
+
+fn check_keys(
+    data_dir: &Path,
+    state: &ChainState,
+    options: &VerifyOptions,
+) -> Result<Option<Damage>> {
+    let Some(genesis_key) = state.verifier.as_ref().map(NoteVerifier::to_vkey) else {
+        return Ok(None);
+    };
+    let damage = |detail: String| Damage {
+        seq: Seq(0),
+        kind: DamageKind::Genesis,
+        detail,
+    };
+    if let Some(required) = &options.public_key {
+        let required = NoteVerifier::from_vkey(required.trim()).map_err(|e| Error::Key {
+            path: "public key".into(),
+            detail: e.to_string(),
+        })?;
+        if required.to_vkey() != genesis_key {
+            return Ok(Some(damage(format!(
+                "the store is signed with {genesis_key}, not with the expected key {}",
+                required.to_vkey()
+            ))));
+        }
+    }
+    match std::fs::read_to_string(data_dir.join(PUBLIC_KEY_FILE)) {
+        Ok(text) if text.trim() != genesis_key => Ok(Some(damage(format!(
+            "{PUBLIC_KEY_FILE} holds {} but the genesis entry names {genesis_key}",
+            text.trim()
+        )))),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::io("read", data_dir.join(PUBLIC_KEY_FILE), err)),
+    }
+}

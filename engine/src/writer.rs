@@ -1,0 +1,508 @@
+//! The single writer thread: takes submissions off the ring, assigns sequence numbers, links
+//! the chain, appends to the WAL, and completes tickets once per group commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::entry::{self, EntryKind, EntryRef};
+use crate::error::Error;
+use crate::merkle::Digest;
+use crate::note::{Checkpoint, NoteSigner};
+use crate::options::{DbOptions, Durability, ReceiptSignatures};
+use crate::position::{Epoch, ReceiptPosition};
+use crate::replay::{ChainState, KnownEvent, SealFields, SealedEpoch, seal_digest};
+use crate::ticket::TicketShared;
+use crate::wal::{ChainHash, RecordKind, Seq, Wal};
+
+/// A receipt prepared (encoded and hashed) in the caller's thread.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub tenant: String,
+    pub event_id: String,
+    pub header: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub payload_digest: Digest,
+    pub content_digest: Digest,
+}
+
+/// What travels through the ring.
+pub(crate) enum Message {
+    Append(Box<Prepared>, Arc<TicketShared>),
+    Control(Control),
+}
+
+/// Requests that need the writer's attention; each has a reply channel.
+pub(crate) enum Control {
+    /// Append a signed checkpoint now (if anything is new) and make everything durable.
+    Checkpoint(Sender<Result<Option<CheckpointInfo>, Error>>),
+    /// Seal the current epoch now.
+    SealEpoch(Sender<Result<Option<SealedEpoch>, Error>>),
+    /// Make everything written durable.
+    Sync(Sender<Result<Seq, Error>>),
+    /// Drain, checkpoint, flush, close.
+    Shutdown(Sender<Result<Seq, Error>>),
+}
+
+/// A checkpoint the writer appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Sequence number of the checkpoint entry.
+    pub seq: Seq,
+    /// The epoch it covers.
+    pub epoch: Epoch,
+    /// Leaves of the epoch it covers.
+    pub tree_size: u64,
+    /// The signed note text.
+    pub note: String,
+}
+
+/// State shared between the writer and the `Db` handles.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Set when the writer stopped after a failure or shutdown.
+    pub stopped: AtomicBool,
+    /// One past the last durable sequence number.
+    pub durable_end: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub wal: Wal,
+    pub state: ChainState,
+    pub options: DbOptions,
+    pub signer: NoteSigner,
+    pub origin_prefix: String,
+    pub shared: Arc<Shared>,
+    scratch: Vec<u8>,
+    pending: Vec<(Arc<TicketShared>, ReceiptPosition)>,
+    failure: Option<String>,
+    last_checkpoint_at: Instant,
+    last_flush_at: Instant,
+    epoch_started_at: Instant,
+    needs_flush: bool,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Writer {
+    pub(crate) fn new(
+        wal: Wal,
+        state: ChainState,
+        options: DbOptions,
+        signer: NoteSigner,
+        origin_prefix: String,
+        shared: Arc<Shared>,
+    ) -> Writer {
+        shared
+            .durable_end
+            .store(wal.durable_end().0, Ordering::SeqCst);
+        let now = Instant::now();
+        Writer {
+            wal,
+            state,
+            options,
+            signer,
+            origin_prefix,
+            shared,
+            scratch: Vec::new(),
+            pending: Vec::new(),
+            failure: None,
+            last_checkpoint_at: now,
+            last_flush_at: now,
+            epoch_started_at: now,
+            needs_flush: false,
+        }
+    }
+
+    /// The thread body.
+    pub(crate) fn run(mut self, ring: &Receiver<Message>) {
+        let mut batch: Vec<Message> = Vec::with_capacity(self.options.batch_records_max);
+        loop {
+            match ring.recv_timeout(self.next_timer()) {
+                Ok(message) => batch.push(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.finish();
+                    return;
+                }
+            }
+            while batch.len() < self.options.batch_records_max {
+                match ring.try_recv() {
+                    Ok(message) => batch.push(message),
+                    Err(_) => break,
+                }
+            }
+            let mut shutdown = None;
+            for message in batch.drain(..) {
+                match message {
+                    Message::Append(prepared, ticket) => {
+                        self.append_receipt(&prepared, ticket);
+                        self.timers(false);
+                    }
+                    Message::Control(Control::Shutdown(reply)) => shutdown = Some(reply),
+                    Message::Control(control) => self.control(control),
+                }
+            }
+            self.timers(true);
+            self.commit(false);
+            if let Some(reply) = shutdown {
+                // Anything still in the ring was sent before shutdown was requested by a clone
+                // that raced it: drain it too, so every submission ends acked or with an error.
+                while let Ok(message) = ring.try_recv() {
+                    match message {
+                        Message::Append(prepared, ticket) => self.append_receipt(&prepared, ticket),
+                        Message::Control(control) => self.control(control),
+                    }
+                }
+                let _ = reply.send(self.finish());
+                return;
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Duration {
+        let mut wait = self
+            .options
+            .checkpoint_interval
+            .saturating_sub(self.last_checkpoint_at.elapsed());
+        if self.options.durability == Durability::Written && self.needs_flush {
+            wait = wait.min(
+                self.options
+                    .flush_interval
+                    .saturating_sub(self.last_flush_at.elapsed()),
+            );
+        }
+        if let Some(limit) = self.options.epoch_duration {
+            wait = wait.min(limit.saturating_sub(self.epoch_started_at.elapsed()));
+        }
+        wait.max(Duration::from_millis(1))
+    }
+
+    fn fail(&mut self, err: &Error) {
+        if self.failure.is_none() {
+            self.failure = Some(err.to_string());
+            self.shared.stopped.store(true, Ordering::SeqCst);
+        }
+        let stopped = self.stopped_error();
+        for (ticket, _) in self.pending.drain(..) {
+            ticket.complete(Err(stopped.clone()));
+        }
+    }
+
+    fn stopped_error(&self) -> Error {
+        Error::Stopped {
+            cause: self.failure.clone().unwrap_or_else(|| "unknown".into()),
+        }
+    }
+
+    fn append_receipt(&mut self, prepared: &Prepared, ticket: Arc<TicketShared>) {
+        if self.failure.is_some() {
+            ticket.complete(Err(self.stopped_error()));
+            return;
+        }
+        let key = (prepared.tenant.clone(), prepared.event_id.clone());
+        if let Some(known) = self.state.events.get(&key) {
+            let result = if known.content_digest == prepared.content_digest {
+                Ok(known.position)
+            } else {
+                Err(Error::Conflict {
+                    tenant: prepared.tenant.clone(),
+                    event_id: prepared.event_id.clone(),
+                    existing: known.position.seq,
+                })
+            };
+            // A duplicate is acknowledged once the first copy is durable: park it with the batch.
+            match result {
+                Ok(position) if position.seq.0 < self.shared.durable_end.load(Ordering::SeqCst) => {
+                    ticket.complete(Ok(position))
+                }
+                Ok(position) => self.pending.push((ticket, position)),
+                Err(err) => ticket.complete(Err(err)),
+            }
+            return;
+        }
+        match self.append_entry(
+            EntryKind::Receipt,
+            Some(&prepared.tenant),
+            &prepared.header,
+            &prepared.payload,
+            prepared.payload_digest,
+            prepared.content_digest,
+        ) {
+            Ok(position) => {
+                self.state.events.insert(
+                    key,
+                    KnownEvent {
+                        position,
+                        content_digest: prepared.content_digest,
+                    },
+                );
+                self.state.receipts += 1;
+                self.pending.push((ticket, position));
+            }
+            Err(err) => {
+                ticket.complete(Err(err.clone()));
+                self.fail(&err);
+            }
+        }
+    }
+
+    fn append_entry(
+        &mut self,
+        kind: EntryKind,
+        tenant: Option<&str>,
+        header: &[u8],
+        payload: &[u8],
+        payload_digest: Digest,
+        content_digest: Digest,
+    ) -> Result<ReceiptPosition, Error> {
+        let seq = self.state.next_seq;
+        let chain = self.state.next_chain_fields(tenant, now_ns());
+        let chain_hash = entry::chain_hash(self.state.alg, seq, &chain, &content_digest);
+        let signature = (kind == EntryKind::Receipt
+            && self.options.receipt_signatures == ReceiptSignatures::Ed25519)
+            .then(|| self.signer.sign_raw(&chain_hash));
+        let entry = EntryRef {
+            kind,
+            flags: 0,
+            chain,
+            content_digest,
+            payload_digest,
+            header,
+            payload,
+            signature: signature.as_ref(),
+        };
+        entry.encode_into(&mut self.scratch);
+        let record_kind = RecordKind::new(kind as u8)?;
+        let wal_seq = self.wal.append(
+            record_kind,
+            &self.scratch,
+            &ChainHash(chain.prev_chain_hash),
+        )?;
+        if wal_seq != seq {
+            return Err(Error::Damaged {
+                seq,
+                detail: format!("the log assigned seq {wal_seq} where the chain expected {seq}"),
+            });
+        }
+        if let Some(tenant) = tenant {
+            self.state
+                .tenant_tips
+                .insert(tenant.to_owned(), (seq, chain_hash));
+        }
+        let position = ReceiptPosition {
+            seq,
+            epoch: self.state.epoch,
+            chain_hash,
+            logged_at_ns: chain.logged_at_ns,
+        };
+        self.state.advance(kind, &chain, chain_hash);
+        self.needs_flush = true;
+        Ok(position)
+    }
+
+    /// Appends a signed checkpoint of the current epoch if it has grown since the last one.
+    fn append_checkpoint(&mut self) -> Result<Option<CheckpointInfo>, Error> {
+        self.last_checkpoint_at = Instant::now();
+        let size = self.state.tree.size();
+        if size == self.state.last_checkpoint_size {
+            return Ok(None);
+        }
+        let origin = ChainState::origin(&self.origin_prefix, self.state.epoch);
+        let note = Checkpoint::new(origin, size, self.state.tree.root())
+            .sign(&[&self.signer])
+            .map_err(|e| Error::Key {
+                path: "signing key".into(),
+                detail: e.to_string(),
+            })?;
+        let position = self.append_note(EntryKind::Checkpoint, note.as_bytes())?;
+        self.state.last_checkpoint_size = size;
+        self.state.checkpoints += 1;
+        Ok(Some(CheckpointInfo {
+            seq: position.seq,
+            epoch: position.epoch,
+            tree_size: size,
+            note,
+        }))
+    }
+
+    fn append_note(&mut self, kind: EntryKind, note: &[u8]) -> Result<ReceiptPosition, Error> {
+        let payload_digest = entry::payload_digest(self.state.alg, note);
+        let content_digest = entry::content_digest(self.state.alg, kind, &[], &payload_digest);
+        self.append_entry(kind, None, &[], note, payload_digest, content_digest)
+    }
+
+    /// Seals the current epoch (if it holds anything) and starts the next.
+    fn seal_epoch(&mut self) -> Result<Option<SealedEpoch>, Error> {
+        self.epoch_started_at = Instant::now();
+        let entries = self.state.tree.size();
+        if entries == 0 {
+            return Ok(None);
+        }
+        let fields = SealFields {
+            first_seq: self.state.epoch_first_seq,
+            entries,
+            last_chain_hash: self.state.last_hash,
+            prev_seal: self.state.last_seal,
+        };
+        let mut checkpoint = Checkpoint::new(
+            ChainState::origin(&self.origin_prefix, self.state.epoch),
+            entries,
+            self.state.tree.root(),
+        );
+        checkpoint.extensions.push(fields.to_line());
+        let note = checkpoint.sign(&[&self.signer]).map_err(|e| Error::Key {
+            path: "signing key".into(),
+            detail: e.to_string(),
+        })?;
+        let sealed = SealedEpoch {
+            epoch: self.state.epoch,
+            first_seq: fields.first_seq,
+            entries,
+            root: checkpoint.root_hash,
+            seal_seq: self.state.next_seq,
+        };
+        self.append_note(EntryKind::EpochSeal, note.as_bytes())?;
+        self.state.last_seal = seal_digest(self.state.alg, note.as_bytes());
+        self.state.sealed.push(sealed.clone());
+        self.state.checkpoints += 1;
+        Ok(Some(sealed))
+    }
+
+    /// Size-driven checkpoints and seals (after every entry), and with `clock` the time-driven
+    /// ones too (once per batch: reading the clock per entry would cost more than it saves).
+    fn timers(&mut self, clock: bool) {
+        if self.failure.is_some() {
+            return;
+        }
+        let size = self.state.tree.size();
+        let since_checkpoint = size.saturating_sub(self.state.last_checkpoint_size);
+        // The seal itself is not a leaf: an epoch holds at most `epoch_records_max` leaves.
+        let seal_due = size >= self.options.epoch_records_max
+            || (clock
+                && size > 0
+                && self
+                    .options
+                    .epoch_duration
+                    .is_some_and(|limit| self.epoch_started_at.elapsed() >= limit));
+        let checkpoint_due = since_checkpoint >= self.options.checkpoint_every_records
+            || (clock
+                && since_checkpoint > 0
+                && self.last_checkpoint_at.elapsed() >= self.options.checkpoint_interval);
+        let result = if seal_due {
+            self.seal_epoch().map(drop)
+        } else if checkpoint_due {
+            self.append_checkpoint().map(drop)
+        } else {
+            Ok(())
+        };
+        if let Err(err) = result {
+            self.fail(&err);
+        }
+    }
+
+    /// Group commit: one flush for everything appended, then complete the tickets.
+    fn commit(&mut self, force_sync: bool) {
+        if self.failure.is_some() {
+            return;
+        }
+        let sync = force_sync
+            || self.options.durability == Durability::Durable
+            || (self.needs_flush && self.last_flush_at.elapsed() >= self.options.flush_interval);
+        if sync && self.needs_flush {
+            match self.wal.flush() {
+                Ok(end) => {
+                    self.shared.durable_end.store(end.0, Ordering::SeqCst);
+                    self.needs_flush = false;
+                    self.last_flush_at = Instant::now();
+                }
+                Err(err) => {
+                    self.fail(&Error::from(err));
+                    return;
+                }
+            }
+        }
+        for (ticket, position) in self.pending.drain(..) {
+            ticket.complete(Ok(position));
+        }
+    }
+
+    fn control(&mut self, control: Control) {
+        let stopped = self.failure.is_some().then(|| self.stopped_error());
+        match control {
+            Control::Checkpoint(reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self
+                        .append_checkpoint()
+                        .and_then(|info| self.sync_now().map(|_| info)),
+                };
+                let _ = reply.send(result);
+            }
+            Control::SealEpoch(reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self
+                        .seal_epoch()
+                        .and_then(|sealed| self.sync_now().map(|_| sealed)),
+                };
+                let _ = reply.send(result);
+            }
+            Control::Sync(reply) => {
+                let _ = reply.send(stopped.map_or_else(|| self.sync_now(), Err));
+            }
+            Control::Shutdown(reply) => {
+                // Only reaches here while draining after a first shutdown request.
+                let _ = reply.send(Err(Error::Closed));
+            }
+        }
+    }
+
+    fn sync_now(&mut self) -> Result<Seq, Error> {
+        self.commit(true);
+        match &self.failure {
+            Some(_) => Err(self.stopped_error()),
+            None => Ok(self.wal.durable_end()),
+        }
+    }
+
+    /// Final checkpoint, flush, and a clean close of the WAL.
+    fn finish(mut self) -> Result<Seq, Error> {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        if self.failure.is_none()
+            && let Err(err) = self.append_checkpoint()
+        {
+            self.fail(&err);
+        }
+        self.sync_now()?;
+        Ok(self.wal.close()?)
+    }
+
+    /// Appends the genesis entry of a new store.
+    pub(crate) fn append_genesis(&mut self, genesis: &crate::replay::Genesis) -> Result<(), Error> {
+        let payload = serde_json::to_vec(genesis).map_err(|e| Error::Damaged {
+            seq: Seq(0),
+            detail: format!("encoding genesis: {e}"),
+        })?;
+        let payload_digest = entry::payload_digest(self.state.alg, &payload);
+        let content_digest =
+            entry::content_digest(self.state.alg, EntryKind::Genesis, &[], &payload_digest);
+        self.append_entry(
+            EntryKind::Genesis,
+            None,
+            &[],
+            &payload,
+            payload_digest,
+            content_digest,
+        )?;
+        self.state.genesis = Some(genesis.clone());
+        self.state.verifier = Some(self.signer.verifier());
+        self.sync_now().map(drop)
+    }
+}
