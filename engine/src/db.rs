@@ -9,9 +9,11 @@ use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
-use crate::note::{NoteSigner, NoteVerifier};
+use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::options::DbOptions;
+use crate::position::Epoch;
 use crate::position::ReceiptPosition;
+use crate::proof::{self, ConsistencyBundle, InclusionBundle};
 use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
 use crate::ticket::Ticket;
@@ -297,6 +299,136 @@ impl Db {
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
         read_receipt(&self.inner.data_dir, self.inner.alg, seq)
+    }
+
+    /// An inclusion proof of the entry at `seq` against a signed checkpoint: its epoch's seal
+    /// when the epoch is sealed, else the latest checkpoint (one is written now if none covers
+    /// `seq` yet). Check it with [`crate::proof::verify_inclusion_bundle`] and the public key.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a sequence number not in the log or an epoch seal (seals are
+    /// not leaves), [`Error::Closed`], [`Error::Wal`].
+    pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
+        let data_dir = &self.inner.data_dir;
+        let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+        let record = reader.read(seq).map_err(|e| Error::NotFound {
+            seq,
+            detail: e.to_string(),
+        })?;
+        let kind = EntryKind::from_byte(record.kind.get()).ok_or_else(|| Error::Damaged {
+            seq,
+            detail: "unknown entry kind".into(),
+        })?;
+        if kind == EntryKind::EpochSeal {
+            return Err(Error::NotFound {
+                seq,
+                detail: "an epoch seal is not a leaf of any tree".into(),
+            });
+        }
+        let entry = entry::decode_entry(kind, &record.payload).map_err(|e| Error::Damaged {
+            seq,
+            detail: e.to_string(),
+        })?;
+        let epoch = Epoch(entry.chain.epoch);
+        for _ in 0..3 {
+            let view = self.inner.shared.epoch_view();
+            if let Some(sealed) = view.sealed.iter().find(|s| s.epoch == epoch) {
+                let seal = reader.read(sealed.seal_seq)?;
+                let seal_entry =
+                    entry::decode_entry(EntryKind::EpochSeal, &seal.payload).map_err(|e| {
+                        Error::Damaged {
+                            seq: sealed.seal_seq,
+                            detail: e.to_string(),
+                        }
+                    })?;
+                let note = String::from_utf8_lossy(seal_entry.payload).into_owned();
+                return proof::build_inclusion(
+                    data_dir,
+                    self.inner.alg,
+                    seq,
+                    epoch,
+                    sealed.first_seq,
+                    sealed.entries,
+                    &note,
+                );
+            }
+            if epoch != view.current {
+                return Err(Error::NotFound {
+                    seq,
+                    detail: format!("epoch {epoch} is neither sealed nor current"),
+                });
+            }
+            let leaf_index = seq.0 - view.current_first_seq.0;
+            if let Some((_, size, note)) = view
+                .latest_checkpoint
+                .filter(|(_, size, _)| *size > leaf_index)
+            {
+                return proof::build_inclusion(
+                    data_dir,
+                    self.inner.alg,
+                    seq,
+                    epoch,
+                    view.current_first_seq,
+                    size,
+                    &note,
+                );
+            }
+            self.checkpoint()?;
+        }
+        Err(Error::NotFound {
+            seq,
+            detail: "no checkpoint covers this entry yet".into(),
+        })
+    }
+
+    /// A consistency proof between two checkpoint notes of the same epoch of this store.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] when a note does not verify with this store's key, names
+    /// another epoch, or the sizes are out of order; [`Error::Wal`].
+    pub fn consistency(&self, old_note: &str, new_note: &str) -> Result<ConsistencyBundle> {
+        let open = |note: &str| {
+            Checkpoint::open(note.as_bytes(), std::slice::from_ref(&self.inner.verifier))
+                .map(|(c, _)| c)
+                .map_err(|e| Error::InvalidOption {
+                    name: "checkpoint",
+                    reason: e.to_string(),
+                })
+        };
+        let (old, new) = (open(old_note)?, open(new_note)?);
+        if old.origin != new.origin || old.tree_size > new.tree_size {
+            return Err(Error::InvalidOption {
+                name: "checkpoint",
+                reason: "the checkpoints must be of one epoch, older first".into(),
+            });
+        }
+        let epoch = old
+            .origin
+            .strip_prefix(&format!("{}/epoch/", self.inner.origin_prefix))
+            .and_then(|n| n.parse().ok())
+            .map(Epoch)
+            .ok_or_else(|| Error::InvalidOption {
+                name: "checkpoint",
+                reason: format!("origin {:?} is not this store's", old.origin),
+            })?;
+        let view = self.inner.shared.epoch_view();
+        let first_seq = view
+            .sealed
+            .iter()
+            .find(|s| s.epoch == epoch)
+            .map(|s| s.first_seq)
+            .or((view.current == epoch).then_some(view.current_first_seq))
+            .ok_or_else(|| Error::InvalidOption {
+                name: "checkpoint",
+                reason: format!("epoch {epoch} is not in this store"),
+            })?;
+        proof::build_consistency(
+            &self.inner.data_dir,
+            self.inner.alg,
+            first_seq,
+            (old_note, old.tree_size),
+            (new_note, new.tree_size),
+        )
     }
 
     /// The data directory.

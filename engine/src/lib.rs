@@ -34,6 +34,7 @@ pub mod merkle;
 pub mod note;
 mod options;
 mod position;
+pub mod proof;
 pub mod receipt;
 pub mod replay;
 mod ticket;

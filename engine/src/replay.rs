@@ -251,6 +251,8 @@ pub struct ChainState {
     pub last_logged_at_ns: u64,
     /// Tree size of the last checkpoint of the current epoch.
     pub last_checkpoint_size: u64,
+    /// The last checkpoint of the current epoch: its sequence number and signed note.
+    pub last_checkpoint: Option<(Seq, String)>,
     /// Receipts replayed.
     pub receipts: u64,
     /// Checkpoints replayed (seals included).
@@ -276,6 +278,7 @@ impl ChainState {
             verifier: None,
             last_logged_at_ns: 0,
             last_checkpoint_size: 0,
+            last_checkpoint: None,
             receipts: 0,
             checkpoints: 0,
         }
@@ -318,6 +321,7 @@ impl ChainState {
             self.epoch_first_seq = self.next_seq;
             self.tree = CompactRange::new(self.alg);
             self.last_checkpoint_size = 0;
+            self.last_checkpoint = None;
         } else {
             // A tree of 2^64 leaves cannot be reached: the log's sequence numbers run out first.
             let _ = self.tree.append(&merkle::leaf_hash(self.alg, &chain_hash));
@@ -569,6 +573,7 @@ impl ChainState {
             self.last_seal = seal_digest(self.alg, entry.payload);
         } else {
             self.last_checkpoint_size = checkpoint.tree_size;
+            self.last_checkpoint = Some((seq, String::from_utf8_lossy(entry.payload).into_owned()));
         }
         self.checkpoints += 1;
         Ok(())

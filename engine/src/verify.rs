@@ -108,7 +108,7 @@ pub fn verify_store(data_dir: &Path, options: &VerifyOptions) -> Result<VerifyRe
                         seq: record.seq,
                         kind: DamageKind::Rollback,
                         detail: err,
-                    })
+                    });
                 }
             }
             if damage.is_some() {
@@ -135,7 +135,7 @@ pub fn verify_store(data_dir: &Path, options: &VerifyOptions) -> Result<VerifyRe
                     seq: state.next_seq,
                     kind: DamageKind::Frame,
                     detail: err.to_string(),
-                })
+                });
             }
         }
     }

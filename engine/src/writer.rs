@@ -1,8 +1,8 @@
 //! The single writer thread: takes submissions off the ring, assigns sequence numbers, links
 //! the chain, appends to the WAL, and completes tickets once per group commit.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -66,6 +66,30 @@ pub(crate) struct Shared {
     pub stopped: AtomicBool,
     /// One past the last durable sequence number.
     pub durable_end: AtomicU64,
+    /// What readers need to find checkpoints and epochs.
+    pub epochs: Mutex<EpochView>,
+}
+
+/// The epochs as the writer last published them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EpochView {
+    /// The open epoch.
+    pub current: Epoch,
+    /// Its first sequence number.
+    pub current_first_seq: Seq,
+    /// Its latest checkpoint: sequence number, tree size, signed note.
+    pub latest_checkpoint: Option<(Seq, u64, String)>,
+    /// Sealed epochs in order.
+    pub sealed: Vec<SealedEpoch>,
+}
+
+impl Shared {
+    pub(crate) fn epoch_view(&self) -> EpochView {
+        self.epochs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 pub(crate) struct Writer {
@@ -103,7 +127,7 @@ impl Writer {
             .durable_end
             .store(wal.durable_end().0, Ordering::SeqCst);
         let now = Instant::now();
-        Writer {
+        let writer = Writer {
             wal,
             state,
             options,
@@ -117,7 +141,28 @@ impl Writer {
             last_flush_at: now,
             epoch_started_at: now,
             needs_flush: false,
-        }
+        };
+        writer.publish_epochs();
+        writer
+    }
+
+    /// Publishes the epoch directory for readers (after checkpoints and seals).
+    fn publish_epochs(&self) {
+        let view = EpochView {
+            current: self.state.epoch,
+            current_first_seq: self.state.epoch_first_seq,
+            latest_checkpoint: self
+                .state
+                .last_checkpoint
+                .as_ref()
+                .map(|(seq, note)| (*seq, self.state.last_checkpoint_size, note.clone())),
+            sealed: self.state.sealed.clone(),
+        };
+        *self
+            .shared
+            .epochs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = view;
     }
 
     /// The thread body.
@@ -220,7 +265,7 @@ impl Writer {
             // A duplicate is acknowledged once the first copy is durable: park it with the batch.
             match result {
                 Ok(position) if position.seq.0 < self.shared.durable_end.load(Ordering::SeqCst) => {
-                    ticket.complete(Ok(position))
+                    ticket.complete(Ok(position));
                 }
                 Ok(position) => self.pending.push((ticket, position)),
                 Err(err) => ticket.complete(Err(err)),
@@ -323,7 +368,9 @@ impl Writer {
             })?;
         let position = self.append_note(EntryKind::Checkpoint, note.as_bytes())?;
         self.state.last_checkpoint_size = size;
+        self.state.last_checkpoint = Some((position.seq, note.clone()));
         self.state.checkpoints += 1;
+        self.publish_epochs();
         Ok(Some(CheckpointInfo {
             seq: position.seq,
             epoch: position.epoch,
@@ -372,6 +419,7 @@ impl Writer {
         self.state.last_seal = seal_digest(self.state.alg, note.as_bytes());
         self.state.sealed.push(sealed.clone());
         self.state.checkpoints += 1;
+        self.publish_epochs();
         Ok(Some(sealed))
     }
 
