@@ -37,8 +37,8 @@ fn check_store(alg: HashAlgorithm) {
 
     for position in [first[0], first[31], first[49], second[0], second[29]] {
         let bundle = db.prove(position.seq).expect("prove");
-        let verified = verify_inclusion_bundle(&bundle, &verifier).expect("bundle verifies");
-        assert_eq!(verified.chain_hash, position.chain_hash);
+        let proven = verify_inclusion_bundle(&bundle, &verifier).expect("bundle verifies");
+        assert_eq!(proven.chain_hash, position.chain_hash);
         assert!(
             verified
                 .header

@@ -11,12 +11,12 @@ use memmap2::{Mmap, MmapMut};
 use super::{Access, Preallocation, SegmentFile, Storage};
 use crate::format::{LOCK_FILE, TMP_SUFFIX};
 
-/// Zeros are written one page per `write(2)`: the page cache then holds the file in 4 KiB
-/// folios. With bigger writes, Linux (6.16+, ext4 large folios) caches it in large folios, and
-/// a store through the map dirties a whole folio: every flush then rewrote up to 1 MiB per
-/// folio touched (measured ~1 MiB written per 544-byte single-record flush, 2x at 1 MiB
-/// batches; see docs/performance.md).
-const ZERO_CHUNK_BYTES: usize = 4096;
+/// Zeros are written 64 KiB per `write(2)`, which leaves the file in 64 KiB page-cache folios.
+/// Linux (6.16+, ext4 large folios) sizes folios by the write, and a store through the map
+/// dirties its whole folio: with 1 MiB writes every flush rewrote at least 1 MiB (~1 MiB to
+/// disk per single-record flush, 2x at 512 KiB batches) and the page faults cost more; 4 KiB
+/// folios make large batches slower to fault and write back. See docs/performance.md.
+const ZERO_CHUNK_BYTES: usize = 64 << 10;
 const SPARE_PREFIX: &str = "spare-";
 
 /// A log directory on the real file system.
