@@ -40,7 +40,7 @@ fn check_store(alg: HashAlgorithm) {
         let proven = verify_inclusion_bundle(&bundle, &verifier).expect("bundle verifies");
         assert_eq!(proven.chain_hash, position.chain_hash);
         assert!(
-            verified
+            proven
                 .header
                 .expect("receipt header")
                 .event_id()
