@@ -22,8 +22,13 @@ use crate::writer::{CheckpointInfo, Control, Message, Prepared, Shared, Writer};
 
 /// Name of the log directory inside the data directory.
 pub const WAL_DIR: &str = "wal";
-/// Largest WAL record the engine writes: a receipt's header, payload and entry fields.
-pub const ENTRY_BYTES_MAX: u64 = 4 << 20;
+/// Largest WAL record the engine writes: a receipt's largest header and payload, the entry's
+/// fixed fields and a signature. Segments smaller than this (plus their 4 KiB header) cap the
+/// receipt size at what fits: a larger receipt then fails with a `RecordTooLarge` error.
+pub const ENTRY_BYTES_MAX: u64 = (crate::receipt::MAX_PAYLOAD_BYTES
+    + crate::receipt::MAX_HEADER_BYTES
+    + crate::entry::ENTRY_FIXED_BYTES
+    + 64) as u64;
 
 /// An open store. Cheap to clone (`Arc`); `Send + Sync`; many threads append at once.
 ///
@@ -108,7 +113,7 @@ impl Db {
             .map_err(|e| Error::io("create directory", &data_dir, e))?;
         let wal_options = WalOptions::default()
             .segment_bytes(options.segment_bytes)
-            .record_bytes_max(ENTRY_BYTES_MAX)
+            .record_bytes_max(ENTRY_BYTES_MAX.min(options.segment_bytes.saturating_sub(8192)))
             .hash_algorithm(options.hash_algorithm);
         let wal = Wal::open(data_dir.join(WAL_DIR), wal_options)?;
         let alg = wal.hash_algorithm();
