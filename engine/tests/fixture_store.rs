@@ -15,11 +15,11 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn receipt(n: u64) -> Receipt {
-    let tenant = if n % 3 == 0 { "globex" } else { "acme" };
+    let tenant = if n.is_multiple_of(3) { "globex" } else { "acme" };
     Receipt::builder(
         tenant,
         format!("evt-{n:04}"),
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             Kind::LlmCall
         } else {
             Kind::PolicyDecision
