@@ -113,7 +113,7 @@ impl Db {
             .map_err(|e| Error::io("create directory", &data_dir, e))?;
         let wal_options = WalOptions::default()
             .segment_bytes(options.segment_bytes)
-            .record_bytes_max(ENTRY_BYTES_MAX.min(options.segment_bytes.saturating_sub(8192)))
+            .record_bytes_max(entry_bytes_max(&options))
             .hash_algorithm(options.hash_algorithm);
         let wal = Wal::open(data_dir.join(WAL_DIR), wal_options)?;
         let alg = wal.hash_algorithm();
@@ -229,6 +229,15 @@ impl Db {
         }
         let header = receipt.header().encode();
         let payload = receipt.payload().to_vec();
+        let entry_bytes =
+            (crate::entry::ENTRY_FIXED_BYTES + 64 + header.len() + payload.len()) as u64;
+        let max = entry_bytes_max(&self.inner.options);
+        if entry_bytes > max {
+            return Err(Error::from(crate::wal::Error::RecordTooLarge {
+                len: entry_bytes,
+                max,
+            }));
+        }
         let payload_digest = entry::payload_digest(self.inner.alg, &payload);
         let content_digest =
             entry::content_digest(self.inner.alg, EntryKind::Receipt, &header, &payload_digest);
@@ -469,6 +478,11 @@ impl Db {
             .durable_end
             .load(std::sync::atomic::Ordering::SeqCst))
     }
+}
+
+/// The largest entry the WAL accepts with these options.
+fn entry_bytes_max(options: &DbOptions) -> u64 {
+    ENTRY_BYTES_MAX.min(options.segment_bytes.saturating_sub(8192))
 }
 
 /// Replays the store's log from the start.

@@ -48,6 +48,26 @@ impl TicketShared {
     }
 }
 
+/// The writer's end of a ticket. Completing consumes it; dropping it uncompleted (the writer
+/// thread died, or the submission was still in the ring when the database went away)
+/// completes the ticket with [`Error::Closed`], so no caller waits forever.
+#[derive(Debug)]
+pub(crate) struct Completer {
+    shared: Arc<TicketShared>,
+}
+
+impl Completer {
+    pub(crate) fn complete(self, result: Result<ReceiptPosition, Error>) {
+        self.shared.complete(result);
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        self.shared.complete(Err(Error::Closed));
+    }
+}
+
 /// A pending append. Dropping it does not cancel the append.
 #[derive(Debug, Clone)]
 pub struct Ticket {
@@ -55,13 +75,13 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub(crate) fn new() -> (Ticket, Arc<TicketShared>) {
+    pub(crate) fn new() -> (Ticket, Completer) {
         let shared = Arc::new(TicketShared::default());
         (
             Ticket {
                 shared: Arc::clone(&shared),
             },
-            shared,
+            Completer { shared },
         )
     }
 

@@ -14,7 +14,7 @@ use crate::note::{Checkpoint, NoteSigner};
 use crate::options::{DbOptions, Durability, ReceiptSignatures};
 use crate::position::{Epoch, ReceiptPosition};
 use crate::replay::{ChainState, KnownEvent, SealFields, SealedEpoch, seal_digest};
-use crate::ticket::TicketShared;
+use crate::ticket::Completer;
 use crate::wal::{ChainHash, RecordKind, Seq, Wal};
 
 /// A receipt prepared (encoded and hashed) in the caller's thread.
@@ -30,7 +30,7 @@ pub(crate) struct Prepared {
 
 /// What travels through the ring.
 pub(crate) enum Message {
-    Append(Box<Prepared>, Arc<TicketShared>),
+    Append(Box<Prepared>, Completer),
     Control(Control),
 }
 
@@ -100,12 +100,17 @@ pub(crate) struct Writer {
     pub origin_prefix: String,
     pub shared: Arc<Shared>,
     scratch: Vec<u8>,
-    pending: Vec<(Arc<TicketShared>, ReceiptPosition)>,
+    pending: Vec<(Completer, ReceiptPosition)>,
     failure: Option<String>,
     last_checkpoint_at: Instant,
     last_flush_at: Instant,
     epoch_started_at: Instant,
     needs_flush: bool,
+}
+
+/// Whether the log refused a record without writing anything (so the writer can go on).
+fn is_refused_record(err: &Error) -> bool {
+    matches!(err, Error::Wal(wal_err) if matches!(**wal_err, crate::wal::Error::RecordTooLarge { .. }))
 }
 
 fn now_ns() -> u64 {
@@ -246,7 +251,7 @@ impl Writer {
         }
     }
 
-    fn append_receipt(&mut self, prepared: &Prepared, ticket: Arc<TicketShared>) {
+    fn append_receipt(&mut self, prepared: &Prepared, ticket: Completer) {
         if self.failure.is_some() {
             ticket.complete(Err(self.stopped_error()));
             return;
@@ -291,6 +296,8 @@ impl Writer {
                 self.state.receipts += 1;
                 self.pending.push((ticket, position));
             }
+            // A record the log refuses before writing anything is this receipt's problem only.
+            Err(err) if is_refused_record(&err) => ticket.complete(Err(err)),
             Err(err) => {
                 ticket.complete(Err(err.clone()));
                 self.fail(&err);

@@ -95,3 +95,28 @@ fn concurrent_appends_reopen_verify() {
             .verified()
     );
 }
+
+#[test]
+fn a_receipt_too_large_for_the_segment_is_refused_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), DbOptions::default().segment_bytes(64 << 10)).expect("open");
+    let big = Receipt::builder("acme", "evt-big", Kind::LlmCall)
+        .app_id("claims")
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::now())
+        .input(serde_json::json!({"prompt": "x".repeat(100_000)}))
+        .build()
+        .expect("valid receipt (1 MiB payload limit)");
+    match db.append(&big) {
+        Err(Error::Wal(err)) => assert!(err.to_string().contains("exceeds the maximum"), "{err}"),
+        other => panic!("expected a record-too-large error, got {other:?}"),
+    }
+    let position = db
+        .append_and_wait(&receipt("acme", 1))
+        .expect("the store goes on");
+    assert_eq!(
+        db.get(position.seq).expect("read").header.event_id(),
+        "evt-00000001"
+    );
+    db.close().expect("close");
+}
