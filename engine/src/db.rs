@@ -9,6 +9,7 @@ use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
+use crate::log::{FsLog, LogStorage};
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::options::DbOptions;
 use crate::position::Epoch;
@@ -17,7 +18,7 @@ use crate::proof::{self, ConsistencyBundle, InclusionBundle};
 use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
 use crate::ticket::Ticket;
-use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions, WalReader};
+use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
 use crate::writer::{CheckpointInfo, Control, Message, Prepared, Shared, Writer};
 
 /// Name of the log directory inside the data directory.
@@ -34,12 +35,19 @@ pub const ENTRY_BYTES_MAX: u64 = (crate::receipt::MAX_PAYLOAD_BYTES
 ///
 /// Dropping the last clone shuts the writer down cleanly (drain, checkpoint, flush); call
 /// [`Db::close`] to see the result.
-#[derive(Clone)]
-pub struct Db {
-    inner: Arc<Inner>,
+pub struct Db<L: LogStorage = FsLog> {
+    inner: Arc<Inner<L>>,
 }
 
-impl std::fmt::Debug for Db {
+impl<L: LogStorage> Clone for Db<L> {
+    fn clone(&self) -> Self {
+        Db {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<L: LogStorage> std::fmt::Debug for Db<L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
             .field("data_dir", &self.inner.data_dir)
@@ -47,7 +55,8 @@ impl std::fmt::Debug for Db {
     }
 }
 
-struct Inner {
+struct Inner<L: LogStorage> {
+    log: L,
     data_dir: PathBuf,
     ring: Sender<Message>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -58,7 +67,7 @@ struct Inner {
     origin_prefix: String,
 }
 
-impl Drop for Inner {
+impl<L: LogStorage> Drop for Inner<L> {
     fn drop(&mut self) {
         let (reply, answer) = crossbeam_channel::bounded(1);
         if self
@@ -90,7 +99,7 @@ pub struct StoredReceipt {
     pub payload: Vec<u8>,
 }
 
-impl Db {
+impl Db<FsLog> {
     /// Opens (or creates) the store in `data_dir` with the embedded defaults: a signing key in
     /// `keys/signing.key` (mode 0600) and its public key in `signing.pub`, created on first
     /// use.
@@ -107,17 +116,29 @@ impl Db {
     /// # Errors
     /// As for [`Db::open`], plus [`Error::InvalidOption`].
     pub fn open_with(data_dir: impl AsRef<Path>, options: DbOptions) -> Result<Db> {
+        let data_dir = data_dir.as_ref();
+        Db::open_on(FsLog::new(data_dir.join(WAL_DIR)), data_dir, options)
+    }
+}
+
+impl<L: LogStorage> Db<L> {
+    /// Opens (or creates) a store whose log lives in `log` (the real file system, or the
+    /// crash simulator in tests) and whose key files live in `data_dir`.
+    ///
+    /// # Errors
+    /// As for [`Db::open_with`].
+    pub fn open_on(log: L, data_dir: &Path, options: DbOptions) -> Result<Db<L>> {
         options.validate()?;
-        let data_dir = data_dir.as_ref().to_path_buf();
+        let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| Error::io("create directory", &data_dir, e))?;
         let wal_options = WalOptions::default()
             .segment_bytes(options.segment_bytes)
             .record_bytes_max(entry_bytes_max(&options))
             .hash_algorithm(options.hash_algorithm);
-        let wal = Wal::open(data_dir.join(WAL_DIR), wal_options)?;
+        let wal = Wal::open_with(log.for_writer(), wal_options)?;
         let alg = wal.hash_algorithm();
-        let state = replay(&data_dir, alg, ReplayMode::Open)?;
+        let state = replay(&log, alg, ReplayMode::Open)?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
@@ -153,6 +174,7 @@ impl Db {
             .map_err(|e| Error::io("spawn writer thread", &data_dir, e))?;
         Ok(Db {
             inner: Arc::new(Inner {
+                log,
                 data_dir,
                 ring,
                 writer: Mutex::new(Some(handle)),
@@ -312,7 +334,7 @@ impl Db {
     /// [`Error::NotFound`] when `seq` holds no receipt, [`Error::Damaged`] when its entry does
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
-        read_receipt(&self.inner.data_dir, self.inner.alg, seq)
+        read_receipt(&self.inner.log, self.inner.alg, seq)
     }
 
     /// An inclusion proof of the entry at `seq` against a signed checkpoint: its epoch's seal
@@ -323,8 +345,8 @@ impl Db {
     /// [`Error::NotFound`] for a sequence number not in the log or an epoch seal (seals are
     /// not leaves), [`Error::Closed`], [`Error::Wal`].
     pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
-        let data_dir = &self.inner.data_dir;
-        let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+        let log = &self.inner.log;
+        let reader = log.open_reader()?;
         let record = reader.read(seq).map_err(|e| Error::NotFound {
             seq,
             detail: e.to_string(),
@@ -357,7 +379,7 @@ impl Db {
                     })?;
                 let note = String::from_utf8_lossy(seal_entry.payload).into_owned();
                 return proof::build_inclusion(
-                    data_dir,
+                    log,
                     self.inner.alg,
                     seq,
                     epoch,
@@ -378,7 +400,7 @@ impl Db {
                 .filter(|(_, size, _)| *size > leaf_index)
             {
                 return proof::build_inclusion(
-                    data_dir,
+                    log,
                     self.inner.alg,
                     seq,
                     epoch,
@@ -437,7 +459,7 @@ impl Db {
                 reason: format!("epoch {epoch} is not in this store"),
             })?;
         proof::build_consistency(
-            &self.inner.data_dir,
+            &self.inner.log,
             self.inner.alg,
             first_seq,
             (old_note, old.tree_size),
@@ -486,8 +508,12 @@ fn entry_bytes_max(options: &DbOptions) -> u64 {
 }
 
 /// Replays the store's log from the start.
-pub(crate) fn replay(data_dir: &Path, alg: HashAlgorithm, mode: ReplayMode) -> Result<ChainState> {
-    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+pub(crate) fn replay<L: LogStorage>(
+    log: &L,
+    alg: HashAlgorithm,
+    mode: ReplayMode,
+) -> Result<ChainState> {
+    let reader = log.open_reader()?;
     let mut state = ChainState::new(alg);
     let mut damage = None;
     reader.scan(Seq(0), |record| {
@@ -527,8 +553,12 @@ fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result
 }
 
 /// Reads and decodes the receipt at `seq` of the store in `data_dir`.
-pub(crate) fn read_receipt(data_dir: &Path, alg: HashAlgorithm, seq: Seq) -> Result<StoredReceipt> {
-    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+pub(crate) fn read_receipt<L: LogStorage>(
+    log: &L,
+    alg: HashAlgorithm,
+    seq: Seq,
+) -> Result<StoredReceipt> {
+    let reader = log.open_reader()?;
     let record = reader.read(seq).map_err(|e| match e {
         crate::wal::Error::SeqOutOfRange { .. } => Error::NotFound {
             seq,

@@ -30,6 +30,7 @@ mod db;
 pub mod entry;
 mod error;
 pub mod keys;
+pub mod log;
 pub mod merkle;
 pub mod note;
 mod options;
@@ -43,6 +44,7 @@ mod writer;
 
 pub use db::{Db, ENTRY_BYTES_MAX, StoredReceipt, WAL_DIR};
 pub use error::{Error, Result};
+pub use log::{FsLog, LogStorage};
 pub use options::{
     DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
@@ -51,5 +53,5 @@ pub use options::{
 pub use position::{Epoch, ReceiptPosition};
 pub use ticket::Ticket;
 pub use trailmix_wal as wal;
-pub use verify::{VerifyOptions, VerifyReport, verify_store};
+pub use verify::{VerifyOptions, VerifyReport, verify_log, verify_store};
 pub use writer::CheckpointInfo;

@@ -3,20 +3,19 @@
 //! bundle and the store's public key ([`verify_inclusion_bundle`], [`verify_consistency_notes`]).
 
 use std::ops::ControlFlow;
-use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::db::WAL_DIR;
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
+use crate::log::LogStorage;
 use crate::merkle::{self, Digest, LeafHashTable};
 use crate::note::{Checkpoint, NoteVerifier};
 use crate::position::Epoch;
 use crate::receipt::ReceiptHeader;
-use crate::wal::{HashAlgorithm, Seq, WalReader};
+use crate::wal::{HashAlgorithm, Seq};
 
 /// Everything an auditor needs to check that one entry is in a signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,13 +219,13 @@ pub fn verify_consistency_notes(
 }
 
 /// Leaf hashes of the first `count` entries of the epoch that starts at `first_seq`.
-pub(crate) fn epoch_leaves(
-    data_dir: &Path,
+pub(crate) fn epoch_leaves<L: LogStorage>(
+    log: &L,
     alg: HashAlgorithm,
     first_seq: Seq,
     count: u64,
 ) -> Result<Vec<Digest>> {
-    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+    let reader = log.open_reader()?;
     let mut leaves = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut failure = None;
     reader.scan(first_seq, |record| {
@@ -266,8 +265,8 @@ pub(crate) fn epoch_leaves(
 
 /// Builds an inclusion bundle for the entry at `seq` against `checkpoint_note`, whose epoch
 /// starts at `first_seq`.
-pub(crate) fn build_inclusion(
-    data_dir: &Path,
+pub(crate) fn build_inclusion<L: LogStorage>(
+    log: &L,
     alg: HashAlgorithm,
     seq: Seq,
     epoch: Epoch,
@@ -275,10 +274,10 @@ pub(crate) fn build_inclusion(
     tree_size: u64,
     checkpoint_note: &str,
 ) -> Result<InclusionBundle> {
-    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+    let reader = log.open_reader()?;
     let record = reader.read(seq)?;
     let leaf_index = seq.0 - first_seq.0;
-    let leaves = epoch_leaves(data_dir, alg, first_seq, tree_size)?;
+    let leaves = epoch_leaves(log, alg, first_seq, tree_size)?;
     let table = LeafHashTable::new(alg, &leaves);
     let proof = merkle::inclusion_proof(alg, leaf_index, tree_size, &table).map_err(|e| {
         Error::Damaged {
@@ -299,8 +298,8 @@ pub(crate) fn build_inclusion(
 }
 
 /// Builds a consistency bundle between two checkpoints of the epoch starting at `first_seq`.
-pub(crate) fn build_consistency(
-    data_dir: &Path,
+pub(crate) fn build_consistency<L: LogStorage>(
+    log: &L,
     alg: HashAlgorithm,
     first_seq: Seq,
     old: (&str, u64),
@@ -309,7 +308,7 @@ pub(crate) fn build_consistency(
     let path = if old.1 == new.1 {
         Vec::new()
     } else {
-        let leaves = epoch_leaves(data_dir, alg, first_seq, new.1)?;
+        let leaves = epoch_leaves(log, alg, first_seq, new.1)?;
         let table = LeafHashTable::new(alg, &leaves);
         merkle::consistency_proof(alg, old.1, new.1, &table)
             .map_err(|e| Error::InvalidOption {

@@ -8,11 +8,12 @@ use std::path::Path;
 use crate::db::WAL_DIR;
 use crate::error::{Error, Result};
 use crate::keys::PUBLIC_KEY_FILE;
+use crate::log::{FsLog, LogStorage};
 use crate::merkle::Digest;
 use crate::note::{Checkpoint, NoteVerifier};
 use crate::position::Epoch;
 use crate::replay::{ChainState, Damage, DamageKind, ReplayMode};
-use crate::wal::{Seq, WalReader};
+use crate::wal::Seq;
 
 /// What to verify beyond the store itself.
 #[derive(Debug, Clone, Default)]
@@ -69,7 +70,20 @@ struct Trusted {
 /// Only when verification cannot run (no store, unreadable files, a trusted checkpoint that
 /// is not valid for this store); damage is reported in [`VerifyReport::damage`].
 pub fn verify_store(data_dir: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
-    let reader = WalReader::open(data_dir.join(WAL_DIR))?;
+    verify_log(&FsLog::new(data_dir.join(WAL_DIR)), Some(data_dir), options)
+}
+
+/// Verifies a store whose log lives in `log`; `data_dir`, when given, is where `signing.pub`
+/// is checked against the genesis key.
+///
+/// # Errors
+/// As for [`verify_store`].
+pub fn verify_log<L: LogStorage>(
+    log: &L,
+    data_dir: Option<&Path>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
     let mut state = ChainState::new(alg);
     let mut report = VerifyReport {
@@ -231,7 +245,7 @@ fn check_trusted(
 }
 
 fn check_keys(
-    data_dir: &Path,
+    data_dir: Option<&Path>,
     state: &ChainState,
     options: &VerifyOptions,
 ) -> Result<Option<Damage>> {
@@ -255,6 +269,9 @@ fn check_keys(
             ))));
         }
     }
+    let Some(data_dir) = data_dir else {
+        return Ok(None);
+    };
     match std::fs::read_to_string(data_dir.join(PUBLIC_KEY_FILE)) {
         Ok(text) if text.trim() != genesis_key => Ok(Some(damage(format!(
             "{PUBLIC_KEY_FILE} holds {} but the genesis entry names {genesis_key}",

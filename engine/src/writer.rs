@@ -15,7 +15,7 @@ use crate::options::{DbOptions, Durability, ReceiptSignatures};
 use crate::position::{Epoch, ReceiptPosition};
 use crate::replay::{ChainState, KnownEvent, SealFields, SealedEpoch, seal_digest};
 use crate::ticket::Completer;
-use crate::wal::{ChainHash, RecordKind, Seq, Wal};
+use crate::wal::{ChainHash, RecordKind, Seq, Storage, Wal};
 
 /// A receipt prepared (encoded and hashed) in the caller's thread.
 #[derive(Debug)]
@@ -92,8 +92,8 @@ impl Shared {
     }
 }
 
-pub(crate) struct Writer {
-    pub wal: Wal,
+pub(crate) struct Writer<S: Storage> {
+    pub wal: Wal<S>,
     pub state: ChainState,
     pub options: DbOptions,
     pub signer: NoteSigner,
@@ -119,15 +119,15 @@ fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-impl Writer {
+impl<S: Storage> Writer<S> {
     pub(crate) fn new(
-        wal: Wal,
+        wal: Wal<S>,
         state: ChainState,
         options: DbOptions,
         signer: NoteSigner,
         origin_prefix: String,
         shared: Arc<Shared>,
-    ) -> Writer {
+    ) -> Writer<S> {
         shared
             .durable_end
             .store(wal.durable_end().0, Ordering::SeqCst);
