@@ -1,107 +1,312 @@
-//! `trailmix-db inspect DIR`: what is inside a store, down to single frames.
+//! `trailmix-db inspect DIR`: what is inside a store, down to single entries and frames.
+//!
+//! Read-only and lock-free: it reads the log with [`trailmix_db::wal::WalReader`] and decodes
+//! entries itself, so it works on a store that a live service is writing (it sees the prefix
+//! written so far). It checks nothing cryptographic; `verify` does.
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use serde::Serialize;
+use serde_json::Value;
+use trailmix_db::entry::{self, ENTRY_FIXED_BYTES, EntryKind, NO_TENANT_PREV, flags};
+use trailmix_db::keys::{KEYS_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE};
+use trailmix_db::receipt::ReceiptHeader;
+use trailmix_db::replay::Genesis;
 use trailmix_db::wal::format::{self, SealKind};
-use trailmix_db::wal::{Error, Position, RecordRef, SegmentNo, Seq, WalReader};
+use trailmix_db::wal::{Seq, WalReader};
 
-use crate::{human_bytes, wal_dir};
+use crate::scan::{self, NoteEntry, NoteFields};
+use crate::{
+    Paint, ToolError, ToolResult, hex, human_bytes, human_count, paint, rfc3339_ns, wal_dir,
+};
 
-/// One segment as `inspect` reports it.
+/// One segment file.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SegmentSummary {
     /// Segment number.
     pub segment: u64,
-    /// File name inside the log directory.
+    /// File name inside `wal/`.
     pub file: String,
     /// First sequence number.
     pub first_seq: u64,
-    /// Records in the segment.
-    pub records: u64,
+    /// Entries (frames) in it.
+    pub entries: u64,
     /// Bytes used by the header and frames.
     pub used_bytes: u64,
     /// Size of the pre-allocated file.
     pub file_bytes: u64,
-    /// `open`, `closed` (clean close, may be appended to) or `rolled` (sealed for good).
+    /// `open` (being written), `closed` (cleanly closed; grows after a reopen) or `rolled`
+    /// (full and sealed for good).
     pub state: &'static str,
-    /// Chain hash the previous segment ended on, hex.
-    pub prev_chain_hash: String,
 }
 
-/// The whole-store summary.
+/// The segments together.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Segments {
+    /// Number of segment files.
+    pub count: usize,
+    /// Bytes used by headers and frames.
+    pub used_bytes: u64,
+    /// Bytes allocated on disk.
+    pub allocated_bytes: u64,
+    /// Each segment, in order.
+    pub list: Vec<SegmentSummary>,
+}
+
+/// Where the store's keys are.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The checkpoint verifier key recorded in the genesis entry (C2SP vkey text): what
+    /// auditors need. `None` when the log has no readable genesis entry.
+    pub vkey: Option<String>,
+    /// The public key file.
+    pub public_key_file: String,
+    /// `matches` (the file holds the genesis key), `differs`, or `missing`.
+    pub public_key_file_state: &'static str,
+    /// The private signing key file (never read by this tool).
+    pub private_key_file: String,
+    /// Whether the private key file exists.
+    pub private_key_present: bool,
+}
+
+/// A sealed epoch.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SealedEpochSummary {
+    /// The epoch number.
+    pub epoch: u64,
+    /// Its first sequence number.
+    pub first_seq: u64,
+    /// Entries (Merkle leaves) in it.
+    pub entries: u64,
+    /// Its final Merkle root, base64.
+    pub root: String,
+    /// Sequence number of the seal entry.
+    pub seal_seq: u64,
+}
+
+/// The epoch being written.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OpenEpochSummary {
+    /// The epoch number.
+    pub epoch: u64,
+    /// Its first sequence number.
+    pub first_seq: u64,
+    /// Entries (Merkle leaves) so far.
+    pub entries: u64,
+}
+
+/// Epochs.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Epochs {
+    /// Sealed epochs, in order.
+    pub sealed: Vec<SealedEpochSummary>,
+    /// The open epoch.
+    pub open: OpenEpochSummary,
+}
+
+/// A name and how many receipts have it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Count {
+    /// The name (tenant, model, kind, decision).
+    pub name: String,
+    /// Receipts.
+    pub receipts: u64,
+}
+
+/// `inspect DIR`: the whole-store summary.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StoreSummary {
-    /// Log directory.
-    pub wal_dir: String,
-    /// On-disk format version.
+    /// The data directory.
+    pub data_dir: String,
+    /// On-disk format version of the log.
     pub format_version: u16,
     /// Store id, hex.
     pub store_id: String,
-    /// Chain hash algorithm.
+    /// Hash algorithm of the chain and the Merkle trees (`blake3` or `sha256`).
     pub hash_algorithm: String,
-    /// Creation time, ms since the Unix epoch.
-    pub created_unix_ms: u64,
-    /// Records in the valid log.
-    pub records: u64,
-    /// Payload bytes of all records.
-    pub payload_bytes: u64,
-    /// Bytes allocated by segment files.
-    pub allocated_bytes: u64,
-    /// Segments in order.
-    pub segments: Vec<SegmentSummary>,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Origin prefix of the store's checkpoints (`<prefix>/epoch/<n>`).
+    pub origin_prefix: Option<String>,
+    /// Keys.
+    pub public_key: KeyInfo,
+    /// Segment files.
+    pub segments: Segments,
+    /// Entries in the log (receipts, checkpoints, seals, the genesis entry).
+    pub entries: u64,
+    /// Receipts.
+    pub receipts: u64,
+    /// Checkpoint entries.
+    pub checkpoints: u64,
+    /// Epoch seal entries.
+    pub epoch_seals: u64,
+    /// Bytes of receipt payloads (canonical JSON, as stored).
+    pub receipt_payload_bytes: u64,
+    /// Bytes of torn, never-acknowledged tail after the last entry (an interrupted write; the
+    /// next writer open erases them).
+    pub torn_tail_bytes: u64,
+    /// When the writer logged the first and the last entry, RFC 3339.
+    pub logged_first: Option<String>,
+    /// See `logged_first`.
+    pub logged_last: Option<String>,
+    /// Epochs.
+    pub epochs: Epochs,
+    /// The latest checkpoint of the open epoch (`None` when the epoch has none yet).
+    pub latest_checkpoint: Option<NoteEntry>,
+    /// Distinct tenants.
+    pub tenants: u64,
+    /// Tenants with the most receipts.
+    pub top_tenants: Vec<Count>,
+    /// Models with the most receipts (receipts without a model not counted).
+    pub top_models: Vec<Count>,
+    /// Receipts per kind (`llm_call`, `tool_call`, ...).
+    pub receipt_kinds: Vec<Count>,
+    /// Receipts that name a model.
+    pub receipts_with_model: u64,
+    /// Receipts per policy decision (`allow`, `deny`, `escalate`, ...).
+    pub decisions: Vec<Count>,
+    /// Receipts that carry a policy decision.
+    pub receipts_with_decision: u64,
+    /// Entries that could not be decoded, or the read error that stopped the scan (run
+    /// `verify` for a full check).
+    pub problems: Vec<String>,
 }
 
-/// A single record as `inspect --seq` / `--segment` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FrameSummary {
-    /// Sequence number.
-    pub seq: u64,
-    /// Record kind.
-    pub kind: u8,
-    /// Segment number.
-    pub segment: u64,
-    /// Byte offset of the frame in the segment file.
-    pub offset: u64,
-    /// Payload length.
-    pub payload_bytes: u64,
-    /// The payload as text when it is UTF-8, else hex; cut at `preview_bytes_max`.
-    pub payload_preview: String,
+fn top(map: HashMap<String, u64>, limit: usize) -> Vec<Count> {
+    let mut counts: Vec<Count> = map
+        .into_iter()
+        .map(|(name, receipts)| Count { name, receipts })
+        .collect();
+    counts.sort_by(|a, b| b.receipts.cmp(&a.receipts).then(a.name.cmp(&b.name)));
+    counts.truncate(limit);
+    counts
 }
 
-/// Longest payload preview printed.
-pub const PREVIEW_BYTES_MAX: usize = 512;
+const PROBLEMS_MAX: usize = 10;
 
-fn frame_summary(record: &RecordRef<'_>) -> FrameSummary {
-    let shown = &record.payload[..record.payload.len().min(PREVIEW_BYTES_MAX)];
-    let mut preview = match std::str::from_utf8(shown) {
-        Ok(text) => text.to_owned(),
-        Err(_) => shown.iter().fold(String::with_capacity(shown.len() * 2), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        }),
-    };
-    if record.payload.len() > PREVIEW_BYTES_MAX {
-        preview.push('…');
+fn segment_state(seal: Option<SealKind>) -> &'static str {
+    match seal {
+        None => "open",
+        Some(SealKind::Closed) => "closed",
+        Some(SealKind::Rolled) => "rolled",
     }
-    FrameSummary {
-        seq: record.seq.0,
-        kind: record.kind.get(),
-        segment: record.position.segment.0,
-        offset: record.position.offset,
-        payload_bytes: record.payload.len() as u64,
-        payload_preview: preview,
+}
+
+fn key_info(data_dir: &Path, vkey: Option<&str>) -> KeyInfo {
+    let public_path = data_dir.join(PUBLIC_KEY_FILE);
+    let private_path = data_dir.join(KEYS_DIR).join(SIGNING_KEY_FILE);
+    let state = match std::fs::read_to_string(&public_path) {
+        Ok(text) if Some(text.trim()) == vkey => "matches",
+        Ok(_) => "differs",
+        Err(_) => "missing",
+    };
+    KeyInfo {
+        vkey: vkey.map(str::to_owned),
+        public_key_file: public_path.display().to_string(),
+        public_key_file_state: state,
+        private_key_file: private_path.display().to_string(),
+        private_key_present: private_path.is_file(),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    entries: u64,
+    receipts: u64,
+    checkpoints: u64,
+    seals: u64,
+    payload_bytes: u64,
+    first_logged: Option<u64>,
+    last_logged: Option<u64>,
+    sealed: Vec<SealedEpochSummary>,
+    open_first_seq: u64,
+    latest_checkpoint: Option<NoteEntry>,
+    tenants: HashMap<String, u64>,
+    models: HashMap<String, u64>,
+    with_model: u64,
+    with_decision: u64,
+    kinds: HashMap<String, u64>,
+    decisions: HashMap<String, u64>,
+    problems: Vec<String>,
+}
+
+impl Tally {
+    fn problem(&mut self, text: String) {
+        if self.problems.len() < PROBLEMS_MAX {
+            self.problems.push(text);
+        }
+    }
+
+    fn add(&mut self, seq: Seq, kind_byte: u8, bytes: &[u8]) {
+        self.entries += 1;
+        let entry = match scan::decode(kind_byte, bytes) {
+            Ok(entry) => entry,
+            Err(err) => return self.problem(format!("seq {seq}: {err}")),
+        };
+        self.first_logged.get_or_insert(entry.chain.logged_at_ns);
+        self.last_logged = Some(entry.chain.logged_at_ns);
+        match entry.kind {
+            EntryKind::Genesis => {}
+            EntryKind::Receipt => {
+                self.receipts += 1;
+                self.payload_bytes += entry.payload.len() as u64;
+                match ReceiptHeader::decode(entry.header) {
+                    Ok(header) => self.count_header(&header),
+                    Err(err) => self.problem(format!("seq {seq}: receipt header: {err}")),
+                }
+            }
+            EntryKind::Checkpoint => {
+                self.checkpoints += 1;
+                self.latest_checkpoint = scan::note_entry(seq, kind_byte, bytes);
+            }
+            EntryKind::EpochSeal => {
+                self.seals += 1;
+                match scan::note_fields(entry.payload) {
+                    Ok(fields) => self.sealed.push(SealedEpochSummary {
+                        epoch: entry.chain.epoch,
+                        first_seq: fields.seal_first_seq.unwrap_or(self.open_first_seq),
+                        entries: fields.tree_size,
+                        root: fields.root,
+                        seal_seq: seq.0,
+                    }),
+                    Err(err) => self.problem(format!("seq {seq}: epoch seal: {err}")),
+                }
+                self.open_first_seq = seq.0 + 1;
+                self.latest_checkpoint = None;
+            }
+        }
+    }
+
+    fn count_header(&mut self, header: &ReceiptHeader) {
+        let bump = |map: &mut HashMap<String, u64>, key: &str| {
+            if let Some(n) = map.get_mut(key) {
+                *n += 1;
+            } else {
+                map.insert(key.to_owned(), 1);
+            }
+        };
+        bump(&mut self.tenants, header.tenant_id());
+        bump(&mut self.kinds, header.kind().as_str());
+        if let Some(model) = header.model_name() {
+            self.with_model += 1;
+            bump(&mut self.models, model);
+        }
+        if let Some(decision) = header.decision() {
+            self.with_decision += 1;
+            bump(&mut self.decisions, decision.as_str());
+        }
     }
 }
 
 /// Reads the summary of the store in `data_dir` (read-only; works while a writer runs).
+/// `top_n` bounds the tenant and model lists.
 ///
 /// # Errors
-/// Any error opening or reading the log.
-pub fn summary(data_dir: &Path) -> Result<StoreSummary, Error> {
-    let reader = WalReader::open(wal_dir(data_dir))?;
+/// [`ToolError`] when there is no store or its log cannot be opened.
+pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
+    let reader = scan::open_reader(data_dir)?;
     let mut segments: Vec<SegmentSummary> = reader
         .segments()
         .iter()
@@ -109,170 +314,672 @@ pub fn summary(data_dir: &Path) -> Result<StoreSummary, Error> {
             segment: info.header.segment_no.0,
             file: info.file_name.clone(),
             first_seq: info.header.first_seq.0,
-            records: 0,
+            entries: 0,
             used_bytes: format::SEGMENT_HEADER_BYTES,
             file_bytes: info.header.segment_bytes,
-            state: match info.seal.map(|s| s.kind) {
-                None => "open",
-                Some(SealKind::Closed) => "closed",
-                Some(SealKind::Rolled) => "rolled",
-            },
-            prev_chain_hash: info.header.prev_chain_hash.to_string(),
+            state: segment_state(info.seal.map(|s| s.kind)),
         })
         .collect();
-    let mut payload_bytes = 0;
-    let end = reader.scan(Seq(0), |record| {
-        payload_bytes += record.payload.len() as u64;
+    let mut tally = Tally::default();
+    let scanned = reader.scan(Seq(0), |record| {
         if let Some(segment) = usize::try_from(record.position.segment.0)
             .ok()
             .and_then(|i| segments.get_mut(i))
         {
-            segment.records += 1;
+            segment.entries += 1;
             segment.used_bytes =
                 record.position.offset + format::frame_bytes(record.payload.len() as u64);
         }
+        tally.add(record.seq, record.kind.get(), record.payload);
         ControlFlow::Continue(())
-    })?;
+    });
+    let mut torn_tail_bytes = 0;
+    if let Err(err) = scanned {
+        tally.problem(format!("the scan stopped: {err}"));
+    } else {
+        // The scan ends quietly at the first invalid frame of the last segment; the log's own
+        // check tells a torn tail (never acknowledged) from damage.
+        match reader.verify() {
+            Ok(report) => torn_tail_bytes = report.torn_tail_bytes,
+            Err(err) => tally.problem(format!("the log ends early: {err}")),
+        }
+    }
+    let genesis = scan::genesis(&reader);
     let meta = reader.meta();
+    let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(meta.created_unix_ms);
+    let open_epoch = tally.sealed.last().map_or(0, |s| s.epoch + 1);
     Ok(StoreSummary {
-        wal_dir: wal_dir(data_dir).display().to_string(),
+        data_dir: data_dir.display().to_string(),
         format_version: format::FORMAT_VERSION,
         store_id: meta.store_id.to_string(),
         hash_algorithm: meta.hash_algorithm.to_string(),
-        created_unix_ms: meta.created_unix_ms,
-        records: end.0,
-        payload_bytes,
-        allocated_bytes: segments.iter().map(|s| s.file_bytes).sum(),
-        segments,
+        created: humantime::format_rfc3339_seconds(created).to_string(),
+        origin_prefix: genesis.as_ref().map(|g| g.origin_prefix.clone()),
+        public_key: key_info(data_dir, genesis.as_ref().map(|g| g.verifier_key.as_str())),
+        segments: Segments {
+            count: segments.len(),
+            used_bytes: segments.iter().map(|s| s.used_bytes).sum(),
+            allocated_bytes: segments.iter().map(|s| s.file_bytes).sum(),
+            list: segments,
+        },
+        entries: tally.entries,
+        receipts: tally.receipts,
+        checkpoints: tally.checkpoints,
+        epoch_seals: tally.seals,
+        receipt_payload_bytes: tally.payload_bytes,
+        torn_tail_bytes,
+        logged_first: tally.first_logged.map(rfc3339_ns),
+        logged_last: tally.last_logged.map(rfc3339_ns),
+        epochs: Epochs {
+            open: OpenEpochSummary {
+                epoch: open_epoch,
+                first_seq: tally.open_first_seq,
+                entries: tally.entries.saturating_sub(tally.open_first_seq),
+            },
+            sealed: tally.sealed,
+        },
+        latest_checkpoint: tally.latest_checkpoint,
+        tenants: tally.tenants.len() as u64,
+        top_tenants: top(tally.tenants, top_n),
+        top_models: top(tally.models, top_n),
+        receipts_with_model: tally.with_model,
+        receipt_kinds: top(tally.kinds, usize::MAX),
+        decisions: top(tally.decisions, usize::MAX),
+        receipts_with_decision: tally.with_decision,
+        problems: tally.problems,
     })
 }
 
+fn print_counts(title: &str, counts: &[Count], total: u64, width: usize) {
+    if counts.is_empty() {
+        return;
+    }
+    println!();
+    println!("{title}");
+    for c in counts {
+        #[allow(clippy::cast_precision_loss)]
+        let share = if total == 0 {
+            0.0
+        } else {
+            c.receipts as f64 * 100.0 / total as f64
+        };
+        println!(
+            "  {:<width$}  {:>12}  {share:>5.1} %",
+            c.name,
+            human_count(c.receipts)
+        );
+    }
+}
+
+fn print_note(note: &str) {
+    for line in note.lines() {
+        if line.is_empty() {
+            println!();
+        } else {
+            println!("    {line}");
+        }
+    }
+}
+
 /// Prints a summary for people.
-pub fn print_summary(summary: &StoreSummary) {
-    println!("log directory   {}", summary.wal_dir);
+pub fn print_summary(s: &StoreSummary) {
+    print_identity(s);
+    print_layout(s);
+    print_breakdown(s);
+}
+
+fn print_identity(s: &StoreSummary) {
+    println!("store           {}", s.data_dir);
+    println!("store id        {}", s.store_id);
     println!(
-        "format          version {}, chain hash {}",
-        summary.format_version, summary.hash_algorithm
+        "format          log format {}, {} hash chain and Merkle trees, created {}",
+        s.format_version, s.hash_algorithm, s.created
     );
-    println!("store id        {}", summary.store_id);
-    let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(summary.created_unix_ms);
+    match &s.public_key.vkey {
+        Some(vkey) => println!("public key      {vkey}"),
+        None => println!("public key      unknown: the log has no readable genesis entry"),
+    }
+    let file_note = match s.public_key.public_key_file_state {
+        "matches" => "holds this key",
+        "differs" => "holds a DIFFERENT key (verify reports this)",
+        _ => "is missing",
+    };
     println!(
-        "created         {}",
-        humantime::format_rfc3339_seconds(created)
+        "                {} {file_note}; private key {} ({})",
+        s.public_key.public_key_file,
+        s.public_key.private_key_file,
+        if s.public_key.private_key_present {
+            "present"
+        } else {
+            "not here"
+        }
     );
     println!(
-        "records         {} (seq 0..{}), {} of payload",
-        summary.records,
-        summary.records,
-        human_bytes(summary.payload_bytes)
+        "entries         {} (seq 0 to {}): {} receipts, {} checkpoints, {} epoch seals",
+        human_count(s.entries),
+        s.entries.saturating_sub(1),
+        human_count(s.receipts),
+        human_count(s.checkpoints),
+        human_count(s.epoch_seals)
     );
+    if let (Some(first), Some(last)) = (&s.logged_first, &s.logged_last) {
+        println!("logged          {first} .. {last}");
+    }
     println!(
-        "segments        {} ({} allocated on disk)",
-        summary.segments.len(),
-        human_bytes(summary.allocated_bytes)
+        "size            {} of receipt payloads; {} used of {} allocated in {} segment(s)",
+        human_bytes(s.receipt_payload_bytes),
+        human_bytes(s.segments.used_bytes),
+        human_bytes(s.segments.allocated_bytes),
+        s.segments.count
     );
+    if s.torn_tail_bytes > 0 {
+        println!(
+            "torn tail       {} bytes after the last entry were never acknowledged (an interrupted",
+            human_count(s.torn_tail_bytes)
+        );
+        println!("                write, not tampering); the next writer open erases them");
+    }
+    if !s.problems.is_empty() {
+        println!(
+            "{}",
+            paint(
+                &format!(
+                    "problems        the counts below stop at the first one; run `trailmix-db verify {}`",
+                    s.data_dir
+                ),
+                Paint::Bad
+            )
+        );
+        for p in &s.problems {
+            println!("                {p}");
+        }
+    }
+}
+
+fn print_layout(s: &StoreSummary) {
     println!();
     println!(
         "{:>4}  {:<26} {:>12} {:>10} {:>11} {:>11}  state",
-        "#", "file", "first seq", "records", "used", "size"
+        "#", "segment file", "first seq", "entries", "used", "size"
     );
-    for s in &summary.segments {
+    for seg in &s.segments.list {
         println!(
             "{:>4}  {:<26} {:>12} {:>10} {:>11} {:>11}  {}",
-            s.segment,
-            s.file,
-            s.first_seq,
-            s.records,
-            human_bytes(s.used_bytes),
-            human_bytes(s.file_bytes),
-            s.state
+            seg.segment,
+            seg.file,
+            seg.first_seq,
+            seg.entries,
+            human_bytes(seg.used_bytes),
+            human_bytes(seg.file_bytes),
+            seg.state
         );
     }
+
     println!();
+    println!("epochs (each has its own Merkle tree; a seal signs its final root)");
+    for e in &s.epochs.sealed {
+        println!(
+            "  epoch {:<4} sealed  seq {} to {} ({} entries), root {}, seal at seq {}",
+            e.epoch,
+            e.first_seq,
+            (e.first_seq + e.entries).saturating_sub(1),
+            human_count(e.entries),
+            e.root,
+            e.seal_seq
+        );
+    }
+    let open = &s.epochs.open;
     println!(
-        "state: open = being written; closed = cleanly closed, may grow after reopen; rolled = full and sealed"
+        "  epoch {:<4} open    from seq {} ({} entries so far)",
+        open.epoch,
+        open.first_seq,
+        human_count(open.entries)
+    );
+
+    println!();
+    match &s.latest_checkpoint {
+        Some(c) => {
+            println!(
+                "checkpoint      latest at seq {}: epoch {}, tree size {}, logged {}",
+                c.seq,
+                c.epoch,
+                human_count(c.tree_size),
+                c.logged_at
+            );
+            print_note(&c.note);
+        }
+        None => println!("checkpoint      none in the open epoch yet"),
+    }
+}
+
+fn print_breakdown(s: &StoreSummary) {
+    let width = [
+        &s.top_tenants,
+        &s.top_models,
+        &s.receipt_kinds,
+        &s.decisions,
+    ]
+    .iter()
+    .flat_map(|list| list.iter().map(|c| c.name.len()))
+    .max()
+    .unwrap_or(0)
+    .max(16);
+    print_counts(
+        &format!(
+            "tenants: {} in all; share of all receipts",
+            human_count(s.tenants)
+        ),
+        &s.top_tenants,
+        s.receipts,
+        width,
+    );
+    print_counts(
+        "models: share of receipts that name a model",
+        &s.top_models,
+        s.receipts_with_model,
+        width,
+    );
+    print_counts(
+        "receipt kinds: share of all receipts",
+        &s.receipt_kinds,
+        s.receipts,
+        width,
+    );
+    print_counts(
+        "policy decisions: share of receipts that carry a decision",
+        &s.decisions,
+        s.receipts_with_decision,
+        width,
     );
 }
 
-/// The frames of one segment, from `skip`, at most `limit`.
-///
-/// # Errors
-/// Any error reading the log; [`Error::BadPosition`] when the segment does not exist.
-pub fn segment_frames(
-    data_dir: &Path,
-    segment: SegmentNo,
-    skip: usize,
-    limit: usize,
-) -> Result<Vec<FrameSummary>, Error> {
-    let reader = WalReader::open(wal_dir(data_dir))?;
-    let index = usize::try_from(segment.0).unwrap_or(usize::MAX);
-    let Some(info) = reader.segments().get(index) else {
-        return Err(Error::BadPosition {
-            segment,
-            offset: 0,
-            detail: format!("the log has {} segment(s)", reader.segments().len()),
-        });
-    };
-    let mut frames = Vec::new();
-    let from = Seq(info.header.first_seq.0 + skip as u64);
-    reader.scan(from, |record| {
-        if record.position.segment != segment || frames.len() >= limit {
-            return ControlFlow::Break(());
-        }
-        frames.push(frame_summary(&record));
-        ControlFlow::Continue(())
-    })?;
-    Ok(frames)
+/// `inspect DIR --seq S`: one entry, decoded.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EntryDetail {
+    /// Sequence number.
+    pub seq: u64,
+    /// `genesis`, `receipt`, `checkpoint` or `epoch_seal`.
+    pub kind: String,
+    /// Segment holding the frame.
+    pub segment: u64,
+    /// Byte offset of the frame in the segment file.
+    pub offset: u64,
+    /// Bytes of the frame (header, entry, padding).
+    pub frame_bytes: u64,
+    /// Bytes of the entry inside the frame.
+    pub entry_bytes: u64,
+    /// Chain fields, digests and flags; `None` when the entry does not decode.
+    pub chain: Option<ChainDetail>,
+    /// The receipt header as event JSON (receipts).
+    pub header: Option<Value>,
+    /// The payload as JSON (receipts: the canonical payload; genesis: its record); `None`
+    /// when encrypted or not JSON.
+    pub payload: Option<Value>,
+    /// Payload bytes.
+    pub payload_bytes: u64,
+    /// Byte offset of the payload in the segment file.
+    pub payload_offset: u64,
+    /// The signed note text (checkpoints and seals).
+    pub note: Option<String>,
+    /// The note's fields (checkpoints and seals; signature not checked here).
+    pub checkpoint: Option<NoteFields>,
+    /// Why the entry could not be decoded.
+    pub problem: Option<String>,
 }
 
-/// One record by sequence number.
+/// The chain part of an entry.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChainDetail {
+    /// The epoch whose tree holds it.
+    pub epoch: u64,
+    /// When the writer logged it, RFC 3339.
+    pub logged_at: String,
+    /// The same, nanoseconds since the Unix epoch.
+    pub logged_at_ns: u64,
+    /// This entry's chain hash (computed), hex; the Merkle leaf hashes it.
+    pub chain_hash: String,
+    /// The previous entry's chain hash, hex.
+    pub prev_chain_hash: String,
+    /// The tenant's previous receipt (receipts; `None` for the tenant's first).
+    pub tenant_prev_seq: Option<u64>,
+    /// Its chain hash, hex.
+    pub tenant_prev_hash: Option<String>,
+    /// Digest of kind, header and payload digest, hex.
+    pub content_digest: String,
+    /// Digest of the payload bytes, hex.
+    pub payload_digest: String,
+    /// The payload is encrypted.
+    pub encrypted: bool,
+    /// The receipt carries its own Ed25519 signature.
+    pub signed: bool,
+}
+
+/// One entry by sequence number.
 ///
 /// # Errors
-/// [`Error::SeqOutOfRange`] and read errors.
-pub fn record(data_dir: &Path, seq: Seq) -> Result<FrameSummary, Error> {
-    let reader = WalReader::open(wal_dir(data_dir))?;
-    let record = reader.read(seq)?;
-    let view = RecordRef {
-        seq: record.seq,
-        kind: record.kind,
-        payload: &record.payload,
-        position: record.position,
+/// [`ToolError`] when there is no store or no entry `seq`.
+pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
+    let reader = scan::open_reader(data_dir)?;
+    let alg = reader.meta().hash_algorithm;
+    let record = reader.read(seq).map_err(|e| match e {
+        trailmix_db::wal::Error::SeqOutOfRange { end, .. } => ToolError::new(match end.0 {
+            0 => format!("the store has no entry {seq}: its log is empty"),
+            n => format!("the store has no entry {seq}: it holds seq 0 to {}", n - 1),
+        }),
+        other => ToolError::wal(data_dir, &other),
+    })?;
+    let payload_len = record.payload.len() as u64;
+    let mut detail = EntryDetail {
+        seq: seq.0,
+        kind: scan::kind_name(record.kind.get()),
+        segment: record.position.segment.0,
+        offset: record.position.offset,
+        frame_bytes: format::frame_bytes(payload_len),
+        entry_bytes: payload_len,
+        chain: None,
+        header: None,
+        payload: None,
+        payload_bytes: 0,
+        payload_offset: 0,
+        note: None,
+        checkpoint: None,
+        problem: None,
     };
-    Ok(frame_summary(&view))
+    let entry = match scan::decode(record.kind.get(), &record.payload) {
+        Ok(entry) => entry,
+        Err(err) => {
+            detail.problem = Some(err);
+            return Ok(detail);
+        }
+    };
+    let chain_hash = entry::chain_hash(alg, seq, &entry.chain, &entry.content_digest);
+    let first_tenant = entry.chain.tenant_prev_seq == NO_TENANT_PREV;
+    detail.chain = Some(ChainDetail {
+        epoch: entry.chain.epoch,
+        logged_at: rfc3339_ns(entry.chain.logged_at_ns),
+        logged_at_ns: entry.chain.logged_at_ns,
+        chain_hash: hex(&chain_hash),
+        prev_chain_hash: hex(&entry.chain.prev_chain_hash),
+        tenant_prev_seq: (!first_tenant).then_some(entry.chain.tenant_prev_seq),
+        tenant_prev_hash: (!first_tenant).then(|| hex(&entry.chain.tenant_prev_hash)),
+        content_digest: hex(&entry.content_digest),
+        payload_digest: hex(&entry.payload_digest),
+        encrypted: entry.flags & flags::PAYLOAD_ENCRYPTED != 0,
+        signed: entry.signature.is_some(),
+    });
+    detail.payload_bytes = entry.payload.len() as u64;
+    detail.payload_offset = record.position.offset
+        + format::FRAME_HEADER_BYTES
+        + (ENTRY_FIXED_BYTES + entry.header.len()) as u64;
+    let encrypted = entry.flags & flags::PAYLOAD_ENCRYPTED != 0;
+    match entry.kind {
+        EntryKind::Receipt => {
+            match ReceiptHeader::decode(entry.header) {
+                Ok(header) => detail.header = Some(header.to_sdk_json_value()),
+                Err(err) => detail.problem = Some(format!("receipt header: {err}")),
+            }
+            if !encrypted {
+                detail.payload = serde_json::from_slice(entry.payload).ok();
+            }
+        }
+        EntryKind::Genesis => {
+            detail.payload = serde_json::from_slice::<Genesis>(entry.payload)
+                .ok()
+                .and_then(|g| serde_json::to_value(g).ok());
+        }
+        EntryKind::Checkpoint | EntryKind::EpochSeal => {
+            detail.note = Some(String::from_utf8_lossy(entry.payload).into_owned());
+            match scan::note_fields(entry.payload) {
+                Ok(fields) => detail.checkpoint = Some(fields),
+                Err(err) => detail.problem = Some(err),
+            }
+        }
+    }
+    Ok(detail)
+}
+
+/// Prints one entry for people.
+pub fn print_entry(d: &EntryDetail) {
+    println!("seq             {}", d.seq);
+    println!("kind            {}", d.kind);
+    println!(
+        "frame           segment {}, byte offset {}, {} bytes ({} of entry; payload at offset {})",
+        d.segment, d.offset, d.frame_bytes, d.entry_bytes, d.payload_offset
+    );
+    if let Some(c) = &d.chain {
+        println!("epoch           {}", c.epoch);
+        println!("logged at       {}", c.logged_at);
+        println!("chain hash      {}", c.chain_hash);
+        println!("previous hash   {}", c.prev_chain_hash);
+        if let (Some(seq), Some(hash)) = (c.tenant_prev_seq, &c.tenant_prev_hash) {
+            println!("tenant link     seq {seq}, {hash}");
+        } else if d.kind == "receipt" {
+            println!("tenant link     none: the tenant's first receipt");
+        }
+        println!("content digest  {}", c.content_digest);
+        println!("payload digest  {}", c.payload_digest);
+        if c.encrypted || c.signed {
+            println!(
+                "flags          {}{}",
+                if c.encrypted { " encrypted" } else { "" },
+                if c.signed { " signed" } else { "" }
+            );
+        }
+    }
+    if let Some(header) = &d.header {
+        println!();
+        println!("header (clear, indexed, kept after shredding)");
+        println!("{}", pretty(header));
+    }
+    if let Some(payload) = &d.payload {
+        println!();
+        println!("payload ({} bytes)", d.payload_bytes);
+        println!("{}", pretty(payload));
+    } else if d.kind == "receipt" && d.chain.as_ref().is_some_and(|c| c.encrypted) {
+        println!();
+        println!("payload         {} bytes, encrypted", d.payload_bytes);
+    }
+    if let Some(note) = &d.note {
+        println!();
+        if let Some(fields) = &d.checkpoint {
+            println!(
+                "checkpoint      {} at tree size {}, root {}",
+                fields.origin, fields.tree_size, fields.root
+            );
+            if let Some(first) = fields.seal_first_seq {
+                println!(
+                    "epoch seal      closes seq {first} to {} ({} entries); previous seal digest {}",
+                    (first + fields.tree_size).saturating_sub(1),
+                    fields.tree_size,
+                    fields.seal_prev_seal.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        println!("signed note (signature not checked here; `verify` checks it):");
+        print_note(note);
+    }
+    if let Some(problem) = &d.problem {
+        println!();
+        println!("problem         {problem}");
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// `inspect DIR --segment N`: the frames of one segment.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SegmentFrames {
+    /// Segment number.
+    pub segment: u64,
+    /// File name inside `wal/`.
+    pub file: String,
+    /// First sequence number of the segment.
+    pub first_seq: u64,
+    /// Frames skipped.
+    pub skip: usize,
+    /// The frames listed.
+    pub frames: Vec<FrameSummary>,
+    /// Whether more frames follow (use `--skip`).
+    pub more: bool,
+}
+
+/// One frame.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FrameSummary {
+    /// Sequence number.
+    pub seq: u64,
+    /// Entry kind.
+    pub kind: String,
+    /// Byte offset of the frame in the segment file.
+    pub offset: u64,
+    /// Bytes of the frame.
+    pub frame_bytes: u64,
+    /// Bytes of the entry.
+    pub entry_bytes: u64,
+    /// Byte offset of the entry's payload in the file (`None` when it does not decode).
+    pub payload_offset: Option<u64>,
+    /// Payload bytes.
+    pub payload_bytes: Option<u64>,
+    /// One line about the entry.
+    pub summary: String,
+}
+
+fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSummary {
+    let len = bytes.len() as u64;
+    let mut frame = FrameSummary {
+        seq: seq.0,
+        kind: scan::kind_name(kind_byte),
+        offset,
+        frame_bytes: format::frame_bytes(len),
+        entry_bytes: len,
+        payload_offset: None,
+        payload_bytes: None,
+        summary: String::new(),
+    };
+    let entry = match scan::decode(kind_byte, bytes) {
+        Ok(entry) => entry,
+        Err(err) => {
+            frame.summary = format!("does not decode: {err}");
+            return frame;
+        }
+    };
+    frame.payload_offset =
+        Some(offset + format::FRAME_HEADER_BYTES + (ENTRY_FIXED_BYTES + entry.header.len()) as u64);
+    frame.payload_bytes = Some(entry.payload.len() as u64);
+    frame.summary = match entry.kind {
+        EntryKind::Genesis => "store genesis: hash algorithm and signing key".to_owned(),
+        EntryKind::Receipt => match ReceiptHeader::decode(entry.header) {
+            Ok(h) => {
+                let mut line = format!("{} {} {}", h.tenant_id(), h.event_id(), h.kind());
+                if let Some(model) = h.model_name() {
+                    line.push(' ');
+                    line.push_str(model);
+                }
+                if let Some(decision) = h.decision() {
+                    line.push(' ');
+                    line.push_str(decision.as_str());
+                }
+                line
+            }
+            Err(err) => format!("receipt header does not decode: {err}"),
+        },
+        EntryKind::Checkpoint | EntryKind::EpochSeal => match scan::note_fields(entry.payload) {
+            Ok(n) if entry.kind == EntryKind::EpochSeal => format!(
+                "epoch {} sealed at {} entries",
+                entry.chain.epoch, n.tree_size
+            ),
+            Ok(n) => format!("epoch {} tree size {}", entry.chain.epoch, n.tree_size),
+            Err(err) => err,
+        },
+    };
+    frame
+}
+
+/// The frames of segment `segment`, from `skip`, at most `limit`.
+///
+/// # Errors
+/// [`ToolError`] when there is no store or no such segment.
+pub fn segment_frames(
+    data_dir: &Path,
+    segment: u64,
+    skip: usize,
+    limit: usize,
+) -> ToolResult<SegmentFrames> {
+    let reader: WalReader = scan::open_reader(data_dir)?;
+    let Some(info) = usize::try_from(segment)
+        .ok()
+        .and_then(|i| reader.segments().get(i))
+    else {
+        let count = reader.segments().len();
+        return Err(ToolError::new(match count {
+            0 => format!(
+                "the store has no segment files in {}",
+                wal_dir(data_dir).display()
+            ),
+            n => format!(
+                "the store has no segment {segment}: it has {n} (numbered 0 to {}) in {}",
+                n - 1,
+                wal_dir(data_dir).display()
+            ),
+        }));
+    };
+    let mut frames = Vec::new();
+    let mut more = false;
+    let from = Seq(info.header.first_seq.0 + skip as u64);
+    let segment_no = info.header.segment_no;
+    reader
+        .scan(from, |record| {
+            if record.position.segment != segment_no {
+                return ControlFlow::Break(());
+            }
+            if frames.len() >= limit {
+                more = true;
+                return ControlFlow::Break(());
+            }
+            frames.push(frame_summary(
+                record.seq,
+                record.kind.get(),
+                record.payload,
+                record.position.offset,
+            ));
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| ToolError::wal(data_dir, &e))?;
+    Ok(SegmentFrames {
+        segment,
+        file: info.file_name.clone(),
+        first_seq: info.header.first_seq.0,
+        skip,
+        frames,
+        more,
+    })
 }
 
 /// Prints frames for people.
-pub fn print_frames(frames: &[FrameSummary]) {
+pub fn print_frames(f: &SegmentFrames) {
     println!(
-        "{:>12} {:>5} {:>8} {:>10} {:>9}  payload",
-        "seq", "kind", "segment", "offset", "bytes"
+        "segment {} ({}), first seq {}",
+        f.segment, f.file, f.first_seq
     );
-    for f in frames {
-        let preview: String = f.payload_preview.chars().take(60).collect();
+    println!(
+        "{:>12}  {:<10} {:>10} {:>7}  entry",
+        "seq", "kind", "offset", "bytes"
+    );
+    for frame in &f.frames {
         println!(
-            "{:>12} {:>5} {:>8} {:>10} {:>9}  {}",
-            f.seq,
-            f.kind,
-            f.segment,
-            f.offset,
-            f.payload_bytes,
-            preview.replace('\n', " ")
+            "{:>12}  {:<10} {:>10} {:>7}  {}",
+            frame.seq, frame.kind, frame.offset, frame.frame_bytes, frame.summary
         );
     }
-}
-
-/// Prints one record for people.
-pub fn print_record(f: &FrameSummary) {
-    let position = Position {
-        segment: SegmentNo(f.segment),
-        offset: f.offset,
-    };
-    println!("seq        {}", f.seq);
-    println!("kind       {}", f.kind);
-    println!(
-        "position   segment {} offset {}",
-        position.segment, position.offset
-    );
-    println!("payload    {} bytes", f.payload_bytes);
-    println!("{}", f.payload_preview);
+    if f.frames.is_empty() {
+        println!("(no frames from here)");
+    }
+    if f.more {
+        println!(
+            "... more frames follow: add --skip {}",
+            f.skip + f.frames.len()
+        );
+    }
 }

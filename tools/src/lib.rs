@@ -1,33 +1,211 @@
 //! The library behind the `trailmix-db` command-line tool; `main.rs` only parses arguments.
 //!
-//! Today the tool works at the write-ahead-log level: `demo` writes and checks a store,
-//! `inspect` shows its segments, frames and records, `verify` checks every frame. Receipt-level
-//! commands (queries, proofs, evidence packs) arrive with the engine.
+//! Every command is a function here that returns a serialisable report (what `--json`
+//! prints) and has a printer for people:
+//!
+//! - [`demo`]: writes a realistic receipt workload through the engine ([`trailmix_db::Db`]),
+//!   checkpoints, proves, verifies and reads back.
+//! - [`inspect`]: what is inside a store, down to single entries and frames. Read-only: it
+//!   reads the log directly, so it works while a service holds the writer lock.
+//! - [`verify`]: [`trailmix_db::verify_store`] with a clear verdict.
+//! - [`proofs`]: signed checkpoints, inclusion and consistency proofs, and their offline
+//!   checks with nothing but the public key.
+//!
+//! Exit codes are part of the interface: see [`Verdict`].
 
+use std::fmt;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use trailmix_db::note::NoteVerifier;
 
 pub mod demo;
 pub mod inspect;
+pub mod proofs;
+pub mod scan;
 pub mod verify;
-
-/// Name of the log directory inside a store's data directory.
-pub const WAL_DIR_NAME: &str = "wal";
-
-/// Where a data directory keeps its log.
-#[must_use]
-pub fn wal_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join(WAL_DIR_NAME)
-}
 
 /// How the process ends; the numbers are part of the tool's interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The command did what was asked; for `verify`: the store verified. Exit code 0.
+    /// The command did what was asked; for `verify` and the proof checks: verified. Exit 0.
     Ok = 0,
-    /// `verify` found damage or tampering. Exit code 1.
+    /// The store is damaged or tampered with, or a proof was rejected. Exit code 1.
     Damaged = 1,
     /// Bad usage or an I/O error stopped the command. Exit code 2.
     Failed = 2,
+}
+
+/// An error that stops a command (exit code 2): what went wrong and, when there is one, what
+/// to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    /// What went wrong.
+    pub message: String,
+    /// What to do next.
+    pub hint: Option<String>,
+}
+
+impl ToolError {
+    /// An error with a message only.
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> ToolError {
+        ToolError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> ToolError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An engine error met while working on the store in `data_dir`, with a hint for the
+    /// common cases (no store there, writer lock held).
+    #[must_use]
+    pub fn store(data_dir: &Path, err: &trailmix_db::Error) -> ToolError {
+        match err {
+            trailmix_db::Error::Wal(wal) => ToolError::wal(data_dir, wal),
+            other => ToolError::new(other.to_string()),
+        }
+    }
+
+    /// A log error met while reading the store in `data_dir`.
+    #[must_use]
+    pub fn wal(data_dir: &Path, err: &trailmix_db::wal::Error) -> ToolError {
+        use trailmix_db::wal::Error as W;
+        match err {
+            W::Missing { .. } => ToolError::new(format!(
+                "no trailmix-db store at {}: it has no {}/ log directory",
+                data_dir.display(),
+                trailmix_db::WAL_DIR
+            ))
+            .hint("check the path; `trailmix-db demo --dir DIR` creates a store with sample data"),
+            W::Locked { .. } => ToolError::new(format!(
+                "the store at {} is open for writing in another process (it holds the writer lock)",
+                data_dir.display()
+            ))
+            .hint(
+                "this command writes to the store; stop the writer first, or use a read-only \
+                 command (inspect, verify, checkpoint without --new)",
+            ),
+            W::Corrupted { .. } => ToolError::new(err.to_string()).hint(format!(
+                "run `trailmix-db verify {}` for a full report",
+                data_dir.display()
+            )),
+            other => ToolError::new(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// Result alias of the tool's functions.
+pub type ToolResult<T> = Result<T, ToolError>;
+
+/// Where a data directory keeps its log.
+#[must_use]
+pub fn wal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(trailmix_db::WAL_DIR)
+}
+
+/// Reads a text file, with an error that names it.
+///
+/// # Errors
+/// [`ToolError`] naming the file and the I/O error.
+pub fn read_text(path: &Path, what: &str) -> ToolResult<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ToolError::new(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// A public (verifier) key given on the command line: the key text itself
+/// (`<name>+<key id>+<base64>`, as in `signing.pub`) or the path of a file holding it.
+/// Returns the verifier and where it came from.
+///
+/// # Errors
+/// [`ToolError`] when the argument is neither a readable file nor a valid key.
+pub fn load_public_key(arg: &str) -> ToolResult<(NoteVerifier, String)> {
+    let path = Path::new(arg);
+    let (text, source) = if path.is_file() {
+        (
+            read_text(path, "public key file")?,
+            path.display().to_string(),
+        )
+    } else {
+        (arg.to_owned(), "the command line".to_owned())
+    };
+    match NoteVerifier::from_vkey(text.trim()) {
+        Ok(verifier) => Ok((verifier, source)),
+        Err(err) => Err(ToolError::new(format!(
+            "{arg:?} is not a public key ({err}) nor a file holding one"
+        ))
+        .hint(
+            "pass the store's signing.pub file, or its one line of text \
+             (`<name>+<key id>+<base64 key>`)",
+        )),
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+///
+/// # Errors
+/// [`ToolError`] when it cannot be encoded.
+pub fn print_json(value: &impl serde::Serialize) -> ToolResult<()> {
+    println!("{}", json_text(value)?);
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `output`, or to stdout when `None`.
+///
+/// # Errors
+/// [`ToolError`] when it cannot be encoded or the file cannot be written.
+pub fn write_json(value: &impl serde::Serialize, output: Option<&Path>) -> ToolResult<()> {
+    let text = json_text(value)?;
+    if let Some(path) = output {
+        std::fs::write(path, format!("{text}\n"))
+            .map_err(|e| ToolError::new(format!("cannot write {}: {e}", path.display())))
+    } else {
+        println!("{text}");
+        Ok(())
+    }
+}
+
+fn json_text(value: &impl serde::Serialize) -> ToolResult<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| ToolError::new(format!("cannot encode JSON: {e}")))
+}
+
+/// Lower-case hex.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// Standard base64 (as in checkpoint notes).
+#[must_use]
+pub fn base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
 }
 
 /// Formats a byte count for people (KiB, MiB, GiB with one decimal).
@@ -47,14 +225,94 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A count with thousands separators: `1,234,567`.
+#[must_use]
+pub fn human_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A rate per second for people: `350 /s`, `12.5 k/s`, `1.10 M/s`.
+#[must_use]
+pub fn human_rate(per_second: f64) -> String {
+    if per_second >= 1e6 {
+        format!("{:.2} M/s", per_second / 1e6)
+    } else if per_second >= 1e3 {
+        format!("{:.1} k/s", per_second / 1e3)
+    } else {
+        format!("{per_second:.0} /s")
+    }
+}
+
+/// A rate of `what` per second for people: `12.5 k receipts/s`.
+#[must_use]
+pub fn human_rate_of(per_second: f64, what: &str) -> String {
+    let rate = human_rate(per_second);
+    match rate.strip_suffix("/s") {
+        Some(number) => format!("{} {what}/s", number.trim_end()),
+        None => rate,
+    }
+}
+
+/// A time in nanoseconds since the Unix epoch, as RFC 3339 UTC with milliseconds.
+#[must_use]
+pub fn rfc3339_ns(ns: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Colours for the verdict words, only when stdout is a terminal and `NO_COLOR` is unset.
+#[derive(Debug, Clone, Copy)]
+pub enum Paint {
+    /// Green.
+    Good,
+    /// Red.
+    Bad,
+    /// Yellow.
+    Warn,
+    /// Bold.
+    Strong,
+}
+
+/// `text` in colour `paint` when stdout is a terminal (and `NO_COLOR` is not set).
+#[must_use]
+pub fn paint(text: &str, paint: Paint) -> String {
+    if std::env::var_os("NO_COLOR").is_some() || !std::io::stdout().is_terminal() {
+        return text.to_owned();
+    }
+    let code = match paint {
+        Paint::Good => "1;32",
+        Paint::Bad => "1;31",
+        Paint::Warn => "33",
+        Paint::Strong => "1",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::{human_bytes, human_count, human_rate, human_rate_of};
 
     #[test]
-    fn bytes_for_people() {
+    fn numbers_for_people() {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(64 << 20), "64.0 MiB");
         assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_count(0), "0");
+        assert_eq!(human_count(999), "999");
+        assert_eq!(human_count(1000), "1,000");
+        assert_eq!(human_count(1_234_567), "1,234,567");
+        assert_eq!(human_rate(350.0), "350 /s");
+        assert_eq!(human_rate(12_500.0), "12.5 k/s");
+        assert_eq!(human_rate(1_100_000.0), "1.10 M/s");
+        assert_eq!(human_rate_of(12_500.0, "receipts"), "12.5 k receipts/s");
+        assert_eq!(human_rate_of(350.0, "entries"), "350 entries/s");
     }
 }

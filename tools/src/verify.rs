@@ -1,104 +1,300 @@
-//! `trailmix-db verify DIR`: checks every frame of the store's log.
+//! `trailmix-db verify DIR`: the whole store, checked with [`trailmix_db::verify_store`].
+//!
+//! Read-only and lock-free: safe on a store that a service is writing (it checks the prefix
+//! written so far).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::Serialize;
-use trailmix_db::wal::{Error, WalReader};
+use trailmix_db::keys::PUBLIC_KEY_FILE;
+use trailmix_db::{VerifyOptions, verify_store};
 
-use crate::{Verdict, wal_dir};
+use crate::scan;
+use crate::{Paint, ToolError, ToolResult, Verdict, human_count, human_rate_of, paint, read_text};
 
-/// The result of a verification, as printed with `--json`.
+/// What to check the store against.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyArgs {
+    /// A checkpoint note of this store kept outside it (from `trailmix-db checkpoint`).
+    pub trusted_checkpoint: Option<PathBuf>,
+    /// The public key the store must be signed with: key text or a file holding it.
+    pub public_key: Option<String>,
+}
+
+/// The first bad place.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DamageReport {
+    /// Sequence number of the first bad entry.
+    pub seq: u64,
+    /// Kind of damage, an identifier: `frame`, `malformed_entry`, `payload_digest`,
+    /// `content_digest`, `chain_link`, `tenant_link`, `epoch`, `timestamp`, `genesis`,
+    /// `checkpoint`, `seal`, `signature`, `duplicate_event_id`, `truncation_or_rollback`.
+    pub kind: String,
+    /// What is wrong, for people.
+    pub detail: String,
+    /// Segment and byte offset of the entry's frame, when it can still be read.
+    pub segment: Option<u64>,
+    /// See `segment`.
+    pub offset: Option<u64>,
+}
+
+/// The trusted checkpoint that was checked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TrustedReport {
+    /// The file it came from.
+    pub file: String,
+    /// Its epoch, when it matched the store.
+    pub epoch: Option<u64>,
+    /// Its tree size, when it matched the store.
+    pub tree_size: Option<u64>,
+}
+
+/// `verify --json`: the outcome.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VerifyOutcome {
-    /// `verified`, `damaged` or `failed`.
+    /// `verified` or `damaged`.
     pub verdict: &'static str,
-    /// Segments checked.
+    /// The data directory.
+    pub data_dir: String,
+    /// Entries checked (up to the first damage).
+    pub entries: u64,
+    /// Receipts among them.
+    pub receipts: u64,
+    /// Checkpoints and seals among them.
+    pub checkpoints: u64,
+    /// Sealed epochs.
+    pub sealed_epochs: u64,
+    /// Segment files.
     pub segments: usize,
-    /// Records checked.
-    pub records: u64,
-    /// Bytes of unacknowledged torn tail that the next writer open will erase.
+    /// Bytes of torn, never-acknowledged tail after the last entry; the next writer open
+    /// erases them. Not damage.
     pub torn_tail_bytes: u64,
-    /// The first bad place, or the error that stopped the check.
-    pub problem: Option<String>,
+    /// The key the signatures were checked with (C2SP vkey text), when known.
+    pub public_key: Option<String>,
+    /// Where that key came from: `genesis entry` or the `--public-key` argument.
+    pub public_key_source: String,
+    /// The trusted checkpoint, when one was given.
+    pub trusted_checkpoint: Option<TrustedReport>,
+    /// The first damage; `None` when verified.
+    pub damage: Option<DamageReport>,
+    /// Time taken, seconds.
+    pub seconds: f64,
 }
 
 impl VerifyOutcome {
-    /// The process exit verdict.
+    /// The exit verdict.
     #[must_use]
     pub fn exit(&self) -> Verdict {
-        match self.verdict {
-            "verified" => Verdict::Ok,
-            "damaged" => Verdict::Damaged,
-            _ => Verdict::Failed,
+        if self.damage.is_none() {
+            Verdict::Ok
+        } else {
+            Verdict::Damaged
         }
     }
 }
 
 /// Verifies the store in `data_dir` without modifying it.
-#[must_use]
-pub fn run(data_dir: &Path) -> VerifyOutcome {
-    let failed = |verdict, problem: String| VerifyOutcome {
-        verdict,
-        segments: 0,
-        records: 0,
-        torn_tail_bytes: 0,
-        problem: Some(problem),
+///
+/// # Errors
+/// [`ToolError`] when verification cannot run: no store, unreadable files, a public key
+/// argument that is not a key. Damage is not an error: it is in [`VerifyOutcome::damage`].
+pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
+    let reader = scan::open_reader(data_dir)?;
+    let (public_key, public_key_source) = match &args.public_key {
+        Some(arg) => {
+            let (verifier, source) = crate::load_public_key(arg)?;
+            (Some(verifier.to_vkey()), format!("--public-key ({source})"))
+        }
+        None => (
+            scan::genesis(&reader).map(|g| g.verifier_key),
+            "genesis entry".to_owned(),
+        ),
     };
-    let reader = match WalReader::open(wal_dir(data_dir)) {
-        Ok(reader) => reader,
-        Err(err) => return failed(classify(&err), err.to_string()),
+    let trusted_note = args
+        .trusted_checkpoint
+        .as_deref()
+        .map(|path| read_text(path, "trusted checkpoint"))
+        .transpose()?;
+    let options = VerifyOptions {
+        trusted_checkpoint: trusted_note,
+        public_key: args.public_key.as_ref().and(public_key.clone()),
     };
-    match reader.verify() {
-        Ok(report) => VerifyOutcome {
-            verdict: "verified",
-            segments: report.segments,
-            records: report.records.0,
-            torn_tail_bytes: report.torn_tail_bytes,
-            problem: None,
+    let started = Instant::now();
+    let report = verify_store(data_dir, &options).map_err(|e| ToolError::store(data_dir, &e))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let damage = report.damage.as_ref().map(|d| {
+        let position = reader.read(d.seq).ok().map(|r| r.position);
+        DamageReport {
+            seq: d.seq.0,
+            kind: d.kind.name().replace(' ', "_"),
+            detail: d.detail.clone(),
+            segment: position.map(|p| p.segment.0),
+            offset: position.map(|p| p.offset),
+        }
+    });
+    Ok(VerifyOutcome {
+        verdict: if damage.is_none() {
+            "verified"
+        } else {
+            "damaged"
         },
-        Err(err) => VerifyOutcome {
-            segments: reader.segments().len(),
-            ..failed(classify(&err), err.to_string())
-        },
-    }
+        data_dir: data_dir.display().to_string(),
+        entries: report.entries,
+        receipts: report.receipts,
+        checkpoints: report.checkpoints,
+        sealed_epochs: report.sealed_epochs,
+        segments: report.segments,
+        torn_tail_bytes: report.torn_tail_bytes,
+        public_key,
+        public_key_source,
+        trusted_checkpoint: args.trusted_checkpoint.as_ref().map(|file| TrustedReport {
+            file: file.display().to_string(),
+            epoch: report.trusted.map(|(epoch, _)| epoch.0),
+            tree_size: report.trusted.map(|(_, size)| size),
+        }),
+        damage,
+        seconds,
+    })
 }
 
-fn classify(err: &Error) -> &'static str {
-    match err {
-        Error::Corrupted { .. }
-        | Error::ForeignSegment { .. }
-        | Error::Truncated { .. }
-        | Error::BadMeta { .. } => "damaged",
-        _ => "failed",
-    }
+/// Width of the label column of the text output.
+const LABEL: usize = 20;
+
+fn row(label: &str, text: &str) {
+    println!("  {label:<LABEL$}{text}");
+}
+
+fn more(text: &str) {
+    println!("  {:<LABEL$}{text}", "");
 }
 
 /// Prints the outcome for people.
-pub fn print_text(data_dir: &Path, outcome: &VerifyOutcome) {
-    match outcome.verdict {
-        "verified" => {
-            println!(
-                "VERIFIED  {}: {} records in {} segment(s); every frame checksum, sequence number and seal is intact",
-                data_dir.display(),
-                outcome.records,
-                outcome.segments
-            );
-            if outcome.torn_tail_bytes > 0 {
-                println!(
-                    "note: {} bytes of torn, never-acknowledged tail follow the last record; the next writer open erases them",
-                    outcome.torn_tail_bytes
+pub fn print_text(o: &VerifyOutcome) {
+    match &o.damage {
+        Some(d) => print_damage(o, d),
+        None => print_verified(o),
+    }
+    print_trust(o);
+}
+
+/// `chain_link` → `chain link damage`; `truncation_or_rollback` → `truncation or rollback`.
+fn damage_label(kind: &str) -> String {
+    let words = kind.replace('_', " ");
+    if words.contains("rollback") {
+        words
+    } else {
+        format!("{words} damage")
+    }
+}
+
+fn print_damage(o: &VerifyOutcome, d: &DamageReport) {
+    println!("{}  {}", paint("DAMAGED", Paint::Bad), o.data_dir);
+    let place = match (d.segment, d.offset) {
+        (Some(segment), Some(offset)) => format!(" (segment {segment}, byte offset {offset})"),
+        _ => String::new(),
+    };
+    row(
+        "first bad entry",
+        &format!("seq {}{place}: {}", d.seq, damage_label(&d.kind)),
+    );
+    row("detail", &d.detail);
+    if o.entries == d.seq {
+        row(
+            "before it",
+            &format!(
+                "{} entries verified ({} receipts)",
+                human_count(o.entries),
+                human_count(o.receipts)
+            ),
+        );
+    }
+    if !d.kind.contains("rollback") {
+        row(
+            "look closer",
+            &format!("trailmix-db inspect {} --seq {}", o.data_dir, d.seq),
+        );
+    }
+}
+
+fn print_verified(o: &VerifyOutcome) {
+    println!("{}  {}", paint("VERIFIED", Paint::Good), o.data_dir);
+    row(
+        "entries",
+        &format!(
+            "{}: {} receipts, {} checkpoints and seals; {} sealed epoch(s); {} segment(s)",
+            human_count(o.entries),
+            human_count(o.receipts),
+            human_count(o.checkpoints),
+            o.sealed_epochs,
+            o.segments
+        ),
+    );
+    row(
+        "checked",
+        "frame checksums, the hash chain, every tenant's chain, payload digests,",
+    );
+    more("Merkle roots, checkpoint and seal signatures (Ed25519, strict), the seal chain");
+    #[allow(clippy::cast_precision_loss)]
+    let rate = o.entries as f64 / o.seconds.max(1e-9);
+    row(
+        "took",
+        &format!("{:.2} s ({})", o.seconds, human_rate_of(rate, "entries")),
+    );
+}
+
+fn print_trust(o: &VerifyOutcome) {
+    match &o.public_key {
+        Some(key) => row("signing key", key),
+        None => row("signing key", "unknown (no readable genesis entry)"),
+    }
+    if o.public_key_source == "genesis entry" {
+        more(&format!(
+            "(as the store names it; --public-key with a copy of {PUBLIC_KEY_FILE} you trust pins it)"
+        ));
+    } else {
+        more(&format!("(required by {})", o.public_key_source));
+    }
+    match &o.trusted_checkpoint {
+        Some(t) => match (t.epoch, t.tree_size) {
+            (Some(epoch), Some(size)) => {
+                row(
+                    "trusted checkpoint",
+                    &format!(
+                        "{}: epoch {epoch} at tree size {} is intact in the store,",
+                        t.file,
+                        human_count(size)
+                    ),
                 );
+                more("so nothing it signs was truncated or rolled back");
             }
+            _ => row("trusted checkpoint", &format!("{} (used)", t.file)),
+        },
+        None if o.damage.is_some() => {}
+        None => {
+            row(
+                "trusted checkpoint",
+                &paint(
+                    "none: truncation of the unsigned tail and whole-store rollback cannot be",
+                    Paint::Warn,
+                ),
+            );
+            more(&paint("detected without one.", Paint::Warn));
+            more(&format!(
+                "Keep the output of `trailmix-db checkpoint {}` outside the store",
+                o.data_dir
+            ));
+            more("and pass it with --trusted-checkpoint FILE.");
         }
-        "damaged" => println!(
-            "DAMAGED   {}: {}",
-            data_dir.display(),
-            outcome.problem.as_deref().unwrap_or("unknown")
-        ),
-        _ => println!(
-            "FAILED    {}: {}",
-            data_dir.display(),
-            outcome.problem.as_deref().unwrap_or("unknown")
-        ),
+    }
+    if o.torn_tail_bytes > 0 {
+        row(
+            "torn tail",
+            &format!(
+                "{} bytes after the last entry were never acknowledged (an interrupted",
+                human_count(o.torn_tail_bytes)
+            ),
+        );
+        more("write, not tampering); the next writer open erases them");
     }
 }
