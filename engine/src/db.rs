@@ -19,7 +19,7 @@ use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
 use crate::ticket::Ticket;
 use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
-use crate::writer::{CheckpointInfo, Control, Message, Prepared, Shared, Writer};
+use crate::writer::{CheckpointInfo, CheckpointMode, Control, Message, Prepared, Shared, Writer};
 
 /// Name of the log directory inside the data directory.
 pub const WAL_DIR: &str = "wal";
@@ -77,6 +77,11 @@ impl<L: LogStorage> Drop for Inner<L> {
         {
             let _ = answer.recv();
         }
+        // The writer drains the ring until its sending end is gone: drop that before joining.
+        drop(std::mem::replace(
+            &mut self.ring,
+            crossbeam_channel::bounded(0).0,
+        ));
         let handle = self
             .writer
             .lock()
@@ -290,7 +295,7 @@ impl<L: LogStorage> Db<L> {
     /// # Errors
     /// [`Error::Closed`], [`Error::Stopped`].
     pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>> {
-        self.control(Control::Checkpoint)
+        self.control(|reply| Control::Checkpoint(CheckpointMode::IfNew, reply))
     }
 
     /// Seals the current epoch now and starts the next one.
@@ -315,17 +320,9 @@ impl<L: LogStorage> Db<L> {
     /// # Errors
     /// The writer's failure, if it stopped.
     pub fn close(self) -> Result<Seq> {
-        let result = self.control(Control::Shutdown);
-        let handle = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
-        result
+        // The log is closed when the reply comes. The writer thread then keeps draining the
+        // ring for other clones; the last handle to go joins it.
+        self.control(Control::Shutdown)
     }
 
     /// Reads the receipt at `seq`.
@@ -409,7 +406,7 @@ impl<L: LogStorage> Db<L> {
                     &note,
                 );
             }
-            self.checkpoint()?;
+            self.control(|reply| Control::Checkpoint(CheckpointMode::Always, reply))?;
         }
         Err(Error::NotFound {
             seq,

@@ -98,10 +98,14 @@ impl FileKeyProvider {
         Ok(signer)
     }
 
+    /// Writes `signing.pub` when it is missing. An existing file is never replaced: when it
+    /// differs from the key, either the key is not this store's (the open then fails, and a
+    /// refused open must change nothing) or the file was edited (`verify` reports that);
+    /// overwriting it would hide either.
     fn write_public_key(&self, signer: &NoteSigner) -> Result<()> {
         let path = self.public_key_path();
         let vkey = format!("{}\n", signer.verifier().to_vkey());
-        if fs::read_to_string(&path).is_ok_and(|existing| existing == vkey) {
+        if path.exists() {
             return Ok(());
         }
         let tmp = self.data_dir.join(format!("{PUBLIC_KEY_FILE}.tmp"));

@@ -37,13 +37,22 @@ pub(crate) enum Message {
 /// Requests that need the writer's attention; each has a reply channel.
 pub(crate) enum Control {
     /// Append a signed checkpoint now (if anything is new) and make everything durable.
-    Checkpoint(Sender<Result<Option<CheckpointInfo>, Error>>),
+    Checkpoint(CheckpointMode, Sender<Result<Option<CheckpointInfo>, Error>>),
     /// Seal the current epoch now.
     SealEpoch(Sender<Result<Option<SealedEpoch>, Error>>),
     /// Make everything written durable.
     Sync(Sender<Result<Seq, Error>>),
     /// Drain, checkpoint, flush, close.
     Shutdown(Sender<Result<Seq, Error>>),
+}
+
+/// When a checkpoint is worth writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckpointMode {
+    /// Only when entries other than the last checkpoint itself were added since it.
+    IfNew,
+    /// Whenever the tree grew, even if only by the last checkpoint (to prove that checkpoint).
+    Always,
 }
 
 /// A checkpoint the writer appended.
@@ -211,6 +220,12 @@ impl<S: Storage> Writer<S> {
                     }
                 }
                 let _ = reply.send(self.finish());
+                // Keep receiving until every handle is gone. A submission that raced the
+                // shutdown into the ring (a sender blocked on a full ring gets in as soon as the
+                // drain above makes room) is dropped here, which completes its ticket with
+                // `Closed`: a bounded crossbeam channel drops what it holds only when the channel
+                // itself goes, so such a ticket's caller, holding a handle, would wait forever.
+                ring.iter().for_each(drop);
                 return;
             }
         }
@@ -360,10 +375,18 @@ impl<S: Storage> Writer<S> {
     }
 
     /// Appends a signed checkpoint of the current epoch if it has grown since the last one.
-    fn append_checkpoint(&mut self) -> Result<Option<CheckpointInfo>, Error> {
+    fn append_checkpoint(&mut self, mode: CheckpointMode) -> Result<Option<CheckpointInfo>, Error> {
         self.last_checkpoint_at = Instant::now();
         let size = self.state.tree.size();
-        if size == self.state.last_checkpoint_size {
+        // A checkpoint is itself a leaf: right after one, the tree has grown by exactly it.
+        let last_entry_is_checkpoint = self
+            .state
+            .last_checkpoint
+            .as_ref()
+            .is_some_and(|(seq, _)| seq.next() == self.state.next_seq);
+        let nothing_new = size == self.state.last_checkpoint_size
+            || (mode == CheckpointMode::IfNew && last_entry_is_checkpoint);
+        if nothing_new {
             return Ok(None);
         }
         let origin = ChainState::origin(&self.origin_prefix, self.state.epoch);
@@ -453,7 +476,7 @@ impl<S: Storage> Writer<S> {
         let result = if seal_due {
             self.seal_epoch().map(drop)
         } else if checkpoint_due {
-            self.append_checkpoint().map(drop)
+            self.append_checkpoint(CheckpointMode::IfNew).map(drop)
         } else {
             Ok(())
         };
@@ -491,11 +514,11 @@ impl<S: Storage> Writer<S> {
     fn control(&mut self, control: Control) {
         let stopped = self.failure.is_some().then(|| self.stopped_error());
         match control {
-            Control::Checkpoint(reply) => {
+            Control::Checkpoint(mode, reply) => {
                 let result = match stopped {
                     Some(err) => Err(err),
                     None => self
-                        .append_checkpoint()
+                        .append_checkpoint(mode)
                         .and_then(|info| self.sync_now().map(|_| info)),
                 };
                 let _ = reply.send(result);
@@ -531,7 +554,7 @@ impl<S: Storage> Writer<S> {
     fn finish(mut self) -> Result<Seq, Error> {
         self.shared.stopped.store(true, Ordering::SeqCst);
         if self.failure.is_none()
-            && let Err(err) = self.append_checkpoint()
+            && let Err(err) = self.append_checkpoint(CheckpointMode::IfNew)
         {
             self.fail(&err);
         }

@@ -120,3 +120,20 @@ fn a_receipt_too_large_for_the_segment_is_refused_and_the_store_goes_on() {
     );
     db.close().expect("close");
 }
+
+#[test]
+fn opening_and_closing_an_idle_store_adds_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("open");
+    db.append_and_wait(&receipt("acme", 1)).expect("append");
+    db.close().expect("close");
+    let entries = verify_store(dir.path(), &VerifyOptions::default()).expect("verify").entries;
+    for _ in 0..3 {
+        let db = Db::open(dir.path()).expect("reopen");
+        assert_eq!(db.checkpoint().expect("checkpoint"), None, "nothing new to checkpoint");
+        db.close().expect("close");
+    }
+    let report = verify_store(dir.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report.verified());
+    assert_eq!(report.entries, entries, "idle opens and closes do not grow the log");
+}

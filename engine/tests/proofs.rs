@@ -102,6 +102,7 @@ fn check_store(alg: HashAlgorithm) {
         "sealed epochs prove against the seal"
     );
 
+    db.append_and_wait(&receipt(1000)).expect("append");
     let late = db.checkpoint().expect("checkpoint").expect("new");
     assert!(
         db.consistency(&early.note, &late.note).is_err(),

@@ -348,8 +348,14 @@ fn consistency_proofs_link_checkpoints() {
     let old = tool(&["checkpoint", arg(&dir)]);
     assert_eq!(code(&old), Some(0), "{}", text(&old));
     std::fs::write(&old_note, &old.stdout).expect("write note");
-    let new = tool(&["checkpoint", arg(&dir), "--new"]);
+    // An idle store has nothing new to checkpoint: `--new` prints the same note again.
+    let same = tool(&["checkpoint", arg(&dir), "--new"]);
+    assert_eq!(code(&same), Some(0), "{}", text(&same));
+    assert_eq!(same.stdout, old.stdout, "no new checkpoint without new entries");
+    demo(&dir, 50, &[]);
+    let new = tool(&["checkpoint", arg(&dir)]);
     assert_eq!(code(&new), Some(0), "{}", text(&new));
+    assert_ne!(new.stdout, old.stdout, "new entries, new checkpoint");
     std::fs::write(&new_note, &new.stdout).expect("write note");
     let consistency = tmp.path().join("consistency.json");
     let made = tool(&[

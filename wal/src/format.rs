@@ -368,7 +368,8 @@ impl ValidFrame {
     }
 }
 
-/// Validates the frame at `offset` of a segment image: header sanity, bounds, checksum.
+/// Validates the frame at `offset` of a segment image: header sanity, bounds, zero padding,
+/// checksum.
 /// `record_bytes_max` bounds the payload length so garbage cannot claim a huge record.
 #[must_use]
 pub fn frame_at(segment: &[u8], offset: u64, record_bytes_max: u64) -> Option<ValidFrame> {
@@ -387,7 +388,14 @@ pub fn frame_at(segment: &[u8], offset: u64, record_bytes_max: u64) -> Option<Va
         next_offset,
     };
     let raw_header = &segment[start..start + FRAME_HEADER_LEN];
-    FrameHeader::checksum_matches(raw_header, &segment[frame.payload_range()]).then_some(frame)
+    let payload = frame.payload_range();
+    // The padding is outside the CRC but must be zero (the writer never writes it), so that
+    // no byte of a frame can change unnoticed.
+    let padding = segment.get(payload.end..usize::try_from(next_offset).ok()?)?;
+    if padding.iter().any(|&b| b != 0) {
+        return None;
+    }
+    FrameHeader::checksum_matches(raw_header, &segment[payload]).then_some(frame)
 }
 
 /// Name of the segment file whose first record is `first_seq`.
@@ -426,6 +434,9 @@ mod tests {
         assert_eq!(frame.header, header);
         assert_eq!(frame.next_offset, 48);
         image[40] ^= 1;
+        assert!(frame_at(&image, 0, 1024).is_none());
+        image[40] ^= 1;
+        image[47] = 1; // padding
         assert!(frame_at(&image, 0, 1024).is_none());
     }
 
