@@ -37,7 +37,10 @@ pub(crate) enum Message {
 /// Requests that need the writer's attention; each has a reply channel.
 pub(crate) enum Control {
     /// Append a signed checkpoint now (if anything is new) and make everything durable.
-    Checkpoint(CheckpointMode, Sender<Result<Option<CheckpointInfo>, Error>>),
+    Checkpoint(
+        CheckpointMode,
+        Sender<Result<Option<CheckpointInfo>, Error>>,
+    ),
     /// Seal the current epoch now.
     SealEpoch(Sender<Result<Option<SealedEpoch>, Error>>),
     /// Make everything written durable.
