@@ -1,0 +1,62 @@
+//! Benchmark ids (criterion `group/function/value`), shared by the benchmarks and the report so
+//! that the two cannot drift apart.
+
+/// Record payload sizes of the WAL append benchmark, in bytes.
+pub const RECORD_SIZES: [usize; 2] = [512, 1000];
+/// Records per durable flush (group-commit batch sizes).
+pub const BATCHES: [usize; 3] = [1, 64, 1024];
+
+/// Function name of the trailmix-db side of the WAL append comparison.
+pub const TRAILMIX: &str = "trailmix";
+/// Function name of the plain ceiling: buffered `write` + `fdatasync` of the same framed bytes.
+pub const CEILING: &str = "ceiling";
+
+/// Group of the WAL append benchmark for one record size.
+#[must_use]
+pub fn wal_append_group(record_bytes: usize) -> String {
+    format!("wal_append_{record_bytes}B")
+}
+
+/// Parameter (value) naming a batch size.
+#[must_use]
+pub fn batch_value(batch: usize) -> String {
+    format!("batch_{batch}")
+}
+
+/// Full id of one WAL append benchmark.
+#[must_use]
+pub fn wal_append(record_bytes: usize, function: &str, batch: usize) -> String {
+    format!(
+        "{}/{function}/{}",
+        wal_append_group(record_bytes),
+        batch_value(batch)
+    )
+}
+
+/// Record size of the end-to-end pre-allocation comparison.
+pub const PREALLOC_RECORD_BYTES: usize = 512;
+/// Batch size of the end-to-end pre-allocation comparison.
+pub const PREALLOC_BATCH: usize = 1024;
+/// Group of the end-to-end WAL comparison of pre-allocation modes.
+pub const WAL_PREALLOC_GROUP: &str = "wal_prealloc_512B_batch_1024";
+/// Functions of [`WAL_PREALLOC_GROUP`]: WAL variants, each `(function, preallocation, ahead)`.
+pub const WAL_PREALLOC_VARIANTS: [(&str, &str, bool); 4] = [
+    ("zerofill_ahead", "ZeroFill", true),
+    ("zerofill_ondemand", "ZeroFill", false),
+    ("fallocate_ahead", "Fallocate", true),
+    ("fallocate_ondemand", "Fallocate", false),
+];
+
+/// Group of the raw mmap write comparison (write 4 MiB into the map, then msync it).
+pub const MMAP_WRITE_GROUP: &str = "mmap_write_4MiB";
+/// Group of the segment creation comparison (create, pre-allocate, sync and map 64 MiB).
+pub const SEGMENT_CREATE_GROUP: &str = "segment_create_64MiB";
+/// Function of a zero-filled file.
+pub const ZERO_FILL: &str = "zero_fill";
+/// Function of a fallocated file.
+pub const FALLOCATE: &str = "fallocate";
+
+/// Bytes written per iteration of [`MMAP_WRITE_GROUP`].
+pub const MMAP_CHUNK_BYTES: usize = 4 << 20;
+/// Segment size of the pre-allocation benchmarks (the WAL default).
+pub const SEGMENT_BYTES: u64 = 64 << 20;

@@ -1,0 +1,543 @@
+//! Reads criterion's results (`<criterion dir>/**/new/{benchmark,estimates}.json`) and renders
+//! the ratio tables that `bench-report` prints and `docs/performance.md` keeps.
+//!
+//! Nothing here panics on odd input: a missing or unreadable result becomes a "missing" cell
+//! and a line under the table saying what was wrong.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::ids;
+use crate::paired::{self, PairedResult};
+
+/// A count as a float, for rates shown with three significant digits (exact below 2^53).
+#[allow(clippy::cast_precision_loss)]
+fn float(count: u64) -> f64 {
+    count as f64
+}
+
+/// What one criterion iteration processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throughput {
+    /// Bytes per iteration.
+    Bytes(u64),
+    /// Elements (records) per iteration.
+    Elements(u64),
+}
+
+/// One benchmark's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Criterion's `group/function/value` id.
+    pub full_id: String,
+    /// Typical nanoseconds per iteration (criterion's slope estimate, else the mean).
+    pub ns_per_iter: f64,
+    /// Lower and upper bound of the 95% confidence interval of `ns_per_iter`.
+    pub ns_interval: (f64, f64),
+    /// What one iteration processed, when the benchmark declared it.
+    pub throughput: Option<Throughput>,
+}
+
+impl Measurement {
+    /// Elements or bytes per second (by the declared throughput), or iterations per second.
+    #[must_use]
+    pub fn per_second(&self) -> f64 {
+        let per_iter = match self.throughput {
+            Some(Throughput::Bytes(n) | Throughput::Elements(n)) => float(n),
+            None => 1.0,
+        };
+        per_iter * 1e9 / self.ns_per_iter
+    }
+}
+
+/// Everything found under a criterion directory.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    /// The directory that was read.
+    pub dir: PathBuf,
+    /// Measurements by full id.
+    pub measurements: BTreeMap<String, Measurement>,
+    /// Paired (interleaved) results by job id.
+    pub paired: BTreeMap<String, PairedResult>,
+    /// What could not be read, one line each.
+    pub problems: Vec<String>,
+}
+
+/// Reads every `new/benchmark.json` + `new/estimates.json` pair under `dir`, and the paired
+/// results file.
+#[must_use]
+pub fn load(dir: &Path) -> Results {
+    let mut results = load_criterion(dir);
+    if dir.is_dir() {
+        match paired::load(dir) {
+            Ok(found) => {
+                results.paired = found.into_iter().map(|r| (r.job.clone(), r)).collect();
+            }
+            Err(err) => results.problems.push(err),
+        }
+    }
+    results
+}
+
+fn load_criterion(dir: &Path) -> Results {
+    let mut results = Results {
+        dir: dir.to_path_buf(),
+        ..Results::default()
+    };
+    if !dir.is_dir() {
+        results.problems.push(format!(
+            "no criterion results at {} (run `cargo bench -p trailmix-benches` first)",
+            dir.display()
+        ));
+        return results;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = match std::fs::read_dir(&current) {
+            Ok(entries) => entries,
+            Err(err) => {
+                results
+                    .problems
+                    .push(format!("cannot list {}: {err}", current.display()));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if path.file_name().is_some_and(|name| name == "new") {
+                if path.join("benchmark.json").is_file() {
+                    match read_measurement(&path) {
+                        Ok(m) => {
+                            results.measurements.insert(m.full_id.clone(), m);
+                        }
+                        Err(err) => results.problems.push(err),
+                    }
+                }
+            } else {
+                stack.push(path);
+            }
+        }
+    }
+    results
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
+}
+
+fn read_measurement(new_dir: &Path) -> Result<Measurement, String> {
+    let bench_path = new_dir.join("benchmark.json");
+    let estimates_path = new_dir.join("estimates.json");
+    let bench = read_json(&bench_path)?;
+    let estimates = read_json(&estimates_path)?;
+    let full_id = bench
+        .get("full_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{} has no full_id", bench_path.display()))?
+        .to_string();
+    let throughput = bench.get("throughput").and_then(|t| {
+        let count = |key| t.get(key).and_then(Value::as_u64);
+        count("Elements").map(Throughput::Elements).or_else(|| {
+            count("Bytes")
+                .or_else(|| count("BytesDecimal"))
+                .map(Throughput::Bytes)
+        })
+    });
+    let typical = estimates
+        .get("slope")
+        .filter(|slope| !slope.is_null())
+        .or_else(|| estimates.get("mean"))
+        .ok_or_else(|| format!("{} has neither slope nor mean", estimates_path.display()))?;
+    let number = |v: Option<&Value>| v.and_then(Value::as_f64);
+    let ns_per_iter = number(typical.get("point_estimate"))
+        .filter(|ns| ns.is_finite() && *ns > 0.0)
+        .ok_or_else(|| format!("{} has no usable estimate", estimates_path.display()))?;
+    let interval = typical.get("confidence_interval");
+    let ns_interval = (
+        number(interval.and_then(|i| i.get("lower_bound"))).unwrap_or(ns_per_iter),
+        number(interval.and_then(|i| i.get("upper_bound"))).unwrap_or(ns_per_iter),
+    );
+    Ok(Measurement {
+        full_id,
+        ns_per_iter,
+        ns_interval,
+        throughput,
+    })
+}
+
+/// How a job's figures are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Records per second, and payload MB/s for records of this many bytes.
+    Records {
+        /// Payload bytes per record.
+        payload_bytes: usize,
+    },
+    /// MB/s (10^6 bytes per second).
+    Bytes,
+    /// Time per iteration.
+    Time,
+}
+
+/// One row: a measurement of trailmix-db (or of option A) against a baseline (option B).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// What is measured.
+    pub label: String,
+    /// Full id of the trailmix-db (or A) side.
+    pub subject: String,
+    /// Full id of the baseline (or B) side.
+    pub baseline: String,
+    /// Job id of the paired measurement of the two sides, when there is one.
+    pub paired: Option<String>,
+    /// How figures are shown.
+    pub unit: Unit,
+    /// The ratio the brief asks for, when it asks for one.
+    pub target: Option<f64>,
+}
+
+/// WAL append target: the WAL at ≥ 0.8× the plain ceiling (issue 2).
+pub const WAL_APPEND_TARGET: f64 = 0.8;
+
+/// Rows of the "trailmix-db vs the ceiling" table.
+#[must_use]
+pub fn ceiling_jobs() -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for bytes in ids::RECORD_SIZES {
+        for batch in ids::BATCHES {
+            jobs.push(Job {
+                label: format!("WAL append {bytes} B, {batch} rec/flush"),
+                subject: ids::wal_append(bytes, ids::TRAILMIX, batch),
+                baseline: ids::wal_append(bytes, ids::CEILING, batch),
+                paired: Some(format!(
+                    "{}/{}",
+                    ids::wal_append_group(bytes),
+                    ids::batch_value(batch)
+                )),
+                unit: Unit::Records {
+                    payload_bytes: bytes,
+                },
+                target: Some(WAL_APPEND_TARGET),
+            });
+        }
+    }
+    for (function, prealloc, ahead) in ids::WAL_PREALLOC_VARIANTS {
+        let preparation = if ahead { "ahead" } else { "on demand" };
+        jobs.push(Job {
+            label: format!(
+                "WAL append {} B, {} rec/flush, {prealloc}, prepared {preparation}",
+                ids::PREALLOC_RECORD_BYTES,
+                ids::PREALLOC_BATCH
+            ),
+            subject: format!("{}/{function}", ids::WAL_PREALLOC_GROUP),
+            baseline: format!("{}/{}", ids::WAL_PREALLOC_GROUP, ids::CEILING),
+            paired: Some(format!("{}/{function}", ids::WAL_PREALLOC_GROUP)),
+            unit: Unit::Records {
+                payload_bytes: ids::PREALLOC_RECORD_BYTES,
+            },
+            target: Some(WAL_APPEND_TARGET),
+        });
+    }
+    jobs
+}
+
+/// Rows of the pre-allocation table (A against B, no target).
+#[must_use]
+pub fn prealloc_jobs() -> Vec<Job> {
+    vec![
+        Job {
+            label: "mmap write + msync every 4 MiB: zero-filled (A) vs fallocated (B)".into(),
+            subject: format!("{}/{}", ids::MMAP_WRITE_GROUP, ids::ZERO_FILL),
+            baseline: format!("{}/{}", ids::MMAP_WRITE_GROUP, ids::FALLOCATE),
+            paired: None,
+            unit: Unit::Bytes,
+            target: None,
+        },
+        Job {
+            label: "create a 64 MiB segment: fallocate (A) vs zero-fill (B)".into(),
+            subject: format!("{}/{}", ids::SEGMENT_CREATE_GROUP, ids::FALLOCATE),
+            baseline: format!("{}/{}", ids::SEGMENT_CREATE_GROUP, ids::ZERO_FILL),
+            paired: None,
+            unit: Unit::Time,
+            target: None,
+        },
+    ]
+}
+
+fn si(value: f64) -> String {
+    if value >= 1e6 {
+        format!("{:.2} M", value / 1e6)
+    } else if value >= 1e3 {
+        format!("{:.1} k", value / 1e3)
+    } else {
+        format!("{value:.0} ")
+    }
+}
+
+fn format_time(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.1} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// One figure in the job's unit.
+#[must_use]
+pub fn format_figure(m: &Measurement, unit: Unit) -> String {
+    match unit {
+        Unit::Records { payload_bytes } => {
+            let per_second = m.per_second();
+            format!(
+                "{}rec/s ({:.0} MB/s)",
+                si(per_second),
+                per_second * float(payload_bytes as u64) / 1e6
+            )
+        }
+        Unit::Bytes => format!("{:.0} MB/s", m.per_second() / 1e6),
+        Unit::Time => format_time(m.ns_per_iter),
+    }
+}
+
+/// Speed of `subject` over speed of `baseline` (>1: the subject is faster).
+#[must_use]
+pub fn ratio(subject: &Measurement, baseline: &Measurement) -> f64 {
+    baseline.ns_per_iter / subject.ns_per_iter
+        * match (subject.throughput, baseline.throughput) {
+            (
+                Some(Throughput::Bytes(a) | Throughput::Elements(a)),
+                Some(Throughput::Bytes(b) | Throughput::Elements(b)),
+            ) => float(a) / float(b),
+            _ => 1.0,
+        }
+}
+
+fn table(out: &mut String, results: &Results, jobs: &[Job], headers: &[&str]) {
+    let _ = writeln!(out, "| {} |", headers.join(" | "));
+    let aligns: Vec<&str> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            if i == 0 || i + 1 == headers.len() {
+                "---"
+            } else {
+                "---:"
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "|{}|", aligns.join("|"));
+    let with_paired = headers.len() == 6;
+    for job in jobs {
+        let subject = results.measurements.get(&job.subject);
+        let baseline = results.measurements.get(&job.baseline);
+        let cell = |m: Option<&Measurement>| {
+            m.map_or_else(|| "missing".to_string(), |m| format_figure(m, job.unit))
+        };
+        let ratio = match (subject, baseline) {
+            (Some(s), Some(b)) => Some(ratio(s, b)),
+            _ => None,
+        };
+        let ratio_cell = ratio.map_or_else(|| "n/a".to_string(), |r| format!("{r:.2}×"));
+        let paired = job.paired.as_ref().and_then(|id| results.paired.get(id));
+        let paired_cell = paired.map_or_else(
+            || "missing".to_string(),
+            |p| {
+                format!(
+                    "{:.2}× ({:.2}–{:.2})",
+                    p.ratio_median, p.ratio_quartiles.0, p.ratio_quartiles.1
+                )
+            },
+        );
+        // Criterion's ratio can be skewed by the disk changing speed between its two windows,
+        // the paired one by the WAL's background segment preparation spilling into the
+        // ceiling's block: a verdict needs both to agree.
+        let target_cell = match job.target {
+            None => "—".to_string(),
+            Some(t) => {
+                let judged: Vec<f64> = [ratio, paired.map(|p| p.ratio_median)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if judged.is_empty() {
+                    format!("≥ {t:.2}×")
+                } else if judged.iter().all(|r| *r >= t) {
+                    format!("≥ {t:.2}×: met")
+                } else if judged.iter().all(|r| *r < t) {
+                    format!("≥ {t:.2}×: MISSED")
+                } else {
+                    format!("≥ {t:.2}×: unclear (the two disagree)")
+                }
+            }
+        };
+        let mut row = vec![job.label.clone(), cell(subject), cell(baseline), ratio_cell];
+        if with_paired {
+            row.push(paired_cell);
+        }
+        row.push(target_cell);
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    let missing: Vec<&str> = jobs
+        .iter()
+        .flat_map(|j| [j.subject.as_str(), j.baseline.as_str()])
+        .filter(|id| !results.measurements.contains_key(*id))
+        .chain(
+            jobs.iter()
+                .filter(|_| with_paired)
+                .filter_map(|j| j.paired.as_deref())
+                .filter(|id| !results.paired.contains_key(*id)),
+        )
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nMissing results ({}): {}",
+            missing.len(),
+            missing.join(", ")
+        );
+    }
+}
+
+/// The full report: both tables, then any problems met while reading.
+#[must_use]
+pub fn render(results: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "criterion results: {}\n", results.dir.display());
+    let _ = writeln!(
+        out,
+        "trailmix-db against the plain ceiling (buffered write + fdatasync of the same frames), \
+         durable group commit. \"criterion\" = ratio of criterion's figures (measured one \
+         after the other); \"paired\" = median (quartiles) of the ratios of alternating blocks \
+         measured in the same seconds. A target is met or missed when both agree:\n"
+    );
+    table(
+        &mut out,
+        results,
+        &ceiling_jobs(),
+        &[
+            "job",
+            "trailmix-db",
+            "ceiling",
+            "criterion",
+            "paired",
+            "target",
+        ],
+    );
+    let _ = writeln!(out, "\nPre-allocation (ratio = speed of A / speed of B):\n");
+    table(
+        &mut out,
+        results,
+        &prealloc_jobs(),
+        &["comparison", "A", "B", "A / B", "target"],
+    );
+    if !results.problems.is_empty() {
+        let _ = writeln!(out, "\nProblems while reading results:");
+        for problem in &results.problems {
+            let _ = writeln!(out, "- {problem}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_result(root: &Path, dir: &str, full_id: &str, throughput: &str, ns: f64) {
+        let new_dir = root.join(dir).join("new");
+        std::fs::create_dir_all(&new_dir).expect("mkdir");
+        std::fs::write(
+            new_dir.join("benchmark.json"),
+            format!(r#"{{"group_id":"g","full_id":"{full_id}","throughput":{throughput}}}"#),
+        )
+        .expect("write benchmark.json");
+        let estimate = format!(
+            r#"{{"confidence_interval":{{"confidence_level":0.95,"lower_bound":{},"upper_bound":{}}},"point_estimate":{ns},"standard_error":1.0}}"#,
+            ns * 0.9,
+            ns * 1.1
+        );
+        std::fs::write(
+            new_dir.join("estimates.json"),
+            format!(
+                r#"{{"mean":{estimate},"median":{estimate},"median_abs_dev":{estimate},"slope":null,"std_dev":{estimate}}}"#
+            ),
+        )
+        .expect("write estimates.json");
+    }
+
+    #[test]
+    fn reads_results_and_computes_ratios() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wal = ids::wal_append(512, ids::TRAILMIX, 64);
+        let ceiling = ids::wal_append(512, ids::CEILING, 64);
+        write_result(
+            dir.path(),
+            "a/trailmix/batch_64",
+            &wal,
+            r#"{"Elements":64}"#,
+            80_000.0,
+        );
+        write_result(
+            dir.path(),
+            "a/ceiling/batch_64",
+            &ceiling,
+            r#"{"Elements":64}"#,
+            64_000.0,
+        );
+        std::fs::create_dir_all(dir.path().join("broken/new")).expect("mkdir");
+        std::fs::write(dir.path().join("broken/new/benchmark.json"), "{").expect("write");
+        let results = load(dir.path());
+        assert_eq!(results.measurements.len(), 2);
+        assert_eq!(results.problems.len(), 2, "{:?}", results.problems);
+        let m = &results.measurements[&wal];
+        assert!((m.per_second() - 800_000.0).abs() < 1e-6);
+        assert!((ratio(m, &results.measurements[&ceiling]) - 0.8).abs() < 1e-9);
+        let text = render(&results);
+        assert!(text.contains("| WAL append 512 B, 64 rec/flush | 800.0 krec/s (410 MB/s)"));
+        assert!(text.contains("0.80× | missing | ≥ 0.80×: met"), "{text}");
+        assert!(text.contains("Missing results"));
+        assert!(text.contains("not valid JSON"));
+        assert!(text.contains("no paired results"));
+
+        // A paired result is shown; a verdict needs both ratios to agree.
+        let mut paired = PairedResult {
+            job: "wal_append_512B/batch_64".into(),
+            subject_per_second: 700.0,
+            baseline_per_second: 1000.0,
+            ratio_median: 0.7,
+            ratio_quartiles: (0.6, 0.75),
+            rounds: 12,
+        };
+        paired::save(dir.path(), &paired).expect("save");
+        let text = render(&load(dir.path()));
+        assert!(
+            text.contains("0.80× | 0.70× (0.60–0.75) | ≥ 0.80×: unclear"),
+            "{text}"
+        );
+        paired.ratio_median = 0.9;
+        paired::save(dir.path(), &paired).expect("save");
+        let text = render(&load(dir.path()));
+        assert!(text.contains("0.90× (0.60–0.75) | ≥ 0.80×: met"), "{text}");
+    }
+
+    #[test]
+    fn missing_directory_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let results = load(&dir.path().join("nothing-here"));
+        assert!(results.measurements.is_empty());
+        let text = render(&results);
+        assert!(text.contains("no criterion results"));
+        assert!(text.contains("| missing | missing | n/a | missing |"));
+    }
+}
