@@ -55,3 +55,8 @@ pub use ticket::Ticket;
 pub use trailmix_wal as wal;
 pub use verify::{VerifyOptions, VerifyReport, verify_log, verify_store};
 pub use writer::CheckpointInfo;
+
+/// The repository README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

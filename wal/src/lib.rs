@@ -54,7 +54,3 @@ pub use wal::{
     WalOptions,
 };
 
-/// The repository README's Rust example, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
