@@ -127,13 +127,22 @@ fn opening_and_closing_an_idle_store_adds_nothing() {
     let db = Db::open(dir.path()).expect("open");
     db.append_and_wait(&receipt("acme", 1)).expect("append");
     db.close().expect("close");
-    let entries = verify_store(dir.path(), &VerifyOptions::default()).expect("verify").entries;
+    let entries = verify_store(dir.path(), &VerifyOptions::default())
+        .expect("verify")
+        .entries;
     for _ in 0..3 {
         let db = Db::open(dir.path()).expect("reopen");
-        assert_eq!(db.checkpoint().expect("checkpoint"), None, "nothing new to checkpoint");
+        assert_eq!(
+            db.checkpoint().expect("checkpoint"),
+            None,
+            "nothing new to checkpoint"
+        );
         db.close().expect("close");
     }
     let report = verify_store(dir.path(), &VerifyOptions::default()).expect("verify");
     assert!(report.verified());
-    assert_eq!(report.entries, entries, "idle opens and closes do not grow the log");
+    assert_eq!(
+        report.entries, entries,
+        "idle opens and closes do not grow the log"
+    );
 }

@@ -15,7 +15,11 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn receipt(n: u64) -> Receipt {
-    let tenant = if n.is_multiple_of(3) { "globex" } else { "acme" };
+    let tenant = if n.is_multiple_of(3) {
+        "globex"
+    } else {
+        "acme"
+    };
     Receipt::builder(
         tenant,
         format!("evt-{n:04}"),

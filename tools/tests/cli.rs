@@ -351,7 +351,10 @@ fn consistency_proofs_link_checkpoints() {
     // An idle store has nothing new to checkpoint: `--new` prints the same note again.
     let same = tool(&["checkpoint", arg(&dir), "--new"]);
     assert_eq!(code(&same), Some(0), "{}", text(&same));
-    assert_eq!(same.stdout, old.stdout, "no new checkpoint without new entries");
+    assert_eq!(
+        same.stdout, old.stdout,
+        "no new checkpoint without new entries"
+    );
     demo(&dir, 50, &[]);
     let new = tool(&["checkpoint", arg(&dir)]);
     assert_eq!(code(&new), Some(0), "{}", text(&new));

@@ -53,4 +53,3 @@ pub use wal::{
     DEFAULT_RECORD_BYTES_MAX, DEFAULT_SEGMENT_BYTES, OpenMode, OpenReport, SegmentPreparation, Wal,
     WalOptions,
 };
-
