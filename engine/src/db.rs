@@ -149,6 +149,18 @@ impl<L: LogStorage> Db<L> {
             .genesis
             .as_ref()
             .map_or(default_prefix, |g| g.origin_prefix.clone());
+        if state.genesis.is_some() && options.key_provider.is_none() {
+            let key_path = crate::keys::FileKeyProvider::new(&data_dir).key_path();
+            if !key_path.exists() {
+                // Creating a fresh key would change the store and could never sign for it.
+                return Err(Error::Key {
+                    path: key_path,
+                    detail: "the store exists but its signing key is missing: restore it from a \
+                             backup (or pass the key through a key provider)"
+                        .into(),
+                });
+            }
+        }
         let signer = options.provider_for(&data_dir).signer(&origin_prefix)?;
         check_key(&data_dir, &state, &signer)?;
         let store_id = wal.store_id().to_string();

@@ -99,9 +99,20 @@ pub fn verify_log<L: LogStorage>(
     let mut trusted: Option<Trusted> = None;
     let mut pending_trusted = options.trusted_checkpoint.clone();
     let mut damage = None;
+    let segment_links: Vec<(Seq, crate::wal::ChainHash)> = reader
+        .segments()
+        .iter()
+        .skip(1)
+        .map(|info| (info.header.first_seq, info.header.prev_chain_hash))
+        .collect();
+    let store_id = reader.meta().store_id.to_string();
     let scanned = reader.scan(Seq(0), |record| {
         if let Some(t) = trusted.as_mut() {
             observe(t, &state);
+        }
+        if let Some(found) = check_segment_link(&segment_links, record.seq, &state) {
+            damage = Some(found);
+            return ControlFlow::Break(());
         }
         if let Err(found) = state.apply(
             record.seq,
@@ -153,6 +164,19 @@ pub fn verify_log<L: LogStorage>(
             }
         }
     }
+    if damage.is_none()
+        && let Some(genesis) = &state.genesis
+        && genesis.store_id != store_id
+    {
+        damage = Some(Damage {
+            seq: Seq(0),
+            kind: DamageKind::Genesis,
+            detail: format!(
+                "the genesis entry names store {} but the log's metadata says {store_id}",
+                genesis.store_id
+            ),
+        });
+    }
     if damage.is_none() {
         damage = check_keys(data_dir, &state, options)?;
     }
@@ -170,6 +194,22 @@ pub fn verify_log<L: LogStorage>(
     report.sealed_epochs = state.sealed.len() as u64;
     report.damage = damage;
     Ok(report)
+}
+
+/// A segment header records the chain hash its first entry links to: it must be the chain's.
+fn check_segment_link(
+    links: &[(Seq, crate::wal::ChainHash)],
+    seq: Seq,
+    state: &ChainState,
+) -> Option<Damage> {
+    let (_, link) = links.iter().find(|(first, _)| *first == seq)?;
+    (link.0 != state.last_hash).then(|| Damage {
+        seq,
+        kind: DamageKind::ChainLink,
+        detail:
+            "the segment that starts here records a different previous chain hash in its header"
+                .into(),
+    })
 }
 
 /// Records the trusted epoch's root when replay passes its size.

@@ -146,3 +146,22 @@ fn opening_and_closing_an_idle_store_adds_nothing() {
         "idle opens and closes do not grow the log"
     );
 }
+
+#[test]
+fn a_missing_signing_key_refuses_the_open_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path()).expect("open");
+    db.append_and_wait(&receipt("acme", 1)).expect("append");
+    db.close().expect("close");
+    std::fs::remove_dir_all(dir.path().join("keys")).expect("lose the key");
+    match Db::open(dir.path()) {
+        Err(Error::Key { detail, .. }) => assert!(detail.contains("missing"), "{detail}"),
+        other => panic!("expected a Key error, got {other:?}"),
+    }
+    assert!(!dir.path().join("keys").exists(), "no new key was made");
+    assert!(
+        verify_store(dir.path(), &VerifyOptions::default())
+            .expect("verify")
+            .verified()
+    );
+}
