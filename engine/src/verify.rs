@@ -49,6 +49,19 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    fn empty(segments: usize) -> VerifyReport {
+        VerifyReport {
+            entries: 0,
+            receipts: 0,
+            checkpoints: 0,
+            sealed_epochs: 0,
+            segments,
+            torn_tail_bytes: 0,
+            trusted: None,
+            damage: None,
+        }
+    }
+
     /// Whether nothing was wrong.
     #[must_use]
     pub fn verified(&self) -> bool {
@@ -86,16 +99,7 @@ pub fn verify_log<L: LogStorage>(
     let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
     let mut state = ChainState::new(alg);
-    let mut report = VerifyReport {
-        entries: 0,
-        receipts: 0,
-        checkpoints: 0,
-        sealed_epochs: 0,
-        segments: reader.segments().len(),
-        torn_tail_bytes: 0,
-        trusted: None,
-        damage: None,
-    };
+    let mut report = VerifyReport::empty(reader.segments().len());
     let mut trusted: Option<Trusted> = None;
     let mut pending_trusted = options.trusted_checkpoint.clone();
     let mut damage = None;
@@ -164,18 +168,8 @@ pub fn verify_log<L: LogStorage>(
             }
         }
     }
-    if damage.is_none()
-        && let Some(genesis) = &state.genesis
-        && genesis.store_id != store_id
-    {
-        damage = Some(Damage {
-            seq: Seq(0),
-            kind: DamageKind::Genesis,
-            detail: format!(
-                "the genesis entry names store {} but the log's metadata says {store_id}",
-                genesis.store_id
-            ),
-        });
+    if damage.is_none() {
+        damage = check_genesis_store(&state, &store_id);
     }
     if damage.is_none() {
         damage = check_keys(data_dir, &state, options)?;
@@ -194,6 +188,19 @@ pub fn verify_log<L: LogStorage>(
     report.sealed_epochs = state.sealed.len() as u64;
     report.damage = damage;
     Ok(report)
+}
+
+/// The genesis entry must name the store whose log it is in.
+fn check_genesis_store(state: &ChainState, store_id: &str) -> Option<Damage> {
+    let genesis = state.genesis.as_ref()?;
+    (genesis.store_id != store_id).then(|| Damage {
+        seq: Seq(0),
+        kind: DamageKind::Genesis,
+        detail: format!(
+            "the genesis entry names store {} but the log's metadata says {store_id}",
+            genesis.store_id
+        ),
+    })
 }
 
 /// A segment header records the chain hash its first entry links to: it must be the chain's.
