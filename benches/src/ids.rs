@@ -60,3 +60,55 @@ pub const FALLOCATE: &str = "fallocate";
 pub const MMAP_CHUNK_BYTES: usize = 4 << 20;
 /// Segment size of the pre-allocation benchmarks (the WAL default).
 pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Group of the engine's durable ingest benchmark (512-byte canonical payloads).
+pub const ENGINE_INGEST_GROUP: &str = "engine_ingest_512B";
+/// Caller thread counts of the engine ingest benchmark.
+pub const INGEST_THREADS: [usize; 2] = [1, 2];
+/// Function of the pipelined ceiling: hash in the callers, chain on one thread, framed
+/// `write(2)`, `fdatasync` overlapped with the next batch.
+pub const PIPELINED_CEILING: &str = "ceiling";
+/// Function of redb storing the same receipts, chain and secondary tables.
+pub const REDB: &str = "redb";
+/// Function of `SQLite` (WAL mode) storing the same receipts, chain and indexes.
+pub const SQLITE: &str = "sqlite";
+
+/// Parameter (value) naming a caller thread count.
+#[must_use]
+pub fn threads_value(threads: usize) -> String {
+    format!("threads_{threads}")
+}
+
+/// Full id of one engine ingest benchmark (`function` is [`TRAILMIX`], [`PIPELINED_CEILING`],
+/// [`REDB`] or [`SQLITE`]).
+#[must_use]
+pub fn engine_ingest(function: &str, threads: usize) -> String {
+    format!(
+        "{ENGINE_INGEST_GROUP}/{function}/{}",
+        threads_value(threads)
+    )
+}
+
+/// Paired job id of trailmix-db against `baseline` with `threads` trailmix caller threads.
+#[must_use]
+pub fn engine_ingest_paired(baseline: &str, threads: usize) -> String {
+    format!(
+        "{ENGINE_INGEST_GROUP}/vs_{baseline}/{}",
+        threads_value(threads)
+    )
+}
+
+/// Group of the full-verification benchmark.
+pub const ENGINE_VERIFY_GROUP: &str = "engine_verify";
+/// Function: `verify_store` over the whole store.
+pub const VERIFY_STORE: &str = "verify_store";
+/// Function: blake3 of each stored entry separately (the per-entry hashing floor).
+pub const BLAKE3_PER_ENTRY: &str = "blake3_per_entry";
+/// Function: one blake3 over all the entries' bytes concatenated (SIMD across chunks).
+pub const BLAKE3_BULK: &str = "blake3_bulk";
+
+/// Full id of one verification benchmark.
+#[must_use]
+pub fn engine_verify(function: &str) -> String {
+    format!("{ENGINE_VERIFY_GROUP}/{function}")
+}

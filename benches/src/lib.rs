@@ -8,6 +8,7 @@
 //! - [`rigs`]: the trailmix WAL and the plain ceiling (buffered `write` + `fdatasync` of the
 //!   same framed bytes), behind one [`rigs::DurableLog`] trait,
 //! - [`ids`]: the benchmark ids, shared by the benchmarks and the report,
+//! - [`receipts`]: the receipts of the engine benchmarks (built before the timed section),
 //! - [`paired`]: the same comparisons run in alternating blocks, for ratios that survive a
 //!   noisy disk,
 //! - [`report`]: reads criterion's `estimates.json` files (and the paired results) and renders
@@ -20,6 +21,7 @@
 pub mod data;
 pub mod ids;
 pub mod paired;
+pub mod receipts;
 pub mod report;
 pub mod rigs;
 

@@ -272,6 +272,60 @@ pub fn prealloc_jobs() -> Vec<Job> {
     ]
 }
 
+/// Engine ingest targets (the brief): trailmix-db ≥ 0.7× the pipelined ceiling, ≥ 4× redb,
+/// ≥ 6× `SQLite`.
+pub const INGEST_TARGETS: [(&str, &str, f64); 3] = [
+    (ids::PIPELINED_CEILING, "pipelined ceiling", 0.7),
+    (ids::REDB, "redb (1 writer)", 4.0),
+    (ids::SQLITE, "SQLite WAL (1 writer)", 6.0),
+];
+/// Verification target: `verify_store` at ≥ 0.8× the blake3 rate over the same bytes.
+pub const VERIFY_TARGET: f64 = 0.8;
+
+/// Rows of the "engine against its baselines" table: durable ingest and full verification.
+#[must_use]
+pub fn engine_jobs() -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (baseline, name, target) in INGEST_TARGETS {
+        for threads in ids::INGEST_THREADS {
+            // redb and SQLite have one writer: they run with one thread only.
+            let baseline_threads = if baseline == ids::PIPELINED_CEILING {
+                threads
+            } else {
+                1
+            };
+            jobs.push(Job {
+                label: format!(
+                    "durable ingest 512 B, {threads} thread{} vs {name}",
+                    if threads == 1 { "" } else { "s" }
+                ),
+                subject: ids::engine_ingest(ids::TRAILMIX, threads),
+                baseline: ids::engine_ingest(baseline, baseline_threads),
+                paired: (baseline == ids::PIPELINED_CEILING || threads == 1)
+                    .then(|| ids::engine_ingest_paired(baseline, threads)),
+                unit: Unit::Records {
+                    payload_bytes: crate::receipts::PAYLOAD_BYTES,
+                },
+                target: Some(target),
+            });
+        }
+    }
+    for (baseline, name) in [
+        (ids::BLAKE3_PER_ENTRY, "blake3 per entry"),
+        (ids::BLAKE3_BULK, "blake3 over all bytes at once"),
+    ] {
+        jobs.push(Job {
+            label: format!("verify_store vs {name}"),
+            subject: ids::engine_verify(ids::VERIFY_STORE),
+            baseline: ids::engine_verify(baseline),
+            paired: None,
+            unit: Unit::Bytes,
+            target: Some(VERIFY_TARGET),
+        });
+    }
+    jobs
+}
+
 fn si(value: f64) -> String {
     if value >= 1e6 {
         format!("{:.2} M", value / 1e6)
@@ -352,7 +406,13 @@ fn table(out: &mut String, results: &Results, jobs: &[Job], headers: &[&str]) {
         let ratio_cell = ratio.map_or_else(|| "n/a".to_string(), |r| format!("{r:.2}×"));
         let paired = job.paired.as_ref().and_then(|id| results.paired.get(id));
         let paired_cell = paired.map_or_else(
-            || "missing".to_string(),
+            || {
+                if job.paired.is_some() {
+                    "missing".to_string()
+                } else {
+                    "—".to_string()
+                }
+            },
             |p| {
                 format!(
                     "{:.2}× ({:.2}–{:.2}; overall {:.2}×)",
@@ -435,6 +495,25 @@ pub fn render(results: &Results) -> String {
             "job",
             "trailmix-db",
             "ceiling",
+            "criterion",
+            "paired",
+            "target",
+        ],
+    );
+    let _ = writeln!(
+        out,
+        "\ntrailmix-db (`Db`, default options, durable tickets) against its baselines on the \
+         same receipts (benches/engine_ingest.rs, engine_verify.rs). The 2-thread rows \
+         against redb and SQLite compare with their 1-writer figures and have no paired run:\n"
+    );
+    table(
+        &mut out,
+        results,
+        &engine_jobs(),
+        &[
+            "job",
+            "trailmix-db",
+            "baseline",
             "criterion",
             "paired",
             "target",

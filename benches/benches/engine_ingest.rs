@@ -1,0 +1,673 @@
+//! Durable ingest of 512-byte receipts through `Db` (default options: durable group commit),
+//! against, in the same run and on the same receipts:
+//!
+//! - **ceiling**: the brief's pipelined ceiling. The caller threads hash each receipt's stored
+//!   bytes (`entry::payload_digest`), one thread chains the fixed-size digests
+//!   (`entry::chain_hash`), frames each record (the WAL's `FrameHeader`, chain hash + bytes)
+//!   and appends each batch of 1024 with one `write(2)`; a second thread runs `fdatasync`,
+//!   overlapping the sync of batch k with building batch k+1 (one sync covers every write
+//!   made before it started).
+//! - **redb**: the same bytes and chain in a `u64 -> chain || bytes` table plus three
+//!   secondary tables (tenant, model, event time; one insert each per receipt), one durable
+//!   commit per 10k receipts.
+//! - **sqlite**: rusqlite (bundled `SQLite`), WAL mode, `synchronous=FULL` (a commit is durable
+//!   when it returns, as a trailmix ticket is; `NORMAL` in WAL mode does not sync on commit),
+//!   one table with the chain column and three indexes (tenant, model, time), 10k receipts per
+//!   transaction.
+//!
+//! One criterion iteration ingests [`CHUNK`] receipts and waits until all are durable. A
+//! trailmix caller thread appends windows of [`WINDOW`] tickets and waits on window k after
+//! submitting window k+1. redb and `SQLite` have one writer, so they run with one thread only.
+//! Every receipt is built before the timed section; when the pool is used up, every side
+//! starts over in a fresh store (untimed), so event ids stay unique per store.
+//!
+//! Sizes: `--quick` (or `TRAILMIX_BENCH_QUICK=1`) uses a 20k-receipt pool and the short paired
+//! plan; a full run a 200k pool. Paired rounds (trailmix-db against each baseline in
+//! alternating blocks) are saved for `bench-report` unless `TRAILMIX_PAIRED=0`.
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
+
+use std::fs::File;
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use redb::TableDefinition;
+use trailmix_benches::paired::{self, PairedResult, Plan};
+use trailmix_benches::rigs::{BoxError, settle};
+use trailmix_benches::{criterion_dir, ids, receipts, scratch_root};
+use trailmix_db::entry::{ChainFields, chain_hash, payload_digest};
+use trailmix_db::receipt::Receipt;
+use trailmix_db::wal::format::{FrameHeader, frame_bytes};
+use trailmix_db::wal::{HashAlgorithm, Seq};
+use trailmix_db::{Db, DbOptions, Ticket};
+
+/// Receipts per criterion iteration, and per redb / `SQLite` transaction.
+const CHUNK: usize = 10_000;
+/// Tickets a trailmix caller thread submits before waiting on the previous window.
+const WINDOW: usize = 1024;
+/// Records per `write(2)` of the ceiling.
+const CEILING_BATCH: usize = 1024;
+const ALG: HashAlgorithm = HashAlgorithm::Blake3;
+
+/// Small sizes: `--quick`, `TRAILMIX_BENCH_QUICK=1`, or a run without `--bench` (`cargo test
+/// --benches` runs each benchmark once as a test).
+fn quick() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--quick")
+        || !args.iter().any(|a| a == "--bench")
+        || std::env::var_os("TRAILMIX_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+/// The receipts and the bytes the baselines store for them.
+struct Pool {
+    receipts: Vec<Receipt>,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl Pool {
+    fn new(count: usize) -> Result<Pool, BoxError> {
+        let receipts = receipts::build(0, count, receipts::cores())?;
+        let bytes = receipts.iter().map(receipts::stored_bytes).collect();
+        Ok(Pool { receipts, bytes })
+    }
+    fn len(&self) -> usize {
+        self.receipts.len()
+    }
+}
+
+/// One side of the comparison.
+trait Side {
+    /// Ingests `range` of the pool with `threads` caller threads; returns when all of it is
+    /// durable.
+    fn ingest(&mut self, pool: &Pool, range: Range<usize>, threads: usize) -> Result<(), BoxError>;
+    /// Starts over in a fresh, empty store (untimed).
+    fn reset(&mut self) -> Result<(), BoxError>;
+}
+
+/// A directory per store generation under `root`; the previous one is deleted.
+struct Generations {
+    root: PathBuf,
+    generation: u32,
+}
+
+impl Generations {
+    fn new(root: PathBuf) -> Result<Generations, BoxError> {
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        std::fs::create_dir_all(&root)?;
+        Ok(Generations {
+            root,
+            generation: 0,
+        })
+    }
+    /// Deletes the current generation's directory and returns a fresh one.
+    fn next(&mut self) -> Result<PathBuf, BoxError> {
+        let old = self.current();
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+            settle(&self.root)?;
+        }
+        self.generation += 1;
+        let dir = self.current();
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+    fn current(&self) -> PathBuf {
+        self.root.join(format!("g{}", self.generation))
+    }
+}
+
+impl Drop for Generations {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+// --- trailmix-db -------------------------------------------------------------------------
+
+struct Trailmix {
+    dirs: Generations,
+    db: Option<Db>,
+}
+
+impl Trailmix {
+    fn new(root: PathBuf) -> Result<Trailmix, BoxError> {
+        let mut side = Trailmix {
+            dirs: Generations::new(root)?,
+            db: None,
+        };
+        side.reset()?;
+        Ok(side)
+    }
+}
+
+fn wait_all(tickets: Vec<Ticket>) -> Result<(), BoxError> {
+    for ticket in tickets {
+        ticket.wait()?;
+    }
+    Ok(())
+}
+
+/// One caller thread: submit window k+1, then wait on window k.
+fn trailmix_caller(db: &Db, receipts: &[Receipt]) -> Result<(), BoxError> {
+    let mut pending: Option<Vec<Ticket>> = None;
+    for window in receipts.chunks(WINDOW) {
+        let tickets = window
+            .iter()
+            .map(|r| db.append(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(previous) = pending.replace(tickets) {
+            wait_all(previous)?;
+        }
+    }
+    if let Some(last) = pending {
+        wait_all(last)?;
+    }
+    Ok(())
+}
+
+impl Side for Trailmix {
+    fn ingest(&mut self, pool: &Pool, range: Range<usize>, threads: usize) -> Result<(), BoxError> {
+        let db = self.db.as_ref().ok_or("trailmix store closed")?;
+        let part = range.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = pool.receipts[range]
+                .chunks(part)
+                .map(|slice| s.spawn(move || trailmix_caller(db, slice)))
+                .collect();
+            for handle in handles {
+                handle.join().map_err(|_| "caller thread panicked")??;
+            }
+            Ok(())
+        })
+    }
+    fn reset(&mut self) -> Result<(), BoxError> {
+        if let Some(db) = self.db.take() {
+            db.close()?;
+        }
+        let dir = self.dirs.next()?;
+        self.db = Some(Db::open_with(dir.join("store"), DbOptions::default())?);
+        Ok(())
+    }
+}
+
+// --- the pipelined ceiling ----------------------------------------------------------------
+
+struct Ceiling {
+    dirs: Generations,
+    file: Option<File>,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Ceiling {
+    fn new(root: PathBuf) -> Result<Ceiling, BoxError> {
+        let mut side = Ceiling {
+            dirs: Generations::new(root)?,
+            file: None,
+            seq: 0,
+            prev: [0; 32],
+        };
+        side.reset()?;
+        Ok(side)
+    }
+}
+
+/// The sync thread: one `fdatasync` per request, covering every write made before it began;
+/// requests that queued meanwhile are coalesced.
+fn syncer(file: &File, requests: &Receiver<()>) -> Result<(), BoxError> {
+    while requests.recv().is_ok() {
+        while requests.try_recv().is_ok() {}
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+impl Side for Ceiling {
+    fn ingest(&mut self, pool: &Pool, range: Range<usize>, threads: usize) -> Result<(), BoxError> {
+        let file = self.file.as_mut().ok_or("ceiling file closed")?;
+        let sync_file = file.try_clone()?;
+        let batches: Vec<Range<usize>> = range
+            .clone()
+            .step_by(CEILING_BATCH)
+            .map(|from| from..(from + CEILING_BATCH).min(range.end))
+            .collect();
+        let (seq, prev) = (&mut self.seq, &mut self.prev);
+        std::thread::scope(|s| -> Result<(), BoxError> {
+            // Caller threads: batch b is hashed by thread b % threads.
+            let mut digests = Vec::with_capacity(threads);
+            for t in 0..threads {
+                let (tx, rx) = sync_channel::<Vec<[u8; 32]>>(4);
+                digests.push(rx);
+                let batches = &batches;
+                s.spawn(move || {
+                    for batch in batches.iter().skip(t).step_by(threads) {
+                        let hashed = pool.bytes[batch.clone()]
+                            .iter()
+                            .map(|b| payload_digest(ALG, b))
+                            .collect();
+                        if tx.send(hashed).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            let (sync_tx, sync_rx) = sync_channel::<()>(1);
+            let sync_thread = s.spawn(move || syncer(&sync_file, &sync_rx));
+            // The chaining thread (this one): chain, frame, write; the syncer syncs behind.
+            let mut buf = Vec::with_capacity(CEILING_BATCH * 700);
+            let mut record = Vec::with_capacity(1024);
+            for (b, batch) in batches.iter().enumerate() {
+                let hashed = digests[b % threads]
+                    .recv()
+                    .map_err(|_| "hashing thread ended early")?;
+                buf.clear();
+                for (i, digest) in batch.clone().zip(hashed) {
+                    let fields = ChainFields {
+                        epoch: 0,
+                        logged_at_ns: 0,
+                        prev_chain_hash: *prev,
+                        tenant_prev_seq: 0,
+                        tenant_prev_hash: [0; 32],
+                    };
+                    let chain = chain_hash(ALG, Seq(*seq), &fields, &digest);
+                    record.clear();
+                    record.extend_from_slice(&chain);
+                    record.extend_from_slice(&pool.bytes[i]);
+                    let header = FrameHeader {
+                        payload_len: u32::try_from(record.len())?,
+                        seq: Seq(*seq),
+                        durable_end: Seq(0),
+                        kind: 1,
+                    };
+                    let end = buf.len() + usize::try_from(frame_bytes(record.len() as u64))?;
+                    buf.extend_from_slice(&header.encode(&record));
+                    buf.extend_from_slice(&record);
+                    buf.resize(end, 0);
+                    *prev = chain;
+                    *seq += 1;
+                }
+                file.write_all(&buf)?;
+                // A full queue means a sync is pending that will cover this write too.
+                let _ = sync_tx.try_send(());
+            }
+            // The last write must be covered by a sync that starts after it.
+            sync_tx.send(())?;
+            drop(sync_tx);
+            sync_thread.join().map_err(|_| "sync thread panicked")??;
+            Ok(())
+        })
+    }
+    fn reset(&mut self) -> Result<(), BoxError> {
+        self.file = None;
+        let dir = self.dirs.next()?;
+        self.file = Some(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("log"))?,
+        );
+        self.seq = 0;
+        self.prev = [0; 32];
+        Ok(())
+    }
+}
+
+// --- redb ----------------------------------------------------------------------------------
+
+const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
+const BY_TENANT: TableDefinition<(&str, u64), ()> = TableDefinition::new("by_tenant");
+const BY_MODEL: TableDefinition<(&str, u64), ()> = TableDefinition::new("by_model");
+const BY_TIME: TableDefinition<(i64, u64), ()> = TableDefinition::new("by_time");
+
+struct Redb {
+    dirs: Generations,
+    db: Option<redb::Database>,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Redb {
+    fn new(root: PathBuf) -> Result<Redb, BoxError> {
+        let mut side = Redb {
+            dirs: Generations::new(root)?,
+            db: None,
+            seq: 0,
+            prev: [0; 32],
+        };
+        side.reset()?;
+        Ok(side)
+    }
+}
+
+/// The chain hash of the next receipt, linking it to `prev`.
+fn link(seq: u64, prev: &mut [u8; 32], bytes: &[u8]) -> [u8; 32] {
+    let fields = ChainFields {
+        epoch: 0,
+        logged_at_ns: 0,
+        prev_chain_hash: *prev,
+        tenant_prev_seq: 0,
+        tenant_prev_hash: [0; 32],
+    };
+    let chain = chain_hash(ALG, Seq(seq), &fields, &payload_digest(ALG, bytes));
+    *prev = chain;
+    chain
+}
+
+impl Side for Redb {
+    fn ingest(
+        &mut self,
+        pool: &Pool,
+        range: Range<usize>,
+        _threads: usize,
+    ) -> Result<(), BoxError> {
+        let db = self.db.as_ref().ok_or("redb closed")?;
+        let txn = db.begin_write()?;
+        {
+            let mut receipts = txn.open_table(RECEIPTS)?;
+            let mut by_tenant = txn.open_table(BY_TENANT)?;
+            let mut by_model = txn.open_table(BY_MODEL)?;
+            let mut by_time = txn.open_table(BY_TIME)?;
+            let mut value = Vec::with_capacity(1024);
+            for i in range {
+                let (receipt, bytes) = (&pool.receipts[i], &pool.bytes[i]);
+                let seq = self.seq;
+                let chain = link(seq, &mut self.prev, bytes);
+                value.clear();
+                value.extend_from_slice(&chain);
+                value.extend_from_slice(bytes);
+                receipts.insert(seq, value.as_slice())?;
+                let header = receipt.header();
+                by_tenant.insert((header.tenant_id(), seq), ())?;
+                by_model.insert((header.model_name().unwrap_or(""), seq), ())?;
+                by_time.insert((header.event_time().as_unix_nanos(), seq), ())?;
+                self.seq += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+    fn reset(&mut self) -> Result<(), BoxError> {
+        self.db = None;
+        let dir = self.dirs.next()?;
+        self.db = Some(redb::Database::create(dir.join("bench.redb"))?);
+        self.seq = 0;
+        self.prev = [0; 32];
+        Ok(())
+    }
+}
+
+// --- SQLite --------------------------------------------------------------------------------
+
+struct Sqlite {
+    dirs: Generations,
+    conn: Option<rusqlite::Connection>,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Sqlite {
+    fn new(root: PathBuf) -> Result<Sqlite, BoxError> {
+        let mut side = Sqlite {
+            dirs: Generations::new(root)?,
+            conn: None,
+            seq: 0,
+            prev: [0; 32],
+        };
+        side.reset()?;
+        Ok(side)
+    }
+}
+
+const INSERT: &str = "INSERT INTO receipts (seq, tenant, model, ts, chain, body) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+impl Side for Sqlite {
+    fn ingest(
+        &mut self,
+        pool: &Pool,
+        range: Range<usize>,
+        _threads: usize,
+    ) -> Result<(), BoxError> {
+        let conn = self.conn.as_mut().ok_or("sqlite closed")?;
+        let txn = conn.transaction()?;
+        {
+            let mut insert = txn.prepare_cached(INSERT)?;
+            for i in range {
+                let (receipt, bytes) = (&pool.receipts[i], &pool.bytes[i]);
+                let seq = self.seq;
+                let chain = link(seq, &mut self.prev, bytes);
+                let header = receipt.header();
+                insert.execute(rusqlite::params![
+                    i64::try_from(seq)?,
+                    header.tenant_id(),
+                    header.model_name(),
+                    header.event_time().as_unix_nanos(),
+                    &chain[..],
+                    bytes.as_slice(),
+                ])?;
+                self.seq += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+    fn reset(&mut self) -> Result<(), BoxError> {
+        self.conn = None;
+        let dir = self.dirs.next()?;
+        let conn = rusqlite::Connection::open(dir.join("bench.sqlite"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE receipts (seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, model TEXT, \
+                 ts INTEGER NOT NULL, chain BLOB NOT NULL, body BLOB NOT NULL);
+             CREATE INDEX by_tenant ON receipts (tenant, seq);
+             CREATE INDEX by_model ON receipts (model, seq);
+             CREATE INDEX by_time ON receipts (ts, seq);",
+        )?;
+        self.conn = Some(conn);
+        self.seq = 0;
+        self.prev = [0; 32];
+        Ok(())
+    }
+}
+
+// --- driving -------------------------------------------------------------------------------
+
+/// Where a side is in the pool.
+struct Cursor(usize);
+
+impl Cursor {
+    /// Runs one chunk on `side` and returns its timed duration; starts a fresh store first
+    /// (untimed) when the pool is used up.
+    fn chunk(
+        &mut self,
+        side: &mut dyn Side,
+        pool: &Pool,
+        threads: usize,
+    ) -> Result<Duration, BoxError> {
+        if self.0 + CHUNK > pool.len() {
+            side.reset()?;
+            self.0 = 0;
+        }
+        let start = Instant::now();
+        side.ingest(pool, self.0..self.0 + CHUNK, threads)?;
+        let elapsed = start.elapsed();
+        self.0 += CHUNK;
+        Ok(elapsed)
+    }
+}
+
+#[allow(clippy::cast_precision_loss, reason = "rates for display")]
+fn rate(chunks: u64, elapsed: Duration) -> f64 {
+    (chunks * CHUNK as u64) as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn block(
+    side: &mut dyn Side,
+    cursor: &mut Cursor,
+    pool: &Pool,
+    threads: usize,
+    length: Duration,
+) -> Result<(u64, Duration), BoxError> {
+    let (mut chunks, mut timed) = (0, Duration::ZERO);
+    while timed < length {
+        timed += cursor.chunk(side, pool, threads)?;
+        chunks += 1;
+    }
+    Ok((chunks, timed))
+}
+
+/// trailmix-db (A) against a baseline (B) in alternating blocks, as `paired::run` does for
+/// the WAL rigs.
+#[allow(clippy::too_many_arguments, reason = "one call site per job")]
+fn paired_run(
+    job: &str,
+    a: &mut dyn Side,
+    a_threads: usize,
+    b: &mut dyn Side,
+    b_threads: usize,
+    pool: &Pool,
+    plan: Plan,
+) -> Result<PairedResult, BoxError> {
+    let (mut ca, mut cb) = (Cursor(0), Cursor(0));
+    a.reset()?;
+    b.reset()?;
+    let (mut na, mut nb, mut ta, mut tb) = (0, 0, Duration::ZERO, Duration::ZERO);
+    let mut ratios = Vec::with_capacity(plan.rounds);
+    for round in 0..plan.rounds {
+        let ((xa, ya), (xb, yb)) = if round % 2 == 0 {
+            let ra = block(a, &mut ca, pool, a_threads, plan.block)?;
+            (ra, block(b, &mut cb, pool, b_threads, plan.block)?)
+        } else {
+            let rb = block(b, &mut cb, pool, b_threads, plan.block)?;
+            (block(a, &mut ca, pool, a_threads, plan.block)?, rb)
+        };
+        ratios.push(rate(xa, ya) / rate(xb, yb));
+        (na, nb, ta, tb) = (na + xa, nb + xb, ta + ya, tb + yb);
+    }
+    ratios.sort_by(f64::total_cmp);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a short, non-empty slice"
+    )]
+    let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
+    Ok(PairedResult {
+        job: job.to_string(),
+        subject_per_second: rate(na, ta),
+        baseline_per_second: rate(nb, tb),
+        ratio_median: q(0.5),
+        ratio_quartiles: (q(0.25), q(0.75)),
+        rounds: ratios.len(),
+    })
+}
+
+fn scratch() -> PathBuf {
+    scratch_root(Path::new(env!("CARGO_TARGET_TMPDIR"))).join("engine_ingest")
+}
+
+fn bench(c: &mut Criterion) {
+    let pool_size = if quick() { 2 * CHUNK } else { 20 * CHUNK };
+    let started = Instant::now();
+    let pool = Pool::new(pool_size).expect("build receipts");
+    eprintln!(
+        "engine_ingest: {pool_size} receipts of {} payload bytes ({} stored bytes each) built in {:.1?}",
+        receipts::PAYLOAD_BYTES,
+        pool.bytes[0].len(),
+        started.elapsed()
+    );
+    let root = scratch();
+    let mut trailmix = Trailmix::new(root.join("trailmix")).expect("open trailmix");
+    let mut ceiling = Ceiling::new(root.join("ceiling")).expect("open ceiling");
+    let mut redb = Redb::new(root.join("redb")).expect("open redb");
+    let mut sqlite = Sqlite::new(root.join("sqlite")).expect("open sqlite");
+
+    let mut group = c.benchmark_group(ids::ENGINE_INGEST_GROUP);
+    group.throughput(Throughput::Elements(CHUNK as u64));
+    group.sample_size(10);
+    if !quick() {
+        group.measurement_time(Duration::from_secs(8));
+        group.warm_up_time(Duration::from_secs(2));
+    }
+    let mut sides: Vec<(&str, &mut dyn Side, &[usize])> = vec![
+        (ids::TRAILMIX, &mut trailmix, &ids::INGEST_THREADS),
+        (ids::PIPELINED_CEILING, &mut ceiling, &ids::INGEST_THREADS),
+        (ids::REDB, &mut redb, &[1]),
+        (ids::SQLITE, &mut sqlite, &[1]),
+    ];
+    for (function, side, threads) in &mut sides {
+        for &t in *threads {
+            let mut cursor = Cursor(usize::MAX / 2);
+            group.bench_function(format!("{function}/{}", ids::threads_value(t)), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| cursor.chunk(&mut **side, &pool, t).expect("ingest"))
+                        .sum()
+                });
+            });
+        }
+    }
+    group.finish();
+
+    let plan = Plan::from_args();
+    let jobs = [
+        (ids::PIPELINED_CEILING, 1),
+        (ids::PIPELINED_CEILING, 2),
+        (ids::REDB, 1),
+        (ids::SQLITE, 1),
+    ];
+    for (baseline, threads) in jobs {
+        let side: &mut dyn Side = match baseline {
+            ids::PIPELINED_CEILING => &mut ceiling,
+            ids::REDB => &mut redb,
+            _ => &mut sqlite,
+        };
+        let job = ids::engine_ingest_paired(baseline, threads);
+        if !paired::wanted(&job) {
+            continue;
+        }
+        let b_threads = if baseline == ids::PIPELINED_CEILING {
+            threads
+        } else {
+            1
+        };
+        match paired_run(&job, &mut trailmix, threads, side, b_threads, &pool, plan) {
+            Ok(result) => {
+                eprintln!(
+                    "paired {job}: trailmix {:.0}/s, {baseline} {:.0}/s, ratio median {:.2} ({:.2}–{:.2}), {} rounds",
+                    result.subject_per_second,
+                    result.baseline_per_second,
+                    result.ratio_median,
+                    result.ratio_quartiles.0,
+                    result.ratio_quartiles.1,
+                    result.rounds
+                );
+                let dir = criterion_dir(Path::new(env!("CARGO_TARGET_TMPDIR")));
+                if let Err(err) = paired::save(&dir, &result) {
+                    eprintln!("paired {job}: could not save: {err}");
+                }
+            }
+            Err(err) => eprintln!("paired {job}: failed: {err}"),
+        }
+    }
+    drop((trailmix, ceiling, redb, sqlite));
+    let _ = settle(&root);
+    let _ = std::fs::remove_dir(&root);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = bench
+}
+criterion_main!(benches);

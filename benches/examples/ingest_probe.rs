@@ -1,0 +1,138 @@
+//! Breaks trailmix-db's durable ingest down (the findings in docs/performance.md):
+//!
+//! ```text
+//! cargo run --release -p trailmix-benches --example ingest_probe -- [receipts] [rounds]
+//! ```
+//!
+//! For `receipts` pre-built 512-byte receipts (default 50 000, below the ring capacity so
+//! submitting never blocks on backpressure), one caller thread, each round in a fresh store:
+//!
+//! - `submit`: the time spent inside `Db::append` for all receipts (the caller-side cost:
+//!   header encoding, payload copy, two blake3 digests, allocations, the ring send);
+//! - `drain`: from the last `append` until every ticket waited (the writer's backlog);
+//! - the same with `Durability::Written` (no sync per group commit): the CPU-only rate;
+//! - the caller-side hashing alone (`payload_digest` + `content_digest` per receipt) and
+//!   a raw blake3 of each receipt's stored bytes, for scale.
+
+use std::time::{Duration, Instant};
+
+use trailmix_benches::receipts;
+use trailmix_benches::rigs::BoxError;
+use trailmix_db::entry::{EntryKind, content_digest, payload_digest};
+use trailmix_db::wal::HashAlgorithm;
+use trailmix_db::{Db, DbOptions, Durability, Ticket, VerifyOptions};
+
+fn rate(n: usize, d: Duration) -> String {
+    #[allow(clippy::cast_precision_loss, reason = "display")]
+    let per = n as f64 / d.as_secs_f64().max(1e-9);
+    format!("{:.0} k/s", per / 1e3)
+}
+
+fn round(
+    receipts: &[trailmix_db::receipt::Receipt],
+    durability: Durability,
+) -> Result<(Duration, Duration), BoxError> {
+    let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
+    let db = Db::open_with(
+        dir.path().join("store"),
+        DbOptions::default().durability(durability),
+    )?;
+    let start = Instant::now();
+    let tickets: Vec<Ticket> = receipts
+        .iter()
+        .map(|r| db.append(r))
+        .collect::<Result<_, _>>()?;
+    let submitted = start.elapsed();
+    for ticket in tickets {
+        ticket.wait()?;
+    }
+    let total = start.elapsed();
+    db.close()?;
+    Ok((submitted, total.saturating_sub(submitted)))
+}
+
+fn main() -> Result<(), BoxError> {
+    let mut args = std::env::args().skip(1);
+    let count: usize = args.next().map_or(Ok(50_000), |a| a.parse())?;
+    let rounds: usize = args.next().map_or(Ok(3), |a| a.parse())?;
+    let receipts = receipts::build(0, count, receipts::cores())?;
+    let stored: Vec<Vec<u8>> = receipts.iter().map(receipts::stored_bytes).collect();
+
+    let start = Instant::now();
+    for r in &receipts {
+        let header = r.header().encode();
+        let pd = payload_digest(HashAlgorithm::Blake3, r.payload());
+        std::hint::black_box(content_digest(
+            HashAlgorithm::Blake3,
+            EntryKind::Receipt,
+            &header,
+            &pd,
+        ));
+    }
+    let caller_hashing = start.elapsed();
+    let start = Instant::now();
+    for b in &stored {
+        std::hint::black_box(blake3::hash(b));
+    }
+    let raw = start.elapsed();
+    println!(
+        "caller-side encode + 2 digests alone: {}; raw blake3 per receipt: {}",
+        rate(count, caller_hashing),
+        rate(count, raw)
+    );
+    // Domain separation: a fresh derive_key hasher per hash (what `entry::hash_with_context`
+    // does) against cloning one prepared hasher (what `merkle::leaf_hash` does).
+    let context = "trailmix-db bench payload v1";
+    let start = Instant::now();
+    for r in &receipts {
+        let mut h = blake3::Hasher::new_derive_key(context);
+        h.update(r.payload());
+        std::hint::black_box(h.finalize());
+    }
+    let fresh = start.elapsed();
+    let prepared = blake3::Hasher::new_derive_key(context);
+    let start = Instant::now();
+    for r in &receipts {
+        let mut h = prepared.clone();
+        h.update(r.payload());
+        std::hint::black_box(h.finalize());
+    }
+    let cloned = start.elapsed();
+    println!(
+        "512 B payload digest: new_derive_key per hash {}, cloned prepared hasher {}",
+        rate(count, fresh),
+        rate(count, cloned)
+    );
+    // verify_store's fixed cost: a store holding one receipt (its 64 MiB segment is scanned
+    // to the end for a torn tail).
+    let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
+    let db = Db::open(dir.path().join("store"))?;
+    db.append(&receipts[0])?.wait()?;
+    db.close()?;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let report =
+            trailmix_db::verify_store(&dir.path().join("store"), &VerifyOptions::default())?;
+        println!(
+            "verify_store of a 1-receipt store ({} entries): {:.1?}",
+            report.entries,
+            start.elapsed()
+        );
+    }
+    for (name, durability) in [
+        ("durable", Durability::Durable),
+        ("written", Durability::Written),
+    ] {
+        for _ in 0..rounds {
+            let (submit, drain) = round(&receipts, durability)?;
+            println!(
+                "{name}: {count} receipts, submit {:.1?} ({}), drain {:.1?}, total {}",
+                submit,
+                rate(count, submit),
+                drain,
+                rate(count, submit + drain)
+            );
+        }
+    }
+    Ok(())
+}

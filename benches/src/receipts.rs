@@ -1,0 +1,108 @@
+//! Receipts for the engine benchmarks: deterministic, unique event ids, 8 tenants, 4 models,
+//! increasing event times, and a canonical payload of exactly [`PAYLOAD_BYTES`] bytes.
+//!
+//! Building a receipt (validation, canonical JSON) costs ~20 µs, more than ingesting it, so the
+//! benchmarks build every receipt before the timed section, on all cores.
+
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+
+/// Canonical payload bytes of every benchmark receipt.
+pub const PAYLOAD_BYTES: usize = 512;
+/// Number of tenants the receipts are spread over.
+pub const TENANTS: u64 = 8;
+/// Model names the receipts cycle through.
+pub const MODELS: [&str; 4] = [
+    "gpt-4.1",
+    "claude-sonnet-4",
+    "llama-3.3-70b",
+    "mistral-large",
+];
+/// Event time of receipt 0 (2025-11-22); receipt `n` is `n` milliseconds later.
+const BASE_NS: i64 = 1_763_800_000_000_000_000;
+
+fn one(n: u64, pad: usize) -> Result<Receipt, String> {
+    let model = MODELS[usize::try_from(n % 4).map_err(|e| e.to_string())?];
+    let offset = i64::try_from(n).map_err(|e| e.to_string())? * 1_000_000;
+    Receipt::builder(
+        format!("tenant-{}", n % TENANTS),
+        format!("evt-{n:012}"),
+        Kind::LlmCall,
+    )
+    .app_id("bench-ingest")
+    .actor_type(ActorType::Agent)
+    .event_time(Timestamp::from_unix_nanos(BASE_NS + offset))
+    .model_name(model)
+    .input(serde_json::json!({"n": format!("{n:012}"), "pad": "x".repeat(pad)}))
+    .build()
+    .map_err(|e| e.to_string())
+}
+
+/// Receipts `start .. start + count`, built on `threads` threads; each canonical payload is
+/// [`PAYLOAD_BYTES`] long.
+///
+/// # Errors
+/// When a receipt does not build (a bug here).
+pub fn build(start: u64, count: usize, threads: usize) -> Result<Vec<Receipt>, String> {
+    let probe = one(start, 0)?.payload().len();
+    let pad = PAYLOAD_BYTES
+        .checked_sub(probe)
+        .ok_or_else(|| format!("an empty receipt's payload is already {probe} bytes"))?;
+    let threads = threads.max(1);
+    let per = count.div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Receipt>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..count)
+            .step_by(per)
+            .map(|from| {
+                let to = (from + per).min(count);
+                s.spawn(move || {
+                    (from..to)
+                        .map(|i| one(start + i as u64, pad))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("builder thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(count);
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// The bytes a baseline stores for a receipt: the encoded header followed by the payload.
+#[must_use]
+pub fn stored_bytes(receipt: &Receipt) -> Vec<u8> {
+    let mut out = receipt.header().encode();
+    out.extend_from_slice(receipt.payload());
+    out
+}
+
+/// Available cores (at least 1).
+#[must_use]
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_have_the_target_size_and_unique_ids() -> Result<(), String> {
+        let receipts = build(7, 50, 3)?;
+        assert_eq!(receipts.len(), 50);
+        assert!(receipts.iter().all(|r| r.payload().len() == PAYLOAD_BYTES));
+        let ids: std::collections::BTreeSet<&str> =
+            receipts.iter().map(|r| r.header().event_id()).collect();
+        assert_eq!(ids.len(), 50);
+        assert_eq!(receipts[0].header().event_id(), "evt-000000000007");
+        Ok(())
+    }
+}
