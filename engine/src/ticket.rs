@@ -18,6 +18,9 @@ use crate::position::ReceiptPosition;
 struct Slot {
     result: Option<Result<ReceiptPosition, Error>>,
     waker: Option<Waker>,
+    /// Threads blocked in `wait`/`wait_timeout`: a completion with none skips the wake-up
+    /// system call (the writer completes one ticket per receipt).
+    waiters: u32,
 }
 
 #[derive(Debug, Default)]
@@ -33,15 +36,17 @@ impl TicketShared {
 
     /// Completes the ticket; later completions are ignored (the first result stands).
     pub(crate) fn complete(&self, result: Result<ReceiptPosition, Error>) {
-        let waker = {
+        let (waker, waiters) = {
             let mut slot = self.lock();
             if slot.result.is_some() {
                 return;
             }
             slot.result = Some(result);
-            slot.waker.take()
+            (slot.waker.take(), slot.waiters)
         };
-        self.ready.notify_all();
+        if waiters > 0 {
+            self.ready.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -96,23 +101,27 @@ impl Ticket {
             if let Some(result) = &slot.result {
                 return result.clone();
             }
+            slot.waiters += 1;
             slot = self
                 .shared
                 .ready
                 .wait(slot)
                 .unwrap_or_else(PoisonError::into_inner);
+            slot.waiters -= 1;
         }
     }
 
     /// Like [`Ticket::wait`], but gives up after `timeout` and returns `None`.
     #[must_use]
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<ReceiptPosition, Error>> {
-        let slot = self.shared.lock();
-        let (slot, _) = self
+        let mut slot = self.shared.lock();
+        slot.waiters += 1;
+        let (mut slot, _) = self
             .shared
             .ready
             .wait_timeout_while(slot, timeout, |slot| slot.result.is_none())
             .unwrap_or_else(PoisonError::into_inner);
+        slot.waiters -= 1;
         slot.result.clone()
     }
 
