@@ -79,6 +79,13 @@ pub struct TailScan {
     pub dirty_end: u64,
 }
 
+/// Offset of the kind byte inside a frame header.
+const KIND_OFFSET: usize = 24;
+/// Zero runs this long (and aligned) are skipped in one check.
+const SKIP_BYTES: usize = 4096;
+/// Frame alignment as a slice length.
+const ALIGN: usize = 8;
+
 /// Scans every 8-byte position from `from` to the end for frames that are valid on their own,
 /// and finds where non-zero bytes end.
 #[must_use]
@@ -89,21 +96,34 @@ pub fn scan_tail(bytes: &[u8], from: u64, min_seq: Seq) -> TailScan {
         vouched_at: None,
         dirty_end: from,
     };
-    let mut offset = from;
-    while offset + FRAME_ALIGN <= len {
-        let at = usize::try_from(offset).unwrap_or(usize::MAX);
-        let word = &bytes[at..at + std::mem::size_of::<u64>()];
-        if word.iter().any(|&b| b != 0) {
-            scan.dirty_end = offset + FRAME_ALIGN;
-            if let Some(frame) = format::frame_at(bytes, offset, len)
+    // A valid frame's kind byte (header offset 24, 8-byte aligned) is never zero, so only
+    // words that start with a non-zero byte can be the kind word of a frame 24 bytes earlier.
+    // Zero pages are skipped whole: the unused rest of a 64 MiB segment costs a memory scan,
+    // not eight million frame checks.
+    let start = usize::try_from(from).unwrap_or(usize::MAX);
+    let end = bytes.len() - bytes.len().saturating_sub(start) % ALIGN;
+    let mut at = start;
+    while at < end {
+        if at.is_multiple_of(SKIP_BYTES)
+            && at + SKIP_BYTES <= end
+            && bytes[at..at + SKIP_BYTES].iter().all(|&b| b == 0)
+        {
+            at += SKIP_BYTES;
+            continue;
+        }
+        if bytes[at..at + ALIGN].iter().any(|&b| b != 0) {
+            scan.dirty_end = at as u64 + FRAME_ALIGN;
+            if bytes[at] != 0
+                && at >= start + KIND_OFFSET
+                && let Some(frame) = format::frame_at(bytes, (at - KIND_OFFSET) as u64, len)
                 && frame.header.seq >= min_seq
                 && frame.header.durable_end > scan.vouched_end
             {
                 scan.vouched_end = frame.header.durable_end;
-                scan.vouched_at = Some(offset);
+                scan.vouched_at = Some(frame.offset);
             }
         }
-        offset += FRAME_ALIGN;
+        at += ALIGN;
     }
     scan
 }
@@ -326,4 +346,41 @@ pub(crate) fn decide_last_segment(
     }
     let torn = (tail.dirty_end > walk.end_offset).then_some((walk.end_offset, tail.dirty_end));
     Ok((walk, torn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::FrameHeader;
+
+    fn place_frame(image: &mut [u8], offset: usize, seq: u64, durable_end: u64) {
+        let payload = b"vouching";
+        let header = FrameHeader {
+            payload_len: 8,
+            seq: Seq(seq),
+            durable_end: Seq(durable_end),
+            kind: 1,
+        };
+        image[offset..offset + 32].copy_from_slice(&header.encode(payload));
+        image[offset + 32..offset + 40].copy_from_slice(payload);
+    }
+
+    #[test]
+    fn tail_scan_finds_vouching_frames_across_zero_pages() {
+        let mut image = vec![0u8; 5 * 4096];
+        image[10] = 0xAB; // torn garbage right at the stop point
+        place_frame(&mut image, 4096 - 16, 9, 4); // straddles a page boundary
+        place_frame(&mut image, 3 * 4096 + 8, 12, 6); // after two all-zero pages
+        let scan = scan_tail(&image, 8, Seq(5));
+        assert_eq!(scan.vouched_end, Seq(6));
+        assert_eq!(scan.vouched_at, Some(3 * 4096 + 8));
+        assert_eq!(scan.dirty_end, (3 * 4096 + 8 + 40) as u64);
+        let early = scan_tail(&image, 8, Seq(10));
+        assert_eq!(
+            early.vouched_end,
+            Seq(6),
+            "frames with seq below min_seq do not vouch"
+        );
+        assert_eq!(scan_tail(&vec![0u8; 4096 * 3], 0, Seq(0)).dirty_end, 0);
+    }
 }
