@@ -9,6 +9,7 @@
 use std::sync::LazyLock;
 
 use crate::merkle::Digest;
+use crate::wal::format::{array_at, u32_at, u64_at};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// Entry format version written in byte 0.
@@ -224,24 +225,6 @@ pub enum EntryDecodeError {
     Trailing(usize),
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    let mut raw = [0u8; 4];
-    raw.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(raw)
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(raw)
-}
-
-fn digest_at(bytes: &[u8], at: usize) -> Digest {
-    let mut raw = [0u8; 32];
-    raw.copy_from_slice(&bytes[at..at + 32]);
-    raw
-}
-
 impl EntryRef<'_> {
     /// Encodes the entry into `out` (cleared first). The `SIGNED` flag follows `signature`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
@@ -331,12 +314,12 @@ pub fn decode_entry(kind: EntryKind, bytes: &[u8]) -> Result<EntryRef<'_>, Entry
         chain: ChainFields {
             epoch: u64_at(bytes, 8),
             logged_at_ns: u64_at(bytes, 16),
-            prev_chain_hash: digest_at(bytes, 24),
+            prev_chain_hash: array_at::<32>(bytes, 24),
             tenant_prev_seq: u64_at(bytes, 56),
-            tenant_prev_hash: digest_at(bytes, 64),
+            tenant_prev_hash: array_at::<32>(bytes, 64),
         },
-        content_digest: digest_at(bytes, 96),
-        payload_digest: digest_at(bytes, 128),
+        content_digest: array_at::<32>(bytes, 96),
+        payload_digest: array_at::<32>(bytes, 128),
         header: &bytes[ENTRY_FIXED_BYTES..header_end],
         payload: &bytes[header_end..payload_end],
         signature,

@@ -103,18 +103,17 @@ pub fn verify_log<L: LogStorage>(
     let mut trusted: Option<Trusted> = None;
     let mut pending_trusted = options.trusted_checkpoint.clone();
     let mut damage = None;
-    let segment_links: Vec<(Seq, crate::wal::ChainHash)> = reader
+    let segment_links: Vec<crate::wal::ChainHash> = reader
         .segments()
         .iter()
-        .skip(1)
-        .map(|info| (info.header.first_seq, info.header.prev_chain_hash))
+        .map(|info| info.header.prev_chain_hash)
         .collect();
     let store_id = reader.meta().store_id.to_string();
     let scanned = reader.scan(Seq(0), |record| {
         if let Some(t) = trusted.as_mut() {
             observe(t, &state);
         }
-        if let Some(found) = check_segment_link(&segment_links, record.seq, &state) {
+        if let Some(found) = check_segment_link(&segment_links, &record, &state) {
             damage = Some(found);
             return ControlFlow::Break(());
         }
@@ -157,8 +156,9 @@ pub fn verify_log<L: LogStorage>(
         });
     }
     if damage.is_none() {
-        match reader.verify() {
-            Ok(wal_report) => report.torn_tail_bytes = wal_report.torn_tail_bytes,
+        // The scan above already checked every frame; only the last segment's tail is left.
+        match reader.check_tail() {
+            Ok(torn_tail_bytes) => report.torn_tail_bytes = torn_tail_bytes,
             Err(err) => {
                 damage = Some(Damage {
                     seq: state.next_seq,
@@ -204,14 +204,19 @@ fn check_genesis_store(state: &ChainState, store_id: &str) -> Option<Damage> {
 }
 
 /// A segment header records the chain hash its first entry links to: it must be the chain's.
+/// Only the first frame of a segment after the first has a link to check.
 fn check_segment_link(
-    links: &[(Seq, crate::wal::ChainHash)],
-    seq: Seq,
+    links: &[crate::wal::ChainHash],
+    record: &crate::wal::RecordRef<'_>,
     state: &ChainState,
 ) -> Option<Damage> {
-    let (_, link) = links.iter().find(|(first, _)| *first == seq)?;
+    let segment = usize::try_from(record.position.segment.0).ok()?;
+    if segment == 0 || record.position.offset != crate::wal::format::SEGMENT_HEADER_BYTES {
+        return None;
+    }
+    let link = links.get(segment)?;
     (link.0 != state.last_hash).then(|| Damage {
-        seq,
+        seq: record.seq,
         kind: DamageKind::ChainLink,
         detail:
             "the segment that starts here records a different previous chain hash in its header"

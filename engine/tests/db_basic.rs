@@ -165,3 +165,35 @@ fn a_missing_signing_key_refuses_the_open_and_changes_nothing() {
             .verified()
     );
 }
+
+#[test]
+fn a_segment_header_with_a_forged_chain_link_is_caught() {
+    use trailmix_db::replay::DamageKind;
+    use trailmix_db::wal::format::SegmentHeader;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path(), DbOptions::default().segment_bytes(64 << 10)).expect("open");
+    for n in 0..400 {
+        db.append(&receipt("acme", n)).expect("append");
+    }
+    db.sync().expect("sync");
+    db.close().expect("close");
+    let wal = dir.path().join("wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "small segments roll over");
+    let mut bytes = std::fs::read(&segments[1]).expect("read");
+    let mut header = SegmentHeader::decode(&bytes).expect("header");
+    header.prev_chain_hash.0[0] ^= 1;
+    bytes[..128].copy_from_slice(&header.encode()); // a valid CRC: only the chain can tell
+    std::fs::write(&segments[1], &bytes).expect("write");
+    let damage = verify_store(dir.path(), &VerifyOptions::default())
+        .expect("verify")
+        .damage
+        .expect("the forged link is found");
+    assert_eq!(damage.kind, DamageKind::ChainLink);
+    assert_eq!(damage.seq, Seq(header.first_seq.0));
+}

@@ -44,19 +44,25 @@ fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(raw)
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
+/// A little-endian `u32` at `at`. Panics when out of bounds: callers check lengths first.
+#[must_use]
+pub fn u32_at(bytes: &[u8], at: usize) -> u32 {
     let mut raw = [0u8; 4];
     raw.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(raw)
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
+/// A little-endian `u64` at `at`. Panics when out of bounds: callers check lengths first.
+#[must_use]
+pub fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut raw = [0u8; 8];
     raw.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(raw)
 }
 
-fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+/// `N` bytes at `at`. Panics when out of bounds: callers check lengths first.
+#[must_use]
+pub fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     let mut raw = [0u8; N];
     raw.copy_from_slice(&bytes[at..at + N]);
     raw

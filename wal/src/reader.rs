@@ -292,18 +292,26 @@ impl<S: Storage> WalReader<S> {
     /// [`Error::Corrupted`] naming the first bad place, I/O errors.
     pub fn verify(&self) -> Result<VerifyReport> {
         let end = self.scan(Seq(0), |_| ControlFlow::Continue(()))?;
-        let mut report = VerifyReport {
+        Ok(VerifyReport {
             segments: self.segments.len(),
             records: end,
-            torn_tail_bytes: 0,
+            torn_tail_bytes: self.check_tail()?,
+        })
+    }
+
+    /// The last segment's recovery decision alone (for callers that already walked every
+    /// frame with [`WalReader::scan`]): the bytes of torn, never-acknowledged tail that the next
+    /// writer open erases, or [`Error::Corrupted`] when the damage is not a torn tail.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`], I/O errors.
+    pub fn check_tail(&self) -> Result<u64> {
+        let Some(info) = self.segments.last() else {
+            return Ok(0);
         };
-        if let Some(info) = self.segments.last() {
-            let segment = self.open_segment(info)?;
-            let (walk, torn) = recovery::decide_last_segment(&segment.view(), info)?;
-            debug_assert_eq!(walk.end_seq, end);
-            report.torn_tail_bytes = torn.map_or(0, |(start, end)| end - start);
-        }
-        Ok(report)
+        let segment = self.open_segment(info)?;
+        let (_, torn) = recovery::decide_last_segment(&segment.view(), info)?;
+        Ok(torn.map_or(0, |(start, end)| end - start))
     }
 
     fn open_segment(&self, info: &SegmentInfo) -> Result<S::Segment> {
