@@ -11,6 +11,8 @@
 //! - [`receipts`]: the receipts of the engine benchmarks (built before the timed section),
 //! - [`paired`]: the same comparisons run in alternating blocks, for ratios that survive a
 //!   noisy disk,
+//! - [`query_data`], [`query_rigs`], [`query_report`]: the query benchmark's seeded data and
+//!   queries, its redb-direct and `SQLite` rigs, and its latency results file,
 //! - [`report`]: reads criterion's `estimates.json` files (and the paired results) and renders
 //!   the ratio tables.
 //!
@@ -21,6 +23,10 @@
 pub mod data;
 pub mod ids;
 pub mod paired;
+pub mod query_data;
+pub mod query_report;
+pub mod query_rigs;
+pub mod query_trailmix;
 pub mod receipts;
 pub mod report;
 pub mod rigs;

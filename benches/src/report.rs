@@ -64,10 +64,12 @@ pub struct Results {
     pub paired: BTreeMap<String, PairedResult>,
     /// What could not be read, one line each.
     pub problems: Vec<String>,
+    /// The query benchmark's latencies (`None`: not read; an error says why they are missing).
+    pub query_latency: Option<Result<crate::query_report::LatencyResults, String>>,
 }
 
-/// Reads every `new/benchmark.json` + `new/estimates.json` pair under `dir`, and the paired
-/// results file.
+/// Reads every `new/benchmark.json` + `new/estimates.json` pair under `dir`, the paired
+/// results file and the query latencies ([`crate::query_report`]).
 #[must_use]
 pub fn load(dir: &Path) -> Results {
     let mut results = load_criterion(dir);
@@ -78,6 +80,7 @@ pub fn load(dir: &Path) -> Results {
             }
             Err(err) => results.problems.push(err),
         }
+        results.query_latency = Some(crate::query_report::load(dir));
     }
     results
 }
@@ -526,6 +529,7 @@ pub fn render(results: &Results) -> String {
         &prealloc_jobs(),
         &["comparison", "A", "B", "A / B", "target"],
     );
+    crate::query_report::render(&mut out, results.query_latency.as_ref());
     if !results.problems.is_empty() {
         let _ = writeln!(out, "\nProblems while reading results:");
         for problem in &results.problems {

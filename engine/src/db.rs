@@ -1,6 +1,7 @@
 //! The `Db` handle: open, append, read, checkpoint, seal, prove, close.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -9,17 +10,24 @@ use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
+use crate::indexer::IndexKeeper;
 use crate::log::{FsLog, LogStorage};
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::options::DbOptions;
 use crate::position::Epoch;
 use crate::position::ReceiptPosition;
 use crate::proof::{self, ConsistencyBundle, InclusionBundle};
+use crate::reads::LogReads;
 use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
+use crate::seen::SeenEvents;
 use crate::ticket::Ticket;
 use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
-use crate::writer::{CheckpointInfo, CheckpointMode, Control, Message, Prepared, Shared, Writer};
+use crate::writer::{
+    CheckpointInfo, CheckpointMode, Control, EventLookup, Message, Prepared, RecentEvents, Shared,
+    Writer,
+};
+use trailmix_index::StoreBinding;
 
 /// Name of the log directory inside the data directory.
 pub const WAL_DIR: &str = "wal";
@@ -65,6 +73,12 @@ struct Inner<L: LogStorage> {
     alg: HashAlgorithm,
     verifier: NoteVerifier,
     origin_prefix: String,
+    reads: Arc<LogReads<L>>,
+    index: Arc<IndexKeeper<L>>,
+    seen: Arc<SeenEvents>,
+    indexer: Mutex<Option<JoinHandle<()>>>,
+    index_stop: Arc<AtomicBool>,
+    wake_indexer: Sender<()>,
 }
 
 impl<L: LogStorage> Drop for Inner<L> {
@@ -88,6 +102,17 @@ impl<L: LogStorage> Drop for Inner<L> {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        // The log is closed: let the indexer catch up with its final durable end and stop.
+        self.index_stop.store(true, Ordering::SeqCst);
+        let _ = self.wake_indexer.try_send(());
+        let indexer = self
+            .indexer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = indexer {
             let _ = handle.join();
         }
     }
@@ -143,28 +168,38 @@ impl<L: LogStorage> Db<L> {
             .hash_algorithm(options.hash_algorithm);
         let wal = Wal::open_with(log.for_writer(), wal_options)?;
         let alg = wal.hash_algorithm();
-        let state = replay(&log, alg, ReplayMode::Open)?;
+        let reads = Arc::new(LogReads::open(&log)?);
+        let seen = Arc::new(SeenEvents::new());
+        let state = replay(
+            &log,
+            alg,
+            ReplayMode::Open,
+            Some(&reads),
+            Some(Arc::clone(&seen)),
+        )?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
             .as_ref()
             .map_or(default_prefix, |g| g.origin_prefix.clone());
-        if state.genesis.is_some() && options.key_provider.is_none() {
-            let key_path = crate::keys::FileKeyProvider::new(&data_dir).key_path();
-            if !key_path.exists() {
-                // Creating a fresh key would change the store and could never sign for it.
-                return Err(Error::Key {
-                    path: key_path,
-                    detail: "the store exists but its signing key is missing: restore it from a \
-                             backup (or pass the key through a key provider)"
-                        .into(),
-                });
-            }
-        }
+        check_key_present(&data_dir, &state, &options)?;
         let signer = options.provider_for(&data_dir).signer(&origin_prefix)?;
         check_key(&data_dir, &state, &signer)?;
+        let binding = StoreBinding {
+            store_id: wal.store_id().0,
+            hash_algorithm: alg.to_string(),
+        };
+        let index = Arc::new(IndexKeeper::open(
+            &data_dir,
+            &binding,
+            Arc::clone(&reads),
+            alg,
+            state.next_seq,
+        )?);
         let store_id = wal.store_id().to_string();
         let shared = Arc::new(Shared::default());
+        let lookup: Arc<dyn EventLookup> = Arc::clone(&index) as Arc<dyn EventLookup>;
+        let events = RecentEvents::new(lookup, state.next_seq);
         let mut writer = Writer::new(
             wal,
             state,
@@ -172,6 +207,7 @@ impl<L: LogStorage> Db<L> {
             signer,
             origin_prefix.clone(),
             Arc::clone(&shared),
+            events,
         );
         if writer.state.next_seq == Seq(0) {
             let genesis = Genesis {
@@ -183,12 +219,26 @@ impl<L: LogStorage> Db<L> {
             };
             writer.append_genesis(&genesis)?;
         }
+        let (wake_indexer, woken) = crossbeam_channel::bounded(1);
+        writer.wake_indexer_with(wake_indexer.clone());
         let verifier = writer.signer.verifier();
         let (ring, receiver) = crossbeam_channel::bounded(options.ring_capacity);
         let handle = std::thread::Builder::new()
             .name("trailmix-writer".into())
             .spawn(move || writer.run(&receiver))
             .map_err(|e| Error::io("spawn writer thread", &data_dir, e))?;
+        let index_stop = Arc::new(AtomicBool::new(false));
+        let indexer = {
+            let (index, shared, stop) = (
+                Arc::clone(&index),
+                Arc::clone(&shared),
+                Arc::clone(&index_stop),
+            );
+            std::thread::Builder::new()
+                .name("trailmix-indexer".into())
+                .spawn(move || index.run(&shared, &woken, &stop))
+                .map_err(|e| Error::io("spawn indexer thread", &data_dir, e))?
+        };
         Ok(Db {
             inner: Arc::new(Inner {
                 log,
@@ -200,6 +250,12 @@ impl<L: LogStorage> Db<L> {
                 alg,
                 verifier,
                 origin_prefix,
+                reads,
+                index,
+                seen,
+                indexer: Mutex::new(Some(indexer)),
+                index_stop,
+                wake_indexer,
             }),
         })
     }
@@ -280,14 +336,26 @@ impl<L: LogStorage> Db<L> {
         let payload_digest = entry::payload_digest(self.inner.alg, &payload);
         let content_digest =
             entry::content_digest(self.inner.alg, EntryKind::Receipt, &header, &payload_digest);
+        let tenant = receipt.header().tenant_id();
+        let event_id = receipt.header().event_id();
+        // Read the watermark first: every event below it was added to `seen` before it could
+        // be indexed, so "not seen" proves "not in the index up to here".
+        let watermark = self.inner.index.watermark().0;
+        let (known, index_floor) = if self.inner.seen.may_contain(tenant, event_id) {
+            self.inner.index.find_event(tenant, event_id)?
+        } else {
+            (None, watermark)
+        };
         let (ticket, shared) = Ticket::new();
         let prepared = Prepared {
-            tenant: receipt.header().tenant_id().to_owned(),
-            event_id: receipt.header().event_id().to_owned(),
+            tenant: tenant.to_owned(),
+            event_id: event_id.to_owned(),
             header,
             payload,
             payload_digest,
             content_digest,
+            known,
+            index_floor,
         };
         Ok((Message::Append(Box::new(prepared), shared), ticket))
     }
@@ -343,7 +411,8 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] when `seq` holds no receipt, [`Error::Damaged`] when its entry does
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
-        read_receipt(&self.inner.log, self.inner.alg, seq)
+        let record = self.inner.reads.read(seq)?;
+        decode_receipt(self.inner.alg, &record)
     }
 
     /// An inclusion proof of the entry at `seq` against a signed checkpoint: its epoch's seal
@@ -476,6 +545,18 @@ impl<L: LogStorage> Db<L> {
         )
     }
 
+    pub(crate) fn index_keeper(&self) -> &IndexKeeper<L> {
+        &self.inner.index
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.inner.shared.stopped.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn reads(&self) -> &LogReads<L> {
+        &self.inner.reads
+    }
+
     /// The data directory.
     #[must_use]
     pub fn data_dir(&self) -> &Path {
@@ -521,11 +602,17 @@ pub(crate) fn replay<L: LogStorage>(
     log: &L,
     alg: HashAlgorithm,
     mode: ReplayMode,
+    positions: Option<&LogReads<L>>,
+    seen: Option<Arc<SeenEvents>>,
 ) -> Result<ChainState> {
     let reader = log.open_reader()?;
     let mut state = ChainState::new(alg);
+    state.seen = seen;
     let mut damage = None;
     reader.scan(Seq(0), |record| {
+        if let Some(reads) = positions {
+            reads.note(record.seq, record.position);
+        }
         match state.apply(record.seq, record.kind.get(), record.payload, mode) {
             Ok(_) => std::ops::ControlFlow::Continue(()),
             Err(found) => {
@@ -547,6 +634,23 @@ pub(crate) fn replay<L: LogStorage>(
     }
 }
 
+/// An existing store whose embedded key file is gone must not get a fresh key: it could never
+/// sign for the store.
+fn check_key_present(data_dir: &Path, state: &ChainState, options: &DbOptions) -> Result<()> {
+    if state.genesis.is_some() && options.key_provider.is_none() {
+        let key_path = crate::keys::FileKeyProvider::new(data_dir).key_path();
+        if !key_path.exists() {
+            return Err(Error::Key {
+                path: key_path,
+                detail: "the store exists but its signing key is missing: restore it from a \
+                         backup (or pass the key through a key provider)"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result<()> {
     match &state.verifier {
         Some(verifier) if verifier.to_vkey() != signer.verifier().to_vkey() => Err(Error::Key {
@@ -561,20 +665,13 @@ fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result
     }
 }
 
-/// Reads and decodes the receipt at `seq` of the store in `data_dir`.
-pub(crate) fn read_receipt<L: LogStorage>(
-    log: &L,
+/// Decodes a receipt record and checks that its bytes still match the digests the chain
+/// covers (a payload or header changed on disk fails here, not only in `verify`).
+pub(crate) fn decode_receipt(
     alg: HashAlgorithm,
-    seq: Seq,
+    record: &crate::wal::Record,
 ) -> Result<StoredReceipt> {
-    let reader = log.open_reader()?;
-    let record = reader.read(seq).map_err(|e| match e {
-        crate::wal::Error::SeqOutOfRange { .. } => Error::NotFound {
-            seq,
-            detail: e.to_string(),
-        },
-        other => Error::from(other),
-    })?;
+    let seq = record.seq;
     let kind = EntryKind::from_byte(record.kind.get());
     if kind != Some(EntryKind::Receipt) {
         return Err(Error::NotFound {
@@ -585,15 +682,18 @@ pub(crate) fn read_receipt<L: LogStorage>(
             ),
         });
     }
-    let entry =
-        entry::decode_entry(EntryKind::Receipt, &record.payload).map_err(|e| Error::Damaged {
-            seq,
-            detail: e.to_string(),
-        })?;
-    let header = ReceiptHeader::decode(entry.header).map_err(|e| Error::Damaged {
-        seq,
-        detail: e.to_string(),
-    })?;
+    let damaged = |detail: String| Error::Damaged { seq, detail };
+    let entry = entry::decode_entry(EntryKind::Receipt, &record.payload)
+        .map_err(|e| damaged(e.to_string()))?;
+    if entry::payload_digest(alg, entry.payload) != entry.payload_digest
+        || entry::content_digest(alg, EntryKind::Receipt, entry.header, &entry.payload_digest)
+            != entry.content_digest
+    {
+        return Err(damaged(
+            "the receipt's bytes do not match the digests its chain hash covers".into(),
+        ));
+    }
+    let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
     let chain_hash = entry::chain_hash(alg, seq, &entry.chain, &entry.content_digest);
     let position = ReceiptPosition {
         seq,

@@ -87,6 +87,18 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// The secondary index failed. The log is not affected: receipts stay durable and
+    /// verifiable, and the next open catches the index up or rebuilds it from the log.
+    #[error("index {}: {detail}", path.display())]
+    Index {
+        /// The index file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A query was refused: a bad filter, cursor or limit.
+    #[error("query: {0}")]
+    Query(String),
     /// An option is out of range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

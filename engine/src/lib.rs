@@ -29,6 +29,7 @@
 mod db;
 pub mod entry;
 mod error;
+pub mod indexer;
 pub mod keys;
 pub mod log;
 pub mod merkle;
@@ -36,8 +37,11 @@ pub mod note;
 mod options;
 mod position;
 pub mod proof;
+mod reads;
 pub mod receipt;
 pub mod replay;
+mod search;
+pub mod seen;
 mod ticket;
 mod verify;
 mod writer;
@@ -51,7 +55,12 @@ pub use options::{
     DEFAULT_RING_CAPACITY, DbOptions, Durability, ReceiptSignatures,
 };
 pub use position::{Epoch, ReceiptPosition};
+pub use search::{
+    FOLLOW_CHUNK_ENTRIES, FOLLOW_POLL, FRESHNESS_WAIT_MAX, Follow, Freshness, IndexCheck,
+    IndexStatus, LINEAGE_HOPS_MAX, QueryPage, TRACE_RECEIPTS_MAX, TenantView, Trace,
+};
 pub use ticket::Ticket;
+pub use trailmix_query as query;
 pub use trailmix_wal as wal;
 pub use verify::{VerifyOptions, VerifyReport, verify_log, verify_store};
 pub use writer::CheckpointInfo;

@@ -255,6 +255,8 @@ pub struct ChainState {
     pub last_checkpoint: Option<(Seq, String)>,
     /// Receipts replayed.
     pub receipts: u64,
+    /// Where opening records every event id it replays (see [`crate::seen`]).
+    pub seen: Option<std::sync::Arc<crate::seen::SeenEvents>>,
     /// Checkpoints replayed (seals included).
     pub checkpoints: u64,
 }
@@ -280,6 +282,7 @@ impl ChainState {
             last_checkpoint_size: 0,
             last_checkpoint: None,
             receipts: 0,
+            seen: None,
             checkpoints: 0,
         }
     }
@@ -359,7 +362,7 @@ impl ChainState {
         let chain_hash = entry::chain_hash(self.alg, seq, &entry.chain, &entry.content_digest);
         match kind {
             EntryKind::Genesis => self.check_genesis(seq, &entry)?,
-            EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash)?,
+            EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash, mode)?,
             EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
         }
         self.advance(kind, &entry.chain, chain_hash);
@@ -458,6 +461,7 @@ impl ChainState {
         seq: Seq,
         entry: &EntryRef<'_>,
         chain_hash: &Digest,
+        mode: ReplayMode,
     ) -> Result<(), Damage> {
         let (_, verifier) = self.require_genesis(seq)?;
         let damage = |kind, detail: String| Damage { seq, kind, detail };
@@ -482,6 +486,17 @@ impl ChainState {
                 format!("does not link to tenant {tenant}'s previous receipt"),
             ));
         }
+        self.tenant_tips
+            .insert(tenant.to_owned(), (seq, *chain_hash));
+        self.receipts += 1;
+        // Opening leaves idempotency to the index (a map of every event would grow with the
+        // store); verify keeps one to report duplicates.
+        if mode == ReplayMode::Open {
+            if let Some(seen) = &self.seen {
+                seen.insert(tenant, header.event_id());
+            }
+            return Ok(());
+        }
         let key = (tenant.to_owned(), header.event_id().to_owned());
         if let Some(first) = self.events.get(&key) {
             return Err(damage(
@@ -499,8 +514,6 @@ impl ChainState {
             chain_hash: *chain_hash,
             logged_at_ns: entry.chain.logged_at_ns,
         };
-        self.tenant_tips
-            .insert(tenant.to_owned(), (seq, *chain_hash));
         self.events.insert(
             key,
             KnownEvent {
@@ -508,7 +521,6 @@ impl ChainState {
                 content_digest: entry.content_digest,
             },
         );
-        self.receipts += 1;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The single writer thread: takes submissions off the ring, assigns sequence numbers, links
 //! the chain, appends to the WAL, and completes tickets once per group commit.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +27,11 @@ pub(crate) struct Prepared {
     pub payload: Vec<u8>,
     pub payload_digest: Digest,
     pub content_digest: Digest,
+    /// The receipt with this event id the caller found in the index, if any.
+    pub known: Option<KnownEvent>,
+    /// The index watermark of the snapshot the caller searched: events at or after it were
+    /// not searched and are the writer's to check.
+    pub index_floor: u64,
 }
 
 /// What travels through the ring.
@@ -118,6 +124,77 @@ pub(crate) struct Writer<S: Storage> {
     last_flush_at: Instant,
     epoch_started_at: Instant,
     needs_flush: bool,
+    events: RecentEvents,
+    wake_indexer: Option<Sender<()>>,
+}
+
+/// Finds a receipt by event id in the index (see [`crate::indexer`]).
+pub(crate) trait EventLookup: Send + Sync {
+    /// The receipt `(tenant, event_id)`, and the watermark of the index snapshot searched.
+    fn find_event(&self, tenant: &str, event_id: &str) -> Result<(Option<KnownEvent>, u64), Error>;
+    /// Events below this sequence number are in every index snapshot a caller still uses
+    /// (except a caller that stalled, which [`RecentEvents`] detects).
+    fn forget_below(&self) -> u64;
+}
+
+/// The events the index may not cover yet: every receipt the writer appended at or after
+/// `forgotten_below`. Callers search the index; the writer searches this map for what their
+/// index snapshot could not hold, so the map stays as small as the index lag.
+pub(crate) struct RecentEvents {
+    lookup: Arc<dyn EventLookup>,
+    map: HashMap<(String, String), KnownEvent>,
+    order: VecDeque<(Seq, (String, String))>,
+    forgotten_below: u64,
+}
+
+impl RecentEvents {
+    pub(crate) fn new(lookup: Arc<dyn EventLookup>, start: Seq) -> RecentEvents {
+        RecentEvents {
+            lookup,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            forgotten_below: start.0,
+        }
+    }
+
+    /// The first receipt with the prepared receipt's event id, wherever it is.
+    fn find(&self, prepared: &Prepared) -> Result<Option<KnownEvent>, Error> {
+        if prepared.known.is_some() {
+            return Ok(prepared.known);
+        }
+        let key = (prepared.tenant.clone(), prepared.event_id.clone());
+        if let Some(known) = self.map.get(&key) {
+            return Ok(Some(*known));
+        }
+        if prepared.index_floor < self.forgotten_below {
+            // The caller searched an index snapshot older than what this map still holds.
+            return Ok(self
+                .lookup
+                .find_event(&prepared.tenant, &prepared.event_id)?
+                .0);
+        }
+        Ok(None)
+    }
+
+    fn insert(&mut self, prepared: &Prepared, known: KnownEvent) {
+        let key = (prepared.tenant.clone(), prepared.event_id.clone());
+        self.order.push_back((known.position.seq, key.clone()));
+        self.map.insert(key, known);
+    }
+
+    /// Drops what every current index snapshot covers.
+    fn forget_indexed(&mut self) {
+        let below = self.lookup.forget_below();
+        while let Some((seq, _)) = self.order.front() {
+            if seq.0 >= below {
+                break;
+            }
+            if let Some((seq, key)) = self.order.pop_front() {
+                self.map.remove(&key);
+                self.forgotten_below = self.forgotten_below.max(seq.0 + 1);
+            }
+        }
+    }
 }
 
 /// Whether the log refused a record without writing anything (so the writer can go on).
@@ -139,6 +216,7 @@ impl<S: Storage> Writer<S> {
         signer: NoteSigner,
         origin_prefix: String,
         shared: Arc<Shared>,
+        events: RecentEvents,
     ) -> Writer<S> {
         shared
             .durable_end
@@ -158,9 +236,16 @@ impl<S: Storage> Writer<S> {
             last_flush_at: now,
             epoch_started_at: now,
             needs_flush: false,
+            events,
+            wake_indexer: None,
         };
         writer.publish_epochs();
         writer
+    }
+
+    /// Wakes the indexer after each durable flush.
+    pub(crate) fn wake_indexer_with(&mut self, wake: Sender<()>) {
+        self.wake_indexer = Some(wake);
     }
 
     /// Publishes the epoch directory for readers (after checkpoints and seals).
@@ -274,8 +359,14 @@ impl<S: Storage> Writer<S> {
             ticket.complete(Err(self.stopped_error()));
             return;
         }
-        let key = (prepared.tenant.clone(), prepared.event_id.clone());
-        if let Some(known) = self.state.events.get(&key) {
+        let known = match self.events.find(prepared) {
+            Ok(known) => known,
+            Err(err) => {
+                ticket.complete(Err(err));
+                return;
+            }
+        };
+        if let Some(known) = known {
             let result = if known.content_digest == prepared.content_digest {
                 Ok(known.position)
             } else {
@@ -304,8 +395,11 @@ impl<S: Storage> Writer<S> {
             prepared.content_digest,
         ) {
             Ok(position) => {
-                self.state.events.insert(
-                    key,
+                if let Some(seen) = &self.state.seen {
+                    seen.insert(&prepared.tenant, &prepared.event_id);
+                }
+                self.events.insert(
+                    prepared,
                     KnownEvent {
                         position,
                         content_digest: prepared.content_digest,
@@ -502,6 +596,11 @@ impl<S: Storage> Writer<S> {
                     self.shared.durable_end.store(end.0, Ordering::SeqCst);
                     self.needs_flush = false;
                     self.last_flush_at = Instant::now();
+                    if let Some(wake) = &self.wake_indexer {
+                        // A full channel means a wake-up is already pending.
+                        let _ = wake.try_send(());
+                    }
+                    self.events.forget_indexed();
                 }
                 Err(err) => {
                     self.fail(&Error::from(err));

@@ -404,6 +404,23 @@ pub fn frame_at(segment: &[u8], offset: u64, record_bytes_max: u64) -> Option<Va
     FrameHeader::checksum_matches(raw_header, &segment[payload]).then_some(frame)
 }
 
+/// The frame header at `offset` with its bounds checked but not its checksum: enough to step
+/// over a frame on the way to another one (a point read checks the frame it returns in full).
+#[must_use]
+pub fn frame_header_at(segment: &[u8], offset: u64, record_bytes_max: u64) -> Option<ValidFrame> {
+    let start = usize::try_from(offset).ok()?;
+    let header = FrameHeader::decode_unchecked(segment.get(start..)?)?;
+    if u64::from(header.payload_len) > record_bytes_max {
+        return None;
+    }
+    let next_offset = offset.checked_add(frame_bytes(u64::from(header.payload_len)))?;
+    (next_offset <= segment.len() as u64).then_some(ValidFrame {
+        header,
+        offset,
+        next_offset,
+    })
+}
+
 /// Name of the segment file whose first record is `first_seq`.
 #[must_use]
 pub fn segment_file_name(first_seq: Seq) -> String {

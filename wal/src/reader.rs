@@ -1,8 +1,10 @@
 //! Readers: iterate from any sequence number, random access by position, read-only opening of
 //! a log that another process is writing.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, SEGMENT_HEADER_BYTES, SealKind};
@@ -58,6 +60,16 @@ impl RecordRef<'_> {
     }
 }
 
+/// Which frames a walk checks in full (checksum and zero padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameCheck {
+    /// Every frame walked (scans, verification).
+    Every,
+    /// Only the frame read; frames stepped over on the way get their bounds and sequence
+    /// numbers checked (a point read needs the target intact, not its neighbours).
+    Target,
+}
+
 /// The outcome of [`WalReader::verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -80,6 +92,7 @@ pub struct WalReader<S: Storage = FsStorage> {
     storage: S,
     meta: Meta,
     segments: Vec<SegmentInfo>,
+    open_segments: Mutex<HashMap<String, Arc<S::Segment>>>,
 }
 
 impl WalReader<FsStorage> {
@@ -130,6 +143,7 @@ impl<S: Storage> WalReader<S> {
             storage,
             meta,
             segments,
+            open_segments: Mutex::new(HashMap::new()),
         })
     }
 
@@ -163,6 +177,33 @@ impl<S: Storage> WalReader<S> {
     pub fn scan(
         &self,
         from: Seq,
+        visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<Seq> {
+        self.walk(from, None, FrameCheck::Every, visit)
+    }
+
+    /// Like [`WalReader::scan`], but starts walking frames at `hint`: the position of a frame
+    /// at or before `from` in the segment that holds `from` (for example a sample a caller
+    /// kept from an earlier scan). Random reads then cost a walk from the hint instead of from
+    /// the segment's start. A hint that is not such a frame is ignored (the walk starts at the
+    /// segment's first frame), so a stale hint costs time, never correctness.
+    ///
+    /// # Errors
+    /// As for [`WalReader::scan`].
+    pub fn scan_with_hint(
+        &self,
+        from: Seq,
+        hint: Option<(Seq, Position)>,
+        visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<Seq> {
+        self.walk(from, hint, FrameCheck::Every, visit)
+    }
+
+    fn walk(
+        &self,
+        from: Seq,
+        hint: Option<(Seq, Position)>,
+        skip_check: FrameCheck,
         mut visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
     ) -> Result<Seq> {
         let start = self
@@ -171,60 +212,104 @@ impl<S: Storage> WalReader<S> {
             .saturating_sub(1);
         let mut end = self.segments.first().map_or(Seq(0), |s| s.header.first_seq);
         for (index, info) in self.segments.iter().enumerate().skip(start) {
-            let is_last = index + 1 == self.segments.len();
-            let segment = self.open_segment(info)?;
-            let bytes = segment.view();
-            let mut offset = SEGMENT_HEADER_BYTES;
-            let mut seq = info.header.first_seq;
-            let seal_end = info.seal.filter(|s| s.kind == SealKind::Rolled && !is_last);
-            let len = bytes.len() as u64;
-            loop {
-                if seal_end.is_some_and(|s| seq >= s.end_seq) {
-                    break;
-                }
-                let frame = format::frame_at(&bytes, offset, len).filter(|f| f.header.seq == seq);
-                let Some(frame) = frame else {
-                    if seal_end.is_some() {
-                        return Err(Error::Corrupted {
-                            segment: info.header.segment_no,
-                            offset,
-                            detail: format!(
-                                "frame for seq {seq} is invalid inside a sealed segment"
-                            ),
-                        });
-                    }
-                    break;
-                };
-                if seq >= from {
-                    let record = RecordRef {
-                        seq,
-                        kind: RecordKind::from_disk(frame.header.kind),
-                        payload: &bytes[frame.payload_range()],
-                        position: Position {
-                            segment: info.header.segment_no,
-                            offset,
-                        },
-                    };
-                    if visit(record).is_break() {
-                        return Ok(seq.next());
-                    }
-                }
-                offset = frame.next_offset;
-                seq = seq.next();
+            let hint = hint.filter(|(seq, position)| {
+                index == start
+                    && position.segment == info.header.segment_no
+                    && *seq >= info.header.first_seq
+                    && *seq <= from
+            });
+            let walk = self.walk_segment(index, hint, from, skip_check, &mut visit)?;
+            match walk {
+                ControlFlow::Break(next) => return Ok(next),
+                ControlFlow::Continue(next) => end = next,
             }
-            end = seq;
         }
         Ok(end)
     }
 
-    /// Reads one record by sequence number.
+    /// Walks the frames of segment `index` from `hint` (or its first frame); `Break` carries
+    /// the seq after the record `visit` stopped at, `Continue` the segment's end.
+    fn walk_segment(
+        &self,
+        index: usize,
+        hint: Option<(Seq, Position)>,
+        from: Seq,
+        skip_check: FrameCheck,
+        visit: &mut impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<Seq, Seq>> {
+        let info = &self.segments[index];
+        let is_last = index + 1 == self.segments.len();
+        let segment = self.open_segment(info)?;
+        let bytes = segment.view();
+        let len = bytes.len() as u64;
+        let (mut seq, mut offset) = match hint {
+            Some((seq, position))
+                if format::frame_at(&bytes, position.offset, len)
+                    .is_some_and(|f| f.header.seq == seq) =>
+            {
+                (seq, position.offset)
+            }
+            _ => (info.header.first_seq, SEGMENT_HEADER_BYTES),
+        };
+        let seal_end = info.seal.filter(|s| s.kind == SealKind::Rolled && !is_last);
+        loop {
+            if seal_end.is_some_and(|s| seq >= s.end_seq) {
+                break;
+            }
+            let frame = if seq < from && skip_check == FrameCheck::Target {
+                format::frame_header_at(&bytes, offset, len)
+            } else {
+                format::frame_at(&bytes, offset, len)
+            };
+            let frame = frame.filter(|f| f.header.seq == seq);
+            let Some(frame) = frame else {
+                if seal_end.is_some() {
+                    return Err(Error::Corrupted {
+                        segment: info.header.segment_no,
+                        offset,
+                        detail: format!("frame for seq {seq} is invalid inside a sealed segment"),
+                    });
+                }
+                break;
+            };
+            if seq >= from {
+                let record = RecordRef {
+                    seq,
+                    kind: RecordKind::from_disk(frame.header.kind),
+                    payload: &bytes[frame.payload_range()],
+                    position: Position {
+                        segment: info.header.segment_no,
+                        offset,
+                    },
+                };
+                if visit(record).is_break() {
+                    return Ok(ControlFlow::Break(seq.next()));
+                }
+            }
+            offset = frame.next_offset;
+            seq = seq.next();
+        }
+        Ok(ControlFlow::Continue(seq))
+    }
+
+    /// Reads one record by sequence number. Its frame is checked in full; frames walked past
+    /// on the way only get their bounds and sequence numbers checked (`scan` and `verify` check
+    /// every frame).
     ///
     /// # Errors
     /// [`Error::SeqOutOfRange`] when the log does not hold it, plus the errors of
     /// [`WalReader::scan`].
     pub fn read(&self, seq: Seq) -> Result<Record> {
+        self.read_with_hint(seq, None)
+    }
+
+    /// Reads one record, walking from `hint` (see [`WalReader::scan_with_hint`]).
+    ///
+    /// # Errors
+    /// As for [`WalReader::read`].
+    pub fn read_with_hint(&self, seq: Seq, hint: Option<(Seq, Position)>) -> Result<Record> {
         let mut found = None;
-        let end = self.scan(seq, |record| {
+        let end = self.walk(seq, hint, FrameCheck::Target, |record| {
             found = Some(record.to_owned_record());
             ControlFlow::Break(())
         })?;
@@ -314,9 +399,23 @@ impl<S: Storage> WalReader<S> {
         Ok(torn.map_or(0, |(start, end)| end - start))
     }
 
-    fn open_segment(&self, info: &SegmentInfo) -> Result<S::Segment> {
-        self.storage
+    /// Maps a segment once and keeps the map: a random read must not pay an `open` and an
+    /// `mmap` each time. Segment files are never rewritten under a name once it exists (the
+    /// writer renames finished `.tmp` files into place), so a kept map stays the file's map.
+    fn open_segment(&self, info: &SegmentInfo) -> Result<Arc<S::Segment>> {
+        let mut cache = self
+            .open_segments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(segment) = cache.get(&info.file_name) {
+            return Ok(Arc::clone(segment));
+        }
+        let segment = self
+            .storage
             .open_segment(&info.file_name, Access::ReadOnly)
-            .map_err(|e| Error::io("open segment", self.storage.dir().join(&info.file_name), e))
+            .map_err(|e| Error::io("open segment", self.storage.dir().join(&info.file_name), e))?;
+        let segment = Arc::new(segment);
+        cache.insert(info.file_name.clone(), Arc::clone(&segment));
+        Ok(segment)
     }
 }

@@ -80,3 +80,39 @@ fn second_writer_is_locked_out() {
     }
     WalReader::open(dir.path()).expect("readers need no lock");
 }
+
+#[test]
+fn hinted_reads_equal_plain_reads_whatever_the_hint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kind = RecordKind::new(7).expect("kind");
+    let mut wal = Wal::open(dir.path(), small_options()).expect("open");
+    for i in 0..600 {
+        wal.append(kind, &payload(i), &ChainHash::ZERO)
+            .expect("append");
+    }
+    wal.flush().expect("flush");
+    let reader = WalReader::open(dir.path()).expect("reader");
+    let records = reader.read_from(Seq(0)).expect("scan");
+    for target in [0_usize, 1, 57, 299, 300, 599] {
+        let want = &records[target];
+        // A good hint (an earlier frame of the same segment), the record itself, a hint from
+        // another segment, a hint past the target and a hint that points at no frame.
+        let same_segment = records[..=target]
+            .iter()
+            .rev()
+            .find(|r| r.position.segment == want.position.segment && r.seq.0 + 5 <= want.seq.0);
+        let mut hints = vec![None, Some((want.seq, want.position))];
+        hints.extend(same_segment.map(|r| Some((r.seq, r.position))));
+        hints.push(Some((records[0].seq, records[0].position)));
+        hints.push(Some((records[599].seq, records[599].position)));
+        let mut bogus = want.position;
+        bogus.offset += 8;
+        hints.push(Some((want.seq, bogus)));
+        for hint in hints {
+            let got = reader.read_with_hint(want.seq, hint).expect("read");
+            assert_eq!(&got, want, "hint {hint:?}");
+        }
+    }
+    let end = reader.read_with_hint(Seq(600), Some((records[599].seq, records[599].position)));
+    assert!(matches!(end, Err(Error::SeqOutOfRange { .. })), "{end:?}");
+}

@@ -47,7 +47,7 @@ pub enum Access {
 }
 
 /// One pre-allocated segment file, mapped into memory.
-pub trait SegmentFile: Send {
+pub trait SegmentFile: Send + Sync {
     /// A borrowed view of the file's current bytes.
     type View<'a>: Deref<Target = [u8]>
     where

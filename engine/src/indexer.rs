@@ -1,0 +1,491 @@
+//! Keeping the secondary index ([`trailmix_index`]) behind the log.
+//!
+//! The index is derived state. A background thread reads every newly *durable* entry from the
+//! log and commits it to redb: lazily (no fsync) after each round, durably at least every
+//! [`INDEX_DURABLE_INTERVAL`]. The watermark (the first sequence number not yet indexed) is
+//! written in the same redb transaction as the content, so after a crash the index is a
+//! consistent image at some older watermark, and opening catches it up from the log before the
+//! store accepts writes. An index that does not belong to the log (another store, a newer
+//! format, a watermark past the log's end, unreadable) is deleted and rebuilt from the log:
+//! the log is the only source of truth.
+//!
+//! Failure model: a failed index commit stops indexing (queries then fail with
+//! [`Error::Index`]) but never the log: receipts stay durable and verifiable, and the next
+//! open rebuilds or catches up.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use trailmix_index::{CommitMode, Index, IndexBatch, IndexOptions, IndexRecord, StoreBinding};
+
+use crate::entry::{self, EntryKind};
+use crate::error::{Error, Result};
+use crate::log::LogStorage;
+use crate::position::{Epoch, ReceiptPosition};
+use crate::reads::LogReads;
+use crate::receipt::ReceiptHeader;
+use crate::replay::KnownEvent;
+use crate::wal::{HashAlgorithm, Seq};
+use crate::writer::Shared;
+
+/// Directory of the index inside the data directory.
+pub const INDEX_DIR: &str = "index";
+/// The index file inside [`INDEX_DIR`].
+pub const INDEX_FILE: &str = "index.redb";
+/// Most log entries read into one index commit (bounds the indexer's memory).
+pub const INDEX_BATCH_ENTRIES_MAX: u64 = 65_536;
+/// Longest time between durable index commits while receipts arrive: after a crash, opening
+/// re-reads at most about this much of the log.
+pub const INDEX_DURABLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Suffix of scratch files (a rebuild for [`IndexKeeper::rebuild_digest`]); any left by a
+/// crash are removed on open.
+const SCRATCH_SUFFIX: &str = ".redb.tmp";
+/// How long the indexer sleeps when nothing wakes it.
+const INDEX_IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long the writer keeps an event in its own map after the index covers it: a caller
+/// that looked the event id up in an older index snapshot than this is re-checked by the
+/// writer itself (rare), so this only trades memory against those re-checks.
+const RECENT_EVENTS_GRACE: Duration = Duration::from_millis(250);
+
+/// What happened to the index when the store was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexOpening {
+    /// The index was there and was caught up from its watermark.
+    CaughtUp {
+        /// Log entries read to catch up.
+        entries: u64,
+    },
+    /// The index was missing or unusable and was rebuilt from the log.
+    Rebuilt {
+        /// Why (missing, foreign, ahead of the log, unreadable).
+        reason: String,
+    },
+}
+
+/// The index of one open store and the state readers and the writer share about it.
+pub(crate) struct IndexKeeper<L: LogStorage> {
+    index: Index,
+    reads: Arc<LogReads<L>>,
+    alg: HashAlgorithm,
+    /// The committed watermark readers can see.
+    committed: AtomicU64,
+    /// The writer may forget events below this (see [`RECENT_EVENTS_GRACE`]).
+    forget_below: AtomicU64,
+    /// Set (with the reason) when indexing stopped after a failure.
+    failure: Mutex<Option<String>>,
+    progress: Condvar,
+    progress_lock: Mutex<()>,
+    opening: IndexOpening,
+    binding: StoreBinding,
+}
+
+/// The fields of a receipt the index keeps, borrowed from its decoded header.
+pub(crate) fn index_record(seq: Seq, logged_at_ns: u64, header: &ReceiptHeader) -> IndexRecord<'_> {
+    IndexRecord {
+        seq: seq.0,
+        logged_at_ns,
+        event_time_ns: header.event_time().as_unix_nanos(),
+        tenant: header.tenant_id(),
+        event_id: header.event_id(),
+        app_id: header.app_id(),
+        session_id: header.session_id(),
+        parent_id: header.parent_id(),
+        subject_id: header.subject_id(),
+        kind: header.kind().as_str(),
+        actor_type: header.actor_type().as_str(),
+        decision: header.decision().map(crate::receipt::Decision::as_str),
+        model_name: header.model_name(),
+        model_version: header.model_version(),
+        model_provider: header.model_provider(),
+        retention_class: header.retention_class(),
+        labels: header.labels(),
+    }
+}
+
+fn index_error(path: &Path, err: &trailmix_index::IndexError) -> Error {
+    Error::Index {
+        path: path.to_path_buf(),
+        detail: err.to_string(),
+    }
+}
+
+impl<L: LogStorage> IndexKeeper<L> {
+    /// Opens (or rebuilds) the index in `data_dir` and catches it up to `log_end`.
+    pub(crate) fn open(
+        data_dir: &Path,
+        binding: &StoreBinding,
+        reads: Arc<LogReads<L>>,
+        alg: HashAlgorithm,
+        log_end: Seq,
+    ) -> Result<IndexKeeper<L>> {
+        let dir = data_dir.join(INDEX_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        remove_scratch_files(&dir)?;
+        let path = dir.join(INDEX_FILE);
+        let existed = path.exists();
+        let (index, rebuilt) = match Index::open(&path, binding, IndexOptions::default()) {
+            Ok(index) => match index.watermark() {
+                Ok(mark) if mark <= log_end.0 => (index, None),
+                Ok(mark) => {
+                    drop(index);
+                    let why = format!("its watermark {mark} is past the log's end {log_end}");
+                    (fresh_index(&path, binding)?, Some(why))
+                }
+                Err(err) => {
+                    drop(index);
+                    (fresh_index(&path, binding)?, Some(err.to_string()))
+                }
+            },
+            Err(err) if existed => (fresh_index(&path, binding)?, Some(err.to_string())),
+            Err(err) => return Err(index_error(&path, &err)),
+        };
+        let start = index.watermark().map_err(|e| index_error(&path, &e))?;
+        let mut keeper = IndexKeeper {
+            index,
+            reads,
+            alg,
+            committed: AtomicU64::new(start),
+            forget_below: AtomicU64::new(start),
+            failure: Mutex::new(None),
+            progress: Condvar::new(),
+            progress_lock: Mutex::new(()),
+            opening: IndexOpening::CaughtUp { entries: 0 },
+            binding: binding.clone(),
+        };
+        keeper.catch_up(log_end, CommitMode::Durable)?;
+        let reason = match rebuilt {
+            Some(why) => Some(why),
+            None if !existed => Some("there was no index".to_owned()),
+            None => None,
+        };
+        keeper.opening = match reason {
+            Some(reason) => IndexOpening::Rebuilt { reason },
+            None => IndexOpening::CaughtUp {
+                entries: log_end.0 - start,
+            },
+        };
+        keeper.forget_below.store(log_end.0, Ordering::SeqCst);
+        Ok(keeper)
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub(crate) fn opening(&self) -> &IndexOpening {
+        &self.opening
+    }
+
+    /// The first sequence number the index does not cover yet.
+    pub(crate) fn watermark(&self) -> Seq {
+        Seq(self.committed.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn forget_below(&self) -> u64 {
+        self.forget_below.load(Ordering::SeqCst)
+    }
+
+    /// Fails with the reason when indexing has stopped.
+    pub(crate) fn check_running(&self) -> Result<()> {
+        match &*self.failure.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(reason) => Err(Error::Index {
+                path: self.index.path().to_path_buf(),
+                detail: format!("indexing stopped: {reason}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Indexes the log up to `to` (exclusive) in bounded batches.
+    pub(crate) fn catch_up(&self, to: Seq, mode: CommitMode) -> Result<()> {
+        loop {
+            let from = self.watermark();
+            if from >= to {
+                return Ok(());
+            }
+            let end = Seq(to.0.min(from.0 + INDEX_BATCH_ENTRIES_MAX));
+            let batch = read_batch(&self.reads, self.index.path(), from, end)?;
+            self.index
+                .commit(batch, mode)
+                .map_err(|e| index_error(self.index.path(), &e))?;
+            self.committed.store(end.0, Ordering::SeqCst);
+            let _guard = self
+                .progress_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.progress.notify_all();
+        }
+    }
+
+    /// Builds a fresh index of the log's first `to` entries in a scratch file next to the
+    /// live one and returns its logical digest (the scratch file is removed).
+    pub(crate) fn rebuild_digest(&self, to: Seq) -> Result<[u8; 32]> {
+        let binding = &self.binding;
+        let dir = self
+            .index
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = dir.join(format!(
+            "rebuild-{}-{nanos}{SCRATCH_SUFFIX}",
+            std::process::id()
+        ));
+        let result = (|| {
+            let scratch = fresh_index(&path, binding)?;
+            let mut from = Seq(0);
+            while from < to {
+                let end = Seq(to.0.min(from.0 + INDEX_BATCH_ENTRIES_MAX));
+                let batch = read_batch(&self.reads, &path, from, end)?;
+                scratch
+                    .commit(batch, CommitMode::Lazy)
+                    .map_err(|e| index_error(&path, &e))?;
+                from = end;
+            }
+            let reader = scratch.reader().map_err(|e| index_error(&path, &e))?;
+            reader.logical_digest().map_err(|e| index_error(&path, &e))
+        })();
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    /// Waits until the index covers `seq` (exclusive) or `timeout` passes; returns the
+    /// watermark reached.
+    pub(crate) fn wait_for(&self, seq: Seq, timeout: Duration) -> Result<Seq> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self
+            .progress_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            self.check_running()?;
+            let mark = self.watermark();
+            let now = Instant::now();
+            if mark >= seq || now >= deadline {
+                return Ok(mark);
+            }
+            guard = self
+                .progress
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Finds the receipt `(tenant, event_id)` through the index (the candidates it names are
+    /// read back from the log and compared, so a stale or tampered index cannot invent one).
+    /// Returns it (if any) and the watermark of the index snapshot that was searched: events
+    /// at or after that watermark were not searched.
+    pub(crate) fn find_event(
+        &self,
+        tenant: &str,
+        event_id: &str,
+    ) -> Result<(Option<KnownEvent>, u64)> {
+        let reader = self
+            .index
+            .reader()
+            .map_err(|e| index_error(self.index.path(), &e))?;
+        let floor = reader.watermark();
+        let candidates = reader
+            .event_seqs(tenant, event_id)
+            .map_err(|e| index_error(self.index.path(), &e))?;
+        for seq in candidates {
+            let record = self.reads.read(Seq(seq))?;
+            let Some((header, known)) = self.decode_known(Seq(seq), &record.payload)? else {
+                continue;
+            };
+            if header.tenant_id() == tenant && header.event_id() == event_id {
+                return Ok((Some(known), floor));
+            }
+        }
+        Ok((None, floor))
+    }
+
+    fn decode_known(
+        &self,
+        seq: Seq,
+        payload: &[u8],
+    ) -> Result<Option<(ReceiptHeader, KnownEvent)>> {
+        let Ok(entry) = entry::decode_entry(EntryKind::Receipt, payload) else {
+            return Ok(None);
+        };
+        let header = ReceiptHeader::decode(entry.header).map_err(|e| Error::Damaged {
+            seq,
+            detail: e.to_string(),
+        })?;
+        let known = KnownEvent {
+            position: ReceiptPosition {
+                seq,
+                epoch: Epoch(entry.chain.epoch),
+                chain_hash: entry::chain_hash(self.alg, seq, &entry.chain, &entry.content_digest),
+                logged_at_ns: entry.chain.logged_at_ns,
+            },
+            content_digest: entry.content_digest,
+        };
+        Ok(Some((header, known)))
+    }
+
+    /// The indexer thread: follows the durable end until `stop` is set, then indexes up to
+    /// the final durable end and commits durably.
+    pub(crate) fn run(&self, shared: &Shared, wake: &Receiver<()>, stop: &AtomicBool) {
+        let mut last_durable = Instant::now();
+        let mut lazy_pending = false;
+        let mut recent: VecDeque<(Instant, u64)> = VecDeque::new();
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            if !stopping
+                && wake.recv_timeout(INDEX_IDLE_POLL) == Err(RecvTimeoutError::Disconnected)
+            {
+                std::thread::sleep(INDEX_IDLE_POLL);
+            }
+            let to = Seq(shared.durable_end.load(Ordering::SeqCst));
+            let durable_due = stopping || last_durable.elapsed() >= INDEX_DURABLE_INTERVAL;
+            let outcome = if to > self.watermark() {
+                let mode = if durable_due {
+                    CommitMode::Durable
+                } else {
+                    CommitMode::Lazy
+                };
+                self.catch_up(to, mode).map(|()| mode)
+            } else if lazy_pending && durable_due {
+                self.persist().map(|()| CommitMode::Durable)
+            } else {
+                Ok(CommitMode::Lazy)
+            };
+            match outcome {
+                Ok(CommitMode::Durable) => {
+                    last_durable = Instant::now();
+                    lazy_pending = false;
+                }
+                Ok(_) => lazy_pending |= to > Seq(0) && !durable_due,
+                Err(err) => {
+                    self.stop_indexing(&err);
+                    return;
+                }
+            }
+            self.publish_forget_below(&mut recent);
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Makes earlier lazy commits durable (an empty durable commit).
+    fn persist(&self) -> Result<()> {
+        let mark = self.watermark().0;
+        self.index
+            .commit(IndexBatch::new(mark), CommitMode::Durable)
+            .map_err(|e| index_error(self.index.path(), &e))
+    }
+
+    /// Lets the writer forget events the index has covered for at least the grace period.
+    fn publish_forget_below(&self, recent: &mut VecDeque<(Instant, u64)>) {
+        let now = Instant::now();
+        let mark = self.watermark().0;
+        if recent.back().is_none_or(|&(_, last)| last < mark) {
+            recent.push_back((now, mark));
+        }
+        while let Some(&(at, mark)) = recent.front() {
+            if now.duration_since(at) < RECENT_EVENTS_GRACE {
+                break;
+            }
+            self.forget_below.fetch_max(mark, Ordering::SeqCst);
+            recent.pop_front();
+        }
+    }
+
+    fn stop_indexing(&self, err: &Error) {
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.to_string());
+        let _guard = self
+            .progress_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.progress.notify_all();
+    }
+}
+
+/// Reads `from..end` of the log into an index batch.
+fn read_batch<L: LogStorage>(
+    reads: &LogReads<L>,
+    path: &Path,
+    from: Seq,
+    end: Seq,
+) -> Result<IndexBatch> {
+    let mut batch = IndexBatch::new(from.0);
+    let reached = reads.scan(from, end, |record| {
+        if EntryKind::from_byte(record.kind.get()) != Some(EntryKind::Receipt) {
+            return Ok(());
+        }
+        let damaged = |detail: String| Error::Damaged {
+            seq: record.seq,
+            detail,
+        };
+        let entry = entry::decode_entry(EntryKind::Receipt, record.payload)
+            .map_err(|e| damaged(e.to_string()))?;
+        let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
+        batch
+            .push(&index_record(record.seq, entry.chain.logged_at_ns, &header))
+            .map_err(|e| index_error(path, &e))
+    })?;
+    if reached < end {
+        return Err(Error::Damaged {
+            seq: reached,
+            detail: format!("the log ends at {reached} but {end} entries are durable"),
+        });
+    }
+    batch.advance_to(end.0);
+    Ok(batch)
+}
+
+/// Deletes an unusable index file and creates an empty one.
+fn fresh_index(path: &Path, binding: &StoreBinding) -> Result<Index> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove unusable index", path, e)),
+    }
+    Index::open(path, binding, IndexOptions::default()).map_err(|e| index_error(path, &e))
+}
+
+impl<L: LogStorage> crate::writer::EventLookup for IndexKeeper<L> {
+    fn find_event(&self, tenant: &str, event_id: &str) -> Result<(Option<KnownEvent>, u64)> {
+        IndexKeeper::find_event(self, tenant, event_id)
+    }
+
+    fn forget_below(&self) -> u64 {
+        IndexKeeper::forget_below(self)
+    }
+}
+
+/// Removes scratch files a crash left behind.
+fn remove_scratch_files(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(SCRATCH_SUFFIX)
+        {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove scratch index", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The index fields of a stored receipt (what a query filter is matched against).
+#[must_use]
+pub fn index_record_of(receipt: &crate::StoredReceipt) -> IndexRecord<'_> {
+    index_record(
+        receipt.position.seq,
+        receipt.position.logged_at_ns,
+        &receipt.header,
+    )
+}

@@ -1,0 +1,672 @@
+//! Queries over the index, every answer re-checked against the log.
+//!
+//! The index only proposes candidates. Each one is read from the log, its bytes are checked
+//! against the digests its chain hash covers, its header is decoded and the filter is applied
+//! again to what the log says. A stale or tampered index can therefore never make a query
+//! return a receipt that does not match (nor another tenant's receipt through a tenant
+//! handle); such candidates are dropped. What an
+//! index cannot be stopped from doing is *omitting* a receipt: [`Db::check_index`] compares it
+//! with a rebuild from the log, and [`Completeness`] says which results can be proven complete
+//! without that.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use trailmix_index::{Dimension, Direction, IndexReader, Term};
+use trailmix_query::{
+    Aggregate, AggregateQuery, Completeness, CountRow, Cursor, Filter, IndexSource, Lineage, Query,
+    SeqIter, SourceError, TimeIter, TraceGraph, TraceNode,
+};
+
+use crate::db::{Db, StoredReceipt, decode_receipt};
+use crate::error::{Error, Result};
+use crate::indexer::index_record;
+use crate::log::LogStorage;
+use crate::wal::Seq;
+
+/// Most receipts [`Db::trace`] reads for one session.
+pub const TRACE_RECEIPTS_MAX: usize = 100_000;
+/// Most parent hops [`Db::lineage`] follows.
+pub const LINEAGE_HOPS_MAX: usize = 10_000;
+/// Longest a [`Freshness::Durable`] query waits for the index to catch up.
+pub const FRESHNESS_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How current a query's view of the log must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// What the index covers now (it trails the durable log by at most a moment under load:
+    /// the indexer commits after every group commit it sees). Fastest.
+    #[default]
+    Indexed,
+    /// Everything durable when the query starts: waits (up to [`FRESHNESS_WAIT_MAX`]) for
+    /// the index to cover it first.
+    Durable,
+}
+
+/// One page of a query's answer.
+#[derive(Debug, Clone)]
+pub struct QueryPage {
+    /// The matching receipts, in the query's order, each read and checked from the log.
+    pub receipts: Vec<StoredReceipt>,
+    /// Resume here for the next page (`None` when the answer is exhausted). Stays valid
+    /// while writes go on: later pages also see receipts appended since.
+    pub next_cursor: Option<String>,
+    /// The index covered every entry before this sequence number.
+    pub watermark: Seq,
+    /// What can be proven about this answer's completeness.
+    pub completeness: Completeness,
+    /// Candidates the index proposed that the re-check against the log rejected (not
+    /// returned). Plans over-approximate where the index is coarse (time ranges, a plain
+    /// sequence walk), so this is a cost figure, not an alarm: an index that disagrees with
+    /// the log is found by [`Db::check_index`].
+    pub candidates_rejected: u64,
+}
+
+/// A session's receipts and their parent links.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// The graph (roots, children, dangling parents, cycles, duplicate ids).
+    pub graph: TraceGraph,
+    /// The receipts, in sequence order.
+    pub receipts: Vec<StoredReceipt>,
+}
+
+/// The outcome of [`Db::check_index`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexCheck {
+    /// The watermark both indexes were compared at.
+    pub watermark: Seq,
+    /// Whether the live index equals the rebuild from the log.
+    pub matches: bool,
+}
+
+/// The index's state, for `inspect` and monitoring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStatus {
+    /// The index covers every entry before this.
+    pub watermark: Seq,
+    /// The log's durable end.
+    pub durable_end: Seq,
+    /// What opening did.
+    pub opening: crate::indexer::IndexOpening,
+}
+
+impl IndexStatus {
+    /// Durable entries the index does not cover yet.
+    #[must_use]
+    pub fn lag_entries(&self) -> u64 {
+        self.durable_end.0.saturating_sub(self.watermark.0)
+    }
+}
+
+/// [`IndexSource`] over a redb snapshot.
+pub(crate) struct Snapshot(pub(crate) IndexReader);
+
+fn source_error(err: trailmix_index::IndexError) -> SourceError {
+    SourceError::new(err)
+}
+
+impl IndexSource for Snapshot {
+    fn watermark(&self) -> u64 {
+        self.0.watermark()
+    }
+
+    fn postings(
+        &self,
+        term: &Term<'_>,
+        seqs: Range<u64>,
+        dir: Direction,
+    ) -> Result<SeqIter<'_>, SourceError> {
+        let walk = self.0.postings(term, seqs, dir).map_err(source_error)?;
+        Ok(Box::new(walk.map(|r| r.map_err(source_error))))
+    }
+
+    fn posting_count(&self, term: &Term<'_>) -> Result<u64, SourceError> {
+        self.0.posting_count(term).map_err(source_error)
+    }
+
+    fn event_seqs(&self, tenant: &str, event_id: &str) -> Result<Vec<u64>, SourceError> {
+        self.0.event_seqs(tenant, event_id).map_err(source_error)
+    }
+
+    fn seq_range_for_logged_at(&self, from_ns: u64, to_ns: u64) -> Result<Range<u64>, SourceError> {
+        self.0
+            .seq_range_for_logged_at(from_ns, to_ns)
+            .map_err(source_error)
+    }
+
+    fn event_time(
+        &self,
+        tenant: &str,
+        from_ns: i64,
+        to_ns: i64,
+        dir: Direction,
+    ) -> Result<TimeIter<'_>, SourceError> {
+        let walk = self
+            .0
+            .event_time(tenant, from_ns, to_ns, dir)
+            .map_err(source_error)?;
+        Ok(Box::new(walk.map(|r| r.map_err(source_error))))
+    }
+
+    fn tenants(&self) -> Result<Vec<(String, u64)>, SourceError> {
+        self.0.tenants().map_err(source_error)
+    }
+
+    fn counts(
+        &self,
+        tenant: Option<&str>,
+        dim: Dimension,
+        bucket_ns: u64,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<Vec<CountRow>, SourceError> {
+        // The index counts per hour; "one bucket for the whole range" (0) is summed here.
+        // Ranges are widened to whole hours: the planner only estimates with them, and
+        // `Db::aggregate` refuses ranges that are not whole hours.
+        let width = if bucket_ns == 0 {
+            HOUR_NS.cast_unsigned()
+        } else {
+            bucket_ns
+        };
+        let (from_ns, to_ns) = whole_hours(from_ns, to_ns);
+        let rows = self
+            .0
+            .counts(tenant, dim, width, from_ns, to_ns)
+            .map_err(source_error)?;
+        let mut out: Vec<CountRow> = rows
+            .into_iter()
+            .map(|r| CountRow {
+                bucket_start_ns: if bucket_ns == 0 {
+                    from_ns
+                } else {
+                    r.bucket_start_ns
+                },
+                tenant: r.tenant,
+                value: r.value,
+                count: r.count,
+            })
+            .collect();
+        if bucket_ns == 0 {
+            out.sort();
+            out.dedup_by(|later, kept| {
+                let same = later.tenant == kept.tenant && later.value == kept.value;
+                if same {
+                    kept.count += later.count;
+                }
+                same
+            });
+        }
+        Ok(out)
+    }
+}
+
+const HOUR_NS: i64 = trailmix_index::HOUR_NS;
+
+/// `[from, to)` widened to whole hours, within the representable range.
+fn whole_hours(from_ns: i64, to_ns: i64) -> (i64, i64) {
+    let lowest = (i64::MIN / HOUR_NS) * HOUR_NS;
+    let highest = (i64::MAX / HOUR_NS) * HOUR_NS;
+    let from = from_ns.max(lowest).div_euclid(HOUR_NS) * HOUR_NS;
+    let to = if to_ns >= highest {
+        highest
+    } else {
+        let floor = to_ns.div_euclid(HOUR_NS) * HOUR_NS;
+        if floor == to_ns {
+            floor
+        } else {
+            floor + HOUR_NS
+        }
+    };
+    (from, to.max(from))
+}
+
+fn query_error(err: impl std::fmt::Display) -> Error {
+    Error::Query(err.to_string())
+}
+
+impl<L: LogStorage> Db<L> {
+    fn snapshot(&self, freshness: Freshness) -> Result<Snapshot> {
+        let keeper = self.index_keeper();
+        keeper.check_running()?;
+        if freshness == Freshness::Durable {
+            keeper.wait_for(self.durable_end(), FRESHNESS_WAIT_MAX)?;
+        }
+        let reader = keeper.index().reader().map_err(|e| Error::Index {
+            path: keeper.index().path().to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        Ok(Snapshot(reader))
+    }
+
+    /// Runs `query` (see [`Query::parse`] for the text form) and returns one page.
+    ///
+    /// # Errors
+    /// [`Error::Query`] for a bad limit, range or cursor; [`Error::Index`] when the index is
+    /// unusable; [`Error::Damaged`] when a receipt the index names fails its digest check in
+    /// the log; [`Error::Wal`].
+    pub fn query(&self, query: &Query, freshness: Freshness) -> Result<QueryPage> {
+        query.validate().map_err(query_error)?;
+        let snapshot = self.snapshot(freshness)?;
+        let plan = trailmix_query::plan(query, &snapshot).map_err(query_error)?;
+        let mut page = QueryPage {
+            receipts: Vec::new(),
+            next_cursor: None,
+            watermark: Seq(snapshot.watermark()),
+            completeness: plan.completeness(),
+            candidates_rejected: 0,
+        };
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        for candidate in plan.candidates(&snapshot, query.cursor.as_ref()) {
+            let candidate = candidate.map_err(query_error)?;
+            let Some(receipt) = self.read_candidate(Seq(candidate.seq))? else {
+                continue;
+            };
+            let record = index_record(
+                receipt.position.seq,
+                receipt.position.logged_at_ns,
+                &receipt.header,
+            );
+            if !query.filter.matches(&record) {
+                page.candidates_rejected += 1;
+                continue;
+            }
+            page.next_cursor = Some(Cursor::after_record(query, &record).encode());
+            page.receipts.push(receipt);
+            if page.receipts.len() >= limit {
+                return Ok(page);
+            }
+        }
+        page.next_cursor = None;
+        Ok(page)
+    }
+
+    /// Parses the CLI filter syntax (`tenant=acme model=gpt-4o since=2026-01-01T00:00Z`) and
+    /// runs it.
+    ///
+    /// # Errors
+    /// [`Error::Query`] with the parser's message (byte offset, token, what was expected),
+    /// and those of [`Db::query`].
+    pub fn query_text(&self, text: &str, freshness: Freshness) -> Result<QueryPage> {
+        let query = Query::parse(text).map_err(query_error)?;
+        self.query(&query, freshness)
+    }
+
+    /// Reads a candidate; `None` for entries that are not receipts (checkpoints, seals).
+    fn read_candidate(&self, seq: Seq) -> Result<Option<StoredReceipt>> {
+        let record = self.reads().read(seq)?;
+        match decode_receipt(self.hash_algorithm(), &record) {
+            Ok(receipt) => Ok(Some(receipt)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The receipt `(tenant, event_id)`, if the store holds it.
+    ///
+    /// # Errors
+    /// As for [`Db::query`].
+    pub fn find_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredReceipt>> {
+        let (known, _) = self.index_keeper().find_event(tenant, event_id)?;
+        match known {
+            Some(known) => self.get(known.position.seq).map(Some),
+            None => self.find_unindexed(tenant, event_id),
+        }
+    }
+
+    /// Looks through the durable entries the index does not cover yet.
+    fn find_unindexed(&self, tenant: &str, event_id: &str) -> Result<Option<StoredReceipt>> {
+        let from = self.index_keeper().watermark();
+        let mut found = None;
+        self.reads().scan(from, self.durable_end(), |record| {
+            if found.is_none()
+                && let Ok(receipt) =
+                    decode_receipt(self.hash_algorithm(), &record.to_owned_record())
+                && receipt.header.tenant_id() == tenant
+                && receipt.header.event_id() == event_id
+            {
+                found = Some(receipt);
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Counts by tenant, model, kind or decision per time bucket of event time, from the
+    /// index alone (no receipt is decoded). The index keeps counts per hour, so `since` and
+    /// `until` must be whole hours (UTC).
+    ///
+    /// # Errors
+    /// [`Error::Query`] for a range that is empty or not whole hours, [`Error::Index`].
+    pub fn aggregate(&self, query: &AggregateQuery, freshness: Freshness) -> Result<Aggregate> {
+        for (name, bound) in [("since", query.since), ("until", query.until)] {
+            if bound.is_some_and(|ns| ns.rem_euclid(HOUR_NS) != 0) {
+                return Err(Error::Query(format!(
+                    "aggregate {name} must be a whole hour (counts are kept per hour of event \
+                     time), for example 2026-01-01T00:00Z"
+                )));
+            }
+        }
+        let snapshot = self.snapshot(freshness)?;
+        trailmix_query::aggregate(query, &snapshot).map_err(query_error)
+    }
+
+    /// All receipts of a session with their parent links, as a graph (cycles and dangling
+    /// parents reported).
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the session holds more than [`TRACE_RECEIPTS_MAX`] receipts, and
+    /// those of [`Db::query`].
+    pub fn trace(&self, tenant: &str, session_id: &str, freshness: Freshness) -> Result<Trace> {
+        let snapshot = self.snapshot(freshness)?;
+        let term = Term::Session(tenant, session_id);
+        let end = snapshot.watermark();
+        let mut receipts = Vec::new();
+        let walk = snapshot
+            .postings(&term, 0..end, Direction::Ascending)
+            .map_err(query_error)?;
+        for seq in walk {
+            let seq = seq.map_err(query_error)?;
+            if receipts.len() >= TRACE_RECEIPTS_MAX {
+                return Err(Error::Query(format!(
+                    "session {session_id} holds more than {TRACE_RECEIPTS_MAX} receipts"
+                )));
+            }
+            if let Some(receipt) = self.read_candidate(Seq(seq))?
+                && receipt.header.tenant_id() == tenant
+                && receipt.header.session_id() == Some(session_id)
+            {
+                receipts.push(receipt);
+            }
+        }
+        let graph = TraceGraph::build(receipts.iter().map(trace_node));
+        Ok(Trace { graph, receipts })
+    }
+
+    /// The chain of parents from `(tenant, event_id)` up to its root (or to a missing
+    /// parent, a cycle, or [`LINEAGE_HOPS_MAX`] hops).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the event is not in the store, and those of
+    /// [`Db::find_event`].
+    pub fn lineage(&self, tenant: &str, event_id: &str) -> Result<Lineage> {
+        let start = self
+            .find_event(tenant, event_id)?
+            .ok_or_else(|| Error::NotFound {
+                seq: Seq(u64::MAX),
+                detail: format!("tenant {tenant} has no event {event_id}"),
+            })?;
+        trailmix_query::lineage(
+            trace_node(&start),
+            |parent| {
+                self.find_event(tenant, parent)
+                    .map(|found| found.as_ref().map(trace_node))
+            },
+            LINEAGE_HOPS_MAX,
+        )
+    }
+
+    /// Compares the live index with one rebuilt from the log alone (up to the live index's
+    /// watermark), by content: a stale or tampered index that omits or adds postings shows
+    /// here. Costs a full read of the log and a scratch index file the size of the live one.
+    ///
+    /// # Errors
+    /// [`Error::Index`], [`Error::Damaged`], [`Error::Wal`].
+    pub fn check_index(&self) -> Result<IndexCheck> {
+        let snapshot = self.snapshot(Freshness::Indexed)?;
+        let keeper = self.index_keeper();
+        let live = snapshot.0.logical_digest().map_err(|e| Error::Index {
+            path: keeper.index().path().to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let watermark = Seq(snapshot.watermark());
+        let rebuilt = keeper.rebuild_digest(watermark)?;
+        Ok(IndexCheck {
+            watermark,
+            matches: live == rebuilt,
+        })
+    }
+
+    /// The index's watermark, lag and what opening did to it.
+    #[must_use]
+    pub fn index_status(&self) -> IndexStatus {
+        let keeper = self.index_keeper();
+        IndexStatus {
+            watermark: keeper.watermark(),
+            durable_end: self.durable_end(),
+            opening: keeper.opening().clone(),
+        }
+    }
+
+    /// A read handle that only ever sees `tenant`'s receipts.
+    #[must_use]
+    pub fn tenant(&self, tenant: &str) -> TenantView<'_, L> {
+        TenantView {
+            db: self,
+            tenant: tenant.to_owned(),
+        }
+    }
+}
+
+fn trace_node(receipt: &StoredReceipt) -> TraceNode {
+    TraceNode {
+        seq: receipt.position.seq.0,
+        event_id: receipt.header.event_id().to_owned(),
+        parent_id: receipt.header.parent_id().map(str::to_owned),
+    }
+}
+
+/// Reads scoped to one tenant: every query is forced to that tenant, and every receipt
+/// returned is checked (from the log) to belong to it.
+#[derive(Debug, Clone)]
+pub struct TenantView<'a, L: LogStorage> {
+    db: &'a Db<L>,
+    tenant: String,
+}
+
+impl<L: LogStorage> TenantView<'_, L> {
+    /// The tenant.
+    #[must_use]
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Runs `query` within the tenant.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the filter names another tenant; those of [`Db::query`].
+    pub fn query(&self, query: &Query, freshness: Freshness) -> Result<QueryPage> {
+        let scoped = self.scope(query)?;
+        let mut page = self.db.query(&scoped, freshness)?;
+        let before = page.receipts.len();
+        page.receipts
+            .retain(|r| r.header.tenant_id() == self.tenant);
+        page.candidates_rejected += (before - page.receipts.len()) as u64;
+        Ok(page)
+    }
+
+    /// Parses and runs a filter within the tenant.
+    ///
+    /// # Errors
+    /// As for [`TenantView::query`].
+    pub fn query_text(&self, text: &str, freshness: Freshness) -> Result<QueryPage> {
+        let query = Query::parse(text).map_err(query_error)?;
+        self.query(&query, freshness)
+    }
+
+    fn scope(&self, query: &Query) -> Result<Query> {
+        match &query.filter.tenant {
+            Some(other) if *other != self.tenant => Err(Error::Query(format!(
+                "this handle reads tenant {:?} only; the filter names tenant {other:?}",
+                self.tenant
+            ))),
+            _ => {
+                let mut scoped = query.clone();
+                scoped.filter.tenant = Some(self.tenant.clone());
+                Ok(scoped)
+            }
+        }
+    }
+
+    /// The tenant's receipt at `seq`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when `seq` holds no receipt of this tenant.
+    pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
+        let receipt = self.db.get(seq)?;
+        if receipt.header.tenant_id() == self.tenant {
+            Ok(receipt)
+        } else {
+            Err(Error::NotFound {
+                seq,
+                detail: format!("no receipt of tenant {:?} there", self.tenant),
+            })
+        }
+    }
+
+    /// The tenant's receipt with `event_id`.
+    ///
+    /// # Errors
+    /// As for [`Db::find_event`].
+    pub fn find_event(&self, event_id: &str) -> Result<Option<StoredReceipt>> {
+        self.db.find_event(&self.tenant, event_id)
+    }
+
+    /// A session of the tenant (see [`Db::trace`]).
+    ///
+    /// # Errors
+    /// As for [`Db::trace`].
+    pub fn trace(&self, session_id: &str, freshness: Freshness) -> Result<Trace> {
+        self.db.trace(&self.tenant, session_id, freshness)
+    }
+
+    /// Counts within the tenant (see [`Db::aggregate`]).
+    ///
+    /// # Errors
+    /// As for [`Db::aggregate`].
+    pub fn aggregate(&self, query: &AggregateQuery, freshness: Freshness) -> Result<Aggregate> {
+        let mut scoped = query.clone();
+        scoped.tenant = Some(self.tenant.clone());
+        self.db.aggregate(&scoped, freshness)
+    }
+
+    /// The filter that restricts to this tenant (a starting point for queries).
+    #[must_use]
+    pub fn filter(&self) -> Filter {
+        Filter {
+            tenant: Some(self.tenant.clone()),
+            ..Filter::default()
+        }
+    }
+}
+
+/// Most entries [`Follow`] reads from the log at a time (its whole buffer).
+pub const FOLLOW_CHUNK_ENTRIES: u64 = 256;
+/// How often [`Follow`] looks for new durable entries while it waits.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(10);
+
+/// Durable receipts from a position on, as they arrive (see [`Db::follow`]).
+///
+/// Pull-based: it reads at most [`FOLLOW_CHUNK_ENTRIES`] entries ahead, so a slow consumer
+/// slows the reading, never fills memory. It reads the log itself (not the index), so it sees
+/// each receipt as soon as it is durable.
+#[derive(Debug)]
+pub struct Follow<L: LogStorage> {
+    db: Db<L>,
+    next: Seq,
+    filter: Filter,
+    buffer: std::collections::VecDeque<StoredReceipt>,
+}
+
+impl<L: LogStorage> Db<L> {
+    /// Follows the log from `from` (inclusive; use a previous [`Follow::position`] to resume),
+    /// yielding the receipts that match `filter` (use `Filter::default()` for all).
+    #[must_use]
+    pub fn follow(&self, from: Seq, filter: Filter) -> Follow<L> {
+        Follow {
+            db: self.clone(),
+            next: from,
+            filter,
+            buffer: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl<L: LogStorage> Follow<L> {
+    /// Where to resume: the first sequence number not yet yielded or skipped.
+    #[must_use]
+    pub fn position(&self) -> Seq {
+        self.buffer.front().map_or(self.next, |r| r.position.seq)
+    }
+
+    /// The next matching receipt, waiting up to `timeout` for one to become durable.
+    /// `Ok(None)` on timeout, or when the store was closed and everything durable was read.
+    ///
+    /// # Errors
+    /// [`Error::Damaged`] when an entry fails its digest check, [`Error::Wal`].
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<StoredReceipt>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(receipt) = self.buffer.pop_front() {
+                return Ok(Some(receipt));
+            }
+            let end = self.db.durable_end();
+            if self.next < end {
+                self.fill(end)?;
+                continue;
+            }
+            if self.db.is_stopped() || std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(FOLLOW_POLL);
+        }
+    }
+
+    fn fill(&mut self, end: Seq) -> Result<()> {
+        let to = Seq(end.0.min(self.next.0 + FOLLOW_CHUNK_ENTRIES));
+        let alg = self.db.hash_algorithm();
+        let mut found = Vec::new();
+        let reached = self.db.reads().scan(self.next, to, |record| {
+            if crate::entry::EntryKind::from_byte(record.kind.get())
+                == Some(crate::entry::EntryKind::Receipt)
+            {
+                let receipt = decode_receipt(alg, &record.to_owned_record())?;
+                let fields = index_record(
+                    receipt.position.seq,
+                    receipt.position.logged_at_ns,
+                    &receipt.header,
+                );
+                if self.filter.matches(&fields) {
+                    found.push(receipt);
+                }
+            }
+            Ok(())
+        })?;
+        self.buffer.extend(found);
+        self.next = reached.max(self.next);
+        if reached < to {
+            return Err(Error::Damaged {
+                seq: reached,
+                detail: format!("the log ends at {reached} but {end} entries are durable"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<L: LogStorage> Iterator for Follow<L> {
+    type Item = Result<StoredReceipt>;
+
+    /// Blocks until the next matching receipt is durable; `None` once the store is closed
+    /// and drained.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_timeout(Duration::from_secs(1)) {
+                Ok(Some(receipt)) => return Some(Ok(receipt)),
+                Ok(None) if self.db.is_stopped() => return None,
+                Ok(None) => {}
+                Err(err) => return Some(Err(err)),
+            }
+        }
+    }
+}

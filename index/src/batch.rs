@@ -1,0 +1,253 @@
+//! [`IndexBatch`]: the index entries of a run of seqs, built without touching redb.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use crate::codec::{check_len, check_term, dim_code, i64_key, put_str, put_term};
+use crate::term::{Dimension, Term};
+use crate::{EVENT_ID_CONTEXT, EVENT_TIME_BUCKET_SHIFT, HOUR_NS, IndexError, IndexRecord};
+
+/// The index entries for the seqs `start..end`, grouped the way [`Index::commit`](crate::Index::commit)
+/// writes them (per term, per tenant time bucket, per count key), so that a commit writes a
+/// few keys per term instead of one per receipt per table.
+///
+/// A batch is owned and built without the index, so the engine can fill it on another thread.
+#[derive(Debug, Clone)]
+pub struct IndexBatch {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) receipts: usize,
+    pub(crate) last_logged_at: Option<u64>,
+    /// Term key → its seqs in this batch, ascending.
+    pub(crate) postings: HashMap<Vec<u8>, Vec<u64>>,
+    /// `event id hash (16) ‖ seq (u64 BE)` per receipt, unsorted.
+    pub(crate) event_ids: Vec<[u8; 24]>,
+    /// `(seq, logged_at)` per receipt, ascending.
+    pub(crate) logged_at: Vec<(u64, u64)>,
+    /// `str(tenant) ‖ bucket` → `(seq, event time)` in seq order.
+    pub(crate) event_times: HashMap<Vec<u8>, Vec<(u64, i64)>>,
+    /// Count key (`str(tenant) ‖ dim ‖ hour ‖ str(value)`) → receipts.
+    pub(crate) counts: HashMap<Vec<u8>, u64>,
+    /// Value key (`str(tenant) ‖ dim ‖ str(value)`) → receipts.
+    pub(crate) values: HashMap<Vec<u8>, u64>,
+    /// Tenant → receipts.
+    pub(crate) tenants: HashMap<String, u64>,
+    scratch: Vec<u8>,
+}
+
+impl IndexBatch {
+    /// An empty batch starting at `start` (which must equal the index watermark at commit).
+    #[must_use]
+    pub fn new(start: u64) -> IndexBatch {
+        IndexBatch {
+            start,
+            end: start,
+            receipts: 0,
+            last_logged_at: None,
+            postings: HashMap::new(),
+            event_ids: Vec::new(),
+            logged_at: Vec::new(),
+            event_times: HashMap::new(),
+            counts: HashMap::new(),
+            values: HashMap::new(),
+            tenants: HashMap::new(),
+            scratch: Vec::with_capacity(128),
+        }
+    }
+
+    /// Adds one receipt. Its seq must be at least [`end`](Self::end) and its `logged_at` at
+    /// least the previous record's; strings must fit [`MAX_FIELD_BYTES`](crate::MAX_FIELD_BYTES).
+    /// Sets `end` to `seq + 1`.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::SeqNotIncreasing`], [`IndexError::LoggedAtDecreasing`],
+    /// [`IndexError::FieldTooLong`]; the batch is unchanged.
+    pub fn push(&mut self, record: &IndexRecord<'_>) -> Result<(), IndexError> {
+        let model = model_value(record);
+        self.check(record, &model)?;
+        let seq = record.seq;
+        for_each_term(record, |term| {
+            self.scratch.clear();
+            put_term(&mut self.scratch, &term);
+            match self.postings.get_mut(self.scratch.as_slice()) {
+                Some(seqs) => seqs.push(seq),
+                None => {
+                    self.postings.insert(self.scratch.clone(), vec![seq]);
+                }
+            }
+        });
+        self.event_ids
+            .push(event_id_key(record.tenant, record.event_id, seq));
+        self.logged_at.push((seq, record.logged_at_ns));
+        self.add_event_time(record);
+        self.add_counts(record, &model);
+        *self.tenants.entry(record.tenant.to_owned()).or_insert(0) += 1;
+        self.receipts += 1;
+        self.last_logged_at = Some(record.logged_at_ns);
+        self.end = seq + 1;
+        Ok(())
+    }
+
+    /// Covers the seqs up to `end` (exclusive) that hold no receipt (checkpoints, seals).
+    /// Never moves backwards: an `end` below [`end`](Self::end) changes nothing.
+    pub fn advance_to(&mut self, end: u64) {
+        self.end = self.end.max(end);
+    }
+
+    /// The first seq the batch covers.
+    #[must_use]
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// One past the last seq the batch covers (the watermark after its commit).
+    #[must_use]
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Number of receipts pushed.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.receipts
+    }
+
+    /// Whether no receipt was pushed (the batch may still cover seqs).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.receipts == 0
+    }
+
+    /// Every check of [`push`](Self::push), before anything changes.
+    fn check(&self, r: &IndexRecord<'_>, model: &str) -> Result<(), IndexError> {
+        if r.seq < self.end || r.seq == u64::MAX {
+            return Err(IndexError::SeqNotIncreasing {
+                seq: r.seq,
+                end: self.end,
+            });
+        }
+        if let Some(previous_ns) = self.last_logged_at.filter(|p| r.logged_at_ns < *p) {
+            return Err(IndexError::LoggedAtDecreasing {
+                seq: r.seq,
+                logged_at_ns: r.logged_at_ns,
+                previous_ns,
+            });
+        }
+        let mut result = Ok(());
+        for_each_term(r, |term| {
+            if result.is_ok() {
+                result = check_term(&term, Some(r.seq));
+            }
+        });
+        result?;
+        check_len(model, "model name@version", Some(r.seq))?;
+        check_len(r.decision.unwrap_or(""), "decision", Some(r.seq))
+    }
+
+    fn add_event_time(&mut self, r: &IndexRecord<'_>) {
+        self.scratch.clear();
+        put_str(&mut self.scratch, r.tenant);
+        self.scratch
+            .extend_from_slice(&i64_key(r.event_time_ns >> EVENT_TIME_BUCKET_SHIFT));
+        let pair = (r.seq, r.event_time_ns);
+        match self.event_times.get_mut(self.scratch.as_slice()) {
+            Some(pairs) => pairs.push(pair),
+            None => {
+                self.event_times.insert(self.scratch.clone(), vec![pair]);
+            }
+        }
+    }
+
+    fn add_counts(&mut self, r: &IndexRecord<'_>, model: &str) {
+        let hour = i64_key(r.event_time_ns.div_euclid(HOUR_NS));
+        let dims = [
+            (Dimension::Tenant, r.tenant),
+            (Dimension::Model, model),
+            (Dimension::Kind, r.kind),
+            (Dimension::Decision, r.decision.unwrap_or("")),
+        ];
+        for (dim, value) in dims {
+            self.scratch.clear();
+            put_str(&mut self.scratch, r.tenant);
+            self.scratch.push(dim_code(dim));
+            let prefix = self.scratch.len();
+            put_str(&mut self.scratch, value);
+            bump(&mut self.values, &self.scratch);
+            self.scratch.truncate(prefix);
+            self.scratch.extend_from_slice(&hour);
+            put_str(&mut self.scratch, value);
+            bump(&mut self.counts, &self.scratch);
+        }
+    }
+}
+
+/// Adds one to the count under `key`, allocating the key only when it is new.
+fn bump(map: &mut HashMap<Vec<u8>, u64>, key: &[u8]) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_vec(), 1);
+        }
+    }
+}
+
+/// The value a record counts under in [`Dimension::Model`]: `name`, `name@version`, or "".
+pub(crate) fn model_value(r: &IndexRecord<'_>) -> String {
+    match (r.model_name, r.model_version) {
+        (Some(n), Some(v)) => format!("{n}@{v}"),
+        (Some(n), None) => n.to_owned(),
+        (None, _) => String::new(),
+    }
+}
+
+/// Calls `f` with every term a record is indexed under.
+pub(crate) fn for_each_term<'a>(r: &IndexRecord<'a>, mut f: impl FnMut(Term<'a>)) {
+    let t = r.tenant;
+    f(Term::Tenant(t));
+    if let Some(name) = r.model_name {
+        f(Term::ModelName(t, name));
+        if let Some(version) = r.model_version {
+            f(Term::ModelVersion(t, name, version));
+        }
+    }
+    f(Term::Kind(t, r.kind));
+    if let Some(d) = r.decision {
+        f(Term::Decision(t, d));
+    }
+    if let Some(s) = r.session_id {
+        f(Term::Session(t, s));
+    }
+    if let Some(s) = r.subject_id {
+        f(Term::Subject(t, s));
+    }
+    f(Term::App(t, r.app_id));
+    for (k, v) in r.labels {
+        f(Term::Label(t, k, v));
+    }
+}
+
+/// The 16-byte event-id hash: BLAKE3 `derive_key(EVENT_ID_CONTEXT)` over
+/// `str(tenant) ‖ str(event_id)` with `u64` little-endian lengths (so no pair of strings
+/// collides by concatenation), truncated.
+pub(crate) fn event_id_hash(tenant: &str, event_id: &str) -> [u8; 16] {
+    // Cloning a hasher that has already absorbed the context saves one compression per id.
+    static START: LazyLock<blake3::Hasher> =
+        LazyLock::new(|| blake3::Hasher::new_derive_key(EVENT_ID_CONTEXT));
+    let mut h = START.clone();
+    h.update(&(tenant.len() as u64).to_le_bytes());
+    h.update(tenant.as_bytes());
+    h.update(&(event_id.len() as u64).to_le_bytes());
+    h.update(event_id.as_bytes());
+    let mut out = [0u8; 16];
+    h.finalize_xof().fill(&mut out);
+    out
+}
+
+/// The event-id table key of a receipt: hash ‖ seq (big-endian).
+fn event_id_key(tenant: &str, event_id: &str, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(&event_id_hash(tenant, event_id));
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}

@@ -1,0 +1,279 @@
+//! [`Index`]: one redb file holding every index table, opened for one store.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, TableDefinition};
+
+use crate::codec::hex;
+use crate::tables::{
+    self, META, META_FORMAT, META_HASH_ALGORITHM, META_STORE_ID, META_WATERMARK, get_u64_le,
+};
+use crate::{
+    DEFAULT_CACHE_BYTES, DEFAULT_CHUNK_TARGET_BYTES, FORMAT_VERSION, IndexBatch, IndexError,
+    IndexReader, MAX_CHUNK_TARGET_BYTES, MIN_CHUNK_TARGET_BYTES,
+};
+
+/// Which store an index belongs to. Recorded when the index is created and checked on every
+/// open, so an index copied next to another store is never trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreBinding {
+    /// The store's id (`wal.meta` bytes 16..32).
+    pub store_id: [u8; 16],
+    /// The store's hash algorithm name (for example `"blake3"`).
+    pub hash_algorithm: String,
+}
+
+/// How a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// redb `Durability::None`: visible to readers at once, written to disk but not synced.
+    /// After a crash the index opens at the last `Durable` commit (the engine catches up from
+    /// the log). A clean close (dropping the [`Index`]) makes lazy commits durable.
+    #[default]
+    Lazy,
+    /// redb `Durability::Immediate`: synced before `commit` returns; also makes every earlier
+    /// lazy commit durable.
+    Durable,
+}
+
+/// Options for [`Index::open`]. `Default` gives the documented defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexOptions {
+    chunk_target_bytes: usize,
+    cache_bytes: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            chunk_target_bytes: DEFAULT_CHUNK_TARGET_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+impl IndexOptions {
+    /// Default options.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Size a chunk (posting list, logged-at or event-time run) grows to before a new one is
+    /// started; default [`DEFAULT_CHUNK_TARGET_BYTES`]. Clamped to
+    /// [`MIN_CHUNK_TARGET_BYTES`]..=[`MAX_CHUNK_TARGET_BYTES`]. Larger chunks mean fewer keys
+    /// and more bytes rewritten per commit. Only affects how content is split, never what it
+    /// is: indexes written with different targets read the same and have the same
+    /// [`logical_digest`](IndexReader::logical_digest).
+    #[must_use]
+    pub fn chunk_target_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_target_bytes = bytes.clamp(MIN_CHUNK_TARGET_BYTES, MAX_CHUNK_TARGET_BYTES);
+        self
+    }
+
+    /// redb's page cache; default [`DEFAULT_CACHE_BYTES`].
+    #[must_use]
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// The chunk target in effect.
+    #[must_use]
+    pub fn chunk_target(&self) -> usize {
+        self.chunk_target_bytes
+    }
+}
+
+/// The secondary index of one store: a redb file derived from the log.
+///
+/// `Send + Sync`: readers take snapshots concurrently with commits; commits serialise on
+/// redb's single write transaction.
+#[derive(Debug)]
+pub struct Index {
+    pub(crate) db: Database,
+    pub(crate) path: PathBuf,
+    pub(crate) chunk_target: usize,
+}
+
+impl Index {
+    /// Opens the index file at `path`, creating it (bound to `binding`) if it is missing or
+    /// empty.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::ForeignIndex`] if the file belongs to another store or hash algorithm or
+    /// is not an index, [`IndexError::UnsupportedFormat`] for another format version,
+    /// [`IndexError::Redb`] if redb cannot open it (including when it is already open).
+    pub fn open(
+        path: &Path,
+        binding: &StoreBinding,
+        options: IndexOptions,
+    ) -> Result<Index, IndexError> {
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(path)
+            .map_err(|e| IndexError::redb("open", path, e))?;
+        let index = Index {
+            db,
+            path: path.to_path_buf(),
+            chunk_target: options.chunk_target_bytes,
+        };
+        if index.is_fresh()? {
+            index.initialise(binding)?;
+        } else {
+            index.check_binding(binding)?;
+        }
+        Ok(index)
+    }
+
+    /// The next seq the index does not cover (0 for a fresh index).
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Redb`] or [`IndexError::Corrupt`].
+    pub fn watermark(&self) -> Result<u64, IndexError> {
+        Ok(self.reader()?.watermark())
+    }
+
+    /// Writes `batch` in one redb transaction together with the new watermark
+    /// (`batch.end()`), so a crash leaves the index at some earlier watermark, never between.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::WatermarkMismatch`] if `batch.start()` is not the watermark,
+    /// [`IndexError::LoggedAtDecreasing`] if its first `logged_at` is below the index's last,
+    /// [`IndexError::Corrupt`] or [`IndexError::Redb`]. On error nothing changes.
+    pub fn commit(&self, batch: IndexBatch, mode: CommitMode) -> Result<(), IndexError> {
+        crate::write::commit(self, batch, mode)
+    }
+
+    /// A consistent snapshot of the index.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Redb`] or [`IndexError::Corrupt`].
+    pub fn reader(&self) -> Result<IndexReader, IndexError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.err("begin read", e))?;
+        IndexReader::new(&txn, self.path.clone())
+    }
+
+    /// The index file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn err(&self, op: &str, e: impl Into<redb::Error>) -> IndexError {
+        IndexError::redb(op, &self.path, e)
+    }
+
+    /// Whether the file holds no table at all (just created, or a crash before the first
+    /// commit): such a file is initialised rather than refused.
+    fn is_fresh(&self) -> Result<bool, IndexError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.err("begin read", e))?;
+        let mut tables = txn.list_tables().map_err(|e| self.err("list tables", e))?;
+        let no_multimaps = txn
+            .list_multimap_tables()
+            .map_err(|e| self.err("list tables", e))?
+            .next()
+            .is_none();
+        Ok(tables.next().is_none() && no_multimaps)
+    }
+
+    /// Creates every table and the meta entries, durably.
+    fn initialise(&self, binding: &StoreBinding) -> Result<(), IndexError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.err("begin write", e))?;
+        {
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| self.err("create table meta", e))?;
+            let entries: [(&str, &[u8]); 4] = [
+                (META_FORMAT, &FORMAT_VERSION.to_le_bytes()),
+                (META_STORE_ID, &binding.store_id),
+                (META_HASH_ALGORITHM, binding.hash_algorithm.as_bytes()),
+                (META_WATERMARK, &0u64.to_le_bytes()),
+            ];
+            for (k, v) in entries {
+                meta.insert(k, v).map_err(|e| self.err("write meta", e))?;
+            }
+            for name in tables::NAMES {
+                let op = format!("create table {name}");
+                if name == "tenants" {
+                    txn.open_table(tables::TENANTS)
+                        .map_err(|e| self.err(&op, e))?;
+                } else {
+                    let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);
+                    txn.open_table(def).map_err(|e| self.err(&op, e))?;
+                }
+            }
+        }
+        txn.commit().map_err(|e| self.err("commit", e))
+    }
+
+    /// Refuses an index of another format, store or hash algorithm.
+    fn check_binding(&self, binding: &StoreBinding) -> Result<(), IndexError> {
+        let foreign = |detail: String| IndexError::ForeignIndex {
+            path: self.path.clone(),
+            detail,
+        };
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.err("begin read", e))?;
+        let meta = match txn.open_table(META) {
+            Ok(m) => m,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(foreign("it has tables but no meta table".into()));
+            }
+            Err(e) => return Err(self.err("open table meta", e)),
+        };
+        let get = |key: &str| -> Result<Option<Vec<u8>>, IndexError> {
+            let v = meta.get(key).map_err(|e| self.err("read meta", e))?;
+            Ok(v.map(|g| g.value().to_vec()))
+        };
+        let format =
+            get(META_FORMAT)?.ok_or_else(|| foreign("meta has no format_version".into()))?;
+        let found = <[u8; 4]>::try_from(format.as_slice())
+            .map(u32::from_le_bytes)
+            .map_err(|_| {
+                IndexError::corrupt(&self.path, "meta", "format_version is not 4 bytes")
+            })?;
+        if found != FORMAT_VERSION {
+            return Err(IndexError::UnsupportedFormat {
+                path: self.path.clone(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let store_id = get(META_STORE_ID)?.unwrap_or_default();
+        if store_id != binding.store_id {
+            return Err(foreign(format!(
+                "store id {} (expected {})",
+                hex(&store_id),
+                hex(&binding.store_id)
+            )));
+        }
+        let alg = get(META_HASH_ALGORITHM)?.unwrap_or_default();
+        if alg != binding.hash_algorithm.as_bytes() {
+            return Err(foreign(format!(
+                "hash algorithm {:?} (expected {:?})",
+                String::from_utf8_lossy(&alg),
+                binding.hash_algorithm
+            )));
+        }
+        let watermark = get(META_WATERMARK)?.unwrap_or_default();
+        get_u64_le(&watermark)
+            .ok_or_else(|| IndexError::corrupt(&self.path, "meta", "watermark is not 8 bytes"))?;
+        Ok(())
+    }
+}
