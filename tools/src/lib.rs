@@ -25,6 +25,7 @@ pub mod demo;
 pub mod inspect;
 pub mod proofs;
 pub mod scan;
+pub mod search;
 pub mod verify;
 
 /// How the process ends; the numbers are part of the tool's interface.

@@ -141,6 +141,38 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Find receipts through the index: `query DIR tenant=acme model=gpt-4o decision=deny`.
+    ///
+    /// Filter keys: tenant, model (name or name@version), kind, decision, session, event,
+    /// app, subject, label.KEY, since/until (event time: RFC 3339, a date, or nanoseconds),
+    /// logged_since/logged_until, order (seq, -seq, time, -time), limit, cursor. Every
+    /// receipt shown is read back from the log and checked. Takes the writer lock.
+    #[command(after_help = EXIT_CODES)]
+    Query {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// The filter, as key=value words.
+        filter: Vec<String>,
+        /// Print one JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a session's receipts as a tree of parent links (dangling parents and cycles
+    /// reported). Takes the writer lock.
+    #[command(after_help = EXIT_CODES)]
+    Trace {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The session id.
+        #[arg(long)]
+        session: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an inclusion proof offline with only the public key, and show what it proves.
     #[command(name = "verify-proof", after_help = EXIT_CODES)]
     VerifyProof {
@@ -331,6 +363,15 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             };
             prove(&dir, &target, output.as_deref())
         }
+        Command::Query { dir, filter, json } => {
+            trailmix_tools::search::query(&dir, &filter, json).map(|()| Verdict::Ok)
+        }
+        Command::Trace {
+            dir,
+            tenant,
+            session,
+            json,
+        } => trailmix_tools::search::trace(&dir, &tenant, &session, json).map(|()| Verdict::Ok),
         Command::VerifyProof {
             bundle,
             public_key,

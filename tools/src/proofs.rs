@@ -21,7 +21,7 @@ use trailmix_db::wal::Seq;
 use crate::scan::{self, NoteEntry};
 use crate::{Paint, ToolError, ToolResult, base64, hex, human_count, paint, read_text};
 
-fn open_db(data_dir: &Path) -> ToolResult<Db> {
+pub(crate) fn open_db(data_dir: &Path) -> ToolResult<Db> {
     if !crate::wal_dir(data_dir).is_dir() {
         // `Db::open` would create a store; commands that read one must not.
         return Err(ToolError::wal(
@@ -34,7 +34,7 @@ fn open_db(data_dir: &Path) -> ToolResult<Db> {
     Db::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))
 }
 
-fn close_db(data_dir: &Path, db: Db) -> ToolResult<()> {
+pub(crate) fn close_db(data_dir: &Path, db: Db) -> ToolResult<()> {
     db.close()
         .map(drop)
         .map_err(|e| ToolError::store(data_dir, &e))
