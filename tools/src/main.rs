@@ -147,6 +147,7 @@ enum Command {
     /// app, subject, label.KEY, since/until (event time: RFC 3339, a date, or nanoseconds),
     /// logged_since/logged_until, order (seq, -seq, time, -time), limit, cursor. Every
     /// receipt shown is read back from the log and checked. Takes the writer lock.
+    #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
     #[command(after_help = EXIT_CODES)]
     Query {
         /// Data directory of the store.
