@@ -170,13 +170,7 @@ impl<L: LogStorage> Db<L> {
         let alg = wal.hash_algorithm();
         let reads = Arc::new(LogReads::open(&log)?);
         let seen = Arc::new(SeenEvents::new());
-        let state = replay(
-            &log,
-            alg,
-            ReplayMode::Open,
-            Some(&reads),
-            Some(Arc::clone(&seen)),
-        )?;
+        let state = replay(&reads, alg, Arc::clone(&seen))?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
@@ -412,7 +406,7 @@ impl<L: LogStorage> Db<L> {
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
         let record = self.inner.reads.read(seq)?;
-        decode_receipt(self.inner.alg, &record)
+        decode_receipt(self.inner.alg, seq, record.kind.get(), &record.payload).map(|(r, _)| r)
     }
 
     /// An inclusion proof of the entry at `seq` against a signed checkpoint: its epoch's seal
@@ -597,27 +591,27 @@ fn entry_bytes_max(options: &DbOptions) -> u64 {
     ENTRY_BYTES_MAX.min(options.segment_bytes.saturating_sub(8192))
 }
 
-/// Replays the store's log from the start.
-pub(crate) fn replay<L: LogStorage>(
-    log: &L,
+/// Replays the store's log from the start for opening: through the shared reader (which
+/// keeps its frame positions for later reads), adding every event id to `seen`.
+fn replay<L: LogStorage>(
+    reads: &LogReads<L>,
     alg: HashAlgorithm,
-    mode: ReplayMode,
-    positions: Option<&LogReads<L>>,
-    seen: Option<Arc<SeenEvents>>,
+    seen: Arc<SeenEvents>,
 ) -> Result<ChainState> {
-    let reader = log.open_reader()?;
     let mut state = ChainState::new(alg);
-    state.seen = seen;
+    state.seen = Some(seen);
     let mut damage = None;
-    reader.scan(Seq(0), |record| {
-        if let Some(reads) = positions {
-            reads.note(record.seq, record.position);
-        }
-        match state.apply(record.seq, record.kind.get(), record.payload, mode) {
-            Ok(_) => std::ops::ControlFlow::Continue(()),
+    reads.scan(Seq(0), Seq(u64::MAX), |record| {
+        match state.apply(
+            record.seq,
+            record.kind.get(),
+            record.payload,
+            ReplayMode::Open,
+        ) {
+            Ok(_) => Ok(std::ops::ControlFlow::Continue(())),
             Err(found) => {
                 damage = Some(found);
-                std::ops::ControlFlow::Break(())
+                Ok(std::ops::ControlFlow::Break(()))
             }
         }
     })?;
@@ -665,14 +659,17 @@ fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result
     }
 }
 
-/// Decodes a receipt record and checks that its bytes still match the digests the chain
-/// covers (a payload or header changed on disk fails here, not only in `verify`).
+/// Decodes the receipt entry `seq` (WAL kind byte `kind`, bytes `payload`) and checks that
+/// its bytes still match the digests the chain covers (a payload or header changed on disk
+/// fails here, not only in `verify`). Returns it with its content digest (what idempotency
+/// compares).
 pub(crate) fn decode_receipt(
     alg: HashAlgorithm,
-    record: &crate::wal::Record,
-) -> Result<StoredReceipt> {
-    let seq = record.seq;
-    let kind = EntryKind::from_byte(record.kind.get());
+    seq: Seq,
+    kind: u8,
+    payload: &[u8],
+) -> Result<(StoredReceipt, crate::merkle::Digest)> {
+    let kind = EntryKind::from_byte(kind);
     if kind != Some(EntryKind::Receipt) {
         return Err(Error::NotFound {
             seq,
@@ -683,8 +680,8 @@ pub(crate) fn decode_receipt(
         });
     }
     let damaged = |detail: String| Error::Damaged { seq, detail };
-    let entry = entry::decode_entry(EntryKind::Receipt, &record.payload)
-        .map_err(|e| damaged(e.to_string()))?;
+    let entry =
+        entry::decode_entry(EntryKind::Receipt, payload).map_err(|e| damaged(e.to_string()))?;
     if entry::payload_digest(alg, entry.payload) != entry.payload_digest
         || entry::content_digest(alg, EntryKind::Receipt, entry.header, &entry.payload_digest)
             != entry.content_digest
@@ -701,9 +698,10 @@ pub(crate) fn decode_receipt(
         chain_hash,
         logged_at_ns: entry.chain.logged_at_ns,
     };
-    Ok(StoredReceipt {
+    let receipt = StoredReceipt {
         position,
         header,
         payload: entry.payload.to_vec(),
-    })
+    };
+    Ok((receipt, entry.content_digest))
 }

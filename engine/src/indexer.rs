@@ -14,6 +14,7 @@
 //! open rebuilds or catches up.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -22,10 +23,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use trailmix_index::{CommitMode, Index, IndexBatch, IndexOptions, IndexRecord, StoreBinding};
 
+use crate::db::{StoredReceipt, decode_receipt};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
 use crate::log::LogStorage;
-use crate::position::{Epoch, ReceiptPosition};
+use crate::merkle::Digest;
 use crate::reads::LogReads;
 use crate::receipt::ReceiptHeader;
 use crate::replay::KnownEvent;
@@ -126,23 +128,7 @@ impl<L: LogStorage> IndexKeeper<L> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         remove_scratch_files(&dir)?;
         let path = dir.join(INDEX_FILE);
-        let existed = path.exists();
-        let (index, rebuilt) = match Index::open(&path, binding, IndexOptions::default()) {
-            Ok(index) => match index.watermark() {
-                Ok(mark) if mark <= log_end.0 => (index, None),
-                Ok(mark) => {
-                    drop(index);
-                    let why = format!("its watermark {mark} is past the log's end {log_end}");
-                    (fresh_index(&path, binding)?, Some(why))
-                }
-                Err(err) => {
-                    drop(index);
-                    (fresh_index(&path, binding)?, Some(err.to_string()))
-                }
-            },
-            Err(err) if existed => (fresh_index(&path, binding)?, Some(err.to_string())),
-            Err(err) => return Err(index_error(&path, &err)),
-        };
+        let (index, rebuilt) = open_usable(&path, binding, log_end)?;
         let start = index.watermark().map_err(|e| index_error(&path, &e))?;
         let mut keeper = IndexKeeper {
             index,
@@ -157,12 +143,7 @@ impl<L: LogStorage> IndexKeeper<L> {
             binding: binding.clone(),
         };
         keeper.catch_up(log_end, CommitMode::Durable)?;
-        let reason = match rebuilt {
-            Some(why) => Some(why),
-            None if !existed => Some("there was no index".to_owned()),
-            None => None,
-        };
-        keeper.opening = match reason {
+        keeper.opening = match rebuilt {
             Some(reason) => IndexOpening::Rebuilt { reason },
             None => IndexOpening::CaughtUp {
                 entries: log_end.0 - start,
@@ -280,14 +261,14 @@ impl<L: LogStorage> IndexKeeper<L> {
     }
 
     /// Finds the receipt `(tenant, event_id)` through the index (the candidates it names are
-    /// read back from the log and compared, so a stale or tampered index cannot invent one).
-    /// Returns it (if any) and the watermark of the index snapshot that was searched: events
-    /// at or after that watermark were not searched.
-    pub(crate) fn find_event(
+    /// read back from the log, digest-checked and compared, so a stale or tampered index
+    /// cannot invent one). Returns it with its content digest (if any) and the watermark of
+    /// the index snapshot searched: events at or after that watermark were not searched.
+    pub(crate) fn find_receipt(
         &self,
         tenant: &str,
         event_id: &str,
-    ) -> Result<(Option<KnownEvent>, u64)> {
+    ) -> Result<(Option<(StoredReceipt, Digest)>, u64)> {
         let reader = self
             .index
             .reader()
@@ -296,40 +277,19 @@ impl<L: LogStorage> IndexKeeper<L> {
         let candidates = reader
             .event_seqs(tenant, event_id)
             .map_err(|e| index_error(self.index.path(), &e))?;
-        for seq in candidates {
-            let record = self.reads.read(Seq(seq))?;
-            let Some((header, known)) = self.decode_known(Seq(seq), &record.payload)? else {
-                continue;
+        for seq in candidates.into_iter().map(Seq) {
+            let record = self.reads.read(seq)?;
+            let found = match decode_receipt(self.alg, seq, record.kind.get(), &record.payload) {
+                Ok(found) => found,
+                // Not a receipt: a stale or tampered index (or a hash collision) named it.
+                Err(Error::NotFound { .. }) => continue,
+                Err(other) => return Err(other),
             };
-            if header.tenant_id() == tenant && header.event_id() == event_id {
-                return Ok((Some(known), floor));
+            if found.0.header.tenant_id() == tenant && found.0.header.event_id() == event_id {
+                return Ok((Some(found), floor));
             }
         }
         Ok((None, floor))
-    }
-
-    fn decode_known(
-        &self,
-        seq: Seq,
-        payload: &[u8],
-    ) -> Result<Option<(ReceiptHeader, KnownEvent)>> {
-        let Ok(entry) = entry::decode_entry(EntryKind::Receipt, payload) else {
-            return Ok(None);
-        };
-        let header = ReceiptHeader::decode(entry.header).map_err(|e| Error::Damaged {
-            seq,
-            detail: e.to_string(),
-        })?;
-        let known = KnownEvent {
-            position: ReceiptPosition {
-                seq,
-                epoch: Epoch(entry.chain.epoch),
-                chain_hash: entry::chain_hash(self.alg, seq, &entry.chain, &entry.content_digest),
-                logged_at_ns: entry.chain.logged_at_ns,
-            },
-            content_digest: entry.content_digest,
-        };
-        Ok(Some((header, known)))
     }
 
     /// The indexer thread: follows the durable end until `stop` is set, then indexes up to
@@ -347,24 +307,26 @@ impl<L: LogStorage> IndexKeeper<L> {
             }
             let to = Seq(shared.durable_end.load(Ordering::SeqCst));
             let durable_due = stopping || last_durable.elapsed() >= INDEX_DURABLE_INTERVAL;
-            let outcome = if to > self.watermark() {
+            // The commit made this round, if any.
+            let committed = if to > self.watermark() {
                 let mode = if durable_due {
                     CommitMode::Durable
                 } else {
                     CommitMode::Lazy
                 };
-                self.catch_up(to, mode).map(|()| mode)
+                self.catch_up(to, mode).map(|()| Some(mode))
             } else if lazy_pending && durable_due {
-                self.persist().map(|()| CommitMode::Durable)
+                self.persist().map(|()| Some(CommitMode::Durable))
             } else {
-                Ok(CommitMode::Lazy)
+                Ok(None)
             };
-            match outcome {
-                Ok(CommitMode::Durable) => {
+            match committed {
+                Ok(Some(CommitMode::Durable)) => {
                     last_durable = Instant::now();
                     lazy_pending = false;
                 }
-                Ok(_) => lazy_pending |= to > Seq(0) && !durable_due,
+                Ok(Some(_)) => lazy_pending = true,
+                Ok(None) => {}
                 Err(err) => {
                     self.stop_indexing(&err);
                     return;
@@ -421,7 +383,7 @@ fn read_batch<L: LogStorage>(
     let mut batch = IndexBatch::new(from.0);
     let reached = reads.scan(from, end, |record| {
         if EntryKind::from_byte(record.kind.get()) != Some(EntryKind::Receipt) {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         }
         let damaged = |detail: String| Error::Damaged {
             seq: record.seq,
@@ -432,7 +394,8 @@ fn read_batch<L: LogStorage>(
         let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
         batch
             .push(&index_record(record.seq, entry.chain.logged_at_ns, &header))
-            .map_err(|e| index_error(path, &e))
+            .map_err(|e| index_error(path, &e))?;
+        Ok(ControlFlow::Continue(()))
     })?;
     if reached < end {
         return Err(Error::Damaged {
@@ -442,6 +405,28 @@ fn read_batch<L: LogStorage>(
     }
     batch.advance_to(end.0);
     Ok(batch)
+}
+
+/// Opens the index at `path` if it is usable for a log of `log_end` entries; otherwise
+/// replaces it with an empty one and says why.
+fn open_usable(
+    path: &Path,
+    binding: &StoreBinding,
+    log_end: Seq,
+) -> Result<(Index, Option<String>)> {
+    if !path.exists() {
+        let fresh = fresh_index(path, binding)?;
+        return Ok((fresh, Some("there was no index".to_owned())));
+    }
+    let problem = match Index::open(path, binding, IndexOptions::default()) {
+        Ok(index) => match index.watermark() {
+            Ok(mark) if mark <= log_end.0 => return Ok((index, None)),
+            Ok(mark) => format!("its watermark {mark} is past the log's end {log_end}"),
+            Err(err) => err.to_string(),
+        },
+        Err(err) => err.to_string(),
+    };
+    Ok((fresh_index(path, binding)?, Some(problem)))
 }
 
 /// Deletes an unusable index file and creates an empty one.
@@ -456,7 +441,12 @@ fn fresh_index(path: &Path, binding: &StoreBinding) -> Result<Index> {
 
 impl<L: LogStorage> crate::writer::EventLookup for IndexKeeper<L> {
     fn find_event(&self, tenant: &str, event_id: &str) -> Result<(Option<KnownEvent>, u64)> {
-        IndexKeeper::find_event(self, tenant, event_id)
+        let (found, floor) = self.find_receipt(tenant, event_id)?;
+        let known = found.map(|(receipt, content_digest)| KnownEvent {
+            position: receipt.position,
+            content_digest,
+        });
+        Ok((known, floor))
     }
 
     fn forget_below(&self) -> u64 {

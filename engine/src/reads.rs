@@ -2,6 +2,7 @@
 //! of frame positions, so reading a receipt by sequence number walks at most
 //! [`POSITION_SAMPLE_EVERY`] frames instead of a whole segment.
 
+use std::ops::ControlFlow;
 use std::sync::{PoisonError, RwLock};
 
 use crate::error::{Error, Result};
@@ -67,36 +68,55 @@ impl<L: LogStorage> LogReads<L> {
         }
     }
 
-    /// Calls `visit` for every record in `from..to`, in order (re-listing segments first, so
-    /// records of segments added since the last look are seen); returns the seq after the
-    /// last record visited.
+    /// Calls `visit` for every record in `from..to`, in order, until it breaks; returns the
+    /// seq after the last record visited. Re-lists the segments only when the known ones end
+    /// before `to` (the writer rolled over since the last look), not on every call.
     pub(crate) fn scan(
         &self,
         from: Seq,
         to: Seq,
-        mut visit: impl FnMut(crate::wal::RecordRef<'_>) -> Result<()>,
+        mut visit: impl FnMut(crate::wal::RecordRef<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<Seq> {
+        let (next, stopped) = self.scan_known(from, to, &mut visit)?;
+        if stopped || next >= to {
+            return Ok(next);
+        }
         self.reader
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .refresh()?;
+        Ok(self.scan_known(next, to, &mut visit)?.0)
+    }
+
+    /// [`LogReads::scan`] over the segments the reader knows; also says whether `visit` broke.
+    fn scan_known(
+        &self,
+        from: Seq,
+        to: Seq,
+        visit: &mut impl FnMut(crate::wal::RecordRef<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<(Seq, bool)> {
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
         let mut failure = None;
         let mut next = from;
+        let mut stopped = false;
         reader.scan_with_hint(from, self.hint(from), |record| {
             if record.seq >= to {
-                return std::ops::ControlFlow::Break(());
+                return ControlFlow::Break(());
             }
             self.note(record.seq, record.position);
             next = record.seq.next();
             match visit(record) {
-                Ok(()) => std::ops::ControlFlow::Continue(()),
+                Ok(ControlFlow::Continue(())) => ControlFlow::Continue(()),
+                Ok(ControlFlow::Break(())) => {
+                    stopped = true;
+                    ControlFlow::Break(())
+                }
                 Err(err) => {
                     failure = Some(err);
-                    std::ops::ControlFlow::Break(())
+                    ControlFlow::Break(())
                 }
             }
         })?;
-        failure.map_or(Ok(next), Err)
+        failure.map_or(Ok((next, stopped)), Err)
     }
 }

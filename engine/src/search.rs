@@ -9,7 +9,7 @@
 //! with a rebuild from the log, and [`Completeness`] says which results can be proven complete
 //! without that.
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::time::Duration;
 
 use trailmix_index::{Dimension, Direction, IndexReader, Term};
@@ -20,7 +20,7 @@ use trailmix_query::{
 
 use crate::db::{Db, StoredReceipt, decode_receipt};
 use crate::error::{Error, Result};
-use crate::indexer::index_record;
+use crate::indexer::{index_record, index_record_of};
 use crate::log::LogStorage;
 use crate::wal::Seq;
 
@@ -271,13 +271,16 @@ impl<L: LogStorage> Db<L> {
                 page.candidates_rejected += 1;
                 continue;
             }
-            page.next_cursor = Some(Cursor::after_record(query, &record).encode());
             page.receipts.push(receipt);
             if page.receipts.len() >= limit {
+                // Only a full page can have more after it; its cursor is built once.
+                page.next_cursor = page
+                    .receipts
+                    .last()
+                    .map(|last| Cursor::after_record(query, &index_record_of(last)).encode());
                 return Ok(page);
             }
         }
-        page.next_cursor = None;
         Ok(page)
     }
 
@@ -295,8 +298,13 @@ impl<L: LogStorage> Db<L> {
     /// Reads a candidate; `None` for entries that are not receipts (checkpoints, seals).
     fn read_candidate(&self, seq: Seq) -> Result<Option<StoredReceipt>> {
         let record = self.reads().read(seq)?;
-        match decode_receipt(self.hash_algorithm(), &record) {
-            Ok(receipt) => Ok(Some(receipt)),
+        match decode_receipt(
+            self.hash_algorithm(),
+            seq,
+            record.kind.get(),
+            &record.payload,
+        ) {
+            Ok((receipt, _)) => Ok(Some(receipt)),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(other) => Err(other),
         }
@@ -307,27 +315,35 @@ impl<L: LogStorage> Db<L> {
     /// # Errors
     /// As for [`Db::query`].
     pub fn find_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredReceipt>> {
-        let (known, _) = self.index_keeper().find_event(tenant, event_id)?;
-        match known {
-            Some(known) => self.get(known.position.seq).map(Some),
-            None => self.find_unindexed(tenant, event_id),
+        let (found, floor) = self.index_keeper().find_receipt(tenant, event_id)?;
+        match found {
+            Some((receipt, _)) => Ok(Some(receipt)),
+            None => self.find_unindexed(Seq(floor), tenant, event_id),
         }
     }
 
-    /// Looks through the durable entries the index does not cover yet.
-    fn find_unindexed(&self, tenant: &str, event_id: &str) -> Result<Option<StoredReceipt>> {
-        let from = self.index_keeper().watermark();
+    /// Looks through the durable entries from `from` (the watermark of the index snapshot
+    /// already searched) on.
+    fn find_unindexed(
+        &self,
+        from: Seq,
+        tenant: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredReceipt>> {
+        let alg = self.hash_algorithm();
         let mut found = None;
         self.reads().scan(from, self.durable_end(), |record| {
-            if found.is_none()
-                && let Ok(receipt) =
-                    decode_receipt(self.hash_algorithm(), &record.to_owned_record())
-                && receipt.header.tenant_id() == tenant
-                && receipt.header.event_id() == event_id
-            {
-                found = Some(receipt);
+            match decode_receipt(alg, record.seq, record.kind.get(), record.payload) {
+                Ok((receipt, _))
+                    if receipt.header.tenant_id() == tenant
+                        && receipt.header.event_id() == event_id =>
+                {
+                    found = Some(receipt);
+                    Ok(ControlFlow::Break(()))
+                }
+                Ok(_) | Err(Error::NotFound { .. }) => Ok(ControlFlow::Continue(())),
+                Err(other) => Err(other),
             }
-            Ok(())
         })?;
         Ok(found)
     }
@@ -384,18 +400,15 @@ impl<L: LogStorage> Db<L> {
     }
 
     /// The chain of parents from `(tenant, event_id)` up to its root (or to a missing
-    /// parent, a cycle, or [`LINEAGE_HOPS_MAX`] hops).
+    /// parent, a cycle, or [`LINEAGE_HOPS_MAX`] hops); `None` when the store does not hold
+    /// the event.
     ///
     /// # Errors
-    /// [`Error::NotFound`] when the event is not in the store, and those of
-    /// [`Db::find_event`].
-    pub fn lineage(&self, tenant: &str, event_id: &str) -> Result<Lineage> {
-        let start = self
-            .find_event(tenant, event_id)?
-            .ok_or_else(|| Error::NotFound {
-                seq: Seq(u64::MAX),
-                detail: format!("tenant {tenant} has no event {event_id}"),
-            })?;
+    /// Those of [`Db::find_event`].
+    pub fn lineage(&self, tenant: &str, event_id: &str) -> Result<Option<Lineage>> {
+        let Some(start) = self.find_event(tenant, event_id)? else {
+            return Ok(None);
+        };
         trailmix_query::lineage(
             trace_node(&start),
             |parent| {
@@ -404,6 +417,7 @@ impl<L: LogStorage> Db<L> {
             },
             LINEAGE_HOPS_MAX,
         )
+        .map(Some)
     }
 
     /// Compares the live index with one rebuilt from the log alone (up to the live index's
@@ -627,20 +641,21 @@ impl<L: LogStorage> Follow<L> {
         let alg = self.db.hash_algorithm();
         let mut found = Vec::new();
         let reached = self.db.reads().scan(self.next, to, |record| {
-            if crate::entry::EntryKind::from_byte(record.kind.get())
-                == Some(crate::entry::EntryKind::Receipt)
-            {
-                let receipt = decode_receipt(alg, &record.to_owned_record())?;
-                let fields = index_record(
-                    receipt.position.seq,
-                    receipt.position.logged_at_ns,
-                    &receipt.header,
-                );
-                if self.filter.matches(&fields) {
-                    found.push(receipt);
+            match decode_receipt(alg, record.seq, record.kind.get(), record.payload) {
+                Ok((receipt, _)) => {
+                    let fields = index_record(
+                        receipt.position.seq,
+                        receipt.position.logged_at_ns,
+                        &receipt.header,
+                    );
+                    if self.filter.matches(&fields) {
+                        found.push(receipt);
+                    }
                 }
+                Err(Error::NotFound { .. }) => {}
+                Err(other) => return Err(other),
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         self.buffer.extend(found);
         self.next = reached.max(self.next);

@@ -142,8 +142,10 @@ pub(crate) trait EventLookup: Send + Sync {
 /// index snapshot could not hold, so the map stays as small as the index lag.
 pub(crate) struct RecentEvents {
     lookup: Arc<dyn EventLookup>,
-    map: HashMap<(String, String), KnownEvent>,
-    order: VecDeque<(Seq, (String, String))>,
+    /// tenant -> event id -> receipt: two levels so that a lookup borrows the caller's
+    /// strings instead of building an owned key per append.
+    map: HashMap<String, HashMap<String, KnownEvent>>,
+    order: VecDeque<(Seq, String, String)>,
     forgotten_below: u64,
 }
 
@@ -162,8 +164,11 @@ impl RecentEvents {
         if prepared.known.is_some() {
             return Ok(prepared.known);
         }
-        let key = (prepared.tenant.clone(), prepared.event_id.clone());
-        if let Some(known) = self.map.get(&key) {
+        let recent = self
+            .map
+            .get(&prepared.tenant)
+            .and_then(|events| events.get(&prepared.event_id));
+        if let Some(known) = recent {
             return Ok(Some(*known));
         }
         if prepared.index_floor < self.forgotten_below {
@@ -177,22 +182,33 @@ impl RecentEvents {
     }
 
     fn insert(&mut self, prepared: &Prepared, known: KnownEvent) {
-        let key = (prepared.tenant.clone(), prepared.event_id.clone());
-        self.order.push_back((known.position.seq, key.clone()));
-        self.map.insert(key, known);
+        let (tenant, event_id) = (&prepared.tenant, &prepared.event_id);
+        match self.map.get_mut(tenant) {
+            Some(events) => events.insert(event_id.clone(), known),
+            None => self
+                .map
+                .entry(tenant.clone())
+                .or_default()
+                .insert(event_id.clone(), known),
+        };
+        self.order
+            .push_back((known.position.seq, tenant.clone(), event_id.clone()));
     }
 
     /// Drops what every current index snapshot covers.
     fn forget_indexed(&mut self) {
         let below = self.lookup.forget_below();
-        while let Some((seq, _)) = self.order.front() {
-            if seq.0 >= below {
+        while self.order.front().is_some_and(|(seq, _, _)| seq.0 < below) {
+            let Some((seq, tenant, event_id)) = self.order.pop_front() else {
                 break;
+            };
+            if let Some(events) = self.map.get_mut(&tenant) {
+                events.remove(&event_id);
+                if events.is_empty() {
+                    self.map.remove(&tenant);
+                }
             }
-            if let Some((seq, key)) = self.order.pop_front() {
-                self.map.remove(&key);
-                self.forgotten_below = self.forgotten_below.max(seq.0 + 1);
-            }
+            self.forgotten_below = seq.0 + 1;
         }
     }
 }
