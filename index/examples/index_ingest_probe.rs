@@ -311,15 +311,10 @@ fn table_stats(path: &std::path::Path) {
             Ok(t) => t.stats().ok(),
             Err(_) => None,
         };
+        // `meta` and `tenants` have `&str` keys.
         let stats = stats.or_else(|| {
-            if handle.name() == "event_ids" {
-                let def: redb::TableDefinition<&[u8], ()> = redb::TableDefinition::new("event_ids");
-                txn.open_table(def).ok()?.stats().ok()
-            } else {
-                let def: redb::TableDefinition<&str, &[u8]> =
-                    redb::TableDefinition::new(handle.name());
-                txn.open_table(def).ok()?.stats().ok()
-            }
+            let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(handle.name());
+            txn.open_table(def).ok()?.stats().ok()
         });
         if let Some(s) = stats {
             println!(

@@ -5,7 +5,9 @@ use std::sync::LazyLock;
 
 use crate::codec::{check_len, check_term, dim_code, i64_key, put_str, put_term};
 use crate::term::{Dimension, Term};
-use crate::{EVENT_ID_CONTEXT, EVENT_TIME_BUCKET_SHIFT, HOUR_NS, IndexError, IndexRecord};
+use crate::{
+    EVENT_ID_CONTEXT, EVENT_TIME_BUCKET_SHIFT, HOUR_NS, IndexError, IndexRecord, MAX_FIELD_BYTES,
+};
 
 /// The index entries for the seqs `start..end`, grouped the way [`Index::commit`](crate::Index::commit)
 /// writes them (per term, per tenant time bucket, per count key), so that a commit writes a
@@ -64,8 +66,7 @@ impl IndexBatch {
     /// [`IndexError::SeqNotIncreasing`], [`IndexError::LoggedAtDecreasing`],
     /// [`IndexError::FieldTooLong`]; the batch is unchanged.
     pub fn push(&mut self, record: &IndexRecord<'_>) -> Result<(), IndexError> {
-        let model = model_value(record);
-        self.check(record, &model)?;
+        self.check(record)?;
         let seq = record.seq;
         for_each_term(record, |term| {
             self.scratch.clear();
@@ -81,8 +82,13 @@ impl IndexBatch {
             .push(event_id_key(record.tenant, record.event_id, seq));
         self.logged_at.push((seq, record.logged_at_ns));
         self.add_event_time(record);
-        self.add_counts(record, &model);
-        *self.tenants.entry(record.tenant.to_owned()).or_insert(0) += 1;
+        self.add_counts(record);
+        match self.tenants.get_mut(record.tenant) {
+            Some(n) => *n += 1,
+            None => {
+                self.tenants.insert(record.tenant.to_owned(), 1);
+            }
+        }
         self.receipts += 1;
         self.last_logged_at = Some(record.logged_at_ns);
         self.end = seq + 1;
@@ -120,7 +126,7 @@ impl IndexBatch {
     }
 
     /// Every check of [`push`](Self::push), before anything changes.
-    fn check(&self, r: &IndexRecord<'_>, model: &str) -> Result<(), IndexError> {
+    fn check(&self, r: &IndexRecord<'_>) -> Result<(), IndexError> {
         if r.seq < self.end || r.seq == u64::MAX {
             return Err(IndexError::SeqNotIncreasing {
                 seq: r.seq,
@@ -141,7 +147,14 @@ impl IndexBatch {
             }
         });
         result?;
-        check_len(model, "model name@version", Some(r.seq))?;
+        if model_len(r) > MAX_FIELD_BYTES {
+            return Err(IndexError::FieldTooLong {
+                seq: Some(r.seq),
+                field: "model name@version",
+                len: model_len(r),
+                max: MAX_FIELD_BYTES,
+            });
+        }
         check_len(r.decision.unwrap_or(""), "decision", Some(r.seq))
     }
 
@@ -159,24 +172,23 @@ impl IndexBatch {
         }
     }
 
-    fn add_counts(&mut self, r: &IndexRecord<'_>, model: &str) {
+    fn add_counts(&mut self, r: &IndexRecord<'_>) {
         let hour = i64_key(r.event_time_ns.div_euclid(HOUR_NS));
-        let dims = [
-            (Dimension::Tenant, r.tenant),
-            (Dimension::Model, model),
-            (Dimension::Kind, r.kind),
-            (Dimension::Decision, r.decision.unwrap_or("")),
-        ];
-        for (dim, value) in dims {
+        for dim in [
+            Dimension::Tenant,
+            Dimension::Model,
+            Dimension::Kind,
+            Dimension::Decision,
+        ] {
             self.scratch.clear();
             put_str(&mut self.scratch, r.tenant);
             self.scratch.push(dim_code(dim));
             let prefix = self.scratch.len();
-            put_str(&mut self.scratch, value);
+            put_count_value(&mut self.scratch, r, dim);
             bump(&mut self.values, &self.scratch);
             self.scratch.truncate(prefix);
             self.scratch.extend_from_slice(&hour);
-            put_str(&mut self.scratch, value);
+            put_count_value(&mut self.scratch, r, dim);
             bump(&mut self.counts, &self.scratch);
         }
     }
@@ -192,12 +204,41 @@ fn bump(map: &mut HashMap<Vec<u8>, u64>, key: &[u8]) {
     }
 }
 
-/// The value a record counts under in [`Dimension::Model`]: `name`, `name@version`, or "".
-pub(crate) fn model_value(r: &IndexRecord<'_>) -> String {
+/// The parts of the value a record counts under in [`Dimension::Model`]: `name`,
+/// `name@version`, or "".
+fn model_parts<'a>(r: &IndexRecord<'a>) -> [&'a str; 3] {
     match (r.model_name, r.model_version) {
-        (Some(n), Some(v)) => format!("{n}@{v}"),
-        (Some(n), None) => n.to_owned(),
-        (None, _) => String::new(),
+        (Some(n), Some(v)) => [n, "@", v],
+        (Some(n), None) => [n, "", ""],
+        (None, _) => ["", "", ""],
+    }
+}
+
+/// Byte length of the record's [`Dimension::Model`] value.
+fn model_len(r: &IndexRecord<'_>) -> usize {
+    model_parts(r).iter().map(|p| p.len()).sum()
+}
+
+/// Appends `str(value)` of the record's value in `dim`, writing the model's `name@version`
+/// straight into `out`. Like [`put_str`], a value over the limit (refused by `check`) is cut.
+fn put_count_value(out: &mut Vec<u8>, r: &IndexRecord<'_>, dim: Dimension) {
+    let parts = match dim {
+        Dimension::Tenant => [r.tenant, "", ""],
+        Dimension::Model => model_parts(r),
+        Dimension::Kind => [r.kind, "", ""],
+        Dimension::Decision => [r.decision.unwrap_or(""), "", ""],
+    };
+    let len = parts
+        .iter()
+        .map(|p| p.len())
+        .sum::<usize>()
+        .min(MAX_FIELD_BYTES);
+    out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+    let mut room = len;
+    for p in parts {
+        let bytes = &p.as_bytes()[..p.len().min(room)];
+        room -= bytes.len();
+        out.extend_from_slice(bytes);
     }
 }
 

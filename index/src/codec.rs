@@ -184,6 +184,27 @@ pub(crate) fn posting_header(chunk: &[u8]) -> Decoded<(u64, u32)> {
     Ok((u64::from_le_bytes(last), u32::from_le_bytes(count)))
 }
 
+/// Reads the header of a stored posting chunk keyed by `first` that a commit is about to append
+/// to, and checks it against the key and the chunk's length without decoding the deltas (the
+/// chunk is fully checked when read): the count is at least 1, a lone seq is the key's, and
+/// `count − 1` deltas of at least 1 take 1 to 10 bytes each, the last byte ending a varint.
+pub(crate) fn posting_append_header(first: u64, chunk: &[u8]) -> Decoded<(u64, u32)> {
+    let (last, count) = posting_header(chunk)?;
+    let deltas = u64::from(count.checked_sub(1).ok_or("chunk count is zero")?);
+    let bytes = (chunk.len() - POSTING_HEADER_BYTES) as u64;
+    if bytes < deltas || bytes > deltas * 10 {
+        return Err("chunk length does not fit its count");
+    }
+    let fits = |span: u64| span >= deltas && (deltas > 0 || span == 0);
+    if !last.checked_sub(first).is_some_and(fits) {
+        return Err("last seq does not fit the key and the count");
+    }
+    if chunk.last().is_some_and(|b| deltas > 0 && b & 0x80 != 0) {
+        return Err("chunk ends inside a varint");
+    }
+    Ok((last, count))
+}
+
 /// Appends `seq` (greater than the chunk's last seq, checked by the caller) to a posting
 /// chunk whose header is valid.
 pub(crate) fn posting_append(chunk: &mut Vec<u8>, last: u64, count: u32, seq: u64) {
@@ -247,6 +268,30 @@ pub(crate) fn pair_header(chunk: &[u8]) -> Decoded<PairHeader> {
         last_value,
         count: u32::from_le_bytes(count),
     })
+}
+
+/// Reads the header of a stored pair chunk keyed by `first_seq` that a commit is about to
+/// append to, and checks it against the key and the chunk's length without decoding the pairs
+/// (the chunk is fully checked when read): the count is at least 1, a lone pair has the key's
+/// seq, and `count` pairs of two varints take 2 to 20 bytes each, the last byte ending a varint.
+pub(crate) fn pair_append_header(first_seq: u64, chunk: &[u8]) -> Decoded<PairHeader> {
+    let h = pair_header(chunk)?;
+    if h.count == 0 {
+        return Err("chunk count is zero");
+    }
+    let count = u64::from(h.count);
+    let bytes = (chunk.len() - PAIR_HEADER_BYTES) as u64;
+    if bytes < count * 2 || bytes > count * 20 {
+        return Err("chunk length does not fit its count");
+    }
+    let fits = |span: u64| span >= count - 1 && (count > 1 || span == 0);
+    if !h.last_seq.checked_sub(first_seq).is_some_and(fits) {
+        return Err("last seq does not fit the key and the count");
+    }
+    if chunk.last().is_some_and(|b| b & 0x80 != 0) {
+        return Err("chunk ends inside a varint");
+    }
+    Ok(h)
 }
 
 /// A new, empty pair chunk whose first pair will be measured from `(first_seq, base)`.
@@ -347,6 +392,59 @@ mod tests {
             assert_eq!(i64_from_key(i64_key(v)), v);
             assert_eq!(unzigzag(zigzag(v)), v);
         }
+    }
+
+    #[test]
+    fn append_headers_accept_real_chunks_and_refuse_inconsistent_ones() {
+        let mut c = posting_chunk(7);
+        assert_eq!(posting_append_header(7, &c), Ok((7, 1)));
+        assert!(
+            posting_append_header(6, &c).is_err(),
+            "a lone seq is the key's"
+        );
+        posting_append(&mut c, 7, 1, 9);
+        posting_append(&mut c, 9, 2, 400);
+        assert_eq!(posting_append_header(7, &c), Ok((400, 3)));
+        let mut seqs = Vec::new();
+        assert_eq!(decode_postings(7, &c, &mut seqs), Ok(()));
+        assert_eq!(seqs, [7, 9, 400]);
+        assert!(
+            posting_append_header(399, &c).is_err(),
+            "span below the count"
+        );
+        assert!(
+            posting_append_header(7, &c[..c.len() - 1]).is_err(),
+            "ends in a varint"
+        );
+        let short = [1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0x80];
+        assert!(
+            posting_append_header(0, &short).is_err(),
+            "too short for its count"
+        );
+
+        let mut p = pair_chunk(10, 1000);
+        let mut h = pair_header(&p).unwrap_or(PairHeader {
+            last_seq: 0,
+            last_value: 0,
+            count: 0,
+        });
+        assert!(
+            pair_append_header(10, &p).is_err(),
+            "an empty chunk is never stored"
+        );
+        pair_append(&mut p, &mut h, 10, 1);
+        assert!(pair_append_header(10, &p).is_ok());
+        assert!(
+            pair_append_header(9, &p).is_err(),
+            "a lone pair has the key's seq"
+        );
+        pair_append(&mut p, &mut h, 300, 5000);
+        let got = pair_append_header(10, &p).map(|h| (h.last_seq, h.last_value, h.count));
+        assert_eq!(got, Ok((300, 5000, 2)));
+        assert!(
+            pair_append_header(10, &p[..p.len() - 1]).is_err(),
+            "ends in a varint"
+        );
     }
 
     #[test]

@@ -76,8 +76,11 @@ impl IndexReader {
             .map_err(|e| self.err("read tenants", e))?
         {
             let (k, v) = item.map_err(|e| self.err("read tenants", e))?;
+            let n = get_u64_le(v.value()).ok_or_else(|| {
+                self.corrupt("tenants", k.value().as_bytes(), "count is not 8 bytes")
+            })?;
             framed(&mut h, k.value().as_bytes());
-            framed(&mut h, v.value());
+            framed(&mut h, &n.to_le_bytes());
         }
         Ok(*h.finalize().as_bytes())
     }

@@ -89,12 +89,15 @@ impl<'r> Postings<'r> {
             self.reader
                 .corrupt("postings", key, "key is not term + 8 bytes")
         })?;
-        let mut all = Vec::new();
-        decode_postings(first, v.value(), &mut all)
-            .map_err(|d| self.reader.corrupt("postings", key, d))?;
         self.buf.clear();
-        self.buf
-            .extend(all.into_iter().filter(|s| self.seqs.contains(s)));
+        decode_postings(first, v.value(), &mut self.buf)
+            .map_err(|d| self.reader.corrupt("postings", key, d))?;
+        // The seqs are increasing: keep those in range in place.
+        let seqs = &self.seqs;
+        let below = self.buf.partition_point(|s| *s < seqs.start);
+        let kept = self.buf.partition_point(|s| *s < seqs.end);
+        self.buf.truncate(kept);
+        self.buf.drain(..below.min(kept));
         if self.dir == Direction::Ascending {
             self.buf.reverse();
         }

@@ -9,9 +9,10 @@ use std::path::Path;
 use redb::{Durability, ReadableTable, Table, TableHandle, WriteTransaction};
 
 use crate::codec::{
-    PairHeader, decode_pairs, hex, i64_from_key, pair_append, pair_chunk, pair_header,
-    posting_append, posting_chunk, posting_header,
+    PairHeader, decode_pairs, hex, i64_from_key, pair_append, pair_append_header, pair_chunk,
+    pair_header, posting_append, posting_append_header, posting_chunk,
 };
+use crate::reader::get_be;
 use crate::tables::{
     COUNTS, EVENT_TIMES, LOGGED_AT, META, META_WATERMARK, POSTINGS, TENANTS, TERMS, VALUES,
     get_u64_le,
@@ -101,33 +102,43 @@ impl Writer<'_> {
         let mut terms = self.open(TERMS)?;
         let mut key = Vec::with_capacity(64);
         for (term, seqs) in groups {
-            let stats = terms
+            let stats = match terms
                 .get(term.as_slice())
                 .map_err(|e| self.err("read terms", e))?
-                .map(|v| decode_term_stats(v.value()));
-            let (count, last_first) = match stats {
-                Some(s) => s.ok_or_else(|| {
+            {
+                Some(v) => Some(decode_term_stats(v.value()).ok_or_else(|| {
                     IndexError::corrupt(self.path, "terms", format!("stats of {}", hex(&term)))
-                })?,
-                None => (0, None),
+                })?),
+                None => None,
             };
             let mut rest = seqs.as_slice();
-            let mut new_last = last_first;
-            if let Some(first) = last_first {
+            let mut new_last = stats.map(|(_, first)| first);
+            if let Some((_, first)) = stats {
                 set_key(&mut key, &term, first);
-                let mut chunk = chunks
-                    .get(key.as_slice())
-                    .map_err(|e| self.err("read postings", e))?
-                    .map(|g| g.value().to_vec())
-                    .ok_or_else(|| {
+                // Copy the last chunk only when it is below the target and will be appended to.
+                let chunk = {
+                    let guard = chunks
+                        .get(key.as_slice())
+                        .map_err(|e| self.err("read postings", e))?
+                        .ok_or_else(|| {
+                            IndexError::corrupt(
+                                self.path,
+                                "postings",
+                                format!("last chunk {} missing", hex(&key)),
+                            )
+                        })?;
+                    let chunk = guard.value();
+                    (chunk.len() < self.target).then(|| chunk.to_vec())
+                };
+                if let Some(mut chunk) = chunk {
+                    let (last, count) = posting_append_header(first, &chunk).map_err(|d| {
                         IndexError::corrupt(
                             self.path,
                             "postings",
-                            format!("last chunk {} missing", hex(&key)),
+                            format!("chunk {}: {d}", hex(&key)),
                         )
                     })?;
-                if chunk.len() < self.target {
-                    self.fill_postings(&mut chunk, &mut rest, &key)?;
+                    self.fill_postings(&mut chunk, last, count, &mut rest, &key)?;
                     chunks
                         .insert(key.as_slice(), chunk.as_slice())
                         .map_err(|e| self.err("write postings", e))?;
@@ -137,13 +148,14 @@ impl Writer<'_> {
                 rest = tail;
                 let mut chunk = posting_chunk(first);
                 set_key(&mut key, &term, first);
-                self.fill_postings(&mut chunk, &mut rest, &key)?;
+                self.fill_postings(&mut chunk, first, 1, &mut rest, &key)?;
                 chunks
                     .insert(key.as_slice(), chunk.as_slice())
                     .map_err(|e| self.err("write postings", e))?;
                 new_last = Some(first);
             }
-            let stats = encode_term_stats(count + seqs.len() as u64, new_last.unwrap_or(0));
+            let count = stats.map_or(0, |(count, _)| count) + seqs.len() as u64;
+            let stats = encode_term_stats(count, new_last.unwrap_or(0));
             terms
                 .insert(term.as_slice(), stats.as_slice())
                 .map_err(|e| self.err("write terms", e))?;
@@ -151,25 +163,29 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Moves seqs from the front of `rest` into `chunk` until it reaches the target.
+    /// Moves seqs from the front of `rest` into `chunk`, whose header holds `(last, count)`,
+    /// until it reaches the target.
     fn fill_postings(
         &self,
         chunk: &mut Vec<u8>,
+        mut last: u64,
+        mut count: u32,
         rest: &mut &[u64],
         key: &[u8],
     ) -> Result<(), IndexError> {
-        let bad = |d: &str| {
-            IndexError::corrupt(self.path, "postings", format!("chunk {}: {d}", hex(key)))
-        };
         while let Some((&seq, tail)) = rest.split_first() {
             if chunk.len() >= self.target {
                 break;
             }
-            let (last, count) = posting_header(chunk).map_err(bad)?;
             if seq <= last {
-                return Err(bad("holds a seq at or above the watermark"));
+                return Err(IndexError::corrupt(
+                    self.path,
+                    "postings",
+                    format!("chunk {}: holds a seq at or above the watermark", hex(key)),
+                ));
             }
             posting_append(chunk, last, count, seq);
+            (last, count) = (seq, count + 1);
             *rest = tail;
         }
         Ok(())
@@ -287,21 +303,32 @@ impl Writer<'_> {
                 [prefix.as_slice(), &[0; 8]].concat(),
                 [prefix.as_slice(), &[0xff; 8]].concat(),
             );
-            let last = table
-                .range::<&[u8]>(lo.as_slice()..=hi.as_slice())
-                .map_err(|e| self.err("read event_times", e))?
-                .next_back()
-                .transpose()
-                .map_err(|e| self.err("read event_times", e))?
-                .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()));
-            if let Some((key, mut chunk)) = last.filter(|(_, c)| c.len() < self.target) {
-                let h = pair_header(&chunk).map_err(|d| {
+            let last = {
+                let last = table
+                    .range::<&[u8]>(lo.as_slice()..=hi.as_slice())
+                    .map_err(|e| self.err("read event_times", e))?
+                    .next_back()
+                    .transpose()
+                    .map_err(|e| self.err("read event_times", e))?;
+                // Copy the last chunk only when it is below the target and will be appended to.
+                last.and_then(|(k, v)| {
+                    let chunk = v.value();
+                    (chunk.len() < self.target).then(|| (k.value().to_vec(), chunk.to_vec()))
+                })
+            };
+            if let Some((key, mut chunk)) = last {
+                let bad = |d: &str| {
                     IndexError::corrupt(
                         self.path,
                         "event_times",
                         format!("chunk {}: {d}", hex(&key)),
                     )
-                })?;
+                };
+                let first_seq = key
+                    .get(prefix.len()..)
+                    .and_then(get_be)
+                    .ok_or_else(|| bad("key is not tenant, bucket and 8 bytes"))?;
+                let h = pair_append_header(first_seq, &chunk).map_err(bad)?;
                 self.fill_pairs(&mut chunk, h, &mut rest, &key, "event_times")?;
                 table
                     .insert(key.as_slice(), chunk.as_slice())
@@ -405,9 +432,10 @@ pub(crate) fn encode_term_stats(count: u64, last_first: u64) -> [u8; 16] {
     v
 }
 
-/// Decodes a `terms` value; a stored count is never zero.
-pub(crate) fn decode_term_stats(v: &[u8]) -> Option<(u64, Option<u64>)> {
+/// Decodes a `terms` value into `(count, first seq of the last chunk)`; a stored count is
+/// never zero.
+pub(crate) fn decode_term_stats(v: &[u8]) -> Option<(u64, u64)> {
     let count = get_u64_le(v.get(..8)?)?;
     let last_first = get_u64_le(v.get(8..)?)?;
-    (count > 0).then_some((count, Some(last_first)))
+    (count > 0).then_some((count, last_first))
 }
