@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use trailmix_index::{Dimension, Direction, IndexReader, Term};
 use trailmix_query::{
-    Aggregate, AggregateQuery, Completeness, CountRow, Cursor, Filter, IndexSource, Lineage, Query,
+    Aggregate, AggregateQuery, Completeness, CountRow, Filter, IndexSource, Lineage, Query,
     SeqIter, SourceError, TimeIter, TraceGraph, TraceNode,
 };
 
@@ -246,7 +246,7 @@ impl<L: LogStorage> Db<L> {
     /// unusable; [`Error::Damaged`] when a receipt the index names fails its digest check in
     /// the log; [`Error::Wal`].
     pub fn query(&self, query: &Query, freshness: Freshness) -> Result<QueryPage> {
-        query.validate().map_err(query_error)?;
+        // `plan` validates the limit and the cursor.
         let snapshot = self.snapshot(freshness)?;
         let plan = trailmix_query::plan(query, &snapshot).map_err(query_error)?;
         let mut page = QueryPage {
@@ -277,7 +277,7 @@ impl<L: LogStorage> Db<L> {
                 page.next_cursor = page
                     .receipts
                     .last()
-                    .map(|last| Cursor::after_record(query, &index_record_of(last)).encode());
+                    .map(|last| plan.cursor_after(&index_record_of(last)).encode());
                 return Ok(page);
             }
         }

@@ -61,10 +61,20 @@ impl Cursor {
     /// The cursor after `record`, a receipt the engine returned for `query`.
     #[must_use]
     pub fn after_record(query: &Query, record: &IndexRecord<'_>) -> Cursor {
+        Cursor::with_fingerprint(fingerprint(&query.filter, query.order), query.order, record)
+    }
+
+    /// The cursor after `record` for a query of `order` whose fingerprint is already known
+    /// (see [`Plan::cursor_after`](crate::Plan::cursor_after)).
+    pub(crate) fn with_fingerprint(
+        fingerprint: [u8; 8],
+        order: Order,
+        record: &IndexRecord<'_>,
+    ) -> Cursor {
         Cursor {
-            fingerprint: fingerprint(&query.filter, query.order),
+            fingerprint,
             seq: record.seq,
-            event_time_ns: query.order.is_time().then_some(record.event_time_ns),
+            event_time_ns: order.is_time().then_some(record.event_time_ns),
         }
     }
 
@@ -133,7 +143,16 @@ impl Cursor {
     /// [`CursorError::WrongQuery`] for another filter or order; [`CursorError::Malformed`]
     /// when the fingerprint matches but the shape does not (a forged cursor).
     pub fn check(&self, filter: &Filter, order: Order) -> Result<(), CursorError> {
-        if self.fingerprint != fingerprint(filter, order) {
+        self.check_fingerprint(fingerprint(filter, order), order)
+    }
+
+    /// [`Cursor::check`] against an already computed fingerprint of the filter and `order`.
+    pub(crate) fn check_fingerprint(
+        &self,
+        fingerprint: [u8; 8],
+        order: Order,
+    ) -> Result<(), CursorError> {
+        if self.fingerprint != fingerprint {
             return Err(CursorError::WrongQuery);
         }
         if self.event_time_ns.is_some() != order.is_time() {

@@ -1,8 +1,9 @@
 //! [`Plan::candidates`]: the positions a plan yields, in output order, strictly after a
 //! cursor, in bounded memory.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Range;
 
 use trailmix_index::{Direction, Term};
@@ -15,6 +16,10 @@ use crate::source::{IndexSource, SeqIter, TimeIter};
 /// How many postings a leapfrog cursor steps through before it seeks (re-opens its walk at
 /// the target) instead: stepping is cheaper for near targets, seeking for far ones.
 const STEPS_BEFORE_SEEK: usize = 8;
+
+/// How many of its latest postings a probing cursor remembers, so that a probe a little
+/// behind its head (event time and seq order disagree locally) needs no new seek.
+const PROBE_WINDOW: usize = 16;
 
 /// A position the engine should read: a sequence number, and its event time when the plan
 /// walks event time (always for event-time order).
@@ -32,6 +37,7 @@ type Stream<'a> = Box<dyn Iterator<Item = Result<Candidate, QueryError>> + 'a>;
 /// yields nothing more.
 pub struct Candidates<'a> {
     state: State<'a>,
+    fallbacks: u32,
 }
 
 enum State<'a> {
@@ -55,20 +61,25 @@ impl Plan {
         source: &'a dyn IndexSource,
         cursor: Option<&Cursor>,
     ) -> Candidates<'a> {
-        let state = match self.start(source, cursor) {
+        let fallbacks = Cell::new(0);
+        let state = match self.start(source, cursor, &fallbacks) {
             Ok(state) => state,
             Err(e) => State::Failed(Some(e)),
         };
-        Candidates { state }
+        Candidates {
+            state,
+            fallbacks: fallbacks.get(),
+        }
     }
 
     fn start<'a>(
         &'a self,
         source: &'a dyn IndexSource,
         cursor: Option<&Cursor>,
+        fallbacks: &Cell<u32>,
     ) -> Result<State<'a>, QueryError> {
         if let Some(c) = cursor {
-            c.check(&self.filter, self.order)?;
+            c.check_fingerprint(self.fingerprint, self.order)?;
         }
         let after = cursor.map(|c| (c.event_time_ns().unwrap_or(0), c.seq()));
         let dir = self.order.direction();
@@ -87,6 +98,7 @@ impl Plan {
                     plan: self,
                     source,
                     after,
+                    fallbacks,
                 };
                 let streams = walks
                     .iter()
@@ -99,6 +111,17 @@ impl Plan {
                 )?))
             }
         }
+    }
+}
+
+impl Candidates<'_> {
+    /// How many tenant walks of a seq-ordered event-time range found more than
+    /// [`TIME_SORT_CAP`](crate::TIME_SORT_CAP) candidates (the planning estimate was wrong)
+    /// and so dropped their buffer for the posting lists. The walks run when the candidates
+    /// are made, so this is known from the start.
+    #[must_use]
+    pub fn time_sort_fallbacks(&self) -> u32 {
+        self.fallbacks
     }
 }
 
@@ -153,6 +176,14 @@ fn after_seq(seqs: Range<u64>, after: Option<(i64, u64)>, dir: Direction) -> Ran
     }
 }
 
+/// The seq right after `seq` in walk direction (`None` past the end of `u64`).
+fn next_in(seq: u64, dir: Direction) -> Option<u64> {
+    match dir {
+        Direction::Ascending => seq.checked_add(1),
+        Direction::Descending => seq.checked_sub(1),
+    }
+}
+
 /// Whether `a` comes strictly before `b` in walk direction.
 fn before<T: Ord + Copy>(a: T, b: T, dir: Direction) -> bool {
     match dir {
@@ -166,13 +197,15 @@ fn inconsistent(detail: String) -> QueryError {
 }
 
 /// What every stream of one run shares.
-struct Ctx<'a> {
+struct Ctx<'a, 'c> {
     plan: &'a Plan,
     source: &'a dyn IndexSource,
     after: Option<(i64, u64)>,
+    /// Counts the walks that fell back from an event-time buffer to posting lists.
+    fallbacks: &'c Cell<u32>,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> Ctx<'a, '_> {
     fn dir(&self) -> Direction {
         self.plan.order.direction()
     }
@@ -188,7 +221,8 @@ impl<'a> Ctx<'a> {
                 } else {
                     None
                 };
-                Ok(Box::new(self.time_walk(tenant, probes, events)?))
+                let seqs = self.plan.seqs.clone();
+                Ok(Box::new(self.time_walk(tenant, probes, events, seqs)?))
             }
             Route::TimeSorted {
                 probes, fallback, ..
@@ -233,6 +267,7 @@ impl<'a> Ctx<'a> {
         tenant: &'a str,
         probes: &'a Counted,
         events: Option<Vec<u64>>,
+        seqs: Range<u64>,
     ) -> Result<TimeWalk<'a>, QueryError> {
         let f = &self.plan.filter;
         let (mut from, mut to) = (f.since.unwrap_or(i64::MIN), f.until.unwrap_or(i64::MAX));
@@ -251,14 +286,19 @@ impl<'a> Ctx<'a> {
         let iter = self.source.event_time(tenant, from, to, self.dir())?;
         Ok(TimeWalk {
             iter,
-            source: self.source,
+            join: Join {
+                source: self.source,
+                seqs,
+                dir: self.dir(),
+            },
             tenant,
-            probes,
+            probers: probes
+                .iter()
+                .map(|(key, _)| TermCursor::new(key.term(tenant), PROBE_WINDOW))
+                .collect(),
             events,
-            seqs: self.plan.seqs.clone(),
             after,
             last: None,
-            dir: self.dir(),
         })
     }
 
@@ -269,15 +309,14 @@ impl<'a> Ctx<'a> {
         probes: &'a Counted,
         fallback: &'a Counted,
     ) -> Result<Stream<'a>, QueryError> {
+        // The walk skips (unprobed) every entry outside the seqs, the cursor's included.
         let seqs = after_seq(self.plan.seqs.clone(), self.after, self.dir());
         let mut buffer = Vec::new();
-        for candidate in self.time_walk(tenant, probes, None)? {
+        for candidate in self.time_walk(tenant, probes, None, seqs)? {
             let seq = candidate?.seq;
-            if !seqs.contains(&seq) {
-                continue;
-            }
             if buffer.len() as u64 >= TIME_SORT_CAP {
                 // The estimate was off: fall back rather than grow without bound.
+                self.fallbacks.set(self.fallbacks.get().saturating_add(1));
                 return Ok(Box::new(self.leapfrog(tenant, fallback)));
             }
             buffer.push(seq);
@@ -295,42 +334,28 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Whether `seq` carries `term`: a one-seq posting range is a point lookup in the index.
-fn probe(source: &dyn IndexSource, term: &Term<'_>, seq: u64) -> Result<bool, QueryError> {
-    // u64::MAX as the end means unbounded, so the largest seq is still probed.
-    let end = seq.saturating_add(1);
-    match source
-        .postings(term, seq..end, Direction::Ascending)?
-        .next()
-    {
-        Some(Ok(found)) => Ok(found == seq),
-        Some(Err(e)) => Err(e.into()),
-        None => Ok(false),
-    }
-}
-
-/// One tenant's event-time walk, probing each entry against the other terms.
+/// One tenant's event-time walk, probing each entry against the other terms. Each probe
+/// term keeps one posting walk open for the life of the walk ([`TermCursor::probe`]): event
+/// time roughly follows seq, so most probes step an open walk instead of seeking anew.
 struct TimeWalk<'a> {
     iter: TimeIter<'a>,
-    source: &'a dyn IndexSource,
+    /// The seqs that may be kept (the probers' range), and the walk's direction.
+    join: Join<'a>,
     tenant: &'a str,
-    probes: &'a Counted,
+    /// One per probe term, sorted by posting count.
+    probers: Vec<TermCursor<'a>>,
     events: Option<Vec<u64>>,
-    seqs: Range<u64>,
     after: Option<(i64, u64)>,
     last: Option<(i64, u64)>,
-    dir: Direction,
 }
 
 impl TimeWalk<'_> {
-    fn keep(&self, (time, seq): (i64, u64)) -> Result<bool, QueryError> {
-        if self
-            .after
-            .is_some_and(|a| !before(a, (time, seq), self.dir))
-        {
+    fn keep(&mut self, (time, seq): (i64, u64)) -> Result<bool, QueryError> {
+        let dir = self.join.dir;
+        if self.after.is_some_and(|a| !before(a, (time, seq), dir)) {
             return Ok(false);
         }
-        if !self.seqs.contains(&seq) {
+        if !self.join.seqs.contains(&seq) {
             return Ok(false);
         }
         if let Some(events) = &self.events
@@ -339,8 +364,8 @@ impl TimeWalk<'_> {
             return Ok(false);
         }
         // Probes are sorted by posting count: the rarest term rejects soonest.
-        for (key, _) in self.probes {
-            if !probe(self.source, &key.term(self.tenant), seq)? {
+        for prober in &mut self.probers {
+            if !prober.probe(&self.join, seq)? {
                 return Ok(false);
             }
         }
@@ -357,7 +382,10 @@ impl Iterator for TimeWalk<'_> {
                 Ok(item) => item,
                 Err(e) => return Some(Err(e.into())),
             };
-            if self.last.is_some_and(|last| !before(last, item, self.dir)) {
+            if self
+                .last
+                .is_some_and(|last| !before(last, item, self.join.dir))
+            {
                 let detail = format!("event-time walk of tenant {} out of order", self.tenant);
                 return Some(Err(inconsistent(detail)));
             }
@@ -376,15 +404,59 @@ impl Iterator for TimeWalk<'_> {
     }
 }
 
-/// One posting list in a leapfrog join: a walk that can seek forward.
+/// One posting list in a leapfrog join (or probed by a time walk): a walk that can seek
+/// forward.
 struct TermCursor<'a> {
     term: Term<'a>,
     iter: Option<SeqIter<'a>>,
     head: Option<u64>,
     exhausted: bool,
+    /// Probing only: how many of the latest postings `recent` holds (0 for a join).
+    window: usize,
+    /// The latest postings pulled from `iter`, oldest first (at most `window`).
+    recent: VecDeque<u64>,
+    /// Every posting of the term from here (in walk order) up to `head` is in `recent`; to
+    /// the end of the seqs once `exhausted`. `None` before the first seek.
+    covered_from: Option<u64>,
 }
 
 impl<'a> TermCursor<'a> {
+    fn new(term: Term<'a>, window: usize) -> Self {
+        TermCursor {
+            term,
+            iter: None,
+            head: None,
+            exhausted: false,
+            window,
+            recent: VecDeque::with_capacity(window),
+            covered_from: None,
+        }
+    }
+
+    /// Whether `seq` (in `j.seqs`) is a posting of the term. Targets may come in any order:
+    /// one within what the walk has covered is answered from memory, one ahead of the head
+    /// steps or seeks forward, one behind what is covered re-opens the walk at it.
+    fn probe(&mut self, j: &Join<'a>, seq: u64) -> Result<bool, QueryError> {
+        if self.covered_from.is_some_and(|c| !before(seq, c, j.dir)) {
+            match self.head {
+                // Between `covered_from` and the head: `recent` holds every posting there.
+                Some(h) if !before(h, seq, j.dir) => return Ok(self.recent.contains(&seq)),
+                // Re-opened at or before `seq` and found nothing to the end.
+                None if self.exhausted => return Ok(false),
+                // Ahead of the head: step or seek forward.
+                _ => {}
+            }
+        } else if self.iter.is_some() {
+            // Behind everything remembered: start over at the target.
+            self.iter = None;
+            self.head = None;
+            self.exhausted = false;
+            self.recent.clear();
+            self.covered_from = None;
+        }
+        Ok(self.seek(j, seq)? == Some(seq))
+    }
+
     /// The first posting at or after `target` in walk order, or `None` when there is none.
     fn seek(&mut self, j: &Join<'a>, target: u64) -> Result<Option<u64>, QueryError> {
         if self.exhausted {
@@ -411,6 +483,10 @@ impl<'a> TermCursor<'a> {
             Direction::Descending => j.seqs.start..target.saturating_add(1),
         };
         self.iter = Some(j.source.postings(&self.term, range, j.dir)?);
+        if self.window > 0 {
+            self.recent.clear();
+            self.covered_from = Some(target);
+        }
         match self.pull(j)? {
             Some(h) if before(h, target, j.dir) => Err(Join::disorder(&self.term)),
             other => Ok(other),
@@ -434,6 +510,16 @@ impl<'a> TermCursor<'a> {
                     return Err(Join::disorder(&self.term));
                 }
                 self.head = Some(seq);
+                if self.window > 0 {
+                    if self.recent.len() >= self.window
+                        && let Some(old) = self.recent.pop_front()
+                    {
+                        // Postings come strictly in walk order, so none lies between `old`
+                        // and its successor, the new front of `recent` (or `seq`).
+                        self.covered_from = next_in(old, j.dir);
+                    }
+                    self.recent.push_back(seq);
+                }
                 Ok(Some(seq))
             }
         }
@@ -478,12 +564,7 @@ impl<'a> Leapfrog<'a> {
         };
         let cursors = terms
             .iter()
-            .map(|(key, _)| TermCursor {
-                term: key.term(tenant),
-                iter: None,
-                head: None,
-                exhausted: false,
-            })
+            .map(|(key, _)| TermCursor::new(key.term(tenant), 0))
             .collect();
         Leapfrog {
             join: Join { source, seqs, dir },
@@ -625,5 +706,220 @@ impl<'a> Merge<'a> {
             seq,
             event_time_ns: self.by_time.then_some(time),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::ops::Range;
+
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use trailmix_index::{Dimension, Direction, Term};
+
+    use crate::cursor::Cursor;
+    use crate::filter::{Order, Query};
+    use crate::model::{ModelRecord, ModelSource};
+    use crate::plan::plan;
+    use crate::source::{CountRow, IndexSource, SeqIter, SourceError, TimeIter};
+
+    /// A [`ModelSource`] that records every posting walk it opens.
+    struct Recording {
+        inner: ModelSource,
+        opened: RefCell<Vec<Range<u64>>>,
+    }
+
+    impl IndexSource for Recording {
+        fn watermark(&self) -> u64 {
+            self.inner.watermark()
+        }
+        fn postings(
+            &self,
+            term: &Term<'_>,
+            seqs: Range<u64>,
+            dir: Direction,
+        ) -> Result<SeqIter<'_>, SourceError> {
+            self.opened.borrow_mut().push(seqs.clone());
+            self.inner.postings(term, seqs, dir)
+        }
+        fn posting_count(&self, term: &Term<'_>) -> Result<u64, SourceError> {
+            self.inner.posting_count(term)
+        }
+        fn event_seqs(&self, tenant: &str, event_id: &str) -> Result<Vec<u64>, SourceError> {
+            self.inner.event_seqs(tenant, event_id)
+        }
+        fn seq_range_for_logged_at(
+            &self,
+            from_ns: u64,
+            to_ns: u64,
+        ) -> Result<Range<u64>, SourceError> {
+            self.inner.seq_range_for_logged_at(from_ns, to_ns)
+        }
+        fn event_time(
+            &self,
+            tenant: &str,
+            from_ns: i64,
+            to_ns: i64,
+            dir: Direction,
+        ) -> Result<TimeIter<'_>, SourceError> {
+            self.inner.event_time(tenant, from_ns, to_ns, dir)
+        }
+        fn tenants(&self) -> Result<Vec<(String, u64)>, SourceError> {
+            self.inner.tenants()
+        }
+        fn counts(
+            &self,
+            tenant: Option<&str>,
+            dim: Dimension,
+            bucket_ns: u64,
+            from_ns: i64,
+            to_ns: i64,
+        ) -> Result<Vec<CountRow>, SourceError> {
+            self.inner.counts(tenant, dim, bucket_ns, from_ns, to_ns)
+        }
+    }
+
+    /// `n` receipts of two tenants (session `s1` only below seq 300); event time is `seq * 10`
+    /// plus `jitter(seq)`.
+    fn source(n: u64, mut jitter: impl FnMut(u64) -> i64) -> Recording {
+        let mut inner = ModelSource::new();
+        for seq in 0..n {
+            let i = usize::try_from(seq).expect("small");
+            inner
+                .push(ModelRecord {
+                    seq,
+                    logged_at_ns: seq,
+                    event_time_ns: i64::try_from(seq).expect("small") * 10 + jitter(seq),
+                    tenant: ["acme", "beta"][i % 7 / 5].into(),
+                    kind: ["llm_call", "tool_call", "approval"][i % 3].into(),
+                    model_name: (i % 5 != 0).then(|| ["gpt", "claude"][i % 2].into()),
+                    decision: (i % 11 == 0).then(|| "deny".into()),
+                    // Only early on: a probe past the last posting finds nothing to the end.
+                    session_id: (i % 3 == 1 && seq < 300).then(|| "s1".into()),
+                    ..ModelRecord::default()
+                })
+                .expect("increasing");
+        }
+        Recording {
+            inner,
+            opened: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Brute force: the matching seqs after `after`, in the query's order.
+    fn expected(s: &Recording, q: &Query, after: Option<(i64, u64)>) -> Vec<u64> {
+        let mut all: Vec<(i64, u64)> = s
+            .inner
+            .records()
+            .iter()
+            .filter(|r| q.filter.matches(&r.as_index_record()))
+            .map(|r| match q.order {
+                Order::EventTime(_) => (r.event_time_ns, r.seq),
+                Order::Seq(_) => (0, r.seq),
+            })
+            .collect();
+        all.sort_unstable();
+        let desc = q.order.direction() == Direction::Descending;
+        if desc {
+            all.reverse();
+        }
+        all.into_iter()
+            .filter(|k| after.is_none_or(|a| if desc { *k < a } else { *k > a }))
+            .map(|(_, seq)| seq)
+            .collect()
+    }
+
+    /// Every candidate of `text` (after `cursor`), checked to be exactly the matches.
+    fn run(s: &Recording, text: &str, cursor: Option<&Cursor>) -> Vec<u64> {
+        let q = Query::parse(text).expect("valid");
+        let p = plan(&q, s).expect("plans");
+        let got: Vec<u64> = p
+            .candidates(s, cursor)
+            .map(|c| c.expect("model").seq)
+            .collect();
+        let after = cursor.map(|c| (c.event_time_ns().unwrap_or(0), c.seq()));
+        assert_eq!(got, expected(s, &q, after), "{text} after {after:?}");
+        got
+    }
+
+    const TIME_QUERIES: [&str; 8] = [
+        "tenant=acme model=gpt order=time",
+        "tenant=acme model=gpt kind=llm_call order=-time",
+        "model=claude decision=deny order=time",
+        "kind=approval order=-time since=3000 until=20000",
+        "tenant=beta model=gpt order=time logged_since=100 logged_until=1500",
+        "tenant=acme kind=tool_call model=claude order=-time logged_since=7",
+        "tenant=acme session=s1 order=time since=2000",
+        "session=s1 model=gpt order=-time",
+    ];
+
+    #[test]
+    fn probes_of_a_nearly_seq_ordered_walk_step_instead_of_seeking() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let s = source(3000, |_| rng.random_range(-35..35));
+        for text in TIME_QUERIES {
+            s.opened.borrow_mut().clear();
+            let got = run(&s, text, None);
+            let opened = s.opened.borrow().len();
+            // One open per probed entry before; now a few per hundred entries.
+            assert!(
+                opened * 20 < 3000,
+                "{text}: {opened} opens for {}",
+                got.len()
+            );
+        }
+    }
+
+    #[test]
+    fn probes_in_any_time_order_find_exactly_the_postings() {
+        for seed in 0..6u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            // Jitter from none to far beyond the window, and times against seq order.
+            let spread = [0, 40, 400, 4_000, 40_000, 0][usize::try_from(seed).expect("small")];
+            let s = source(1500, |seq| {
+                if seed == 5 {
+                    -40 * i64::try_from(seq).expect("small")
+                } else {
+                    rng.random_range(-spread..=spread)
+                }
+            });
+            for text in TIME_QUERIES {
+                let q = Query::parse(text).expect("valid");
+                let all = run(&s, text, None);
+                // Resume after a few positions, as a later page would.
+                for &seq in all.iter().step_by(all.len() / 3 + 1) {
+                    let r = s.inner.get(seq).expect("a record").as_index_record();
+                    let cursor = Cursor::after_record(&q, &r);
+                    run(&s, text, Some(&cursor));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_sorted_event_time_range_probes_nothing_before_the_cursor() {
+        let s = source(3000, |_| 0);
+        let text = "tenant=acme kind=llm_call since=10000 until=15000";
+        let q = Query::parse(text).expect("valid");
+        assert!(
+            plan(&q, &s)
+                .expect("plans")
+                .explain()
+                .contains("sorted by seq")
+        );
+        let all = run(&s, text, None);
+        let at = all[all.len() / 2];
+        let r = s.inner.get(at).expect("a record").as_index_record();
+        let cursor = Cursor::after_record(&q, &r);
+        s.opened.borrow_mut().clear();
+        let rest = run(&s, text, Some(&cursor));
+        assert_eq!(rest, all[all.len() / 2 + 1..]);
+        let opened = s.opened.borrow();
+        assert!(!opened.is_empty(), "the kind is probed");
+        assert!(
+            opened.iter().all(|r| r.start > at),
+            "{opened:?} (cursor {at})"
+        );
     }
 }

@@ -192,14 +192,20 @@ impl Query {
     /// # Errors
     /// [`QueryError::LimitOutOfRange`] or [`QueryError::Cursor`].
     pub fn validate(&self) -> Result<(), QueryError> {
+        self.check_limit()?;
+        if let Some(cursor) = &self.cursor {
+            cursor.check(&self.filter, self.order)?;
+        }
+        Ok(())
+    }
+
+    /// The limit half of [`Query::validate`].
+    pub(crate) fn check_limit(&self) -> Result<(), QueryError> {
         if self.limit == 0 || self.limit > MAX_LIMIT {
             return Err(QueryError::LimitOutOfRange {
                 limit: u64::from(self.limit),
                 max: MAX_LIMIT,
             });
-        }
-        if let Some(cursor) = &self.cursor {
-            cursor.check(&self.filter, self.order)?;
         }
         Ok(())
     }

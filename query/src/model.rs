@@ -177,10 +177,6 @@ fn within<T: Ord + Copy>(v: T, from: T, to: T, max: T) -> bool {
     v >= from && (to == max || v < to)
 }
 
-fn seq_within(seq: u64, seqs: &Range<u64>) -> bool {
-    within(seq, seqs.start, seqs.end, u64::MAX)
-}
-
 impl IndexSource for ModelSource {
     fn watermark(&self) -> u64 {
         self.watermark
@@ -192,14 +188,20 @@ impl IndexSource for ModelSource {
         seqs: Range<u64>,
         dir: Direction,
     ) -> Result<SeqIter<'_>, SourceError> {
-        let term = term.clone();
-        let hits: Vec<u64> = self
+        // Records are sorted by seq: the range is one slice, walked lazily (as an index
+        // walks its posting list).
+        let lo = self.records.partition_point(|r| r.seq < seqs.start);
+        // An end of u64::MAX is unbounded (see IndexSource).
+        let hi = self
             .records
-            .iter()
-            .filter(|r| seq_within(r.seq, &seqs) && r.has_term(&term))
-            .map(|r| r.seq)
-            .collect();
-        Ok(ordered(hits, dir))
+            .partition_point(|r| seqs.end == u64::MAX || r.seq < seqs.end);
+        let records = self.records.get(lo..hi.max(lo)).unwrap_or(&[]);
+        let term = OwnedTerm::of(term);
+        let hits = move |r: &ModelRecord| r.has_term(&term.term()).then_some(r.seq);
+        Ok(match dir {
+            Direction::Ascending => Box::new(records.iter().filter_map(hits).map(Ok)),
+            Direction::Descending => Box::new(records.iter().rev().filter_map(hits).map(Ok)),
+        })
     }
 
     fn posting_count(&self, term: &Term<'_>) -> Result<u64, SourceError> {
@@ -297,11 +299,35 @@ fn bucket_start(time: i64, width: u64, from: i64) -> i64 {
     }
 }
 
-fn ordered(mut seqs: Vec<u64>, dir: Direction) -> SeqIter<'static> {
-    if dir == Direction::Descending {
-        seqs.reverse();
+/// A [`Term`] holding its strings, for a lazy posting walk that outlives the caller's term.
+struct OwnedTerm {
+    parts: [String; 3],
+    make: for<'x> fn(&'x [String; 3]) -> Term<'x>,
+}
+
+impl OwnedTerm {
+    fn of(term: &Term<'_>) -> Self {
+        type Make = for<'x> fn(&'x [String; 3]) -> Term<'x>;
+        let (make, parts): (Make, [&str; 3]) = match *term {
+            Term::Tenant(t) => (|p| Term::Tenant(&p[0]), [t, "", ""]),
+            Term::ModelName(t, n) => (|p| Term::ModelName(&p[0], &p[1]), [t, n, ""]),
+            Term::ModelVersion(t, n, v) => (|p| Term::ModelVersion(&p[0], &p[1], &p[2]), [t, n, v]),
+            Term::Kind(t, v) => (|p| Term::Kind(&p[0], &p[1]), [t, v, ""]),
+            Term::Decision(t, v) => (|p| Term::Decision(&p[0], &p[1]), [t, v, ""]),
+            Term::Session(t, v) => (|p| Term::Session(&p[0], &p[1]), [t, v, ""]),
+            Term::Subject(t, v) => (|p| Term::Subject(&p[0], &p[1]), [t, v, ""]),
+            Term::App(t, v) => (|p| Term::App(&p[0], &p[1]), [t, v, ""]),
+            Term::Label(t, k, v) => (|p| Term::Label(&p[0], &p[1], &p[2]), [t, k, v]),
+        };
+        OwnedTerm {
+            parts: parts.map(str::to_owned),
+            make,
+        }
     }
-    Box::new(seqs.into_iter().map(Ok))
+
+    fn term(&self) -> Term<'_> {
+        (self.make)(&self.parts)
+    }
 }
 
 /// One page of a query run by [`execute`].
@@ -332,7 +358,7 @@ pub fn execute(source: &ModelSource, query: &Query) -> Result<Page, QueryError> 
             continue;
         }
         seqs.push(record.seq);
-        next = Some(Cursor::after_record(query, &record));
+        next = Some(plan.cursor_after(&record));
         if seqs.len() >= query.limit as usize {
             break;
         }

@@ -3,8 +3,9 @@
 use std::fmt::{self, Write as _};
 use std::ops::Range;
 
-use trailmix_index::{Dimension, Direction, Term};
+use trailmix_index::{Dimension, Direction, IndexRecord, Term};
 
+use crate::cursor::{Cursor, fingerprint};
 use crate::error::QueryError;
 use crate::filter::{Filter, Order, Query};
 use crate::source::IndexSource;
@@ -195,6 +196,8 @@ pub struct Plan {
     /// Sequence numbers that may hold a result (from the logged-at range; a superset).
     pub(crate) seqs: Range<u64>,
     pub(crate) access: Access,
+    /// The cursor fingerprint of `filter` and `order`, computed once per plan.
+    pub(crate) fingerprint: [u8; 8],
 }
 
 /// Plans `query` over `source`.
@@ -210,13 +213,19 @@ pub struct Plan {
 /// [`QueryError::LimitOutOfRange`], [`QueryError::Cursor`] for a cursor of another query,
 /// or the source's error.
 pub fn plan(query: &Query, source: &dyn IndexSource) -> Result<Plan, QueryError> {
-    query.validate()?;
+    // Query::validate, with the fingerprint computed once and kept in the plan.
+    query.check_limit()?;
+    let fingerprint = fingerprint(&query.filter, query.order);
+    if let Some(cursor) = &query.cursor {
+        cursor.check_fingerprint(fingerprint, query.order)?;
+    }
     let mut plan = Plan {
         filter: query.filter.clone(),
         order: query.order,
         limit: query.limit,
         seqs: 0..u64::MAX,
         access: Access::Scan,
+        fingerprint,
     };
     if plan.filter.is_trivially_empty() {
         plan.access = Access::Empty(Empty::Range);
@@ -366,6 +375,13 @@ impl Plan {
     #[must_use]
     pub fn limit(&self) -> u32 {
         self.limit
+    }
+
+    /// The cursor after `record`, a receipt the engine returned for this plan's query: the
+    /// same as [`Cursor::after_record`], without hashing the filter again for every row.
+    #[must_use]
+    pub fn cursor_after(&self, record: &IndexRecord<'_>) -> Cursor {
+        Cursor::with_fingerprint(self.fingerprint, self.order, record)
     }
 
     /// A human-readable account of the plan, one step per line.

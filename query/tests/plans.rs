@@ -236,11 +236,12 @@ impl IndexSource for Damaged {
         seqs: Range<u64>,
         dir: Direction,
     ) -> Result<SeqIter<'_>, SourceError> {
-        let mut all: Vec<Result<u64, SourceError>> =
-            self.inner.postings(term, seqs, dir)?.collect();
-        if self.damage == Damage::ShuffledPostings {
-            all.reverse();
+        let walk = self.inner.postings(term, seqs, dir)?;
+        if self.damage != Damage::ShuffledPostings {
+            return Ok(walk);
         }
+        let mut all: Vec<Result<u64, SourceError>> = walk.collect();
+        all.reverse();
         Ok(Box::new(all.into_iter()))
     }
     fn posting_count(&self, term: &Term<'_>) -> Result<u64, SourceError> {
@@ -353,7 +354,8 @@ fn false_positive_event_seqs_are_dropped_by_the_filter_check() {
 #[test]
 fn a_wrong_estimate_falls_back_to_postings_beyond_the_sort_cap() {
     let mut source = ModelSource::new();
-    let n = TIME_SORT_CAP + 500;
+    // Half the records match, and more than the cap of them lie after the cursor below.
+    let n = 2 * TIME_SORT_CAP + 500;
     for seq in 0..n {
         let record = ModelRecord {
             seq,
@@ -379,12 +381,14 @@ fn a_wrong_estimate_falls_back_to_postings_beyond_the_sort_cap() {
     assert!(planned(text, &d).explain().contains("sorted by seq"));
     let q = Query::parse(text).expect("valid");
     let p = plan(&q, &d).expect("plans");
-    let seqs: Vec<u64> = p
-        .candidates(&d, None)
-        .take(3)
-        .map(|c| c.expect("ok").seq)
-        .collect();
-    assert_eq!(seqs, [0, 2, 4]);
+    let candidates = p.candidates(&d, None);
+    assert_eq!(
+        candidates.time_sort_fallbacks(),
+        1,
+        "the walk passed the cap"
+    );
+    let seqs: Vec<u64> = candidates.map(|c| c.expect("ok").seq).collect();
+    assert_eq!(seqs, (0..n).step_by(2).collect::<Vec<_>>());
     let cursor = Cursor::after(
         &q,
         &trailmix_query::Candidate {
@@ -393,12 +397,29 @@ fn a_wrong_estimate_falls_back_to_postings_beyond_the_sort_cap() {
         },
     )
     .expect("seq");
-    let next: Vec<u64> = p
-        .candidates(&d, Some(&cursor))
-        .take(2)
-        .map(|c| c.expect("ok").seq)
-        .collect();
-    assert_eq!(next, [6, 8]);
+    let candidates = p.candidates(&d, Some(&cursor));
+    assert_eq!(
+        candidates.time_sort_fallbacks(),
+        1,
+        "the walk passed the cap"
+    );
+    let next: Vec<u64> = candidates.map(|c| c.expect("ok").seq).collect();
+    assert_eq!(next, (6..n).step_by(2).collect::<Vec<_>>());
+    // Near the end, exactly the cap matches after the cursor: the buffer is kept.
+    let near_end = n - 2 * TIME_SORT_CAP - 1;
+    let cursor = Cursor::after(
+        &q,
+        &trailmix_query::Candidate {
+            seq: near_end,
+            event_time_ns: None,
+        },
+    )
+    .expect("seq");
+    let candidates = p.candidates(&d, Some(&cursor));
+    assert_eq!(candidates.time_sort_fallbacks(), 0, "at the cap");
+    let rest: Vec<u64> = candidates.map(|c| c.expect("ok").seq).collect();
+    assert_eq!(rest, (near_end + 1..n).step_by(2).collect::<Vec<_>>());
+    assert_eq!(rest.len() as u64, TIME_SORT_CAP);
 }
 
 #[test]
@@ -411,7 +432,13 @@ fn an_event_time_range_small_enough_is_sorted_by_seq() {
         "{}",
         p.explain()
     );
-    let seqs: Vec<u64> = p.candidates(&s, None).map(|c| c.expect("ok").seq).collect();
+    let candidates = p.candidates(&s, None);
+    assert_eq!(
+        candidates.time_sort_fallbacks(),
+        0,
+        "the estimate was right"
+    );
+    let seqs: Vec<u64> = candidates.map(|c| c.expect("ok").seq).collect();
     // beta receipts are odd i; event time (i % 10) * 1000 in [3000, 5000): i % 10 == 3.
     assert_eq!(seqs, [106, 86, 66, 46, 26, 6]);
 }

@@ -3,7 +3,7 @@
 //! same query.
 
 use proptest::prelude::*;
-use trailmix_query::syntax::KEY_LIST;
+use trailmix_query::syntax::{KEY_LIST, KEYS};
 use trailmix_query::{
     Candidate, Cursor, Direction, Filter, ModelFilter, Order, ParseProblem, Query, TIME_FORMS,
 };
@@ -13,6 +13,11 @@ const JAN_1_2026: i64 = 1_767_225_600 * NS;
 
 fn parse(text: &str) -> Query {
     Query::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+#[test]
+fn the_key_list_is_every_key_in_order() {
+    assert_eq!(KEY_LIST, KEYS.join(", "));
 }
 
 #[test]
