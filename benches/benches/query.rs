@@ -4,20 +4,25 @@
 //!
 //! - **redb**: redb used directly, a row table plus four index tables
 //!   (`trailmix_benches::query_rigs::RedbRig`);
-//! - **sqlite**: `SQLite` (bundled, WAL, `synchronous=NORMAL`) with the equivalent indexes
+//! - **sqlite**: `SQLite` (bundled, WAL, `synchronous=NORMAL`) with the same four indexes
 //!   (`trailmix_benches::query_rigs::SqliteRig`);
-//! - **trailmix-db**: to be added in [`rigs`].
+//! - **trailmix-db**: `Db::query` / `Db::find_event` on a store loaded through `Db::append`
+//!   (`trailmix_benches::query_trailmix::TrailmixRig`).
 //!
-//! Every query reads each returned receipt in full and hashes its payload with blake3, as
-//! trailmix-db reads each result from its log and checks its digest.
+//! Every query reads each returned receipt in full: the baselines check its tenant and hash
+//! its payload with blake3; trailmix-db reads each result from its log, decodes it and checks
+//! two digests. The baselines also have a composite (tenant, model, version, time) index that
+//! trailmix-db lacks (`trailmix_benches::query_rigs` has the details).
 //!
 //! The data ([`trailmix_benches::query_data`]) is generated once per process: 1 M receipts,
 //! `$TRAILMIX_QUERY_RECEIPTS` to change it (e.g. `10000000`), 100k in `--quick` mode (or with
 //! `TRAILMIX_BENCH_QUICK=1`) and 20k when run as a test (`cargo test --benches`). Each rig
-//! loads it into a fresh store under `$TRAILMIX_BENCH_DIR` (else cargo's `target/tmp`) in
-//! 10k-receipt transactions; load rate and bytes on disk per receipt are printed. Before
+//! loads it into a fresh store under `$TRAILMIX_BENCH_DIR` (else cargo's `target/tmp`): the
+//! baselines in 10k-row transactions, trailmix-db in windows of 10k appends each waited durable
+//! and indexed, every rig timing only its store's work (`query_rigs::load_method`); load rate
+//! and bytes per receipt on disk (used, and allocated where different) are printed. Before
 //! measuring, the first 200 queries of each job are run on every rig and must give the same
-//! seqs (and what the data guarantees: full pages, whole sessions, the right event).
+//! rows (and what the data guarantees: full pages, whole sessions, the right event).
 //!
 //! Then, per job, criterion measures each rig as `query_<job>/<rig>` (one iteration = one
 //! query, cycling through 2,000 seeded queries), and single queries are timed for p50 / p99:
@@ -78,26 +83,29 @@ fn scratch() -> PathBuf {
 
 fn print_load(rig: &dyn QueryRig) {
     if let Some(s) = rig.load_stats() {
+        let catch_up = if s.index_catch_up.is_zero() {
+            String::new()
+        } else {
+            format!(", of which index catch-up {:.1?}", s.index_catch_up)
+        };
         eprintln!(
-            "query: {} loaded {} receipts in {:.1?} ({:.1} k/s), {:.0} bytes/receipt on disk",
+            "query: {} loaded {} receipts in {:.1?} ({:.1} k/s{catch_up}), {:.0} bytes/receipt \
+             used on disk, {:.0} allocated ({})",
             rig.name(),
             s.receipts,
             s.elapsed,
             s.per_second() / 1e3,
-            s.bytes_per_receipt()
+            s.bytes_per_receipt(),
+            s.allocated_bytes_per_receipt(),
+            query_rigs::load_method(rig.name()).unwrap_or("?")
         );
     }
 }
 
-// =============================================================================================
-// The rigs measured, in column order. Each loads `data` into a fresh store under `root`.
-//
-// TRAILMIX-DB RIG GOES HERE: implement `QueryRig` for trailmix-db (name() must return
-// `query_rigs::TRAILMIX_RIG`, "trailmix-db", for the report's ratios), load `data` into a store
-// at `root.join(query_rigs::TRAILMIX_RIG)` (indexes current before returning), and push it
-// below. Return rows in the orders `QueryRig` documents; the check before measuring compares
-// every rig's seqs with the first rig's.
-// =============================================================================================
+/// The rigs measured, in column order (the report's ratios are against trailmix-db, named
+/// [`query_rigs::TRAILMIX_RIG`]). Each loads `data` into a fresh store under `root`, indexes
+/// current before it returns; the check before measuring compares every rig's rows with the
+/// first rig's.
 fn rigs(data: &Dataset, root: &Path) -> Result<Vec<Box<dyn QueryRig>>, BoxError> {
     let mut rigs: Vec<Box<dyn QueryRig>> = Vec::new();
 
@@ -125,18 +133,25 @@ fn rigs(data: &Dataset, root: &Path) -> Result<Vec<Box<dyn QueryRig>>, BoxError>
 }
 
 /// Runs the first [`CHECKED`] queries of each job on every rig: the first rig's results must
-/// satisfy what the data guarantees and every other rig must return the same seqs.
+/// satisfy what the data guarantees and every other rig must return the same rows (each
+/// rig's result ids mapped to rows here, outside the timed queries).
 fn cross_check(rigs: &[Box<dyn QueryRig>], queries: &QuerySet) -> Result<(), BoxError> {
     let Some((first, others)) = rigs.split_first() else {
         return Ok(());
     };
     for job in Job::ALL {
         for i in 0..queries.len(job).min(CHECKED) {
-            let expected = query_rigs::run(first.as_ref(), job, queries, i)?;
+            let expected = query_rigs::rows_of(
+                first.as_ref(),
+                &query_rigs::run(first.as_ref(), job, queries, i)?,
+            )?;
             query_rigs::check(job, queries, i, &expected)
                 .map_err(|e| format!("{}: {e}", first.name()))?;
             for rig in others {
-                let got = query_rigs::run(rig.as_ref(), job, queries, i)?;
+                let got = query_rigs::rows_of(
+                    rig.as_ref(),
+                    &query_rigs::run(rig.as_ref(), job, queries, i)?,
+                )?;
                 if got != expected {
                     return Err(format!(
                         "{} query {i}: {} returned {got:?}, {} returned {expected:?}",

@@ -145,7 +145,8 @@ fn block_of(
     Ok((batches, timed))
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile of `sorted` (nearest rank, rounded); NaN when empty.
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
