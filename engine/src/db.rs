@@ -405,8 +405,13 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] when `seq` holds no receipt, [`Error::Damaged`] when its entry does
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
-        let record = self.inner.reads.read(seq)?;
-        decode_receipt(self.inner.alg, seq, record.kind.get(), &record.payload).map(|(r, _)| r)
+        let alg = self.inner.alg;
+        self.inner
+            .reads
+            .visit(seq, |record| {
+                decode_receipt(alg, seq, record.kind.get(), record.payload)
+            })?
+            .map(|(r, _)| r)
     }
 
     /// An inclusion proof of the entry at `seq` against a signed checkpoint: its epoch's seal

@@ -278,8 +278,10 @@ impl<L: LogStorage> IndexKeeper<L> {
             .event_seqs(tenant, event_id)
             .map_err(|e| index_error(self.index.path(), &e))?;
         for seq in candidates.into_iter().map(Seq) {
-            let record = self.reads.read(seq)?;
-            let found = match decode_receipt(self.alg, seq, record.kind.get(), &record.payload) {
+            let decoded = self.reads.visit(seq, |record| {
+                decode_receipt(self.alg, seq, record.kind.get(), record.payload)
+            })?;
+            let found = match decoded {
                 Ok(found) => found,
                 // Not a receipt: a stale or tampered index (or a hash collision) named it.
                 Err(Error::NotFound { .. }) => continue,

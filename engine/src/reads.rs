@@ -7,16 +7,31 @@ use std::sync::{PoisonError, RwLock};
 
 use crate::error::{Error, Result};
 use crate::log::LogStorage;
-use crate::wal::{Position, Record, Seq, WalReader};
+use crate::wal::format::FRAME_ALIGN;
+use crate::wal::{Position, RecordRef, SegmentNo, Seq, WalReader};
 
-/// One frame position is kept per this many sequence numbers (about 24 bytes each, so
-/// ~190 KiB of memory per million entries). A read walks at most this many frame headers.
-pub const POSITION_SAMPLE_EVERY: u64 = 128;
+/// One frame position is kept per this many sequence numbers, as 4 bytes (a quarter of a byte
+/// of memory per entry: 2.5 MiB per ten million). A read walks fewer frame headers than this.
+pub const POSITION_SAMPLE_EVERY: u64 = 16;
+
+/// Sampled frame offsets of one segment: `slots[i]` is the offset (in units of
+/// [`FRAME_ALIGN`]) of seq `first + i × POSITION_SAMPLE_EVERY`.
+struct SampleRun {
+    segment: SegmentNo,
+    first: Seq,
+    slots: Vec<u32>,
+}
+
+impl SampleRun {
+    fn next_seq(&self) -> u64 {
+        self.first.0 + self.slots.len() as u64 * POSITION_SAMPLE_EVERY
+    }
+}
 
 /// The shared random-read path of a store's log.
 pub(crate) struct LogReads<L: LogStorage> {
     reader: RwLock<WalReader<L::Storage>>,
-    samples: RwLock<Vec<(Seq, Position)>>,
+    samples: RwLock<Vec<SampleRun>>,
 }
 
 impl<L: LogStorage> LogReads<L> {
@@ -32,37 +47,64 @@ impl<L: LogStorage> LogReads<L> {
         if !seq.0.is_multiple_of(POSITION_SAMPLE_EVERY) {
             return;
         }
-        let mut samples = self.samples.write().unwrap_or_else(PoisonError::into_inner);
-        if samples.last().is_none_or(|(last, _)| *last < seq) {
-            samples.push((seq, position));
+        // Segments are at most 16 GiB, so an aligned offset fits; if not, walk further.
+        let Ok(slot) = u32::try_from(position.offset / FRAME_ALIGN) else {
+            return;
+        };
+        let mut runs = self.samples.write().unwrap_or_else(PoisonError::into_inner);
+        match runs.last_mut() {
+            Some(run) if run.segment == position.segment && run.next_seq() == seq.0 => {
+                run.slots.push(slot);
+            }
+            Some(run) if run.next_seq() > seq.0 => {}
+            _ => runs.push(SampleRun {
+                segment: position.segment,
+                first: seq,
+                slots: vec![slot],
+            }),
         }
     }
 
+    /// The last sampled position at or before `seq`.
     fn hint(&self, seq: Seq) -> Option<(Seq, Position)> {
-        let samples = self.samples.read().unwrap_or_else(PoisonError::into_inner);
-        let at = samples.partition_point(|(s, _)| *s <= seq);
-        at.checked_sub(1).map(|i| samples[i])
+        let runs = self.samples.read().unwrap_or_else(PoisonError::into_inner);
+        let at = runs.partition_point(|run| run.first <= seq);
+        let run = runs.get(at.checked_sub(1)?)?;
+        let i = ((seq.0 - run.first.0) / POSITION_SAMPLE_EVERY).min(run.slots.len() as u64 - 1);
+        let slot = *run.slots.get(usize::try_from(i).ok()?)?;
+        let position = Position {
+            segment: run.segment,
+            offset: u64::from(slot) * FRAME_ALIGN,
+        };
+        Some((Seq(run.first.0 + i * POSITION_SAMPLE_EVERY), position))
     }
 
-    /// Reads the record at `seq`; re-lists the segments once when `seq` lies past them (the
-    /// writer rolled over since the reader last looked).
-    pub(crate) fn read(&self, seq: Seq) -> Result<Record> {
+    /// Calls `visit` with the record at `seq`, borrowed from the mapped segment (no copy).
+    /// Re-lists the segments once when `seq` lies past them (the writer rolled over since the
+    /// reader last looked).
+    pub(crate) fn visit<T>(
+        &self,
+        seq: Seq,
+        mut visit: impl FnMut(RecordRef<'_>) -> T,
+    ) -> Result<T> {
         let hint = self.hint(seq);
         let first = {
             let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
-            reader.read_with_hint(seq, hint)
+            reader.visit_with_hint(seq, hint, &mut visit)
         };
         match first {
             Err(crate::wal::Error::SeqOutOfRange { .. }) => {
                 let mut reader = self.reader.write().unwrap_or_else(PoisonError::into_inner);
                 reader.refresh()?;
-                reader.read_with_hint(seq, hint).map_err(|e| match e {
-                    crate::wal::Error::SeqOutOfRange { .. } => Error::NotFound {
-                        seq,
-                        detail: e.to_string(),
-                    },
-                    other => Error::from(other),
-                })
+                reader
+                    .visit_with_hint(seq, hint, &mut visit)
+                    .map_err(|e| match e {
+                        crate::wal::Error::SeqOutOfRange { .. } => Error::NotFound {
+                            seq,
+                            detail: e.to_string(),
+                        },
+                        other => Error::from(other),
+                    })
             }
             other => Ok(other?),
         }

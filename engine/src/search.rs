@@ -297,13 +297,11 @@ impl<L: LogStorage> Db<L> {
 
     /// Reads a candidate; `None` for entries that are not receipts (checkpoints, seals).
     fn read_candidate(&self, seq: Seq) -> Result<Option<StoredReceipt>> {
-        let record = self.reads().read(seq)?;
-        match decode_receipt(
-            self.hash_algorithm(),
-            seq,
-            record.kind.get(),
-            &record.payload,
-        ) {
+        let alg = self.hash_algorithm();
+        let decoded = self.reads().visit(seq, |record| {
+            decode_receipt(alg, seq, record.kind.get(), record.payload)
+        })?;
+        match decoded {
             Ok((receipt, _)) => Ok(Some(receipt)),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(other) => Err(other),

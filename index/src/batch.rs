@@ -5,12 +5,10 @@ use std::sync::LazyLock;
 
 use crate::codec::{check_len, check_term, dim_code, i64_key, put_str, put_term};
 use crate::term::{Dimension, Term};
-use crate::{
-    EVENT_ID_CONTEXT, EVENT_TIME_BUCKET_SHIFT, HOUR_NS, IndexError, IndexRecord, MAX_FIELD_BYTES,
-};
+use crate::{EVENT_ID_CONTEXT, HOUR_NS, IndexError, IndexRecord, MAX_FIELD_BYTES};
 
 /// The index entries for the seqs `start..end`, grouped the way [`Index::commit`](crate::Index::commit)
-/// writes them (per term, per tenant time bucket, per count key), so that a commit writes a
+/// writes them (per term, per tenant, per count key), so that a commit writes a
 /// few keys per term instead of one per receipt per table.
 ///
 /// A batch is owned and built without the index, so the engine can fill it on another thread.
@@ -26,7 +24,7 @@ pub struct IndexBatch {
     pub(crate) event_ids: Vec<[u8; 24]>,
     /// `(seq, logged_at)` per receipt, ascending.
     pub(crate) logged_at: Vec<(u64, u64)>,
-    /// `str(tenant) ‖ bucket` → `(seq, event time)` in seq order.
+    /// `str(tenant)` → `(seq, event time)` in seq order.
     pub(crate) event_times: HashMap<Vec<u8>, Vec<(u64, i64)>>,
     /// Count key (`str(tenant) ‖ dim ‖ hour ‖ str(value)`) → receipts.
     pub(crate) counts: HashMap<Vec<u8>, u64>,
@@ -161,8 +159,6 @@ impl IndexBatch {
     fn add_event_time(&mut self, r: &IndexRecord<'_>) {
         self.scratch.clear();
         put_str(&mut self.scratch, r.tenant);
-        self.scratch
-            .extend_from_slice(&i64_key(r.event_time_ns >> EVENT_TIME_BUCKET_SHIFT));
         let pair = (r.seq, r.event_time_ns);
         match self.event_times.get_mut(self.scratch.as_slice()) {
             Some(pairs) => pairs.push(pair),

@@ -270,30 +270,6 @@ pub(crate) fn pair_header(chunk: &[u8]) -> Decoded<PairHeader> {
     })
 }
 
-/// Reads the header of a stored pair chunk keyed by `first_seq` that a commit is about to
-/// append to, and checks it against the key and the chunk's length without decoding the pairs
-/// (the chunk is fully checked when read): the count is at least 1, a lone pair has the key's
-/// seq, and `count` pairs of two varints take 2 to 20 bytes each, the last byte ending a varint.
-pub(crate) fn pair_append_header(first_seq: u64, chunk: &[u8]) -> Decoded<PairHeader> {
-    let h = pair_header(chunk)?;
-    if h.count == 0 {
-        return Err("chunk count is zero");
-    }
-    let count = u64::from(h.count);
-    let bytes = (chunk.len() - PAIR_HEADER_BYTES) as u64;
-    if bytes < count * 2 || bytes > count * 20 {
-        return Err("chunk length does not fit its count");
-    }
-    let fits = |span: u64| span >= count - 1 && (count > 1 || span == 0);
-    if !h.last_seq.checked_sub(first_seq).is_some_and(fits) {
-        return Err("last seq does not fit the key and the count");
-    }
-    if chunk.last().is_some_and(|b| b & 0x80 != 0) {
-        return Err("chunk ends inside a varint");
-    }
-    Ok(h)
-}
-
 /// A new, empty pair chunk whose first pair will be measured from `(first_seq, base)`.
 pub(crate) fn pair_chunk(first_seq: u64, base: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(64);
@@ -347,6 +323,125 @@ pub(crate) fn decode_pairs(
         return Err("trailing bytes after the last pair");
     }
     if (seq, value) != (h.last_seq, h.last_value) {
+        return Err("last pair differs from the header");
+    }
+    Ok(())
+}
+
+/// A time pair: `(event time ns, seq)`, ordered by time, then seq.
+pub(crate) type TimePair = (i64, u64);
+
+/// Key of the event-time chunk that starts at `first`: `str(tenant) ‖ i64key(time) ‖ seq BE`.
+pub(crate) fn time_key(out: &mut Vec<u8>, tenant_prefix: &[u8], first: TimePair) {
+    out.clear();
+    out.extend_from_slice(tenant_prefix);
+    out.extend_from_slice(&i64_key(first.0));
+    out.extend_from_slice(&first.1.to_be_bytes());
+}
+
+/// The first pair of an event-time chunk key whose tenant prefix is `prefix_len` bytes.
+pub(crate) fn time_key_pair(key: &[u8], prefix_len: usize) -> Decoded<TimePair> {
+    let rest = key
+        .get(prefix_len..)
+        .filter(|r| r.len() == 16)
+        .ok_or("key is not tenant, time and seq")?;
+    let mut pos = 0;
+    let time = i64_from_key(get8(rest, &mut pos)?);
+    Ok((time, u64::from_be_bytes(get8(rest, &mut pos)?)))
+}
+
+/// A new time chunk holding only `first` (its key's pair): the header `last_seq ‖ last_time
+/// ‖ count = 1`.
+pub(crate) fn time_chunk(first: TimePair) -> (Vec<u8>, PairHeader) {
+    let mut v = Vec::with_capacity(64);
+    v.extend_from_slice(&first.1.to_le_bytes());
+    v.extend_from_slice(&first.0.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    let h = PairHeader {
+        last_seq: first.1,
+        last_value: first.0.cast_unsigned(),
+        count: 1,
+    };
+    (v, h)
+}
+
+/// The last pair a time chunk's header names.
+pub(crate) fn time_chunk_last(h: PairHeader) -> TimePair {
+    (h.last_value.cast_signed(), h.last_seq)
+}
+
+/// Appends `pair`, which must follow the chunk's last pair: the time delta (≥ 0), then the
+/// zigzag of the seq's wrapping difference from the previous seq.
+pub(crate) fn time_chunk_append(chunk: &mut Vec<u8>, h: &mut PairHeader, pair: TimePair) {
+    debug_assert!(pair > time_chunk_last(*h), "time pairs must increase");
+    let delta = pair
+        .0
+        .wrapping_sub(h.last_value.cast_signed())
+        .cast_unsigned();
+    put_varint(chunk, delta);
+    put_varint(chunk, zigzag(pair.1.wrapping_sub(h.last_seq).cast_signed()));
+    h.last_seq = pair.1;
+    h.last_value = pair.0.cast_unsigned();
+    h.count += 1;
+    chunk[..8].copy_from_slice(&pair.1.to_le_bytes());
+    chunk[8..16].copy_from_slice(&pair.0.to_le_bytes());
+    chunk[16..20].copy_from_slice(&h.count.to_le_bytes());
+}
+
+/// Reads the header of a stored time chunk that starts at `first` and that a commit is about
+/// to append to, checking it against the key and the chunk's length without decoding it:
+/// `count − 1` steps of two varints take 2 to 20 bytes each, the last byte ends a varint.
+pub(crate) fn time_append_header(first: TimePair, chunk: &[u8]) -> Decoded<PairHeader> {
+    let h = pair_header(chunk)?;
+    let steps = u64::from(h.count)
+        .checked_sub(1)
+        .ok_or("chunk count is zero")?;
+    let bytes = (chunk.len() - PAIR_HEADER_BYTES) as u64;
+    if bytes < steps * 2 || bytes > steps * 20 {
+        return Err("chunk length does not fit its count");
+    }
+    let last = time_chunk_last(h);
+    if (steps == 0 && last != first) || (steps > 0 && last <= first) {
+        return Err("last pair does not fit the key and the count");
+    }
+    if steps > 0 && chunk.last().is_some_and(|b| b & 0x80 != 0) {
+        return Err("chunk ends inside a varint");
+    }
+    Ok(h)
+}
+
+/// Decodes a time chunk that starts at `first`, pushing its pairs onto `out` in increasing
+/// `(time, seq)` order; refuses pairs that do not increase and a header that disagrees.
+pub(crate) fn decode_time_chunk(
+    first: TimePair,
+    chunk: &[u8],
+    out: &mut Vec<TimePair>,
+) -> Decoded<()> {
+    let h = pair_header(chunk)?;
+    if h.count == 0 {
+        return Err("chunk count is zero");
+    }
+    let mut pos = PAIR_HEADER_BYTES;
+    let (mut time, mut seq) = first;
+    out.push(first);
+    for _ in 1..h.count {
+        let dt = get_varint(chunk, &mut pos)?;
+        let ds = unzigzag(get_varint(chunk, &mut pos)?);
+        time = i64::try_from(dt)
+            .ok()
+            .and_then(|dt| time.checked_add(dt))
+            .ok_or("time overflows")?;
+        let next_seq = seq.wrapping_add(ds.cast_unsigned());
+        if dt == 0 && next_seq <= seq {
+            return Err("pairs not increasing in (time, seq) order");
+        }
+        seq = next_seq;
+        out.push((time, seq));
+    }
+    if pos != chunk.len() {
+        return Err("trailing bytes after the last pair");
+    }
+    if (time, seq) != time_chunk_last(h) {
         return Err("last pair differs from the header");
     }
     Ok(())
@@ -421,30 +516,30 @@ mod tests {
             posting_append_header(0, &short).is_err(),
             "too short for its count"
         );
+    }
 
-        let mut p = pair_chunk(10, 1000);
-        let mut h = pair_header(&p).unwrap_or(PairHeader {
-            last_seq: 0,
-            last_value: 0,
-            count: 0,
-        });
+    #[test]
+    fn time_chunks_round_trip_and_refuse_disorder() {
+        let first = (-5i64, 40u64);
+        let (mut c, mut h) = time_chunk(first);
+        let pairs = [first, (-5, 41), (7, 3), (7, 90), (i64::MAX, 0)];
+        for p in &pairs[1..] {
+            time_chunk_append(&mut c, &mut h, *p);
+        }
+        let mut out = Vec::new();
+        assert_eq!(decode_time_chunk(first, &c, &mut out), Ok(()));
+        assert_eq!(out, pairs);
+        assert_eq!(time_append_header(first, &c).map(|h| h.count), Ok(5));
+        // The same bytes under a later first pair make the second step go back in seq.
+        assert!(decode_time_chunk((-5, 41), &c, &mut Vec::new()).is_err());
         assert!(
-            pair_append_header(10, &p).is_err(),
-            "an empty chunk is never stored"
+            time_append_header((-5, 41), &c[..20]).is_err(),
+            "count says 5"
         );
-        pair_append(&mut p, &mut h, 10, 1);
-        assert!(pair_append_header(10, &p).is_ok());
-        assert!(
-            pair_append_header(9, &p).is_err(),
-            "a lone pair has the key's seq"
-        );
-        pair_append(&mut p, &mut h, 300, 5000);
-        let got = pair_append_header(10, &p).map(|h| (h.last_seq, h.last_value, h.count));
-        assert_eq!(got, Ok((300, 5000, 2)));
-        assert!(
-            pair_append_header(10, &p[..p.len() - 1]).is_err(),
-            "ends in a varint"
-        );
+        let mut key = Vec::new();
+        time_key(&mut key, b"\x00\x01t", (-5, 40));
+        assert_eq!(time_key_pair(&key, 3), Ok((-5, 40)));
+        assert!(time_key_pair(&key[..18], 3).is_err());
     }
 
     #[test]

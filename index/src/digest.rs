@@ -2,16 +2,16 @@
 //!
 //! Chunk boundaries, the `terms` table's last-chunk pointers and redb's page layout depend on
 //! how the content was split into batches; none of them enters the digest. What enters it is
-//! each term's full seq list, every event-id key, every `(seq, logged_at)`, each tenant time
-//! bucket's `(seq, event time)` list, every count and the watermark.
+//! each term's full seq list, every event-id key, every `(seq, logged_at)`, each tenant's
+//! `(seq, event time)` list, every count and the watermark.
 
 use redb::{ReadOnlyTable, ReadableTable};
 
-use crate::codec::{decode_pairs, decode_postings, i64_from_key};
+use crate::codec::{decode_postings, decode_time_chunk, time_key_pair};
 use crate::reader::{IndexReader, get_be};
 use crate::tables::get_u64_le;
 use crate::write::decode_term_stats;
-use crate::{DIGEST_CONTEXT, EVENT_TIME_BUCKET_SHIFT, IndexError};
+use crate::{DIGEST_CONTEXT, IndexError};
 
 type Bytes = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
@@ -21,7 +21,7 @@ fn framed(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(bytes);
 }
 
-/// One group (a term, a tenant time bucket) being hashed: its key, item count, items' hash.
+/// One group (a term, a tenant's event times) being hashed: its key, item count, items' hash.
 struct Group {
     key: Vec<u8>,
     n: u64,
@@ -169,8 +169,8 @@ impl IndexReader {
         Ok(())
     }
 
-    /// Each tenant time bucket's `(seq, event time)` list; chunks of a bucket follow each
-    /// other in seq order, so the list does not depend on where chunks were cut.
+    /// Each tenant's `(seq, event time)` list in `(event time, seq)` order: chunks follow
+    /// each other in that order, so the list does not depend on where chunks were cut.
     fn digest_event_times(&self, h: &mut blake3::Hasher) -> Result<(), IndexError> {
         h.update(b"event_times");
         let mut group: Option<Group> = None;
@@ -184,11 +184,12 @@ impl IndexReader {
             let key = k.value();
             let split = key
                 .len()
-                .checked_sub(8)
-                .filter(|s| *s >= 10)
+                .checked_sub(16)
+                .filter(|s| *s >= 2)
                 .ok_or_else(|| self.corrupt("event_times", key, "short key"))?;
-            let (prefix, first) = (&key[..split], get_be(&key[split..]).unwrap_or(0));
-            let bucket = i64_from_key(prefix[split - 8..].try_into().unwrap_or([0; 8]));
+            let prefix = &key[..split];
+            let first =
+                time_key_pair(key, split).map_err(|d| self.corrupt("event_times", key, d))?;
             if group.as_ref().is_none_or(|g| g.key != prefix) {
                 if let Some(g) = group.take() {
                     g.finish(h);
@@ -200,12 +201,11 @@ impl IndexReader {
                 });
             }
             pairs.clear();
-            let base = (bucket << EVENT_TIME_BUCKET_SHIFT).cast_unsigned();
-            decode_pairs(first, base, v.value(), &mut pairs)
+            decode_time_chunk(first, v.value(), &mut pairs)
                 .map_err(|d| self.corrupt("event_times", key, d))?;
             if let Some(g) = group.as_mut() {
                 g.n += pairs.len() as u64;
-                for (seq, t) in &pairs {
+                for (t, seq) in &pairs {
                     g.items.update(&seq.to_le_bytes());
                     g.items.update(&t.to_le_bytes());
                 }

@@ -33,7 +33,7 @@ pub use term::{Dimension, Direction, Term};
 
 /// The index format this build reads and writes (meta key `format_version`). Any other
 /// version is refused with [`IndexError::UnsupportedFormat`]; the engine then rebuilds.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Longest string a key can hold (a `u16` length prefix): every term field, tenant, model
 /// value and decision. Receipts are far below it (ids ≤ 128 bytes, label values ≤ 256).
@@ -56,13 +56,6 @@ pub const MAX_CHUNK_ENTRY_BYTES: usize = 20;
 
 /// Default redb page cache.
 pub const DEFAULT_CACHE_BYTES: usize = 128 * 1024 * 1024;
-
-/// Event times are grouped in buckets of `2^24` ns (about 16.8 ms) per tenant: a bucket is the
-/// unit an [`EventTimes`] walk reads and sorts, so its memory is one bucket's receipts.
-pub const EVENT_TIME_BUCKET_SHIFT: u32 = 24;
-
-/// Width of an event-time bucket in nanoseconds (`1 << EVENT_TIME_BUCKET_SHIFT`).
-pub const EVENT_TIME_BUCKET_NS: i64 = 1 << EVENT_TIME_BUCKET_SHIFT;
 
 /// One hour in nanoseconds: the granularity of the counts table.
 pub const HOUR_NS: i64 = 3_600_000_000_000;

@@ -257,8 +257,8 @@ impl IndexReader {
     }
 
     /// The tenant's receipts with `from_ns <= event_time < to_ns`, as `(event_time, seq)`
-    /// ordered by `(event_time, seq)` in `dir`. Reads one time bucket
-    /// ([`EVENT_TIME_BUCKET_NS`](crate::EVENT_TIME_BUCKET_NS)) at a time.
+    /// ordered by `(event_time, seq)` in `dir`. Reads one chunk (a few hundred receipts) at a
+    /// time.
     ///
     /// # Errors
     ///

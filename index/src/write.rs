@@ -9,15 +9,13 @@ use std::path::Path;
 use redb::{Durability, ReadableTable, Table, TableHandle, WriteTransaction};
 
 use crate::codec::{
-    PairHeader, decode_pairs, hex, i64_from_key, pair_append, pair_append_header, pair_chunk,
-    pair_header, posting_append, posting_append_header, posting_chunk,
+    PairHeader, decode_pairs, hex, pair_append, pair_chunk, pair_header, posting_append,
+    posting_append_header, posting_chunk,
 };
-use crate::reader::get_be;
 use crate::tables::{
-    COUNTS, EVENT_TIMES, LOGGED_AT, META, META_WATERMARK, POSTINGS, TENANTS, TERMS, VALUES,
-    get_u64_le,
+    COUNTS, LOGGED_AT, META, META_WATERMARK, POSTINGS, TENANTS, TERMS, VALUES, get_u64_le,
 };
-use crate::{CommitMode, EVENT_TIME_BUCKET_SHIFT, Index, IndexBatch, IndexError};
+use crate::{CommitMode, Index, IndexBatch, IndexError};
 
 /// The context every write step needs.
 struct Writer<'t> {
@@ -81,7 +79,7 @@ impl Writer<'_> {
         self.logged_at(&batch.logged_at)?;
         self.postings(batch.postings)?;
         crate::event_ids::write(self.db, self.txn, self.path, batch.event_ids, batch.start)?;
-        self.event_times(batch.event_times)?;
+        crate::event_time::write(self.txn, self.path, self.target, batch.event_times)?;
         self.counts(COUNTS, batch.counts)?;
         self.counts(VALUES, batch.values)?;
         self.tenants(batch.tenants)?;
@@ -275,79 +273,6 @@ impl Writer<'_> {
             }
             pair_append(chunk, &mut h, seq, value);
             *rest = tail;
-        }
-        Ok(())
-    }
-
-    /// Appends each tenant time bucket's pairs to the bucket's last chunk, then to new ones.
-    fn event_times(
-        &self,
-        groups: std::collections::HashMap<Vec<u8>, Vec<(u64, i64)>>,
-    ) -> Result<(), IndexError> {
-        let mut groups: Vec<_> = groups.into_iter().collect();
-        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut table = self.open(EVENT_TIMES)?;
-        for (prefix, pairs) in groups {
-            let pairs: Vec<(u64, u64)> = pairs
-                .into_iter()
-                .map(|(s, t)| (s, t.cast_unsigned()))
-                .collect();
-            let bucket = prefix
-                .len()
-                .checked_sub(8)
-                .and_then(|at| prefix[at..].try_into().ok())
-                .map(i64_from_key);
-            let base = (bucket.unwrap_or(0) << EVENT_TIME_BUCKET_SHIFT).cast_unsigned();
-            let mut rest = pairs.as_slice();
-            let (lo, hi) = (
-                [prefix.as_slice(), &[0; 8]].concat(),
-                [prefix.as_slice(), &[0xff; 8]].concat(),
-            );
-            let last = {
-                let last = table
-                    .range::<&[u8]>(lo.as_slice()..=hi.as_slice())
-                    .map_err(|e| self.err("read event_times", e))?
-                    .next_back()
-                    .transpose()
-                    .map_err(|e| self.err("read event_times", e))?;
-                // Copy the last chunk only when it is below the target and will be appended to.
-                last.and_then(|(k, v)| {
-                    let chunk = v.value();
-                    (chunk.len() < self.target).then(|| (k.value().to_vec(), chunk.to_vec()))
-                })
-            };
-            if let Some((key, mut chunk)) = last {
-                let bad = |d: &str| {
-                    IndexError::corrupt(
-                        self.path,
-                        "event_times",
-                        format!("chunk {}: {d}", hex(&key)),
-                    )
-                };
-                let first_seq = key
-                    .get(prefix.len()..)
-                    .and_then(get_be)
-                    .ok_or_else(|| bad("key is not tenant, bucket and 8 bytes"))?;
-                let h = pair_append_header(first_seq, &chunk).map_err(bad)?;
-                self.fill_pairs(&mut chunk, h, &mut rest, &key, "event_times")?;
-                table
-                    .insert(key.as_slice(), chunk.as_slice())
-                    .map_err(|e| self.err("write event_times", e))?;
-            }
-            let mut key = Vec::with_capacity(prefix.len() + 8);
-            while let Some(&(seq, _)) = rest.first() {
-                set_key(&mut key, &prefix, seq);
-                let mut chunk = pair_chunk(seq, base);
-                let h = PairHeader {
-                    last_seq: seq,
-                    last_value: base,
-                    count: 0,
-                };
-                self.fill_pairs(&mut chunk, h, &mut rest, &key, "event_times")?;
-                table
-                    .insert(key.as_slice(), chunk.as_slice())
-                    .map_err(|e| self.err("write event_times", e))?;
-            }
         }
         Ok(())
     }

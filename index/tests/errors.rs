@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use common::{Mix, Model, Rec, batch, binding, build, check_all, records};
 use redb::ReadableTable;
 use trailmix_index::{
-    CommitMode, Dimension, Direction, HOUR_NS, Index, IndexBatch, IndexError, IndexOptions,
-    StoreBinding, Term,
+    CommitMode, Dimension, Direction, FORMAT_VERSION, HOUR_NS, Index, IndexBatch, IndexError,
+    IndexOptions, StoreBinding, Term,
 };
 
 fn fresh(dir: &tempfile::TempDir) -> (Index, Model) {
@@ -154,8 +154,11 @@ fn an_index_of_another_store_or_format_is_refused() {
         {
             let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
             let mut meta = txn.open_table(def).expect("meta");
-            meta.insert("format_version", 2u32.to_le_bytes().as_slice())
-                .expect("insert");
+            meta.insert(
+                "format_version",
+                (FORMAT_VERSION + 1).to_le_bytes().as_slice(),
+            )
+            .expect("insert");
         }
         txn.commit().expect("commit");
     }
@@ -164,14 +167,14 @@ fn an_index_of_another_store_or_format_is_refused() {
         matches!(
             err,
             Err(IndexError::UnsupportedFormat {
-                found: 2,
-                supported: 1,
+                found,
+                supported: FORMAT_VERSION,
                 ..
-            })
+            }) if found == FORMAT_VERSION + 1
         ),
         "{err:?}"
     );
-    set_meta(&path, "format_version", &1u32.to_le_bytes());
+    set_meta(&path, "format_version", &FORMAT_VERSION.to_le_bytes());
     let index = Index::open(&path, &binding(), IndexOptions::new()).expect("reopen");
     assert_eq!(digest(&index), before);
     check_all(&index.reader().expect("reader"), &model, &mut Mix(2));

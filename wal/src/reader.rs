@@ -243,8 +243,10 @@ impl<S: Storage> WalReader<S> {
         let bytes = segment.view();
         let len = bytes.len() as u64;
         let (mut seq, mut offset) = match hint {
+            // The hint only has to name a frame start with its seq; every frame from there
+            // on is checked as the walk reaches it.
             Some((seq, position))
-                if format::frame_at(&bytes, position.offset, len)
+                if format::frame_header_at(&bytes, position.offset, len)
                     .is_some_and(|f| f.header.seq == seq) =>
             {
                 (seq, position.offset)
@@ -308,9 +310,25 @@ impl<S: Storage> WalReader<S> {
     /// # Errors
     /// As for [`WalReader::read`].
     pub fn read_with_hint(&self, seq: Seq, hint: Option<(Seq, Position)>) -> Result<Record> {
+        self.visit_with_hint(seq, hint, |record| record.to_owned_record())
+    }
+
+    /// Calls `visit` with the record `seq`, borrowed from its mapped segment (no copy), walking
+    /// from `hint` (see [`WalReader::scan_with_hint`]); returns what `visit` returns. The frame
+    /// is checked as in [`WalReader::read`].
+    ///
+    /// # Errors
+    /// As for [`WalReader::read`]; `visit` is not called then.
+    pub fn visit_with_hint<T>(
+        &self,
+        seq: Seq,
+        hint: Option<(Seq, Position)>,
+        visit: impl FnOnce(RecordRef<'_>) -> T,
+    ) -> Result<T> {
+        let mut visit = Some(visit);
         let mut found = None;
         let end = self.walk(seq, hint, FrameCheck::Target, |record| {
-            found = Some(record.to_owned_record());
+            found = visit.take().map(|visit| visit(record));
             ControlFlow::Break(())
         })?;
         let first = self.segments.first().map_or(Seq(0), |s| s.header.first_seq);

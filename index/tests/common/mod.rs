@@ -13,9 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use trailmix_index::{
-    CountRow, Dimension, Direction, EVENT_TIME_BUCKET_NS, HOUR_NS, Index, IndexBatch, IndexReader,
-    IndexRecord, StoreBinding, Term,
+    CountRow, Dimension, Direction, HOUR_NS, Index, IndexBatch, IndexReader, IndexRecord,
+    StoreBinding, Term,
 };
+
+/// A short span of event times, so that many receipts share a time or lie close together.
+const TIME_SPREAD_NS: u64 = 1 << 24;
 
 /// An [`IndexRecord`] that owns its strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +148,7 @@ pub fn records(seed: u64, n: usize) -> (Vec<Rec>, u64) {
             0 => -(r.below(5 * 86_400) as i64) * 1_000_000_000,
             1 => -T0 - (r.below(1000) as i64) * 1_000_000_000,
             2..=5 => (r.below(3 * 3600) as i64) * 1_000_000_000,
-            _ => (r.below(EVENT_TIME_BUCKET_NS as u64 * 4)) as i64,
+            _ => (r.below(TIME_SPREAD_NS * 4)) as i64,
         };
         let model = r.below(5);
         let mut labels = BTreeMap::new();
@@ -389,7 +392,7 @@ fn check_times(reader: &IndexReader, model: &Model, r: &mut Mix) {
             for _ in 0..3 {
                 let a = T0 - 86_400_000_000_000 + (r.below(4 * 86_400_000_000_000) as i64);
                 let w = match r.below(3) {
-                    0 => r.below(EVENT_TIME_BUCKET_NS as u64 * 3) as i64,
+                    0 => r.below(TIME_SPREAD_NS * 3) as i64,
                     1 => r.below(4 * HOUR_NS as u64) as i64,
                     _ => i64::MAX / 4,
                 };
