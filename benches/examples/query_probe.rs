@@ -31,8 +31,11 @@ fn main() -> Result<(), BoxError> {
         return Ok(());
     }
     let (Some(job), Some(count)) = (
-        args.get(3)
-            .and_then(|id| Job::ALL.into_iter().find(|job| job.id().contains(id.as_str()))),
+        args.get(3).and_then(|id| {
+            Job::ALL
+                .into_iter()
+                .find(|job| job.id().contains(id.as_str()))
+        }),
         args.get(4).and_then(|n| n.parse::<usize>().ok()),
     ) else {
         return Err(usage.into());
