@@ -21,7 +21,9 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use trailmix_index::{CommitMode, Index, IndexBatch, IndexOptions, IndexRecord, StoreBinding};
+use trailmix_index::{
+    CommitMode, Index, IndexBatch, IndexOptions, IndexRecord, Sharing, StoreBinding,
+};
 
 use crate::db::{StoredReceipt, decode_receipt};
 use crate::entry::{self, EntryKind};
@@ -40,9 +42,9 @@ pub const INDEX_DIR: &str = "index";
 pub const INDEX_FILE: &str = "index.redb";
 /// Most log entries read into one index commit (bounds the indexer's memory).
 pub const INDEX_BATCH_ENTRIES_MAX: u64 = 65_536;
-/// Longest time between durable index commits while receipts arrive: after a crash, opening
-/// re-reads at most about this much of the log.
-pub const INDEX_DURABLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest time between two index commits while receipts arrive. Each commit is durable (an
+/// fsync), so this bounds their rate; it adds at most this much to the index lag.
+pub const INDEX_COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// Suffix of scratch files (a rebuild for [`IndexKeeper::rebuild_digest`]); any left by a
 /// crash are removed on open.
 const SCRATCH_SUFFIX: &str = ".redb.tmp";
@@ -205,36 +207,13 @@ impl<L: LogStorage> IndexKeeper<L> {
     /// Builds a fresh index of the log's first `to` entries in a scratch file next to the
     /// live one and returns its logical digest (the scratch file is removed).
     pub(crate) fn rebuild_digest(&self, to: Seq) -> Result<[u8; 32]> {
-        let binding = &self.binding;
         let dir = self
             .index
             .path()
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = dir.join(format!(
-            "rebuild-{}-{nanos}{SCRATCH_SUFFIX}",
-            std::process::id()
-        ));
-        let result = (|| {
-            let scratch = fresh_index(&path, binding)?;
-            let mut from = Seq(0);
-            while from < to {
-                let end = Seq(to.0.min(from.0 + INDEX_BATCH_ENTRIES_MAX));
-                let batch = read_batch(&self.reads, &path, from, end)?;
-                scratch
-                    .commit(batch, CommitMode::Lazy)
-                    .map_err(|e| index_error(&path, &e))?;
-                from = end;
-            }
-            let reader = scratch.reader().map_err(|e| index_error(&path, &e))?;
-            reader.logical_digest().map_err(|e| index_error(&path, &e))
-        })();
-        let _ = std::fs::remove_file(&path);
-        result
+        rebuild_digest(&self.reads, &self.binding, &dir, to)
     }
 
     /// Waits until the index covers `seq` (exclusive) or `timeout` passes; returns the
@@ -295,11 +274,13 @@ impl<L: LogStorage> IndexKeeper<L> {
     }
 
     /// The indexer thread: follows the durable end until `stop` is set, then indexes up to
-    /// the final durable end and commits durably.
+    /// the final durable end. Every commit is durable (the index is shared with read-only
+    /// openers, see [`Sharing::ReadersAllowed`]); commits are at least
+    /// [`INDEX_COMMIT_INTERVAL`] apart, so that under load each one carries many group
+    /// commits' worth of entries and the fsyncs stay few.
     pub(crate) fn run(&self, shared: &Shared, wake: &Receiver<()>, stop: &AtomicBool) {
-        let mut last_durable = Instant::now();
-        let mut lazy_pending = false;
         let mut recent: VecDeque<(Instant, u64)> = VecDeque::new();
+        let mut last_commit = Instant::now();
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             if !stopping
@@ -307,46 +288,23 @@ impl<L: LogStorage> IndexKeeper<L> {
             {
                 std::thread::sleep(INDEX_IDLE_POLL);
             }
+            let pause = INDEX_COMMIT_INTERVAL.saturating_sub(last_commit.elapsed());
+            if !stopping && !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             let to = Seq(shared.durable_end.load(Ordering::SeqCst));
-            let durable_due = stopping || last_durable.elapsed() >= INDEX_DURABLE_INTERVAL;
-            // The commit made this round, if any.
-            let committed = if to > self.watermark() {
-                let mode = if durable_due {
-                    CommitMode::Durable
-                } else {
-                    CommitMode::Lazy
-                };
-                self.catch_up(to, mode).map(|()| Some(mode))
-            } else if lazy_pending && durable_due {
-                self.persist().map(|()| Some(CommitMode::Durable))
-            } else {
-                Ok(None)
-            };
-            match committed {
-                Ok(Some(CommitMode::Durable)) => {
-                    last_durable = Instant::now();
-                    lazy_pending = false;
-                }
-                Ok(Some(_)) => lazy_pending = true,
-                Ok(None) => {}
-                Err(err) => {
+            if to > self.watermark() {
+                if let Err(err) = self.catch_up(to, CommitMode::Durable) {
                     self.stop_indexing(&err);
                     return;
                 }
+                last_commit = Instant::now();
             }
             self.publish_forget_below(&mut recent);
             if stopping {
                 return;
             }
         }
-    }
-
-    /// Makes earlier lazy commits durable (an empty durable commit).
-    fn persist(&self) -> Result<()> {
-        let mark = self.watermark().0;
-        self.index
-            .commit(IndexBatch::new(mark), CommitMode::Durable)
-            .map_err(|e| index_error(self.index.path(), &e))
     }
 
     /// Lets the writer forget events the index has covered for at least the grace period.
@@ -373,6 +331,41 @@ impl<L: LogStorage> IndexKeeper<L> {
             .unwrap_or_else(PoisonError::into_inner);
         self.progress.notify_all();
     }
+}
+
+/// Builds a fresh index of the log's first `to` entries in a scratch file in `dir` and
+/// returns its logical digest; the scratch file is removed whatever happens (one left by a
+/// crash next to a live index is removed when the store opens).
+pub(crate) fn rebuild_digest<L: LogStorage>(
+    reads: &LogReads<L>,
+    binding: &StoreBinding,
+    dir: &Path,
+    to: Seq,
+) -> Result<[u8; 32]> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = dir.join(format!(
+        "rebuild-{}-{nanos}{SCRATCH_SUFFIX}",
+        std::process::id()
+    ));
+    let result = (|| {
+        // Nobody else reads the scratch file: lazy commits, one sync when it is dropped.
+        let scratch = fresh_index(&path, binding, Sharing::Exclusive)?;
+        let mut from = Seq(0);
+        while from < to {
+            let end = Seq(to.0.min(from.0 + INDEX_BATCH_ENTRIES_MAX));
+            let batch = read_batch(reads, &path, from, end)?;
+            scratch
+                .commit(batch, CommitMode::Lazy)
+                .map_err(|e| index_error(&path, &e))?;
+            from = end;
+        }
+        let reader = scratch.reader().map_err(|e| index_error(&path, &e))?;
+        reader.logical_digest().map_err(|e| index_error(&path, &e))
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// Reads `from..end` of the log into an index batch.
@@ -417,10 +410,11 @@ fn open_usable(
     log_end: Seq,
 ) -> Result<(Index, Option<String>)> {
     if !path.exists() {
-        let fresh = fresh_index(path, binding)?;
+        let fresh = fresh_index(path, binding, Sharing::ReadersAllowed)?;
         return Ok((fresh, Some("there was no index".to_owned())));
     }
-    let problem = match Index::open(path, binding, IndexOptions::default()) {
+    let live = IndexOptions::default().sharing(Sharing::ReadersAllowed);
+    let problem = match Index::open(path, binding, live) {
         Ok(index) => match index.watermark() {
             Ok(mark) if mark <= log_end.0 => return Ok((index, None)),
             Ok(mark) => format!("its watermark {mark} is past the log's end {log_end}"),
@@ -428,17 +422,21 @@ fn open_usable(
         },
         Err(err) => err.to_string(),
     };
-    Ok((fresh_index(path, binding)?, Some(problem)))
+    Ok((
+        fresh_index(path, binding, Sharing::ReadersAllowed)?,
+        Some(problem),
+    ))
 }
 
 /// Deletes an unusable index file and creates an empty one.
-fn fresh_index(path: &Path, binding: &StoreBinding) -> Result<Index> {
+fn fresh_index(path: &Path, binding: &StoreBinding, sharing: Sharing) -> Result<Index> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("remove unusable index", path, e)),
     }
-    Index::open(path, binding, IndexOptions::default()).map_err(|e| index_error(path, &e))
+    Index::open(path, binding, IndexOptions::default().sharing(sharing))
+        .map_err(|e| index_error(path, &e))
 }
 
 impl<L: LogStorage> crate::writer::EventLookup for IndexKeeper<L> {

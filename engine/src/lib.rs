@@ -37,6 +37,7 @@ pub mod note;
 mod options;
 mod position;
 pub mod proof;
+mod read_only;
 mod reads;
 pub mod receipt;
 pub mod replay;
@@ -55,6 +56,7 @@ pub use options::{
     DEFAULT_RING_CAPACITY, DbOptions, Durability, ReceiptSignatures,
 };
 pub use position::{Epoch, ReceiptPosition};
+pub use read_only::ReadOnlyStore;
 pub use search::{
     FOLLOW_CHUNK_ENTRIES, FOLLOW_POLL, FRESHNESS_WAIT_MAX, Follow, Freshness, IndexCheck,
     IndexStatus, LINEAGE_HOPS_MAX, QueryPage, TRACE_RECEIPTS_MAX, TenantView, Trace,

@@ -3,12 +3,13 @@
 //! [`POSITION_SAMPLE_EVERY`] frames instead of a whole segment.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use crate::error::{Error, Result};
 use crate::log::LogStorage;
 use crate::wal::format::FRAME_ALIGN;
-use crate::wal::{Position, RecordRef, SegmentNo, Seq, WalReader};
+use crate::wal::{HashAlgorithm, Position, RecordRef, SegmentNo, Seq, StoreId, WalReader};
 
 /// One frame position is kept per this many sequence numbers, as 4 bytes (a quarter of a byte
 /// of memory per entry: 2.5 MiB per ten million). A read walks fewer frame headers than this.
@@ -32,6 +33,8 @@ impl SampleRun {
 pub(crate) struct LogReads<L: LogStorage> {
     reader: RwLock<WalReader<L::Storage>>,
     samples: RwLock<Vec<SampleRun>>,
+    /// Where the last [`LogReads::map_positions`] walk ended.
+    mapped_end: AtomicU64,
 }
 
 impl<L: LogStorage> LogReads<L> {
@@ -39,6 +42,7 @@ impl<L: LogStorage> LogReads<L> {
         Ok(LogReads {
             reader: RwLock::new(log.open_reader()?),
             samples: RwLock::new(Vec::new()),
+            mapped_end: AtomicU64::new(0),
         })
     }
 
@@ -77,6 +81,47 @@ impl<L: LogStorage> LogReads<L> {
             offset: u64::from(slot) * FRAME_ALIGN,
         };
         Some((Seq(run.first.0 + i * POSITION_SAMPLE_EVERY), position))
+    }
+
+    /// Extends the position directory to the end of the log by stepping over frame headers
+    /// only (no checksums, no payloads): what a reader that did not replay the log needs
+    /// before random reads, at the cost of touching each frame's first bytes once. Returns
+    /// where the walk ended.
+    pub(crate) fn map_positions(&self) -> Result<Seq> {
+        let last = {
+            let runs = self.samples.read().unwrap_or_else(PoisonError::into_inner);
+            runs.last()
+                .map(|run| run.next_seq() - POSITION_SAMPLE_EVERY)
+        };
+        let from = last.map_or(Seq(0), Seq);
+        let hint = self.hint(from);
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        let end = reader.walk_headers(from, hint, |record| {
+            self.note(record.seq, record.position);
+            ControlFlow::Continue(())
+        })?;
+        self.mapped_end.fetch_max(end.0, Ordering::SeqCst);
+        Ok(end)
+    }
+
+    /// Where the last [`LogReads::map_positions`] ended (0 before the first).
+    pub(crate) fn mapped_end(&self) -> Seq {
+        Seq(self.mapped_end.load(Ordering::SeqCst))
+    }
+
+    /// Re-lists the segments (to see those the writer added since).
+    pub(crate) fn refresh(&self) -> Result<()> {
+        Ok(self
+            .reader
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .refresh()?)
+    }
+
+    /// The log's store id and hash algorithm.
+    pub(crate) fn identity(&self) -> (StoreId, HashAlgorithm) {
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        (reader.meta().store_id, reader.meta().hash_algorithm)
     }
 
     /// Calls `visit` with the record at `seq`, borrowed from the mapped segment (no copy).
@@ -123,10 +168,7 @@ impl<L: LogStorage> LogReads<L> {
         if stopped || next >= to {
             return Ok(next);
         }
-        self.reader
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .refresh()?;
+        self.refresh()?;
         Ok(self.scan_known(next, to, &mut visit)?.0)
     }
 

@@ -22,7 +22,8 @@ use crate::db::{Db, StoredReceipt, decode_receipt};
 use crate::error::{Error, Result};
 use crate::indexer::{index_record, index_record_of};
 use crate::log::LogStorage;
-use crate::wal::Seq;
+use crate::reads::LogReads;
+use crate::wal::{HashAlgorithm, Seq};
 
 /// Most receipts [`Db::trace`] reads for one session.
 pub const TRACE_RECEIPTS_MAX: usize = 100_000;
@@ -101,6 +102,152 @@ impl IndexStatus {
 
 /// [`IndexSource`] over a redb snapshot.
 pub(crate) struct Snapshot(pub(crate) IndexReader);
+
+/// One search: an index snapshot, the log to re-check its candidates against, and the
+/// store's hash algorithm. [`Db`] and [`crate::ReadOnlyStore`] answer through it.
+pub(crate) struct Search<'a, L: LogStorage> {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) reads: &'a LogReads<L>,
+    pub(crate) alg: HashAlgorithm,
+}
+
+impl<L: LogStorage> Search<'_, L> {
+    /// Reads a candidate; `None` for entries that are not receipts (checkpoints, seals).
+    fn read_candidate(&self, seq: Seq) -> Result<Option<StoredReceipt>> {
+        let alg = self.alg;
+        let decoded = self.reads.visit(seq, |record| {
+            decode_receipt(alg, seq, record.kind.get(), record.payload)
+        })?;
+        match decoded {
+            Ok((receipt, _)) => Ok(Some(receipt)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// One page of `query`'s answer, each receipt re-checked against the log.
+    pub(crate) fn query(&self, query: &Query) -> Result<QueryPage> {
+        // `plan` validates the limit and the cursor.
+        let plan = trailmix_query::plan(query, &self.snapshot).map_err(query_error)?;
+        let mut page = QueryPage {
+            receipts: Vec::new(),
+            next_cursor: None,
+            watermark: Seq(self.snapshot.watermark()),
+            completeness: plan.completeness(),
+            candidates_rejected: 0,
+        };
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        for candidate in plan.candidates(&self.snapshot, query.cursor.as_ref()) {
+            let candidate = candidate.map_err(query_error)?;
+            let Some(receipt) = self.read_candidate(Seq(candidate.seq))? else {
+                continue;
+            };
+            let record = index_record(
+                receipt.position.seq,
+                receipt.position.logged_at_ns,
+                &receipt.header,
+            );
+            if !query.filter.matches(&record) {
+                page.candidates_rejected += 1;
+                continue;
+            }
+            page.receipts.push(receipt);
+            if page.receipts.len() >= limit {
+                // Only a full page can have more after it; its cursor is built once.
+                page.next_cursor = page
+                    .receipts
+                    .last()
+                    .map(|last| plan.cursor_after(&index_record_of(last)).encode());
+                return Ok(page);
+            }
+        }
+        Ok(page)
+    }
+
+    /// The receipt `(tenant, event_id)` among the entries the snapshot covers.
+    pub(crate) fn find_indexed(
+        &self,
+        tenant: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredReceipt>> {
+        let candidates = self
+            .snapshot
+            .event_seqs(tenant, event_id)
+            .map_err(query_error)?;
+        for seq in candidates.into_iter().map(Seq) {
+            if let Some(receipt) = self.read_candidate(seq)?
+                && receipt.header.tenant_id() == tenant
+                && receipt.header.event_id() == event_id
+            {
+                return Ok(Some(receipt));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn aggregate(&self, query: &AggregateQuery) -> Result<Aggregate> {
+        for (name, bound) in [("since", query.since), ("until", query.until)] {
+            if bound.is_some_and(|ns| ns.rem_euclid(HOUR_NS) != 0) {
+                return Err(Error::Query(format!(
+                    "aggregate {name} must be a whole hour (counts are kept per hour of event \
+                     time), for example 2026-01-01T00:00Z"
+                )));
+            }
+        }
+        trailmix_query::aggregate(query, &self.snapshot).map_err(query_error)
+    }
+
+    pub(crate) fn trace(&self, tenant: &str, session_id: &str) -> Result<Trace> {
+        let term = Term::Session(tenant, session_id);
+        let end = self.snapshot.watermark();
+        let mut receipts = Vec::new();
+        let walk = self
+            .snapshot
+            .postings(&term, 0..end, Direction::Ascending)
+            .map_err(query_error)?;
+        for seq in walk {
+            let seq = seq.map_err(query_error)?;
+            if receipts.len() >= TRACE_RECEIPTS_MAX {
+                return Err(Error::Query(format!(
+                    "session {session_id} holds more than {TRACE_RECEIPTS_MAX} receipts"
+                )));
+            }
+            if let Some(receipt) = self.read_candidate(Seq(seq))?
+                && receipt.header.tenant_id() == tenant
+                && receipt.header.session_id() == Some(session_id)
+            {
+                receipts.push(receipt);
+            }
+        }
+        let graph = TraceGraph::build(receipts.iter().map(trace_node));
+        Ok(Trace { graph, receipts })
+    }
+}
+
+/// Looks through the log entries in `range` for the receipt `(tenant, event_id)`.
+pub(crate) fn find_in_log<L: LogStorage>(
+    reads: &LogReads<L>,
+    alg: HashAlgorithm,
+    range: Range<Seq>,
+    tenant: &str,
+    event_id: &str,
+) -> Result<Option<StoredReceipt>> {
+    let mut found = None;
+    reads.scan(range.start, range.end, |record| {
+        match decode_receipt(alg, record.seq, record.kind.get(), record.payload) {
+            Ok((receipt, _))
+                if receipt.header.tenant_id() == tenant
+                    && receipt.header.event_id() == event_id =>
+            {
+                found = Some(receipt);
+                Ok(ControlFlow::Break(()))
+            }
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(ControlFlow::Continue(())),
+            Err(other) => Err(other),
+        }
+    })?;
+    Ok(found)
+}
 
 fn source_error(err: trailmix_index::IndexError) -> SourceError {
     SourceError::new(err)
@@ -221,7 +368,7 @@ fn whole_hours(from_ns: i64, to_ns: i64) -> (i64, i64) {
     (from, to.max(from))
 }
 
-fn query_error(err: impl std::fmt::Display) -> Error {
+pub(crate) fn query_error(err: impl std::fmt::Display) -> Error {
     Error::Query(err.to_string())
 }
 
@@ -239,6 +386,14 @@ impl<L: LogStorage> Db<L> {
         Ok(Snapshot(reader))
     }
 
+    fn search(&self, freshness: Freshness) -> Result<Search<'_, L>> {
+        Ok(Search {
+            snapshot: self.snapshot(freshness)?,
+            reads: self.reads(),
+            alg: self.hash_algorithm(),
+        })
+    }
+
     /// Runs `query` (see [`Query::parse`] for the text form) and returns one page.
     ///
     /// # Errors
@@ -246,42 +401,7 @@ impl<L: LogStorage> Db<L> {
     /// unusable; [`Error::Damaged`] when a receipt the index names fails its digest check in
     /// the log; [`Error::Wal`].
     pub fn query(&self, query: &Query, freshness: Freshness) -> Result<QueryPage> {
-        // `plan` validates the limit and the cursor.
-        let snapshot = self.snapshot(freshness)?;
-        let plan = trailmix_query::plan(query, &snapshot).map_err(query_error)?;
-        let mut page = QueryPage {
-            receipts: Vec::new(),
-            next_cursor: None,
-            watermark: Seq(snapshot.watermark()),
-            completeness: plan.completeness(),
-            candidates_rejected: 0,
-        };
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        for candidate in plan.candidates(&snapshot, query.cursor.as_ref()) {
-            let candidate = candidate.map_err(query_error)?;
-            let Some(receipt) = self.read_candidate(Seq(candidate.seq))? else {
-                continue;
-            };
-            let record = index_record(
-                receipt.position.seq,
-                receipt.position.logged_at_ns,
-                &receipt.header,
-            );
-            if !query.filter.matches(&record) {
-                page.candidates_rejected += 1;
-                continue;
-            }
-            page.receipts.push(receipt);
-            if page.receipts.len() >= limit {
-                // Only a full page can have more after it; its cursor is built once.
-                page.next_cursor = page
-                    .receipts
-                    .last()
-                    .map(|last| plan.cursor_after(&index_record_of(last)).encode());
-                return Ok(page);
-            }
-        }
-        Ok(page)
+        self.search(freshness)?.query(query)
     }
 
     /// Parses the CLI filter syntax (`tenant=acme model=gpt-4o since=2026-01-01T00:00Z`) and
@@ -293,19 +413,6 @@ impl<L: LogStorage> Db<L> {
     pub fn query_text(&self, text: &str, freshness: Freshness) -> Result<QueryPage> {
         let query = Query::parse(text).map_err(query_error)?;
         self.query(&query, freshness)
-    }
-
-    /// Reads a candidate; `None` for entries that are not receipts (checkpoints, seals).
-    fn read_candidate(&self, seq: Seq) -> Result<Option<StoredReceipt>> {
-        let alg = self.hash_algorithm();
-        let decoded = self.reads().visit(seq, |record| {
-            decode_receipt(alg, seq, record.kind.get(), record.payload)
-        })?;
-        match decoded {
-            Ok((receipt, _)) => Ok(Some(receipt)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(other) => Err(other),
-        }
     }
 
     /// The receipt `(tenant, event_id)`, if the store holds it.
@@ -328,22 +435,13 @@ impl<L: LogStorage> Db<L> {
         tenant: &str,
         event_id: &str,
     ) -> Result<Option<StoredReceipt>> {
-        let alg = self.hash_algorithm();
-        let mut found = None;
-        self.reads().scan(from, self.durable_end(), |record| {
-            match decode_receipt(alg, record.seq, record.kind.get(), record.payload) {
-                Ok((receipt, _))
-                    if receipt.header.tenant_id() == tenant
-                        && receipt.header.event_id() == event_id =>
-                {
-                    found = Some(receipt);
-                    Ok(ControlFlow::Break(()))
-                }
-                Ok(_) | Err(Error::NotFound { .. }) => Ok(ControlFlow::Continue(())),
-                Err(other) => Err(other),
-            }
-        })?;
-        Ok(found)
+        find_in_log(
+            self.reads(),
+            self.hash_algorithm(),
+            from..self.durable_end(),
+            tenant,
+            event_id,
+        )
     }
 
     /// Counts by tenant, model, kind or decision per time bucket of event time, from the
@@ -353,16 +451,7 @@ impl<L: LogStorage> Db<L> {
     /// # Errors
     /// [`Error::Query`] for a range that is empty or not whole hours, [`Error::Index`].
     pub fn aggregate(&self, query: &AggregateQuery, freshness: Freshness) -> Result<Aggregate> {
-        for (name, bound) in [("since", query.since), ("until", query.until)] {
-            if bound.is_some_and(|ns| ns.rem_euclid(HOUR_NS) != 0) {
-                return Err(Error::Query(format!(
-                    "aggregate {name} must be a whole hour (counts are kept per hour of event \
-                     time), for example 2026-01-01T00:00Z"
-                )));
-            }
-        }
-        let snapshot = self.snapshot(freshness)?;
-        trailmix_query::aggregate(query, &snapshot).map_err(query_error)
+        self.search(freshness)?.aggregate(query)
     }
 
     /// All receipts of a session with their parent links, as a graph (cycles and dangling
@@ -372,29 +461,7 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::Query`] when the session holds more than [`TRACE_RECEIPTS_MAX`] receipts, and
     /// those of [`Db::query`].
     pub fn trace(&self, tenant: &str, session_id: &str, freshness: Freshness) -> Result<Trace> {
-        let snapshot = self.snapshot(freshness)?;
-        let term = Term::Session(tenant, session_id);
-        let end = snapshot.watermark();
-        let mut receipts = Vec::new();
-        let walk = snapshot
-            .postings(&term, 0..end, Direction::Ascending)
-            .map_err(query_error)?;
-        for seq in walk {
-            let seq = seq.map_err(query_error)?;
-            if receipts.len() >= TRACE_RECEIPTS_MAX {
-                return Err(Error::Query(format!(
-                    "session {session_id} holds more than {TRACE_RECEIPTS_MAX} receipts"
-                )));
-            }
-            if let Some(receipt) = self.read_candidate(Seq(seq))?
-                && receipt.header.tenant_id() == tenant
-                && receipt.header.session_id() == Some(session_id)
-            {
-                receipts.push(receipt);
-            }
-        }
-        let graph = TraceGraph::build(receipts.iter().map(trace_node));
-        Ok(Trace { graph, receipts })
+        self.search(freshness)?.trace(tenant, session_id)
     }
 
     /// The chain of parents from `(tenant, event_id)` up to its root (or to a missing

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, TableDefinition,
+};
 
 use crate::codec::hex;
 use crate::tables::{
@@ -28,7 +30,9 @@ pub struct StoreBinding {
 pub enum CommitMode {
     /// redb `Durability::None`: visible to readers at once, written to disk but not synced.
     /// After a crash the index opens at the last `Durable` commit (the engine catches up from
-    /// the log). A clean close (dropping the [`Index`]) makes lazy commits durable.
+    /// the log). A clean close (dropping the [`Index`]) makes lazy commits durable. Only with
+    /// [`Sharing::Exclusive`]: redb refuses it when other processes may read (an
+    /// [`IndexError::Redb`] naming `set durability`).
     #[default]
     Lazy,
     /// redb `Durability::Immediate`: synced before `commit` returns; also makes every earlier
@@ -36,11 +40,25 @@ pub enum CommitMode {
     Durable,
 }
 
+/// Whether other processes may open the index read-only while this one writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sharing {
+    /// The writer locks the whole file; no other process may open it. Allows
+    /// [`CommitMode::Lazy`].
+    #[default]
+    Exclusive,
+    /// Any number of processes may open it with [`ReadOnlyIndex::open`] and read snapshots
+    /// of the writer's commits (redb's single-writer mode, byte-range locks: Linux, macOS,
+    /// Windows). Every commit must then be [`CommitMode::Durable`].
+    ReadersAllowed,
+}
+
 /// Options for [`Index::open`]. `Default` gives the documented defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexOptions {
     chunk_target_bytes: usize,
     cache_bytes: usize,
+    sharing: Sharing,
 }
 
 impl Default for IndexOptions {
@@ -48,6 +66,7 @@ impl Default for IndexOptions {
         IndexOptions {
             chunk_target_bytes: DEFAULT_CHUNK_TARGET_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            sharing: Sharing::Exclusive,
         }
     }
 }
@@ -75,6 +94,14 @@ impl IndexOptions {
     #[must_use]
     pub fn cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// Whether read-only openers in other processes are allowed; default
+    /// [`Sharing::Exclusive`].
+    #[must_use]
+    pub fn sharing(mut self, sharing: Sharing) -> Self {
+        self.sharing = sharing;
         self
     }
 
@@ -112,6 +139,10 @@ impl Index {
     ) -> Result<Index, IndexError> {
         let db = Database::builder()
             .set_cache_size(options.cache_bytes)
+            .set_concurrency_mode(match options.sharing {
+                Sharing::Exclusive => ConcurrencyMode::ExclusiveWriter,
+                Sharing::ReadersAllowed => ConcurrencyMode::SingleWriter,
+            })
             .create(path)
             .map_err(|e| IndexError::redb("open", path, e))?;
         let index = Index {
@@ -222,58 +253,130 @@ impl Index {
 
     /// Refuses an index of another format, store or hash algorithm.
     fn check_binding(&self, binding: &StoreBinding) -> Result<(), IndexError> {
-        let foreign = |detail: String| IndexError::ForeignIndex {
-            path: self.path.clone(),
-            detail,
-        };
         let txn = self
             .db
             .begin_read()
             .map_err(|e| self.err("begin read", e))?;
-        let meta = match txn.open_table(META) {
-            Ok(m) => m,
-            Err(redb::TableError::TableDoesNotExist(_)) => {
-                return Err(foreign("it has tables but no meta table".into()));
-            }
-            Err(e) => return Err(self.err("open table meta", e)),
+        check_binding(&txn, &self.path, binding)
+    }
+}
+
+/// Refuses an index (seen through `txn`) of another format, store or hash algorithm.
+fn check_binding(
+    txn: &ReadTransaction,
+    path: &Path,
+    binding: &StoreBinding,
+) -> Result<(), IndexError> {
+    let err = |op: &str, e: redb::Error| IndexError::redb(op, path, e);
+    let foreign = |detail: String| IndexError::ForeignIndex {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let meta = match txn.open_table(META) {
+        Ok(m) => m,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Err(foreign("it has tables but no meta table".into()));
+        }
+        Err(e) => return Err(err("open table meta", e.into())),
+    };
+    let get = |key: &str| -> Result<Option<Vec<u8>>, IndexError> {
+        let v = meta.get(key).map_err(|e| err("read meta", e.into()))?;
+        Ok(v.map(|g| g.value().to_vec()))
+    };
+    let format = get(META_FORMAT)?.ok_or_else(|| foreign("meta has no format_version".into()))?;
+    let found = <[u8; 4]>::try_from(format.as_slice())
+        .map(u32::from_le_bytes)
+        .map_err(|_| IndexError::corrupt(path, "meta", "format_version is not 4 bytes"))?;
+    if found != FORMAT_VERSION {
+        return Err(IndexError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let store_id = get(META_STORE_ID)?.unwrap_or_default();
+    if store_id != binding.store_id {
+        return Err(foreign(format!(
+            "store id {} (expected {})",
+            hex(&store_id),
+            hex(&binding.store_id)
+        )));
+    }
+    let alg = get(META_HASH_ALGORITHM)?.unwrap_or_default();
+    if alg != binding.hash_algorithm.as_bytes() {
+        return Err(foreign(format!(
+            "hash algorithm {:?} (expected {:?})",
+            String::from_utf8_lossy(&alg),
+            binding.hash_algorithm
+        )));
+    }
+    let watermark = get(META_WATERMARK)?.unwrap_or_default();
+    get_u64_le(&watermark)
+        .ok_or_else(|| IndexError::corrupt(path, "meta", "watermark is not 8 bytes"))?;
+    Ok(())
+}
+
+/// An index opened read-only beside the process that writes it (the `trailmix-db` tool on a
+/// live store): redb's single-writer mode lets any number of read-only openers take
+/// snapshots of the writer's commits while it goes on.
+///
+/// A snapshot shows the commits the writer had made when it began; commits the writer made
+/// non-durably are visible to it only once redb has written them to the file, so a reader
+/// may trail the writer's own view, never lead it. Everything a reader proposes is re-checked
+/// against the log by the engine, as for the writer's own index.
+pub struct ReadOnlyIndex {
+    db: ReadOnlyDatabase,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for ReadOnlyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyIndex")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadOnlyIndex {
+    /// Opens the index file at `path` read-only, and refuses one of another store, hash
+    /// algorithm or format.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::ForeignIndex`], [`IndexError::UnsupportedFormat`], [`IndexError::Redb`]
+    /// when the file is missing, is not a redb file, or a writer holds it exclusively.
+    pub fn open(path: &Path, binding: &StoreBinding) -> Result<ReadOnlyIndex, IndexError> {
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+            .open_read_only(path)
+            .map_err(|e| IndexError::redb("open read-only", path, e))?;
+        let index = ReadOnlyIndex {
+            db,
+            path: path.to_path_buf(),
         };
-        let get = |key: &str| -> Result<Option<Vec<u8>>, IndexError> {
-            let v = meta.get(key).map_err(|e| self.err("read meta", e))?;
-            Ok(v.map(|g| g.value().to_vec()))
-        };
-        let format =
-            get(META_FORMAT)?.ok_or_else(|| foreign("meta has no format_version".into()))?;
-        let found = <[u8; 4]>::try_from(format.as_slice())
-            .map(u32::from_le_bytes)
-            .map_err(|_| {
-                IndexError::corrupt(&self.path, "meta", "format_version is not 4 bytes")
-            })?;
-        if found != FORMAT_VERSION {
-            return Err(IndexError::UnsupportedFormat {
-                path: self.path.clone(),
-                found,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let store_id = get(META_STORE_ID)?.unwrap_or_default();
-        if store_id != binding.store_id {
-            return Err(foreign(format!(
-                "store id {} (expected {})",
-                hex(&store_id),
-                hex(&binding.store_id)
-            )));
-        }
-        let alg = get(META_HASH_ALGORITHM)?.unwrap_or_default();
-        if alg != binding.hash_algorithm.as_bytes() {
-            return Err(foreign(format!(
-                "hash algorithm {:?} (expected {:?})",
-                String::from_utf8_lossy(&alg),
-                binding.hash_algorithm
-            )));
-        }
-        let watermark = get(META_WATERMARK)?.unwrap_or_default();
-        get_u64_le(&watermark)
-            .ok_or_else(|| IndexError::corrupt(&self.path, "meta", "watermark is not 8 bytes"))?;
-        Ok(())
+        let txn = index.begin()?;
+        check_binding(&txn, path, binding)?;
+        Ok(index)
+    }
+
+    fn begin(&self) -> Result<ReadTransaction, IndexError> {
+        self.db
+            .begin_read()
+            .map_err(|e| IndexError::redb("begin read", &self.path, e))
+    }
+
+    /// A consistent snapshot of the index as the writer last committed it.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Redb`] or [`IndexError::Corrupt`].
+    pub fn reader(&self) -> Result<IndexReader, IndexError> {
+        IndexReader::new(&self.begin()?, self.path.clone())
+    }
+
+    /// The index file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }

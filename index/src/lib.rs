@@ -25,7 +25,7 @@ pub use batch::IndexBatch;
 pub use error::IndexError;
 pub use event_ids::{EVENT_ID_BLOCK_ENTRIES, RUN_FANOUT};
 pub use event_time::EventTimes;
-pub use index::{CommitMode, Index, IndexOptions, StoreBinding};
+pub use index::{CommitMode, Index, IndexOptions, ReadOnlyIndex, Sharing, StoreBinding};
 pub use postings::Postings;
 pub use reader::{CountRow, IndexReader};
 pub use record::IndexRecord;

@@ -68,6 +68,8 @@ enum FrameCheck {
     /// Only the frame read; frames stepped over on the way get their bounds and sequence
     /// numbers checked (a point read needs the target intact, not its neighbours).
     Target,
+    /// No frame: bounds and sequence numbers only (a directory of frame positions).
+    HeadersOnly,
 }
 
 /// The outcome of [`WalReader::verify`].
@@ -258,7 +260,9 @@ impl<S: Storage> WalReader<S> {
             if seal_end.is_some_and(|s| seq >= s.end_seq) {
                 break;
             }
-            let frame = if seq < from && skip_check == FrameCheck::Target {
+            let headers_only = skip_check == FrameCheck::HeadersOnly
+                || (seq < from && skip_check == FrameCheck::Target);
+            let frame = if headers_only {
                 format::frame_header_at(&bytes, offset, len)
             } else {
                 format::frame_at(&bytes, offset, len)
@@ -292,6 +296,23 @@ impl<S: Storage> WalReader<S> {
             seq = seq.next();
         }
         Ok(ControlFlow::Continue(seq))
+    }
+
+    /// Calls `visit` for every frame from `from` on (starting the walk at `hint`, as
+    /// [`WalReader::scan_with_hint`] does), stepping from frame header to frame header without
+    /// checking checksums or touching payloads: the cheap way to learn where frames are. The
+    /// records passed to `visit` are **unchecked** (a torn or damaged frame can pass); use
+    /// them for positions only and read records with [`WalReader::read`].
+    ///
+    /// # Errors
+    /// As for [`WalReader::scan`].
+    pub fn walk_headers(
+        &self,
+        from: Seq,
+        hint: Option<(Seq, Position)>,
+        visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<Seq> {
+        self.walk(from, hint, FrameCheck::HeadersOnly, visit)
     }
 
     /// Reads one record by sequence number. Its frame is checked in full; frames walked past

@@ -1,0 +1,202 @@
+//! [`ReadOnlyStore`]: queries on a store that another process may be writing, without its
+//! lock (the `trailmix-db` tool on a live service's data directory).
+//!
+//! The log is read through the segment files, which the writer only ever appends to; the
+//! index through redb's read-only mode beside the engine's writer (the engine opens its index
+//! with [`Sharing::ReadersAllowed`](trailmix_index::Sharing)). Each query takes one index
+//! snapshot, a prefix of the log as of the writer's last durable index commit, and re-checks
+//! every candidate against the log exactly as [`Db::query`](crate::Db::query) does.
+//!
+//! Failure model: the writer may be appending while a read runs. Frames are written in full
+//! before the writer publishes them, and a reader never trusts a frame it did not check (the
+//! frame checksum and the receipt digests), so a read sees either a whole, checked receipt
+//! or none. Entries past the index watermark (seen only by [`ReadOnlyStore::find_event`]) may
+//! be written but not yet synced by the writer: a power loss could still take them back.
+
+use std::path::{Path, PathBuf};
+
+use trailmix_index::{ReadOnlyIndex, StoreBinding};
+use trailmix_query::{Aggregate, AggregateQuery, Query};
+
+use crate::db::{StoredReceipt, WAL_DIR};
+use crate::error::{Error, Result};
+use crate::indexer::{INDEX_DIR, INDEX_FILE, rebuild_digest};
+use crate::log::FsLog;
+use crate::reads::LogReads;
+use crate::search::{IndexCheck, QueryPage, Search, Snapshot, Trace, find_in_log, query_error};
+use crate::wal::{HashAlgorithm, Seq};
+
+/// A read-only view of a store's log and index, usable while another process writes it.
+pub struct ReadOnlyStore {
+    data_dir: PathBuf,
+    alg: HashAlgorithm,
+    reads: LogReads<FsLog>,
+    index: ReadOnlyIndex,
+    binding: StoreBinding,
+}
+
+impl std::fmt::Debug for ReadOnlyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyStore")
+            .field("data_dir", &self.data_dir)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadOnlyStore {
+    /// Opens the store in `data_dir` read-only: takes no lock, writes nothing, and works
+    /// while a [`Db`](crate::Db) in another process writes the store. Maps the position of
+    /// every log frame once (reading each frame's header, not its payload).
+    ///
+    /// # Errors
+    /// [`Error::Wal`] when the directory holds no readable log; [`Error::Index`] when the
+    /// index is missing, of another store or format, or held exclusively (open the store
+    /// with [`Db::open`](crate::Db::open) once: it rebuilds the index from the log).
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<ReadOnlyStore> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        let reads = LogReads::open(&FsLog::new(data_dir.join(WAL_DIR)))?;
+        let (store_id, alg) = reads.identity();
+        let binding = StoreBinding {
+            store_id: store_id.0,
+            hash_algorithm: alg.to_string(),
+        };
+        let path = data_dir.join(INDEX_DIR).join(INDEX_FILE);
+        let index = ReadOnlyIndex::open(&path, &binding).map_err(|e| Error::Index {
+            path: path.clone(),
+            detail: format!(
+                "{e} (a read-only open cannot rebuild the index: open the store for writing \
+                 once, which rebuilds it from the log)"
+            ),
+        })?;
+        reads.map_positions()?;
+        Ok(ReadOnlyStore {
+            data_dir,
+            alg,
+            reads,
+            index,
+            binding,
+        })
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The store's hash algorithm.
+    #[must_use]
+    pub fn hash_algorithm(&self) -> HashAlgorithm {
+        self.alg
+    }
+
+    fn search(&self) -> Result<Search<'_, FsLog>> {
+        let reader = self.index.reader().map_err(|e| Error::Index {
+            path: self.index.path().to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let snapshot = Snapshot(reader);
+        // Candidates lie below the watermark; map positions the writer added since.
+        if self.reads.mapped_end() < Seq(snapshot.0.watermark()) {
+            self.reads.refresh()?;
+            self.reads.map_positions()?;
+        }
+        Ok(Search {
+            snapshot,
+            reads: &self.reads,
+            alg: self.alg,
+        })
+    }
+
+    /// Runs `query` against the index as the writer last committed it (see
+    /// [`Db::query`](crate::Db::query)).
+    ///
+    /// # Errors
+    /// As for [`Db::query`](crate::Db::query).
+    pub fn query(&self, query: &Query) -> Result<QueryPage> {
+        self.search()?.query(query)
+    }
+
+    /// Parses the CLI filter syntax and runs it (see [`Db::query_text`](crate::Db::query_text)).
+    ///
+    /// # Errors
+    /// As for [`Db::query_text`](crate::Db::query_text).
+    pub fn query_text(&self, text: &str) -> Result<QueryPage> {
+        let query = Query::parse(text).map_err(query_error)?;
+        self.query(&query)
+    }
+
+    /// The receipt `(tenant, event_id)`: looked up in the index, then in the log entries the
+    /// index does not cover yet (written by the writer, possibly not yet synced).
+    ///
+    /// # Errors
+    /// As for [`Db::find_event`](crate::Db::find_event).
+    pub fn find_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredReceipt>> {
+        let search = self.search()?;
+        if let Some(found) = search.find_indexed(tenant, event_id)? {
+            return Ok(Some(found));
+        }
+        let from = Seq(search.snapshot.0.watermark());
+        let end = self.log_end()?;
+        find_in_log(&self.reads, self.alg, from..end, tenant, event_id)
+    }
+
+    /// A session's receipts and parent links (see [`Db::trace`](crate::Db::trace)).
+    ///
+    /// # Errors
+    /// As for [`Db::trace`](crate::Db::trace).
+    pub fn trace(&self, tenant: &str, session_id: &str) -> Result<Trace> {
+        self.search()?.trace(tenant, session_id)
+    }
+
+    /// Counts per time bucket from the index (see [`Db::aggregate`](crate::Db::aggregate)).
+    ///
+    /// # Errors
+    /// As for [`Db::aggregate`](crate::Db::aggregate).
+    pub fn aggregate(&self, query: &AggregateQuery) -> Result<Aggregate> {
+        self.search()?.aggregate(query)
+    }
+
+    /// Compares the index (one snapshot) with an index rebuilt from the log up to the
+    /// snapshot's watermark, by content (see [`Db::check_index`](crate::Db::check_index)).
+    /// The rebuild is a scratch file in the system's temporary directory, removed after;
+    /// nothing in the store is written. Reads the whole log up to the watermark.
+    ///
+    /// # Errors
+    /// [`Error::Index`], [`Error::Damaged`], [`Error::Wal`].
+    pub fn check_index(&self) -> Result<IndexCheck> {
+        let search = self.search()?;
+        let live = search
+            .snapshot
+            .0
+            .logical_digest()
+            .map_err(|e| Error::Index {
+                path: self.index.path().to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        let watermark = Seq(search.snapshot.0.watermark());
+        let rebuilt = rebuild_digest(&self.reads, &self.binding, &std::env::temp_dir(), watermark)?;
+        Ok(IndexCheck {
+            watermark,
+            matches: live == rebuilt,
+        })
+    }
+
+    /// The index watermark: the writer's index covers every entry before it.
+    ///
+    /// # Errors
+    /// [`Error::Index`].
+    pub fn index_watermark(&self) -> Result<Seq> {
+        Ok(Seq(self.search()?.snapshot.0.watermark()))
+    }
+
+    /// One past the last entry written to the log now (written, perhaps not yet synced).
+    ///
+    /// # Errors
+    /// [`Error::Wal`].
+    pub fn log_end(&self) -> Result<Seq> {
+        self.reads.refresh()?;
+        self.reads.map_positions()
+    }
+}
