@@ -10,30 +10,44 @@
 //! - [`verify`]: [`trailmix_db::verify_store`] with a clear verdict.
 //! - [`proofs`]: signed checkpoints, inclusion and consistency proofs, and their offline
 //!   checks with nothing but the public key.
+//! - [`search`]: `query` and `trace` through the index (they take the writer lock).
+//! - [`tail`]: receipts in log order, and with `--follow` new ones as they become durable.
+//!   Read-only and lock-free, like `inspect`.
+//! - [`load`]: a load generator over the demo's workload: throughput, append latency
+//!   percentiles, index lag.
+//! - [`import`]: SDK events from JSON lines, validated line by line, idempotent.
 //!
 //! Exit codes are part of the interface: see [`Verdict`].
 
 use std::fmt;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use trailmix_db::note::NoteVerifier;
 
 pub mod demo;
+pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod proofs;
 pub mod scan;
 pub mod search;
+pub mod tail;
 pub mod verify;
+mod workload;
 
 /// How the process ends; the numbers are part of the tool's interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The command did what was asked; for `verify` and the proof checks: verified. Exit 0.
     Ok = 0,
-    /// The store is damaged or tampered with, or a proof was rejected. Exit code 1.
+    /// The store is damaged or tampered with, a proof was rejected, or an import stopped at a
+    /// bad line. Exit code 1.
     Damaged = 1,
     /// Bad usage or an I/O error stopped the command. Exit code 2.
     Failed = 2,
@@ -189,6 +203,50 @@ pub fn write_json(value: &impl serde::Serialize, output: Option<&Path>) -> ToolR
 fn json_text(value: &impl serde::Serialize) -> ToolResult<String> {
     serde_json::to_string_pretty(value)
         .map_err(|e| ToolError::new(format!("cannot encode JSON: {e}")))
+}
+
+/// A flag that turns true on the first SIGINT (Ctrl-C) or SIGTERM, for commands that stop
+/// cleanly (finish the line, drain what is in flight, print their report). A second signal
+/// while the flag is set ends the process at once with the usual exit status (130 for SIGINT,
+/// 143 for SIGTERM).
+///
+/// # Errors
+/// [`ToolError`] when the handlers cannot be installed.
+pub fn stop_on_signals() -> ToolResult<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for (signal, status) in [(SIGINT, 130), (SIGTERM, 143)] {
+        signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| ToolError::new(format!("cannot install a signal handler: {e}")))?;
+    }
+    Ok(stop)
+}
+
+/// Waits up to `timeout`; returns early with `true` when stdout is a pipe or socket whose
+/// reader has gone (so a follower ends with `| head` even while it has nothing to write), and
+/// early with `false` when a signal arrives.
+#[must_use]
+pub fn wait_watching_stdout(timeout: Duration) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let stdout = std::io::stdout();
+        let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+        let timeout = Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(_) => false,
+            Ok(_) => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::thread::sleep(timeout);
+        false
+    }
 }
 
 /// Lower-case hex.

@@ -1,19 +1,25 @@
-//! `trailmix-db`: demo, inspect, verify and prove a trailmix-db store.
+//! `trailmix-db`: demo, inspect, verify, prove, query, tail, load and import a trailmix-db store.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use trailmix_db::Durability;
 use trailmix_db::wal::Seq;
+use trailmix_tools::import::{self, Source};
+use trailmix_tools::load::{self, LoadOptions};
 use trailmix_tools::proofs::{self, ProveTarget};
+use trailmix_tools::tail::{self, Ending, Start, TailOptions};
 use trailmix_tools::{ToolError, Verdict, demo, inspect, print_json, verify, write_json};
 
 const EXIT_CODES: &str = "\
-Exit codes: 0 = done / verified, 1 = damaged or tampered store, or a proof rejected,
-            2 = bad usage or an I/O error (the message says which).";
+Exit codes: 0 = done / verified, 1 = damaged or tampered store, a proof rejected, or an import
+            stopped at a bad line, 2 = bad usage or an I/O error (the message says which).";
 
-/// Look inside, verify and prove a trailmix-db store: an append-only, tamper-evident log of AI
-/// decision receipts (LLM calls, tool calls, policy decisions, approvals, evaluations).
+/// Look inside, verify, prove, query, follow, load and import a trailmix-db store: an
+/// append-only, tamper-evident log of AI decision receipts (LLM calls, tool calls, policy
+/// decisions, approvals, evaluations).
 ///
 /// A store is a directory: `wal/` holds the log, `signing.pub` the public key auditors use,
 /// `keys/signing.key` the private key that signs checkpoints. Start with `trailmix-db demo`.
@@ -158,6 +164,78 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print receipts in log order, and with --follow new ones as they become durable.
+    ///
+    /// `trailmix-db tail ./trailmix-data tenant=acme-health decision=deny --follow --json`
+    ///
+    /// Takes the same filter words as `query` (tenant, model, kind, decision, session, event,
+    /// app, subject, label.KEY, since, until, logged_since, logged_until; not order, limit or
+    /// cursor). Prints the table rows of `query`, or with --json the same JSON object per line
+    /// as `query --json`. Starts at the first entry unless --from-seq or --from-end says
+    /// otherwise.
+    ///
+    /// Read-only and lock-free: it reads the log directly and never takes the writer lock, so
+    /// it follows a store while a service, `import` or `load` writes it. It shows only durable
+    /// receipts (synced to disk, so a power loss cannot take them back): the newest group
+    /// commit shows once the writer's next commit or checkpoint confirms it, within about a
+    /// second on a live store. Every receipt shown is checked against the digests its hash
+    /// chain covers. With --follow it ends with exit code 0 on Ctrl-C, SIGTERM, or when stdout
+    /// is closed (`tail DIR --follow | head -5`).
+    #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
+    #[command(after_help = EXIT_CODES)]
+    Tail(TailArgs),
+    /// Append synthetic receipts at a target rate; report throughput, latency and index lag.
+    ///
+    /// Appends the demo's receipts (LLM calls, tool calls, policy decisions, approvals,
+    /// evaluations in agent sessions) from --threads threads for --seconds seconds, at --rate
+    /// receipts per second in all (0: as fast as possible), each payload padded to about
+    /// --payload-bytes. Latency runs from the append call to its acknowledgement: durable
+    /// (synced) by default, or written into the log with --durability written. At the end it
+    /// reports how far the index trailed the log and how long it took to catch up.
+    ///
+    /// At --rate 0 each thread keeps up to 8,192 appends waiting for their commit, so latency
+    /// is then mostly time spent queued: for the store's own latency, give a rate it can
+    /// sustain. Creates the store if missing and appends to an existing one (new event ids
+    /// each run); takes the writer lock, so not while a service is writing the store.
+    /// Progress goes to stderr on a terminal; Ctrl-C stops early and still reports. Memory
+    /// stays bounded however long it runs.
+    #[command(after_help = EXIT_CODES)]
+    Load(LoadArgs),
+    /// Import SDK events from a JSONL file: one event JSON object per line.
+    ///
+    /// Each line is an event as AI SDKs emit it. Required: event_id, tenant_id, app_id, kind
+    /// (llm_call, tool_call, policy_decision, approval, evaluation, ...), actor_type (agent,
+    /// human, system, ...), ts (RFC 3339). Optional: session_id, parent_id, subject_id,
+    /// model{name,version,provider,params,cost},
+    /// policy_eval{policy_id,decision,reasons,approvals}, evals[{name,score,threshold}],
+    /// input, output, tools_invoked, retention_class, labels{...}; other members are kept in
+    /// the payload. For example:
+    ///
+    /// {"event_id":"evt-1","tenant_id":"acme","app_id":"bot","kind":"llm_call",
+    /// "actor_type":"agent","ts":"2026-03-01T13:04:05Z","model":{"name":"gpt-4o"},
+    /// "input":{"prompt":"hello"},"output":{"text":"hi"}}
+    ///
+    /// Lines are validated one by one; the first bad line stops the import with its line
+    /// number and the field at fault (exit code 1), after everything before it was made
+    /// durable. Blank lines are skipped. Importing the same file again is safe: events already
+    /// in the store (same tenant, event id and contents) are counted as already present and
+    /// not stored twice; the same event id with different contents is a conflict and stops
+    /// the import. Creates the store if missing; takes the writer lock, so not while a service
+    /// is writing the store.
+    #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        /// Data directory of the store (created if missing, unless --dry-run).
+        dir: PathBuf,
+        /// The events: a JSONL file, or - for standard input.
+        file: PathBuf,
+        /// Only validate the lines: open no store, write nothing, create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a session's receipts as a tree of parent links (dangling parents and cycles
     /// reported). Takes the writer lock.
     #[command(after_help = EXIT_CODES)]
@@ -217,6 +295,72 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The arguments of `tail`.
+#[derive(Debug, Args)]
+struct TailArgs {
+    /// Data directory of the store.
+    dir: PathBuf,
+    /// Only receipts matching these key=value words (as for `query`).
+    filter: Vec<String>,
+    /// Keep running and print new receipts as they become durable.
+    #[arg(short, long)]
+    follow: bool,
+    /// Start at this sequence number (inclusive) instead of the first entry; a later run
+    /// can resume where an earlier one stopped.
+    #[arg(long, value_name = "N", conflicts_with = "from_end")]
+    from_seq: Option<u64>,
+    /// With --follow: skip what is in the store now and print only receipts that become
+    /// durable from now on.
+    #[arg(long, requires = "follow")]
+    from_end: bool,
+    /// Print one JSON object per line (as `query --json`) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The arguments of `load`.
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Data directory of the store (created if missing).
+    dir: PathBuf,
+    /// Threads appending at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// Target receipts per second over all threads; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// How long to append, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Payload size per receipt in bytes, about (the synthetic payloads are padded up to
+    /// it; they are 150 to 700 bytes unpadded, so smaller targets are not reached).
+    #[arg(long, default_value_t = 512)]
+    payload_bytes: usize,
+    /// Tenants to spread the receipts over.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    tenants: u32,
+    /// When an append counts as acknowledged: durable = synced to disk (survives power
+    /// loss), written = copied into the log (survives a crash of the process; synced
+    /// within 100 ms).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
+    durability: DurabilityArg,
+    /// Seed of the synthetic workload.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `load --durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DurabilityArg {
+    /// Acknowledged once synced to disk.
+    Durable,
+    /// Acknowledged once copied into the log.
+    Written,
 }
 
 fn show<T: serde::Serialize>(value: &T, json: bool, text: fn(&T)) -> Result<(), ToolError> {
@@ -308,6 +452,66 @@ fn consistency(
     Ok(Verdict::Ok)
 }
 
+fn tail(args: &TailArgs) -> Result<Verdict, ToolError> {
+    let start = match (args.from_seq, args.from_end) {
+        (Some(seq), _) => Start::Seq(seq),
+        (None, true) => Start::End,
+        (None, false) => Start::Beginning,
+    };
+    let options = TailOptions {
+        start,
+        follow: args.follow,
+        json: args.json,
+    };
+    let stop = trailmix_tools::stop_on_signals()?;
+    let outcome = tail::run(&args.dir, &args.filter, options, &stop)?;
+    if outcome.ending == Ending::Done && outcome.unconfirmed > 0 {
+        eprintln!(
+            "note: the newest {} entries are not confirmed durable yet (a group commit in \
+             progress, or a writer that stopped without closing the store) and were not shown; \
+             resume with --from-seq {}",
+            outcome.unconfirmed, outcome.resume_at
+        );
+    }
+    Ok(Verdict::Ok)
+}
+
+fn load(args: &LoadArgs) -> Result<Verdict, ToolError> {
+    let duration = Duration::try_from_secs_f64(args.seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ToolError::new("--seconds must be a number above 0"))?;
+    let options = LoadOptions {
+        threads: usize::from(args.threads),
+        rate: args.rate,
+        duration,
+        payload_bytes: args.payload_bytes,
+        tenants: args.tenants as usize,
+        durability: match args.durability {
+            DurabilityArg::Durable => Durability::Durable,
+            DurabilityArg::Written => Durability::Written,
+        },
+        seed: args.seed,
+    };
+    let stop = trailmix_tools::stop_on_signals()?;
+    let report = load::run(&args.dir, &options, &stop)?;
+    show(&report, args.json, load::print_text)?;
+    Ok(Verdict::Ok)
+}
+
+fn import(dir: &Path, file: &Path, dry_run: bool, json: bool) -> Result<Verdict, ToolError> {
+    let stop = trailmix_tools::stop_on_signals()?;
+    let report = import::run(dir, &Source::from_arg(file), dry_run, &stop)?;
+    show(&report, json, import::print_text)?;
+    Ok(if report.error.is_some() {
+        Verdict::Damaged
+    } else if report.interrupted {
+        Verdict::Failed
+    } else {
+        Verdict::Ok
+    })
+}
+
 fn run(cli: Cli) -> Result<Verdict, ToolError> {
     match cli.command {
         Command::Demo {
@@ -367,6 +571,14 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
         Command::Query { dir, filter, json } => {
             trailmix_tools::search::query(&dir, &filter, json).map(|()| Verdict::Ok)
         }
+        Command::Tail(args) => tail(&args),
+        Command::Load(args) => load(&args),
+        Command::Import {
+            dir,
+            file,
+            dry_run,
+            json,
+        } => import(&dir, &file, dry_run, json),
         Command::Trace {
             dir,
             tenant,

@@ -11,6 +11,7 @@ use trailmix_db::note::{self, Checkpoint};
 use trailmix_db::receipt::ReceiptHeader;
 use trailmix_db::replay::{Genesis, SealFields};
 use trailmix_db::wal::{HashAlgorithm, Seq, WalReader};
+use trailmix_db::{Epoch, ReceiptPosition, StoredReceipt};
 
 use crate::{ToolError, ToolResult, base64, wal_dir};
 
@@ -40,6 +41,42 @@ pub fn decode(kind_byte: u8, bytes: &[u8]) -> Result<EntryRef<'_>, String> {
     let kind =
         EntryKind::from_byte(kind_byte).ok_or_else(|| format!("unknown entry kind {kind_byte}"))?;
     entry::decode_entry(kind, bytes).map_err(|e| e.to_string())
+}
+
+/// Decodes the receipt in a WAL record and checks its bytes against the digests its chain
+/// hash covers, as the engine does when it reads a receipt: `Ok(None)` for entries that are
+/// not receipts (genesis, checkpoints, seals).
+///
+/// # Errors
+/// A message saying why the entry is damaged (it does not decode, or its header or payload
+/// bytes changed since they were chained).
+pub fn decode_receipt(
+    alg: HashAlgorithm,
+    seq: Seq,
+    kind_byte: u8,
+    bytes: &[u8],
+) -> Result<Option<StoredReceipt>, String> {
+    if EntryKind::from_byte(kind_byte) != Some(EntryKind::Receipt) {
+        return Ok(None);
+    }
+    let entry = entry::decode_entry(EntryKind::Receipt, bytes).map_err(|e| e.to_string())?;
+    if entry::payload_digest(alg, entry.payload) != entry.payload_digest
+        || entry::content_digest(alg, EntryKind::Receipt, entry.header, &entry.payload_digest)
+            != entry.content_digest
+    {
+        return Err("the receipt's bytes do not match the digests its chain hash covers".into());
+    }
+    let header = ReceiptHeader::decode(entry.header).map_err(|e| e.to_string())?;
+    Ok(Some(StoredReceipt {
+        position: ReceiptPosition {
+            seq,
+            epoch: Epoch(entry.chain.epoch),
+            chain_hash: entry::chain_hash(alg, seq, &entry.chain, &entry.content_digest),
+            logged_at_ns: entry.chain.logged_at_ns,
+        },
+        header,
+        payload: entry.payload.to_vec(),
+    }))
 }
 
 /// A checkpoint or seal note's fields, read without checking its signature.

@@ -1,7 +1,8 @@
 //! `query` and `trace`: find receipts through the index.
 //!
-//! Both open the store with [`Db::open`] (the index file is held by its one writer, so they
-//! take the writer lock: stop the service first, or query from within it through `Db`).
+//! Both open the store with [`trailmix_db::Db::open`] (the index file is held by its one
+//! writer, so they take the writer lock: stop the service first, or query from within it
+//! through `Db`).
 //! Every receipt printed was read back from the log and checked against its digests.
 
 use std::path::Path;
@@ -13,16 +14,29 @@ use trailmix_db::{Freshness, StoredReceipt};
 use crate::proofs::{close_db, open_db};
 use crate::{ToolError, ToolResult};
 
-/// One receipt as a JSON object: position, then the SDK event.
-fn receipt_json(receipt: &StoredReceipt) -> Value {
-    let event = trailmix_db::receipt::Receipt::from_parts(&receipt.header, &receipt.payload)
-        .map_or(Value::Null, |r| r.to_sdk_json_value());
-    json!({
-        "seq": receipt.position.seq.0,
-        "epoch": receipt.position.epoch.0,
-        "logged_at_ns": receipt.position.logged_at_ns,
-        "event": event,
-    })
+/// One receipt as a JSON object, as `query --json` and `tail --json` print it: position, then
+/// the SDK event. A receipt whose payload does not read back as JSON (for example a damaged or,
+/// later, an encrypted one) has `"event": null`, its clear header in `header` and its payload
+/// bytes in `payload_base64`.
+#[must_use]
+pub fn receipt_json(receipt: &StoredReceipt) -> Value {
+    let position = &receipt.position;
+    match trailmix_db::receipt::Receipt::from_parts(&receipt.header, &receipt.payload) {
+        Ok(event) => json!({
+            "seq": position.seq.0,
+            "epoch": position.epoch.0,
+            "logged_at_ns": position.logged_at_ns,
+            "event": event.to_sdk_json_value(),
+        }),
+        Err(_) => json!({
+            "seq": position.seq.0,
+            "epoch": position.epoch.0,
+            "logged_at_ns": position.logged_at_ns,
+            "event": Value::Null,
+            "header": receipt.header.to_sdk_json_value(),
+            "payload_base64": crate::base64(&receipt.payload),
+        }),
+    }
 }
 
 fn completeness_text(completeness: Completeness) -> &'static str {
@@ -39,14 +53,25 @@ fn completeness_text(completeness: Completeness) -> &'static str {
     }
 }
 
-fn print_row(receipt: &StoredReceipt) {
+/// The column titles of [`row`].
+#[must_use]
+pub fn row_header() -> String {
+    format!(
+        "{:>10}  {:<30}  {:<12}  {:<16}  {:<20}  {:<9}  event id",
+        "seq", "event time", "tenant", "kind", "model", "decision"
+    )
+}
+
+/// One receipt as a table row, as `query` and `tail` print it without `--json`.
+#[must_use]
+pub fn row(receipt: &StoredReceipt) -> String {
     let header = &receipt.header;
     let model = match (header.model_name(), header.model_version()) {
         (Some(name), Some(version)) => format!("{name}@{version}"),
         (Some(name), None) => name.to_owned(),
         _ => "-".to_owned(),
     };
-    println!(
+    format!(
         "{:>10}  {:<30}  {:<12}  {:<16}  {:<20}  {:<9}  {}",
         receipt.position.seq,
         header.event_time().to_rfc3339(),
@@ -55,7 +80,7 @@ fn print_row(receipt: &StoredReceipt) {
         model,
         header.decision().map_or("-", |d| d.as_str()),
         header.event_id(),
-    );
+    )
 }
 
 /// `query DIR FILTER...`: one page of receipts matching the filter, as a table or JSON lines.
@@ -74,11 +99,10 @@ pub fn query(data_dir: &Path, filter: &[String], json: bool) -> ToolResult<()> {
             println!("{}", receipt_json(receipt));
         }
     } else {
-        println!(
-            "{:>10}  {:<30}  {:<12}  {:<16}  {:<20}  {:<9}  event id",
-            "seq", "event time", "tenant", "kind", "model", "decision"
-        );
-        page.receipts.iter().for_each(print_row);
+        println!("{}", row_header());
+        for receipt in &page.receipts {
+            println!("{}", row(receipt));
+        }
         println!(
             "{} receipt(s); {}",
             page.receipts.len(),
