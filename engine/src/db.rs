@@ -129,6 +129,30 @@ pub struct StoredReceipt {
     pub payload: Vec<u8>,
 }
 
+impl StoredReceipt {
+    /// Decodes the log record `seq` (its kind byte and payload, as a
+    /// [`WalReader`](crate::wal::WalReader) returns them) as a receipt, checking its bytes
+    /// against the digests its chain hash covers, as every read of the engine does. `Ok(None)`
+    /// for entries that are not receipts (genesis, checkpoints, seals). For tools that read
+    /// the log directly.
+    ///
+    /// # Errors
+    /// [`Error::Damaged`] when the entry does not decode or its bytes changed since they were
+    /// chained.
+    pub fn from_record(
+        alg: HashAlgorithm,
+        seq: Seq,
+        kind_byte: u8,
+        bytes: &[u8],
+    ) -> Result<Option<StoredReceipt>> {
+        match decode_receipt(alg, seq, kind_byte, bytes) {
+            Ok((receipt, _)) => Ok(Some(receipt)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
 impl Db<FsLog> {
     /// Opens (or creates) the store in `data_dir` with the embedded defaults: a signing key in
     /// `keys/signing.key` (mode 0600) and its public key in `signing.pub`, created on first

@@ -193,7 +193,10 @@ fn what_cannot_be_read_is_refused_and_nothing_is_created() {
             // A posting key is the term followed by the chunk's first seq (8 bytes).
             let term = &first[..first.len() - 8];
             let mut terms = txn.open_table(table("terms")).expect("terms");
-            assert!(terms.remove(term).expect("remove").is_some(), "no such term");
+            assert!(
+                terms.remove(term).expect("remove").is_some(),
+                "no such term"
+            );
         }
         txn.commit().expect("commit");
     }

@@ -104,6 +104,11 @@ enum Command {
         /// or the key text. Default: the key recorded in the store itself.
         #[arg(long, value_name = "VKEY_OR_FILE")]
         public_key: Option<String>,
+        /// Also rebuild the index from the log (in the temporary directory) and compare: a
+        /// stale or tampered index that would make queries miss receipts shows here. Reads
+        /// the whole log once more.
+        #[arg(long)]
+        index: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -152,7 +157,9 @@ enum Command {
     /// Filter keys: tenant, model (name or name@version), kind, decision, session, event,
     /// app, subject, label.KEY, since/until (event time: RFC 3339, a date, or nanoseconds),
     /// logged_since/logged_until, order (seq, -seq, time, -time), limit, cursor. Every
-    /// receipt shown is read back from the log and checked. Takes the writer lock.
+    /// receipt shown is read back from the log and checked. Read-only and lock-free: works
+    /// while a service writes the store, searching its index as last committed (a moment
+    /// behind the log; the last line says so when entries were not searched).
     #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
     #[command(after_help = EXIT_CODES)]
     Query {
@@ -237,7 +244,7 @@ enum Command {
         json: bool,
     },
     /// Show a session's receipts as a tree of parent links (dangling parents and cycles
-    /// reported). Takes the writer lock.
+    /// reported). Read-only and lock-free, like `query`.
     #[command(after_help = EXIT_CODES)]
     Trace {
         /// Data directory of the store.
@@ -543,11 +550,13 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             dir,
             trusted_checkpoint,
             public_key,
+            index,
             json,
         } => {
             let args = verify::VerifyArgs {
                 trusted_checkpoint,
                 public_key,
+                index,
             };
             let outcome = verify::run(&dir, &args)?;
             show(&outcome, json, verify::print_text)?;

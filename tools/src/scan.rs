@@ -6,12 +6,12 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use serde::Serialize;
+use trailmix_db::StoredReceipt;
 use trailmix_db::entry::{self, EntryKind, EntryRef};
 use trailmix_db::note::{self, Checkpoint};
 use trailmix_db::receipt::ReceiptHeader;
 use trailmix_db::replay::{Genesis, SealFields};
 use trailmix_db::wal::{HashAlgorithm, Seq, WalReader};
-use trailmix_db::{Epoch, ReceiptPosition, StoredReceipt};
 
 use crate::{ToolError, ToolResult, base64, wal_dir};
 
@@ -56,27 +56,7 @@ pub fn decode_receipt(
     kind_byte: u8,
     bytes: &[u8],
 ) -> Result<Option<StoredReceipt>, String> {
-    if EntryKind::from_byte(kind_byte) != Some(EntryKind::Receipt) {
-        return Ok(None);
-    }
-    let entry = entry::decode_entry(EntryKind::Receipt, bytes).map_err(|e| e.to_string())?;
-    if entry::payload_digest(alg, entry.payload) != entry.payload_digest
-        || entry::content_digest(alg, EntryKind::Receipt, entry.header, &entry.payload_digest)
-            != entry.content_digest
-    {
-        return Err("the receipt's bytes do not match the digests its chain hash covers".into());
-    }
-    let header = ReceiptHeader::decode(entry.header).map_err(|e| e.to_string())?;
-    Ok(Some(StoredReceipt {
-        position: ReceiptPosition {
-            seq,
-            epoch: Epoch(entry.chain.epoch),
-            chain_hash: entry::chain_hash(alg, seq, &entry.chain, &entry.content_digest),
-            logged_at_ns: entry.chain.logged_at_ns,
-        },
-        header,
-        payload: entry.payload.to_vec(),
-    }))
+    StoredReceipt::from_record(alg, seq, kind_byte, bytes).map_err(|e| e.to_string())
 }
 
 /// A checkpoint or seal note's fields, read without checking its signature.

@@ -1,17 +1,16 @@
 //! `query` and `trace`: find receipts through the index.
 //!
-//! Both open the store with [`trailmix_db::Db::open`] (the index file is held by its one
-//! writer, so they take the writer lock: stop the service first, or query from within it
-//! through `Db`).
-//! Every receipt printed was read back from the log and checked against its digests.
+//! Both open the store with [`ReadOnlyStore::open`]: no lock, nothing written, so they work
+//! on a store a service is writing. They search the index as the writer last committed it
+//! (on a live store a moment behind the log; the summary says how far) and print only
+//! receipts read back from the log and checked against their digests.
 
 use std::path::Path;
 
 use serde_json::{Value, json};
 use trailmix_db::query::Completeness;
-use trailmix_db::{Freshness, StoredReceipt};
+use trailmix_db::{ReadOnlyStore, StoredReceipt};
 
-use crate::proofs::{close_db, open_db};
 use crate::{ToolError, ToolResult};
 
 /// One receipt as a JSON object, as `query --json` and `tail --json` print it: position, then
@@ -90,29 +89,65 @@ pub fn row(receipt: &StoredReceipt) -> String {
 /// a held writer lock.
 pub fn query(data_dir: &Path, filter: &[String], json: bool) -> ToolResult<()> {
     let text = filter.join(" ");
-    let db = open_db(data_dir)?;
-    let page = db
-        .query_text(&text, Freshness::Durable)
+    let store = open_read_only(data_dir)?;
+    let page = store
+        .query_text(&text)
         .map_err(|e| ToolError::new(e.to_string()).hint("see `trailmix-db query --help`"))?;
     if json {
         for receipt in &page.receipts {
             println!("{}", receipt_json(receipt));
         }
-    } else {
-        println!("{}", row_header());
-        for receipt in &page.receipts {
-            println!("{}", row(receipt));
-        }
-        println!(
-            "{} receipt(s); {}",
-            page.receipts.len(),
-            completeness_text(page.completeness)
-        );
-        if let Some(cursor) = &page.next_cursor {
-            println!("more: add cursor={cursor}");
-        }
+        return Ok(());
     }
-    close_db(data_dir, db)
+    println!("{}", row_header());
+    for receipt in &page.receipts {
+        println!("{}", row(receipt));
+    }
+    println!(
+        "{} receipt(s); {}",
+        page.receipts.len(),
+        completeness_text(page.completeness)
+    );
+    if let Some(cursor) = &page.next_cursor {
+        println!("more: add cursor={cursor}");
+    }
+    print_coverage(&store, page.watermark)
+}
+
+/// Opens the store read-only, with a hint when its index cannot be read.
+fn open_read_only(data_dir: &Path) -> ToolResult<ReadOnlyStore> {
+    if !crate::wal_dir(data_dir).is_dir() {
+        return Err(ToolError::wal(
+            data_dir,
+            &trailmix_db::wal::Error::Missing {
+                path: crate::wal_dir(data_dir),
+            },
+        ));
+    }
+    ReadOnlyStore::open(data_dir).map_err(|e| match e {
+        trailmix_db::Error::Index { .. } => ToolError::new(e.to_string()).hint(format!(
+            "the writer rebuilds the index when it opens the store; with no service running, \
+             `trailmix-db checkpoint {} --new` opens it once",
+            data_dir.display()
+        )),
+        other => ToolError::store(data_dir, &other),
+    })
+}
+
+/// Says how much of the log the searched index covered, when it did not cover all of it
+/// (a live writer's index trails its log by a moment; a crashed one's until it reopens).
+fn print_coverage(store: &ReadOnlyStore, watermark: trailmix_db::wal::Seq) -> ToolResult<()> {
+    let end = store
+        .log_end()
+        .map_err(|e| ToolError::store(store.data_dir(), &e))?;
+    if watermark < end {
+        println!(
+            "note: the index covers entries before seq {watermark}; the {} newer entries of \
+             the log were not searched",
+            end.0 - watermark.0
+        );
+    }
+    Ok(())
 }
 
 /// `trace DIR --tenant T --session S`: the session's receipts as a tree of parent links.
@@ -120,9 +155,12 @@ pub fn query(data_dir: &Path, filter: &[String], json: bool) -> ToolResult<()> {
 /// # Errors
 /// [`ToolError`] for a missing store or a held writer lock.
 pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolResult<()> {
-    let db = open_db(data_dir)?;
-    let trace = db
-        .trace(tenant, session, Freshness::Durable)
+    let store = open_read_only(data_dir)?;
+    let watermark = store
+        .index_watermark()
+        .map_err(|e| ToolError::store(data_dir, &e))?;
+    let trace = store
+        .trace(tenant, session)
         .map_err(|e| ToolError::store(data_dir, &e))?;
     if json {
         let value = json!({
@@ -132,7 +170,9 @@ pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolRe
             "cycles": trace.graph.cycles(),
         });
         println!("{value}");
-    } else if trace.receipts.is_empty() {
+        return Ok(());
+    }
+    if trace.receipts.is_empty() {
         println!("tenant {tenant} has no receipts in session {session}");
     } else {
         print!("{}", trace.graph.render());
@@ -144,5 +184,5 @@ pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolRe
             trace.graph.cycles().len()
         );
     }
-    close_db(data_dir, db)
+    print_coverage(&store, watermark)
 }

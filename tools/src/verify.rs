@@ -20,6 +20,17 @@ pub struct VerifyArgs {
     pub trusted_checkpoint: Option<PathBuf>,
     /// The public key the store must be signed with: key text or a file holding it.
     pub public_key: Option<String>,
+    /// Also compare the index with one rebuilt from the log.
+    pub index: bool,
+}
+
+/// The index compared with a rebuild from the log (`verify --index`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IndexReport {
+    /// The watermark both were compared at (the index as the writer last committed it).
+    pub watermark: u64,
+    /// Whether the index equals the rebuild.
+    pub matches: bool,
 }
 
 /// The first bad place.
@@ -78,6 +89,8 @@ pub struct VerifyOutcome {
     pub trusted_checkpoint: Option<TrustedReport>,
     /// The first damage; `None` when verified.
     pub damage: Option<DamageReport>,
+    /// The index check, with `--index` on a verified log.
+    pub index: Option<IndexReport>,
     /// Time taken, seconds.
     pub seconds: f64,
 }
@@ -86,7 +99,8 @@ impl VerifyOutcome {
     /// The exit verdict.
     #[must_use]
     pub fn exit(&self) -> Verdict {
-        if self.damage.is_none() {
+        let index_differs = self.index.as_ref().is_some_and(|i| !i.matches);
+        if self.damage.is_none() && !index_differs {
             Verdict::Ok
         } else {
             Verdict::Damaged
@@ -133,11 +147,16 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             offset: position.map(|p| p.offset),
         }
     });
+    let index = if args.index && damage.is_none() {
+        Some(check_index(data_dir)?)
+    } else {
+        None
+    };
     Ok(VerifyOutcome {
-        verdict: if damage.is_none() {
-            "verified"
-        } else {
-            "damaged"
+        verdict: match (&damage, &index) {
+            (Some(_), _) => "damaged",
+            (None, Some(i)) if !i.matches => "index_differs",
+            (None, _) => "verified",
         },
         data_dir: data_dir.display().to_string(),
         entries: report.entries,
@@ -154,7 +173,23 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             tree_size: report.trusted.map(|(_, size)| size),
         }),
         damage,
+        index,
         seconds,
+    })
+}
+
+/// Compares the index with a rebuild from the log, read-only (works on a live store).
+fn check_index(data_dir: &Path) -> ToolResult<IndexReport> {
+    let store = trailmix_db::ReadOnlyStore::open(data_dir).map_err(|e| {
+        ToolError::new(e.to_string())
+            .hint("the log verified; the index could not be read, so it was not compared")
+    })?;
+    let check = store
+        .check_index()
+        .map_err(|e| ToolError::store(data_dir, &e))?;
+    Ok(IndexReport {
+        watermark: check.watermark.0,
+        matches: check.matches,
     })
 }
 
@@ -175,7 +210,38 @@ pub fn print_text(o: &VerifyOutcome) {
         Some(d) => print_damage(o, d),
         None => print_verified(o),
     }
+    if let Some(index) = &o.index {
+        print_index(o, index);
+    }
     print_trust(o);
+}
+
+fn print_index(o: &VerifyOutcome, index: &IndexReport) {
+    if index.matches {
+        row(
+            "index",
+            &format!(
+                "equals a rebuild from the log (entries before seq {})",
+                human_count(index.watermark)
+            ),
+        );
+        return;
+    }
+    row(
+        "index",
+        &paint(
+            &format!(
+                "DIFFERS from a rebuild from the log (entries before seq {})",
+                human_count(index.watermark)
+            ),
+            Paint::Bad,
+        ),
+    );
+    more("queries may miss receipts (each one returned is still checked against the log);");
+    more(&format!(
+        "stop the writer, delete {}/index/index.redb and reopen: it is rebuilt from the log",
+        o.data_dir
+    ));
 }
 
 /// `chain_link` → `chain link damage`; `truncation_or_rollback` → `truncation or rollback`.
