@@ -15,6 +15,7 @@ use crate::note::{Checkpoint, NoteSigner};
 use crate::options::{DbOptions, Durability, ReceiptSignatures};
 use crate::position::{Epoch, ReceiptPosition};
 use crate::replay::{ChainState, KnownEvent, SealFields, SealedEpoch, seal_digest};
+use crate::seen::SeenEvents;
 use crate::ticket::Completer;
 use crate::wal::{ChainHash, RecordKind, Seq, Storage, Wal};
 
@@ -159,8 +160,13 @@ impl RecentEvents {
         }
     }
 
-    /// The first receipt with the prepared receipt's event id, wherever it is.
-    fn find(&self, prepared: &Prepared) -> Result<Option<KnownEvent>, Error> {
+    /// The first receipt with the prepared receipt's event id, wherever it is. `seen` is the
+    /// store's filter of every event id appended (when it keeps one).
+    fn find(
+        &self,
+        prepared: &Prepared,
+        seen: Option<&SeenEvents>,
+    ) -> Result<Option<KnownEvent>, Error> {
         if prepared.known.is_some() {
             return Ok(prepared.known);
         }
@@ -172,7 +178,13 @@ impl RecentEvents {
             return Ok(Some(*known));
         }
         if prepared.index_floor < self.forgotten_below {
-            // The caller searched an index snapshot older than what this map still holds.
+            // The caller searched an index snapshot older than what this map still holds: the
+            // receipts appended in between are in the filter, which the writer fills as it
+            // appends, so "not there now" settles it (receipts that waited long in the ring
+            // under load would otherwise each cost an index lookup here).
+            if seen.is_some_and(|seen| !seen.may_contain(&prepared.tenant, &prepared.event_id)) {
+                return Ok(None);
+            }
             return Ok(self
                 .lookup
                 .find_event(&prepared.tenant, &prepared.event_id)?
@@ -375,7 +387,7 @@ impl<S: Storage> Writer<S> {
             ticket.complete(Err(self.stopped_error()));
             return;
         }
-        let known = match self.events.find(prepared) {
+        let known = match self.events.find(prepared, self.state.seen.as_deref()) {
             Ok(known) => known,
             Err(err) => {
                 ticket.complete(Err(err));
