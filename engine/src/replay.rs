@@ -12,7 +12,7 @@ use crate::entry::{self, ChainFields, EntryKind, EntryRef, NO_TENANT_PREV};
 use crate::merkle::{self, CompactRange, Digest};
 use crate::note::{Checkpoint, NoteVerifier};
 use crate::position::{Epoch, ReceiptPosition};
-use crate::receipt::ReceiptHeader;
+use crate::receipt::{ReceiptError, ReceiptHeader};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// How thoroughly [`ChainState::apply`] checks.
@@ -465,8 +465,17 @@ impl ChainState {
     ) -> Result<(), Damage> {
         let (_, verifier) = self.require_genesis(seq)?;
         let damage = |kind, detail: String| Damage { seq, kind, detail };
-        let header = ReceiptHeader::decode(entry.header)
-            .map_err(|e| damage(DamageKind::Malformed, format!("receipt header: {e}")))?;
+        let malformed =
+            |e: ReceiptError| damage(DamageKind::Malformed, format!("receipt header: {e}"));
+        // Opening needs the tenant and event id only; verifying checks the whole header.
+        let header = match mode {
+            ReplayMode::Open => None,
+            ReplayMode::Verify => Some(ReceiptHeader::decode(entry.header).map_err(malformed)?),
+        };
+        let (tenant, event_id) = match &header {
+            Some(header) => (header.tenant_id(), header.event_id()),
+            None => ReceiptHeader::peek_ids(entry.header).map_err(malformed)?,
+        };
         if let Some(signature) = entry.signature
             && !verifier.verify(chain_hash, signature)
         {
@@ -475,7 +484,6 @@ impl ChainState {
                 "the receipt signature does not verify".into(),
             ));
         }
-        let tenant = header.tenant_id();
         let expected = self
             .tenant_tips
             .get(tenant)
@@ -486,24 +494,28 @@ impl ChainState {
                 format!("does not link to tenant {tenant}'s previous receipt"),
             ));
         }
-        self.tenant_tips
-            .insert(tenant.to_owned(), (seq, *chain_hash));
+        match self.tenant_tips.get_mut(tenant) {
+            Some(tip) => *tip = (seq, *chain_hash),
+            None => {
+                self.tenant_tips
+                    .insert(tenant.to_owned(), (seq, *chain_hash));
+            }
+        }
         self.receipts += 1;
         // Opening leaves idempotency to the index (a map of every event would grow with the
         // store); verify keeps one to report duplicates.
         if mode == ReplayMode::Open {
             if let Some(seen) = &self.seen {
-                seen.insert(tenant, header.event_id());
+                seen.insert(tenant, event_id);
             }
             return Ok(());
         }
-        let key = (tenant.to_owned(), header.event_id().to_owned());
+        let key = (tenant.to_owned(), event_id.to_owned());
         if let Some(first) = self.events.get(&key) {
             return Err(damage(
                 DamageKind::DuplicateEvent,
                 format!(
-                    "event {} of tenant {tenant} was already stored at seq {}",
-                    header.event_id(),
+                    "event {event_id} of tenant {tenant} was already stored at seq {}",
                     first.position.seq
                 ),
             ));

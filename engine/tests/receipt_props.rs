@@ -237,6 +237,35 @@ proptest! {
         prop_assert_eq!(parsed.as_ref(), Ok(&r));
         let joined = Receipt::from_parts(r.header(), r.payload());
         prop_assert_eq!(joined.as_ref(), Ok(&r));
+        // Opening a store reads only the ids: they must be the full decode's.
+        prop_assert_eq!(
+            ReceiptHeader::peek_ids(&bytes),
+            Ok((r.header().tenant_id(), r.header().event_id()))
+        );
+    }
+
+    #[test]
+    fn peeking_ids_reads_a_prefix_only_and_never_panics(
+        f in fields(),
+        flip in any::<(prop::sample::Index, u8)>(),
+    ) {
+        let bytes = build(f).header().encode();
+        let ids = ReceiptHeader::peek_ids(&bytes).expect("valid header");
+        // It reads a prefix: every cut before its end is truncated, every longer one gives
+        // the same ids. The prefix holds at least version, flags, time, two tags and the ids.
+        let end = (0..=bytes.len())
+            .find(|&n| ReceiptHeader::peek_ids(&bytes[..n]).is_ok())
+            .expect("the whole header is accepted");
+        prop_assert!(end >= 1 + 2 + 8 + 1 + 1 + 1 + ids.0.len() + 1 + ids.1.len());
+        for n in end..=bytes.len() {
+            prop_assert_eq!(ReceiptHeader::peek_ids(&bytes[..n]), Ok(ids));
+        }
+        let mut mutated = bytes.clone();
+        let at = flip.0.index(mutated.len());
+        mutated[at] ^= flip.1.max(1);
+        if let Ok((tenant, event)) = ReceiptHeader::peek_ids(&mutated) {
+            prop_assert!(!tenant.is_empty() && !event.is_empty());
+        }
     }
 
     #[test]

@@ -309,6 +309,33 @@ impl ReceiptHeader {
         ]
     }
 
+    /// The tenant and event id of an encoded header, borrowed, without decoding the rest:
+    /// what opening a store needs from every receipt (the full decode, which checks every
+    /// field, is `verify`'s and every read's).
+    ///
+    /// # Errors
+    /// As for [`ReceiptHeader::decode`], for the fields up to the event id.
+    pub fn peek_ids(bytes: &[u8]) -> Result<(&str, &str), ReceiptError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let version = r.u8()?;
+        if version != HEADER_FORMAT_VERSION {
+            return Err(header_error(0, HeaderProblem::UnsupportedVersion(version)));
+        }
+        let flags = r.u16()?;
+        if flags & !FLAGS_DEFINED != 0 {
+            return Err(header_error(
+                1,
+                HeaderProblem::UnknownFlags(flags & !FLAGS_DEFINED),
+            ));
+        }
+        r.i64()?;
+        r.skip_named("kind")?;
+        r.skip_named("actor_type")?;
+        let tenant_id = r.str8_ref("tenant_id", check_tenant_id)?;
+        let event_id = r.str8_ref("event_id", check_id)?;
+        Ok((tenant_id, event_id))
+    }
+
     /// Decodes a header written by [`encode`](Self::encode), applying every rule that JSON
     /// input is held to. Strict: the whole slice must be one header in canonical form.
     ///
@@ -437,8 +464,8 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], ReceiptError> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ReceiptError> {
         let start = self.pos;
         match self.bytes.get(start..start.saturating_add(n)) {
             Some(s) if start.checked_add(n).is_some() => {
@@ -474,6 +501,17 @@ impl Reader<'_> {
         field: &'static str,
         check: fn(&str) -> Result<(), Problem>,
     ) -> Result<String, ReceiptError> {
+        self.str_ref(at, len, field, check).map(str::to_owned)
+    }
+
+    /// As [`Reader::string`], borrowed from the header bytes.
+    fn str_ref(
+        &mut self,
+        at: usize,
+        len: usize,
+        field: &'static str,
+        check: fn(&str) -> Result<(), Problem>,
+    ) -> Result<&'a str, ReceiptError> {
         let raw = self.take(len)?;
         let field_error = |problem| ReceiptError::Header {
             offset: at,
@@ -481,7 +519,26 @@ impl Reader<'_> {
         };
         let s = std::str::from_utf8(raw).map_err(|_| field_error(Problem::NotUtf8))?;
         check(s).map_err(field_error)?;
-        Ok(s.to_owned())
+        Ok(s)
+    }
+
+    /// A `str8` field, borrowed.
+    fn str8_ref(
+        &mut self,
+        field: &'static str,
+        check: fn(&str) -> Result<(), Problem>,
+    ) -> Result<&'a str, ReceiptError> {
+        let at = self.pos;
+        let len = usize::from(self.u8()?);
+        self.str_ref(at, len, field, check)
+    }
+
+    /// Steps over a kind or actor type: a built-in tag, or 0 and a custom name.
+    fn skip_named(&mut self, field: &'static str) -> Result<(), ReceiptError> {
+        if self.u8()? == 0 {
+            self.str8_ref(field, check_name)?;
+        }
+        Ok(())
     }
 
     fn str8(
