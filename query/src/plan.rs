@@ -33,9 +33,11 @@ pub enum Completeness {
     SeqRangeProvable,
     /// The plan walks one tenant's receipts in sequence order (a tenant filter and nothing
     /// else but time ranges). Every receipt links to its tenant's previous receipt
-    /// (`tenant_prev_seq` and `tenant_prev_hash` in the entry), so a gap — a receipt of the
-    /// tenant the index failed to list — shows up as a link pointing past the previous
-    /// result: the result can be checked against the tenant's own hash chain.
+    /// (`tenant_prev_seq` and `tenant_prev_hash` in the entry), so a checker can follow the
+    /// links back from each result to the previous one: every receipt it passes on the way
+    /// must fail the filter (with no time range there are none), else the index failed to
+    /// list it. The result can thus be checked against the tenant's own hash chain, at the
+    /// cost of reading the skipped receipts when a time range skips many.
     TenantChainCheckable,
     /// Anything else (terms intersected, event-id lookups, event-time walks, several tenants
     /// merged): the result is complete only as far as the index equals one rebuilt from the
