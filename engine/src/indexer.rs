@@ -1,8 +1,8 @@
 //! Keeping the secondary index ([`trailmix_index`]) behind the log.
 //!
 //! The index is derived state. A background thread reads every newly *durable* entry from the
-//! log and commits it to redb: lazily (no fsync) after each round, durably at least every
-//! [`INDEX_DURABLE_INTERVAL`]. The watermark (the first sequence number not yet indexed) is
+//! log and commits it to redb, durably (the file is shared with read-only openers in other
+//! processes), at most once per [`INDEX_COMMIT_INTERVAL`]. The watermark (the first sequence number not yet indexed) is
 //! written in the same redb transaction as the content, so after a crash the index is a
 //! consistent image at some older watermark, and opening catches it up from the log before the
 //! store accepts writes. An index that does not belong to the log (another store, a newer

@@ -29,6 +29,7 @@
 mod db;
 pub mod entry;
 mod error;
+pub mod fuzz;
 pub mod indexer;
 pub mod keys;
 pub mod log;

@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 /// Events one filter block is sized for.
 pub const EVENTS_PER_BLOCK: usize = 1 << 20;
-/// Filter bits per event (with [`HASHES`] probes: about 0.8% false positives by the usual
+/// Filter bits per event (with `HASHES` probes: about 0.8% false positives by the usual
 /// Bloom-filter formula; not measured).
 pub const BITS_PER_EVENT: usize = 10;
 /// Probes per event.

@@ -37,6 +37,7 @@ mod cursor;
 mod error;
 mod exec;
 mod filter;
+pub mod fuzz;
 pub mod model;
 mod plan;
 mod source;
