@@ -720,7 +720,7 @@ pub(crate) fn decode_receipt(
         ));
     }
     let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
-    let chain_hash = entry::chain_hash(alg, seq, &entry.chain, &entry.content_digest);
+    let chain_hash = entry::chain_hash(alg, seq, entry.flags, &entry.chain, &entry.content_digest);
     let position = ReceiptPosition {
         seq,
         epoch: crate::position::Epoch(entry.chain.epoch),

@@ -13,7 +13,7 @@ use crate::wal::format::{array_at, u32_at, u64_at};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// Entry format version written in byte 0.
-pub const ENTRY_VERSION: u8 = 1;
+pub const ENTRY_VERSION: u8 = 2;
 /// Bytes before the header and payload.
 pub const ENTRY_FIXED_BYTES: usize = 168;
 /// No previous receipt of the tenant (first of its chain), in `tenant_prev_seq`.
@@ -24,7 +24,7 @@ pub const PAYLOAD_CONTEXT: &str = "trailmix-db 2026-11-22 entry payload v1";
 /// Domain-separation context of the content digest.
 pub const CONTENT_CONTEXT: &str = "trailmix-db 2026-11-22 entry content v1";
 /// Domain-separation context of the chain hash.
-pub const CHAIN_CONTEXT: &str = "trailmix-db 2026-11-22 entry chain v1";
+pub const CHAIN_CONTEXT: &str = "trailmix-db 2026-11-23 entry chain v2";
 
 /// What an entry is; also its WAL record kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,11 +159,14 @@ pub struct ChainFields {
 }
 
 /// The entry's chain hash (`hash_self`): covers the previous hash, the sequence number, the
-/// chain fields and the content digest. Fixed-size input: cheap for the single writer.
+/// chain fields, the flags byte and the content digest. Fixed-size input: cheap for the single
+/// writer. The flags byte is covered (since entry version 2) so that marking a payload
+/// encrypted or not, or stripping or adding a receipt signature, changes the chain.
 #[must_use]
 pub fn chain_hash(
     alg: HashAlgorithm,
     seq: Seq,
+    flag_bits: u8,
     chain: &ChainFields,
     content_digest: &Digest,
 ) -> Digest {
@@ -177,6 +180,7 @@ pub fn chain_hash(
             &chain.logged_at_ns.to_le_bytes(),
             &chain.tenant_prev_seq.to_le_bytes(),
             &chain.tenant_prev_hash,
+            &[flag_bits],
             content_digest,
         ],
     )

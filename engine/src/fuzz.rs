@@ -549,7 +549,7 @@ fn proven_entry(alg: HashAlgorithm, leaves: &mut [Digest], input: &mut Input<'_>
     };
     let payload_digest = entry::payload_digest(alg, &payload);
     let content_digest = entry::content_digest(alg, kind, &header, &payload_digest);
-    let chain_hash = entry::chain_hash(alg, Seq(seq), &chain, &content_digest);
+    let chain_hash = entry::chain_hash(alg, Seq(seq), 0, &chain, &content_digest);
     leaves[index(leaf_index)] = merkle::leaf_hash(alg, &chain_hash);
     let mut bytes = Vec::new();
     EntryRef {

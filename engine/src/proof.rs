@@ -155,7 +155,13 @@ pub fn verify_inclusion_bundle(
             "the header or payload digest does not match the content digest".into(),
         ));
     }
-    let chain_hash = entry::chain_hash(alg, Seq(bundle.seq), &entry.chain, &entry.content_digest);
+    let chain_hash = entry::chain_hash(
+        alg,
+        Seq(bundle.seq),
+        entry.flags,
+        &entry.chain,
+        &entry.content_digest,
+    );
     let path = decode_path(&bundle.path)?;
     merkle::verify_inclusion(
         alg,
@@ -237,8 +243,13 @@ pub(crate) fn epoch_leaves<L: LogStorage>(
             .and_then(|kind| entry::decode_entry(kind, record.payload).map_err(|e| e.to_string()));
         match decoded {
             Ok(entry) => {
-                let chain_hash =
-                    entry::chain_hash(alg, record.seq, &entry.chain, &entry.content_digest);
+                let chain_hash = entry::chain_hash(
+                    alg,
+                    record.seq,
+                    entry.flags,
+                    &entry.chain,
+                    &entry.content_digest,
+                );
                 leaves.push(merkle::leaf_hash(alg, &chain_hash));
                 ControlFlow::Continue(())
             }

@@ -359,7 +359,13 @@ impl ChainState {
         let entry = entry::decode_entry(kind, bytes)
             .map_err(|e| damage(DamageKind::Malformed, e.to_string()))?;
         self.check_common(seq, &entry, mode)?;
-        let chain_hash = entry::chain_hash(self.alg, seq, &entry.chain, &entry.content_digest);
+        let chain_hash = entry::chain_hash(
+            self.alg,
+            seq,
+            entry.flags,
+            &entry.chain,
+            &entry.content_digest,
+        );
         match kind {
             EntryKind::Genesis => self.check_genesis(seq, &entry)?,
             EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash, mode)?,

@@ -456,13 +456,14 @@ impl<S: Storage> Writer<S> {
     ) -> Result<ReceiptPosition, Error> {
         let seq = self.state.next_seq;
         let chain = self.state.next_chain_fields(tenant, now_ns());
-        let chain_hash = entry::chain_hash(self.state.alg, seq, &chain, &content_digest);
-        let signature = (kind == EntryKind::Receipt
-            && self.options.receipt_signatures == ReceiptSignatures::Ed25519)
-            .then(|| self.signer.sign_raw(&chain_hash));
+        let signed = kind == EntryKind::Receipt
+            && self.options.receipt_signatures == ReceiptSignatures::Ed25519;
+        let flag_bits = if signed { entry::flags::SIGNED } else { 0 };
+        let chain_hash = entry::chain_hash(self.state.alg, seq, flag_bits, &chain, &content_digest);
+        let signature = signed.then(|| self.signer.sign_raw(&chain_hash));
         let entry = EntryRef {
             kind,
-            flags: 0,
+            flags: flag_bits,
             chain,
             content_digest,
             payload_digest,

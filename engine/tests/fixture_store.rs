@@ -70,6 +70,8 @@ fn regenerate() {
     db.close().expect("close");
     // The private key never goes into the repository: verification needs only signing.pub.
     std::fs::remove_dir_all(dir.join("keys")).expect("remove private key");
+    // The index is derived: the first writer open rebuilds it.
+    std::fs::remove_dir_all(dir.join("index")).expect("remove index");
     let _ = std::fs::remove_file(dir.join("wal/LOCK"));
 }
 

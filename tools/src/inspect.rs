@@ -692,7 +692,7 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
             return Ok(detail);
         }
     };
-    let chain_hash = entry::chain_hash(alg, seq, &entry.chain, &entry.content_digest);
+    let chain_hash = entry::chain_hash(alg, seq, entry.flags, &entry.chain, &entry.content_digest);
     let first_tenant = entry.chain.tenant_prev_seq == NO_TENANT_PREV;
     detail.chain = Some(ChainDetail {
         epoch: entry.chain.epoch,

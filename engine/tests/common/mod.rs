@@ -274,7 +274,7 @@ pub fn rechain(records: &mut [Rec], from: usize) {
                 chain.tenant_prev_hash = prev_hash;
             }
         }
-        let hash = entry::chain_hash(alg, seq, &chain, &decoded.content_digest);
+        let hash = entry::chain_hash(alg, seq, decoded.flags, &chain, &decoded.content_digest);
         if i >= from {
             let mut out = Vec::new();
             EntryRef { chain, ..decoded }.encode_into(&mut out);
