@@ -32,18 +32,29 @@ fn options() -> DbOptions {
         .epoch_records_max(40)
 }
 
-fn seeds() -> std::ops::Range<u64> {
-    if let Some(seed) = std::env::var("TRAILMIX_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return seed..seed + 1;
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a u64")),
+    )
+}
+
+/// With `TRAILMIX_SEED=S` (the soak runner's variable) the tests run seeds S, S + 1, …
+/// (wrapping) instead of 0, 1, …
+fn seed_base() -> u64 {
+    env_u64("TRAILMIX_SEED").unwrap_or(0)
+}
+
+/// `TRAILMIX_CRASH_SEED=S` runs seed S alone, else `TRAILMIX_CRASH_SEEDS` seeds (24) from
+/// [`seed_base`] on.
+fn seeds() -> Vec<u64> {
+    if let Some(seed) = env_u64("TRAILMIX_CRASH_SEED") {
+        return vec![seed];
     }
-    let count = std::env::var("TRAILMIX_CRASH_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    0..count
+    let count = env_u64("TRAILMIX_CRASH_SEEDS").unwrap_or(24);
+    (0..count).map(|i| seed_base().wrapping_add(i)).collect()
 }
 
 /// One seeded run: several crash/recover cycles on one simulated disk. Returns how many
@@ -112,11 +123,14 @@ fn acknowledged_receipts_survive_power_loss_and_the_store_verifies() {
     let keys = tempfile::tempdir().expect("tempdir");
     let mut frozen = 0;
     for seed in seeds() {
-        match run_seed(seed, keys.path(), SyncBehaviour::Honest) {
+        let rerun = format!(
+            "rerun: TRAILMIX_CRASH_SEED={seed} cargo test -p trailmix-db --test engine_crash_sim"
+        );
+        let run = std::panic::catch_unwind(|| run_seed(seed, keys.path(), SyncBehaviour::Honest))
+            .unwrap_or_else(|_| Err("panicked (see above)".to_owned()));
+        match run {
             Ok(count) => frozen += count,
-            Err(problem) => panic!(
-                "seed {seed}: {problem}\nrerun: TRAILMIX_CRASH_SEED={seed} cargo test -p trailmix-db --test engine_crash_sim"
-            ),
+            Err(problem) => panic!("seed {seed}: {problem}\n{rerun}"),
         }
     }
     assert!(
@@ -131,10 +145,13 @@ fn acknowledged_receipts_survive_power_loss_and_the_store_verifies() {
 fn a_lying_disk_is_caught() {
     let keys = tempfile::tempdir().expect("tempdir");
     let caught = (0..12)
+        .map(|i| seed_base().wrapping_add(i))
         .filter(|&seed| run_seed(seed, keys.path(), SyncBehaviour::Lying).is_err())
         .count();
     assert!(
         caught > 0,
-        "the harness did not notice lost acknowledged receipts on a lying disk"
+        "the harness did not notice lost acknowledged receipts on a lying disk (seeds from {0}; \
+         rerun: TRAILMIX_SEED={0} cargo test -p trailmix-db --test engine_crash_sim)",
+        seed_base()
     );
 }

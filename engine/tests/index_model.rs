@@ -234,9 +234,33 @@ fn copy_file(from: &Path, to: &Path) {
     std::fs::copy(from, to).expect("copy index file");
 }
 
+/// Seeds 0..6, or with `TRAILMIX_SEED=S` (the soak runner's variable) S..S + 6 (wrapping).
+fn seeds() -> impl Iterator<Item = u64> {
+    let base = std::env::var("TRAILMIX_SEED").map_or(0, |v| {
+        v.parse::<u64>()
+            .unwrap_or_else(|_| panic!("TRAILMIX_SEED={v} is not a u64"))
+    });
+    (0..6).map(move |i| base.wrapping_add(i))
+}
+
+/// While alive, a panic (a failed check) also prints the seed and the command that reruns it.
+struct SeedGuard(u64);
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "seed {0} failed\nrerun: TRAILMIX_SEED={0} cargo test -p trailmix-db --test index_model",
+                self.0
+            );
+        }
+    }
+}
+
 #[test]
 fn queries_equal_the_model_across_reopens_and_index_damage() {
-    for seed in 0..6_u64 {
+    for seed in seeds() {
+        let _guard = SeedGuard(seed);
         let mut rng = SmallRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("store");

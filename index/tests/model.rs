@@ -20,14 +20,39 @@ fn open(path: &std::path::Path, target: usize) -> Index {
     .expect("open")
 }
 
+/// Seeds 0..4, or with `TRAILMIX_SEED=S` (the soak runner's variable) S..S + 4 (wrapping).
+fn seeds() -> impl Iterator<Item = u64> {
+    let base = std::env::var("TRAILMIX_SEED").map_or(0, |v| {
+        v.parse::<u64>()
+            .unwrap_or_else(|_| panic!("TRAILMIX_SEED={v} is not a u64"))
+    });
+    (0..4).map(move |i| base.wrapping_add(i))
+}
+
+/// While alive, a panic (a failed check) also prints the seed and the command that reruns it.
+struct SeedGuard(u64);
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "seed {0} failed\nrerun: TRAILMIX_SEED={0} cargo test -p trailmix-index --test model \
+                 -- --exact queries_match_the_model_after_every_commit",
+                self.0
+            );
+        }
+    }
+}
+
 #[test]
 fn queries_match_the_model_after_every_commit() {
-    for seed in 0..4u64 {
+    for seed in seeds() {
+        let _guard = SeedGuard(seed);
         let mut rng = SmallRng::seed_from_u64(seed);
-        let (recs, end) = records(seed + 100, 400);
+        let (recs, end) = records(seed.wrapping_add(100), 400);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("index.redb");
-        let target = [64, 100, 300, 2048][seed as usize];
+        let target = [64, 100, 300, 2048][(seed % 4) as usize];
         let mut index = open(&path, target);
         let mut model = Model::default();
         let mut check_rng = Mix(seed);
