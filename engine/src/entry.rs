@@ -219,7 +219,10 @@ pub enum EntryDecodeError {
         needed: usize,
     },
     /// Unknown entry version.
-    #[error("unknown entry version {0}")]
+    #[error(
+        "entry version {0}, but this build reads version {ENTRY_VERSION} only (version 1, before \
+         2026-11-23, left the flags byte out of the chain hash; such stores are not read)"
+    )]
     Version(u8),
     /// Unknown flags or non-zero reserved bytes.
     #[error("invalid {0}")]

@@ -172,6 +172,44 @@ pub struct StoreSummary {
     /// Entries that could not be decoded, or the read error that stopped the scan (run
     /// `verify` for a full check).
     pub problems: Vec<String>,
+    /// The secondary index, as the writer last committed it.
+    pub index: IndexSummary,
+}
+
+/// The index's state in `inspect`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IndexSummary {
+    /// The index file.
+    pub file: String,
+    /// Its size in bytes (0 when missing).
+    pub file_bytes: u64,
+    /// The index covers every entry before this sequence number (`None` when unreadable).
+    pub watermark: Option<u64>,
+    /// Entries of the log it does not cover yet (a live writer's index trails by a moment;
+    /// a stopped store's index is caught up when a writer next opens it).
+    pub lag_entries: Option<u64>,
+    /// Why it could not be read, if so.
+    pub problem: Option<String>,
+}
+
+/// Reads the index's watermark read-only (works beside a live writer).
+fn index_summary(data_dir: &Path, entries: u64) -> IndexSummary {
+    let path = data_dir
+        .join(trailmix_db::indexer::INDEX_DIR)
+        .join(trailmix_db::indexer::INDEX_FILE);
+    let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let watermark = trailmix_db::ReadOnlyStore::open(data_dir).and_then(|s| s.index_watermark());
+    let (watermark, problem) = match watermark {
+        Ok(mark) => (Some(mark.0), None),
+        Err(err) => (None, Some(err.to_string())),
+    };
+    IndexSummary {
+        file: path.display().to_string(),
+        file_bytes,
+        watermark,
+        lag_entries: watermark.map(|w| entries.saturating_sub(w)),
+        problem,
+    }
 }
 
 fn top(map: HashMap<String, u64>, limit: usize) -> Vec<Count> {
@@ -387,6 +425,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         decisions: top(tally.decisions, usize::MAX),
         receipts_with_decision: tally.with_decision,
         problems: tally.problems,
+        index: index_summary(data_dir, tally.entries),
     })
 }
 
@@ -472,6 +511,29 @@ fn print_identity(s: &StoreSummary) {
         human_bytes(s.segments.allocated_bytes),
         s.segments.count
     );
+    match (s.index.watermark, s.index.lag_entries, &s.index.problem) {
+        (Some(mark), Some(0), _) => println!(
+            "index           current: covers all {} entries ({})",
+            human_count(mark),
+            human_bytes(s.index.file_bytes)
+        ),
+        (Some(mark), Some(lag), _) => println!(
+            "index           covers entries before seq {}: {} newer entries not indexed yet ({})",
+            human_count(mark),
+            human_count(lag),
+            human_bytes(s.index.file_bytes)
+        ),
+        (_, _, problem) => println!(
+            "index           {}",
+            paint(
+                &format!(
+                    "unreadable: {} (a writer open rebuilds it from the log)",
+                    problem.as_deref().unwrap_or("unknown")
+                ),
+                Paint::Warn
+            )
+        ),
+    }
     if s.torn_tail_bytes > 0 {
         println!(
             "torn tail       {} bytes after the last entry were never acknowledged (an interrupted",

@@ -80,6 +80,17 @@ fn query_and_trace_read_a_store_another_process_is_writing() {
     assert_eq!(code(&output), Some(0), "{}", text(&output));
     assert!(text(&output).contains("5 receipt(s)"), "{}", text(&output));
 
+    // inspect reads the live index's watermark: it covers the log (the writer caught up).
+    let output = tool(&["inspect", arg(&store), "--json"]);
+    assert_eq!(code(&output), Some(0), "{}", text(&output));
+    let summary = common::json(&output);
+    assert_eq!(
+        summary["index"]["watermark"], summary["entries"],
+        "{}",
+        summary["index"]
+    );
+    assert_eq!(summary["index"]["lag_entries"], 0, "{}", summary["index"]);
+
     // The index equals a rebuild from the log, checked beside the live writer.
     let output = tool(&["verify", arg(&store), "--index"]);
     assert_eq!(code(&output), Some(0), "{}", text(&output));
@@ -110,6 +121,19 @@ fn query_says_when_the_index_is_missing() {
     assert!(
         !store.join("index").join("index.redb").exists(),
         "a read-only query created an index"
+    );
+    let output = tool(&["inspect", arg(&store), "--json"]);
+    assert_eq!(code(&output), Some(0), "{}", text(&output));
+    let summary = common::json(&output);
+    assert!(
+        summary["index"]["watermark"].is_null(),
+        "{}",
+        summary["index"]
+    );
+    assert!(
+        summary["index"]["problem"].is_string(),
+        "{}",
+        summary["index"]
     );
 }
 
