@@ -418,7 +418,13 @@ fn check_true_consistency(
         }
         return;
     }
-    assert!(0 < old && old < new, "verified sizes {old} -> {new}");
+    if old == 0 {
+        // Every tree extends the empty one; only the empty root and no path may pass.
+        assert!(path.is_empty(), "a path from the empty tree verified");
+        assert_eq!(*old_root, merkle::empty_root(tree.alg), "empty tree root");
+        return;
+    }
+    assert!(old < new, "verified sizes {old} -> {new}");
     if tree.root(new).as_ref() != Some(new_root) {
         return;
     }

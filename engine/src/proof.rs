@@ -206,6 +206,15 @@ pub fn verify_consistency_notes(
         )));
     }
     let path = decode_path(&bundle.path)?;
+    if old.tree_size == 0 {
+        // Every tree extends the empty one: nothing to prove but that the old root is the
+        // empty tree's (RFC 9162 defines no consistency proof from size 0).
+        return if path.is_empty() && old.root_hash == merkle::empty_root(alg) {
+            Ok((old, new))
+        } else {
+            Err(AuditError::Proof(merkle::ProofError::RootMismatch))
+        };
+    }
     if old.tree_size == new.tree_size {
         return if path.is_empty() && old.root_hash == new.root_hash {
             Ok((old, new))

@@ -143,3 +143,46 @@ fn inclusion_and_consistency_blake3() {
 fn inclusion_and_consistency_sha256() {
     check_store(HashAlgorithm::Sha256);
 }
+
+#[test]
+fn the_empty_tree_is_consistent_with_every_tree_and_nothing_else_passes() {
+    use trailmix_db::merkle::empty_root;
+    use trailmix_db::note::{Checkpoint, NoteSigner};
+    use trailmix_db::proof::ConsistencyBundle;
+    let origin = "example.org/log/epoch/0";
+    let signer = NoteSigner::from_seed(origin, &[5; 32]).expect("signer");
+    let alg = HashAlgorithm::Blake3;
+    let note = |tree_size, root_hash| {
+        Checkpoint {
+            origin: origin.to_owned(),
+            tree_size,
+            root_hash,
+            extensions: Vec::new(),
+        }
+        .sign(&[&signer])
+        .expect("sign")
+    };
+    let bundle = |old: String, path: Vec<String>| ConsistencyBundle {
+        hash_algorithm: alg.to_string(),
+        old_checkpoint: old,
+        new_checkpoint: note(7, [3; 32]),
+        path,
+    };
+    let verifier = signer.verifier();
+    let empty = note(0, empty_root(alg));
+    verify_consistency_notes(&bundle(empty.clone(), Vec::new()), &verifier)
+        .expect("the empty tree is a prefix of every tree");
+    let with_path = bundle(
+        empty,
+        vec!["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned()],
+    );
+    assert!(
+        verify_consistency_notes(&with_path, &verifier).is_err(),
+        "a path from size 0"
+    );
+    let wrong_root = bundle(note(0, [9; 32]), Vec::new());
+    assert!(
+        verify_consistency_notes(&wrong_root, &verifier).is_err(),
+        "size 0, another root"
+    );
+}
