@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use trailmix_db::keys::{KEYS_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::wal::Seq;
-use trailmix_db::{Db, DbOptions, Ticket, VerifyOptions, verify_store};
+use trailmix_db::{Db, DbOptions, Freshness, Ticket, VerifyOptions, verify_store};
 
 use crate::workload::{DEFAULT_TENANTS, MODELS, Shape, Workload, Written};
 use crate::{Paint, ToolError, ToolResult, human_bytes, human_count, human_rate_of, paint, proofs};
@@ -314,7 +314,43 @@ fn read_back(data_dir: &Path, db: &Db, seq: Seq) -> ToolResult<()> {
     Ok(())
 }
 
-fn print_next(data_dir: &Path, seq: Option<Seq>) {
+/// The filter the demo queries: denials of the showcase receipt's tenant.
+fn showcase_filter(db: &Db, seq: Seq) -> Option<String> {
+    let stored = db.get(seq).ok()?;
+    Some(format!(
+        "tenant={} decision=deny",
+        stored.header.tenant_id()
+    ))
+}
+
+/// Queries the index for receipts like the showcase one and says what it found.
+fn query_like(data_dir: &Path, db: &Db, seq: Seq) -> ToolResult<()> {
+    let Some(filter) = showcase_filter(db, seq) else {
+        return Ok(());
+    };
+    // Let the index catch up with what was just written, then time the query alone.
+    db.query_text(&format!("{filter} limit=1"), Freshness::Durable)
+        .map_err(|e| ToolError::store(data_dir, &e))?;
+    let started = Instant::now();
+    let page = db
+        .query_text(&format!("{filter} limit=100"), Freshness::Indexed)
+        .map_err(|e| ToolError::store(data_dir, &e))?;
+    let took = started.elapsed();
+    let more = if page.next_cursor.is_some() {
+        " (a cursor resumes the rest)"
+    } else {
+        ""
+    };
+    println!(
+        "  query       {filter}: {} receipts on the first page{more} in {:.1} ms,",
+        page.receipts.len(),
+        took.as_secs_f64() * 1e3
+    );
+    println!("              found through the index, each re-read from the log and checked");
+    Ok(())
+}
+
+fn print_next(data_dir: &Path, seq: Option<Seq>, filter: Option<&str>) {
     let dir = data_dir.display();
     let key = data_dir.join(PUBLIC_KEY_FILE);
     let mut next = vec![(format!("trailmix-db inspect {dir}"), "what is inside")];
@@ -328,6 +364,16 @@ fn print_next(data_dir: &Path, seq: Option<Seq>) {
         format!("trailmix-db verify {dir}"),
         "check everything again",
     ));
+    if let Some(filter) = filter {
+        next.push((
+            format!("trailmix-db query {dir} {filter}"),
+            "find receipts (works while a service writes)",
+        ));
+        next.push((
+            format!("trailmix-db tail {dir} --follow --from-end --json"),
+            "stream new receipts as they become durable",
+        ));
+    }
     if let Some(seq) = seq {
         next.push((
             format!("trailmix-db prove {dir} --seq {seq} -o proof.json"),
@@ -373,8 +419,10 @@ pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
         None => true,
     };
     let report = verify_now(data_dir)?;
+    let filter = proof_seq.and_then(|seq| showcase_filter(&db, seq));
     if let Some(seq) = proof_seq {
         read_back(data_dir, &db, seq)?;
+        query_like(data_dir, &db, seq)?;
     }
     db.close().map_err(|e| ToolError::store(data_dir, &e))?;
     println!("  close       drained, final checkpoint written, log closed cleanly");
@@ -385,7 +433,7 @@ pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
         human_count(report.receipts),
         human_count(report.entries),
     );
-    print_next(data_dir, proof_seq);
+    print_next(data_dir, proof_seq, filter.as_deref());
     Ok(DemoReport {
         created,
         entries_before,

@@ -47,7 +47,7 @@ fn completeness_text(completeness: Completeness) -> &'static str {
             "checkable: gaps would break the tenant's hash chain (`verify`)"
         }
         Completeness::IndexDerived => {
-            "complete as far as the index equals the log (`Db::check_index` compares them)"
+            "complete as far as the index equals the log (`trailmix-db verify DIR --index` compares them)"
         }
     }
 }
