@@ -112,3 +112,38 @@ pub const BLAKE3_BULK: &str = "blake3_bulk";
 pub fn engine_verify(function: &str) -> String {
     format!("{ENGINE_VERIFY_GROUP}/{function}")
 }
+
+/// Group of the inclusion-proof benchmark (`benches/engine_proof.rs`).
+pub const ENGINE_PROOF_GROUP: &str = "engine_proof";
+/// Proof job: an inclusion proof of a receipt of the sealed epoch.
+pub const PROVE_SEALED: &str = "prove_sealed";
+/// Proof job: an inclusion proof of a receipt of the open epoch (against its checkpoint).
+pub const PROVE_OPEN: &str = "prove_open";
+/// Proof job: checking a proof.
+pub const VERIFY_PROOF: &str = "verify";
+/// Rig of the proof benchmark: `rs_merkle` over the same leaf hashes.
+pub const RS_MERKLE: &str = "rs_merkle";
+/// Rig of the proof benchmark: trailmix-db's audit-path check alone
+/// (`merkle::verify_inclusion`, no signature, no entry digests).
+pub const TRAILMIX_PATH: &str = "trailmix-db-path";
+
+/// Group of the open / recovery benchmark (`benches/engine_open.rs`).
+pub const ENGINE_OPEN_GROUP: &str = "engine_open";
+/// Open job: a store that was closed cleanly.
+pub const OPEN_CLEAN: &str = "clean";
+/// Open job: a store whose writer process was killed (SIGKILL) after its last commit.
+pub const OPEN_CRASHED: &str = "crashed";
+
+/// Group of the peak-memory benchmark (`benches/engine_memory.rs`).
+pub const ENGINE_MEMORY_GROUP: &str = "engine_memory";
+
+/// Id of one job of one rig: `group/job/rig`, or `group/rig` when `job` is empty (what the
+/// positional filter arguments of `cargo bench` are matched against, and criterion's id).
+#[must_use]
+pub fn job_rig(group: &str, job: &str, rig: &str) -> String {
+    if job.is_empty() {
+        format!("{group}/{rig}")
+    } else {
+        format!("{group}/{job}/{rig}")
+    }
+}

@@ -13,6 +13,9 @@
 //!   noisy disk,
 //! - [`query_data`], [`query_rigs`], [`query_report`]: the query benchmark's seeded data and
 //!   queries, its redb-direct and `SQLite` rigs, and its latency results file,
+//! - [`store_report`], [`proc_stats`]: the results files of the proof, open / recovery and
+//!   peak-memory benchmarks and their tables, and the process memory figures the last one
+//!   reads,
 //! - [`report`]: reads criterion's `estimates.json` files (and the paired results) and renders
 //!   the ratio tables.
 //!
@@ -23,6 +26,7 @@
 pub mod data;
 pub mod ids;
 pub mod paired;
+pub mod proc_stats;
 pub mod query_data;
 pub mod query_report;
 pub mod query_rigs;
@@ -30,6 +34,7 @@ pub mod query_trailmix;
 pub mod receipts;
 pub mod report;
 pub mod rigs;
+pub mod store_report;
 
 use std::path::{Path, PathBuf};
 

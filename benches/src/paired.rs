@@ -83,6 +83,14 @@ pub fn wanted(job: &str) -> bool {
     {
         return false;
     }
+    filters_match(job)
+}
+
+/// Whether `job` contains every positional filter argument of this invocation (criterion's
+/// options and their values are skipped), as plain substrings: `true` when none is given.
+#[must_use]
+pub fn filters_match(job: &str) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut filters = Vec::new();
     let mut skip_value = false;
     for arg in &args {

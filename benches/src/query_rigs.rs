@@ -30,7 +30,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use redb::{ReadableDatabase as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
 use crate::query_data::{
     Dataset, EventQuery, Job, LIMIT, ModelQuery, QuerySet, Row, SessionQuery, TimeQuery,
@@ -39,6 +39,10 @@ use crate::rigs::BoxError;
 
 /// Rows per load transaction.
 pub const LOAD_BATCH: usize = 10_000;
+/// File of the redb rig's database inside its directory.
+pub const REDB_FILE: &str = "query.redb";
+/// File of the `SQLite` rig's database inside its directory.
+pub const SQLITE_FILE: &str = "query.sqlite";
 
 /// Name of the trailmix-db rig (the report computes its ratios against the others).
 pub const TRAILMIX_RIG: &str = "trailmix-db";
@@ -355,7 +359,7 @@ impl RedbRig {
     /// I/O and redb errors.
     pub fn load(dir: &Path, data: &Dataset) -> Result<RedbRig, BoxError> {
         std::fs::create_dir_all(dir)?;
-        let db = redb::Database::create(dir.join("query.redb"))?;
+        let db = redb::Database::create(dir.join(REDB_FILE))?;
         let mut elapsed = Duration::ZERO;
         let mut value = Vec::with_capacity(1024);
         for rows in batches(data) {
@@ -406,6 +410,22 @@ impl RedbRig {
                 }
             },
         })
+    }
+
+    /// Opens the database that [`RedbRig::load`] filled in `dir` (redb repairs it first when
+    /// it was not closed cleanly) and reads the seq of its last row, as a store does to learn
+    /// where its log ends.
+    ///
+    /// # Errors
+    /// I/O and redb errors.
+    pub fn reopen(dir: &Path) -> Result<(redb::Database, Option<u64>), BoxError> {
+        let db = redb::Database::open(dir.join(REDB_FILE))?;
+        let last = {
+            let txn = db.begin_read()?;
+            let rows = txn.open_table(ROWS)?;
+            rows.last()?.map(|(seq, _)| seq.value())
+        };
+        Ok((db, last))
     }
 
     fn fetch(rows: &RowsTable, tenant: &str, seq: u64) -> Result<(), BoxError> {
@@ -574,7 +594,7 @@ impl SqliteRig {
     /// I/O and `SQLite` errors.
     pub fn load(dir: &Path, data: &Dataset) -> Result<SqliteRig, BoxError> {
         std::fs::create_dir_all(dir)?;
-        let mut conn = rusqlite::Connection::open(dir.join("query.sqlite"))?;
+        let mut conn = rusqlite::Connection::open(dir.join(SQLITE_FILE))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
@@ -637,6 +657,19 @@ impl SqliteRig {
             },
             analyze,
         })
+    }
+
+    /// Opens the database that [`SqliteRig::load`] filled in `dir` (`SQLite` recovers its WAL
+    /// first when the last writer did not close it) and reads the largest seq, as a store does
+    /// to learn where its log ends.
+    ///
+    /// # Errors
+    /// `SQLite` errors.
+    pub fn reopen(dir: &Path) -> Result<(rusqlite::Connection, Option<u64>), BoxError> {
+        let conn = rusqlite::Connection::open(dir.join(SQLITE_FILE))?;
+        let last: Option<i64> =
+            conn.query_row("SELECT max(seq) FROM receipts", [], |r| r.get(0))?;
+        Ok((conn, last.map(u64::try_from).transpose()?))
     }
 
     /// `EXPLAIN QUERY PLAN` of each statement, one line each.
@@ -800,6 +833,13 @@ mod tests {
         };
         assert!(redb.event(&missing)?.is_none());
         assert!(sqlite.event(&missing)?.is_none());
+        // Reopened, each store knows where it ends.
+        drop((redb, sqlite));
+        assert_eq!(RedbRig::reopen(&dir.path().join("redb"))?.1, Some(24_999));
+        assert_eq!(
+            SqliteRig::reopen(&dir.path().join("sqlite"))?.1,
+            Some(24_999)
+        );
         Ok(())
     }
 

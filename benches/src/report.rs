@@ -66,10 +66,13 @@ pub struct Results {
     pub problems: Vec<String>,
     /// The query benchmark's latencies (`None`: not read; an error says why they are missing).
     pub query_latency: Option<Result<crate::query_report::LatencyResults, String>>,
+    /// The proof, open and memory benchmarks' results (`None`: not read).
+    pub store: Option<crate::store_report::StoreResults>,
 }
 
 /// Reads every `new/benchmark.json` + `new/estimates.json` pair under `dir`, the paired
-/// results file and the query latencies ([`crate::query_report`]).
+/// results file, the query latencies ([`crate::query_report`]) and the proof, open and memory
+/// results ([`crate::store_report`]).
 #[must_use]
 pub fn load(dir: &Path) -> Results {
     let mut results = load_criterion(dir);
@@ -81,6 +84,7 @@ pub fn load(dir: &Path) -> Results {
             Err(err) => results.problems.push(err),
         }
         results.query_latency = Some(crate::query_report::load(dir));
+        results.store = Some(crate::store_report::load(dir));
     }
     results
 }
@@ -530,6 +534,7 @@ pub fn render(results: &Results) -> String {
         &["comparison", "A", "B", "A / B", "target"],
     );
     crate::query_report::render(&mut out, results.query_latency.as_ref());
+    crate::store_report::render(&mut out, results.store.as_ref());
     if !results.problems.is_empty() {
         let _ = writeln!(out, "\nProblems while reading results:");
         for problem in &results.problems {
