@@ -45,7 +45,7 @@ mod types;
 mod wal;
 
 pub use error::{Error, Result};
-pub use reader::{Position, Record, RecordRef, VerifyReport, WalReader};
+pub use reader::{OPEN_SEGMENTS_MAX, Position, Record, RecordRef, VerifyReport, WalReader};
 pub use recovery::SegmentInfo;
 pub use storage::{Access, FsStorage, Preallocation, SegmentFile, Storage};
 pub use types::{ChainHash, HashAlgorithm, RecordKind, SegmentNo, Seq, StoreId};

@@ -69,3 +69,45 @@ fn readers_see_a_valid_prefix_while_the_writer_appends() {
     writer.join().expect("writer thread");
     assert!(rounds > 1, "the reader ran while the writer was writing");
 }
+
+#[test]
+fn a_reader_keeps_a_bounded_number_of_segment_maps() {
+    use trailmix_wal::OPEN_SEGMENTS_MAX;
+    const RECORDS: u64 = 8_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = WalOptions::default()
+        .segment_bytes(32 * 4096)
+        .record_bytes_max(2048);
+    let mut wal = Wal::open(dir.path(), options).expect("open");
+    let kind = RecordKind::new(2).expect("kind");
+    for seq in 0..RECORDS {
+        wal.append(kind, &payload(seq), &ChainHash::ZERO)
+            .expect("append");
+    }
+    wal.close().expect("close");
+    let reader = WalReader::open(dir.path()).expect("reader");
+    assert!(
+        reader.segments().len() > 2 * OPEN_SEGMENTS_MAX,
+        "the log must span many segments ({})",
+        reader.segments().len()
+    );
+    // Random reads over every segment, twice: each returns its record, and the reader never
+    // keeps more maps than the bound.
+    for round in 0..2u64 {
+        for i in 0..RECORDS {
+            let seq = (i * 7919 + round) % RECORDS;
+            let record = reader.read(Seq(seq)).expect("read");
+            assert_eq!(record.payload, payload(seq), "seq {seq}");
+            assert!(reader.mapped_segments() <= OPEN_SEGMENTS_MAX);
+        }
+    }
+    assert_eq!(reader.mapped_segments(), OPEN_SEGMENTS_MAX);
+    let mut count = 0;
+    reader
+        .scan(Seq(0), |_| {
+            count += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    assert_eq!(count, RECORDS);
+}
