@@ -145,12 +145,53 @@ impl StoredReceipt {
         kind_byte: u8,
         bytes: &[u8],
     ) -> Result<Option<StoredReceipt>> {
-        match decode_receipt(alg, seq, kind_byte, bytes) {
-            Ok((receipt, _)) => Ok(Some(receipt)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(other) => Err(other),
+        Ok(receipt_or_none(decode_receipt(alg, seq, kind_byte, bytes))?.map(|(r, _)| r))
+    }
+}
+
+/// [`decode_receipt`]'s answer with "not a receipt" (genesis, checkpoints, seals) as `None`.
+fn receipt_or_none(
+    decoded: Result<(StoredReceipt, crate::merkle::Digest)>,
+) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
+    match decoded {
+        Ok(found) => Ok(Some(found)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// Reads the receipt at `seq` from the log, digest-checked, with its content digest; `None`
+/// for entries that are not receipts.
+pub(crate) fn read_receipt<L: LogStorage>(
+    reads: &LogReads<L>,
+    alg: HashAlgorithm,
+    seq: Seq,
+) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
+    let decoded = reads.visit(seq, |record| {
+        decode_receipt(alg, seq, record.kind.get(), record.payload)
+    })?;
+    receipt_or_none(decoded)
+}
+
+/// The first of `candidates` (seqs an index named for `(tenant, event_id)`) whose receipt in
+/// the log really is that event: a stale or tampered index, or an event-id hash collision,
+/// can name other entries.
+pub(crate) fn first_event_match<L: LogStorage>(
+    reads: &LogReads<L>,
+    alg: HashAlgorithm,
+    candidates: Vec<u64>,
+    tenant: &str,
+    event_id: &str,
+) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
+    for seq in candidates.into_iter().map(Seq) {
+        if let Some(found) = read_receipt(reads, alg, seq)?
+            && found.0.header.tenant_id() == tenant
+            && found.0.header.event_id() == event_id
+        {
+            return Ok(Some(found));
         }
     }
+    Ok(None)
 }
 
 impl Db<FsLog> {

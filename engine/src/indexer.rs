@@ -25,7 +25,7 @@ use trailmix_index::{
     CommitMode, Index, IndexBatch, IndexOptions, IndexRecord, Sharing, StoreBinding,
 };
 
-use crate::db::{StoredReceipt, decode_receipt};
+use crate::db::{StoredReceipt, first_event_match};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
 use crate::log::LogStorage;
@@ -256,21 +256,8 @@ impl<L: LogStorage> IndexKeeper<L> {
         let candidates = reader
             .event_seqs(tenant, event_id)
             .map_err(|e| index_error(self.index.path(), &e))?;
-        for seq in candidates.into_iter().map(Seq) {
-            let decoded = self.reads.visit(seq, |record| {
-                decode_receipt(self.alg, seq, record.kind.get(), record.payload)
-            })?;
-            let found = match decoded {
-                Ok(found) => found,
-                // Not a receipt: a stale or tampered index (or a hash collision) named it.
-                Err(Error::NotFound { .. }) => continue,
-                Err(other) => return Err(other),
-            };
-            if found.0.header.tenant_id() == tenant && found.0.header.event_id() == event_id {
-                return Ok((Some(found), floor));
-            }
-        }
-        Ok((None, floor))
+        let found = first_event_match(&self.reads, self.alg, candidates, tenant, event_id)?;
+        Ok((found, floor))
     }
 
     /// The indexer thread: follows the durable end until `stop` is set, then indexes up to

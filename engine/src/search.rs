@@ -18,7 +18,7 @@ use trailmix_query::{
     SeqIter, SourceError, TimeIter, TraceGraph, TraceNode,
 };
 
-use crate::db::{Db, StoredReceipt, decode_receipt};
+use crate::db::{Db, StoredReceipt, decode_receipt, first_event_match, read_receipt};
 use crate::error::{Error, Result};
 use crate::indexer::{index_record, index_record_of};
 use crate::log::LogStorage;
@@ -114,15 +114,7 @@ pub(crate) struct Search<'a, L: LogStorage> {
 impl<L: LogStorage> Search<'_, L> {
     /// Reads a candidate; `None` for entries that are not receipts (checkpoints, seals).
     fn read_candidate(&self, seq: Seq) -> Result<Option<StoredReceipt>> {
-        let alg = self.alg;
-        let decoded = self.reads.visit(seq, |record| {
-            decode_receipt(alg, seq, record.kind.get(), record.payload)
-        })?;
-        match decoded {
-            Ok((receipt, _)) => Ok(Some(receipt)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(other) => Err(other),
-        }
+        Ok(read_receipt(self.reads, self.alg, seq)?.map(|(receipt, _)| receipt))
     }
 
     /// One page of `query`'s answer, each receipt re-checked against the log.
@@ -174,15 +166,7 @@ impl<L: LogStorage> Search<'_, L> {
             .snapshot
             .event_seqs(tenant, event_id)
             .map_err(query_error)?;
-        for seq in candidates.into_iter().map(Seq) {
-            if let Some(receipt) = self.read_candidate(seq)?
-                && receipt.header.tenant_id() == tenant
-                && receipt.header.event_id() == event_id
-            {
-                return Ok(Some(receipt));
-            }
-        }
-        Ok(None)
+        Ok(first_event_match(self.reads, self.alg, candidates, tenant, event_id)?.map(|(r, _)| r))
     }
 
     pub(crate) fn aggregate(&self, query: &AggregateQuery) -> Result<Aggregate> {
