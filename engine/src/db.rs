@@ -8,15 +8,18 @@ use std::time::Instant;
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
+use crate::ahead::{DigestsAhead, hashers_for};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
 use crate::indexer::IndexKeeper;
 use crate::log::{FsLog, LogStorage};
+use crate::merkle::Digest;
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::options::DbOptions;
 use crate::position::Epoch;
 use crate::position::ReceiptPosition;
 use crate::proof::{self, ConsistencyBundle, InclusionBundle};
+use crate::proof_tables::{EpochRef, ProofRequest, ProofTables};
 use crate::reads::LogReads;
 use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
@@ -64,7 +67,6 @@ impl<L: LogStorage> std::fmt::Debug for Db<L> {
 }
 
 struct Inner<L: LogStorage> {
-    log: L,
     data_dir: PathBuf,
     ring: Sender<Message>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -79,6 +81,7 @@ struct Inner<L: LogStorage> {
     indexer: Mutex<Option<JoinHandle<()>>>,
     index_stop: Arc<AtomicBool>,
     wake_indexer: Sender<()>,
+    proof_tables: ProofTables,
 }
 
 impl<L: LogStorage> Drop for Inner<L> {
@@ -212,7 +215,7 @@ impl Db<FsLog> {
     /// As for [`Db::open`], plus [`Error::InvalidOption`].
     pub fn open_with(data_dir: impl AsRef<Path>, options: DbOptions) -> Result<Db> {
         let data_dir = data_dir.as_ref();
-        Db::open_on(FsLog::new(data_dir.join(WAL_DIR)), data_dir, options)
+        Db::open_on(&FsLog::new(data_dir.join(WAL_DIR)), data_dir, options)
     }
 }
 
@@ -222,7 +225,7 @@ impl<L: LogStorage> Db<L> {
     ///
     /// # Errors
     /// As for [`Db::open_with`].
-    pub fn open_on(log: L, data_dir: &Path, options: DbOptions) -> Result<Db<L>> {
+    pub fn open_on(log: &L, data_dir: &Path, options: DbOptions) -> Result<Db<L>> {
         options.validate()?;
         let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir)
@@ -233,9 +236,9 @@ impl<L: LogStorage> Db<L> {
             .hash_algorithm(options.hash_algorithm);
         let wal = Wal::open_with(log.for_writer(), wal_options)?;
         let alg = wal.hash_algorithm();
-        let reads = Arc::new(LogReads::open(&log)?);
+        let reads = Arc::new(LogReads::open(log)?);
         let seen = Arc::new(SeenEvents::new());
-        let state = replay(&reads, alg, Arc::clone(&seen))?;
+        let state = replay(log, &reads, alg, Arc::clone(&seen))?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
@@ -298,9 +301,9 @@ impl<L: LogStorage> Db<L> {
                 .spawn(move || index.run(&shared, &woken, &stop))
                 .map_err(|e| Error::io("spawn indexer thread", &data_dir, e))?
         };
+        let proof_tables = ProofTables::new(&data_dir, alg);
         Ok(Db {
             inner: Arc::new(Inner {
-                log,
                 data_dir,
                 ring,
                 writer: Mutex::new(Some(handle)),
@@ -315,6 +318,7 @@ impl<L: LogStorage> Db<L> {
                 indexer: Mutex::new(Some(indexer)),
                 index_stop,
                 wake_indexer,
+                proof_tables,
             }),
         })
     }
@@ -487,12 +491,10 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] for a sequence number not in the log or an epoch seal (seals are
     /// not leaves), [`Error::Closed`], [`Error::Wal`].
     pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
-        let log = &self.inner.log;
-        let reader = log.open_reader()?;
-        let record = reader.read(seq).map_err(|e| Error::NotFound {
-            seq,
-            detail: e.to_string(),
-        })?;
+        let record = self
+            .inner
+            .reads
+            .visit(seq, |record| record.to_owned_record())?;
         let kind = EntryKind::from_byte(record.kind.get()).ok_or_else(|| Error::Damaged {
             seq,
             detail: "unknown entry kind".into(),
@@ -511,24 +513,21 @@ impl<L: LogStorage> Db<L> {
         for _ in 0..3 {
             let view = self.inner.shared.epoch_view();
             if let Some(sealed) = view.sealed.iter().find(|s| s.epoch == epoch) {
-                let seal = reader.read(sealed.seal_seq)?;
-                let seal_entry =
-                    entry::decode_entry(EntryKind::EpochSeal, &seal.payload).map_err(|e| {
-                        Error::Damaged {
-                            seq: sealed.seal_seq,
-                            detail: e.to_string(),
-                        }
-                    })?;
-                let note = String::from_utf8_lossy(seal_entry.payload).into_owned();
-                return proof::build_inclusion(
-                    log,
+                let note = self.seal_note(sealed)?;
+                let request = ProofRequest::Inclusion {
+                    leaf_index: seq.0 - sealed.first_seq.0,
+                    tree_size: sealed.entries,
+                    root: sealed.root,
+                };
+                let path = self.proof_path(EpochRef::Sealed(sealed), &request)?;
+                return Ok(proof::inclusion_bundle(
                     self.inner.alg,
-                    seq,
+                    &record,
                     epoch,
                     sealed.first_seq,
-                    sealed.entries,
-                    &note,
-                );
+                    note,
+                    &path,
+                ));
             }
             if epoch != view.current {
                 return Err(Error::NotFound {
@@ -541,15 +540,24 @@ impl<L: LogStorage> Db<L> {
                 .latest_checkpoint
                 .filter(|(_, size, _)| *size > leaf_index)
             {
-                return proof::build_inclusion(
-                    log,
+                let request = ProofRequest::Inclusion {
+                    leaf_index,
+                    tree_size: size,
+                    root: checkpoint_root(&note, seq)?,
+                };
+                let open = EpochRef::Open {
+                    epoch,
+                    first_seq: view.current_first_seq,
+                };
+                let path = self.proof_path(open, &request)?;
+                return Ok(proof::inclusion_bundle(
                     self.inner.alg,
-                    seq,
+                    &record,
                     epoch,
                     view.current_first_seq,
-                    size,
-                    &note,
-                );
+                    note,
+                    &path,
+                ));
             }
             self.control(|reply| Control::Checkpoint(CheckpointMode::Always, reply))?;
         }
@@ -557,6 +565,27 @@ impl<L: LogStorage> Db<L> {
             seq,
             detail: "no checkpoint covers this entry yet".into(),
         })
+    }
+
+    fn proof_path(&self, epoch: EpochRef<'_>, request: &ProofRequest) -> Result<Vec<Digest>> {
+        self.inner
+            .proof_tables
+            .prove(&self.inner.reads, epoch, request)
+    }
+
+    /// The signed note a sealed epoch's seal entry carries.
+    fn seal_note(&self, sealed: &SealedEpoch) -> Result<String> {
+        let seal = self
+            .inner
+            .reads
+            .visit(sealed.seal_seq, |record| record.to_owned_record())?;
+        let seal_entry = entry::decode_entry(EntryKind::EpochSeal, &seal.payload).map_err(|e| {
+            Error::Damaged {
+                seq: sealed.seal_seq,
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(String::from_utf8_lossy(seal_entry.payload).into_owned())
     }
 
     /// A consistency proof between two checkpoint notes of the same epoch of this store.
@@ -590,23 +619,32 @@ impl<L: LogStorage> Db<L> {
                 reason: format!("origin {:?} is not this store's", old.origin),
             })?;
         let view = self.inner.shared.epoch_view();
-        let first_seq = view
+        let epoch_ref = view
             .sealed
             .iter()
             .find(|s| s.epoch == epoch)
-            .map(|s| s.first_seq)
-            .or((view.current == epoch).then_some(view.current_first_seq))
+            .map(EpochRef::Sealed)
+            .or((view.current == epoch).then_some(EpochRef::Open {
+                epoch,
+                first_seq: view.current_first_seq,
+            }))
             .ok_or_else(|| Error::InvalidOption {
                 name: "checkpoint",
                 reason: format!("epoch {epoch} is not in this store"),
             })?;
-        proof::build_consistency(
-            &self.inner.log,
+        let request = ProofRequest::Consistency {
+            old_size: old.tree_size,
+            old_root: old.root_hash,
+            new_size: new.tree_size,
+            new_root: new.root_hash,
+        };
+        let path = self.proof_path(epoch_ref, &request)?;
+        Ok(proof::consistency_bundle(
             self.inner.alg,
-            first_seq,
-            (old_note, old.tree_size),
-            (new_note, new.tree_size),
-        )
+            old_note,
+            new_note,
+            &path,
+        ))
     }
 
     pub(crate) fn index_keeper(&self) -> &IndexKeeper<L> {
@@ -664,6 +702,7 @@ fn entry_bytes_max(options: &DbOptions) -> u64 {
 /// Replays the store's log from the start for opening: through the shared reader (which
 /// keeps its frame positions for later reads), adding every event id to `seen`.
 fn replay<L: LogStorage>(
+    log: &L,
     reads: &LogReads<L>,
     alg: HashAlgorithm,
     seen: Arc<SeenEvents>,
@@ -671,19 +710,25 @@ fn replay<L: LogStorage>(
     let mut state = ChainState::new(alg);
     state.seen = Some(seen);
     let mut damage = None;
-    reads.scan(Seq(0), Seq(u64::MAX), |record| {
-        match state.apply(
-            record.seq,
-            record.kind.get(),
-            record.payload,
-            ReplayMode::Open,
-        ) {
-            Ok(_) => Ok(std::ops::ControlFlow::Continue(())),
-            Err(found) => {
-                damage = Some(found);
-                Ok(std::ops::ControlFlow::Break(()))
+    let hashers = hashers_for(log);
+    std::thread::scope(|scope| {
+        let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Open, hashers);
+        reads.scan(Seq(0), Seq(u64::MAX), |record| {
+            let digests = ahead.take(record.seq);
+            match state.apply_with(
+                record.seq,
+                record.kind.get(),
+                record.payload,
+                ReplayMode::Open,
+                digests.as_ref(),
+            ) {
+                Ok(_) => Ok(std::ops::ControlFlow::Continue(())),
+                Err(found) => {
+                    damage = Some(found);
+                    Ok(std::ops::ControlFlow::Break(()))
+                }
             }
-        }
+        })
     })?;
     match damage {
         Some(found) => Err(Error::Damaged {
@@ -774,4 +819,13 @@ pub(crate) fn decode_receipt(
         payload: entry.payload.to_vec(),
     };
     Ok((receipt, entry.content_digest))
+}
+
+/// The root a checkpoint note (one of ours, already trusted) states.
+fn checkpoint_root(note: &str, seq: Seq) -> Result<Digest> {
+    let damaged = |detail: String| Error::Damaged { seq, detail };
+    let parsed = crate::note::parse(note.as_bytes()).map_err(|e| damaged(e.to_string()))?;
+    Checkpoint::parse_body(&parsed.body)
+        .map(|c| c.root_hash)
+        .map_err(|e| damaged(e.to_string()))
 }

@@ -1009,7 +1009,7 @@ pub fn db_ops(data: &[u8], dir: &Path) {
         .ring_capacity(2 * DB_OPS_MAX)
         .batch_records_max(1 + usize::from(config >> 4));
     let disk = SimDisk::new(u64::from(config));
-    let db = must(Db::open_on(disk.clone(), dir, options.clone()), "create");
+    let db = must(Db::open_on(&disk, dir, options.clone()), "create");
     let mut run = Run {
         disk,
         dir,
@@ -1376,7 +1376,7 @@ impl Run<'_> {
         }
         self.disk.crash();
         let db = must(
-            Db::open_on(self.disk.clone(), self.dir, self.options.clone()),
+            Db::open_on(&self.disk, self.dir, self.options.clone()),
             "reopen",
         );
         self.db = Some(db);

@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod ahead;
 mod db;
 pub mod entry;
 mod error;
@@ -38,6 +39,7 @@ pub mod note;
 mod options;
 mod position;
 pub mod proof;
+mod proof_tables;
 mod read_only;
 mod reads;
 pub mod receipt;
@@ -57,6 +59,7 @@ pub use options::{
     DEFAULT_RING_CAPACITY, DbOptions, Durability, ReceiptSignatures,
 };
 pub use position::{Epoch, ReceiptPosition};
+pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};
 pub use read_only::ReadOnlyStore;
 pub use search::{
     FOLLOW_CHUNK_ENTRIES, FOLLOW_POLL, FRESHNESS_WAIT_MAX, Follow, Freshness, IndexCheck,

@@ -25,6 +25,13 @@ pub trait LogStorage: Send + Sync + 'static {
     fn open_reader(&self) -> Result<WalReader<Self::Storage>> {
         Ok(WalReader::open_with(self.for_reader())?)
     }
+
+    /// Whether readers in several threads may scan the log at once without waiting on each
+    /// other (true for memory-mapped files). Verification hashes ahead in other threads only
+    /// when they may.
+    fn parallel_scans(&self) -> bool {
+        true
+    }
 }
 
 /// A log directory on the real file system (the default: `<data dir>/wal`).
@@ -63,5 +70,11 @@ impl LogStorage for SimDisk {
 
     fn for_reader(&self) -> SimStorage {
         self.storage()
+    }
+
+    /// No: a simulated file stays locked for the length of a scan, so a scan waiting on
+    /// another thread's scan of the same file would wait forever.
+    fn parallel_scans(&self) -> bool {
+        false
     }
 }

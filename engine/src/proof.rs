@@ -2,20 +2,17 @@
 //! two checkpoints of an epoch. Producing them needs the store; checking them needs only the
 //! bundle and the store's public key ([`verify_inclusion_bundle`], [`verify_consistency_notes`]).
 
-use std::ops::ControlFlow;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{self, EntryKind};
-use crate::error::{Error, Result};
-use crate::log::LogStorage;
-use crate::merkle::{self, Digest, LeafHashTable};
+use crate::error::Result;
+use crate::merkle::{self, Digest};
 use crate::note::{Checkpoint, NoteVerifier};
 use crate::position::Epoch;
 use crate::receipt::ReceiptHeader;
-use crate::wal::{HashAlgorithm, Seq};
+use crate::wal::{HashAlgorithm, Record, Seq};
 
 /// Everything an auditor needs to check that one entry is in a signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,117 +230,43 @@ pub fn verify_consistency_notes(
     Ok((old, new))
 }
 
-/// Leaf hashes of the first `count` entries of the epoch that starts at `first_seq`.
-pub(crate) fn epoch_leaves<L: LogStorage>(
-    log: &L,
+/// An inclusion bundle for `record` (of `epoch`, which starts at `first_seq`) with its audit
+/// path against `checkpoint_note`.
+pub(crate) fn inclusion_bundle(
     alg: HashAlgorithm,
-    first_seq: Seq,
-    count: u64,
-) -> Result<Vec<Digest>> {
-    let reader = log.open_reader()?;
-    let mut leaves = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    let mut failure = None;
-    reader.scan(first_seq, |record| {
-        if leaves.len() as u64 >= count {
-            return ControlFlow::Break(());
-        }
-        let decoded = EntryKind::from_byte(record.kind.get())
-            .ok_or_else(|| "unknown entry kind".to_owned())
-            .and_then(|kind| entry::decode_entry(kind, record.payload).map_err(|e| e.to_string()));
-        match decoded {
-            Ok(entry) => {
-                let chain_hash = entry::chain_hash(
-                    alg,
-                    record.seq,
-                    entry.flags,
-                    &entry.chain,
-                    &entry.content_digest,
-                );
-                leaves.push(merkle::leaf_hash(alg, &chain_hash));
-                ControlFlow::Continue(())
-            }
-            Err(detail) => {
-                failure = Some(Error::Damaged {
-                    seq: record.seq,
-                    detail,
-                });
-                ControlFlow::Break(())
-            }
-        }
-    })?;
-    if let Some(err) = failure {
-        return Err(err);
-    }
-    if (leaves.len() as u64) < count {
-        return Err(Error::Damaged {
-            seq: Seq(first_seq.0 + leaves.len() as u64),
-            detail: "the log ends inside the epoch".into(),
-        });
-    }
-    Ok(leaves)
-}
-
-/// Builds an inclusion bundle for the entry at `seq` against `checkpoint_note`, whose epoch
-/// starts at `first_seq`.
-pub(crate) fn build_inclusion<L: LogStorage>(
-    log: &L,
-    alg: HashAlgorithm,
-    seq: Seq,
+    record: &Record,
     epoch: Epoch,
     first_seq: Seq,
-    tree_size: u64,
-    checkpoint_note: &str,
-) -> Result<InclusionBundle> {
-    let reader = log.open_reader()?;
-    let record = reader.read(seq)?;
-    let leaf_index = seq.0 - first_seq.0;
-    let leaves = epoch_leaves(log, alg, first_seq, tree_size)?;
-    let table = LeafHashTable::new(alg, &leaves);
-    let proof = merkle::inclusion_proof(alg, leaf_index, tree_size, &table).map_err(|e| {
-        Error::Damaged {
-            seq,
-            detail: e.to_string(),
-        }
-    })?;
-    Ok(InclusionBundle {
+    checkpoint_note: String,
+    path: &[Digest],
+) -> InclusionBundle {
+    InclusionBundle {
         hash_algorithm: algorithm_name(alg),
-        seq: seq.0,
+        seq: record.seq.0,
         epoch: epoch.0,
-        leaf_index,
+        leaf_index: record.seq.0 - first_seq.0,
         entry_kind: record.kind.get(),
         entry: STANDARD.encode(&record.payload),
-        checkpoint: checkpoint_note.to_owned(),
-        path: proof.path().iter().map(|d| STANDARD.encode(d)).collect(),
-    })
+        checkpoint: checkpoint_note,
+        path: encode_path(path),
+    }
 }
 
-/// Builds a consistency bundle between two checkpoints of the epoch starting at `first_seq`.
-pub(crate) fn build_consistency<L: LogStorage>(
-    log: &L,
+/// A consistency bundle between two checkpoint notes with its path.
+pub(crate) fn consistency_bundle(
     alg: HashAlgorithm,
-    first_seq: Seq,
-    old: (&str, u64),
-    new: (&str, u64),
-) -> Result<ConsistencyBundle> {
-    let path = if old.1 == new.1 {
-        Vec::new()
-    } else {
-        let leaves = epoch_leaves(log, alg, first_seq, new.1)?;
-        let table = LeafHashTable::new(alg, &leaves);
-        merkle::consistency_proof(alg, old.1, new.1, &table)
-            .map_err(|e| Error::InvalidOption {
-                name: "checkpoints",
-                reason: e.to_string(),
-            })?
-            .path()
-            .iter()
-            .map(|d| STANDARD.encode(d))
-            .collect()
-    };
-    Ok(ConsistencyBundle {
+    old_note: &str,
+    new_note: &str,
+    path: &[Digest],
+) -> ConsistencyBundle {
+    ConsistencyBundle {
         hash_algorithm: algorithm_name(alg),
-        old_checkpoint: old.0.to_owned(),
-        new_checkpoint: new.0.to_owned(),
-        path,
-    })
+        old_checkpoint: old_note.to_owned(),
+        new_checkpoint: new_note.to_owned(),
+        path: encode_path(path),
+    }
+}
+
+fn encode_path(path: &[Digest]) -> Vec<String> {
+    path.iter().map(|d| STANDARD.encode(d)).collect()
 }

@@ -220,6 +220,77 @@ pub struct KnownEvent {
     pub content_digest: Digest,
 }
 
+/// Whether a stored digest matched the bytes it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestCheck {
+    /// Recomputed and equal.
+    Matches,
+    /// Recomputed and different.
+    Differs,
+    /// Not recomputed (opening trusts payload digests: the WAL's CRC covers the bytes).
+    Skipped,
+}
+
+/// The hashes replay computes for one entry, independent of every other entry, so they can be
+/// computed ahead in other threads ([`ChainState::apply_with`]); what remains for the
+/// sequential pass is cheap comparisons and bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryDigests {
+    /// The payload digest check ([`DigestCheck::Skipped`] in [`ReplayMode::Open`]).
+    pub payload: DigestCheck,
+    /// The content digest check.
+    pub content: DigestCheck,
+    /// The entry's chain hash.
+    pub chain_hash: Digest,
+    /// Its Merkle leaf hash.
+    pub leaf_hash: Digest,
+}
+
+impl EntryDigests {
+    /// The hashes of entry `seq`; `None` when the bytes do not decode as an entry (the
+    /// sequential pass then reports the damage).
+    #[must_use]
+    pub fn compute(
+        alg: HashAlgorithm,
+        seq: Seq,
+        kind_byte: u8,
+        bytes: &[u8],
+        mode: ReplayMode,
+    ) -> Option<EntryDigests> {
+        let kind = EntryKind::from_byte(kind_byte)?;
+        let entry = entry::decode_entry(kind, bytes).ok()?;
+        Some(EntryDigests::of_entry(alg, seq, &entry, mode))
+    }
+
+    fn of_entry(alg: HashAlgorithm, seq: Seq, entry: &EntryRef<'_>, mode: ReplayMode) -> Self {
+        let check = |equal: bool| {
+            if equal {
+                DigestCheck::Matches
+            } else {
+                DigestCheck::Differs
+            }
+        };
+        let payload = match mode {
+            ReplayMode::Open => DigestCheck::Skipped,
+            ReplayMode::Verify => {
+                check(entry::payload_digest(alg, entry.payload) == entry.payload_digest)
+            }
+        };
+        let content = check(
+            entry::content_digest(alg, entry.kind, entry.header, &entry.payload_digest)
+                == entry.content_digest,
+        );
+        let chain_hash =
+            entry::chain_hash(alg, seq, entry.flags, &entry.chain, &entry.content_digest);
+        EntryDigests {
+            payload,
+            content,
+            chain_hash,
+            leaf_hash: merkle::leaf_hash(alg, &chain_hash),
+        }
+    }
+}
+
 /// Everything the writer needs to continue the log, rebuilt by replay.
 #[derive(Debug, Clone)]
 pub struct ChainState {
@@ -316,6 +387,17 @@ impl ChainState {
 
     /// Advances past an entry the writer just appended (no re-checking).
     pub fn advance(&mut self, kind: EntryKind, chain: &ChainFields, chain_hash: Digest) {
+        let leaf_hash = merkle::leaf_hash(self.alg, &chain_hash);
+        self.advance_with_leaf(kind, chain, chain_hash, &leaf_hash);
+    }
+
+    fn advance_with_leaf(
+        &mut self,
+        kind: EntryKind,
+        chain: &ChainFields,
+        chain_hash: Digest,
+        leaf_hash: &Digest,
+    ) {
         self.last_logged_at_ns = chain.logged_at_ns;
         self.last_hash = chain_hash;
         self.next_seq = self.next_seq.next();
@@ -327,7 +409,7 @@ impl ChainState {
             self.last_checkpoint = None;
         } else {
             // A tree of 2^64 leaves cannot be reached: the log's sequence numbers run out first.
-            let _ = self.tree.append(&merkle::leaf_hash(self.alg, &chain_hash));
+            let _ = self.tree.append(leaf_hash);
         }
     }
 
@@ -342,6 +424,23 @@ impl ChainState {
         kind_byte: u8,
         bytes: &[u8],
         mode: ReplayMode,
+    ) -> Result<Digest, Damage> {
+        self.apply_with(seq, kind_byte, bytes, mode, None)
+    }
+
+    /// [`ChainState::apply`] with the entry's hashes computed ahead (in another thread, say):
+    /// `digests` must be [`EntryDigests::compute`] of the same `seq`, kind and bytes under this
+    /// state's algorithm. Everything else is checked here as in `apply`.
+    ///
+    /// # Errors
+    /// As [`ChainState::apply`].
+    pub fn apply_with(
+        &mut self,
+        seq: Seq,
+        kind_byte: u8,
+        bytes: &[u8],
+        mode: ReplayMode,
+        digests: Option<&EntryDigests>,
     ) -> Result<Digest, Damage> {
         let damage = |kind, detail: String| Damage { seq, kind, detail };
         if seq != self.next_seq {
@@ -358,36 +457,36 @@ impl ChainState {
         })?;
         let entry = entry::decode_entry(kind, bytes)
             .map_err(|e| damage(DamageKind::Malformed, e.to_string()))?;
-        self.check_common(seq, &entry, mode)?;
-        let chain_hash = entry::chain_hash(
-            self.alg,
-            seq,
-            entry.flags,
-            &entry.chain,
-            &entry.content_digest,
-        );
+        let digests = match digests {
+            Some(d) => *d,
+            None => EntryDigests::of_entry(self.alg, seq, &entry, mode),
+        };
+        self.check_common(seq, &entry, mode, &digests)?;
+        let chain_hash = digests.chain_hash;
         match kind {
             EntryKind::Genesis => self.check_genesis(seq, &entry)?,
             EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash, mode)?,
             EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
         }
-        self.advance(kind, &entry.chain, chain_hash);
+        self.advance_with_leaf(kind, &entry.chain, chain_hash, &digests.leaf_hash);
         Ok(chain_hash)
     }
 
-    fn check_common(&self, seq: Seq, entry: &EntryRef<'_>, mode: ReplayMode) -> Result<(), Damage> {
+    fn check_common(
+        &self,
+        seq: Seq,
+        entry: &EntryRef<'_>,
+        mode: ReplayMode,
+        digests: &EntryDigests,
+    ) -> Result<(), Damage> {
         let damage = |kind, detail: String| Err(Damage { seq, kind, detail });
-        if mode == ReplayMode::Verify
-            && entry::payload_digest(self.alg, entry.payload) != entry.payload_digest
-        {
+        if mode == ReplayMode::Verify && digests.payload == DigestCheck::Differs {
             return damage(
                 DamageKind::PayloadDigest,
                 "the payload bytes do not match the stored payload digest".into(),
             );
         }
-        if entry::content_digest(self.alg, entry.kind, entry.header, &entry.payload_digest)
-            != entry.content_digest
-        {
+        if digests.content == DigestCheck::Differs {
             return damage(
                 DamageKind::ContentDigest,
                 "header or payload digest does not match the content digest".into(),

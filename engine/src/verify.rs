@@ -5,6 +5,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
+use crate::ahead::{DigestsAhead, hashers_for};
 use crate::db::WAL_DIR;
 use crate::error::{Error, Result};
 use crate::keys::PUBLIC_KEY_FILE;
@@ -109,41 +110,47 @@ pub fn verify_log<L: LogStorage>(
         .map(|info| info.header.prev_chain_hash)
         .collect();
     let store_id = reader.meta().store_id.to_string();
-    let scanned = reader.scan(Seq(0), |record| {
-        if let Some(t) = trusted.as_mut() {
-            observe(t, &state);
-        }
-        if let Some(found) = check_segment_link(&segment_links, &record, &state) {
-            damage = Some(found);
-            return ControlFlow::Break(());
-        }
-        if let Err(found) = state.apply(
-            record.seq,
-            record.kind.get(),
-            record.payload,
-            ReplayMode::Verify,
-        ) {
-            damage = Some(found);
-            return ControlFlow::Break(());
-        }
-        if record.seq == Seq(0)
-            && let Some(note) = pending_trusted.take()
-        {
-            match parse_trusted(&state, &note) {
-                Ok(t) => trusted = Some(t),
-                Err(err) => {
-                    damage = Some(Damage {
-                        seq: record.seq,
-                        kind: DamageKind::Rollback,
-                        detail: err,
-                    });
-                }
+    let hashers = hashers_for(log);
+    let scanned = std::thread::scope(|scope| {
+        let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Verify, hashers);
+        reader.scan(Seq(0), |record| {
+            if let Some(t) = trusted.as_mut() {
+                observe(t, &state);
             }
-            if damage.is_some() {
+            if let Some(found) = check_segment_link(&segment_links, &record, &state) {
+                damage = Some(found);
                 return ControlFlow::Break(());
             }
-        }
-        ControlFlow::Continue(())
+            let digests = ahead.take(record.seq);
+            if let Err(found) = state.apply_with(
+                record.seq,
+                record.kind.get(),
+                record.payload,
+                ReplayMode::Verify,
+                digests.as_ref(),
+            ) {
+                damage = Some(found);
+                return ControlFlow::Break(());
+            }
+            if record.seq == Seq(0)
+                && let Some(note) = pending_trusted.take()
+            {
+                match parse_trusted(&state, &note) {
+                    Ok(t) => trusted = Some(t),
+                    Err(err) => {
+                        damage = Some(Damage {
+                            seq: record.seq,
+                            kind: DamageKind::Rollback,
+                            detail: err,
+                        });
+                    }
+                }
+                if damage.is_some() {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })
     });
     if let Some(t) = trusted.as_mut() {
         observe(t, &state);

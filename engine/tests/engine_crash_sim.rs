@@ -67,7 +67,7 @@ fn run_seed(seed: u64, keys: &std::path::Path, sync: SyncBehaviour) -> Result<u3
     let mut acked: Vec<(Seq, u64)> = Vec::new();
     let mut next_event = 0u64;
     for cycle in 0..6 {
-        let db = Db::open_on(disk.clone(), keys, options())
+        let db = Db::open_on(&disk, keys, options())
             .map_err(|e| format!("cycle {cycle}: reopen failed: {e}"))?;
         for (seq, n) in &acked {
             let stored = db

@@ -72,8 +72,8 @@ pub use proof::{
     inclusion_proof, tree_root,
 };
 pub use source::{
-    DEFAULT_BASE_LEVEL, LeafHashTable, SourceError, SubtreeSource, digests_from_bytes,
-    interior_len, interior_position,
+    DEFAULT_BASE_LEVEL, LeafHashTable, SourceError, SubtreeSource, check_request,
+    digests_from_bytes, interior_len, interior_node, interior_position,
 };
 pub use verify::{ProofError, verify_consistency, verify_inclusion};
 

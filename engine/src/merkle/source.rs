@@ -176,6 +176,44 @@ pub fn interior_position(base_level: u32, level: u32, index: u64) -> Option<u64>
     nodes_at_or_above(end - 1, base_level).checked_add(u64::from(level - base_level))
 }
 
+/// The errors every [`SubtreeSource`] gives before looking: [`SourceError::AlgorithmMismatch`]
+/// when `requested` is not the `held` algorithm, [`SourceError::OutOfRange`] when the subtree at
+/// `level` and `index` reaches beyond `leaf_count` leaves.
+///
+/// # Errors
+///
+/// As above.
+pub fn check_request(
+    held: HashAlgorithm,
+    requested: HashAlgorithm,
+    level: u32,
+    index: u64,
+    leaf_count: u64,
+) -> Result<(), SourceError> {
+    if requested != held {
+        return Err(SourceError::AlgorithmMismatch { held, requested });
+    }
+    // `index < leaf_count >> level` is `(index + 1) << level <= leaf_count` without overflow.
+    if level > 63 || index >= leaf_count >> level {
+        return Err(SourceError::OutOfRange {
+            level,
+            index,
+            leaf_count,
+        });
+    }
+    Ok(())
+}
+
+/// The subtree at `level` (at least `base_level`) and `index` in an interior table (see
+/// [`interior_position`]); `None` when the table does not reach it.
+#[must_use]
+pub fn interior_node(nodes: &[Digest], base_level: u32, level: u32, index: u64) -> Option<Digest> {
+    interior_position(base_level, level, index)
+        .and_then(|pos| usize::try_from(pos).ok())
+        .and_then(|pos| nodes.get(pos))
+        .copied()
+}
+
 /// The [`SubtreeSource`] of a stored tree: a borrowed table of leaf hashes and, optionally, the
 /// interior table of every perfect subtree at or above a base level `L`
 /// (see [`interior_position`] for its order).
@@ -344,30 +382,17 @@ impl SubtreeSource for LeafHashTable<'_> {
         level: u32,
         index: u64,
     ) -> Result<Digest, SourceError> {
-        if alg != self.alg {
-            return Err(SourceError::AlgorithmMismatch {
-                held: self.alg,
-                requested: alg,
-            });
-        }
         let leaf_count = self.leaf_count();
+        check_request(self.alg, alg, level, index, leaf_count)?;
         let out_of_range = SourceError::OutOfRange {
             level,
             index,
             leaf_count,
         };
-        // `index < leaf_count >> level` is `(index + 1) << level <= leaf_count` without overflow.
-        if level > 63 || index >= leaf_count >> level {
-            return Err(out_of_range);
-        }
         if let Some((base_level, nodes)) = self.interior
             && level >= base_level
         {
-            return interior_position(base_level, level, index)
-                .and_then(|pos| usize::try_from(pos).ok())
-                .and_then(|pos| nodes.get(pos))
-                .copied()
-                .ok_or(out_of_range);
+            return interior_node(nodes, base_level, level, index).ok_or(out_of_range);
         }
         let first = usize::try_from(index << level).map_err(|_| out_of_range.clone())?;
         let count = 1usize

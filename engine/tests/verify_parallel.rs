@@ -1,0 +1,92 @@
+//! Guards verification's parallel hashing: in a store large enough that other threads hash
+//! windows of entries ahead of the sequential pass, damage inside those windows (a payload, a
+//! content digest, a chain field) is still reported at the right entry with the right kind.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Rec, edit_chain, receipt, records, verify_with, with_payload, write_log};
+use trailmix_db::VerifyOptions;
+use trailmix_db::entry::EntryKind;
+use trailmix_db::replay::DamageKind;
+use trailmix_db::{Db, DbOptions};
+
+const SEGMENT: u64 = 8 << 20;
+/// Entries in the store: several 4096-entry hashing windows.
+const ENTRIES: u64 = 9_000;
+
+fn build(dir: &Path) {
+    let db = Db::open_with(dir, DbOptions::default().segment_bytes(SEGMENT)).expect("open");
+    for n in 0..ENTRIES - 1 {
+        db.append(&receipt("acme", n, 16)).expect("append");
+    }
+    db.close().expect("close");
+}
+
+fn damage_of(original: &Path, forged: &[Rec]) -> (u64, DamageKind) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("forged");
+    write_log(original, &dir, forged, SEGMENT);
+    let report = verify_with(&dir, &VerifyOptions::default());
+    let damage = report.damage.expect("verify passed a forged log");
+    (damage.seq.0, damage.kind)
+}
+
+#[test]
+fn damage_in_windows_hashed_ahead_is_found_where_it_is() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    build(&dir);
+    let clean = verify_with(&dir, &VerifyOptions::default());
+    assert!(clean.verified(), "{:?}", clean.damage);
+    assert!(clean.entries >= ENTRIES, "{}", clean.entries);
+    let log = records(&dir);
+    let receipt_kind = EntryKind::Receipt as u8;
+
+    // Windows 1 and 2 (entries 4096..12288) are hashed by other threads: one edit of each
+    // kind, at a window's first entry and inside windows.
+    for at in [4_096_usize, 6_001, 8_500] {
+        assert_eq!(log[at].0, receipt_kind, "seq {at} is a receipt");
+    }
+
+    let mut forged = log.clone();
+    forged[4_096].1 = with_payload(receipt_kind, &log[4_096].1, b"{\"edited\":true}", false);
+    assert_eq!(
+        damage_of(&dir, &forged),
+        (4_096, DamageKind::PayloadDigest),
+        "payload edited"
+    );
+
+    let mut forged = log.clone();
+    forged[6_001].1 = content_digest_mismatch(&log[6_001].1);
+    assert_eq!(
+        damage_of(&dir, &forged),
+        (6_001, DamageKind::ContentDigest),
+        "content digest edited"
+    );
+
+    let mut forged = log.clone();
+    forged[8_500].1 = edit_chain(receipt_kind, &log[8_500].1, &|chain| {
+        chain.prev_chain_hash[0] ^= 1;
+    });
+    assert_eq!(
+        damage_of(&dir, &forged),
+        (8_500, DamageKind::ChainLink),
+        "previous hash edited"
+    );
+}
+
+/// `entry` with one bit of its content digest flipped (payload digest still right).
+fn content_digest_mismatch(entry: &[u8]) -> Vec<u8> {
+    let old = trailmix_db::entry::decode_entry(EntryKind::Receipt, entry).expect("decodes");
+    let mut content_digest = old.content_digest;
+    content_digest[7] ^= 0x40;
+    let mut out = Vec::new();
+    trailmix_db::entry::EntryRef {
+        content_digest,
+        ..old
+    }
+    .encode_into(&mut out);
+    out
+}
