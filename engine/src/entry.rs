@@ -38,6 +38,9 @@ pub enum EntryKind {
     Checkpoint = 3,
     /// The signed seal that closes an epoch.
     EpochSeal = 4,
+    /// A signed record of a crypto-shred: which data keys were destroyed, for which request
+    /// (see [`crate::shred::ShredRecord`]).
+    Shred = 5,
 }
 
 impl EntryKind {
@@ -49,6 +52,7 @@ impl EntryKind {
             2 => Some(EntryKind::Receipt),
             3 => Some(EntryKind::Checkpoint),
             4 => Some(EntryKind::EpochSeal),
+            5 => Some(EntryKind::Shred),
             _ => None,
         }
     }
@@ -61,6 +65,7 @@ impl EntryKind {
             EntryKind::Receipt => "receipt",
             EntryKind::Checkpoint => "checkpoint",
             EntryKind::EpochSeal => "epoch seal",
+            EntryKind::Shred => "shred record",
         }
     }
 }

@@ -259,6 +259,8 @@ pub struct ChainState {
     pub seen: Option<std::sync::Arc<crate::seen::SeenEvents>>,
     /// Checkpoints replayed (seals included).
     pub checkpoints: u64,
+    /// Shred records replayed: their sequence numbers and the data keys they destroyed.
+    pub shreds: Vec<(u64, Vec<crate::crypto::KeyId>)>,
 }
 
 impl ChainState {
@@ -284,6 +286,7 @@ impl ChainState {
             receipts: 0,
             seen: None,
             checkpoints: 0,
+            shreds: Vec::new(),
         }
     }
 
@@ -370,6 +373,7 @@ impl ChainState {
             EntryKind::Genesis => self.check_genesis(seq, &entry)?,
             EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash, mode)?,
             EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
+            EntryKind::Shred => self.check_shred(seq, &entry, &chain_hash)?,
         }
         self.advance(kind, &entry.chain, chain_hash);
         Ok(chain_hash)

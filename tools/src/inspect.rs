@@ -255,6 +255,7 @@ struct Tally {
     receipts: u64,
     checkpoints: u64,
     seals: u64,
+    shreds: u64,
     payload_bytes: u64,
     first_logged: Option<u64>,
     last_logged: Option<u64>,
@@ -314,6 +315,7 @@ impl Tally {
                 self.open_first_seq = seq.0 + 1;
                 self.latest_checkpoint = None;
             }
+            EntryKind::Shred => self.shreds += 1,
         }
     }
 
@@ -789,6 +791,9 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
                 .ok()
                 .and_then(|g| serde_json::to_value(g).ok());
         }
+        EntryKind::Shred => {
+            detail.payload = serde_json::from_slice(entry.payload).ok();
+        }
         EntryKind::Checkpoint | EntryKind::EpochSeal => {
             detail.note = Some(String::from_utf8_lossy(entry.payload).into_owned());
             match scan::note_fields(entry.payload) {
@@ -954,6 +959,16 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
             ),
             Ok(n) => format!("epoch {} tree size {}", entry.chain.epoch, n.tree_size),
             Err(err) => err,
+        },
+        EntryKind::Shred => match trailmix_db::shred::decode_shred_record(entry.payload) {
+            Ok(r) => format!(
+                "shred of tenant {}{} ({} keys), request {}",
+                r.tenant,
+                r.subject.map_or(String::new(), |s| format!(" subject {s}")),
+                r.key_ids.len(),
+                r.request_id
+            ),
+            Err(err) => format!("shred record does not decode: {err}"),
         },
     };
     frame
