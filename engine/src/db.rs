@@ -11,7 +11,7 @@ use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
 use crate::indexer::IndexKeeper;
-use crate::keystore::{KeyLookup, KeyStore};
+use crate::keystore::KeyStore;
 use crate::log::{FsLog, LogStorage};
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::options::{DbOptions, PayloadEncryption};
@@ -152,7 +152,23 @@ impl StoredReceipt {
         kind_byte: u8,
         bytes: &[u8],
     ) -> Result<Option<StoredReceipt>> {
-        Ok(receipt_or_none(decode_receipt(alg, None, seq, kind_byte, bytes))?.map(|(r, _)| r))
+        StoredReceipt::from_record_with_keys(alg, None, seq, kind_byte, bytes)
+    }
+
+    /// As [`StoredReceipt::from_record`], decrypting an encrypted payload with `keys` (see
+    /// [`KeyStore::open_for_reading`]); without keys an encrypted payload reads as
+    /// [`PayloadState::KeyUnavailable`].
+    ///
+    /// # Errors
+    /// As for [`StoredReceipt::from_record`].
+    pub fn from_record_with_keys(
+        alg: HashAlgorithm,
+        keys: Option<&KeyStore>,
+        seq: Seq,
+        kind_byte: u8,
+        bytes: &[u8],
+    ) -> Result<Option<StoredReceipt>> {
+        Ok(receipt_or_none(decode_receipt(alg, keys, seq, kind_byte, bytes))?.map(|(r, _)| r))
     }
 }
 
@@ -854,7 +870,7 @@ pub(crate) fn decode_receipt(
     let (payload, payload_state) = if entry.flags & entry::flags::PAYLOAD_ENCRYPTED == 0 {
         (entry.payload.to_vec(), PayloadState::Clear)
     } else {
-        open_payload(keys, entry.header, entry.payload).map_err(damaged)?
+        crate::shred::read_payload(keys, entry.header, entry.payload).map_err(damaged)?
     };
     let receipt = StoredReceipt {
         position,
@@ -863,31 +879,4 @@ pub(crate) fn decode_receipt(
         payload_state,
     };
     Ok((receipt, entry.content_digest))
-}
-
-/// Decrypts a stored payload with the key store's key, or says why it cannot.
-fn open_payload(
-    keys: Option<&KeyStore>,
-    header: &[u8],
-    stored: &[u8],
-) -> std::result::Result<(Vec<u8>, PayloadState), String> {
-    let key_id = crate::crypto::payload_key_id(stored).map_err(|e| e.to_string())?;
-    let Some(keys) = keys else {
-        return Ok((Vec::new(), PayloadState::KeyUnavailable { key_id }));
-    };
-    match keys.lookup(key_id) {
-        KeyLookup::Live(key) => {
-            let plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
-                .map_err(|e| format!("payload of key {key_id}: {e}"))?;
-            Ok((plain.to_vec(), PayloadState::Decrypted { key_id }))
-        }
-        KeyLookup::Shredded(shredded) => Ok((
-            Vec::new(),
-            PayloadState::Shredded {
-                key_id,
-                shred_seq: Seq(shredded.shred_seq),
-            },
-        )),
-        KeyLookup::Unknown => Ok((Vec::new(), PayloadState::KeyUnavailable { key_id })),
-    }
 }

@@ -471,6 +471,12 @@ impl KeyStore {
     ) -> Result<KeyStore> {
         let path = KeyStore::journal_path(data_dir);
         let dir = data_dir.join(KEYSTORE_DIR);
+        // A rewrite a crash interrupted: the journal it was to replace is still in place.
+        match fs::remove_file(path.with_extension("journal.tmp")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", path.with_extension("journal.tmp"), e)),
+        }
         if !path.exists() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -506,6 +512,25 @@ impl KeyStore {
             return Ok(None);
         }
         KeyStore::load(path, store_id, provider, Access::ReadOnly, None).map(Some)
+    }
+
+    /// Opens the key store of the store in `data_dir` read-only with the default KEK file
+    /// (`keys/` in the data directory), for tools that read the log directly. `None` when the
+    /// store has no key store.
+    ///
+    /// # Errors
+    /// [`Error::Wal`] when the log has no identity; as for [`KeyStore::open`].
+    pub fn open_for_reading(data_dir: &Path) -> Result<Option<KeyStore>> {
+        if !KeyStore::journal_path(data_dir).exists() {
+            return Ok(None);
+        }
+        let reader = crate::wal::WalReader::open(data_dir.join(crate::WAL_DIR))?;
+        let store_id = reader.meta().store_id.0;
+        KeyStore::open_read_only(
+            data_dir,
+            store_id,
+            Arc::new(FileKekProvider::in_data_dir(data_dir)),
+        )
     }
 
     fn load(

@@ -21,6 +21,7 @@ use crate::crypto::{KekId, KeyId};
 use crate::db::Db;
 use crate::entry::{self, EntryKind, EntryRef};
 use crate::error::{Error, Result};
+use crate::keystore::{KeyLookup, KeyStore};
 use crate::log::LogStorage;
 use crate::replay::{ChainState, Damage, DamageKind};
 use crate::wal::{Seq, Storage};
@@ -322,6 +323,39 @@ impl ChainState {
         self.shreds
             .push((seq.0, record.key_ids.into_iter().map(KeyId).collect()));
         Ok(())
+    }
+}
+
+/// Decrypts a stored (encrypted) payload with the key store, or says why it cannot: the
+/// plaintext and [`PayloadState::Decrypted`], or an empty payload and `Shredded` /
+/// `KeyUnavailable`.
+///
+/// # Errors
+/// A message when the bytes are not an encrypted payload, or do not open under a live key
+/// (the store is damaged).
+pub fn read_payload(
+    keys: Option<&KeyStore>,
+    header: &[u8],
+    stored: &[u8],
+) -> std::result::Result<(Vec<u8>, PayloadState), String> {
+    let key_id = crate::crypto::payload_key_id(stored).map_err(|e| e.to_string())?;
+    let Some(keys) = keys else {
+        return Ok((Vec::new(), PayloadState::KeyUnavailable { key_id }));
+    };
+    match keys.lookup(key_id) {
+        KeyLookup::Live(key) => {
+            let plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
+                .map_err(|e| format!("payload of key {key_id}: {e}"))?;
+            Ok((plain.to_vec(), PayloadState::Decrypted { key_id }))
+        }
+        KeyLookup::Shredded(shredded) => Ok((
+            Vec::new(),
+            PayloadState::Shredded {
+                key_id,
+                shred_seq: Seq(shredded.shred_seq),
+            },
+        )),
+        KeyLookup::Unknown => Ok((Vec::new(), PayloadState::KeyUnavailable { key_id })),
     }
 }
 

@@ -683,6 +683,8 @@ pub struct EntryDetail {
     pub payload_bytes: u64,
     /// Byte offset of the payload in the segment file.
     pub payload_offset: u64,
+    /// For an encrypted receipt: `decrypted`, `shredded` or `key unavailable`.
+    pub payload_state: Option<&'static str>,
     /// The signed note text (checkpoints and seals).
     pub note: Option<String>,
     /// The note's fields (checkpoints and seals; signature not checked here).
@@ -745,6 +747,7 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
         payload: None,
         payload_bytes: 0,
         payload_offset: 0,
+        payload_state: None,
         note: None,
         checkpoint: None,
         problem: None,
@@ -782,7 +785,16 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
                 Ok(header) => detail.header = Some(header.to_sdk_json_value()),
                 Err(err) => detail.problem = Some(format!("receipt header: {err}")),
             }
-            if !encrypted {
+            if encrypted {
+                let keys = scan::open_keys(data_dir);
+                match trailmix_db::shred::read_payload(keys.as_ref(), entry.header, entry.payload) {
+                    Ok((plain, state)) => {
+                        detail.payload = serde_json::from_slice(&plain).ok();
+                        detail.payload_state = Some(state.name());
+                    }
+                    Err(err) => detail.problem = Some(format!("encrypted payload: {err}")),
+                }
+            } else {
                 detail.payload = serde_json::from_slice(entry.payload).ok();
             }
         }
@@ -840,11 +852,21 @@ pub fn print_entry(d: &EntryDetail) {
     }
     if let Some(payload) = &d.payload {
         println!();
-        println!("payload ({} bytes)", d.payload_bytes);
+        match d.payload_state {
+            Some(state) => println!(
+                "payload ({} bytes stored encrypted, {state})",
+                d.payload_bytes
+            ),
+            None => println!("payload ({} bytes)", d.payload_bytes),
+        }
         println!("{}", pretty(payload));
     } else if d.kind == "receipt" && d.chain.as_ref().is_some_and(|c| c.encrypted) {
         println!();
-        println!("payload         {} bytes, encrypted", d.payload_bytes);
+        println!(
+            "payload         {} bytes, encrypted, {}",
+            d.payload_bytes,
+            d.payload_state.unwrap_or("key unavailable")
+        );
     }
     if let Some(note) = &d.note {
         println!();
