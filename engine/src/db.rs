@@ -477,6 +477,10 @@ impl<L: LogStorage> Db<L> {
         Ok((sealed, Some(key_id)))
     }
 
+    pub(crate) fn options(&self) -> &DbOptions {
+        &self.inner.options
+    }
+
     pub(crate) fn key_store(&self) -> Option<&Arc<KeyStore>> {
         self.inner.keys.as_ref()
     }

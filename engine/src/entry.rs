@@ -41,6 +41,9 @@ pub enum EntryKind {
     /// A signed record of a crypto-shred: which data keys were destroyed, for which request
     /// (see [`crate::shred::ShredRecord`]).
     Shred = 5,
+    /// A signed legal hold or release on a tenant or subject (see
+    /// [`crate::retention::HoldRecord`]).
+    Hold = 6,
 }
 
 impl EntryKind {
@@ -53,6 +56,7 @@ impl EntryKind {
             3 => Some(EntryKind::Checkpoint),
             4 => Some(EntryKind::EpochSeal),
             5 => Some(EntryKind::Shred),
+            6 => Some(EntryKind::Hold),
             _ => None,
         }
     }
@@ -66,6 +70,7 @@ impl EntryKind {
             EntryKind::Checkpoint => "checkpoint",
             EntryKind::EpochSeal => "epoch seal",
             EntryKind::Shred => "shred record",
+            EntryKind::Hold => "legal hold record",
         }
     }
 }

@@ -746,6 +746,15 @@ impl KeyStore {
         ids
     }
 
+    /// The live key of exactly this owner (`subject: None`: the tenant's own key).
+    #[must_use]
+    pub(crate) fn live_key_exact(&self, tenant: &str, subject: Option<&str>) -> Option<KeyId> {
+        let state = self.read_state();
+        state
+            .active_id(tenant, subject)
+            .filter(|id| state.live.contains_key(id))
+    }
+
     /// Whether any key of `tenant` (or of `subject` in it) was ever shredded.
     #[must_use]
     pub(crate) fn was_shredded(&self, tenant: &str, subject: Option<&str>) -> bool {

@@ -44,6 +44,7 @@ mod read_only;
 mod reads;
 pub mod receipt;
 pub mod replay;
+pub mod retention;
 mod search;
 pub mod seen;
 pub mod shred;

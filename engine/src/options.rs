@@ -70,6 +70,7 @@ pub struct DbOptions {
     pub(crate) payload_encryption: PayloadEncryption,
     pub(crate) kek_provider: Option<Arc<dyn KekProvider>>,
     pub(crate) shred_step_hook: Option<ShredStepHook>,
+    pub(crate) retention: std::collections::BTreeMap<String, Duration>,
 }
 
 impl std::fmt::Debug for DbOptions {
@@ -92,6 +93,7 @@ impl std::fmt::Debug for DbOptions {
                 &self.key_provider.as_ref().map(|_| "custom"),
             )
             .field("payload_encryption", &self.payload_encryption)
+            .field("retention", &self.retention)
             .field(
                 "kek_provider",
                 &self.kek_provider.as_ref().map(|_| "custom"),
@@ -138,6 +140,7 @@ impl Default for DbOptions {
             payload_encryption: PayloadEncryption::PerSubject,
             kek_provider: None,
             shred_step_hook: None,
+            retention: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -250,6 +253,15 @@ impl DbOptions {
     #[must_use]
     pub fn kek_provider(mut self, provider: Arc<dyn KekProvider>) -> Self {
         self.kek_provider = Some(provider);
+        self
+    }
+
+    /// Retention policy: receipts whose `retention_class` is `class` are kept `keep` after they
+    /// were logged; [`crate::Db::expire`] shreds keys whose receipts have all expired. Classes
+    /// the policy does not name never expire (default: no classes).
+    #[must_use]
+    pub fn retention_class(mut self, class: impl Into<String>, keep: Duration) -> Self {
+        self.retention.insert(class.into(), keep);
         self
     }
 

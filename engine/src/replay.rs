@@ -261,6 +261,8 @@ pub struct ChainState {
     pub checkpoints: u64,
     /// Shred records replayed: their sequence numbers and the data keys they destroyed.
     pub shreds: Vec<(u64, Vec<crate::crypto::KeyId>)>,
+    /// Legal holds in force.
+    pub holds: crate::retention::HoldSet,
 }
 
 impl ChainState {
@@ -287,6 +289,7 @@ impl ChainState {
             seen: None,
             checkpoints: 0,
             shreds: Vec::new(),
+            holds: crate::retention::HoldSet::new(),
         }
     }
 
@@ -374,6 +377,7 @@ impl ChainState {
             EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash, mode)?,
             EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
             EntryKind::Shred => self.check_shred(seq, &entry, &chain_hash)?,
+            EntryKind::Hold => self.check_hold(seq, &entry, &chain_hash)?,
         }
         self.advance(kind, &entry.chain, chain_hash);
         Ok(chain_hash)

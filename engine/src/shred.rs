@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{KekId, KeyId};
 use crate::db::Db;
-use crate::entry::{self, EntryKind, EntryRef};
+use crate::entry::{EntryKind, EntryRef};
 use crate::error::{Error, Result};
 use crate::keystore::{KeyLookup, KeyStore};
 use crate::log::LogStorage;
 use crate::replay::{ChainState, Damage, DamageKind};
+use crate::retention::blocking_hold;
 use crate::wal::{Seq, Storage};
 use crate::writer::{Control, Writer};
 
@@ -84,6 +85,8 @@ pub enum ShredScope {
     Subject,
     /// Every key of a tenant (its own and all its subjects').
     Tenant,
+    /// The tenant's own key only (receipts without a subject); used by retention expiry.
+    TenantKey,
 }
 
 /// The payload of a shred record (entry kind 5): JSON, signed with the store's key.
@@ -125,6 +128,34 @@ pub enum ShredError {
     /// Already shredded (by the record at `seq`), and no key was made since.
     #[error("tenant {tenant:?}{} is already shredded", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
     AlreadyShredded {
+        /// The tenant.
+        tenant: String,
+        /// The subject.
+        subject: Option<String>,
+    },
+    /// A legal hold covers what the shred would destroy.
+    #[error("a legal hold on tenant {tenant:?}{} (placed at seq {hold_seq}, request {request_id:?}) blocks this shred until it is released", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    Held {
+        /// The held tenant.
+        tenant: String,
+        /// The held subject (`None`: the whole tenant).
+        subject: Option<String>,
+        /// Where the hold was recorded.
+        hold_seq: Seq,
+        /// The hold's request id.
+        request_id: String,
+    },
+    /// A hold on this tenant/subject is already in force.
+    #[error("tenant {tenant:?}{} is already on legal hold", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    AlreadyHeld {
+        /// The tenant.
+        tenant: String,
+        /// The subject.
+        subject: Option<String>,
+    },
+    /// No hold on this tenant/subject to release.
+    #[error("tenant {tenant:?}{} has no legal hold to release", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    NotHeld {
         /// The tenant.
         tenant: String,
         /// The subject.
@@ -221,7 +252,24 @@ impl<S: Storage> Writer<S> {
             .clone()
             .ok_or(Error::Shred(ShredError::NoKeyStore))?;
         let subject = request.subject.as_deref();
-        let key_ids = keys.live_keys_of(&request.tenant, subject);
+        if let Some(((tenant, subject), (hold_seq, request_id))) =
+            blocking_hold(&self.state.holds, request.scope, &request.tenant, subject)
+        {
+            return Err(ShredError::Held {
+                tenant: tenant.clone(),
+                subject: subject.clone(),
+                hold_seq: *hold_seq,
+                request_id: request_id.clone(),
+            }
+            .into());
+        }
+        let key_ids = match request.scope {
+            ShredScope::Subject | ShredScope::Tenant => keys.live_keys_of(&request.tenant, subject),
+            ShredScope::TenantKey => keys
+                .live_key_exact(&request.tenant, None)
+                .into_iter()
+                .collect(),
+        };
         if key_ids.is_empty() {
             let (tenant, subject) = (request.tenant.clone(), request.subject.clone());
             return Err(
@@ -245,30 +293,13 @@ impl<S: Storage> Writer<S> {
             seq: self.state.next_seq,
             detail: format!("encoding a shred record: {e}"),
         })?;
-        let alg = self.state.alg;
-        let payload_digest = entry::payload_digest(alg, &payload);
-        let content_digest = entry::content_digest(alg, EntryKind::Shred, &[], &payload_digest);
-        let position = match self.append_entry(
-            EntryKind::Shred,
-            None,
-            &[],
-            &payload,
-            payload_digest,
-            content_digest,
-            0,
-        ) {
-            Ok(position) => position,
-            Err(err) => {
-                self.fail(&err);
-                return Err(err);
-            }
-        };
+        let seq = self.append_signed_record(EntryKind::Shred, &payload)?;
         self.shred_step(crate::keystore::ShredStep::RecordAppended);
         self.sync_now()?;
         self.shred_step(crate::keystore::ShredStep::RecordDurable);
-        let kek_id = keys.shred(&key_ids, position.seq.0)?;
+        let kek_id = keys.shred(&key_ids, seq.0)?;
         Ok(ShredReport {
-            seq: position.seq,
+            seq,
             key_ids,
             kek_id,
         })
@@ -290,34 +321,8 @@ impl ChainState {
         entry: &EntryRef<'_>,
         chain_hash: &crate::merkle::Digest,
     ) -> std::result::Result<(), Damage> {
+        self.check_signed_record(seq, entry, chain_hash)?;
         let damage = |kind, detail: String| Damage { seq, kind, detail };
-        let Some(verifier) = &self.verifier else {
-            return Err(damage(
-                DamageKind::Genesis,
-                "the log does not start with a genesis entry".into(),
-            ));
-        };
-        if !entry.header.is_empty() {
-            return Err(damage(
-                DamageKind::Malformed,
-                "a shred record carries a header".into(),
-            ));
-        }
-        match entry.signature {
-            Some(signature) if verifier.verify(chain_hash, signature) => {}
-            Some(_) => {
-                return Err(damage(
-                    DamageKind::Signature,
-                    "the shred record's signature does not verify".into(),
-                ));
-            }
-            None => {
-                return Err(damage(
-                    DamageKind::Signature,
-                    "a shred record must be signed".into(),
-                ));
-            }
-        }
         let record: ShredRecord = serde_json::from_slice(entry.payload)
             .map_err(|e| damage(DamageKind::Malformed, format!("shred record: {e}")))?;
         self.shreds

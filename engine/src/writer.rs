@@ -61,6 +61,13 @@ pub(crate) enum Control {
     Shutdown(Sender<Result<Seq, Error>>),
     /// Run the shred protocol (see [`crate::shred`]).
     Shred(Box<ShredRequest>, Sender<Result<ShredReport, Error>>),
+    /// Place or release a legal hold.
+    Hold(
+        Box<crate::retention::HoldRequest>,
+        Sender<Result<Seq, Error>>,
+    ),
+    /// The legal holds in force.
+    ListHolds(Sender<Result<Vec<crate::retention::LegalHold>, Error>>),
 }
 
 /// When a checkpoint is worth writing.
@@ -498,7 +505,7 @@ impl<S: Storage> Writer<S> {
     ) -> Result<ReceiptPosition, Error> {
         let seq = self.state.next_seq;
         let chain = self.state.next_chain_fields(tenant, now_ns());
-        let signed = kind == EntryKind::Shred
+        let signed = matches!(kind, EntryKind::Shred | EntryKind::Hold)
             || (kind == EntryKind::Receipt
                 && self.options.receipt_signatures == ReceiptSignatures::Ed25519);
         let flag_bits = extra_flags | if signed { entry::flags::SIGNED } else { 0 };
@@ -708,6 +715,16 @@ impl<S: Storage> Writer<S> {
             }
             Control::Sync(reply) => {
                 let _ = reply.send(stopped.map_or_else(|| self.sync_now(), Err));
+            }
+            Control::Hold(request, reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self.hold(&request),
+                };
+                let _ = reply.send(result);
+            }
+            Control::ListHolds(reply) => {
+                let _ = reply.send(stopped.map_or_else(|| Ok(self.list_holds()), Err));
             }
             Control::Shred(request, reply) => {
                 let result = match stopped {

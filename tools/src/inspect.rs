@@ -256,6 +256,7 @@ struct Tally {
     checkpoints: u64,
     seals: u64,
     shreds: u64,
+    holds: u64,
     payload_bytes: u64,
     first_logged: Option<u64>,
     last_logged: Option<u64>,
@@ -316,6 +317,7 @@ impl Tally {
                 self.latest_checkpoint = None;
             }
             EntryKind::Shred => self.shreds += 1,
+            EntryKind::Hold => self.holds += 1,
         }
     }
 
@@ -803,7 +805,7 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
                 .ok()
                 .and_then(|g| serde_json::to_value(g).ok());
         }
-        EntryKind::Shred => {
+        EntryKind::Shred | EntryKind::Hold => {
             detail.payload = serde_json::from_slice(entry.payload).ok();
         }
         EntryKind::Checkpoint | EntryKind::EpochSeal => {
@@ -991,6 +993,19 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
                 r.request_id
             ),
             Err(err) => format!("shred record does not decode: {err}"),
+        },
+        EntryKind::Hold => match trailmix_db::retention::decode_hold_record(entry.payload) {
+            Ok(r) => format!(
+                "legal {} on tenant {}{}, request {}",
+                match r.action {
+                    trailmix_db::retention::HoldAction::Hold => "hold",
+                    trailmix_db::retention::HoldAction::Release => "release",
+                },
+                r.tenant,
+                r.subject.map_or(String::new(), |s| format!(" subject {s}")),
+                r.request_id
+            ),
+            Err(err) => format!("hold record does not decode: {err}"),
         },
     };
     frame
