@@ -144,6 +144,14 @@ pub struct StoreSummary {
     pub epoch_seals: u64,
     /// Bytes of receipt payloads (canonical JSON, as stored).
     pub receipt_payload_bytes: u64,
+    /// Receipts whose payload is stored encrypted.
+    pub encrypted_receipts: u64,
+    /// Shred record entries.
+    pub shred_records: u64,
+    /// Legal hold and release entries.
+    pub hold_records: u64,
+    /// The key store's counts (`None`: no key store, or not readable here).
+    pub key_store: Option<trailmix_db::keystore::KeyStoreStats>,
     /// Bytes of torn, never-acknowledged tail after the last entry (an interrupted write; the
     /// next writer open erases them).
     pub torn_tail_bytes: u64,
@@ -257,6 +265,7 @@ struct Tally {
     seals: u64,
     shreds: u64,
     holds: u64,
+    encrypted: u64,
     payload_bytes: u64,
     first_logged: Option<u64>,
     last_logged: Option<u64>,
@@ -292,6 +301,7 @@ impl Tally {
             EntryKind::Receipt => {
                 self.receipts += 1;
                 self.payload_bytes += entry.payload.len() as u64;
+                self.encrypted += u64::from(entry.flags & flags::PAYLOAD_ENCRYPTED != 0);
                 match ReceiptHeader::decode(entry.header) {
                     Ok(header) => self.count_header(&header),
                     Err(err) => self.problem(format!("seq {seq}: receipt header: {err}")),
@@ -409,6 +419,10 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         checkpoints: tally.checkpoints,
         epoch_seals: tally.seals,
         receipt_payload_bytes: tally.payload_bytes,
+        encrypted_receipts: tally.encrypted,
+        shred_records: tally.shreds,
+        hold_records: tally.holds,
+        key_store: scan::open_keys(data_dir).map(|keys| keys.stats()),
         torn_tail_bytes,
         logged_first: tally.first_logged.map(rfc3339_ns),
         logged_last: tally.last_logged.map(rfc3339_ns),
@@ -471,6 +485,26 @@ pub fn print_summary(s: &StoreSummary) {
     print_breakdown(s);
 }
 
+/// Encryption, shreds, holds and the key store.
+fn print_erasure(s: &StoreSummary) {
+    println!(
+        "erasure         {} of {} receipts encrypted; {} shred record(s), {} legal hold record(s)",
+        human_count(s.encrypted_receipts),
+        human_count(s.receipts),
+        human_count(s.shred_records),
+        human_count(s.hold_records)
+    );
+    match &s.key_store {
+        Some(k) => println!(
+            "key store       {} live data key(s), {} shredded; wrapped by key-encryption key {}",
+            human_count(k.live_keys as u64),
+            human_count(k.shredded_keys as u64),
+            k.kek_id
+        ),
+        None => println!("key store       none (or not readable here)"),
+    }
+}
+
 fn print_identity(s: &StoreSummary) {
     println!("store           {}", s.data_dir);
     println!("store id        {}", s.store_id);
@@ -508,6 +542,7 @@ fn print_identity(s: &StoreSummary) {
     if let (Some(first), Some(last)) = (&s.logged_first, &s.logged_last) {
         println!("logged          {first} .. {last}");
     }
+    print_erasure(s);
     println!(
         "size            {} of receipt payloads; {} used of {} allocated in {} segment(s)",
         human_bytes(s.receipt_payload_bytes),
