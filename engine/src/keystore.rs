@@ -63,7 +63,9 @@ pub trait KekProvider: Send + Sync {
     /// # Errors
     /// [`Error::Io`].
     fn destroy(&self, id: KekId) -> Result<()>;
-    /// The KEKs it holds.
+    /// The KEKs it holds for this store. The key store destroys every listed KEK other than
+    /// its current one on open (leftovers of an interrupted rotation), so a provider shared
+    /// between stores must list only this store's KEKs.
     ///
     /// # Errors
     /// [`Error::Io`].

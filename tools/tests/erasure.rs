@@ -1,7 +1,8 @@
 //! Guards `trailmix-db shred`, `hold` and `release` by running the built binary on a demo
 //! store: a hold refuses the shred (exit code 2, the message names the hold), a release lets
 //! it run, the shredded subject's receipts then read as "shredded" through `query`, `inspect`
-//! counts the records and the key store, and the store still verifies.
+//! counts the records and the key store, a shredded receipt still proves included, and the
+//! store still verifies.
 
 mod common;
 
@@ -104,6 +105,22 @@ fn hold_blocks_shred_until_release_and_reads_say_shredded() {
         human.contains("1 shred record(s), 2 legal hold record(s)"),
         "{human}"
     );
+
+    // A shredded receipt is still proven included: the proof covers its ciphertext.
+    let seq = after[0]["seq"].as_u64().expect("seq").to_string();
+    let bundle = scratch.path().join("proof.json");
+    let prove = tool(&["prove", arg(&dir), "--seq", &seq, "-o", arg(&bundle)]);
+    assert_eq!(code(&prove), Some(0), "{}", text(&prove));
+    let public_key = dir.join("signing.pub");
+    let check = json(&tool(&[
+        "verify-proof",
+        arg(&bundle),
+        "--public-key",
+        arg(&public_key),
+        "--json",
+    ]));
+    assert_eq!(check["verdict"], "verified", "{check}");
+    assert_eq!(check["payload_encrypted"], true, "{check}");
 
     let again = tool(&[&["shred", arg(&dir)][..], &who, &["--request-id", "dsr-2"]].concat());
     assert_eq!(code(&again), Some(2), "{}", text(&again));
