@@ -6,7 +6,27 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{arg, assert_verifies, code, json, jsonl, text, tool};
+
+/// `prove` and `verify-proof` of receipt `seq`: verified, payload encrypted.
+fn proves_included_encrypted(dir: &Path, scratch: &Path, seq: u64) {
+    let seq = seq.to_string();
+    let bundle = scratch.join("proof.json");
+    let prove = tool(&["prove", arg(dir), "--seq", &seq, "-o", arg(&bundle)]);
+    assert_eq!(code(&prove), Some(0), "{}", text(&prove));
+    let public_key = dir.join("signing.pub");
+    let check = json(&tool(&[
+        "verify-proof",
+        arg(&bundle),
+        "--public-key",
+        arg(&public_key),
+        "--json",
+    ]));
+    assert_eq!(check["verdict"], "verified", "{check}");
+    assert_eq!(check["payload_encrypted"], true, "{check}");
+}
 
 #[test]
 fn hold_blocks_shred_until_release_and_reads_say_shredded() {
@@ -107,20 +127,7 @@ fn hold_blocks_shred_until_release_and_reads_say_shredded() {
     );
 
     // A shredded receipt is still proven included: the proof covers its ciphertext.
-    let seq = after[0]["seq"].as_u64().expect("seq").to_string();
-    let bundle = scratch.path().join("proof.json");
-    let prove = tool(&["prove", arg(&dir), "--seq", &seq, "-o", arg(&bundle)]);
-    assert_eq!(code(&prove), Some(0), "{}", text(&prove));
-    let public_key = dir.join("signing.pub");
-    let check = json(&tool(&[
-        "verify-proof",
-        arg(&bundle),
-        "--public-key",
-        arg(&public_key),
-        "--json",
-    ]));
-    assert_eq!(check["verdict"], "verified", "{check}");
-    assert_eq!(check["payload_encrypted"], true, "{check}");
+    proves_included_encrypted(&dir, scratch.path(), after[0]["seq"].as_u64().expect("seq"));
 
     let again = tool(&[&["shred", arg(&dir)][..], &who, &["--request-id", "dsr-2"]].concat());
     assert_eq!(code(&again), Some(2), "{}", text(&again));
