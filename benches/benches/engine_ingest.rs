@@ -10,6 +10,9 @@
 //! - **redb**: the same bytes and chain in a `u64 -> chain || bytes` table plus three
 //!   secondary tables (tenant, model, event time; one insert each per receipt), one durable
 //!   commit per 10k receipts.
+//! - **`trailmix_unencrypted`**: the engine with `PayloadEncryption::Off` (the `trailmix` side
+//!   runs with the default per-subject encryption), so the pair shows what encryption costs
+//!   (the bar: at most 15% of throughput at 512-byte payloads).
 //! - **sqlite**: rusqlite (bundled `SQLite`), WAL mode, `synchronous=FULL` (a commit is durable
 //!   when it returns, as a trailmix ticket is; `NORMAL` in WAL mode does not sync on commit),
 //!   one table with the chain column and three indexes (tenant, model, time), 10k receipts per
@@ -46,7 +49,7 @@ use trailmix_db::entry::{ChainFields, chain_hash, payload_digest};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::wal::format::{FrameHeader, frame_bytes};
 use trailmix_db::wal::{HashAlgorithm, Seq};
-use trailmix_db::{Db, DbOptions, Ticket};
+use trailmix_db::{Db, DbOptions, PayloadEncryption, Ticket};
 
 /// Receipts per criterion iteration, and per redb / `SQLite` transaction.
 const CHUNK: usize = 10_000;
@@ -136,13 +139,15 @@ impl Drop for Generations {
 struct Trailmix {
     dirs: Generations,
     db: Option<Db>,
+    encryption: PayloadEncryption,
 }
 
 impl Trailmix {
-    fn new(root: PathBuf) -> Result<Trailmix, BoxError> {
+    fn new(root: PathBuf, encryption: PayloadEncryption) -> Result<Trailmix, BoxError> {
         let mut side = Trailmix {
             dirs: Generations::new(root)?,
             db: None,
+            encryption,
         };
         side.reset()?;
         Ok(side)
@@ -194,7 +199,8 @@ impl Side for Trailmix {
             db.close()?;
         }
         let dir = self.dirs.next()?;
-        self.db = Some(Db::open_with(dir.join("store"), DbOptions::default())?);
+        let options = DbOptions::default().payload_encryption(self.encryption);
+        self.db = Some(Db::open_with(dir.join("store"), options)?);
         Ok(())
     }
 }
@@ -587,7 +593,10 @@ fn bench(c: &mut Criterion) {
         started.elapsed()
     );
     let root = scratch();
-    let mut trailmix = Trailmix::new(root.join("trailmix")).expect("open trailmix");
+    let mut trailmix =
+        Trailmix::new(root.join("trailmix"), PayloadEncryption::PerSubject).expect("open trailmix");
+    let mut unencrypted = Trailmix::new(root.join("unencrypted"), PayloadEncryption::Off)
+        .expect("open unencrypted trailmix");
     let mut ceiling = Ceiling::new(root.join("ceiling")).expect("open ceiling");
     let mut redb = Redb::new(root.join("redb")).expect("open redb");
     let mut sqlite = Sqlite::new(root.join("sqlite")).expect("open sqlite");
@@ -601,6 +610,11 @@ fn bench(c: &mut Criterion) {
     }
     let mut sides: Vec<(&str, &mut dyn Side, &[usize])> = vec![
         (ids::TRAILMIX, &mut trailmix, &ids::INGEST_THREADS),
+        (
+            ids::TRAILMIX_UNENCRYPTED,
+            &mut unencrypted,
+            &ids::INGEST_THREADS,
+        ),
         (ids::PIPELINED_CEILING, &mut ceiling, &ids::INGEST_THREADS),
         (ids::REDB, &mut redb, &[1]),
         (ids::SQLITE, &mut sqlite, &[1]),
@@ -621,6 +635,7 @@ fn bench(c: &mut Criterion) {
 
     let plan = Plan::from_args();
     let jobs = [
+        (ids::TRAILMIX_UNENCRYPTED, 2),
         (ids::PIPELINED_CEILING, 1),
         (ids::PIPELINED_CEILING, 2),
         (ids::REDB, 1),
@@ -629,6 +644,7 @@ fn bench(c: &mut Criterion) {
     for (baseline, threads) in jobs {
         let side: &mut dyn Side = match baseline {
             ids::PIPELINED_CEILING => &mut ceiling,
+            ids::TRAILMIX_UNENCRYPTED => &mut unencrypted,
             ids::REDB => &mut redb,
             _ => &mut sqlite,
         };
@@ -636,11 +652,12 @@ fn bench(c: &mut Criterion) {
         if !paired::wanted(&job) {
             continue;
         }
-        let b_threads = if baseline == ids::PIPELINED_CEILING {
-            threads
-        } else {
-            1
-        };
+        let b_threads =
+            if baseline == ids::PIPELINED_CEILING || baseline == ids::TRAILMIX_UNENCRYPTED {
+                threads
+            } else {
+                1
+            };
         match paired_run(&job, &mut trailmix, threads, side, b_threads, &pool, plan) {
             Ok(result) => {
                 eprintln!(

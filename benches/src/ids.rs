@@ -68,6 +68,9 @@ pub const INGEST_THREADS: [usize; 2] = [1, 2];
 /// Function of the pipelined ceiling: hash in the callers, chain on one thread, framed
 /// `write(2)`, `fdatasync` overlapped with the next batch.
 pub const PIPELINED_CEILING: &str = "ceiling";
+/// Function of the engine with payload encryption off (`trailmix` runs with the default,
+/// per-subject encryption): the pair measures what encryption costs.
+pub const TRAILMIX_UNENCRYPTED: &str = "trailmix_unencrypted";
 /// Function of redb storing the same receipts, chain and secondary tables.
 pub const REDB: &str = "redb";
 /// Function of `SQLite` (WAL mode) storing the same receipts, chain and indexes.

@@ -12,10 +12,11 @@ use crate::ahead::{DigestsAhead, hashers_for};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
 use crate::indexer::IndexKeeper;
+use crate::keystore::KeyStore;
 use crate::log::{FsLog, LogStorage};
 use crate::merkle::Digest;
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
-use crate::options::DbOptions;
+use crate::options::{DbOptions, PayloadEncryption};
 use crate::position::Epoch;
 use crate::position::ReceiptPosition;
 use crate::proof::{self, ConsistencyBundle, InclusionBundle};
@@ -24,6 +25,7 @@ use crate::reads::LogReads;
 use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
 use crate::seen::SeenEvents;
+use crate::shred::PayloadState;
 use crate::ticket::Ticket;
 use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
 use crate::writer::{
@@ -38,6 +40,7 @@ pub const WAL_DIR: &str = "wal";
 /// fixed fields and a signature. Segments smaller than this (plus their 4 KiB header) cap the
 /// receipt size at what fits: a larger receipt then fails with a `RecordTooLarge` error.
 pub const ENTRY_BYTES_MAX: u64 = (crate::receipt::MAX_PAYLOAD_BYTES
+    + crate::crypto::PAYLOAD_OVERHEAD_BYTES
     + crate::receipt::MAX_HEADER_BYTES
     + crate::entry::ENTRY_FIXED_BYTES
     + 64) as u64;
@@ -82,6 +85,7 @@ struct Inner<L: LogStorage> {
     index_stop: Arc<AtomicBool>,
     wake_indexer: Sender<()>,
     proof_tables: ProofTables,
+    keys: Option<Arc<KeyStore>>,
 }
 
 impl<L: LogStorage> Drop for Inner<L> {
@@ -128,8 +132,11 @@ pub struct StoredReceipt {
     pub position: ReceiptPosition,
     /// The clear header.
     pub header: ReceiptHeader,
-    /// The payload (canonical JSON).
+    /// The payload (canonical JSON) when it is readable: stored in the clear or decrypted.
+    /// Empty when `payload_state` says it is shredded or its key is unavailable.
     pub payload: Vec<u8>,
+    /// Whether the payload was stored encrypted, and what became of it.
+    pub payload_state: PayloadState,
 }
 
 impl StoredReceipt {
@@ -148,7 +155,23 @@ impl StoredReceipt {
         kind_byte: u8,
         bytes: &[u8],
     ) -> Result<Option<StoredReceipt>> {
-        Ok(receipt_or_none(decode_receipt(alg, seq, kind_byte, bytes))?.map(|(r, _)| r))
+        StoredReceipt::from_record_with_keys(alg, None, seq, kind_byte, bytes)
+    }
+
+    /// As [`StoredReceipt::from_record`], decrypting an encrypted payload with `keys` (see
+    /// [`KeyStore::open_for_reading`]); without keys an encrypted payload reads as
+    /// [`PayloadState::KeyUnavailable`].
+    ///
+    /// # Errors
+    /// As for [`StoredReceipt::from_record`].
+    pub fn from_record_with_keys(
+        alg: HashAlgorithm,
+        keys: Option<&KeyStore>,
+        seq: Seq,
+        kind_byte: u8,
+        bytes: &[u8],
+    ) -> Result<Option<StoredReceipt>> {
+        Ok(receipt_or_none(decode_receipt(alg, keys, seq, kind_byte, bytes))?.map(|(r, _)| r))
     }
 }
 
@@ -170,8 +193,9 @@ pub(crate) fn read_receipt<L: LogStorage>(
     alg: HashAlgorithm,
     seq: Seq,
 ) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
+    let keys = reads.payload_keys();
     let decoded = reads.visit(seq, |record| {
-        decode_receipt(alg, seq, record.kind.get(), record.payload)
+        decode_receipt(alg, keys, seq, record.kind.get(), record.payload)
     })?;
     receipt_or_none(decoded)
 }
@@ -247,6 +271,10 @@ impl<L: LogStorage> Db<L> {
         check_key_present(&data_dir, &state, &options)?;
         let signer = options.provider_for(&data_dir).signer(&origin_prefix)?;
         check_key(&data_dir, &state, &signer)?;
+        let keys = open_key_store(&data_dir, wal.store_id().0, &options, &state)?;
+        if let Some(keys) = &keys {
+            reads.set_payload_keys(Arc::clone(keys));
+        }
         let binding = StoreBinding {
             store_id: wal.store_id().0,
             hash_algorithm: alg.to_string(),
@@ -283,24 +311,14 @@ impl<L: LogStorage> Db<L> {
         }
         let (wake_indexer, woken) = crossbeam_channel::bounded(1);
         writer.wake_indexer_with(wake_indexer.clone());
+        writer.keys.clone_from(&keys);
         let verifier = writer.signer.verifier();
         let (ring, receiver) = crossbeam_channel::bounded(options.ring_capacity);
         let handle = std::thread::Builder::new()
             .name("trailmix-writer".into())
             .spawn(move || writer.run(&receiver))
             .map_err(|e| Error::io("spawn writer thread", &data_dir, e))?;
-        let index_stop = Arc::new(AtomicBool::new(false));
-        let indexer = {
-            let (index, shared, stop) = (
-                Arc::clone(&index),
-                Arc::clone(&shared),
-                Arc::clone(&index_stop),
-            );
-            std::thread::Builder::new()
-                .name("trailmix-indexer".into())
-                .spawn(move || index.run(&shared, &woken, &stop))
-                .map_err(|e| Error::io("spawn indexer thread", &data_dir, e))?
-        };
+        let (indexer, index_stop) = spawn_indexer(&index, &shared, woken, &data_dir)?;
         let proof_tables = ProofTables::new(&data_dir, alg);
         Ok(Db {
             inner: Arc::new(Inner {
@@ -319,6 +337,7 @@ impl<L: LogStorage> Db<L> {
                 index_stop,
                 wake_indexer,
                 proof_tables,
+                keys,
             }),
         })
     }
@@ -386,7 +405,7 @@ impl<L: LogStorage> Db<L> {
             return Err(Error::Closed);
         }
         let header = receipt.header().encode();
-        let payload = receipt.payload().to_vec();
+        let (payload, key_id) = self.seal_payload(receipt, &header)?;
         let entry_bytes =
             (crate::entry::ENTRY_FIXED_BYTES + 64 + header.len() + payload.len()) as u64;
         let max = entry_bytes_max(&self.inner.options);
@@ -417,10 +436,53 @@ impl<L: LogStorage> Db<L> {
             payload,
             payload_digest,
             content_digest,
+            key_id,
             known,
             index_floor,
         };
         Ok((Message::Append(Box::new(prepared), shared), ticket))
+    }
+
+    /// The stored payload: encrypted under the receipt's data key unless encryption is off.
+    fn seal_payload(
+        &self,
+        receipt: &Receipt,
+        header: &[u8],
+    ) -> Result<(Vec<u8>, Option<crate::crypto::KeyId>)> {
+        let (Some(keys), PayloadEncryption::PerSubject) =
+            (&self.inner.keys, self.inner.options.payload_encryption)
+        else {
+            return Ok((receipt.payload().to_vec(), None));
+        };
+        let head = receipt.header();
+        let (key_id, key) = keys.key_for(head.tenant_id(), head.subject_id())?;
+        let sealed = crate::crypto::encrypt_payload(
+            &key,
+            key_id,
+            keys.store_id(),
+            header,
+            receipt.payload(),
+        )
+        .map_err(|e| Error::KeyStore {
+            path: self.inner.data_dir.clone(),
+            detail: format!("encrypting a payload: {e}"),
+        })?;
+        Ok((sealed, Some(key_id)))
+    }
+
+    pub(crate) fn options(&self) -> &DbOptions {
+        &self.inner.options
+    }
+
+    pub(crate) fn key_store(&self) -> Option<&Arc<KeyStore>> {
+        self.inner.keys.as_ref()
+    }
+
+    pub(crate) fn control_request<T>(
+        &self,
+        make: impl FnOnce(Sender<Result<T>>) -> Control,
+    ) -> Result<T> {
+        self.control(make)
     }
 
     fn control<T>(&self, make: impl FnOnce(Sender<Result<T>>) -> Control) -> Result<T> {
@@ -475,10 +537,11 @@ impl<L: LogStorage> Db<L> {
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
         let alg = self.inner.alg;
+        let keys = self.inner.reads.payload_keys();
         self.inner
             .reads
             .visit(seq, |record| {
-                decode_receipt(alg, seq, record.kind.get(), record.payload)
+                decode_receipt(alg, keys, seq, record.kind.get(), record.payload)
             })?
             .map(|(r, _)| r)
     }
@@ -701,6 +764,26 @@ fn entry_bytes_max(options: &DbOptions) -> u64 {
 
 /// Replays the store's log from the start for opening: through the shared reader (which
 /// keeps its frame positions for later reads), adding every event id to `seen`.
+/// Starts the indexer thread; returns it and the flag that stops it.
+fn spawn_indexer<L: LogStorage>(
+    index: &Arc<IndexKeeper<L>>,
+    shared: &Arc<Shared>,
+    woken: crossbeam_channel::Receiver<()>,
+    data_dir: &Path,
+) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {
+    let index_stop = Arc::new(AtomicBool::new(false));
+    let (index, shared, stop) = (
+        Arc::clone(index),
+        Arc::clone(shared),
+        Arc::clone(&index_stop),
+    );
+    let handle = std::thread::Builder::new()
+        .name("trailmix-indexer".into())
+        .spawn(move || index.run(&shared, &woken, &stop))
+        .map_err(|e| Error::io("spawn indexer thread", data_dir, e))?;
+    Ok((handle, index_stop))
+}
+
 fn replay<L: LogStorage>(
     log: &L,
     reads: &LogReads<L>,
@@ -743,6 +826,34 @@ fn replay<L: LogStorage>(
     }
 }
 
+/// Opens the key store when payloads are encrypted now or were before (a key store exists),
+/// and finishes any shred whose record is in the log but whose keys a crash left live.
+fn open_key_store(
+    data_dir: &Path,
+    store_id: [u8; 16],
+    options: &DbOptions,
+    state: &ChainState,
+) -> Result<Option<Arc<KeyStore>>> {
+    let exists = KeyStore::journal_path(data_dir).exists();
+    if options.payload_encryption == PayloadEncryption::Off && !exists {
+        if !state.shreds.is_empty() {
+            return Err(Error::KeyStore {
+                path: KeyStore::journal_path(data_dir),
+                detail: "the log holds shred records but the key store is missing".into(),
+            });
+        }
+        return Ok(None);
+    }
+    let keys = KeyStore::open(
+        data_dir,
+        store_id,
+        options.kek_provider_for(data_dir),
+        options.shred_step_hook.clone(),
+    )?;
+    keys.finish_shreds(&state.shreds)?;
+    Ok(Some(Arc::new(keys)))
+}
+
 /// An existing store whose embedded key file is gone must not get a fresh key: it could never
 /// sign for the store.
 fn check_key_present(data_dir: &Path, state: &ChainState, options: &DbOptions) -> Result<()> {
@@ -780,6 +891,7 @@ fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result
 /// compares).
 pub(crate) fn decode_receipt(
     alg: HashAlgorithm,
+    keys: Option<&KeyStore>,
     seq: Seq,
     kind: u8,
     payload: &[u8],
@@ -813,10 +925,16 @@ pub(crate) fn decode_receipt(
         chain_hash,
         logged_at_ns: entry.chain.logged_at_ns,
     };
+    let (payload, payload_state) = if entry.flags & entry::flags::PAYLOAD_ENCRYPTED == 0 {
+        (entry.payload.to_vec(), PayloadState::Clear)
+    } else {
+        crate::shred::read_payload(keys, entry.header, entry.payload).map_err(damaged)?
+    };
     let receipt = StoredReceipt {
         position,
         header,
-        payload: entry.payload.to_vec(),
+        payload,
+        payload_state,
     };
     Ok((receipt, entry.content_digest))
 }

@@ -38,6 +38,12 @@ pub enum EntryKind {
     Checkpoint = 3,
     /// The signed seal that closes an epoch.
     EpochSeal = 4,
+    /// A signed record of a crypto-shred: which data keys were destroyed, for which request
+    /// (see [`crate::shred::ShredRecord`]).
+    Shred = 5,
+    /// A signed legal hold or release on a tenant or subject (see
+    /// [`crate::retention::HoldRecord`]).
+    Hold = 6,
 }
 
 impl EntryKind {
@@ -49,6 +55,8 @@ impl EntryKind {
             2 => Some(EntryKind::Receipt),
             3 => Some(EntryKind::Checkpoint),
             4 => Some(EntryKind::EpochSeal),
+            5 => Some(EntryKind::Shred),
+            6 => Some(EntryKind::Hold),
             _ => None,
         }
     }
@@ -61,6 +69,8 @@ impl EntryKind {
             EntryKind::Receipt => "receipt",
             EntryKind::Checkpoint => "checkpoint",
             EntryKind::EpochSeal => "epoch seal",
+            EntryKind::Shred => "shred record",
+            EntryKind::Hold => "legal hold record",
         }
     }
 }

@@ -99,6 +99,18 @@ pub enum Error {
     /// A query was refused: a bad filter, cursor or limit.
     #[error("query: {0}")]
     Query(String),
+    /// The key store (data keys, key-encryption keys) is missing, damaged or does not open
+    /// with the key-encryption key given.
+    #[error("key store problem at {path}: {detail}")]
+    KeyStore {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A shred was refused, or a receipt lost its key to a shred while in flight.
+    #[error("shred: {0}")]
+    Shred(#[from] crate::shred::ShredError),
     /// An option is out of range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

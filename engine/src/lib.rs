@@ -27,12 +27,14 @@
 //! ```
 
 mod ahead;
+pub mod crypto;
 mod db;
 pub mod entry;
 mod error;
 pub mod fuzz;
 pub mod indexer;
 pub mod keys;
+pub mod keystore;
 pub mod log;
 pub mod merkle;
 pub mod note;
@@ -44,8 +46,10 @@ mod read_only;
 mod reads;
 pub mod receipt;
 pub mod replay;
+pub mod retention;
 mod search;
 pub mod seen;
+pub mod shred;
 mod ticket;
 mod verify;
 mod writer;
@@ -56,7 +60,7 @@ pub use log::{FsLog, LogStorage};
 pub use options::{
     DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_RING_CAPACITY, DbOptions, Durability, ReceiptSignatures,
+    DEFAULT_RING_CAPACITY, DbOptions, Durability, PayloadEncryption, ReceiptSignatures,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};
@@ -65,6 +69,7 @@ pub use search::{
     FOLLOW_CHUNK_ENTRIES, FOLLOW_POLL, FRESHNESS_WAIT_MAX, Follow, Freshness, IndexCheck,
     IndexStatus, LINEAGE_HOPS_MAX, QueryPage, TRACE_RECEIPTS_MAX, TenantView, Trace,
 };
+pub use shred::{PayloadState, ShredError, ShredReport};
 pub use ticket::Ticket;
 pub use trailmix_query as query;
 pub use trailmix_wal as wal;

@@ -21,6 +21,7 @@ use trailmix_query::{Aggregate, AggregateQuery, Query};
 use crate::db::{StoredReceipt, WAL_DIR};
 use crate::error::{Error, Result};
 use crate::indexer::{INDEX_DIR, INDEX_FILE, rebuild_digest};
+use crate::keystore::{FileKekProvider, KeyStore};
 use crate::log::FsLog;
 use crate::reads::LogReads;
 use crate::search::{IndexCheck, QueryPage, Search, Snapshot, Trace, find_in_log, query_error};
@@ -70,6 +71,13 @@ impl ReadOnlyStore {
             ),
         })?;
         reads.map_positions()?;
+        // Payloads decrypt with the key store read-only and the default KEK file; a reader
+        // that cannot read them (no permission, no key store) still reads every header, and
+        // each encrypted payload says `KeyUnavailable`.
+        let provider = std::sync::Arc::new(FileKekProvider::in_data_dir(&data_dir));
+        if let Ok(Some(keys)) = KeyStore::open_read_only(&data_dir, store_id.0, provider) {
+            reads.set_payload_keys(std::sync::Arc::new(keys));
+        }
         Ok(ReadOnlyStore {
             data_dir,
             alg,

@@ -35,6 +35,8 @@ pub(crate) struct LogReads<L: LogStorage> {
     samples: RwLock<Vec<SampleRun>>,
     /// Where the last [`LogReads::map_positions`] walk ended.
     mapped_end: AtomicU64,
+    /// Data keys for decrypting payloads, when the store has a key store.
+    payload_keys: std::sync::OnceLock<std::sync::Arc<crate::keystore::KeyStore>>,
 }
 
 impl<L: LogStorage> LogReads<L> {
@@ -43,7 +45,18 @@ impl<L: LogStorage> LogReads<L> {
             reader: RwLock::new(log.open_reader()?),
             samples: RwLock::new(Vec::new()),
             mapped_end: AtomicU64::new(0),
+            payload_keys: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the key store that reads decrypt payloads with (once).
+    pub(crate) fn set_payload_keys(&self, keys: std::sync::Arc<crate::keystore::KeyStore>) {
+        let _ = self.payload_keys.set(keys);
+    }
+
+    /// The key store reads decrypt payloads with, if any.
+    pub(crate) fn payload_keys(&self) -> Option<&crate::keystore::KeyStore> {
+        self.payload_keys.get().map(std::convert::AsRef::as_ref)
     }
 
     /// Records where `seq`'s frame is, if `seq` is a sampling point past the last sample.

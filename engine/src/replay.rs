@@ -330,6 +330,10 @@ pub struct ChainState {
     pub seen: Option<std::sync::Arc<crate::seen::SeenEvents>>,
     /// Checkpoints replayed (seals included).
     pub checkpoints: u64,
+    /// Shred records replayed: their sequence numbers and the data keys they destroyed.
+    pub shreds: Vec<(u64, Vec<crate::crypto::KeyId>)>,
+    /// Legal holds in force.
+    pub holds: crate::retention::HoldSet,
 }
 
 impl ChainState {
@@ -355,6 +359,8 @@ impl ChainState {
             receipts: 0,
             seen: None,
             checkpoints: 0,
+            shreds: Vec::new(),
+            holds: crate::retention::HoldSet::new(),
         }
     }
 
@@ -467,6 +473,8 @@ impl ChainState {
             EntryKind::Genesis => self.check_genesis(seq, &entry)?,
             EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash, mode)?,
             EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
+            EntryKind::Shred => self.check_shred(seq, &entry, &chain_hash)?,
+            EntryKind::Hold => self.check_hold(seq, &entry, &chain_hash)?,
         }
         self.advance_with_leaf(kind, &entry.chain, chain_hash, &digests.leaf_hash);
         Ok(chain_hash)

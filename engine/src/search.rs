@@ -217,8 +217,9 @@ pub(crate) fn find_in_log<L: LogStorage>(
     event_id: &str,
 ) -> Result<Option<StoredReceipt>> {
     let mut found = None;
+    let keys = reads.payload_keys();
     reads.scan(range.start, range.end, |record| {
-        match decode_receipt(alg, record.seq, record.kind.get(), record.payload) {
+        match decode_receipt(alg, keys, record.seq, record.kind.get(), record.payload) {
             Ok((receipt, _))
                 if receipt.header.tenant_id() == tenant
                     && receipt.header.event_id() == event_id =>
@@ -689,8 +690,9 @@ impl<L: LogStorage> Follow<L> {
         let to = Seq(end.0.min(self.next.0 + FOLLOW_CHUNK_ENTRIES));
         let alg = self.db.hash_algorithm();
         let mut found = Vec::new();
+        let keys = self.db.reads().payload_keys();
         let reached = self.db.reads().scan(self.next, to, |record| {
-            match decode_receipt(alg, record.seq, record.kind.get(), record.payload) {
+            match decode_receipt(alg, keys, record.seq, record.kind.get(), record.payload) {
                 Ok((receipt, _)) => {
                     let fields = index_record(
                         receipt.position.seq,

@@ -8,14 +8,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::crypto::KeyId;
 use crate::entry::{self, EntryKind, EntryRef};
 use crate::error::Error;
+use crate::keystore::KeyStore;
 use crate::merkle::Digest;
 use crate::note::{Checkpoint, NoteSigner};
 use crate::options::{DbOptions, Durability, ReceiptSignatures};
 use crate::position::{Epoch, ReceiptPosition};
 use crate::replay::{ChainState, KnownEvent, SealFields, SealedEpoch, seal_digest};
 use crate::seen::SeenEvents;
+use crate::shred::{ShredError, ShredReport, ShredRequest};
 use crate::ticket::Completer;
 use crate::wal::{ChainHash, RecordKind, Seq, Storage, Wal};
 
@@ -28,6 +31,8 @@ pub(crate) struct Prepared {
     pub payload: Vec<u8>,
     pub payload_digest: Digest,
     pub content_digest: Digest,
+    /// The data key that encrypted the payload (`None`: stored in the clear).
+    pub key_id: Option<KeyId>,
     /// The receipt with this event id the caller found in the index, if any.
     pub known: Option<KnownEvent>,
     /// The index watermark of the snapshot the caller searched: events at or after it were
@@ -54,6 +59,15 @@ pub(crate) enum Control {
     Sync(Sender<Result<Seq, Error>>),
     /// Drain, checkpoint, flush, close.
     Shutdown(Sender<Result<Seq, Error>>),
+    /// Run the shred protocol (see [`crate::shred`]).
+    Shred(Box<ShredRequest>, Sender<Result<ShredReport, Error>>),
+    /// Place or release a legal hold.
+    Hold(
+        Box<crate::retention::HoldRequest>,
+        Sender<Result<Seq, Error>>,
+    ),
+    /// The legal holds in force.
+    ListHolds(Sender<Result<Vec<crate::retention::LegalHold>, Error>>),
 }
 
 /// When a checkpoint is worth writing.
@@ -127,6 +141,8 @@ pub(crate) struct Writer<S: Storage> {
     needs_flush: bool,
     events: RecentEvents,
     wake_indexer: Option<Sender<()>>,
+    /// The key store, when payloads are (or were) encrypted.
+    pub keys: Option<Arc<KeyStore>>,
 }
 
 /// Finds a receipt by event id in the index (see [`crate::indexer`]).
@@ -266,6 +282,7 @@ impl<S: Storage> Writer<S> {
             needs_flush: false,
             events,
             wake_indexer: None,
+            keys: None,
         };
         writer.publish_epochs();
         writer
@@ -365,7 +382,7 @@ impl<S: Storage> Writer<S> {
         wait.max(Duration::from_millis(1))
     }
 
-    fn fail(&mut self, err: &Error) {
+    pub(crate) fn fail(&mut self, err: &Error) {
         if self.failure.is_none() {
             self.failure = Some(err.to_string());
             self.shared.stopped.store(true, Ordering::SeqCst);
@@ -414,6 +431,19 @@ impl<S: Storage> Writer<S> {
             }
             return;
         }
+        if let Err(err) = self.check_receipt_key(prepared) {
+            let stops = !matches!(err, Error::Shred(_));
+            ticket.complete(Err(err.clone()));
+            if stops {
+                self.fail(&err);
+            }
+            return;
+        }
+        let encrypted = if prepared.key_id.is_some() {
+            entry::flags::PAYLOAD_ENCRYPTED
+        } else {
+            0
+        };
         match self.append_entry(
             EntryKind::Receipt,
             Some(&prepared.tenant),
@@ -421,6 +451,7 @@ impl<S: Storage> Writer<S> {
             &prepared.payload,
             prepared.payload_digest,
             prepared.content_digest,
+            encrypted,
         ) {
             Ok(position) => {
                 if let Some(seen) = &self.state.seen {
@@ -445,7 +476,24 @@ impl<S: Storage> Writer<S> {
         }
     }
 
-    fn append_entry(
+    /// A receipt's data key must still be live (a shred may have run while the receipt was in
+    /// the ring) and durable in the key store before the receipt touches the log: a log page
+    /// may reach the disk before the group commit's sync.
+    fn check_receipt_key(&self, prepared: &Prepared) -> Result<(), Error> {
+        let (Some(key_id), Some(keys)) = (prepared.key_id, &self.keys) else {
+            return Ok(());
+        };
+        if !keys.is_live(key_id) {
+            return Err(ShredError::KeyShreddedInFlight { key_id }.into());
+        }
+        if !keys.is_persisted(key_id) {
+            keys.persist_pending()?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append_entry(
         &mut self,
         kind: EntryKind,
         tenant: Option<&str>,
@@ -453,12 +501,14 @@ impl<S: Storage> Writer<S> {
         payload: &[u8],
         payload_digest: Digest,
         content_digest: Digest,
+        extra_flags: u8,
     ) -> Result<ReceiptPosition, Error> {
         let seq = self.state.next_seq;
         let chain = self.state.next_chain_fields(tenant, now_ns());
-        let signed = kind == EntryKind::Receipt
-            && self.options.receipt_signatures == ReceiptSignatures::Ed25519;
-        let flag_bits = if signed { entry::flags::SIGNED } else { 0 };
+        let signed = matches!(kind, EntryKind::Shred | EntryKind::Hold)
+            || (kind == EntryKind::Receipt
+                && self.options.receipt_signatures == ReceiptSignatures::Ed25519);
+        let flag_bits = extra_flags | if signed { entry::flags::SIGNED } else { 0 };
         let chain_hash = entry::chain_hash(self.state.alg, seq, flag_bits, &chain, &content_digest);
         let signature = signed.then(|| self.signer.sign_raw(&chain_hash));
         let entry = EntryRef {
@@ -538,7 +588,7 @@ impl<S: Storage> Writer<S> {
     fn append_note(&mut self, kind: EntryKind, note: &[u8]) -> Result<ReceiptPosition, Error> {
         let payload_digest = entry::payload_digest(self.state.alg, note);
         let content_digest = entry::content_digest(self.state.alg, kind, &[], &payload_digest);
-        self.append_entry(kind, None, &[], note, payload_digest, content_digest)
+        self.append_entry(kind, None, &[], note, payload_digest, content_digest, 0)
     }
 
     /// Seals the current epoch (if it holds anything) and starts the next.
@@ -666,6 +716,23 @@ impl<S: Storage> Writer<S> {
             Control::Sync(reply) => {
                 let _ = reply.send(stopped.map_or_else(|| self.sync_now(), Err));
             }
+            Control::Hold(request, reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self.hold(&request),
+                };
+                let _ = reply.send(result);
+            }
+            Control::ListHolds(reply) => {
+                let _ = reply.send(stopped.map_or_else(|| Ok(self.list_holds()), Err));
+            }
+            Control::Shred(request, reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self.shred(&request),
+                };
+                let _ = reply.send(result);
+            }
             Control::Shutdown(reply) => {
                 // Only reaches here while draining after a first shutdown request.
                 let _ = reply.send(Err(Error::Closed));
@@ -673,7 +740,7 @@ impl<S: Storage> Writer<S> {
         }
     }
 
-    fn sync_now(&mut self) -> Result<Seq, Error> {
+    pub(crate) fn sync_now(&mut self) -> Result<Seq, Error> {
         self.commit(true);
         match &self.failure {
             Some(_) => Err(self.stopped_error()),
@@ -709,6 +776,7 @@ impl<S: Storage> Writer<S> {
             &payload,
             payload_digest,
             content_digest,
+            0,
         )?;
         self.state.genesis = Some(genesis.clone());
         self.state.verifier = Some(self.signer.verifier());

@@ -61,6 +61,8 @@ fn seeds() -> Vec<u64> {
 /// crashes landed inside the engine's work (the disk froze before the cycle ended).
 fn run_seed(seed: u64, keys: &std::path::Path, sync: SyncBehaviour) -> Result<u32, String> {
     let mut rng = SmallRng::seed_from_u64(seed);
+    // Each seed is its own store: its key files (signing key, key store) live apart.
+    let keys = &keys.join(format!("seed-{seed}"));
     let disk = SimDisk::new(seed);
     disk.set_sync_behaviour(sync);
     let mut frozen = 0;

@@ -54,15 +54,16 @@ fn flipping_the_encrypted_flag_is_caught() {
     build(&dir, ReceiptSignatures::Off);
     let mut forged = records(&dir);
     let k = nth_receipt(&forged, 3);
-    assert_eq!(forged[k].1[1] & flags::PAYLOAD_ENCRYPTED, 0);
-    forged[k].1[1] |= flags::PAYLOAD_ENCRYPTED;
-    let entry = decode_entry(EntryKind::Receipt, &forged[k].1).expect("still decodes");
+    // Payloads are encrypted by default: the forgery marks one as stored in the clear.
     assert_eq!(
-        entry.flags & flags::PAYLOAD_ENCRYPTED,
+        forged[k].1[1] & flags::PAYLOAD_ENCRYPTED,
         flags::PAYLOAD_ENCRYPTED
     );
-    // The receipt after it links to the unflagged entry's chain hash.
-    assert_caught(&dir, &forged, k + 1, "encrypted flag set");
+    forged[k].1[1] ^= flags::PAYLOAD_ENCRYPTED;
+    let entry = decode_entry(EntryKind::Receipt, &forged[k].1).expect("still decodes");
+    assert_eq!(entry.flags & flags::PAYLOAD_ENCRYPTED, 0);
+    // The receipt after it links to the flagged entry's chain hash.
+    assert_caught(&dir, &forged, k + 1, "encrypted flag cleared");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use trailmix_db::entry::{ENTRY_VERSION, EntryKind, decode_entry};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 use trailmix_db::wal::{Seq, WalReader};
-use trailmix_db::{Db, DbOptions, VerifyOptions, verify_store};
+use trailmix_db::{Db, DbOptions, PayloadEncryption, VerifyOptions, verify_store};
 
 const RECEIPTS: u64 = 40;
 
@@ -58,7 +58,10 @@ fn regenerate() {
     let _ = std::fs::remove_dir_all(&dir);
     let options = DbOptions::default()
         .segment_bytes(64 << 10)
-        .checkpoint_every_records(16);
+        .checkpoint_every_records(16)
+        // This fixture pins the clear payload format (written before encryption existed);
+        // `fixtures/shredded-store` pins the encrypted one.
+        .payload_encryption(PayloadEncryption::Off);
     let db = Db::open_with(&dir, options).expect("create fixture");
     for n in 0..RECEIPTS / 2 {
         db.append_and_wait(&receipt(n)).expect("append");

@@ -144,6 +144,14 @@ pub struct StoreSummary {
     pub epoch_seals: u64,
     /// Bytes of receipt payloads (canonical JSON, as stored).
     pub receipt_payload_bytes: u64,
+    /// Receipts whose payload is stored encrypted.
+    pub encrypted_receipts: u64,
+    /// Shred record entries.
+    pub shred_records: u64,
+    /// Legal hold and release entries.
+    pub hold_records: u64,
+    /// The key store's counts (`None`: no key store, or not readable here).
+    pub key_store: Option<trailmix_db::keystore::KeyStoreStats>,
     /// Bytes of torn, never-acknowledged tail after the last entry (an interrupted write; the
     /// next writer open erases them).
     pub torn_tail_bytes: u64,
@@ -255,6 +263,9 @@ struct Tally {
     receipts: u64,
     checkpoints: u64,
     seals: u64,
+    shreds: u64,
+    holds: u64,
+    encrypted: u64,
     payload_bytes: u64,
     first_logged: Option<u64>,
     last_logged: Option<u64>,
@@ -290,6 +301,7 @@ impl Tally {
             EntryKind::Receipt => {
                 self.receipts += 1;
                 self.payload_bytes += entry.payload.len() as u64;
+                self.encrypted += u64::from(entry.flags & flags::PAYLOAD_ENCRYPTED != 0);
                 match ReceiptHeader::decode(entry.header) {
                     Ok(header) => self.count_header(&header),
                     Err(err) => self.problem(format!("seq {seq}: receipt header: {err}")),
@@ -314,6 +326,8 @@ impl Tally {
                 self.open_first_seq = seq.0 + 1;
                 self.latest_checkpoint = None;
             }
+            EntryKind::Shred => self.shreds += 1,
+            EntryKind::Hold => self.holds += 1,
         }
     }
 
@@ -405,6 +419,10 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         checkpoints: tally.checkpoints,
         epoch_seals: tally.seals,
         receipt_payload_bytes: tally.payload_bytes,
+        encrypted_receipts: tally.encrypted,
+        shred_records: tally.shreds,
+        hold_records: tally.holds,
+        key_store: scan::open_keys(data_dir).map(|keys| keys.stats()),
         torn_tail_bytes,
         logged_first: tally.first_logged.map(rfc3339_ns),
         logged_last: tally.last_logged.map(rfc3339_ns),
@@ -467,6 +485,26 @@ pub fn print_summary(s: &StoreSummary) {
     print_breakdown(s);
 }
 
+/// Encryption, shreds, holds and the key store.
+fn print_erasure(s: &StoreSummary) {
+    println!(
+        "erasure         {} of {} receipts encrypted; {} shred record(s), {} legal hold record(s)",
+        human_count(s.encrypted_receipts),
+        human_count(s.receipts),
+        human_count(s.shred_records),
+        human_count(s.hold_records)
+    );
+    match &s.key_store {
+        Some(k) => println!(
+            "key store       {} live data key(s), {} shredded; wrapped by key-encryption key {}",
+            human_count(k.live_keys as u64),
+            human_count(k.shredded_keys as u64),
+            k.kek_id
+        ),
+        None => println!("key store       none (or not readable here)"),
+    }
+}
+
 fn print_identity(s: &StoreSummary) {
     println!("store           {}", s.data_dir);
     println!("store id        {}", s.store_id);
@@ -504,6 +542,7 @@ fn print_identity(s: &StoreSummary) {
     if let (Some(first), Some(last)) = (&s.logged_first, &s.logged_last) {
         println!("logged          {first} .. {last}");
     }
+    print_erasure(s);
     println!(
         "size            {} of receipt payloads; {} used of {} allocated in {} segment(s)",
         human_bytes(s.receipt_payload_bytes),
@@ -681,6 +720,8 @@ pub struct EntryDetail {
     pub payload_bytes: u64,
     /// Byte offset of the payload in the segment file.
     pub payload_offset: u64,
+    /// For an encrypted receipt: `decrypted`, `shredded` or `key unavailable`.
+    pub payload_state: Option<&'static str>,
     /// The signed note text (checkpoints and seals).
     pub note: Option<String>,
     /// The note's fields (checkpoints and seals; signature not checked here).
@@ -743,6 +784,7 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
         payload: None,
         payload_bytes: 0,
         payload_offset: 0,
+        payload_state: None,
         note: None,
         checkpoint: None,
         problem: None,
@@ -780,7 +822,16 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
                 Ok(header) => detail.header = Some(header.to_sdk_json_value()),
                 Err(err) => detail.problem = Some(format!("receipt header: {err}")),
             }
-            if !encrypted {
+            if encrypted {
+                let keys = scan::open_keys(data_dir);
+                match trailmix_db::shred::read_payload(keys.as_ref(), entry.header, entry.payload) {
+                    Ok((plain, state)) => {
+                        detail.payload = serde_json::from_slice(&plain).ok();
+                        detail.payload_state = Some(state.name());
+                    }
+                    Err(err) => detail.problem = Some(format!("encrypted payload: {err}")),
+                }
+            } else {
                 detail.payload = serde_json::from_slice(entry.payload).ok();
             }
         }
@@ -788,6 +839,9 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
             detail.payload = serde_json::from_slice::<Genesis>(entry.payload)
                 .ok()
                 .and_then(|g| serde_json::to_value(g).ok());
+        }
+        EntryKind::Shred | EntryKind::Hold => {
+            detail.payload = serde_json::from_slice(entry.payload).ok();
         }
         EntryKind::Checkpoint | EntryKind::EpochSeal => {
             detail.note = Some(String::from_utf8_lossy(entry.payload).into_owned());
@@ -835,11 +889,21 @@ pub fn print_entry(d: &EntryDetail) {
     }
     if let Some(payload) = &d.payload {
         println!();
-        println!("payload ({} bytes)", d.payload_bytes);
+        match d.payload_state {
+            Some(state) => println!(
+                "payload ({} bytes stored encrypted, {state})",
+                d.payload_bytes
+            ),
+            None => println!("payload ({} bytes)", d.payload_bytes),
+        }
         println!("{}", pretty(payload));
     } else if d.kind == "receipt" && d.chain.as_ref().is_some_and(|c| c.encrypted) {
         println!();
-        println!("payload         {} bytes, encrypted", d.payload_bytes);
+        println!(
+            "payload         {} bytes, encrypted, {}",
+            d.payload_bytes,
+            d.payload_state.unwrap_or("key unavailable")
+        );
     }
     if let Some(note) = &d.note {
         println!();
@@ -954,6 +1018,29 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
             ),
             Ok(n) => format!("epoch {} tree size {}", entry.chain.epoch, n.tree_size),
             Err(err) => err,
+        },
+        EntryKind::Shred => match trailmix_db::shred::decode_shred_record(entry.payload) {
+            Ok(r) => format!(
+                "shred of tenant {}{} ({} keys), request {}",
+                r.tenant,
+                r.subject.map_or(String::new(), |s| format!(" subject {s}")),
+                r.key_ids.len(),
+                r.request_id
+            ),
+            Err(err) => format!("shred record does not decode: {err}"),
+        },
+        EntryKind::Hold => match trailmix_db::retention::decode_hold_record(entry.payload) {
+            Ok(r) => format!(
+                "legal {} on tenant {}{}, request {}",
+                match r.action {
+                    trailmix_db::retention::HoldAction::Hold => "hold",
+                    trailmix_db::retention::HoldAction::Release => "release",
+                },
+                r.tenant,
+                r.subject.map_or(String::new(), |s| format!(" subject {s}")),
+                r.request_id
+            ),
+            Err(err) => format!("hold record does not decode: {err}"),
         },
     };
     frame

@@ -31,6 +31,7 @@ use base64::engine::general_purpose::STANDARD;
 use trailmix_db::note::NoteVerifier;
 
 pub mod demo;
+pub mod erasure;
 pub mod import;
 pub mod inspect;
 pub mod load;

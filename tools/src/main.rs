@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use trailmix_db::Durability;
 use trailmix_db::wal::Seq;
+use trailmix_tools::erasure::HoldChange;
 use trailmix_tools::import::{self, Source};
 use trailmix_tools::load::{self, LoadOptions};
 use trailmix_tools::proofs::{self, ProveTarget};
@@ -259,6 +260,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Crypto-shred a data subject (or with no --subject a whole tenant): destroy its data
+    /// key(s) and rotate the key-encryption key.
+    ///
+    /// Appends a signed shred record (what, when, --request-id) to the log first, so the
+    /// erasure is itself audited. Afterwards no file of the store holds the key or the
+    /// plaintext; reads of the receipts say "shredded" while verify and proofs still pass. A
+    /// legal hold blocks it. Opens the store for writing, so not while a service writes it.
+    #[command(after_help = EXIT_CODES)]
+    Shred(ErasureArgs),
+    /// Place a legal hold on a tenant (or with --subject one subject): shredding it, by
+    /// request or by retention, is refused until `release`. Recorded in the log.
+    #[command(after_help = EXIT_CODES)]
+    Hold(ErasureArgs),
+    /// Release a legal hold placed by `hold` (same --tenant and --subject). Recorded in the
+    /// log.
+    #[command(after_help = EXIT_CODES)]
+    Release(ErasureArgs),
     /// Check an inclusion proof offline with only the public key, and show what it proves.
     #[command(name = "verify-proof", after_help = EXIT_CODES)]
     VerifyProof {
@@ -302,6 +320,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The arguments of `shred`, `hold` and `release`.
+#[derive(Debug, Args)]
+struct ErasureArgs {
+    /// Data directory of the store.
+    dir: PathBuf,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// The data subject (its `subject_id`); without it, the whole tenant.
+    #[arg(long)]
+    subject: Option<String>,
+    /// The id of the request this fulfils (an erasure request, a legal matter): recorded in
+    /// the log.
+    #[arg(long)]
+    request_id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The arguments of `tail`.
@@ -519,6 +557,38 @@ fn import(dir: &Path, file: &Path, dry_run: bool, json: bool) -> Result<Verdict,
     })
 }
 
+fn erasure(command: Command) -> Result<Verdict, ToolError> {
+    match command {
+        Command::Shred(a) => shred(&a),
+        Command::Hold(a) => hold_change(&a, HoldChange::Hold),
+        Command::Release(a) => hold_change(&a, HoldChange::Release),
+        _ => Err(ToolError::new("not an erasure command")),
+    }
+}
+
+fn shred(a: &ErasureArgs) -> Result<Verdict, ToolError> {
+    trailmix_tools::erasure::shred(
+        &a.dir,
+        &a.tenant,
+        a.subject.as_deref(),
+        &a.request_id,
+        a.json,
+    )
+    .map(|()| Verdict::Ok)
+}
+
+fn hold_change(a: &ErasureArgs, change: HoldChange) -> Result<Verdict, ToolError> {
+    trailmix_tools::erasure::hold_change(
+        &a.dir,
+        change,
+        &a.tenant,
+        a.subject.as_deref(),
+        &a.request_id,
+        a.json,
+    )
+    .map(|()| Verdict::Ok)
+}
+
 fn run(cli: Cli) -> Result<Verdict, ToolError> {
     match cli.command {
         Command::Demo {
@@ -581,6 +651,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             trailmix_tools::search::query(&dir, &filter, json).map(|()| Verdict::Ok)
         }
         Command::Tail(args) => tail(&args),
+        command @ (Command::Shred(_) | Command::Hold(_) | Command::Release(_)) => erasure(command),
         Command::Load(args) => load(&args),
         Command::Import {
             dir,

@@ -165,6 +165,9 @@ pub struct InclusionCheck {
     pub header: Option<Value>,
     /// The receipt payload as JSON, when the bundle carries it in clear.
     pub payload: Option<Value>,
+    /// The receipt's payload is stored encrypted: the proof covers its ciphertext, which only
+    /// the store's key opens (and nothing opens once the subject is shredded).
+    pub payload_encrypted: bool,
     /// When the writer logged it, RFC 3339.
     pub logged_at: Option<String>,
 }
@@ -185,6 +188,7 @@ impl InclusionCheck {
             chain_hash: None,
             header: None,
             payload: None,
+            payload_encrypted: false,
             logged_at: None,
         }
     }
@@ -249,6 +253,9 @@ pub fn check_inclusion(bundle: &InclusionBundle, verifier: &NoteVerifier) -> Inc
             .as_ref()
             .map(trailmix_db::receipt::ReceiptHeader::to_sdk_json_value),
         payload,
+        payload_encrypted: decoded.is_some_and(|e| {
+            e.kind == EntryKind::Receipt && e.flags & flags::PAYLOAD_ENCRYPTED != 0
+        }),
         logged_at: decoded.map(|e| crate::rfc3339_ns(e.chain.logged_at_ns)),
     }
 }
@@ -315,6 +322,11 @@ pub fn print_inclusion(c: &InclusionCheck) {
     }
     if c.payload.is_some() {
         println!("  payload      included in the bundle and matches its digest");
+    } else if c.payload_encrypted {
+        println!(
+            "  payload      encrypted: the proof covers its ciphertext (included; readable \
+             only with the store's key, never once the subject is shredded)"
+        );
     }
     println!("  signed by    {} (the key you supplied)", c.public_key);
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use trailmix_db::StoredReceipt;
 use trailmix_db::entry::{self, EntryKind, EntryRef};
+use trailmix_db::keystore::KeyStore;
 use trailmix_db::note::{self, Checkpoint};
 use trailmix_db::receipt::ReceiptHeader;
 use trailmix_db::replay::{Genesis, SealFields};
@@ -52,11 +53,21 @@ pub fn decode(kind_byte: u8, bytes: &[u8]) -> Result<EntryRef<'_>, String> {
 /// bytes changed since they were chained).
 pub fn decode_receipt(
     alg: HashAlgorithm,
+    keys: Option<&KeyStore>,
     seq: Seq,
     kind_byte: u8,
     bytes: &[u8],
 ) -> Result<Option<StoredReceipt>, String> {
-    StoredReceipt::from_record(alg, seq, kind_byte, bytes).map_err(|e| e.to_string())
+    StoredReceipt::from_record_with_keys(alg, keys, seq, kind_byte, bytes)
+        .map_err(|e| e.to_string())
+}
+
+/// The store's key store, opened read-only to decrypt payloads: `None` when the store has
+/// none or it cannot be read (no permission on the KEK file, say); encrypted payloads then
+/// read as "key unavailable" and every header still reads.
+#[must_use]
+pub fn open_keys(data_dir: &Path) -> Option<KeyStore> {
+    KeyStore::open_for_reading(data_dir).ok().flatten()
 }
 
 /// A checkpoint or seal note's fields, read without checking its signature.

@@ -14,9 +14,10 @@ use trailmix_db::{ReadOnlyStore, StoredReceipt};
 use crate::{ToolError, ToolResult};
 
 /// One receipt as a JSON object, as `query --json` and `tail --json` print it: position, then
-/// the SDK event. A receipt whose payload does not read back as JSON (for example a damaged or,
-/// later, an encrypted one) has `"event": null`, its clear header in `header` and its payload
-/// bytes in `payload_base64`.
+/// the SDK event. A receipt whose payload cannot be shown — shredded, encrypted under a key
+/// this reader does not have, or not JSON — has `"event": null`, its clear header in `header`,
+/// `payload_state` (`shredded`, `key unavailable`, `clear`, `decrypted`) and, for a clear
+/// payload that is not JSON, its bytes in `payload_base64`.
 #[must_use]
 pub fn receipt_json(receipt: &StoredReceipt) -> Value {
     let position = &receipt.position;
@@ -33,6 +34,7 @@ pub fn receipt_json(receipt: &StoredReceipt) -> Value {
             "logged_at_ns": position.logged_at_ns,
             "event": Value::Null,
             "header": receipt.header.to_sdk_json_value(),
+            "payload_state": receipt.payload_state.name(),
             "payload_base64": crate::base64(&receipt.payload),
         }),
     }
@@ -70,8 +72,13 @@ pub fn row(receipt: &StoredReceipt) -> String {
         (Some(name), None) => name.to_owned(),
         _ => "-".to_owned(),
     };
+    let payload = match &receipt.payload_state {
+        trailmix_db::PayloadState::Shredded { .. } => "  (payload shredded)",
+        trailmix_db::PayloadState::KeyUnavailable { .. } => "  (payload encrypted, no key)",
+        _ => "",
+    };
     format!(
-        "{:>10}  {:<30}  {:<12}  {:<16}  {:<20}  {:<9}  {}",
+        "{:>10}  {:<30}  {:<12}  {:<16}  {:<20}  {:<9}  {}{payload}",
         receipt.position.seq,
         header.event_time().to_rfc3339(),
         header.tenant_id(),

@@ -95,6 +95,8 @@ struct LogFollower {
     data_dir: PathBuf,
     reader: WalReader,
     alg: HashAlgorithm,
+    /// The key store, read-only, to decrypt payloads (`None`: none, or not readable).
+    keys: Option<trailmix_db::keystore::KeyStore>,
     /// The next entry to hand out.
     next: Seq,
     /// A frame at or before `next` in its segment, where scans start walking.
@@ -116,6 +118,7 @@ impl LogFollower {
             data_dir: data_dir.to_path_buf(),
             reader,
             alg,
+            keys: scan::open_keys(data_dir),
             next: Seq(0),
             next_hint: None,
             last: None,
@@ -215,7 +218,7 @@ impl LogFollower {
         if self.next >= self.durable {
             return Ok(());
         }
-        let (alg, upto) = (self.alg, self.durable);
+        let (alg, upto, keys) = (self.alg, self.durable, self.keys.as_ref());
         let (mut next, mut hint) = (self.next, self.next_hint);
         let mut failure = None;
         self.reader
@@ -227,6 +230,7 @@ impl LogFollower {
                 hint = Some((record.seq, record.position));
                 let step = match scan::decode_receipt(
                     alg,
+                    keys,
                     record.seq,
                     record.kind.get(),
                     record.payload,

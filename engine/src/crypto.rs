@@ -1,0 +1,341 @@
+//! Payload encryption and data-key wrapping for crypto-shredding (see `docs/design.md`,
+//! "Encrypted payloads" and "Key store").
+//!
+//! A receipt's payload is sealed with XChaCha20-Poly1305 under the data key of its
+//! `(tenant, subject)` (or of its tenant when it has no subject). The stored payload is
+//! `format (1) ‖ key id (8, LE) ‖ nonce (24) ‖ ciphertext ‖ tag (16)`; the associated data binds
+//! it to its store, its key id and its exact header bytes (which hold tenant, subject and event
+//! id), so ciphertext moved to another receipt, another store or relabelled with another key
+//! id does not open.
+//!
+//! The 24-byte nonce is *synthetic*: a keyed BLAKE3 of the associated data and the plaintext
+//! under a subkey of the data key (the SIV pattern). The same receipt appended twice therefore
+//! encrypts to the same bytes, which keeps appends idempotent (a retry compares content
+//! digests, which cover the ciphertext); a random nonce would turn every retry into a
+//! conflict. Only identical (header, payload) pairs under one key — the same receipt — encrypt
+//! alike, and the header holds the event id, so nothing else is revealed. The nonce is a keyed
+//! function of the plaintext: without the data key it says nothing about it, and after the key
+//! is shredded it can no longer be checked against guesses.
+//!
+//! Data keys are wrapped (XChaCha20-Poly1305 again, random nonce) by a key-encryption key
+//! before they touch a file; [`wrap_key`] binds the wrapped key to its store, KEK id, key id,
+//! tenant and subject.
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore as _;
+use zeroize::Zeroizing;
+
+/// Format byte of an encrypted payload.
+pub const PAYLOAD_FORMAT: u8 = 1;
+/// Bytes of a data key or key-encryption key.
+pub const KEY_BYTES: usize = 32;
+/// Bytes of an `XChaCha20` nonce.
+pub const NONCE_BYTES: usize = 24;
+/// Bytes of a Poly1305 tag.
+pub const TAG_BYTES: usize = 16;
+/// Bytes an encrypted payload adds to the plaintext: format, key id, nonce, tag.
+pub const PAYLOAD_OVERHEAD_BYTES: usize = 1 + 8 + NONCE_BYTES + TAG_BYTES;
+/// Bytes of a wrapped data key: nonce, encrypted key, tag.
+pub const WRAPPED_KEY_BYTES: usize = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
+/// First bytes of a payload's associated data (domain separation).
+pub const PAYLOAD_AD_CONTEXT: &[u8] = b"trailmix-db 2026-11-23 payload aead v1\0";
+/// BLAKE3 `derive_key` context of the nonce subkey.
+pub const NONCE_CONTEXT: &str = "trailmix-db 2026-11-23 payload nonce v1";
+/// First bytes of a wrapped key's associated data.
+pub const WRAP_AD_CONTEXT: &[u8] = b"trailmix-db 2026-11-23 key wrap v1\0";
+
+/// Identifies a data key within a store; assigned by the key store, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub u64);
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Identifies a key-encryption key; each rotation takes the next number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KekId(pub u64);
+
+impl std::fmt::Display for KekId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// 32 bytes of secret key material (a data key or a KEK), wiped from memory on drop.
+/// `Debug` never prints the bytes.
+#[derive(Clone)]
+pub struct SecretKey(Zeroizing<[u8; KEY_BYTES]>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+impl SecretKey {
+    /// A fresh key from the operating system's random source.
+    #[must_use]
+    pub fn generate() -> SecretKey {
+        let mut bytes = Zeroizing::new([0u8; KEY_BYTES]);
+        rand::rng().fill_bytes(bytes.as_mut());
+        SecretKey(bytes)
+    }
+
+    /// A key from its bytes (the caller's copy should be zeroized).
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> SecretKey {
+        SecretKey(Zeroizing::new(bytes))
+    }
+
+    /// The key bytes.
+    #[must_use]
+    pub fn expose(&self) -> &[u8; KEY_BYTES] {
+        &self.0
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.0.as_ref().into())
+    }
+}
+
+/// Why ciphertext does not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// Too short, or an unknown format byte.
+    #[error("malformed ciphertext: {0}")]
+    Malformed(&'static str),
+    /// The tag does not verify: wrong key, or ciphertext, nonce or associated data changed.
+    #[error(
+        "authentication failed: wrong key, or the ciphertext, nonce or associated data changed"
+    )]
+    Authentication,
+}
+
+/// The associated data of a payload: context, store id, key id, header length and bytes.
+#[must_use]
+pub fn payload_ad(store_id: &[u8; 16], key_id: KeyId, header: &[u8]) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(PAYLOAD_AD_CONTEXT.len() + 16 + 8 + 4 + header.len());
+    ad.extend_from_slice(PAYLOAD_AD_CONTEXT);
+    ad.extend_from_slice(store_id);
+    ad.extend_from_slice(&key_id.0.to_le_bytes());
+    ad.extend_from_slice(
+        &u32::try_from(header.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    ad.extend_from_slice(header);
+    ad
+}
+
+fn synthetic_nonce(key: &SecretKey, ad: &[u8], plaintext: &[u8]) -> [u8; NONCE_BYTES] {
+    let subkey = Zeroizing::new(blake3::derive_key(NONCE_CONTEXT, key.expose()));
+    let mut hasher = blake3::Hasher::new_keyed(&subkey);
+    hasher.update(&u64::try_from(ad.len()).unwrap_or(u64::MAX).to_le_bytes());
+    hasher.update(ad);
+    hasher.update(plaintext);
+    let mut nonce = [0u8; NONCE_BYTES];
+    hasher.finalize_xof().fill(&mut nonce);
+    nonce
+}
+
+/// Encrypts a receipt payload under `key` (key id `key_id`) for the receipt with these header
+/// bytes in store `store_id`. Returns the stored payload bytes.
+///
+/// # Errors
+/// [`CryptoError::Malformed`] only for a plaintext beyond the cipher's limit (256 GiB).
+pub fn encrypt_payload(
+    key: &SecretKey,
+    key_id: KeyId,
+    store_id: &[u8; 16],
+    header: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let ad = payload_ad(store_id, key_id, header);
+    let nonce = synthetic_nonce(key, &ad, plaintext);
+    let mut out = Vec::with_capacity(PAYLOAD_OVERHEAD_BYTES + plaintext.len());
+    out.push(PAYLOAD_FORMAT);
+    out.extend_from_slice(&key_id.0.to_le_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let body_start = 1 + 8 + NONCE_BYTES;
+    let tag = key
+        .cipher()
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &ad, &mut out[body_start..])
+        .map_err(|_| CryptoError::Malformed("plaintext too long"))?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// The key id an encrypted payload names.
+///
+/// # Errors
+/// [`CryptoError::Malformed`] when the bytes are not an encrypted payload.
+pub fn payload_key_id(stored: &[u8]) -> Result<KeyId, CryptoError> {
+    if stored.len() < PAYLOAD_OVERHEAD_BYTES {
+        return Err(CryptoError::Malformed(
+            "shorter than the format's fixed fields",
+        ));
+    }
+    if stored[0] != PAYLOAD_FORMAT {
+        return Err(CryptoError::Malformed("unknown payload format byte"));
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&stored[1..9]);
+    Ok(KeyId(u64::from_le_bytes(id)))
+}
+
+/// Decrypts a stored payload made by [`encrypt_payload`] for the receipt with these header
+/// bytes. The plaintext buffer is wiped when dropped.
+///
+/// # Errors
+/// [`CryptoError`] when the bytes are malformed or do not authenticate.
+pub fn decrypt_payload(
+    key: &SecretKey,
+    store_id: &[u8; 16],
+    header: &[u8],
+    stored: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let key_id = payload_key_id(stored)?;
+    let ad = payload_ad(store_id, key_id, header);
+    let nonce = XNonce::from_slice(&stored[9..9 + NONCE_BYTES]);
+    let body = &stored[9 + NONCE_BYTES..stored.len() - TAG_BYTES];
+    let tag = &stored[stored.len() - TAG_BYTES..];
+    let mut plaintext = Zeroizing::new(body.to_vec());
+    key.cipher()
+        .decrypt_in_place_detached(nonce, &ad, plaintext.as_mut_slice(), tag.into())
+        .map_err(|_| CryptoError::Authentication)?;
+    Ok(plaintext)
+}
+
+/// What a wrapped data key is bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct WrapContext<'a> {
+    /// The store's id.
+    pub store_id: &'a [u8; 16],
+    /// The KEK that wraps it.
+    pub kek_id: KekId,
+    /// The data key's id.
+    pub key_id: KeyId,
+    /// Its tenant.
+    pub tenant: &'a str,
+    /// Its subject (`None`: the tenant's key).
+    pub subject: Option<&'a str>,
+}
+
+impl WrapContext<'_> {
+    /// The associated data of the wrapped key.
+    #[must_use]
+    pub fn ad(&self) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(WRAP_AD_CONTEXT.len() + 48 + self.tenant.len());
+        ad.extend_from_slice(WRAP_AD_CONTEXT);
+        ad.extend_from_slice(self.store_id);
+        ad.extend_from_slice(&self.kek_id.0.to_le_bytes());
+        ad.extend_from_slice(&self.key_id.0.to_le_bytes());
+        put_str(&mut ad, self.tenant);
+        match self.subject {
+            None => ad.push(0),
+            Some(subject) => {
+                ad.push(1);
+                put_str(&mut ad, subject);
+            }
+        }
+        ad
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&u16::try_from(text.len()).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Wraps a data key under a KEK with associated data `ad` (see [`WrapContext::ad`]):
+/// `nonce (24) ‖ encrypted key (32) ‖ tag (16)`.
+#[must_use]
+pub fn wrap_key(kek: &SecretKey, ad: &[u8], key: &SecretKey) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    rand::rng().fill_bytes(&mut nonce);
+    let mut out = Vec::with_capacity(WRAPPED_KEY_BYTES);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(key.expose());
+    let sealed = kek.cipher().encrypt_in_place_detached(
+        XNonce::from_slice(&nonce),
+        ad,
+        &mut out[NONCE_BYTES..],
+    );
+    match sealed {
+        Ok(tag) => out.extend_from_slice(&tag),
+        // 32 bytes are far below the cipher's limit; never leave the key in the clear.
+        Err(_) => zeroize::Zeroize::zeroize(&mut out),
+    }
+    out
+}
+
+/// Unwraps a key made by [`wrap_key`] with the same associated data.
+///
+/// # Errors
+/// [`CryptoError`] when the bytes are malformed or do not authenticate (wrong KEK or context).
+pub fn unwrap_key(kek: &SecretKey, ad: &[u8], wrapped: &[u8]) -> Result<SecretKey, CryptoError> {
+    if wrapped.len() != WRAPPED_KEY_BYTES {
+        return Err(CryptoError::Malformed("a wrapped key is 72 bytes"));
+    }
+    let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+    key.copy_from_slice(&wrapped[NONCE_BYTES..NONCE_BYTES + KEY_BYTES]);
+    kek.cipher()
+        .decrypt_in_place_detached(
+            XNonce::from_slice(&wrapped[..NONCE_BYTES]),
+            ad,
+            key.as_mut(),
+            wrapped[NONCE_BYTES + KEY_BYTES..].into(),
+        )
+        .map_err(|_| CryptoError::Authentication)?;
+    Ok(SecretKey(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip_and_idempotent_ciphertext() {
+        let key = SecretKey::generate();
+        let store = [7u8; 16];
+        let a = encrypt_payload(&key, KeyId(3), &store, b"hdr", b"secret").expect("seals");
+        let b = encrypt_payload(&key, KeyId(3), &store, b"hdr", b"secret").expect("seals");
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 6 + PAYLOAD_OVERHEAD_BYTES);
+        assert_eq!(payload_key_id(&a), Ok(KeyId(3)));
+        let plain = decrypt_payload(&key, &store, b"hdr", &a).expect("opens");
+        assert_eq!(plain.as_slice(), b"secret");
+        assert_eq!(
+            decrypt_payload(&key, &store, b"hdX", &a),
+            Err(CryptoError::Authentication)
+        );
+    }
+
+    #[test]
+    fn wrap_round_trip() {
+        let kek = SecretKey::generate();
+        let key = SecretKey::generate();
+        let store = [1u8; 16];
+        let context = WrapContext {
+            store_id: &store,
+            kek_id: KekId(1),
+            key_id: KeyId(9),
+            tenant: "acme",
+            subject: Some("s1"),
+        };
+        let wrapped = wrap_key(&kek, &context.ad(), &key);
+        assert_eq!(wrapped.len(), WRAPPED_KEY_BYTES);
+        let back = unwrap_key(&kek, &context.ad(), &wrapped).expect("unwraps");
+        assert_eq!(back.expose(), key.expose());
+        let other = WrapContext {
+            subject: None,
+            ..context
+        };
+        assert!(unwrap_key(&kek, &other.ad(), &wrapped).is_err());
+    }
+}

@@ -1,0 +1,373 @@
+//! Crypto-shredding: [`Db::shred`] and [`Db::shred_tenant`], the shred record entry, and the
+//! payload state reads report.
+//!
+//! The protocol (see `docs/design.md`, "Shredding"), run by the writer thread so that it is
+//! ordered with appends:
+//!
+//! 1. find the live data keys of the subject (or tenant); none → a typed error, nothing done;
+//! 2. append a signed shred record (entry kind 5) naming them, and sync the log — the commit
+//!    point: from here the shred happens, even across a crash;
+//! 3. drop the keys from memory, rotate the KEK (journal rewritten without them under a new
+//!    KEK, renamed into place, directory synced), destroy the old KEK;
+//! 4. acknowledge.
+//!
+//! Opening a store finishes every shred whose record is in the log but whose keys are still
+//! live (a crash between 2 and 3), before anything can read them. A crash before the record
+//! is durable leaves the keys intact and no record.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{KekId, KeyId};
+use crate::db::Db;
+use crate::entry::{EntryKind, EntryRef};
+use crate::error::{Error, Result};
+use crate::keystore::{KeyLookup, KeyStore};
+use crate::log::LogStorage;
+use crate::replay::{ChainState, Damage, DamageKind};
+use crate::retention::blocking_hold;
+use crate::wal::{Seq, Storage};
+use crate::writer::{Control, Writer};
+
+/// Longest request id accepted.
+pub const REQUEST_ID_BYTES_MAX: usize = 256;
+
+/// What is left of a receipt's payload when it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadState {
+    /// Stored unencrypted (written with [`crate::PayloadEncryption::Off`], or before
+    /// encryption existed): `payload` holds it.
+    Clear,
+    /// Stored encrypted and decrypted for this read: `payload` holds the plaintext.
+    Decrypted {
+        /// The data key.
+        key_id: KeyId,
+    },
+    /// Its data key was shredded: the payload is gone for good (`payload` is empty). The
+    /// header, digests and proofs are intact.
+    Shredded {
+        /// The data key.
+        key_id: KeyId,
+        /// Sequence number of the shred record.
+        shred_seq: Seq,
+    },
+    /// Stored encrypted, but this reader has no key for it (no key store, or a KEK it cannot
+    /// read); `payload` is empty.
+    KeyUnavailable {
+        /// The data key named by the ciphertext.
+        key_id: KeyId,
+    },
+}
+
+impl PayloadState {
+    /// Short name for reports: `clear`, `decrypted`, `shredded`, `key unavailable`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            PayloadState::Clear => "clear",
+            PayloadState::Decrypted { .. } => "decrypted",
+            PayloadState::Shredded { .. } => "shredded",
+            PayloadState::KeyUnavailable { .. } => "key unavailable",
+        }
+    }
+
+    /// Whether the payload was shredded.
+    #[must_use]
+    pub fn is_shredded(&self) -> bool {
+        matches!(self, PayloadState::Shredded { .. })
+    }
+}
+
+/// What a shred covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShredScope {
+    /// One data subject of a tenant.
+    Subject,
+    /// Every key of a tenant (its own and all its subjects').
+    Tenant,
+    /// The tenant's own key only (receipts without a subject); used by retention expiry.
+    TenantKey,
+}
+
+/// The payload of a shred record (entry kind 5): JSON, signed with the store's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShredRecord {
+    /// Format of this record (1).
+    pub format: u32,
+    /// Subject or tenant.
+    pub scope: ShredScope,
+    /// The tenant.
+    pub tenant: String,
+    /// The subject (for [`ShredScope::Subject`]).
+    pub subject: Option<String>,
+    /// The caller's request id (the erasure request it fulfils).
+    pub request_id: String,
+    /// The data keys destroyed.
+    pub key_ids: Vec<u64>,
+}
+
+/// Why a shred was refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShredError {
+    /// The request id is empty or too long.
+    #[error("the request id must be 1 to {REQUEST_ID_BYTES_MAX} bytes")]
+    BadRequestId,
+    /// The store has no key store (payload encryption was never on).
+    #[error("the store has no key store: its payloads are not encrypted and cannot be shredded")]
+    NoKeyStore,
+    /// No live key for this tenant/subject, and none was ever shredded.
+    #[error("tenant {tenant:?}{} has no encrypted receipts", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    Unknown {
+        /// The tenant.
+        tenant: String,
+        /// The subject.
+        subject: Option<String>,
+    },
+    /// Already shredded (by the record at `seq`), and no key was made since.
+    #[error("tenant {tenant:?}{} is already shredded", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    AlreadyShredded {
+        /// The tenant.
+        tenant: String,
+        /// The subject.
+        subject: Option<String>,
+    },
+    /// A legal hold covers what the shred would destroy.
+    #[error("a legal hold on tenant {tenant:?}{} (placed at seq {hold_seq}, request {request_id:?}) blocks this shred until it is released", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    Held {
+        /// The held tenant.
+        tenant: String,
+        /// The held subject (`None`: the whole tenant).
+        subject: Option<String>,
+        /// Where the hold was recorded.
+        hold_seq: Seq,
+        /// The hold's request id.
+        request_id: String,
+    },
+    /// A hold on this tenant/subject is already in force.
+    #[error("tenant {tenant:?}{} is already on legal hold", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    AlreadyHeld {
+        /// The tenant.
+        tenant: String,
+        /// The subject.
+        subject: Option<String>,
+    },
+    /// No hold on this tenant/subject to release.
+    #[error("tenant {tenant:?}{} has no legal hold to release", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    NotHeld {
+        /// The tenant.
+        tenant: String,
+        /// The subject.
+        subject: Option<String>,
+    },
+    /// The receipt's data key was shredded while the receipt waited in the ring: it was not
+    /// written. Append it again (it gets a new key).
+    #[error("the data key {key_id} was shredded before this receipt was written; append it again")]
+    KeyShreddedInFlight {
+        /// The key.
+        key_id: KeyId,
+    },
+}
+
+/// What a completed shred did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShredReport {
+    /// Sequence number of the shred record in the log.
+    pub seq: Seq,
+    /// The data keys destroyed.
+    pub key_ids: Vec<KeyId>,
+    /// The KEK that wraps the surviving keys now (the previous one is destroyed).
+    pub kek_id: KekId,
+}
+
+/// A shred request as it travels to the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct ShredRequest {
+    pub scope: ShredScope,
+    pub tenant: String,
+    pub subject: Option<String>,
+    pub request_id: String,
+}
+
+impl<L: LogStorage> Db<L> {
+    /// Shreds one data subject of a tenant: destroys its data key(s) durably, appends a signed
+    /// shred record (which says what, when — the entry's `logged_at` — and under which
+    /// request id) and rotates the key-encryption key so that no file of the store can
+    /// recover the keys. Afterwards reads of the subject's receipts return the header with
+    /// [`PayloadState::Shredded`]; verification and proofs still pass.
+    ///
+    /// Receipts of the subject still in the ring when the shred runs fail with
+    /// [`ShredError::KeyShreddedInFlight`]; receipts appended later get a new key.
+    ///
+    /// # Errors
+    /// [`Error::Shred`] for a bad request id or an unknown or already shredded subject
+    /// (nothing changed); [`Error::Closed`], [`Error::Stopped`]; [`Error::Io`] or
+    /// [`Error::KeyStore`] when the rotation failed after the record was durable (the next
+    /// open completes it).
+    pub fn shred(&self, tenant: &str, subject: &str, request_id: &str) -> Result<ShredReport> {
+        self.shred_request(ShredRequest {
+            scope: ShredScope::Subject,
+            tenant: tenant.to_owned(),
+            subject: Some(subject.to_owned()),
+            request_id: request_id.to_owned(),
+        })
+    }
+
+    /// Shreds a whole tenant: its own key and every subject's (see [`Db::shred`]).
+    ///
+    /// # Errors
+    /// As for [`Db::shred`].
+    pub fn shred_tenant(&self, tenant: &str, request_id: &str) -> Result<ShredReport> {
+        self.shred_request(ShredRequest {
+            scope: ShredScope::Tenant,
+            tenant: tenant.to_owned(),
+            subject: None,
+            request_id: request_id.to_owned(),
+        })
+    }
+
+    fn shred_request(&self, request: ShredRequest) -> Result<ShredReport> {
+        if request.request_id.is_empty() || request.request_id.len() > REQUEST_ID_BYTES_MAX {
+            return Err(ShredError::BadRequestId.into());
+        }
+        if self.key_store().is_none() {
+            return Err(ShredError::NoKeyStore.into());
+        }
+        self.control_request(|reply| Control::Shred(Box::new(request), reply))
+    }
+
+    /// Counts of the key store (`None` when the store has none).
+    #[must_use]
+    pub fn key_store_stats(&self) -> Option<crate::keystore::KeyStoreStats> {
+        self.key_store().map(|keys| keys.stats())
+    }
+}
+
+impl<S: Storage> Writer<S> {
+    /// Runs the shred protocol (module docs) on the writer thread.
+    pub(crate) fn shred(&mut self, request: &ShredRequest) -> Result<ShredReport> {
+        let keys = self
+            .keys
+            .clone()
+            .ok_or(Error::Shred(ShredError::NoKeyStore))?;
+        let subject = request.subject.as_deref();
+        if let Some(((tenant, subject), (hold_seq, request_id))) =
+            blocking_hold(&self.state.holds, request.scope, &request.tenant, subject)
+        {
+            return Err(ShredError::Held {
+                tenant: tenant.clone(),
+                subject: subject.clone(),
+                hold_seq: *hold_seq,
+                request_id: request_id.clone(),
+            }
+            .into());
+        }
+        let key_ids = match request.scope {
+            ShredScope::Subject | ShredScope::Tenant => keys.live_keys_of(&request.tenant, subject),
+            ShredScope::TenantKey => keys
+                .live_key_exact(&request.tenant, None)
+                .into_iter()
+                .collect(),
+        };
+        if key_ids.is_empty() {
+            let (tenant, subject) = (request.tenant.clone(), request.subject.clone());
+            return Err(
+                if keys.was_shredded(&request.tenant, request.subject.as_deref()) {
+                    ShredError::AlreadyShredded { tenant, subject }
+                } else {
+                    ShredError::Unknown { tenant, subject }
+                }
+                .into(),
+            );
+        }
+        let record = ShredRecord {
+            format: 1,
+            scope: request.scope,
+            tenant: request.tenant.clone(),
+            subject: request.subject.clone(),
+            request_id: request.request_id.clone(),
+            key_ids: key_ids.iter().map(|k| k.0).collect(),
+        };
+        let payload = serde_json::to_vec(&record).map_err(|e| Error::Damaged {
+            seq: self.state.next_seq,
+            detail: format!("encoding a shred record: {e}"),
+        })?;
+        let seq = self.append_signed_record(EntryKind::Shred, &payload)?;
+        self.shred_step(crate::keystore::ShredStep::RecordAppended);
+        self.sync_now()?;
+        self.shred_step(crate::keystore::ShredStep::RecordDurable);
+        let kek_id = keys.shred(&key_ids, seq.0)?;
+        Ok(ShredReport {
+            seq,
+            key_ids,
+            kek_id,
+        })
+    }
+
+    fn shred_step(&self, step: crate::keystore::ShredStep) {
+        if let Some(hook) = &self.options.shred_step_hook {
+            hook(step);
+        }
+    }
+}
+
+impl ChainState {
+    /// Checks a shred record: no header, a signature that verifies, a payload that parses;
+    /// remembers its keys so that opening can finish an interrupted shred.
+    pub(crate) fn check_shred(
+        &mut self,
+        seq: Seq,
+        entry: &EntryRef<'_>,
+        chain_hash: &crate::merkle::Digest,
+    ) -> std::result::Result<(), Damage> {
+        self.check_signed_record(seq, entry, chain_hash)?;
+        let damage = |kind, detail: String| Damage { seq, kind, detail };
+        let record: ShredRecord = serde_json::from_slice(entry.payload)
+            .map_err(|e| damage(DamageKind::Malformed, format!("shred record: {e}")))?;
+        self.shreds
+            .push((seq.0, record.key_ids.into_iter().map(KeyId).collect()));
+        Ok(())
+    }
+}
+
+/// Decrypts a stored (encrypted) payload with the key store, or says why it cannot: the
+/// plaintext and [`PayloadState::Decrypted`], or an empty payload and `Shredded` /
+/// `KeyUnavailable`.
+///
+/// # Errors
+/// A message when the bytes are not an encrypted payload, or do not open under a live key
+/// (the store is damaged).
+pub fn read_payload(
+    keys: Option<&KeyStore>,
+    header: &[u8],
+    stored: &[u8],
+) -> std::result::Result<(Vec<u8>, PayloadState), String> {
+    let key_id = crate::crypto::payload_key_id(stored).map_err(|e| e.to_string())?;
+    let Some(keys) = keys else {
+        return Ok((Vec::new(), PayloadState::KeyUnavailable { key_id }));
+    };
+    match keys.lookup(key_id) {
+        KeyLookup::Live(key) => {
+            let plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
+                .map_err(|e| format!("payload of key {key_id}: {e}"))?;
+            Ok((plain.to_vec(), PayloadState::Decrypted { key_id }))
+        }
+        KeyLookup::Shredded(shredded) => Ok((
+            Vec::new(),
+            PayloadState::Shredded {
+                key_id,
+                shred_seq: Seq(shredded.shred_seq),
+            },
+        )),
+        KeyLookup::Unknown => Ok((Vec::new(), PayloadState::KeyUnavailable { key_id })),
+    }
+}
+
+/// Decodes a shred record's payload (for tools).
+///
+/// # Errors
+/// A message when the bytes are not a shred record.
+pub fn decode_shred_record(payload: &[u8]) -> std::result::Result<ShredRecord, String> {
+    serde_json::from_slice(payload).map_err(|e| e.to_string())
+}

@@ -1,0 +1,435 @@
+//! Guards invariant 6 (shredded means gone): payloads are stored encrypted per (tenant,
+//! subject); `shred` / `shred_tenant` leave no file of the data directory holding the data
+//! key, the old key-encryption key or any plaintext, while reads say "shredded" and the chain,
+//! proofs and signatures still verify; bad shred requests and a wrong KEK get typed errors and
+//! change nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use trailmix_db::crypto::{KekId, KeyId};
+use trailmix_db::keystore::{FileKekProvider, KeyLookup, KeyStore};
+use trailmix_db::proof::verify_inclusion_bundle;
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::wal::{Seq, WalReader};
+use trailmix_db::{
+    Db, DbOptions, Error, PayloadEncryption, PayloadState, ReadOnlyStore, ShredError,
+    VerifyOptions, WAL_DIR, verify_store,
+};
+
+fn options() -> DbOptions {
+    DbOptions::default()
+        .segment_bytes(256 << 10)
+        .checkpoint_every_records(50)
+}
+
+fn receipt(tenant: &str, subject: Option<&str>, n: u64, text: &str) -> Receipt {
+    let mut builder = Receipt::builder(tenant, format!("evt-{n:06}"), Kind::LlmCall)
+        .app_id("claims")
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .input(serde_json::json!({ "prompt": text }));
+    if let Some(subject) = subject {
+        builder = builder.subject_id(subject);
+    }
+    builder.build().expect("valid receipt")
+}
+
+fn store_id(data_dir: &Path) -> [u8; 16] {
+    WalReader::open(data_dir.join(WAL_DIR))
+        .expect("log opens")
+        .meta()
+        .store_id
+        .0
+}
+
+/// The data key `key_id` as the key store holds it (read-only, with the default KEK file).
+fn data_key(data_dir: &Path, key_id: KeyId) -> [u8; 32] {
+    let keys = KeyStore::open_read_only(
+        data_dir,
+        store_id(data_dir),
+        Arc::new(FileKekProvider::in_data_dir(data_dir)),
+    )
+    .expect("key store opens")
+    .expect("a key store exists");
+    match keys.lookup(key_id) {
+        KeyLookup::Live(key) => *key.expose(),
+        other => panic!("key {key_id} is not live: {other:?}"),
+    }
+}
+
+fn kek_file_key(data_dir: &Path, id: KekId) -> [u8; 32] {
+    let path = FileKekProvider::in_data_dir(data_dir).kek_path(id);
+    let bytes = std::fs::read(&path).expect("kek file");
+    bytes[16..48].try_into().expect("32 bytes")
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for item in std::fs::read_dir(dir).expect("read dir") {
+        let item = item.expect("entry");
+        if item.file_type().expect("type").is_dir() {
+            all_files(&item.path(), out);
+        } else {
+            out.push(item.path());
+        }
+    }
+}
+
+/// Every file of `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    all_files(dir, &mut files);
+    files
+        .into_iter()
+        .filter(|path| {
+            let bytes = std::fs::read(path).expect("read file");
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+        .collect()
+}
+
+fn key_of(state: &PayloadState) -> KeyId {
+    match state {
+        PayloadState::Decrypted { key_id }
+        | PayloadState::Shredded { key_id, .. }
+        | PayloadState::KeyUnavailable { key_id } => *key_id,
+        PayloadState::Clear => panic!("payload is not encrypted"),
+    }
+}
+
+fn assert_verifies(data_dir: &Path) {
+    let report = verify_store(data_dir, &VerifyOptions::default()).expect("verify runs");
+    assert!(report.damage.is_none(), "verify: {:?}", report.damage);
+}
+
+#[test]
+fn erasure_scan_finds_no_key_no_old_kek_and_no_canary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let canaries: Vec<String> = (0..1_000)
+        .map(|n| format!("canary-{n:04}-{:016x}", rand::random::<u64>()))
+        .collect();
+    let mut shredded_seqs = Vec::new();
+    for (n, canary) in canaries.iter().enumerate() {
+        let subject = format!("subject-{}", n % 10);
+        let tenant = if n % 2 == 0 { "acme" } else { "globex" };
+        let text = format!("my secret is {canary}");
+        let r = receipt(tenant, Some(&subject), n as u64, &text);
+        let position = db.append(&r).expect("append").wait().expect("durable");
+        if tenant == "acme" && subject == "subject-0" {
+            shredded_seqs.push(position.seq);
+        }
+    }
+    let survivor = db
+        .append_and_wait(&receipt("acme", Some("subject-2"), 5_000, "survivor"))
+        .expect("durable");
+    db.checkpoint().expect("checkpoint");
+    // Plaintext never reaches a file, even before the shred.
+    assert!(files_containing(&data, canaries[0].as_bytes()).is_empty());
+
+    let before = db.get(shredded_seqs[0]).expect("read");
+    assert_eq!(before.payload_state.name(), "decrypted");
+    assert!(String::from_utf8_lossy(&before.payload).contains("canary-0000"));
+    let key_id = key_of(&before.payload_state);
+    let key = data_key(&data, key_id);
+    let old_kek = kek_file_key(&data, KekId(1));
+    assert!(
+        !files_containing(&data, &old_kek).is_empty(),
+        "the scan can find the KEK"
+    );
+
+    let report = db
+        .shred("acme", "subject-0", "dsr-2026-0001")
+        .expect("shred");
+    assert_eq!(report.key_ids, vec![key_id]);
+    assert_eq!(report.kek_id, KekId(2));
+
+    for needle in [&key[..], &old_kek[..]] {
+        let found = files_containing(&data, needle);
+        assert!(found.is_empty(), "key material found in {found:?}");
+    }
+    for canary in &canaries {
+        let found = files_containing(&data, canary.as_bytes());
+        assert!(found.is_empty(), "{canary} found in {found:?}");
+    }
+
+    for seq in &shredded_seqs {
+        let stored = db.get(*seq).expect("header still reads");
+        assert!(
+            stored.payload_state.is_shredded(),
+            "{:?}",
+            stored.payload_state
+        );
+        assert!(stored.payload.is_empty());
+        assert_eq!(stored.header.subject_id(), Some("subject-0"));
+        let bundle = db.prove(*seq).expect("proof");
+        verify_inclusion_bundle(&bundle, db.verifier()).expect("included, shredded");
+    }
+    let other = db.get(survivor.seq).expect("read");
+    assert_eq!(other.payload_state.name(), "decrypted");
+    assert!(String::from_utf8_lossy(&other.payload).contains("survivor"));
+    db.close().expect("close");
+    assert_verifies(&data);
+
+    // Across a reopen and through the lock-free reader too.
+    let db = Db::open_with(&data, options()).expect("reopen");
+    assert!(
+        db.get(shredded_seqs[1])
+            .expect("read")
+            .payload_state
+            .is_shredded()
+    );
+    assert_eq!(
+        db.get(survivor.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    let ro = ReadOnlyStore::open(&data).expect("read-only");
+    let page = ro.query_text("tenant=acme").expect("query");
+    let states: BTreeMap<&str, usize> =
+        page.receipts.iter().fold(BTreeMap::new(), |mut counts, r| {
+            *counts.entry(r.payload_state.name()).or_default() += 1;
+            counts
+        });
+    assert!(
+        states.get("shredded").copied().unwrap_or(0) > 0,
+        "{states:?}"
+    );
+    assert!(
+        states.get("decrypted").copied().unwrap_or(0) > 0,
+        "{states:?}"
+    );
+    db.close().expect("close");
+}
+
+#[test]
+fn shred_one_subject_leaves_others_and_shred_tenant_takes_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let a1 = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "a1"))
+        .expect("ok");
+    let a2 = db
+        .append_and_wait(&receipt("acme", Some("s2"), 2, "a2"))
+        .expect("ok");
+    let a0 = db
+        .append_and_wait(&receipt("acme", None, 3, "a0"))
+        .expect("ok");
+    let g1 = db
+        .append_and_wait(&receipt("globex", Some("s1"), 4, "g1"))
+        .expect("ok");
+
+    db.shred("acme", "s1", "req-1").expect("shred s1");
+    assert!(db.get(a1.seq).expect("read").payload_state.is_shredded());
+    assert_eq!(
+        db.get(a2.seq).expect("read").payload,
+        br#"{"input":{"prompt":"a2"}}"#
+    );
+    assert_eq!(
+        db.get(g1.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+
+    // A receipt of the shredded subject appended afterwards gets a fresh key.
+    let a1_new = db
+        .append_and_wait(&receipt("acme", Some("s1"), 5, "after"))
+        .expect("ok");
+    assert_eq!(
+        db.get(a1_new.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+
+    let report = db.shred_tenant("acme", "req-2").expect("shred tenant");
+    assert_eq!(
+        report.key_ids.len(),
+        3,
+        "s1's new key, s2's and the tenant's"
+    );
+    for seq in [a1.seq, a2.seq, a0.seq, a1_new.seq] {
+        assert!(db.get(seq).expect("read").payload_state.is_shredded());
+    }
+    assert_eq!(
+        db.get(g1.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    let stats = db.key_store_stats().expect("key store");
+    assert_eq!(
+        (stats.live_keys, stats.shredded_keys, stats.kek_id),
+        (1, 4, 3)
+    );
+    db.close().expect("close");
+    assert_verifies(&data);
+}
+
+/// Whether a shred error is the one a case expects.
+type IsExpected = fn(&ShredError) -> bool;
+
+/// Everything a refused request could have touched: the log end, the key files.
+fn fingerprint(data: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = Vec::new();
+    all_files(&data.join("keystore"), &mut files);
+    all_files(&data.join("keys"), &mut files);
+    files
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read");
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn bad_shred_requests_get_typed_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "a1"))
+        .expect("ok");
+    db.shred("acme", "s1", "req-1").expect("first shred");
+    let end = db.sync().expect("sync");
+    let before = fingerprint(&data);
+    let cases: Vec<(Error, IsExpected)> = vec![
+        (
+            db.shred("acme", "s1", "").expect_err("empty request id"),
+            |e| matches!(e, ShredError::BadRequestId),
+        ),
+        (
+            db.shred("acme", "s1", &"r".repeat(300))
+                .expect_err("long request id"),
+            |e| matches!(e, ShredError::BadRequestId),
+        ),
+        (
+            db.shred("nobody", "s1", "req-2")
+                .expect_err("unknown tenant"),
+            |e| matches!(e, ShredError::Unknown { .. }),
+        ),
+        (
+            db.shred("acme", "s9", "req-3")
+                .expect_err("unknown subject"),
+            |e| matches!(e, ShredError::Unknown { .. }),
+        ),
+        (
+            db.shred("acme", "s1", "req-4").expect_err("shredded twice"),
+            |e| matches!(e, ShredError::AlreadyShredded { .. }),
+        ),
+        (
+            db.shred_tenant("nobody", "req-5")
+                .expect_err("unknown tenant"),
+            |e| matches!(e, ShredError::Unknown { .. }),
+        ),
+    ];
+    for (err, expected) in &cases {
+        match err {
+            Error::Shred(shred) => assert!(expected(shred), "unexpected {shred:?}"),
+            other => panic!("not a shred error: {other}"),
+        }
+    }
+    assert_eq!(db.sync().expect("sync"), end, "nothing was appended");
+    assert_eq!(fingerprint(&data), before, "no key file changed");
+    db.close().expect("close");
+}
+
+#[test]
+fn a_wrong_kek_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "a1"))
+        .expect("ok");
+    db.close().expect("close");
+    let other_keks = dir.path().join("other-keks");
+    {
+        use trailmix_db::keystore::KekProvider as _;
+        let other = FileKekProvider::new(&other_keks);
+        other.create(KekId(1)).expect("a KEK of another store");
+        other.create(KekId(7)).expect("and one more");
+    }
+    let before = fingerprint(&data);
+    let others_before = std::fs::read_dir(&other_keks).expect("dir").count();
+    let err = Db::open_with(
+        &data,
+        options().kek_provider(Arc::new(FileKekProvider::new(&other_keks))),
+    )
+    .expect_err("the wrong KEK must not open the store");
+    assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    assert!(err.to_string().contains("wrong KEK"), "{err}");
+    assert_eq!(fingerprint(&data), before);
+    assert_eq!(
+        std::fs::read_dir(&other_keks).expect("dir").count(),
+        others_before,
+        "the provider's keys were not touched"
+    );
+}
+
+#[test]
+fn unencrypted_entries_stay_readable_when_encryption_is_turned_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db =
+        Db::open_with(&data, options().payload_encryption(PayloadEncryption::Off)).expect("open");
+    let clear = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "clear"))
+        .expect("ok");
+    assert_eq!(
+        db.get(clear.seq).expect("read").payload_state,
+        PayloadState::Clear
+    );
+    assert!(matches!(
+        db.shred("acme", "s1", "req"),
+        Err(Error::Shred(ShredError::NoKeyStore))
+    ));
+    db.close().expect("close");
+    assert!(
+        !files_containing(&data, b"clear").is_empty(),
+        "stored in the clear"
+    );
+
+    let db = Db::open_with(&data, options()).expect("reopen with encryption");
+    let sealed = db
+        .append_and_wait(&receipt("acme", Some("s1"), 2, "sealed"))
+        .expect("ok");
+    assert_eq!(
+        db.get(clear.seq).expect("read").payload_state,
+        PayloadState::Clear
+    );
+    assert_eq!(
+        db.get(sealed.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    db.shred("acme", "s1", "req").expect("shred");
+    // The clear receipt was never encrypted: shredding cannot reach it, and says so by type.
+    assert_eq!(
+        db.get(clear.seq).expect("read").payload_state,
+        PayloadState::Clear
+    );
+    assert!(
+        db.get(sealed.seq)
+            .expect("read")
+            .payload_state
+            .is_shredded()
+    );
+    db.close().expect("close");
+    assert_verifies(&data);
+}
+
+#[test]
+fn reappending_the_same_receipt_stays_idempotent_when_encrypted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path().join("data"), options()).expect("open");
+    let r = receipt("acme", Some("s1"), 1, "same");
+    let first = db.append_and_wait(&r).expect("first");
+    let again = db.append_and_wait(&r).expect("retry is not a conflict");
+    assert_eq!(first.seq, again.seq);
+    let changed = receipt("acme", Some("s1"), 1, "different");
+    assert!(matches!(
+        db.append_and_wait(&changed),
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        db.get(Seq(first.seq.0)).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    db.close().expect("close");
+}

@@ -1,0 +1,222 @@
+//! Guards the shred protocol's crash rule with real processes: a child process runs
+//! `Db::shred` and aborts (SIGABRT, no cleanup) right after each step of the protocol; the
+//! parent reopens the store and finds either no shred record and the key intact (the subject
+//! reads back), or the shred record and the shred complete (payload shredded, one KEK file, the
+//! data key and the old KEK in no file) — never a half state — and the store verifies. A shred
+//! whose record was durable is never undone.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use trailmix_db::crypto::{KekId, KeyId};
+use trailmix_db::entry::EntryKind;
+use trailmix_db::keystore::{FileKekProvider, KeyLookup, KeyStore, ShredStep};
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::wal::{Seq, WalReader};
+use trailmix_db::{Db, DbOptions, PayloadState, VerifyOptions, WAL_DIR, verify_store};
+
+const DIR_VAR: &str = "TRAILMIX_SHRED_CHILD_DIR";
+const STEP_VAR: &str = "TRAILMIX_SHRED_CHILD_STEP";
+const CHILD_TEST: &str = "child_shreds_and_aborts";
+
+const STEPS: [ShredStep; 6] = [
+    ShredStep::RecordAppended,
+    ShredStep::RecordDurable,
+    ShredStep::NewKekCreated,
+    ShredStep::JournalWritten,
+    ShredStep::JournalRenamed,
+    ShredStep::OldKekDestroyed,
+];
+
+fn step_name(step: ShredStep) -> String {
+    format!("{step:?}")
+}
+
+fn options() -> DbOptions {
+    DbOptions::default().segment_bytes(256 << 10)
+}
+
+fn receipt(subject: &str, n: u64) -> Receipt {
+    Receipt::builder("acme", format!("evt-{n}"), Kind::LlmCall)
+        .app_id("claims")
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .subject_id(subject)
+        .input(serde_json::json!({ "prompt": format!("secret of {subject} #{n}") }))
+        .build()
+        .expect("valid receipt")
+}
+
+/// The child: shreds subject s1 of the store in `$TRAILMIX_SHRED_CHILD_DIR`, aborting the
+/// process at step `$TRAILMIX_SHRED_CHILD_STEP`. Without the variables it returns at once.
+#[test]
+fn child_shreds_and_aborts() {
+    let (Ok(dir), Ok(step)) = (std::env::var(DIR_VAR), std::env::var(STEP_VAR)) else {
+        return;
+    };
+    let hook = Arc::new(move |at: ShredStep| {
+        if step_name(at) == step {
+            std::process::abort();
+        }
+    });
+    let db = Db::open_with(&dir, options().shred_step_hook(hook)).expect("child opens");
+    db.shred("acme", "s1", "req-crash").expect("shred");
+    println!("acknowledged");
+}
+
+fn store_id(data: &Path) -> [u8; 16] {
+    WalReader::open(data.join(WAL_DIR))
+        .expect("log")
+        .meta()
+        .store_id
+        .0
+}
+
+fn data_key(data: &Path, key_id: KeyId) -> [u8; 32] {
+    let keys = KeyStore::open_read_only(
+        data,
+        store_id(data),
+        Arc::new(FileKekProvider::in_data_dir(data)),
+    )
+    .expect("opens")
+    .expect("exists");
+    match keys.lookup(key_id) {
+        KeyLookup::Live(key) => *key.expose(),
+        other => panic!("not live: {other:?}"),
+    }
+}
+
+fn shred_records(data: &Path) -> usize {
+    let mut count = 0;
+    WalReader::open(data.join(WAL_DIR))
+        .expect("log")
+        .scan(Seq(0), |record| {
+            count += usize::from(record.kind.get() == EntryKind::Shred as u8);
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    count
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for item in std::fs::read_dir(dir).expect("dir") {
+        let item = item.expect("entry");
+        if item.file_type().expect("type").is_dir() {
+            files(&item.path(), out);
+        } else {
+            out.push(item.path());
+        }
+    }
+}
+
+fn found_in_files(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    files(dir, &mut all);
+    all.into_iter()
+        .filter(|p| {
+            std::fs::read(p)
+                .expect("read")
+                .windows(needle.len())
+                .any(|w| w == needle)
+        })
+        .collect()
+}
+
+fn kek_files(data: &Path) -> Vec<KekId> {
+    use trailmix_db::keystore::KekProvider as _;
+    FileKekProvider::in_data_dir(data).list().expect("list")
+}
+
+/// Sets up a store, crashes a shred at `step`, and checks the state after reopening.
+/// Returns whether the shred took effect.
+fn crash_at(step: ShredStep) -> bool {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let s1 = db.append_and_wait(&receipt("s1", 1)).expect("s1");
+    let s2 = db.append_and_wait(&receipt("s2", 2)).expect("s2");
+    let PayloadState::Decrypted { key_id } = db.get(s1.seq).expect("read").payload_state else {
+        panic!("s1 is encrypted");
+    };
+    db.close().expect("close");
+    let key = data_key(&data, key_id);
+    let old_kek: [u8; 32] = std::fs::read(FileKekProvider::in_data_dir(&data).kek_path(KekId(1)))
+        .expect("kek")[16..48]
+        .try_into()
+        .expect("32");
+
+    let output = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .env(DIR_VAR, &data)
+        .env(STEP_VAR, step_name(step))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .expect("child runs");
+    assert_eq!(
+        output.status.signal(),
+        Some(6),
+        "{step:?}: the child must abort at the step, not finish"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("acknowledged"));
+
+    let db = Db::open_with(&data, options()).expect("reopen after the crash");
+    let recorded = shred_records(&data);
+    let state = db.get(s1.seq).expect("read").payload_state;
+    assert_eq!(
+        db.get(s2.seq).expect("read").payload_state.name(),
+        "decrypted",
+        "{step:?}: another subject was hurt"
+    );
+    assert_eq!(
+        kek_files(&data).len(),
+        1,
+        "{step:?}: one KEK after recovery"
+    );
+    let done = match recorded {
+        0 => {
+            assert_eq!(state.name(), "decrypted", "{step:?}: no record, key intact");
+            false
+        }
+        1 => {
+            assert!(
+                state.is_shredded(),
+                "{step:?}: record durable, shred complete"
+            );
+            for needle in [&key[..], &old_kek[..]] {
+                let found = found_in_files(&data, needle);
+                assert!(found.is_empty(), "{step:?}: key material in {found:?}");
+            }
+            true
+        }
+        n => panic!("{step:?}: {n} shred records"),
+    };
+    if step != ShredStep::RecordAppended {
+        assert!(
+            done,
+            "{step:?}: the record was durable, so the shred must complete"
+        );
+    }
+    if !done {
+        // Left intact means intact: the shred can simply run again.
+        db.shred("acme", "s1", "req-again")
+            .expect("shred after recovery");
+    }
+    db.close().expect("close");
+    let report = verify_store(&data, &VerifyOptions::default()).expect("verify");
+    assert!(report.damage.is_none(), "{step:?}: {:?}", report.damage);
+    done
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_shred_leaves_no_half_state() {
+    if std::env::var(DIR_VAR).is_ok() {
+        return;
+    }
+    for step in STEPS {
+        crash_at(step);
+    }
+}
