@@ -36,6 +36,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 mod options;
+pub mod pack;
 mod position;
 pub mod proof;
 mod read_only;

@@ -1,0 +1,1 @@
+//! The evidence-pack fuzz body (placeholder, filled below).
