@@ -34,6 +34,7 @@ pub mod demo;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod pack;
 pub mod proofs;
 pub mod scan;
 pub mod search;
