@@ -626,7 +626,11 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
                 segment_bytes,
             };
             let report = demo::run(&dir, &options)?;
-            Ok(checked(report.verified && report.proof_verified))
+            Ok(checked(
+                report.verified
+                    && report.proof_verified
+                    && report.pack.as_ref().is_none_or(|p| p.verified),
+            ))
         }
         Command::Inspect {
             dir,

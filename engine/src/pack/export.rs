@@ -404,24 +404,59 @@ fn build(
     let reader = log.open_reader().map_err(PackError::Store)?;
     let mut counts = Counts::default();
     let mut receipts = Vec::new();
-    let roles = plan
+    let roles: BTreeMap<u64, Role> = plan
         .before
         .iter()
-        .map(|r| (r, Role::Before))
-        .chain(plan.in_range.iter().map(|r| (r, Role::InRange)))
-        .chain(plan.after.iter().map(|r| (r, Role::After)));
-    for (receipt, role) in roles {
-        let record = reader
-            .read(Seq(receipt.seq))
+        .map(|r| (r.seq, Role::Before))
+        .chain(plan.in_range.iter().map(|r| (r.seq, Role::InRange)))
+        .chain(plan.after.iter().map(|r| (r.seq, Role::After)))
+        .collect();
+    // One pass over the part of the log that holds them (reading each by seq would walk its
+    // segment from the start every time).
+    if let (Some((&first, _)), Some((&last, _))) = (roles.first_key_value(), roles.last_key_value())
+    {
+        let mut failure = None;
+        reader
+            .scan(Seq(first), |record| {
+                if record.seq.0 > last {
+                    return ControlFlow::Break(());
+                }
+                let Some(role) = roles.get(&record.seq.0) else {
+                    return ControlFlow::Continue(());
+                };
+                match receipt_line(
+                    scan.alg,
+                    record.seq.0,
+                    record.payload,
+                    *role,
+                    scope,
+                    options,
+                ) {
+                    Ok(line) => {
+                        match line.state {
+                            LineState::Included => counts.included += 1,
+                            LineState::Shredded => counts.shredded += 1,
+                            LineState::FilteredOut => counts.filtered_out += 1,
+                            LineState::Withheld => counts.boundary += 1,
+                        }
+                        receipts.push(line);
+                        ControlFlow::Continue(())
+                    }
+                    Err(err) => {
+                        failure = Some(err);
+                        ControlFlow::Break(())
+                    }
+                }
+            })
             .map_err(|e| PackError::Store(e.into()))?;
-        let line = receipt_line(scan.alg, receipt.seq, &record.payload, role, scope, options)?;
-        match line.state {
-            LineState::Included => counts.included += 1,
-            LineState::Shredded => counts.shredded += 1,
-            LineState::FilteredOut => counts.filtered_out += 1,
-            LineState::Withheld => counts.boundary += 1,
+        if let Some(err) = failure {
+            return Err(err);
         }
-        receipts.push(line);
+    }
+    if receipts.len() != roles.len() {
+        return Err(PackError::Unusable(
+            "the log changed while the pack was built (a receipt was not found again)".into(),
+        ));
     }
     let mut tail = Vec::new();
     if let Some((first, last)) = plan.tail {
