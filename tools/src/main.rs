@@ -67,7 +67,7 @@ struct VerifyPackArgs {
     /// The SHA-256 fingerprint (hex) of the store's public key.
     #[arg(long, value_name = "FP")]
     key_fingerprint: Option<String>,
-    /// Print JSON instead of text (documented in docs/cli-json.md).
+    /// Print JSON instead of text (documented in docs/design.md, "Evidence packs").
     #[arg(long)]
     json: bool,
 }
