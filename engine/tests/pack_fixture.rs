@@ -7,8 +7,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider};
-use trailmix_db::note::NoteVerifier;
+use trailmix_db::keys::SigningKeyProvider;
+use trailmix_db::note::{NoteSigner, NoteVerifier};
+use trailmix_db::pack::fuzz::{FIXTURE_KEY_NAME, FIXTURE_KEY_SEED};
 use trailmix_db::pack::{
     EndProof, ExportOptions, PackFailure, PackFiles, PackScope, StartProof, TrustedKey,
     export_pack, verify_pack,
@@ -42,12 +43,23 @@ fn receipt(tenant: &str, n: u64) -> Receipt {
         .expect("valid receipt")
 }
 
+/// The fixture store's key: a published test key (see `trailmix_db::pack::fuzz`), so the fuzz
+/// body can re-sign mutated packs.
+struct FixtureKey;
+
+impl SigningKeyProvider for FixtureKey {
+    fn signer(&self, _key_name: &str) -> trailmix_db::Result<NoteSigner> {
+        Ok(NoteSigner::from_seed(FIXTURE_KEY_NAME, &FIXTURE_KEY_SEED).expect("fixture key"))
+    }
+}
+
 /// A store of two tenants with a sealed epoch; the pack holds acme's receipts 4..9 of 12,
 /// both boundaries, and receipt 6 as shredded.
 fn regenerate() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("store");
-    let db = Db::open_with(&store, DbOptions::default()).expect("open");
+    let options = DbOptions::default().key_provider(std::sync::Arc::new(FixtureKey));
+    let db = Db::open_with(&store, options).expect("open");
     let mut acme = Vec::new();
     for n in 0..12 {
         acme.push(db.append_and_wait(&receipt("acme", n)).expect("append"));
@@ -57,7 +69,7 @@ fn regenerate() {
         }
     }
     db.close().expect("close");
-    let signer = FileKeyProvider::new(&store).signer("unused").expect("key");
+    let signer = FixtureKey.signer("unused").expect("key");
     let scope = PackScope {
         tenant: "acme".into(),
         logged_from_ns: Some(acme[4].logged_at_ns),
@@ -121,4 +133,18 @@ fn checked_in_pack_still_verifies() {
     let err =
         trailmix_db::pack::verify_pack_files(&changed, Some(&trusted())).expect_err("changed");
     assert!(matches!(err, PackFailure::Checksum { .. }), "{err}");
+
+    // The compiled-in copy the fuzz body mutates is this pack, and its key is the fixture's.
+    assert!(
+        trailmix_db::pack::fuzz::fixture_pack() == files,
+        "the fuzz body's compiled-in fixture differs from the files (rebuild after regenerating)"
+    );
+    assert_eq!(
+        NoteSigner::from_seed(FIXTURE_KEY_NAME, &FIXTURE_KEY_SEED)
+            .expect("key")
+            .verifier()
+            .to_vkey()
+            + "\n",
+        std::fs::read_to_string(key_file()).expect("key file")
+    );
 }
