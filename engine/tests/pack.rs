@@ -567,3 +567,33 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// Numbers in unsigned fields at the edge of u64 give typed errors, never an overflow panic.
+#[test]
+fn hostile_numbers_are_errors_not_panics() {
+    use trailmix_db::pack::format::ANCHORS_FILE;
+    let store = store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[3].logged_at_ns),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let edits: [(&str, usize, &str); 5] = [
+        (ANCHORS_FILE, 0, "first_seq"),
+        (ANCHORS_FILE, 1, "first_seq"),
+        (TAIL_FILE, 0, "seq"),
+        (PROOFS_FILE, 0, "leaf_index"),
+        (RECEIPTS_FILE, 0, "seq"),
+    ];
+    for (file, line, field) in edits {
+        let mut m = files.clone();
+        edit_json_line(&mut m, file, line, |v| v[field] = u64::MAX.into());
+        reseal(&mut m, &store.signer);
+        let outcome = std::panic::catch_unwind(|| verify(&m, &store));
+        assert!(
+            matches!(outcome, Ok(Err(_))),
+            "{file} line {line} {field} = u64::MAX: {outcome:?}"
+        );
+    }
+}

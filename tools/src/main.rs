@@ -1,4 +1,5 @@
-//! `trailmix-db`: demo, inspect, verify, prove, query, tail, load and import a trailmix-db store.
+//! `trailmix-db`: demo, inspect, verify, prove, query, tail, load, import and export (evidence
+//! packs) a trailmix-db store.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,8 +15,9 @@ use trailmix_tools::tail::{self, Ending, Start, TailOptions};
 use trailmix_tools::{ToolError, Verdict, demo, inspect, print_json, verify, write_json};
 
 const EXIT_CODES: &str = "\
-Exit codes: 0 = done / verified, 1 = damaged or tampered store, a proof rejected, or an import
-            stopped at a bad line, 2 = bad usage or an I/O error (the message says which).";
+Exit codes: 0 = done / verified, 1 = damaged or tampered store, a proof or evidence pack rejected,
+            or an import stopped at a bad line, 2 = bad usage or an I/O error (the message says
+            which).";
 
 /// Look inside, verify, prove, query, follow, load and import a trailmix-db store: an
 /// append-only, tamper-evident log of AI decision receipts (LLM calls, tool calls, policy

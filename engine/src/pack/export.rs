@@ -305,7 +305,11 @@ fn plan(scan: &Scan, scope: &PackScope, options: &ExportOptions) -> Result<Plan,
         .epochs
         .iter()
         .rev()
-        .find_map(|(e, s)| s.anchor().map(|(_, size, _)| (*e, s, size)))
+        .find_map(|(e, s)| {
+            s.anchor()
+                .filter(|(_, size, _)| *size > 0)
+                .map(|(_, size, _)| (*e, s, size))
+        })
         .ok_or_else(|| {
             PackError::Unusable(
                 "the log has no signed checkpoint yet (write one with Db::checkpoint, or close \

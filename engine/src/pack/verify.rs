@@ -660,18 +660,18 @@ impl Ctx<'_> {
                 return Err(fail("an empty tree anchors nothing".into()));
             }
             if let Some((prev, prev_line)) = previous {
-                if line.epoch != prev.epoch + 1 {
+                if Some(line.epoch) != prev.epoch.checked_add(1) {
                     return Err(fail(format!(
                         "epochs must follow one another; epoch {} comes after {}",
                         line.epoch, prev.epoch
                     )));
                 }
-                if line.first_seq != prev.first_seq + prev.tree_size + 1 {
+                if Some(line.first_seq) != next_epoch_start(&prev) {
                     return Err(fail(format!(
                         "it starts at seq {}, but epoch {} ends with its seal at seq {}",
                         line.first_seq,
                         prev.epoch,
-                        prev.first_seq + prev.tree_size
+                        prev.first_seq.saturating_add(prev.tree_size)
                     )));
                 }
                 if let Some(fields) = &seal
@@ -693,7 +693,7 @@ impl Ctx<'_> {
             Some((last, _))
                 if last.epoch == h.epoch
                     && last.tree_size == h.tree_size
-                    && last.first_seq + last.tree_size - 1 == h.last_seq => {}
+                    && last.first_seq.checked_add(last.tree_size - 1) == Some(h.last_seq) => {}
             _ => {
                 return Err(PackFailure::Manifest(
                     "its horizon is not the last anchor's last leaf".into(),
@@ -897,7 +897,7 @@ impl Ctx<'_> {
                     detail: "the fixed entry bytes do not decode".into(),
                 })?;
             if let Some(prev) = out.last()
-                && line.seq != prev.seq + 1
+                && Some(line.seq) != prev.seq.checked_add(1)
             {
                 return Err(PackFailure::Order {
                     file: TAIL_FILE.into(),
@@ -1074,7 +1074,8 @@ impl Ctx<'_> {
         };
         let mut prev = (last.seq, last.chain_hash);
         for link in tail {
-            if link.seq != prev.0 + 1 || link.fixed.chain.prev_chain_hash != prev.1 {
+            if Some(link.seq) != prev.0.checked_add(1) || link.fixed.chain.prev_chain_hash != prev.1
+            {
                 return Err(PackFailure::Chain {
                     seq: link.seq,
                     detail: format!(
@@ -1103,6 +1104,15 @@ impl Ctx<'_> {
             links: tail.len() as u64,
         })
     }
+}
+
+/// The first seq of the epoch after `anchor`'s (its seal entry follows its last leaf); `None`
+/// on overflow (hostile input).
+fn next_epoch_start(anchor: &Anchor) -> Option<u64> {
+    anchor
+        .first_seq
+        .checked_add(anchor.tree_size)?
+        .checked_add(1)
 }
 
 fn display_prev(seq: u64) -> String {
