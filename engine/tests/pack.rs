@@ -72,8 +72,8 @@ struct Store {
     signer: NoteSigner,
 }
 
-/// 15 receipts of A interleaved with B's, an epoch sealed after the first 6, closed (which
-/// writes a final checkpoint).
+/// 15 receipts of A interleaved with B's, an epoch sealed after the first 6, two more of B,
+/// closed (which writes a final checkpoint).
 fn store() -> Store {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
@@ -85,6 +85,10 @@ fn store() -> Store {
         if n == 5 {
             db.seal_epoch().expect("seal").expect("sealed");
         }
+    }
+    // Two more entries of B after A's last receipt: a tail of three links.
+    for n in 15..17 {
+        db.append_and_wait(&receipt_b(n)).expect("append");
     }
     db.close().expect("close");
     let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
