@@ -216,6 +216,28 @@ fn export_then_verify_passes_with_both_boundaries() {
         sums.lines().all(|l| l.len() > 66 && &l[64..66] == "  "),
         "{sums}"
     );
+
+    // The summaries: charts as inline SVG, no script, nothing fetched from the network.
+    let read =
+        |name: &str| String::from_utf8(files.get(name).expect(name).to_vec()).expect("utf-8");
+    let html = read("summary.html");
+    assert!(
+        html.contains("<svg") && html.contains("By decision"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("src="),
+        "{html}"
+    );
+    let without_svg_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!without_svg_ns.contains("http"), "{html}");
+    let md = read("summary.md");
+    assert!(md.contains("Deny/approve: 2 denied / 3 approved"), "{md}");
+    let how = read("HOW-TO-VERIFY.txt");
+    assert!(
+        how.contains("verify-pack <this pack> --key signing.pub"),
+        "{how}"
+    );
 }
 
 #[test]

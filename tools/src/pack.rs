@@ -99,9 +99,15 @@ pub fn print_export(summary: &pack::ExportSummary, output: &Path) {
         "  rests on        epoch {} tree size {} (last entry seq {})",
         m.horizon.epoch, m.horizon.tree_size, m.horizon.last_seq
     );
+    if let Ok(verifier) = trailmix_db::note::NoteVerifier::from_vkey(&m.signer_key) {
+        println!(
+            "  key fingerprint {} (SHA-256 of the public key)",
+            pack::key_fingerprint(&verifier)
+        );
+    }
     println!(
-        "next: trailmix-db verify-pack {} --key <store dir>/signing.pub (give auditors the key \
-         separately, not inside the pack)",
+        "next: trailmix-db verify-pack {} --key <store dir>/signing.pub (give auditors the key or \
+         its fingerprint separately, not inside the pack)",
         output.display()
     );
 }
@@ -221,6 +227,7 @@ fn print_check(check: &PackCheck, failure: Option<&PackFailure>) {
         );
     }
     println!("  key             {}", r.key);
+    println!("  fingerprint     {}", r.key_fingerprint);
 }
 
 /// Parses `--filter`.

@@ -37,6 +37,11 @@ fn export_then_verify_pack_in_text_and_json() {
     ]);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
     assert!(text(&out).contains("wrote evidence pack"), "{}", text(&out));
+    let fingerprint_line = text(&out)
+        .lines()
+        .find(|l| l.contains("key fingerprint"))
+        .map(str::to_owned)
+        .expect("export prints the key fingerprint");
     assert!(
         text(&out).contains("completeness    start first_receipt_of_tenant, end log_tail"),
         "{}",
@@ -86,6 +91,10 @@ fn export_then_verify_pack_in_text_and_json() {
     let vkey = std::fs::read_to_string(&key).expect("key");
     let fingerprint =
         trailmix_db::pack::key_fingerprint(&NoteVerifier::from_vkey(vkey.trim()).expect("vkey"));
+    assert!(
+        fingerprint_line.contains(&fingerprint),
+        "{fingerprint_line}"
+    );
     let out = tool(&[
         "verify-pack",
         arg(&archive),

@@ -10,7 +10,7 @@ use super::format::{AnchorKind, AnchorLine, Manifest, ReceiptLine, Role};
 /// Counts the summary shows.
 #[derive(Debug, Default)]
 struct Tallies {
-    by_day: BTreeMap<String, u64>,
+    over_time: BTreeMap<String, u64>,
     by_model: BTreeMap<String, u64>,
     by_decision: BTreeMap<String, u64>,
     shown: u64,
@@ -21,8 +21,9 @@ fn tallies(lines: &[ReceiptLine]) -> Tallies {
     for line in lines.iter().filter(|l| l.role == Role::InRange) {
         let Some(event) = &line.event else { continue };
         t.shown += 1;
-        let day = line.logged_at.get(..10).unwrap_or("?").to_owned();
-        *t.by_day.entry(day).or_default() += 1;
+        *t.over_time
+            .entry(line.logged_at.get(..13).unwrap_or("?").to_owned())
+            .or_default() += 1;
         let model = event
             .pointer("/model/name")
             .and_then(|v| v.as_str())
@@ -35,6 +36,23 @@ fn tallies(lines: &[ReceiptLine]) -> Tallies {
             .unwrap_or("(none)")
             .to_owned();
         *t.by_decision.entry(decision).or_default() += 1;
+    }
+    // Hours when the receipts span at most two days, else days.
+    let days: std::collections::BTreeSet<&str> =
+        t.over_time.keys().filter_map(|k| k.get(..10)).collect();
+    if days.len() > 2 {
+        let mut over_time: BTreeMap<String, u64> = BTreeMap::new();
+        for (hour, n) in &t.over_time {
+            *over_time
+                .entry(hour.get(..10).unwrap_or("?").to_owned())
+                .or_default() += n;
+        }
+        t.over_time = over_time;
+    } else {
+        t.over_time = std::mem::take(&mut t.over_time)
+            .into_iter()
+            .map(|(hour, n)| (format!("{hour}:00"), n))
+            .collect();
     }
     t
 }
@@ -113,7 +131,7 @@ pub(super) fn markdown(
     );
     let _ = writeln!(out, "Deny/approve: {}.\n", ratio_text(&t));
     for (title, map) in [
-        ("Receipts by day (logged)", &t.by_day),
+        ("Receipts over time (logged, by hour or day)", &t.over_time),
         ("By model", &t.by_model),
         ("By decision", &t.by_decision),
     ] {
@@ -204,7 +222,10 @@ pub(super) fn html(manifest: &Manifest, lines: &[ReceiptLine], anchors: &[Anchor
         escape(&manifest.completeness.end),
         escape(&ratio_text(&t))
     );
-    out.push_str(&bar_chart("Receipts by day (logged)", &t.by_day));
+    out.push_str(&bar_chart(
+        "Receipts over time (logged, by hour or day)",
+        &t.over_time,
+    ));
     out.push_str(&bar_chart("By model", &t.by_model));
     out.push_str(&bar_chart("By decision", &t.by_decision));
     out.push_str("<h2>Signed roots</h2>\n<ul>\n");

@@ -128,6 +128,8 @@ pub struct PackReport {
     pub filter: Option<String>,
     /// The verifier key the pack was checked with.
     pub key: String,
+    /// Its SHA-256 fingerprint ([`key_fingerprint`]).
+    pub key_fingerprint: String,
     /// Line counts.
     pub counts: Counts,
     /// Completeness.
@@ -379,6 +381,7 @@ pub fn verify_pack_files(
         logged_to_ns: manifest.scope.logged_to_ns,
         filter: manifest.scope.filter.clone(),
         key: verifier.to_vkey(),
+        key_fingerprint: key_fingerprint(&verifier),
         counts,
         completeness,
         horizon: manifest.horizon.clone(),
