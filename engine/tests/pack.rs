@@ -623,3 +623,73 @@ fn hostile_numbers_are_errors_not_panics() {
         );
     }
 }
+
+/// An empty range between two receipts is proven empty by the two boundaries; a tenant with
+/// no receipt at all gives a pack that verifies but says its completeness is unproven.
+#[test]
+fn empty_ranges_and_unknown_tenants() {
+    let store = store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[5].logged_at_ns + 1),
+        logged_to_ns: Some(store.a[6].logged_at_ns),
+        filter: None,
+    };
+    let report =
+        verify(&store.export(&scope, &ExportOptions::default()), &store).expect("verifies");
+    assert_eq!(report.counts.included + report.counts.filtered_out, 0);
+    assert_eq!(
+        report.completeness.start,
+        StartProof::PreviousReceipt {
+            seq: store.a[5].seq.0
+        }
+    );
+    assert_eq!(
+        report.completeness.end,
+        EndProof::NextReceipt {
+            seq: store.a[6].seq.0
+        }
+    );
+
+    let scope = PackScope {
+        tenant: "nobody".into(),
+        ..PackScope::default()
+    };
+    let report =
+        verify(&store.export(&scope, &ExportOptions::default()), &store).expect("verifies");
+    assert_eq!(report.completeness.start, StartProof::Unproven);
+    assert_eq!(report.completeness.end, EndProof::Unproven);
+    assert!(!report.completeness.is_complete());
+}
+
+/// Export reads the log without the writer's lock: it works while a `Db` holds the store,
+/// and covers what the latest checkpoint signs.
+#[test]
+fn export_beside_a_live_writer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    // No timed checkpoint may sign the sixth receipt behind the test's back.
+    let options = DbOptions::default().checkpoint_interval(std::time::Duration::from_secs(3600));
+    let db = Db::open_with(&dir, options).expect("open");
+    for n in 0..5 {
+        db.append_and_wait(&receipt_a(n)).expect("append");
+    }
+    db.checkpoint().expect("checkpoint");
+    let unsigned = db.append_and_wait(&receipt_a(5)).expect("append");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let (files, summary) =
+        export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    let report = verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier())))
+        .expect("verifies");
+    assert_eq!(
+        report.counts.included, 5,
+        "the receipt after the checkpoint is beyond the horizon"
+    );
+    assert!(summary.manifest.horizon.last_seq < unsigned.seq.0);
+    assert!(report.completeness.is_complete());
+    db.close().expect("close");
+}
