@@ -39,6 +39,7 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 mod options;
+pub mod pack;
 mod position;
 pub mod proof;
 mod proof_tables;

@@ -1,7 +1,8 @@
-//! Guards the engine's `proof_verify` and `db_ops` fuzz target bodies as seeded, bounded loops
-//! so that every `cargo test` runs them: mutated Merkle proofs and bundles verify only when
-//! they are the real ones, and random `Db` operation sequences with crashes and reopens keep
-//! every acknowledged receipt and answer queries like the model.
+//! Guards the engine's `proof_verify`, `db_ops` and `pack_verify` fuzz target bodies as seeded,
+//! bounded loops so that every `cargo test` runs them: mutated Merkle proofs and bundles verify
+//! only when they are the real ones, random `Db` operation sequences with crashes and reopens
+//! keep every acknowledged receipt and answer queries like the model, and mutated evidence
+//! packs never panic the verifier and never verify unless re-signed.
 
 use std::path::{Path, PathBuf};
 
@@ -228,5 +229,34 @@ fn write_fuzz_corpus_on_request() {
         for (i, seed) in seeds.iter().enumerate() {
             std::fs::write(dir.join(format!("seed-{i:02}")), seed).expect("write corpus");
         }
+    }
+}
+
+/// The `pack_verify` body over the committed fixture pack: mutated packs (re-signed or not)
+/// never panic, the untouched one verifies, unsigned changes are rejected.
+#[test]
+fn pack_verification_survives_mutated_packs() {
+    use trailmix_db::pack::fuzz::pack_verify;
+    pack_verify(&[0]);
+    pack_verify(&[1]);
+    let archive = trailmix_db::pack::fuzz::fixture_pack()
+        .to_archive()
+        .expect("archive");
+    pack_verify(&[[2].as_slice(), &archive].concat());
+    let mut rng = SmallRng::seed_from_u64(seed());
+    for _ in 0..iterations() {
+        let mode: u8 = rng.random_range(0..4);
+        let data = if mode & 2 == 0 {
+            let ops = rng.random_range(1..5) * 4;
+            [vec![mode], random_bytes(&mut rng, ops)].concat()
+        } else {
+            let mut bytes = archive.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = rng.random();
+            }
+            [vec![mode], bytes].concat()
+        };
+        pack_verify(&data);
     }
 }

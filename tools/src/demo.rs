@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use trailmix_db::keys::{KEYS_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE};
-use trailmix_db::receipt::Receipt;
+use trailmix_db::receipt::{Receipt, Timestamp};
 use trailmix_db::wal::Seq;
 use trailmix_db::{Db, DbOptions, Freshness, Ticket, VerifyOptions, verify_store};
 
@@ -66,6 +66,17 @@ pub struct DemoReport {
     pub entries_after: u64,
     /// Receipts after the run.
     pub receipts_after: u64,
+    /// The evidence pack of the showcase tenant, when one was made.
+    pub pack: Option<DemoPack>,
+}
+
+/// The evidence pack the demo exported.
+#[derive(Debug, Clone)]
+pub struct DemoPack {
+    /// Where it is (a tar archive next to the store).
+    pub path: std::path::PathBuf,
+    /// Whether it verified with the public key file alone.
+    pub verified: bool,
 }
 
 /// Submissions a thread keeps in flight before it waits for the oldest: many receipts ride in
@@ -350,7 +361,7 @@ fn query_like(data_dir: &Path, db: &Db, seq: Seq) -> ToolResult<()> {
     Ok(())
 }
 
-fn print_next(data_dir: &Path, seq: Option<Seq>, filter: Option<&str>) {
+fn print_next(data_dir: &Path, seq: Option<Seq>, filter: Option<&str>, pack: Option<&Path>) {
     let dir = data_dir.display();
     let key = data_dir.join(PUBLIC_KEY_FILE);
     let mut next = vec![(format!("trailmix-db inspect {dir}"), "what is inside")];
@@ -387,6 +398,16 @@ fn print_next(data_dir: &Path, seq: Option<Seq>, filter: Option<&str>) {
             "what the auditor runs",
         ));
     }
+    if let Some(pack) = pack {
+        next.push((
+            format!(
+                "trailmix-db verify-pack {} --key {}",
+                pack.display(),
+                key.display()
+            ),
+            "check the evidence pack as an auditor",
+        ));
+    }
     let width = next.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
     for (command, what) in &next {
         println!("  {command:<width$}   {what}");
@@ -399,6 +420,7 @@ fn print_next(data_dir: &Path, seq: Option<Seq>, filter: Option<&str>) {
 /// [`ToolError`] when the store cannot be opened (locked by another writer, damaged) or a
 /// step fails.
 pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
+    let run_started_ns = u64::try_from(Timestamp::now().as_unix_nanos()).unwrap_or(0);
     let (db, created) = open_store(data_dir, options)?;
     let entries_before = db.durable_end().0;
     let (written, showcase, write_time) =
@@ -426,6 +448,15 @@ pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
     }
     db.close().map_err(|e| ToolError::store(data_dir, &e))?;
     println!("  close       drained, final checkpoint written, log closed cleanly");
+    let pack = match &filter {
+        Some(filter) => Some(export_and_verify(
+            data_dir,
+            filter,
+            run_started_ns,
+            entries_before,
+        )?),
+        None => None,
+    };
     println!();
     println!(
         "{} {} receipts in {} entries. Next:",
@@ -433,8 +464,14 @@ pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
         human_count(report.receipts),
         human_count(report.entries),
     );
-    print_next(data_dir, proof_seq, filter.as_deref());
+    print_next(
+        data_dir,
+        proof_seq,
+        filter.as_deref(),
+        pack.as_ref().map(|p| p.path.as_path()),
+    );
     Ok(DemoReport {
+        pack,
         created,
         entries_before,
         written: written.receipts,
@@ -443,6 +480,65 @@ pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
         verified: report.verified(),
         entries_after: report.entries,
         receipts_after: report.receipts,
+    })
+}
+
+/// Exports the showcase tenant's receipts of this run as an evidence pack (an archive next
+/// to the store, named after the run so a second run writes a new one) and verifies it with
+/// the public key file alone, as an auditor would.
+fn export_and_verify(
+    data_dir: &Path,
+    filter: &str,
+    run_started_ns: u64,
+    entries_before: u64,
+) -> ToolResult<DemoPack> {
+    let tenant = filter
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("tenant="))
+        .unwrap_or_default()
+        .to_owned();
+    let name = data_dir.file_name().map_or_else(
+        || "trailmix-data".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let path = data_dir.with_file_name(format!("{name}-pack-{tenant}-{entries_before}.tar"));
+    let scope = trailmix_db::pack::PackScope {
+        tenant,
+        logged_from_ns: Some(run_started_ns),
+        logged_to_ns: None,
+        filter: None,
+    };
+    let started = Instant::now();
+    let summary = crate::pack::export(data_dir, &scope, &path, crate::pack::PackLayout::Archive)?;
+    let took = started.elapsed();
+    let (verifier, _) =
+        crate::load_public_key(&data_dir.join(PUBLIC_KEY_FILE).display().to_string())?;
+    let result = trailmix_db::pack::verify_pack(
+        &path,
+        Some(&trailmix_db::pack::TrustedKey::Verifier(verifier)),
+    );
+    let counts = &summary.manifest.counts;
+    println!(
+        "  export      evidence pack of {} ({} receipts of this run, proofs, signed roots) in {:.2} s:",
+        scope.tenant,
+        human_count(counts.included),
+        took.as_secs_f64()
+    );
+    let verdict = match &result {
+        Ok(report) if report.completeness.is_complete() => paint("VERIFIED, complete", Paint::Good),
+        Ok(_) => paint("VERIFIED (completeness not proven)", Paint::Good),
+        Err(_) => paint("REJECTED", Paint::Bad),
+    };
+    println!(
+        "              {} checked with the public key alone: {verdict}",
+        path.display()
+    );
+    if let Err(failure) = &result {
+        println!("              reason: {failure}");
+    }
+    Ok(DemoPack {
+        path,
+        verified: result.is_ok(),
     })
 }
 

@@ -35,6 +35,7 @@ pub mod erasure;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod pack;
 pub mod proofs;
 pub mod scan;
 pub mod search;

@@ -1,4 +1,5 @@
-//! `trailmix-db`: demo, inspect, verify, prove, query, tail, load and import a trailmix-db store.
+//! `trailmix-db`: demo, inspect, verify, prove, query, tail, load, import and export (evidence
+//! packs) a trailmix-db store.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +16,9 @@ use trailmix_tools::tail::{self, Ending, Start, TailOptions};
 use trailmix_tools::{ToolError, Verdict, demo, inspect, print_json, verify, write_json};
 
 const EXIT_CODES: &str = "\
-Exit codes: 0 = done / verified, 1 = damaged or tampered store, a proof rejected, or an import
-            stopped at a bad line, 2 = bad usage or an I/O error (the message says which).";
+Exit codes: 0 = done / verified, 1 = damaged or tampered store, a proof or evidence pack rejected,
+            or an import stopped at a bad line, 2 = bad usage or an I/O error (the message says
+            which).";
 
 /// Look inside, verify, prove, query, follow, load and import a trailmix-db store: an
 /// append-only, tamper-evident log of AI decision receipts (LLM calls, tool calls, policy
@@ -29,6 +31,48 @@ Exit codes: 0 = done / verified, 1 = damaged or tampered store, a proof rejected
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The arguments of `export`.
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Data directory of the store.
+    dir: PathBuf,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Receipts logged at or after this time (RFC 3339 or ns since 1970).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Receipts logged before this time.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Show in full only the receipts this filter selects (query syntax, e.g.
+    /// `decision=deny`).
+    #[arg(long, value_name = "FILTER")]
+    filter: Option<String>,
+    /// Where to write the pack (must not exist).
+    #[arg(short, long, value_name = "PACK")]
+    output: PathBuf,
+    /// Write one tar file instead of a directory.
+    #[arg(long)]
+    archive: bool,
+}
+
+/// The arguments of `verify-pack`.
+#[derive(Debug, Args)]
+struct VerifyPackArgs {
+    /// The pack directory or archive.
+    pack: PathBuf,
+    /// The store's public key: its signing.pub file or the key text.
+    #[arg(long, value_name = "FILE", conflicts_with = "key_fingerprint")]
+    key: Option<String>,
+    /// The SHA-256 fingerprint (hex) of the store's public key.
+    #[arg(long, value_name = "FP")]
+    key_fingerprint: Option<String>,
+    /// Print JSON instead of text (documented in docs/design.md, "Evidence packs").
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +158,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export one tenant's evidence pack: receipts, proofs, signed roots, a signed manifest.
+    ///
+    /// The pack covers the receipts the store logged in [--from, --to) (the writer's clock),
+    /// up to the latest signed checkpoint; boundary receipts (headers only) and hash-only log
+    /// links prove that none is missing. With --filter, receipts of the range that do not
+    /// match appear as hash-only links. Nothing of other tenants enters the pack but hashes.
+    /// Reads the log without a lock; needs the store's keys/signing.key to sign.
+    #[command(after_help = EXIT_CODES)]
+    Export(ExportArgs),
+    /// Verify an evidence pack (directory or archive) with the store's public key.
+    ///
+    /// The key must come from outside the pack: a copy of the store's signing.pub, or the
+    /// SHA-256 fingerprint of its public key. Checks file checksums, the manifest signature,
+    /// every receipt's digests and inclusion proof against the signed roots, the seal chain,
+    /// and the tenant chain and boundaries that prove the range complete.
+    #[command(after_help = EXIT_CODES)]
+    VerifyPack(VerifyPackArgs),
     /// Print the latest signed checkpoint note (keep a copy to detect rollback later).
     ///
     /// Save the note outside the store; `verify --trusted-checkpoint FILE` then detects
@@ -417,6 +478,37 @@ fn show<T: serde::Serialize>(value: &T, json: bool, text: fn(&T)) -> Result<(), 
     }
 }
 
+fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
+    use trailmix_tools::pack::{self as packs, PackLayout};
+    let ExportArgs {
+        dir,
+        tenant,
+        from,
+        to,
+        filter,
+        output,
+        archive,
+    } = args;
+    let scope = trailmix_db::pack::PackScope {
+        tenant,
+        logged_from_ns: from
+            .map(|t| packs::parse_logged_time("--from", &t))
+            .transpose()?,
+        logged_to_ns: to
+            .map(|t| packs::parse_logged_time("--to", &t))
+            .transpose()?,
+        filter: filter.map(|f| packs::parse_filter(&f)).transpose()?,
+    };
+    let layout = if archive {
+        PackLayout::Archive
+    } else {
+        PackLayout::Directory
+    };
+    let summary = packs::export(&dir, &scope, &output, layout)?;
+    packs::print_export(&summary, &output);
+    Ok(Verdict::Ok)
+}
+
 fn checked(verified: bool) -> Verdict {
     if verified {
         Verdict::Ok
@@ -589,6 +681,7 @@ fn hold_change(a: &ErasureArgs, change: HoldChange) -> Result<Verdict, ToolError
     .map(|()| Verdict::Ok)
 }
 
+#[allow(clippy::too_many_lines, reason = "one short arm per command")]
 fn run(cli: Cli) -> Result<Verdict, ToolError> {
     match cli.command {
         Command::Demo {
@@ -605,7 +698,11 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
                 segment_bytes,
             };
             let report = demo::run(&dir, &options)?;
-            Ok(checked(report.verified && report.proof_verified))
+            Ok(checked(
+                report.verified
+                    && report.proof_verified
+                    && report.pack.as_ref().is_none_or(|p| p.verified),
+            ))
         }
         Command::Inspect {
             dir,
@@ -665,6 +762,13 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             session,
             json,
         } => trailmix_tools::search::trace(&dir, &tenant, &session, json).map(|()| Verdict::Ok),
+        Command::Export(args) => export(args),
+        Command::VerifyPack(a) => trailmix_tools::pack::verify(
+            &a.pack,
+            a.key.as_deref(),
+            a.key_fingerprint.as_deref(),
+            a.json,
+        ),
         Command::VerifyProof {
             bundle,
             public_key,

@@ -1,0 +1,381 @@
+//! The lines and files of an evidence pack (format v1), as serde types. The byte-level
+//! description is `docs/design.md`, "Evidence packs".
+
+use serde::{Deserialize, Serialize};
+
+use crate::entry::{ENTRY_FIXED_BYTES, ENTRY_VERSION, flags};
+use crate::merkle::Digest;
+use crate::wal::format::{array_at, u32_at, u64_at};
+
+/// The `format` value of a v1 manifest.
+pub const PACK_FORMAT: &str = "trailmix-db evidence pack v1";
+/// First line of the manifest signature note's body: the domain separation of pack
+/// signatures (no checkpoint body can start with it: its second line is not a tree size).
+pub const MANIFEST_NOTE_CONTEXT: &str = "trailmix-db pack manifest v1";
+
+/// The manifest file.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The manifest's signed note.
+pub const MANIFEST_SIG_FILE: &str = "manifest.sig";
+/// `sha256sum -c` checksums of every other file.
+pub const SHA256SUMS_FILE: &str = "SHA256SUMS";
+/// The receipts of the range and the boundary receipts, one JSON object a line.
+pub const RECEIPTS_FILE: &str = "receipts.jsonl";
+/// Hash-only links from the last receipt to the end of the signed tree.
+pub const TAIL_FILE: &str = "tail.jsonl";
+/// Inclusion proofs, one a line.
+pub const PROOFS_FILE: &str = "proofs.jsonl";
+/// Signed checkpoints and epoch seals, one a line.
+pub const ANCHORS_FILE: &str = "anchors.jsonl";
+/// Human summary, Markdown.
+pub const SUMMARY_MD_FILE: &str = "summary.md";
+/// Human summary, HTML with inline SVG charts.
+pub const SUMMARY_HTML_FILE: &str = "summary.html";
+/// How to verify, plain text.
+pub const HOW_TO_VERIFY_FILE: &str = "HOW-TO-VERIFY.txt";
+
+/// Every file a v1 pack holds, in the order the archive stores them.
+pub const PACK_FILES: [&str; 10] = [
+    HOW_TO_VERIFY_FILE,
+    SHA256SUMS_FILE,
+    ANCHORS_FILE,
+    MANIFEST_FILE,
+    MANIFEST_SIG_FILE,
+    PROOFS_FILE,
+    RECEIPTS_FILE,
+    SUMMARY_HTML_FILE,
+    SUMMARY_MD_FILE,
+    TAIL_FILE,
+];
+
+/// The files the manifest lists (all but the manifest, its signature and `SHA256SUMS`).
+pub const LISTED_FILES: [&str; 7] = [
+    HOW_TO_VERIFY_FILE,
+    ANCHORS_FILE,
+    PROOFS_FILE,
+    RECEIPTS_FILE,
+    SUMMARY_HTML_FILE,
+    SUMMARY_MD_FILE,
+    TAIL_FILE,
+];
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`PACK_FORMAT`].
+    pub format: String,
+    /// The store id (hex), from the genesis entry.
+    pub store_id: String,
+    /// Origin prefix of the store's checkpoints.
+    pub origin_prefix: String,
+    /// `blake3` or `sha256`.
+    pub hash_algorithm: String,
+    /// The store's verifier key text. Informative only: `verify-pack` never trusts it, and
+    /// uses it only when the caller trusts its fingerprint.
+    pub signer_key: String,
+    /// What the pack covers.
+    pub scope: ManifestScope,
+    /// The signed tree the pack rests on: its last leaf is the pack's horizon.
+    pub horizon: Horizon,
+    /// How the pack proves that nothing of the range is missing.
+    pub completeness: ManifestCompleteness,
+    /// Counts by line kind.
+    pub counts: Counts,
+    /// Every listed file, sorted by path.
+    pub files: Vec<FileEntry>,
+}
+
+/// The range a pack covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestScope {
+    /// The tenant.
+    pub tenant: String,
+    /// Receipts logged at or after this (ns since the Unix epoch; the writer's clock).
+    pub logged_from_ns: Option<u64>,
+    /// Receipts logged before this.
+    pub logged_to_ns: Option<u64>,
+    /// The filter that chose which receipts of the range are shown in full (canonical
+    /// filter syntax), if any.
+    pub filter: Option<String>,
+}
+
+/// The end of the signed history the pack speaks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Horizon {
+    /// The epoch of the last anchor.
+    pub epoch: u64,
+    /// Its tree size.
+    pub tree_size: u64,
+    /// The sequence number of its last leaf.
+    pub last_seq: u64,
+}
+
+/// How each end of the range is proven.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestCompleteness {
+    /// `previous_receipt`, `first_receipt_of_tenant` or `unproven`.
+    pub start: String,
+    /// `next_receipt`, `log_tail` or `unproven`.
+    pub end: String,
+}
+
+/// Line counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    /// In-range receipts shown in full.
+    pub included: u64,
+    /// In-range receipts whose payload is unavailable (shredded).
+    pub shredded: u64,
+    /// Of the `included` receipts, those whose payload is stored encrypted: their `payload`
+    /// is the ciphertext the chain covers, and their `payload_json` the exporter's decryption,
+    /// vouched for by the pack's signature (not by the chain). Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub encrypted: u64,
+    /// In-range receipts the filter left out (hash-only links).
+    pub filtered_out: u64,
+    /// Boundary receipts (before and after the range), headers only.
+    pub boundary: u64,
+    /// Lines of `tail.jsonl`.
+    pub tail_links: u64,
+    /// Lines of `proofs.jsonl`.
+    pub proofs: u64,
+    /// Lines of `anchors.jsonl`.
+    pub anchors: u64,
+}
+
+/// One listed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path inside the pack.
+    pub path: String,
+    /// Length in bytes.
+    pub bytes: u64,
+    /// BLAKE3 (plain hash, no key), hex.
+    pub blake3: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// Where a receipt line stands relative to the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The tenant's last receipt logged before the range.
+    Before,
+    /// A receipt of the tenant logged in the range.
+    InRange,
+    /// The tenant's first receipt logged at or after the end of the range.
+    After,
+}
+
+/// What a receipt line shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    /// Header and payload.
+    Included,
+    /// Header only: the payload is unavailable (shredded); its digest still binds it.
+    Shredded,
+    /// Header only, payload withheld (boundary receipts).
+    Withheld,
+    /// Neither header nor payload: an in-range receipt that the filter left out.
+    FilteredOut,
+}
+
+impl LineState {
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineState::Included => "included",
+            LineState::Shredded => "shredded",
+            LineState::Withheld => "withheld",
+            LineState::FilteredOut => "filtered_out",
+        }
+    }
+}
+
+/// One line of `receipts.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptLine {
+    /// Sequence number.
+    pub seq: u64,
+    /// Before, in range, or after.
+    pub role: Role,
+    /// What the line shows.
+    pub state: LineState,
+    /// The entry's 168 fixed bytes (chain fields and digests), base64.
+    pub fixed: String,
+    /// The receipt header bytes, base64 (absent for `filtered_out`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The payload bytes as stored, base64 (only for `included`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// `logged_at` of the entry, RFC 3339 (readable copy of the fixed bytes).
+    pub logged_at: String,
+    /// The header fields in the event JSON shape (readable copy of `header`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
+    /// The payload as JSON (readable copy of `payload`, when it is JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_json: Option<serde_json::Value>,
+}
+
+/// One line of `tail.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailLine {
+    /// Sequence number.
+    pub seq: u64,
+    /// The entry's 168 fixed bytes, base64.
+    pub fixed: String,
+}
+
+/// One line of `proofs.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofLine {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// Its epoch (the anchor the proof is against).
+    pub epoch: u64,
+    /// Its leaf index in the epoch's tree.
+    pub leaf_index: u64,
+    /// The audit path, base64 digests, leaf to root.
+    pub path: Vec<String>,
+}
+
+/// What an anchor line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorKind {
+    /// The epoch's seal.
+    Seal,
+    /// A checkpoint of the open epoch.
+    Checkpoint,
+}
+
+/// One line of `anchors.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorLine {
+    /// The epoch.
+    pub epoch: u64,
+    /// Seal or checkpoint.
+    pub kind: AnchorKind,
+    /// First sequence number of the epoch.
+    pub first_seq: u64,
+    /// The signed note, as in the log.
+    pub note: String,
+}
+
+/// The fixed part of an entry, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedPart {
+    /// Flags byte.
+    pub flags: u8,
+    /// Chain fields.
+    pub chain: crate::entry::ChainFields,
+    /// Content digest.
+    pub content_digest: Digest,
+    /// Payload digest.
+    pub payload_digest: Digest,
+    /// Header length.
+    pub header_len: u32,
+    /// Payload length.
+    pub payload_len: u32,
+}
+
+/// Decodes the 168 fixed bytes of an entry; `None` when the length, version, flags or
+/// reserved bytes are wrong.
+#[must_use]
+pub fn decode_fixed(bytes: &[u8]) -> Option<FixedPart> {
+    if bytes.len() != ENTRY_FIXED_BYTES
+        || bytes[0] != ENTRY_VERSION
+        || bytes[1] & !flags::KNOWN != 0
+        || bytes[2..8].iter().any(|&b| b != 0)
+    {
+        return None;
+    }
+    Some(FixedPart {
+        flags: bytes[1],
+        chain: crate::entry::ChainFields {
+            epoch: u64_at(bytes, 8),
+            logged_at_ns: u64_at(bytes, 16),
+            prev_chain_hash: array_at::<32>(bytes, 24),
+            tenant_prev_seq: u64_at(bytes, 56),
+            tenant_prev_hash: array_at::<32>(bytes, 64),
+        },
+        content_digest: array_at::<32>(bytes, 96),
+        payload_digest: array_at::<32>(bytes, 128),
+        header_len: u32_at(bytes, 160),
+        payload_len: u32_at(bytes, 164),
+    })
+}
+
+/// Lower-case hex.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+/// The body of the manifest's signed note.
+#[must_use]
+pub fn manifest_note_body(origin_prefix: &str, manifest_sha256_hex: &str) -> String {
+    format!("{MANIFEST_NOTE_CONTEXT}\n{origin_prefix}\nsha256 {manifest_sha256_hex}\n")
+}
+
+/// SHA-256 of `bytes`.
+#[must_use]
+pub fn sha256(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The fingerprint of a verifier key: SHA-256 of its 32-byte Ed25519 public key, hex.
+#[must_use]
+pub fn key_fingerprint(verifier: &crate::note::NoteVerifier) -> String {
+    hex(&sha256(verifier.verifying_key().as_bytes()))
+}
+
+/// `None` when `bytes` match the manifest entry, else what differs.
+#[must_use]
+pub fn file_entry_matches(entry: &FileEntry, bytes: &[u8]) -> Option<String> {
+    if entry.bytes != bytes.len() as u64 {
+        return Some(format!(
+            "it is {} bytes, the manifest says {}",
+            bytes.len(),
+            entry.bytes
+        ));
+    }
+    if entry.sha256 != hex(&sha256(bytes)) {
+        return Some("its SHA-256 is not the manifest's".into());
+    }
+    if entry.blake3 != hex(blake3::hash(bytes).as_bytes()) {
+        return Some("its BLAKE3 is not the manifest's".into());
+    }
+    None
+}
+
+/// Whether a count is zero (fields that older packs do not have are left out when zero).
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}

@@ -1,0 +1,1152 @@
+//! `verify_pack`: checks a pack with a public key from outside it, and names the first item
+//! that does not hold.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+use super::PackFiles;
+use super::format::{
+    ANCHORS_FILE, AnchorKind, AnchorLine, Counts, FixedPart, Horizon, LISTED_FILES, LineState,
+    MANIFEST_FILE, MANIFEST_NOTE_CONTEXT, MANIFEST_SIG_FILE, Manifest, PACK_FILES, PACK_FORMAT,
+    PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role, SHA256SUMS_FILE, TAIL_FILE, TailLine,
+    decode_fixed, file_entry_matches, hex, key_fingerprint, sha256,
+};
+use crate::entry::{self, EntryKind, NO_TENANT_PREV, flags};
+use crate::merkle::{self, Digest};
+use crate::note::{self, Checkpoint, NoteVerifier};
+use crate::receipt::ReceiptHeader;
+use crate::replay::{SealFields, seal_digest};
+use crate::wal::{HashAlgorithm, Seq};
+
+/// The public key a pack is checked with: it must come from outside the pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedKey {
+    /// The store's verifier key (the text of its `signing.pub`).
+    Verifier(NoteVerifier),
+    /// The SHA-256 fingerprint (hex) of the store's Ed25519 public key
+    /// ([`key_fingerprint`]); the key itself is then taken from the pack's manifest, and
+    /// used only if its fingerprint matches.
+    Fingerprint(String),
+}
+
+/// How the start of the range is proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "proof", rename_all = "snake_case")]
+pub enum StartProof {
+    /// The tenant's last receipt before the range is in the pack (header only) and the first
+    /// receipt of the range links to it.
+    PreviousReceipt {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// The first receipt in the pack is the tenant's first receipt ever (no tenant link).
+    FirstReceiptOfTenant,
+    /// Nothing in the pack anchors the start (the tenant has no receipt up to the horizon).
+    Unproven,
+}
+
+/// How the end of the range is proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "proof", rename_all = "snake_case")]
+pub enum EndProof {
+    /// The tenant's first receipt after the range is in the pack and links to the last one.
+    NextReceipt {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Every log entry after the last receipt up to the horizon is in the pack as a
+    /// hash-only link, none of them a receipt of the tenant.
+    LogTail {
+        /// How many links.
+        links: u64,
+    },
+    /// Not proven (the tail would have been too long, or the pack holds no receipt).
+    Unproven,
+}
+
+/// What a pack proves about the range's completeness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Completeness {
+    /// The start.
+    pub start: StartProof,
+    /// The end.
+    pub end: EndProof,
+}
+
+impl Completeness {
+    /// Whether both ends are proven: no receipt of the tenant logged in the range (up to the
+    /// horizon) is missing from the pack.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.start != StartProof::Unproven && self.end != EndProof::Unproven
+    }
+
+    fn names(&self) -> (&'static str, &'static str) {
+        let start = match self.start {
+            StartProof::PreviousReceipt { .. } => "previous_receipt",
+            StartProof::FirstReceiptOfTenant => "first_receipt_of_tenant",
+            StartProof::Unproven => "unproven",
+        };
+        let end = match self.end {
+            EndProof::NextReceipt { .. } => "next_receipt",
+            EndProof::LogTail { .. } => "log_tail",
+            EndProof::Unproven => "unproven",
+        };
+        (start, end)
+    }
+}
+
+/// One signed root the pack rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AnchorReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// `seal` or `checkpoint`.
+    pub kind: &'static str,
+    /// The signed tree size.
+    pub tree_size: u64,
+    /// The signed root, base64.
+    pub root: String,
+}
+
+/// A verified pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackReport {
+    /// The store id.
+    pub store_id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Receipts logged at or after this (ns), if bounded.
+    pub logged_from_ns: Option<u64>,
+    /// Receipts logged before this (ns), if bounded.
+    pub logged_to_ns: Option<u64>,
+    /// The filter, if any.
+    pub filter: Option<String>,
+    /// The verifier key the pack was checked with.
+    pub key: String,
+    /// Its SHA-256 fingerprint ([`key_fingerprint`]).
+    pub key_fingerprint: String,
+    /// Line counts.
+    pub counts: Counts,
+    /// Completeness.
+    pub completeness: Completeness,
+    /// The horizon.
+    pub horizon: Horizon,
+    /// The signed roots.
+    pub anchors: Vec<AnchorReport>,
+}
+
+/// Why a pack does not verify: the first item that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackFailure {
+    /// No public key was given.
+    #[error(
+        "no trusted public key was given: a pack cannot vouch for itself, so the store's public \
+         key (its signing.pub) or the key's SHA-256 fingerprint must come from its owner"
+    )]
+    NoTrustedKey,
+    /// The given key or fingerprint is unusable.
+    #[error("the trusted key is unusable: {0}")]
+    BadTrustedKey(String),
+    /// The pack could not be read.
+    #[error("cannot read the pack: {0}")]
+    Unreadable(String),
+    /// A file is missing.
+    #[error("{file} is missing from the pack")]
+    MissingFile {
+        /// The file.
+        file: String,
+    },
+    /// A file that is not part of a pack.
+    #[error("{file} is not part of a pack (something was added)")]
+    UnexpectedFile {
+        /// The file.
+        file: String,
+    },
+    /// A file's bytes do not match the manifest or `SHA256SUMS`.
+    #[error("{file} was changed: {detail}")]
+    Checksum {
+        /// The file.
+        file: String,
+        /// What differs.
+        detail: String,
+    },
+    /// The manifest is not signed by the trusted key.
+    #[error("the manifest is signed by {found}, not by the trusted key {trusted}")]
+    WrongKey {
+        /// Keys that signed it.
+        found: String,
+        /// The trusted key.
+        trusted: String,
+    },
+    /// The manifest's signature does not verify or does not cover this manifest.
+    #[error("the manifest signature does not hold: {0}")]
+    ManifestSignature(String),
+    /// The manifest does not parse or states something impossible.
+    #[error("manifest.json: {0}")]
+    Manifest(String),
+    /// A line does not parse.
+    #[error("{file} line {line}: {detail}")]
+    Malformed {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A signed checkpoint or seal does not hold.
+    #[error("the anchor of epoch {epoch}: {detail}")]
+    Anchor {
+        /// The epoch.
+        epoch: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A receipt's bytes do not match its digests or its readable fields.
+    #[error("receipt seq {seq} ({file} line {line}): {detail}")]
+    Receipt {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// Its sequence number.
+        seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An inclusion proof does not hold.
+    #[error("the inclusion proof of seq {seq}: {detail}")]
+    Proof {
+        /// The entry's sequence number.
+        seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Lines out of order.
+    #[error("{file} line {line}: out of order: {detail}")]
+    Order {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A sequence number appears twice.
+    #[error("seq {seq} appears twice in {file}")]
+    Duplicate {
+        /// The file.
+        file: String,
+        /// The sequence number.
+        seq: u64,
+    },
+    /// The tenant chain or the log chain is broken: something is missing or was changed.
+    #[error("the chain breaks at seq {seq}: {detail}")]
+    Chain {
+        /// Where.
+        seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The pack's completeness claim does not hold.
+    #[error("completeness: {0}")]
+    Completeness(String),
+    /// The manifest's counts do not match the lines.
+    #[error("counts: {0}")]
+    Counts(String),
+}
+
+impl PackFailure {
+    /// A stable machine name of the failure's kind (the `--json` output's `failure.kind`).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PackFailure::NoTrustedKey => "no_trusted_key",
+            PackFailure::BadTrustedKey(_) => "bad_trusted_key",
+            PackFailure::Unreadable(_) => "unreadable",
+            PackFailure::MissingFile { .. } => "missing_file",
+            PackFailure::UnexpectedFile { .. } => "unexpected_file",
+            PackFailure::Checksum { .. } => "checksum",
+            PackFailure::WrongKey { .. } => "wrong_key",
+            PackFailure::ManifestSignature(_) => "manifest_signature",
+            PackFailure::Manifest(_) => "manifest",
+            PackFailure::Malformed { .. } => "malformed",
+            PackFailure::Anchor { .. } => "anchor",
+            PackFailure::Receipt { .. } => "receipt",
+            PackFailure::Proof { .. } => "proof",
+            PackFailure::Order { .. } => "order",
+            PackFailure::Duplicate { .. } => "duplicate",
+            PackFailure::Chain { .. } => "chain",
+            PackFailure::Completeness(_) => "completeness",
+            PackFailure::Counts(_) => "counts",
+        }
+    }
+
+    /// Whether the failure is about the caller's input (no key, a bad key, an unreadable
+    /// path) rather than the pack's content.
+    #[must_use]
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            PackFailure::NoTrustedKey | PackFailure::BadTrustedKey(_) | PackFailure::Unreadable(_)
+        )
+    }
+}
+
+/// Verifies the pack at `path` (a pack directory or its tar archive) with `key`, which must
+/// come from outside the pack (`None` fails with [`PackFailure::NoTrustedKey`]).
+///
+/// # Errors
+/// The first [`PackFailure`].
+pub fn verify_pack(path: &Path, key: Option<&TrustedKey>) -> Result<PackReport, PackFailure> {
+    let key = key.ok_or(PackFailure::NoTrustedKey)?;
+    let files = PackFiles::read(path).map_err(|e| PackFailure::Unreadable(e.to_string()))?;
+    verify_pack_files(&files, Some(key))
+}
+
+/// Verifies a pack held in memory (see [`verify_pack`]).
+///
+/// # Errors
+/// The first [`PackFailure`].
+pub fn verify_pack_files(
+    files: &PackFiles,
+    key: Option<&TrustedKey>,
+) -> Result<PackReport, PackFailure> {
+    let key = key.ok_or(PackFailure::NoTrustedKey)?;
+    let manifest_bytes = need(files, MANIFEST_FILE)?;
+    let verifier = resolve_key(key, manifest_bytes)?;
+    check_signature(files, &verifier, manifest_bytes)?;
+    let manifest: Manifest = serde_json::from_slice(manifest_bytes)
+        .map_err(|e| PackFailure::Manifest(format!("does not parse: {e}")))?;
+    check_origin_line(files, &manifest)?;
+    check_files(files, &manifest)?;
+    if manifest.format != PACK_FORMAT {
+        return Err(PackFailure::Manifest(format!(
+            "format {:?}, but this build reads {PACK_FORMAT:?}",
+            manifest.format
+        )));
+    }
+    let alg = match manifest.hash_algorithm.as_str() {
+        "blake3" => HashAlgorithm::Blake3,
+        "sha256" => HashAlgorithm::Sha256,
+        other => {
+            return Err(PackFailure::Manifest(format!(
+                "unknown hash algorithm {other:?}"
+            )));
+        }
+    };
+    let ctx = Ctx {
+        alg,
+        manifest: &manifest,
+        verifier: &verifier,
+    };
+    let anchors = ctx.check_anchors(&lines::<AnchorLine>(files, ANCHORS_FILE)?)?;
+    let receipts = ctx.check_receipts(&lines::<ReceiptLine>(files, RECEIPTS_FILE)?)?;
+    let tail = ctx.check_tail(&lines::<TailLine>(files, TAIL_FILE)?)?;
+    let proofs = lines::<ProofLine>(files, PROOFS_FILE)?;
+    // Links before proofs: a dropped line is reported as the gap it leaves, not as an
+    // orphaned proof.
+    let completeness = ctx.check_chain(&receipts, &tail)?;
+    let (start, end) = completeness.names();
+    if (start, end)
+        != (
+            manifest.completeness.start.as_str(),
+            manifest.completeness.end.as_str(),
+        )
+    {
+        return Err(PackFailure::Completeness(format!(
+            "the manifest claims start {:?} and end {:?}, the pack proves start {start:?} and end \
+             {end:?}",
+            manifest.completeness.start, manifest.completeness.end
+        )));
+    }
+    ctx.check_proofs(&proofs, &receipts, &tail, &anchors)?;
+    let counts = count(&receipts, tail.len(), proofs.len(), anchors.len());
+    if counts != manifest.counts {
+        return Err(PackFailure::Counts(format!(
+            "the manifest states {:?}, the pack holds {counts:?}",
+            manifest.counts
+        )));
+    }
+    Ok(PackReport {
+        store_id: manifest.store_id.clone(),
+        tenant: manifest.scope.tenant.clone(),
+        logged_from_ns: manifest.scope.logged_from_ns,
+        logged_to_ns: manifest.scope.logged_to_ns,
+        filter: manifest.scope.filter.clone(),
+        key: verifier.to_vkey(),
+        key_fingerprint: key_fingerprint(&verifier),
+        counts,
+        completeness,
+        horizon: manifest.horizon.clone(),
+        anchors: anchors
+            .values()
+            .map(|a| AnchorReport {
+                epoch: a.epoch,
+                kind: match a.kind {
+                    AnchorKind::Seal => "seal",
+                    AnchorKind::Checkpoint => "checkpoint",
+                },
+                tree_size: a.tree_size,
+                root: STANDARD.encode(a.root),
+            })
+            .collect(),
+    })
+}
+
+fn need<'a>(files: &'a PackFiles, name: &str) -> Result<&'a [u8], PackFailure> {
+    files.get(name).ok_or_else(|| PackFailure::MissingFile {
+        file: name.to_owned(),
+    })
+}
+
+/// The one manifest field read before the signature is checked (fingerprint mode).
+#[derive(serde::Deserialize)]
+struct SignerOnly {
+    signer_key: String,
+}
+
+fn resolve_key(key: &TrustedKey, manifest_bytes: &[u8]) -> Result<NoteVerifier, PackFailure> {
+    match key {
+        TrustedKey::Verifier(v) => Ok(v.clone()),
+        TrustedKey::Fingerprint(text) => {
+            let wanted = text
+                .trim()
+                .trim_start_matches("sha256:")
+                .to_ascii_lowercase();
+            if wanted.len() != 64 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(PackFailure::BadTrustedKey(format!(
+                    "{text:?} is not a SHA-256 fingerprint (64 hex digits)"
+                )));
+            }
+            let signer: SignerOnly = serde_json::from_slice(manifest_bytes).map_err(|e| {
+                PackFailure::Manifest(format!("does not parse (looking for signer_key): {e}"))
+            })?;
+            let verifier = NoteVerifier::from_vkey(&signer.signer_key)
+                .map_err(|e| PackFailure::Manifest(format!("signer_key: {e}")))?;
+            let found = key_fingerprint(&verifier);
+            if found != wanted {
+                return Err(PackFailure::WrongKey {
+                    found: format!("a key with fingerprint {found}"),
+                    trusted: format!("fingerprint {wanted}"),
+                });
+            }
+            Ok(verifier)
+        }
+    }
+}
+
+fn check_signature(
+    files: &PackFiles,
+    verifier: &NoteVerifier,
+    manifest_bytes: &[u8],
+) -> Result<(), PackFailure> {
+    let sig = need(files, MANIFEST_SIG_FILE)?;
+    let parsed = note::parse(sig)
+        .map_err(|e| PackFailure::ManifestSignature(format!("manifest.sig: {e}")))?;
+    if !parsed
+        .signatures
+        .iter()
+        .any(|s| s.name == verifier.name() && s.key_id == verifier.key_id())
+    {
+        let found = parsed
+            .signatures
+            .iter()
+            .map(|s| format!("{}+{:08x}", s.name, s.key_id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(PackFailure::WrongKey {
+            found: if found.is_empty() {
+                "no key".into()
+            } else {
+                found
+            },
+            trusted: format!("{}+{:08x}", verifier.name(), verifier.key_id()),
+        });
+    }
+    let opened = note::open(sig, std::slice::from_ref(verifier))
+        .map_err(|e| PackFailure::ManifestSignature(e.to_string()))?;
+    let mut body = opened.body.lines();
+    if body.next() != Some(MANIFEST_NOTE_CONTEXT) {
+        return Err(PackFailure::ManifestSignature(format!(
+            "the signed note is not a pack manifest signature (its first line is not \
+             {MANIFEST_NOTE_CONTEXT:?})"
+        )));
+    }
+    let _origin = body.next();
+    let digest = format!("sha256 {}", hex(&sha256(manifest_bytes)));
+    if body.next() != Some(digest.as_str()) || body.next().is_some() {
+        return Err(PackFailure::ManifestSignature(
+            "manifest.json is not the manifest that was signed (it was changed after signing)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_origin_line(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailure> {
+    let sig = need(files, MANIFEST_SIG_FILE)?;
+    let text = String::from_utf8_lossy(sig);
+    if text.lines().nth(1) != Some(manifest.origin_prefix.as_str()) {
+        return Err(PackFailure::ManifestSignature(
+            "the signed origin is not the manifest's origin_prefix".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_files(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailure> {
+    for name in PACK_FILES {
+        need(files, name)?;
+    }
+    if let Some(extra) = files
+        .files
+        .keys()
+        .find(|k| !PACK_FILES.contains(&k.as_str()))
+    {
+        return Err(PackFailure::UnexpectedFile {
+            file: extra.clone(),
+        });
+    }
+    let listed: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    let mut expected: Vec<&str> = LISTED_FILES.to_vec();
+    expected.sort_unstable();
+    if listed != expected {
+        return Err(PackFailure::Manifest(format!(
+            "it lists the files {listed:?}, a pack has {expected:?}"
+        )));
+    }
+    for entry in &manifest.files {
+        let bytes = need(files, &entry.path)?;
+        if let Some(detail) = file_entry_matches(entry, bytes) {
+            return Err(PackFailure::Checksum {
+                file: entry.path.clone(),
+                detail,
+            });
+        }
+    }
+    if need(files, SHA256SUMS_FILE)? != files.sha256sums().as_bytes() {
+        return Err(PackFailure::Checksum {
+            file: SHA256SUMS_FILE.into(),
+            detail: "it does not list the SHA-256 of every other file of the pack".into(),
+        });
+    }
+    Ok(())
+}
+
+fn lines<T: serde::de::DeserializeOwned>(
+    files: &PackFiles,
+    name: &str,
+) -> Result<Vec<T>, PackFailure> {
+    let bytes = need(files, name)?;
+    let text = std::str::from_utf8(bytes).map_err(|e| PackFailure::Malformed {
+        file: name.into(),
+        line: 0,
+        detail: format!("not UTF-8: {e}"),
+    })?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(PackFailure::Malformed {
+            file: name.into(),
+            line: text.lines().count(),
+            detail: "the last line does not end with a newline".into(),
+        });
+    }
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| PackFailure::Malformed {
+                file: name.into(),
+                line: i + 1,
+                detail: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// An anchor, checked.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    epoch: u64,
+    kind: AnchorKind,
+    first_seq: u64,
+    tree_size: u64,
+    root: Digest,
+}
+
+/// A receipt line, checked.
+#[derive(Debug, Clone)]
+struct Checked {
+    line: usize,
+    seq: u64,
+    role: Role,
+    state: LineState,
+    fixed: FixedPart,
+    chain_hash: Digest,
+}
+
+/// A tail link, checked.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    seq: u64,
+    fixed: FixedPart,
+    chain_hash: Digest,
+}
+
+struct Ctx<'a> {
+    alg: HashAlgorithm,
+    manifest: &'a Manifest,
+    verifier: &'a NoteVerifier,
+}
+
+fn b64(text: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(text).ok()
+}
+
+impl Ctx<'_> {
+    fn check_anchors(&self, lines: &[AnchorLine]) -> Result<BTreeMap<u64, Anchor>, PackFailure> {
+        let mut out: BTreeMap<u64, Anchor> = BTreeMap::new();
+        let mut previous: Option<(Anchor, &AnchorLine)> = None;
+        for (i, line) in lines.iter().enumerate() {
+            let fail = |detail: String| PackFailure::Anchor {
+                epoch: line.epoch,
+                detail,
+            };
+            let (checkpoint, _) =
+                Checkpoint::open(line.note.as_bytes(), std::slice::from_ref(self.verifier))
+                    .map_err(|e| fail(format!("the signed note does not verify: {e}")))?;
+            let origin = format!("{}/epoch/{}", self.manifest.origin_prefix, line.epoch);
+            if checkpoint.origin != origin {
+                return Err(fail(format!(
+                    "its origin is {:?}, expected {origin:?}",
+                    checkpoint.origin
+                )));
+            }
+            let seal = checkpoint
+                .extensions
+                .iter()
+                .find_map(|l| SealFields::parse(l));
+            match (line.kind, &seal) {
+                (AnchorKind::Seal, None) => return Err(fail("a seal without a seal line".into())),
+                (AnchorKind::Checkpoint, Some(_)) => {
+                    return Err(fail("listed as a checkpoint but it is a seal".into()));
+                }
+                (AnchorKind::Checkpoint, None) if i + 1 != lines.len() => {
+                    return Err(fail(
+                        "only the last epoch may rest on a checkpoint; earlier ones need their seal"
+                            .into(),
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(fields) = &seal
+                && (fields.first_seq != Seq(line.first_seq)
+                    || fields.entries != checkpoint.tree_size)
+            {
+                return Err(fail(
+                    "its seal line disagrees with its first seq or size".into(),
+                ));
+            }
+            let anchor = Anchor {
+                epoch: line.epoch,
+                kind: line.kind,
+                first_seq: line.first_seq,
+                tree_size: checkpoint.tree_size,
+                root: checkpoint.root_hash,
+            };
+            if anchor.tree_size == 0 {
+                return Err(fail("an empty tree anchors nothing".into()));
+            }
+            if let Some((prev, prev_line)) = previous {
+                if Some(line.epoch) != prev.epoch.checked_add(1) {
+                    return Err(fail(format!(
+                        "epochs must follow one another; epoch {} comes after {}",
+                        line.epoch, prev.epoch
+                    )));
+                }
+                if Some(line.first_seq) != next_epoch_start(&prev) {
+                    return Err(fail(format!(
+                        "it starts at seq {}, but epoch {} ends with its seal at seq {}",
+                        line.first_seq,
+                        prev.epoch,
+                        prev.first_seq.saturating_add(prev.tree_size)
+                    )));
+                }
+                if let Some(fields) = &seal
+                    && fields.prev_seal != seal_digest(self.alg, prev_line.note.as_bytes())
+                {
+                    return Err(fail(format!(
+                        "its seal does not link to the seal of epoch {}",
+                        prev.epoch
+                    )));
+                }
+            } else if line.epoch == 0 && line.first_seq != 0 {
+                return Err(fail("epoch 0 starts at seq 0".into()));
+            }
+            out.insert(line.epoch, anchor);
+            previous = Some((anchor, line));
+        }
+        let h = &self.manifest.horizon;
+        match previous {
+            Some((last, _))
+                if last.epoch == h.epoch
+                    && last.tree_size == h.tree_size
+                    && last.first_seq.checked_add(last.tree_size - 1) == Some(h.last_seq) => {}
+            _ => {
+                return Err(PackFailure::Manifest(
+                    "its horizon is not the last anchor's last leaf".into(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_receipts(&self, lines: &[ReceiptLine]) -> Result<Vec<Checked>, PackFailure> {
+        let mut out: Vec<Checked> = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            let n = i + 1;
+            if let Some(prev) = out.last() {
+                if prev.seq == line.seq {
+                    return Err(PackFailure::Duplicate {
+                        file: RECEIPTS_FILE.into(),
+                        seq: line.seq,
+                    });
+                }
+                if prev.seq > line.seq {
+                    return Err(PackFailure::Order {
+                        file: RECEIPTS_FILE.into(),
+                        line: n,
+                        detail: format!("seq {} after seq {}", line.seq, prev.seq),
+                    });
+                }
+            }
+            let role_ok = match line.role {
+                Role::Before => i == 0,
+                Role::After => n == lines.len(),
+                Role::InRange => true,
+            };
+            if !role_ok {
+                return Err(PackFailure::Order {
+                    file: RECEIPTS_FILE.into(),
+                    line: n,
+                    detail: format!(
+                        "a {:?} receipt must be the {} line",
+                        line.role,
+                        if line.role == Role::Before {
+                            "first"
+                        } else {
+                            "last"
+                        }
+                    ),
+                });
+            }
+            out.push(self.check_receipt(n, line)?);
+        }
+        Ok(out)
+    }
+
+    fn check_receipt(&self, n: usize, line: &ReceiptLine) -> Result<Checked, PackFailure> {
+        let fail = |detail: String| PackFailure::Receipt {
+            file: RECEIPTS_FILE.into(),
+            line: n,
+            seq: line.seq,
+            detail,
+        };
+        let state_ok = matches!(
+            (line.role, line.state),
+            (Role::Before | Role::After, LineState::Withheld)
+                | (
+                    Role::InRange,
+                    LineState::Included | LineState::Shredded | LineState::FilteredOut
+                )
+        );
+        if !state_ok {
+            return Err(fail(format!(
+                "state {} is not allowed for a {:?} receipt",
+                line.state.as_str(),
+                line.role
+            )));
+        }
+        let fixed = b64(&line.fixed)
+            .as_deref()
+            .and_then(decode_fixed)
+            .ok_or_else(|| fail("the fixed entry bytes do not decode".into()))?;
+        let wants_header = line.state != LineState::FilteredOut;
+        let wants_payload = line.state == LineState::Included;
+        if line.header.is_some() != wants_header || line.event.is_some() != wants_header {
+            return Err(fail(format!(
+                "a {} line must {} the header",
+                line.state.as_str(),
+                if wants_header { "show" } else { "not show" }
+            )));
+        }
+        if line.payload.is_some() != wants_payload
+            || (!wants_payload && line.payload_json.is_some())
+        {
+            return Err(fail(format!(
+                "a {} line must {} the payload",
+                line.state.as_str(),
+                if wants_payload { "show" } else { "not show" }
+            )));
+        }
+        if line.logged_at != super::export::logged_at_text(fixed.chain.logged_at_ns) {
+            return Err(fail(
+                "its logged_at is not the time in its entry bytes".into(),
+            ));
+        }
+        if let Some(header_b64) = &line.header {
+            let header = b64(header_b64).ok_or_else(|| fail("the header is not base64".into()))?;
+            self.check_header(line, &fixed, &header).map_err(&fail)?;
+        }
+        if let Some(payload_b64) = &line.payload {
+            let payload =
+                b64(payload_b64).ok_or_else(|| fail("the payload is not base64".into()))?;
+            if payload.len() as u64 != u64::from(fixed.payload_len)
+                || entry::payload_digest(self.alg, &payload) != fixed.payload_digest
+            {
+                return Err(fail(
+                    "the payload does not match its digest (it was changed)".into(),
+                ));
+            }
+            // An encrypted payload's readable copy cannot be checked without its key: the
+            // pack's signature vouches for it (counted in `encrypted`).
+            let readable: Option<serde_json::Value> = serde_json::from_slice(&payload).ok();
+            if fixed.flags & flags::PAYLOAD_ENCRYPTED == 0 && readable != line.payload_json {
+                return Err(fail(
+                    "payload_json is not the payload's content (it was changed)".into(),
+                ));
+            }
+        }
+        self.check_range(line.role, fixed.chain.logged_at_ns)
+            .map_err(&fail)?;
+        Ok(Checked {
+            line: n,
+            seq: line.seq,
+            role: line.role,
+            state: line.state,
+            fixed,
+            chain_hash: entry::chain_hash(
+                self.alg,
+                Seq(line.seq),
+                fixed.flags,
+                &fixed.chain,
+                &fixed.content_digest,
+            ),
+        })
+    }
+
+    fn check_header(
+        &self,
+        line: &ReceiptLine,
+        fixed: &FixedPart,
+        header: &[u8],
+    ) -> Result<(), String> {
+        if header.len() as u64 != u64::from(fixed.header_len)
+            || entry::content_digest(self.alg, EntryKind::Receipt, header, &fixed.payload_digest)
+                != fixed.content_digest
+        {
+            return Err(
+                "the header does not match its entry's content digest (it was changed)".into(),
+            );
+        }
+        let decoded = ReceiptHeader::decode(header).map_err(|e| format!("the header: {e}"))?;
+        if decoded.tenant_id() != self.manifest.scope.tenant {
+            return Err(format!(
+                "a receipt of tenant {:?} in a pack of tenant {:?}",
+                decoded.tenant_id(),
+                self.manifest.scope.tenant
+            ));
+        }
+        if line.event.as_ref() != Some(&decoded.to_sdk_json_value()) {
+            return Err(
+                "its readable event fields are not the header's (they were changed)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, role: Role, logged_at_ns: u64) -> Result<(), String> {
+        let scope = &self.manifest.scope;
+        let from = scope.logged_from_ns;
+        let to = scope.logged_to_ns;
+        let ok = match role {
+            Role::Before => from.is_some_and(|f| logged_at_ns < f),
+            Role::After => to.is_some_and(|t| logged_at_ns >= t),
+            Role::InRange => {
+                from.is_none_or(|f| logged_at_ns >= f) && to.is_none_or(|t| logged_at_ns < t)
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "logged at {logged_at_ns} ns, which does not fit its role {role:?} in the range"
+            ))
+        }
+    }
+
+    fn check_tail(&self, lines: &[TailLine]) -> Result<Vec<Link>, PackFailure> {
+        let mut out: Vec<Link> = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            let fixed = b64(&line.fixed)
+                .as_deref()
+                .and_then(decode_fixed)
+                .ok_or_else(|| PackFailure::Malformed {
+                    file: TAIL_FILE.into(),
+                    line: i + 1,
+                    detail: "the fixed entry bytes do not decode".into(),
+                })?;
+            if let Some(prev) = out.last()
+                && Some(line.seq) != prev.seq.checked_add(1)
+            {
+                return Err(PackFailure::Order {
+                    file: TAIL_FILE.into(),
+                    line: i + 1,
+                    detail: format!("seq {} after seq {}", line.seq, prev.seq),
+                });
+            }
+            out.push(Link {
+                seq: line.seq,
+                fixed,
+                chain_hash: entry::chain_hash(
+                    self.alg,
+                    Seq(line.seq),
+                    fixed.flags,
+                    &fixed.chain,
+                    &fixed.content_digest,
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    fn check_proofs(
+        &self,
+        proofs: &[ProofLine],
+        receipts: &[Checked],
+        tail: &[Link],
+        anchors: &BTreeMap<u64, Anchor>,
+    ) -> Result<(), PackFailure> {
+        let mut needed: BTreeMap<u64, (u64, Digest)> = receipts
+            .iter()
+            .map(|r| (r.seq, (r.fixed.chain.epoch, r.chain_hash)))
+            .collect();
+        if let Some(last) = tail.last() {
+            needed.insert(last.seq, (last.fixed.chain.epoch, last.chain_hash));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, proof) in proofs.iter().enumerate() {
+            let fail = |detail: String| PackFailure::Proof {
+                seq: proof.seq,
+                detail,
+            };
+            if !seen.insert(proof.seq) {
+                return Err(PackFailure::Duplicate {
+                    file: PROOFS_FILE.into(),
+                    seq: proof.seq,
+                });
+            }
+            let (epoch, chain_hash) = needed.get(&proof.seq).copied().ok_or_else(|| {
+                fail(format!(
+                    "{PROOFS_FILE} line {}: no entry of the pack has this seq",
+                    i + 1
+                ))
+            })?;
+            if epoch != proof.epoch {
+                return Err(fail(format!(
+                    "the entry is of epoch {epoch}, the proof of epoch {}",
+                    proof.epoch
+                )));
+            }
+            let anchor = anchors
+                .get(&epoch)
+                .ok_or_else(|| fail(format!("no signed root of epoch {epoch} in the pack")))?;
+            if proof.leaf_index != proof.seq.wrapping_sub(anchor.first_seq) {
+                return Err(fail(format!(
+                    "leaf index {} is not seq {} in an epoch starting at seq {}",
+                    proof.leaf_index, proof.seq, anchor.first_seq
+                )));
+            }
+            let path = proof
+                .path
+                .iter()
+                .map(|p| b64(p).and_then(|b| <Digest>::try_from(b.as_slice()).ok()))
+                .collect::<Option<Vec<Digest>>>()
+                .ok_or_else(|| fail("a path element is not a base64 32-byte digest".into()))?;
+            merkle::verify_inclusion(
+                self.alg,
+                proof.leaf_index,
+                anchor.tree_size,
+                &merkle::leaf_hash(self.alg, &chain_hash),
+                &path,
+                &anchor.root,
+            )
+            .map_err(|e| {
+                fail(format!(
+                    "{e} (against the signed root of epoch {epoch}, tree size {})",
+                    anchor.tree_size
+                ))
+            })?;
+        }
+        if let Some(missing) = needed.keys().find(|s| !seen.contains(*s)) {
+            return Err(PackFailure::Proof {
+                seq: *missing,
+                detail: "the pack holds no inclusion proof for it".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_chain(
+        &self,
+        receipts: &[Checked],
+        tail: &[Link],
+    ) -> Result<Completeness, PackFailure> {
+        for pair in receipts.windows(2) {
+            let (prev, next) = (&pair[0], &pair[1]);
+            if next.fixed.chain.tenant_prev_seq != prev.seq
+                || next.fixed.chain.tenant_prev_hash != prev.chain_hash
+            {
+                return Err(PackFailure::Chain {
+                    seq: next.seq,
+                    detail: format!(
+                        "it links to the tenant's receipt at seq {}, but the line before it (line \
+                         {}) is seq {}{}: a receipt is missing or was changed",
+                        display_prev(next.fixed.chain.tenant_prev_seq),
+                        prev.line,
+                        prev.seq,
+                        if next.fixed.chain.tenant_prev_seq == prev.seq {
+                            " with another hash"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+        }
+        let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
+            if !tail.is_empty() {
+                return Err(PackFailure::Completeness(
+                    "tail links without a receipt to start from".into(),
+                ));
+            }
+            return Ok(Completeness {
+                start: StartProof::Unproven,
+                end: EndProof::Unproven,
+            });
+        };
+        let start = if first.role == Role::Before {
+            StartProof::PreviousReceipt { seq: first.seq }
+        } else if first.fixed.chain.tenant_prev_seq == NO_TENANT_PREV {
+            StartProof::FirstReceiptOfTenant
+        } else {
+            return Err(PackFailure::Chain {
+                seq: first.seq,
+                detail: format!(
+                    "the first receipt links to the tenant's receipt at seq {}, which is not in \
+                     the pack: the boundary receipt before the range (or a receipt of the range) \
+                     is missing",
+                    first.fixed.chain.tenant_prev_seq
+                ),
+            });
+        };
+        let end = if last.role == Role::After {
+            if !tail.is_empty() {
+                return Err(PackFailure::Completeness(
+                    "a pack with a next receipt has no tail".into(),
+                ));
+            }
+            EndProof::NextReceipt { seq: last.seq }
+        } else {
+            self.check_tail_links(last, tail)?
+        };
+        Ok(Completeness { start, end })
+    }
+
+    fn check_tail_links(&self, last: &Checked, tail: &[Link]) -> Result<EndProof, PackFailure> {
+        let horizon = &self.manifest.horizon;
+        let Some(end) = tail.last() else {
+            return Ok(if last.seq == horizon.last_seq {
+                EndProof::LogTail { links: 0 }
+            } else {
+                EndProof::Unproven
+            });
+        };
+        let mut prev = (last.seq, last.chain_hash);
+        for link in tail {
+            if Some(link.seq) != prev.0.checked_add(1) || link.fixed.chain.prev_chain_hash != prev.1
+            {
+                return Err(PackFailure::Chain {
+                    seq: link.seq,
+                    detail: format!(
+                        "tail link seq {} does not follow the entry at seq {} (an entry is missing \
+                         or was changed)",
+                        link.seq, prev.0
+                    ),
+                });
+            }
+            if link.fixed.chain.tenant_prev_seq == last.seq {
+                return Err(PackFailure::Completeness(format!(
+                    "the entry at seq {} is the tenant's next receipt after seq {}, but the pack \
+                     does not show it",
+                    link.seq, last.seq
+                )));
+            }
+            prev = (link.seq, link.chain_hash);
+        }
+        if end.seq != horizon.last_seq {
+            return Err(PackFailure::Completeness(format!(
+                "the tail ends at seq {}, not at the horizon's last entry, seq {}",
+                end.seq, horizon.last_seq
+            )));
+        }
+        Ok(EndProof::LogTail {
+            links: tail.len() as u64,
+        })
+    }
+}
+
+/// The first seq of the epoch after `anchor`'s (its seal entry follows its last leaf); `None`
+/// on overflow (hostile input).
+fn next_epoch_start(anchor: &Anchor) -> Option<u64> {
+    anchor
+        .first_seq
+        .checked_add(anchor.tree_size)?
+        .checked_add(1)
+}
+
+fn display_prev(seq: u64) -> String {
+    if seq == NO_TENANT_PREV {
+        "none (it says it is the tenant's first)".into()
+    } else {
+        seq.to_string()
+    }
+}
+
+fn count(receipts: &[Checked], tail: usize, proofs: usize, anchors: usize) -> Counts {
+    let mut c = Counts {
+        tail_links: tail as u64,
+        proofs: proofs as u64,
+        anchors: anchors as u64,
+        ..Counts::default()
+    };
+    for r in receipts {
+        match r.state {
+            LineState::Included => {
+                c.included += 1;
+                if r.fixed.flags & flags::PAYLOAD_ENCRYPTED != 0 {
+                    c.encrypted += 1;
+                }
+            }
+            LineState::Shredded => c.shredded += 1,
+            LineState::FilteredOut => c.filtered_out += 1,
+            LineState::Withheld => c.boundary += 1,
+        }
+    }
+    c
+}

@@ -1,0 +1,779 @@
+//! Guards evidence packs: export → verify passes (directory and archive), completeness
+//! boundaries, shredded and filtered-out receipts, and every mutation is rejected with the
+//! error a person reads (edited, dropped, reordered, duplicated lines, swapped proofs, altered
+//! manifest, checksums, wrong or missing keys, a dropped boundary); a pack of one tenant holds
+//! no header bytes of another.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider};
+use trailmix_db::note::{NoteSigner, NoteVerifier};
+use trailmix_db::pack::format::{MANIFEST_FILE, Manifest, PROOFS_FILE, RECEIPTS_FILE, TAIL_FILE};
+use trailmix_db::pack::{
+    EndProof, ExportOptions, PackFailure, PackFiles, PackScope, StartProof, TrustedKey,
+    export_pack, key_fingerprint, verify_pack, verify_pack_files,
+};
+use trailmix_db::receipt::{ActorType, Decision, Kind, Receipt, Timestamp};
+use trailmix_db::{Db, DbOptions, ReceiptPosition};
+
+/// A's receipt `n`.
+fn receipt_a(n: u64) -> Receipt {
+    Receipt::builder(
+        "acme",
+        format!("acme-evt-{n:03}"),
+        if n.is_multiple_of(2) {
+            Kind::LlmCall
+        } else {
+            Kind::PolicyDecision
+        },
+    )
+    .app_id("claims")
+    .actor_type(ActorType::Agent)
+    .event_time(Timestamp::from_unix_nanos(
+        1_763_800_000_000_000_000 + i64::try_from(n).expect("small") * 1_000_000_000,
+    ))
+    .model_name(if n.is_multiple_of(3) {
+        "gpt-4.1"
+    } else {
+        "claude-sonnet"
+    })
+    .decision(if n % 4 == 1 {
+        Decision::Deny
+    } else {
+        Decision::Allow
+    })
+    .input(serde_json::json!({"prompt": format!("acme request {n}")}))
+    .build()
+    .expect("valid receipt")
+}
+
+/// B's receipts carry strings found nowhere else, so a scan of A's pack can look for them.
+fn receipt_b(n: u64) -> Receipt {
+    Receipt::builder(
+        "globex-zz9",
+        format!("globex-secret-evt-{n:03}"),
+        Kind::LlmCall,
+    )
+    .app_id("globex-hidden-app")
+    .actor_type(ActorType::Agent)
+    .session_id("globex-session-qq7")
+    .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+    .model_name("globex-private-model")
+    .input(serde_json::json!({"prompt": "globex-payload-marker"}))
+    .build()
+    .expect("valid receipt")
+}
+
+struct Store {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    a: Vec<ReceiptPosition>,
+    signer: NoteSigner,
+}
+
+/// 15 receipts of A interleaved with B's, an epoch sealed after the first 6, two more of B,
+/// closed (which writes a final checkpoint).
+fn store() -> Store {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let db = Db::open_with(&dir, DbOptions::default()).expect("open");
+    let mut a = Vec::new();
+    for n in 0..15 {
+        a.push(db.append_and_wait(&receipt_a(n)).expect("append"));
+        db.append_and_wait(&receipt_b(n)).expect("append");
+        if n == 5 {
+            db.seal_epoch().expect("seal").expect("sealed");
+        }
+    }
+    // Two more entries of B after A's last receipt: a tail of three links.
+    for n in 15..17 {
+        db.append_and_wait(&receipt_b(n)).expect("append");
+    }
+    db.close().expect("close");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    Store {
+        _tmp: tmp,
+        dir,
+        a,
+        signer,
+    }
+}
+
+impl Store {
+    fn verifier(&self) -> TrustedKey {
+        TrustedKey::Verifier(self.signer.verifier())
+    }
+
+    /// A's receipts 5..10 (by logged time).
+    fn scope(&self) -> PackScope {
+        PackScope {
+            tenant: "acme".into(),
+            logged_from_ns: Some(self.a[5].logged_at_ns),
+            logged_to_ns: Some(self.a[10].logged_at_ns),
+            filter: None,
+        }
+    }
+
+    fn export(&self, scope: &PackScope, options: &ExportOptions) -> PackFiles {
+        export_pack(&self.dir, &self.signer, scope, options)
+            .expect("export")
+            .0
+    }
+
+    fn pack(&self) -> PackFiles {
+        self.export(&self.scope(), &ExportOptions::default())
+    }
+}
+
+fn lines(files: &PackFiles, name: &str) -> Vec<String> {
+    String::from_utf8(files.get(name).expect("file").to_vec())
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn set_lines(files: &mut PackFiles, name: &str, lines: &[String]) {
+    let mut text = lines.join("\n");
+    if !lines.is_empty() {
+        text.push('\n');
+    }
+    files.files.insert(name.into(), text.into_bytes());
+}
+
+/// Recomputes the checksums and signs the manifest again with `signer`: a pack whose
+/// content is wrong but whose envelope is right, so the deeper checks are reached.
+fn reseal(files: &mut PackFiles, signer: &NoteSigner) {
+    let mut manifest: Manifest =
+        serde_json::from_slice(files.get(MANIFEST_FILE).expect("manifest")).expect("parses");
+    files.seal(&mut manifest, signer).expect("seal");
+}
+
+fn verify(files: &PackFiles, store: &Store) -> Result<trailmix_db::pack::PackReport, PackFailure> {
+    verify_pack_files(files, Some(&store.verifier()))
+}
+
+fn edit_json_line(
+    files: &mut PackFiles,
+    name: &str,
+    index: usize,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut all = lines(files, name);
+    let mut value: serde_json::Value = serde_json::from_str(&all[index]).expect("json line");
+    edit(&mut value);
+    all[index] = serde_json::to_string(&value).expect("json");
+    set_lines(files, name, &all);
+}
+
+#[test]
+fn export_then_verify_passes_with_both_boundaries() {
+    let store = store();
+    let files = store.pack();
+    let report = verify(&files, &store).expect("verifies");
+    assert_eq!(report.counts.included, 5);
+    assert_eq!(report.counts.boundary, 2);
+    assert_eq!(
+        report.completeness.start,
+        StartProof::PreviousReceipt {
+            seq: store.a[4].seq.0
+        }
+    );
+    assert_eq!(
+        report.completeness.end,
+        EndProof::NextReceipt {
+            seq: store.a[10].seq.0
+        }
+    );
+    assert!(report.completeness.is_complete());
+    assert_eq!(report.anchors.len(), 2, "the sealed epoch and the open one");
+    assert_eq!(report.anchors[0].kind, "seal");
+
+    // The same pack as a directory and as an archive.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("pack");
+    files.write_dir(&dir).expect("write");
+    assert_eq!(
+        verify_pack(&dir, Some(&store.verifier())).expect("dir verifies"),
+        report
+    );
+    let archive = tmp.path().join("pack.tar");
+    let bytes = files.to_archive().expect("archive");
+    assert_eq!(
+        bytes,
+        files.to_archive().expect("again"),
+        "archives are deterministic"
+    );
+    std::fs::write(&archive, &bytes).expect("write archive");
+    assert_eq!(
+        verify_pack(&archive, Some(&store.verifier())).expect("archive verifies"),
+        report
+    );
+    // sha256sum -c format.
+    let sums = String::from_utf8(files.get("SHA256SUMS").expect("sums").to_vec()).expect("utf-8");
+    assert!(
+        sums.lines().all(|l| l.len() > 66 && &l[64..66] == "  "),
+        "{sums}"
+    );
+
+    // The summaries: charts as inline SVG, no script, nothing fetched from the network.
+    let read =
+        |name: &str| String::from_utf8(files.get(name).expect(name).to_vec()).expect("utf-8");
+    let html = read("summary.html");
+    assert!(
+        html.contains("<svg") && html.contains("By decision"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("src="),
+        "{html}"
+    );
+    let without_svg_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!without_svg_ns.contains("http"), "{html}");
+    let md = read("summary.md");
+    assert!(md.contains("Deny/approve: 2 denied / 3 approved"), "{md}");
+    let how = read("HOW-TO-VERIFY.txt");
+    assert!(
+        how.contains("verify-pack <this pack> --key signing.pub"),
+        "{how}"
+    );
+}
+
+#[test]
+fn open_ranges_prove_first_receipt_and_log_tail() {
+    let store = store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let report = verify(&files, &store).expect("verifies");
+    assert_eq!(report.counts.included, 15);
+    assert_eq!(report.completeness.start, StartProof::FirstReceiptOfTenant);
+    assert!(
+        matches!(report.completeness.end, EndProof::LogTail { links } if links > 0),
+        "{report:?}"
+    );
+
+    // A tail that would be too long leaves the end unproven, and says so.
+    let options = ExportOptions {
+        tail_links_max: 0,
+        ..ExportOptions::default()
+    };
+    let report = verify(&store.export(&scope, &options), &store).expect("verifies");
+    assert_eq!(report.completeness.end, EndProof::Unproven);
+    assert!(!report.completeness.is_complete());
+}
+
+#[test]
+fn shredded_and_filtered_out_receipts_keep_their_proofs() {
+    let store = store();
+    let shredded = store.a[6].seq.0;
+    let options = ExportOptions {
+        unavailable_payloads: BTreeSet::from([shredded]),
+        ..ExportOptions::default()
+    };
+    let files = store.export(&store.scope(), &options);
+    let report = verify(&files, &store).expect("verifies");
+    assert_eq!((report.counts.included, report.counts.shredded), (4, 1));
+    let line = lines(&files, RECEIPTS_FILE)
+        .into_iter()
+        .find(|l| l.contains("\"shredded\""))
+        .expect("a shredded line");
+    assert!(
+        !line.contains("\"payload\"") && line.contains("\"header\""),
+        "{line}"
+    );
+
+    let scope = PackScope {
+        filter: Some("kind=llm_call".parse().expect("filter")),
+        ..store.scope()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let report = verify(&files, &store).expect("verifies");
+    assert_eq!(
+        (report.counts.included, report.counts.filtered_out),
+        (2, 3),
+        "{report:?}"
+    );
+    assert!(report.completeness.is_complete());
+}
+
+#[test]
+fn a_pack_holds_no_header_bytes_of_another_tenant() {
+    let store = store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    for files in [
+        store.pack(),
+        store.export(&scope, &ExportOptions::default()),
+    ] {
+        let archive = files.to_archive().expect("archive");
+        for secret in [
+            "globex",
+            "hidden-app",
+            "qq7",
+            "private-model",
+            "payload-marker",
+            "secret-evt",
+        ] {
+            assert!(
+                !archive
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes()),
+                "{secret} leaked into the pack"
+            );
+        }
+    }
+}
+
+#[test]
+fn keys_must_come_from_outside_and_be_the_stores() {
+    let store = store();
+    let files = store.pack();
+    assert_eq!(
+        verify_pack_files(&files, None),
+        Err(PackFailure::NoTrustedKey)
+    );
+    let other = NoteSigner::from_seed("trailmix-db/other", &[7; 32]).expect("key");
+    let err = verify_pack_files(&files, Some(&TrustedKey::Verifier(other.verifier())))
+        .expect_err("wrong key");
+    assert!(matches!(err, PackFailure::WrongKey { .. }), "{err}");
+    assert!(err.to_string().contains("not by the trusted key"), "{err}");
+
+    // Signed by another key: refused even though everything else is consistent.
+    let mut forged = files.clone();
+    reseal(&mut forged, &other);
+    let err = verify(&forged, &store).expect_err("other signer");
+    assert!(matches!(err, PackFailure::WrongKey { .. }), "{err}");
+    // A forger who also swaps the key in the manifest gains nothing: the key is not trusted.
+    let fingerprint = key_fingerprint(&store.signer.verifier());
+    assert!(verify_pack_files(&files, Some(&TrustedKey::Fingerprint(fingerprint.clone()))).is_ok());
+    let err = verify_pack_files(&files, Some(&TrustedKey::Fingerprint("ab".repeat(32))))
+        .expect_err("fingerprint");
+    assert!(matches!(err, PackFailure::WrongKey { .. }), "{err}");
+    let err =
+        verify_pack_files(&files, Some(&TrustedKey::Fingerprint("zz".into()))).expect_err("bad fp");
+    assert!(matches!(err, PackFailure::BadTrustedKey(_)), "{err}");
+    let parsed = NoteVerifier::from_vkey(&store.signer.verifier().to_vkey()).expect("vkey");
+    assert!(verify_pack_files(&files, Some(&TrustedKey::Verifier(parsed))).is_ok());
+}
+
+#[test]
+fn envelope_mutations_are_rejected() {
+    let store = store();
+    let files = store.pack();
+
+    let mut altered = files.clone();
+    let text = String::from_utf8(altered.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
+    altered.files.insert(
+        MANIFEST_FILE.into(),
+        text.replace("\"included\": 5", "\"included\": 6")
+            .into_bytes(),
+    );
+    let err = verify(&altered, &store).expect_err("altered manifest");
+    assert!(matches!(err, PackFailure::ManifestSignature(_)), "{err}");
+    assert!(err.to_string().contains("changed after signing"), "{err}");
+
+    let mut changed = files.clone();
+    changed
+        .files
+        .insert("summary.md".into(), b"# all fine\n".to_vec());
+    let err = verify(&changed, &store).expect_err("checksum");
+    assert_eq!(
+        err.to_string(),
+        "summary.md was changed: it is 11 bytes, the manifest says ".to_owned()
+            + &files.get("summary.md").expect("s").len().to_string()
+    );
+
+    let mut edited = files.clone();
+    edit_json_line(&mut edited, RECEIPTS_FILE, 1, |v| {
+        v["event"]["app_id"] = "other".into();
+    });
+    let err = verify(&edited, &store).expect_err("edited without re-signing");
+    assert!(
+        matches!(err, PackFailure::Checksum { ref file, .. } if file == RECEIPTS_FILE),
+        "{err}"
+    );
+
+    let mut extra = files.clone();
+    extra.files.insert("notes.txt".into(), b"hi".to_vec());
+    assert!(matches!(
+        verify(&extra, &store),
+        Err(PackFailure::UnexpectedFile { .. })
+    ));
+    let mut missing = files.clone();
+    missing.files.remove(PROOFS_FILE);
+    assert!(matches!(
+        verify(&missing, &store),
+        Err(PackFailure::MissingFile { .. })
+    ));
+}
+
+/// Mutations behind a correct envelope (checksums recomputed, manifest signed again with the
+/// store's own key): the content checks alone must catch them.
+#[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one case per mutation, read top to bottom"
+)]
+fn content_mutations_are_rejected_even_when_re_signed() {
+    let store = store();
+    let files = store.pack();
+    let expect = |files: &mut PackFiles, what: &str, check: &dyn Fn(&PackFailure) -> bool| {
+        reseal(files, &store.signer);
+        let err = verify(files, &store).expect_err(what);
+        assert!(check(&err), "{what}: {err}");
+        err
+    };
+
+    let mut m = files.clone();
+    edit_json_line(&mut m, RECEIPTS_FILE, 2, |v| {
+        v["event"]["model"]["name"] = "gpt-5".into();
+    });
+    let err = expect(&mut m, "edited readable field", &|e| {
+        matches!(e, PackFailure::Receipt { .. })
+    });
+    assert!(err.to_string().contains("readable event fields"), "{err}");
+
+    let mut m = files.clone();
+    edit_json_line(&mut m, RECEIPTS_FILE, 2, |v| {
+        let header = v["header"].as_str().expect("header").to_owned();
+        let mut bytes = base64_decode(&header);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        v["header"] = base64_encode(&bytes).into();
+    });
+    let err = expect(&mut m, "edited header byte", &|e| {
+        matches!(e, PackFailure::Receipt { .. })
+    });
+    assert!(err.to_string().contains("header does not match"), "{err}");
+
+    let mut m = files.clone();
+    edit_json_line(&mut m, RECEIPTS_FILE, 3, |v| {
+        let mut bytes = base64_decode(v["payload"].as_str().expect("payload"));
+        bytes[5] ^= 0x20;
+        v["payload"] = base64_encode(&bytes).into();
+    });
+    let err = expect(&mut m, "edited payload byte", &|e| {
+        matches!(e, PackFailure::Receipt { .. })
+    });
+    assert!(
+        err.to_string()
+            .contains("payload does not match its digest"),
+        "{err}"
+    );
+
+    let mut m = files.clone();
+    let mut all = lines(&m, RECEIPTS_FILE);
+    all.remove(3);
+    set_lines(&mut m, RECEIPTS_FILE, &all);
+    let err = expect(&mut m, "dropped receipt", &|e| {
+        matches!(e, PackFailure::Chain { .. })
+    });
+    assert!(err.to_string().contains("a receipt is missing"), "{err}");
+
+    let mut m = files.clone();
+    let mut all = lines(&m, RECEIPTS_FILE);
+    all.swap(2, 3);
+    set_lines(&mut m, RECEIPTS_FILE, &all);
+    expect(&mut m, "reordered lines", &|e| {
+        matches!(e, PackFailure::Order { .. })
+    });
+
+    let mut m = files.clone();
+    let mut all = lines(&m, RECEIPTS_FILE);
+    all.insert(3, all[3].clone());
+    set_lines(&mut m, RECEIPTS_FILE, &all);
+    expect(&mut m, "duplicated line", &|e| {
+        matches!(e, PackFailure::Duplicate { .. })
+    });
+
+    let mut m = files.clone();
+    let mut all = lines(&m, PROOFS_FILE);
+    let mut one: serde_json::Value = serde_json::from_str(&all[1]).expect("json");
+    let two: serde_json::Value = serde_json::from_str(&all[2]).expect("json");
+    one["path"] = two["path"].clone();
+    all[1] = one.to_string();
+    set_lines(&mut m, PROOFS_FILE, &all);
+    let err = expect(&mut m, "swapped proof", &|e| {
+        matches!(e, PackFailure::Proof { .. })
+    });
+    assert!(err.to_string().contains("inclusion proof of seq"), "{err}");
+
+    let mut m = files.clone();
+    let mut all = lines(&m, RECEIPTS_FILE);
+    all.remove(0);
+    set_lines(&mut m, RECEIPTS_FILE, &all);
+    let err = expect(&mut m, "dropped boundary before", &|e| {
+        matches!(e, PackFailure::Chain { .. })
+    });
+    assert!(
+        err.to_string()
+            .contains("boundary receipt before the range"),
+        "{err}"
+    );
+
+    let mut m = files.clone();
+    let mut all = lines(&m, RECEIPTS_FILE);
+    all.pop();
+    set_lines(&mut m, RECEIPTS_FILE, &all);
+    expect(&mut m, "dropped boundary after", &|e| {
+        matches!(e, PackFailure::Completeness(_))
+    });
+
+    let mut m = files.clone();
+    let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
+    m.files.insert(
+        MANIFEST_FILE.into(),
+        text.replace("\"included\": 5", "\"included\": 6")
+            .into_bytes(),
+    );
+    expect(&mut m, "counts", &|e| matches!(e, PackFailure::Counts(_)));
+}
+
+#[test]
+fn tail_mutations_are_rejected() {
+    let store = store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[12].logged_at_ns),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    verify(&files, &store).expect("verifies");
+    let tail = lines(&files, TAIL_FILE);
+    assert!(!tail.is_empty());
+
+    let mut m = files.clone();
+    let mut all = tail.clone();
+    all.pop();
+    set_lines(&mut m, TAIL_FILE, &all);
+    reseal(&mut m, &store.signer);
+    assert!(verify(&m, &store).is_err(), "a shortened tail");
+
+    let mut m = files.clone();
+    let mut all = tail.clone();
+    all.remove(0);
+    set_lines(&mut m, TAIL_FILE, &all);
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("a tail with a hole");
+    assert!(
+        matches!(
+            err,
+            PackFailure::Chain { .. } | PackFailure::Completeness(_)
+        ),
+        "{err}"
+    );
+
+    // A changed byte in a link's fixed part (its logged time) changes its chain hash: the
+    // last link no longer matches the signed tree.
+    let mut m = files.clone();
+    edit_json_line(&mut m, TAIL_FILE, tail.len() - 1, |v| {
+        let mut bytes = base64_decode(v["fixed"].as_str().expect("fixed"));
+        bytes[16] ^= 1;
+        v["fixed"] = base64_encode(&bytes).into();
+    });
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("an edited link");
+    assert!(matches!(err, PackFailure::Proof { .. }), "{err}");
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Numbers in unsigned fields at the edge of u64 give typed errors, never an overflow panic.
+#[test]
+fn hostile_numbers_are_errors_not_panics() {
+    use trailmix_db::pack::format::ANCHORS_FILE;
+    let store = store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[3].logged_at_ns),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let edits: [(&str, usize, &str); 5] = [
+        (ANCHORS_FILE, 0, "first_seq"),
+        (ANCHORS_FILE, 1, "first_seq"),
+        (TAIL_FILE, 0, "seq"),
+        (PROOFS_FILE, 0, "leaf_index"),
+        (RECEIPTS_FILE, 0, "seq"),
+    ];
+    for (file, line, field) in edits {
+        let mut m = files.clone();
+        edit_json_line(&mut m, file, line, |v| v[field] = u64::MAX.into());
+        reseal(&mut m, &store.signer);
+        let outcome = std::panic::catch_unwind(|| verify(&m, &store));
+        assert!(
+            matches!(outcome, Ok(Err(_))),
+            "{file} line {line} {field} = u64::MAX: {outcome:?}"
+        );
+    }
+}
+
+/// An empty range between two receipts is proven empty by the two boundaries; a tenant with
+/// no receipt at all gives a pack that verifies but says its completeness is unproven.
+#[test]
+fn empty_ranges_and_unknown_tenants() {
+    let store = store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[5].logged_at_ns + 1),
+        logged_to_ns: Some(store.a[6].logged_at_ns),
+        filter: None,
+    };
+    let report =
+        verify(&store.export(&scope, &ExportOptions::default()), &store).expect("verifies");
+    assert_eq!(report.counts.included + report.counts.filtered_out, 0);
+    assert_eq!(
+        report.completeness.start,
+        StartProof::PreviousReceipt {
+            seq: store.a[5].seq.0
+        }
+    );
+    assert_eq!(
+        report.completeness.end,
+        EndProof::NextReceipt {
+            seq: store.a[6].seq.0
+        }
+    );
+
+    let scope = PackScope {
+        tenant: "nobody".into(),
+        ..PackScope::default()
+    };
+    let report =
+        verify(&store.export(&scope, &ExportOptions::default()), &store).expect("verifies");
+    assert_eq!(report.completeness.start, StartProof::Unproven);
+    assert_eq!(report.completeness.end, EndProof::Unproven);
+    assert!(!report.completeness.is_complete());
+}
+
+/// Export reads the log without the writer's lock: it works while a `Db` holds the store,
+/// and covers what the latest checkpoint signs.
+#[test]
+fn export_beside_a_live_writer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    // No timed checkpoint may sign the sixth receipt behind the test's back.
+    let options = DbOptions::default().checkpoint_interval(std::time::Duration::from_secs(3600));
+    let db = Db::open_with(&dir, options).expect("open");
+    for n in 0..5 {
+        db.append_and_wait(&receipt_a(n)).expect("append");
+    }
+    db.checkpoint().expect("checkpoint");
+    let unsigned = db.append_and_wait(&receipt_a(5)).expect("append");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let (files, summary) =
+        export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    let report = verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier())))
+        .expect("verifies");
+    assert_eq!(
+        report.counts.included, 5,
+        "the receipt after the checkpoint is beyond the horizon"
+    );
+    assert!(summary.manifest.horizon.last_seq < unsigned.seq.0);
+    assert!(report.completeness.is_complete());
+    db.close().expect("close");
+}
+
+/// A receipt of `acme` about data subject `subject`, with a payload marker.
+fn receipt_of_subject(n: u64, subject: &str) -> Receipt {
+    Receipt::builder("acme", format!("acme-subject-evt-{n:03}"), Kind::LlmCall)
+        .app_id("claims")
+        .actor_type(ActorType::Agent)
+        .subject_id(subject)
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .input(serde_json::json!({"prompt": format!("{subject} plaintext marker {n}")}))
+        .build()
+        .expect("valid receipt")
+}
+
+#[test]
+fn encrypted_payloads_read_decrypted_and_a_real_shred_shows_as_shredded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let db = Db::open_with(&dir, DbOptions::default()).expect("open");
+    for n in 0..6 {
+        let subject = if n % 2 == 0 {
+            "subject-kept"
+        } else {
+            "subject-gone"
+        };
+        db.append_and_wait(&receipt_of_subject(n, subject))
+            .expect("append");
+    }
+    db.shred("acme", "subject-gone", "dsr-0001").expect("shred");
+    db.close().expect("close");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let (files, _) = export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    let report = verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier())))
+        .expect("verifies");
+    // Payloads are encrypted by default: the three of the kept subject are shown decrypted,
+    // the three of the shredded one are "included, shredded".
+    assert_eq!(
+        (
+            report.counts.included,
+            report.counts.encrypted,
+            report.counts.shredded
+        ),
+        (3, 3, 3),
+        "{report:?}"
+    );
+    let receipts = lines(&files, RECEIPTS_FILE);
+    let readable: Vec<_> = receipts
+        .iter()
+        .filter(|l| l.contains("subject-kept plaintext marker"))
+        .collect();
+    assert_eq!(
+        readable.len(),
+        3,
+        "the kept subject's payloads are readable"
+    );
+    assert!(
+        receipts
+            .iter()
+            .all(|l| !l.contains("subject-gone plaintext")),
+        "a shredded payload reached the pack"
+    );
+
+    // The readable copy of an encrypted payload is vouched for by the signature: an edit of
+    // it is caught as a changed file, and once re-signed it is the exporter's word.
+    let mut edited = files.clone();
+    let changed: Vec<String> = receipts
+        .iter()
+        .map(|l| {
+            l.replacen(
+                "subject-kept plaintext marker",
+                "subject-kept edited marker",
+                1,
+            )
+        })
+        .collect();
+    set_lines(&mut edited, RECEIPTS_FILE, &changed);
+    assert!(
+        verify_pack_files(&edited, Some(&TrustedKey::Verifier(signer.verifier()))).is_err(),
+        "an edited readable payload passed"
+    );
+}
