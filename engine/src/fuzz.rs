@@ -27,6 +27,7 @@ use crate::proof::{
 use crate::query::{Cursor, Direction, Filter, Order, Query};
 use crate::receipt::{ActorType, Kind, Receipt, Timestamp};
 use crate::search::Freshness;
+use crate::shred::ShredError;
 use crate::ticket::Ticket;
 use crate::verify::{VerifyOptions, verify_log};
 use crate::wal::Seq;
@@ -813,6 +814,11 @@ impl Spec {
         format!("s{}", self.variant % 2)
     }
 
+    /// The data subject whose key encrypts the payload: `u0` or `u1`.
+    fn subject(&self) -> u8 {
+        (self.variant / 2) % 2
+    }
+
     fn time_minutes(&self) -> i64 {
         let e: i64 = self.event.bytes().map(i64::from).sum();
         (e * 7 + i64::from(self.variant) * 3) % 10
@@ -823,6 +829,7 @@ impl Spec {
             .app_id("fuzz")
             .actor_type(ActorType::Agent)
             .session_id(self.session())
+            .subject_id(format!("u{}", self.subject()))
             .event_time(Timestamp::from_unix_nanos(
                 BASE_TIME_NS + self.time_minutes() * MINUTE_NS,
             ))
@@ -838,6 +845,8 @@ struct Acked {
     spec: Spec,
     receipt: Receipt,
     position: ReceiptPosition,
+    /// Its subject was shredded after it was written: its payload is gone.
+    shredded: bool,
 }
 
 /// A submitted, not yet resolved append.
@@ -872,6 +881,7 @@ impl Model {
                 spec,
                 receipt,
                 position,
+                shredded: false,
             },
         );
     }
@@ -975,16 +985,17 @@ struct Run<'a> {
 /// segment, epoch and checkpoint sizes), then up to [`DB_OPS_MAX`] operations: appends (waited, with
 /// event ids that repeat so idempotency and conflicts are exercised, or left in flight),
 /// checkpoints, seals, syncs, queries (structs, text and tenant views, paged with cursors),
-/// event lookups, reads, inclusion and consistency proofs, index checks, verification, and
-/// crashes: power loss at an input-chosen storage operation, a drop without close, or a close,
-/// each followed by a reopen.
+/// event lookups, reads, inclusion and consistency proofs, index checks, verification, shreds
+/// of a tenant's data subject, and crashes: power loss at an input-chosen storage operation, a
+/// drop without close, or a close, each followed by a reopen.
 ///
 /// Checked against a model: every acknowledged receipt (with `Durability::Written`, every one
 /// below the durable end) is there after every reopen, at its sequence number and with its
 /// bytes; submissions in flight at a stop end acknowledged or with an error (only power loss
 /// may fail them), and of what was not yet durable at a power loss, the survivors are a prefix
-/// in log order; queries return exactly the model's receipts in order; proofs verify; the
-/// recovered log verifies.
+/// in log order; queries return exactly the model's receipts in order; a shredded receipt
+/// reads back with its header and no payload, and a retry of it is a conflict; proofs
+/// verify; the recovered log verifies.
 ///
 /// # Panics
 /// When the store breaks one of those promises (a bug), or `dir` cannot be used.
@@ -1056,11 +1067,11 @@ impl Run<'_> {
         }
     }
 
-    /// One operation: opcode byte `% 20`, then its arguments. Everything but submissions and
+    /// One operation: opcode byte `% 21`, then its arguments. Everything but submissions and
     /// restarts first waits for the submissions in flight (so the model knows their seqs).
     /// Restarts and index checks beyond their budgets run as syncs.
     fn step(&mut self, input: &mut Input<'_>) {
-        let op = input.u8() % 20;
+        let op = input.u8() % 21;
         if !matches!(op, 4 | 5 | 18 | 19) {
             self.resolve_pending();
         }
@@ -1101,6 +1112,7 @@ impl Run<'_> {
                 }
             }
             16 => self.verify(),
+            20 => self.shred(input),
             _ => {
                 let arg = input.u8();
                 self.restarts += 1;
@@ -1138,7 +1150,8 @@ impl Run<'_> {
             .get(&key)
             .map(|seq| &self.model.by_seq[seq])
         {
-            Some(first) if first.spec.variant == spec.variant => {
+            // A shredded receipt's retry gets a new key, hence other bytes: a conflict.
+            Some(first) if first.spec.variant == spec.variant && !first.shredded => {
                 let position = must(result, "an idempotent append");
                 assert_eq!(
                     position, first.position,
@@ -1240,7 +1253,7 @@ impl Run<'_> {
         assert_eq!(got, want, "query {spec:?} (via {via})");
     }
 
-    /// A stored receipt is the model's, byte for byte.
+    /// A stored receipt is the model's, byte for byte (its payload gone if it was shredded).
     fn check_stored(&self, stored: &StoredReceipt) {
         let Some(acked) = self.model.by_seq.get(&stored.position.seq.0) else {
             panic!(
@@ -1250,7 +1263,51 @@ impl Run<'_> {
         };
         assert_eq!(stored.position, acked.position, "position");
         assert_eq!(&stored.header, acked.receipt.header(), "header");
-        assert_eq!(stored.payload, acked.receipt.payload(), "payload");
+        if acked.shredded {
+            assert!(
+                stored.payload_state.is_shredded() && stored.payload.is_empty(),
+                "seq {}: a shredded payload reads back ({})",
+                stored.position.seq,
+                stored.payload_state.name()
+            );
+        } else {
+            assert_eq!(stored.payload, acked.receipt.payload(), "payload");
+        }
+    }
+
+    /// Shreds a subject of a tenant: afterwards its receipts read as shredded (their proofs
+    /// and the log still verify, checked by the operations that follow).
+    fn shred(&mut self, input: &mut Input<'_>) {
+        let tenant = index(input.below(TENANTS.len() as u64));
+        let subject = input.u8() % 2;
+        let result = self
+            .db()
+            .shred(TENANTS[tenant], &format!("u{subject}"), "fuzz-request");
+        let of_subject = |a: &Acked| a.spec.tenant == tenant && a.spec.subject() == subject;
+        match result {
+            // A key may exist with no acknowledged receipt (its receipt was lost to power
+            // loss before it was durable), so success says nothing about the model.
+            Ok(_) => {
+                for acked in self.model.by_seq.values_mut() {
+                    if of_subject(acked) {
+                        acked.shredded = true;
+                    }
+                }
+            }
+            Err(Error::Shred(ShredError::Unknown { .. } | ShredError::AlreadyShredded { .. })) => {
+                let live = self
+                    .model
+                    .by_seq
+                    .values()
+                    .find(|a| of_subject(a) && !a.shredded);
+                assert!(
+                    live.is_none(),
+                    "shred refused while seq {:?} of the subject is readable",
+                    live.map(|a| a.position.seq)
+                );
+            }
+            Err(e) => panic!("shred failed: {e}"),
+        }
     }
 
     fn find(&self, input: &mut Input<'_>) {

@@ -151,7 +151,7 @@ fn db_operations_match_the_model() {
     }
 }
 
-/// Seeds for `db_ops`: three option bytes, then operations (an opcode byte `% 20` and its
+/// Seeds for `db_ops`: three option bytes, then operations (an opcode byte `% 21` and its
 /// arguments; see `Run::step` in `engine/src/fuzz.rs`).
 fn db_seeds() -> Vec<Vec<u8>> {
     vec![
