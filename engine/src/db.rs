@@ -20,7 +20,7 @@ use crate::options::{DbOptions, PayloadEncryption};
 use crate::position::Epoch;
 use crate::position::ReceiptPosition;
 use crate::proof::{self, ConsistencyBundle, InclusionBundle};
-use crate::proof_tables::{EpochRef, ProofRequest, ProofTables};
+use crate::proof_tables::{EpochRef, ProofRequest, ProofTables, TableFiles};
 use crate::reads::LogReads;
 use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
@@ -319,7 +319,7 @@ impl<L: LogStorage> Db<L> {
             .spawn(move || writer.run(&receiver))
             .map_err(|e| Error::io("spawn writer thread", &data_dir, e))?;
         let (indexer, index_stop) = spawn_indexer(&index, &shared, woken, &data_dir)?;
-        let proof_tables = ProofTables::new(&data_dir, alg);
+        let proof_tables = ProofTables::new(&data_dir, alg, TableFiles::ReadWrite);
         Ok(Db {
             inner: Arc::new(Inner {
                 data_dir,
@@ -554,29 +554,11 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] for a sequence number not in the log or an epoch seal (seals are
     /// not leaves), [`Error::Closed`], [`Error::Wal`].
     pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
-        let record = self
-            .inner
-            .reads
-            .visit(seq, |record| record.to_owned_record())?;
-        let kind = EntryKind::from_byte(record.kind.get()).ok_or_else(|| Error::Damaged {
-            seq,
-            detail: "unknown entry kind".into(),
-        })?;
-        if kind == EntryKind::EpochSeal {
-            return Err(Error::NotFound {
-                seq,
-                detail: "an epoch seal is not a leaf of any tree".into(),
-            });
-        }
-        let entry = entry::decode_entry(kind, &record.payload).map_err(|e| Error::Damaged {
-            seq,
-            detail: e.to_string(),
-        })?;
-        let epoch = Epoch(entry.chain.epoch);
+        let (record, epoch) = leaf_record(&self.inner.reads, seq)?;
         for _ in 0..3 {
             let view = self.inner.shared.epoch_view();
             if let Some(sealed) = view.sealed.iter().find(|s| s.epoch == epoch) {
-                let note = self.seal_note(sealed)?;
+                let note = note_text(&self.inner.reads, EntryKind::EpochSeal, sealed.seal_seq)?;
                 let request = ProofRequest::Inclusion {
                     leaf_index: seq.0 - sealed.first_seq.0,
                     tree_size: sealed.entries,
@@ -634,21 +616,6 @@ impl<L: LogStorage> Db<L> {
         self.inner
             .proof_tables
             .prove(&self.inner.reads, epoch, request)
-    }
-
-    /// The signed note a sealed epoch's seal entry carries.
-    fn seal_note(&self, sealed: &SealedEpoch) -> Result<String> {
-        let seal = self
-            .inner
-            .reads
-            .visit(sealed.seal_seq, |record| record.to_owned_record())?;
-        let seal_entry = entry::decode_entry(EntryKind::EpochSeal, &seal.payload).map_err(|e| {
-            Error::Damaged {
-                seq: sealed.seal_seq,
-                detail: e.to_string(),
-            }
-        })?;
-        Ok(String::from_utf8_lossy(seal_entry.payload).into_owned())
     }
 
     /// A consistency proof between two checkpoint notes of the same epoch of this store.
@@ -939,11 +906,56 @@ pub(crate) fn decode_receipt(
     Ok((receipt, entry.content_digest))
 }
 
+/// The log record of entry `seq` and its epoch, for a proof: [`Error::NotFound`] for a seq not
+/// in the log or an epoch seal (seals are not leaves).
+pub(crate) fn leaf_record<L: LogStorage>(
+    reads: &LogReads<L>,
+    seq: Seq,
+) -> Result<(crate::wal::Record, Epoch)> {
+    let record = reads.visit(seq, |record| record.to_owned_record())?;
+    let kind = EntryKind::from_byte(record.kind.get()).ok_or_else(|| Error::Damaged {
+        seq,
+        detail: "unknown entry kind".into(),
+    })?;
+    if kind == EntryKind::EpochSeal {
+        return Err(Error::NotFound {
+            seq,
+            detail: "an epoch seal is not a leaf of any tree".into(),
+        });
+    }
+    let entry = entry::decode_entry(kind, &record.payload).map_err(|e| Error::Damaged {
+        seq,
+        detail: e.to_string(),
+    })?;
+    let epoch = Epoch(entry.chain.epoch);
+    Ok((record, epoch))
+}
+
+/// The signed note text of the checkpoint or seal entry at `seq`.
+pub(crate) fn note_text<L: LogStorage>(
+    reads: &LogReads<L>,
+    kind: EntryKind,
+    seq: Seq,
+) -> Result<String> {
+    let record = reads.visit(seq, |record| record.to_owned_record())?;
+    let damaged = |detail: String| Error::Damaged { seq, detail };
+    if record.kind.get() != kind as u8 {
+        return Err(damaged(format!("expected a {} entry here", kind.name())));
+    }
+    let entry = entry::decode_entry(kind, &record.payload).map_err(|e| damaged(e.to_string()))?;
+    Ok(String::from_utf8_lossy(entry.payload).into_owned())
+}
+
 /// The root a checkpoint note (one of ours, already trusted) states.
 fn checkpoint_root(note: &str, seq: Seq) -> Result<Digest> {
+    parse_checkpoint(note, seq).map(|c| c.root_hash)
+}
+
+/// The checkpoint a note states, its signature not checked: for notes read from the store's
+/// own log, whose proofs are verified against the root they state and whose signatures the
+/// auditor checks. Errors name `seq`.
+pub(crate) fn parse_checkpoint(note: &str, seq: Seq) -> Result<Checkpoint> {
     let damaged = |detail: String| Error::Damaged { seq, detail };
     let parsed = crate::note::parse(note.as_bytes()).map_err(|e| damaged(e.to_string()))?;
-    Checkpoint::parse_body(&parsed.body)
-        .map(|c| c.root_hash)
-        .map_err(|e| damaged(e.to_string()))
+    Checkpoint::parse_body(&parsed.body).map_err(|e| damaged(e.to_string()))
 }

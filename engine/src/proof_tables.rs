@@ -341,19 +341,31 @@ impl ProofRequest {
     }
 }
 
+/// Whether proof tables may write their files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TableFiles {
+    /// Read existing files and write new ones (the store's writer).
+    ReadWrite,
+    /// Read existing files only; tables built here stay in memory (a read-only opener, which
+    /// writes nothing to the store).
+    ReadOnly,
+}
+
 /// The proof tables of one store: the open epoch's in memory, sealed ones on disk with a few
 /// cached in memory.
 pub(crate) struct ProofTables {
     dir: PathBuf,
+    files: TableFiles,
     alg: HashAlgorithm,
     open: Mutex<Option<EpochTable>>,
     sealed: Mutex<VecDeque<Arc<EpochTable>>>,
 }
 
 impl ProofTables {
-    pub(crate) fn new(data_dir: &Path, alg: HashAlgorithm) -> ProofTables {
+    pub(crate) fn new(data_dir: &Path, alg: HashAlgorithm, files: TableFiles) -> ProofTables {
         ProofTables {
             dir: data_dir.join(PROOF_DIR),
+            files,
             alg,
             open: Mutex::new(None),
             sealed: Mutex::new(VecDeque::with_capacity(SEALED_TABLES_CACHED)),
@@ -452,8 +464,10 @@ impl ProofTables {
             }
         }
         let table = self.build_sealed(reads, sealed)?;
-        // The file is a cache: failing to write it costs a rebuild later, not correctness.
-        let _ = self.store(sealed, &table);
+        if self.files == TableFiles::ReadWrite {
+            // The file is a cache: failing to write it costs a rebuild later, not correctness.
+            let _ = self.store(sealed, &table);
+        }
         Ok(self.remember(table))
     }
 

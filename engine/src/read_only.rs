@@ -18,12 +18,16 @@ use std::path::{Path, PathBuf};
 use trailmix_index::{ReadOnlyIndex, StoreBinding};
 use trailmix_query::{Aggregate, AggregateQuery, Query};
 
-use crate::db::{StoredReceipt, WAL_DIR};
+use crate::db::{StoredReceipt, WAL_DIR, leaf_record, note_text, parse_checkpoint};
+use crate::entry::EntryKind;
 use crate::error::{Error, Result};
 use crate::indexer::{INDEX_DIR, INDEX_FILE, rebuild_digest};
 use crate::keystore::{FileKekProvider, KeyStore};
 use crate::log::FsLog;
+use crate::proof::{self, InclusionBundle};
+use crate::proof_tables::{EpochRef, ProofRequest, ProofTables, TableFiles};
 use crate::reads::LogReads;
+use crate::replay::SealedEpoch;
 use crate::search::{IndexCheck, QueryPage, Search, Snapshot, Trace, find_in_log, query_error};
 use crate::wal::{HashAlgorithm, Seq};
 
@@ -32,6 +36,7 @@ pub struct ReadOnlyStore {
     data_dir: PathBuf,
     alg: HashAlgorithm,
     reads: LogReads<FsLog>,
+    proof_tables: ProofTables,
     index: ReadOnlyIndex,
     binding: StoreBinding,
 }
@@ -79,6 +84,7 @@ impl ReadOnlyStore {
             reads.set_payload_keys(std::sync::Arc::new(keys));
         }
         Ok(ReadOnlyStore {
+            proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadOnly),
             data_dir,
             alg,
             reads,
@@ -199,6 +205,77 @@ impl ReadOnlyStore {
         Ok(Seq(self.search()?.snapshot.0.watermark()))
     }
 
+    /// An inclusion proof of the entry at `seq` against a signed note already in the log: its
+    /// epoch's seal when the epoch is sealed, else the epoch's latest checkpoint (a live
+    /// writer writes one within its checkpoint interval, 1 s by default; unlike
+    /// [`Db::prove`](crate::Db::prove), a reader cannot write one). Proof tables are read from
+    /// `proofs/` when the writer left them there; tables built here stay in memory. Check
+    /// the bundle with [`crate::proof::verify_inclusion_bundle`] and the public key.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a seq not in the log, an epoch seal, or an entry no checkpoint
+    /// covers yet; [`Error::Damaged`] when the log does not reproduce the note's root;
+    /// [`Error::Wal`].
+    pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
+        self.log_end()?;
+        let (record, epoch) = leaf_record(&self.reads, seq)?;
+        let (first_seq, seal, checkpoint) = self.reads.with_notes(|notes| {
+            let first_seq = match epoch.0.checked_sub(1) {
+                None => Some(Seq(0)),
+                Some(previous) => usize::try_from(previous)
+                    .ok()
+                    .and_then(|i| notes.seals.get(i))
+                    .map(|s| s.next()),
+            };
+            let seal = usize::try_from(epoch.0)
+                .ok()
+                .and_then(|i| notes.seals.get(i))
+                .copied();
+            let checkpoint = notes.checkpoints.last().copied();
+            (first_seq, seal, checkpoint)
+        });
+        let first_seq = first_seq.ok_or_else(|| Error::Damaged {
+            seq,
+            detail: format!("the log has no seal of the epoch before epoch {epoch}"),
+        })?;
+        let leaf_index = seq.0 - first_seq.0;
+        let (note, epoch_ref_sealed) = if let Some(seal_seq) = seal {
+            let note = note_text(&self.reads, EntryKind::EpochSeal, seal_seq)?;
+            let stated = parse_checkpoint(&note, seal_seq)?;
+            let sealed = SealedEpoch {
+                epoch,
+                first_seq,
+                entries: stated.tree_size,
+                root: stated.root_hash,
+                seal_seq,
+            };
+            (note, Some(sealed))
+        } else {
+            // The epoch is the open one: its latest checkpoint is the log's.
+            let at = checkpoint
+                .filter(|c| *c > first_seq)
+                .ok_or_else(|| not_covered(seq))?;
+            (note_text(&self.reads, EntryKind::Checkpoint, at)?, None)
+        };
+        let stated = parse_checkpoint(&note, seq)?;
+        if stated.tree_size <= leaf_index {
+            return Err(not_covered(seq));
+        }
+        let request = ProofRequest::Inclusion {
+            leaf_index,
+            tree_size: stated.tree_size,
+            root: stated.root_hash,
+        };
+        let epoch_ref = match &epoch_ref_sealed {
+            Some(sealed) => EpochRef::Sealed(sealed),
+            None => EpochRef::Open { epoch, first_seq },
+        };
+        let path = self.proof_tables.prove(&self.reads, epoch_ref, &request)?;
+        Ok(proof::inclusion_bundle(
+            self.alg, &record, epoch, first_seq, note, &path,
+        ))
+    }
+
     /// One past the last entry written to the log now (written, perhaps not yet synced).
     ///
     /// # Errors
@@ -206,5 +283,14 @@ impl ReadOnlyStore {
     pub fn log_end(&self) -> Result<Seq> {
         self.reads.refresh()?;
         self.reads.map_positions()
+    }
+}
+
+fn not_covered(seq: Seq) -> Error {
+    Error::NotFound {
+        seq,
+        detail: "no signed checkpoint covers this entry yet (the writer writes one within its \
+                 checkpoint interval; try again in a moment)"
+            .into(),
     }
 }

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
+use crate::entry::EntryKind;
 use crate::error::{Error, Result};
 use crate::log::LogStorage;
 use crate::wal::format::FRAME_ALIGN;
@@ -29,12 +30,26 @@ impl SampleRun {
     }
 }
 
+/// Where the checkpoints and seals of a log are, as far as [`LogReads::map_positions`] walked:
+/// what a reader that did not replay the log needs to find the note a proof rests on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoteMap {
+    /// Sequence numbers of epoch seals, in order: seal `k` closes epoch `k`.
+    pub seals: Vec<Seq>,
+    /// Sequence numbers of checkpoints, in order.
+    pub checkpoints: Vec<Seq>,
+    /// Entries below this were walked.
+    walked: Seq,
+}
+
 /// The shared random-read path of a store's log.
 pub(crate) struct LogReads<L: LogStorage> {
     reader: RwLock<WalReader<L::Storage>>,
     samples: RwLock<Vec<SampleRun>>,
     /// Where the last [`LogReads::map_positions`] walk ended.
     mapped_end: AtomicU64,
+    /// The notes the walks met.
+    notes: RwLock<NoteMap>,
     /// Data keys for decrypting payloads, when the store has a key store.
     payload_keys: std::sync::OnceLock<std::sync::Arc<crate::keystore::KeyStore>>,
 }
@@ -45,6 +60,7 @@ impl<L: LogStorage> LogReads<L> {
             reader: RwLock::new(log.open_reader()?),
             samples: RwLock::new(Vec::new()),
             mapped_end: AtomicU64::new(0),
+            notes: RwLock::new(NoteMap::default()),
             payload_keys: std::sync::OnceLock::new(),
         })
     }
@@ -109,12 +125,27 @@ impl<L: LogStorage> LogReads<L> {
         let from = last.map_or(Seq(0), Seq);
         let hint = self.hint(from);
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        let mut notes = self.notes.write().unwrap_or_else(PoisonError::into_inner);
         let end = reader.walk_headers(from, hint, |record| {
             self.note(record.seq, record.position);
+            if record.seq >= notes.walked {
+                match EntryKind::from_byte(record.kind.get()) {
+                    Some(EntryKind::EpochSeal) => notes.seals.push(record.seq),
+                    Some(EntryKind::Checkpoint) => notes.checkpoints.push(record.seq),
+                    _ => {}
+                }
+                notes.walked = record.seq.next();
+            }
             ControlFlow::Continue(())
         })?;
         self.mapped_end.fetch_max(end.0, Ordering::SeqCst);
         Ok(end)
+    }
+
+    /// Calls `read` with the checkpoints and seals met by the walks of
+    /// [`LogReads::map_positions`] so far.
+    pub(crate) fn with_notes<T>(&self, read: impl FnOnce(&NoteMap) -> T) -> T {
+        read(&self.notes.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Where the last [`LogReads::map_positions`] ended (0 before the first).

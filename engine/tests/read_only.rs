@@ -204,3 +204,63 @@ fn what_cannot_be_read_is_refused_and_nothing_is_created() {
     let check = reader.check_index().expect("check");
     assert!(!check.matches, "a damaged index passed: {check:?}");
 }
+
+/// Invariant 8 for proofs: a reader proves entries of sealed and open epochs from the notes
+/// already in the writer's log, writes nothing, and says when no checkpoint covers an entry.
+#[test]
+fn a_reader_proves_beside_the_writer_from_the_notes_in_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = DbOptions::default()
+        .epoch_records_max(150)
+        .checkpoint_every_records(1_000_000)
+        .checkpoint_interval(Duration::from_secs(3600));
+    let db = Db::open_with(dir.path(), options).expect("open");
+    let mut rng = SmallRng::seed_from_u64(7);
+    append(&db, &mut rng, 0..400);
+    let covered = db.checkpoint().expect("checkpoint").expect("new").seq;
+    append(&db, &mut rng, 400..410);
+    let end = db.sync().expect("sync");
+
+    let reader = ReadOnlyStore::open(dir.path()).expect("read-only open");
+    let verifier =
+        trailmix_db::note::NoteVerifier::from_vkey(&db.verifier().to_vkey()).expect("public key");
+    let mut bundles = Vec::new();
+    for seq in 0..end.0 {
+        match reader.prove(Seq(seq)) {
+            Ok(bundle) => {
+                trailmix_db::proof::verify_inclusion_bundle(&bundle, &verifier)
+                    .unwrap_or_else(|e| panic!("seq {seq}: {e}"));
+                assert_eq!(bundle.seq, seq);
+                assert!(seq < covered.0, "seq {seq} is past the last checkpoint");
+                bundles.push(bundle);
+            }
+            Err(Error::NotFound { detail, .. }) if detail.contains("seal") => {}
+            Err(Error::NotFound { detail, .. }) if detail.contains("no signed checkpoint") => {
+                assert!(seq >= covered.0, "seq {seq} is covered by seq {covered}");
+            }
+            Err(e) => panic!("seq {seq}: {e}"),
+        }
+    }
+    // Two full epochs sealed (their seals are not leaves) and the open one up to the
+    // checkpoint.
+    assert_eq!(
+        bundles.len() as u64,
+        covered.0 - 2,
+        "every covered leaf proved"
+    );
+    assert!(
+        !dir.path().join(trailmix_db::PROOF_DIR).exists(),
+        "the reader wrote proof tables into the store"
+    );
+    // The writer's own proofs rest on the same notes with the same paths.
+    for bundle in &bundles {
+        let own = db.prove(Seq(bundle.seq)).expect("writer's proof");
+        assert_eq!(
+            (&own.path, &own.checkpoint),
+            (&bundle.path, &bundle.checkpoint),
+            "seq {}",
+            bundle.seq
+        );
+    }
+    db.close().expect("close");
+}

@@ -195,8 +195,10 @@ enum Command {
     /// Write an inclusion proof that a receipt is in a signed checkpoint.
     ///
     /// The proof is JSON that anyone holding the store's public key can check offline with
-    /// `verify-proof`. Opens the store for writing (it may write a checkpoint first), so not while a service
-    /// is writing it.
+    /// `verify-proof`. On a stopped store it opens the store for writing (it may write a
+    /// checkpoint first, so any receipt can be proven); while a service is writing the store it
+    /// reads without the lock and proves against the checkpoints already in the log (a receipt
+    /// newer than the last checkpoint can be proven once the service writes the next one).
     #[command(after_help = EXIT_CODES, group(ArgGroup::new("which").required(true).args(["seq", "event_id"])))]
     Prove {
         /// Data directory of the store.

@@ -21,16 +21,22 @@ use trailmix_db::wal::Seq;
 use crate::scan::{self, NoteEntry};
 use crate::{Paint, ToolError, ToolResult, base64, hex, human_count, paint, read_text};
 
-pub(crate) fn open_db(data_dir: &Path) -> ToolResult<Db> {
-    if !crate::wal_dir(data_dir).is_dir() {
-        // `Db::open` would create a store; commands that read one must not.
-        return Err(ToolError::wal(
-            data_dir,
-            &trailmix_db::wal::Error::Missing {
-                path: crate::wal_dir(data_dir),
-            },
-        ));
+/// Refuses a directory that holds no store: `Db::open` would create one, and commands that
+/// read a store must not.
+fn require_store(data_dir: &Path) -> ToolResult<()> {
+    if crate::wal_dir(data_dir).is_dir() {
+        return Ok(());
     }
+    Err(ToolError::wal(
+        data_dir,
+        &trailmix_db::wal::Error::Missing {
+            path: crate::wal_dir(data_dir),
+        },
+    ))
+}
+
+pub(crate) fn open_db(data_dir: &Path) -> ToolResult<Db> {
+    require_store(data_dir)?;
     Db::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))
 }
 
@@ -130,10 +136,23 @@ pub fn prove(data_dir: &Path, target: &ProveTarget) -> ToolResult<InclusionBundl
             scan::find_event(data_dir, event_id, tenant.as_deref())?
         }
     };
-    let db = open_db(data_dir)?;
-    let bundle = db.prove(seq).map_err(|e| ToolError::store(data_dir, &e));
-    close_db(data_dir, db)?;
-    bundle
+    require_store(data_dir)?;
+    match Db::open(data_dir) {
+        Ok(db) => {
+            let bundle = db.prove(seq).map_err(|e| ToolError::store(data_dir, &e));
+            close_db(data_dir, db)?;
+            bundle
+        }
+        // A service holds the store: prove from the notes already in its log, without the lock.
+        Err(trailmix_db::Error::Wal(wal))
+            if matches!(*wal, trailmix_db::wal::Error::Locked { .. }) =>
+        {
+            trailmix_db::ReadOnlyStore::open(data_dir)
+                .and_then(|store| store.prove(seq))
+                .map_err(|e| ToolError::store(data_dir, &e))
+        }
+        Err(e) => Err(ToolError::store(data_dir, &e)),
+    }
 }
 
 /// What a checked inclusion bundle proves (`verify-proof --json`).

@@ -1,7 +1,7 @@
 //! Guards the tool's read commands on a live store: while this test process holds the store
-//! open for writing (`Db`), `query` and `trace` in another process work without the writer
-//! lock, show what the writer's index holds, follow later appends once indexed, and say when
-//! log entries were not searched.
+//! open for writing (`Db`), `query`, `trace` and `prove` in another process work without the
+//! writer lock, show what the writer's index holds, follow later appends once indexed, and say
+//! when log entries were not searched or not yet covered by a checkpoint.
 
 mod common;
 
@@ -178,4 +178,41 @@ fn verify_index_finds_an_index_that_omits_receipts() {
     // Without --index the log itself verifies.
     let output = tool(&["verify", arg(&store)]);
     assert_eq!(code(&output), Some(0), "{}", text(&output));
+}
+
+#[test]
+fn prove_works_on_a_store_another_process_is_writing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let db = Db::open(&store).expect("open");
+    append(&db, "acme", 0..20);
+    let checkpoint = db.checkpoint().expect("checkpoint").expect("new");
+    append(&db, "acme", 20..25);
+    db.sync().expect("sync");
+
+    // Covered by the checkpoint: proven without the writer lock, and the bundle checks out
+    // with the public key alone.
+    let output = tool(&["prove", arg(&store), "--seq", "5"]);
+    assert_eq!(code(&output), Some(0), "{}", text(&output));
+    let bundle_file = dir.path().join("bundle.json");
+    std::fs::write(&bundle_file, &output.stdout).expect("write bundle");
+    let public_key = store.join("signing.pub");
+    let checked = tool(&[
+        "verify-proof",
+        arg(&bundle_file),
+        "--public-key",
+        arg(&public_key),
+    ]);
+    assert_eq!(code(&checked), Some(0), "{}", text(&checked));
+
+    // Past the last checkpoint: a reader cannot write one, and says so.
+    let past = checkpoint.seq.0 + 2;
+    let output = tool(&["prove", arg(&store), "--seq", &past.to_string()]);
+    assert_ne!(code(&output), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("no signed checkpoint covers this entry yet"),
+        "{}",
+        text(&output)
+    );
+    db.close().expect("close");
 }
