@@ -433,3 +433,49 @@ fn reappending_the_same_receipt_stays_idempotent_when_encrypted() {
     );
     db.close().expect("close");
 }
+
+#[test]
+fn receipts_in_flight_during_a_shred_never_land_under_the_dead_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path().join("data"), options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 0, "first"))
+        .expect("ok");
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            (1..4_000)
+                .map(|n| db.append(&receipt("acme", Some("s1"), n, "in flight")))
+                .collect::<Vec<_>>()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let report = db.shred("acme", "s1", "req-race").expect("shred");
+    let tickets = writer.join().expect("appender");
+    let (mut refused, mut landed_after) = (0, 0);
+    for ticket in tickets {
+        match ticket.and_then(|t| t.wait()) {
+            Ok(position) => {
+                let stored = db.get(position.seq).expect("read");
+                let key = key_of(&stored.payload_state);
+                if position.seq > report.seq {
+                    landed_after += 1;
+                    assert!(
+                        !report.key_ids.contains(&key),
+                        "seq {} was written under shredded key {key} after the shred record",
+                        position.seq
+                    );
+                    assert_eq!(stored.payload_state.name(), "decrypted");
+                } else {
+                    assert!(stored.payload_state.is_shredded());
+                }
+            }
+            Err(Error::Shred(ShredError::KeyShreddedInFlight { key_id })) => {
+                assert!(report.key_ids.contains(&key_id));
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    eprintln!("{refused} refused in flight, {landed_after} written after under a new key");
+    db.close().expect("close");
+}
