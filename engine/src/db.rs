@@ -795,6 +795,7 @@ fn open_key_store(
         store_id,
         options.kek_provider_for(data_dir),
         options.shred_step_hook.clone(),
+        state.key_id_max,
     )?;
     keys.finish_shreds(&state.shreds)?;
     Ok(Some(Arc::new(keys)))

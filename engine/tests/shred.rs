@@ -479,3 +479,57 @@ fn receipts_in_flight_during_a_shred_never_land_under_the_dead_key() {
     eprintln!("{refused} refused in flight, {landed_after} written after under a new key");
     db.close().expect("close");
 }
+
+#[test]
+fn a_torn_journal_tail_is_cut_but_a_damaged_journal_is_refused() {
+    use trailmix_db::keystore::JOURNAL_HEADER_BYTES;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let seqs: Vec<Seq> = ["s1", "s2", "s3"]
+        .iter()
+        .enumerate()
+        .map(|(n, s)| {
+            db.append_and_wait(&receipt("acme", Some(s), n as u64, "text"))
+                .expect("ok")
+                .seq
+        })
+        .collect();
+    db.close().expect("close");
+    let journal = KeyStore::journal_path(&data);
+    let clean = std::fs::read(&journal).expect("journal");
+
+    // A torn append (a record cut short at the end): never synced, so never used; cut off.
+    let mut torn = clean.clone();
+    torn.extend_from_slice(&[90, 0, 0, 0, 1, 2, 3, 4, 1, 7]);
+    std::fs::write(&journal, &torn).expect("write");
+    let db = Db::open_with(&data, options()).expect("a torn tail opens");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        clean,
+        "the tail is cut"
+    );
+    for seq in &seqs {
+        assert_eq!(
+            db.get(*seq).expect("read").payload_state.name(),
+            "decrypted"
+        );
+    }
+    db.close().expect("close");
+
+    // A damaged record that the log depends on: refused, the journal left as it is.
+    for at in [JOURNAL_HEADER_BYTES + 20, clean.len() - 3] {
+        let mut damaged = clean.clone();
+        damaged[at] ^= 0x10;
+        std::fs::write(&journal, &damaged).expect("write");
+        let err = Db::open_with(&data, options()).expect_err("damage is not a torn tail");
+        assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert_eq!(std::fs::read(&journal).expect("journal"), damaged);
+    }
+    std::fs::write(&journal, &clean).expect("restore");
+    Db::open_with(&data, options())
+        .expect("the restored journal opens")
+        .close()
+        .expect("close");
+}
