@@ -533,3 +533,54 @@ fn a_torn_journal_tail_is_cut_but_a_damaged_journal_is_refused() {
         .close()
         .expect("close");
 }
+
+#[test]
+fn a_missing_key_store_is_refused_not_recreated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "text"))
+        .expect("ok");
+    db.close().expect("close");
+    let kek = FileKekProvider::in_data_dir(&data).kek_path(KekId(1));
+    let kek_before = std::fs::read(&kek).expect("kek");
+    std::fs::remove_dir_all(data.join("keystore")).expect("remove key store");
+    for mode in [PayloadEncryption::PerSubject, PayloadEncryption::Off] {
+        let err = Db::open_with(&data, options().payload_encryption(mode))
+            .expect_err("a store whose key store is gone must not open with a new one");
+        assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    }
+    assert!(!data.join("keystore").exists(), "nothing was recreated");
+    assert_eq!(
+        std::fs::read(&kek).expect("kek"),
+        kek_before,
+        "the KEK is untouched"
+    );
+}
+
+#[test]
+fn a_read_only_store_without_the_kek_still_reads_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let seq = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "text"))
+        .expect("ok")
+        .seq;
+    db.close().expect("close");
+    let elsewhere = Arc::new(FileKekProvider::new(dir.path().join("no-keks-here")));
+    let ro = ReadOnlyStore::open_with_kek(&data, elsewhere).expect("opens without the KEK");
+    let found = ro
+        .find_event("acme", "evt-000001")
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.position.seq, seq);
+    assert_eq!(found.payload_state.name(), "key unavailable");
+    assert!(found.payload.is_empty());
+    let with_key = ReadOnlyStore::open(&data).expect("opens");
+    let found = with_key
+        .find_event("acme", "evt-000001")
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.payload_state.name(), "decrypted");
+}
