@@ -286,6 +286,8 @@ pub const INGEST_TARGETS: [(&str, &str, f64); 3] = [
     (ids::REDB, "redb (1 writer)", 4.0),
     (ids::SQLITE, "SQLite WAL (1 writer)", 6.0),
 ];
+/// Encryption target (issue 5): encrypted ingest at ≥ 0.85× unencrypted ingest.
+pub const ENCRYPTION_TARGET: f64 = 0.85;
 /// Verification target: `verify_store` at ≥ 0.8× the blake3 rate over the same bytes.
 pub const VERIFY_TARGET: f64 = 0.8;
 
@@ -317,6 +319,17 @@ pub fn engine_jobs() -> Vec<Job> {
             });
         }
     }
+    // Issue 5: payload encryption (the default) costs at most 15% of ingest throughput.
+    jobs.push(Job {
+        label: "durable ingest 512 B, 2 threads: encrypted (default) vs unencrypted".into(),
+        subject: ids::engine_ingest(ids::TRAILMIX, 2),
+        baseline: ids::engine_ingest(ids::TRAILMIX_UNENCRYPTED, 2),
+        paired: Some(ids::engine_ingest_paired(ids::TRAILMIX_UNENCRYPTED, 2)),
+        unit: Unit::Records {
+            payload_bytes: crate::receipts::PAYLOAD_BYTES,
+        },
+        target: Some(ENCRYPTION_TARGET),
+    });
     for (baseline, name) in [
         (ids::BLAKE3_PER_ENTRY, "blake3 per entry"),
         (ids::BLAKE3_BULK, "blake3 over all bytes at once"),

@@ -802,13 +802,16 @@ fn open_key_store(
     state: &ChainState,
 ) -> Result<Option<Arc<KeyStore>>> {
     let exists = KeyStore::journal_path(data_dir).exists();
+    if !exists && (state.key_id_max.is_some() || !state.shreds.is_empty()) {
+        // Creating a fresh key store now would hide the loss (and could replace a KEK file).
+        return Err(Error::KeyStore {
+            path: KeyStore::journal_path(data_dir),
+            detail: "the log holds encrypted receipts or shred records but the key store is \
+                     missing: restore it from a backup"
+                .into(),
+        });
+    }
     if options.payload_encryption == PayloadEncryption::Off && !exists {
-        if !state.shreds.is_empty() {
-            return Err(Error::KeyStore {
-                path: KeyStore::journal_path(data_dir),
-                detail: "the log holds shred records but the key store is missing".into(),
-            });
-        }
         return Ok(None);
     }
     let keys = KeyStore::open(
@@ -816,6 +819,7 @@ fn open_key_store(
         store_id,
         options.kek_provider_for(data_dir),
         options.shred_step_hook.clone(),
+        state.key_id_max,
     )?;
     keys.finish_shreds(&state.shreds)?;
     Ok(Some(Arc::new(keys)))

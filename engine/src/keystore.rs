@@ -404,7 +404,8 @@ impl KeyState {
 /// Whether a key store may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
-    Writer,
+    /// The writer; the largest key id a receipt in the log names, if any.
+    Writer(Option<KeyId>),
     ReadOnly,
 }
 
@@ -470,6 +471,7 @@ impl KeyStore {
         store_id: [u8; 16],
         provider: Arc<dyn KekProvider>,
         hook: Option<ShredStepHook>,
+        log_key_id_max: Option<KeyId>,
     ) -> Result<KeyStore> {
         let path = KeyStore::journal_path(data_dir);
         let dir = data_dir.join(KEYSTORE_DIR);
@@ -493,7 +495,13 @@ impl KeyStore {
                 .map_err(|e| Error::io("rename", &path, e))?;
             sync_dir(&dir)?;
         }
-        let store = KeyStore::load(path, store_id, provider, Access::Writer, hook)?;
+        let store = KeyStore::load(
+            path,
+            store_id,
+            provider,
+            Access::Writer(log_key_id_max),
+            hook,
+        )?;
         store.cleanup_keks()?;
         Ok(store)
     }
@@ -544,7 +552,25 @@ impl KeyStore {
     ) -> Result<KeyStore> {
         let journal = read_journal(&path, &store_id)?;
         let state = unwrap_journal(&path, &store_id, &*provider, &journal)?;
-        let file = if access == Access::Writer {
+        let file = if let Access::Writer(log_key_id_max) = access {
+            // Keys are appended in id order and synced before any receipt uses them, so every
+            // key the log names must be in the journal. If not, the journal lost records
+            // (damage, not a torn tail): refuse, and change nothing.
+            if let Some(used) = log_key_id_max
+                && used.0 >= state.next_key_id
+            {
+                return Err(Error::KeyStore {
+                    path,
+                    detail: format!(
+                        "the log uses data key {used} but the journal's readable records end \
+                         with key {} (at byte {} of {}): the journal is damaged; restore it \
+                         from a backup",
+                        state.next_key_id.saturating_sub(1),
+                        journal.valid_len,
+                        journal.file_len
+                    ),
+                });
+            }
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -560,6 +586,10 @@ impl KeyStore {
             Some(file)
         } else {
             None
+        };
+        let access = match access {
+            Access::Writer(_) => Access::Writer(None),
+            Access::ReadOnly => Access::ReadOnly,
         };
         let below = state.next_key_id;
         Ok(KeyStore {
@@ -618,7 +648,7 @@ impl KeyStore {
                 return Ok((id, live.key.clone()));
             }
         }
-        if self.access == Access::ReadOnly {
+        if matches!(self.access, Access::ReadOnly) {
             return Err(Error::KeyStore {
                 path: self.path.clone(),
                 detail: "a read-only key store creates no keys".into(),
@@ -702,7 +732,7 @@ impl KeyStore {
     #[must_use]
     pub fn lookup(&self, id: KeyId) -> KeyLookup {
         let found = self.lookup_now(id);
-        if matches!(found, KeyLookup::Unknown) && self.access == Access::ReadOnly {
+        if matches!(found, KeyLookup::Unknown) && matches!(self.access, Access::ReadOnly) {
             // A rotation may destroy the KEK between reading the journal and the KEK: retry.
             for _ in 0..2 {
                 if self.reload().is_ok() {

@@ -7,6 +7,12 @@
 //! snapshot, a prefix of the log as of the writer's last durable index commit, and re-checks
 //! every candidate against the log exactly as [`Db::query`](crate::Db::query) does.
 //!
+//! Encrypted payloads: the reader opens the key store read-only (`keystore/keys.journal` and
+//! the KEK, from `keys/` by default or a [`KekProvider`] given to
+//! [`ReadOnlyStore::open_with_kek`]), re-reads the journal when it meets a key the writer
+//! added since, and never writes it. Without access to the KEK it still reads every header;
+//! payloads then say `KeyUnavailable`.
+//!
 //! Failure model: the writer may be appending while a read runs. Frames are written in full
 //! before the writer publishes them, and a reader never trusts a frame it did not check (the
 //! frame checksum and the receipt digests), so a read sees either a whole, checked receipt
@@ -22,7 +28,7 @@ use crate::db::{StoredReceipt, WAL_DIR, leaf_record, note_text, parse_checkpoint
 use crate::entry::EntryKind;
 use crate::error::{Error, Result};
 use crate::indexer::{INDEX_DIR, INDEX_FILE, rebuild_digest};
-use crate::keystore::{FileKekProvider, KeyStore};
+use crate::keystore::{FileKekProvider, KekProvider, KeyStore};
 use crate::log::FsLog;
 use crate::proof::{self, InclusionBundle};
 use crate::proof_tables::{EpochRef, ProofRequest, ProofTables, TableFiles};
@@ -60,6 +66,24 @@ impl ReadOnlyStore {
     /// index is missing, of another store or format, or held exclusively (open the store
     /// with [`Db::open`](crate::Db::open) once: it rebuilds the index from the log).
     pub fn open(data_dir: impl AsRef<Path>) -> Result<ReadOnlyStore> {
+        let data_dir = data_dir.as_ref();
+        let provider = std::sync::Arc::new(FileKekProvider::in_data_dir(data_dir));
+        ReadOnlyStore::open_with_kek(data_dir, provider)
+    }
+
+    /// As [`ReadOnlyStore::open`], decrypting payloads with the key store (read-only) and the
+    /// key-encryption key from `provider` (the writer's [`DbOptions::kek_provider`]). When
+    /// the key store cannot be read with it, every header still reads and each encrypted
+    /// payload says [`PayloadState::KeyUnavailable`](crate::PayloadState::KeyUnavailable).
+    ///
+    /// [`DbOptions::kek_provider`]: crate::DbOptions::kek_provider
+    ///
+    /// # Errors
+    /// As for [`ReadOnlyStore::open`].
+    pub fn open_with_kek(
+        data_dir: impl AsRef<Path>,
+        provider: std::sync::Arc<dyn KekProvider>,
+    ) -> Result<ReadOnlyStore> {
         let data_dir = data_dir.as_ref().to_path_buf();
         let reads = LogReads::open(&FsLog::new(data_dir.join(WAL_DIR)))?;
         let (store_id, alg) = reads.identity();
@@ -76,10 +100,8 @@ impl ReadOnlyStore {
             ),
         })?;
         reads.map_positions()?;
-        // Payloads decrypt with the key store read-only and the default KEK file; a reader
-        // that cannot read them (no permission, no key store) still reads every header, and
-        // each encrypted payload says `KeyUnavailable`.
-        let provider = std::sync::Arc::new(FileKekProvider::in_data_dir(&data_dir));
+        // A reader that cannot read the key store (no permission, no key store) still reads
+        // every header, and each encrypted payload says `KeyUnavailable`.
         if let Ok(Some(keys)) = KeyStore::open_read_only(&data_dir, store_id.0, provider) {
             reads.set_payload_keys(std::sync::Arc::new(keys));
         }

@@ -334,6 +334,8 @@ pub struct ChainState {
     pub shreds: Vec<(u64, Vec<crate::crypto::KeyId>)>,
     /// Legal holds in force.
     pub holds: crate::retention::HoldSet,
+    /// The largest data key id an encrypted receipt names (`None`: no encrypted receipt).
+    pub key_id_max: Option<crate::crypto::KeyId>,
 }
 
 impl ChainState {
@@ -361,6 +363,7 @@ impl ChainState {
             checkpoints: 0,
             shreds: Vec::new(),
             holds: crate::retention::HoldSet::new(),
+            key_id_max: None,
         }
     }
 
@@ -576,6 +579,17 @@ impl ChainState {
         chain_hash: &Digest,
         mode: ReplayMode,
     ) -> Result<(), Damage> {
+        let used_key = if entry.flags & entry::flags::PAYLOAD_ENCRYPTED == 0 {
+            None
+        } else {
+            Some(
+                crate::crypto::payload_key_id(entry.payload).map_err(|e| Damage {
+                    seq,
+                    kind: DamageKind::Malformed,
+                    detail: format!("encrypted payload: {e}"),
+                })?,
+            )
+        };
         let (_, verifier) = self.require_genesis(seq)?;
         let damage = |kind, detail: String| Damage { seq, kind, detail };
         let malformed =
@@ -607,6 +621,7 @@ impl ChainState {
                 format!("does not link to tenant {tenant}'s previous receipt"),
             ));
         }
+        self.key_id_max = self.key_id_max.max(used_key);
         match self.tenant_tips.get_mut(tenant) {
             Some(tip) => *tip = (seq, *chain_hash),
             None => {

@@ -1,7 +1,8 @@
 //! Guards the payload AEAD and key wrapping (property tests): whatever the key, ids, header
 //! and plaintext, a payload decrypts to what was encrypted, and any change to the stored bytes
 //! (format byte, key id, nonce, ciphertext, tag) or to the associated data (store id, header)
-//! is rejected; wrapped keys likewise reject another KEK or another context.
+//! is rejected; wrapped keys likewise reject another KEK or another context; and damaged key
+//! journals (truncated, flipped, extended, random) never panic the decoder or invent keys.
 
 use proptest::prelude::*;
 use trailmix_db::crypto::{
@@ -122,4 +123,87 @@ proptest! {
         other_kek[i % 32] ^= 0x01;
         prop_assert!(unwrap_key(&key_from(other_kek), &context.ad(), &wrapped).is_err());
     }
+}
+
+/// A small store's data directory with a few keys (live and shredded), built once.
+fn journal_seed() -> (tempfile::TempDir, [u8; 16], Vec<u8>) {
+    use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = trailmix_db::Db::open(dir.path()).expect("open");
+    for n in 0..6u64 {
+        let receipt = Receipt::builder("acme", format!("evt-{n}"), Kind::LlmCall)
+            .app_id("props")
+            .actor_type(ActorType::Agent)
+            .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+            .subject_id(format!("s{}", n % 3))
+            .input(serde_json::json!({ "n": n }))
+            .build()
+            .expect("valid");
+        db.append_and_wait(&receipt).expect("append");
+    }
+    db.shred("acme", "s0", "props").expect("shred");
+    db.close().expect("close");
+    let store_id = trailmix_db::wal::WalReader::open(dir.path().join(trailmix_db::WAL_DIR))
+        .expect("log")
+        .meta()
+        .store_id
+        .0;
+    let journal =
+        std::fs::read(trailmix_db::keystore::KeyStore::journal_path(dir.path())).expect("journal");
+    (dir, store_id, journal)
+}
+
+/// The key journal decoder never panics: truncated, bit-flipped, extended or random journals
+/// open read-only to a key store or a typed error.
+#[test]
+fn damaged_key_journals_never_panic() {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::sync::Arc;
+    use trailmix_db::keystore::{FileKekProvider, KeyStore};
+    let (dir, store_id, journal) = journal_seed();
+    let path = KeyStore::journal_path(dir.path());
+    let live_before = KeyStore::open_read_only(
+        dir.path(),
+        store_id,
+        Arc::new(FileKekProvider::in_data_dir(dir.path())),
+    )
+    .expect("opens")
+    .expect("exists")
+    .stats();
+    assert_eq!((live_before.live_keys, live_before.shredded_keys), (2, 1));
+    let edits = (
+        0..journal.len() + 16,
+        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::new(Config::with_cases(300));
+    runner
+        .run(&edits, |(cut, flips, tail, random)| {
+            let mut bytes = if random {
+                tail.clone()
+            } else {
+                journal[..cut.min(journal.len())].to_vec()
+            };
+            for (at, value) in &flips {
+                if !bytes.is_empty() {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= value;
+                }
+            }
+            if !random {
+                bytes.extend_from_slice(&tail);
+            }
+            std::fs::write(&path, &bytes).expect("write journal");
+            let provider = Arc::new(FileKekProvider::in_data_dir(dir.path()));
+            if let Ok(Some(keys)) = KeyStore::open_read_only(dir.path(), store_id, provider) {
+                let stats = keys.stats();
+                prop_assert!(
+                    stats.live_keys <= 2 && stats.shredded_keys <= 1,
+                    "{stats:?}"
+                );
+            }
+            Ok(())
+        })
+        .expect("no damaged journal panics or invents keys");
 }

@@ -433,3 +433,154 @@ fn reappending_the_same_receipt_stays_idempotent_when_encrypted() {
     );
     db.close().expect("close");
 }
+
+#[test]
+fn receipts_in_flight_during_a_shred_never_land_under_the_dead_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open_with(dir.path().join("data"), options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 0, "first"))
+        .expect("ok");
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            (1..4_000)
+                .map(|n| db.append(&receipt("acme", Some("s1"), n, "in flight")))
+                .collect::<Vec<_>>()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let report = db.shred("acme", "s1", "req-race").expect("shred");
+    let tickets = writer.join().expect("appender");
+    let (mut refused, mut landed_after) = (0, 0);
+    for ticket in tickets {
+        match ticket.and_then(|t| t.wait()) {
+            Ok(position) => {
+                let stored = db.get(position.seq).expect("read");
+                let key = key_of(&stored.payload_state);
+                if position.seq > report.seq {
+                    landed_after += 1;
+                    assert!(
+                        !report.key_ids.contains(&key),
+                        "seq {} was written under shredded key {key} after the shred record",
+                        position.seq
+                    );
+                    assert_eq!(stored.payload_state.name(), "decrypted");
+                } else {
+                    assert!(stored.payload_state.is_shredded());
+                }
+            }
+            Err(Error::Shred(ShredError::KeyShreddedInFlight { key_id })) => {
+                assert!(report.key_ids.contains(&key_id));
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    eprintln!("{refused} refused in flight, {landed_after} written after under a new key");
+    db.close().expect("close");
+}
+
+#[test]
+fn a_torn_journal_tail_is_cut_but_a_damaged_journal_is_refused() {
+    use trailmix_db::keystore::JOURNAL_HEADER_BYTES;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let seqs: Vec<Seq> = ["s1", "s2", "s3"]
+        .iter()
+        .enumerate()
+        .map(|(n, s)| {
+            db.append_and_wait(&receipt("acme", Some(s), n as u64, "text"))
+                .expect("ok")
+                .seq
+        })
+        .collect();
+    db.close().expect("close");
+    let journal = KeyStore::journal_path(&data);
+    let clean = std::fs::read(&journal).expect("journal");
+
+    // A torn append (a record cut short at the end): never synced, so never used; cut off.
+    let mut torn = clean.clone();
+    torn.extend_from_slice(&[90, 0, 0, 0, 1, 2, 3, 4, 1, 7]);
+    std::fs::write(&journal, &torn).expect("write");
+    let db = Db::open_with(&data, options()).expect("a torn tail opens");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        clean,
+        "the tail is cut"
+    );
+    for seq in &seqs {
+        assert_eq!(
+            db.get(*seq).expect("read").payload_state.name(),
+            "decrypted"
+        );
+    }
+    db.close().expect("close");
+
+    // A damaged record that the log depends on: refused, the journal left as it is.
+    for at in [JOURNAL_HEADER_BYTES + 20, clean.len() - 3] {
+        let mut damaged = clean.clone();
+        damaged[at] ^= 0x10;
+        std::fs::write(&journal, &damaged).expect("write");
+        let err = Db::open_with(&data, options()).expect_err("damage is not a torn tail");
+        assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert_eq!(std::fs::read(&journal).expect("journal"), damaged);
+    }
+    std::fs::write(&journal, &clean).expect("restore");
+    Db::open_with(&data, options())
+        .expect("the restored journal opens")
+        .close()
+        .expect("close");
+}
+
+#[test]
+fn a_missing_key_store_is_refused_not_recreated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "text"))
+        .expect("ok");
+    db.close().expect("close");
+    let kek = FileKekProvider::in_data_dir(&data).kek_path(KekId(1));
+    let kek_before = std::fs::read(&kek).expect("kek");
+    std::fs::remove_dir_all(data.join("keystore")).expect("remove key store");
+    for mode in [PayloadEncryption::PerSubject, PayloadEncryption::Off] {
+        let err = Db::open_with(&data, options().payload_encryption(mode))
+            .expect_err("a store whose key store is gone must not open with a new one");
+        assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    }
+    assert!(!data.join("keystore").exists(), "nothing was recreated");
+    assert_eq!(
+        std::fs::read(&kek).expect("kek"),
+        kek_before,
+        "the KEK is untouched"
+    );
+}
+
+#[test]
+fn a_read_only_store_without_the_kek_still_reads_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let seq = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "text"))
+        .expect("ok")
+        .seq;
+    db.close().expect("close");
+    let elsewhere = Arc::new(FileKekProvider::new(dir.path().join("no-keks-here")));
+    let ro = ReadOnlyStore::open_with_kek(&data, elsewhere).expect("opens without the KEK");
+    let found = ro
+        .find_event("acme", "evt-000001")
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.position.seq, seq);
+    assert_eq!(found.payload_state.name(), "key unavailable");
+    assert!(found.payload.is_empty());
+    let with_key = ReadOnlyStore::open(&data).expect("opens");
+    let found = with_key
+        .find_event("acme", "evt-000001")
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.payload_state.name(), "decrypted");
+}

@@ -3,17 +3,20 @@
 //! parent reopens the store and finds either no shred record and the key intact (the subject
 //! reads back), or the shred record and the shred complete (payload shredded, one KEK file, the
 //! data key and the old KEK in no file) — never a half state — and the store verifies. A shred
-//! whose record was durable is never undone.
+//! whose record was durable is never undone. The same holds under power loss: with the log on
+//! the simulated disk, the disk freezes at each step and loses what was not synced.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use trailmix_db::LogStorage as _;
 use trailmix_db::crypto::{KekId, KeyId};
 use trailmix_db::entry::EntryKind;
 use trailmix_db::keystore::{FileKekProvider, KeyLookup, KeyStore, ShredStep};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::wal::sim::SimDisk;
 use trailmix_db::wal::{Seq, WalReader};
 use trailmix_db::{Db, DbOptions, PayloadState, VerifyOptions, WAL_DIR, verify_store};
 
@@ -219,4 +222,79 @@ fn a_crash_at_any_step_of_a_shred_leaves_no_half_state() {
     for step in STEPS {
         crash_at(step);
     }
+}
+
+/// Log records of kind shred on the simulated disk.
+fn sim_shred_records(disk: &SimDisk) -> usize {
+    let mut count = 0;
+    disk.open_reader()
+        .expect("reader")
+        .scan(Seq(0), |record| {
+            count += usize::from(record.kind.get() == EntryKind::Shred as u8);
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    count
+}
+
+/// One power loss at `step` of a shred, on seed `seed`'s simulated disk.
+fn power_loss_at(step: ShredStep, seed: u64) -> bool {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let disk = SimDisk::new(seed);
+    let freezer = disk.clone();
+    let hook = Arc::new(move |at: ShredStep| {
+        if at == step {
+            freezer.crash_at_op(freezer.ops());
+        }
+    });
+    let db = Db::open_on(&disk, keys.path(), options().shred_step_hook(hook)).expect("open");
+    let s1 = db.append_and_wait(&receipt("s1", 1)).expect("s1");
+    let s2 = db.append_and_wait(&receipt("s2", 2)).expect("s2");
+    let acked = db.shred("acme", "s1", "req-power").is_ok();
+    drop(db);
+    disk.crash();
+    let db = Db::open_on(&disk, keys.path(), options()).expect("reopen after power loss");
+    let recorded = sim_shred_records(&disk);
+    let state = db.get(s1.seq).expect("read").payload_state;
+    assert_eq!(
+        db.get(s2.seq).expect("read").payload_state.name(),
+        "decrypted",
+        "{step:?}/{seed}: another subject was hurt"
+    );
+    match recorded {
+        0 => {
+            assert!(!acked, "{step:?}/{seed}: an acknowledged shred was undone");
+            assert_eq!(
+                state.name(),
+                "decrypted",
+                "{step:?}/{seed}: no record, key intact"
+            );
+        }
+        1 => assert!(
+            state.is_shredded(),
+            "{step:?}/{seed}: record durable, shred complete"
+        ),
+        n => panic!("{step:?}/{seed}: {n} shred records"),
+    }
+    assert_eq!(kek_files(keys.path()).len(), 1, "{step:?}/{seed}: one KEK");
+    db.close().expect("close");
+    recorded == 1
+}
+
+#[test]
+fn a_power_loss_at_any_step_of_a_shred_leaves_no_half_state() {
+    if std::env::var(DIR_VAR).is_ok() {
+        return;
+    }
+    let mut outcomes = std::collections::BTreeSet::new();
+    for seed in 0..6 {
+        for step in STEPS {
+            outcomes.insert((step == ShredStep::RecordAppended, power_loss_at(step, seed)));
+        }
+    }
+    // A power loss before the sync must be able to leave the key intact, and every later one
+    // must complete the shred: both outcomes were seen.
+    assert!(outcomes.contains(&(true, false)), "{outcomes:?}");
+    assert!(outcomes.contains(&(false, true)), "{outcomes:?}");
+    assert!(!outcomes.contains(&(false, false)), "{outcomes:?}");
 }
