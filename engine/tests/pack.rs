@@ -777,3 +777,66 @@ fn encrypted_payloads_read_decrypted_and_a_real_shred_shows_as_shredded() {
         "an edited readable payload passed"
     );
 }
+
+#[test]
+fn export_without_the_kek_shows_ciphertext_only_and_says_why() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let db = Db::open_with(&dir, DbOptions::default()).expect("open");
+    for n in 0..4 {
+        db.append_and_wait(&receipt_of_subject(n, "subject-kept"))
+            .expect("append");
+    }
+    db.close().expect("close");
+    // The KEK lives elsewhere (a KMS, another volume): this exporter cannot open the keys.
+    for entry in std::fs::read_dir(dir.join("keys")).expect("keys dir") {
+        let path = entry.expect("entry").path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("kek-"))
+        {
+            std::fs::remove_file(path).expect("remove KEK");
+        }
+    }
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let (files, summary) =
+        export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    assert!(summary.keys_unavailable.is_some(), "{summary:?}");
+    let report = verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier())))
+        .expect("verifies");
+    assert_eq!((report.counts.included, report.counts.encrypted), (4, 4));
+    assert!(
+        lines(&files, RECEIPTS_FILE)
+            .iter()
+            .all(|l| !l.contains("payload_json") && !l.contains("plaintext marker")),
+        "a readable payload without the key"
+    );
+}
+
+#[test]
+fn a_pack_of_header_less_links_only_claims_nothing() {
+    let store = store();
+    // No range bounds (so no boundary receipts) and a filter that matches none of A's
+    // receipts: every line is a filtered-out link, which names no tenant.
+    let scope = PackScope {
+        tenant: "acme".into(),
+        filter: Some("model=no-such-model".parse().expect("filter")),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let report = verify(&files, &store).expect("verifies");
+    assert_eq!(
+        report.counts.included + report.counts.boundary,
+        0,
+        "{report:?}"
+    );
+    assert!(report.counts.filtered_out > 0, "{report:?}");
+    assert_eq!(
+        (report.completeness.start, report.completeness.end),
+        (StartProof::Unproven, EndProof::Unproven)
+    );
+}

@@ -91,6 +91,11 @@ pub fn print_export(summary: &pack::ExportSummary, output: &Path) {
         "  boundaries      {} (headers only), {} tail links",
         c.boundary, c.tail_links
     );
+    if let Some(why) = &summary.keys_unavailable {
+        println!(
+            "  note            encrypted payloads are in the pack as ciphertext only: the key store could not be opened ({why})"
+        );
+    }
     println!(
         "  completeness    start {}, end {}",
         m.completeness.start, m.completeness.end

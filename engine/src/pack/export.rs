@@ -31,6 +31,10 @@ use crate::wal::{HashAlgorithm, Seq};
 pub struct ExportSummary {
     /// The pack's manifest (as signed).
     pub manifest: Manifest,
+    /// Why encrypted payloads could not be decrypted for the pack's readable copies, when the
+    /// key store could not be opened (a KEK held elsewhere, no permission to read it): those
+    /// receipts are shown with their ciphertext only. `None` when it opened or is not needed.
+    pub keys_unavailable: Option<String>,
 }
 
 /// One epoch as the scan saw it.
@@ -100,7 +104,10 @@ pub fn export_pack(
     let plan = plan(&scan, scope, options)?;
     // Encrypted payloads are decrypted for the pack's readable copy when the key store can
     // open them; a shredded key makes the receipt "included, shredded".
-    let keys = KeyStore::open_for_reading(data_dir).map_err(PackError::Store)?;
+    let (keys, keys_unavailable) = match KeyStore::open_for_reading(data_dir) {
+        Ok(keys) => (keys, None),
+        Err(err) => (None, Some(err.to_string())),
+    };
     let built = build(&log, &scan, scope, options, &plan, keys.as_ref())?;
     let mut files = PackFiles::default();
     let mut manifest = Manifest {
@@ -116,10 +123,7 @@ pub fn export_pack(
             filter: scope.filter.as_ref().map(ToString::to_string),
         },
         horizon: plan.horizon.clone(),
-        completeness: ManifestCompleteness {
-            start: plan.start.into(),
-            end: plan.end.into(),
-        },
+        completeness: completeness_claim(&plan, &built.counts),
         counts: built.counts,
         files: Vec::new(),
     };
@@ -152,7 +156,13 @@ pub fn export_pack(
         summary::how_to_verify(&manifest, &built.anchors).into_bytes(),
     );
     files.seal(&mut manifest, signer)?;
-    Ok((files, ExportSummary { manifest }))
+    Ok((
+        files,
+        ExportSummary {
+            manifest,
+            keys_unavailable,
+        },
+    ))
 }
 
 fn jsonl<T: serde::Serialize>(lines: &[T]) -> Result<Vec<u8>, String> {
@@ -527,6 +537,22 @@ fn anchor_lines(scan: &Scan, plan: &Plan) -> Result<Vec<AnchorLine>, PackError> 
         });
     }
     Ok(lines)
+}
+
+/// What the manifest claims about completeness. Only a line with a header names its tenant
+/// (the verifier checks it against the pack's); a pack whose every line is a header-less,
+/// filtered-out link proves a chain but not whose it is, so it claims nothing.
+fn completeness_claim(plan: &Plan, counts: &Counts) -> ManifestCompleteness {
+    if counts.included + counts.shredded + counts.boundary == 0 {
+        return ManifestCompleteness {
+            start: "unproven".into(),
+            end: "unproven".into(),
+        };
+    }
+    ManifestCompleteness {
+        start: plan.start.into(),
+        end: plan.end.into(),
+    }
 }
 
 /// Counts `line` (whose entry bytes are `entry`) in `counts`.

@@ -15,6 +15,10 @@ use crate::note::{self, NoteSigner};
 
 /// The largest pack file `verify-pack` reads (a guard against a hostile archive).
 pub const PACK_FILE_BYTES_MAX: u64 = 1 << 34;
+/// The largest pack (all files together, or the archive) `verify-pack` reads: a pack is
+/// verified in memory, so this bounds what a hostile one can make it allocate. A pack of a
+/// million receipts is about 2.2 GB.
+pub const PACK_BYTES_MAX: u64 = 1 << 34;
 
 /// A pack's files by name (no directories: a pack is flat).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,6 +38,12 @@ impl PackFiles {
         if meta.is_dir() {
             Self::read_dir(path)
         } else {
+            if meta.len() > PACK_BYTES_MAX {
+                return Err(PackError::Archive(format!(
+                    "the archive is {} bytes, more than the {PACK_BYTES_MAX} a pack may hold",
+                    meta.len()
+                )));
+            }
             let bytes = fs::read(path).map_err(|e| PackError::io("read", path, &e))?;
             Self::from_archive(&bytes)
         }
@@ -41,6 +51,7 @@ impl PackFiles {
 
     fn read_dir(dir: &Path) -> Result<PackFiles, PackError> {
         let mut files = BTreeMap::new();
+        let mut total: u64 = 0;
         let listing = fs::read_dir(dir).map_err(|e| PackError::io("list", dir, &e))?;
         for item in listing {
             let item = item.map_err(|e| PackError::io("list", dir, &e))?;
@@ -61,6 +72,12 @@ impl PackFiles {
             if len > PACK_FILE_BYTES_MAX {
                 return Err(PackError::Archive(format!(
                     "{name} is {len} bytes, more than the {PACK_FILE_BYTES_MAX} a pack file may hold"
+                )));
+            }
+            total = total.saturating_add(len);
+            if total > PACK_BYTES_MAX {
+                return Err(PackError::Archive(format!(
+                    "the pack's files hold more than the {PACK_BYTES_MAX} bytes a pack may hold"
                 )));
             }
             let bytes = fs::read(&path).map_err(|e| PackError::io("read", &path, &e))?;

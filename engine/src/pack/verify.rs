@@ -1029,6 +1029,9 @@ impl Ctx<'_> {
                 });
             }
         }
+        // Only a line with a header names its tenant (checked against the pack's): a chain of
+        // header-less, filtered-out links could be any tenant's, so it proves nothing.
+        let unbound = receipts.iter().all(|r| r.state == LineState::FilteredOut);
         let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
             if !tail.is_empty() {
                 return Err(PackFailure::Completeness(
@@ -1065,6 +1068,12 @@ impl Ctx<'_> {
         } else {
             self.check_tail_links(last, tail)?
         };
+        if unbound {
+            return Ok(Completeness {
+                start: StartProof::Unproven,
+                end: EndProof::Unproven,
+            });
+        }
         Ok(Completeness { start, end })
     }
 
