@@ -531,13 +531,17 @@ fn print_identity(s: &StoreSummary) {
             "not here"
         }
     );
+    let other = s
+        .entries
+        .saturating_sub(s.receipts + s.checkpoints + s.epoch_seals);
     println!(
-        "entries         {} (seq 0 to {}): {} receipts, {} checkpoints, {} epoch seals",
+        "entries         {} (seq 0 to {}): {}, {}, {}, {} (genesis, shred and hold records)",
         human_count(s.entries),
         s.entries.saturating_sub(1),
-        human_count(s.receipts),
-        human_count(s.checkpoints),
-        human_count(s.epoch_seals)
+        counted(s.receipts, "receipt", "receipts"),
+        counted(s.checkpoints, "checkpoint", "checkpoints"),
+        counted(s.epoch_seals, "epoch seal", "epoch seals"),
+        counted(other, "other entry", "other entries"),
     );
     if let (Some(first), Some(last)) = (&s.logged_first, &s.logged_last) {
         println!("logged          {first} .. {last}");
@@ -1131,4 +1135,9 @@ pub fn print_frames(f: &SegmentFrames) {
             f.skip + f.frames.len()
         );
     }
+}
+
+/// `1 receipt`, `2,000 receipts`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", human_count(n), if n == 1 { one } else { many })
 }

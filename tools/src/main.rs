@@ -505,7 +505,7 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         PackLayout::Directory
     };
     let summary = packs::export(&dir, &scope, &output, layout)?;
-    packs::print_export(&summary, &output);
+    packs::print_export(&summary, &dir, &output);
     Ok(Verdict::Ok)
 }
 

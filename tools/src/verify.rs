@@ -11,7 +11,10 @@ use trailmix_db::keys::PUBLIC_KEY_FILE;
 use trailmix_db::{VerifyOptions, verify_store};
 
 use crate::scan;
-use crate::{Paint, ToolError, ToolResult, Verdict, human_count, human_rate_of, paint, read_text};
+use crate::{
+    Paint, ToolError, ToolResult, Verdict, human_count, human_rate_of, human_seconds, paint,
+    read_text,
+};
 
 /// What to check the store against.
 #[derive(Debug, Clone, Default)]
@@ -305,7 +308,11 @@ fn print_verified(o: &VerifyOutcome) {
     let rate = o.entries as f64 / o.seconds.max(1e-9);
     row(
         "took",
-        &format!("{:.2} s ({})", o.seconds, human_rate_of(rate, "entries")),
+        &format!(
+            "{} ({})",
+            human_seconds(o.seconds),
+            human_rate_of(rate, "entries")
+        ),
     );
 }
 
