@@ -581,9 +581,11 @@ fn consistency(
     write_json(&bundle, output)?;
     if let Some(path) = output {
         eprintln!(
-            "wrote the consistency proof ({} hashes) to {}",
+            "wrote the consistency proof ({} hashes) to {}; check it with:\n  trailmix-db verify-consistency {} --public-key {}",
             bundle.path.len(),
-            path.display()
+            path.display(),
+            path.display(),
+            dir.join(trailmix_db::keys::PUBLIC_KEY_FILE).display()
         );
     }
     Ok(Verdict::Ok)

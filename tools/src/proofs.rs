@@ -341,9 +341,15 @@ pub fn consistency(data_dir: &Path, from: &Path, to: &Path) -> ToolResult<Consis
     let old = read_text(from, "checkpoint note")?;
     let new = read_text(to, "checkpoint note")?;
     let db = open_db(data_dir)?;
-    let bundle = db
-        .consistency(&old, &new)
-        .map_err(|e| ToolError::store(data_dir, &e));
+    let bundle = db.consistency(&old, &new).map_err(|e| match e {
+        trailmix_db::Error::InvalidOption {
+            name: "checkpoint", ..
+        } => ToolError::store(data_dir, &e).hint(
+            "--from takes the older note (the smaller tree size) and --to the newer one, both \
+             of the same epoch (the first line of a note names its epoch)",
+        ),
+        other => ToolError::store(data_dir, &other),
+    });
     close_db(data_dir, db)?;
     bundle
 }

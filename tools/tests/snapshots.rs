@@ -329,6 +329,13 @@ fn inspect() {
         &["inspect", dir, "--segment", "0", "--limit", "8"],
     );
     check("inspect_json", &["inspect", dir, "--json"]);
+    check("inspect_seq_seal", &["inspect", dir, "--seq", "8"]);
+    check("inspect_seq_shred_record", &["inspect", dir, "--seq", "14"]);
+    check(
+        "inspect_seq_json",
+        &["inspect", dir, "--seq", "3", "--json"],
+    );
+    check("inspect_seq_missing", &["inspect", dir, "--seq", "99"]);
 }
 
 #[test]
@@ -522,5 +529,56 @@ fn trace_json() {
             "sess-7",
             "--json",
         ],
+    );
+}
+
+#[test]
+fn consistency_proofs() {
+    let scratch = scratch();
+    let dir = store_copy(&scratch);
+    let d = arg(&dir);
+    let old = scratch.path().join("old.note");
+    let note = run(&["checkpoint", d]);
+    std::fs::write(&old, &note.stdout).expect("write note");
+    // Something new in epoch 1, then a newer checkpoint.
+    let held = run(&[
+        "hold",
+        d,
+        "--tenant",
+        "globex-bank",
+        "--request-id",
+        "matter-2",
+    ]);
+    assert_eq!(held.status.code(), Some(0), "{}", shown(&[], &held));
+    let new = scratch.path().join("new.note");
+    let output = check("checkpoint_new", &["checkpoint", d, "--new"]);
+    std::fs::write(&new, &output.stdout).expect("write note");
+    let bundle = scratch.path().join("consistency.json");
+    check(
+        "consistency",
+        &[
+            "consistency",
+            d,
+            "--from",
+            arg(&old),
+            "--to",
+            arg(&new),
+            "-o",
+            arg(&bundle),
+        ],
+    );
+    let key = dir.join("signing.pub");
+    let (b, k) = (arg(&bundle), arg(&key));
+    check(
+        "verify_consistency",
+        &["verify-consistency", b, "--public-key", k],
+    );
+    check(
+        "verify_consistency_json",
+        &["verify-consistency", b, "--public-key", k, "--json"],
+    );
+    check(
+        "consistency_reversed",
+        &["consistency", d, "--from", arg(&new), "--to", arg(&old)],
     );
 }
