@@ -220,7 +220,15 @@ pub fn query(data_dir: &Path, filter: &[String], json: bool) -> ToolResult<()> {
         return Ok(());
     }
     let columns = Columns::fitting(&page.receipts);
-    println!("{}", row_header(columns));
+    if page.receipts.is_empty() {
+        println!(
+            "no receipt matches `{text}` (`trailmix-db inspect {}` lists the tenants, models, \
+             kinds and decisions the store holds)",
+            data_dir.display()
+        );
+    } else {
+        println!("{}", row_header(columns));
+    }
     for receipt in &page.receipts {
         println!("{}", row(receipt, columns));
     }
@@ -296,7 +304,7 @@ pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolRe
     if trace.receipts.is_empty() {
         println!("tenant {tenant} has no receipts in session {session}");
     } else {
-        print!("{}", trace.graph.render());
+        print_tree(&trace.graph.render(), &trace.receipts);
         println!(
             "{} receipt(s), {} root(s), {} dangling parent(s), {} cycle(s)",
             trace.receipts.len(),
@@ -306,4 +314,42 @@ pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolRe
         );
     }
     print_coverage(&store, watermark)
+}
+
+/// The trace tree (`#seq event-id` lines, indented under their parents) with what each
+/// receipt is beside it, in aligned columns: event time, then kind, model and decision.
+fn print_tree(tree: &str, receipts: &[StoredReceipt]) {
+    let by_seq: std::collections::HashMap<u64, &StoredReceipt> =
+        receipts.iter().map(|r| (r.position.seq.0, r)).collect();
+    let lines: Vec<&str> = tree.lines().collect();
+    let widest = lines.iter().map(|l| width(l)).max().unwrap_or(0);
+    let time_width = receipts
+        .iter()
+        .map(|r| width(&r.header.event_time().to_rfc3339()))
+        .max()
+        .unwrap_or(0);
+    for line in lines {
+        let seq = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix('#'))
+            .and_then(|n| n.parse::<u64>().ok());
+        let Some(receipt) = seq.and_then(|seq| by_seq.get(&seq)) else {
+            println!("{line}");
+            continue;
+        };
+        let c = Cells::of(receipt);
+        let mut what = vec![c.kind.to_owned()];
+        if c.model != "-" {
+            what.push(c.model.clone());
+        }
+        if c.decision != "-" {
+            what.push(c.decision.to_owned());
+        }
+        println!(
+            "{line}{}  {:<time_width$}  {}",
+            " ".repeat(widest - width(line)),
+            c.time,
+            what.join(" ")
+        );
+    }
 }

@@ -379,6 +379,7 @@ fn query_trace_tail() {
             "sess-7",
         ],
     );
+    check("query_nothing", &["query", dir, "tenant=nobody"]);
     check("tail", &["tail", dir]);
 }
 
