@@ -583,3 +583,23 @@ fn consistency_proofs() {
         &["consistency", d, "--from", arg(&new), "--to", arg(&old)],
     );
 }
+
+#[test]
+fn import_reports_the_bad_line() {
+    let scratch = scratch();
+    let dir = store_copy(&scratch);
+    let events = scratch.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"event_id":"evt-i1","tenant_id":"acme-health","app_id":"bot","kind":"llm_call","actor_type":"agent","ts":"2020-03-02T10:00:00Z","model":{"name":"gpt-4.1"}}"#,
+            "\n",
+            r#"{"event_id":"evt-i2","tenant_id":"acme-health","app_id":"bot","kind":"llm_call","actor_type":"agent","ts":"yesterday"}"#,
+            "\n",
+        ),
+    )
+    .expect("write events");
+    let (d, e) = (arg(&dir), arg(&events));
+    check("import_dry_run_bad_line", &["import", d, e, "--dry-run"]);
+    check("import_bad_line", &["import", d, e]);
+}
