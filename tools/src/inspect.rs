@@ -1025,10 +1025,10 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
         },
         EntryKind::Shred => match trailmix_db::shred::decode_shred_record(entry.payload) {
             Ok(r) => format!(
-                "shred of tenant {}{} ({} keys), request {}",
+                "shred of tenant {}{} ({}), request {}",
                 r.tenant,
                 r.subject.map_or(String::new(), |s| format!(" subject {s}")),
-                r.key_ids.len(),
+                counted(r.key_ids.len() as u64, "key", "keys"),
                 r.request_id
             ),
             Err(err) => format!("shred record does not decode: {err}"),
@@ -1116,13 +1116,21 @@ pub fn print_frames(f: &SegmentFrames) {
         "segment {} ({}), first seq {}",
         f.segment, f.file, f.first_seq
     );
+    // Wide enough for every kind shown (`shred_record` is the longest today).
+    let kind = f
+        .frames
+        .iter()
+        .map(|frame| frame.kind.len())
+        .chain([10])
+        .max()
+        .unwrap_or(10);
     println!(
-        "{:>12}  {:<10} {:>10} {:>7}  entry",
+        "{:>12}  {:<kind$} {:>10} {:>7}  entry",
         "seq", "kind", "offset", "bytes"
     );
     for frame in &f.frames {
         println!(
-            "{:>12}  {:<10} {:>10} {:>7}  {}",
+            "{:>12}  {:<kind$} {:>10} {:>7}  {}",
             frame.seq, frame.kind, frame.offset, frame.frame_bytes, frame.summary
         );
     }

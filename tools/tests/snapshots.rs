@@ -329,6 +329,10 @@ fn inspect() {
         &["inspect", dir, "--segment", "0", "--limit", "8"],
     );
     check("inspect_json", &["inspect", dir, "--json"]);
+    check(
+        "inspect_segment_end",
+        &["inspect", dir, "--segment", "0", "--skip", "7"],
+    );
     check("inspect_seq_seal", &["inspect", dir, "--seq", "8"]);
     check("inspect_seq_shred_record", &["inspect", dir, "--seq", "14"]);
     check(
