@@ -761,6 +761,35 @@ pub struct ChainDetail {
     pub signed: bool,
 }
 
+/// Why entry `seq` cannot be read: no such entry, or damage the readable log ends at.
+fn unreadable_entry(
+    data_dir: &Path,
+    reader: &trailmix_db::wal::WalReader,
+    seq: Seq,
+    err: trailmix_db::wal::Error,
+) -> ToolError {
+    match err {
+        trailmix_db::wal::Error::SeqOutOfRange { end, .. } => match reader.check_tail() {
+            // The readable log ends early because a frame is damaged, not because the
+            // store has no such entry.
+            Err(damage @ trailmix_db::wal::Error::Corrupted { .. }) => ToolError::new(format!(
+                "entry {seq} cannot be read: the log is damaged at seq {end} or before it \
+                 ({damage})"
+            ))
+            .hint(format!(
+                "`trailmix-db verify {dir}` names the first bad place; `trailmix-db inspect \
+                 {dir} --segment 0` lists the frames up to it",
+                dir = data_dir.display()
+            )),
+            _ => ToolError::new(match end.0 {
+                0 => format!("the store has no entry {seq}: its log is empty"),
+                n => format!("the store has no entry {seq}: it holds seq 0 to {}", n - 1),
+            }),
+        },
+        other => ToolError::wal(data_dir, &other),
+    }
+}
+
 /// One entry by sequence number.
 ///
 /// # Errors
@@ -768,13 +797,9 @@ pub struct ChainDetail {
 pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
     let reader = scan::open_reader(data_dir)?;
     let alg = reader.meta().hash_algorithm;
-    let record = reader.read(seq).map_err(|e| match e {
-        trailmix_db::wal::Error::SeqOutOfRange { end, .. } => ToolError::new(match end.0 {
-            0 => format!("the store has no entry {seq}: its log is empty"),
-            n => format!("the store has no entry {seq}: it holds seq 0 to {}", n - 1),
-        }),
-        other => ToolError::wal(data_dir, &other),
-    })?;
+    let record = reader
+        .read(seq)
+        .map_err(|e| unreadable_entry(data_dir, &reader, seq, e))?;
     let payload_len = record.payload.len() as u64;
     let mut detail = EntryDetail {
         seq: seq.0,
@@ -953,6 +978,9 @@ pub struct SegmentFrames {
     pub frames: Vec<FrameSummary>,
     /// Whether more frames follow (use `--skip`).
     pub more: bool,
+    /// Why the listing stops early: the damage the readable log ends at (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 /// One frame.
@@ -1100,6 +1128,16 @@ pub fn segment_frames(
             ControlFlow::Continue(())
         })
         .map_err(|e| ToolError::wal(data_dir, &e))?;
+    // A listing that ends before the limit ends at the log's readable end: say so when that
+    // end is damage rather than the last entry.
+    let damage = if more || frames.len() >= limit {
+        None
+    } else {
+        match reader.check_tail() {
+            Err(err @ trailmix_db::wal::Error::Corrupted { .. }) => Some(err.to_string()),
+            _ => None,
+        }
+    };
     Ok(SegmentFrames {
         segment,
         file: info.file_name.clone(),
@@ -1107,6 +1145,7 @@ pub fn segment_frames(
         skip,
         frames,
         more,
+        damage,
     })
 }
 
@@ -1141,6 +1180,11 @@ pub fn print_frames(f: &SegmentFrames) {
         println!(
             "... more frames follow: add --skip {}",
             f.skip + f.frames.len()
+        );
+    }
+    if let Some(damage) = &f.damage {
+        println!(
+            "... the frames stop here: the next one is damaged ({damage}); `verify` reports it"
         );
     }
 }

@@ -437,6 +437,25 @@ fn verify_tampered() {
     std::fs::write(&segment, &bytes).expect("write segment");
     check("verify_tampered", &["verify", arg(&dir)]);
     check("verify_tampered_json", &["verify", arg(&dir), "--json"]);
+    // Where verify says to look closer.
+    check(
+        "inspect_tampered_seq",
+        &["inspect", arg(&dir), "--seq", "3"],
+    );
+    check(
+        "inspect_tampered_segment",
+        &[
+            "inspect",
+            arg(&dir),
+            "--segment",
+            "0",
+            "--skip",
+            "2",
+            "--limit",
+            "3",
+        ],
+    );
+    check("inspect_tampered", &["inspect", arg(&dir)]);
 }
 
 #[test]
