@@ -141,13 +141,26 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
     let report = verify_store(data_dir, &options).map_err(|e| ToolError::store(data_dir, &e))?;
     let seconds = started.elapsed().as_secs_f64();
     let damage = report.damage.as_ref().map(|d| {
-        let position = reader.read(d.seq).ok().map(|r| r.position);
+        // A damaged frame cannot be read; the WAL's own check names its place.
+        let place = match reader.read(d.seq) {
+            Ok(record) => Some((record.position.segment.0, record.position.offset)),
+            // The readable log ends right at the bad entry: the damage is what ends it.
+            Err(trailmix_db::wal::Error::SeqOutOfRange { end, .. }) if end == d.seq => {
+                match reader.check_tail() {
+                    Err(trailmix_db::wal::Error::Corrupted {
+                        segment, offset, ..
+                    }) => Some((segment.0, offset)),
+                    _ => None,
+                }
+            }
+            Err(_) => None,
+        };
         DamageReport {
             seq: d.seq.0,
             kind: d.kind.name().replace(' ', "_"),
             detail: d.detail.clone(),
-            segment: position.map(|p| p.segment.0),
-            offset: position.map(|p| p.offset),
+            segment: place.map(|p| p.0),
+            offset: place.map(|p| p.1),
         }
     });
     let index = if args.index && damage.is_none() {
