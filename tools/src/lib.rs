@@ -118,7 +118,7 @@ impl ToolError {
             ))
             .hint(
                 "this command writes to the store; stop the writer first, or use a read-only \
-                 command (inspect, verify, checkpoint without --new)",
+                 command (inspect, verify, query, trace, tail, checkpoint without --new)",
             ),
             W::Corrupted { .. } => ToolError::new(err.to_string()).hint(format!(
                 "run `trailmix-db verify {}` for a full report",

@@ -626,3 +626,38 @@ fn import_reports_the_bad_line() {
     check("import_dry_run_bad_line", &["import", d, e, "--dry-run"]);
     check("import_bad_line", &["import", d, e]);
 }
+
+#[test]
+fn more_errors() {
+    let scratch = scratch();
+    let dir = store_copy(&scratch);
+    let d = arg(&dir);
+    check("error_prove_no_such_seq", &["prove", d, "--seq", "99"]);
+    let missing = scratch.path().join("missing-proof.json");
+    let key = dir.join("signing.pub");
+    check(
+        "error_verify_proof_missing_file",
+        &["verify-proof", arg(&missing), "--public-key", arg(&key)],
+    );
+    check(
+        "error_verify_wrong_key",
+        &["verify", d, "--public-key", "not-a-key"],
+    );
+    let pack = scratch.path().join("pack");
+    std::fs::create_dir_all(&pack).expect("mkdir");
+    check(
+        "error_export_exists",
+        &["export", d, "--tenant", "acme-health", "-o", arg(&pack)],
+    );
+    check(
+        "error_bad_time",
+        &["query", d, "tenant=acme-health", "since=yesterday"],
+    );
+    // The writer lock held by a service.
+    let db = Db::open(&dir).expect("open");
+    check(
+        "error_locked",
+        &["shred", d, "--tenant", "acme-health", "--request-id", "r-1"],
+    );
+    db.close().expect("close");
+}
