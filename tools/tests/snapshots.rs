@@ -661,3 +661,28 @@ fn more_errors() {
     );
     db.close().expect("close");
 }
+
+/// Colours only on a terminal: without `NO_COLOR`, output to a pipe has no escape codes and
+/// matches the snapshots taken with it.
+#[test]
+fn no_colour_on_a_pipe() {
+    let dir = arg(&fixture().store);
+    for (name, args) in [
+        ("verify", &["verify", dir][..]),
+        ("inspect", &["inspect", dir]),
+        ("query_tenant", &["query", dir, "tenant=acme-health"]),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_trailmix-db"))
+            .args(args)
+            .env_remove("NO_COLOR")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run trailmix-db");
+        let text = shown(args, &output);
+        assert!(
+            !output.stdout.contains(&0x1b) && !output.stderr.contains(&0x1b),
+            "escape codes on a pipe: {text}"
+        );
+        settings().bind(|| insta::assert_snapshot!(name, text));
+    }
+}
