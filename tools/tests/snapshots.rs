@@ -317,6 +317,21 @@ fn check(name: &str, args: &[&str]) -> Output {
 fn help() {
     check("help", &["--help"]);
     check("help_verify", &["verify", "--help"]);
+    let help = check("help_query", &["query", "--help"]);
+    // Its examples run (on the shared store).
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let examples: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("trailmix-db query ./trailmix-data "))
+        .collect();
+    assert_eq!(examples.len(), 4, "{help}");
+    for example in examples {
+        let words = example.split('#').next().expect("words");
+        let mut args = vec!["query", arg(&fixture().store)];
+        args.extend(words.split_whitespace());
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", shown(&args, &output));
+    }
 }
 
 #[test]
