@@ -67,7 +67,7 @@ pub struct TrustedReport {
 /// `verify --json`: the outcome.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VerifyOutcome {
-    /// `verified` or `damaged`.
+    /// `verified`, `damaged`, or `index_differs` (with `--index`).
     pub verdict: &'static str,
     /// The data directory.
     pub data_dir: String,
