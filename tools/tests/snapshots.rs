@@ -701,3 +701,36 @@ fn no_colour_on_a_pipe() {
         settings().bind(|| insta::assert_snapshot!(name, text));
     }
 }
+
+/// The demo's closing block: what to run next. (Its other lines are throughput and timing,
+/// checked by `cli.rs`.)
+#[test]
+fn demo_next_steps() {
+    let scratch = scratch();
+    let dir = scratch.path().join("demo-data");
+    let args = [
+        "demo",
+        "--dir",
+        arg(&dir),
+        "--receipts",
+        "300",
+        "--threads",
+        "1",
+    ];
+    let output = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&args, &output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let next = stdout
+        .find("The store now holds")
+        .map(|at| &stdout[at..])
+        .expect("the closing block");
+    let text = format!(
+        "$ trailmix-db {}\n(the closing block)\n{next}",
+        args.join(" ")
+    );
+    // A timed checkpoint during a slow run would add an entry and move the sequence numbers.
+    let mut settings = settings();
+    settings.add_filter(r"in \d+ entries", "in [N] entries");
+    settings.add_filter(r"--seq \d+", "--seq [SEQ]");
+    settings.bind(|| insta::assert_snapshot!("demo_next_steps", text));
+}
