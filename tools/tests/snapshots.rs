@@ -1,8 +1,10 @@
 //! Guards what a person reads from `trailmix-db`: the exact text (and exit code) of every
-//! command's human output — help, `inspect`, `verify` on a good and a tampered store, `query`,
-//! `trace`, `tail`, proofs, checkpoints, evidence packs, `shred`/`hold`/`release`, and the
-//! errors for bad arguments — plus one `--json` output per documented read command, as
-//! committed snapshots in `tests/snapshots/`.
+//! command's human output — help, `inspect`, `verify` (good, `--index`, tampered, with a trusted
+//! checkpoint, rolled back), `query`, `trace`, `tail`, proofs and consistency proofs,
+//! checkpoints, evidence packs, `shred`/`hold`/`release`, `import` stopping at a bad line, the
+//! demo's closing block, and the errors for bad arguments — plus one `--json` output per
+//! documented read command and no colour codes on a pipe, as committed snapshots in
+//! `tests/snapshots/`.
 //!
 //! Each run builds one small store with the library (three tenants, one with a long id, three
 //! models, a session with parent links, an explicit epoch seal, a shredded subject) and runs
@@ -619,6 +621,17 @@ fn consistency_proofs() {
     check(
         "consistency_reversed",
         &["consistency", d, "--from", arg(&new), "--to", arg(&old)],
+    );
+    check(
+        "verify_trusted_checkpoint",
+        &["verify", d, "--trusted-checkpoint", arg(&new)],
+    );
+    // The store as it was before the hold: rolled back past the trusted checkpoint.
+    let older = scratch.path().join("older");
+    copy_dir(&fixture().store, &older);
+    check(
+        "verify_rolled_back",
+        &["verify", arg(&older), "--trusted-checkpoint", arg(&new)],
     );
 }
 
