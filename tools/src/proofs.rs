@@ -131,7 +131,14 @@ pub fn prove(data_dir: &Path, target: &ProveTarget) -> ToolResult<InclusionBundl
         }
     };
     let db = open_db(data_dir)?;
-    let bundle = db.prove(seq).map_err(|e| ToolError::store(data_dir, &e));
+    let bundle = db.prove(seq).map_err(|e| match e {
+        trailmix_db::Error::NotFound { .. } => ToolError::store(data_dir, &e).hint(format!(
+            "`trailmix-db inspect {} --segment 0` lists the entries with their sequence \
+             numbers; `prove --event-id ID` finds a receipt by its event id",
+            data_dir.display()
+        )),
+        other => ToolError::store(data_dir, &other),
+    });
     close_db(data_dir, db)?;
     bundle
 }
