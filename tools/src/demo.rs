@@ -235,8 +235,9 @@ fn print_written(written: &Written, threads: usize, write_time: Duration) {
     let secs = write_time.as_secs_f64();
     let byte_rate = per_second(written.event_bytes, secs);
     println!(
-        "  write       {} receipts from {threads} threads in {secs:.2} s: {}, {}/s",
+        "  write       {} receipts from {threads} thread{} in {secs:.2} s: {}, {}/s",
         human_count(written.receipts),
+        if threads == 1 { "" } else { "s" },
         paint(
             &human_rate_of(per_second(written.receipts, secs), "receipts"),
             Paint::Strong
@@ -294,11 +295,12 @@ fn verify_now(data_dir: &Path) -> ToolResult<trailmix_db::VerifyReport> {
     let secs = started.elapsed().as_secs_f64();
     match &report.damage {
         None => println!(
-            "  verify      {} all {} entries ({} receipts, {} checkpoints) in {secs:.2} s, {}",
+            "  verify      {} all {} entries ({} receipts, {} checkpoint{}) in {secs:.2} s, {}",
             paint("VERIFIED", Paint::Good),
             human_count(report.entries),
             human_count(report.receipts),
             human_count(report.checkpoints),
+            if report.checkpoints == 1 { "" } else { "s" },
             human_rate_of(per_second(report.entries, secs), "entries")
         ),
         Some(damage) => println!("  verify      {} {damage}", paint("DAMAGED", Paint::Bad)),
@@ -408,9 +410,12 @@ fn print_next(data_dir: &Path, seq: Option<Seq>, filter: Option<&str>, pack: Opt
             "check the evidence pack as an auditor",
         ));
     }
-    let width = next.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    // What each does first, in a column as wide as the longest of these short texts: the
+    // commands (long with real paths) then start in one column instead of pushing the
+    // texts off the screen.
+    let width = next.iter().map(|(_, w)| w.len()).max().unwrap_or(0) + 1;
     for (command, what) in &next {
-        println!("  {command:<width$}   {what}");
+        println!("  {:<width$}  {command}", format!("{what}:"));
     }
 }
 

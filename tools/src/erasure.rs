@@ -29,7 +29,7 @@ pub fn shred(
         Some(subject) => db.shred(tenant, subject, request_id),
         None => db.shred_tenant(tenant, request_id),
     };
-    let report = result.map_err(|e| ToolError::store(data_dir, &e))?;
+    let report = result.map_err(|e| refused(data_dir, &e))?;
     close_db(data_dir, db)?;
     let key_ids: Vec<u64> = report.key_ids.iter().map(|k| k.0).collect();
     if as_json {
@@ -48,8 +48,13 @@ pub fn shred(
         );
         println!("shredded        {what}, request {request_id}");
         println!(
-            "                {} data key(s) destroyed {key_ids:?}; shred record at seq {}",
+            "                {} data key(s) destroyed (id {}); shred record at seq {}",
             key_ids.len(),
+            key_ids
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             report.seq
         );
         println!(
@@ -88,7 +93,7 @@ pub fn hold_change(
         HoldChange::Hold => db.hold(tenant, subject, request_id),
         HoldChange::Release => db.release(tenant, subject, request_id),
     };
-    let seq = result.map_err(|e| ToolError::store(data_dir, &e))?;
+    let seq = result.map_err(|e| refused(data_dir, &e))?;
     let holds = db.holds().map_err(|e| ToolError::store(data_dir, &e))?;
     close_db(data_dir, db)?;
     let action = match change {
@@ -123,4 +128,44 @@ pub fn hold_change(
         }
     }
     Ok(())
+}
+
+/// A refused request, with a hint at what to do next.
+fn refused(data_dir: &Path, err: &trailmix_db::Error) -> ToolError {
+    use trailmix_db::ShredError as S;
+    let error = ToolError::store(data_dir, err);
+    let dir = data_dir.display();
+    let subject_arg = |subject: &Option<String>| {
+        subject
+            .as_ref()
+            .map_or_else(String::new, |s| format!(" --subject {s}"))
+    };
+    let trailmix_db::Error::Shred(shred) = err else {
+        return error;
+    };
+    match shred {
+        S::Held {
+            tenant,
+            subject,
+            request_id,
+            ..
+        } => error.hint(format!(
+            "when the legal matter allows it, lift the hold with `trailmix-db release {dir} \
+             --tenant {tenant}{} --request-id {request_id}`, then shred again",
+            subject_arg(subject)
+        )),
+        S::AlreadyShredded { .. } => error.hint(format!(
+            "nothing left to do: its keys are gone and its receipts read as \"shredded\"; \
+             `trailmix-db inspect {dir}` counts the shred records"
+        )),
+        S::Unknown { tenant, .. } => error.hint(format!(
+            "check the ids: `trailmix-db query {dir} tenant={tenant} subject=S` lists a \
+             subject's receipts"
+        )),
+        S::NotHeld { .. } => error.hint(format!(
+            "`trailmix-db inspect {dir}` counts the hold records; a hold is released with the \
+             tenant and subject it was placed on"
+        )),
+        _ => error,
+    }
 }

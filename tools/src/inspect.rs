@@ -531,13 +531,17 @@ fn print_identity(s: &StoreSummary) {
             "not here"
         }
     );
+    let other = s
+        .entries
+        .saturating_sub(s.receipts + s.checkpoints + s.epoch_seals);
     println!(
-        "entries         {} (seq 0 to {}): {} receipts, {} checkpoints, {} epoch seals",
+        "entries         {} (seq 0 to {}): {}, {}, {}, {} (genesis, shred and hold records)",
         human_count(s.entries),
         s.entries.saturating_sub(1),
-        human_count(s.receipts),
-        human_count(s.checkpoints),
-        human_count(s.epoch_seals)
+        counted(s.receipts, "receipt", "receipts"),
+        counted(s.checkpoints, "checkpoint", "checkpoints"),
+        counted(s.epoch_seals, "epoch seal", "epoch seals"),
+        counted(other, "other entry", "other entries"),
     );
     if let (Some(first), Some(last)) = (&s.logged_first, &s.logged_last) {
         println!("logged          {first} .. {last}");
@@ -757,6 +761,35 @@ pub struct ChainDetail {
     pub signed: bool,
 }
 
+/// Why entry `seq` cannot be read: no such entry, or damage the readable log ends at.
+fn unreadable_entry(
+    data_dir: &Path,
+    reader: &trailmix_db::wal::WalReader,
+    seq: Seq,
+    err: trailmix_db::wal::Error,
+) -> ToolError {
+    match err {
+        trailmix_db::wal::Error::SeqOutOfRange { end, .. } => match reader.check_tail() {
+            // The readable log ends early because a frame is damaged, not because the
+            // store has no such entry.
+            Err(damage @ trailmix_db::wal::Error::Corrupted { .. }) => ToolError::new(format!(
+                "entry {seq} cannot be read: the log is damaged at seq {end} or before it \
+                 ({damage})"
+            ))
+            .hint(format!(
+                "`trailmix-db verify {dir}` names the first bad place; `trailmix-db inspect \
+                 {dir} --segment 0` lists the frames up to it",
+                dir = data_dir.display()
+            )),
+            _ => ToolError::new(match end.0 {
+                0 => format!("the store has no entry {seq}: its log is empty"),
+                n => format!("the store has no entry {seq}: it holds seq 0 to {}", n - 1),
+            }),
+        },
+        other => ToolError::wal(data_dir, &other),
+    }
+}
+
 /// One entry by sequence number.
 ///
 /// # Errors
@@ -764,13 +797,9 @@ pub struct ChainDetail {
 pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
     let reader = scan::open_reader(data_dir)?;
     let alg = reader.meta().hash_algorithm;
-    let record = reader.read(seq).map_err(|e| match e {
-        trailmix_db::wal::Error::SeqOutOfRange { end, .. } => ToolError::new(match end.0 {
-            0 => format!("the store has no entry {seq}: its log is empty"),
-            n => format!("the store has no entry {seq}: it holds seq 0 to {}", n - 1),
-        }),
-        other => ToolError::wal(data_dir, &other),
-    })?;
+    let record = reader
+        .read(seq)
+        .map_err(|e| unreadable_entry(data_dir, &reader, seq, e))?;
     let payload_len = record.payload.len() as u64;
     let mut detail = EntryDetail {
         seq: seq.0,
@@ -949,6 +978,9 @@ pub struct SegmentFrames {
     pub frames: Vec<FrameSummary>,
     /// Whether more frames follow (use `--skip`).
     pub more: bool,
+    /// Why the listing stops early: the damage the readable log ends at (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 /// One frame.
@@ -1021,10 +1053,10 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
         },
         EntryKind::Shred => match trailmix_db::shred::decode_shred_record(entry.payload) {
             Ok(r) => format!(
-                "shred of tenant {}{} ({} keys), request {}",
+                "shred of tenant {}{} ({}), request {}",
                 r.tenant,
                 r.subject.map_or(String::new(), |s| format!(" subject {s}")),
-                r.key_ids.len(),
+                counted(r.key_ids.len() as u64, "key", "keys"),
                 r.request_id
             ),
             Err(err) => format!("shred record does not decode: {err}"),
@@ -1096,6 +1128,16 @@ pub fn segment_frames(
             ControlFlow::Continue(())
         })
         .map_err(|e| ToolError::wal(data_dir, &e))?;
+    // A listing that ends before the limit ends at the log's readable end: say so when that
+    // end is damage rather than the last entry.
+    let damage = if more || frames.len() >= limit {
+        None
+    } else {
+        match reader.check_tail() {
+            Err(err @ trailmix_db::wal::Error::Corrupted { .. }) => Some(err.to_string()),
+            _ => None,
+        }
+    };
     Ok(SegmentFrames {
         segment,
         file: info.file_name.clone(),
@@ -1103,6 +1145,7 @@ pub fn segment_frames(
         skip,
         frames,
         more,
+        damage,
     })
 }
 
@@ -1112,13 +1155,21 @@ pub fn print_frames(f: &SegmentFrames) {
         "segment {} ({}), first seq {}",
         f.segment, f.file, f.first_seq
     );
+    // Wide enough for every kind shown (`shred_record` is the longest today).
+    let kind = f
+        .frames
+        .iter()
+        .map(|frame| frame.kind.len())
+        .chain([10])
+        .max()
+        .unwrap_or(10);
     println!(
-        "{:>12}  {:<10} {:>10} {:>7}  entry",
+        "{:>12}  {:<kind$} {:>10} {:>7}  entry",
         "seq", "kind", "offset", "bytes"
     );
     for frame in &f.frames {
         println!(
-            "{:>12}  {:<10} {:>10} {:>7}  {}",
+            "{:>12}  {:<kind$} {:>10} {:>7}  {}",
             frame.seq, frame.kind, frame.offset, frame.frame_bytes, frame.summary
         );
     }
@@ -1131,4 +1182,14 @@ pub fn print_frames(f: &SegmentFrames) {
             f.skip + f.frames.len()
         );
     }
+    if let Some(damage) = &f.damage {
+        println!(
+            "... the frames stop here: the next one is damaged ({damage}); `verify` reports it"
+        );
+    }
+}
+
+/// `1 receipt`, `2,000 receipts`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", human_count(n), if n == 1 { one } else { many })
 }

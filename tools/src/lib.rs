@@ -97,19 +97,28 @@ impl ToolError {
     pub fn wal(data_dir: &Path, err: &trailmix_db::wal::Error) -> ToolError {
         use trailmix_db::wal::Error as W;
         match err {
+            W::Missing { .. } if !data_dir.exists() => {
+                ToolError::new(format!("{} does not exist", data_dir.display())).hint(
+                    "check the path (a store is the directory that holds wal/ and signing.pub); \
+                     `trailmix-db demo --dir DIR` creates a store with sample data",
+                )
+            }
             W::Missing { .. } => ToolError::new(format!(
-                "no trailmix-db store at {}: it has no {}/ log directory",
+                "{} is not a trailmix-db store: it has no {}/ log directory",
                 data_dir.display(),
                 trailmix_db::WAL_DIR
             ))
-            .hint("check the path; `trailmix-db demo --dir DIR` creates a store with sample data"),
+            .hint(
+                "give the store's own directory (the one that holds wal/ and signing.pub); \
+                 `trailmix-db demo --dir DIR` creates a store with sample data",
+            ),
             W::Locked { .. } => ToolError::new(format!(
                 "the store at {} is open for writing in another process (it holds the writer lock)",
                 data_dir.display()
             ))
             .hint(
                 "this command writes to the store; stop the writer first, or use a read-only \
-                 command (inspect, verify, checkpoint without --new)",
+                 command (inspect, verify, query, trace, tail, checkpoint without --new)",
             ),
             W::Corrupted { .. } => ToolError::new(err.to_string()).hint(format!(
                 "run `trailmix-db verify {}` for a full report",
@@ -286,6 +295,18 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A duration for people: `1.20 s`, `3.40 ms`, `812 µs`.
+#[must_use]
+pub fn human_seconds(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{seconds:.2} s")
+    } else if seconds >= 1e-3 {
+        format!("{:.2} ms", seconds * 1e3)
+    } else {
+        format!("{:.0} µs", seconds * 1e6)
+    }
+}
+
 /// A count with thousands separators: `1,234,567`.
 #[must_use]
 pub fn human_count(n: u64) -> String {
@@ -359,7 +380,7 @@ pub fn paint(text: &str, paint: Paint) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{human_bytes, human_count, human_rate, human_rate_of};
+    use super::{human_bytes, human_count, human_rate, human_rate_of, human_seconds};
 
     #[test]
     fn numbers_for_people() {
@@ -375,5 +396,8 @@ mod tests {
         assert_eq!(human_rate(1_100_000.0), "1.10 M/s");
         assert_eq!(human_rate_of(12_500.0, "receipts"), "12.5 k receipts/s");
         assert_eq!(human_rate_of(350.0, "entries"), "350 entries/s");
+        assert_eq!(human_seconds(12.345), "12.35 s");
+        assert_eq!(human_seconds(0.004_967), "4.97 ms");
+        assert_eq!(human_seconds(0.000_812), "812 µs");
     }
 }

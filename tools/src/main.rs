@@ -15,10 +15,29 @@ use trailmix_tools::proofs::{self, ProveTarget};
 use trailmix_tools::tail::{self, Ending, Start, TailOptions};
 use trailmix_tools::{ToolError, Verdict, demo, inspect, print_json, verify, write_json};
 
-const EXIT_CODES: &str = "\
+macro_rules! exit_codes {
+    () => {
+        "\
 Exit codes: 0 = done / verified, 1 = damaged or tampered store, a proof or evidence pack rejected,
             or an import stopped at a bad line, 2 = bad usage or an I/O error (the message says
-            which).";
+            which)."
+    };
+}
+
+const EXIT_CODES: &str = exit_codes!();
+
+/// `query --help` ends with examples.
+const QUERY_AFTER_LONG_HELP: &str = concat!(
+    "\
+Examples:
+  trailmix-db query ./trailmix-data tenant=acme-health decision=deny
+  trailmix-db query ./trailmix-data tenant=globex-bank model=gpt-4.1 since=2026-11-01 limit=20
+  trailmix-db query ./trailmix-data tenant=acme-health session=sess-7 order=time
+  trailmix-db query ./trailmix-data tenant=acme-health --json    # one JSON object per receipt
+
+",
+    exit_codes!()
+);
 
 /// Look inside, verify, prove, query, follow, load and import a trailmix-db store: an
 /// append-only, tamper-evident log of AI decision receipts (LLM calls, tool calls, policy
@@ -225,7 +244,7 @@ enum Command {
     /// while a service writes the store, searching its index as last committed (a moment
     /// behind the log; the last line says so when entries were not searched).
     #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES, after_long_help = QUERY_AFTER_LONG_HELP)]
     Query {
         /// Data directory of the store.
         dir: PathBuf,
@@ -507,7 +526,7 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         PackLayout::Directory
     };
     let summary = packs::export(&dir, &scope, &output, layout)?;
-    packs::print_export(&summary, &output);
+    packs::print_export(&summary, &dir, &output);
     Ok(Verdict::Ok)
 }
 
@@ -583,9 +602,11 @@ fn consistency(
     write_json(&bundle, output)?;
     if let Some(path) = output {
         eprintln!(
-            "wrote the consistency proof ({} hashes) to {}",
+            "wrote the consistency proof ({} hashes) to {}; check it with:\n  trailmix-db verify-consistency {} --public-key {}",
             bundle.path.len(),
-            path.display()
+            path.display(),
+            path.display(),
+            dir.join(trailmix_db::keys::PUBLIC_KEY_FILE).display()
         );
     }
     Ok(Verdict::Ok)

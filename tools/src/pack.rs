@@ -75,7 +75,7 @@ pub fn export(
 }
 
 /// Prints what `export` wrote.
-pub fn print_export(summary: &pack::ExportSummary, output: &Path) {
+pub fn print_export(summary: &pack::ExportSummary, data_dir: &Path, output: &Path) {
     let m = &summary.manifest;
     let c = &m.counts;
     println!("wrote evidence pack {}", output.display());
@@ -96,10 +96,28 @@ pub fn print_export(summary: &pack::ExportSummary, output: &Path) {
             "  note            encrypted payloads are in the pack as ciphertext only: the key store could not be opened ({why})"
         );
     }
-    println!(
-        "  completeness    start {}, end {}",
-        m.completeness.start, m.completeness.end
-    );
+    let start = match m.completeness.start.as_str() {
+        "previous_receipt" => {
+            "proven: links to the tenant's previous receipt (a boundary header in the pack)".into()
+        }
+        "first_receipt_of_tenant" => "proven: starts at the tenant's first receipt".into(),
+        "unproven" => "NOT proven".into(),
+        other => other.to_owned(),
+    };
+    let end = match m.completeness.end.as_str() {
+        "next_receipt" => {
+            "proven: the tenant's next receipt (a boundary header in the pack) links to the last"
+                .into()
+        }
+        "log_tail" => format!(
+            "proven up to the horizon: {} later log entries, none of the tenant",
+            c.tail_links
+        ),
+        "unproven" => "NOT proven (the pack may miss receipts at the end)".into(),
+        other => other.to_owned(),
+    };
+    println!("  start           {start}");
+    println!("  end             {end}");
     println!(
         "  rests on        epoch {} tree size {} (last entry seq {})",
         m.horizon.epoch, m.horizon.tree_size, m.horizon.last_seq
@@ -111,9 +129,10 @@ pub fn print_export(summary: &pack::ExportSummary, output: &Path) {
         );
     }
     println!(
-        "next: trailmix-db verify-pack {} --key <store dir>/signing.pub (give auditors the key or \
-         its fingerprint separately, not inside the pack)",
-        output.display()
+        "next: trailmix-db verify-pack {} --key {} (give auditors the key or its fingerprint \
+         separately, not inside the pack)",
+        output.display(),
+        data_dir.join(trailmix_db::keys::PUBLIC_KEY_FILE).display()
     );
 }
 

@@ -137,9 +137,17 @@ pub fn prove(data_dir: &Path, target: &ProveTarget) -> ToolResult<InclusionBundl
         }
     };
     require_store(data_dir)?;
+    let not_found_hint = |e: trailmix_db::Error| match e {
+        trailmix_db::Error::NotFound { .. } => ToolError::store(data_dir, &e).hint(format!(
+            "`trailmix-db inspect {} --segment 0` lists the entries with their sequence \
+             numbers; `prove --event-id ID` finds a receipt by its event id",
+            data_dir.display()
+        )),
+        other => ToolError::store(data_dir, &other),
+    };
     match Db::open(data_dir) {
         Ok(db) => {
-            let bundle = db.prove(seq).map_err(|e| ToolError::store(data_dir, &e));
+            let bundle = db.prove(seq).map_err(not_found_hint);
             close_db(data_dir, db)?;
             bundle
         }
@@ -360,9 +368,15 @@ pub fn consistency(data_dir: &Path, from: &Path, to: &Path) -> ToolResult<Consis
     let old = read_text(from, "checkpoint note")?;
     let new = read_text(to, "checkpoint note")?;
     let db = open_db(data_dir)?;
-    let bundle = db
-        .consistency(&old, &new)
-        .map_err(|e| ToolError::store(data_dir, &e));
+    let bundle = db.consistency(&old, &new).map_err(|e| match e {
+        trailmix_db::Error::InvalidOption {
+            name: "checkpoint", ..
+        } => ToolError::store(data_dir, &e).hint(
+            "--from takes the older note (the smaller tree size) and --to the newer one, both \
+             of the same epoch (the first line of a note names its epoch)",
+        ),
+        other => ToolError::store(data_dir, &other),
+    });
     close_db(data_dir, db)?;
     bundle
 }

@@ -54,39 +54,152 @@ fn completeness_text(completeness: Completeness) -> &'static str {
     }
 }
 
+/// The column widths of the receipt table of `query` and `tail`.
+///
+/// `query` holds its whole page before it prints, so its columns fit the data
+/// ([`Columns::fitting`]); `tail` prints each receipt as it comes, so it uses fixed widths
+/// ([`Columns::STREAMING`]). Either way a value longer than its column is cut to fit and ends
+/// in `…` (the event id, last, is never cut); `--json` has every value in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    seq: usize,
+    time: usize,
+    tenant: usize,
+    kind: usize,
+    model: usize,
+    decision: usize,
+}
+
+const TITLES: [&str; 7] = [
+    "seq",
+    "event time",
+    "tenant",
+    "kind",
+    "model",
+    "decision",
+    "event id",
+];
+
+impl Columns {
+    /// Fixed widths for a table printed row by row.
+    pub const STREAMING: Columns = Columns {
+        seq: 10,
+        time: 30,
+        tenant: 20,
+        kind: 16,
+        model: 24,
+        decision: 9,
+    };
+
+    /// The narrowest widths that hold the titles and every value of `receipts`.
+    #[must_use]
+    pub fn fitting(receipts: &[StoredReceipt]) -> Columns {
+        let mut c = Columns {
+            seq: TITLES[0].len(),
+            time: TITLES[1].len(),
+            tenant: TITLES[2].len(),
+            kind: TITLES[3].len(),
+            model: TITLES[4].len(),
+            decision: TITLES[5].len(),
+        };
+        for receipt in receipts {
+            let cells = Cells::of(receipt);
+            c.seq = c.seq.max(width(&cells.seq));
+            c.time = c.time.max(width(&cells.time));
+            c.tenant = c.tenant.max(width(cells.tenant));
+            c.kind = c.kind.max(width(cells.kind));
+            c.model = c.model.max(width(&cells.model));
+            c.decision = c.decision.max(width(cells.decision));
+        }
+        c
+    }
+
+    fn line(self, cells: [&str; 7]) -> String {
+        let [seq, time, tenant, kind, model, decision, event] = cells;
+        format!(
+            "{}  {}  {}  {}  {}  {}  {event}",
+            fit_right(seq, self.seq),
+            fit(time, self.time),
+            fit(tenant, self.tenant),
+            fit(kind, self.kind),
+            fit(model, self.model),
+            fit(decision, self.decision),
+        )
+    }
+}
+
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// `text` left-aligned in `columns` characters, cut with `…` when longer.
+fn fit(text: &str, columns: usize) -> String {
+    if width(text) <= columns {
+        format!("{text:<columns$}")
+    } else {
+        let kept: String = text.chars().take(columns.saturating_sub(1)).collect();
+        format!("{kept}…")
+    }
+}
+
+/// `text` right-aligned in `columns` characters, cut with `…` when longer.
+fn fit_right(text: &str, columns: usize) -> String {
+    if width(text) <= columns {
+        format!("{text:>columns$}")
+    } else {
+        fit(text, columns)
+    }
+}
+
+/// The cells of one table row.
+struct Cells<'a> {
+    seq: String,
+    time: String,
+    tenant: &'a str,
+    kind: &'a str,
+    model: String,
+    decision: &'a str,
+    event: &'a str,
+}
+
+impl<'a> Cells<'a> {
+    fn of(receipt: &'a StoredReceipt) -> Cells<'a> {
+        let header = &receipt.header;
+        Cells {
+            seq: receipt.position.seq.to_string(),
+            time: header.event_time().to_rfc3339(),
+            tenant: header.tenant_id(),
+            kind: header.kind().as_str(),
+            model: match (header.model_name(), header.model_version()) {
+                (Some(name), Some(version)) => format!("{name}@{version}"),
+                (Some(name), None) => name.to_owned(),
+                _ => "-".to_owned(),
+            },
+            decision: header.decision().map_or("-", |d| d.as_str()),
+            event: header.event_id(),
+        }
+    }
+}
+
 /// The column titles of [`row`].
 #[must_use]
-pub fn row_header() -> String {
-    format!(
-        "{:>10}  {:<30}  {:<12}  {:<16}  {:<20}  {:<9}  event id",
-        "seq", "event time", "tenant", "kind", "model", "decision"
-    )
+pub fn row_header(columns: Columns) -> String {
+    columns.line(TITLES)
 }
 
 /// One receipt as a table row, as `query` and `tail` print it without `--json`.
 #[must_use]
-pub fn row(receipt: &StoredReceipt) -> String {
-    let header = &receipt.header;
-    let model = match (header.model_name(), header.model_version()) {
-        (Some(name), Some(version)) => format!("{name}@{version}"),
-        (Some(name), None) => name.to_owned(),
-        _ => "-".to_owned(),
-    };
+pub fn row(receipt: &StoredReceipt, columns: Columns) -> String {
     let payload = match &receipt.payload_state {
         trailmix_db::PayloadState::Shredded { .. } => "  (payload shredded)",
         trailmix_db::PayloadState::KeyUnavailable { .. } => "  (payload encrypted, no key)",
         _ => "",
     };
-    format!(
-        "{:>10}  {:<30}  {:<12}  {:<16}  {:<20}  {:<9}  {}{payload}",
-        receipt.position.seq,
-        header.event_time().to_rfc3339(),
-        header.tenant_id(),
-        header.kind().as_str(),
-        model,
-        header.decision().map_or("-", |d| d.as_str()),
-        header.event_id(),
-    )
+    let c = Cells::of(receipt);
+    let line = columns.line([
+        &c.seq, &c.time, c.tenant, c.kind, &c.model, c.decision, c.event,
+    ]);
+    format!("{line}{payload}")
 }
 
 /// `query DIR FILTER...`: one page of receipts matching the filter, as a table or JSON lines.
@@ -106,9 +219,18 @@ pub fn query(data_dir: &Path, filter: &[String], json: bool) -> ToolResult<()> {
         }
         return Ok(());
     }
-    println!("{}", row_header());
+    let columns = Columns::fitting(&page.receipts);
+    if page.receipts.is_empty() {
+        println!(
+            "no receipt matches `{text}` (`trailmix-db inspect {}` lists the tenants, models, \
+             kinds and decisions the store holds)",
+            data_dir.display()
+        );
+    } else {
+        println!("{}", row_header(columns));
+    }
     for receipt in &page.receipts {
-        println!("{}", row(receipt));
+        println!("{}", row(receipt, columns));
     }
     println!(
         "{} receipt(s); {}",
@@ -182,7 +304,7 @@ pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolRe
     if trace.receipts.is_empty() {
         println!("tenant {tenant} has no receipts in session {session}");
     } else {
-        print!("{}", trace.graph.render());
+        print_tree(&trace.graph.render(), &trace.receipts);
         println!(
             "{} receipt(s), {} root(s), {} dangling parent(s), {} cycle(s)",
             trace.receipts.len(),
@@ -192,4 +314,42 @@ pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolRe
         );
     }
     print_coverage(&store, watermark)
+}
+
+/// The trace tree (`#seq event-id` lines, indented under their parents) with what each
+/// receipt is beside it, in aligned columns: event time, then kind, model and decision.
+fn print_tree(tree: &str, receipts: &[StoredReceipt]) {
+    let by_seq: std::collections::HashMap<u64, &StoredReceipt> =
+        receipts.iter().map(|r| (r.position.seq.0, r)).collect();
+    let lines: Vec<&str> = tree.lines().collect();
+    let widest = lines.iter().map(|l| width(l)).max().unwrap_or(0);
+    let time_width = receipts
+        .iter()
+        .map(|r| width(&r.header.event_time().to_rfc3339()))
+        .max()
+        .unwrap_or(0);
+    for line in lines {
+        let seq = line
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix('#'))
+            .and_then(|n| n.parse::<u64>().ok());
+        let Some(receipt) = seq.and_then(|seq| by_seq.get(&seq)) else {
+            println!("{line}");
+            continue;
+        };
+        let c = Cells::of(receipt);
+        let mut what = vec![c.kind.to_owned()];
+        if c.model != "-" {
+            what.push(c.model.clone());
+        }
+        if c.decision != "-" {
+            what.push(c.decision.to_owned());
+        }
+        println!(
+            "{line}{}  {:<time_width$}  {}",
+            " ".repeat(widest - width(line)),
+            c.time,
+            what.join(" ")
+        );
+    }
 }

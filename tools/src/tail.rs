@@ -31,7 +31,7 @@ use trailmix_db::query::Filter;
 use trailmix_db::wal::format::{FRAME_HEADER_BYTES, FrameHeader, SealKind};
 use trailmix_db::wal::{HashAlgorithm, Position, SegmentNo, Seq, WalReader};
 
-use crate::search::{receipt_json, row, row_header};
+use crate::search::{Columns, receipt_json, row, row_header};
 use crate::{ToolError, ToolResult, scan};
 
 #[allow(clippy::cast_possible_truncation, reason = "32 bytes")]
@@ -283,7 +283,7 @@ impl<W: Write> Output<W> {
         let line = if self.json {
             receipt_json(receipt).to_string()
         } else {
-            row(receipt)
+            row(receipt, Columns::STREAMING)
         };
         self.write_line(&line)?;
         if self.closed {
@@ -350,7 +350,7 @@ pub fn run(
         closed: false,
     };
     if !options.json {
-        output.write_line(&row_header())?;
+        output.write_line(&row_header(Columns::STREAMING))?;
     }
     let ending = loop {
         follower.emit(|receipt| {

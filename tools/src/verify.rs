@@ -11,7 +11,10 @@ use trailmix_db::keys::PUBLIC_KEY_FILE;
 use trailmix_db::{VerifyOptions, verify_store};
 
 use crate::scan;
-use crate::{Paint, ToolError, ToolResult, Verdict, human_count, human_rate_of, paint, read_text};
+use crate::{
+    Paint, ToolError, ToolResult, Verdict, human_count, human_rate_of, human_seconds, paint,
+    read_text,
+};
 
 /// What to check the store against.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +67,7 @@ pub struct TrustedReport {
 /// `verify --json`: the outcome.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VerifyOutcome {
-    /// `verified` or `damaged`.
+    /// `verified`, `damaged`, or `index_differs` (with `--index`).
     pub verdict: &'static str,
     /// The data directory.
     pub data_dir: String,
@@ -138,13 +141,26 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
     let report = verify_store(data_dir, &options).map_err(|e| ToolError::store(data_dir, &e))?;
     let seconds = started.elapsed().as_secs_f64();
     let damage = report.damage.as_ref().map(|d| {
-        let position = reader.read(d.seq).ok().map(|r| r.position);
+        // A damaged frame cannot be read; the WAL's own check names its place.
+        let place = match reader.read(d.seq) {
+            Ok(record) => Some((record.position.segment.0, record.position.offset)),
+            // The readable log ends right at the bad entry: the damage is what ends it.
+            Err(trailmix_db::wal::Error::SeqOutOfRange { end, .. }) if end == d.seq => {
+                match reader.check_tail() {
+                    Err(trailmix_db::wal::Error::Corrupted {
+                        segment, offset, ..
+                    }) => Some((segment.0, offset)),
+                    _ => None,
+                }
+            }
+            Err(_) => None,
+        };
         DamageReport {
             seq: d.seq.0,
             kind: d.kind.name().replace(' ', "_"),
             detail: d.detail.clone(),
-            segment: position.map(|p| p.segment.0),
-            offset: position.map(|p| p.offset),
+            segment: place.map(|p| p.0),
+            offset: place.map(|p| p.1),
         }
     });
     let index = if args.index && damage.is_none() {
@@ -305,7 +321,11 @@ fn print_verified(o: &VerifyOutcome) {
     let rate = o.entries as f64 / o.seconds.max(1e-9);
     row(
         "took",
-        &format!("{:.2} s ({})", o.seconds, human_rate_of(rate, "entries")),
+        &format!(
+            "{} ({})",
+            human_seconds(o.seconds),
+            human_rate_of(rate, "entries")
+        ),
     );
 }
 

@@ -595,7 +595,7 @@ fn bad_input_exits_2_with_a_clear_message() {
         let output = tool(&args);
         let out = text(&output);
         assert_eq!(code(&output), Some(2), "{args:?}: {out}");
-        assert!(out.contains("no trailmix-db store at"), "{args:?}: {out}");
+        assert!(out.contains("does not exist"), "{args:?}: {out}");
         assert!(out.contains("hint: "), "{args:?}: {out}");
     }
     assert!(!missing.exists(), "a read command must not create a store");

@@ -43,7 +43,7 @@ fn export_then_verify_pack_in_text_and_json() {
         .map(str::to_owned)
         .expect("export prints the key fingerprint");
     assert!(
-        text(&out).contains("completeness    start first_receipt_of_tenant, end log_tail"),
+        text(&out).contains("start           proven: starts at the tenant's first receipt"),
         "{}",
         text(&out)
     );
