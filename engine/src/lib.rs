@@ -74,7 +74,9 @@ pub use shred::{PayloadState, ShredError, ShredReport};
 pub use ticket::Ticket;
 pub use trailmix_query as query;
 pub use trailmix_wal as wal;
-pub use verify::{VerifyOptions, VerifyReport, verify_log, verify_store};
+pub use verify::{
+    VERIFY_PROGRESS_EVERY, VerifyOptions, VerifyProgress, VerifyReport, verify_log, verify_store,
+};
 pub use writer::CheckpointInfo;
 
 /// The repository README's Rust example, compiled and run as a doctest.

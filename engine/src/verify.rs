@@ -26,6 +26,39 @@ pub struct VerifyOptions {
     /// The verifier key the store must be signed with (C2SP vkey text). Default: the key in
     /// the genesis entry, which must match `signing.pub` when that file exists.
     pub public_key: Option<String>,
+    /// Told how far verification got, for a progress display (verifying a large store takes
+    /// seconds).
+    pub progress: Option<VerifyProgress>,
+}
+
+/// A reasonable [`VerifyProgress::every_entries`] for a display: about 5 calls a second.
+pub const VERIFY_PROGRESS_EVERY: u64 = 1 << 16;
+
+/// A progress callback for [`verify_store`]: called from the verifying thread with the number
+/// of entries checked so far, each time another `every_entries` entries have been checked.
+#[derive(Clone)]
+pub struct VerifyProgress {
+    /// Entries between two calls (at least 1).
+    pub every_entries: u64,
+    /// The callback.
+    pub report: std::sync::Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+impl VerifyProgress {
+    /// Reports `seq` entries checked when that is a step.
+    fn tick(&self, seq: Seq) {
+        if seq.0 > 0 && seq.0.is_multiple_of(self.every_entries.max(1)) {
+            (self.report)(seq.0);
+        }
+    }
+}
+
+impl std::fmt::Debug for VerifyProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyProgress")
+            .field("every_entries", &self.every_entries)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The outcome of [`verify_store`].
@@ -122,6 +155,9 @@ pub fn verify_log<L: LogStorage>(
                 return ControlFlow::Break(());
             }
             let digests = ahead.take(record.seq);
+            if let Some(progress) = &options.progress {
+                progress.tick(record.seq);
+            }
             if let Err(found) = state.apply_with(
                 record.seq,
                 record.kind.get(),

@@ -123,7 +123,7 @@ fn small_store() -> Store {
 fn trusted(note: &CheckpointInfo) -> VerifyOptions {
     VerifyOptions {
         trusted_checkpoint: Some(note.note.clone()),
-        public_key: None,
+        ..VerifyOptions::default()
     }
 }
 
@@ -1107,8 +1107,8 @@ fn key_substitution_is_detected() {
     );
 
     let expect_key = |key: &str| VerifyOptions {
-        trusted_checkpoint: None,
         public_key: Some(key.to_owned()),
+        ..VerifyOptions::default()
     };
     assert_damage(
         &verify_with(&store.data, &expect_key(&other)),

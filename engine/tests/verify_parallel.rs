@@ -1,6 +1,7 @@
 //! Guards verification's parallel hashing: in a store large enough that other threads hash
 //! windows of entries ahead of the sequential pass, damage inside those windows (a payload, a
-//! content digest, a chain field) is still reported at the right entry with the right kind.
+//! content digest, a chain field) is still reported at the right entry with the right kind;
+//! and the progress callback is told each step in order.
 
 mod common;
 
@@ -38,9 +39,28 @@ fn damage_in_windows_hashed_ahead_is_found_where_it_is() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let dir = scratch.path().join("store");
     build(&dir);
-    let clean = verify_with(&dir, &VerifyOptions::default());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let progress = trailmix_db::VerifyProgress {
+        every_entries: 1_000,
+        report: {
+            let seen = std::sync::Arc::clone(&seen);
+            std::sync::Arc::new(move |entries| seen.lock().expect("lock").push(entries))
+        },
+    };
+    let clean = verify_with(
+        &dir,
+        &VerifyOptions {
+            progress: Some(progress),
+            ..VerifyOptions::default()
+        },
+    );
     assert!(clean.verified(), "{:?}", clean.damage);
     assert!(clean.entries >= ENTRIES, "{}", clean.entries);
+    // Progress: every 1,000 entries, in order.
+    let want: Vec<u64> = (1..=(clean.entries - 1) / 1_000)
+        .map(|k| k * 1_000)
+        .collect();
+    assert_eq!(*seen.lock().expect("lock"), want, "progress calls");
     let log = records(&dir);
     let receipt_kind = EntryKind::Receipt as u8;
 

@@ -4,7 +4,9 @@
 //! multi-model workload of SDK-style receipts (LLM calls, tool calls, policy decisions with
 //! denials and escalations, human approvals, evaluations) from several threads with durable
 //! group commit, then writes a signed checkpoint, proves one receipt and checks the proof with
-//! nothing but the public key, verifies the whole store, reads a receipt back and closes.
+//! nothing but the public key, verifies the whole store, reads a receipt back, runs two
+//! queries, closes, and exports one tenant's receipts of the run as an evidence pack that it
+//! verifies with the public key alone. (It does not seal an epoch: see the session notes.)
 //!
 //! Safe to run again: each run appends, and its event ids carry a run id (the store's entry
 //! count when the run started), so they never collide with an earlier run's.
@@ -341,6 +343,21 @@ fn query_like(data_dir: &Path, db: &Db, seq: Seq) -> ToolResult<()> {
     let Some(filter) = showcase_filter(db, seq) else {
         return Ok(());
     };
+    timed_query(data_dir, db, &filter)?;
+    println!("              found through the index, each re-read from the log and checked");
+    if let Ok(stored) = db.get(seq) {
+        let tenant = stored.header.tenant_id();
+        timed_query(
+            data_dir,
+            db,
+            &format!("tenant={tenant} kind=llm_call order=-time"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs one query (after the index caught up) and says what it found and how fast.
+fn timed_query(data_dir: &Path, db: &Db, filter: &str) -> ToolResult<()> {
     // Let the index catch up with what was just written, then time the query alone.
     db.query_text(&format!("{filter} limit=1"), Freshness::Durable)
         .map_err(|e| ToolError::store(data_dir, &e))?;
@@ -355,11 +372,10 @@ fn query_like(data_dir: &Path, db: &Db, seq: Seq) -> ToolResult<()> {
         ""
     };
     println!(
-        "  query       {filter}: {} receipts on the first page{more} in {:.1} ms,",
+        "  query       {filter}: {} receipts on the first page{more} in {:.1} ms",
         page.receipts.len(),
         took.as_secs_f64() * 1e3
     );
-    println!("              found through the index, each re-read from the log and checked");
     Ok(())
 }
 

@@ -61,6 +61,9 @@ pub struct KeyInfo {
     /// The checkpoint verifier key recorded in the genesis entry (C2SP vkey text): what
     /// auditors need. `None` when the log has no readable genesis entry.
     pub vkey: Option<String>,
+    /// SHA-256 of the Ed25519 public key, hex: what `verify-pack --key-fingerprint` takes and
+    /// what an auditor can compare over the phone.
+    pub fingerprint: Option<String>,
     /// The public key file.
     pub public_key_file: String,
     /// `matches` (the file holds the genesis key), `differs`, or `missing`.
@@ -182,6 +185,52 @@ pub struct StoreSummary {
     pub problems: Vec<String>,
     /// The secondary index, as the writer last committed it.
     pub index: IndexSummary,
+    /// Bytes on disk per part of the data directory.
+    pub disk: DiskUsage,
+}
+
+/// Bytes on disk per part of a data directory (file lengths; the log's segments are
+/// preallocated, so `log` counts their allocated size).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// `wal/`: the log's segments and metadata.
+    pub log: u64,
+    /// `index/`: the secondary index (derived from the log).
+    pub index: u64,
+    /// `keystore/`: the wrapped data keys.
+    pub key_store: u64,
+    /// `keys/`: the signing key and key-encryption keys.
+    pub keys: u64,
+    /// `proofs/`: the sealed epochs' proof tables (derived from the log).
+    pub proof_tables: u64,
+    /// Everything in the data directory.
+    pub total: u64,
+}
+
+/// The bytes of every file under `dir` (0 when it does not exist).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    listing
+        .filter_map(Result::ok)
+        .map(|item| match item.file_type() {
+            Ok(kind) if kind.is_dir() => dir_bytes(&item.path()),
+            Ok(_) => item.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn disk_usage(data_dir: &Path) -> DiskUsage {
+    DiskUsage {
+        log: dir_bytes(&data_dir.join(trailmix_db::WAL_DIR)),
+        index: dir_bytes(&data_dir.join(trailmix_db::indexer::INDEX_DIR)),
+        key_store: dir_bytes(&data_dir.join(trailmix_db::keystore::KEYSTORE_DIR)),
+        keys: dir_bytes(&data_dir.join(KEYS_DIR)),
+        proof_tables: dir_bytes(&data_dir.join(trailmix_db::PROOF_DIR)),
+        total: dir_bytes(data_dir),
+    }
 }
 
 /// The index's state in `inspect`.
@@ -248,8 +297,12 @@ fn key_info(data_dir: &Path, vkey: Option<&str>) -> KeyInfo {
         Ok(_) => "differs",
         Err(_) => "missing",
     };
+    let fingerprint = vkey
+        .and_then(|v| trailmix_db::note::NoteVerifier::from_vkey(v).ok())
+        .map(|v| trailmix_db::pack::key_fingerprint(&v));
     KeyInfo {
         vkey: vkey.map(str::to_owned),
+        fingerprint,
         public_key_file: public_path.display().to_string(),
         public_key_file_state: state,
         private_key_file: private_path.display().to_string(),
@@ -444,6 +497,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         receipts_with_decision: tally.with_decision,
         problems: tally.problems,
         index: index_summary(data_dir, tally.entries),
+        disk: disk_usage(data_dir),
     })
 }
 
@@ -505,6 +559,43 @@ fn print_erasure(s: &StoreSummary) {
     }
 }
 
+/// The index line and the disk usage line of the summary.
+fn print_index_and_disk(s: &StoreSummary) {
+    match (s.index.watermark, s.index.lag_entries, &s.index.problem) {
+        (Some(mark), Some(0), _) => println!(
+            "index           current: covers all {} entries ({})",
+            human_count(mark),
+            human_bytes(s.index.file_bytes)
+        ),
+        (Some(mark), Some(lag), _) => println!(
+            "index           covers entries before seq {}: {} newer entries not indexed yet ({})",
+            human_count(mark),
+            human_count(lag),
+            human_bytes(s.index.file_bytes)
+        ),
+        (_, _, problem) => println!(
+            "index           {}",
+            paint(
+                &format!(
+                    "unreadable: {} (a writer open rebuilds it from the log)",
+                    problem.as_deref().unwrap_or("unknown")
+                ),
+                Paint::Warn
+            )
+        ),
+    }
+    let d = &s.disk;
+    println!(
+        "disk            {} in all: log {}, index {}, key store {}, keys {}, proof tables {}",
+        human_bytes(d.total),
+        human_bytes(d.log),
+        human_bytes(d.index),
+        human_bytes(d.key_store),
+        human_bytes(d.keys),
+        human_bytes(d.proof_tables)
+    );
+}
+
 fn print_identity(s: &StoreSummary) {
     println!("store           {}", s.data_dir);
     println!("store id        {}", s.store_id);
@@ -513,7 +604,12 @@ fn print_identity(s: &StoreSummary) {
         s.format_version, s.hash_algorithm, s.created
     );
     match &s.public_key.vkey {
-        Some(vkey) => println!("public key      {vkey}"),
+        Some(vkey) => {
+            println!("public key      {vkey}");
+            if let Some(fingerprint) = &s.public_key.fingerprint {
+                println!("fingerprint     {fingerprint} (SHA-256 of the public key)");
+            }
+        }
         None => println!("public key      unknown: the log has no readable genesis entry"),
     }
     let file_note = match s.public_key.public_key_file_state {
@@ -554,29 +650,7 @@ fn print_identity(s: &StoreSummary) {
         human_bytes(s.segments.allocated_bytes),
         s.segments.count
     );
-    match (s.index.watermark, s.index.lag_entries, &s.index.problem) {
-        (Some(mark), Some(0), _) => println!(
-            "index           current: covers all {} entries ({})",
-            human_count(mark),
-            human_bytes(s.index.file_bytes)
-        ),
-        (Some(mark), Some(lag), _) => println!(
-            "index           covers entries before seq {}: {} newer entries not indexed yet ({})",
-            human_count(mark),
-            human_count(lag),
-            human_bytes(s.index.file_bytes)
-        ),
-        (_, _, problem) => println!(
-            "index           {}",
-            paint(
-                &format!(
-                    "unreadable: {} (a writer open rebuilds it from the log)",
-                    problem.as_deref().unwrap_or("unknown")
-                ),
-                Paint::Warn
-            )
-        ),
-    }
+    print_index_and_disk(s);
     if s.torn_tail_bytes > 0 {
         println!(
             "torn tail       {} bytes after the last entry were never acknowledged (an interrupted",

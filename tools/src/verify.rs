@@ -3,6 +3,7 @@
 //! Read-only and lock-free: safe on a store that a service is writing (it checks the prefix
 //! written so far).
 
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -136,9 +137,14 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
     let options = VerifyOptions {
         trusted_checkpoint: trusted_note,
         public_key: args.public_key.as_ref().and(public_key.clone()),
+        progress: std::io::stderr().is_terminal().then(progress_line),
     };
     let started = Instant::now();
-    let report = verify_store(data_dir, &options).map_err(|e| ToolError::store(data_dir, &e))?;
+    let report = verify_store(data_dir, &options).map_err(|e| ToolError::store(data_dir, &e));
+    if options.progress.is_some() {
+        eprint!("\r{:60}\r", "");
+    }
+    let report = report?;
     let seconds = started.elapsed().as_secs_f64();
     let damage = report.damage.as_ref().map(|d| {
         // A damaged frame cannot be read; the WAL's own check names its place.
@@ -382,5 +388,16 @@ fn print_trust(o: &VerifyOutcome) {
             ),
         );
         more("write, not tampering); the next writer open erases them");
+    }
+}
+
+/// A progress line on stderr while a large store is verified (on a terminal only).
+fn progress_line() -> trailmix_db::VerifyProgress {
+    trailmix_db::VerifyProgress {
+        every_entries: trailmix_db::VERIFY_PROGRESS_EVERY,
+        report: std::sync::Arc::new(|entries| {
+            eprint!("\r  verifying   {} entries checked", human_count(entries));
+            let _ = std::io::stderr().flush();
+        }),
     }
 }

@@ -290,6 +290,14 @@ fn settings() -> insta::Settings {
             r#""file_bytes": \d+,(\s+"watermark")"#.to_owned(),
             r#""file_bytes": "[SIZE]",$1"#,
         ),
+        // So does the data directory's total, which includes it.
+        (
+            r"disk( +)[0-9.]+ (B|KiB|MiB|GiB) in all: (log [0-9.]+ (B|KiB|MiB|GiB)), index [0-9.]+ (B|KiB|MiB|GiB)"
+                .to_owned(),
+            "disk$1[SIZE] in all: $3, index [SIZE]",
+        ),
+        (r#""index": \d+,"#.to_owned(), r#""index": "[SIZE]","#),
+        (r#""total": \d+"#.to_owned(), r#""total": "[SIZE]""#),
         // How long it took, and rates.
         (
             r#""seconds": [0-9.e-]+"#.to_owned(),
