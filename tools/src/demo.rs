@@ -6,7 +6,8 @@
 //! group commit, then writes a signed checkpoint, proves one receipt and checks the proof with
 //! nothing but the public key, verifies the whole store, reads a receipt back, runs two
 //! queries, closes, and exports one tenant's receipts of the run as an evidence pack that it
-//! verifies with the public key alone. (It does not seal an epoch: see the session notes.)
+//! verifies with the public key alone. Each run ends its epoch with a seal before closing, so
+//! every run's receipts rest on a signed, final root.
 //!
 //! Safe to run again: each run appends, and its event ids carry a run id (the store's entry
 //! count when the run started), so they never collide with an earlier run's.
@@ -274,6 +275,24 @@ fn print_written(written: &Written, threads: usize, write_time: Duration) {
     );
 }
 
+/// Seals the epoch the run wrote: a signed note of its final Merkle root, linked to the
+/// previous seal, which the pack exported next rests on.
+fn seal_now(data_dir: &Path, db: &Db) -> ToolResult<()> {
+    match db
+        .seal_epoch()
+        .map_err(|e| ToolError::store(data_dir, &e))?
+    {
+        Some(sealed) => println!(
+            "  seal        epoch {} sealed at seq {}: its final Merkle root over {} entries, signed and linked to the previous seal",
+            sealed.epoch,
+            sealed.seal_seq,
+            human_count(sealed.entries)
+        ),
+        None => println!("  seal        nothing new to seal"),
+    }
+    Ok(())
+}
+
 fn checkpoint_now(data_dir: &Path, db: &Db) -> ToolResult<()> {
     match db
         .checkpoint()
@@ -467,6 +486,7 @@ pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
         read_back(data_dir, &db, seq)?;
         query_like(data_dir, &db, seq)?;
     }
+    seal_now(data_dir, &db)?;
     db.close().map_err(|e| ToolError::store(data_dir, &e))?;
     println!("  close       drained, final checkpoint written, log closed cleanly");
     let pack = match &filter {

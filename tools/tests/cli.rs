@@ -90,6 +90,55 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The `inspect --json` summary of a store after two demo runs (2,000 and 1,500 receipts);
+/// returns its sealed epochs.
+fn check_summary_after_two_demos(dir: &Path) -> Vec<Value> {
+    let summary = json(&tool(&["inspect", arg(dir), "--json"]));
+    assert_eq!(summary["receipts"], 3_500);
+    assert_eq!(summary["hash_algorithm"], "blake3");
+    // Each run ends its epoch with a seal.
+    assert_eq!(summary["epoch_seals"], 2);
+    let entries = summary["entries"].as_u64().expect("entries");
+    let checkpoints = summary["checkpoints"].as_u64().expect("checkpoints");
+    assert_eq!(
+        entries,
+        1 + 3_500 + checkpoints + 2,
+        "genesis + receipts + checkpoints + seals"
+    );
+    let sealed = summary["epochs"]["sealed"]
+        .as_array()
+        .expect("sealed epochs");
+    assert_eq!(sealed.len(), 2);
+    assert_eq!(
+        sealed[1]["seal_seq"].as_u64(),
+        Some(entries - 1),
+        "the last entry"
+    );
+    assert_eq!(summary["segments"]["count"], 1);
+    assert_eq!(summary["segments"]["list"][0]["state"], "closed");
+    let vkey = std::fs::read_to_string(dir.join("signing.pub")).expect("signing.pub");
+    assert_eq!(summary["public_key"]["vkey"], vkey.trim());
+    assert_eq!(summary["public_key"]["public_key_file_state"], "matches");
+    assert_eq!(summary["public_key"]["private_key_present"], true);
+    assert_eq!(summary["tenants"], 6);
+    let kinds: u64 = summary["receipt_kinds"]
+        .as_array()
+        .expect("kinds")
+        .iter()
+        .map(|k| k["receipts"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(kinds, 3_500);
+    assert!(summary["problems"].as_array().expect("problems").is_empty());
+    // The open epoch (2) is empty after the second run's seal: no checkpoint of it yet.
+    assert!(
+        summary["latest_checkpoint"].is_null(),
+        "{}",
+        summary["latest_checkpoint"]
+    );
+
+    sealed.clone()
+}
+
 #[test]
 fn demo_twice_then_inspect_and_verify() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -106,42 +155,7 @@ fn demo_twice_then_inspect_and_verify() {
     assert!(out.contains("store       reopened"), "{out}");
     assert!(out.contains("The store now holds 3,500 receipts"), "{out}");
 
-    let summary = json(&tool(&["inspect", arg(&dir), "--json"]));
-    assert_eq!(summary["receipts"], 3_500);
-    assert_eq!(summary["hash_algorithm"], "blake3");
-    assert_eq!(summary["epoch_seals"], 0);
-    let entries = summary["entries"].as_u64().expect("entries");
-    let checkpoints = summary["checkpoints"].as_u64().expect("checkpoints");
-    assert_eq!(
-        entries,
-        1 + 3_500 + checkpoints,
-        "genesis + receipts + checkpoints"
-    );
-    assert_eq!(summary["epochs"]["open"]["entries"], entries);
-    assert_eq!(summary["segments"]["count"], 1);
-    assert_eq!(summary["segments"]["list"][0]["state"], "closed");
-    let vkey = std::fs::read_to_string(dir.join("signing.pub")).expect("signing.pub");
-    assert_eq!(summary["public_key"]["vkey"], vkey.trim());
-    assert_eq!(summary["public_key"]["public_key_file_state"], "matches");
-    assert_eq!(summary["public_key"]["private_key_present"], true);
-    assert_eq!(summary["tenants"], 6);
-    let kinds: u64 = summary["receipt_kinds"]
-        .as_array()
-        .expect("kinds")
-        .iter()
-        .map(|k| k["receipts"].as_u64().expect("count"))
-        .sum();
-    assert_eq!(kinds, 3_500);
-    assert!(summary["problems"].as_array().expect("problems").is_empty());
-    let latest = &summary["latest_checkpoint"];
-    assert_eq!(latest["kind"], "checkpoint");
-    assert!(
-        latest["note"]
-            .as_str()
-            .expect("note")
-            .contains("/epoch/0\n")
-    );
-
+    let sealed = check_summary_after_two_demos(&dir);
     let human = text(&tool(&["inspect", arg(&dir)]));
     for line in [
         "store id",
@@ -171,12 +185,18 @@ fn demo_twice_then_inspect_and_verify() {
     let human = text(&tool(&["inspect", arg(&dir), "--seq", &seq]));
     assert!(human.contains("header (clear, indexed"), "{human}");
 
-    // A checkpoint, decoded: its signed note.
-    let seq = latest["seq"].as_u64().expect("seq").to_string();
+    // A seal, decoded: its signed note states the epoch's entries.
+    let seq = sealed[0]["seal_seq"].as_u64().expect("seq").to_string();
     let detail = json(&tool(&["inspect", arg(&dir), "--seq", &seq, "--json"]));
-    assert_eq!(detail["kind"], "checkpoint");
-    assert_eq!(detail["checkpoint"]["tree_size"], latest["tree_size"]);
-    assert_eq!(detail["note"], latest["note"]);
+    assert_eq!(detail["kind"], "epoch_seal");
+    assert_eq!(detail["checkpoint"]["tree_size"], sealed[0]["entries"]);
+    assert!(
+        detail["note"]
+            .as_str()
+            .expect("note")
+            .contains("/epoch/0\n"),
+        "{detail}"
+    );
 
     let verify = tool(&["verify", arg(&dir)]);
     let out = text(&verify);
@@ -189,7 +209,11 @@ fn demo_twice_then_inspect_and_verify() {
     let report = json(&tool(&["verify", arg(&dir), "--json"]));
     assert_eq!(report["verdict"], "verified");
     assert_eq!(report["receipts"], 3_500);
-    assert_eq!(report["entries"], entries);
+    // Every entry up to the second run's seal, which is the last.
+    assert_eq!(
+        report["entries"].as_u64(),
+        sealed[1]["seal_seq"].as_u64().map(|s| s + 1)
+    );
     assert_eq!(report["damage"], Value::Null);
     assert_eq!(report["trusted_checkpoint"], Value::Null);
 }
@@ -337,11 +361,28 @@ fn inclusion_proofs_check_offline_with_only_the_public_key() {
     );
 }
 
+/// Appends receipts `range` to the store in `dir` and closes it (a final checkpoint).
+fn append_some(dir: &Path, range: std::ops::Range<u64>) {
+    let db = Db::open(dir).expect("open");
+    for n in range {
+        let receipt = Receipt::builder("acme-health", format!("extra-{n}"), Kind::LlmCall)
+            .app_id("claims-assistant")
+            .actor_type(ActorType::Agent)
+            .event_time(Timestamp::now())
+            .build()
+            .expect("valid receipt");
+        db.append_and_wait(&receipt).expect("append");
+    }
+    db.close().expect("close");
+}
+
 #[test]
 fn consistency_proofs_link_checkpoints() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("trailmix-data");
     demo(&dir, 300, &[]);
+    // The demo sealed its epoch; two checkpoints of the next one, with receipts between.
+    append_some(&dir, 0..20);
     let key = dir.join("signing.pub");
     let old_note = tmp.path().join("old.note");
     let new_note = tmp.path().join("new.note");
@@ -355,7 +396,7 @@ fn consistency_proofs_link_checkpoints() {
         same.stdout, old.stdout,
         "no new checkpoint without new entries"
     );
-    demo(&dir, 50, &[]);
+    append_some(&dir, 20..30);
     let new = tool(&["checkpoint", arg(&dir)]);
     assert_eq!(code(&new), Some(0), "{}", text(&new));
     assert_ne!(new.stdout, old.stdout, "new entries, new checkpoint");
@@ -417,7 +458,8 @@ fn a_trusted_checkpoint_detects_truncation_and_rollback() {
     let note = tool(&["checkpoint", arg(&dir)]);
     assert_eq!(code(&note), Some(0), "{}", text(&note));
     assert!(
-        String::from_utf8_lossy(&note.stderr).contains("latest signed checkpoint"),
+        // The latest note is the second run's seal (the final checkpoint of epoch 1).
+        String::from_utf8_lossy(&note.stderr).contains("epoch seal"),
         "{}",
         text(&note)
     );
@@ -445,7 +487,7 @@ fn a_trusted_checkpoint_detects_truncation_and_rollback() {
         "--json",
     ]));
     assert_eq!(report["verdict"], "verified");
-    assert_eq!(report["trusted_checkpoint"]["epoch"], 0);
+    assert_eq!(report["trusted_checkpoint"]["epoch"], 1);
 
     let rolled_back = |store: &Path, what: &str| {
         let plain = tool(&["verify", arg(store)]);
