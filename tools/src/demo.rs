@@ -283,10 +283,15 @@ fn seal_now(data_dir: &Path, db: &Db) -> ToolResult<()> {
         .map_err(|e| ToolError::store(data_dir, &e))?
     {
         Some(sealed) => println!(
-            "  seal        epoch {} sealed at seq {}: its final Merkle root over {} entries, signed and linked to the previous seal",
+            "  seal        epoch {} sealed at seq {}: its final Merkle root over {} entries, signed{}",
             sealed.epoch,
             sealed.seal_seq,
-            human_count(sealed.entries)
+            human_count(sealed.entries),
+            if sealed.epoch.0 == 0 {
+                ""
+            } else {
+                " and linked to the previous epoch's seal"
+            }
         ),
         None => println!("  seal        nothing new to seal"),
     }
@@ -488,7 +493,7 @@ pub fn run(data_dir: &Path, options: &DemoOptions) -> ToolResult<DemoReport> {
     }
     seal_now(data_dir, &db)?;
     db.close().map_err(|e| ToolError::store(data_dir, &e))?;
-    println!("  close       drained, final checkpoint written, log closed cleanly");
+    println!("  close       drained, log closed cleanly");
     let pack = match &filter {
         Some(filter) => Some(export_and_verify(
             data_dir,
