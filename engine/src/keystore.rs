@@ -880,17 +880,38 @@ impl KeyStore {
     }
 
     /// Finishes shreds whose records are in the log but whose keys are still live (a crash
-    /// came between the durable record and the KEK rotation). `records` are
-    /// `(record seq, key ids)`.
+    /// came between the durable record and the KEK rotation). Only a key whose owner the
+    /// record covers is shredded, and no key id a record names is ever handed out again.
     ///
     /// # Errors
     /// As for [`KeyStore::shred`].
-    pub(crate) fn finish_shreds(&self, records: &[(u64, Vec<KeyId>)]) -> Result<usize> {
+    pub(crate) fn finish_shreds(&self, records: &[crate::shred::ReplayedShred]) -> Result<usize> {
+        {
+            // A record may name a key the journal lost to a crash (never synced): its id
+            // stays used.
+            let mut state = self.write_state();
+            let named_max = records
+                .iter()
+                .flat_map(|r| r.key_ids.iter())
+                .map(|id| id.0)
+                .max();
+            if let Some(max) = named_max {
+                state.next_key_id = state.next_key_id.max(max.saturating_add(1));
+            }
+        }
         let mut finished = 0;
-        for (seq, ids) in records {
-            let live: Vec<KeyId> = ids.iter().copied().filter(|id| self.is_live(*id)).collect();
+        for record in records {
+            let live: Vec<KeyId> = {
+                let state = self.read_state();
+                record
+                    .key_ids
+                    .iter()
+                    .copied()
+                    .filter(|id| state.live.get(id).is_some_and(|l| record.covers(&l.owner)))
+                    .collect()
+            };
             if !live.is_empty() {
-                self.shred(&live, *seq)?;
+                self.shred(&live, record.seq)?;
                 finished += 1;
             }
         }

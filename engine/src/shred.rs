@@ -181,6 +181,35 @@ pub struct ShredReport {
     pub kek_id: KekId,
 }
 
+/// A shred record as replay found it: what opening needs to finish an interrupted shred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayedShred {
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// Its scope.
+    pub scope: ShredScope,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its subject.
+    pub subject: Option<String>,
+    /// The keys it names.
+    pub key_ids: Vec<KeyId>,
+}
+
+impl ReplayedShred {
+    /// Whether a key of `owner` is one this record can have meant. A record names key ids,
+    /// but an id the journal never held (lost to a crash) could since have been handed to
+    /// another owner: only a key of the record's own tenant/subject is shredded.
+    pub(crate) fn covers(&self, owner: &crate::keystore::KeyOwner) -> bool {
+        owner.tenant == self.tenant
+            && match self.scope {
+                ShredScope::Tenant => true,
+                ShredScope::Subject => owner.subject == self.subject,
+                ShredScope::TenantKey => owner.subject.is_none(),
+            }
+    }
+}
+
 /// A shred request as it travels to the writer.
 #[derive(Debug, Clone)]
 pub(crate) struct ShredRequest {
@@ -293,6 +322,13 @@ impl<S: Storage> Writer<S> {
             seq: self.state.next_seq,
             detail: format!("encoding a shred record: {e}"),
         })?;
+        // The record must name only keys the journal holds: a key still pending (its receipt
+        // is in the ring, or was refused) would otherwise be unknown to the journal a crash
+        // leaves behind, and its id could be handed out again.
+        if let Err(err) = keys.persist_pending() {
+            self.fail(&err);
+            return Err(err);
+        }
         let seq = self.append_signed_record(EntryKind::Shred, &payload)?;
         self.shred_step(crate::keystore::ShredStep::RecordAppended);
         self.sync_now()?;
@@ -325,8 +361,13 @@ impl ChainState {
         let damage = |kind, detail: String| Damage { seq, kind, detail };
         let record: ShredRecord = serde_json::from_slice(entry.payload)
             .map_err(|e| damage(DamageKind::Malformed, format!("shred record: {e}")))?;
-        self.shreds
-            .push((seq.0, record.key_ids.into_iter().map(KeyId).collect()));
+        self.shreds.push(ReplayedShred {
+            seq: seq.0,
+            scope: record.scope,
+            tenant: record.tenant,
+            subject: record.subject,
+            key_ids: record.key_ids.into_iter().map(KeyId).collect(),
+        });
         Ok(())
     }
 }
