@@ -689,31 +689,43 @@ impl KeyStore {
     /// # Errors
     /// [`Error::Io`], [`Error::KeyStore`].
     pub(crate) fn persist_pending(&self) -> Result<()> {
-        let (bytes, below) = {
-            let mut state = self.write_state();
+        // The journal lock first, as `rotate` takes it: the two never interleave.
+        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let (bytes, written, below) = {
+            let state = self.read_state();
             if state.pending.is_empty() {
                 return Ok(());
             }
             let mut bytes = Vec::new();
-            for id in std::mem::take(&mut state.pending) {
-                if let Some(live) = state.live.get(&id) {
-                    let wrapped = self.wrap(state.kek_id, id, live)?;
-                    push_record(&mut bytes, &live_record(id, &live.owner, &wrapped));
+            for id in &state.pending {
+                if let Some(live) = state.live.get(id) {
+                    let wrapped = self.wrap(state.kek_id, *id, live)?;
+                    push_record(&mut bytes, &live_record(*id, &live.owner, &wrapped));
                 }
             }
-            (bytes, state.next_key_id)
+            (bytes, state.pending.clone(), state.next_key_id)
         };
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         let file = journal.as_mut().ok_or_else(|| Error::KeyStore {
             path: self.path.clone(),
-            detail: "the key store is read-only".into(),
+            detail: "the key store is read-only, or lost its journal to a failed rotation".into(),
         })?;
+        // Keys leave the pending list only once they are synced: a failed append leaves them
+        // pending (and their receipts unwritten).
         file.seek(std::io::SeekFrom::End(0))
             .and_then(|_| file.write_all(&bytes))
             .and_then(|()| file.sync_data())
             .map_err(|e| Error::io("append to key journal", &self.path, e))?;
+        self.write_state()
+            .pending
+            .retain(|id| !written.contains(id));
         self.persisted_below.store(below, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Path of the journal.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn wrap(&self, kek_id: KekId, id: KeyId, live: &LiveKey) -> Result<Vec<u8>> {
@@ -831,8 +843,14 @@ impl KeyStore {
 
     /// Re-wraps every live key under a new KEK in a new journal, then destroys the old KEK.
     ///
+    /// Memory follows the file on disk: until the new journal is renamed into place nothing
+    /// changes (pending keys stay pending, the old KEK stays current); once it is, the KEK id,
+    /// the pending list, the persisted mark and the journal handle all move to it before
+    /// anything else can fail.
+    ///
     /// # Errors
-    /// [`Error::Io`], [`Error::KeyStore`].
+    /// [`Error::Io`], [`Error::KeyStore`]. The writer stops on any of them (the next open
+    /// finishes the shred).
     pub(crate) fn rotate(&self) -> Result<KekId> {
         let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         let old = self.read_state().kek_id;
@@ -840,7 +858,7 @@ impl KeyStore {
         self.provider.create(new)?;
         self.step(ShredStep::NewKekCreated);
         let (bytes, below) = {
-            let mut state = self.write_state();
+            let state = self.read_state();
             let mut live: Vec<(&KeyId, &LiveKey)> = state.live.iter().collect();
             live.sort_by_key(|(id, _)| **id);
             let mut records = Vec::with_capacity(live.len());
@@ -854,7 +872,8 @@ impl KeyStore {
                 &records,
                 &state.shredded,
             )?;
-            state.pending.clear();
+            // Every key below `below` that is still live is in `bytes`; keys made later are
+            // not, and stay pending.
             (bytes, state.next_key_id)
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -862,9 +881,14 @@ impl KeyStore {
         write_new_synced(&tmp, &bytes, 0o600)?;
         self.step(ShredStep::JournalWritten);
         fs::rename(&tmp, &self.path).map_err(|e| Error::io("rename", &self.path, e))?;
-        sync_dir(dir)?;
-        self.write_state().kek_id = new;
+        {
+            let mut state = self.write_state();
+            state.kek_id = new;
+            state.pending.retain(|id| id.0 >= below);
+        }
         self.persisted_below.store(below, Ordering::SeqCst);
+        // The old handle points at the replaced file: never append to it again.
+        *journal = None;
         *journal = Some(
             OpenOptions::new()
                 .read(true)
@@ -872,6 +896,7 @@ impl KeyStore {
                 .open(&self.path)
                 .map_err(|e| Error::io("open", &self.path, e))?,
         );
+        sync_dir(dir)?;
         drop(journal);
         self.step(ShredStep::JournalRenamed);
         self.provider.destroy(old)?;

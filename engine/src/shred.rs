@@ -333,7 +333,16 @@ impl<S: Storage> Writer<S> {
         self.shred_step(crate::keystore::ShredStep::RecordAppended);
         self.sync_now()?;
         self.shred_step(crate::keystore::ShredStep::RecordDurable);
-        let kek_id = keys.shred(&key_ids, seq.0)?;
+        // Past the commit point a failure cannot be undone here: stop the writer, so that
+        // nothing more is written beside a key store in an unknown state; the next open
+        // finishes the shred.
+        let kek_id = match keys.shred(&key_ids, seq.0) {
+            Ok(kek_id) => kek_id,
+            Err(err) => {
+                self.fail(&err);
+                return Err(err);
+            }
+        };
         Ok(ShredReport {
             seq,
             key_ids,

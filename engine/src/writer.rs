@@ -488,6 +488,14 @@ impl<S: Storage> Writer<S> {
         }
         if !keys.is_persisted(key_id) {
             keys.persist_pending()?;
+            // The key must be durable now; if it is not (it was dropped from the pending list
+            // without reaching the journal), writing the receipt would make it unreadable.
+            if !keys.is_persisted(key_id) {
+                return Err(Error::KeyStore {
+                    path: keys.path().to_path_buf(),
+                    detail: format!("data key {key_id} is not in the key journal"),
+                });
+            }
         }
         Ok(())
     }

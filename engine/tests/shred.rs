@@ -584,3 +584,61 @@ fn a_read_only_store_without_the_kek_still_reads_headers() {
         .expect("found");
     assert_eq!(found.payload_state.name(), "decrypted");
 }
+
+/// A KEK rotation that fails after the shred record is durable stops the writer (the next
+/// open finishes the shred), and a receipt whose key was made while the rotation ran is never
+/// written unless its key is in the journal: the store reopens and reads it back.
+#[test]
+fn a_failed_kek_rotation_stops_the_writer_and_no_receipt_outruns_its_key() {
+    use std::sync::Mutex;
+    use trailmix_db::keystore::ShredStep;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tmp_journal = KeyStore::journal_path(&data).with_extension("journal.tmp");
+    let slot: Arc<Mutex<Option<Db>>> = Arc::new(Mutex::new(None));
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let hook = {
+        let (slot, late, tmp_journal) = (slot.clone(), late.clone(), tmp_journal.clone());
+        Arc::new(move |at: ShredStep| {
+            if at != ShredStep::NewKekCreated {
+                return;
+            }
+            if let Some(db) = slot.lock().expect("slot").as_ref() {
+                // A receipt of a new subject, encrypted while the rotation runs.
+                late.lock().expect("late").push(db.try_append(&receipt(
+                    "acme",
+                    Some("s9"),
+                    9,
+                    "late",
+                )));
+            }
+            // The temporary journal cannot be written: the rotation fails.
+            std::fs::create_dir_all(&tmp_journal).expect("block the journal rewrite");
+        })
+    };
+    let db = Db::open_with(&data, options().shred_step_hook(hook)).expect("open");
+    *slot.lock().expect("slot") = Some(db.clone());
+    let s1 = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "one"))
+        .expect("s1");
+    let failed = db.shred("acme", "s1", "req-fail");
+    assert!(failed.is_err(), "the rotation must fail: {failed:?}");
+    slot.lock().expect("slot").take();
+    let late = late.lock().expect("late").pop().expect("one late receipt");
+    let late = late.and_then(|ticket| ticket.wait());
+    let _ = db.close();
+
+    std::fs::remove_dir(&tmp_journal).expect("unblock");
+    let db = Db::open_with(&data, options()).expect("reopen: every logged key is in the journal");
+    assert!(db.get(s1.seq).expect("read").payload_state.is_shredded());
+    if let Ok(position) = late {
+        assert_eq!(
+            db.get(position.seq).expect("read").payload_state.name(),
+            "decrypted",
+            "an acknowledged receipt must read back"
+        );
+    }
+    assert_eq!(db.key_store_stats().expect("keys").kek_id, 2);
+    db.close().expect("close");
+    assert_verifies(&data);
+}
