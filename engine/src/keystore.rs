@@ -278,6 +278,9 @@ pub enum ShredStep {
     JournalRenamed,
     /// The old KEK is destroyed: the shred is complete.
     OldKekDestroyed,
+    /// [`crate::Db::expire`] finished scanning the log and has not yet sent its shreds (called
+    /// in the thread that runs `expire`).
+    ExpireScanned,
 }
 
 /// Called at each [`ShredStep`] (tests abort the process there).

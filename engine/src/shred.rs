@@ -168,6 +168,13 @@ pub enum ShredError {
         /// The key.
         key_id: KeyId,
     },
+    /// Retention expiry judged the key expired, but a receipt was written under it after the
+    /// scan: the key is kept (that receipt's retention decides, at the next expiry run).
+    #[error("data key {key_id} was used after the retention scan; it is kept")]
+    UsedSinceScan {
+        /// The key.
+        key_id: KeyId,
+    },
 }
 
 /// What a completed shred did.
@@ -217,6 +224,10 @@ pub(crate) struct ShredRequest {
     pub tenant: String,
     pub subject: Option<String>,
     pub request_id: String,
+    /// For retention expiry: the one key `expire` judged expired, and the end of the log it
+    /// scanned. The writer shreds only that key, and only if no receipt used it at or after
+    /// the scan's end (such a receipt brings its own retention).
+    pub expiry: Option<(KeyId, Seq)>,
 }
 
 impl<L: LogStorage> Db<L> {
@@ -240,6 +251,7 @@ impl<L: LogStorage> Db<L> {
             tenant: tenant.to_owned(),
             subject: Some(subject.to_owned()),
             request_id: request_id.to_owned(),
+            expiry: None,
         })
     }
 
@@ -253,6 +265,7 @@ impl<L: LogStorage> Db<L> {
             tenant: tenant.to_owned(),
             subject: None,
             request_id: request_id.to_owned(),
+            expiry: None,
         })
     }
 
@@ -292,13 +305,25 @@ impl<S: Storage> Writer<S> {
             }
             .into());
         }
-        let key_ids = match request.scope {
+        let mut key_ids = match request.scope {
             ShredScope::Subject | ShredScope::Tenant => keys.live_keys_of(&request.tenant, subject),
             ShredScope::TenantKey => keys
                 .live_key_exact(&request.tenant, None)
                 .into_iter()
                 .collect(),
         };
+        if let Some((judged, scan_end)) = request.expiry {
+            // Only the key the scan judged, and only if nothing was written under it since.
+            key_ids.retain(|id| *id == judged);
+            if !key_ids.is_empty()
+                && self
+                    .key_last_append
+                    .get(&judged)
+                    .is_some_and(|seq| *seq >= scan_end)
+            {
+                return Err(ShredError::UsedSinceScan { key_id: judged }.into());
+            }
+        }
         if key_ids.is_empty() {
             let (tenant, subject) = (request.tenant.clone(), request.subject.clone());
             return Err(
