@@ -484,18 +484,47 @@ impl KeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", path.with_extension("journal.tmp"), e)),
         }
-        if !path.exists() {
+        // Present from before KEK 1 is created until the new journal is in place: a KEK
+        // without a journal and without this marker means the journal was lost, not that its
+        // creation was interrupted.
+        let marker = path.with_extension("journal.new");
+        if path.exists() {
+            match fs::remove_file(&marker) {
+                Ok(()) => sync_dir(&dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &marker, e)),
+            }
+        } else {
+            if !marker.exists() {
+                let keks = provider.list()?;
+                if !keks.is_empty() {
+                    let ids: Vec<String> = keks.iter().map(ToString::to_string).collect();
+                    return Err(Error::KeyStore {
+                        path,
+                        detail: format!(
+                            "the key journal is missing but the KEK provider holds \
+                             key-encryption key(s) {}: this store had a key store; restore \
+                             `keystore/` from a backup (a new one would destroy those KEKs)",
+                            ids.join(", ")
+                        ),
+                    });
+                }
+            }
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)
                 .map_err(|e| Error::io("create directory", &dir, e))?;
+            write_new_synced(&marker, b"", 0o600)?;
+            sync_dir(&dir)?;
             let kek_id = KekId(1);
             provider.create(kek_id)?;
             let bytes = encode_journal(&store_id, &*provider, kek_id, &[], &HashMap::new())?;
             write_new_synced(&path.with_extension("journal.tmp"), &bytes, 0o600)?;
             fs::rename(path.with_extension("journal.tmp"), &path)
                 .map_err(|e| Error::io("rename", &path, e))?;
+            sync_dir(&dir)?;
+            fs::remove_file(&marker).map_err(|e| Error::io("remove", &marker, e))?;
             sync_dir(&dir)?;
         }
         let store = KeyStore::load(

@@ -642,3 +642,41 @@ fn a_failed_kek_rotation_stops_the_writer_and_no_receipt_outruns_its_key() {
     db.close().expect("close");
     assert_verifies(&data);
 }
+
+/// A key journal that is gone while the KEK provider still holds a KEK is refused, even when
+/// the log names no key: recreating it would replace KEK 1 and destroy every other KEK. A
+/// store whose creation of the key store was interrupted (its marker is there) opens.
+#[test]
+fn a_missing_journal_beside_a_kek_is_refused_and_the_kek_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    Db::open_with(&data, options())
+        .expect("open")
+        .close()
+        .expect("close");
+    let kek = FileKekProvider::in_data_dir(&data).kek_path(KekId(1));
+    let kek_before = std::fs::read(&kek).expect("kek");
+    let journal = KeyStore::journal_path(&data);
+    std::fs::remove_file(&journal).expect("remove the journal");
+    let err = Db::open_with(&data, options()).expect_err("the journal is gone, the KEK is not");
+    assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    assert!(err.to_string().contains("backup"), "{err}");
+    assert_eq!(
+        std::fs::read(&kek).expect("kek"),
+        kek_before,
+        "the KEK is untouched"
+    );
+    assert!(!journal.exists(), "nothing was recreated");
+
+    // An interrupted creation leaves its marker: the key store is created again.
+    std::fs::write(journal.with_extension("journal.new"), b"").expect("marker");
+    let db = Db::open_with(&data, options()).expect("an interrupted creation finishes");
+    assert!(journal.exists());
+    assert!(
+        !journal.with_extension("journal.new").exists(),
+        "the marker is gone"
+    );
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "text"))
+        .expect("ok");
+    db.close().expect("close");
+}
