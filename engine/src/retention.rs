@@ -142,6 +142,7 @@ impl<L: LogStorage> Db<L> {
         if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
             return Err(ShredError::BadRequestId.into());
         }
+        crate::shred::check_owner_lengths(tenant, subject)?;
         let request = HoldRequest {
             action,
             tenant: tenant.to_owned(),

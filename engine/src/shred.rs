@@ -168,6 +168,18 @@ pub enum ShredError {
         /// The key.
         key_id: KeyId,
     },
+    /// The tenant or subject is longer than a receipt's may be (no key can be its), and the
+    /// record naming it could exceed what the log accepts.
+    #[error("the {field} is {len} bytes; at most {max} are allowed")]
+    IdTooLong {
+        /// `"tenant"` or `"subject"`.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit ([`crate::receipt::MAX_TENANT_ID_BYTES`] or
+        /// [`crate::receipt::MAX_ID_BYTES`]).
+        max: usize,
+    },
     /// Retention expiry judged the key expired, but a receipt was written under it after the
     /// scan: the key is kept (that receipt's retention decides, at the next expiry run).
     #[error("data key {key_id} was used after the retention scan; it is kept")]
@@ -273,6 +285,7 @@ impl<L: LogStorage> Db<L> {
         if request.request_id.is_empty() || request.request_id.len() > REQUEST_ID_BYTES_MAX {
             return Err(ShredError::BadRequestId.into());
         }
+        check_owner_lengths(&request.tenant, request.subject.as_deref())?;
         if self.key_store().is_none() {
             return Err(ShredError::NoKeyStore.into());
         }
@@ -437,6 +450,32 @@ pub fn read_payload(
         )),
         KeyLookup::Unknown => Ok((Vec::new(), PayloadState::KeyUnavailable { key_id })),
     }
+}
+
+/// A tenant and subject no longer than a receipt's may be: a shred or hold record naming
+/// anything longer could not be any receipt's, and could exceed the log's record limit (which
+/// would stop the writer).
+pub(crate) fn check_owner_lengths(tenant: &str, subject: Option<&str>) -> Result<()> {
+    use crate::receipt::{MAX_ID_BYTES, MAX_TENANT_ID_BYTES};
+    if tenant.len() > MAX_TENANT_ID_BYTES {
+        return Err(ShredError::IdTooLong {
+            field: "tenant",
+            len: tenant.len(),
+            max: MAX_TENANT_ID_BYTES,
+        }
+        .into());
+    }
+    if let Some(subject) = subject
+        && subject.len() > MAX_ID_BYTES
+    {
+        return Err(ShredError::IdTooLong {
+            field: "subject",
+            len: subject.len(),
+            max: MAX_ID_BYTES,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Decodes a shred record's payload (for tools).

@@ -241,3 +241,39 @@ fn expire_never_shreds_a_key_used_after_its_scan() {
     );
     db.close().expect("close");
 }
+
+/// A hold, release or shred naming a tenant or subject longer than a receipt may carry gets a
+/// typed error and changes nothing: the writer keeps going.
+#[test]
+fn oversized_tenant_or_subject_is_refused_and_changes_nothing() {
+    use trailmix_db::receipt::{MAX_ID_BYTES, MAX_TENANT_ID_BYTES};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "short"))
+        .expect("ok");
+    let huge_tenant = "t".repeat(300_000);
+    let huge_subject = "s".repeat(300_000);
+    let long_tenant = "t".repeat(MAX_TENANT_ID_BYTES + 1);
+    let long_subject = "s".repeat(MAX_ID_BYTES + 1);
+    let results = [
+        db.hold(&huge_tenant, None, "req"),
+        db.hold("acme", Some(&huge_subject), "req"),
+        db.hold(&long_tenant, None, "req"),
+        db.hold("acme", Some(&long_subject), "req"),
+        db.release(&huge_tenant, None, "req"),
+        db.shred(&long_tenant, "s1", "req").map(|r| r.seq),
+        db.shred("acme", &long_subject, "req").map(|r| r.seq),
+        db.shred_tenant(&huge_tenant, "req").map(|r| r.seq),
+    ];
+    for result in results {
+        assert!(
+            matches!(result, Err(Error::Shred(ShredError::IdTooLong { .. }))),
+            "{result:?}"
+        );
+    }
+    db.append_and_wait(&receipt("acme", Some("s1"), 2, "short"))
+        .expect("the writer still runs");
+    db.close().expect("close");
+    assert_eq!(hold_entries(&data), 0, "nothing was recorded");
+}
