@@ -1139,18 +1139,37 @@ fn read_journal(path: &Path, store_id: &[u8; 16]) -> Result<Journal> {
     let kek_check = bytes[32..header_crc_at].to_vec();
     let mut records = Vec::new();
     let mut at = JOURNAL_HEADER_BYTES;
-    while let Some(frame) = bytes.get(at..at + 8) {
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+    while at < bytes.len() {
+        // Appends only ever add whole batches at the end, so what a crash can tear is the
+        // last frame (cut short, or its body ending at the end of the file), or a tail the
+        // file system extended with zeros. A bad frame with anything else after it is
+        // damage: cutting there would silently drop every later record.
+        let torn = |at: usize, frame_end: Option<usize>| {
+            frame_end.is_none_or(|end| end >= bytes.len()) || bytes[at..].iter().all(|b| *b == 0)
+        };
+        let Some(frame) = bytes.get(at..at + 8) else {
             break;
         };
-        if crc32c::crc32c(body) != crc {
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let end = (at + 8).checked_add(len);
+        let Some(body) = end.and_then(|end| bytes.get(at + 8..end)) else {
             break;
+        };
+        let crc_ok = crc32c::crc32c(body) == crc;
+        let record = crc_ok.then(|| decode_record(body)).flatten();
+        match record {
+            Some(record) => records.push(record),
+            // A record that passes its checksum was written whole: it cannot be torn.
+            None if torn(at, if crc_ok { Some(0) } else { end }) => break,
+            None => {
+                return Err(problem(format!(
+                    "the record at byte {at} of {} is damaged (it fails its checksum or does \
+                     not decode, and records follow it): restore the key store from a backup",
+                    bytes.len()
+                )));
+            }
         }
-        let record = decode_record(body)
-            .ok_or_else(|| problem(format!("record at byte {at} does not decode")))?;
-        records.push(record);
         at += 8 + len;
     }
     Ok(Journal {

@@ -680,3 +680,49 @@ fn a_missing_journal_beside_a_kek_is_refused_and_the_kek_kept() {
         .expect("ok");
     db.close().expect("close");
 }
+
+/// Damage in the middle of the key journal — here a tombstone followed by another record,
+/// which no receipt's key id would reveal as missing — is refused, not cut off as a torn tail;
+/// a tail of zeros (a file extended by an append that never reached the disk) is a torn tail.
+#[test]
+fn mid_journal_damage_is_refused_even_when_the_log_names_no_lost_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    for (n, subject) in ["s1", "s2", "s3"].iter().enumerate() {
+        db.append_and_wait(&receipt("acme", Some(subject), n as u64, "text"))
+            .expect("ok");
+    }
+    db.shred("acme", "s1", "req-1").expect("shred s1");
+    db.shred("acme", "s2", "req-2").expect("shred s2");
+    db.close().expect("close");
+    // The journal now holds: live key 3, then the tombstones of keys 1 and 2.
+    let journal = KeyStore::journal_path(&data);
+    let clean = std::fs::read(&journal).expect("journal");
+    let records = trailmix_db::keystore::JOURNAL_HEADER_BYTES;
+    let first_len = u32::from_le_bytes(clean[records..records + 4].try_into().expect("4")) as usize;
+    let tombstone_1 = records + 8 + first_len;
+    let mut damaged = clean.clone();
+    damaged[tombstone_1 + 8 + 3] ^= 0x01;
+    std::fs::write(&journal, &damaged).expect("write");
+    let err = Db::open_with(&data, options()).expect_err("mid-journal damage");
+    assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        damaged,
+        "nothing cut"
+    );
+
+    let mut zeros = clean.clone();
+    zeros.extend_from_slice(&[0; 300]);
+    std::fs::write(&journal, &zeros).expect("write");
+    let db = Db::open_with(&data, options()).expect("a zero tail is torn");
+    assert_eq!(db.key_store_stats().expect("keys").shredded_keys, 2);
+    db.close().expect("close");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        clean,
+        "the tail is cut"
+    );
+}
