@@ -422,6 +422,21 @@ pub struct KeyStore {
     journal: Mutex<Option<File>>,
     persisted_below: AtomicU64,
     hook: Option<ShredStepHook>,
+    /// Read-only: keys named by shred records in the log, with the record's seq. The record
+    /// is the commit point; the journal may not show the shred yet.
+    log_shredded: Mutex<HashMap<KeyId, u64>>,
+    /// Read-only: the journal file as last read (inode, length, mtime), to see a rotation
+    /// (a new file renamed into place) or an append.
+    journal_stamp: Mutex<Option<JournalStamp>>,
+}
+
+/// What identifies a version of the journal file.
+type JournalStamp = (u64, u64, Option<std::time::SystemTime>);
+
+fn journal_stamp(path: &Path) -> Option<JournalStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = fs::metadata(path).ok()?;
+    Some((meta.ino(), meta.len(), meta.modified().ok()))
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -582,6 +597,7 @@ impl KeyStore {
         access: Access,
         hook: Option<ShredStepHook>,
     ) -> Result<KeyStore> {
+        let stamp = journal_stamp(&path);
         let journal = read_journal(&path, &store_id)?;
         let state = unwrap_journal(&path, &store_id, &*provider, &journal)?;
         let file = if let Access::Writer(log_key_id_max) = access {
@@ -633,6 +649,8 @@ impl KeyStore {
             journal: Mutex::new(file),
             persisted_below: AtomicU64::new(below),
             hook,
+            log_shredded: Mutex::new(HashMap::new()),
+            journal_stamp: Mutex::new(stamp),
         })
     }
 
@@ -771,12 +789,24 @@ impl KeyStore {
         self.provider.wrap(kek_id, &context.ad(), &live.key)
     }
 
-    /// What the store knows about key `id`; a read-only store re-reads the journal once when
-    /// the key is unknown (the writer may have added it since).
+    /// What the store knows about key `id`. A read-only store re-reads the journal when the
+    /// file changed since it last read it (the writer appended keys, or a shred renamed a new
+    /// journal into place) or when the key is unknown, and treats keys named by shred records
+    /// in the log as shredded.
     #[must_use]
     pub fn lookup(&self, id: KeyId) -> KeyLookup {
+        if !matches!(self.access, Access::ReadOnly) {
+            return self.lookup_now(id);
+        }
+        let changed = {
+            let stamp = self
+                .journal_stamp
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *stamp != journal_stamp(&self.path)
+        };
         let found = self.lookup_now(id);
-        if matches!(found, KeyLookup::Unknown) && matches!(self.access, Access::ReadOnly) {
+        if changed || matches!(found, KeyLookup::Unknown) {
             // A rotation may destroy the KEK between reading the journal and the KEK: retry.
             for _ in 0..2 {
                 if self.reload().is_ok() {
@@ -788,20 +818,60 @@ impl KeyStore {
     }
 
     fn lookup_now(&self, id: KeyId) -> KeyLookup {
-        let state = self.read_state();
-        if let Some(live) = state.live.get(&id) {
-            return KeyLookup::Live(live.key.clone());
-        }
-        state
-            .shredded
+        let log_shred = self
+            .log_shredded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
-            .map_or(KeyLookup::Unknown, |s| KeyLookup::Shredded(s.clone()))
+            .copied();
+        let state = self.read_state();
+        if let Some(shredded) = state.shredded.get(&id) {
+            return KeyLookup::Shredded(shredded.clone());
+        }
+        match (state.live.get(&id), log_shred) {
+            (Some(live), Some(shred_seq)) => KeyLookup::Shredded(ShreddedKey {
+                owner: live.owner.clone(),
+                shred_seq,
+            }),
+            (Some(live), None) => KeyLookup::Live(live.key.clone()),
+            // A key the journal never held (lost to a crash) but a record names: its owner is
+            // unknown here.
+            (None, Some(shred_seq)) => KeyLookup::Shredded(ShreddedKey {
+                owner: KeyOwner {
+                    tenant: String::new(),
+                    subject: None,
+                },
+                shred_seq,
+            }),
+            (None, None) => KeyLookup::Unknown,
+        }
+    }
+
+    /// Read-only: the shred record at `shred_seq` in the log names `ids` (see
+    /// [`crate::reads`]); they read as shredded from now on. The writer's key store ignores it
+    /// (it finishes such shreds when it opens).
+    pub(crate) fn note_log_shred(&self, ids: &[KeyId], shred_seq: u64) {
+        if !matches!(self.access, Access::ReadOnly) {
+            return;
+        }
+        let mut marks = self
+            .log_shredded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            marks.entry(*id).or_insert(shred_seq);
+        }
     }
 
     fn reload(&self) -> Result<()> {
+        let stamp = journal_stamp(&self.path);
         let journal = read_journal(&self.path, &self.store_id)?;
         let state = unwrap_journal(&self.path, &self.store_id, &*self.provider, &journal)?;
         *self.write_state() = state;
+        *self
+            .journal_stamp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = stamp;
         Ok(())
     }
 

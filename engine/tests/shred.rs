@@ -726,3 +726,35 @@ fn mid_journal_damage_is_refused_even_when_the_log_names_no_lost_key() {
         "the tail is cut"
     );
 }
+
+/// A long-running read-only reader stops decrypting a subject once it is shredded: it sees the
+/// writer's rotated journal (or the shred record in the log), not only keys it does not know.
+#[test]
+fn a_long_running_read_only_store_respects_a_later_shred() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "one"))
+        .expect("s1");
+    db.append_and_wait(&receipt("acme", Some("s2"), 2, "two"))
+        .expect("s2");
+    db.sync().expect("sync");
+    let reader = ReadOnlyStore::open(&data).expect("read-only");
+    let state = |event: &str| {
+        reader
+            .find_event("acme", event)
+            .expect("find")
+            .expect("found")
+            .payload_state
+            .name()
+    };
+    assert_eq!(state("evt-000001"), "decrypted");
+    db.shred("acme", "s1", "req").expect("shred");
+    assert_eq!(
+        state("evt-000001"),
+        "shredded",
+        "the reader still decrypts a shredded key"
+    );
+    assert_eq!(state("evt-000002"), "decrypted");
+    db.close().expect("close");
+}
