@@ -572,8 +572,9 @@ impl KeyStore {
     }
 
     /// Opens the key store of the store in `data_dir` read-only with the default KEK file
-    /// (`keys/` in the data directory), for tools that read the log directly. `None` when the
-    /// store has no key store.
+    /// (`keys/` in the data directory), for tools that read the log directly, and notes the
+    /// keys the log's shred records name as shredded (reads the whole log once). `None` when
+    /// the store has no key store.
     ///
     /// # Errors
     /// [`Error::Wal`] when the log has no identity; as for [`KeyStore::open`].
@@ -583,11 +584,28 @@ impl KeyStore {
         }
         let reader = crate::wal::WalReader::open(data_dir.join(crate::WAL_DIR))?;
         let store_id = reader.meta().store_id.0;
-        KeyStore::open_read_only(
+        let Some(keys) = KeyStore::open_read_only(
             data_dir,
             store_id,
             Arc::new(FileKekProvider::in_data_dir(data_dir)),
-        )
+        )?
+        else {
+            return Ok(None);
+        };
+        // The log's shred records are the commit points: a key one names is shredded even if
+        // the journal does not show it yet (a writer that crashed before the rotation).
+        reader.scan(crate::wal::Seq(0), |record| {
+            if record.kind.get() == crate::entry::EntryKind::Shred as u8
+                && let Ok(entry) =
+                    crate::entry::decode_entry(crate::entry::EntryKind::Shred, record.payload)
+                && let Ok(shred) = crate::shred::decode_shred_record(entry.payload)
+            {
+                let ids: Vec<KeyId> = shred.key_ids.into_iter().map(KeyId).collect();
+                keys.note_log_shred(&ids, record.seq.0);
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(Some(keys))
     }
 
     fn load(

@@ -423,6 +423,12 @@ fn a_read_only_open_after_a_crash_mid_shred_respects_the_record() {
     };
     assert_eq!(state("evt-1"), "shredded", "the shred record is durable");
     assert_eq!(state("evt-2"), "decrypted");
+    // So do tools that read the log directly.
+    let keys = KeyStore::open_for_reading(&data)
+        .expect("keys")
+        .expect("exists");
+    assert!(matches!(keys.lookup(KeyId(1)), KeyLookup::Shredded(_)));
+    assert!(matches!(keys.lookup(KeyId(2)), KeyLookup::Live(_)));
 }
 
 fn copy_dir(from: &Path, to: &Path) {
