@@ -437,9 +437,14 @@ pub fn read_payload(
     };
     match keys.lookup(key_id) {
         KeyLookup::Live(key) => {
-            let plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
+            let mut plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
                 .map_err(|e| format!("payload of key {key_id}: {e}"))?;
-            Ok((plain.to_vec(), PayloadState::Decrypted { key_id }))
+            // Hand the decryption buffer itself to the caller: a copy would leave a second
+            // plaintext behind (the caller's `Vec` is not zeroized; see `StoredReceipt`).
+            Ok((
+                std::mem::take(&mut *plain),
+                PayloadState::Decrypted { key_id },
+            ))
         }
         KeyLookup::Shredded(shredded) => Ok((
             Vec::new(),
