@@ -37,6 +37,10 @@ pub const KEK_FILE_MAGIC: &[u8; 8] = b"TMKEK001";
 /// Associated-data context of the journal's KEK check value.
 const KEK_CHECK_CONTEXT: &[u8] = b"trailmix-db 2026-11-23 kek check v1\0";
 
+/// Longest record body the format allows: type, key id, two owner strings of at most
+/// `u16::MAX` bytes with their lengths and the subject flag, and a wrapped key (u16 length).
+const RECORD_BODY_MAX: usize = 1 + 8 + 2 * (2 + u16::MAX as usize) + 1 + 2 + u16::MAX as usize;
+
 const RECORD_LIVE: u8 = 1;
 const RECORD_SHREDDED: u8 = 2;
 
@@ -1240,6 +1244,15 @@ fn read_journal(path: &Path, store_id: &[u8; 16]) -> Result<Journal> {
         };
         let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
         let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if len > RECORD_BODY_MAX {
+            // No record is that long: a damaged length, which would otherwise pass for a
+            // frame cut short and hide every record after it.
+            return Err(problem(format!(
+                "the record at byte {at} of {} is damaged (its length {len} is impossible): \
+                 restore the key store from a backup",
+                bytes.len()
+            )));
+        }
         let end = (at + 8).checked_add(len);
         let Some(body) = end.and_then(|end| bytes.get(at + 8..end)) else {
             break;

@@ -714,6 +714,18 @@ fn mid_journal_damage_is_refused_even_when_the_log_names_no_lost_key() {
         "nothing cut"
     );
 
+    // A damaged length that points past the end must not pass for a frame cut short.
+    let mut damaged = clean.clone();
+    damaged[tombstone_1 + 3] ^= 0x40;
+    std::fs::write(&journal, &damaged).expect("write");
+    let err = Db::open_with(&data, options()).expect_err("a damaged length");
+    assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        damaged,
+        "nothing cut"
+    );
+
     let mut zeros = clean.clone();
     zeros.extend_from_slice(&[0; 300]);
     std::fs::write(&journal, &zeros).expect("write");
