@@ -133,7 +133,9 @@ pub struct StoredReceipt {
     /// The clear header.
     pub header: ReceiptHeader,
     /// The payload (canonical JSON) when it is readable: stored in the clear or decrypted.
-    /// Empty when `payload_state` says it is shredded or its key is unavailable.
+    /// Empty when `payload_state` says it is shredded or its key is unavailable. A decrypted
+    /// payload is the decryption buffer itself (never copied), but a plain `Vec` that is not
+    /// zeroized when dropped: wrap it (`zeroize::Zeroizing`) where that matters.
     pub payload: Vec<u8>,
     /// Whether the payload was stored encrypted, and what became of it.
     pub payload_state: PayloadState,

@@ -37,6 +37,10 @@ pub const KEK_FILE_MAGIC: &[u8; 8] = b"TMKEK001";
 /// Associated-data context of the journal's KEK check value.
 const KEK_CHECK_CONTEXT: &[u8] = b"trailmix-db 2026-11-23 kek check v1\0";
 
+/// Longest record body the format allows: type, key id, two owner strings of at most
+/// `u16::MAX` bytes with their lengths and the subject flag, and a wrapped key (u16 length).
+const RECORD_BODY_MAX: usize = 1 + 8 + 2 * (2 + u16::MAX as usize) + 1 + 2 + u16::MAX as usize;
+
 const RECORD_LIVE: u8 = 1;
 const RECORD_SHREDDED: u8 = 2;
 
@@ -278,6 +282,9 @@ pub enum ShredStep {
     JournalRenamed,
     /// The old KEK is destroyed: the shred is complete.
     OldKekDestroyed,
+    /// [`crate::Db::expire`] finished scanning the log and has not yet sent its shreds (called
+    /// in the thread that runs `expire`).
+    ExpireScanned,
 }
 
 /// Called at each [`ShredStep`] (tests abort the process there).
@@ -419,6 +426,21 @@ pub struct KeyStore {
     journal: Mutex<Option<File>>,
     persisted_below: AtomicU64,
     hook: Option<ShredStepHook>,
+    /// Read-only: keys named by shred records in the log, with the record's seq. The record
+    /// is the commit point; the journal may not show the shred yet.
+    log_shredded: Mutex<HashMap<KeyId, u64>>,
+    /// Read-only: the journal file as last read (inode, length, mtime), to see a rotation
+    /// (a new file renamed into place) or an append.
+    journal_stamp: Mutex<Option<JournalStamp>>,
+}
+
+/// What identifies a version of the journal file.
+type JournalStamp = (u64, u64, Option<std::time::SystemTime>);
+
+fn journal_stamp(path: &Path) -> Option<JournalStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = fs::metadata(path).ok()?;
+    Some((meta.ino(), meta.len(), meta.modified().ok()))
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -481,18 +503,47 @@ impl KeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", path.with_extension("journal.tmp"), e)),
         }
-        if !path.exists() {
+        // Present from before KEK 1 is created until the new journal is in place: a KEK
+        // without a journal and without this marker means the journal was lost, not that its
+        // creation was interrupted.
+        let marker = path.with_extension("journal.new");
+        if path.exists() {
+            match fs::remove_file(&marker) {
+                Ok(()) => sync_dir(&dir)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &marker, e)),
+            }
+        } else {
+            if !marker.exists() {
+                let keks = provider.list()?;
+                if !keks.is_empty() {
+                    let ids: Vec<String> = keks.iter().map(ToString::to_string).collect();
+                    return Err(Error::KeyStore {
+                        path,
+                        detail: format!(
+                            "the key journal is missing but the KEK provider holds \
+                             key-encryption key(s) {}: this store had a key store; restore \
+                             `keystore/` from a backup (a new one would destroy those KEKs)",
+                            ids.join(", ")
+                        ),
+                    });
+                }
+            }
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)
                 .map_err(|e| Error::io("create directory", &dir, e))?;
+            write_new_synced(&marker, b"", 0o600)?;
+            sync_dir(&dir)?;
             let kek_id = KekId(1);
             provider.create(kek_id)?;
             let bytes = encode_journal(&store_id, &*provider, kek_id, &[], &HashMap::new())?;
             write_new_synced(&path.with_extension("journal.tmp"), &bytes, 0o600)?;
             fs::rename(path.with_extension("journal.tmp"), &path)
                 .map_err(|e| Error::io("rename", &path, e))?;
+            sync_dir(&dir)?;
+            fs::remove_file(&marker).map_err(|e| Error::io("remove", &marker, e))?;
             sync_dir(&dir)?;
         }
         let store = KeyStore::load(
@@ -525,8 +576,9 @@ impl KeyStore {
     }
 
     /// Opens the key store of the store in `data_dir` read-only with the default KEK file
-    /// (`keys/` in the data directory), for tools that read the log directly. `None` when the
-    /// store has no key store.
+    /// (`keys/` in the data directory), for tools that read the log directly, and notes the
+    /// keys the log's shred records name as shredded (reads the whole log once). `None` when
+    /// the store has no key store.
     ///
     /// # Errors
     /// [`Error::Wal`] when the log has no identity; as for [`KeyStore::open`].
@@ -536,11 +588,28 @@ impl KeyStore {
         }
         let reader = crate::wal::WalReader::open(data_dir.join(crate::WAL_DIR))?;
         let store_id = reader.meta().store_id.0;
-        KeyStore::open_read_only(
+        let Some(keys) = KeyStore::open_read_only(
             data_dir,
             store_id,
             Arc::new(FileKekProvider::in_data_dir(data_dir)),
-        )
+        )?
+        else {
+            return Ok(None);
+        };
+        // The log's shred records are the commit points: a key one names is shredded even if
+        // the journal does not show it yet (a writer that crashed before the rotation).
+        reader.scan(crate::wal::Seq(0), |record| {
+            if record.kind.get() == crate::entry::EntryKind::Shred as u8
+                && let Ok(entry) =
+                    crate::entry::decode_entry(crate::entry::EntryKind::Shred, record.payload)
+                && let Ok(shred) = crate::shred::decode_shred_record(entry.payload)
+            {
+                let ids: Vec<KeyId> = shred.key_ids.into_iter().map(KeyId).collect();
+                keys.note_log_shred(&ids, record.seq.0);
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(Some(keys))
     }
 
     fn load(
@@ -550,6 +619,7 @@ impl KeyStore {
         access: Access,
         hook: Option<ShredStepHook>,
     ) -> Result<KeyStore> {
+        let stamp = journal_stamp(&path);
         let journal = read_journal(&path, &store_id)?;
         let state = unwrap_journal(&path, &store_id, &*provider, &journal)?;
         let file = if let Access::Writer(log_key_id_max) = access {
@@ -601,6 +671,8 @@ impl KeyStore {
             journal: Mutex::new(file),
             persisted_below: AtomicU64::new(below),
             hook,
+            log_shredded: Mutex::new(HashMap::new()),
+            journal_stamp: Mutex::new(stamp),
         })
     }
 
@@ -689,31 +761,43 @@ impl KeyStore {
     /// # Errors
     /// [`Error::Io`], [`Error::KeyStore`].
     pub(crate) fn persist_pending(&self) -> Result<()> {
-        let (bytes, below) = {
-            let mut state = self.write_state();
+        // The journal lock first, as `rotate` takes it: the two never interleave.
+        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let (bytes, written, below) = {
+            let state = self.read_state();
             if state.pending.is_empty() {
                 return Ok(());
             }
             let mut bytes = Vec::new();
-            for id in std::mem::take(&mut state.pending) {
-                if let Some(live) = state.live.get(&id) {
-                    let wrapped = self.wrap(state.kek_id, id, live)?;
-                    push_record(&mut bytes, &live_record(id, &live.owner, &wrapped));
+            for id in &state.pending {
+                if let Some(live) = state.live.get(id) {
+                    let wrapped = self.wrap(state.kek_id, *id, live)?;
+                    push_record(&mut bytes, &live_record(*id, &live.owner, &wrapped));
                 }
             }
-            (bytes, state.next_key_id)
+            (bytes, state.pending.clone(), state.next_key_id)
         };
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         let file = journal.as_mut().ok_or_else(|| Error::KeyStore {
             path: self.path.clone(),
-            detail: "the key store is read-only".into(),
+            detail: "the key store is read-only, or lost its journal to a failed rotation".into(),
         })?;
+        // Keys leave the pending list only once they are synced: a failed append leaves them
+        // pending (and their receipts unwritten).
         file.seek(std::io::SeekFrom::End(0))
             .and_then(|_| file.write_all(&bytes))
             .and_then(|()| file.sync_data())
             .map_err(|e| Error::io("append to key journal", &self.path, e))?;
+        self.write_state()
+            .pending
+            .retain(|id| !written.contains(id));
         self.persisted_below.store(below, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Path of the journal.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn wrap(&self, kek_id: KekId, id: KeyId, live: &LiveKey) -> Result<Vec<u8>> {
@@ -727,12 +811,24 @@ impl KeyStore {
         self.provider.wrap(kek_id, &context.ad(), &live.key)
     }
 
-    /// What the store knows about key `id`; a read-only store re-reads the journal once when
-    /// the key is unknown (the writer may have added it since).
+    /// What the store knows about key `id`. A read-only store re-reads the journal when the
+    /// file changed since it last read it (the writer appended keys, or a shred renamed a new
+    /// journal into place) or when the key is unknown, and treats keys named by shred records
+    /// in the log as shredded.
     #[must_use]
     pub fn lookup(&self, id: KeyId) -> KeyLookup {
+        if !matches!(self.access, Access::ReadOnly) {
+            return self.lookup_now(id);
+        }
+        let changed = {
+            let stamp = self
+                .journal_stamp
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *stamp != journal_stamp(&self.path)
+        };
         let found = self.lookup_now(id);
-        if matches!(found, KeyLookup::Unknown) && matches!(self.access, Access::ReadOnly) {
+        if changed || matches!(found, KeyLookup::Unknown) {
             // A rotation may destroy the KEK between reading the journal and the KEK: retry.
             for _ in 0..2 {
                 if self.reload().is_ok() {
@@ -744,20 +840,60 @@ impl KeyStore {
     }
 
     fn lookup_now(&self, id: KeyId) -> KeyLookup {
-        let state = self.read_state();
-        if let Some(live) = state.live.get(&id) {
-            return KeyLookup::Live(live.key.clone());
-        }
-        state
-            .shredded
+        let log_shred = self
+            .log_shredded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
-            .map_or(KeyLookup::Unknown, |s| KeyLookup::Shredded(s.clone()))
+            .copied();
+        let state = self.read_state();
+        if let Some(shredded) = state.shredded.get(&id) {
+            return KeyLookup::Shredded(shredded.clone());
+        }
+        match (state.live.get(&id), log_shred) {
+            (Some(live), Some(shred_seq)) => KeyLookup::Shredded(ShreddedKey {
+                owner: live.owner.clone(),
+                shred_seq,
+            }),
+            (Some(live), None) => KeyLookup::Live(live.key.clone()),
+            // A key the journal never held (lost to a crash) but a record names: its owner is
+            // unknown here.
+            (None, Some(shred_seq)) => KeyLookup::Shredded(ShreddedKey {
+                owner: KeyOwner {
+                    tenant: String::new(),
+                    subject: None,
+                },
+                shred_seq,
+            }),
+            (None, None) => KeyLookup::Unknown,
+        }
+    }
+
+    /// Read-only: the shred record at `shred_seq` in the log names `ids` (see
+    /// [`crate::reads`]); they read as shredded from now on. The writer's key store ignores it
+    /// (it finishes such shreds when it opens).
+    pub(crate) fn note_log_shred(&self, ids: &[KeyId], shred_seq: u64) {
+        if !matches!(self.access, Access::ReadOnly) {
+            return;
+        }
+        let mut marks = self
+            .log_shredded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            marks.entry(*id).or_insert(shred_seq);
+        }
     }
 
     fn reload(&self) -> Result<()> {
+        let stamp = journal_stamp(&self.path);
         let journal = read_journal(&self.path, &self.store_id)?;
         let state = unwrap_journal(&self.path, &self.store_id, &*self.provider, &journal)?;
         *self.write_state() = state;
+        *self
+            .journal_stamp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = stamp;
         Ok(())
     }
 
@@ -831,8 +967,14 @@ impl KeyStore {
 
     /// Re-wraps every live key under a new KEK in a new journal, then destroys the old KEK.
     ///
+    /// Memory follows the file on disk: until the new journal is renamed into place nothing
+    /// changes (pending keys stay pending, the old KEK stays current); once it is, the KEK id,
+    /// the pending list, the persisted mark and the journal handle all move to it before
+    /// anything else can fail.
+    ///
     /// # Errors
-    /// [`Error::Io`], [`Error::KeyStore`].
+    /// [`Error::Io`], [`Error::KeyStore`]. The writer stops on any of them (the next open
+    /// finishes the shred).
     pub(crate) fn rotate(&self) -> Result<KekId> {
         let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         let old = self.read_state().kek_id;
@@ -840,7 +982,7 @@ impl KeyStore {
         self.provider.create(new)?;
         self.step(ShredStep::NewKekCreated);
         let (bytes, below) = {
-            let mut state = self.write_state();
+            let state = self.read_state();
             let mut live: Vec<(&KeyId, &LiveKey)> = state.live.iter().collect();
             live.sort_by_key(|(id, _)| **id);
             let mut records = Vec::with_capacity(live.len());
@@ -854,7 +996,8 @@ impl KeyStore {
                 &records,
                 &state.shredded,
             )?;
-            state.pending.clear();
+            // Every key below `below` that is still live is in `bytes`; keys made later are
+            // not, and stay pending.
             (bytes, state.next_key_id)
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -862,9 +1005,14 @@ impl KeyStore {
         write_new_synced(&tmp, &bytes, 0o600)?;
         self.step(ShredStep::JournalWritten);
         fs::rename(&tmp, &self.path).map_err(|e| Error::io("rename", &self.path, e))?;
-        sync_dir(dir)?;
-        self.write_state().kek_id = new;
+        {
+            let mut state = self.write_state();
+            state.kek_id = new;
+            state.pending.retain(|id| id.0 >= below);
+        }
         self.persisted_below.store(below, Ordering::SeqCst);
+        // The old handle points at the replaced file: never append to it again.
+        *journal = None;
         *journal = Some(
             OpenOptions::new()
                 .read(true)
@@ -872,6 +1020,7 @@ impl KeyStore {
                 .open(&self.path)
                 .map_err(|e| Error::io("open", &self.path, e))?,
         );
+        sync_dir(dir)?;
         drop(journal);
         self.step(ShredStep::JournalRenamed);
         self.provider.destroy(old)?;
@@ -880,17 +1029,38 @@ impl KeyStore {
     }
 
     /// Finishes shreds whose records are in the log but whose keys are still live (a crash
-    /// came between the durable record and the KEK rotation). `records` are
-    /// `(record seq, key ids)`.
+    /// came between the durable record and the KEK rotation). Only a key whose owner the
+    /// record covers is shredded, and no key id a record names is ever handed out again.
     ///
     /// # Errors
     /// As for [`KeyStore::shred`].
-    pub(crate) fn finish_shreds(&self, records: &[(u64, Vec<KeyId>)]) -> Result<usize> {
+    pub(crate) fn finish_shreds(&self, records: &[crate::shred::ReplayedShred]) -> Result<usize> {
+        {
+            // A record may name a key the journal lost to a crash (never synced): its id
+            // stays used.
+            let mut state = self.write_state();
+            let named_max = records
+                .iter()
+                .flat_map(|r| r.key_ids.iter())
+                .map(|id| id.0)
+                .max();
+            if let Some(max) = named_max {
+                state.next_key_id = state.next_key_id.max(max.saturating_add(1));
+            }
+        }
         let mut finished = 0;
-        for (seq, ids) in records {
-            let live: Vec<KeyId> = ids.iter().copied().filter(|id| self.is_live(*id)).collect();
+        for record in records {
+            let live: Vec<KeyId> = {
+                let state = self.read_state();
+                record
+                    .key_ids
+                    .iter()
+                    .copied()
+                    .filter(|id| state.live.get(id).is_some_and(|l| record.covers(&l.owner)))
+                    .collect()
+            };
             if !live.is_empty() {
-                self.shred(&live, *seq)?;
+                self.shred(&live, record.seq)?;
                 finished += 1;
             }
         }
@@ -1061,18 +1231,46 @@ fn read_journal(path: &Path, store_id: &[u8; 16]) -> Result<Journal> {
     let kek_check = bytes[32..header_crc_at].to_vec();
     let mut records = Vec::new();
     let mut at = JOURNAL_HEADER_BYTES;
-    while let Some(frame) = bytes.get(at..at + 8) {
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+    while at < bytes.len() {
+        // Appends only ever add whole batches at the end, so what a crash can tear is the
+        // last frame (cut short, or its body ending at the end of the file), or a tail the
+        // file system extended with zeros. A bad frame with anything else after it is
+        // damage: cutting there would silently drop every later record.
+        let torn = |at: usize, frame_end: Option<usize>| {
+            frame_end.is_none_or(|end| end >= bytes.len()) || bytes[at..].iter().all(|b| *b == 0)
+        };
+        let Some(frame) = bytes.get(at..at + 8) else {
             break;
         };
-        if crc32c::crc32c(body) != crc {
-            break;
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if len > RECORD_BODY_MAX {
+            // No record is that long: a damaged length, which would otherwise pass for a
+            // frame cut short and hide every record after it.
+            return Err(problem(format!(
+                "the record at byte {at} of {} is damaged (its length {len} is impossible): \
+                 restore the key store from a backup",
+                bytes.len()
+            )));
         }
-        let record = decode_record(body)
-            .ok_or_else(|| problem(format!("record at byte {at} does not decode")))?;
-        records.push(record);
+        let end = (at + 8).checked_add(len);
+        let Some(body) = end.and_then(|end| bytes.get(at + 8..end)) else {
+            break;
+        };
+        let crc_ok = crc32c::crc32c(body) == crc;
+        let record = crc_ok.then(|| decode_record(body)).flatten();
+        match record {
+            Some(record) => records.push(record),
+            // A record that passes its checksum was written whole: it cannot be torn.
+            None if torn(at, if crc_ok { Some(0) } else { end }) => break,
+            None => {
+                return Err(problem(format!(
+                    "the record at byte {at} of {} is damaged (it fails its checksum or does \
+                     not decode, and records follow it): restore the key store from a backup",
+                    bytes.len()
+                )));
+            }
+        }
         at += 8 + len;
     }
     Ok(Journal {

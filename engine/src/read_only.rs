@@ -9,8 +9,9 @@
 //!
 //! Encrypted payloads: the reader opens the key store read-only (`keystore/keys.journal` and
 //! the KEK, from `keys/` by default or a [`KekProvider`] given to
-//! [`ReadOnlyStore::open_with_kek`]), re-reads the journal when it meets a key the writer
-//! added since, and never writes it. Without access to the KEK it still reads every header;
+//! [`ReadOnlyStore::open_with_kek`]), re-reads the journal when the file changed (the writer
+//! appended keys or a shred rotated it) or it meets a key it does not know, treats the keys
+//! named by the log's shred records as shredded, and never writes it. Without access to the KEK it still reads every header;
 //! payloads then say `KeyUnavailable`.
 //!
 //! Failure model: the writer may be appending while a read runs. Frames are written in full
@@ -99,12 +100,13 @@ impl ReadOnlyStore {
                  once, which rebuilds it from the log)"
             ),
         })?;
-        reads.map_positions()?;
         // A reader that cannot read the key store (no permission, no key store) still reads
-        // every header, and each encrypted payload says `KeyUnavailable`.
+        // every header, and each encrypted payload says `KeyUnavailable`. The keys are set
+        // before the log is walked, so that the walk tells them every shred record.
         if let Ok(Some(keys)) = KeyStore::open_read_only(&data_dir, store_id.0, provider) {
             reads.set_payload_keys(std::sync::Arc::new(keys));
         }
+        reads.map_positions()?;
         Ok(ReadOnlyStore {
             proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadOnly),
             data_dir,

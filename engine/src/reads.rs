@@ -38,6 +38,10 @@ pub(crate) struct NoteMap {
     pub seals: Vec<Seq>,
     /// Sequence numbers of checkpoints, in order.
     pub checkpoints: Vec<Seq>,
+    /// Sequence numbers of shred records, in order.
+    pub shreds: Vec<Seq>,
+    /// How many of `shreds` were passed to the key store.
+    shreds_noted: usize,
     /// Entries below this were walked.
     walked: Seq,
 }
@@ -132,14 +136,44 @@ impl<L: LogStorage> LogReads<L> {
                 match EntryKind::from_byte(record.kind.get()) {
                     Some(EntryKind::EpochSeal) => notes.seals.push(record.seq),
                     Some(EntryKind::Checkpoint) => notes.checkpoints.push(record.seq),
+                    Some(EntryKind::Shred) => notes.shreds.push(record.seq),
                     _ => {}
                 }
                 notes.walked = record.seq.next();
             }
             ControlFlow::Continue(())
         })?;
+        let new_shreds = notes.shreds[notes.shreds_noted..].to_vec();
+        notes.shreds_noted = notes.shreds.len();
+        drop(notes);
+        drop(reader);
         self.mapped_end.fetch_max(end.0, Ordering::SeqCst);
+        if let Some(keys) = self.payload_keys() {
+            // A read-only key store learns shreds from the log too: a shred record is the
+            // commit point, and the journal may not show it yet (a writer between the record
+            // and the rotation, or one that crashed there).
+            for seq in new_shreds {
+                if let Some(ids) = self.shred_record_keys(seq) {
+                    keys.note_log_shred(&ids, seq.0);
+                }
+            }
+        }
         Ok(end)
+    }
+
+    /// The keys the shred record at `seq` names (`None` when it does not decode: `verify`
+    /// reports that).
+    fn shred_record_keys(&self, seq: Seq) -> Option<Vec<crate::crypto::KeyId>> {
+        let record = self.visit(seq, |record| record.to_owned_record()).ok()?;
+        let entry = crate::entry::decode_entry(EntryKind::Shred, &record.payload).ok()?;
+        let shred = crate::shred::decode_shred_record(entry.payload).ok()?;
+        Some(
+            shred
+                .key_ids
+                .into_iter()
+                .map(crate::crypto::KeyId)
+                .collect(),
+        )
     }
 
     /// Calls `read` with the checkpoints and seals met by the walks of

@@ -330,8 +330,8 @@ pub struct ChainState {
     pub seen: Option<std::sync::Arc<crate::seen::SeenEvents>>,
     /// Checkpoints replayed (seals included).
     pub checkpoints: u64,
-    /// Shred records replayed: their sequence numbers and the data keys they destroyed.
-    pub shreds: Vec<(u64, Vec<crate::crypto::KeyId>)>,
+    /// Shred records replayed, in log order.
+    pub shreds: Vec<crate::shred::ReplayedShred>,
     /// Legal holds in force.
     pub holds: crate::retention::HoldSet,
     /// The largest data key id an encrypted receipt names (`None`: no encrypted receipt).

@@ -142,6 +142,7 @@ impl<L: LogStorage> Db<L> {
         if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
             return Err(ShredError::BadRequestId.into());
         }
+        crate::shred::check_owner_lengths(tenant, subject)?;
         let request = HoldRequest {
             action,
             tenant: tenant.to_owned(),
@@ -208,13 +209,16 @@ impl<L: LogStorage> Db<L> {
             slot.0 = slot.0.max(expires);
             Ok(ControlFlow::Continue(()))
         })?;
+        if let Some(hook) = &self.options().shred_step_hook {
+            hook(crate::keystore::ShredStep::ExpireScanned);
+        }
         let mut due: Vec<(KeyId, String, Option<String>)> = expiry
             .into_iter()
             .filter(|(id, (expires, _, _))| *expires <= now_ns && keys.is_live(*id))
             .map(|(id, (_, tenant, subject))| (id, tenant, subject))
             .collect();
         due.sort();
-        for (_, tenant, subject) in due {
+        for (key_id, tenant, subject) in due {
             let request = ShredRequest {
                 scope: if subject.is_some() {
                     ShredScope::Subject
@@ -224,13 +228,16 @@ impl<L: LogStorage> Db<L> {
                 tenant: tenant.clone(),
                 subject: subject.clone(),
                 request_id: format!("retention-expiry@{now_ns}"),
+                expiry: Some((key_id, end)),
             };
             match self.control_request(|reply| Control::Shred(Box::new(request), reply)) {
                 Ok(done) => report.shredded.push(done),
                 Err(Error::Shred(ShredError::Held { .. })) => report.held.push((tenant, subject)),
                 // A receipt of the owner with a later expiry may have arrived meanwhile.
                 Err(Error::Shred(
-                    ShredError::Unknown { .. } | ShredError::AlreadyShredded { .. },
+                    ShredError::Unknown { .. }
+                    | ShredError::AlreadyShredded { .. }
+                    | ShredError::UsedSinceScan { .. },
                 )) => {}
                 Err(other) => return Err(other),
             }

@@ -168,6 +168,25 @@ pub enum ShredError {
         /// The key.
         key_id: KeyId,
     },
+    /// The tenant or subject is longer than a receipt's may be (no key can be its), and the
+    /// record naming it could exceed what the log accepts.
+    #[error("the {field} is {len} bytes; at most {max} are allowed")]
+    IdTooLong {
+        /// `"tenant"` or `"subject"`.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit ([`crate::receipt::MAX_TENANT_ID_BYTES`] or
+        /// [`crate::receipt::MAX_ID_BYTES`]).
+        max: usize,
+    },
+    /// Retention expiry judged the key expired, but a receipt was written under it after the
+    /// scan: the key is kept (that receipt's retention decides, at the next expiry run).
+    #[error("data key {key_id} was used after the retention scan; it is kept")]
+    UsedSinceScan {
+        /// The key.
+        key_id: KeyId,
+    },
 }
 
 /// What a completed shred did.
@@ -181,6 +200,35 @@ pub struct ShredReport {
     pub kek_id: KekId,
 }
 
+/// A shred record as replay found it: what opening needs to finish an interrupted shred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayedShred {
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// Its scope.
+    pub scope: ShredScope,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its subject.
+    pub subject: Option<String>,
+    /// The keys it names.
+    pub key_ids: Vec<KeyId>,
+}
+
+impl ReplayedShred {
+    /// Whether a key of `owner` is one this record can have meant. A record names key ids,
+    /// but an id the journal never held (lost to a crash) could since have been handed to
+    /// another owner: only a key of the record's own tenant/subject is shredded.
+    pub(crate) fn covers(&self, owner: &crate::keystore::KeyOwner) -> bool {
+        owner.tenant == self.tenant
+            && match self.scope {
+                ShredScope::Tenant => true,
+                ShredScope::Subject => owner.subject == self.subject,
+                ShredScope::TenantKey => owner.subject.is_none(),
+            }
+    }
+}
+
 /// A shred request as it travels to the writer.
 #[derive(Debug, Clone)]
 pub(crate) struct ShredRequest {
@@ -188,6 +236,10 @@ pub(crate) struct ShredRequest {
     pub tenant: String,
     pub subject: Option<String>,
     pub request_id: String,
+    /// For retention expiry: the one key `expire` judged expired, and the end of the log it
+    /// scanned. The writer shreds only that key, and only if no receipt used it at or after
+    /// the scan's end (such a receipt brings its own retention).
+    pub expiry: Option<(KeyId, Seq)>,
 }
 
 impl<L: LogStorage> Db<L> {
@@ -211,6 +263,7 @@ impl<L: LogStorage> Db<L> {
             tenant: tenant.to_owned(),
             subject: Some(subject.to_owned()),
             request_id: request_id.to_owned(),
+            expiry: None,
         })
     }
 
@@ -224,6 +277,7 @@ impl<L: LogStorage> Db<L> {
             tenant: tenant.to_owned(),
             subject: None,
             request_id: request_id.to_owned(),
+            expiry: None,
         })
     }
 
@@ -231,6 +285,7 @@ impl<L: LogStorage> Db<L> {
         if request.request_id.is_empty() || request.request_id.len() > REQUEST_ID_BYTES_MAX {
             return Err(ShredError::BadRequestId.into());
         }
+        check_owner_lengths(&request.tenant, request.subject.as_deref())?;
         if self.key_store().is_none() {
             return Err(ShredError::NoKeyStore.into());
         }
@@ -263,13 +318,25 @@ impl<S: Storage> Writer<S> {
             }
             .into());
         }
-        let key_ids = match request.scope {
+        let mut key_ids = match request.scope {
             ShredScope::Subject | ShredScope::Tenant => keys.live_keys_of(&request.tenant, subject),
             ShredScope::TenantKey => keys
                 .live_key_exact(&request.tenant, None)
                 .into_iter()
                 .collect(),
         };
+        if let Some((judged, scan_end)) = request.expiry {
+            // Only the key the scan judged, and only if nothing was written under it since.
+            key_ids.retain(|id| *id == judged);
+            if !key_ids.is_empty()
+                && self
+                    .key_last_append
+                    .get(&judged)
+                    .is_some_and(|seq| *seq >= scan_end)
+            {
+                return Err(ShredError::UsedSinceScan { key_id: judged }.into());
+            }
+        }
         if key_ids.is_empty() {
             let (tenant, subject) = (request.tenant.clone(), request.subject.clone());
             return Err(
@@ -293,11 +360,27 @@ impl<S: Storage> Writer<S> {
             seq: self.state.next_seq,
             detail: format!("encoding a shred record: {e}"),
         })?;
+        // The record must name only keys the journal holds: a key still pending (its receipt
+        // is in the ring, or was refused) would otherwise be unknown to the journal a crash
+        // leaves behind, and its id could be handed out again.
+        if let Err(err) = keys.persist_pending() {
+            self.fail(&err);
+            return Err(err);
+        }
         let seq = self.append_signed_record(EntryKind::Shred, &payload)?;
         self.shred_step(crate::keystore::ShredStep::RecordAppended);
         self.sync_now()?;
         self.shred_step(crate::keystore::ShredStep::RecordDurable);
-        let kek_id = keys.shred(&key_ids, seq.0)?;
+        // Past the commit point a failure cannot be undone here: stop the writer, so that
+        // nothing more is written beside a key store in an unknown state; the next open
+        // finishes the shred.
+        let kek_id = match keys.shred(&key_ids, seq.0) {
+            Ok(kek_id) => kek_id,
+            Err(err) => {
+                self.fail(&err);
+                return Err(err);
+            }
+        };
         Ok(ShredReport {
             seq,
             key_ids,
@@ -325,8 +408,13 @@ impl ChainState {
         let damage = |kind, detail: String| Damage { seq, kind, detail };
         let record: ShredRecord = serde_json::from_slice(entry.payload)
             .map_err(|e| damage(DamageKind::Malformed, format!("shred record: {e}")))?;
-        self.shreds
-            .push((seq.0, record.key_ids.into_iter().map(KeyId).collect()));
+        self.shreds.push(ReplayedShred {
+            seq: seq.0,
+            scope: record.scope,
+            tenant: record.tenant,
+            subject: record.subject,
+            key_ids: record.key_ids.into_iter().map(KeyId).collect(),
+        });
         Ok(())
     }
 }
@@ -349,9 +437,14 @@ pub fn read_payload(
     };
     match keys.lookup(key_id) {
         KeyLookup::Live(key) => {
-            let plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
+            let mut plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
                 .map_err(|e| format!("payload of key {key_id}: {e}"))?;
-            Ok((plain.to_vec(), PayloadState::Decrypted { key_id }))
+            // Hand the decryption buffer itself to the caller: a copy would leave a second
+            // plaintext behind (the caller's `Vec` is not zeroized; see `StoredReceipt`).
+            Ok((
+                std::mem::take(&mut *plain),
+                PayloadState::Decrypted { key_id },
+            ))
         }
         KeyLookup::Shredded(shredded) => Ok((
             Vec::new(),
@@ -362,6 +455,32 @@ pub fn read_payload(
         )),
         KeyLookup::Unknown => Ok((Vec::new(), PayloadState::KeyUnavailable { key_id })),
     }
+}
+
+/// A tenant and subject no longer than a receipt's may be: a shred or hold record naming
+/// anything longer could not be any receipt's, and could exceed the log's record limit (which
+/// would stop the writer).
+pub(crate) fn check_owner_lengths(tenant: &str, subject: Option<&str>) -> Result<()> {
+    use crate::receipt::{MAX_ID_BYTES, MAX_TENANT_ID_BYTES};
+    if tenant.len() > MAX_TENANT_ID_BYTES {
+        return Err(ShredError::IdTooLong {
+            field: "tenant",
+            len: tenant.len(),
+            max: MAX_TENANT_ID_BYTES,
+        }
+        .into());
+    }
+    if let Some(subject) = subject
+        && subject.len() > MAX_ID_BYTES
+    {
+        return Err(ShredError::IdTooLong {
+            field: "subject",
+            len: subject.len(),
+            max: MAX_ID_BYTES,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Decodes a shred record's payload (for tools).

@@ -143,6 +143,9 @@ pub(crate) struct Writer<S: Storage> {
     wake_indexer: Option<Sender<()>>,
     /// The key store, when payloads are (or were) encrypted.
     pub keys: Option<Arc<KeyStore>>,
+    /// The last receipt written under each data key since this writer started (retention
+    /// expiry must not shred a key used after the scan that judged it).
+    pub key_last_append: HashMap<KeyId, Seq>,
 }
 
 /// Finds a receipt by event id in the index (see [`crate::indexer`]).
@@ -283,6 +286,7 @@ impl<S: Storage> Writer<S> {
             events,
             wake_indexer: None,
             keys: None,
+            key_last_append: HashMap::new(),
         };
         writer.publish_epochs();
         writer
@@ -465,6 +469,9 @@ impl<S: Storage> Writer<S> {
                     },
                 );
                 self.state.receipts += 1;
+                if let Some(key_id) = prepared.key_id {
+                    self.key_last_append.insert(key_id, position.seq);
+                }
                 self.pending.push((ticket, position));
             }
             // A record the log refuses before writing anything is this receipt's problem only.
@@ -488,6 +495,14 @@ impl<S: Storage> Writer<S> {
         }
         if !keys.is_persisted(key_id) {
             keys.persist_pending()?;
+            // The key must be durable now; if it is not (it was dropped from the pending list
+            // without reaching the journal), writing the receipt would make it unreadable.
+            if !keys.is_persisted(key_id) {
+                return Err(Error::KeyStore {
+                    path: keys.path().to_path_buf(),
+                    detail: format!("data key {key_id} is not in the key journal"),
+                });
+            }
         }
         Ok(())
     }

@@ -190,3 +190,90 @@ fn expire_shreds_only_fully_expired_keys_and_respects_holds() {
     let report = verify_store(&data, &VerifyOptions::default()).expect("verify");
     assert!(report.damage.is_none(), "{:?}", report.damage);
 }
+
+/// A receipt appended under a key while `expire` scans the log carries its own retention:
+/// the key it was judged on is not shredded, and the new receipt reads back.
+#[test]
+fn expire_never_shreds_a_key_used_after_its_scan() {
+    use std::sync::{Arc, Mutex};
+    use trailmix_db::keystore::ShredStep;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slot: Arc<Mutex<Option<Db>>> = Arc::new(Mutex::new(None));
+    let during = Arc::new(Mutex::new(None));
+    let hook = {
+        let (slot, during) = (slot.clone(), during.clone());
+        Arc::new(move |at: ShredStep| {
+            if at != ShredStep::ExpireScanned {
+                return;
+            }
+            if let Some(db) = slot.lock().expect("slot").as_ref() {
+                // Kept for ten years: must not be shredded by this expiry.
+                let kept = db.append_and_wait(&receipt("acme", Some("s1"), 2, "decade"));
+                *during.lock().expect("during") = Some(kept.expect("append during the scan"));
+            }
+        })
+    };
+    let options = options()
+        .retention_class("decade", Duration::from_secs(10 * 365 * 86_400))
+        .shred_step_hook(hook);
+    let db = Db::open_with(dir.path().join("data"), options).expect("open");
+    *slot.lock().expect("slot") = Some(db.clone());
+    let old = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "short"))
+        .expect("short-lived receipt");
+    let later = SystemTime::now()
+        .checked_add(Duration::from_secs(7_200))
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_nanos()).expect("fits"))
+        .expect("time");
+    let report = db.expire(later).expect("expire");
+    slot.lock().expect("slot").take();
+    let kept = during.lock().expect("during").take().expect("the hook ran");
+    assert_eq!(
+        db.get(kept.seq).expect("read").payload_state.name(),
+        "decrypted",
+        "a receipt still inside its retention was shredded: {report:?}"
+    );
+    assert!(report.shredded.is_empty(), "{report:?}");
+    assert_eq!(
+        db.get(old.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    db.close().expect("close");
+}
+
+/// A hold, release or shred naming a tenant or subject longer than a receipt may carry gets a
+/// typed error and changes nothing: the writer keeps going.
+#[test]
+fn oversized_tenant_or_subject_is_refused_and_changes_nothing() {
+    use trailmix_db::receipt::{MAX_ID_BYTES, MAX_TENANT_ID_BYTES};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "short"))
+        .expect("ok");
+    let huge_tenant = "t".repeat(300_000);
+    let huge_subject = "s".repeat(300_000);
+    let long_tenant = "t".repeat(MAX_TENANT_ID_BYTES + 1);
+    let long_subject = "s".repeat(MAX_ID_BYTES + 1);
+    let results = [
+        db.hold(&huge_tenant, None, "req"),
+        db.hold("acme", Some(&huge_subject), "req"),
+        db.hold(&long_tenant, None, "req"),
+        db.hold("acme", Some(&long_subject), "req"),
+        db.release(&huge_tenant, None, "req"),
+        db.shred(&long_tenant, "s1", "req").map(|r| r.seq),
+        db.shred("acme", &long_subject, "req").map(|r| r.seq),
+        db.shred_tenant(&huge_tenant, "req").map(|r| r.seq),
+    ];
+    for result in results {
+        assert!(
+            matches!(result, Err(Error::Shred(ShredError::IdTooLong { .. }))),
+            "{result:?}"
+        );
+    }
+    db.append_and_wait(&receipt("acme", Some("s1"), 2, "short"))
+        .expect("the writer still runs");
+    db.close().expect("close");
+    assert_eq!(hold_entries(&data), 0, "nothing was recorded");
+}

@@ -584,3 +584,189 @@ fn a_read_only_store_without_the_kek_still_reads_headers() {
         .expect("found");
     assert_eq!(found.payload_state.name(), "decrypted");
 }
+
+/// A KEK rotation that fails after the shred record is durable stops the writer (the next
+/// open finishes the shred), and a receipt whose key was made while the rotation ran is never
+/// written unless its key is in the journal: the store reopens and reads it back.
+#[test]
+fn a_failed_kek_rotation_stops_the_writer_and_no_receipt_outruns_its_key() {
+    use std::sync::Mutex;
+    use trailmix_db::keystore::ShredStep;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tmp_journal = KeyStore::journal_path(&data).with_extension("journal.tmp");
+    let slot: Arc<Mutex<Option<Db>>> = Arc::new(Mutex::new(None));
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let hook = {
+        let (slot, late, tmp_journal) = (slot.clone(), late.clone(), tmp_journal.clone());
+        Arc::new(move |at: ShredStep| {
+            if at != ShredStep::NewKekCreated {
+                return;
+            }
+            if let Some(db) = slot.lock().expect("slot").as_ref() {
+                // A receipt of a new subject, encrypted while the rotation runs.
+                late.lock().expect("late").push(db.try_append(&receipt(
+                    "acme",
+                    Some("s9"),
+                    9,
+                    "late",
+                )));
+            }
+            // The temporary journal cannot be written: the rotation fails.
+            std::fs::create_dir_all(&tmp_journal).expect("block the journal rewrite");
+        })
+    };
+    let db = Db::open_with(&data, options().shred_step_hook(hook)).expect("open");
+    *slot.lock().expect("slot") = Some(db.clone());
+    let s1 = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "one"))
+        .expect("s1");
+    let failed = db.shred("acme", "s1", "req-fail");
+    assert!(failed.is_err(), "the rotation must fail: {failed:?}");
+    slot.lock().expect("slot").take();
+    let late = late.lock().expect("late").pop().expect("one late receipt");
+    let late = late.and_then(|ticket| ticket.wait());
+    let _ = db.close();
+
+    std::fs::remove_dir(&tmp_journal).expect("unblock");
+    let db = Db::open_with(&data, options()).expect("reopen: every logged key is in the journal");
+    assert!(db.get(s1.seq).expect("read").payload_state.is_shredded());
+    if let Ok(position) = late {
+        assert_eq!(
+            db.get(position.seq).expect("read").payload_state.name(),
+            "decrypted",
+            "an acknowledged receipt must read back"
+        );
+    }
+    assert_eq!(db.key_store_stats().expect("keys").kek_id, 2);
+    db.close().expect("close");
+    assert_verifies(&data);
+}
+
+/// A key journal that is gone while the KEK provider still holds a KEK is refused, even when
+/// the log names no key: recreating it would replace KEK 1 and destroy every other KEK. A
+/// store whose creation of the key store was interrupted (its marker is there) opens.
+#[test]
+fn a_missing_journal_beside_a_kek_is_refused_and_the_kek_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    Db::open_with(&data, options())
+        .expect("open")
+        .close()
+        .expect("close");
+    let kek = FileKekProvider::in_data_dir(&data).kek_path(KekId(1));
+    let kek_before = std::fs::read(&kek).expect("kek");
+    let journal = KeyStore::journal_path(&data);
+    std::fs::remove_file(&journal).expect("remove the journal");
+    let err = Db::open_with(&data, options()).expect_err("the journal is gone, the KEK is not");
+    assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    assert!(err.to_string().contains("backup"), "{err}");
+    assert_eq!(
+        std::fs::read(&kek).expect("kek"),
+        kek_before,
+        "the KEK is untouched"
+    );
+    assert!(!journal.exists(), "nothing was recreated");
+
+    // An interrupted creation leaves its marker: the key store is created again.
+    std::fs::write(journal.with_extension("journal.new"), b"").expect("marker");
+    let db = Db::open_with(&data, options()).expect("an interrupted creation finishes");
+    assert!(journal.exists());
+    assert!(
+        !journal.with_extension("journal.new").exists(),
+        "the marker is gone"
+    );
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "text"))
+        .expect("ok");
+    db.close().expect("close");
+}
+
+/// Damage in the middle of the key journal — here a tombstone followed by another record,
+/// which no receipt's key id would reveal as missing — is refused, not cut off as a torn tail;
+/// a tail of zeros (a file extended by an append that never reached the disk) is a torn tail.
+#[test]
+fn mid_journal_damage_is_refused_even_when_the_log_names_no_lost_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    for (n, subject) in ["s1", "s2", "s3"].iter().enumerate() {
+        db.append_and_wait(&receipt("acme", Some(subject), n as u64, "text"))
+            .expect("ok");
+    }
+    db.shred("acme", "s1", "req-1").expect("shred s1");
+    db.shred("acme", "s2", "req-2").expect("shred s2");
+    db.close().expect("close");
+    // The journal now holds: live key 3, then the tombstones of keys 1 and 2.
+    let journal = KeyStore::journal_path(&data);
+    let clean = std::fs::read(&journal).expect("journal");
+    let records = trailmix_db::keystore::JOURNAL_HEADER_BYTES;
+    let first_len = u32::from_le_bytes(clean[records..records + 4].try_into().expect("4")) as usize;
+    let tombstone_1 = records + 8 + first_len;
+    let mut damaged = clean.clone();
+    damaged[tombstone_1 + 8 + 3] ^= 0x01;
+    std::fs::write(&journal, &damaged).expect("write");
+    let err = Db::open_with(&data, options()).expect_err("mid-journal damage");
+    assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        damaged,
+        "nothing cut"
+    );
+
+    // A damaged length that points past the end must not pass for a frame cut short.
+    let mut damaged = clean.clone();
+    damaged[tombstone_1 + 3] ^= 0x40;
+    std::fs::write(&journal, &damaged).expect("write");
+    let err = Db::open_with(&data, options()).expect_err("a damaged length");
+    assert!(matches!(err, Error::KeyStore { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        damaged,
+        "nothing cut"
+    );
+
+    let mut zeros = clean.clone();
+    zeros.extend_from_slice(&[0; 300]);
+    std::fs::write(&journal, &zeros).expect("write");
+    let db = Db::open_with(&data, options()).expect("a zero tail is torn");
+    assert_eq!(db.key_store_stats().expect("keys").shredded_keys, 2);
+    db.close().expect("close");
+    assert_eq!(
+        std::fs::read(&journal).expect("journal"),
+        clean,
+        "the tail is cut"
+    );
+}
+
+/// A long-running read-only reader stops decrypting a subject once it is shredded: it sees the
+/// writer's rotated journal (or the shred record in the log), not only keys it does not know.
+#[test]
+fn a_long_running_read_only_store_respects_a_later_shred() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("acme", Some("s1"), 1, "one"))
+        .expect("s1");
+    db.append_and_wait(&receipt("acme", Some("s2"), 2, "two"))
+        .expect("s2");
+    db.sync().expect("sync");
+    let reader = ReadOnlyStore::open(&data).expect("read-only");
+    let state = |event: &str| {
+        reader
+            .find_event("acme", event)
+            .expect("find")
+            .expect("found")
+            .payload_state
+            .name()
+    };
+    assert_eq!(state("evt-000001"), "decrypted");
+    db.shred("acme", "s1", "req").expect("shred");
+    assert_eq!(
+        state("evt-000001"),
+        "shredded",
+        "the reader still decrypts a shredded key"
+    );
+    assert_eq!(state("evt-000002"), "decrypted");
+    db.close().expect("close");
+}

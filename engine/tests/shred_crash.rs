@@ -298,3 +298,148 @@ fn a_power_loss_at_any_step_of_a_shred_leaves_no_half_state() {
     assert!(outcomes.contains(&(false, true)), "{outcomes:?}");
     assert!(!outcomes.contains(&(false, false)), "{outcomes:?}");
 }
+
+const PENDING_DIR_VAR: &str = "TRAILMIX_SHRED_PENDING_CHILD_DIR";
+const PENDING_CHILD_TEST: &str = "child_shreds_an_unpersisted_key_and_aborts";
+
+/// The child: makes a data key for subject s3 that never reaches the journal (its receipt is
+/// too large for the log, refused after the key was made), shreds s3 and aborts as soon as
+/// the shred record is durable. Without the variable it returns at once.
+#[test]
+fn child_shreds_an_unpersisted_key_and_aborts() {
+    let Ok(dir) = std::env::var(PENDING_DIR_VAR) else {
+        return;
+    };
+    let hook = Arc::new(|at: ShredStep| {
+        if at == ShredStep::RecordDurable {
+            std::process::abort();
+        }
+    });
+    let db = Db::open_with(&dir, options().shred_step_hook(hook)).expect("child opens");
+    let huge = Receipt::builder("acme", "evt-huge", Kind::LlmCall)
+        .app_id("claims")
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .subject_id("s3")
+        .input(serde_json::json!({ "blob": "x".repeat(400_000) }))
+        .build()
+        .expect("valid receipt");
+    assert!(db.append(&huge).is_err(), "the log must refuse the receipt");
+    db.shred("acme", "s3", "req-pending").expect("shred");
+    println!("acknowledged");
+}
+
+/// A shred record may name a key that was never persisted (its receipt never reached the
+/// log). A crash right after that record is durable must not let the key id be handed out
+/// again and then shred the other subject that got it at a later open.
+#[test]
+fn a_crash_after_shredding_an_unpersisted_key_never_shreds_another_subject() {
+    if std::env::var(DIR_VAR).is_ok() || std::env::var(PENDING_DIR_VAR).is_ok() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let s1 = db.append_and_wait(&receipt("s1", 1)).expect("s1");
+    db.close().expect("close");
+
+    let output = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            PENDING_CHILD_TEST,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PENDING_DIR_VAR, &data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .expect("child runs");
+    assert_eq!(output.status.signal(), Some(6), "the child must abort");
+    assert_eq!(shred_records(&data), 1, "the shred record is durable");
+
+    let db = Db::open_with(&data, options()).expect("reopen after the crash");
+    let s4 = db.append_and_wait(&receipt("s4", 4)).expect("s4");
+    assert_eq!(
+        db.get(s4.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    db.close().expect("close");
+
+    let db = Db::open_with(&data, options()).expect("reopen");
+    for (name, seq) in [("s1", s1.seq), ("s4", s4.seq)] {
+        assert_eq!(
+            db.get(seq).expect("read").payload_state.name(),
+            "decrypted",
+            "{name}'s key was destroyed by a shred of s3"
+        );
+    }
+    db.close().expect("close");
+    let report = verify_store(&data, &VerifyOptions::default()).expect("verify");
+    assert!(report.damage.is_none(), "{:?}", report.damage);
+}
+
+/// After a crash between the durable shred record and the key rotation, a read-only open
+/// (before any writer finishes the shred) already reads the subject as shredded: it learns
+/// the shredded keys from the log's shred records.
+#[test]
+fn a_read_only_open_after_a_crash_mid_shred_respects_the_record() {
+    if std::env::var(DIR_VAR).is_ok() || std::env::var(PENDING_DIR_VAR).is_ok() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    db.append_and_wait(&receipt("s1", 1)).expect("s1");
+    db.append_and_wait(&receipt("s2", 2)).expect("s2");
+    db.close().expect("close");
+    // The aborted child leaves the index needing a repair that only a writer may do: keep a
+    // clean copy to put back (the receipts are in it; the shred adds no index entry).
+    let index = data.join("index");
+    let saved = scratch.path().join("index-saved");
+    copy_dir(&index, &saved);
+    let output = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .env(DIR_VAR, &data)
+        .env(STEP_VAR, step_name(ShredStep::RecordDurable))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .expect("child runs");
+    assert_eq!(output.status.signal(), Some(6), "the child must abort");
+    assert_eq!(shred_records(&data), 1);
+    std::fs::remove_dir_all(&index).expect("remove index");
+    copy_dir(&saved, &index);
+    let reader = trailmix_db::ReadOnlyStore::open(&data).expect("read-only");
+    let state = |event: &str| {
+        reader
+            .find_event("acme", event)
+            .expect("find")
+            .expect("found")
+            .payload_state
+            .name()
+    };
+    assert_eq!(state("evt-1"), "shredded", "the shred record is durable");
+    assert_eq!(state("evt-2"), "decrypted");
+    // So do tools that read the log directly.
+    let keys = KeyStore::open_for_reading(&data)
+        .expect("keys")
+        .expect("exists");
+    assert!(matches!(keys.lookup(KeyId(1)), KeyLookup::Shredded(_)));
+    assert!(matches!(keys.lookup(KeyId(2)), KeyLookup::Live(_)));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for item in std::fs::read_dir(from).expect("dir") {
+        let item = item.expect("entry");
+        let target = to.join(item.file_name());
+        if item.file_type().expect("type").is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), &target).expect("copy");
+        }
+    }
+}
