@@ -118,7 +118,7 @@ pub enum ShredError {
     #[error("the store has no key store: its payloads are not encrypted and cannot be shredded")]
     NoKeyStore,
     /// No live key for this tenant/subject, and none was ever shredded.
-    #[error("tenant {tenant:?}{} has no encrypted receipts", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    #[error("tenant {tenant:?}{} has no encrypted receipts", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?}")))]
     Unknown {
         /// The tenant.
         tenant: String,
@@ -126,7 +126,7 @@ pub enum ShredError {
         subject: Option<String>,
     },
     /// Already shredded (by the record at `seq`), and no key was made since.
-    #[error("tenant {tenant:?}{} is already shredded", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    #[error("tenant {tenant:?}{} is already shredded", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?}")))]
     AlreadyShredded {
         /// The tenant.
         tenant: String,
@@ -134,7 +134,7 @@ pub enum ShredError {
         subject: Option<String>,
     },
     /// A legal hold covers what the shred would destroy.
-    #[error("a legal hold on tenant {tenant:?}{} (placed at seq {hold_seq}, request {request_id:?}) blocks this shred until it is released", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    #[error("a legal hold on tenant {tenant:?}{} (placed at seq {hold_seq}, request {request_id:?}) blocks this shred until it is released", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?}")))]
     Held {
         /// The held tenant.
         tenant: String,
@@ -146,7 +146,7 @@ pub enum ShredError {
         request_id: String,
     },
     /// A hold on this tenant/subject is already in force.
-    #[error("tenant {tenant:?}{} is already on legal hold", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    #[error("tenant {tenant:?}{} is already on legal hold", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?}")))]
     AlreadyHeld {
         /// The tenant.
         tenant: String,
@@ -154,7 +154,7 @@ pub enum ShredError {
         subject: Option<String>,
     },
     /// No hold on this tenant/subject to release.
-    #[error("tenant {tenant:?}{} has no legal hold to release", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?},")))]
+    #[error("tenant {tenant:?}{} has no legal hold to release", subject.as_ref().map_or(String::new(), |s| format!(", subject {s:?}")))]
     NotHeld {
         /// The tenant.
         tenant: String,
