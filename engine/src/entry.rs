@@ -168,6 +168,14 @@ pub struct ChainFields {
     pub tenant_prev_hash: Digest,
 }
 
+/// The Merkle leaf hash of entry `seq`: the leaf hash of its chain hash (what every epoch tree
+/// holds, and what proofs and evidence packs recompute from the log).
+#[must_use]
+pub fn leaf_hash(alg: HashAlgorithm, seq: Seq, entry: &EntryRef<'_>) -> Digest {
+    let chain = chain_hash(alg, seq, entry.flags, &entry.chain, &entry.content_digest);
+    crate::merkle::leaf_hash(alg, &chain)
+}
+
 /// The entry's chain hash (`hash_self`): covers the previous hash, the sequence number, the
 /// chain fields, the flags byte and the content digest. Fixed-size input: cheap for the single
 /// writer. The flags byte is covered (since entry version 2) so that marking a payload

@@ -115,7 +115,8 @@ impl FileKeyProvider {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Creates (or truncates) `path` with `mode`, writes `bytes` and syncs the file.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -128,7 +129,8 @@ fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     file.sync_all().map_err(|e| Error::io("fsync", path, e))
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+/// Syncs a directory, so that files created or renamed in it survive power loss.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("fsync directory", dir, e))

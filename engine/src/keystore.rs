@@ -16,13 +16,14 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::crypto::{self, KEY_BYTES, KekId, KeyId, SecretKey, WrapContext};
 use crate::error::{Error, Result};
+use crate::keys::{sync_dir, write_synced};
 
 /// Folder of the key store inside the data directory.
 pub const KEYSTORE_DIR: &str = "keystore";
@@ -170,7 +171,7 @@ impl KekProvider for FileKekProvider {
         bytes.extend_from_slice(kek.expose());
         let path = self.kek_path(id);
         let tmp = path.with_extension("key.tmp");
-        write_new_synced(&tmp, &bytes, 0o600)?;
+        write_synced(&tmp, &bytes, 0o600)?;
         fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))?;
         sync_dir(&self.dir)?;
         self.cache
@@ -246,25 +247,6 @@ fn u64_le(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[..8]);
     u64::from_le_bytes(b)
-}
-
-fn write_new_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| Error::io("create", path, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io("write", path, e))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 /// A step of the shred protocol, for crash tests ([`crate::DbOptions::shred_step_hook`]).
@@ -534,12 +516,12 @@ impl KeyStore {
                 .mode(0o700)
                 .create(&dir)
                 .map_err(|e| Error::io("create directory", &dir, e))?;
-            write_new_synced(&marker, b"", 0o600)?;
+            write_synced(&marker, b"", 0o600)?;
             sync_dir(&dir)?;
             let kek_id = KekId(1);
             provider.create(kek_id)?;
             let bytes = encode_journal(&store_id, &*provider, kek_id, &[], &HashMap::new())?;
-            write_new_synced(&path.with_extension("journal.tmp"), &bytes, 0o600)?;
+            write_synced(&path.with_extension("journal.tmp"), &bytes, 0o600)?;
             fs::rename(path.with_extension("journal.tmp"), &path)
                 .map_err(|e| Error::io("rename", &path, e))?;
             sync_dir(&dir)?;
@@ -1002,7 +984,7 @@ impl KeyStore {
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let tmp = self.path.with_extension("journal.tmp");
-        write_new_synced(&tmp, &bytes, 0o600)?;
+        write_synced(&tmp, &bytes, 0o600)?;
         self.step(ShredStep::JournalWritten);
         fs::rename(&tmp, &self.path).map_err(|e| Error::io("rename", &self.path, e))?;
         {

@@ -75,14 +75,7 @@ pub(crate) fn leaf_of_record(alg: HashAlgorithm, record: &RecordRef<'_>) -> Resu
     let kind = EntryKind::from_byte(record.kind.get())
         .ok_or_else(|| damaged("unknown entry kind".into()))?;
     let entry = entry::decode_entry(kind, record.payload).map_err(|e| damaged(e.to_string()))?;
-    let chain_hash = entry::chain_hash(
-        alg,
-        record.seq,
-        entry.flags,
-        &entry.chain,
-        &entry.content_digest,
-    );
-    Ok(merkle::leaf_hash(alg, &chain_hash))
+    Ok(entry::leaf_hash(alg, record.seq, &entry))
 }
 
 /// The interior table of one epoch's tree over its first `leaf_count` leaves.

@@ -293,14 +293,7 @@ fn scan_record(
         // hash-only links where its range needs them.
         EntryKind::Genesis | EntryKind::Shred | EntryKind::Hold => {}
     }
-    let chain_hash = entry::chain_hash(
-        *alg,
-        Seq(seq),
-        entry.flags,
-        &entry.chain,
-        &entry.content_digest,
-    );
-    epoch.leaves.push(merkle::leaf_hash(*alg, &chain_hash));
+    epoch.leaves.push(entry::leaf_hash(*alg, Seq(seq), &entry));
     Ok(())
 }
 
