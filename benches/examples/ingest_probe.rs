@@ -10,7 +10,9 @@
 //! - `submit`: the time spent inside `Db::append` for all receipts (the caller-side cost:
 //!   header encoding, payload copy, two blake3 digests, allocations, the ring send);
 //! - `drain`: from the last `append` until every ticket waited (the writer's backlog);
-//! - the same with `Durability::Written` (no sync per group commit): the CPU-only rate;
+//! - the same with `Durability::Written` (no sync per group commit): the CPU-only rate, with
+//!   payload encryption on (the default) and off: the difference in `submit` is the
+//!   caller-side cost of encryption;
 //! - the caller-side hashing alone (`payload_digest` + `content_digest` per receipt) and
 //!   a raw blake3 of each receipt's stored bytes, for scale.
 
@@ -20,7 +22,7 @@ use trailmix_benches::receipts;
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::entry::{EntryKind, content_digest, payload_digest};
 use trailmix_db::wal::HashAlgorithm;
-use trailmix_db::{Db, DbOptions, Durability, Ticket, VerifyOptions};
+use trailmix_db::{Db, DbOptions, Durability, PayloadEncryption, Ticket, VerifyOptions};
 
 fn rate(n: usize, d: Duration) -> String {
     #[allow(clippy::cast_precision_loss, reason = "display")]
@@ -30,13 +32,10 @@ fn rate(n: usize, d: Duration) -> String {
 
 fn round(
     receipts: &[trailmix_db::receipt::Receipt],
-    durability: Durability,
+    options: DbOptions,
 ) -> Result<(Duration, Duration), BoxError> {
     let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
-    let db = Db::open_with(
-        dir.path().join("store"),
-        DbOptions::default().durability(durability),
-    )?;
+    let db = Db::open_with(dir.path().join("store"), options)?;
     let start = Instant::now();
     let tickets: Vec<Ticket> = receipts
         .iter()
@@ -103,6 +102,7 @@ fn main() -> Result<(), BoxError> {
         rate(count, fresh),
         rate(count, cloned)
     );
+    encryption_costs(&receipts);
     // verify_store's fixed cost: a store holding one receipt (its 64 MiB segment is scanned
     // to the end for a torn tail).
     let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
@@ -119,12 +119,17 @@ fn main() -> Result<(), BoxError> {
             start.elapsed()
         );
     }
-    for (name, durability) in [
-        ("durable", Durability::Durable),
-        ("written", Durability::Written),
+    let written = DbOptions::default().durability(Durability::Written);
+    for (name, options) in [
+        ("durable", DbOptions::default()),
+        ("written", written.clone()),
+        (
+            "written, unencrypted",
+            written.payload_encryption(PayloadEncryption::Off),
+        ),
     ] {
         for _ in 0..rounds {
-            let (submit, drain) = round(&receipts, durability)?;
+            let (submit, drain) = round(&receipts, options.clone())?;
             println!(
                 "{name}: {count} receipts, submit {:.1?} ({}), drain {:.1?}, total {}",
                 submit,
@@ -135,4 +140,40 @@ fn main() -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+/// What payload encryption costs per receipt in the caller thread, piece by piece.
+fn encryption_costs(receipts: &[trailmix_db::receipt::Receipt]) {
+    use trailmix_db::crypto::{KeyId, SecretKey, encrypt_payload, payload_ad};
+    let key = SecretKey::generate();
+    let store_id = [7u8; 16];
+    let headers: Vec<Vec<u8>> = receipts.iter().map(|r| r.header().encode()).collect();
+    let start = Instant::now();
+    for (r, header) in receipts.iter().zip(&headers) {
+        std::hint::black_box(encrypt_payload(&key, KeyId(1), &store_id, header, r.payload()).ok());
+    }
+    let whole = start.elapsed();
+    let start = Instant::now();
+    for header in &headers {
+        std::hint::black_box(payload_ad(&store_id, KeyId(1), header));
+    }
+    let ad = start.elapsed();
+    let start = Instant::now();
+    for _ in receipts {
+        std::hint::black_box(blake3::derive_key("trailmix-db probe nonce", key.expose()));
+    }
+    let derive = start.elapsed();
+    let start = Instant::now();
+    for _ in receipts {
+        std::hint::black_box(key.clone());
+    }
+    let clone = start.elapsed();
+    println!(
+        "encrypt_payload {} ({:.2?} each): AD build {}, nonce derive_key {}, key clone {}",
+        rate(receipts.len(), whole),
+        whole / u32::try_from(receipts.len().max(1)).unwrap_or(u32::MAX),
+        rate(receipts.len(), ad),
+        rate(receipts.len(), derive),
+        rate(receipts.len(), clone),
+    );
 }
