@@ -133,7 +133,7 @@ pub enum Error {
         cause: String,
     },
     /// A requested sequence number is not in the log.
-    #[error("sequence number {seq} is not in the log (it holds {first}..{end})")]
+    #[error("sequence number {seq} is not in the log ({})", held_range(*.first, *.end))]
     SeqOutOfRange {
         /// The requested sequence number.
         seq: Seq,
@@ -161,5 +161,14 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// "it holds seq 3 to 9" (inclusive, as the tool prints ranges), or "it is empty".
+fn held_range(first: Seq, end: Seq) -> String {
+    if end.0 > first.0 {
+        format!("it holds seq {} to {}", first.0, end.0 - 1)
+    } else {
+        "it holds no entry".to_owned()
     }
 }
