@@ -635,6 +635,7 @@ fn bench(c: &mut Criterion) {
 
     let plan = Plan::from_args();
     let jobs = [
+        (ids::TRAILMIX_UNENCRYPTED, 1),
         (ids::TRAILMIX_UNENCRYPTED, 2),
         (ids::PIPELINED_CEILING, 1),
         (ids::PIPELINED_CEILING, 2),

@@ -12,13 +12,15 @@
 //! - `drain`: from the last `append` until every ticket waited (the writer's backlog);
 //! - the same with `Durability::Written` (no sync per group commit): the CPU-only rate, with
 //!   payload encryption on (the default) and off: the difference in `submit` is the
-//!   caller-side cost of encryption;
+//!   caller-side cost of encryption; each round also prints the process's CPU time per
+//!   receipt (all threads), which other load on the machine hardly changes;
 //! - the caller-side hashing alone (`payload_digest` + `content_digest` per receipt) and
 //!   a raw blake3 of each receipt's stored bytes, for scale.
 
 use std::time::{Duration, Instant};
 
 use trailmix_benches::receipts;
+use trailmix_benches::proc_stats::process_cpu_time;
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::entry::{EntryKind, content_digest, payload_digest};
 use trailmix_db::wal::HashAlgorithm;
@@ -30,12 +32,14 @@ fn rate(n: usize, d: Duration) -> String {
     format!("{:.0} k/s", per / 1e3)
 }
 
+/// Submit time, drain time and the process's CPU time (all threads) of one round.
 fn round(
     receipts: &[trailmix_db::receipt::Receipt],
     options: DbOptions,
-) -> Result<(Duration, Duration), BoxError> {
+) -> Result<(Duration, Duration, Duration), BoxError> {
     let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
     let db = Db::open_with(dir.path().join("store"), options)?;
+    let cpu_before = process_cpu_time();
     let start = Instant::now();
     let tickets: Vec<Ticket> = receipts
         .iter()
@@ -46,8 +50,9 @@ fn round(
         ticket.wait()?;
     }
     let total = start.elapsed();
+    let cpu = process_cpu_time().saturating_sub(cpu_before);
     db.close()?;
-    Ok((submitted, total.saturating_sub(submitted)))
+    Ok((submitted, total.saturating_sub(submitted), cpu))
 }
 
 fn main() -> Result<(), BoxError> {
@@ -129,13 +134,15 @@ fn main() -> Result<(), BoxError> {
         ),
     ] {
         for _ in 0..rounds {
-            let (submit, drain) = round(&receipts, options.clone())?;
+            let (submit, drain, cpu) = round(&receipts, options.clone())?;
             println!(
-                "{name}: {count} receipts, submit {:.1?} ({}), drain {:.1?}, total {}",
+                "{name}: {count} receipts, submit {:.1?} ({}), drain {:.1?}, total {}, \
+                 cpu {:.2?} per receipt",
                 submit,
                 rate(count, submit),
                 drain,
-                rate(count, submit + drain)
+                rate(count, submit + drain),
+                cpu / u32::try_from(count.max(1)).unwrap_or(u32::MAX)
             );
         }
     }

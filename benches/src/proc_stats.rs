@@ -51,6 +51,18 @@ pub fn parse_status(text: &str) -> Result<Status, String> {
     })
 }
 
+/// CPU time this process has used so far, all threads, user and system
+/// (`CLOCK_PROCESS_CPUTIME_ID`): unlike wall time, it hardly moves when other processes load
+/// the machine, so a per-receipt CPU cost compares runs made under different loads.
+#[must_use]
+pub fn process_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// Reads `/proc/self/status`.
 ///
 /// # Errors

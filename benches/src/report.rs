@@ -320,16 +320,21 @@ pub fn engine_jobs() -> Vec<Job> {
         }
     }
     // Issue 5: payload encryption (the default) costs at most 15% of ingest throughput.
-    jobs.push(Job {
-        label: "durable ingest 512 B, 2 threads: encrypted (default) vs unencrypted".into(),
-        subject: ids::engine_ingest(ids::TRAILMIX, 2),
-        baseline: ids::engine_ingest(ids::TRAILMIX_UNENCRYPTED, 2),
-        paired: Some(ids::engine_ingest_paired(ids::TRAILMIX_UNENCRYPTED, 2)),
-        unit: Unit::Records {
-            payload_bytes: crate::receipts::PAYLOAD_BYTES,
-        },
-        target: Some(ENCRYPTION_TARGET),
-    });
+    for threads in ids::INGEST_THREADS {
+        jobs.push(Job {
+            label: format!(
+                "durable ingest 512 B, {threads} thread{}: encrypted (default) vs unencrypted",
+                if threads == 1 { "" } else { "s" }
+            ),
+            subject: ids::engine_ingest(ids::TRAILMIX, threads),
+            baseline: ids::engine_ingest(ids::TRAILMIX_UNENCRYPTED, threads),
+            paired: Some(ids::engine_ingest_paired(ids::TRAILMIX_UNENCRYPTED, threads)),
+            unit: Unit::Records {
+                payload_bytes: crate::receipts::PAYLOAD_BYTES,
+            },
+            target: Some(ENCRYPTION_TARGET),
+        });
+    }
     for (baseline, name) in [
         (ids::BLAKE3_PER_ENTRY, "blake3 per entry"),
         (ids::BLAKE3_BULK, "blake3 over all bytes at once"),
