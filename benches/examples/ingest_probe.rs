@@ -19,8 +19,8 @@
 
 use std::time::{Duration, Instant};
 
-use trailmix_benches::receipts;
 use trailmix_benches::proc_stats::process_cpu_time;
+use trailmix_benches::receipts;
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::entry::{EntryKind, content_digest, payload_digest};
 use trailmix_db::wal::HashAlgorithm;

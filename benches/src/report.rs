@@ -328,7 +328,10 @@ pub fn engine_jobs() -> Vec<Job> {
             ),
             subject: ids::engine_ingest(ids::TRAILMIX, threads),
             baseline: ids::engine_ingest(ids::TRAILMIX_UNENCRYPTED, threads),
-            paired: Some(ids::engine_ingest_paired(ids::TRAILMIX_UNENCRYPTED, threads)),
+            paired: Some(ids::engine_ingest_paired(
+                ids::TRAILMIX_UNENCRYPTED,
+                threads,
+            )),
             unit: Unit::Records {
                 payload_bytes: crate::receipts::PAYLOAD_BYTES,
             },
