@@ -36,6 +36,8 @@ pub struct ExportSummary {
     /// key store could not be opened (a KEK held elsewhere, no permission to read it): those
     /// receipts are shown with their ciphertext only. `None` when it opened or is not needed.
     pub keys_unavailable: Option<String>,
+    /// Seqs of the shred records the pack carries (`shreds.jsonl`).
+    pub shred_records: Vec<u64>,
 }
 
 /// One epoch as the scan saw it.
@@ -176,6 +178,7 @@ pub fn export_pack(
         ExportSummary {
             manifest,
             keys_unavailable,
+            shred_records: built.shreds.iter().map(|line| line.seq).collect(),
         },
     ))
 }
