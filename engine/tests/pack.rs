@@ -307,12 +307,7 @@ fn a_pack_holds_no_header_bytes_of_another_tenant() {
             "globex-payload-marker",
             "globex-secret-evt",
         ] {
-            assert!(
-                !archive
-                    .windows(secret.len())
-                    .any(|w| w == secret.as_bytes()),
-                "{secret} leaked into the pack"
-            );
+            assert!(!holds(&archive, secret), "{secret} leaked into the pack");
         }
     }
 }
@@ -569,6 +564,18 @@ fn tail_mutations_are_rejected() {
     assert!(matches!(err, PackFailure::Proof { .. }), "{err}");
 }
 
+/// Whether no receipt line of the pack shows a readable payload or a payload marker.
+fn ciphertext_only(files: &PackFiles) -> bool {
+    lines(files, RECEIPTS_FILE)
+        .iter()
+        .all(|l| !l.contains("payload_json") && !l.contains("plaintext marker"))
+}
+
+/// Whether `bytes` hold the whole string `needle`.
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
@@ -796,9 +803,7 @@ fn export_without_the_kek_shows_ciphertext_only_and_says_why() {
         .expect("verifies");
     assert_eq!((report.counts.included, report.counts.encrypted), (4, 4));
     assert!(
-        lines(&files, RECEIPTS_FILE)
-            .iter()
-            .all(|l| !l.contains("payload_json") && !l.contains("plaintext marker")),
+        ciphertext_only(&files),
         "a readable payload without the key"
     );
 }
@@ -988,12 +993,7 @@ fn a_real_shred_exports_as_included_shredded_with_its_signed_record() {
     // Shred records of another tenant never enter the pack: they name its subjects.
     let archive = files.to_archive().expect("archive");
     for secret in ["globex", "globex-subject-qq9", "globex-secret-dsr"] {
-        assert!(
-            !archive
-                .windows(secret.len())
-                .any(|w| w == secret.as_bytes()),
-            "{secret} leaked into acme's pack"
-        );
+        assert!(!holds(&archive, secret), "{secret} leaked into acme's pack");
     }
 }
 
@@ -1004,17 +1004,13 @@ fn shredded_plaintext_appears_nowhere_in_the_pack() {
     // The canaries were in the payloads before the shred; the kept subject's plaintext is
     // there (decrypted), which shows the scan would find a canary that leaked.
     assert!(
-        archive
-            .windows(b"subject-kept plaintext marker 3".len())
-            .any(|w| w == b"subject-kept plaintext marker 3"),
+        holds(&archive, "subject-kept plaintext marker 3"),
         "the scan finds plaintext that is meant to be there"
     );
     for n in 0..CANARIES {
         let canary = canary(n);
         assert!(
-            !archive
-                .windows(canary.len())
-                .any(|w| w == canary.as_bytes()),
+            !holds(&archive, &canary),
             "{canary} (a shredded payload) is in the pack"
         );
     }
@@ -1053,12 +1049,7 @@ fn a_shred_after_the_horizon_leaves_ciphertext_without_a_claim() {
         (3, 3, 0, 0),
         "{report:?}"
     );
-    assert!(
-        lines(&files, RECEIPTS_FILE)
-            .iter()
-            .all(|l| !l.contains("payload_json") && !l.contains("plaintext marker")),
-        "a shredded payload in the pack"
-    );
+    assert!(ciphertext_only(&files), "a shredded payload in the pack");
 }
 
 #[test]

@@ -10,6 +10,11 @@ use std::path::Path;
 use common::{arg, code, json, text, tool};
 use trailmix_db::note::NoteVerifier;
 
+/// `trailmix-db export STORE --tenant TENANT -o PACK`.
+fn export(store: &Path, tenant: &str, pack: &Path) -> std::process::Output {
+    tool(&["export", arg(store), "--tenant", tenant, "-o", arg(pack)])
+}
+
 fn demo_store(dir: &Path) {
     let output = tool(&["demo", "--dir", arg(dir), "--receipts", "400"]);
     assert_eq!(code(&output), Some(0), "{}", text(&output));
@@ -28,14 +33,7 @@ fn export_then_verify_pack_in_text_and_json() {
     let key = store.join("signing.pub");
 
     let pack = tmp.path().join("pack");
-    let out = tool(&[
-        "export",
-        arg(&store),
-        "--tenant",
-        "globex-bank",
-        "-o",
-        arg(&pack),
-    ]);
+    let out = export(&store, "globex-bank", &pack);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
     assert!(text(&out).contains("wrote evidence pack"), "{}", text(&out));
     let fingerprint_line = text(&out)
@@ -118,14 +116,7 @@ fn a_tampered_pack_or_wrong_key_exits_1_and_says_what() {
     let other = tmp.path().join("other");
     demo_store(&other);
     let pack = tmp.path().join("pack");
-    let out = tool(&[
-        "export",
-        arg(&store),
-        "--tenant",
-        "globex-bank",
-        "-o",
-        arg(&pack),
-    ]);
+    let out = export(&store, "globex-bank", &pack);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
 
     let out = tool(&[
@@ -174,14 +165,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
     let store = tmp.path().join("store");
     demo_store(&store);
     let pack = tmp.path().join("pack");
-    let out = tool(&[
-        "export",
-        arg(&store),
-        "--tenant",
-        "globex-bank",
-        "-o",
-        arg(&pack),
-    ]);
+    let out = export(&store, "globex-bank", &pack);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
 
     let nothing = tmp.path().join("nothing");
@@ -273,31 +257,20 @@ fn verify_pack_names_the_shred_record_of_shredded_receipts() {
     db.close().expect("close");
     let key = store.join("signing.pub");
     let pack = tmp.path().join("pack");
-    let out = tool(&[
-        "export",
-        arg(&store),
-        "--tenant",
-        "clinic",
-        "-o",
-        arg(&pack),
-    ]);
+    let out = export(&store, "clinic", &pack);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
     let wanted = format!("2 included, 2 included+shredded (shred record seq {shred_seq})");
     assert!(text(&out).contains(&wanted), "{}", text(&out));
 
     let out = tool(&["verify-pack", arg(&pack), "--key", arg(&key)]);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
-    assert!(text(&out).contains(&wanted), "{}", text(&out));
-    assert!(
-        text(&out).contains(&format!("shred record    seq {shred_seq} at ")),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("subject \"patient-9\" by request \"dsr-77\""),
-        "{}",
-        text(&out)
-    );
+    for shown in [
+        wanted,
+        format!("shred record    seq {shred_seq} at "),
+        "subject \"patient-9\" by request \"dsr-77\"".to_owned(),
+    ] {
+        assert!(text(&out).contains(&shown), "{shown}: {}", text(&out));
+    }
 
     let out = tool(&["verify-pack", arg(&pack), "--key", arg(&key), "--json"]);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
