@@ -243,6 +243,17 @@ fn pack_verification_survives_mutated_packs() {
         .to_archive()
         .expect("archive");
     pack_verify(&[[2].as_slice(), &archive].concat());
+    // The committed seeds of the cargo-fuzz target (among them edits of shreds.jsonl).
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pack_verify");
+    for entry in std::fs::read_dir(corpus).expect("pack_verify corpus") {
+        let path = entry.expect("corpus entry").path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+        {
+            pack_verify(&std::fs::read(&path).expect("seed"));
+        }
+    }
     let mut rng = SmallRng::seed_from_u64(seed());
     for _ in 0..iterations() {
         let mode: u8 = rng.random_range(0..4);

@@ -1,15 +1,19 @@
 //! Guards evidence packs: export → verify passes (directory and archive), completeness
-//! boundaries, shredded and filtered-out receipts, and every mutation is rejected with the
-//! error a person reads (edited, dropped, reordered, duplicated lines, swapped proofs, altered
-//! manifest, checksums, wrong or missing keys, a dropped boundary); a pack of one tenant holds
-//! no header bytes of another.
+//! boundaries, filtered-out receipts, and every mutation is rejected with the error a person
+//! reads (edited, dropped, reordered, duplicated lines, swapped proofs, altered manifest,
+//! checksums, wrong or missing keys, a dropped boundary, extra anchors, unchecked lengths); a
+//! pack of one tenant holds no header bytes of another. Crypto-shredding for real: shredded
+//! lines carry their ciphertext and the signed, proven shred record that destroyed their key;
+//! forged `shredded` lines and edited, missing or foreign shred records are refused; shredded
+//! plaintext is nowhere in the pack.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider};
 use trailmix_db::note::{NoteSigner, NoteVerifier};
-use trailmix_db::pack::format::{MANIFEST_FILE, Manifest, PROOFS_FILE, RECEIPTS_FILE, TAIL_FILE};
+use trailmix_db::pack::format::{
+    ANCHORS_FILE, MANIFEST_FILE, Manifest, PROOFS_FILE, RECEIPTS_FILE, SHREDS_FILE, TAIL_FILE,
+};
 use trailmix_db::pack::{
     EndProof, ExportOptions, PackFailure, PackFiles, PackScope, StartProof, TrustedKey,
     export_pack, key_fingerprint, verify_pack, verify_pack_files,
@@ -257,35 +261,15 @@ fn open_ranges_prove_first_receipt_and_log_tail() {
     );
 
     // A tail that would be too long leaves the end unproven, and says so.
-    let options = ExportOptions {
-        tail_links_max: 0,
-        ..ExportOptions::default()
-    };
+    let options = ExportOptions { tail_links_max: 0 };
     let report = verify(&store.export(&scope, &options), &store).expect("verifies");
     assert_eq!(report.completeness.end, EndProof::Unproven);
     assert!(!report.completeness.is_complete());
 }
 
 #[test]
-fn shredded_and_filtered_out_receipts_keep_their_proofs() {
+fn filtered_out_receipts_keep_their_proofs() {
     let store = store();
-    let shredded = store.a[6].seq.0;
-    let options = ExportOptions {
-        unavailable_payloads: BTreeSet::from([shredded]),
-        ..ExportOptions::default()
-    };
-    let files = store.export(&store.scope(), &options);
-    let report = verify(&files, &store).expect("verifies");
-    assert_eq!((report.counts.included, report.counts.shredded), (4, 1));
-    let line = lines(&files, RECEIPTS_FILE)
-        .into_iter()
-        .find(|l| l.contains("\"shredded\""))
-        .expect("a shredded line");
-    assert!(
-        !line.contains("\"payload\"") && line.contains("\"header\""),
-        "{line}"
-    );
-
     let scope = PackScope {
         filter: Some("kind=llm_call".parse().expect("filter")),
         ..store.scope()
@@ -323,12 +307,7 @@ fn a_pack_holds_no_header_bytes_of_another_tenant() {
             "globex-payload-marker",
             "globex-secret-evt",
         ] {
-            assert!(
-                !archive
-                    .windows(secret.len())
-                    .any(|w| w == secret.as_bytes()),
-                "{secret} leaked into the pack"
-            );
+            assert!(!holds(&archive, secret), "{secret} leaked into the pack");
         }
     }
 }
@@ -585,6 +564,18 @@ fn tail_mutations_are_rejected() {
     assert!(matches!(err, PackFailure::Proof { .. }), "{err}");
 }
 
+/// Whether no receipt line of the pack shows a readable payload or a payload marker.
+fn ciphertext_only(files: &PackFiles) -> bool {
+    lines(files, RECEIPTS_FILE)
+        .iter()
+        .all(|l| !l.contains("payload_json") && !l.contains("plaintext marker"))
+}
+
+/// Whether `bytes` hold the whole string `needle`.
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
@@ -600,7 +591,6 @@ fn base64_encode(bytes: &[u8]) -> String {
 /// Numbers in unsigned fields at the edge of u64 give typed errors, never an overflow panic.
 #[test]
 fn hostile_numbers_are_errors_not_panics() {
-    use trailmix_db::pack::format::ANCHORS_FILE;
     let store = store();
     let scope = PackScope {
         tenant: "acme".into(),
@@ -813,9 +803,7 @@ fn export_without_the_kek_shows_ciphertext_only_and_says_why() {
         .expect("verifies");
     assert_eq!((report.counts.included, report.counts.encrypted), (4, 4));
     assert!(
-        lines(&files, RECEIPTS_FILE)
-            .iter()
-            .all(|l| !l.contains("payload_json") && !l.contains("plaintext marker")),
+        ciphertext_only(&files),
         "a readable payload without the key"
     );
 }
@@ -842,4 +830,521 @@ fn a_pack_of_header_less_links_only_claims_nothing() {
         (report.completeness.start, report.completeness.end),
         (StartProof::Unproven, EndProof::Unproven)
     );
+}
+
+/// A store with crypto-shredding done for real: acme's receipts of `subject-gone` (with
+/// plaintext canaries) and `subject-kept` interleaved with globex's, one acme receipt written
+/// in the clear (a store opened with encryption off), then `subject-gone` shredded in acme and
+/// globex's subject shredded too, and one more acme receipt.
+struct ShredStore {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    signer: NoteSigner,
+    /// Seq of acme's shred record.
+    shred_seq: u64,
+    /// Seqs of acme's `subject-gone` receipts.
+    gone: Vec<u64>,
+    /// Seq of the acme receipt stored in the clear.
+    clear: u64,
+}
+
+const CANARIES: u64 = 12;
+
+fn canary(n: u64) -> String {
+    format!("zq-canary-{n:03}-subject-gone-plaintext")
+}
+
+fn shred_store() -> ShredStore {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let db = Db::open_with(&dir, DbOptions::default()).expect("open");
+    let mut gone = Vec::new();
+    for n in 0..CANARIES {
+        let gone_receipt = Receipt::builder("acme", format!("acme-gone-{n:03}"), Kind::LlmCall)
+            .app_id("claims")
+            .actor_type(ActorType::Agent)
+            .subject_id("subject-gone")
+            .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+            .input(serde_json::json!({"prompt": canary(n)}))
+            .build()
+            .expect("valid receipt");
+        gone.push(db.append_and_wait(&gone_receipt).expect("append").seq.0);
+        db.append_and_wait(&receipt_of_subject(n, "subject-kept"))
+            .expect("append");
+        db.append_and_wait(&receipt_b(n)).expect("append");
+    }
+    db.close().expect("close");
+    let off = DbOptions::default().payload_encryption(trailmix_db::PayloadEncryption::Off);
+    let db = Db::open_with(&dir, off).expect("open without encryption");
+    let clear = db
+        .append_and_wait(&receipt_of_subject(100, "subject-gone"))
+        .expect("append")
+        .seq
+        .0;
+    db.close().expect("close");
+    let db = Db::open_with(&dir, DbOptions::default()).expect("open");
+    let globex_subject = Receipt::builder("globex-zz9", "globex-secret-subject-evt", Kind::LlmCall)
+        .app_id("globex-hidden-app")
+        .actor_type(ActorType::Agent)
+        .subject_id("globex-subject-qq9")
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .input(serde_json::json!({"prompt": "globex-payload-marker"}))
+        .build()
+        .expect("valid receipt");
+    db.append_and_wait(&globex_subject).expect("append");
+    let shred_seq = db
+        .shred("acme", "subject-gone", "dsr-acme-0001")
+        .expect("shred")
+        .seq
+        .0;
+    db.shred("globex-zz9", "globex-subject-qq9", "globex-secret-dsr")
+        .expect("shred");
+    db.append_and_wait(&receipt_of_subject(200, "subject-kept"))
+        .expect("append");
+    db.close().expect("close");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    ShredStore {
+        _tmp: tmp,
+        dir,
+        signer,
+        shred_seq,
+        gone,
+        clear,
+    }
+}
+
+impl ShredStore {
+    fn export(&self, scope: &PackScope) -> PackFiles {
+        export_pack(&self.dir, &self.signer, scope, &ExportOptions::default())
+            .expect("export")
+            .0
+    }
+
+    fn pack(&self) -> PackFiles {
+        self.export(&PackScope {
+            tenant: "acme".into(),
+            ..PackScope::default()
+        })
+    }
+
+    fn verify(&self, files: &PackFiles) -> Result<trailmix_db::pack::PackReport, PackFailure> {
+        verify_pack_files(files, Some(&TrustedKey::Verifier(self.signer.verifier())))
+    }
+
+    /// Re-signs a mutated pack and returns the verifier's refusal.
+    fn refuse(&self, files: &mut PackFiles, what: &str) -> PackFailure {
+        reseal(files, &self.signer);
+        self.verify(files).expect_err(what)
+    }
+}
+
+/// The index of the `receipts.jsonl` line of `seq`.
+fn line_of(files: &PackFiles, name: &str, seq: u64) -> usize {
+    lines(files, name)
+        .iter()
+        .position(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["seq"].as_u64() == Some(seq)
+        })
+        .expect("a line of that seq")
+}
+
+#[test]
+fn a_real_shred_exports_as_included_shredded_with_its_signed_record() {
+    let store = shred_store();
+    let files = store.pack();
+    let report = store.verify(&files).expect("verifies");
+    assert_eq!(
+        (
+            report.counts.shredded,
+            report.counts.shred_records,
+            report.counts.included
+        ),
+        (CANARIES, 1, CANARIES + 2),
+        "{report:?}"
+    );
+    assert_eq!(report.shred_records.len(), 1);
+    let record = &report.shred_records[0];
+    assert_eq!(record.seq, store.shred_seq);
+    assert_eq!(record.request_id, "dsr-acme-0001");
+    assert_eq!(record.subject.as_deref(), Some("subject-gone"));
+    assert_eq!(record.receipts, store.gone, "it names every shredded line");
+    // Each shredded line carries its ciphertext, its key id and the record's seq; the
+    // receipt stored in the clear before the shred stays readable.
+    for seq in &store.gone {
+        let line: serde_json::Value = serde_json::from_str(
+            &lines(&files, RECEIPTS_FILE)[line_of(&files, RECEIPTS_FILE, *seq)],
+        )
+        .expect("json");
+        assert_eq!(line["state"], "shredded");
+        assert_eq!(line["shred_seq"], store.shred_seq);
+        assert!(
+            record
+                .key_ids
+                .contains(&line["key_id"].as_u64().expect("key id"))
+        );
+        assert!(line["payload"].is_string() && line.get("payload_json").is_none());
+    }
+    let clear: serde_json::Value = serde_json::from_str(
+        &lines(&files, RECEIPTS_FILE)[line_of(&files, RECEIPTS_FILE, store.clear)],
+    )
+    .expect("json");
+    assert_eq!(clear["state"], "included");
+
+    // Shred records of another tenant never enter the pack: they name its subjects.
+    let archive = files.to_archive().expect("archive");
+    for secret in ["globex", "globex-subject-qq9", "globex-secret-dsr"] {
+        assert!(!holds(&archive, secret), "{secret} leaked into acme's pack");
+    }
+}
+
+#[test]
+fn shredded_plaintext_appears_nowhere_in_the_pack() {
+    let store = shred_store();
+    let archive = store.pack().to_archive().expect("archive");
+    // The canaries were in the payloads before the shred; the kept subject's plaintext is
+    // there (decrypted), which shows the scan would find a canary that leaked.
+    assert!(
+        holds(&archive, "subject-kept plaintext marker 3"),
+        "the scan finds plaintext that is meant to be there"
+    );
+    for n in 0..CANARIES {
+        let canary = canary(n);
+        assert!(
+            !holds(&archive, &canary),
+            "{canary} (a shredded payload) is in the pack"
+        );
+    }
+}
+
+/// A key shredded by a record the pack's horizon does not cover cannot be proven shredded:
+/// the receipt is shown as ciphertext only, and no record is carried.
+#[test]
+fn a_shred_after_the_horizon_leaves_ciphertext_without_a_claim() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let options = DbOptions::default().checkpoint_interval(std::time::Duration::from_secs(3600));
+    let db = Db::open_with(&dir, options).expect("open");
+    for n in 0..3 {
+        db.append_and_wait(&receipt_of_subject(n, "subject-gone"))
+            .expect("append");
+    }
+    db.checkpoint().expect("checkpoint");
+    db.shred("acme", "subject-gone", "dsr-late").expect("shred");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let (files, _) = export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    db.close().expect("close");
+    let report = verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier())))
+        .expect("verifies");
+    assert_eq!(
+        (
+            report.counts.included,
+            report.counts.encrypted,
+            report.counts.shredded,
+            report.counts.shred_records
+        ),
+        (3, 3, 0, 0),
+        "{report:?}"
+    );
+    assert!(ciphertext_only(&files), "a shredded payload in the pack");
+}
+
+#[test]
+fn a_shredded_line_must_be_encrypted_and_its_key_named_by_a_record() {
+    let store = shred_store();
+    let files = store.pack();
+    let key_id = |files: &PackFiles, seq: u64| {
+        let line: serde_json::Value =
+            serde_json::from_str(&lines(files, RECEIPTS_FILE)[line_of(files, RECEIPTS_FILE, seq)])
+                .expect("json");
+        let payload = base64_decode(line["payload"].as_str().expect("payload"));
+        u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"))
+    };
+    let mark_shredded = |files: &mut PackFiles, seq: u64, key: u64| {
+        let index = line_of(files, RECEIPTS_FILE, seq);
+        edit_json_line(files, RECEIPTS_FILE, index, |v| {
+            v["state"] = "shredded".into();
+            v.as_object_mut().expect("object").remove("payload_json");
+            v["key_id"] = key.into();
+            v["shred_seq"] = store.shred_seq.into();
+        });
+        index + 1
+    };
+    let gone_key = key_id(&files, store.gone[0]);
+
+    // The receipt stored in the clear, claimed shredded under the shredded key.
+    let mut m = files.clone();
+    let line = mark_shredded(&mut m, store.clear, gone_key);
+    let err = store.refuse(&mut m, "a clear entry marked shredded");
+    assert!(
+        matches!(&err, PackFailure::Shred { file, line: l, seq, .. }
+            if file == RECEIPTS_FILE && *l == line && *seq == store.clear),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not encrypted"), "{err}");
+
+    // A readable receipt of the kept subject claimed shredded: its key is named by no record.
+    let kept = line_of(&files, RECEIPTS_FILE, store.gone[0]) + 1;
+    let kept_seq: u64 =
+        serde_json::from_str::<serde_json::Value>(&lines(&files, RECEIPTS_FILE)[kept])
+            .expect("json")["seq"]
+            .as_u64()
+            .expect("seq");
+    let mut m = files.clone();
+    let kept_key = key_id(&m, kept_seq);
+    mark_shredded(&mut m, kept_seq, kept_key);
+    let err = store.refuse(&mut m, "a readable receipt marked shredded");
+    assert!(
+        matches!(&err, PackFailure::Shred { seq, .. } if *seq == kept_seq),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not name its key"), "{err}");
+
+    // The shred record removed (the lines still name it).
+    let mut m = files.clone();
+    set_lines(&mut m, SHREDS_FILE, &[]);
+    let err = store.refuse(&mut m, "the shred record removed");
+    assert!(
+        matches!(&err, PackFailure::Shred { seq, .. } if *seq == store.gone[0]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not hold"), "{err}");
+
+    // A shredded line whose ciphertext is another shredded entry's (same key, same record).
+    let mut m = files.clone();
+    let other = {
+        let all = lines(&m, RECEIPTS_FILE);
+        let v: serde_json::Value =
+            serde_json::from_str(&all[line_of(&m, RECEIPTS_FILE, store.gone[1])]).expect("json");
+        v["payload"].clone()
+    };
+    let index = line_of(&m, RECEIPTS_FILE, store.gone[0]);
+    edit_json_line(&mut m, RECEIPTS_FILE, index, |v| v["payload"] = other);
+    let err = store.refuse(&mut m, "swapped ciphertext");
+    assert!(
+        matches!(&err, PackFailure::Receipt { seq, .. } if *seq == store.gone[0]),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("payload does not match its digest"),
+        "{err}"
+    );
+
+    // A key id that is not the one the ciphertext names.
+    let mut m = files.clone();
+    edit_json_line(&mut m, RECEIPTS_FILE, index, |v| {
+        v["key_id"] = (gone_key + 1).into();
+    });
+    let err = store.refuse(&mut m, "another key id");
+    assert!(
+        err.to_string()
+            .contains("is not the key its ciphertext names"),
+        "{err}"
+    );
+}
+
+#[test]
+fn edited_or_foreign_shred_records_are_refused() {
+    let store = shred_store();
+    let files = store.pack();
+    assert_eq!(lines(&files, SHREDS_FILE).len(), 1);
+
+    // A signature byte flipped.
+    let mut m = files.clone();
+    edit_json_line(&mut m, SHREDS_FILE, 0, |v| {
+        let mut sig = base64_decode(v["signature"].as_str().expect("signature"));
+        sig[7] ^= 1;
+        v["signature"] = base64_encode(&sig).into();
+    });
+    let err = store.refuse(&mut m, "a flipped signature");
+    assert!(
+        matches!(&err, PackFailure::Shred { file, line: 1, .. } if file == SHREDS_FILE),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("signature does not verify"),
+        "{err}"
+    );
+
+    // The record's request id edited, bytes and readable copy alike.
+    let mut m = files.clone();
+    edit_json_line(&mut m, SHREDS_FILE, 0, |v| {
+        let text = String::from_utf8(base64_decode(v["payload"].as_str().expect("payload")))
+            .expect("utf-8")
+            .replace("dsr-acme-0001", "dsr-acme-9999");
+        v["payload"] = base64_encode(text.as_bytes()).into();
+        v["record"]["request_id"] = "dsr-acme-9999".into();
+    });
+    let err = store.refuse(&mut m, "an edited record");
+    assert!(err.to_string().contains("its digests name"), "{err}");
+
+    // Signed afresh by someone holding the store key, but not the entry the log holds (its
+    // chain link edited): the signature holds, the inclusion proof does not.
+    let mut m = files.clone();
+    edit_json_line(&mut m, SHREDS_FILE, 0, |v| {
+        let mut fixed = base64_decode(v["fixed"].as_str().expect("fixed"));
+        fixed[30] ^= 1;
+        let chain_hash = chain_hash_of(&fixed, store.shred_seq);
+        v["fixed"] = base64_encode(&fixed).into();
+        v["signature"] = base64_encode(&store.signer.sign_raw(&chain_hash)).into();
+    });
+    let err = store.refuse(&mut m, "a re-signed record outside the tree");
+    assert!(
+        matches!(&err, PackFailure::Proof { seq, .. } if *seq == store.shred_seq),
+        "{err}"
+    );
+    assert!(err.to_string().contains("against the signed root"), "{err}");
+
+    // Another tenant's record slipped in (taken from that tenant's own pack).
+    let globex = store.export(&PackScope {
+        tenant: "globex-zz9".into(),
+        ..PackScope::default()
+    });
+    let foreign = lines(&globex, SHREDS_FILE);
+    assert_eq!(foreign.len(), 1);
+    let mut m = files.clone();
+    let mut all = lines(&m, SHREDS_FILE);
+    all.extend(foreign);
+    set_lines(&mut m, SHREDS_FILE, &all);
+    let err = store.refuse(&mut m, "a foreign record");
+    assert!(
+        err.to_string()
+            .contains("a shred record of tenant \"globex-zz9\""),
+        "{err}"
+    );
+
+    // A record no shredded line needs (a pack of the kept subject only, plus the record and
+    // its proof from the full pack).
+    let kept = store.export(&PackScope {
+        tenant: "acme".into(),
+        filter: Some("subject=subject-kept".parse().expect("filter")),
+        ..PackScope::default()
+    });
+    store.verify(&kept).expect("the filtered pack verifies");
+    assert!(lines(&kept, SHREDS_FILE).is_empty());
+    let mut m = kept.clone();
+    set_lines(&mut m, SHREDS_FILE, &lines(&files, SHREDS_FILE));
+    let err = store.refuse(&mut m, "an unneeded record");
+    assert!(
+        matches!(&err, PackFailure::Shred { file, .. } if file == SHREDS_FILE),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no shredded line"), "{err}");
+}
+
+/// The chain hash of an entry whose fixed bytes are `fixed`, at `seq` (blake3 store).
+fn chain_hash_of(fixed: &[u8], seq: u64) -> [u8; 32] {
+    let part = trailmix_db::pack::format::decode_fixed(fixed).expect("fixed");
+    trailmix_db::entry::chain_hash(
+        trailmix_db::wal::HashAlgorithm::Blake3,
+        trailmix_db::wal::Seq(seq),
+        part.flags,
+        &part.chain,
+        &part.content_digest,
+    )
+}
+
+/// v1 packs carried `shredded` lines without proof; this build refuses the format by name.
+#[test]
+fn a_v1_manifest_is_refused() {
+    let store = store();
+    let mut m = store.pack();
+    let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
+    m.files.insert(
+        MANIFEST_FILE.into(),
+        text.replace("evidence pack v2", "evidence pack v1")
+            .into_bytes(),
+    );
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("v1");
+    assert!(matches!(err, PackFailure::Manifest(_)), "{err}");
+    assert!(err.to_string().contains("evidence pack v1"), "{err}");
+}
+
+/// An anchor of an epoch before the first receipt's is refused, even with the counts fixed
+/// and the manifest signed again.
+#[test]
+fn anchors_before_the_first_receipts_epoch_are_refused() {
+    let store = store();
+    // From receipt 8 on: the boundary (7) and everything after are in epoch 1.
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[8].logged_at_ns),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let report = verify(&files, &store).expect("verifies");
+    assert_eq!(report.anchors.len(), 1, "{report:?}");
+    let epoch0 = lines(&store.pack(), ANCHORS_FILE)[0].clone();
+    let mut m = files.clone();
+    let mut all = lines(&m, ANCHORS_FILE);
+    all.insert(0, epoch0);
+    set_lines(&mut m, ANCHORS_FILE, &all);
+    let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
+    m.files.insert(
+        MANIFEST_FILE.into(),
+        text.replace("\"anchors\": 1", "\"anchors\": 2")
+            .into_bytes(),
+    );
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("an extra earlier anchor");
+    assert!(matches!(err, PackFailure::Anchor { epoch: 0, .. }), "{err}");
+    assert!(err.to_string().contains("must start there"), "{err}");
+}
+
+/// Header and payload lengths are outside the chain hash: a line that does not carry the
+/// bytes they measure carries them as zero, and anything else is refused.
+#[test]
+fn unchecked_lengths_must_be_zero() {
+    let store = store();
+    let set_len = |v: &mut serde_json::Value, at: usize, len: u32| {
+        let mut fixed = base64_decode(v["fixed"].as_str().expect("fixed"));
+        fixed[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        v["fixed"] = base64_encode(&fixed).into();
+    };
+    // A tail link's payload length.
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[12].logged_at_ns),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let mut m = files.clone();
+    edit_json_line(&mut m, TAIL_FILE, 0, |v| set_len(v, 164, 999));
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("a tail link's length");
+    assert!(
+        matches!(&err, PackFailure::Malformed { file, line: 1, .. } if file == TAIL_FILE),
+        "{err}"
+    );
+
+    // A filtered-out line's header length, and a boundary line's payload length.
+    let scope = PackScope {
+        filter: Some("kind=llm_call".parse().expect("filter")),
+        ..store.scope()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let all = lines(&files, RECEIPTS_FILE);
+    let filtered = all
+        .iter()
+        .position(|l| l.contains("\"filtered_out\""))
+        .expect("a filtered-out line");
+    for (index, at, what) in [
+        (filtered, 160, "filtered-out header"),
+        (0, 164, "boundary payload"),
+    ] {
+        let mut m = files.clone();
+        edit_json_line(&mut m, RECEIPTS_FILE, index, |v| set_len(v, at, 77));
+        reseal(&mut m, &store.signer);
+        let err = verify(&m, &store).expect_err(what);
+        assert!(
+            matches!(&err, PackFailure::Receipt { line, .. } if *line == index + 1),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("must be zero"), "{what}: {err}");
+    }
 }

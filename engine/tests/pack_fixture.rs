@@ -1,10 +1,9 @@
-//! Guards the evidence-pack format (v1): a pack checked into the repository, written by an
+//! Guards the evidence-pack format (v2): a pack checked into the repository, written by an
 //! earlier build, must still verify with its store's public key, with the same report — and
 //! still be rejected after a one-byte change. Regenerate with
 //! `TRAILMIX_REGENERATE_FIXTURES=1 cargo test -p trailmix-db --test pack_fixture` (only when
 //! the format changes on purpose; say so in docs/design.md).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use trailmix_db::keys::SigningKeyProvider;
@@ -18,15 +17,22 @@ use trailmix_db::receipt::{ActorType, Decision, Kind, Receipt, Timestamp};
 use trailmix_db::{Db, DbOptions};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pack-v1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pack-v2")
 }
 
 fn key_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pack-v1.pub")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pack-v2.pub")
 }
 
 fn receipt(tenant: &str, n: u64) -> Receipt {
-    Receipt::builder(tenant, format!("evt-{n:03}"), Kind::PolicyDecision)
+    let builder = Receipt::builder(tenant, format!("evt-{n:03}"), Kind::PolicyDecision);
+    // Receipt 6 of each tenant is about a data subject whose key is shredded.
+    let builder = if n == 6 {
+        builder.subject_id("subject-6")
+    } else {
+        builder
+    };
+    builder
         .app_id("fixture")
         .actor_type(ActorType::Agent)
         .event_time(Timestamp::from_unix_nanos(
@@ -53,8 +59,9 @@ impl SigningKeyProvider for FixtureKey {
     }
 }
 
-/// A store of two tenants with a sealed epoch; the pack holds acme's receipts 4..9 of 12,
-/// both boundaries, and receipt 6 as shredded.
+/// A store of two tenants with a sealed epoch, and receipt 6's subject shredded in each
+/// tenant; the pack holds acme's receipts 4..9 of 12, both boundaries, and receipt 6 as
+/// shredded with acme's shred record (not globex's).
 fn regenerate() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("store");
@@ -68,6 +75,10 @@ fn regenerate() {
             db.seal_epoch().expect("seal").expect("sealed");
         }
     }
+    db.shred("acme", "subject-6", "fixture-dsr-1")
+        .expect("shred");
+    db.shred("globex", "subject-6", "fixture-dsr-2")
+        .expect("shred");
     db.close().expect("close");
     let signer = FixtureKey.signer("unused").expect("key");
     let scope = PackScope {
@@ -76,11 +87,8 @@ fn regenerate() {
         logged_to_ns: Some(acme[9].logged_at_ns),
         filter: None,
     };
-    let options = ExportOptions {
-        unavailable_payloads: BTreeSet::from([acme[6].seq.0]),
-        ..ExportOptions::default()
-    };
-    let (files, _) = export_pack(&store, &signer, &scope, &options).expect("export");
+    let (files, _) =
+        export_pack(&store, &signer, &scope, &ExportOptions::default()).expect("export");
     let _ = std::fs::remove_dir_all(fixture_dir());
     files.write_dir(&fixture_dir()).expect("write fixture");
     std::fs::write(key_file(), signer.verifier().to_vkey() + "\n").expect("write key");
@@ -115,6 +123,8 @@ fn checked_in_pack_still_verifies() {
         EndProof::NextReceipt { .. }
     ));
     assert_eq!(report.anchors.len(), 2);
+    assert_eq!(report.shred_records.len(), 1, "acme's shred record only");
+    assert_eq!(report.shred_records[0].request_id, "fixture-dsr-1");
 
     // The archive of the same files verifies the same.
     let files = PackFiles::read(&fixture_dir()).expect("read");

@@ -81,10 +81,11 @@ pub fn print_export(summary: &pack::ExportSummary, data_dir: &Path, output: &Pat
     println!("wrote evidence pack {}", output.display());
     println!("  tenant          {}", m.scope.tenant);
     println!(
-        "  receipts        {} in the range: {} shown in full, {} shredded, {} left out by the filter",
+        "  receipts        {} in the range: {} included, {} included+shredded{}, {} left out by the filter",
         c.included + c.shredded + c.filtered_out,
         c.included,
         c.shredded,
+        shred_seqs_text(&summary.shred_records),
         c.filtered_out
     );
     println!(
@@ -219,16 +220,39 @@ fn print_check(check: &PackCheck, failure: Option<&PackFailure>) {
     if let Some(filter) = &r.filter {
         println!("  filter          {filter}");
     }
+    let shred_seqs: Vec<u64> = r.shred_records.iter().map(|s| s.seq).collect();
     println!(
-        "  receipts        {} in the range: {} shown in full, {} shredded (payload gone, proofs intact), {} left out by the filter",
+        "  receipts        {} in the range: {} included, {} included+shredded{}, {} left out by the filter",
         c.included + c.shredded + c.filtered_out,
         c.included,
         c.shredded,
+        shred_seqs_text(&shred_seqs),
         c.filtered_out
     );
+    for s in &r.shred_records {
+        println!(
+            "  shred record    seq {} at {}: {} by request {:?}; key{} {} destroyed; the ciphertext of {} receipt{} shown, proven, unreadable",
+            s.seq,
+            s.logged_at,
+            match (&s.scope, &s.subject) {
+                (_, Some(subject)) => format!("subject {subject:?}"),
+                (trailmix_db::shred::ShredScope::TenantKey, None) => "the tenant's own key".into(),
+                (_, None) => "the whole tenant".into(),
+            },
+            s.request_id,
+            if s.key_ids.len() == 1 { "" } else { "s" },
+            s.key_ids
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.receipts.len(),
+            if s.receipts.len() == 1 { "" } else { "s" },
+        );
+    }
     if c.encrypted > 0 {
         println!(
-            "  encrypted       {} of those shown in full are stored encrypted: their stored bytes are proven; their readable copies were decrypted by the exporter and are vouched for by the pack's signature",
+            "  encrypted       {} of those included are stored encrypted: their stored bytes are proven; their readable copies were decrypted by the exporter and are vouched for by the pack's signature",
             c.encrypted
         );
     }
@@ -258,6 +282,20 @@ fn print_check(check: &PackCheck, failure: Option<&PackFailure>) {
     }
     println!("  key             {}", r.key);
     println!("  fingerprint     {}", r.key_fingerprint);
+}
+
+/// ` (shred record seq N)` / ` (shred records seq N, M)`, or nothing when there is none.
+fn shred_seqs_text(seqs: &[u64]) -> String {
+    let list = seqs
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match seqs.len() {
+        0 => String::new(),
+        1 => format!(" (shred record seq {list})"),
+        _ => format!(" (shred records seq {list})"),
+    }
 }
 
 /// Parses `--filter`.

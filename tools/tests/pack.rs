@@ -1,6 +1,7 @@
 //! Guards `export` and `verify-pack` as a user meets them, through the built binary: the demo's
 //! own pack, text and `--json` output, exit codes (0 verified, 1 not valid evidence, 2 usage or
-//! I/O: no key, bad arguments, unreadable pack), a tampered pack and a wrong key.
+//! I/O: no key, bad arguments, unreadable pack), a tampered pack and a wrong key, and the shred
+//! record `verify-pack` names behind shredded receipts.
 
 mod common;
 
@@ -8,6 +9,11 @@ use std::path::Path;
 
 use common::{arg, code, json, text, tool};
 use trailmix_db::note::NoteVerifier;
+
+/// `trailmix-db export STORE --tenant TENANT -o PACK`.
+fn export(store: &Path, tenant: &str, pack: &Path) -> std::process::Output {
+    tool(&["export", arg(store), "--tenant", tenant, "-o", arg(pack)])
+}
 
 fn demo_store(dir: &Path) {
     let output = tool(&["demo", "--dir", arg(dir), "--receipts", "400"]);
@@ -27,14 +33,7 @@ fn export_then_verify_pack_in_text_and_json() {
     let key = store.join("signing.pub");
 
     let pack = tmp.path().join("pack");
-    let out = tool(&[
-        "export",
-        arg(&store),
-        "--tenant",
-        "globex-bank",
-        "-o",
-        arg(&pack),
-    ]);
+    let out = export(&store, "globex-bank", &pack);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
     assert!(text(&out).contains("wrote evidence pack"), "{}", text(&out));
     let fingerprint_line = text(&out)
@@ -117,14 +116,7 @@ fn a_tampered_pack_or_wrong_key_exits_1_and_says_what() {
     let other = tmp.path().join("other");
     demo_store(&other);
     let pack = tmp.path().join("pack");
-    let out = tool(&[
-        "export",
-        arg(&store),
-        "--tenant",
-        "globex-bank",
-        "-o",
-        arg(&pack),
-    ]);
+    let out = export(&store, "globex-bank", &pack);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
 
     let out = tool(&[
@@ -173,14 +165,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
     let store = tmp.path().join("store");
     demo_store(&store);
     let pack = tmp.path().join("pack");
-    let out = tool(&[
-        "export",
-        arg(&store),
-        "--tenant",
-        "globex-bank",
-        "-o",
-        arg(&pack),
-    ]);
+    let out = export(&store, "globex-bank", &pack);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
 
     let nothing = tmp.path().join("nothing");
@@ -243,4 +228,70 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         assert!(text(&out).contains(message), "{args:?}: {}", text(&out));
     }
     assert!(!p2.exists() && !p3.exists());
+}
+
+/// A store whose subject `patient-9` was shredded: `verify-pack` names the shred record behind
+/// the shredded receipts, in text and in `--json`; an edited `shreds.jsonl` is refused.
+#[test]
+fn verify_pack_names_the_shred_record_of_shredded_receipts() {
+    use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("store");
+    let db = trailmix_db::Db::open_with(&store, trailmix_db::DbOptions::default()).expect("open");
+    for n in 0..4 {
+        let receipt = Receipt::builder("clinic", format!("evt-{n}"), Kind::LlmCall)
+            .app_id("triage")
+            .actor_type(ActorType::Agent)
+            .subject_id(if n % 2 == 0 { "patient-9" } else { "patient-2" })
+            .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+            .input(serde_json::json!({"prompt": format!("symptoms {n}")}))
+            .build()
+            .expect("valid receipt");
+        db.append_and_wait(&receipt).expect("append");
+    }
+    let shred_seq = db
+        .shred("clinic", "patient-9", "dsr-77")
+        .expect("shred")
+        .seq
+        .0;
+    db.close().expect("close");
+    let key = store.join("signing.pub");
+    let pack = tmp.path().join("pack");
+    let out = export(&store, "clinic", &pack);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    let wanted = format!("2 included, 2 included+shredded (shred record seq {shred_seq})");
+    assert!(text(&out).contains(&wanted), "{}", text(&out));
+
+    let out = tool(&["verify-pack", arg(&pack), "--key", arg(&key)]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    for shown in [
+        wanted,
+        format!("shred record    seq {shred_seq} at "),
+        "subject \"patient-9\" by request \"dsr-77\"".to_owned(),
+    ] {
+        assert!(text(&out).contains(&shown), "{shown}: {}", text(&out));
+    }
+
+    let out = tool(&["verify-pack", arg(&pack), "--key", arg(&key), "--json"]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["report"]["counts"]["shredded"], 2);
+    assert_eq!(report["report"]["shred_records"][0]["seq"], shred_seq);
+    assert_eq!(
+        report["report"]["shred_records"][0]["receipts"],
+        serde_json::json!([1, 3])
+    );
+
+    let shreds = pack.join("shreds.jsonl");
+    let edited = std::fs::read_to_string(&shreds)
+        .expect("shreds.jsonl")
+        .replace("dsr-77", "dsr-78");
+    std::fs::write(&shreds, edited).expect("write");
+    let out = tool(&["verify-pack", arg(&pack), "--key", arg(&key)]);
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("NOT VERIFIED: shreds.jsonl was changed"),
+        "{}",
+        text(&out)
+    );
 }

@@ -538,6 +538,23 @@ fn evidence_packs() {
         &["verify-pack", p, "--key", k, "--json"],
     );
     check("verify_pack_no_key", &["verify-pack", p]);
+    // The tenant whose subject was shredded: its shredded receipts and the shred record.
+    let shredded = scratch.path().join("pack-shredded");
+    check(
+        "export_shredded",
+        &[
+            "export",
+            arg(&dir),
+            "--tenant",
+            "globex-bank",
+            "-o",
+            arg(&shredded),
+        ],
+    );
+    check(
+        "verify_pack_shredded",
+        &["verify-pack", arg(&shredded), "--key", k],
+    );
     // An edited receipt: one character of the receipts file.
     let receipts = pack.join("receipts.jsonl");
     let text = std::fs::read_to_string(&receipts).expect("receipts.jsonl");

@@ -2,7 +2,7 @@
 //! tenant's receipts; the receipts, boundary entries and tail links are then read back by
 //! sequence number and proven against their epoch's anchor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -10,9 +10,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::format::{
-    ANCHORS_FILE, AnchorKind, AnchorLine, Counts, HOW_TO_VERIFY_FILE, Horizon, LineState, Manifest,
-    ManifestCompleteness, ManifestScope, PACK_FORMAT, PROOFS_FILE, ProofLine, RECEIPTS_FILE,
-    ReceiptLine, Role, SUMMARY_HTML_FILE, SUMMARY_MD_FILE, TAIL_FILE, TailLine,
+    ANCHORS_FILE, AnchorKind, AnchorLine, Carried, Counts, HOW_TO_VERIFY_FILE, Horizon, LineState,
+    Manifest, ManifestCompleteness, ManifestScope, PACK_FORMAT, PROOFS_FILE, ProofLine,
+    RECEIPTS_FILE, ReceiptLine, Role, SHREDS_FILE, SUMMARY_HTML_FILE, SUMMARY_MD_FILE, ShredLine,
+    TAIL_FILE, TailLine, pack_fixed,
 };
 use super::{ExportOptions, PackError, PackFiles, PackScope, summary};
 use crate::db::WAL_DIR;
@@ -23,7 +24,7 @@ use crate::merkle::{self, Digest, LeafHashTable};
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::receipt::{ReceiptHeader, Timestamp};
 use crate::replay::Genesis;
-use crate::shred::{PayloadState, read_payload};
+use crate::shred::{PayloadState, decode_shred_record, read_payload};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// What [`export_pack`] built.
@@ -35,6 +36,8 @@ pub struct ExportSummary {
     /// key store could not be opened (a KEK held elsewhere, no permission to read it): those
     /// receipts are shown with their ciphertext only. `None` when it opened or is not needed.
     pub keys_unavailable: Option<String>,
+    /// Seqs of the shred records the pack carries (`shreds.jsonl`).
+    pub shred_records: Vec<u64>,
 }
 
 /// One epoch as the scan saw it.
@@ -66,6 +69,15 @@ struct TenantReceipt {
     logged_at_ns: u64,
 }
 
+/// The tenant's shred records as the scan found them.
+#[derive(Debug, Default)]
+struct TenantShreds {
+    /// Seq → the record's entry bytes (records are small and few).
+    entries: BTreeMap<u64, Vec<u8>>,
+    /// Key id → seq of the record that names it (the first: a named key is never reused).
+    by_key: BTreeMap<u64, u64>,
+}
+
 /// Everything the first pass learns.
 struct Scan {
     alg: HashAlgorithm,
@@ -73,6 +85,7 @@ struct Scan {
     verifier: NoteVerifier,
     epochs: BTreeMap<u64, EpochScan>,
     tenant: Vec<TenantReceipt>,
+    shreds: TenantShreds,
 }
 
 /// Builds the pack of `scope` from the store in `data_dir`, signed with `signer` (the store's
@@ -108,7 +121,7 @@ pub fn export_pack(
         Ok(keys) => (keys, None),
         Err(err) => (None, Some(err.to_string())),
     };
-    let built = build(&log, &scan, scope, options, &plan, keys.as_ref())?;
+    let built = build(&log, &scan, scope, &plan, keys.as_ref())?;
     let mut files = PackFiles::default();
     let mut manifest = Manifest {
         format: PACK_FORMAT.into(),
@@ -136,6 +149,10 @@ pub fn export_pack(
         jsonl(&built.tail).map_err(PackError::Sign)?,
     );
     files.files.insert(
+        SHREDS_FILE.into(),
+        jsonl(&built.shreds).map_err(PackError::Sign)?,
+    );
+    files.files.insert(
         PROOFS_FILE.into(),
         jsonl(&built.proofs).map_err(PackError::Sign)?,
     );
@@ -161,6 +178,7 @@ pub fn export_pack(
         ExportSummary {
             manifest,
             keys_unavailable,
+            shred_records: built.shreds.iter().map(|line| line.seq).collect(),
         },
     ))
 }
@@ -188,6 +206,7 @@ fn scan_log(log: &FsLog, tenant: &str) -> Result<Scan, PackError> {
     let mut genesis: Option<(Genesis, NoteVerifier)> = None;
     let mut epochs: BTreeMap<u64, EpochScan> = BTreeMap::new();
     let mut tenant_receipts = Vec::new();
+    let mut shreds = TenantShreds::default();
     let mut failure = None;
     reader
         .scan(Seq(0), |record| {
@@ -199,7 +218,7 @@ fn scan_log(log: &FsLog, tenant: &str) -> Result<Scan, PackError> {
                 &mut alg,
                 &mut genesis,
                 &mut epochs,
-                &mut tenant_receipts,
+                (&mut tenant_receipts, &mut shreds),
             );
             match step {
                 Ok(()) => ControlFlow::Continue(()),
@@ -221,6 +240,7 @@ fn scan_log(log: &FsLog, tenant: &str) -> Result<Scan, PackError> {
         verifier,
         epochs,
         tenant: tenant_receipts,
+        shreds,
     })
 }
 
@@ -236,7 +256,7 @@ fn scan_record(
     alg: &mut HashAlgorithm,
     genesis: &mut Option<(Genesis, NoteVerifier)>,
     epochs: &mut BTreeMap<u64, EpochScan>,
-    tenant_receipts: &mut Vec<TenantReceipt>,
+    (tenant_receipts, shreds): (&mut Vec<TenantReceipt>, &mut TenantShreds),
 ) -> Result<(), PackError> {
     let kind = EntryKind::from_byte(kind_byte).ok_or_else(|| damaged(seq, "unknown entry kind"))?;
     let entry = entry::decode_entry(kind, bytes).map_err(|e| damaged(seq, e.to_string()))?;
@@ -289,9 +309,19 @@ fn scan_record(
                 });
             }
         }
-        // Shred and hold records are leaves like any other entry; a pack shows them as
-        // hash-only links where its range needs them.
-        EntryKind::Genesis | EntryKind::Shred | EntryKind::Hold => {}
+        // Only the tenant's own shred records may enter its pack: they name its subjects and
+        // request ids. Any other entry is a leaf a pack shows as a hash-only link.
+        EntryKind::Shred => {
+            let record = decode_shred_record(entry.payload)
+                .map_err(|e| damaged(seq, format!("shred record: {e}")))?;
+            if record.tenant == tenant {
+                for key_id in record.key_ids {
+                    shreds.by_key.entry(key_id).or_insert(seq);
+                }
+                shreds.entries.insert(seq, bytes.to_vec());
+            }
+        }
+        EntryKind::Genesis | EntryKind::Hold => {}
     }
     epoch.leaves.push(entry::leaf_hash(*alg, Seq(seq), &entry));
     Ok(())
@@ -401,6 +431,7 @@ fn plan(scan: &Scan, scope: &PackScope, options: &ExportOptions) -> Result<Plan,
 
 struct Built {
     receipts: Vec<ReceiptLine>,
+    shreds: Vec<ShredLine>,
     tail: Vec<TailLine>,
     proofs: Vec<ProofLine>,
     anchors: Vec<AnchorLine>,
@@ -411,7 +442,6 @@ fn build(
     log: &FsLog,
     scan: &Scan,
     scope: &PackScope,
-    options: &ExportOptions,
     plan: &Plan,
     keys: Option<&KeyStore>,
 ) -> Result<Built, PackError> {
@@ -419,6 +449,15 @@ fn build(
     let reader = log.open_reader().map_err(PackError::Store)?;
     let mut counts = Counts::default();
     let mut receipts = Vec::new();
+    // A key counts as shredded in the pack only when the record that destroyed it is inside
+    // the signed history the pack rests on (a record after the horizon cannot be proven).
+    let shredded_keys: BTreeMap<u64, u64> = scan
+        .shreds
+        .by_key
+        .iter()
+        .filter(|(_, seq)| **seq <= plan.horizon.last_seq)
+        .map(|(k, s)| (*k, *s))
+        .collect();
     let roles: BTreeMap<u64, Role> = plan
         .before
         .iter()
@@ -446,8 +485,8 @@ fn build(
                     *role,
                     &LineContext {
                         scope,
-                        options,
                         keys,
+                        shredded_keys: &shredded_keys,
                     },
                 ) {
                     Ok(line) => {
@@ -471,6 +510,35 @@ fn build(
             "the log changed while the pack was built (a receipt was not found again)".into(),
         ));
     }
+    let tail = tail_lines(&reader, plan)?;
+    let shreds = shred_lines(scan, &receipts)?;
+    // One proof per seq, ascending: a shred record can also be the tail's last link.
+    let proven: BTreeSet<u64> = receipts
+        .iter()
+        .map(|line| line.seq)
+        .chain(tail.last().map(|line| line.seq))
+        .chain(shreds.iter().map(|line| line.seq))
+        .collect();
+    let proofs = prove_all(scan, proven.into_iter())?;
+    counts.tail_links = tail.len() as u64;
+    counts.shred_records = shreds.len() as u64;
+    counts.proofs = proofs.len() as u64;
+    counts.anchors = anchors.len() as u64;
+    Ok(Built {
+        receipts,
+        shreds,
+        tail,
+        proofs,
+        anchors,
+        counts,
+    })
+}
+
+/// The hash-only links of `plan.tail`, lengths zeroed.
+fn tail_lines(
+    reader: &crate::wal::WalReader<crate::wal::FsStorage>,
+    plan: &Plan,
+) -> Result<Vec<TailLine>, PackError> {
     let mut tail = Vec::new();
     if let Some((first, last)) = plan.tail {
         let mut failure = None;
@@ -485,7 +553,7 @@ fn build(
                 };
                 tail.push(TailLine {
                     seq: record.seq.0,
-                    fixed: STANDARD.encode(fixed),
+                    fixed: STANDARD.encode(pack_fixed(fixed, Carried::Nothing)),
                 });
                 ControlFlow::Continue(())
             })
@@ -494,20 +562,40 @@ fn build(
             return Err(err);
         }
     }
-    let proven = receipts
-        .iter()
-        .map(|line| line.seq)
-        .chain(tail.last().map(|line| line.seq));
-    let proofs = prove_all(scan, proven)?;
-    counts.tail_links = tail.len() as u64;
-    counts.proofs = proofs.len() as u64;
-    counts.anchors = anchors.len() as u64;
-    Ok(Built {
-        receipts,
-        tail,
-        proofs,
-        anchors,
-        counts,
+    Ok(tail)
+}
+
+/// The shred records the `shredded` lines name, whole, in seq order.
+fn shred_lines(scan: &Scan, receipts: &[ReceiptLine]) -> Result<Vec<ShredLine>, PackError> {
+    let named: BTreeSet<u64> = receipts.iter().filter_map(|r| r.shred_seq).collect();
+    named
+        .into_iter()
+        .map(|seq| {
+            let bytes = scan
+                .shreds
+                .entries
+                .get(&seq)
+                .ok_or_else(|| damaged(seq, "the shred record was not found again"))?;
+            shred_line(seq, bytes)
+        })
+        .collect()
+}
+
+fn shred_line(seq: u64, bytes: &[u8]) -> Result<ShredLine, PackError> {
+    let entry =
+        entry::decode_entry(EntryKind::Shred, bytes).map_err(|e| damaged(seq, e.to_string()))?;
+    let signature = entry
+        .signature
+        .ok_or_else(|| damaged(seq, "a shred record without its signature"))?;
+    let record = decode_shred_record(entry.payload)
+        .map_err(|e| damaged(seq, format!("shred record: {e}")))?;
+    Ok(ShredLine {
+        seq,
+        fixed: STANDARD.encode(pack_fixed(bytes, Carried::HeaderAndPayload)),
+        payload: STANDARD.encode(entry.payload),
+        signature: STANDARD.encode(signature),
+        logged_at: logged_at_text(entry.chain.logged_at_ns),
+        record,
     })
 }
 
@@ -569,8 +657,9 @@ fn tally(counts: &mut Counts, line: &ReceiptLine, entry: &[u8]) {
 /// What a receipt line is made with besides the entry itself.
 struct LineContext<'a> {
     scope: &'a PackScope,
-    options: &'a ExportOptions,
     keys: Option<&'a KeyStore>,
+    /// Key id → seq of the tenant's shred record (within the horizon) that destroyed it.
+    shredded_keys: &'a BTreeMap<u64, u64>,
 }
 
 fn receipt_line(
@@ -593,57 +682,58 @@ fn receipt_line(
             &header,
         ))
     });
-    let readable = readable_payload(seq, &entry, context.keys)?;
+    let key_id = if entry.flags & flags::PAYLOAD_ENCRYPTED == 0 {
+        None
+    } else {
+        Some(
+            crate::crypto::payload_key_id(entry.payload)
+                .map_err(|e| damaged(seq, e.to_string()))?
+                .0,
+        )
+    };
+    let shred_seq = key_id.and_then(|k| context.shredded_keys.get(&k).copied());
     let state = match role {
         Role::Before | Role::After => LineState::Withheld,
         Role::InRange if !selected => LineState::FilteredOut,
-        Role::InRange
-            if readable == Readable::Shredded
-                || context.options.unavailable_payloads.contains(&seq) =>
-        {
-            LineState::Shredded
-        }
+        Role::InRange if shred_seq.is_some() => LineState::Shredded,
         Role::InRange => LineState::Included,
     };
-    let shows_header = state != LineState::FilteredOut;
-    let shows_payload = state == LineState::Included;
+    let carried = match state {
+        LineState::FilteredOut => Carried::Nothing,
+        LineState::Withheld => Carried::Header,
+        LineState::Included | LineState::Shredded => Carried::HeaderAndPayload,
+    };
+    let shows_header = carried != Carried::Nothing;
+    let shows_payload = carried == Carried::HeaderAndPayload;
+    let shredded = state == LineState::Shredded;
     Ok(ReceiptLine {
         seq,
         role,
         state,
-        fixed: STANDARD.encode(&bytes[..ENTRY_FIXED_BYTES]),
+        fixed: STANDARD.encode(pack_fixed(bytes, carried)),
         header: shows_header.then(|| STANDARD.encode(entry.header)),
         payload: shows_payload.then(|| STANDARD.encode(entry.payload)),
+        key_id: key_id.filter(|_| shredded),
+        shred_seq: shred_seq.filter(|_| shredded),
         logged_at: logged_at_text(entry.chain.logged_at_ns),
         event: shows_header.then(|| header.to_sdk_json_value()),
-        payload_json: match readable {
-            Readable::Json(value) if shows_payload => Some(value),
-            _ => None,
+        payload_json: if state == LineState::Included {
+            readable_payload(seq, &entry, context.keys)?
+        } else {
+            None
         },
     })
 }
 
-/// What a reader of the pack can read of a payload.
-#[derive(Debug, PartialEq)]
-enum Readable {
-    /// The payload (decrypted, when stored encrypted) as JSON.
-    Json(serde_json::Value),
-    /// Not JSON, or encrypted under a key this exporter cannot open: bytes only.
-    Opaque,
-    /// Encrypted under a shredded key: gone.
-    Shredded,
-}
-
+/// The payload (decrypted, when stored encrypted) as JSON; `None` when it is not JSON, or is
+/// encrypted under a key this exporter cannot open — or one shredded by a record after the
+/// horizon, which the pack cannot prove: bytes only.
 fn readable_payload(
     seq: u64,
     entry: &entry::EntryRef<'_>,
     keys: Option<&KeyStore>,
-) -> Result<Readable, PackError> {
-    let json = |bytes: &[u8]| {
-        serde_json::from_slice(bytes)
-            .ok()
-            .map_or(Readable::Opaque, Readable::Json)
-    };
+) -> Result<Option<serde_json::Value>, PackError> {
+    let json = |bytes: &[u8]| serde_json::from_slice(bytes).ok();
     if entry.flags & flags::PAYLOAD_ENCRYPTED == 0 {
         return Ok(json(entry.payload));
     }
@@ -651,8 +741,9 @@ fn readable_payload(
         read_payload(keys, entry.header, entry.payload).map_err(|detail| damaged(seq, detail))?;
     Ok(match state {
         PayloadState::Decrypted { .. } => json(&plain),
-        PayloadState::Shredded { .. } => Readable::Shredded,
-        PayloadState::Clear | PayloadState::KeyUnavailable { .. } => Readable::Opaque,
+        PayloadState::Shredded { .. }
+        | PayloadState::Clear
+        | PayloadState::KeyUnavailable { .. } => None,
     })
 }
 

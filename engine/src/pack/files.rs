@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::Path;
 
 use super::PackError;
@@ -164,13 +164,26 @@ impl PackFiles {
     /// # Errors
     /// [`PackError::Io`].
     pub fn write_dir(&self, dir: &Path) -> Result<(), PackError> {
+        self.write_dir_syncing(dir, &mut |file, _| file.sync_all())
+    }
+
+    /// [`PackFiles::write_dir`] with the sync given (tests watch it).
+    fn write_dir_syncing(
+        &self,
+        dir: &Path,
+        sync: &mut dyn FnMut(&fs::File, &Path) -> std::io::Result<()>,
+    ) -> Result<(), PackError> {
         fs::create_dir(dir).map_err(|e| PackError::io("create", dir, &e))?;
         for (name, bytes) in &self.files {
             let path = dir.join(name);
-            fs::write(&path, bytes).map_err(|e| PackError::io("write", &path, &e))?;
+            let mut file =
+                fs::File::create(&path).map_err(|e| PackError::io("create", &path, &e))?;
+            file.write_all(bytes)
+                .map_err(|e| PackError::io("write", &path, &e))?;
+            sync(&file, &path).map_err(|e| PackError::io("sync", &path, &e))?;
         }
         fs::File::open(dir)
-            .and_then(|d| d.sync_all())
+            .and_then(|d| sync(&d, dir))
             .map_err(|e| PackError::io("sync", dir, &e))
     }
 
@@ -231,5 +244,41 @@ pub fn file_entry(name: &str, bytes: &[u8]) -> FileEntry {
         bytes: bytes.len() as u64,
         blake3: hex(blake3::hash(bytes).as_bytes()),
         sha256: hex(&sha256(bytes)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PackFiles;
+
+    /// `write_dir` syncs every file after writing it, and the directory after the files.
+    #[test]
+    fn write_dir_syncs_each_file_then_the_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pack");
+        let mut files = PackFiles::default();
+        for name in ["a.jsonl", "b.jsonl", "c.txt"] {
+            files.files.insert(name.into(), name.as_bytes().to_vec());
+        }
+        let mut synced = Vec::new();
+        files
+            .write_dir_syncing(&dir, &mut |file, path| {
+                // A file is synced once its bytes are in it.
+                if path != dir {
+                    assert_eq!(
+                        file.metadata()?.len(),
+                        path.file_name().map_or(0, std::ffi::OsStr::len) as u64
+                    );
+                }
+                synced.push(path.to_path_buf());
+                Ok(())
+            })
+            .expect("write");
+        let expected: Vec<_> = ["a.jsonl", "b.jsonl", "c.txt"]
+            .iter()
+            .map(|n| dir.join(n))
+            .chain([dir.clone()])
+            .collect();
+        assert_eq!(synced, expected);
     }
 }

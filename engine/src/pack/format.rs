@@ -1,4 +1,4 @@
-//! The lines and files of an evidence pack (format v1), as serde types. The byte-level
+//! The lines and files of an evidence pack (format v2), as serde types. The byte-level
 //! description is `docs/design.md`, "Evidence packs".
 
 use serde::{Deserialize, Serialize};
@@ -7,8 +7,9 @@ use crate::entry::{ENTRY_FIXED_BYTES, ENTRY_VERSION, flags};
 use crate::merkle::Digest;
 use crate::wal::format::{array_at, u32_at, u64_at};
 
-/// The `format` value of a v1 manifest.
-pub const PACK_FORMAT: &str = "trailmix-db evidence pack v1";
+/// The `format` value of a v2 manifest. (v1 packs, whose `shredded` lines were the exporter's
+/// word with no shred record behind them, are refused.)
+pub const PACK_FORMAT: &str = "trailmix-db evidence pack v2";
 /// First line of the manifest signature note's body: the domain separation of pack
 /// signatures (no checkpoint body can start with it: its second line is not a tree size).
 pub const MANIFEST_NOTE_CONTEXT: &str = "trailmix-db pack manifest v1";
@@ -23,6 +24,8 @@ pub const SHA256SUMS_FILE: &str = "SHA256SUMS";
 pub const RECEIPTS_FILE: &str = "receipts.jsonl";
 /// Hash-only links from the last receipt to the end of the signed tree.
 pub const TAIL_FILE: &str = "tail.jsonl";
+/// The shred records that destroyed the keys of the pack's `shredded` lines, one a line.
+pub const SHREDS_FILE: &str = "shreds.jsonl";
 /// Inclusion proofs, one a line.
 pub const PROOFS_FILE: &str = "proofs.jsonl";
 /// Signed checkpoints and epoch seals, one a line.
@@ -34,8 +37,8 @@ pub const SUMMARY_HTML_FILE: &str = "summary.html";
 /// How to verify, plain text.
 pub const HOW_TO_VERIFY_FILE: &str = "HOW-TO-VERIFY.txt";
 
-/// Every file a v1 pack holds, in the order the archive stores them.
-pub const PACK_FILES: [&str; 10] = [
+/// Every file a v2 pack holds, in the order the archive stores them.
+pub const PACK_FILES: [&str; 11] = [
     HOW_TO_VERIFY_FILE,
     SHA256SUMS_FILE,
     ANCHORS_FILE,
@@ -43,17 +46,19 @@ pub const PACK_FILES: [&str; 10] = [
     MANIFEST_SIG_FILE,
     PROOFS_FILE,
     RECEIPTS_FILE,
+    SHREDS_FILE,
     SUMMARY_HTML_FILE,
     SUMMARY_MD_FILE,
     TAIL_FILE,
 ];
 
 /// The files the manifest lists (all but the manifest, its signature and `SHA256SUMS`).
-pub const LISTED_FILES: [&str; 7] = [
+pub const LISTED_FILES: [&str; 8] = [
     HOW_TO_VERIFY_FILE,
     ANCHORS_FILE,
     PROOFS_FILE,
     RECEIPTS_FILE,
+    SHREDS_FILE,
     SUMMARY_HTML_FILE,
     SUMMARY_MD_FILE,
     TAIL_FILE,
@@ -129,7 +134,8 @@ pub struct ManifestCompleteness {
 pub struct Counts {
     /// In-range receipts shown in full.
     pub included: u64,
-    /// In-range receipts whose payload is unavailable (shredded).
+    /// In-range receipts whose data key was shredded: ciphertext shown, proven by a shred
+    /// record in the pack.
     pub shredded: u64,
     /// Of the `included` receipts, those whose payload is stored encrypted: their `payload`
     /// is the ciphertext the chain covers, and their `payload_json` the exporter's decryption,
@@ -142,6 +148,8 @@ pub struct Counts {
     pub boundary: u64,
     /// Lines of `tail.jsonl`.
     pub tail_links: u64,
+    /// Lines of `shreds.jsonl`.
+    pub shred_records: u64,
     /// Lines of `proofs.jsonl`.
     pub proofs: u64,
     /// Lines of `anchors.jsonl`.
@@ -180,7 +188,7 @@ pub enum Role {
 pub enum LineState {
     /// Header and payload.
     Included,
-    /// Header only: the payload is unavailable (shredded); its digest still binds it.
+    /// Header and the stored ciphertext, whose data key a shred record in the pack destroyed.
     Shredded,
     /// Header only, payload withheld (boundary receipts).
     Withheld,
@@ -216,9 +224,15 @@ pub struct ReceiptLine {
     /// The receipt header bytes, base64 (absent for `filtered_out`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
-    /// The payload bytes as stored, base64 (only for `included`).
+    /// The payload bytes as stored, base64 (for `included` and, the ciphertext, `shredded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
+    /// For `shredded`: the data key id the ciphertext names (readable copy of its bytes 1..9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<u64>,
+    /// For `shredded`: the seq of the shred record (in `shreds.jsonl`) that destroyed the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shred_seq: Option<u64>,
     /// `logged_at` of the entry, RFC 3339 (readable copy of the fixed bytes).
     pub logged_at: String,
     /// The header fields in the event JSON shape (readable copy of `header`).
@@ -237,6 +251,24 @@ pub struct TailLine {
     pub seq: u64,
     /// The entry's 168 fixed bytes, base64.
     pub fixed: String,
+}
+
+/// One line of `shreds.jsonl`: a shred record entry (kind 5), whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShredLine {
+    /// Sequence number.
+    pub seq: u64,
+    /// The entry's 168 fixed bytes, base64.
+    pub fixed: String,
+    /// The payload (the record's JSON bytes as stored), base64.
+    pub payload: String,
+    /// The entry's Ed25519 signature over its chain hash, base64 (64 bytes).
+    pub signature: String,
+    /// `logged_at` of the entry, RFC 3339 (readable copy): when the keys were destroyed.
+    pub logged_at: String,
+    /// The record (readable copy of `payload`).
+    pub record: crate::shred::ShredRecord,
 }
 
 /// One line of `proofs.jsonl`.
@@ -316,9 +348,43 @@ pub fn decode_fixed(bytes: &[u8]) -> Option<FixedPart> {
         },
         content_digest: array_at::<32>(bytes, 96),
         payload_digest: array_at::<32>(bytes, 128),
-        header_len: u32_at(bytes, 160),
-        payload_len: u32_at(bytes, 164),
+        header_len: u32_at(bytes, HEADER_LEN_AT),
+        payload_len: u32_at(bytes, PAYLOAD_LEN_AT),
     })
+}
+
+/// Byte offset of the header length in the fixed bytes.
+const HEADER_LEN_AT: usize = 160;
+/// Byte offset of the payload length in the fixed bytes.
+const PAYLOAD_LEN_AT: usize = 164;
+
+/// What a pack line carries besides the fixed bytes: the lengths of what it does not carry
+/// are zeroed (the chain hash does not cover them, so a verifier could not check them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// Neither header nor payload (tail links, `filtered_out` lines).
+    Nothing,
+    /// The header only (`withheld` boundary lines).
+    Header,
+    /// Header and payload.
+    HeaderAndPayload,
+}
+
+/// The fixed bytes of `entry` as a pack line carries them: the header and payload lengths are
+/// kept only for what the line carries, else zero. (`entry` is a decoded entry; a shorter
+/// slice gives what it has, which no verifier accepts.)
+#[must_use]
+pub fn pack_fixed(entry: &[u8], carried: Carried) -> Vec<u8> {
+    let mut fixed = entry.get(..ENTRY_FIXED_BYTES).unwrap_or_default().to_vec();
+    if fixed.len() == ENTRY_FIXED_BYTES {
+        if carried == Carried::Nothing {
+            fixed[HEADER_LEN_AT..PAYLOAD_LEN_AT].fill(0);
+        }
+        if carried != Carried::HeaderAndPayload {
+            fixed[PAYLOAD_LEN_AT..ENTRY_FIXED_BYTES].fill(0);
+        }
+    }
+    fixed
 }
 
 /// Lower-case hex.

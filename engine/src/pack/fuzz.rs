@@ -1,5 +1,5 @@
 //! The evidence-pack fuzz body, shared by cargo-fuzz (`fuzz/fuzz_targets/pack_verify.rs`) and
-//! the seeded loop under `cargo test` (`engine/tests/fuzz_smoke.rs`): the committed v1 fixture
+//! the seeded loop under `cargo test` (`engine/tests/fuzz_smoke.rs`): the committed v2 fixture
 //! pack, mutated by the input (bytes flipped, inserted, truncated; lines dropped, duplicated,
 //! swapped), optionally re-sealed with the fixture's key so that the content checks behind the
 //! checksums and the signature are reached, must never make [`verify_pack_files`] panic.
@@ -21,12 +21,12 @@ macro_rules! fixture_file {
     ($name:literal) => {
         (
             $name,
-            &include_bytes!(concat!("../../tests/fixtures/pack-v1/", $name))[..],
+            &include_bytes!(concat!("../../tests/fixtures/pack-v2/", $name))[..],
         )
     };
 }
 
-/// The fixture pack (`engine/tests/fixtures/pack-v1`), compiled in.
+/// The fixture pack (`engine/tests/fixtures/pack-v2`), compiled in.
 static FIXTURE: LazyLock<PackFiles> = LazyLock::new(|| {
     let files = [
         fixture_file!("HOW-TO-VERIFY.txt"),
@@ -36,6 +36,7 @@ static FIXTURE: LazyLock<PackFiles> = LazyLock::new(|| {
         fixture_file!("manifest.sig"),
         fixture_file!("proofs.jsonl"),
         fixture_file!("receipts.jsonl"),
+        fixture_file!("shreds.jsonl"),
         fixture_file!("summary.html"),
         fixture_file!("summary.md"),
         fixture_file!("tail.jsonl"),

@@ -14,15 +14,14 @@ pub mod fuzz;
 mod summary;
 mod verify;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use export::{ExportSummary, export_pack};
 pub use files::{PACK_FILE_BYTES_MAX, PackFiles, file_entry};
 pub use format::{Counts, LineState, Manifest, key_fingerprint};
 pub use verify::{
-    Completeness, EndProof, PackFailure, PackReport, StartProof, TrustedKey, verify_pack,
-    verify_pack_files,
+    Completeness, EndProof, PackFailure, PackReport, ShredRecordReport, StartProof, TrustedKey,
+    verify_pack, verify_pack_files,
 };
 
 use trailmix_query::Filter;
@@ -50,17 +49,12 @@ pub struct PackScope {
 pub struct ExportOptions {
     /// The most hash-only links `tail.jsonl` may hold (see [`TAIL_LINKS_MAX_DEFAULT`]).
     pub tail_links_max: u64,
-    /// Receipts (by sequence number) whose payload is unavailable: they are listed as
-    /// "included, shredded" (header, payload digest and proof, no payload). Crypto-shredding
-    /// fills this from the key store; tests use it to make such packs today.
-    pub unavailable_payloads: BTreeSet<u64>,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             tail_links_max: TAIL_LINKS_MAX_DEFAULT,
-            unavailable_payloads: BTreeSet::new(),
         }
     }
 }

@@ -12,14 +12,15 @@ use super::PackFiles;
 use super::format::{
     ANCHORS_FILE, AnchorKind, AnchorLine, Counts, FixedPart, Horizon, LISTED_FILES, LineState,
     MANIFEST_FILE, MANIFEST_NOTE_CONTEXT, MANIFEST_SIG_FILE, Manifest, PACK_FILES, PACK_FORMAT,
-    PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role, SHA256SUMS_FILE, TAIL_FILE, TailLine,
-    decode_fixed, file_entry_matches, hex, key_fingerprint, sha256,
+    PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role, SHA256SUMS_FILE, SHREDS_FILE,
+    ShredLine, TAIL_FILE, TailLine, decode_fixed, file_entry_matches, hex, key_fingerprint, sha256,
 };
 use crate::entry::{self, EntryKind, NO_TENANT_PREV, flags};
 use crate::merkle::{self, Digest};
 use crate::note::{self, Checkpoint, NoteVerifier};
 use crate::receipt::ReceiptHeader;
 use crate::replay::{SealFields, seal_digest};
+use crate::shred::{ShredRecord, ShredScope};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// The public key a pack is checked with: it must come from outside the pack.
@@ -113,6 +114,26 @@ pub struct AnchorReport {
     pub root: String,
 }
 
+/// A shred record the pack carries, verified (signed, included, of the pack's tenant), and
+/// the `shredded` lines it proves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShredRecordReport {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When the keys were destroyed (the entry's `logged_at`, RFC 3339).
+    pub logged_at: String,
+    /// `subject`, `tenant` or `tenant_key`.
+    pub scope: ShredScope,
+    /// The subject, for scope `subject`.
+    pub subject: Option<String>,
+    /// The erasure request it fulfilled.
+    pub request_id: String,
+    /// The data keys it destroyed.
+    pub key_ids: Vec<u64>,
+    /// Seqs of the pack's `shredded` lines whose key it names.
+    pub receipts: Vec<u64>,
+}
+
 /// A verified pack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackReport {
@@ -138,6 +159,8 @@ pub struct PackReport {
     pub horizon: Horizon,
     /// The signed roots.
     pub anchors: Vec<AnchorReport>,
+    /// The shred records behind the `shredded` lines.
+    pub shred_records: Vec<ShredRecordReport>,
 }
 
 /// Why a pack does not verify: the first item that does not hold.
@@ -220,6 +243,19 @@ pub enum PackFailure {
         /// What is wrong.
         detail: String,
     },
+    /// A `shredded` line is not backed by a shred record of the pack, or a shred record line
+    /// does not hold.
+    #[error("{file} line {line} (seq {seq}): {detail}")]
+    Shred {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// The sequence number of the receipt or shred record.
+        seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
     /// An inclusion proof does not hold.
     #[error("the inclusion proof of seq {seq}: {detail}")]
     Proof {
@@ -279,6 +315,7 @@ impl PackFailure {
             PackFailure::Malformed { .. } => "malformed",
             PackFailure::Anchor { .. } => "anchor",
             PackFailure::Receipt { .. } => "receipt",
+            PackFailure::Shred { .. } => "shred",
             PackFailure::Proof { .. } => "proof",
             PackFailure::Order { .. } => "order",
             PackFailure::Duplicate { .. } => "duplicate",
@@ -348,6 +385,9 @@ pub fn verify_pack_files(
     };
     let anchors = ctx.check_anchors(&lines::<AnchorLine>(files, ANCHORS_FILE)?)?;
     let receipts = ctx.check_receipts(&lines::<ReceiptLine>(files, RECEIPTS_FILE)?)?;
+    ctx.check_first_anchor(&anchors, &receipts)?;
+    let shreds = ctx.check_shreds(&lines::<ShredLine>(files, SHREDS_FILE)?)?;
+    let shred_records = check_shredded(&receipts, &shreds)?;
     let tail = ctx.check_tail(&lines::<TailLine>(files, TAIL_FILE)?)?;
     let proofs = lines::<ProofLine>(files, PROOFS_FILE)?;
     // Links before proofs: a dropped line is reported as the gap it leaves, not as an
@@ -366,8 +406,11 @@ pub fn verify_pack_files(
             manifest.completeness.start, manifest.completeness.end
         )));
     }
-    ctx.check_proofs(&proofs, &receipts, &tail, &anchors)?;
-    let counts = count(&receipts, tail.len(), proofs.len(), anchors.len());
+    ctx.check_proofs(&proofs, &receipts, &tail, &shreds, &anchors)?;
+    let counts = count(
+        &receipts,
+        [tail.len(), shreds.len(), proofs.len(), anchors.len()],
+    );
     if counts != manifest.counts {
         return Err(PackFailure::Counts(format!(
             "the manifest states {:?}, the pack holds {counts:?}",
@@ -397,6 +440,7 @@ pub fn verify_pack_files(
                 root: STANDARD.encode(a.root),
             })
             .collect(),
+        shred_records,
     })
 }
 
@@ -588,6 +632,20 @@ struct Checked {
     state: LineState,
     fixed: FixedPart,
     chain_hash: Digest,
+    /// The receipt's subject (from its header, when the line shows one).
+    subject: Option<String>,
+    /// For `shredded` lines: the key id its ciphertext names and the shred record's seq.
+    shred: Option<(u64, u64)>,
+}
+
+/// A shred record line, checked.
+#[derive(Debug, Clone)]
+struct CheckedShred {
+    line: usize,
+    fixed: FixedPart,
+    chain_hash: Digest,
+    logged_at: String,
+    record: ShredRecord,
 }
 
 /// A tail link, checked.
@@ -776,33 +834,18 @@ impl Ctx<'_> {
             .as_deref()
             .and_then(decode_fixed)
             .ok_or_else(|| fail("the fixed entry bytes do not decode".into()))?;
-        let wants_header = line.state != LineState::FilteredOut;
-        let wants_payload = line.state == LineState::Included;
-        if line.header.is_some() != wants_header || line.event.is_some() != wants_header {
-            return Err(fail(format!(
-                "a {} line must {} the header",
-                line.state.as_str(),
-                if wants_header { "show" } else { "not show" }
-            )));
-        }
-        if line.payload.is_some() != wants_payload
-            || (!wants_payload && line.payload_json.is_some())
-        {
-            return Err(fail(format!(
-                "a {} line must {} the payload",
-                line.state.as_str(),
-                if wants_payload { "show" } else { "not show" }
-            )));
-        }
+        check_shown_fields(line, &fixed).map_err(&fail)?;
         if line.logged_at != super::export::logged_at_text(fixed.chain.logged_at_ns) {
             return Err(fail(
                 "its logged_at is not the time in its entry bytes".into(),
             ));
         }
+        let mut subject = None;
         if let Some(header_b64) = &line.header {
             let header = b64(header_b64).ok_or_else(|| fail("the header is not base64".into()))?;
-            self.check_header(line, &fixed, &header).map_err(&fail)?;
+            subject = self.check_header(line, &fixed, &header).map_err(&fail)?;
         }
+        let mut shred = None;
         if let Some(payload_b64) = &line.payload {
             let payload =
                 b64(payload_b64).ok_or_else(|| fail("the payload is not base64".into()))?;
@@ -813,13 +856,17 @@ impl Ctx<'_> {
                     "the payload does not match its digest (it was changed)".into(),
                 ));
             }
-            // An encrypted payload's readable copy cannot be checked without its key: the
-            // pack's signature vouches for it (counted in `encrypted`).
-            let readable: Option<serde_json::Value> = serde_json::from_slice(&payload).ok();
-            if fixed.flags & flags::PAYLOAD_ENCRYPTED == 0 && readable != line.payload_json {
-                return Err(fail(
-                    "payload_json is not the payload's content (it was changed)".into(),
-                ));
+            if line.state == LineState::Shredded {
+                shred = Some(shredded_key(n, line, &fixed, &payload)?);
+            } else {
+                // An encrypted payload's readable copy cannot be checked without its key:
+                // the pack's signature vouches for it (counted in `encrypted`).
+                let readable: Option<serde_json::Value> = serde_json::from_slice(&payload).ok();
+                if fixed.flags & flags::PAYLOAD_ENCRYPTED == 0 && readable != line.payload_json {
+                    return Err(fail(
+                        "payload_json is not the payload's content (it was changed)".into(),
+                    ));
+                }
             }
         }
         self.check_range(line.role, fixed.chain.logged_at_ns)
@@ -837,6 +884,8 @@ impl Ctx<'_> {
                 &fixed.chain,
                 &fixed.content_digest,
             ),
+            subject,
+            shred,
         })
     }
 
@@ -845,7 +894,7 @@ impl Ctx<'_> {
         line: &ReceiptLine,
         fixed: &FixedPart,
         header: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<Option<String>, String> {
         if header.len() as u64 != u64::from(fixed.header_len)
             || entry::content_digest(self.alg, EntryKind::Receipt, header, &fixed.payload_digest)
                 != fixed.content_digest
@@ -867,7 +916,130 @@ impl Ctx<'_> {
                 "its readable event fields are not the header's (they were changed)".into(),
             );
         }
-        Ok(())
+        Ok(decoded.subject_id().map(str::to_owned))
+    }
+
+    /// Anchors start at the epoch of the pack's first receipt (the horizon's, without one):
+    /// an anchor of an earlier epoch proves nothing in the pack, and accepting it would let
+    /// a pack carry notes the format does not call for.
+    fn check_first_anchor(
+        &self,
+        anchors: &BTreeMap<u64, Anchor>,
+        receipts: &[Checked],
+    ) -> Result<(), PackFailure> {
+        let wanted = receipts
+            .first()
+            .map_or(self.manifest.horizon.epoch, |r| r.fixed.chain.epoch);
+        match anchors.first_key_value() {
+            Some((first, _)) if *first < wanted => Err(PackFailure::Anchor {
+                epoch: *first,
+                detail: format!(
+                    "the pack's first receipt is of epoch {wanted}: the anchors must start there, \
+                     not before"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The shred record lines: ascending seqs, each a signed shred record entry of the pack's
+    /// tenant inside its signed history. Their inclusion is checked with the proofs.
+    fn check_shreds(
+        &self,
+        lines: &[ShredLine],
+    ) -> Result<BTreeMap<u64, CheckedShred>, PackFailure> {
+        let mut out: BTreeMap<u64, CheckedShred> = BTreeMap::new();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some((&prev, _)) = out.last_key_value() {
+                if prev == line.seq {
+                    return Err(PackFailure::Duplicate {
+                        file: SHREDS_FILE.into(),
+                        seq: line.seq,
+                    });
+                }
+                if prev > line.seq {
+                    return Err(PackFailure::Order {
+                        file: SHREDS_FILE.into(),
+                        line: i + 1,
+                        detail: format!("seq {} after seq {prev}", line.seq),
+                    });
+                }
+            }
+            let checked = self
+                .check_shred(i + 1, line)
+                .map_err(|detail| PackFailure::Shred {
+                    file: SHREDS_FILE.into(),
+                    line: i + 1,
+                    seq: line.seq,
+                    detail,
+                })?;
+            out.insert(line.seq, checked);
+        }
+        Ok(out)
+    }
+
+    fn check_shred(&self, n: usize, line: &ShredLine) -> Result<CheckedShred, String> {
+        let fixed = b64(&line.fixed)
+            .as_deref()
+            .and_then(decode_fixed)
+            .ok_or("the fixed entry bytes do not decode")?;
+        let payload = b64(&line.payload).ok_or("the payload is not base64")?;
+        if fixed.flags != flags::SIGNED
+            || fixed.header_len != 0
+            || fixed.chain.tenant_prev_seq != NO_TENANT_PREV
+            || fixed.chain.tenant_prev_hash != [0; 32]
+        {
+            return Err(
+                "its fixed bytes are not a shred record's (signed, not encrypted, no \
+                        header, no tenant link)"
+                    .into(),
+            );
+        }
+        if payload.len() as u64 != u64::from(fixed.payload_len)
+            || entry::payload_digest(self.alg, &payload) != fixed.payload_digest
+            || entry::content_digest(self.alg, EntryKind::Shred, &[], &fixed.payload_digest)
+                != fixed.content_digest
+        {
+            return Err("it is not the shred record its digests name (it was changed)".into());
+        }
+        if line.logged_at != super::export::logged_at_text(fixed.chain.logged_at_ns) {
+            return Err("its logged_at is not the time in its entry bytes".into());
+        }
+        let record: ShredRecord = serde_json::from_slice(&payload)
+            .map_err(|e| format!("its payload is not a shred record: {e}"))?;
+        if record != line.record {
+            return Err("its readable record is not its payload (it was changed)".into());
+        }
+        if record.tenant != self.manifest.scope.tenant {
+            return Err(format!(
+                "a shred record of tenant {:?} in a pack of tenant {:?}",
+                record.tenant, self.manifest.scope.tenant
+            ));
+        }
+        if line.seq > self.manifest.horizon.last_seq {
+            return Err(format!(
+                "it lies after the pack's horizon (seq {}): outside its signed history",
+                self.manifest.horizon.last_seq
+            ));
+        }
+        let chain_hash = entry::chain_hash(
+            self.alg,
+            Seq(line.seq),
+            fixed.flags,
+            &fixed.chain,
+            &fixed.content_digest,
+        );
+        let signature = b64(&line.signature).unwrap_or_default();
+        if !self.verifier.verify(&chain_hash, &signature) {
+            return Err("its signature does not verify with the trusted key".into());
+        }
+        Ok(CheckedShred {
+            line: n,
+            fixed,
+            chain_hash,
+            logged_at: line.logged_at.clone(),
+            record,
+        })
     }
 
     fn check_range(&self, role: Role, logged_at_ns: u64) -> Result<(), String> {
@@ -901,6 +1073,15 @@ impl Ctx<'_> {
                     line: i + 1,
                     detail: "the fixed entry bytes do not decode".into(),
                 })?;
+            if fixed.header_len != 0 || fixed.payload_len != 0 {
+                return Err(PackFailure::Malformed {
+                    file: TAIL_FILE.into(),
+                    line: i + 1,
+                    detail: "a link carries header or payload lengths (unchecked bytes: they \
+                             must be zero)"
+                        .into(),
+                });
+            }
             if let Some(prev) = out.last()
                 && Some(line.seq) != prev.seq.checked_add(1)
             {
@@ -930,14 +1111,33 @@ impl Ctx<'_> {
         proofs: &[ProofLine],
         receipts: &[Checked],
         tail: &[Link],
+        shreds: &BTreeMap<u64, CheckedShred>,
         anchors: &BTreeMap<u64, Anchor>,
     ) -> Result<(), PackFailure> {
         let mut needed: BTreeMap<u64, (u64, Digest)> = receipts
             .iter()
             .map(|r| (r.seq, (r.fixed.chain.epoch, r.chain_hash)))
             .collect();
-        if let Some(last) = tail.last() {
-            needed.insert(last.seq, (last.fixed.chain.epoch, last.chain_hash));
+        let others = tail
+            .last()
+            .map(|l| (l.seq, l.fixed.chain.epoch, l.chain_hash))
+            .into_iter()
+            .chain(
+                shreds
+                    .iter()
+                    .map(|(seq, s)| (*seq, s.fixed.chain.epoch, s.chain_hash)),
+            );
+        // One proof per seq: a shred record can be the tail's last link too, and then both
+        // lines must be the same entry.
+        for (seq, epoch, chain_hash) in others {
+            if let Some((_, known)) = needed.insert(seq, (epoch, chain_hash))
+                && known != chain_hash
+            {
+                return Err(PackFailure::Chain {
+                    seq,
+                    detail: "two lines of the pack give different entries for this seq".into(),
+                });
+            }
         }
         let mut seen = BTreeSet::new();
         for (i, proof) in proofs.iter().enumerate() {
@@ -1120,6 +1320,157 @@ impl Ctx<'_> {
     }
 }
 
+/// The fields a line of its state shows, and the lengths of what it does not carry:
+/// those are outside the chain hash, so a pack carries them as zero rather than as a
+/// claim no one can check.
+fn check_shown_fields(line: &ReceiptLine, fixed: &FixedPart) -> Result<(), String> {
+    let state = line.state.as_str();
+    let wants_header = line.state != LineState::FilteredOut;
+    let wants_payload = matches!(line.state, LineState::Included | LineState::Shredded);
+    let shredded = line.state == LineState::Shredded;
+    if line.header.is_some() != wants_header || line.event.is_some() != wants_header {
+        return Err(format!(
+            "a {state} line must {} the header",
+            if wants_header { "show" } else { "not show" }
+        ));
+    }
+    if line.payload.is_some() != wants_payload
+        || (line.state != LineState::Included && line.payload_json.is_some())
+    {
+        return Err(format!(
+            "a {state} line must {} the payload{}",
+            if wants_payload { "show" } else { "not show" },
+            if shredded {
+                " (its ciphertext) and no readable copy"
+            } else {
+                ""
+            }
+        ));
+    }
+    if line.key_id.is_some() != shredded || line.shred_seq.is_some() != shredded {
+        return Err(format!(
+            "a {state} line must {} key_id and shred_seq",
+            if shredded { "carry" } else { "not carry" }
+        ));
+    }
+    if (!wants_header && fixed.header_len != 0) || (!wants_payload && fixed.payload_len != 0) {
+        return Err(format!(
+            "a {state} line carries the length of a header or payload it does not show \
+             (unchecked bytes: they must be zero)"
+        ));
+    }
+    Ok(())
+}
+
+/// The key id and shred record seq of a `shredded` line whose payload checked out: the entry
+/// must be flagged encrypted (else nothing was ever shreddable), and `key_id` must be the id
+/// the ciphertext names (its bytes 1..9, covered by the payload digest).
+fn shredded_key(
+    n: usize,
+    line: &ReceiptLine,
+    fixed: &FixedPart,
+    payload: &[u8],
+) -> Result<(u64, u64), PackFailure> {
+    let fail = |detail: String| PackFailure::Shred {
+        file: RECEIPTS_FILE.into(),
+        line: n,
+        seq: line.seq,
+        detail,
+    };
+    if fixed.flags & flags::PAYLOAD_ENCRYPTED == 0 {
+        return Err(fail(
+            "a shredded line whose entry is not encrypted (flag bit 0 is clear): its payload \
+             was stored in the clear and cannot have been shredded"
+                .into(),
+        ));
+    }
+    let named = crate::crypto::payload_key_id(payload)
+        .map_err(|e| fail(format!("the ciphertext names no key: {e}")))?;
+    let (Some(key_id), Some(shred_seq)) = (line.key_id, line.shred_seq) else {
+        return Err(fail(
+            "a shredded line must carry key_id and shred_seq".into(),
+        ));
+    };
+    if named.0 != key_id {
+        return Err(fail(format!(
+            "key_id {key_id} is not the key its ciphertext names ({named})"
+        )));
+    }
+    Ok((key_id, shred_seq))
+}
+
+/// Each `shredded` line against the shred record it names: the record is in the pack, names
+/// the line's key, covers its owner (tenant, and subject for a subject shred) and comes after
+/// it (a key is never used after its shred record: the writer refuses it and never hands a
+/// named key id out again). Every shred record must back at least one line.
+fn check_shredded(
+    receipts: &[Checked],
+    shreds: &BTreeMap<u64, CheckedShred>,
+) -> Result<Vec<ShredRecordReport>, PackFailure> {
+    let mut backed: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for r in receipts {
+        let Some((key_id, shred_seq)) = r.shred else {
+            continue;
+        };
+        let fail = |detail: String| PackFailure::Shred {
+            file: RECEIPTS_FILE.into(),
+            line: r.line,
+            seq: r.seq,
+            detail,
+        };
+        let shred = shreds.get(&shred_seq).ok_or_else(|| {
+            fail(format!(
+                "it names the shred record at seq {shred_seq}, which {SHREDS_FILE} does not hold"
+            ))
+        })?;
+        if !shred.record.key_ids.contains(&key_id) {
+            return Err(fail(format!(
+                "the shred record at seq {shred_seq} does not name its key {key_id}: nothing \
+                 proves that key was destroyed"
+            )));
+        }
+        let covers = match shred.record.scope {
+            ShredScope::Tenant => true,
+            ShredScope::Subject => r.subject == shred.record.subject,
+            ShredScope::TenantKey => r.subject.is_none(),
+        };
+        if !covers {
+            return Err(fail(format!(
+                "the shred record at seq {shred_seq} is not about this receipt's subject"
+            )));
+        }
+        if shred_seq <= r.seq {
+            return Err(fail(format!(
+                "the shred record at seq {shred_seq} comes before the receipt: no receipt is \
+                 written under a key after its shred record"
+            )));
+        }
+        backed.entry(shred_seq).or_default().push(r.seq);
+    }
+    shreds
+        .iter()
+        .map(|(seq, shred)| {
+            let receipts = backed.remove(seq).ok_or_else(|| PackFailure::Shred {
+                file: SHREDS_FILE.into(),
+                line: shred.line,
+                seq: *seq,
+                detail: "no shredded line of the pack names this record (a pack carries only \
+                         the shred records its shredded lines need)"
+                    .into(),
+            })?;
+            Ok(ShredRecordReport {
+                seq: *seq,
+                logged_at: shred.logged_at.clone(),
+                scope: shred.record.scope,
+                subject: shred.record.subject.clone(),
+                request_id: shred.record.request_id.clone(),
+                key_ids: shred.record.key_ids.clone(),
+                receipts,
+            })
+        })
+        .collect()
+}
+
 /// The first seq of the epoch after `anchor`'s (its seal entry follows its last leaf); `None`
 /// on overflow (hostile input).
 fn next_epoch_start(anchor: &Anchor) -> Option<u64> {
@@ -1137,9 +1488,11 @@ fn display_prev(seq: u64) -> String {
     }
 }
 
-fn count(receipts: &[Checked], tail: usize, proofs: usize, anchors: usize) -> Counts {
+/// The counts of the receipt lines and of `[tail, shreds, proofs, anchors]` lines.
+fn count(receipts: &[Checked], [tail, shreds, proofs, anchors]: [usize; 4]) -> Counts {
     let mut c = Counts {
         tail_links: tail as u64,
+        shred_records: shreds as u64,
         proofs: proofs as u64,
         anchors: anchors as u64,
         ..Counts::default()
