@@ -260,11 +260,25 @@ impl<L: LogStorage> Db<L> {
             .segment_bytes(options.segment_bytes)
             .record_bytes_max(entry_bytes_max(&options))
             .hash_algorithm(options.hash_algorithm);
-        let wal = Wal::open_with(log.for_writer(), wal_options)?;
+        let mut wal = Wal::open_with(log.for_writer(), wal_options)?;
         let alg = wal.hash_algorithm();
         let reads = Arc::new(LogReads::open(log)?);
         let seen = Arc::new(SeenEvents::new());
-        let state = replay(log, &reads, alg, Arc::clone(&seen))?;
+        let log_first = reads.segment_starts().first().copied().unwrap_or(Seq(0));
+        let start = crate::prune::start_state(
+            Some(&data_dir),
+            alg,
+            log_first,
+            crate::prune::Finish::Install,
+        )?;
+        let mut state = replay(log, &reads, start, Arc::clone(&seen))?;
+        finish_prune(
+            &data_dir,
+            &mut state,
+            &mut wal,
+            &reads,
+            options.prune_step_hook.as_ref(),
+        )?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
@@ -314,6 +328,7 @@ impl<L: LogStorage> Db<L> {
         let (wake_indexer, woken) = crossbeam_channel::bounded(1);
         writer.wake_indexer_with(wake_indexer.clone());
         writer.keys.clone_from(&keys);
+        writer.data_dir.clone_from(&data_dir);
         let verifier = writer.signer.verifier();
         let (ring, receiver) = crossbeam_channel::bounded(options.ring_capacity);
         let handle = std::thread::Builder::new()
@@ -679,6 +694,16 @@ impl<L: LogStorage> Db<L> {
         ))
     }
 
+    pub(crate) fn epoch_view(&self) -> crate::writer::EpochView {
+        self.inner.shared.epoch_view()
+    }
+
+    /// The first sequence number the log keeps: 0 until a prune (see [`Db::prune`]).
+    #[must_use]
+    pub fn prune_horizon(&self) -> Seq {
+        Seq(self.inner.shared.horizon.load(Ordering::SeqCst))
+    }
+
     pub(crate) fn index_keeper(&self) -> &IndexKeeper<L> {
         &self.inner.index
     }
@@ -753,19 +778,45 @@ fn spawn_indexer<L: LogStorage>(
     Ok((handle, index_stop))
 }
 
+/// Finishes a prune a crash interrupted (see [`crate::prune`]): installs or discards its
+/// pending manifest, then deletes the segment files left below the horizon.
+fn finish_prune<S: crate::wal::Storage, L: LogStorage>(
+    data_dir: &Path,
+    state: &mut ChainState,
+    wal: &mut Wal<S>,
+    reads: &LogReads<L>,
+    hook: Option<&crate::prune::PruneStepHook>,
+) -> Result<()> {
+    let horizon = crate::prune::finish_after_replay(data_dir, state)?;
+    let mut removed = 0;
+    while wal.remove_oldest_segment_below(horizon)?.is_some() {
+        removed += 1;
+        if removed == 1
+            && let Some(hook) = hook
+        {
+            hook(crate::prune::PruneStep::FirstSegmentRemoved);
+        }
+    }
+    if removed > 0 {
+        reads.refresh()?;
+    }
+    Ok(())
+}
+
 fn replay<L: LogStorage>(
     log: &L,
     reads: &LogReads<L>,
-    alg: HashAlgorithm,
+    mut state: ChainState,
     seen: Arc<SeenEvents>,
 ) -> Result<ChainState> {
-    let mut state = ChainState::new(alg);
+    let alg = state.alg;
+    let from = state.next_seq;
     state.seen = Some(seen);
     let mut damage = None;
     let hashers = hashers_for(log);
     std::thread::scope(|scope| {
         let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Open, hashers);
-        reads.scan(Seq(0), Seq(u64::MAX), |record| {
+        reads.scan(from, Seq(u64::MAX), |record| {
             let digests = ahead.take(record.seq);
             match state.apply_with(
                 record.seq,

@@ -196,6 +196,17 @@ impl<L: LogStorage> LogReads<L> {
             .refresh()?)
     }
 
+    /// The first sequence number of every segment (after re-listing them).
+    pub(crate) fn segment_starts(&self) -> std::collections::BTreeSet<Seq> {
+        let _ = self.refresh();
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        reader
+            .segments()
+            .iter()
+            .map(|s| s.header.first_seq)
+            .collect()
+    }
+
     /// The log's store id and hash algorithm.
     pub(crate) fn identity(&self) -> (StoreId, HashAlgorithm) {
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);

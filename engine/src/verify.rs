@@ -78,8 +78,25 @@ pub struct VerifyReport {
     pub torn_tail_bytes: u64,
     /// The trusted checkpoint's epoch and size, when one was given and matched.
     pub trusted: Option<(Epoch, u64)>,
+    /// The range dropped by [`crate::Db::prune`], verified as pruned under policy: its
+    /// retained seals, roots and leaf hashes check out and the kept log chains to them.
+    /// `None` when nothing was pruned.
+    pub pruned: Option<PrunedRange>,
     /// The first damage found; `None` means verified.
     pub damage: Option<Damage>,
+}
+
+/// The verdict on a pruned range: "pruned under policy".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedRange {
+    /// The first sequence number kept: everything below it was pruned.
+    pub horizon: Seq,
+    /// Pruned epochs (0 through `epochs - 1`).
+    pub epochs: u64,
+    /// Sequence number of the last prune record in the log.
+    pub record_seq: Option<Seq>,
+    /// The request id of that record.
+    pub request_id: Option<String>,
 }
 
 impl VerifyReport {
@@ -92,6 +109,7 @@ impl VerifyReport {
             segments,
             torn_tail_bytes: 0,
             trusted: None,
+            pruned: None,
             damage: None,
         }
     }
@@ -132,8 +150,25 @@ pub fn verify_log<L: LogStorage>(
 ) -> Result<VerifyReport> {
     let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
-    let mut state = ChainState::new(alg);
     let mut report = VerifyReport::empty(reader.segments().len());
+    let log_first = reader
+        .segments()
+        .first()
+        .map_or(Seq(0), |s| s.header.first_seq);
+    let mut state =
+        match crate::prune::start_state(data_dir, alg, log_first, crate::prune::Finish::ReadOnly) {
+            Ok(state) => state,
+            Err(Error::Damaged { seq, detail }) => return Ok(pruned_damage(report, seq, detail)),
+            Err(Error::Prune(err)) => {
+                return Ok(pruned_damage(report, log_first, err.to_string()));
+            }
+            Err(other) => return Err(other),
+        };
+    let start = state.next_seq;
+    let first_segment = reader
+        .segments()
+        .first()
+        .map_or(0, |s| s.header.segment_no.0);
     let mut trusted: Option<Trusted> = None;
     let mut pending_trusted = options.trusted_checkpoint.clone();
     let mut damage = None;
@@ -146,11 +181,16 @@ pub fn verify_log<L: LogStorage>(
     let hashers = hashers_for(log);
     let scanned = std::thread::scope(|scope| {
         let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Verify, hashers);
-        reader.scan(Seq(0), |record| {
+        reader.scan(start, |record| {
+            if record.seq < start {
+                // A segment a crash left below the horizon: the retained state replaces it.
+                return ControlFlow::Continue(());
+            }
             if let Some(t) = trusted.as_mut() {
                 observe(t, &state);
             }
-            if let Some(found) = check_segment_link(&segment_links, &record, &state) {
+            if let Some(found) = check_segment_link(&segment_links, first_segment, &record, &state)
+            {
                 damage = Some(found);
                 return ControlFlow::Break(());
             }
@@ -168,7 +208,7 @@ pub fn verify_log<L: LogStorage>(
                 damage = Some(found);
                 return ControlFlow::Break(());
             }
-            if record.seq == Seq(0)
+            if record.seq == start
                 && let Some(note) = pending_trusted.take()
             {
                 match parse_trusted(&state, &note) {
@@ -215,6 +255,15 @@ pub fn verify_log<L: LogStorage>(
         damage = check_genesis_store(&state, &store_id);
     }
     if damage.is_none() {
+        let pending = data_dir.and_then(|dir| {
+            crate::prune::load_retained(dir, alg, crate::prune::MANIFEST_PENDING_FILE)
+                .ok()
+                .flatten()
+                .map(|r| r.manifest_digest)
+        });
+        damage = crate::prune::check_after_replay(&state, pending);
+    }
+    if damage.is_none() {
         damage = check_keys(data_dir, &state, options)?;
     }
     if damage.is_none() {
@@ -225,12 +274,28 @@ pub fn verify_log<L: LogStorage>(
             &mut report,
         );
     }
-    report.entries = state.next_seq.0;
+    report.entries = state.next_seq.0 - start.0;
+    report.pruned = state.pruned.as_ref().map(|r| PrunedRange {
+        horizon: r.horizon,
+        epochs: r.epochs.len() as u64,
+        record_seq: state.last_prune.as_ref().map(|(seq, _)| *seq),
+        request_id: state.last_prune.as_ref().map(|(_, p)| p.request_id.clone()),
+    });
     report.receipts = state.receipts;
     report.checkpoints = state.checkpoints;
     report.sealed_epochs = state.sealed.len() as u64;
     report.damage = damage;
     Ok(report)
+}
+
+/// A report whose retained state or log start does not verify.
+fn pruned_damage(mut report: VerifyReport, seq: Seq, detail: String) -> VerifyReport {
+    report.damage = Some(Damage {
+        seq,
+        kind: DamageKind::Pruned,
+        detail,
+    });
+    report
 }
 
 /// The genesis entry must name the store whose log it is in.
@@ -250,11 +315,15 @@ fn check_genesis_store(state: &ChainState, store_id: &str) -> Option<Damage> {
 /// Only the first frame of a segment after the first has a link to check.
 fn check_segment_link(
     links: &[crate::wal::ChainHash],
+    first_segment: u64,
     record: &crate::wal::RecordRef<'_>,
     state: &ChainState,
 ) -> Option<Damage> {
-    let segment = usize::try_from(record.position.segment.0).ok()?;
-    if segment == 0 || record.position.offset != crate::wal::format::SEGMENT_HEADER_BYTES {
+    // The first segment of a pruned log links to the last pruned entry: checked too.
+    let segment = usize::try_from(record.position.segment.0.checked_sub(first_segment)?).ok()?;
+    if record.position.segment.0 == 0
+        || record.position.offset != crate::wal::format::SEGMENT_HEADER_BYTES
+    {
         return None;
     }
     let link = links.get(segment)?;

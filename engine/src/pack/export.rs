@@ -289,9 +289,9 @@ fn scan_record(
                 });
             }
         }
-        // Shred and hold records are leaves like any other entry; a pack shows them as
+        // Shred, hold and prune records are leaves like any other entry; a pack shows them as
         // hash-only links where its range needs them.
-        EntryKind::Genesis | EntryKind::Shred | EntryKind::Hold => {}
+        EntryKind::Genesis | EntryKind::Shred | EntryKind::Hold | EntryKind::Prune => {}
     }
     epoch.leaves.push(entry::leaf_hash(*alg, Seq(seq), &entry));
     Ok(())
