@@ -195,6 +195,10 @@ pub(crate) fn read_receipt<L: LogStorage>(
     alg: HashAlgorithm,
     seq: Seq,
 ) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
+    if seq < reads.first_seq() {
+        // Pruned (see `crate::prune`): an index built before the prune may still name it.
+        return Ok(None);
+    }
     let keys = reads.payload_keys();
     let decoded = reads.visit(seq, |record| {
         decode_receipt(alg, keys, seq, record.kind.get(), record.payload)

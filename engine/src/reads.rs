@@ -196,6 +196,15 @@ impl<L: LogStorage> LogReads<L> {
             .refresh()?)
     }
 
+    /// The first sequence number the log holds (above 0 once pruned), as last listed.
+    pub(crate) fn first_seq(&self) -> Seq {
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        reader
+            .segments()
+            .first()
+            .map_or(Seq(0), |s| s.header.first_seq)
+    }
+
     /// The first sequence number of every segment (after re-listing them).
     pub(crate) fn segment_starts(&self) -> std::collections::BTreeSet<Seq> {
         let _ = self.refresh();

@@ -2,17 +2,24 @@
 //! files, their seals, roots and leaf hashes are retained, and the store still verifies with
 //! the dropped range reported as "pruned under policy"; holds and unexpired receipts block it;
 //! deleted segments without a prune record, and a deleted or edited retained file, are damage.
+//! A child process that aborts after each step of the prune protocol leaves either the old
+//! store or the pruned one, both verifying before and after the next open finishes the prune.
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use trailmix_db::prune::{PruneStop, verify_pruned_inclusion};
+use trailmix_db::prune::{PruneStep, PruneStop, verify_pruned_inclusion};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 use trailmix_db::replay::DamageKind;
 use trailmix_db::wal::Seq;
-use trailmix_db::{Db, DbOptions, Error, PruneMode, ReceiptPosition, VerifyOptions, verify_store};
+use trailmix_db::{
+    Db, DbOptions, Error, Freshness, PruneMode, ReceiptPosition, VerifyOptions, verify_store,
+};
 
 /// Receipts per epoch: enough bytes that each epoch fills more than half a segment.
 const PER_EPOCH: u64 = 60;
@@ -101,6 +108,12 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
     let kept = positions[3 * PER_EPOCH as usize].seq;
     assert_eq!(db.get(kept).expect("kept").header.tenant_id(), "globex");
+    // Queries answer from the kept log only (the index still names pruned receipts).
+    let page = db
+        .query_text("tenant=acme limit=1000", Freshness::Durable)
+        .expect("query");
+    assert_eq!(page.receipts.len(), 1, "only the open epoch's acme receipt");
+    assert!(page.receipts.iter().all(|r| r.position.seq >= horizon));
     db.close().expect("close");
 
     let report = common::assert_verifies(&data);
@@ -236,4 +249,103 @@ fn prune_refuses_a_future_time_and_a_bad_request_id() {
     db.close().expect("close");
     let report = common::assert_verifies(&data);
     assert!(report.pruned.is_none());
+}
+
+const DIR_VAR: &str = "TRAILMIX_PRUNE_CHILD_DIR";
+const STEP_VAR: &str = "TRAILMIX_PRUNE_CHILD_STEP";
+const CHILD_TEST: &str = "child_prunes_and_aborts";
+
+const STEPS: [PruneStep; 6] = [
+    PruneStep::RetainedWritten,
+    PruneStep::RecordAppended,
+    PruneStep::RecordDurable,
+    PruneStep::ManifestInstalled,
+    PruneStep::FirstSegmentRemoved,
+    PruneStep::SegmentsRemoved,
+];
+
+/// The child: prunes the store in `$TRAILMIX_PRUNE_CHILD_DIR`, aborting the process at step
+/// `$TRAILMIX_PRUNE_CHILD_STEP`. Without the variables it returns at once.
+#[test]
+fn child_prunes_and_aborts() {
+    let (Ok(dir), Ok(step)) = (std::env::var(DIR_VAR), std::env::var(STEP_VAR)) else {
+        return;
+    };
+    let hook = Arc::new(move |at: PruneStep| {
+        if format!("{at:?}") == step {
+            std::process::abort();
+        }
+    });
+    let db = Db::open_with(&dir, options().prune_step_hook(hook)).expect("child opens");
+    db.prune(now(), "req-crash", PruneMode::Apply)
+        .expect("prune");
+    println!("acknowledged");
+}
+
+/// Whether the store in `data` is, once reopened, the pruned one (`Some(horizon)`) or the old
+/// one (`None`), checking that it verifies before and after the open that finishes an
+/// interrupted prune, and that every kept receipt reads back.
+fn state_of(data: &Path, positions: &[ReceiptPosition], step: PruneStep) -> Option<Seq> {
+    common::assert_verifies(data);
+    let db = Db::open_with(data, options()).expect("reopen after the crash");
+    let horizon = db.prune_horizon();
+    for position in positions {
+        let read = db.get(position.seq);
+        if position.seq < horizon {
+            assert!(matches!(read, Err(Error::NotFound { .. })), "{step:?}");
+        } else {
+            read.unwrap_or_else(|e| panic!("{step:?}: kept seq {}: {e}", position.seq));
+        }
+    }
+    db.close().expect("close");
+    let after = common::assert_verifies(data);
+    let reported = after.pruned.map(|p| p.horizon);
+    assert_eq!(reported.unwrap_or(Seq(0)), horizon, "{step:?}");
+    reported
+}
+
+#[test]
+fn a_crash_at_every_step_leaves_the_old_or_the_pruned_store() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let pristine = scratch.path().join("pristine");
+    let (db, positions) = store(&pristine);
+    db.close().expect("close");
+    let data = scratch.path().join("data");
+    for step in STEPS {
+        if data.exists() {
+            std::fs::remove_dir_all(&data).expect("clear");
+        }
+        common::copy_dir(&pristine, &data);
+        let output = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+            .env(DIR_VAR, &data)
+            .env(STEP_VAR, format!("{step:?}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+            .expect("child runs");
+        assert_eq!(
+            output.status.signal(),
+            Some(6),
+            "{step:?}: the child must abort"
+        );
+        let horizon = state_of(&data, &positions, step);
+        let committed = !matches!(step, PruneStep::RetainedWritten | PruneStep::RecordAppended);
+        if committed {
+            assert!(
+                horizon.is_some(),
+                "{step:?}: a durable prune record is never undone"
+            );
+        }
+        if step == PruneStep::RetainedWritten {
+            assert_eq!(horizon, None, "{step:?}: no record, nothing pruned");
+            let pruned = data.join(trailmix_db::prune::PRUNED_DIR);
+            let left = std::fs::read_dir(&pruned).map_or(0, Iterator::count);
+            assert_eq!(
+                left, 0,
+                "{step:?}: the uncommitted retained files are removed"
+            );
+        }
+    }
 }
