@@ -304,7 +304,10 @@ impl<L: LogStorage> Db<L> {
             &binding,
             Arc::clone(&reads),
             alg,
-            state.next_seq,
+            (
+                state.pruned.as_ref().map_or(Seq(0), |r| r.horizon),
+                state.next_seq,
+            ),
         )?);
         let store_id = wal.store_id().to_string();
         let shared = Arc::new(Shared::default());

@@ -124,6 +124,10 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
 
     // Reopen: appends go on chaining (tenant acme's chain links into the pruned range).
     let db = Db::open_with(&data, options()).expect("reopen");
+    assert!(
+        db.check_index().expect("check").matches,
+        "the index was rebuilt from the kept log"
+    );
     db.append_and_wait(&receipt("acme", 500, None))
         .expect("append after prune");
     assert_eq!(db.prune_horizon(), horizon);
