@@ -196,6 +196,16 @@ impl<L: LogStorage> LogReads<L> {
             .refresh()?)
     }
 
+    /// Starts the note map of a pruned log at its horizon: the pruned epochs' seals (so that
+    /// seal `k` still closes epoch `k`) and nothing walked below the horizon.
+    pub(crate) fn start_notes_at(&self, pruned_seals: Vec<Seq>, horizon: Seq) {
+        let mut notes = self.notes.write().unwrap_or_else(PoisonError::into_inner);
+        if notes.walked == Seq(0) {
+            notes.seals = pruned_seals;
+            notes.walked = horizon;
+        }
+    }
+
     /// The first sequence number the log holds (above 0 once pruned), as last listed.
     pub(crate) fn first_seq(&self) -> Seq {
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);

@@ -107,6 +107,7 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     let gone = db.get(positions[0].seq);
     assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
     let kept = positions[3 * PER_EPOCH as usize].seq;
+    let verifier = db.verifier().clone();
     assert_eq!(db.get(kept).expect("kept").header.tenant_id(), "globex");
     // Queries answer from the kept log only (the index still names pruned receipts).
     let page = db
@@ -115,6 +116,19 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     assert_eq!(page.receipts.len(), 1, "only the open epoch's acme receipt");
     assert!(page.receipts.iter().all(|r| r.position.seq >= horizon));
     db.close().expect("close");
+
+    // A read-only opener copes with a log that starts after seq 0.
+    let reader = trailmix_db::ReadOnlyStore::open(&data).expect("read-only open");
+    let page = reader
+        .query_text("tenant=globex limit=1000")
+        .expect("query");
+    assert_eq!(page.receipts.len(), PER_EPOCH as usize);
+    let bundle = reader
+        .prove(kept)
+        .expect("read-only proof of a kept receipt");
+    trailmix_db::proof::verify_inclusion_bundle(&bundle, &verifier).expect("verifies");
+    assert!(reader.prove(positions[3].seq).is_err());
+    drop(reader);
 
     let report = common::assert_verifies(&data);
     let pruned = report.pruned.expect("pruned range reported");
