@@ -268,21 +268,7 @@ impl<L: LogStorage> Db<L> {
         let alg = wal.hash_algorithm();
         let reads = Arc::new(LogReads::open(log)?);
         let seen = Arc::new(SeenEvents::new());
-        let log_first = reads.segment_starts().first().copied().unwrap_or(Seq(0));
-        let start = crate::prune::start_state(
-            Some(&data_dir),
-            alg,
-            log_first,
-            crate::prune::Finish::Install,
-        )?;
-        let mut state = replay(log, &reads, start, Arc::clone(&seen))?;
-        finish_prune(
-            &data_dir,
-            &mut state,
-            &mut wal,
-            &reads,
-            options.prune_step_hook.as_ref(),
-        )?;
+        let state = replay_pruned(log, &reads, &data_dir, &mut wal, &seen, &options)?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
@@ -783,6 +769,34 @@ fn spawn_indexer<L: LogStorage>(
         .spawn(move || index.run(&shared, &woken, &stop))
         .map_err(|e| Error::io("spawn indexer thread", data_dir, e))?;
     Ok((handle, index_stop))
+}
+
+/// Replays the log for opening, from the retained state when it was pruned, and finishes a
+/// prune a crash interrupted.
+fn replay_pruned<S: crate::wal::Storage, L: LogStorage>(
+    log: &L,
+    reads: &LogReads<L>,
+    data_dir: &Path,
+    wal: &mut Wal<S>,
+    seen: &Arc<SeenEvents>,
+    options: &DbOptions,
+) -> Result<ChainState> {
+    let log_first = reads.segment_starts().first().copied().unwrap_or(Seq(0));
+    let start = crate::prune::start_state(
+        Some(data_dir),
+        wal.hash_algorithm(),
+        log_first,
+        crate::prune::Finish::Install,
+    )?;
+    let mut state = replay(log, reads, start, Arc::clone(seen))?;
+    finish_prune(
+        data_dir,
+        &mut state,
+        wal,
+        reads,
+        options.prune_step_hook.as_ref(),
+    )?;
+    Ok(state)
 }
 
 /// Finishes a prune a crash interrupted (see [`crate::prune`]): installs or discards its

@@ -228,7 +228,7 @@ impl PrunedEpoch {
     }
 
     fn decode(alg: HashAlgorithm, bytes: &[u8]) -> std::result::Result<PrunedEpoch, String> {
-        let body = checked_body(alg, bytes, &LEAVES_MAGIC)?;
+        let body = checked_body(alg, bytes, LEAVES_MAGIC)?;
         if body.len() < LEAVES_HEADER_BYTES {
             return Err("shorter than its header".into());
         }
@@ -259,15 +259,15 @@ impl PrunedEpoch {
 }
 
 /// The body of a file that ends in a checksum over everything before it, after `magic`.
-fn checked_body<'a>(
+fn checked_body(
     alg: HashAlgorithm,
-    bytes: &'a [u8],
-    magic: &[u8; 8],
-) -> std::result::Result<&'a [u8], String> {
+    bytes: &[u8],
+    magic: [u8; 8],
+) -> std::result::Result<&[u8], String> {
     let Some((body, sum)) = bytes.split_last_chunk::<32>() else {
         return Err("shorter than its checksum".into());
     };
-    if !body.starts_with(magic) {
+    if !body.starts_with(&magic) {
         return Err("does not start with its magic".into());
     }
     if entry::hash_with_context(alg, RETAINED_CONTEXT, &[body]) != *sum {
@@ -445,7 +445,7 @@ pub fn load_retained(data_dir: &Path, alg: HashAlgorithm, name: &str) -> Result<
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io("read", &path, err)),
     };
-    let body = checked_body(alg, &bytes, &MANIFEST_MAGIC).map_err(|d| retained_error(&path, d))?;
+    let body = checked_body(alg, &bytes, MANIFEST_MAGIC).map_err(|d| retained_error(&path, d))?;
     let manifest: ManifestBody = serde_json::from_slice(&body[MANIFEST_MAGIC.len()..])
         .map_err(|e| retained_error(&path, e.to_string()))?;
     let bad = |what: &str| retained_error(&path, format!("invalid {what}"));
@@ -650,16 +650,15 @@ pub(crate) fn start_state(
         Some(dir) => {
             let mut retained = load_retained(dir, alg, MANIFEST_FILE)?;
             let horizon = retained.as_ref().map_or(Seq(0), |r| r.horizon);
-            if log_first > horizon {
-                if let Some(pending) = load_retained(dir, alg, MANIFEST_PENDING_FILE)?
-                    && pending.horizon >= log_first
-                {
-                    // Segments are deleted only after the record is durable: finish it.
-                    if finish == Finish::Install {
-                        install_pending(dir)?;
-                    }
-                    retained = Some(pending);
+            if log_first > horizon
+                && let Some(pending) = load_retained(dir, alg, MANIFEST_PENDING_FILE)?
+                && pending.horizon >= log_first
+            {
+                // Segments are deleted only after the record is durable: finish it.
+                if finish == Finish::Install {
+                    install_pending(dir)?;
                 }
+                retained = Some(pending);
             }
             retained
         }
@@ -810,9 +809,7 @@ pub(crate) fn check_after_replay(
                 .into(),
         );
     }
-    let Some(retained) = retained.filter(|_| in_use) else {
-        return None;
-    };
+    let retained = retained.filter(|_| in_use)?;
     let keep_min = record.policy.values().copied().min();
     for pruned in retained
         .epochs

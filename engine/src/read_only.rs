@@ -109,7 +109,11 @@ impl ReadOnlyStore {
         if let Some(retained) =
             crate::prune::load_retained(&data_dir, alg, crate::prune::MANIFEST_FILE)?
         {
-            let seals = retained.epochs.iter().map(|e| e.seal_seq()).collect();
+            let seals = retained
+                .epochs
+                .iter()
+                .map(crate::prune::PrunedEpoch::seal_seq)
+                .collect();
             reads.start_notes_at(seals, retained.horizon);
         }
         reads.map_positions()?;

@@ -23,6 +23,7 @@ use trailmix_db::{
 
 /// Receipts per epoch: enough bytes that each epoch fills more than half a segment.
 const PER_EPOCH: u64 = 60;
+const EPOCH_LEN: usize = 60;
 const SEGMENT_BYTES: u64 = 64 << 10;
 
 fn options() -> DbOptions {
@@ -106,7 +107,7 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     // Reads: pruned receipts are gone, kept ones read back.
     let gone = db.get(positions[0].seq);
     assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
-    let kept = positions[3 * PER_EPOCH as usize].seq;
+    let kept = positions[3 * EPOCH_LEN].seq;
     let verifier = db.verifier().clone();
     assert_eq!(db.get(kept).expect("kept").header.tenant_id(), "globex");
     // Queries answer from the kept log only (the index still names pruned receipts).
@@ -122,7 +123,7 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     let page = reader
         .query_text("tenant=globex limit=1000")
         .expect("query");
-    assert_eq!(page.receipts.len(), PER_EPOCH as usize);
+    assert_eq!(page.receipts.len(), EPOCH_LEN);
     let bundle = reader
         .prove(kept)
         .expect("read-only proof of a kept receipt");
@@ -147,7 +148,7 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     assert_eq!(db.prune_horizon(), horizon);
     let bundle = db.prove(kept).expect("kept proof");
     trailmix_db::proof::verify_inclusion_bundle(&bundle, db.verifier()).expect("kept verifies");
-    let pruned_one = positions[PER_EPOCH as usize + 5];
+    let pruned_one = positions[EPOCH_LEN + 5];
     let bundle = db.prove_pruned(pruned_one.seq).expect("pruned proof");
     verify_pruned_inclusion(&bundle, db.verifier(), Some(&pruned_one.chain_hash))
         .expect("pruned leaf verifies against the signed seal");
