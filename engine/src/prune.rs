@@ -333,6 +333,14 @@ pub struct Retained {
 }
 
 impl Retained {
+    /// The genesis record the retained genesis entry carries (`None` when it does not decode:
+    /// verify reports that).
+    #[must_use]
+    pub fn genesis(&self) -> Option<Genesis> {
+        let entry = entry::decode_entry(EntryKind::Genesis, &self.genesis_entry).ok()?;
+        serde_json::from_slice(entry.payload).ok()
+    }
+
     /// The pruned epoch holding `seq`, if any.
     #[must_use]
     pub fn epoch_of(&self, seq: Seq) -> Option<&PrunedEpoch> {
