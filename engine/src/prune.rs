@@ -904,6 +904,11 @@ impl<L: LogStorage> Db<L> {
         if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
             return Err(PruneError::BadRequestId.into());
         }
+        // Before the expiry too: a future time would shred keys that have not expired.
+        let clock_ns = crate::writer::now_ns();
+        if now_ns > clock_ns {
+            return Err(PruneError::FutureTime { now_ns, clock_ns }.into());
+        }
         let keys_shredded = match (mode, self.key_store()) {
             (PruneMode::Apply, Some(_)) => self.expire(now_ns)?.shredded.len(),
             _ => 0,

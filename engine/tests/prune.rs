@@ -254,8 +254,9 @@ fn a_deleted_or_edited_retained_file_is_reported() {
 fn prune_refuses_a_future_time_and_a_bad_request_id() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("store");
-    let (db, _) = store(&data);
-    let future = now() + 3_600_000_000_000;
+    let (db, positions) = store(&data);
+    // Past the globex receipts' ten years: a prune (and its expiry) must not run that far.
+    let future = now() + 11 * 365 * 86_400 * 1_000_000_000;
     assert!(matches!(
         db.prune(future, "req", PruneMode::Apply),
         Err(Error::Prune(trailmix_db::PruneError::FutureTime { .. }))
@@ -265,6 +266,12 @@ fn prune_refuses_a_future_time_and_a_bad_request_id() {
         Err(Error::Prune(trailmix_db::PruneError::BadRequestId))
     ));
     assert_eq!(db.prune_horizon(), Seq(0));
+    // Nothing was shredded by the refused future-time prune either.
+    let globex = positions[3 * EPOCH_LEN].seq;
+    assert_eq!(
+        db.get(globex).expect("read").payload_state.name(),
+        "decrypted"
+    );
     db.close().expect("close");
     let report = common::assert_verifies(&data);
     assert!(report.pruned.is_none());

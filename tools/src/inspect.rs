@@ -692,10 +692,12 @@ fn print_identity(s: &StoreSummary) {
     let other = s
         .entries
         .saturating_sub(s.receipts + s.checkpoints + s.epoch_seals);
+    let first = s.epochs.pruned.as_ref().map_or(0, |p| p.horizon);
     println!(
-        "entries         {} (seq 0 to {}): {}, {}, {}, {} (genesis, shred and hold records)",
+        "entries         {} (seq {first} to {}): {}, {}, {}, {} (genesis, shred, hold and prune \
+         records)",
         human_count(s.entries),
-        s.entries.saturating_sub(1),
+        (first + s.entries).saturating_sub(1),
         counted(s.receipts, "receipt", "receipts"),
         counted(s.checkpoints, "checkpoint", "checkpoints"),
         counted(s.epoch_seals, "epoch seal", "epoch seals"),
@@ -924,7 +926,7 @@ fn unreadable_entry(
     err: trailmix_db::wal::Error,
 ) -> ToolError {
     match err {
-        trailmix_db::wal::Error::SeqOutOfRange { end, .. } => match reader.check_tail() {
+        trailmix_db::wal::Error::SeqOutOfRange { first, end, .. } => match reader.check_tail() {
             // The readable log ends early because a frame is damaged, not because the
             // store has no such entry.
             Err(damage @ trailmix_db::wal::Error::Corrupted { .. }) => ToolError::new(format!(
@@ -938,7 +940,11 @@ fn unreadable_entry(
             )),
             _ => ToolError::new(match end.0 {
                 0 => format!("the store has no entry {seq}: its log is empty"),
-                n => format!("the store has no entry {seq}: it holds seq 0 to {}", n - 1),
+                n => format!(
+                    "the store has no entry {seq}: it holds seq {first} to {}",
+                    n - 1,
+                    first = first.0
+                ),
             }),
         },
         other => ToolError::wal(data_dir, &other),

@@ -527,7 +527,7 @@ fn parse_time_ns(text: &str) -> Result<u64, ToolError> {
     time.duration_since(std::time::UNIX_EPOCH)
         .ok()
         .and_then(|d| u64::try_from(d.as_nanos()).ok())
-        .ok_or_else(|| ToolError::new(format!("--now {text:?} is before 1970")))
+        .ok_or_else(|| ToolError::new(format!("--now {text:?} is out of range")))
 }
 
 fn show<T: serde::Serialize>(value: &T, json: bool, text: fn(&T)) -> Result<(), ToolError> {
