@@ -375,3 +375,35 @@ fn a_crash_at_every_step_leaves_the_old_or_the_pruned_store() {
         }
     }
 }
+
+#[test]
+fn evidence_packs_of_a_pruned_store() {
+    use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider as _};
+    use trailmix_db::pack::{ExportOptions, PackError, PackScope, TrustedKey, export_pack};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("store");
+    let (db, _) = store(&data);
+    db.prune(now(), "req", PruneMode::Apply).expect("prune");
+    db.close().expect("close");
+    let signer = FileKeyProvider::new(&data).signer("unused").expect("key");
+    let scope = |tenant: &str| PackScope {
+        tenant: tenant.into(),
+        ..PackScope::default()
+    };
+    // globex's receipts are all kept: its pack verifies (the genesis comes from pruned/).
+    let (files, _) = export_pack(&data, &signer, &scope("globex"), &ExportOptions::default())
+        .expect("export of a kept tenant");
+    let report = trailmix_db::pack::verify_pack_files(
+        &files,
+        Some(&TrustedKey::Verifier(signer.verifier())),
+    )
+    .expect("the pack verifies");
+    assert!(report.completeness.is_complete(), "{report:?}");
+    // acme's first kept receipt links into the pruned range: refused, not a false claim.
+    let refused = export_pack(&data, &signer, &scope("acme"), &ExportOptions::default());
+    assert!(
+        matches!(refused, Err(PackError::Unusable(_))),
+        "acme export: {:?}",
+        refused.as_ref().err()
+    );
+}
