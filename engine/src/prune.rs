@@ -36,7 +36,7 @@ use crate::note::{Checkpoint, NoteVerifier};
 use crate::position::Epoch;
 use crate::receipt::ReceiptHeader;
 use crate::replay::{
-    ChainState, Damage, DamageKind, Genesis, SealFields, SealedEpoch, seal_digest,
+    ChainState, Damage, DamageKind, Genesis, SealFields, SealedEpoch, hex, seal_digest, unhex32,
 };
 use crate::retention::{HoldSet, blocking_hold};
 use crate::shred::{REQUEST_ID_BYTES_MAX, ShredScope};
@@ -396,16 +396,6 @@ fn file_sum(bytes: &[u8]) -> Digest {
     bytes.last_chunk::<32>().copied().unwrap_or([0; 32])
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
-
 fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
@@ -414,10 +404,6 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-fn unhex32(text: &str) -> Option<Digest> {
-    unhex(text)?.try_into().ok()
 }
 
 /// Hex of a digest, as prune records name the manifest.

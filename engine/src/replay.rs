@@ -140,7 +140,7 @@ pub struct SealFields {
     pub prev_seal: Digest,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
         .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
@@ -149,7 +149,7 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-fn unhex32(text: &str) -> Option<Digest> {
+pub(crate) fn unhex32(text: &str) -> Option<Digest> {
     if text.len() != 64 {
         return None;
     }

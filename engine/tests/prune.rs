@@ -9,7 +9,6 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -342,15 +341,11 @@ fn a_crash_at_every_step_leaves_the_old_or_the_pruned_store() {
             std::fs::remove_dir_all(&data).expect("clear");
         }
         common::copy_dir(&pristine, &data);
-        let output = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-            .env(DIR_VAR, &data)
-            .env(STEP_VAR, format!("{step:?}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .output()
-            .expect("child runs");
+        let step_name = format!("{step:?}");
+        let output = common::run_child(
+            CHILD_TEST,
+            &[(DIR_VAR, data.as_os_str()), (STEP_VAR, step_name.as_ref())],
+        );
         assert_eq!(
             output.status.signal(),
             Some(6),

@@ -420,6 +420,23 @@ impl Tally {
     }
 }
 
+/// The segment list, before the scan fills in entries and bytes used.
+fn segment_summaries(reader: &WalReader) -> Vec<SegmentSummary> {
+    reader
+        .segments()
+        .iter()
+        .map(|info| SegmentSummary {
+            segment: info.header.segment_no.0,
+            file: info.file_name.clone(),
+            first_seq: info.header.first_seq.0,
+            entries: 0,
+            used_bytes: format::SEGMENT_HEADER_BYTES,
+            file_bytes: info.header.segment_bytes,
+            state: segment_state(info.seal.map(|s| s.kind)),
+        })
+        .collect()
+}
+
 /// The pruned range, from the retained state (read-only).
 fn pruned_summary(
     data_dir: &Path,
@@ -456,37 +473,16 @@ fn pruned_summary(
 /// [`ToolError`] when there is no store or its log cannot be opened.
 pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
     let reader = scan::open_reader(data_dir)?;
-    let mut segments: Vec<SegmentSummary> = reader
-        .segments()
-        .iter()
-        .map(|info| SegmentSummary {
-            segment: info.header.segment_no.0,
-            file: info.file_name.clone(),
-            first_seq: info.header.first_seq.0,
-            entries: 0,
-            used_bytes: format::SEGMENT_HEADER_BYTES,
-            file_bytes: info.header.segment_bytes,
-            state: segment_state(info.seal.map(|s| s.kind)),
-        })
-        .collect();
+    let mut segments = segment_summaries(&reader);
     let pruned = pruned_summary(data_dir, reader.meta().hash_algorithm)?;
     let mut tally = Tally {
         open_first_seq: pruned.as_ref().map_or(0, |p| p.horizon),
         ..Tally::default()
     };
-    let first_no = reader
-        .segments()
-        .first()
-        .map_or(0, |s| s.header.segment_no.0);
+    let first_no = segments.first().map_or(0, |s| s.segment);
     let scanned = reader.scan(Seq(0), |record| {
-        if let Some(segment) = record
-            .position
-            .segment
-            .0
-            .checked_sub(first_no)
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| segments.get_mut(i))
-        {
+        let index = usize::try_from(record.position.segment.0.saturating_sub(first_no));
+        if let Some(segment) = index.ok().and_then(|i| segments.get_mut(i)) {
             segment.entries += 1;
             segment.used_bytes =
                 record.position.offset + format::frame_bytes(record.payload.len() as u64);
@@ -768,27 +764,11 @@ fn print_layout(s: &StoreSummary) {
             pruned.epochs.len()
         );
         for e in &pruned.epochs {
-            println!(
-                "  epoch {:<4} pruned  seq {} to {} ({} entries), root {}, seal at seq {}",
-                e.epoch,
-                e.first_seq,
-                (e.first_seq + e.entries).saturating_sub(1),
-                human_count(e.entries),
-                e.root,
-                e.seal_seq
-            );
+            print_sealed_epoch(e, "pruned");
         }
     }
     for e in &s.epochs.sealed {
-        println!(
-            "  epoch {:<4} sealed  seq {} to {} ({} entries), root {}, seal at seq {}",
-            e.epoch,
-            e.first_seq,
-            (e.first_seq + e.entries).saturating_sub(1),
-            human_count(e.entries),
-            e.root,
-            e.seal_seq
-        );
+        print_sealed_epoch(e, "sealed");
     }
     let open = &s.epochs.open;
     println!(
@@ -812,6 +792,19 @@ fn print_layout(s: &StoreSummary) {
         }
         None => println!("checkpoint      none in the open epoch yet"),
     }
+}
+
+/// One sealed (or pruned) epoch's line.
+fn print_sealed_epoch(e: &SealedEpochSummary, state: &str) {
+    println!(
+        "  epoch {:<4} {state:<7} seq {} to {} ({} entries), root {}, seal at seq {}",
+        e.epoch,
+        e.first_seq,
+        (e.first_seq + e.entries).saturating_sub(1),
+        human_count(e.entries),
+        e.root,
+        e.seal_seq
+    );
 }
 
 fn print_breakdown(s: &StoreSummary) {

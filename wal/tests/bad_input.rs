@@ -652,7 +652,7 @@ fn missing_segment_is_corrupted() {
     copy_store(template.path(), copy.path());
     std::fs::remove_file(segment_path(copy.path(), 0)).expect("remove");
     let reader = WalReader::open(copy.path()).expect("a log that starts at segment 1");
-    let first = reader.segments().first().expect("segments").header.clone();
+    let first = reader.segments().first().expect("segments").header;
     assert_eq!(first.segment_no, SegmentNo(1));
     assert!(first.first_seq > Seq(0));
     assert!(matches!(
