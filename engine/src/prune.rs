@@ -1347,3 +1347,97 @@ impl<L: LogStorage> Db<L> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{ChainFields, NO_TENANT_PREV};
+
+    /// A retained state of one epoch whose seal was logged at `sealed_at_ns`, and the state a
+    /// replay ends in after a prune record dropping it under `policy` at `now_ns`.
+    fn replayed(sealed_at_ns: u64, policy: &[(&str, u64)], now_ns: u64) -> ChainState {
+        let alg = HashAlgorithm::Blake3;
+        let payload = b"a seal note";
+        let payload_digest = entry::payload_digest(alg, payload);
+        let seal = EntryRef {
+            kind: EntryKind::EpochSeal,
+            flags: 0,
+            chain: ChainFields {
+                epoch: 0,
+                logged_at_ns: sealed_at_ns,
+                prev_chain_hash: [0; 32],
+                tenant_prev_seq: NO_TENANT_PREV,
+                tenant_prev_hash: [0; 32],
+            },
+            content_digest: entry::content_digest(alg, EntryKind::EpochSeal, &[], &payload_digest),
+            payload_digest,
+            header: &[],
+            payload,
+            signature: None,
+        };
+        let mut seal_entry = Vec::new();
+        seal.encode_into(&mut seal_entry);
+        let retained = Retained {
+            manifest_digest: [7; 32],
+            horizon: Seq(2),
+            epochs: vec![PrunedEpoch {
+                epoch: Epoch(0),
+                first_seq: Seq(0),
+                seal_entry,
+                leaves: vec![[1; 32]],
+            }],
+            genesis_entry: Vec::new(),
+            tenant_tips: BTreeMap::new(),
+            holds: HoldSet::new(),
+            key_id_max: None,
+        };
+        let record = PruneRecord {
+            format: 1,
+            from_seq: 0,
+            horizon: 2,
+            first_epoch: 0,
+            last_epoch: 0,
+            receipts: 1,
+            now_ns,
+            policy: policy.iter().map(|(c, k)| ((*c).to_owned(), *k)).collect(),
+            request_id: "r".into(),
+            retained: hex(&[7; 32]),
+        };
+        let mut state = ChainState::new(alg);
+        state.pruned = Some(Arc::new(retained));
+        state.last_prune = Some((Seq(5), record));
+        state
+    }
+
+    #[test]
+    fn verify_refuses_a_prune_record_whose_policy_had_not_expired_the_epoch() {
+        let hour = 3_600_000_000_000;
+        let ok = replayed(1_000, &[("short", hour)], 1_000 + hour);
+        assert_eq!(check_after_replay(&ok, None), None);
+        let early = replayed(1_000, &[("short", hour)], 1_000 + hour - 1);
+        let damage = check_after_replay(&early, None).expect("refused");
+        assert_eq!(damage.kind, DamageKind::Pruned);
+        assert!(damage.detail.contains("epoch 0"), "{damage}");
+        let no_policy = replayed(1_000, &[], u64::MAX);
+        assert!(
+            check_after_replay(&no_policy, None).is_some(),
+            "nothing can expire"
+        );
+    }
+
+    #[test]
+    fn verify_refuses_retained_state_no_record_names() {
+        let mut state = replayed(1_000, &[("short", 0)], 1_000);
+        if let Some((_, record)) = state.last_prune.as_mut() {
+            record.retained = hex(&[8; 32]);
+        }
+        assert!(check_after_replay(&state, None).is_some());
+        assert_eq!(
+            check_after_replay(&state, Some([8; 32])),
+            None,
+            "a pending manifest"
+        );
+        state.last_prune = None;
+        assert!(check_after_replay(&state, None).is_some());
+    }
+}
