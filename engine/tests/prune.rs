@@ -61,11 +61,15 @@ fn now() -> u64 {
     u64::try_from(Timestamp::now().as_unix_nanos()).expect("after 1970")
 }
 
-fn wal_bytes(data: &Path) -> u64 {
-    std::fs::read_dir(common::wal_dir(data))
-        .expect("wal dir")
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("dir")
         .map(|e| e.expect("entry").metadata().expect("metadata").len())
         .sum()
+}
+
+fn wal_bytes(data: &Path) -> u64 {
+    dir_bytes(&common::wal_dir(data))
 }
 
 /// Epochs 0-2 expired (acme), epoch 3 not (globex, decade), then an open epoch.
@@ -102,6 +106,8 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     let horizon = report.horizon;
     assert_eq!(db.prune_horizon(), horizon);
     let after = wal_bytes(&data);
+    let retained = dir_bytes(&data.join(trailmix_db::prune::PRUNED_DIR));
+    eprintln!("wal/ {before} -> {after} bytes; pruned/ {retained} bytes");
     assert!(after < before, "the log shrank: {before} -> {after} bytes");
     // Reads: pruned receipts are gone, kept ones read back.
     let gone = db.get(positions[0].seq);
