@@ -331,7 +331,6 @@ struct Tally {
     seals: u64,
     shreds: u64,
     holds: u64,
-    prunes: u64,
     encrypted: u64,
     payload_bytes: u64,
     first_logged: Option<u64>,
@@ -395,7 +394,7 @@ impl Tally {
             }
             EntryKind::Shred => self.shreds += 1,
             EntryKind::Hold => self.holds += 1,
-            EntryKind::Prune => self.prunes += 1,
+            EntryKind::Prune => {}
         }
     }
 
