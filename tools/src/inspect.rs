@@ -363,7 +363,7 @@ impl Tally {
         self.first_logged.get_or_insert(entry.chain.logged_at_ns);
         self.last_logged = Some(entry.chain.logged_at_ns);
         match entry.kind {
-            EntryKind::Genesis => {}
+            EntryKind::Genesis | EntryKind::Prune => {}
             EntryKind::Receipt => {
                 self.receipts += 1;
                 self.payload_bytes += entry.payload.len() as u64;
@@ -394,7 +394,6 @@ impl Tally {
             }
             EntryKind::Shred => self.shreds += 1,
             EntryKind::Hold => self.holds += 1,
-            EntryKind::Prune => {}
         }
     }
 
