@@ -65,6 +65,8 @@ pub(crate) struct DigestsAhead<'scope, 'env, L: LogStorage> {
     windows: Vec<Receiver<Window>>,
     pending: Vec<Option<Window>>,
     current: Option<Window>,
+    /// The window of the first entry asked for (0, or later in a pruned log).
+    first_window: Option<u64>,
 }
 
 impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
@@ -85,6 +87,7 @@ impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
             windows: Vec::new(),
             pending: Vec::new(),
             current: None,
+            first_window: None,
         }
     }
 
@@ -107,8 +110,9 @@ impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
     /// The hashes of entry `seq`, if a thread computed them.
     pub(crate) fn take(&mut self, seq: Seq) -> Option<EntryDigests> {
         let window = seq.0 / WINDOW_ENTRIES;
-        if window == 0 {
-            if self.windows.is_empty() && seq.0 == WINDOW_ENTRIES / 2 {
+        // The sequential pass hashes the first window itself (a pruned log starts later).
+        if window == *self.first_window.get_or_insert(window) {
+            if self.windows.is_empty() && seq.0 % WINDOW_ENTRIES >= WINDOW_ENTRIES / 2 {
                 self.spawn();
             }
             return None;

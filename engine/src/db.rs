@@ -195,6 +195,10 @@ pub(crate) fn read_receipt<L: LogStorage>(
     alg: HashAlgorithm,
     seq: Seq,
 ) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
+    if seq < reads.first_seq() {
+        // Pruned (see `crate::prune`): an index built before the prune may still name it.
+        return Ok(None);
+    }
     let keys = reads.payload_keys();
     let decoded = reads.visit(seq, |record| {
         decode_receipt(alg, keys, seq, record.kind.get(), record.payload)
@@ -260,11 +264,11 @@ impl<L: LogStorage> Db<L> {
             .segment_bytes(options.segment_bytes)
             .record_bytes_max(entry_bytes_max(&options))
             .hash_algorithm(options.hash_algorithm);
-        let wal = Wal::open_with(log.for_writer(), wal_options)?;
+        let mut wal = Wal::open_with(log.for_writer(), wal_options)?;
         let alg = wal.hash_algorithm();
         let reads = Arc::new(LogReads::open(log)?);
         let seen = Arc::new(SeenEvents::new());
-        let state = replay(log, &reads, alg, Arc::clone(&seen))?;
+        let state = replay_pruned(log, &reads, &data_dir, &mut wal, &seen, &options)?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
@@ -286,7 +290,10 @@ impl<L: LogStorage> Db<L> {
             &binding,
             Arc::clone(&reads),
             alg,
-            state.next_seq,
+            (
+                state.pruned.as_ref().map_or(Seq(0), |r| r.horizon),
+                state.next_seq,
+            ),
         )?);
         let store_id = wal.store_id().to_string();
         let shared = Arc::new(Shared::default());
@@ -314,6 +321,7 @@ impl<L: LogStorage> Db<L> {
         let (wake_indexer, woken) = crossbeam_channel::bounded(1);
         writer.wake_indexer_with(wake_indexer.clone());
         writer.keys.clone_from(&keys);
+        writer.data_dir.clone_from(&data_dir);
         let verifier = writer.signer.verifier();
         let (ring, receiver) = crossbeam_channel::bounded(options.ring_capacity);
         let handle = std::thread::Builder::new()
@@ -679,6 +687,16 @@ impl<L: LogStorage> Db<L> {
         ))
     }
 
+    pub(crate) fn epoch_view(&self) -> crate::writer::EpochView {
+        self.inner.shared.epoch_view()
+    }
+
+    /// The first sequence number the log keeps: 0 until a prune (see [`Db::prune`]).
+    #[must_use]
+    pub fn prune_horizon(&self) -> Seq {
+        Seq(self.inner.shared.horizon.load(Ordering::SeqCst))
+    }
+
     pub(crate) fn index_keeper(&self) -> &IndexKeeper<L> {
         &self.inner.index
     }
@@ -753,19 +771,73 @@ fn spawn_indexer<L: LogStorage>(
     Ok((handle, index_stop))
 }
 
+/// Replays the log for opening, from the retained state when it was pruned, and finishes a
+/// prune a crash interrupted.
+fn replay_pruned<S: crate::wal::Storage, L: LogStorage>(
+    log: &L,
+    reads: &LogReads<L>,
+    data_dir: &Path,
+    wal: &mut Wal<S>,
+    seen: &Arc<SeenEvents>,
+    options: &DbOptions,
+) -> Result<ChainState> {
+    let log_first = reads.segment_starts().first().copied().unwrap_or(Seq(0));
+    let start = crate::prune::start_state(
+        Some(data_dir),
+        wal.hash_algorithm(),
+        log_first,
+        crate::prune::Finish::Install,
+    )?;
+    let mut state = replay(log, reads, start, Arc::clone(seen))?;
+    finish_prune(
+        data_dir,
+        &mut state,
+        wal,
+        reads,
+        options.prune_step_hook.as_ref(),
+    )?;
+    Ok(state)
+}
+
+/// Finishes a prune a crash interrupted (see [`crate::prune`]): installs or discards its
+/// pending manifest, then deletes the segment files left below the horizon.
+fn finish_prune<S: crate::wal::Storage, L: LogStorage>(
+    data_dir: &Path,
+    state: &mut ChainState,
+    wal: &mut Wal<S>,
+    reads: &LogReads<L>,
+    hook: Option<&crate::prune::PruneStepHook>,
+) -> Result<()> {
+    let horizon = crate::prune::finish_after_replay(data_dir, state)?;
+    let mut removed = 0;
+    while wal.remove_oldest_segment_below(horizon)?.is_some() {
+        removed += 1;
+        if removed == 1
+            && let Some(hook) = hook
+        {
+            hook(crate::prune::PruneStep::FirstSegmentRemoved);
+        }
+    }
+    if removed > 0 {
+        reads.refresh()?;
+    }
+    Ok(())
+}
+
 fn replay<L: LogStorage>(
     log: &L,
     reads: &LogReads<L>,
-    alg: HashAlgorithm,
+    mut state: ChainState,
     seen: Arc<SeenEvents>,
 ) -> Result<ChainState> {
-    let mut state = ChainState::new(alg);
+    let alg = state.alg;
+    let from = state.next_seq;
     state.seen = Some(seen);
     let mut damage = None;
     let hashers = hashers_for(log);
     std::thread::scope(|scope| {
         let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Open, hashers);
-        reads.scan(Seq(0), Seq(u64::MAX), |record| {
+        reads.scan(from, Seq(u64::MAX), |record| {
             let digests = ahead.take(record.seq);
             match state.apply_with(
                 record.seq,

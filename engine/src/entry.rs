@@ -44,6 +44,9 @@ pub enum EntryKind {
     /// A signed legal hold or release on a tenant or subject (see
     /// [`crate::retention::HoldRecord`]).
     Hold = 6,
+    /// A signed record of a prune: which epochs were dropped under which policy, and the
+    /// digest of the retained state that replaces them (see [`crate::prune::PruneRecord`]).
+    Prune = 7,
 }
 
 impl EntryKind {
@@ -57,6 +60,7 @@ impl EntryKind {
             4 => Some(EntryKind::EpochSeal),
             5 => Some(EntryKind::Shred),
             6 => Some(EntryKind::Hold),
+            7 => Some(EntryKind::Prune),
             _ => None,
         }
     }
@@ -71,6 +75,7 @@ impl EntryKind {
             EntryKind::EpochSeal => "epoch seal",
             EntryKind::Shred => "shred record",
             EntryKind::Hold => "legal hold record",
+            EntryKind::Prune => "prune record",
         }
     }
 }

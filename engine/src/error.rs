@@ -111,6 +111,10 @@ pub enum Error {
     /// A shred was refused, or a receipt lost its key to a shred while in flight.
     #[error("shred: {0}")]
     Shred(#[from] crate::shred::ShredError),
+    /// A prune was refused (nothing changed), or the retained state of a pruned range is
+    /// unreadable.
+    #[error("prune: {0}")]
+    Prune(#[from] crate::prune::PruneError),
     /// An option is out of range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

@@ -118,19 +118,20 @@ fn index_error(path: &Path, err: &trailmix_index::IndexError) -> Error {
 }
 
 impl<L: LogStorage> IndexKeeper<L> {
-    /// Opens (or rebuilds) the index in `data_dir` and catches it up to `log_end`.
+    /// Opens (or rebuilds) the index in `data_dir` and catches it up to `log_end`; an index
+    /// that still holds receipts below the prune `horizon` is rebuilt from the kept log.
     pub(crate) fn open(
         data_dir: &Path,
         binding: &StoreBinding,
         reads: Arc<LogReads<L>>,
         alg: HashAlgorithm,
-        log_end: Seq,
+        (horizon, log_end): (Seq, Seq),
     ) -> Result<IndexKeeper<L>> {
         let dir = data_dir.join(INDEX_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         remove_scratch_files(&dir)?;
         let path = dir.join(INDEX_FILE);
-        let (index, rebuilt) = open_usable(&path, binding, log_end)?;
+        let (index, rebuilt) = open_usable(&path, binding, horizon, log_end)?;
         let start = index.watermark().map_err(|e| index_error(&path, &e))?;
         let mut keeper = IndexKeeper {
             index,
@@ -394,6 +395,7 @@ fn read_batch<L: LogStorage>(
 fn open_usable(
     path: &Path,
     binding: &StoreBinding,
+    horizon: Seq,
     log_end: Seq,
 ) -> Result<(Index, Option<String>)> {
     if !path.exists() {
@@ -403,7 +405,12 @@ fn open_usable(
     let live = IndexOptions::default().sharing(Sharing::ReadersAllowed);
     let problem = match Index::open(path, binding, live) {
         Ok(index) => match index.watermark() {
-            Ok(mark) if mark <= log_end.0 => return Ok((index, None)),
+            Ok(mark) if mark <= log_end.0 && !holds_pruned(&index, horizon) => {
+                return Ok((index, None));
+            }
+            Ok(mark) if mark <= log_end.0 => {
+                format!("it still holds receipts pruned below seq {horizon}")
+            }
             Ok(mark) => format!("its watermark {mark} is past the log's end {log_end}"),
             Err(err) => err.to_string(),
         },
@@ -413,6 +420,18 @@ fn open_usable(
         fresh_index(path, binding, Sharing::ReadersAllowed)?,
         Some(problem),
     ))
+}
+
+/// Whether `index` holds a receipt below `horizon` (an index built before a prune; an index
+/// that cannot answer counts as holding one, so that it is rebuilt).
+fn holds_pruned(index: &Index, horizon: Seq) -> bool {
+    if horizon == Seq(0) {
+        return false;
+    }
+    index
+        .reader()
+        .and_then(|r| r.seq_range_for_logged_at(0, u64::MAX))
+        .map_or(true, |range| !range.is_empty() && range.start < horizon.0)
 }
 
 /// Deletes an unusable index file and creates an empty one.

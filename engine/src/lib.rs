@@ -43,6 +43,7 @@ pub mod pack;
 mod position;
 pub mod proof;
 mod proof_tables;
+pub mod prune;
 mod read_only;
 mod reads;
 pub mod receipt;
@@ -65,6 +66,7 @@ pub use options::{
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};
+pub use prune::{PruneError, PruneMode, PruneReport, PruneStep, PruneStop};
 pub use read_only::ReadOnlyStore;
 pub use search::{
     FOLLOW_CHUNK_ENTRIES, FOLLOW_POLL, FRESHNESS_WAIT_MAX, Follow, Freshness, IndexCheck,
@@ -75,7 +77,8 @@ pub use ticket::Ticket;
 pub use trailmix_query as query;
 pub use trailmix_wal as wal;
 pub use verify::{
-    VERIFY_PROGRESS_EVERY, VerifyOptions, VerifyProgress, VerifyReport, verify_log, verify_store,
+    PrunedRange, VERIFY_PROGRESS_EVERY, VerifyOptions, VerifyProgress, VerifyReport, verify_log,
+    verify_store,
 };
 pub use writer::CheckpointInfo;
 

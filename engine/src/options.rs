@@ -70,6 +70,7 @@ pub struct DbOptions {
     pub(crate) payload_encryption: PayloadEncryption,
     pub(crate) kek_provider: Option<Arc<dyn KekProvider>>,
     pub(crate) shred_step_hook: Option<ShredStepHook>,
+    pub(crate) prune_step_hook: Option<crate::prune::PruneStepHook>,
     pub(crate) retention: std::collections::BTreeMap<String, Duration>,
 }
 
@@ -101,6 +102,10 @@ impl std::fmt::Debug for DbOptions {
             .field(
                 "shred_step_hook",
                 &self.shred_step_hook.as_ref().map(|_| "set"),
+            )
+            .field(
+                "prune_step_hook",
+                &self.prune_step_hook.as_ref().map(|_| "set"),
             )
             .finish()
     }
@@ -140,6 +145,7 @@ impl Default for DbOptions {
             payload_encryption: PayloadEncryption::PerSubject,
             kek_provider: None,
             shred_step_hook: None,
+            prune_step_hook: None,
             retention: std::collections::BTreeMap::new(),
         }
     }
@@ -270,6 +276,14 @@ impl DbOptions {
     #[must_use]
     pub fn shred_step_hook(mut self, hook: ShredStepHook) -> Self {
         self.shred_step_hook = Some(hook);
+        self
+    }
+
+    /// Called at each step of the prune protocol: for crash tests only.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn prune_step_hook(mut self, hook: crate::prune::PruneStepHook) -> Self {
+        self.prune_step_hook = Some(hook);
         self
     }
 

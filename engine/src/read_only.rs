@@ -106,6 +106,16 @@ impl ReadOnlyStore {
         if let Ok(Some(keys)) = KeyStore::open_read_only(&data_dir, store_id.0, provider) {
             reads.set_payload_keys(std::sync::Arc::new(keys));
         }
+        if let Some(retained) =
+            crate::prune::load_retained(&data_dir, alg, crate::prune::MANIFEST_FILE)?
+        {
+            let seals = retained
+                .epochs
+                .iter()
+                .map(crate::prune::PrunedEpoch::seal_seq)
+                .collect();
+            reads.start_notes_at(seals, retained.horizon);
+        }
         reads.map_positions()?;
         Ok(ReadOnlyStore {
             proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadOnly),

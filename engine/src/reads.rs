@@ -196,6 +196,36 @@ impl<L: LogStorage> LogReads<L> {
             .refresh()?)
     }
 
+    /// Starts the note map of a pruned log at its horizon: the pruned epochs' seals (so that
+    /// seal `k` still closes epoch `k`) and nothing walked below the horizon.
+    pub(crate) fn start_notes_at(&self, pruned_seals: Vec<Seq>, horizon: Seq) {
+        let mut notes = self.notes.write().unwrap_or_else(PoisonError::into_inner);
+        if notes.walked == Seq(0) {
+            notes.seals = pruned_seals;
+            notes.walked = horizon;
+        }
+    }
+
+    /// The first sequence number the log holds (above 0 once pruned), as last listed.
+    pub(crate) fn first_seq(&self) -> Seq {
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        reader
+            .segments()
+            .first()
+            .map_or(Seq(0), |s| s.header.first_seq)
+    }
+
+    /// The first sequence number of every segment (after re-listing them).
+    pub(crate) fn segment_starts(&self) -> std::collections::BTreeSet<Seq> {
+        let _ = self.refresh();
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        reader
+            .segments()
+            .iter()
+            .map(|s| s.header.first_seq)
+            .collect()
+    }
+
     /// The log's store id and hash algorithm.
     pub(crate) fn identity(&self) -> (StoreId, HashAlgorithm) {
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);

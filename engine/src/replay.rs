@@ -55,6 +55,9 @@ pub enum DamageKind {
     DuplicateEvent,
     /// The log is shorter than, or differs from, a trusted checkpoint held outside the store.
     Rollback,
+    /// The retained state of a pruned range does not verify, or the log is missing history
+    /// that no prune record accounts for.
+    Pruned,
 }
 
 impl DamageKind {
@@ -76,6 +79,7 @@ impl DamageKind {
             DamageKind::Signature => "signature",
             DamageKind::DuplicateEvent => "duplicate event id",
             DamageKind::Rollback => "truncation or rollback",
+            DamageKind::Pruned => "pruned range",
         }
     }
 }
@@ -136,7 +140,7 @@ pub struct SealFields {
     pub prev_seal: Digest,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
         .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
@@ -145,7 +149,7 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-fn unhex32(text: &str) -> Option<Digest> {
+pub(crate) fn unhex32(text: &str) -> Option<Digest> {
     if text.len() != 64 {
         return None;
     }
@@ -336,6 +340,10 @@ pub struct ChainState {
     pub holds: crate::retention::HoldSet,
     /// The largest data key id an encrypted receipt names (`None`: no encrypted receipt).
     pub key_id_max: Option<crate::crypto::KeyId>,
+    /// The retained state of the pruned range below the first entry replayed, if pruned.
+    pub pruned: Option<std::sync::Arc<crate::prune::Retained>>,
+    /// The last prune record replayed.
+    pub last_prune: Option<(Seq, crate::prune::PruneRecord)>,
 }
 
 impl ChainState {
@@ -364,6 +372,8 @@ impl ChainState {
             shreds: Vec::new(),
             holds: crate::retention::HoldSet::new(),
             key_id_max: None,
+            pruned: None,
+            last_prune: None,
         }
     }
 
@@ -478,6 +488,7 @@ impl ChainState {
             EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
             EntryKind::Shred => self.check_shred(seq, &entry, &chain_hash)?,
             EntryKind::Hold => self.check_hold(seq, &entry, &chain_hash)?,
+            EntryKind::Prune => self.check_prune(seq, &entry, &chain_hash)?,
         }
         self.advance_with_leaf(kind, &entry.chain, chain_hash, &digests.leaf_hash);
         Ok(chain_hash)

@@ -78,8 +78,25 @@ pub struct VerifyReport {
     pub torn_tail_bytes: u64,
     /// The trusted checkpoint's epoch and size, when one was given and matched.
     pub trusted: Option<(Epoch, u64)>,
+    /// The range dropped by [`crate::Db::prune`], verified as pruned under policy: its
+    /// retained seals, roots and leaf hashes check out and the kept log chains to them.
+    /// `None` when nothing was pruned.
+    pub pruned: Option<PrunedRange>,
     /// The first damage found; `None` means verified.
     pub damage: Option<Damage>,
+}
+
+/// The verdict on a pruned range: "pruned under policy".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedRange {
+    /// The first sequence number kept: everything below it was pruned.
+    pub horizon: Seq,
+    /// Pruned epochs (0 through `epochs - 1`).
+    pub epochs: u64,
+    /// Sequence number of the last prune record in the log.
+    pub record_seq: Option<Seq>,
+    /// The request id of that record.
+    pub request_id: Option<String>,
 }
 
 impl VerifyReport {
@@ -92,6 +109,7 @@ impl VerifyReport {
             segments,
             torn_tail_bytes: 0,
             trusted: None,
+            pruned: None,
             damage: None,
         }
     }
@@ -132,25 +150,31 @@ pub fn verify_log<L: LogStorage>(
 ) -> Result<VerifyReport> {
     let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
-    let mut state = ChainState::new(alg);
     let mut report = VerifyReport::empty(reader.segments().len());
+    let (log_first, first_segment) = log_start(&reader);
+    let mut state = match start_state(data_dir, alg, log_first)? {
+        Ok(state) => state,
+        Err((seq, detail)) => return Ok(pruned_damage(report, seq, detail)),
+    };
+    let start = state.next_seq;
     let mut trusted: Option<Trusted> = None;
     let mut pending_trusted = options.trusted_checkpoint.clone();
     let mut damage = None;
-    let segment_links: Vec<crate::wal::ChainHash> = reader
+    let segment_links: Vec<_> = reader
         .segments()
         .iter()
-        .map(|info| info.header.prev_chain_hash)
+        .map(|s| s.header.prev_chain_hash)
         .collect();
     let store_id = reader.meta().store_id.to_string();
     let hashers = hashers_for(log);
     let scanned = std::thread::scope(|scope| {
         let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Verify, hashers);
-        reader.scan(Seq(0), |record| {
+        reader.scan(start, |record| {
             if let Some(t) = trusted.as_mut() {
                 observe(t, &state);
             }
-            if let Some(found) = check_segment_link(&segment_links, &record, &state) {
+            if let Some(found) = check_segment_link(&segment_links, first_segment, &record, &state)
+            {
                 damage = Some(found);
                 return ControlFlow::Break(());
             }
@@ -168,7 +192,7 @@ pub fn verify_log<L: LogStorage>(
                 damage = Some(found);
                 return ControlFlow::Break(());
             }
-            if record.seq == Seq(0)
+            if record.seq == start
                 && let Some(note) = pending_trusted.take()
             {
                 match parse_trusted(&state, &note) {
@@ -199,20 +223,13 @@ pub fn verify_log<L: LogStorage>(
         });
     }
     if damage.is_none() {
-        // The scan above already checked every frame; only the last segment's tail is left.
-        match reader.check_tail() {
-            Ok(torn_tail_bytes) => report.torn_tail_bytes = torn_tail_bytes,
-            Err(err) => {
-                damage = Some(Damage {
-                    seq: state.next_seq,
-                    kind: DamageKind::Frame,
-                    detail: err.to_string(),
-                });
-            }
-        }
+        damage = check_tail(&reader, &state, &mut report);
     }
     if damage.is_none() {
         damage = check_genesis_store(&state, &store_id);
+    }
+    if damage.is_none() {
+        damage = check_pruned(data_dir, &state);
     }
     if damage.is_none() {
         damage = check_keys(data_dir, &state, options)?;
@@ -225,12 +242,98 @@ pub fn verify_log<L: LogStorage>(
             &mut report,
         );
     }
-    report.entries = state.next_seq.0;
+    Ok(finish_report(report, &state, start, damage))
+}
+
+/// Fills in the counts and the verdict.
+fn finish_report(
+    mut report: VerifyReport,
+    state: &ChainState,
+    start: Seq,
+    damage: Option<Damage>,
+) -> VerifyReport {
+    report.entries = state.next_seq.0 - start.0;
+    report.pruned = pruned_range(state);
     report.receipts = state.receipts;
     report.checkpoints = state.checkpoints;
     report.sealed_epochs = state.sealed.len() as u64;
     report.damage = damage;
-    Ok(report)
+    report
+}
+
+/// The scan already checked every frame; only the last segment's tail is left.
+fn check_tail<S: crate::wal::Storage>(
+    reader: &crate::wal::WalReader<S>,
+    state: &ChainState,
+    report: &mut VerifyReport,
+) -> Option<Damage> {
+    match reader.check_tail() {
+        Ok(torn_tail_bytes) => {
+            report.torn_tail_bytes = torn_tail_bytes;
+            None
+        }
+        Err(err) => Some(Damage {
+            seq: state.next_seq,
+            kind: DamageKind::Frame,
+            detail: err.to_string(),
+        }),
+    }
+}
+
+/// The log's first seq and first segment number (above 0 once pruned).
+fn log_start<S: crate::wal::Storage>(reader: &crate::wal::WalReader<S>) -> (Seq, u64) {
+    reader
+        .segments()
+        .first()
+        .map_or((Seq(0), 0), |s| (s.header.first_seq, s.header.segment_no.0))
+}
+
+/// The chain state verification starts from (the retained state's, when pruned), or the
+/// damage that stops it: retained state that does not verify, or history missing below the
+/// log's first segment.
+fn start_state(
+    data_dir: Option<&Path>,
+    alg: crate::wal::HashAlgorithm,
+    log_first: Seq,
+) -> Result<std::result::Result<ChainState, (Seq, String)>> {
+    match crate::prune::start_state(data_dir, alg, log_first, crate::prune::Finish::ReadOnly) {
+        Ok(state) => Ok(Ok(state)),
+        Err(Error::Damaged { seq, detail }) => Ok(Err((seq, detail))),
+        Err(Error::Prune(err)) => Ok(Err((log_first, err.to_string()))),
+        Err(other) => Err(other),
+    }
+}
+
+/// The prune checks after replay; a pending manifest the last prune record names counts.
+fn check_pruned(data_dir: Option<&Path>, state: &ChainState) -> Option<Damage> {
+    let pending = data_dir.and_then(|dir| {
+        crate::prune::load_retained(dir, state.alg, crate::prune::MANIFEST_PENDING_FILE)
+            .ok()
+            .flatten()
+            .map(|r| r.manifest_digest)
+    });
+    crate::prune::check_after_replay(state, pending)
+}
+
+/// The "pruned under policy" verdict of a replayed state.
+fn pruned_range(state: &ChainState) -> Option<PrunedRange> {
+    let retained = state.pruned.as_ref()?;
+    Some(PrunedRange {
+        horizon: retained.horizon,
+        epochs: retained.epochs.len() as u64,
+        record_seq: state.last_prune.as_ref().map(|(seq, _)| *seq),
+        request_id: state.last_prune.as_ref().map(|(_, p)| p.request_id.clone()),
+    })
+}
+
+/// A report whose retained state or log start does not verify.
+fn pruned_damage(mut report: VerifyReport, seq: Seq, detail: String) -> VerifyReport {
+    report.damage = Some(Damage {
+        seq,
+        kind: DamageKind::Pruned,
+        detail,
+    });
+    report
 }
 
 /// The genesis entry must name the store whose log it is in.
@@ -250,11 +353,15 @@ fn check_genesis_store(state: &ChainState, store_id: &str) -> Option<Damage> {
 /// Only the first frame of a segment after the first has a link to check.
 fn check_segment_link(
     links: &[crate::wal::ChainHash],
+    first_segment: u64,
     record: &crate::wal::RecordRef<'_>,
     state: &ChainState,
 ) -> Option<Damage> {
-    let segment = usize::try_from(record.position.segment.0).ok()?;
-    if segment == 0 || record.position.offset != crate::wal::format::SEGMENT_HEADER_BYTES {
+    // The first segment of a pruned log links to the last pruned entry: checked too.
+    let segment = usize::try_from(record.position.segment.0.checked_sub(first_segment)?).ok()?;
+    if record.position.segment.0 == 0
+        || record.position.offset != crate::wal::format::SEGMENT_HEADER_BYTES
+    {
         return None;
     }
     let link = links.get(segment)?;

@@ -66,6 +66,11 @@ pub(crate) enum Control {
         Box<crate::retention::HoldRequest>,
         Sender<Result<Seq, Error>>,
     ),
+    /// Commit a prune plan (see [`crate::prune`]): the record's seq and the files removed.
+    Prune(
+        Box<crate::prune::PrunePlan>,
+        Sender<Result<(Seq, Vec<String>), Error>>,
+    ),
     /// The legal holds in force.
     ListHolds(Sender<Result<Vec<crate::retention::LegalHold>, Error>>),
 }
@@ -99,6 +104,8 @@ pub(crate) struct Shared {
     pub stopped: AtomicBool,
     /// One past the last durable sequence number.
     pub durable_end: AtomicU64,
+    /// The first sequence number the log keeps (0 until a prune).
+    pub horizon: AtomicU64,
     /// What readers need to find checkpoints and epochs.
     pub epochs: Mutex<EpochView>,
 }
@@ -146,6 +153,8 @@ pub(crate) struct Writer<S: Storage> {
     /// The last receipt written under each data key since this writer started (retention
     /// expiry must not shred a key used after the scan that judged it).
     pub key_last_append: HashMap<KeyId, Seq>,
+    /// The data directory (where a prune writes its retained state).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Finds a receipt by event id in the index (see [`crate::indexer`]).
@@ -249,7 +258,7 @@ fn is_refused_record(err: &Error) -> bool {
     matches!(err, Error::Wal(wal_err) if matches!(**wal_err, crate::wal::Error::RecordTooLarge { .. }))
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -268,6 +277,8 @@ impl<S: Storage> Writer<S> {
         shared
             .durable_end
             .store(wal.durable_end().0, Ordering::SeqCst);
+        let horizon = state.pruned.as_ref().map_or(0, |r| r.horizon.0);
+        shared.horizon.store(horizon, Ordering::SeqCst);
         let now = Instant::now();
         let writer = Writer {
             wal,
@@ -287,6 +298,7 @@ impl<S: Storage> Writer<S> {
             wake_indexer: None,
             keys: None,
             key_last_append: HashMap::new(),
+            data_dir: std::path::PathBuf::new(),
         };
         writer.publish_epochs();
         writer
@@ -520,7 +532,7 @@ impl<S: Storage> Writer<S> {
     ) -> Result<ReceiptPosition, Error> {
         let seq = self.state.next_seq;
         let chain = self.state.next_chain_fields(tenant, now_ns());
-        let signed = matches!(kind, EntryKind::Shred | EntryKind::Hold)
+        let signed = matches!(kind, EntryKind::Shred | EntryKind::Hold | EntryKind::Prune)
             || (kind == EntryKind::Receipt
                 && self.options.receipt_signatures == ReceiptSignatures::Ed25519);
         let flag_bits = extra_flags | if signed { entry::flags::SIGNED } else { 0 };
@@ -637,6 +649,12 @@ impl<S: Storage> Writer<S> {
             seal_seq: self.state.next_seq,
         };
         self.append_note(EntryKind::EpochSeal, note.as_bytes())?;
+        // Whole epochs in whole segment files can be pruned as files (see `crate::prune`).
+        // A small epoch shares its segment with the next rather than leaving most of a
+        // pre-allocated file empty: past half full, the segment ends here.
+        if self.wal.segment_used_bytes() >= self.options.segment_bytes / 2 {
+            self.wal.end_segment()?;
+        }
         self.state.last_seal = seal_digest(self.state.alg, note.as_bytes());
         self.state.sealed.push(sealed.clone());
         self.state.checkpoints += 1;
@@ -745,6 +763,13 @@ impl<S: Storage> Writer<S> {
                 let result = match stopped {
                     Some(err) => Err(err),
                     None => self.shred(&request),
+                };
+                let _ = reply.send(result);
+            }
+            Control::Prune(plan, reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self.prune(&plan),
                 };
                 let _ = reply.send(result);
             }

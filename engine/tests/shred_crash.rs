@@ -6,6 +6,8 @@
 //! whose record was durable is never undone. The same holds under power loss: with the log on
 //! the simulated disk, the disk freezes at each step and loses what was not synced.
 
+mod common;
+
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -150,15 +152,11 @@ fn crash_at(step: ShredStep) -> bool {
         .try_into()
         .expect("32");
 
-    let output = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-        .env(DIR_VAR, &data)
-        .env(STEP_VAR, step_name(step))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .output()
-        .expect("child runs");
+    let name = step_name(step);
+    let output = common::run_child(
+        CHILD_TEST,
+        &[(DIR_VAR, data.as_os_str()), (STEP_VAR, name.as_ref())],
+    );
     assert_eq!(
         output.status.signal(),
         Some(6),

@@ -107,6 +107,19 @@ pub struct Epochs {
     pub sealed: Vec<SealedEpochSummary>,
     /// The open epoch.
     pub open: OpenEpochSummary,
+    /// The range dropped by `prune` (absent when nothing was pruned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<PrunedSummary>,
+}
+
+/// What `prune` dropped: entries below the horizon, in whole epochs whose seals, roots and
+/// leaf hashes are kept in `pruned/`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PrunedSummary {
+    /// The first sequence number the log keeps.
+    pub horizon: u64,
+    /// The pruned epochs, oldest first (their roots are the signed seals' roots).
+    pub epochs: Vec<SealedEpochSummary>,
 }
 
 /// A name and how many receipts have it.
@@ -350,7 +363,7 @@ impl Tally {
         self.first_logged.get_or_insert(entry.chain.logged_at_ns);
         self.last_logged = Some(entry.chain.logged_at_ns);
         match entry.kind {
-            EntryKind::Genesis => {}
+            EntryKind::Genesis | EntryKind::Prune => {}
             EntryKind::Receipt => {
                 self.receipts += 1;
                 self.payload_bytes += entry.payload.len() as u64;
@@ -405,14 +418,9 @@ impl Tally {
     }
 }
 
-/// Reads the summary of the store in `data_dir` (read-only; works while a writer runs).
-/// `top_n` bounds the tenant and model lists.
-///
-/// # Errors
-/// [`ToolError`] when there is no store or its log cannot be opened.
-pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
-    let reader = scan::open_reader(data_dir)?;
-    let mut segments: Vec<SegmentSummary> = reader
+/// The segment list, before the scan fills in entries and bytes used.
+fn segment_summaries(reader: &WalReader) -> Vec<SegmentSummary> {
+    reader
         .segments()
         .iter()
         .map(|info| SegmentSummary {
@@ -424,13 +432,55 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
             file_bytes: info.header.segment_bytes,
             state: segment_state(info.seal.map(|s| s.kind)),
         })
-        .collect();
-    let mut tally = Tally::default();
+        .collect()
+}
+
+/// The pruned range, from the retained state (read-only).
+fn pruned_summary(
+    data_dir: &Path,
+    alg: trailmix_db::wal::HashAlgorithm,
+) -> ToolResult<Option<PrunedSummary>> {
+    let retained =
+        trailmix_db::prune::load_retained(data_dir, alg, trailmix_db::prune::MANIFEST_FILE)
+            .map_err(|e| ToolError::store(data_dir, &e))?;
+    Ok(retained.map(|r| PrunedSummary {
+        horizon: r.horizon.0,
+        epochs: r
+            .epochs
+            .iter()
+            .map(|e| {
+                let seal = scan::decode(EntryKind::EpochSeal as u8, &e.seal_entry)
+                    .ok()
+                    .and_then(|entry| scan::note_fields(entry.payload).ok());
+                SealedEpochSummary {
+                    epoch: e.epoch.0,
+                    first_seq: e.first_seq.0,
+                    entries: e.leaves.len() as u64,
+                    root: seal.map(|f| f.root).unwrap_or_default(),
+                    seal_seq: e.seal_seq().0,
+                }
+            })
+            .collect(),
+    }))
+}
+
+/// Reads the summary of the store in `data_dir` (read-only; works while a writer runs).
+/// `top_n` bounds the tenant and model lists.
+///
+/// # Errors
+/// [`ToolError`] when there is no store or its log cannot be opened.
+pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
+    let reader = scan::open_reader(data_dir)?;
+    let mut segments = segment_summaries(&reader);
+    let pruned = pruned_summary(data_dir, reader.meta().hash_algorithm)?;
+    let mut tally = Tally {
+        open_first_seq: pruned.as_ref().map_or(0, |p| p.horizon),
+        ..Tally::default()
+    };
+    let first_no = segments.first().map_or(0, |s| s.segment);
     let scanned = reader.scan(Seq(0), |record| {
-        if let Some(segment) = usize::try_from(record.position.segment.0)
-            .ok()
-            .and_then(|i| segments.get_mut(i))
-        {
+        let index = usize::try_from(record.position.segment.0.saturating_sub(first_no));
+        if let Some(segment) = index.ok().and_then(|i| segments.get_mut(i)) {
             segment.entries += 1;
             segment.used_bytes =
                 record.position.offset + format::frame_bytes(record.payload.len() as u64);
@@ -449,10 +499,15 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
             Err(err) => tally.problem(format!("the log ends early: {err}")),
         }
     }
-    let genesis = scan::genesis(&reader);
+    let genesis = scan::genesis(&reader, data_dir);
     let meta = reader.meta();
     let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(meta.created_unix_ms);
-    let open_epoch = tally.sealed.last().map_or(0, |s| s.epoch + 1);
+    let horizon = pruned.as_ref().map_or(0, |p| p.horizon);
+    let open_epoch = tally
+        .sealed
+        .last()
+        .or(pruned.as_ref().and_then(|p| p.epochs.last()))
+        .map_or(0, |s| s.epoch + 1);
     Ok(StoreSummary {
         data_dir: data_dir.display().to_string(),
         format_version: format::FORMAT_VERSION,
@@ -483,9 +538,10 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
             open: OpenEpochSummary {
                 epoch: open_epoch,
                 first_seq: tally.open_first_seq,
-                entries: tally.entries.saturating_sub(tally.open_first_seq),
+                entries: (horizon + tally.entries).saturating_sub(tally.open_first_seq),
             },
             sealed: tally.sealed,
+            pruned,
         },
         latest_checkpoint: tally.latest_checkpoint,
         tenants: tally.tenants.len() as u64,
@@ -630,10 +686,12 @@ fn print_identity(s: &StoreSummary) {
     let other = s
         .entries
         .saturating_sub(s.receipts + s.checkpoints + s.epoch_seals);
+    let first = s.epochs.pruned.as_ref().map_or(0, |p| p.horizon);
     println!(
-        "entries         {} (seq 0 to {}): {}, {}, {}, {} (genesis, shred and hold records)",
+        "entries         {} (seq {first} to {}): {}, {}, {}, {} (genesis, shred, hold and prune \
+         records)",
         human_count(s.entries),
-        s.entries.saturating_sub(1),
+        (first + s.entries).saturating_sub(1),
         counted(s.receipts, "receipt", "receipts"),
         counted(s.checkpoints, "checkpoint", "checkpoints"),
         counted(s.epoch_seals, "epoch seal", "epoch seals"),
@@ -696,16 +754,19 @@ fn print_layout(s: &StoreSummary) {
 
     println!();
     println!("epochs (each has its own Merkle tree; a seal signs its final root)");
-    for e in &s.epochs.sealed {
+    if let Some(pruned) = &s.epochs.pruned {
         println!(
-            "  epoch {:<4} sealed  seq {} to {} ({} entries), root {}, seal at seq {}",
-            e.epoch,
-            e.first_seq,
-            (e.first_seq + e.entries).saturating_sub(1),
-            human_count(e.entries),
-            e.root,
-            e.seal_seq
+            "  horizon      seq {}: {} epoch(s) below it pruned under policy (seals, roots and \
+             leaf hashes kept in pruned/)",
+            pruned.horizon,
+            pruned.epochs.len()
         );
+        for e in &pruned.epochs {
+            print_sealed_epoch(e, "pruned");
+        }
+    }
+    for e in &s.epochs.sealed {
+        print_sealed_epoch(e, "sealed");
     }
     let open = &s.epochs.open;
     println!(
@@ -729,6 +790,19 @@ fn print_layout(s: &StoreSummary) {
         }
         None => println!("checkpoint      none in the open epoch yet"),
     }
+}
+
+/// One sealed (or pruned) epoch's line.
+fn print_sealed_epoch(e: &SealedEpochSummary, state: &str) {
+    println!(
+        "  epoch {:<4} {state:<7} seq {} to {} ({} entries), root {}, seal at seq {}",
+        e.epoch,
+        e.first_seq,
+        (e.first_seq + e.entries).saturating_sub(1),
+        human_count(e.entries),
+        e.root,
+        e.seal_seq
+    );
 }
 
 fn print_breakdown(s: &StoreSummary) {
@@ -843,7 +917,7 @@ fn unreadable_entry(
     err: trailmix_db::wal::Error,
 ) -> ToolError {
     match err {
-        trailmix_db::wal::Error::SeqOutOfRange { end, .. } => match reader.check_tail() {
+        trailmix_db::wal::Error::SeqOutOfRange { first, end, .. } => match reader.check_tail() {
             // The readable log ends early because a frame is damaged, not because the
             // store has no such entry.
             Err(damage @ trailmix_db::wal::Error::Corrupted { .. }) => ToolError::new(format!(
@@ -857,7 +931,11 @@ fn unreadable_entry(
             )),
             _ => ToolError::new(match end.0 {
                 0 => format!("the store has no entry {seq}: its log is empty"),
-                n => format!("the store has no entry {seq}: it holds seq 0 to {}", n - 1),
+                n => format!(
+                    "the store has no entry {seq}: it holds seq {first} to {}",
+                    n - 1,
+                    first = first.0
+                ),
             }),
         },
         other => ToolError::wal(data_dir, &other),
@@ -943,7 +1021,7 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
                 .ok()
                 .and_then(|g| serde_json::to_value(g).ok());
         }
-        EntryKind::Shred | EntryKind::Hold => {
+        EntryKind::Shred | EntryKind::Hold | EntryKind::Prune => {
             detail.payload = serde_json::from_slice(entry.payload).ok();
         }
         EntryKind::Checkpoint | EntryKind::EpochSeal => {
@@ -1148,6 +1226,19 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
             ),
             Err(err) => format!("hold record does not decode: {err}"),
         },
+        EntryKind::Prune => {
+            match serde_json::from_slice::<trailmix_db::prune::PruneRecord>(entry.payload) {
+                Ok(r) => format!(
+                    "prune of epochs {} to {} (seq {} to {}), request {}",
+                    r.first_epoch,
+                    r.last_epoch,
+                    r.from_seq,
+                    r.horizon.saturating_sub(1),
+                    r.request_id
+                ),
+                Err(err) => format!("prune record does not decode: {err}"),
+            }
+        }
     };
     frame
 }
@@ -1163,8 +1254,13 @@ pub fn segment_frames(
     limit: usize,
 ) -> ToolResult<SegmentFrames> {
     let reader: WalReader = scan::open_reader(data_dir)?;
-    let Some(info) = usize::try_from(segment)
-        .ok()
+    let first_no = reader
+        .segments()
+        .first()
+        .map_or(0, |s| s.header.segment_no.0);
+    let Some(info) = segment
+        .checked_sub(first_no)
+        .and_then(|i| usize::try_from(i).ok())
         .and_then(|i| reader.segments().get(i))
     else {
         let count = reader.segments().len();
@@ -1174,8 +1270,8 @@ pub fn segment_frames(
                 wal_dir(data_dir).display()
             ),
             n => format!(
-                "the store has no segment {segment}: it has {n} (numbered 0 to {}) in {}",
-                n - 1,
+                "the store has no segment {segment}: it has {n} (numbered {first_no} to {}) in {}",
+                first_no + n as u64 - 1,
                 wal_dir(data_dir).display()
             ),
         }));

@@ -37,6 +37,7 @@ pub mod inspect;
 pub mod load;
 pub mod pack;
 pub mod proofs;
+pub mod prune;
 pub mod scan;
 pub mod search;
 pub mod tail;

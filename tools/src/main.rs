@@ -359,6 +359,36 @@ enum Command {
     /// log.
     #[command(after_help = EXIT_CODES)]
     Release(ErasureArgs),
+    /// Reclaim disk: drop whole sealed epochs whose every receipt has expired.
+    ///
+    /// Expired keys are shredded first. The oldest sealed epochs go while every receipt has a
+    /// --retain class whose time has passed and no legal hold covers it (a receipt without a
+    /// class, or with a class not given here, never expires). Their seals, roots and leaf
+    /// hashes stay in pruned/, a signed prune record goes into the log, and verify reports the
+    /// range as "pruned under policy". Opens the store for writing, so not while a service
+    /// writes it.
+    #[command(after_help = EXIT_CODES)]
+    Prune {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// A retention class and how long its receipts are kept after they were logged
+        /// (`hipaa-6y=6years`); once per class.
+        #[arg(long = "retain", value_name = "CLASS=DURATION", value_parser = trailmix_tools::prune::parse_retain)]
+        retain: Vec<(String, std::time::Duration)>,
+        /// Apply the policy as of this time (RFC 3339); default now. It may not lie ahead of
+        /// the store's clock.
+        #[arg(long)]
+        now: Option<String>,
+        /// Report what would be dropped; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The request id recorded in the prune record (default `retention-prune@<now ns>`).
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an inclusion proof offline with only the public key, and show what it proves.
     #[command(name = "verify-proof", after_help = EXIT_CODES)]
     VerifyProof {
@@ -488,6 +518,16 @@ enum DurabilityArg {
     Durable,
     /// Acknowledged once copied into the log.
     Written,
+}
+
+/// An RFC 3339 time as ns since the Unix epoch.
+fn parse_time_ns(text: &str) -> Result<u64, ToolError> {
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|e| ToolError::new(format!("--now {text:?}: {e} (use RFC 3339)")))?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
+        .ok_or_else(|| ToolError::new(format!("--now {text:?} is out of range")))
 }
 
 fn show<T: serde::Serialize>(value: &T, json: bool, text: fn(&T)) -> Result<(), ToolError> {
@@ -772,6 +812,25 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
         }
         Command::Tail(args) => tail(&args),
         command @ (Command::Shred(_) | Command::Hold(_) | Command::Release(_)) => erasure(command),
+        Command::Prune {
+            dir,
+            retain,
+            now,
+            dry_run,
+            request_id,
+            json,
+        } => {
+            let now_ns = now.as_deref().map(parse_time_ns).transpose()?;
+            let args = trailmix_tools::prune::PruneArgs {
+                retain,
+                now_ns,
+                dry_run,
+                request_id,
+            };
+            let outcome = trailmix_tools::prune::run(&dir, &args)?;
+            show(&outcome, json, trailmix_tools::prune::print_text)?;
+            Ok(Verdict::Ok)
+        }
         Command::Load(args) => load(&args),
         Command::Import {
             dir,

@@ -23,7 +23,7 @@ use crate::{Paint, ToolError, ToolResult, base64, hex, human_count, paint, read_
 
 /// Refuses a directory that holds no store: `Db::open` would create one, and commands that
 /// read a store must not.
-fn require_store(data_dir: &Path) -> ToolResult<()> {
+pub(crate) fn require_store(data_dir: &Path) -> ToolResult<()> {
     if crate::wal_dir(data_dir).is_dir() {
         return Ok(());
     }

@@ -184,8 +184,15 @@ pub fn latest_note(data_dir: &Path, reader: &WalReader) -> ToolResult<Option<Not
 
 /// The genesis record at seq 0, if the log starts with a readable one.
 #[must_use]
-pub fn genesis(reader: &WalReader) -> Option<Genesis> {
-    let record = reader.read(Seq(0)).ok()?;
+pub fn genesis(reader: &WalReader, data_dir: &Path) -> Option<Genesis> {
+    let Ok(record) = reader.read(Seq(0)) else {
+        // Pruned: the genesis entry is kept in the retained state.
+        let alg = reader.meta().hash_algorithm;
+        return trailmix_db::prune::load_retained(data_dir, alg, trailmix_db::prune::MANIFEST_FILE)
+            .ok()
+            .flatten()
+            .and_then(|r| r.genesis());
+    };
     let entry = entry::decode_entry(EntryKind::Genesis, &record.payload).ok()?;
     (record.kind.get() == EntryKind::Genesis as u8)
         .then(|| serde_json::from_slice(entry.payload).ok())

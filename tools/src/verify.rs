@@ -54,6 +54,22 @@ pub struct DamageReport {
     pub offset: Option<u64>,
 }
 
+/// `verify --json`: the pruned range.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PrunedReport {
+    /// Always `pruned under policy`: not damage.
+    pub verdict: &'static str,
+    /// The first sequence number kept; everything below it was pruned.
+    pub horizon: u64,
+    /// Pruned epochs (0 through `epochs - 1`): seals, roots and the seal chain checked from
+    /// the retained leaf hashes.
+    pub epochs: u64,
+    /// Sequence number of the last prune record.
+    pub record_seq: Option<u64>,
+    /// Its request id.
+    pub request_id: Option<String>,
+}
+
 /// The trusted checkpoint that was checked.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TrustedReport {
@@ -95,6 +111,10 @@ pub struct VerifyOutcome {
     pub damage: Option<DamageReport>,
     /// The index check, with `--index` on a verified log.
     pub index: Option<IndexReport>,
+    /// The range dropped by `prune`, verified as "pruned under policy" (absent when nothing
+    /// was pruned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<PrunedReport>,
     /// Time taken, seconds.
     pub seconds: f64,
 }
@@ -125,7 +145,7 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             (Some(verifier.to_vkey()), format!("--public-key ({source})"))
         }
         None => (
-            scan::genesis(&reader).map(|g| g.verifier_key),
+            scan::genesis(&reader, data_dir).map(|g| g.verifier_key),
             "genesis entry".to_owned(),
         ),
     };
@@ -196,6 +216,13 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         }),
         damage,
         index,
+        pruned: report.pruned.map(|p| PrunedReport {
+            verdict: "pruned under policy",
+            horizon: p.horizon.0,
+            epochs: p.epochs,
+            record_seq: p.record_seq.map(|s| s.0),
+            request_id: p.request_id,
+        }),
         seconds,
     })
 }
@@ -323,6 +350,21 @@ fn print_verified(o: &VerifyOutcome) {
         "frame checksums, the hash chain, every tenant's chain, payload digests,",
     );
     more("Merkle roots, checkpoint and seal signatures (Ed25519, strict), the seal chain");
+    if let Some(p) = &o.pruned {
+        row(
+            "pruned",
+            &format!(
+                "seq 0 to {} ({} epoch(s)): {}, request {} (prune record at seq {})",
+                p.horizon.saturating_sub(1),
+                p.epochs,
+                p.verdict,
+                p.request_id.as_deref().unwrap_or("?"),
+                p.record_seq
+                    .map_or_else(|| "?".to_owned(), |s| s.to_string())
+            ),
+        );
+        more("their seals, roots (recomputed from the kept leaf hashes) and seal chain verified");
+    }
     #[allow(clippy::cast_precision_loss)]
     let rate = o.entries as f64 / o.seconds.max(1e-9);
     row(

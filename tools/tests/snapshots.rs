@@ -1,7 +1,8 @@
 //! Guards what a person reads from `trailmix-db`: the exact text (and exit code) of every
 //! command's human output — help, `inspect`, `verify` (good, `--index`, tampered, with a trusted
 //! checkpoint, rolled back), `query`, `trace`, `tail`, proofs and consistency proofs,
-//! checkpoints, evidence packs, `shred`/`hold`/`release`, `import` stopping at a bad line, the
+//! checkpoints, evidence packs, `shred`/`hold`/`release`, `prune` (and `verify`/`inspect` of the
+//! pruned store), `import` stopping at a bad line, the
 //! demo's closing block, and the errors for bad arguments — plus one `--json` output per
 //! documented read command and no colour codes on a pipe, as committed snapshots in
 //! `tests/snapshots/`.
@@ -579,6 +580,76 @@ fn shred_hold_release() {
     check("release", &with("release", "matter-17"));
     check("shred", &with("shred", "dsr-7"));
     check("shred_again", &with("shred", "dsr-8"));
+}
+
+/// A store of two sealed epochs of class `short`, one sealed epoch without a class and an open
+/// epoch, in 64 KiB segments (each epoch fills more than half of one, so it ends its segment).
+fn build_prunable_store(dir: &Path) {
+    let options = DbOptions::default()
+        .segment_bytes(64 << 10)
+        .checkpoint_interval(Duration::from_secs(3_600));
+    let db = Db::open_with(dir, options).expect("open");
+    for epoch in 0..3 {
+        for i in 0..40 {
+            let r = receipt(
+                "acme-health",
+                &format!("evt-{epoch}-{i}"),
+                Kind::LlmCall,
+                i,
+                |b| {
+                    let b = b.input(serde_json::json!({ "prompt": "x".repeat(900) }));
+                    if epoch < 2 {
+                        b.retention_class("short")
+                    } else {
+                        b
+                    }
+                },
+            );
+            db.append_and_wait(&r).expect("append");
+        }
+        db.seal_epoch().expect("seal").expect("sealed");
+    }
+    let r = receipt("acme-health", "evt-open", Kind::LlmCall, 50, |b| b);
+    db.append_and_wait(&r).expect("append");
+    db.close().expect("close");
+}
+
+#[test]
+fn prune_verify_inspect() {
+    let scratch = scratch();
+    let dir = scratch.path().join("prunable");
+    build_prunable_store(&dir);
+    let d = arg(&dir);
+    check(
+        "prune_dry_run",
+        &["prune", d, "--retain", "short=0s", "--dry-run"],
+    );
+    check("prune_no_policy", &["prune", d, "--request-id", "r-0"]);
+    check(
+        "prune",
+        &[
+            "prune",
+            d,
+            "--retain",
+            "short=0s",
+            "--request-id",
+            "retention-2026-11",
+        ],
+    );
+    check("verify_pruned", &["verify", d]);
+    check("verify_pruned_json", &["verify", d, "--json"]);
+    check("inspect_pruned", &["inspect", d]);
+    check(
+        "prune_future",
+        &[
+            "prune",
+            d,
+            "--retain",
+            "short=0s",
+            "--now",
+            "2099-01-01T00:00:00Z",
+        ],
+    );
 }
 
 #[test]

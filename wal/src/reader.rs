@@ -399,7 +399,10 @@ impl<S: Storage> WalReader<S> {
         let mut visit = Some(visit);
         let mut found = None;
         let end = self.walk(seq, hint, FrameCheck::Target, |record| {
-            found = visit.take().map(|visit| visit(record));
+            // A log whose start was pruned begins after `seq`: its first record is not it.
+            if record.seq == seq {
+                found = visit.take().map(|visit| visit(record));
+            }
             ControlFlow::Break(())
         })?;
         let first = self.segments.first().map_or(Seq(0), |s| s.header.first_seq);
@@ -416,7 +419,13 @@ impl<S: Storage> WalReader<S> {
             offset: position.offset,
             detail: detail.to_owned(),
         };
-        let index = usize::try_from(position.segment.0).map_err(|_| bad("no such segment"))?;
+        let first_no = self.segments.first().map_or(0, |s| s.header.segment_no.0);
+        let index = position
+            .segment
+            .0
+            .checked_sub(first_no)
+            .and_then(|i| usize::try_from(i).ok())
+            .ok_or_else(|| bad("no such segment"))?;
         let info = self
             .segments
             .get(index)

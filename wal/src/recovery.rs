@@ -176,11 +176,22 @@ pub(crate) fn list_segments<S: Storage>(storage: &S, meta: &Meta) -> Result<Vec<
         let Some(named_seq) = format::parse_segment_file_name(&name) else {
             continue;
         };
-        let expected_no = SegmentNo(segments.len() as u64);
+        // A log whose oldest segments were pruned (see the engine's prune protocol) starts at
+        // a later segment: the first segment found sets the numbering, the rest must follow
+        // it densely. Whether the missing start was pruned under policy is the engine's to
+        // check (its retained state names the first sequence number it keeps).
+        let expected_no = segments.first().map_or(SegmentNo(0), |first| {
+            SegmentNo(first.header.segment_no.0 + segments.len() as u64)
+        });
         let info = read_segment_info(storage, meta, &name, expected_no)?;
-        let expected_first = segments
-            .last()
-            .map_or(Seq(0), |prev| prev.seal.map_or(Seq(0), |s| s.end_seq));
+        let expected_no = if segments.is_empty() {
+            info.header.segment_no
+        } else {
+            expected_no
+        };
+        let expected_first = segments.last().map_or(info.header.first_seq, |prev| {
+            prev.seal.map_or(Seq(0), |s| s.end_seq)
+        });
         let corrupted = |offset, detail: String| Error::Corrupted {
             segment: info.header.segment_no,
             offset,

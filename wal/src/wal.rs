@@ -486,6 +486,59 @@ impl<S: Storage> Wal<S> {
         &self.report
     }
 
+    /// Bytes of the current segment in use (its header and frames): what a caller weighs
+    /// before ending the segment early with [`Wal::end_segment`].
+    #[must_use]
+    pub fn segment_used_bytes(&self) -> u64 {
+        self.write_offset
+    }
+
+    /// Flushes and seals the current segment as rolled over, so that the next append starts a
+    /// new segment file at the next sequence number. The engine calls this right after an
+    /// epoch seal, so that whole epochs occupy whole files and can later be dropped as files.
+    /// Nothing happens when the segment is already sealed.
+    ///
+    /// # Errors
+    /// As for [`Wal::flush`]; a failed seal sync stops the log.
+    pub fn end_segment(&mut self) -> Result<Seq> {
+        let end = self.flush()?;
+        if !self.segment_sealed {
+            self.write_seal(SealKind::Rolled)?;
+            self.segment_sealed = true;
+        }
+        Ok(end)
+    }
+
+    /// Removes the oldest segment file if it lies wholly below `seq` (all its records have
+    /// smaller sequence numbers) and is not the current one, then syncs the directory; returns
+    /// its name, or `None` when there is nothing to remove. The engine's prune protocol calls
+    /// it until `None` once the range below `seq` is recorded as pruned: a crash part way
+    /// leaves a log that starts at a later segment, and the next call goes on from there.
+    ///
+    /// # Errors
+    /// [`Error::FailStopped`], the segment listing's errors, I/O errors.
+    pub fn remove_oldest_segment_below(&mut self, seq: Seq) -> Result<Option<String>> {
+        self.check_running()?;
+        let segments = recovery::list_segments(&self.storage, &self.meta)?;
+        let Some(info) = segments.first() else {
+            return Ok(None);
+        };
+        let whole = info
+            .seal
+            .is_some_and(|s| s.kind == SealKind::Rolled && s.end_seq <= seq);
+        if !whole || info.header.segment_no == self.segment_header.segment_no {
+            return Ok(None);
+        }
+        self.storage
+            .remove(&info.file_name)
+            .map_err(|e| Error::io("remove", self.storage.dir().join(&info.file_name), e))?;
+        self.storage
+            .sync_dir()
+            .map_err(|e| Error::io("sync directory", self.storage.dir(), e))?;
+        self.report.segments = self.report.segments.saturating_sub(1);
+        Ok(Some(info.file_name.clone()))
+    }
+
     /// The current (last) segment's number.
     #[must_use]
     pub fn current_segment(&self) -> SegmentNo {

@@ -67,6 +67,8 @@ impl EpochScan {
 struct TenantReceipt {
     seq: u64,
     logged_at_ns: u64,
+    /// It links to an earlier receipt of the tenant.
+    links_back: bool,
 }
 
 /// The tenant's shred records as the scan found them.
@@ -106,7 +108,7 @@ pub fn export_pack(
     options: &ExportOptions,
 ) -> Result<(PackFiles, ExportSummary), PackError> {
     let log = FsLog::new(data_dir.join(WAL_DIR));
-    let scan = scan_log(&log, &scope.tenant)?;
+    let scan = scan_log(&log, data_dir, &scope.tenant)?;
     if signer.verifier() != scan.verifier {
         return Err(PackError::WrongSigner(format!(
             "the store's key is {}, the signer's {}",
@@ -200,10 +202,16 @@ fn damaged(seq: u64, detail: impl Into<String>) -> PackError {
 }
 
 /// The first pass: leaf hashes per epoch, anchors, genesis, the tenant's receipts.
-fn scan_log(log: &FsLog, tenant: &str) -> Result<Scan, PackError> {
+fn scan_log(log: &FsLog, data_dir: &Path, tenant: &str) -> Result<Scan, PackError> {
     let reader = log.open_reader().map_err(PackError::Store)?;
-    let mut alg = HashAlgorithm::Blake3;
-    let mut genesis: Option<(Genesis, NoteVerifier)> = None;
+    let mut alg = reader.meta().hash_algorithm;
+    // A pruned log starts after its genesis entry; the retained state keeps it.
+    let mut genesis: Option<(Genesis, NoteVerifier)> =
+        crate::prune::load_retained(data_dir, alg, crate::prune::MANIFEST_FILE)
+            .map_err(PackError::Store)?
+            .and_then(|r| r.genesis())
+            .and_then(|g| Some((NoteVerifier::from_vkey(&g.verifier_key).ok()?, g)))
+            .map(|(v, g)| (g, v));
     let mut epochs: BTreeMap<u64, EpochScan> = BTreeMap::new();
     let mut tenant_receipts = Vec::new();
     let mut shreds = TenantShreds::default();
@@ -306,11 +314,13 @@ fn scan_record(
                 tenant_receipts.push(TenantReceipt {
                     seq,
                     logged_at_ns: entry.chain.logged_at_ns,
+                    links_back: entry.chain.tenant_prev_seq != entry::NO_TENANT_PREV,
                 });
             }
         }
         // Only the tenant's own shred records may enter its pack: they name its subjects and
-        // request ids. Any other entry is a leaf a pack shows as a hash-only link.
+        // request ids. Any other entry (genesis, hold and prune records) is a leaf a pack
+        // shows as a hash-only link where its range needs it.
         EntryKind::Shred => {
             let record = decode_shred_record(entry.payload)
                 .map_err(|e| damaged(seq, format!("shred record: {e}")))?;
@@ -321,7 +331,7 @@ fn scan_record(
                 shreds.entries.insert(seq, bytes.to_vec());
             }
         }
-        EntryKind::Genesis | EntryKind::Hold => {}
+        EntryKind::Genesis | EntryKind::Hold | EntryKind::Prune => {}
     }
     epoch.leaves.push(entry::leaf_hash(*alg, Seq(seq), &entry));
     Ok(())
@@ -384,9 +394,18 @@ fn plan(scan: &Scan, scope: &PackScope, options: &ExportOptions) -> Result<Plan,
         .logged_to_ns
         .and_then(|to| covered.iter().find(|r| r.logged_at_ns >= to).copied());
     let last_shown = in_range.last().copied().or(before);
+    let first = in_range.first().or(after.as_ref());
+    if before.is_none() && first.is_some_and(|r| r.links_back) {
+        return Err(PackError::Unusable(
+            "the tenant's first kept receipt links to a receipt pruned under policy: a pack \
+             cannot start at the pruned range (export a range that begins after the tenant's \
+             first kept receipt)"
+                .into(),
+        ));
+    }
     let start = if before.is_some() {
         "previous_receipt"
-    } else if in_range.first().or(after.as_ref()).is_some() {
+    } else if first.is_some() {
         "first_receipt_of_tenant"
     } else {
         "unproven"

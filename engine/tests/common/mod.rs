@@ -381,3 +381,19 @@ pub fn edit_chain(kind: u8, entry: &[u8], edit: &dyn Fn(&mut entry::ChainFields)
     EntryRef { chain, ..old }.encode_into(&mut out);
     out
 }
+
+/// Runs the test `child_test` of this test binary in a child process with the environment
+/// `vars` (crash tests: the child aborts at a step), stdout captured, stderr dropped.
+pub fn run_child(child_test: &str, vars: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    command.args(["--exact", child_test, "--nocapture", "--test-threads=1"]);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("child runs")
+}
