@@ -111,6 +111,10 @@ pub enum Error {
     /// A shred was refused, or a receipt lost its key to a shred while in flight.
     #[error("shred: {0}")]
     Shred(#[from] crate::shred::ShredError),
+    /// The PII policy refused a receipt (a field too long once redacted, two label keys
+    /// redacted to one); nothing was appended.
+    #[error("PII redaction: {0}")]
+    Pii(#[from] crate::pii::PiiError),
     /// An option is out of range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {
