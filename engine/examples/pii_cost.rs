@@ -38,7 +38,7 @@ fn ns_per(iterations: u32, mut f: impl FnMut() -> usize) -> f64 {
             sink += f();
         }
         black_box(sink);
-        best = best.min(started.elapsed().as_nanos() as f64 / f64::from(iterations));
+        best = best.min(started.elapsed().as_secs_f64() * 1e9 / f64::from(iterations));
     }
     best
 }

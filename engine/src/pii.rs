@@ -32,7 +32,7 @@ mod scan;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs;
 use std::io::Read as _;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -239,8 +239,8 @@ impl PiiPolicy {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub(crate) fn store(&self, data_dir: &Path) -> Result<()> {
-        if PiiPolicy::load(data_dir).ok().flatten() == Some(*self) {
+    pub(crate) fn store(self, data_dir: &Path) -> Result<()> {
+        if PiiPolicy::load(data_dir).ok().flatten() == Some(self) {
             return Ok(());
         }
         let path = data_dir.join(PII_POLICY_FILE);
@@ -255,7 +255,7 @@ impl PiiPolicy {
     }
 
     /// The enabled kinds, in preference order.
-    fn kinds(&self) -> ([PiiKind; 4], usize) {
+    fn kinds(self) -> ([PiiKind; 4], usize) {
         let mut kinds = [PiiKind::Email; 4];
         let mut n = 0;
         for kind in PiiKind::ALL {
@@ -711,11 +711,11 @@ fn mask(kind: PiiKind, matched: &str, out: &mut String) {
         PiiKind::IpAddress => match scan::parse_ip(matched) {
             Some(std::net::IpAddr::V4(v4)) => {
                 let [a, b, _, _] = v4.octets();
-                out.push_str(&format!("{a}.{b}.*.*"));
+                let _ = write!(out, "{a}.{b}.*.*");
             }
             Some(std::net::IpAddr::V6(v6)) => {
                 let [a, b, c, ..] = v6.segments();
-                out.push_str(&format!("{a:x}:{b:x}:{c:x}:*"));
+                let _ = write!(out, "{a:x}:{b:x}:{c:x}:*");
             }
             None => out.push_str("[ip]"),
         },

@@ -216,9 +216,9 @@ fn next_number(b: &[u8], from: usize, kind: NumberKind) -> Option<(usize, usize)
         let mut group_starts = [0usize; GROUPS_MAX];
         let mut group_ends = [0usize; GROUPS_MAX];
         let (groups, run_end) = read_groups(b, i, &mut group_starts, &mut group_ends);
-        for first in 0..groups {
+        for (first, &group_start) in group_starts.iter().enumerate().take(groups) {
             // The run's own start may be a `+` or `(` before the first digit group.
-            let start = if first == 0 { i } else { group_starts[first] };
+            let start = if first == 0 { i } else { group_start };
             if first > 0 && b[start - 1] == b'(' {
                 continue;
             }
@@ -321,12 +321,12 @@ pub fn luhn_valid(span: &[u8]) -> bool {
             d
         };
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// With a leading `+`: 8 to 15 digits (E.164). Without: 10 or 11 digits in at least two
 /// groups (a bare digit run is an id, not a phone number), not shaped like a date
-/// (`YYYY-MM-DD…`). Parentheses, if any, are one pair around the first group.
+/// (`YYYY-MM-DD…`). Parentheses, if any, are one pair around one group.
 fn is_phone(span: &[u8]) -> bool {
     let digits = digit_count(span);
     let plus = span[0] == b'+';
@@ -345,21 +345,23 @@ fn is_phone(span: &[u8]) -> bool {
 }
 
 fn parens_ok(span: &[u8]) -> bool {
-    let open = span.iter().filter(|&&c| c == b'(').count();
-    let close = span.iter().filter(|&&c| c == b')').count();
+    let open = span.iter().position(|&c| c == b'(');
+    let close = span.iter().position(|&c| c == b')');
     match (open, close) {
-        (0, 0) => true,
-        (1, 1) => {
-            let at_open = span.iter().position(|&c| c == b'(').unwrap_or(0);
-            let at_close = span.iter().position(|&c| c == b')').unwrap_or(0);
-            at_close > at_open + 1 && span[at_open + 1..at_close].iter().all(u8::is_ascii_digit)
+        (None, None) => true,
+        (Some(open), Some(close)) => {
+            // One pair only, around digits.
+            span.iter().rposition(|&c| c == b'(') == Some(open)
+                && span.iter().rposition(|&c| c == b')') == Some(close)
+                && close > open + 1
+                && span[open + 1..close].iter().all(u8::is_ascii_digit)
         }
         _ => false,
     }
 }
 
-/// `YYYY-MM-DD` (or with `.`, or `/`-less spaces) at the start: four digits, then two groups
-/// of two digits that can be a month and a day.
+/// `YYYY-MM-DD` at the start (any separators): four digits, then two groups of two digits
+/// that can be a month and a day.
 fn starts_like_date(span: &[u8]) -> bool {
     let two = |at: usize| -> Option<u8> {
         let d = span.get(at..at + 2)?;
