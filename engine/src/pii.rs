@@ -520,7 +520,8 @@ impl PiiRedactor {
     #[must_use]
     pub fn redact_text<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let kinds = &self.kinds[..self.kinds_len];
-        let Some(mut found) = scan::next_match(text, 0, kinds) else {
+        let triggers = scan::Triggers::of(text);
+        let Some(mut found) = scan::next_match(text, 0, kinds, triggers) else {
             return Cow::Borrowed(text);
         };
         let mut out = String::with_capacity(text.len() + 16);
@@ -529,7 +530,7 @@ impl PiiRedactor {
             out.push_str(&text[done..found.start]);
             self.render(found.kind, &text[found.start..found.end], &mut out);
             done = found.end;
-            match scan::next_match(text, done, kinds) {
+            match scan::next_match(text, done, kinds, triggers) {
                 Some(next) => found = next,
                 None => break,
             }
@@ -600,10 +601,11 @@ impl PiiRedactor {
         &self,
         labels: &BTreeMap<String, String>,
     ) -> std::result::Result<Option<BTreeMap<String, String>>, PiiError> {
-        let changes = labels.iter().any(|(k, v)| {
-            let kinds = &self.kinds[..self.kinds_len];
-            scan::next_match(k, 0, kinds).is_some() || scan::next_match(v, 0, kinds).is_some()
-        });
+        let kinds = &self.kinds[..self.kinds_len];
+        let found = |text: &str| scan::next_match(text, 0, kinds, scan::Triggers::of(text));
+        let changes = labels
+            .iter()
+            .any(|(k, v)| found(k).is_some() || found(v).is_some());
         if !changes {
             return Ok(None);
         }

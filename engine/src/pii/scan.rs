@@ -17,12 +17,58 @@ pub(crate) struct Found {
     pub kind: PiiKind,
 }
 
+/// What a text holds that some detector needs, found in one pass: a detector whose trigger is
+/// missing does not scan at all, so an id without `@`, `:` or many digits costs one pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Triggers {
+    at_sign: bool,
+    colon: bool,
+    dot: bool,
+    digits: usize,
+}
+
+impl Triggers {
+    pub(crate) fn of(text: &str) -> Triggers {
+        let mut t = Triggers {
+            at_sign: false,
+            colon: false,
+            dot: false,
+            digits: 0,
+        };
+        for &b in text.as_bytes() {
+            match b {
+                b'0'..=b'9' => t.digits += 1,
+                b'@' => t.at_sign = true,
+                b':' => t.colon = true,
+                b'.' => t.dot = true,
+                _ => {}
+            }
+        }
+        t
+    }
+
+    /// Whether a match of `kind` is possible at all.
+    fn allow(self, kind: PiiKind) -> bool {
+        match kind {
+            PiiKind::Email => self.at_sign,
+            PiiKind::IpAddress => self.colon || (self.dot && self.digits >= 4),
+            PiiKind::CardNumber => self.digits >= 13,
+            PiiKind::Phone => self.digits >= 8,
+        }
+    }
+}
+
 /// The first match at or after `from` of any detector in `kinds`: the leftmost; of those
 /// starting at one place the longest; of equal ones the first in `kinds` (which lists
 /// address before card before phone, so `10.100.200.255` is an address).
-pub(crate) fn next_match(text: &str, from: usize, kinds: &[PiiKind]) -> Option<Found> {
+pub(crate) fn next_match(
+    text: &str,
+    from: usize,
+    kinds: &[PiiKind],
+    triggers: Triggers,
+) -> Option<Found> {
     let mut best: Option<Found> = None;
-    for &kind in kinds {
+    for &kind in kinds.iter().filter(|k| triggers.allow(**k)) {
         let found = match kind {
             PiiKind::Email => next_email(text.as_bytes(), from),
             PiiKind::IpAddress => next_ip(text, from),
