@@ -255,6 +255,8 @@ impl<L: LogStorage> Db<L> {
     /// As for [`Db::open_with`].
     pub fn open_on(log: &L, data_dir: &Path, options: DbOptions) -> Result<Db<L>> {
         options.validate()?;
+        // Read before anything is created, so that a damaged policy file changes nothing.
+        let kept_pii = PiiPolicy::load(data_dir)?;
         let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| Error::io("create directory", &data_dir, e))?;
@@ -290,7 +292,7 @@ impl<L: LogStorage> Db<L> {
             alg,
             state.next_seq,
         )?);
-        let pii = open_pii(&data_dir, &options)?;
+        let pii = open_pii(&data_dir, &options, kept_pii)?;
         let store_id = wal.store_id().to_string();
         let shared = Arc::new(Shared::default());
         let lookup: Arc<dyn EventLookup> = Arc::clone(&index) as Arc<dyn EventLookup>;
@@ -857,9 +859,12 @@ fn open_key_store(
 }
 
 /// The store's PII policy: the one in `options` (kept in the data directory for later
-/// openers), else the one kept there, else off; with its pseudonym key when it needs one.
-fn open_pii(data_dir: &Path, options: &DbOptions) -> Result<Option<PiiRedactor>> {
-    let kept = PiiPolicy::load(data_dir)?;
+/// openers), else the one `kept` there, else off; with its pseudonym key when it needs one.
+fn open_pii(
+    data_dir: &Path,
+    options: &DbOptions,
+    kept: Option<PiiPolicy>,
+) -> Result<Option<PiiRedactor>> {
     let policy = match options.pii_policy {
         Some(policy) => {
             if kept.is_some() || !policy.is_off() {

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs;
 use std::io::Read as _;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -43,7 +43,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{KEY_BYTES, SecretKey};
 use crate::error::{Error, Result};
-use crate::keys::{KEYS_DIR, sync_dir, write_synced};
+use crate::keys::{KEYS_DIR, check_owner_only, sync_dir, write_synced};
 use crate::receipt::{Problem, ReceiptHeader};
 use crate::receipt::{check_id, check_label_key, check_label_value};
 
@@ -357,15 +357,12 @@ pub enum PiiError {
         problem: Problem,
     },
     /// Two label keys became one key once redacted (two keys holding phone numbers under
-    /// `redact`, say); keeping either would silently drop the other label.
+    /// `redact`, say); keeping either would silently drop the other label. The keys as given
+    /// are not in the error: they hold the PII, and errors end up in logs.
     #[error(
-        "label keys `{first}` and `{second}` both become `{redacted}` once their PII is redacted; nothing was written"
+        "two label keys both become `{redacted}` once their PII is redacted; nothing was written"
     )]
     LabelKeyCollision {
-        /// One label key, as given (it holds PII: this error is for the caller only).
-        first: String,
-        /// The other.
-        second: String,
         /// The key both become.
         redacted: String,
     },
@@ -432,27 +429,16 @@ impl PseudonymKey {
     }
 
     fn load(path: &Path) -> Result<PseudonymKey> {
-        let key_error = |detail: String| Error::Key {
-            path: path.to_path_buf(),
-            detail,
-        };
-        let mode = fs::metadata(path)
-            .map_err(|e| Error::io("stat", path, e))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(key_error(format!(
-                "permissions are {:o}; the pseudonym key must be readable by its owner only \
-                 (chmod 600)",
-                mode & 0o777
-            )));
-        }
+        check_owner_only(path, "the pseudonym key")?;
         let mut bytes = Zeroizing::new(Vec::new());
         fs::File::open(path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| Error::io("read", path, e))?;
         if bytes.len() != PII_KEY_FILE_BYTES || &bytes[..8] != PII_KEY_MAGIC {
-            return Err(key_error("not a pseudonym key file".into()));
+            return Err(Error::Key {
+                path: path.to_path_buf(),
+                detail: "not a pseudonym key file".into(),
+            });
         }
         let mut key = [0u8; KEY_BYTES];
         key.copy_from_slice(&bytes[8..]);
@@ -610,7 +596,6 @@ impl PiiRedactor {
             return Ok(None);
         }
         let mut out = BTreeMap::new();
-        let mut origin: BTreeMap<String, &str> = BTreeMap::new();
         for (key, value) in labels {
             let new_key = match self.redact_text(key) {
                 Cow::Borrowed(k) => k.to_owned(),
@@ -624,12 +609,8 @@ impl PiiRedactor {
             let new_value = self
                 .redact_field(&field, value, check_label_value)?
                 .unwrap_or_else(|| value.clone());
-            if let Some(first) = origin.insert(new_key.clone(), key) {
-                return Err(PiiError::LabelKeyCollision {
-                    first: first.to_owned(),
-                    second: key.clone(),
-                    redacted: new_key,
-                });
+            if out.contains_key(&new_key) {
+                return Err(PiiError::LabelKeyCollision { redacted: new_key });
             }
             out.insert(new_key, new_value);
         }

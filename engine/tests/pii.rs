@@ -425,7 +425,7 @@ fn a_longer_redaction_over_a_limit_is_refused_and_nothing_is_written() {
         ))
         .expect_err("collision");
     assert!(
-        matches!(err, Error::Pii(PiiError::LabelKeyCollision { ref redacted, .. }) if redacted == "pii_ip_"),
+        matches!(err, Error::Pii(PiiError::LabelKeyCollision { ref redacted }) if redacted == "pii_ip_"),
         "{err:?}"
     );
     db2.close().expect("close");
@@ -453,7 +453,7 @@ fn the_kept_policy_can_be_changed_and_turned_off() {
     let db = Db::open(&data).expect("reopen");
     assert!(db.pii_policy().is_off());
     db.close().expect("close");
-    // A damaged policy file is refused with a typed error.
+    // A damaged policy file is refused with a typed error ...
     fs::write(
         data.join(PII_POLICY_FILE),
         "trailmix-db pii policy v1\nemail=hide\n",
@@ -466,6 +466,16 @@ fn the_kept_policy_can_be_changed_and_turned_off() {
             ..
         }
     ));
+    // ... before anything is created.
+    let fresh = dir.path().join("fresh");
+    fs::create_dir(&fresh).expect("mkdir");
+    fs::copy(data.join(PII_POLICY_FILE), fresh.join(PII_POLICY_FILE)).expect("copy");
+    assert!(Db::open(&fresh).is_err());
+    assert_eq!(
+        fs::read_dir(&fresh).expect("read dir").count(),
+        1,
+        "nothing created"
+    );
 }
 
 #[test]
