@@ -617,3 +617,45 @@ fn erasure_scan_finds_no_canary_in_any_file_with_the_policy_on() {
         found.len()
     );
 }
+
+/// The pseudonym derivation is part of the store's format: a change would split every index
+/// and query by pseudonym at the upgrade. Pinned here for a key file of known bytes.
+#[test]
+fn pseudonyms_of_a_known_key_are_pinned() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join(trailmix_db::keys::KEYS_DIR);
+    fs::create_dir(&keys).expect("mkdir");
+    let mut bytes = b"TMPII001".to_vec();
+    bytes.extend_from_slice(&[7u8; 32]);
+    let path = PseudonymKey::path(dir.path());
+    fs::write(&path, &bytes).expect("write key");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let r = keyed(dir.path());
+    let pinned = [
+        ("jane.doe@example.com", "email:5f50ff4eaaa4a082"),
+        ("+1 415-555-0123", "phone:395ce57eb1f9fcb1"),
+        ("10.0.0.1", "ip:6716299546f531e4"),
+        ("4111 1111 1111 1111", "card:08be09ec610ba563"),
+    ];
+    let got: Vec<String> = pinned
+        .iter()
+        .map(|(input, _)| r.redact_text(input).into_owned())
+        .collect();
+    let want: Vec<&str> = pinned.iter().map(|(_, p)| *p).collect();
+    assert_eq!(got, want);
+    // The construction of docs/design.md, computed here on its own: BLAKE3 keyed with the
+    // derived subkey over the kind tag and the normalised value.
+    let subkey = blake3::derive_key(trailmix_db::pii::PSEUDONYM_CONTEXT, &[7u8; 32]);
+    let by_spec = |tag: u8, value: &[u8]| {
+        let mut input = vec![tag];
+        input.extend_from_slice(value);
+        blake3::keyed_hash(&subkey, &input).to_hex()[..PSEUDONYM_HEX_DIGITS].to_owned()
+    };
+    assert_eq!(
+        got[0],
+        format!("email:{}", by_spec(1, b"jane.doe@example.com"))
+    );
+    assert_eq!(got[1], format!("phone:{}", by_spec(4, b"+14155550123")));
+    assert_eq!(got[2], format!("ip:{}", by_spec(2, &[10, 0, 0, 1])));
+    assert_eq!(got[3], format!("card:{}", by_spec(3, b"4111111111111111")));
+}
