@@ -17,6 +17,7 @@ use crate::log::{FsLog, LogStorage};
 use crate::merkle::Digest;
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::options::{DbOptions, PayloadEncryption};
+use crate::pii::{PiiPolicy, PiiRedactor, PseudonymKey};
 use crate::position::Epoch;
 use crate::position::ReceiptPosition;
 use crate::proof::{self, ConsistencyBundle, InclusionBundle};
@@ -86,6 +87,7 @@ struct Inner<L: LogStorage> {
     wake_indexer: Sender<()>,
     proof_tables: ProofTables,
     keys: Option<Arc<KeyStore>>,
+    pii: Option<PiiRedactor>,
 }
 
 impl<L: LogStorage> Drop for Inner<L> {
@@ -257,6 +259,8 @@ impl<L: LogStorage> Db<L> {
     /// As for [`Db::open_with`].
     pub fn open_on(log: &L, data_dir: &Path, options: DbOptions) -> Result<Db<L>> {
         options.validate()?;
+        // Read before anything is created, so that a damaged policy file changes nothing.
+        let kept_pii = PiiPolicy::load(data_dir)?;
         let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| Error::io("create directory", &data_dir, e))?;
@@ -295,6 +299,7 @@ impl<L: LogStorage> Db<L> {
                 state.next_seq,
             ),
         )?);
+        let pii = open_pii(&data_dir, &options, kept_pii)?;
         let store_id = wal.store_id().to_string();
         let shared = Arc::new(Shared::default());
         let lookup: Arc<dyn EventLookup> = Arc::clone(&index) as Arc<dyn EventLookup>;
@@ -348,6 +353,7 @@ impl<L: LogStorage> Db<L> {
                 wake_indexer,
                 proof_tables,
                 keys,
+                pii,
             }),
         })
     }
@@ -414,7 +420,12 @@ impl<L: LogStorage> Db<L> {
         {
             return Err(Error::Closed);
         }
-        let header = receipt.header().encode();
+        // Redaction comes first: the clear values must never reach the encoded header, its
+        // digest, the payload's associated data, the log or the index.
+        let header = match &self.inner.pii {
+            Some(pii) => pii.redact_header(receipt.header())?.encode(),
+            None => receipt.header().encode(),
+        };
         let (payload, key_id) = self.seal_payload(receipt, &header)?;
         let entry_bytes =
             (crate::entry::ENTRY_FIXED_BYTES + 64 + header.len() + payload.len()) as u64;
@@ -478,6 +489,26 @@ impl<L: LogStorage> Db<L> {
             detail: format!("encrypting a payload: {e}"),
         })?;
         Ok((sealed, Some(key_id)))
+    }
+
+    /// The PII policy this store applies to new receipts (see [`DbOptions::pii_policy`]).
+    #[must_use]
+    pub fn pii_policy(&self) -> PiiPolicy {
+        self.inner
+            .pii
+            .as_ref()
+            .map_or_else(PiiPolicy::off, |p| *p.policy())
+    }
+
+    /// `text` as this store's PII policy writes it into a header field: how to query by a
+    /// value that was pseudonymised or masked (look up `session=<db.redact_pii("jane@…")>`).
+    /// Borrowed when the policy is off or nothing matches.
+    #[must_use]
+    pub fn redact_pii<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        match &self.inner.pii {
+            Some(pii) => pii.redact_text(text),
+            None => std::borrow::Cow::Borrowed(text),
+        }
     }
 
     pub(crate) fn options(&self) -> &DbOptions {
@@ -897,6 +928,32 @@ fn open_key_store(
     )?;
     keys.finish_shreds(&state.shreds)?;
     Ok(Some(Arc::new(keys)))
+}
+
+/// The store's PII policy: the one in `options` (kept in the data directory for later
+/// openers), else the one `kept` there, else off; with its pseudonym key when it needs one.
+fn open_pii(
+    data_dir: &Path,
+    options: &DbOptions,
+    kept: Option<PiiPolicy>,
+) -> Result<Option<PiiRedactor>> {
+    let policy = match options.pii_policy {
+        Some(policy) => {
+            if kept.is_some() || !policy.is_off() {
+                policy.store(data_dir)?;
+            }
+            policy
+        }
+        None => kept.unwrap_or_default(),
+    };
+    if policy.is_off() {
+        return Ok(None);
+    }
+    if policy.needs_key() {
+        let key = PseudonymKey::load_or_create(data_dir)?;
+        return Ok(Some(PiiRedactor::new(policy, key)));
+    }
+    Ok(Some(PiiRedactor::without_key(policy)?))
 }
 
 /// An existing store whose embedded key file is gone must not get a fresh key: it could never

@@ -115,6 +115,10 @@ pub enum Error {
     /// unreadable.
     #[error("prune: {0}")]
     Prune(#[from] crate::prune::PruneError),
+    /// The PII policy refused a receipt (a field too long once redacted, two label keys
+    /// redacted to one); nothing was appended.
+    #[error("PII redaction: {0}")]
+    Pii(#[from] crate::pii::PiiError),
     /// An option is out of range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

@@ -63,16 +63,7 @@ impl FileKeyProvider {
             path: path.to_path_buf(),
             detail,
         };
-        let mode = fs::metadata(path)
-            .map_err(|e| Error::io("stat", path, e))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(key_error(format!(
-                "permissions are {:o}; the key must be readable by its owner only (chmod 600)",
-                mode & 0o777
-            )));
-        }
+        check_owner_only(path, "the key")?;
         let text = zeroize::Zeroizing::new(
             fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
         );
@@ -113,6 +104,24 @@ impl FileKeyProvider {
         fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))?;
         sync_dir(&self.data_dir)
     }
+}
+
+/// Refuses a key file that group or others may read: [`Error::Key`] naming `what`.
+pub(crate) fn check_owner_only(path: &Path, what: &str) -> Result<()> {
+    let mode = fs::metadata(path)
+        .map_err(|e| Error::io("stat", path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Key {
+            path: path.to_path_buf(),
+            detail: format!(
+                "permissions are {:o}; {what} must be readable by its owner only (chmod 600)",
+                mode & 0o777
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Creates (or truncates) `path` with `mode`, writes `bytes` and syncs the file.

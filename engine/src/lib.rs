@@ -40,6 +40,7 @@ pub mod merkle;
 pub mod note;
 mod options;
 pub mod pack;
+pub mod pii;
 mod position;
 pub mod proof;
 mod proof_tables;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::keys::{FileKeyProvider, SigningKeyProvider};
 use crate::keystore::{FileKekProvider, KekProvider, ShredStepHook};
+use crate::pii::PiiPolicy;
 use crate::wal::HashAlgorithm;
 
 /// When an append counts as done.
@@ -72,6 +73,7 @@ pub struct DbOptions {
     pub(crate) shred_step_hook: Option<ShredStepHook>,
     pub(crate) prune_step_hook: Option<crate::prune::PruneStepHook>,
     pub(crate) retention: std::collections::BTreeMap<String, Duration>,
+    pub(crate) pii_policy: Option<PiiPolicy>,
 }
 
 impl std::fmt::Debug for DbOptions {
@@ -95,6 +97,7 @@ impl std::fmt::Debug for DbOptions {
             )
             .field("payload_encryption", &self.payload_encryption)
             .field("retention", &self.retention)
+            .field("pii_policy", &self.pii_policy)
             .field(
                 "kek_provider",
                 &self.kek_provider.as_ref().map(|_| "custom"),
@@ -147,6 +150,7 @@ impl Default for DbOptions {
             shred_step_hook: None,
             prune_step_hook: None,
             retention: std::collections::BTreeMap::new(),
+            pii_policy: None,
         }
     }
 }
@@ -268,6 +272,19 @@ impl DbOptions {
     #[must_use]
     pub fn retention_class(mut self, class: impl Into<String>, keep: Duration) -> Self {
         self.retention.insert(class.into(), keep);
+        self
+    }
+
+    /// PII redaction of the clear header (see [`crate::pii`]): `app_id`, `session_id`,
+    /// `parent_id` and labels of every receipt appended from now on are redacted by
+    /// `policy`, in the appending thread, before the header is encoded or hashed. The policy
+    /// is kept with the store (`pii.policy` in the data directory), so every later opener
+    /// that does not set one (the command-line tool, say) applies the same rule;
+    /// [`PiiPolicy::off`] turns it off for good. Default: whatever the store keeps, which is
+    /// off for a new store. Receipts already written keep their form.
+    #[must_use]
+    pub fn pii_policy(mut self, policy: PiiPolicy) -> Self {
+        self.pii_policy = Some(policy);
         self
     }
 

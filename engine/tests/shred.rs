@@ -4,6 +4,8 @@
 //! proofs and signatures still verify; bad shred requests and a wrong KEK get typed errors and
 //! change nothing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,21 +67,10 @@ fn kek_file_key(data_dir: &Path, id: KekId) -> [u8; 32] {
     bytes[16..48].try_into().expect("32 bytes")
 }
 
-fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for item in std::fs::read_dir(dir).expect("read dir") {
-        let item = item.expect("entry");
-        if item.file_type().expect("type").is_dir() {
-            all_files(&item.path(), out);
-        } else {
-            out.push(item.path());
-        }
-    }
-}
-
 /// Every file of `dir` that contains `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    all_files(dir, &mut files);
+    common::all_files(dir, &mut files);
     files
         .into_iter()
         .filter(|path| {
@@ -269,8 +260,8 @@ type IsExpected = fn(&ShredError) -> bool;
 /// Everything a refused request could have touched: the log end, the key files.
 fn fingerprint(data: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = Vec::new();
-    all_files(&data.join("keystore"), &mut files);
-    all_files(&data.join("keys"), &mut files);
+    common::all_files(&data.join("keystore"), &mut files);
+    common::all_files(&data.join("keys"), &mut files);
     files
         .into_iter()
         .map(|p| {

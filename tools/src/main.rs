@@ -389,6 +389,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show or set the store's PII policy: what to redact from ids and labels before writing.
+    ///
+    /// The policy finds e-mail addresses, phone numbers, IP addresses and card numbers in the
+    /// app, session and parent ids and in labels of receipts, before they are written.
+    ///
+    /// POLICY is `off` or a comma-separated list of KIND=MODE, KIND one of email, phone, ip,
+    /// card, all and MODE one of redact (a marker such as `[email]`), keyed-hash (a stable
+    /// pseudonym such as `email:3f2a9c0d11b7e845`, keyed by `keys/pii.key`) or mask
+    /// (`j***@example.com`): for example `all=keyed-hash` or `email=mask,card=redact`. The
+    /// policy is kept with the store (`pii.policy`): `import`, `load`, `demo` and every
+    /// program that opens the store apply it to receipts written afterwards; receipts already
+    /// written keep their form. With --set, opens the store for writing (creating it if
+    /// missing), so not while a service writes it.
+    #[command(after_help = EXIT_CODES)]
+    Pii {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// The policy to keep from now on.
+        #[arg(long, value_name = "POLICY")]
+        set: Option<String>,
+    },
     /// Check an inclusion proof offline with only the public key, and show what it proves.
     #[command(name = "verify-proof", after_help = EXIT_CODES)]
     VerifyProof {
@@ -598,6 +619,25 @@ fn inspect(
         )?,
         (None, None) => show(&inspect::summary(dir, top)?, json, inspect::print_summary)?,
     }
+    Ok(Verdict::Ok)
+}
+
+fn pii(dir: &Path, set: Option<&str>) -> Result<Verdict, ToolError> {
+    use trailmix_db::pii::PiiPolicy;
+    let policy = match set {
+        Some(text) => {
+            let policy: PiiPolicy = text.parse().map_err(|e| ToolError::new(format!("{e}")))?;
+            let options = trailmix_db::DbOptions::default().pii_policy(policy);
+            trailmix_db::Db::open_with(dir, options)
+                .and_then(trailmix_db::Db::close)
+                .map_err(|e| ToolError::store(dir, &e))?;
+            policy
+        }
+        None => PiiPolicy::load(dir)
+            .map_err(|e| ToolError::store(dir, &e))?
+            .unwrap_or_default(),
+    };
+    println!("{policy}");
     Ok(Verdict::Ok)
 }
 
@@ -845,6 +885,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             json,
         } => trailmix_tools::search::trace(&dir, &tenant, &session, json).map(|()| Verdict::Ok),
         Command::Export(args) => export(args),
+        Command::Pii { dir, set } => pii(&dir, set.as_deref()),
         Command::VerifyPack(a) => trailmix_tools::pack::verify(
             &a.pack,
             a.key.as_deref(),

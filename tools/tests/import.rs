@@ -255,3 +255,31 @@ fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     files.sort();
     files
 }
+
+#[test]
+fn the_kept_pii_policy_applies_to_imported_events() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let file = tmp.path().join("events.jsonl");
+    let set = tool(&["pii", arg(&dir), "--set", "email=redact,phone=mask"]);
+    assert_eq!(code(&set), Some(0), "{}", text(&set));
+    let shown = tool(&["pii", arg(&dir)]);
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout).trim(),
+        "email=redact,phone=mask"
+    );
+    let bad = tool(&["pii", arg(&dir), "--set", "email=hide"]);
+    assert_eq!(code(&bad), Some(2), "{}", text(&bad));
+
+    let mut with_pii = event("acme", 1);
+    with_pii["session_id"] = "jane.doe@example.com".into();
+    with_pii["labels"] = serde_json::json!({"contact": "call +1 415-555-0123"});
+    write_jsonl(&file, &[with_pii]);
+    let imported = tool(&["import", arg(&dir), arg(&file)]);
+    assert_eq!(code(&imported), Some(0), "{}", text(&imported));
+    let stored = jsonl(&tool(&["tail", arg(&dir), "--json"]));
+    let stored = &stored[0]["event"];
+    assert_eq!(stored["session_id"], "[email]");
+    assert_eq!(stored["labels"]["contact"], "call +* ***-***-**23");
+    assert_verifies(&dir);
+}

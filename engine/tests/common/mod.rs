@@ -37,6 +37,18 @@ pub fn event_id(n: u64) -> String {
     format!("evt-{n:08}")
 }
 
+/// Every regular file under `dir`, recursively (what an erasure scan reads).
+pub fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for item in fs::read_dir(dir).expect("read dir") {
+        let item = item.expect("entry");
+        if item.file_type().expect("type").is_dir() {
+            all_files(&item.path(), out);
+        } else {
+            out.push(item.path());
+        }
+    }
+}
+
 /// Copies a directory tree (regular files and directories only), keeping file modes.
 pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create copy directory");
