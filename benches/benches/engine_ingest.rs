@@ -24,8 +24,12 @@
 //! Every receipt is built before the timed section; when the pool is used up, every side
 //! starts over in a fresh store (untimed), so event ids stay unique per store.
 //!
+//! The group `engine_ingest_2KiB` runs trailmix-db (encrypted, the default), the ceiling, redb
+//! and `SQLite` again on receipts with 2 KiB canonical payloads (criterion only, no paired
+//! rounds).
+//!
 //! Sizes: `--quick` (or `TRAILMIX_BENCH_QUICK=1`) uses a 20k-receipt pool and the short paired
-//! plan; a full run a 200k pool. Paired rounds (trailmix-db against each baseline in
+//! plan; a full run a 200k pool (100k of 2 KiB receipts). Paired rounds (trailmix-db against each baseline in
 //! alternating blocks) are saved for `bench-report` unless `TRAILMIX_PAIRED=0`.
 
 #![allow(
@@ -75,8 +79,9 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(count: usize) -> Result<Pool, BoxError> {
-        let receipts = receipts::build(0, count, receipts::cores())?;
+    /// `count` receipts with `payload_bytes`-byte payloads, event ids from `start`.
+    fn new(start: u64, count: usize, payload_bytes: usize) -> Result<Pool, BoxError> {
+        let receipts = receipts::build_sized(start, count, receipts::cores(), payload_bytes)?;
         let bytes = receipts.iter().map(receipts::stored_bytes).collect();
         Ok(Pool { receipts, bytes })
     }
@@ -585,7 +590,7 @@ fn scratch() -> PathBuf {
 fn bench(c: &mut Criterion) {
     let pool_size = if quick() { 2 * CHUNK } else { 20 * CHUNK };
     let started = Instant::now();
-    let pool = Pool::new(pool_size).expect("build receipts");
+    let pool = Pool::new(0, pool_size, receipts::PAYLOAD_BYTES).expect("build receipts");
     eprintln!(
         "engine_ingest: {pool_size} receipts of {} payload bytes ({} stored bytes each) built in {:.1?}",
         receipts::PAYLOAD_BYTES,
@@ -601,13 +606,6 @@ fn bench(c: &mut Criterion) {
     let mut redb = Redb::new(root.join("redb")).expect("open redb");
     let mut sqlite = Sqlite::new(root.join("sqlite")).expect("open sqlite");
 
-    let mut group = c.benchmark_group(ids::ENGINE_INGEST_GROUP);
-    group.throughput(Throughput::Elements(CHUNK as u64));
-    group.sample_size(10);
-    if !quick() {
-        group.measurement_time(Duration::from_secs(8));
-        group.warm_up_time(Duration::from_secs(2));
-    }
     let mut sides: Vec<(&str, &mut dyn Side, &[usize])> = vec![
         (ids::TRAILMIX, &mut trailmix, &ids::INGEST_THREADS),
         (
@@ -619,19 +617,7 @@ fn bench(c: &mut Criterion) {
         (ids::REDB, &mut redb, &[1]),
         (ids::SQLITE, &mut sqlite, &[1]),
     ];
-    for (function, side, threads) in &mut sides {
-        for &t in *threads {
-            let mut cursor = Cursor(usize::MAX / 2);
-            group.bench_function(format!("{function}/{}", ids::threads_value(t)), |b| {
-                b.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| cursor.chunk(&mut **side, &pool, t).expect("ingest"))
-                        .sum()
-                });
-            });
-        }
-    }
-    group.finish();
+    criterion_jobs(c, ids::ENGINE_INGEST_GROUP, &mut sides, &pool);
 
     let plan = Plan::from_args();
     let jobs = [
@@ -678,9 +664,61 @@ fn bench(c: &mut Criterion) {
             Err(err) => eprintln!("paired {job}: failed: {err}"),
         }
     }
+    large_payloads(c, [&mut trailmix, &mut ceiling, &mut redb, &mut sqlite]);
     drop((trailmix, ceiling, redb, sqlite));
     let _ = settle(&root);
     let _ = std::fs::remove_dir(&root);
+}
+
+/// One criterion benchmark per side and thread count in `group`, each iteration a [`CHUNK`] of
+/// `pool`.
+fn criterion_jobs(
+    c: &mut Criterion,
+    group: &str,
+    sides: &mut [(&str, &mut dyn Side, &[usize])],
+    pool: &Pool,
+) {
+    let mut group = c.benchmark_group(group);
+    group.throughput(Throughput::Elements(CHUNK as u64));
+    group.sample_size(10);
+    if !quick() {
+        group.measurement_time(Duration::from_secs(8));
+        group.warm_up_time(Duration::from_secs(2));
+    }
+    for (function, side, threads) in sides.iter_mut() {
+        for &t in *threads {
+            let mut cursor = Cursor(usize::MAX / 2);
+            group.bench_function(format!("{function}/{}", ids::threads_value(t)), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| cursor.chunk(&mut **side, pool, t).expect("ingest"))
+                        .sum()
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The same durable ingest with 2 KiB payloads (criterion only; each job starts in a fresh
+/// store, as [`Cursor`] does for every job).
+fn large_payloads(c: &mut Criterion, [trailmix, ceiling, redb, sqlite]: [&mut dyn Side; 4]) {
+    let pool_size = if quick() { 2 * CHUNK } else { 10 * CHUNK };
+    let started = Instant::now();
+    let pool =
+        Pool::new(0, pool_size, receipts::LARGE_PAYLOAD_BYTES).expect("build large receipts");
+    eprintln!(
+        "engine_ingest: {pool_size} receipts of {} payload bytes built in {:.1?}",
+        receipts::LARGE_PAYLOAD_BYTES,
+        started.elapsed()
+    );
+    let mut sides: Vec<(&str, &mut dyn Side, &[usize])> = vec![
+        (ids::TRAILMIX, trailmix, &ids::INGEST_THREADS),
+        (ids::PIPELINED_CEILING, ceiling, &ids::INGEST_THREADS),
+        (ids::REDB, redb, &[1]),
+        (ids::SQLITE, sqlite, &[1]),
+    ];
+    criterion_jobs(c, ids::ENGINE_INGEST_LARGE_GROUP, &mut sides, &pool);
 }
 
 criterion_group! {

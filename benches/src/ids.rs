@@ -63,6 +63,9 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Group of the engine's durable ingest benchmark (512-byte canonical payloads).
 pub const ENGINE_INGEST_GROUP: &str = "engine_ingest_512B";
+/// Group of the engine's durable ingest benchmark with 2 KiB canonical payloads (criterion
+/// only, no paired rounds).
+pub const ENGINE_INGEST_LARGE_GROUP: &str = "engine_ingest_2KiB";
 /// Caller thread counts of the engine ingest benchmark.
 pub const INGEST_THREADS: [usize; 2] = [1, 2];
 /// Function of the pipelined ceiling: hash in the callers, chain on one thread, framed
@@ -88,6 +91,15 @@ pub fn threads_value(threads: usize) -> String {
 pub fn engine_ingest(function: &str, threads: usize) -> String {
     format!(
         "{ENGINE_INGEST_GROUP}/{function}/{}",
+        threads_value(threads)
+    )
+}
+
+/// Full id of one engine ingest benchmark with 2 KiB payloads.
+#[must_use]
+pub fn engine_ingest_large(function: &str, threads: usize) -> String {
+    format!(
+        "{ENGINE_INGEST_LARGE_GROUP}/{function}/{}",
         threads_value(threads)
     )
 }

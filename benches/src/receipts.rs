@@ -8,6 +8,8 @@ use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 
 /// Canonical payload bytes of every benchmark receipt.
 pub const PAYLOAD_BYTES: usize = 512;
+/// Canonical payload bytes of the large-receipt ingest jobs (the "2 KiB payloads").
+pub const LARGE_PAYLOAD_BYTES: usize = 2048;
 /// Number of tenants the receipts are spread over.
 pub const TENANTS: u64 = 8;
 /// Model names the receipts cycle through.
@@ -43,8 +45,22 @@ fn one(n: u64, pad: usize) -> Result<Receipt, String> {
 /// # Errors
 /// When a receipt does not build (a bug here).
 pub fn build(start: u64, count: usize, threads: usize) -> Result<Vec<Receipt>, String> {
+    build_sized(start, count, threads, PAYLOAD_BYTES)
+}
+
+/// As [`build`], with canonical payloads of `payload_bytes`.
+///
+/// # Errors
+/// When a receipt does not build (a bug here), or `payload_bytes` is below an empty
+/// receipt's payload.
+pub fn build_sized(
+    start: u64,
+    count: usize,
+    threads: usize,
+    payload_bytes: usize,
+) -> Result<Vec<Receipt>, String> {
     let probe = one(start, 0)?.payload().len();
-    let pad = PAYLOAD_BYTES
+    let pad = payload_bytes
         .checked_sub(probe)
         .ok_or_else(|| format!("an empty receipt's payload is already {probe} bytes"))?;
     let threads = threads.max(1);
@@ -103,6 +119,12 @@ mod tests {
             receipts.iter().map(|r| r.header().event_id()).collect();
         assert_eq!(ids.len(), 50);
         assert_eq!(receipts[0].header().event_id(), "evt-000000000007");
+        let large = build_sized(7, 5, 2, LARGE_PAYLOAD_BYTES)?;
+        assert!(
+            large
+                .iter()
+                .all(|r| r.payload().len() == LARGE_PAYLOAD_BYTES)
+        );
         Ok(())
     }
 }

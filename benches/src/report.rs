@@ -319,6 +319,30 @@ pub fn engine_jobs() -> Vec<Job> {
             });
         }
     }
+    // The same jobs with 2 KiB payloads (criterion ratios only); the brief states its bars at
+    // 512 B, so these rows carry none.
+    for (baseline, name, _) in INGEST_TARGETS {
+        for threads in ids::INGEST_THREADS {
+            let baseline_threads = if baseline == ids::PIPELINED_CEILING {
+                threads
+            } else {
+                1
+            };
+            jobs.push(Job {
+                label: format!(
+                    "durable ingest 2 KiB, {threads} thread{} vs {name}",
+                    if threads == 1 { "" } else { "s" }
+                ),
+                subject: ids::engine_ingest_large(ids::TRAILMIX, threads),
+                baseline: ids::engine_ingest_large(baseline, baseline_threads),
+                paired: None,
+                unit: Unit::Records {
+                    payload_bytes: crate::receipts::LARGE_PAYLOAD_BYTES,
+                },
+                target: None,
+            });
+        }
+    }
     // Issue 5: payload encryption (the default) costs at most 15% of ingest throughput.
     for threads in ids::INGEST_THREADS {
         jobs.push(Job {
