@@ -291,56 +291,62 @@ pub const ENCRYPTION_TARGET: f64 = 0.85;
 /// Verification target: `verify_store` at ≥ 0.8× the blake3 rate over the same bytes.
 pub const VERIFY_TARGET: f64 = 0.8;
 
+/// Payload size of an ingest row.
+#[derive(Clone, Copy)]
+enum IngestSize {
+    /// 512-byte payloads (`engine_ingest_512B`).
+    Small,
+    /// 2 KiB payloads (`engine_ingest_2KiB`).
+    Large,
+}
+
+/// An ingest row of trailmix-db against `baseline` without paired run or target; redb and
+/// `SQLite` have one writer, so their side runs with one thread.
+fn ingest_job(baseline: &str, name: &str, threads: usize, size: IngestSize) -> Job {
+    let baseline_threads = if baseline == ids::PIPELINED_CEILING {
+        threads
+    } else {
+        1
+    };
+    let (id, size_label, payload_bytes): (fn(&str, usize) -> String, _, _) = match size {
+        IngestSize::Small => (ids::engine_ingest, "512 B", crate::receipts::PAYLOAD_BYTES),
+        IngestSize::Large => (
+            ids::engine_ingest_large,
+            "2 KiB",
+            crate::receipts::LARGE_PAYLOAD_BYTES,
+        ),
+    };
+    Job {
+        label: format!(
+            "durable ingest {size_label}, {threads} thread{} vs {name}",
+            if threads == 1 { "" } else { "s" }
+        ),
+        subject: id(ids::TRAILMIX, threads),
+        baseline: id(baseline, baseline_threads),
+        paired: None,
+        unit: Unit::Records { payload_bytes },
+        target: None,
+    }
+}
+
 /// Rows of the "engine against its baselines" table: durable ingest and full verification.
 #[must_use]
 pub fn engine_jobs() -> Vec<Job> {
     let mut jobs = Vec::new();
     for (baseline, name, target) in INGEST_TARGETS {
         for threads in ids::INGEST_THREADS {
-            // redb and SQLite have one writer: they run with one thread only.
-            let baseline_threads = if baseline == ids::PIPELINED_CEILING {
-                threads
-            } else {
-                1
-            };
-            jobs.push(Job {
-                label: format!(
-                    "durable ingest 512 B, {threads} thread{} vs {name}",
-                    if threads == 1 { "" } else { "s" }
-                ),
-                subject: ids::engine_ingest(ids::TRAILMIX, threads),
-                baseline: ids::engine_ingest(baseline, baseline_threads),
-                paired: (baseline == ids::PIPELINED_CEILING || threads == 1)
-                    .then(|| ids::engine_ingest_paired(baseline, threads)),
-                unit: Unit::Records {
-                    payload_bytes: crate::receipts::PAYLOAD_BYTES,
-                },
-                target: Some(target),
-            });
+            let mut job = ingest_job(baseline, name, threads, IngestSize::Small);
+            job.paired = (baseline == ids::PIPELINED_CEILING || threads == 1)
+                .then(|| ids::engine_ingest_paired(baseline, threads));
+            job.target = Some(target);
+            jobs.push(job);
         }
     }
     // The same jobs with 2 KiB payloads (criterion ratios only); the brief states its bars at
     // 512 B, so these rows carry none.
     for (baseline, name, _) in INGEST_TARGETS {
         for threads in ids::INGEST_THREADS {
-            let baseline_threads = if baseline == ids::PIPELINED_CEILING {
-                threads
-            } else {
-                1
-            };
-            jobs.push(Job {
-                label: format!(
-                    "durable ingest 2 KiB, {threads} thread{} vs {name}",
-                    if threads == 1 { "" } else { "s" }
-                ),
-                subject: ids::engine_ingest_large(ids::TRAILMIX, threads),
-                baseline: ids::engine_ingest_large(baseline, baseline_threads),
-                paired: None,
-                unit: Unit::Records {
-                    payload_bytes: crate::receipts::LARGE_PAYLOAD_BYTES,
-                },
-                target: None,
-            });
+            jobs.push(ingest_job(baseline, name, threads, IngestSize::Large));
         }
     }
     // Issue 5: payload encryption (the default) costs at most 15% of ingest throughput.
