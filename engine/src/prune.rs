@@ -116,6 +116,11 @@ pub enum PruneStop {
         epoch: Epoch,
         /// The receipt.
         seq: Seq,
+        /// Its retention class (`None`: it has none).
+        class: Option<String>,
+        /// When it expires under the policy (`None`: never, as its class is missing or not
+        /// in the policy).
+        expires_ns: Option<u64>,
     },
     /// A legal hold covers a receipt of the epoch.
     Held {
@@ -1034,13 +1039,13 @@ impl<L: LogStorage> Db<L> {
                 let expires = header
                     .retention_class()
                     .and_then(|class| policy.get(class))
-                    .map_or(u64::MAX, |keep| {
-                        entry.chain.logged_at_ns.saturating_add(*keep)
-                    });
-                if expires > now_ns {
+                    .map(|keep| entry.chain.logged_at_ns.saturating_add(*keep));
+                if expires.is_none_or(|at| at > now_ns) {
                     scan.stop = Some(PruneStop::NotExpired {
                         epoch: sealed.epoch,
                         seq: record.seq,
+                        class: header.retention_class().map(str::to_owned),
+                        expires_ns: expires,
                     });
                     return Ok(ControlFlow::Break(()));
                 }

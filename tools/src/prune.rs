@@ -141,8 +141,26 @@ fn segment_sizes(data_dir: &Path) -> HashMap<String, u64> {
 
 fn stop_text(stop: &PruneStop) -> String {
     match stop {
-        PruneStop::NotExpired { epoch, seq } => {
-            format!("epoch {epoch} holds a receipt that has not expired (seq {seq})")
+        PruneStop::NotExpired {
+            epoch,
+            seq,
+            class,
+            expires_ns,
+        } => {
+            let why = match (class, expires_ns) {
+                (None, _) => "it has no retention class, so it never expires".to_owned(),
+                (Some(class), None) => {
+                    format!("its class {class} is not given with --retain, so it never expires")
+                }
+                (Some(class), Some(at)) => format!(
+                    "its class {class} expires it at {}",
+                    trailmix_db::receipt::Timestamp::from_unix_nanos(
+                        i64::try_from(*at).unwrap_or(i64::MAX)
+                    )
+                    .to_rfc3339()
+                ),
+            };
+            format!("epoch {epoch} holds a receipt that has not expired (seq {seq}: {why})")
         }
         PruneStop::Held { epoch, seq, tenant } => {
             format!(
@@ -163,6 +181,10 @@ pub fn print_text(o: &PruneOutcome) {
         _ => "no epoch".into(),
     };
     match o.verdict {
+        "dry_run" if o.epochs.is_empty() => println!(
+            "would prune     nothing (the horizon stays at seq {}); nothing changed",
+            o.horizon
+        ),
         "dry_run" => println!(
             "would prune     {epochs} (seq {} to {}, {} receipts); nothing changed",
             o.from_seq,
