@@ -252,7 +252,7 @@ fn print_check(check: &PackCheck, failure: Option<&PackFailure>) {
     }
     if c.encrypted > 0 {
         println!(
-            "  encrypted       {} of those included are stored encrypted: their stored bytes are proven; their readable copies were decrypted by the exporter and are vouched for by the pack's signature",
+            "  encrypted       {} of those included are stored encrypted: their stored bytes are proven; where the pack shows a readable copy, the exporter decrypted it and only the pack's signature vouches for it",
             c.encrypted
         );
     }

@@ -138,8 +138,9 @@ pub struct Counts {
     /// record in the pack.
     pub shredded: u64,
     /// Of the `included` receipts, those whose payload is stored encrypted: their `payload`
-    /// is the ciphertext the chain covers, and their `payload_json` the exporter's decryption,
-    /// vouched for by the pack's signature (not by the chain). Absent when 0.
+    /// is the ciphertext the chain covers, and their `payload_json`, where present, the
+    /// exporter's decryption, vouched for by the pack's signature (not by the chain); it is
+    /// absent when the exporter could not open the key. Absent when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub encrypted: u64,
     /// In-range receipts the filter left out (hash-only links).
