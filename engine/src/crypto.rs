@@ -8,14 +8,14 @@
 //! id), so ciphertext moved to another receipt, another store or relabelled with another key
 //! id does not open.
 //!
-//! The 24-byte nonce is *synthetic*: a keyed BLAKE3 of the associated data and the plaintext
-//! under a subkey of the data key (the SIV pattern). The same receipt appended twice therefore
-//! encrypts to the same bytes, which keeps appends idempotent (a retry compares content
-//! digests, which cover the ciphertext); a random nonce would turn every retry into a
-//! conflict. Only identical (header, payload) pairs under one key — the same receipt — encrypt
-//! alike, and the header holds the event id, so nothing else is revealed. The nonce is a keyed
-//! function of the plaintext: without the data key it says nothing about it, and after the key
-//! is shredded it can no longer be checked against guesses.
+//! The 24-byte nonce is random (`rand::rng()`, a CSPRNG reseeded from the operating system):
+//! at 192 bits, random nonces never collide in practice, however many payloads one key seals.
+//! Retries of the same receipt therefore encrypt to different bytes; the writer recognises them
+//! by decrypting both copies (see `writer.rs`, `same_encrypted_receipt`), which costs only on
+//! the rare retry. Until 2026-11-24 the nonce was synthetic (a keyed BLAKE3 of the associated
+//! data and the plaintext, so that a retry gave the same bytes); that extra pass over every
+//! payload was half the cost of encryption on the ingest path. Payloads written either way
+//! decrypt alike: the nonce is read from the payload.
 //!
 //! Data keys are wrapped (XChaCha20-Poly1305 again, random nonce) by a key-encryption key
 //! before they touch a file; [`wrap_key`] binds the wrapped key to its store, KEK id, key id,
@@ -51,8 +51,6 @@ pub const PAYLOAD_OVERHEAD_BYTES: usize = 1 + 8 + NONCE_BYTES + TAG_BYTES;
 pub const WRAPPED_KEY_BYTES: usize = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
 /// First bytes of a payload's associated data (domain separation).
 pub const PAYLOAD_AD_CONTEXT: &[u8] = b"trailmix-db 2026-11-23 payload aead v1\0";
-/// BLAKE3 `derive_key` context of the nonce subkey.
-pub const NONCE_CONTEXT: &str = "trailmix-db 2026-11-23 payload nonce v1";
 /// First bytes of a wrapped key's associated data.
 pub const WRAP_AD_CONTEXT: &[u8] = b"trailmix-db 2026-11-23 key wrap v1\0";
 
@@ -81,9 +79,6 @@ impl std::fmt::Display for KekId {
 #[derive(Clone)]
 pub struct SecretKey {
     bytes: Zeroizing<[u8; KEY_BYTES]>,
-    /// The payload nonce subkey, derived on first use and kept: deriving it for every payload
-    /// was a tenth of the cost of encrypting a 512-byte one. Wiped with the key.
-    nonce_subkey: std::sync::OnceLock<Zeroizing<[u8; KEY_BYTES]>>,
 }
 
 impl std::fmt::Debug for SecretKey {
@@ -102,16 +97,7 @@ impl SecretKey {
     }
 
     fn from_zeroizing(bytes: Zeroizing<[u8; KEY_BYTES]>) -> SecretKey {
-        SecretKey {
-            bytes,
-            nonce_subkey: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The subkey that keys a payload's synthetic nonce (derived once per key).
-    pub(crate) fn nonce_subkey(&self) -> &[u8; KEY_BYTES] {
-        self.nonce_subkey
-            .get_or_init(|| Zeroizing::new(blake3::derive_key(NONCE_CONTEXT, self.bytes.as_ref())))
+        SecretKey { bytes }
     }
 
     /// A key from its bytes (the caller's copy should be zeroized).
@@ -215,16 +201,6 @@ fn xchacha_open(
         .map_err(|_| CryptoError::Authentication)
 }
 
-fn synthetic_nonce(key: &SecretKey, ad: &[u8], plaintext: &[u8]) -> [u8; NONCE_BYTES] {
-    let mut hasher = blake3::Hasher::new_keyed(key.nonce_subkey());
-    hasher.update(&u64::try_from(ad.len()).unwrap_or(u64::MAX).to_le_bytes());
-    hasher.update(ad);
-    hasher.update(plaintext);
-    let mut nonce = [0u8; NONCE_BYTES];
-    hasher.finalize_xof().fill(&mut nonce);
-    nonce
-}
-
 /// Encrypts a receipt payload under `key` (key id `key_id`) for the receipt with these header
 /// bytes in store `store_id`. Returns the stored payload bytes.
 ///
@@ -238,7 +214,8 @@ pub fn encrypt_payload(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
     let ad = payload_ad(store_id, key_id, header);
-    let nonce = synthetic_nonce(key, &ad, plaintext);
+    let mut nonce = [0u8; NONCE_BYTES];
+    rand::rng().fill_bytes(&mut nonce);
     let mut out = Vec::with_capacity(PAYLOAD_OVERHEAD_BYTES + plaintext.len());
     out.push(PAYLOAD_FORMAT);
     out.extend_from_slice(&key_id.0.to_le_bytes());
@@ -380,13 +357,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payload_round_trip_and_idempotent_ciphertext() {
+    fn payload_round_trip_with_fresh_nonces() {
         let key = SecretKey::generate();
         let store = [7u8; 16];
         let a = encrypt_payload(&key, KeyId(3), &store, b"hdr", b"secret").expect("seals");
         let b = encrypt_payload(&key, KeyId(3), &store, b"hdr", b"secret").expect("seals");
-        assert_eq!(a, b);
+        assert_ne!(a[9..33], b[9..33], "each seal draws its own nonce");
         assert_eq!(a.len(), 6 + PAYLOAD_OVERHEAD_BYTES);
+        assert_eq!(
+            decrypt_payload(&key, &store, b"hdr", &b)
+                .expect("opens")
+                .as_slice(),
+            b"secret"
+        );
         assert_eq!(payload_key_id(&a), Ok(KeyId(3)));
         let plain = decrypt_payload(&key, &store, b"hdr", &a).expect("opens");
         assert_eq!(plain.as_slice(), b"secret");

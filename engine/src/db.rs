@@ -208,6 +208,20 @@ pub(crate) fn read_receipt<L: LogStorage>(
     receipt_or_none(decoded)
 }
 
+impl<L: LogStorage> crate::writer::StoredReceipts for LogReads<L> {
+    fn stored_receipt(&self, seq: Seq) -> Result<(Vec<u8>, Vec<u8>)> {
+        self.visit(seq, |record| {
+            let entry = entry::decode_entry(EntryKind::Receipt, record.payload).map_err(|e| {
+                Error::Damaged {
+                    seq,
+                    detail: e.to_string(),
+                }
+            })?;
+            Ok((entry.header.to_vec(), entry.payload.to_vec()))
+        })?
+    }
+}
+
 /// The first of `candidates` (seqs an index named for `(tenant, event_id)`) whose receipt in
 /// the log really is that event: a stale or tampered index, or an event-id hash collision,
 /// can name other entries.
@@ -326,6 +340,9 @@ impl<L: LogStorage> Db<L> {
         let (wake_indexer, woken) = crossbeam_channel::bounded(1);
         writer.wake_indexer_with(wake_indexer.clone());
         writer.keys.clone_from(&keys);
+        if keys.is_some() {
+            writer.stored = Some(Arc::clone(&reads) as Arc<dyn crate::writer::StoredReceipts>);
+        }
         writer.data_dir.clone_from(&data_dir);
         let verifier = writer.signer.verifier();
         let (ring, receiver) = crossbeam_channel::bounded(options.ring_capacity);

@@ -699,7 +699,7 @@ impl KeyStore {
             if let Some(id) = state.active_id(tenant, subject)
                 && let Some(live) = state.live.get(&id)
             {
-                return Ok((id, payload_key(&live.key)));
+                return Ok((id, live.key.clone()));
             }
         }
         if matches!(self.access, Access::ReadOnly) {
@@ -712,7 +712,7 @@ impl KeyStore {
         if let Some(id) = state.active_id(tenant, subject)
             && let Some(live) = state.live.get(&id)
         {
-            return Ok((id, payload_key(&live.key)));
+            return Ok((id, live.key.clone()));
         }
         let id = KeyId(state.next_key_id);
         let key = SecretKey::generate();
@@ -1327,11 +1327,4 @@ fn unwrap_journal(
         state.add_live(id, owner, key);
     }
     Ok(state)
-}
-
-/// A copy of a stored data key for encrypting payloads, with its nonce subkey derived once in
-/// the stored key (so every copy after the first carries it instead of deriving it again).
-fn payload_key(stored: &SecretKey) -> SecretKey {
-    stored.nonce_subkey();
-    stored.clone()
 }

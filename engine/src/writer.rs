@@ -155,6 +155,14 @@ pub(crate) struct Writer<S: Storage> {
     pub key_last_append: HashMap<KeyId, Seq>,
     /// The data directory (where a prune writes its retained state).
     pub data_dir: std::path::PathBuf,
+    /// Reads receipts back from the log (set by `Db` when payloads are encrypted).
+    pub stored: Option<Arc<dyn StoredReceipts>>,
+}
+
+/// Reads a stored receipt back: the writer's check of a retried encrypted receipt.
+pub(crate) trait StoredReceipts: Send + Sync {
+    /// The header bytes and stored payload bytes of the receipt entry at `seq`.
+    fn stored_receipt(&self, seq: Seq) -> Result<(Vec<u8>, Vec<u8>), Error>;
 }
 
 /// Finds a receipt by event id in the index (see [`crate::indexer`]).
@@ -299,6 +307,7 @@ impl<S: Storage> Writer<S> {
             keys: None,
             key_last_append: HashMap::new(),
             data_dir: std::path::PathBuf::new(),
+            stored: None,
         };
         writer.publish_epochs();
         writer
@@ -428,7 +437,14 @@ impl<S: Storage> Writer<S> {
             }
         };
         if let Some(known) = known {
-            let result = if known.content_digest == prepared.content_digest {
+            let same = match self.same_receipt(&known, prepared) {
+                Ok(same) => same,
+                Err(err) => {
+                    ticket.complete(Err(err));
+                    return;
+                }
+            };
+            let result = if same {
                 Ok(known.position)
             } else {
                 Err(Error::Conflict {
@@ -493,6 +509,44 @@ impl<S: Storage> Writer<S> {
                 self.fail(&err);
             }
         }
+    }
+
+    /// Whether `prepared` is the receipt already stored as `known` (a retry). Equal content
+    /// digests settle it. Encrypted payloads carry random nonces, so a retry of an encrypted
+    /// receipt stores other bytes: then both copies are decrypted and compared (the rare path;
+    /// it costs a log read and two decryptions). A copy whose key was shredded no longer opens,
+    /// so a retry after a shred is a `Conflict`, as any new content under that event id is.
+    fn same_receipt(&self, known: &KnownEvent, prepared: &Prepared) -> Result<bool, Error> {
+        if known.content_digest == prepared.content_digest {
+            return Ok(true);
+        }
+        let (Some(_), Some(keys), Some(stored)) = (prepared.key_id, &self.keys, &self.stored)
+        else {
+            return Ok(false);
+        };
+        let (header, payload) = stored.stored_receipt(known.position.seq)?;
+        if header != prepared.header {
+            return Ok(false);
+        }
+        let open = |header: &[u8], payload: &[u8]| match crate::shred::read_payload(
+            Some(keys),
+            header,
+            payload,
+        ) {
+            Ok((plain, crate::shred::PayloadState::Decrypted { .. })) => {
+                Some(zeroize::Zeroizing::new(plain))
+            }
+            _ => None,
+        };
+        Ok(
+            match (
+                open(&header, &payload),
+                open(&prepared.header, &prepared.payload),
+            ) {
+                (Some(first), Some(again)) => first == again,
+                _ => false,
+            },
+        )
     }
 
     /// A receipt's data key must still be live (a shred may have run while the receipt was in

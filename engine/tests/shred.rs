@@ -410,7 +410,13 @@ fn reappending_the_same_receipt_stays_idempotent_when_encrypted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open_with(dir.path().join("data"), options()).expect("open");
     let r = receipt("acme", Some("s1"), 1, "same");
-    let first = db.append_and_wait(&r).expect("first");
+    // Both in flight at once: the writer finds the first in its own recent map.
+    let (first, again) = (db.append(&r).expect("first"), db.append(&r).expect("retry"));
+    let first = first.wait().expect("first");
+    assert_eq!(
+        again.wait().expect("retry is not a conflict").seq,
+        first.seq
+    );
     let again = db.append_and_wait(&r).expect("retry is not a conflict");
     assert_eq!(first.seq, again.seq);
     let changed = receipt("acme", Some("s1"), 1, "different");
@@ -418,11 +424,29 @@ fn reappending_the_same_receipt_stays_idempotent_when_encrypted() {
         db.append_and_wait(&changed),
         Err(Error::Conflict { .. })
     ));
+    // Same payload, another header field: a conflict too.
+    let other_header = Receipt::builder("acme", "evt-000001", Kind::ToolCall)
+        .app_id("claims")
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .subject_id("s1")
+        .input(serde_json::json!({ "prompt": "same" }))
+        .build()
+        .expect("valid receipt");
+    assert!(matches!(
+        db.append_and_wait(&other_header),
+        Err(Error::Conflict { .. })
+    ));
     assert_eq!(
         db.get(Seq(first.seq.0)).expect("read").payload_state.name(),
         "decrypted"
     );
     db.close().expect("close");
+    // After a reopen the first copy is found through the index.
+    let db = Db::open_with(dir.path().join("data"), options()).expect("reopen");
+    assert_eq!(db.append_and_wait(&r).expect("retry").seq, first.seq);
+    db.close().expect("close");
+    assert_verifies(&dir.path().join("data"));
 }
 
 #[test]
