@@ -754,12 +754,7 @@ impl ChainState {
         entry: &EntryRef<'_>,
         chain_hash: &Digest,
     ) -> std::result::Result<(), Damage> {
-        self.check_signed_record(seq, entry, chain_hash)?;
-        let record: PruneRecord = serde_json::from_slice(entry.payload).map_err(|e| Damage {
-            seq,
-            kind: DamageKind::Malformed,
-            detail: format!("prune record: {e}"),
-        })?;
+        let record: PruneRecord = self.parse_signed_record(seq, entry, chain_hash)?;
         if record.now_ns > entry.chain.logged_at_ns || record.horizon > seq.0 {
             return Err(Damage {
                 seq,

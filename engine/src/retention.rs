@@ -320,7 +320,23 @@ fn apply_hold(holds: &mut HoldSet, record: &HoldRecord, seq: Seq) {
 }
 
 impl ChainState {
-    /// Checks a signed record entry (shred, hold): no header, a signature that verifies.
+    /// Checks a signed record entry (see [`ChainState::check_signed_record`]) and parses its
+    /// JSON payload.
+    pub(crate) fn parse_signed_record<T: serde::de::DeserializeOwned>(
+        &self,
+        seq: Seq,
+        entry: &EntryRef<'_>,
+        chain_hash: &crate::merkle::Digest,
+    ) -> std::result::Result<T, Damage> {
+        self.check_signed_record(seq, entry, chain_hash)?;
+        serde_json::from_slice(entry.payload).map_err(|e| Damage {
+            seq,
+            kind: DamageKind::Malformed,
+            detail: format!("{}: {e}", entry.kind.name()),
+        })
+    }
+
+    /// Checks a signed record entry (shred, hold, prune): no header, a signature that verifies.
     pub(crate) fn check_signed_record(
         &self,
         seq: Seq,
@@ -360,12 +376,7 @@ impl ChainState {
         entry: &EntryRef<'_>,
         chain_hash: &crate::merkle::Digest,
     ) -> std::result::Result<(), Damage> {
-        self.check_signed_record(seq, entry, chain_hash)?;
-        let record: HoldRecord = serde_json::from_slice(entry.payload).map_err(|e| Damage {
-            seq,
-            kind: DamageKind::Malformed,
-            detail: format!("hold record: {e}"),
-        })?;
+        let record: HoldRecord = self.parse_signed_record(seq, entry, chain_hash)?;
         apply_hold(&mut self.holds, &record, seq);
         Ok(())
     }

@@ -23,7 +23,7 @@ use crate::entry::{EntryKind, EntryRef};
 use crate::error::{Error, Result};
 use crate::keystore::{KeyLookup, KeyStore};
 use crate::log::LogStorage;
-use crate::replay::{ChainState, Damage, DamageKind};
+use crate::replay::{ChainState, Damage};
 use crate::retention::blocking_hold;
 use crate::wal::{Seq, Storage};
 use crate::writer::{Control, Writer};
@@ -404,10 +404,7 @@ impl ChainState {
         entry: &EntryRef<'_>,
         chain_hash: &crate::merkle::Digest,
     ) -> std::result::Result<(), Damage> {
-        self.check_signed_record(seq, entry, chain_hash)?;
-        let damage = |kind, detail: String| Damage { seq, kind, detail };
-        let record: ShredRecord = serde_json::from_slice(entry.payload)
-            .map_err(|e| damage(DamageKind::Malformed, format!("shred record: {e}")))?;
+        let record: ShredRecord = self.parse_signed_record(seq, entry, chain_hash)?;
         self.shreds.push(ReplayedShred {
             seq: seq.0,
             scope: record.scope,

@@ -216,6 +216,8 @@ pub struct DiskUsage {
     pub keys: u64,
     /// `proofs/`: the sealed epochs' proof tables (derived from the log).
     pub proof_tables: u64,
+    /// `pruned/`: what pruning keeps of dropped epochs (seals, roots, leaf hashes).
+    pub pruned: u64,
     /// Everything in the data directory.
     pub total: u64,
 }
@@ -242,6 +244,7 @@ fn disk_usage(data_dir: &Path) -> DiskUsage {
         key_store: dir_bytes(&data_dir.join(trailmix_db::keystore::KEYSTORE_DIR)),
         keys: dir_bytes(&data_dir.join(KEYS_DIR)),
         proof_tables: dir_bytes(&data_dir.join(trailmix_db::PROOF_DIR)),
+        pruned: dir_bytes(&data_dir.join(trailmix_db::prune::PRUNED_DIR)),
         total: dir_bytes(data_dir),
     }
 }
@@ -263,21 +266,28 @@ pub struct IndexSummary {
 }
 
 /// Reads the index's watermark read-only (works beside a live writer).
-fn index_summary(data_dir: &Path, entries: u64) -> IndexSummary {
+fn read_watermark(data_dir: &Path) -> Result<u64, String> {
+    trailmix_db::ReadOnlyStore::open(data_dir)
+        .and_then(|s| s.index_watermark())
+        .map(|mark| mark.0)
+        .map_err(|err| err.to_string())
+}
+
+/// The index file and how far `watermark` trails `log_end` (the seq after the last entry).
+fn index_summary(data_dir: &Path, watermark: Result<u64, String>, log_end: u64) -> IndexSummary {
     let path = data_dir
         .join(trailmix_db::indexer::INDEX_DIR)
         .join(trailmix_db::indexer::INDEX_FILE);
     let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-    let watermark = trailmix_db::ReadOnlyStore::open(data_dir).and_then(|s| s.index_watermark());
     let (watermark, problem) = match watermark {
-        Ok(mark) => (Some(mark.0), None),
-        Err(err) => (None, Some(err.to_string())),
+        Ok(mark) => (Some(mark), None),
+        Err(err) => (None, Some(err)),
     };
     IndexSummary {
         file: path.display().to_string(),
         file_bytes,
         watermark,
-        lag_entries: watermark.map(|w| entries.saturating_sub(w)),
+        lag_entries: watermark.map(|w| log_end.saturating_sub(w)),
         problem,
     }
 }
@@ -470,6 +480,9 @@ fn pruned_summary(
 /// # Errors
 /// [`ToolError`] when there is no store or its log cannot be opened.
 pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
+    // The watermark before the log: a live writer only moves both forward, so the scan that
+    // follows sees at least what the index covers and the lag is never negative.
+    let watermark = read_watermark(data_dir);
     let reader = scan::open_reader(data_dir)?;
     let mut segments = segment_summaries(&reader);
     let pruned = pruned_summary(data_dir, reader.meta().hash_algorithm)?;
@@ -552,7 +565,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         decisions: top(tally.decisions, usize::MAX),
         receipts_with_decision: tally.with_decision,
         problems: tally.problems,
-        index: index_summary(data_dir, tally.entries),
+        index: index_summary(data_dir, watermark, horizon + tally.entries),
         disk: disk_usage(data_dir),
     })
 }
@@ -618,9 +631,13 @@ fn print_erasure(s: &StoreSummary) {
 /// The index line and the disk usage line of the summary.
 fn print_index_and_disk(s: &StoreSummary) {
     match (s.index.watermark, s.index.lag_entries, &s.index.problem) {
+        (Some(0), Some(0), _) => println!(
+            "index           current: the log is empty ({})",
+            human_bytes(s.index.file_bytes)
+        ),
         (Some(mark), Some(0), _) => println!(
-            "index           current: covers all {} entries ({})",
-            human_count(mark),
+            "index           current: covers the log up to seq {} ({})",
+            human_count(mark - 1),
             human_bytes(s.index.file_bytes)
         ),
         (Some(mark), Some(lag), _) => println!(
@@ -642,13 +659,18 @@ fn print_index_and_disk(s: &StoreSummary) {
     }
     let d = &s.disk;
     println!(
-        "disk            {} in all: log {}, index {}, key store {}, keys {}, proof tables {}",
+        "disk            {} in all: log {}, index {}, key store {}, keys {}, proof tables {}{}",
         human_bytes(d.total),
         human_bytes(d.log),
         human_bytes(d.index),
         human_bytes(d.key_store),
         human_bytes(d.keys),
-        human_bytes(d.proof_tables)
+        human_bytes(d.proof_tables),
+        if d.pruned == 0 {
+            String::new()
+        } else {
+            format!(", pruned {}", human_bytes(d.pruned))
+        }
     );
 }
 

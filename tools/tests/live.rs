@@ -80,9 +80,9 @@ fn query_and_trace_read_a_store_another_process_is_writing() {
     assert_eq!(code(&output), Some(0), "{}", text(&output));
     assert!(text(&output).contains("5 receipt(s)"), "{}", text(&output));
 
-    // inspect reads the live index's watermark: it covers the log once the writer caught up.
-    // The writer may append a timed checkpoint between inspect's look at the log and at the
-    // index, so one reading can differ by that entry: ask again until they agree.
+    // inspect reads the live index's watermark, then the log: the index trails the writer by
+    // a moment (and a timed checkpoint may land between the two reads), so ask again until
+    // they agree.
     let start = Instant::now();
     let summary = loop {
         let output = tool(&["inspect", arg(&store), "--json"]);
