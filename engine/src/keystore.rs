@@ -931,17 +931,17 @@ impl KeyStore {
         }
     }
 
-    /// Shreds `ids` (the shred record at `shred_seq` is already durable): drops the keys from
+    /// Shreds each key of `removals` (key id, seq of its already durable shred record): drops the keys from
     /// memory, then rotates the KEK — the journal is rewritten under a new KEK without them
     /// and the old KEK is destroyed. Returns the new KEK's id.
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::KeyStore`]; the next open finishes the shred.
-    pub(crate) fn shred(&self, ids: &[KeyId], shred_seq: u64) -> Result<KekId> {
+    pub(crate) fn shred(&self, removals: &[(KeyId, u64)]) -> Result<KekId> {
         {
             let mut state = self.write_state();
-            for id in ids {
-                state.remove_live(*id, shred_seq);
+            for (id, shred_seq) in removals {
+                state.remove_live(*id, *shred_seq);
             }
         }
         self.rotate()
@@ -1030,21 +1030,25 @@ impl KeyStore {
                 state.next_key_id = state.next_key_id.max(max.saturating_add(1));
             }
         }
-        let mut finished = 0;
-        for record in records {
-            let live: Vec<KeyId> = {
-                let state = self.read_state();
-                record
-                    .key_ids
-                    .iter()
-                    .copied()
-                    .filter(|id| state.live.get(id).is_some_and(|l| record.covers(&l.owner)))
-                    .collect()
-            };
-            if !live.is_empty() {
-                self.shred(&live, record.seq)?;
-                finished += 1;
+        // One rotation for every unfinished record: a batch shred interrupted after its
+        // records were durable left many.
+        let (mut finished, mut removals) = (0, Vec::new());
+        {
+            let state = self.read_state();
+            for record in records {
+                let before = removals.len();
+                removals.extend(
+                    record
+                        .key_ids
+                        .iter()
+                        .filter(|id| state.live.get(id).is_some_and(|l| record.covers(&l.owner)))
+                        .map(|id| (*id, record.seq)),
+                );
+                finished += usize::from(removals.len() > before);
             }
+        }
+        if !removals.is_empty() {
+            self.shred(&removals)?;
         }
         Ok(finished)
     }

@@ -180,6 +180,14 @@ pub enum ShredError {
         /// [`crate::receipt::MAX_ID_BYTES`]).
         max: usize,
     },
+    /// A batch shred names no subject, or more than the limit.
+    #[error("a batch shred takes 1 to {max} subjects; this one has {subjects} (split it)")]
+    BatchTooLarge {
+        /// Distinct subjects in the request.
+        subjects: usize,
+        /// [`SHRED_BATCH_SUBJECTS_MAX`].
+        max: usize,
+    },
     /// Retention expiry judged the key expired, but a receipt was written under it after the
     /// scan: the key is kept (that receipt's retention decides, at the next expiry run).
     #[error("data key {key_id} was used after the retention scan; it is kept")]
@@ -228,6 +236,16 @@ impl ReplayedShred {
             }
     }
 }
+
+/// A request the writer checked: the keys it destroys and its record's payload.
+struct PlannedShred {
+    key_ids: Vec<KeyId>,
+    payload: Vec<u8>,
+}
+
+/// Most subjects one [`Db::shred_subjects`] call takes (each gets a signed record, and the
+/// whole batch travels to the writer as one message).
+pub const SHRED_BATCH_SUBJECTS_MAX: usize = 10_000;
 
 /// A shred request as it travels to the writer.
 #[derive(Debug, Clone)]
@@ -281,7 +299,46 @@ impl<L: LogStorage> Db<L> {
         })
     }
 
-    fn shred_request(&self, request: ShredRequest) -> Result<ShredReport> {
+    /// Shreds several data subjects of a tenant at once (see [`Db::shred`]): one signed shred
+    /// record per subject, one sync and one KEK rotation for the whole batch, so erasing
+    /// many subjects costs one rotation instead of one each. All or nothing: when any subject
+    /// is unknown, already shredded or under a legal hold, the error names it and nothing
+    /// changes. Repeated subjects count once; the reports follow the sorted subjects.
+    ///
+    /// # Errors
+    /// As for [`Db::shred`]; [`ShredError::BatchTooLarge`] above
+    /// [`SHRED_BATCH_SUBJECTS_MAX`] subjects or for none.
+    pub fn shred_subjects(
+        &self,
+        tenant: &str,
+        subjects: &[&str],
+        request_id: &str,
+    ) -> Result<Vec<ShredReport>> {
+        let subjects: std::collections::BTreeSet<&str> = subjects.iter().copied().collect();
+        if subjects.is_empty() || subjects.len() > SHRED_BATCH_SUBJECTS_MAX {
+            return Err(ShredError::BatchTooLarge {
+                subjects: subjects.len(),
+                max: SHRED_BATCH_SUBJECTS_MAX,
+            }
+            .into());
+        }
+        let requests: Vec<ShredRequest> = subjects
+            .into_iter()
+            .map(|subject| ShredRequest {
+                scope: ShredScope::Subject,
+                tenant: tenant.to_owned(),
+                subject: Some(subject.to_owned()),
+                request_id: request_id.to_owned(),
+                expiry: None,
+            })
+            .collect();
+        for request in &requests {
+            self.check_shred_request(request)?;
+        }
+        self.control_request(|reply| Control::ShredBatch(requests, reply))
+    }
+
+    fn check_shred_request(&self, request: &ShredRequest) -> Result<()> {
         if request.request_id.is_empty() || request.request_id.len() > REQUEST_ID_BYTES_MAX {
             return Err(ShredError::BadRequestId.into());
         }
@@ -289,6 +346,11 @@ impl<L: LogStorage> Db<L> {
         if self.key_store().is_none() {
             return Err(ShredError::NoKeyStore.into());
         }
+        Ok(())
+    }
+
+    fn shred_request(&self, request: ShredRequest) -> Result<ShredReport> {
+        self.check_shred_request(&request)?;
         self.control_request(|reply| Control::Shred(Box::new(request), reply))
     }
 
@@ -302,10 +364,67 @@ impl<L: LogStorage> Db<L> {
 impl<S: Storage> Writer<S> {
     /// Runs the shred protocol (module docs) on the writer thread.
     pub(crate) fn shred(&mut self, request: &ShredRequest) -> Result<ShredReport> {
+        let mut reports = self.shred_batch(std::slice::from_ref(request))?;
+        reports.pop().ok_or_else(|| Error::Damaged {
+            seq: self.state.next_seq,
+            detail: "a shred of one request reported nothing".into(),
+        })
+    }
+
+    /// Runs the shred protocol for several requests at once: every request is checked before
+    /// anything is written (one refusal refuses the batch), then one shred record per request,
+    /// one sync, and one KEK rotation for all of them.
+    pub(crate) fn shred_batch(&mut self, requests: &[ShredRequest]) -> Result<Vec<ShredReport>> {
         let keys = self
             .keys
             .clone()
             .ok_or(Error::Shred(ShredError::NoKeyStore))?;
+        let plans = requests
+            .iter()
+            .map(|request| self.plan_shred(&keys, request))
+            .collect::<Result<Vec<_>>>()?;
+        // The records must name only keys the journal holds: a key still pending (its receipt
+        // is in the ring, or was refused) would otherwise be unknown to the journal a crash
+        // leaves behind, and its id could be handed out again.
+        if let Err(err) = keys.persist_pending() {
+            self.fail(&err);
+            return Err(err);
+        }
+        let mut seqs = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            seqs.push(self.append_signed_record(EntryKind::Shred, &plan.payload)?);
+        }
+        self.shred_step(crate::keystore::ShredStep::RecordAppended);
+        self.sync_now()?;
+        self.shred_step(crate::keystore::ShredStep::RecordDurable);
+        let removals: Vec<(KeyId, u64)> = plans
+            .iter()
+            .zip(&seqs)
+            .flat_map(|(plan, seq)| plan.key_ids.iter().map(|id| (*id, seq.0)))
+            .collect();
+        // Past the commit point a failure cannot be undone here: stop the writer, so that
+        // nothing more is written beside a key store in an unknown state; the next open
+        // finishes the shred.
+        let kek_id = match keys.shred(&removals) {
+            Ok(kek_id) => kek_id,
+            Err(err) => {
+                self.fail(&err);
+                return Err(err);
+            }
+        };
+        Ok(plans
+            .into_iter()
+            .zip(seqs)
+            .map(|(plan, seq)| ShredReport {
+                seq,
+                key_ids: plan.key_ids,
+                kek_id,
+            })
+            .collect())
+    }
+
+    /// Checks one request (holds, live keys, retention's scan) and encodes its record.
+    fn plan_shred(&self, keys: &KeyStore, request: &ShredRequest) -> Result<PlannedShred> {
         let subject = request.subject.as_deref();
         if let Some(((tenant, subject), (hold_seq, request_id))) =
             blocking_hold(&self.state.holds, request.scope, &request.tenant, subject)
@@ -360,32 +479,7 @@ impl<S: Storage> Writer<S> {
             seq: self.state.next_seq,
             detail: format!("encoding a shred record: {e}"),
         })?;
-        // The record must name only keys the journal holds: a key still pending (its receipt
-        // is in the ring, or was refused) would otherwise be unknown to the journal a crash
-        // leaves behind, and its id could be handed out again.
-        if let Err(err) = keys.persist_pending() {
-            self.fail(&err);
-            return Err(err);
-        }
-        let seq = self.append_signed_record(EntryKind::Shred, &payload)?;
-        self.shred_step(crate::keystore::ShredStep::RecordAppended);
-        self.sync_now()?;
-        self.shred_step(crate::keystore::ShredStep::RecordDurable);
-        // Past the commit point a failure cannot be undone here: stop the writer, so that
-        // nothing more is written beside a key store in an unknown state; the next open
-        // finishes the shred.
-        let kek_id = match keys.shred(&key_ids, seq.0) {
-            Ok(kek_id) => kek_id,
-            Err(err) => {
-                self.fail(&err);
-                return Err(err);
-            }
-        };
-        Ok(ShredReport {
-            seq,
-            key_ids,
-            kek_id,
-        })
+        Ok(PlannedShred { key_ids, payload })
     }
 
     fn shred_step(&self, step: crate::keystore::ShredStep) {

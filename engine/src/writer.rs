@@ -61,6 +61,7 @@ pub(crate) enum Control {
     Shutdown(Sender<Result<Seq, Error>>),
     /// Run the shred protocol (see [`crate::shred`]).
     Shred(Box<ShredRequest>, Sender<Result<ShredReport, Error>>),
+    ShredBatch(Vec<ShredRequest>, Sender<Result<Vec<ShredReport>, Error>>),
     /// Place or release a legal hold.
     Hold(
         Box<crate::retention::HoldRequest>,
@@ -817,6 +818,13 @@ impl<S: Storage> Writer<S> {
                 let result = match stopped {
                     Some(err) => Err(err),
                     None => self.shred(&request),
+                };
+                let _ = reply.send(result);
+            }
+            Control::ShredBatch(requests, reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self.shred_batch(&requests),
                 };
                 let _ = reply.send(result);
             }

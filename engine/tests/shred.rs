@@ -785,3 +785,83 @@ fn a_long_running_read_only_store_respects_a_later_shred() {
     assert_eq!(state("evt-000002"), "decrypted");
     db.close().expect("close");
 }
+
+#[test]
+fn a_batch_shred_writes_a_record_per_subject_and_rotates_the_kek_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let subjects = ["s1", "s2", "s3", "s4"];
+    let positions: Vec<_> = subjects
+        .iter()
+        .enumerate()
+        .map(|(n, s)| {
+            db.append_and_wait(&receipt("acme", Some(s), n as u64, "personal"))
+                .expect("append")
+        })
+        .collect();
+    let reports = db
+        .shred_subjects("acme", &["s3", "s1", "s2", "s1"], "req-batch")
+        .expect("batch shred");
+    assert_eq!(reports.len(), 3, "s1 named twice counts once");
+    assert!(reports.iter().all(|r| r.kek_id == KekId(2)), "{reports:?}");
+    for (report, n) in reports.iter().zip([0, 1, 2]) {
+        let state = db.get(positions[n].seq).expect("read").payload_state;
+        assert_eq!(
+            state,
+            PayloadState::Shredded {
+                key_id: report.key_ids[0],
+                shred_seq: report.seq
+            },
+            "subject {}",
+            subjects[n]
+        );
+    }
+    assert_eq!(
+        db.get(positions[3].seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    let stats = db.key_store_stats().expect("key store");
+    assert_eq!((stats.live_keys, stats.shredded_keys), (1, 3));
+    db.close().expect("close");
+    assert_verifies(&data);
+}
+
+#[test]
+fn a_batch_shred_with_one_bad_subject_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let first = db
+        .append_and_wait(&receipt("acme", Some("s1"), 1, "personal"))
+        .expect("append");
+    db.append_and_wait(&receipt("acme", Some("s2"), 2, "personal"))
+        .expect("append");
+    let unknown = db.shred_subjects("acme", &["s1", "nobody"], "req-1");
+    assert!(
+        matches!(&unknown, Err(Error::Shred(ShredError::Unknown { subject, .. })) if subject.as_deref() == Some("nobody")),
+        "{unknown:?}"
+    );
+    db.hold("acme", Some("s2"), "req-hold").expect("hold");
+    let held = db.shred_subjects("acme", &["s1", "s2"], "req-2");
+    assert!(
+        matches!(&held, Err(Error::Shred(ShredError::Held { .. }))),
+        "{held:?}"
+    );
+    assert!(matches!(
+        db.shred_subjects("acme", &[], "req-3"),
+        Err(Error::Shred(ShredError::BatchTooLarge { subjects: 0, .. }))
+    ));
+    assert_eq!(
+        db.get(first.seq).expect("read").payload_state.name(),
+        "decrypted"
+    );
+    let stats = db.key_store_stats().expect("key store");
+    assert_eq!((stats.shredded_keys, stats.kek_id), (0, 1));
+    db.close().expect("close");
+    let shred_records = common::records(&data)
+        .iter()
+        .filter(|(kind, _)| *kind == trailmix_db::entry::EntryKind::Shred as u8)
+        .count();
+    assert_eq!(shred_records, 0, "a refused batch writes no record");
+}

@@ -25,6 +25,8 @@ use trailmix_db::{Db, DbOptions, PayloadState, VerifyOptions, WAL_DIR, verify_st
 const DIR_VAR: &str = "TRAILMIX_SHRED_CHILD_DIR";
 const STEP_VAR: &str = "TRAILMIX_SHRED_CHILD_STEP";
 const CHILD_TEST: &str = "child_shreds_and_aborts";
+/// Set: the child shreds s1 and s3 in one batch instead of s1 alone.
+const BATCH_VAR: &str = "TRAILMIX_SHRED_CHILD_BATCH";
 
 const STEPS: [ShredStep; 6] = [
     ShredStep::RecordAppended,
@@ -67,7 +69,12 @@ fn child_shreds_and_aborts() {
         }
     });
     let db = Db::open_with(&dir, options().shred_step_hook(hook)).expect("child opens");
-    db.shred("acme", "s1", "req-crash").expect("shred");
+    if std::env::var(BATCH_VAR).is_ok() {
+        db.shred_subjects("acme", &["s1", "s3"], "req-crash")
+            .expect("batch shred");
+    } else {
+        db.shred("acme", "s1", "req-crash").expect("shred");
+    }
     println!("acknowledged");
 }
 
@@ -219,6 +226,63 @@ fn a_crash_at_any_step_of_a_shred_leaves_no_half_state() {
     }
     for step in STEPS {
         crash_at(step);
+    }
+}
+
+/// A batch shred of s1 and s3 interrupted at `step`: after a reopen both subjects are
+/// shredded (two records, one KEK) or neither is (no record), and s2 is untouched.
+fn crash_batch_at(step: ShredStep) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path().join("data");
+    let db = Db::open_with(&data, options()).expect("open");
+    let seqs: Vec<Seq> = ["s1", "s2", "s3"]
+        .iter()
+        .zip(1..)
+        .map(|(s, n)| db.append_and_wait(&receipt(s, n)).expect("append").seq)
+        .collect();
+    db.close().expect("close");
+    let name = step_name(step);
+    let output = common::run_child(
+        CHILD_TEST,
+        &[
+            (DIR_VAR, data.as_os_str()),
+            (STEP_VAR, name.as_ref()),
+            (BATCH_VAR, "1".as_ref()),
+        ],
+    );
+    assert_eq!(
+        output.status.signal(),
+        Some(6),
+        "{step:?}: the child aborts"
+    );
+    let db = Db::open_with(&data, options()).expect("reopen after the crash");
+    let states: Vec<String> = seqs
+        .iter()
+        .map(|seq| db.get(*seq).expect("read").payload_state.name().to_owned())
+        .collect();
+    let expected = match shred_records(&data) {
+        0 if step == ShredStep::RecordAppended => ["decrypted", "decrypted", "decrypted"],
+        2 => ["shredded", "decrypted", "shredded"],
+        n => panic!("{step:?}: {n} shred records"),
+    };
+    assert_eq!(states, expected, "{step:?}");
+    assert_eq!(
+        kek_files(&data).len(),
+        1,
+        "{step:?}: one KEK after recovery"
+    );
+    db.close().expect("close");
+    let report = verify_store(&data, &VerifyOptions::default()).expect("verify");
+    assert!(report.damage.is_none(), "{step:?}: {:?}", report.damage);
+}
+
+#[test]
+fn a_crash_mid_batch_shred_finishes_every_subject_or_none() {
+    if std::env::var(DIR_VAR).is_ok() {
+        return;
+    }
+    for step in STEPS {
+        crash_batch_at(step);
     }
 }
 

@@ -66,6 +66,100 @@ pub fn shred(
     Ok(())
 }
 
+/// `shred DIR --tenant T --subjects-file FILE --request-id R`: shreds every subject the file
+/// names (one per line; blank lines and `#` comments skipped), in batches of
+/// [`trailmix_db::shred::SHRED_BATCH_SUBJECTS_MAX`] with one KEK rotation each.
+///
+/// # Errors
+/// [`ToolError`] for an unreadable or empty file, a refused batch (it changed nothing; the
+/// batches before it stay shredded, and the message says how many subjects they held), or a
+/// store that does not open.
+pub fn shred_subjects_file(
+    data_dir: &Path,
+    tenant: &str,
+    file: &Path,
+    request_id: &str,
+    as_json: bool,
+) -> ToolResult<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ToolError::new(format!("cannot read {}: {e}", file.display())))?;
+    let subjects: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    if subjects.is_empty() {
+        return Err(ToolError::new(format!(
+            "{} names no subject (one subject id per line)",
+            file.display()
+        )));
+    }
+    let db = open_db(data_dir)?;
+    let mut reports = Vec::new();
+    for batch in subjects.chunks(trailmix_db::shred::SHRED_BATCH_SUBJECTS_MAX) {
+        let done = db.shred_subjects(tenant, batch, request_id).map_err(|e| {
+            let mut err = refused(data_dir, &e);
+            if !reports.is_empty() {
+                err = ToolError::new(format!(
+                    "{err} (the {} subject(s) of earlier batches are shredded)",
+                    reports.len()
+                ));
+            }
+            err
+        });
+        let mut sorted: Vec<&str> = batch.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        reports.extend(sorted.into_iter().zip(done?));
+    }
+    close_db(data_dir, db)?;
+    print_batch(tenant, request_id, &reports, as_json)
+}
+
+fn print_batch(
+    tenant: &str,
+    request_id: &str,
+    reports: &[(&str, trailmix_db::ShredReport)],
+    as_json: bool,
+) -> ToolResult<()> {
+    let keys: usize = reports.iter().map(|(_, r)| r.key_ids.len()).sum();
+    let kek_id = reports.last().map_or(0, |(_, r)| r.kek_id.0);
+    if as_json {
+        let subjects: Vec<_> = reports
+            .iter()
+            .map(|(subject, r)| {
+                json!({
+                    "subject": subject,
+                    "shred_seq": r.seq.0,
+                    "key_ids": r.key_ids.iter().map(|k| k.0).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return print_json(&json!({
+            "tenant": tenant,
+            "request_id": request_id,
+            "subjects": subjects,
+            "kek_id": kek_id,
+        }));
+    }
+    let (first, last) = (
+        reports.first().map_or(0, |(_, r)| r.seq.0),
+        reports.last().map_or(0, |(_, r)| r.seq.0),
+    );
+    println!(
+        "shredded        {} subject(s) of tenant {tenant}, request {request_id}",
+        reports.len()
+    );
+    println!(
+        "                {keys} data key(s) destroyed; shred records at seq {first} to {last}"
+    );
+    println!(
+        "                key-encryption key rotated to {kek_id}, the earlier one(s) destroyed; \
+         reads of these receipts now say \"shredded\", proofs and verify still pass"
+    );
+    Ok(())
+}
+
 /// Whether `hold_change` places or releases a hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldChange {

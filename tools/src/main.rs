@@ -349,8 +349,12 @@ enum Command {
     /// erasure is itself audited. Afterwards no file of the store holds the key or the
     /// plaintext; reads of the receipts say "shredded" while verify and proofs still pass. A
     /// legal hold blocks it. Opens the store for writing, so not while a service writes it.
+    ///
+    /// With --subjects-file, shreds many subjects of the tenant with one KEK rotation per
+    /// 10,000 subjects (one record each); when any subject of a batch is unknown, already
+    /// shredded or held, that batch changes nothing and the error names the subject.
     #[command(after_help = EXIT_CODES)]
-    Shred(ErasureArgs),
+    Shred(ShredArgs),
     /// Place a legal hold on a tenant (or with --subject one subject): shredding it, by
     /// request or by retention, is refused until `release`. Recorded in the log.
     #[command(after_help = EXIT_CODES)]
@@ -473,6 +477,17 @@ struct ErasureArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The arguments of `shred`.
+#[derive(Debug, Args)]
+struct ShredArgs {
+    #[command(flatten)]
+    erasure: ErasureArgs,
+    /// A file of subject ids, one per line (blank lines and lines starting with # are
+    /// skipped), to shred in batches instead of one --subject.
+    #[arg(long, conflicts_with = "subject", value_name = "FILE")]
+    subjects_file: Option<PathBuf>,
 }
 
 /// The arguments of `tail`.
@@ -761,14 +776,24 @@ fn erasure(command: Command) -> Result<Verdict, ToolError> {
     }
 }
 
-fn shred(a: &ErasureArgs) -> Result<Verdict, ToolError> {
-    trailmix_tools::erasure::shred(
-        &a.dir,
-        &a.tenant,
-        a.subject.as_deref(),
-        &a.request_id,
-        a.json,
-    )
+fn shred(a: &ShredArgs) -> Result<Verdict, ToolError> {
+    let e = &a.erasure;
+    match &a.subjects_file {
+        Some(file) => trailmix_tools::erasure::shred_subjects_file(
+            &e.dir,
+            &e.tenant,
+            file,
+            &e.request_id,
+            e.json,
+        ),
+        None => trailmix_tools::erasure::shred(
+            &e.dir,
+            &e.tenant,
+            e.subject.as_deref(),
+            &e.request_id,
+            e.json,
+        ),
+    }
     .map(|()| Verdict::Ok)
 }
 

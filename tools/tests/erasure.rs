@@ -2,7 +2,8 @@
 //! store: a hold refuses the shred (exit code 2, the message names the hold), a release lets
 //! it run, the shredded subject's receipts then read as "shredded" through `query`, `inspect`
 //! counts the records and the key store, a shredded receipt still proves included, and the
-//! store still verifies.
+//! store still verifies. A `--subjects-file` shred erases every listed subject with one KEK
+//! rotation; a list with an unknown subject changes nothing.
 
 mod common;
 
@@ -28,10 +29,9 @@ fn proves_included_encrypted(dir: &Path, scratch: &Path, seq: u64) {
     assert_eq!(check["payload_encrypted"], true, "{check}");
 }
 
-#[test]
-fn hold_blocks_shred_until_release_and_reads_say_shredded() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let dir = scratch.path().join("store");
+/// A 300-receipt demo store (several tenants, receipts with subjects) in `scratch/store`.
+fn demo_store(scratch: &Path) -> std::path::PathBuf {
+    let dir = scratch.join("store");
     let demo = tool(&[
         "demo",
         "--dir",
@@ -42,6 +42,13 @@ fn hold_blocks_shred_until_release_and_reads_say_shredded() {
         "1",
     ]);
     assert_eq!(code(&demo), Some(0), "{}", text(&demo));
+    dir
+}
+
+#[test]
+fn hold_blocks_shred_until_release_and_reads_say_shredded() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = demo_store(scratch.path());
 
     let lines = jsonl(&tool(&["query", arg(&dir), "limit=300", "--json"]));
     let target = lines
@@ -136,5 +143,95 @@ fn hold_blocks_shred_until_release_and_reads_say_shredded() {
         "{}",
         text(&again)
     );
+    assert_verifies(&dir);
+}
+
+#[test]
+fn shred_with_a_subjects_file_erases_every_listed_subject_with_one_rotation() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = demo_store(scratch.path());
+    let lines = jsonl(&tool(&["query", arg(&dir), "limit=300", "--json"]));
+    let mut by_tenant: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for line in &lines {
+        if let (Some(tenant), Some(subject)) = (
+            line["event"]["tenant_id"].as_str(),
+            line["event"]["subject_id"].as_str(),
+        ) {
+            by_tenant
+                .entry(tenant.to_owned())
+                .or_default()
+                .insert(subject.to_owned());
+        }
+    }
+    let (tenant, subjects) = by_tenant
+        .into_iter()
+        .max_by_key(|(_, s)| s.len())
+        .expect("the demo writes receipts with subjects");
+    assert!(subjects.len() >= 2, "{subjects:?}");
+    let chosen: Vec<&String> = subjects.iter().take(2).collect();
+    let list = scratch.path().join("subjects.txt");
+    std::fs::write(
+        &list,
+        format!("# erasure batch\n{}\n\n{}\n", chosen[0], chosen[1]),
+    )
+    .expect("write list");
+    let kek_before = json(&tool(&["inspect", arg(&dir), "--json"]))["key_store"]["kek_id"]
+        .as_u64()
+        .expect("kek id");
+
+    // One unknown subject refuses the batch: nothing is shredded.
+    let bad = scratch.path().join("bad.txt");
+    std::fs::write(&bad, format!("{}\nnobody-such\n", chosen[0])).expect("write");
+    let refused = tool(&[
+        "shred",
+        arg(&dir),
+        "--tenant",
+        &tenant,
+        "--subjects-file",
+        arg(&bad),
+        "--request-id",
+        "r-0",
+    ]);
+    assert_eq!(code(&refused), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("nobody-such"), "{}", text(&refused));
+
+    let shred = tool(&[
+        "shred",
+        arg(&dir),
+        "--tenant",
+        &tenant,
+        "--subjects-file",
+        arg(&list),
+        "--request-id",
+        "r-1",
+        "--json",
+    ]);
+    assert_eq!(code(&shred), Some(0), "{}", text(&shred));
+    let report = json(&shred);
+    assert_eq!(
+        report["subjects"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+    assert_eq!(
+        report["kek_id"].as_u64(),
+        Some(kek_before + 1),
+        "one rotation: {report}"
+    );
+    for subject in &chosen {
+        let rows = jsonl(&tool(&[
+            "query",
+            arg(&dir),
+            &format!("tenant={tenant}"),
+            &format!("subject={subject}"),
+            "--json",
+        ]));
+        assert!(!rows.is_empty(), "{subject}");
+        assert!(
+            rows.iter().all(|r| r["payload_state"] == "shredded"),
+            "{subject}: {rows:?}"
+        );
+    }
     assert_verifies(&dir);
 }
