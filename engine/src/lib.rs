@@ -55,6 +55,7 @@ pub mod seen;
 pub mod shred;
 mod ticket;
 mod verify;
+pub mod witness;
 mod writer;
 
 pub use db::{Db, ENTRY_BYTES_MAX, StoredReceipt, WAL_DIR};
