@@ -42,6 +42,7 @@ pub mod scan;
 pub mod search;
 pub mod tail;
 pub mod verify;
+pub mod witness;
 mod workload;
 
 /// How the process ends; the numbers are part of the tool's interface.

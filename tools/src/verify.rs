@@ -22,6 +22,8 @@ use crate::{
 pub struct VerifyArgs {
     /// A checkpoint note of this store kept outside it (from `trailmix-db checkpoint`).
     pub trusted_checkpoint: Option<PathBuf>,
+    /// Witnesses that must have cosigned the trusted checkpoint: verifier key texts or files.
+    pub witness_keys: Vec<String>,
     /// The public key the store must be signed with: key text or a file holding it.
     pub public_key: Option<String>,
     /// Also compare the index with one rebuilt from the log.
@@ -79,6 +81,17 @@ pub struct TrustedReport {
     pub epoch: Option<u64>,
     /// Its tree size, when it matched the store.
     pub tree_size: Option<u64>,
+    /// The witnesses whose cosignatures on it verified.
+    pub cosigned_by: Vec<CosignedBy>,
+}
+
+/// A witness cosignature on the trusted checkpoint that verified.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CosignedBy {
+    /// The witness name and key ID (`name+xxxxxxxx`).
+    pub witness: String,
+    /// When it cosigned (RFC 3339, UTC).
+    pub time: String,
 }
 
 /// `verify --json`: the outcome.
@@ -154,8 +167,14 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         .as_deref()
         .map(|path| read_text(path, "trusted checkpoint"))
         .transpose()?;
+    let trusted_witnesses = args
+        .witness_keys
+        .iter()
+        .map(|arg| crate::witness::load_verifier(arg))
+        .collect::<ToolResult<Vec<_>>>()?;
     let options = VerifyOptions {
         trusted_checkpoint: trusted_note,
+        trusted_witnesses,
         public_key: args.public_key.as_ref().and(public_key.clone()),
         progress: std::io::stderr().is_terminal().then(progress_line),
     };
@@ -213,6 +232,17 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             file: file.display().to_string(),
             epoch: report.trusted.map(|(epoch, _)| epoch.0),
             tree_size: report.trusted.map(|(_, size)| size),
+            cosigned_by: report
+                .cosignatures
+                .iter()
+                .map(|c| CosignedBy {
+                    witness: c.witness.to_string(),
+                    time: humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.timestamp),
+                    )
+                    .to_string(),
+                })
+                .collect(),
         }),
         damage,
         index,
@@ -401,6 +431,12 @@ fn print_trust(o: &VerifyOutcome) {
                     ),
                 );
                 more("so nothing it signs was truncated or rolled back");
+                for c in &t.cosigned_by {
+                    more(&format!(
+                        "cosigned by witness {} at {} (its cosignature verified)",
+                        c.witness, c.time
+                    ));
+                }
             }
             _ => row("trusted checkpoint", &format!("{} (used)", t.file)),
         },
