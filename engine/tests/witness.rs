@@ -17,7 +17,7 @@ use trailmix_db::note::{
 };
 use trailmix_db::replay::DamageKind;
 use trailmix_db::witness::{Witness, WitnessError, WitnessedLog};
-use trailmix_db::{Db, Error, VerifyOptions};
+use trailmix_db::{Db, DbOptions, Error, VerifyOptions};
 
 use common::{copy_dir, receipt, verify_with};
 
@@ -26,6 +26,12 @@ const WITNESS: &str = "witness.example/w1";
 
 fn signer() -> CosignatureSigner {
     CosignatureSigner::from_seed(WITNESS, &SEED).expect("witness key")
+}
+
+/// A store that writes checkpoints only when asked, so each `checkpoint` call makes one.
+fn open(path: &Path) -> Db {
+    let options = DbOptions::default().checkpoint_interval(std::time::Duration::from_secs(3600));
+    Db::open_with(path, options).expect("open")
 }
 
 fn append(db: &Db, from: u64, count: u64) {
@@ -206,7 +212,7 @@ fn witness_cosigns_growth_and_refuses_rollback_fork_and_bad_proofs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("store");
     let state = dir.path().join("witness.state");
-    let db = Db::open(&data).expect("open");
+    let db = open(&data);
     append(&db, 0, 10);
     let first = checkpoint(&db);
     let mut witness = witness_for(&db, &state);
@@ -251,8 +257,8 @@ fn witness_cosigns_growth_and_refuses_rollback_fork_and_bad_proofs() {
     db.close().expect("close");
     let fork_dir = dir.path().join("fork");
     copy_dir(&data, &fork_dir);
-    let db = Db::open(&data).expect("reopen");
-    let fork = Db::open(&fork_dir).expect("open fork");
+    let db = open(&data);
+    let fork = open(&fork_dir);
     append(&db, 100, 3);
     append(&fork, 200, 3);
     let honest = checkpoint(&db);
@@ -270,7 +276,7 @@ fn witness_cosigns_growth_and_refuses_rollback_fork_and_bad_proofs() {
 
     // A note of another log is not cosigned at all.
     let stranger = tempfile::tempdir().expect("tempdir");
-    let other = Db::open(stranger.path()).expect("other store");
+    let other = open(stranger.path());
     append(&other, 0, 2);
     assert!(matches!(
         witness.cosign(&checkpoint(&other), &[]),
@@ -284,7 +290,7 @@ fn witness_cosigns_growth_and_refuses_rollback_fork_and_bad_proofs() {
 fn witness_moves_to_a_new_epoch_only_through_its_seal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("witness.state");
-    let db = Db::open(dir.path().join("store")).expect("open");
+    let db = open(&dir.path().join("store"));
     append(&db, 0, 5);
     let epoch0 = checkpoint(&db);
     let mut witness = witness_for(&db, &state);
@@ -331,7 +337,7 @@ fn witness_moves_to_a_new_epoch_only_through_its_seal() {
 fn witness_state_file_is_checked_and_replaced_atomically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("witness.state");
-    let db = Db::open(dir.path().join("store")).expect("open");
+    let db = open(&dir.path().join("store"));
     append(&db, 0, 3);
     let note = checkpoint(&db);
     witness_for(&db, &state).cosign(&note, &[]).expect("cosign");
@@ -368,13 +374,13 @@ fn verify_with_a_cosigned_anchor_catches_rollback_and_passes_growth() {
     let data = dir.path().join("store");
     let backup = dir.path().join("backup");
     let state = dir.path().join("witness.state");
-    let db = Db::open(&data).expect("open");
+    let db = open(&data);
     append(&db, 0, 20);
     let early = checkpoint(&db);
     db.close().expect("close");
     copy_dir(&data, &backup);
 
-    let db = Db::open(&data).expect("reopen");
+    let db = open(&data);
     append(&db, 20, 20);
     let latest = checkpoint(&db);
     let mut witness = witness_for(&db, &state);
