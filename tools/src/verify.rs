@@ -228,22 +228,7 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         torn_tail_bytes: report.torn_tail_bytes,
         public_key,
         public_key_source,
-        trusted_checkpoint: args.trusted_checkpoint.as_ref().map(|file| TrustedReport {
-            file: file.display().to_string(),
-            epoch: report.trusted.map(|(epoch, _)| epoch.0),
-            tree_size: report.trusted.map(|(_, size)| size),
-            cosigned_by: report
-                .cosignatures
-                .iter()
-                .map(|c| CosignedBy {
-                    witness: c.witness.to_string(),
-                    time: humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.timestamp),
-                    )
-                    .to_string(),
-                })
-                .collect(),
-        }),
+        trusted_checkpoint: trusted_report(args, &report),
         damage,
         index,
         pruned: report.pruned.map(|p| PrunedReport {
@@ -254,6 +239,27 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             request_id: p.request_id,
         }),
         seconds,
+    })
+}
+
+/// The trusted checkpoint as checked, with the witnesses that cosigned it.
+fn trusted_report(args: &VerifyArgs, report: &trailmix_db::VerifyReport) -> Option<TrustedReport> {
+    let file = args.trusted_checkpoint.as_ref()?;
+    Some(TrustedReport {
+        file: file.display().to_string(),
+        epoch: report.trusted.map(|(epoch, _)| epoch.0),
+        tree_size: report.trusted.map(|(_, size)| size),
+        cosigned_by: report
+            .cosignatures
+            .iter()
+            .map(|c| CosignedBy {
+                witness: c.witness.to_string(),
+                time: humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.timestamp),
+                )
+                .to_string(),
+            })
+            .collect(),
     })
 }
 

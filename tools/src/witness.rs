@@ -274,12 +274,10 @@ pub fn print_cosign(outcome: &CosignOutcome, output: Option<&Path>) -> ToolResul
         );
     }
     eprintln!("witness {}", outcome.witness);
-    match output {
-        Some(path) => std::fs::write(path, &outcome.note)
-            .map_err(|e| ToolError::new(format!("cannot write {}: {e}", path.display()))),
-        None => {
-            print!("{}", outcome.note);
-            Ok(())
-        }
+    if let Some(path) = output {
+        return std::fs::write(path, &outcome.note)
+            .map_err(|e| ToolError::new(format!("cannot write {}: {e}", path.display())));
     }
+    print!("{}", outcome.note);
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::process::Output;
 
 use common::{arg, code, json, text, tool};
 use trailmix_db::Db;
@@ -42,28 +43,63 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn witness_cosigns_a_growing_store_and_verify_uses_its_anchor() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let dir = scratch.path().join("store");
-    let backup = scratch.path().join("backup");
-    let key = scratch.path().join("witness.key");
-    let state = scratch.path().join("witness.state");
-    let anchor = scratch.path().join("anchor.note");
-
+/// `witness init`: prints the verifier key, writes the key with mode 0600.
+fn init_witness(key: &Path) -> String {
     let init = tool(&[
         "witness",
         "init",
         "--key",
-        arg(&key),
+        arg(key),
         "--name",
         "w.example/1",
     ]);
     assert_eq!(code(&init), Some(0), "{}", text(&init));
-    let vkey = String::from_utf8(init.stdout)
+    String::from_utf8(init.stdout)
         .expect("utf-8")
         .trim()
-        .to_owned();
+        .to_owned()
+}
+
+fn cosign(store: &Path, key: &Path, state: &Path) -> Output {
+    tool(&[
+        "witness",
+        "cosign",
+        arg(store),
+        "--witness-key",
+        arg(key),
+        "--state",
+        arg(state),
+        "--json",
+    ])
+}
+
+fn verify(store: &Path, anchor: &Path, witness: &str) -> Output {
+    tool(&[
+        "verify",
+        arg(store),
+        "--trusted-checkpoint",
+        arg(anchor),
+        "--witness-key",
+        witness,
+    ])
+}
+
+/// Writes `note` to `out` with one base64 character of its last (the witness's) line changed:
+/// a byte of the cosignature's timestamp.
+fn change_cosignature(note: &str, out: &Path) {
+    let (head, line) = note.trim_end().rsplit_once('\n').expect("lines");
+    let (name, b64) = line.rsplit_once(' ').expect("witness line");
+    let mut chars: Vec<char> = b64.chars().collect();
+    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
+    let b64: String = chars.into_iter().collect();
+    std::fs::write(out, format!("{head}\n{name} {b64}\n")).expect("write");
+}
+
+#[test]
+fn witness_init_writes_a_private_key_once_and_shows_its_vkey() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let key = scratch.path().join("witness.key");
+    let vkey = init_witness(&key);
     assert!(vkey.starts_with("w.example/1+"), "{vkey}");
     let mode = std::fs::metadata(&key).expect("key").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -82,27 +118,26 @@ fn witness_cosigns_a_growing_store_and_verify_uses_its_anchor() {
     );
     let shown = tool(&["witness", "vkey", "--key", arg(&key)]);
     assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), vkey);
+}
+
+#[test]
+fn witness_cosigns_a_growing_store_and_verify_uses_its_anchor() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    let backup = scratch.path().join("backup");
+    let key = scratch.path().join("witness.key");
+    let state = scratch.path().join("witness.state");
+    let anchor = scratch.path().join("anchor.note");
+    let vkey = init_witness(&key);
 
     append(&dir, 0, 10, false);
-    let cosign = |store: &Path| {
-        tool(&[
-            "witness",
-            "cosign",
-            arg(store),
-            "--witness-key",
-            arg(&key),
-            "--state",
-            arg(&state),
-            "--json",
-        ])
-    };
-    let first = cosign(&dir);
+    let first = cosign(&dir, &key, &state);
     assert_eq!(code(&first), Some(0), "{}", text(&first));
     copy_dir(&dir, &backup);
 
     // The store seals epoch 0 and goes on: the witness cosigns the seal, then epoch 1.
     append(&dir, 10, 10, true);
-    let second = cosign(&dir);
+    let second = cosign(&dir, &key, &state);
     assert_eq!(code(&second), Some(0), "{}", text(&second));
     let outcome = json(&second);
     let steps = outcome["steps"].as_array().expect("steps");
@@ -114,22 +149,13 @@ fn witness_cosigns_a_growing_store_and_verify_uses_its_anchor() {
             .expect("origin")
             .ends_with("/epoch/1")
     );
-    std::fs::write(&anchor, outcome["note"].as_str().expect("note")).expect("write anchor");
+    let note = outcome["note"].as_str().expect("note");
+    std::fs::write(&anchor, note).expect("write anchor");
 
     // The rolled-back copy: the witness refuses it, verify with the anchor catches it.
-    let refused = cosign(&backup);
+    let refused = cosign(&backup, &key, &state);
     assert_eq!(code(&refused), Some(2), "{}", text(&refused));
     assert!(text(&refused).contains("refused"), "{}", text(&refused));
-    let verify = |store: &Path, anchor: &Path, witness: &str| {
-        tool(&[
-            "verify",
-            arg(store),
-            "--trusted-checkpoint",
-            arg(anchor),
-            "--witness-key",
-            witness,
-        ])
-    };
     let rolled_back = verify(&backup, &anchor, &vkey);
     assert_eq!(code(&rolled_back), Some(1), "{}", text(&rolled_back));
     assert!(text(&rolled_back).contains("truncated or rolled back"));
@@ -144,36 +170,17 @@ fn witness_cosigns_a_growing_store_and_verify_uses_its_anchor() {
         text(&honest)
     );
 
-    // Another witness's key, or a changed cosignature, is not an anchor.
-    let other_key = scratch.path().join("other.key");
-    let other = tool(&[
-        "witness",
-        "init",
-        "--key",
-        arg(&other_key),
-        "--name",
-        "w.example/1",
-    ]);
-    let other_vkey = String::from_utf8(other.stdout).expect("utf-8");
-    let by_other = verify(&dir, &anchor, other_vkey.trim());
-    assert_eq!(code(&by_other), Some(2), "{}", text(&by_other));
+    // Another witness's key (same name), or a changed cosignature, is not an anchor.
+    let stranger = init_witness(&scratch.path().join("stranger.key"));
+    let by_stranger = verify(&dir, &anchor, &stranger);
+    assert_eq!(code(&by_stranger), Some(2), "{}", text(&by_stranger));
     assert!(
-        text(&by_other).contains("no cosignature by witness"),
+        text(&by_stranger).contains("no cosignature by witness"),
         "{}",
-        text(&by_other)
+        text(&by_stranger)
     );
-
-    let note = std::fs::read_to_string(&anchor).expect("anchor");
-    let (head, line) = note.trim_end().rsplit_once('\n').expect("lines");
-    let (name, b64) = line.rsplit_once(' ').expect("witness line");
-    let mut chars: Vec<char> = b64.chars().collect();
-    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
     let changed = scratch.path().join("changed.note");
-    std::fs::write(
-        &changed,
-        format!("{head}\n{name} {}\n", chars.into_iter().collect::<String>()),
-    )
-    .expect("write");
+    change_cosignature(note, &changed);
     let forged = verify(&dir, &changed, &vkey);
     assert_eq!(code(&forged), Some(2), "{}", text(&forged));
     assert!(
