@@ -54,6 +54,7 @@ mod search;
 pub mod seen;
 pub mod shred;
 mod ticket;
+pub mod timestamp;
 mod verify;
 pub mod witness;
 mod writer;

@@ -409,3 +409,5 @@ pub fn run_child(child_test: &str, vars: &[(&str, &std::ffi::OsStr)]) -> std::pr
         .output()
         .expect("child runs")
 }
+
+pub mod tsa;
