@@ -21,7 +21,7 @@ use der::asn1::{Int, OctetString};
 use der::oid::ObjectIdentifier;
 use der::{Any, Decode as _, Encode as _};
 use sha2::{Digest as _, Sha256};
-use x509_cert::Certificate;
+pub use x509_cert::Certificate;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::spki::AlgorithmIdentifier;
 use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};

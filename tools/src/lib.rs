@@ -41,6 +41,7 @@ pub mod prune;
 pub mod scan;
 pub mod search;
 pub mod tail;
+pub mod timestamp;
 pub mod verify;
 pub mod witness;
 mod workload;

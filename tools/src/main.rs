@@ -169,6 +169,11 @@ enum Command {
         /// anchor only if every one verifies.
         #[arg(long, value_name = "VKEY_OR_FILE", requires = "trusted_checkpoint")]
         witness_key: Vec<String>,
+        /// Check the RFC 3161 token of every sealed epoch (from `timestamp`) against this CA
+        /// certificate (PEM or DER): a token that does not verify fails verification; epochs
+        /// without a token are listed.
+        #[arg(long, value_name = "FILE")]
+        tsa_ca: Option<PathBuf>,
         /// The public key the store must be signed with: a copy of its signing.pub you trust,
         /// or the key text. Default: the key recorded in the store itself.
         #[arg(long, value_name = "VKEY_OR_FILE")]
@@ -445,6 +450,29 @@ enum Command {
         /// Write the bundle to this file instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Get RFC 3161 timestamps for the sealed epochs that have none, from a time-stamping
+    /// authority (TSA) over HTTP.
+    ///
+    /// Each token timestamps SHA-256 of the epoch's seal note and is stored as
+    /// DIR/timestamps/epoch-<epoch, 20 digits>.tst. Reads the log without a lock. `verify
+    /// --tsa-ca FILE` checks the tokens.
+    #[command(after_help = EXIT_CODES)]
+    Timestamp {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// The TSA's URL (HTTP), e.g. http://timestamp.example.com/tsr.
+        #[arg(long, value_name = "URL")]
+        tsa: String,
+        /// Check each token against this CA certificate (PEM or DER) before storing it.
+        #[arg(long, value_name = "FILE")]
+        tsa_ca: Option<PathBuf>,
+        /// Give up on the TSA after this many seconds per request.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Act as a witness: cosign a store's checkpoints (C2SP tlog-cosignature) after checking
     /// they extend every checkpoint it cosigned before.
@@ -908,6 +936,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             dir,
             trusted_checkpoint,
             witness_key,
+            tsa_ca,
             public_key,
             index,
             json,
@@ -915,6 +944,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             let args = verify::VerifyArgs {
                 trusted_checkpoint,
                 witness_keys: witness_key,
+                tsa_ca,
                 public_key,
                 index,
             };
@@ -998,6 +1028,19 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             output,
         } => consistency(&dir, &from, &to, output.as_deref()),
         Command::Witness(command) => witness(command),
+        Command::Timestamp {
+            dir,
+            tsa,
+            tsa_ca,
+            timeout,
+            json,
+        } => {
+            use trailmix_tools::timestamp;
+            let tokens =
+                timestamp::stamp(&dir, &tsa, tsa_ca.as_deref(), Duration::from_secs(timeout))?;
+            show(&tokens, json, |t| timestamp::print_stamped(t))?;
+            Ok(Verdict::Ok)
+        }
         Command::VerifyConsistency {
             bundle,
             public_key,

@@ -24,6 +24,8 @@ pub struct VerifyArgs {
     pub trusted_checkpoint: Option<PathBuf>,
     /// Witnesses that must have cosigned the trusted checkpoint: verifier key texts or files.
     pub witness_keys: Vec<String>,
+    /// A CA certificate to check the sealed epochs' RFC 3161 tokens against.
+    pub tsa_ca: Option<PathBuf>,
     /// The public key the store must be signed with: key text or a file holding it.
     pub public_key: Option<String>,
     /// Also compare the index with one rebuilt from the log.
@@ -128,16 +130,28 @@ pub struct VerifyOutcome {
     /// was pruned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pruned: Option<PrunedReport>,
+    /// The sealed epochs' RFC 3161 tokens, with `--tsa-ca` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamps: Option<Vec<crate::timestamp::EpochToken>>,
     /// Time taken, seconds.
     pub seconds: f64,
 }
 
 impl VerifyOutcome {
+    /// Whether a sealed epoch's token failed to verify.
+    #[must_use]
+    pub fn timestamp_invalid(&self) -> bool {
+        self.timestamps
+            .iter()
+            .flatten()
+            .any(|t| t.state == "invalid")
+    }
+
     /// The exit verdict.
     #[must_use]
     pub fn exit(&self) -> Verdict {
         let index_differs = self.index.as_ref().is_some_and(|i| !i.matches);
-        if self.damage.is_none() && !index_differs {
+        if self.damage.is_none() && !index_differs && !self.timestamp_invalid() {
             Verdict::Ok
         } else {
             Verdict::Damaged
@@ -213,10 +227,18 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
     } else {
         None
     };
+    let timestamps = args
+        .tsa_ca
+        .as_deref()
+        .map(|ca| crate::timestamp::check_all(data_dir, ca))
+        .transpose()?;
     Ok(VerifyOutcome {
         verdict: match (&damage, &index) {
             (Some(_), _) => "damaged",
             (None, Some(i)) if !i.matches => "index_differs",
+            (None, _) if timestamps.iter().flatten().any(|t| t.state == "invalid") => {
+                "timestamp_invalid"
+            }
             (None, _) => "verified",
         },
         data_dir: data_dir.display().to_string(),
@@ -238,6 +260,7 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             record_seq: p.record_seq.map(|s| s.0),
             request_id: p.request_id,
         }),
+        timestamps,
         seconds,
     })
 }
@@ -298,6 +321,9 @@ pub fn print_text(o: &VerifyOutcome) {
     if let Some(index) = &o.index {
         print_index(o, index);
     }
+    if let Some(tokens) = &o.timestamps {
+        print_timestamps(tokens);
+    }
     print_trust(o);
 }
 
@@ -327,6 +353,37 @@ fn print_index(o: &VerifyOutcome, index: &IndexReport) {
         "stop the writer, delete {}/index/index.redb and reopen: it is rebuilt from the log",
         o.data_dir
     ));
+}
+
+fn print_timestamps(tokens: &[crate::timestamp::EpochToken]) {
+    if tokens.is_empty() {
+        row("timestamps", "no sealed epoch yet");
+    }
+    for t in tokens {
+        let label = if t.epoch == tokens[0].epoch {
+            "timestamps"
+        } else {
+            ""
+        };
+        let text = match (t.state, &t.time, &t.problem) {
+            ("verified", Some(time), _) => format!(
+                "epoch {}: RFC 3161 token verified (TSA time {time}, chains to the given CA)",
+                t.epoch
+            ),
+            ("invalid", _, Some(problem)) => paint(
+                &format!("epoch {}: token INVALID: {problem}", t.epoch),
+                Paint::Bad,
+            ),
+            _ => paint(
+                &format!(
+                    "epoch {}: no token (get one with `trailmix-db timestamp DIR --tsa URL`)",
+                    t.epoch
+                ),
+                Paint::Warn,
+            ),
+        };
+        row(label, &text);
+    }
 }
 
 /// `chain_link` → `chain link damage`; `truncation_or_rollback` → `truncation or rollback`.
@@ -369,7 +426,15 @@ fn print_damage(o: &VerifyOutcome, d: &DamageReport) {
 }
 
 fn print_verified(o: &VerifyOutcome) {
-    println!("{}  {}", paint("VERIFIED", Paint::Good), o.data_dir);
+    if o.timestamp_invalid() {
+        println!(
+            "{}  {} (the log verified; a seal's timestamp token did not)",
+            paint("TIMESTAMP INVALID", Paint::Bad),
+            o.data_dir
+        );
+    } else {
+        println!("{}  {}", paint("VERIFIED", Paint::Good), o.data_dir);
+    }
     row(
         "entries",
         &format!(

@@ -2,10 +2,8 @@
 //! (C2SP tlog-cosignature) after checking each extends what it cosigned before; see
 //! [`trailmix_db::witness`].
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::ops::ControlFlow;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
@@ -13,14 +11,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use trailmix_db::Db;
-use trailmix_db::entry::EntryKind;
 use trailmix_db::merkle::Digest;
 use trailmix_db::note::{CosignatureSigner, CosignatureVerifier};
-use trailmix_db::wal::Seq;
 use trailmix_db::witness::{Witness, WitnessedLog, split_epoch_origin};
 
 use crate::proofs::{close_db, open_db};
-use crate::scan::{self, NoteEntry};
+use crate::scan;
 use crate::{ToolError, ToolResult, read_text};
 
 /// `witness init --key FILE --name NAME`: creates a witness key file (mode 0600; an existing
@@ -150,7 +146,7 @@ fn cosign_open(
     signer: CosignatureSigner,
     state_path: &Path,
 ) -> ToolResult<CosignOutcome> {
-    let (seals, latest) = store_notes(data_dir)?;
+    let (seals, latest) = scan::seals_and_latest(data_dir)?;
     let latest = latest.ok_or_else(|| {
         ToolError::new(format!(
             "the store at {} holds no signed checkpoint yet",
@@ -231,29 +227,6 @@ fn proof(db: &Db, data_dir: &Path, old: &str, new: &str) -> ToolResult<Vec<Diges
                 .ok_or_else(|| ToolError::new("the store produced a malformed proof"))
         })
         .collect()
-}
-
-/// The seal notes of the log by epoch, and its latest checkpoint or seal.
-fn store_notes(data_dir: &Path) -> ToolResult<(BTreeMap<u64, NoteEntry>, Option<NoteEntry>)> {
-    let reader = scan::open_reader(data_dir)?;
-    let mut seals = BTreeMap::new();
-    let mut latest = None;
-    let (checkpoint, seal) = (EntryKind::Checkpoint as u8, EntryKind::EpochSeal as u8);
-    reader
-        .scan(Seq(0), |record| {
-            let kind = record.kind.get();
-            if (kind == checkpoint || kind == seal)
-                && let Some(found) = scan::note_entry(record.seq, kind, record.payload)
-            {
-                if kind == seal {
-                    seals.insert(found.epoch, found.clone());
-                }
-                latest = Some(found);
-            }
-            ControlFlow::Continue(())
-        })
-        .map_err(|e| ToolError::wal(data_dir, &e))?;
-    Ok((seals, latest))
 }
 
 /// Prints what was cosigned on stderr and the cosigned note on stdout (or to `output`).

@@ -17,7 +17,9 @@ pub struct Tsa {
     pub ca_cert: PathBuf,
     /// A CA certificate (PEM) that did not issue the TSA certificate.
     pub other_ca_cert: PathBuf,
-    /// Scratch directory of keys, certificates and requests.
+    /// Scratch directory of keys, certificates and requests (held so that it lives as long as
+    /// the TSA; not read).
+    #[allow(dead_code, reason = "held for its lifetime only")]
     pub dir: tempfile::TempDir,
 }
 
