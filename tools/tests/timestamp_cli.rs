@@ -73,6 +73,15 @@ fn timestamp_stores_tokens_and_verify_checks_them() {
         "{}",
         text(&other)
     );
+    let as_json = tool(&[
+        "verify",
+        arg(&dir),
+        "--tsa-ca",
+        arg(&tsa.other_ca_cert),
+        "--json",
+    ]);
+    assert_eq!(json(&as_json)["verdict"], "timestamp_invalid");
+    assert_eq!(json(&as_json)["timestamps"][0]["state"], "invalid");
 
     let mut bytes = std::fs::read(&token).expect("token");
     *bytes.last_mut().expect("bytes") ^= 1;
