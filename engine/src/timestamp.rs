@@ -65,10 +65,10 @@ pub enum TimestampError {
         /// What failed.
         detail: String,
     },
-    /// The TSA answered, but refused (PKIStatus rejection, waiting, …).
+    /// The TSA answered, but refused (`PKIStatus` rejection, waiting, …).
     #[error("the TSA refused the request: status {status}{text}")]
     Refused {
-        /// The PKIStatus number.
+        /// The `PKIStatus` number.
         status: u8,
         /// The TSA's status text, if any (with a leading separator).
         text: String,
@@ -98,7 +98,7 @@ pub enum TimestampError {
     /// The CMS structure is not a timestamp token as RFC 3161 requires.
     #[error("not an RFC 3161 token: {0}")]
     NotAToken(&'static str),
-    /// The signed attributes' message digest is not the digest of the TSTInfo.
+    /// The signed attributes' message digest is not the digest of the `TSTInfo`.
     #[error("the signed message digest does not match the TSTInfo")]
     DigestMismatch,
     /// The TSA's signature over the signed attributes does not verify.
@@ -275,10 +275,11 @@ pub fn token_from_response(
             .status_string
             .as_ref()
             .map(|texts| {
-                texts
-                    .iter()
-                    .map(|t| format!(": {}", t.as_str()))
-                    .collect::<String>()
+                texts.iter().fold(String::new(), |mut all, t| {
+                    all.push_str(": ");
+                    all.push_str(t.as_str());
+                    all
+                })
             })
             .unwrap_or_default();
         return Err(TimestampError::Refused { status, text });
@@ -362,12 +363,12 @@ pub fn verify_token(
     seal_note: &[u8],
     ca: &Certificate,
 ) -> Result<VerifiedTimestamp, TimestampError> {
-    let (signed, tst) = decode_token(token)?;
+    let (signed_data, tst) = decode_token(token)?;
     check_imprint(&tst, &seal_imprint(seal_note))?;
-    let [signer] = signed.signer_infos.0.as_slice() else {
+    let [signer] = signed_data.signer_infos.0.as_slice() else {
         return Err(TimestampError::NotAToken("it must have exactly one signer"));
     };
-    let certificates: Vec<&Certificate> = signed
+    let certificates: Vec<&Certificate> = signed_data
         .certificates
         .iter()
         .flat_map(|set| set.0.iter())
@@ -377,7 +378,7 @@ pub fn verify_token(
         })
         .collect();
     let tsa = find_signer(signer, &certificates)?;
-    let econtent = signed
+    let econtent = signed_data
         .encap_content_info
         .econtent
         .as_ref()
@@ -501,14 +502,14 @@ fn check_signer_signature(signer: &SignerInfo, tsa: &Certificate) -> Result<(), 
         &signer.signature_algorithm.oid,
         Some(&signer.digest_alg.oid),
     )?;
-    let signed = signer
+    let message = signer
         .signed_attrs
         .as_ref()
         .ok_or(TimestampError::NotAToken("it has no signed attributes"))?
         .to_der()
         .map_err(malformed("the signed attributes"))?;
     ring::signature::UnparsedPublicKey::new(algorithm, public_key_bytes(tsa))
-        .verify(&signed, signer.signature.as_bytes())
+        .verify(&message, signer.signature.as_bytes())
         .map_err(|_| TimestampError::BadSignature {
             subject: tsa.tbs_certificate.subject.to_string(),
         })

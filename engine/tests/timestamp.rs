@@ -1,7 +1,7 @@
 //! Guards RFC 3161 timestamps on epoch seals against a local TSA (`openssl ts` behind a
 //! loopback HTTP listener): a token for a seal verifies with the CA that issued the TSA
 //! certificate; a token for another seal, a CA that did not issue the TSA certificate, and a
-//! changed byte in the token's signature or its TSTInfo all fail with typed errors.
+//! changed byte in the token's signature or its `TSTInfo` all fail with typed errors.
 
 mod common;
 
@@ -32,7 +32,7 @@ fn two_seals(dir: &std::path::Path) -> (String, String) {
     (seals.pop().expect("two"), second)
 }
 
-/// Index of the last digit of the TSTInfo's genTime (a GeneralizedTime, tag 0x18, 15 bytes
+/// Index of the last digit of the `TSTInfo`'s `genTime` (a `GeneralizedTime`, tag 0x18, 15 bytes
 /// `YYYYMMDDhhmmssZ`).
 fn gen_time_digit(token: &[u8]) -> usize {
     token

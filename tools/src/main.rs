@@ -461,7 +461,7 @@ enum Command {
     Timestamp {
         /// Data directory of the store.
         dir: PathBuf,
-        /// The TSA's URL (HTTP), e.g. http://timestamp.example.com/tsr.
+        /// The TSA's URL (plain HTTP), such as `http://timestamp.example.com/tsr`.
         #[arg(long, value_name = "URL")]
         tsa: String,
         /// Check each token against this CA certificate (PEM or DER) before storing it.
