@@ -10,21 +10,14 @@ mod tsa;
 
 use std::path::Path;
 
-use common::{arg, code, json, text, tool};
+use common::{arg, code, json, text, tool, tool_call};
 use trailmix_db::Db;
-use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 
 /// A store with `epochs` sealed epochs.
 fn sealed_store(dir: &Path, epochs: u64) {
     let db = Db::open(dir).expect("open");
     for n in 0..epochs {
-        let receipt = Receipt::builder("acme", format!("evt-{n}"), Kind::ToolCall)
-            .app_id("agent")
-            .actor_type(ActorType::Agent)
-            .event_time(Timestamp::from_unix_nanos(1_700_000_000_000_000_000))
-            .build()
-            .expect("valid");
-        db.append_and_wait(&receipt).expect("append");
+        db.append_and_wait(&tool_call(n)).expect("append");
         db.seal_epoch().expect("seal");
     }
     db.close().expect("close");

@@ -9,20 +9,13 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Output;
 
-use common::{arg, code, json, text, tool};
+use common::{arg, code, json, text, tool, tool_call};
 use trailmix_db::Db;
-use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 
 fn append(dir: &Path, from: u64, count: u64, seal: bool) {
     let db = Db::open(dir).expect("open");
     for n in from..from + count {
-        let receipt = Receipt::builder("acme", format!("evt-{n}"), Kind::ToolCall)
-            .app_id("agent")
-            .actor_type(ActorType::Agent)
-            .event_time(Timestamp::from_unix_nanos(1_700_000_000_000_000_000))
-            .build()
-            .expect("valid");
-        db.append_and_wait(&receipt).expect("append");
+        db.append_and_wait(&tool_call(n)).expect("append");
         if seal && n == from + count / 2 {
             db.seal_epoch().expect("seal");
         }
@@ -30,17 +23,15 @@ fn append(dir: &Path, from: u64, count: u64, seal: bool) {
     db.close().expect("close");
 }
 
+/// A copy of a closed store (`cp -a`: the store's files as they are).
 fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(status.success());
 }
 
 /// `witness init`: prints the verifier key, writes the key with mode 0600.

@@ -19,13 +19,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use rand::TryRngCore as _;
 use zeroize::Zeroizing;
 
 use super::error::{KeyError, NoteError};
 use super::keys::{
-    check_name, check_public_key, parse_private_key_text, parse_vkey_text, private_key_text,
-    typed_key_id, vkey_text,
+    check_key_id, check_name, check_public_key, parse_private_key_text, parse_vkey_text,
+    private_key_text, random_seed, typed_key_id, vkey_text,
 };
 use super::{KeyRef, MAX_NOTE_BYTES, MAX_SIGNATURES, ParsedNote, SignatureLine, parse};
 
@@ -120,10 +119,7 @@ impl CosignatureSigner {
     /// [`KeyError::BadName`], or [`KeyError::Random`] if the generator fails.
     pub fn generate(name: &str) -> Result<Self, KeyError> {
         check_name(name).map_err(KeyError::BadName)?;
-        let mut seed = Zeroizing::new([0_u8; 32]);
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut seed[..])
-            .map_err(|e| KeyError::Random(e.to_string()))?;
+        let seed = random_seed()?;
         Self::from_seed(name, &seed)
     }
 
@@ -148,12 +144,7 @@ impl CosignatureSigner {
     pub fn from_private_key_text(text: &str) -> Result<Self, KeyError> {
         let (name, stated, seed) = parse_private_key_text(text, ALG_COSIGNATURE_V1)?;
         let signer = Self::from_seed(name, &seed)?;
-        if signer.key_id != stated {
-            return Err(KeyError::KeyIdMismatch {
-                stated,
-                computed: signer.key_id,
-            });
-        }
+        check_key_id(stated, signer.key_id)?;
         Ok(signer)
     }
 

@@ -142,6 +142,25 @@ pub(crate) fn check_public_key(bytes: &[u8; 32]) -> Result<VerifyingKey, KeyErro
     Ok(key)
 }
 
+/// A fresh Ed25519 seed from the operating system's random number generator, in a wiped
+/// buffer.
+pub(crate) fn random_seed() -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let mut seed = Zeroizing::new([0_u8; 32]);
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut seed[..])
+        .map_err(|e| KeyError::Random(e.to_string()))?;
+    Ok(seed)
+}
+
+/// Refuses a key text whose stated key ID is not the one computed from its name and key.
+pub(crate) fn check_key_id(stated: u32, computed: u32) -> Result<(), KeyError> {
+    if stated == computed {
+        Ok(())
+    } else {
+        Err(KeyError::KeyIdMismatch { stated, computed })
+    }
+}
+
 /// Parses `PRIVATE+KEY+<name>+<hex key ID>+<base64(alg || seed)>` into the name, the stated
 /// key ID and the seed (the caller checks the ID against the key).
 pub(crate) fn parse_private_key_text(
@@ -249,10 +268,7 @@ impl NoteSigner {
     /// [`KeyError::BadName`] for an invalid name, [`KeyError::Random`] if the OS generator fails.
     pub fn generate(name: &str) -> Result<Self, KeyError> {
         check_name(name).map_err(KeyError::BadName)?;
-        let mut seed = Zeroizing::new([0_u8; 32]);
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut seed[..])
-            .map_err(|e| KeyError::Random(e.to_string()))?;
+        let seed = random_seed()?;
         Self::from_seed(name, &seed)
     }
 
@@ -287,12 +303,7 @@ impl NoteSigner {
     pub fn from_private_key_text(text: &str) -> Result<Self, KeyError> {
         let (name, stated, seed) = parse_private_key_text(text, ALG_ED25519)?;
         let signer = Self::from_seed(name, &seed)?;
-        if signer.key_id != stated {
-            return Err(KeyError::KeyIdMismatch {
-                stated,
-                computed: signer.key_id,
-            });
-        }
+        check_key_id(stated, signer.key_id)?;
         Ok(signer)
     }
 
