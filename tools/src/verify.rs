@@ -359,12 +359,8 @@ fn print_timestamps(tokens: &[crate::timestamp::EpochToken]) {
     if tokens.is_empty() {
         row("timestamps", "no sealed epoch yet");
     }
-    for t in tokens {
-        let label = if t.epoch == tokens[0].epoch {
-            "timestamps"
-        } else {
-            ""
-        };
+    for (i, t) in tokens.iter().enumerate() {
+        let label = if i == 0 { "timestamps" } else { "" };
         let text = match (t.state, &t.time, &t.problem) {
             ("verified", Some(time), _) => format!(
                 "epoch {}: RFC 3161 token verified (TSA time {time}, chains to the given CA)",
