@@ -19,7 +19,7 @@ use trailmix_db::replay::DamageKind;
 use trailmix_db::witness::{Witness, WitnessError, WitnessedLog};
 use trailmix_db::{Db, DbOptions, Error, VerifyOptions};
 
-use common::{copy_dir, receipt, verify_with};
+use common::{copy_dir, layout, receipt, truncate, verify_with};
 
 const SEED: [u8; 32] = [9; 32];
 const WITNESS: &str = "witness.example/w1";
@@ -408,6 +408,19 @@ fn verify_with_a_cosigned_anchor_catches_rollback_and_passes_growth() {
         damage.detail.contains("truncated or rolled back"),
         "{}",
         damage.detail
+    );
+
+    // The tail cut below the anchor (the last 10 entries, the cosigned checkpoint among them).
+    let cut = dir.path().join("cut");
+    copy_dir(&data, &cut);
+    let (segments, frames) = layout(&cut);
+    truncate(&cut, &segments, &frames, frames.len() - 10);
+    let report = verify_with(&cut, &trusted(&cosigned, witnesses.clone()));
+    let damage = report.damage.expect("truncation detected");
+    assert_eq!(damage.kind, DamageKind::Rollback);
+    assert!(
+        verify_with(&cut, &VerifyOptions::default()).verified(),
+        "a valid shorter log"
     );
 
     // A cosignature by another witness key is not an anchor.
