@@ -54,7 +54,9 @@ mod search;
 pub mod seen;
 pub mod shred;
 mod ticket;
+pub mod timestamp;
 mod verify;
+pub mod witness;
 mod writer;
 
 pub use db::{Db, ENTRY_BYTES_MAX, StoredReceipt, WAL_DIR};

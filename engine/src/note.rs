@@ -40,10 +40,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 mod checkpoint;
+mod cosignature;
 mod error;
 mod keys;
 
 pub use checkpoint::Checkpoint;
+pub use cosignature::{
+    ALG_COSIGNATURE_V1, COSIGNATURE_TIME_MAX, CosignatureError, CosignatureSigner,
+    CosignatureVerifier, VerifiedCosignature, cosigned_message,
+};
 pub use error::{CheckpointError, KeyError, NameProblem, NoteError};
 pub use keys::{NoteSigner, NoteVerifier, key_id};
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::keys::PUBLIC_KEY_FILE;
 use crate::log::{FsLog, LogStorage};
 use crate::merkle::Digest;
-use crate::note::{Checkpoint, NoteVerifier};
+use crate::note::{Checkpoint, CosignatureVerifier, NoteVerifier, VerifiedCosignature};
 use crate::position::Epoch;
 use crate::replay::{ChainState, Damage, DamageKind, ReplayMode};
 use crate::wal::Seq;
@@ -23,6 +23,12 @@ pub struct VerifyOptions {
     /// the store must still contain the tree it describes. Without it, truncating the unsigned
     /// tail or rolling the whole store back to an older state cannot be detected.
     pub trusted_checkpoint: Option<String>,
+    /// Witnesses whose cosignatures the trusted checkpoint must carry (C2SP tlog-cosignature).
+    /// With any given, the checkpoint is an anchor only if every one of them cosigned it;
+    /// otherwise verification does not run ([`Error::InvalidOption`]). A witness that refuses
+    /// to cosign a smaller tree or a fork makes the anchor one the store's owner cannot have
+    /// forged by rolling the store back and signing again.
+    pub trusted_witnesses: Vec<CosignatureVerifier>,
     /// The verifier key the store must be signed with (C2SP vkey text). Default: the key in
     /// the genesis entry, which must match `signing.pub` when that file exists.
     pub public_key: Option<String>,
@@ -78,6 +84,9 @@ pub struct VerifyReport {
     pub torn_tail_bytes: u64,
     /// The trusted checkpoint's epoch and size, when one was given and matched.
     pub trusted: Option<(Epoch, u64)>,
+    /// The witness cosignatures on the trusted checkpoint that verified (one per witness in
+    /// [`VerifyOptions::trusted_witnesses`]).
+    pub cosignatures: Vec<VerifiedCosignature>,
     /// The range dropped by [`crate::Db::prune`], verified as pruned under policy: its
     /// retained seals, roots and leaf hashes check out and the kept log chains to them.
     /// `None` when nothing was pruned.
@@ -109,6 +118,7 @@ impl VerifyReport {
             segments,
             torn_tail_bytes: 0,
             trusted: None,
+            cosignatures: Vec::new(),
             pruned: None,
             damage: None,
         }
@@ -148,9 +158,11 @@ pub fn verify_log<L: LogStorage>(
     data_dir: Option<&Path>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport> {
+    let cosignatures = check_cosignatures(options)?;
     let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
     let mut report = VerifyReport::empty(reader.segments().len());
+    report.cosignatures = cosignatures;
     let (log_first, first_segment) = log_start(&reader);
     let mut state = match start_state(data_dir, alg, log_first)? {
         Ok(state) => state,
@@ -372,6 +384,35 @@ fn check_segment_link(
             "the segment that starts here records a different previous chain hash in its header"
                 .into(),
     })
+}
+
+/// Checks every trusted witness's cosignature on the trusted checkpoint.
+fn check_cosignatures(options: &VerifyOptions) -> Result<Vec<VerifiedCosignature>> {
+    if options.trusted_witnesses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(note) = &options.trusted_checkpoint else {
+        return Err(Error::InvalidOption {
+            name: "trusted_witnesses",
+            reason: "witness keys check the cosignatures of a trusted checkpoint; none was given"
+                .into(),
+        });
+    };
+    options
+        .trusted_witnesses
+        .iter()
+        .map(|witness| {
+            witness
+                .verify(note.as_bytes())
+                .map_err(|e| Error::InvalidOption {
+                    name: "trusted_checkpoint",
+                    reason: format!(
+                        "not accepted as an anchor: the cosignature of witness {} does not hold: {e}",
+                        witness.to_vkey()
+                    ),
+                })
+        })
+        .collect()
 }
 
 /// Records the trusted epoch's root when replay passes its size.

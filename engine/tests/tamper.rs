@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{
     FrameLoc, Rec, SegmentLoc, assert_verifies, copy_dir, edit_chain, env_usize, event_id,
     file_name, flip_bit, frame_image, layout, read_at, receipt, rechain, records, restore_dir,
-    verify_with, wal_dir, with_payload, write_at, write_log,
+    truncate, verify_with, wal_dir, with_payload, write_at, write_log,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -917,33 +917,6 @@ fn segment_swaps_and_drops_are_detected() {
 // ---------------------------------------------------------------------------------------------
 // Truncation and rollback
 // ---------------------------------------------------------------------------------------------
-
-/// Cuts the log of `dir` after entry `keep - 1`: later frames of that segment zeroed (what a
-/// torn tail looks like), its seal cleared (a crash before the seal) unless the cut is exactly
-/// at its end, later segments removed.
-fn truncate(dir: &Path, segments: &[SegmentLoc], frames: &[FrameLoc], keep: usize) {
-    let seg_index = if keep == 0 {
-        0
-    } else {
-        frames[keep - 1].segment
-    };
-    let segment = &segments[seg_index];
-    let file = wal_dir(dir).join(segment.name());
-    let cut_at = if keep == 0 {
-        SEGMENT_HEADER_BYTES
-    } else {
-        frames[keep - 1].end()
-    };
-    let at_end = cut_at == segment.end && seg_index + 1 < segments.len();
-    if !at_end {
-        let zeros = vec![0u8; usize::try_from(segment.end - cut_at).expect("fits")];
-        write_at(&file, cut_at, &zeros);
-        write_at(&file, Seal::OFFSET, &[0; 24]);
-    }
-    for later in &segments[seg_index + 1..] {
-        fs::remove_file(wal_dir(dir).join(later.name())).expect("remove segment");
-    }
-}
 
 /// The entries a trusted note requires: its epoch's first sequence number plus its size.
 fn required_entries(store: &Path, note: &CheckpointInfo) -> u64 {

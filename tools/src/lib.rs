@@ -41,7 +41,9 @@ pub mod prune;
 pub mod scan;
 pub mod search;
 pub mod tail;
+pub mod timestamp;
 pub mod verify;
+pub mod witness;
 mod workload;
 
 /// How the process ends; the numbers are part of the tool's interface.

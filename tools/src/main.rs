@@ -164,6 +164,16 @@ enum Command {
         /// contain exactly the history it signs.
         #[arg(long, value_name = "FILE")]
         trusted_checkpoint: Option<PathBuf>,
+        /// A witness whose cosignature the trusted checkpoint must carry (its verifier key
+        /// text or a file holding it; repeat for several). The checkpoint is accepted as the
+        /// anchor only if every one verifies.
+        #[arg(long, value_name = "VKEY_OR_FILE", requires = "trusted_checkpoint")]
+        witness_key: Vec<String>,
+        /// Check the RFC 3161 token of every sealed epoch (from `timestamp`) against this CA
+        /// certificate (PEM or DER): a token that does not verify fails verification; epochs
+        /// without a token are listed.
+        #[arg(long, value_name = "FILE")]
+        tsa_ca: Option<PathBuf>,
         /// The public key the store must be signed with: a copy of its signing.pub you trust,
         /// or the key text. Default: the key recorded in the store itself.
         #[arg(long, value_name = "VKEY_OR_FILE")]
@@ -445,6 +455,36 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Get RFC 3161 timestamps for the sealed epochs that have none, from a time-stamping
+    /// authority (TSA) over HTTP.
+    ///
+    /// Each token timestamps SHA-256 of the epoch's seal note and is stored as
+    /// DIR/timestamps/epoch-<epoch, 20 digits>.tst. Reads the log without a lock. `verify
+    /// --tsa-ca FILE` checks the tokens.
+    #[command(after_help = EXIT_CODES)]
+    Timestamp {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// The TSA's URL (plain HTTP), such as `http://timestamp.example.com/tsr`.
+        #[arg(long, value_name = "URL")]
+        tsa: String,
+        /// Check each token against this CA certificate (PEM or DER) before storing it.
+        #[arg(long, value_name = "FILE")]
+        tsa_ca: Option<PathBuf>,
+        /// Give up on the TSA after this many seconds per request.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Act as a witness: cosign a store's checkpoints (C2SP tlog-cosignature) after checking
+    /// they extend every checkpoint it cosigned before.
+    ///
+    /// A checkpoint cosigned by a witness you trust is an anchor the store's owner cannot roll
+    /// back: pass it to `verify --trusted-checkpoint FILE --witness-key VKEY`.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
     /// Check a consistency proof offline with only the public key.
     #[command(name = "verify-consistency", after_help = EXIT_CODES)]
     VerifyConsistency {
@@ -454,6 +494,52 @@ enum Command {
         #[arg(long, value_name = "VKEY_OR_FILE")]
         public_key: String,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `witness` subcommands.
+#[derive(Debug, Subcommand)]
+enum WitnessCommand {
+    /// Create a witness key (mode 0600, never overwritten) and print its verifier key.
+    #[command(after_help = EXIT_CODES)]
+    Init {
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The witness name (a schema-less URL such as `witness.example.com/w1`).
+        #[arg(long)]
+        name: String,
+    },
+    /// Print the verifier key (C2SP vkey, type 0x04) of a witness key: what verifiers pass
+    /// to `verify --witness-key`.
+    #[command(after_help = EXIT_CODES)]
+    Vkey {
+        /// The witness private key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Cosign the store's latest checkpoint, with a consistency proof from the last one this
+    /// witness cosigned (first the seals of epochs it has not followed to their end).
+    ///
+    /// Refuses a smaller tree, a fork (same size, another root) and a store that does not
+    /// extend what it cosigned. Needs the writer lock (to build the proofs). Prints the
+    /// cosigned note.
+    #[command(after_help = EXIT_CODES)]
+    Cosign {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// The witness private key file.
+        #[arg(long, value_name = "FILE")]
+        witness_key: PathBuf,
+        /// The witness state file: the last checkpoint cosigned per log (created if missing).
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// Write the cosigned note here instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Print JSON (the steps and the note) instead of the note.
         #[arg(long)]
         json: bool,
     },
@@ -656,6 +742,36 @@ fn pii(dir: &Path, set: Option<&str>) -> Result<Verdict, ToolError> {
     Ok(Verdict::Ok)
 }
 
+fn witness(command: WitnessCommand) -> Result<Verdict, ToolError> {
+    use trailmix_tools::witness;
+    match command {
+        WitnessCommand::Init { key, name } => {
+            let verifier = witness::init(&key, &name)?;
+            eprintln!(
+                "witness key written to {} (keep it secret); its verifier key:",
+                key.display()
+            );
+            println!("{verifier}");
+        }
+        WitnessCommand::Vkey { key } => println!("{}", witness::load_signer(&key)?.verifier()),
+        WitnessCommand::Cosign {
+            dir,
+            witness_key,
+            state,
+            output,
+            json,
+        } => {
+            let outcome = witness::cosign(&dir, &witness_key, &state)?;
+            if json {
+                print_json(&outcome)?;
+            } else {
+                witness::print_cosign(&outcome, output.as_deref())?;
+            }
+        }
+    }
+    Ok(Verdict::Ok)
+}
+
 fn checkpoint(dir: &Path, new: bool, json: bool) -> Result<Verdict, ToolError> {
     let note = if new {
         proofs::new_checkpoint(dir)?
@@ -844,12 +960,16 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
         Command::Verify {
             dir,
             trusted_checkpoint,
+            witness_key,
+            tsa_ca,
             public_key,
             index,
             json,
         } => {
             let args = verify::VerifyArgs {
                 trusted_checkpoint,
+                witness_keys: witness_key,
+                tsa_ca,
                 public_key,
                 index,
             };
@@ -932,6 +1052,20 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             to,
             output,
         } => consistency(&dir, &from, &to, output.as_deref()),
+        Command::Witness(command) => witness(command),
+        Command::Timestamp {
+            dir,
+            tsa,
+            tsa_ca,
+            timeout,
+            json,
+        } => {
+            use trailmix_tools::timestamp;
+            let tokens =
+                timestamp::stamp(&dir, &tsa, tsa_ca.as_deref(), Duration::from_secs(timeout))?;
+            show(&tokens, json, |t| timestamp::print_stamped(t))?;
+            Ok(Verdict::Ok)
+        }
         Command::VerifyConsistency {
             bundle,
             public_key,

@@ -182,6 +182,38 @@ pub fn latest_note(data_dir: &Path, reader: &WalReader) -> ToolResult<Option<Not
     Ok(latest)
 }
 
+/// The seal notes of the log by epoch, and its latest checkpoint or seal.
+///
+/// # Errors
+/// [`ToolError`] when the log cannot be read.
+#[allow(clippy::type_complexity)]
+pub fn seals_and_latest(
+    data_dir: &Path,
+) -> ToolResult<(
+    std::collections::BTreeMap<u64, NoteEntry>,
+    Option<NoteEntry>,
+)> {
+    let reader = open_reader(data_dir)?;
+    let mut seals = std::collections::BTreeMap::new();
+    let mut latest = None;
+    let (checkpoint, seal) = (EntryKind::Checkpoint as u8, EntryKind::EpochSeal as u8);
+    reader
+        .scan(Seq(0), |record| {
+            let kind = record.kind.get();
+            if (kind == checkpoint || kind == seal)
+                && let Some(found) = note_entry(record.seq, kind, record.payload)
+            {
+                if kind == seal {
+                    seals.insert(found.epoch, found.clone());
+                }
+                latest = Some(found);
+            }
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| ToolError::wal(data_dir, &e))?;
+    Ok((seals, latest))
+}
+
 /// The genesis record at seq 0, if the log starts with a readable one.
 #[must_use]
 pub fn genesis(reader: &WalReader, data_dir: &Path) -> Option<Genesis> {

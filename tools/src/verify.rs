@@ -22,6 +22,10 @@ use crate::{
 pub struct VerifyArgs {
     /// A checkpoint note of this store kept outside it (from `trailmix-db checkpoint`).
     pub trusted_checkpoint: Option<PathBuf>,
+    /// Witnesses that must have cosigned the trusted checkpoint: verifier key texts or files.
+    pub witness_keys: Vec<String>,
+    /// A CA certificate to check the sealed epochs' RFC 3161 tokens against.
+    pub tsa_ca: Option<PathBuf>,
     /// The public key the store must be signed with: key text or a file holding it.
     pub public_key: Option<String>,
     /// Also compare the index with one rebuilt from the log.
@@ -79,6 +83,17 @@ pub struct TrustedReport {
     pub epoch: Option<u64>,
     /// Its tree size, when it matched the store.
     pub tree_size: Option<u64>,
+    /// The witnesses whose cosignatures on it verified.
+    pub cosigned_by: Vec<CosignedBy>,
+}
+
+/// A witness cosignature on the trusted checkpoint that verified.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CosignedBy {
+    /// The witness name and key ID (`name+xxxxxxxx`).
+    pub witness: String,
+    /// When it cosigned (RFC 3339, UTC).
+    pub time: String,
 }
 
 /// `verify --json`: the outcome.
@@ -115,16 +130,28 @@ pub struct VerifyOutcome {
     /// was pruned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pruned: Option<PrunedReport>,
+    /// The sealed epochs' RFC 3161 tokens, with `--tsa-ca` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamps: Option<Vec<crate::timestamp::EpochToken>>,
     /// Time taken, seconds.
     pub seconds: f64,
 }
 
 impl VerifyOutcome {
+    /// Whether a sealed epoch's token failed to verify.
+    #[must_use]
+    pub fn timestamp_invalid(&self) -> bool {
+        self.timestamps
+            .iter()
+            .flatten()
+            .any(|t| t.state == "invalid")
+    }
+
     /// The exit verdict.
     #[must_use]
     pub fn exit(&self) -> Verdict {
         let index_differs = self.index.as_ref().is_some_and(|i| !i.matches);
-        if self.damage.is_none() && !index_differs {
+        if self.damage.is_none() && !index_differs && !self.timestamp_invalid() {
             Verdict::Ok
         } else {
             Verdict::Damaged
@@ -154,8 +181,14 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         .as_deref()
         .map(|path| read_text(path, "trusted checkpoint"))
         .transpose()?;
+    let trusted_witnesses = args
+        .witness_keys
+        .iter()
+        .map(|arg| crate::witness::load_verifier(arg))
+        .collect::<ToolResult<Vec<_>>>()?;
     let options = VerifyOptions {
         trusted_checkpoint: trusted_note,
+        trusted_witnesses,
         public_key: args.public_key.as_ref().and(public_key.clone()),
         progress: std::io::stderr().is_terminal().then(progress_line),
     };
@@ -194,10 +227,18 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
     } else {
         None
     };
+    let timestamps = args
+        .tsa_ca
+        .as_deref()
+        .map(|ca| crate::timestamp::check_all(data_dir, ca))
+        .transpose()?;
     Ok(VerifyOutcome {
         verdict: match (&damage, &index) {
             (Some(_), _) => "damaged",
             (None, Some(i)) if !i.matches => "index_differs",
+            (None, _) if timestamps.iter().flatten().any(|t| t.state == "invalid") => {
+                "timestamp_invalid"
+            }
             (None, _) => "verified",
         },
         data_dir: data_dir.display().to_string(),
@@ -209,11 +250,7 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         torn_tail_bytes: report.torn_tail_bytes,
         public_key,
         public_key_source,
-        trusted_checkpoint: args.trusted_checkpoint.as_ref().map(|file| TrustedReport {
-            file: file.display().to_string(),
-            epoch: report.trusted.map(|(epoch, _)| epoch.0),
-            tree_size: report.trusted.map(|(_, size)| size),
-        }),
+        trusted_checkpoint: trusted_report(args, &report),
         damage,
         index,
         pruned: report.pruned.map(|p| PrunedReport {
@@ -223,7 +260,29 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             record_seq: p.record_seq.map(|s| s.0),
             request_id: p.request_id,
         }),
+        timestamps,
         seconds,
+    })
+}
+
+/// The trusted checkpoint as checked, with the witnesses that cosigned it.
+fn trusted_report(args: &VerifyArgs, report: &trailmix_db::VerifyReport) -> Option<TrustedReport> {
+    let file = args.trusted_checkpoint.as_ref()?;
+    Some(TrustedReport {
+        file: file.display().to_string(),
+        epoch: report.trusted.map(|(epoch, _)| epoch.0),
+        tree_size: report.trusted.map(|(_, size)| size),
+        cosigned_by: report
+            .cosignatures
+            .iter()
+            .map(|c| CosignedBy {
+                witness: c.witness.to_string(),
+                time: humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.timestamp),
+                )
+                .to_string(),
+            })
+            .collect(),
     })
 }
 
@@ -262,6 +321,9 @@ pub fn print_text(o: &VerifyOutcome) {
     if let Some(index) = &o.index {
         print_index(o, index);
     }
+    if let Some(tokens) = &o.timestamps {
+        print_timestamps(tokens);
+    }
     print_trust(o);
 }
 
@@ -291,6 +353,33 @@ fn print_index(o: &VerifyOutcome, index: &IndexReport) {
         "stop the writer, delete {}/index/index.redb and reopen: it is rebuilt from the log",
         o.data_dir
     ));
+}
+
+fn print_timestamps(tokens: &[crate::timestamp::EpochToken]) {
+    if tokens.is_empty() {
+        row("timestamps", "no sealed epoch yet");
+    }
+    for (i, t) in tokens.iter().enumerate() {
+        let label = if i == 0 { "timestamps" } else { "" };
+        let text = match (t.state, &t.time, &t.problem) {
+            ("verified", Some(time), _) => format!(
+                "epoch {}: RFC 3161 token verified (TSA time {time}, chains to the given CA)",
+                t.epoch
+            ),
+            ("invalid", _, Some(problem)) => paint(
+                &format!("epoch {}: token INVALID: {problem}", t.epoch),
+                Paint::Bad,
+            ),
+            _ => paint(
+                &format!(
+                    "epoch {}: no token (get one with `trailmix-db timestamp DIR --tsa URL`)",
+                    t.epoch
+                ),
+                Paint::Warn,
+            ),
+        };
+        row(label, &text);
+    }
 }
 
 /// `chain_link` → `chain link damage`; `truncation_or_rollback` → `truncation or rollback`.
@@ -333,7 +422,15 @@ fn print_damage(o: &VerifyOutcome, d: &DamageReport) {
 }
 
 fn print_verified(o: &VerifyOutcome) {
-    println!("{}  {}", paint("VERIFIED", Paint::Good), o.data_dir);
+    if o.timestamp_invalid() {
+        println!(
+            "{}  {} (the log verified; a seal's timestamp token did not)",
+            paint("TIMESTAMP INVALID", Paint::Bad),
+            o.data_dir
+        );
+    } else {
+        println!("{}  {}", paint("VERIFIED", Paint::Good), o.data_dir);
+    }
     row(
         "entries",
         &format!(
@@ -401,6 +498,12 @@ fn print_trust(o: &VerifyOutcome) {
                     ),
                 );
                 more("so nothing it signs was truncated or rolled back");
+                for c in &t.cosigned_by {
+                    more(&format!(
+                        "cosigned by witness {} at {} (its cosignature verified)",
+                        c.witness, c.time
+                    ));
+                }
             }
             _ => row("trusted checkpoint", &format!("{} (used)", t.file)),
         },

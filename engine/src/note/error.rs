@@ -222,6 +222,15 @@ pub enum KeyError {
     /// The algorithm byte is not 0x01 (Ed25519), the only one supported.
     #[error("unsupported signature algorithm {0:#04x} (only 0x01, Ed25519, is supported)")]
     UnsupportedAlgorithm(u8),
+    /// The key's type byte is not the one this kind of key has (a note key, `0x01`, given
+    /// where a witness cosignature key, `0x04`, is expected, or the other way round).
+    #[error("key type {found:#04x} where a key of type {expected:#04x} is expected")]
+    WrongKeyType {
+        /// The type byte found.
+        found: u8,
+        /// The type byte expected.
+        expected: u8,
+    },
     /// The key after the algorithm byte is not 32 bytes.
     #[error("Ed25519 key is {len} bytes, expected 32")]
     BadKeyLength {

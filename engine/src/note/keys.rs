@@ -13,9 +13,9 @@ use zeroize::Zeroizing;
 use super::error::{KeyError, NameProblem};
 use super::{ALG_ED25519, KeyRef, MAX_KEY_NAME_BYTES, MAX_KEY_TEXT_BYTES};
 
-const VKEY_FORM: &str = "<name>+<8 hex digits>+<base64 key>";
-const SKEY_FORM: &str = "PRIVATE+KEY+<name>+<8 hex digits>+<base64 key>";
-const SKEY_PREFIX: &str = "PRIVATE+KEY+";
+pub(crate) const VKEY_FORM: &str = "<name>+<8 hex digits>+<base64 key>";
+pub(crate) const SKEY_FORM: &str = "PRIVATE+KEY+<name>+<8 hex digits>+<base64 key>";
+pub(crate) const SKEY_PREFIX: &str = "PRIVATE+KEY+";
 
 /// The Ed25519 field prime 2^255 - 19, little-endian (the bound of canonical y-coordinates).
 const FIELD_PRIME_LE: [u8; 32] = {
@@ -63,21 +63,30 @@ pub fn key_id(name: &str, key: &[u8]) -> u32 {
 }
 
 fn ed25519_key_id(name: &str, public: &VerifyingKey) -> u32 {
+    typed_key_id(name, ALG_ED25519, public)
+}
+
+/// The key ID of an Ed25519 public key under signature type `alg` (`0x01` notes, `0x04`
+/// cosignatures).
+pub(crate) fn typed_key_id(name: &str, alg: u8, public: &VerifyingKey) -> u32 {
     let mut key = [0_u8; 33];
-    key[0] = ALG_ED25519;
+    key[0] = alg;
     key[1..].copy_from_slice(public.as_bytes());
     key_id(name, &key)
 }
 
-fn parse_hex_id(text: &str) -> Result<u32, KeyError> {
+pub(crate) fn parse_hex_id(text: &str) -> Result<u32, KeyError> {
     if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(KeyError::BadKeyId);
     }
     u32::from_str_radix(text, 16).map_err(|_| KeyError::BadKeyId)
 }
 
-/// Decodes `0x01 || 32-byte key` from canonical base64 into a wiped buffer.
-fn decode_ed25519_material(b64: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+/// Decodes `alg || 32-byte key` from canonical base64 into a wiped buffer.
+pub(crate) fn decode_typed_material(
+    b64: &str,
+    expected_alg: u8,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     // Large enough for any key the length check below would report; decoding into a stack
     // buffer keeps private key material out of the heap.
     let mut buf = Zeroizing::new([0_u8; 96]);
@@ -95,8 +104,15 @@ fn decode_ed25519_material(b64: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     let Some((&alg, key)) = buf[..n].split_first() else {
         return Err(KeyError::EmptyKey);
     };
-    if alg != ALG_ED25519 {
-        return Err(KeyError::UnsupportedAlgorithm(alg));
+    if alg != expected_alg {
+        return Err(if expected_alg == ALG_ED25519 {
+            KeyError::UnsupportedAlgorithm(alg)
+        } else {
+            KeyError::WrongKeyType {
+                found: alg,
+                expected: expected_alg,
+            }
+        });
     }
     let mut out = Zeroizing::new([0_u8; 32]);
     if key.len() != out.len() {
@@ -107,7 +123,7 @@ fn decode_ed25519_material(b64: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
 }
 
 /// Rejects public keys that are not canonically encoded or that are small-order points.
-fn check_public_key(bytes: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
+pub(crate) fn check_public_key(bytes: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
     // y is the low 255 bits, little-endian; canonical iff y < p.
     let mut y = *bytes;
     y[31] &= 0x7f;
@@ -124,6 +140,113 @@ fn check_public_key(bytes: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
         return Err(KeyError::WeakKey);
     }
     Ok(key)
+}
+
+/// A fresh Ed25519 seed from the operating system's random number generator, in a wiped
+/// buffer.
+pub(crate) fn random_seed() -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let mut seed = Zeroizing::new([0_u8; 32]);
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut seed[..])
+        .map_err(|e| KeyError::Random(e.to_string()))?;
+    Ok(seed)
+}
+
+/// Refuses a key text whose stated key ID is not the one computed from its name and key.
+pub(crate) fn check_key_id(stated: u32, computed: u32) -> Result<(), KeyError> {
+    if stated == computed {
+        Ok(())
+    } else {
+        Err(KeyError::KeyIdMismatch { stated, computed })
+    }
+}
+
+/// Parses `PRIVATE+KEY+<name>+<hex key ID>+<base64(alg || seed)>` into the name, the stated
+/// key ID and the seed (the caller checks the ID against the key).
+pub(crate) fn parse_private_key_text(
+    text: &str,
+    alg: u8,
+) -> Result<(&str, u32, Zeroizing<[u8; 32]>), KeyError> {
+    if text.len() > MAX_KEY_TEXT_BYTES {
+        return Err(KeyError::TooLong {
+            len: text.len(),
+            max: MAX_KEY_TEXT_BYTES,
+        });
+    }
+    let malformed = KeyError::Malformed {
+        expected: SKEY_FORM,
+    };
+    let rest = text.strip_prefix(SKEY_PREFIX).ok_or(malformed.clone())?;
+    let (name, rest) = rest.split_once('+').ok_or(malformed.clone())?;
+    let (hex, b64) = rest.split_once('+').ok_or(malformed)?;
+    check_name(name).map_err(KeyError::BadName)?;
+    let stated = parse_hex_id(hex)?;
+    let seed = decode_typed_material(b64, alg)?;
+    Ok((name, stated, seed))
+}
+
+/// The private key text `PRIVATE+KEY+<name>+<hex key ID>+<base64(alg || seed)>`, in a string
+/// that is wiped when dropped.
+pub(crate) fn private_key_text(
+    name: &str,
+    key_id: u32,
+    alg: u8,
+    key: &SigningKey,
+) -> Zeroizing<String> {
+    let mut material = Zeroizing::new([0_u8; 33]);
+    material[0] = alg;
+    material[1..].copy_from_slice(key.as_bytes());
+    // Reserve the exact size first so the string never reallocates (which would leave an
+    // unwiped copy of the key behind).
+    let len = SKEY_PREFIX.len() + name.len() + 1 + 8 + 1 + 44;
+    let mut out = Zeroizing::new(String::with_capacity(len));
+    out.push_str(SKEY_PREFIX);
+    out.push_str(name);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "+{key_id:08x}+");
+    // Encode into a wiped buffer (not through the encoder's own chunk buffer).
+    let mut encoded = Zeroizing::new([0_u8; 44]);
+    if let Ok(n) = STANDARD.encode_slice(&material[..], &mut encoded[..])
+        && let Ok(text) = std::str::from_utf8(&encoded[..n])
+    {
+        out.push_str(text);
+    }
+    out
+}
+
+/// Parses a verifier key text `<name>+<hex key ID>+<base64(alg || public key)>`, checking the
+/// key ID (computed with type byte `alg`) and refusing weak or non-canonical keys.
+pub(crate) fn parse_vkey_text(text: &str, alg: u8) -> Result<(&str, VerifyingKey), KeyError> {
+    if text.len() > MAX_KEY_TEXT_BYTES {
+        return Err(KeyError::TooLong {
+            len: text.len(),
+            max: MAX_KEY_TEXT_BYTES,
+        });
+    }
+    let malformed = KeyError::Malformed {
+        expected: VKEY_FORM,
+    };
+    let (name, rest) = text.split_once('+').ok_or(malformed.clone())?;
+    let (hex, b64) = rest.split_once('+').ok_or(malformed)?;
+    check_name(name).map_err(KeyError::BadName)?;
+    let stated = parse_hex_id(hex)?;
+    let material = decode_typed_material(b64, alg)?;
+    let mut full = [0_u8; 33];
+    full[0] = alg;
+    full[1..].copy_from_slice(&material[..]);
+    let computed = key_id(name, &full);
+    if computed != stated {
+        return Err(KeyError::KeyIdMismatch { stated, computed });
+    }
+    Ok((name, check_public_key(&material)?))
+}
+
+/// The verifier key text `<name>+<hex key ID>+<base64(alg || public key)>`.
+pub(crate) fn vkey_text(name: &str, key_id: u32, alg: u8, key: &VerifyingKey) -> String {
+    let mut material = [0_u8; 33];
+    material[0] = alg;
+    material[1..].copy_from_slice(key.as_bytes());
+    format!("{name}+{key_id:08x}+{}", STANDARD.encode(material))
 }
 
 /// A key that signs notes: a key name and an Ed25519 signing key.
@@ -145,10 +268,7 @@ impl NoteSigner {
     /// [`KeyError::BadName`] for an invalid name, [`KeyError::Random`] if the OS generator fails.
     pub fn generate(name: &str) -> Result<Self, KeyError> {
         check_name(name).map_err(KeyError::BadName)?;
-        let mut seed = Zeroizing::new([0_u8; 32]);
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut seed[..])
-            .map_err(|e| KeyError::Random(e.to_string()))?;
+        let seed = random_seed()?;
         Self::from_seed(name, &seed)
     }
 
@@ -181,28 +301,9 @@ impl NoteSigner {
     /// # Errors
     /// A [`KeyError`] naming what is wrong (never echoing key material).
     pub fn from_private_key_text(text: &str) -> Result<Self, KeyError> {
-        if text.len() > MAX_KEY_TEXT_BYTES {
-            return Err(KeyError::TooLong {
-                len: text.len(),
-                max: MAX_KEY_TEXT_BYTES,
-            });
-        }
-        let malformed = KeyError::Malformed {
-            expected: SKEY_FORM,
-        };
-        let rest = text.strip_prefix(SKEY_PREFIX).ok_or(malformed.clone())?;
-        let (name, rest) = rest.split_once('+').ok_or(malformed.clone())?;
-        let (hex, b64) = rest.split_once('+').ok_or(malformed)?;
-        check_name(name).map_err(KeyError::BadName)?;
-        let stated = parse_hex_id(hex)?;
-        let seed = decode_ed25519_material(b64)?;
+        let (name, stated, seed) = parse_private_key_text(text, ALG_ED25519)?;
         let signer = Self::from_seed(name, &seed)?;
-        if signer.key_id != stated {
-            return Err(KeyError::KeyIdMismatch {
-                stated,
-                computed: signer.key_id,
-            });
-        }
+        check_key_id(stated, signer.key_id)?;
         Ok(signer)
     }
 
@@ -211,25 +312,7 @@ impl NoteSigner {
     /// 0600).
     #[must_use]
     pub fn to_private_key_text(&self) -> Zeroizing<String> {
-        let mut material = Zeroizing::new([0_u8; 33]);
-        material[0] = ALG_ED25519;
-        material[1..].copy_from_slice(self.key.as_bytes());
-        // Reserve the exact size first so the string never reallocates (which would leave an
-        // unwiped copy of the key behind).
-        let len = SKEY_PREFIX.len() + self.name.len() + 1 + 8 + 1 + 44;
-        let mut out = Zeroizing::new(String::with_capacity(len));
-        out.push_str(SKEY_PREFIX);
-        out.push_str(&self.name);
-        // Writing to a String cannot fail.
-        let _ = write!(out, "+{:08x}+", self.key_id);
-        // Encode into a wiped buffer (not through the encoder's own chunk buffer).
-        let mut encoded = Zeroizing::new([0_u8; 44]);
-        if let Ok(n) = STANDARD.encode_slice(&material[..], &mut encoded[..])
-            && let Ok(text) = std::str::from_utf8(&encoded[..n])
-        {
-            out.push_str(text);
-        }
-        out
+        private_key_text(&self.name, self.key_id, ALG_ED25519, &self.key)
     }
 
     /// The key name.
@@ -331,31 +414,10 @@ impl NoteVerifier {
     /// # Errors
     /// A [`KeyError`] naming what is wrong.
     pub fn from_vkey(text: &str) -> Result<Self, KeyError> {
-        if text.len() > MAX_KEY_TEXT_BYTES {
-            return Err(KeyError::TooLong {
-                len: text.len(),
-                max: MAX_KEY_TEXT_BYTES,
-            });
-        }
-        let malformed = KeyError::Malformed {
-            expected: VKEY_FORM,
-        };
-        let (name, rest) = text.split_once('+').ok_or(malformed.clone())?;
-        let (hex, b64) = rest.split_once('+').ok_or(malformed)?;
-        check_name(name).map_err(KeyError::BadName)?;
-        let stated = parse_hex_id(hex)?;
-        let material = decode_ed25519_material(b64)?;
-        let mut full = [0_u8; 33];
-        full[0] = ALG_ED25519;
-        full[1..].copy_from_slice(&material[..]);
-        let computed = key_id(name, &full);
-        if computed != stated {
-            return Err(KeyError::KeyIdMismatch { stated, computed });
-        }
-        let key = check_public_key(&material)?;
+        let (name, key) = parse_vkey_text(text, ALG_ED25519)?;
         Ok(Self {
             name: name.to_owned(),
-            key_id: computed,
+            key_id: ed25519_key_id(name, &key),
             key,
         })
     }
@@ -363,15 +425,7 @@ impl NoteVerifier {
     /// The verifier key text, `<name>+<hex key ID>+<base64(0x01 || public key)>`.
     #[must_use]
     pub fn to_vkey(&self) -> String {
-        let mut material = [0_u8; 33];
-        material[0] = ALG_ED25519;
-        material[1..].copy_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            STANDARD.encode(material)
-        )
+        vkey_text(&self.name, self.key_id, ALG_ED25519, &self.key)
     }
 
     /// The key name.

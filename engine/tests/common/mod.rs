@@ -409,3 +409,32 @@ pub fn run_child(child_test: &str, vars: &[(&str, &std::ffi::OsStr)]) -> std::pr
         .output()
         .expect("child runs")
 }
+
+/// Cuts the log of `dir` after entry `keep - 1`: later frames of that segment zeroed (what a
+/// torn tail looks like), its seal cleared (a crash before the seal) unless the cut is exactly
+/// at its end, later segments removed.
+pub fn truncate(dir: &Path, segments: &[SegmentLoc], frames: &[FrameLoc], keep: usize) {
+    let seg_index = if keep == 0 {
+        0
+    } else {
+        frames[keep - 1].segment
+    };
+    let segment = &segments[seg_index];
+    let file = wal_dir(dir).join(segment.name());
+    let cut_at = if keep == 0 {
+        SEGMENT_HEADER_BYTES
+    } else {
+        frames[keep - 1].end()
+    };
+    let at_end = cut_at == segment.end && seg_index + 1 < segments.len();
+    if !at_end {
+        let zeros = vec![0u8; usize::try_from(segment.end - cut_at).expect("fits")];
+        write_at(&file, cut_at, &zeros);
+        write_at(&file, format::Seal::OFFSET, &[0; 24]);
+    }
+    for later in &segments[seg_index + 1..] {
+        std::fs::remove_file(wal_dir(dir).join(later.name())).expect("remove segment");
+    }
+}
+
+pub mod tsa;

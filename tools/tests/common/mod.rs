@@ -135,3 +135,15 @@ pub fn assert_verifies(dir: &Path) {
     let output = tool(&["verify", arg(dir)]);
     assert_eq!(code(&output), Some(0), "{}", text(&output));
 }
+
+/// A minimal tool-call receipt of tenant `acme` numbered `n`, for tests that build a store
+/// through the library.
+pub fn tool_call(n: u64) -> trailmix_db::receipt::Receipt {
+    use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+    Receipt::builder("acme", format!("evt-{n}"), Kind::ToolCall)
+        .app_id("agent")
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::from_unix_nanos(1_700_000_000_000_000_000))
+        .build()
+        .expect("valid receipt")
+}
