@@ -103,13 +103,50 @@ pub fn verify_archive(
     store_id: Option<&str>,
     options: &VerifyOptions,
 ) -> Result<ArchiveVerifyReport> {
+    let scratch = scratch_dir()?;
+    let wal_dir = scratch.0.join(crate::db::WAL_DIR);
+    let (mut report, manifests) = fetch(target, store_id, &wal_dir)?;
+    let Some(manifests) = manifests else {
+        return Ok(report);
+    };
+    let log = verify_log(&FsLog::new(&wal_dir), None, options)?;
+    let log_ok = log.verified();
+    report.log = Some(log);
+    if log_ok {
+        let remote = target.connect()?;
+        report.damage = check_against_log(&remote, &report.store_id, &wal_dir, &manifests)?;
+    }
+    Ok(report)
+}
+
+/// Rebuilds the archived log of a store in `wal_dir` (created; it must not hold a log yet),
+/// checking every object against its manifest as [`verify_archive`] does, but not verifying
+/// the log itself: with the store's `keys/`, `keystore/` and `signing.pub` beside it, the
+/// directory above `wal_dir` opens as a store (a restore). The report's `log` is `None`.
+///
+/// # Errors
+/// As for [`verify_archive`]; damage is in [`ArchiveVerifyReport::damage`].
+pub fn restore_log(
+    target: &ArchiveTarget,
+    store_id: Option<&str>,
+    wal_dir: &Path,
+) -> Result<ArchiveVerifyReport> {
+    std::fs::create_dir_all(wal_dir).map_err(|e| io_error("create", wal_dir, e))?;
+    Ok(fetch(target, store_id, wal_dir)?.0)
+}
+
+/// Fetches and checks every archived epoch into `wal_dir`: the report, and the manifests when
+/// no object was damaged.
+fn fetch(
+    target: &ArchiveTarget,
+    store_id: Option<&str>,
+    wal_dir: &Path,
+) -> Result<(ArchiveVerifyReport, Option<Vec<FetchedManifest>>)> {
     let remote = target.connect()?;
     let store_id = match store_id {
         Some(id) => id.to_owned(),
         None => only_store(&remote)?,
     };
-    let scratch = scratch_dir()?;
-    let wal_dir = scratch.0.join(crate::db::WAL_DIR);
     let mut report = ArchiveVerifyReport {
         store_id: store_id.clone(),
         epochs: 0,
@@ -128,11 +165,11 @@ pub fn verify_archive(
         .into());
     };
     write_file(&wal_dir.join(META_FILE), &meta)?;
-    let manifests = match fetch_epochs(&remote, &store_id, &wal_dir, &mut report)? {
+    let manifests = match fetch_epochs(&remote, &store_id, wal_dir, &mut report)? {
         Ok(manifests) => manifests,
         Err(damage) => {
             report.damage = Some(damage);
-            return Ok(report);
+            return Ok((report, None));
         }
     };
     if manifests.is_empty() {
@@ -142,13 +179,7 @@ pub fn verify_archive(
         ))
         .into());
     }
-    let log = verify_log(&FsLog::new(&wal_dir), None, options)?;
-    let log_ok = log.verified();
-    report.log = Some(log);
-    if log_ok {
-        report.damage = check_against_log(&remote, &store_id, &wal_dir, &manifests)?;
-    }
-    Ok(report)
+    Ok((report, Some(manifests)))
 }
 
 /// The one store under the archive's prefix.

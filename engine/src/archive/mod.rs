@@ -26,7 +26,7 @@ use crate::replay::{ChainState, Damage, DamageKind};
 use crate::wal::{Seq, Storage};
 use crate::writer::Writer;
 
-pub use check::{ArchiveDamage, ArchiveVerifyReport, verify_archive};
+pub use check::{ArchiveDamage, ArchiveVerifyReport, restore_log, verify_archive};
 pub use manifest::{EpochManifest, ManifestObject, ManifestSegment};
 pub use remote::{ArchiveTarget, S3Settings};
 pub use ship::{ArchiveOptions, ArchiveProgress, ArchiveReport};
