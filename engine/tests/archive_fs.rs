@@ -2,7 +2,8 @@
 //! are archived with a manifest per epoch and a signed archive record in the log; a run stopped
 //! after any number of objects resumes into the same archive; an existing object with other
 //! content is refused by name and never overwritten; `verify_archive` rebuilds and verifies the
-//! history from the archive alone and names a tampered object.
+//! history from the archive alone and names a tampered object; archived epochs may be pruned
+//! locally (`Db::prune_archived`) and both the store and the archive still verify.
 
 mod common;
 
@@ -15,7 +16,7 @@ use trailmix_db::archive::{
 };
 use trailmix_db::entry::EntryKind;
 use trailmix_db::wal::Seq;
-use trailmix_db::{Db, DbOptions, Error, VerifyOptions};
+use trailmix_db::{Db, DbOptions, Epoch, Error, PruneMode, PruneStop, VerifyOptions};
 
 const PER_EPOCH: u64 = 60;
 const SEGMENT_BYTES: u64 = 64 << 10;
@@ -237,4 +238,49 @@ fn verify_archive_names_a_tampered_object() {
     let report =
         verify_archive(&target(&archive), None, &VerifyOptions::default()).expect("verify");
     assert!(report.verified(), "{report:?}");
+}
+
+#[test]
+fn archived_epochs_may_be_pruned_locally_and_still_verify() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
+    let (db, sealed_end) = store(&data, 3);
+    let before = db
+        .prune_archived("drop-archived-1", PruneMode::Apply)
+        .expect("prune");
+    assert!(
+        before.epochs.is_empty(),
+        "nothing is archived yet: {before:?}"
+    );
+    assert_eq!(before.stopped, PruneStop::NotArchived { epoch: Epoch(0) });
+    db.archive(&target(&archive), &ArchiveOptions::default())
+        .expect("archive");
+    let pruned = db
+        .prune_archived("drop-archived-2", PruneMode::Apply)
+        .expect("prune");
+    assert_eq!(pruned.epochs, vec![Epoch(0), Epoch(1), Epoch(2)]);
+    assert_eq!(pruned.horizon, sealed_end);
+    assert_eq!(pruned.segments_removed.len(), 3, "{pruned:?}");
+    // More receipts and another archive run after the prune: the records go on.
+    for n in 0..PER_EPOCH {
+        db.append_and_wait(&common::receipt("acme", 50_000 + n, 600))
+            .expect("append");
+    }
+    db.seal_epoch().expect("seal");
+    db.append_and_wait(&common::receipt("acme", 60_000, 10))
+        .expect("append");
+    let later = db
+        .archive(&target(&archive), &ArchiveOptions::default())
+        .expect("archive after the prune");
+    assert_eq!(later.epochs, vec![Epoch(3)]);
+    db.close().expect("close");
+    let report = common::assert_verifies(&data);
+    assert_eq!(report.pruned.map(|p| p.horizon), Some(sealed_end));
+    let db = Db::open_with(&data, options()).expect("reopen");
+    assert_eq!(db.prune_horizon(), sealed_end);
+    db.close().expect("close");
+    let verified =
+        verify_archive(&target(&archive), None, &VerifyOptions::default()).expect("verify");
+    assert!(verified.verified(), "{verified:?}");
+    assert_eq!(verified.epochs, 4);
 }

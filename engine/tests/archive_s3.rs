@@ -1,4 +1,4 @@
-//! Guards `Db::archive` against a real S3 server with Object Lock (SeaweedFS on 127.0.0.1,
+//! Guards `Db::archive` against a real S3 server with Object Lock (`SeaweedFS` on 127.0.0.1,
 //! one per test binary): archived objects cannot be deleted or overwritten (COMPLIANCE
 //! retention, conditional create); a run stopped mid-upload resumes into the same archive; a
 //! tampered archived object is caught by `verify_archive`; and shredding after archiving still

@@ -416,6 +416,10 @@ enum Command {
         /// Report what would be dropped; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Drop the epochs already archived (see `archive`) instead of expired ones, whatever
+        /// their retention: their archived copy stays and verifies.
+        #[arg(long, conflicts_with_all = ["retain", "now"])]
+        archived: bool,
         /// The request id recorded in the prune record (default `retention-prune@<now ns>`).
         #[arg(long)]
         request_id: Option<String>,
@@ -913,6 +917,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             retain,
             now,
             dry_run,
+            archived,
             request_id,
             json,
         } => {
@@ -921,6 +926,11 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
                 retain,
                 now_ns,
                 dry_run,
+                basis: if archived {
+                    trailmix_tools::prune::Basis::Archived
+                } else {
+                    trailmix_tools::prune::Basis::Retention
+                },
                 request_id,
             };
             let outcome = trailmix_tools::prune::run(&dir, &args)?;

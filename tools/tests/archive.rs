@@ -1,7 +1,8 @@
 //! Guards `trailmix-db archive` and `trailmix-db verify --archive` by running the built binary:
-//! sealed epochs go to a `file://` archive and to S3 (SeaweedFS with Object Lock on 127.0.0.1,
-//! endpoint and credentials given as flags), a second run has nothing to do, the archive
-//! verifies from itself alone, and a tampered object makes `verify --archive` exit 1 naming it.
+//! sealed epochs go to a `file://` archive and to S3 (`SeaweedFS` with Object Lock on 127.0.0.1,
+//! endpoint and credentials given as flags), a second run has nothing to do, `prune --archived`
+//! drops the archived epochs locally and the store still verifies, the archive verifies from
+//! itself alone, and a tampered object makes `verify --archive` exit 1 naming it.
 
 mod common;
 #[path = "../../engine/tests/common/seaweed.rs"]
@@ -50,6 +51,9 @@ fn archive_to_a_directory_then_verify_from_it_alone() {
     assert_eq!(out["epochs"], serde_json::json!([0, 1]), "{out}");
     let again = json(&tool(&["archive", arg(&dir), "--to", &url, "--json"]));
     assert_eq!(again["verdict"], "nothing_to_archive", "{again}");
+    let pruned = json(&tool(&["prune", arg(&dir), "--archived", "--json"]));
+    assert_eq!(pruned["verdict"], "pruned", "{pruned}");
+    assert_eq!(pruned["epochs"], serde_json::json!([0, 1]), "{pruned}");
     common::assert_verifies(&dir);
 
     let verified = tool(&["verify", "--archive", &url, "--json"]);

@@ -19,7 +19,7 @@ use super::{ARCHIVE_FORMAT, ArchiveError, ArchiveRecord, ArchiveTarget};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
 use crate::log::FsLog;
-use crate::verify::{VerifyOptions, VerifyReport, verify_log};
+use crate::verify::{History, VerifyOptions, VerifyReport, verify_history};
 use crate::wal::format::META_FILE;
 use crate::wal::{Seq, WalReader};
 
@@ -109,7 +109,7 @@ pub fn verify_archive(
     let Some(manifests) = manifests else {
         return Ok(report);
     };
-    let log = verify_log(&FsLog::new(&wal_dir), None, options)?;
+    let log = verify_history(&FsLog::new(&wal_dir), None, options, History::Archived)?;
     let log_ok = log.verified();
     report.log = Some(log);
     if log_ok {

