@@ -745,6 +745,13 @@ impl<L: LogStorage> Db<L> {
         Seq(self.inner.shared.horizon.load(Ordering::SeqCst))
     }
 
+    /// One past the last seq an archive record covers: 0 before any archive (see
+    /// [`Db::archive`]).
+    #[must_use]
+    pub fn archived_end(&self) -> Seq {
+        Seq(self.inner.shared.archived_end.load(Ordering::SeqCst))
+    }
+
     pub(crate) fn index_keeper(&self) -> &IndexKeeper<L> {
         &self.inner.index
     }

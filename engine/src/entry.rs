@@ -47,6 +47,10 @@ pub enum EntryKind {
     /// A signed record of a prune: which epochs were dropped under which policy, and the
     /// digest of the retained state that replaces them (see [`crate::prune::PruneRecord`]).
     Prune = 7,
+    /// A signed record of an archive run: which sealed epochs were shipped to object storage
+    /// and verified there, with the digests of their manifests (see
+    /// [`crate::archive::ArchiveRecord`]).
+    Archive = 8,
 }
 
 impl EntryKind {
@@ -61,6 +65,7 @@ impl EntryKind {
             5 => Some(EntryKind::Shred),
             6 => Some(EntryKind::Hold),
             7 => Some(EntryKind::Prune),
+            8 => Some(EntryKind::Archive),
             _ => None,
         }
     }
@@ -76,6 +81,7 @@ impl EntryKind {
             EntryKind::Shred => "shred record",
             EntryKind::Hold => "legal hold record",
             EntryKind::Prune => "prune record",
+            EntryKind::Archive => "archive record",
         }
     }
 }

@@ -115,6 +115,9 @@ pub enum Error {
     /// unreadable.
     #[error("prune: {0}")]
     Prune(#[from] crate::prune::PruneError),
+    /// Archiving to (or verifying from) object storage failed; see the inner error.
+    #[error("archive: {0}")]
+    Archive(#[from] crate::archive::ArchiveError),
     /// The PII policy refused a receipt (a field too long once redacted, two label keys
     /// redacted to one); nothing was appended.
     #[error("PII redaction: {0}")]

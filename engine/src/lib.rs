@@ -27,6 +27,7 @@
 //! ```
 
 mod ahead;
+pub mod archive;
 pub mod crypto;
 mod db;
 pub mod entry;

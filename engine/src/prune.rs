@@ -136,8 +136,22 @@ pub enum PruneStop {
         /// The epoch.
         epoch: Epoch,
     },
+    /// The epoch is not archived yet ([`Db::prune_archived`] drops archived epochs only).
+    NotArchived {
+        /// The epoch.
+        epoch: Epoch,
+    },
     /// Every sealed epoch is pruned; the open epoch never is.
     OpenEpoch,
+}
+
+/// Which epochs a prune may drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PruneBasis {
+    /// Epochs whose every receipt has expired under the retention policy, and not held.
+    Retention,
+    /// Epochs archived to object storage and verified there (see [`crate::archive`]).
+    Archived,
 }
 
 /// What [`Db::prune`] did (or would do, in a dry run).
@@ -185,6 +199,12 @@ pub struct PruneRecord {
     pub request_id: String,
     /// Hex digest of the manifest file written by this prune (the retained state).
     pub retained: String,
+    /// Set when the epochs were dropped because they are archived ([`Db::prune_archived`])
+    /// rather than expired: the archived end (one past the last archived seq) at the time.
+    /// Absent from records of retention prunes (and from records written before archiving
+    /// existed), so their bytes are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_end: Option<u64>,
 }
 
 /// One pruned epoch as retained: its seal entry and its leaf hashes.
@@ -804,6 +824,20 @@ pub(crate) fn check_after_replay(
         );
     }
     let retained = retained.filter(|_| in_use)?;
+    if let Some(archived_end) = record.archived_end {
+        // The archive record that covers the range lies after it, so it is in the kept log.
+        return (archived_end < record.horizon || state.archived_end.0 < record.horizon).then(
+            || Damage {
+                seq: *seq,
+                kind: DamageKind::Pruned,
+                detail: format!(
+                    "the prune record drops epochs up to seq {} as archived, but the archive \
+                     records of the log cover seqs below {} only",
+                    record.horizon, state.archived_end
+                ),
+            },
+        );
+    }
     let keep_min = record.policy.values().copied().min();
     for pruned in retained
         .epochs
@@ -840,6 +874,7 @@ pub(crate) struct PrunePlan {
     pub receipts: u64,
     pub genesis_entry: Option<Vec<u8>>,
     pub policy: BTreeMap<String, u64>,
+    pub archived_end: Option<u64>,
 }
 
 /// A step of the prune protocol, for crash tests ([`crate::DbOptions::prune_step_hook`]).
@@ -899,7 +934,37 @@ impl<L: LogStorage> Db<L> {
             (PruneMode::Apply, Some(_)) => self.expire(now_ns)?.shredded.len(),
             _ => 0,
         };
-        let (plan, stopped) = self.plan_prune(now_ns, request_id)?;
+        let (plan, stopped) = self.plan_prune(now_ns, request_id, PruneBasis::Retention)?;
+        self.commit_prune(plan, stopped, keys_shredded, mode)
+    }
+
+    /// Reclaims disk by dropping the oldest sealed epochs that are archived (see
+    /// [`Db::archive`]: their objects were verified in the archive and a signed archive record
+    /// is in the log), whatever their retention. Their seals, roots and leaf hashes stay in
+    /// `pruned/` as for [`Db::prune`]; the prune record says the epochs went because they are
+    /// archived, and `verify` checks that an archive record of the log covers them. Legal
+    /// holds do not block it: the archived copy stays (write-once) and verifiable. The open
+    /// epoch is never dropped, and the last dropped epoch must end a segment file.
+    ///
+    /// # Errors
+    /// As for [`Db::prune`].
+    pub fn prune_archived(&self, request_id: &str, mode: PruneMode) -> Result<PruneReport> {
+        if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
+            return Err(PruneError::BadRequestId.into());
+        }
+        let now_ns = crate::writer::now_ns();
+        let (plan, stopped) = self.plan_prune(now_ns, request_id, PruneBasis::Archived)?;
+        self.commit_prune(plan, stopped, 0, mode)
+    }
+
+    /// Reports a plan, and commits it on the writer unless `mode` is a dry run.
+    fn commit_prune(
+        &self,
+        plan: PrunePlan,
+        stopped: PruneStop,
+        keys_shredded: usize,
+        mode: PruneMode,
+    ) -> Result<PruneReport> {
         let mut report = PruneReport {
             from_seq: plan.from,
             horizon: plan
@@ -925,7 +990,13 @@ impl<L: LogStorage> Db<L> {
     }
 
     /// Scans the oldest sealed epochs after the horizon and plans what may go.
-    fn plan_prune(&self, now_ns: u64, request_id: &str) -> Result<(PrunePlan, PruneStop)> {
+    fn plan_prune(
+        &self,
+        now_ns: u64,
+        request_id: &str,
+        basis: PruneBasis,
+    ) -> Result<(PrunePlan, PruneStop)> {
+        let archived_end = self.archived_end();
         let policy: BTreeMap<String, u64> = self
             .options()
             .retention
@@ -955,7 +1026,11 @@ impl<L: LogStorage> Db<L> {
             key_id_max: None,
             receipts: 0,
             genesis_entry: None,
-            policy,
+            policy: match basis {
+                PruneBasis::Retention => policy,
+                PruneBasis::Archived => BTreeMap::new(),
+            },
+            archived_end: (basis == PruneBasis::Archived).then_some(archived_end.0),
         };
         if from == Seq(0) {
             plan.genesis_entry = Some(self.reads().visit(Seq(0), |r| r.payload.to_vec())?);
@@ -963,7 +1038,13 @@ impl<L: LogStorage> Db<L> {
         let mut accepted: Vec<EpochScan> = Vec::new();
         let mut stopped = PruneStop::OpenEpoch;
         for sealed in view.sealed.iter().filter(|s| s.first_seq >= from) {
-            let scan = self.scan_epoch(sealed, now_ns, &plan.policy, &holds)?;
+            if basis == PruneBasis::Archived && sealed.seal_seq >= archived_end {
+                stopped = PruneStop::NotArchived {
+                    epoch: sealed.epoch,
+                };
+                break;
+            }
+            let scan = self.scan_epoch(sealed, now_ns, &plan.policy, &holds, basis)?;
             if let Some(stop) = scan.stop.clone() {
                 stopped = stop;
                 break;
@@ -986,7 +1067,10 @@ impl<L: LogStorage> Db<L> {
             accepted.pop();
         }
         for scan in accepted {
-            plan.owners.extend(scan.owners);
+            // Holds do not block dropping the local copy of archived epochs.
+            if basis == PruneBasis::Retention {
+                plan.owners.extend(scan.owners);
+            }
             plan.tips.extend(scan.tips);
             plan.key_id_max = plan.key_id_max.max(scan.key_id_max);
             plan.receipts += scan.receipts;
@@ -1001,6 +1085,7 @@ impl<L: LogStorage> Db<L> {
         now_ns: u64,
         policy: &BTreeMap<String, u64>,
         holds: &HoldSet,
+        basis: PruneBasis,
     ) -> Result<EpochScan> {
         let alg = self.hash_algorithm();
         let mut scan = EpochScan::default();
@@ -1035,7 +1120,7 @@ impl<L: LogStorage> Db<L> {
                     .retention_class()
                     .and_then(|class| policy.get(class))
                     .map(|keep| entry.chain.logged_at_ns.saturating_add(*keep));
-                if expires.is_none_or(|at| at > now_ns) {
+                if basis == PruneBasis::Retention && expires.is_none_or(|at| at > now_ns) {
                     scan.stop = Some(PruneStop::NotExpired {
                         epoch: sealed.epoch,
                         seq: record.seq,
@@ -1045,7 +1130,9 @@ impl<L: LogStorage> Db<L> {
                     return Ok(ControlFlow::Break(()));
                 }
                 let (tenant, subject) = (header.tenant_id(), header.subject_id());
-                if blocking_hold(holds, ShredScope::Subject, tenant, subject).is_some() {
+                if basis == PruneBasis::Retention
+                    && blocking_hold(holds, ShredScope::Subject, tenant, subject).is_some()
+                {
                     scan.stop = Some(PruneStop::Held {
                         epoch: sealed.epoch,
                         seq: record.seq,
@@ -1119,6 +1206,7 @@ impl<S: Storage> Writer<S> {
             policy: plan.policy.clone(),
             request_id: plan.request_id.clone(),
             retained: hex(&file_sum(&manifest)),
+            archived_end: plan.archived_end,
         };
         let payload = serde_json::to_vec(&record).map_err(|e| Error::Damaged {
             seq: self.state.next_seq,
@@ -1402,6 +1490,7 @@ mod tests {
             policy: policy.iter().map(|(c, k)| ((*c).to_owned(), *k)).collect(),
             request_id: "r".into(),
             retained: hex(&[7; 32]),
+            archived_end: None,
         };
         let mut state = ChainState::new(alg);
         state.pruned = Some(Arc::new(retained));

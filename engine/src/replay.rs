@@ -344,6 +344,10 @@ pub struct ChainState {
     pub pruned: Option<std::sync::Arc<crate::prune::Retained>>,
     /// The last prune record replayed.
     pub last_prune: Option<(Seq, crate::prune::PruneRecord)>,
+    /// One past the last seq an archive record covers (0 before any archive).
+    pub archived_end: Seq,
+    /// Archive records replayed: their seq and record, in log order.
+    pub archives: Vec<(Seq, crate::archive::ArchiveRecord)>,
 }
 
 impl ChainState {
@@ -374,6 +378,8 @@ impl ChainState {
             key_id_max: None,
             pruned: None,
             last_prune: None,
+            archived_end: Seq(0),
+            archives: Vec::new(),
         }
     }
 
@@ -489,6 +495,7 @@ impl ChainState {
             EntryKind::Shred => self.check_shred(seq, &entry, &chain_hash)?,
             EntryKind::Hold => self.check_hold(seq, &entry, &chain_hash)?,
             EntryKind::Prune => self.check_prune(seq, &entry, &chain_hash)?,
+            EntryKind::Archive => self.check_archive(seq, &entry, &chain_hash)?,
         }
         self.advance_with_leaf(kind, &entry.chain, chain_hash, &digests.leaf_hash);
         Ok(chain_hash)

@@ -158,6 +158,26 @@ pub fn verify_log<L: LogStorage>(
     data_dir: Option<&Path>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport> {
+    verify_history(log, data_dir, options, History::Local)
+}
+
+/// Whose log is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum History {
+    /// A store's own log: a prune record must name the retained state in use.
+    Local,
+    /// A log rebuilt from an archive: the whole history is there, so a prune record names
+    /// retained state of the store it was written in, not of this copy.
+    Archived,
+}
+
+/// [`verify_log`] for a log of the given [`History`].
+pub(crate) fn verify_history<L: LogStorage>(
+    log: &L,
+    data_dir: Option<&Path>,
+    options: &VerifyOptions,
+    history: History,
+) -> Result<VerifyReport> {
     let cosignatures = check_cosignatures(options)?;
     let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
@@ -240,7 +260,7 @@ pub fn verify_log<L: LogStorage>(
     if damage.is_none() {
         damage = check_genesis_store(&state, &store_id);
     }
-    if damage.is_none() {
+    if damage.is_none() && history == History::Local {
         damage = check_pruned(data_dir, &state);
     }
     if damage.is_none() {

@@ -72,6 +72,11 @@ pub(crate) enum Control {
         Box<crate::prune::PrunePlan>,
         Sender<Result<(Seq, Vec<String>), Error>>,
     ),
+    /// Append an archive record (see [`crate::archive`]): its seq.
+    Archive(
+        Box<crate::archive::ArchiveRecord>,
+        Sender<Result<Seq, Error>>,
+    ),
     /// The legal holds in force.
     ListHolds(Sender<Result<Vec<crate::retention::LegalHold>, Error>>),
 }
@@ -107,6 +112,8 @@ pub(crate) struct Shared {
     pub durable_end: AtomicU64,
     /// The first sequence number the log keeps (0 until a prune).
     pub horizon: AtomicU64,
+    /// One past the last seq an archive record covers (0 before any archive).
+    pub archived_end: AtomicU64,
     /// What readers need to find checkpoints and epochs.
     pub epochs: Mutex<EpochView>,
 }
@@ -288,6 +295,9 @@ impl<S: Storage> Writer<S> {
             .store(wal.durable_end().0, Ordering::SeqCst);
         let horizon = state.pruned.as_ref().map_or(0, |r| r.horizon.0);
         shared.horizon.store(horizon, Ordering::SeqCst);
+        shared
+            .archived_end
+            .store(state.archived_end.0, Ordering::SeqCst);
         let now = Instant::now();
         let writer = Writer {
             wal,
@@ -587,9 +597,11 @@ impl<S: Storage> Writer<S> {
     ) -> Result<ReceiptPosition, Error> {
         let seq = self.state.next_seq;
         let chain = self.state.next_chain_fields(tenant, now_ns());
-        let signed = matches!(kind, EntryKind::Shred | EntryKind::Hold | EntryKind::Prune)
-            || (kind == EntryKind::Receipt
-                && self.options.receipt_signatures == ReceiptSignatures::Ed25519);
+        let signed = matches!(
+            kind,
+            EntryKind::Shred | EntryKind::Hold | EntryKind::Prune | EntryKind::Archive
+        ) || (kind == EntryKind::Receipt
+            && self.options.receipt_signatures == ReceiptSignatures::Ed25519);
         let flag_bits = extra_flags | if signed { entry::flags::SIGNED } else { 0 };
         let chain_hash = entry::chain_hash(self.state.alg, seq, flag_bits, &chain, &content_digest);
         let signature = signed.then(|| self.signer.sign_raw(&chain_hash));
@@ -832,6 +844,13 @@ impl<S: Storage> Writer<S> {
                 let result = match stopped {
                     Some(err) => Err(err),
                     None => self.prune(&plan),
+                };
+                let _ = reply.send(result);
+            }
+            Control::Archive(record, reply) => {
+                let result = match stopped {
+                    Some(err) => Err(err),
+                    None => self.append_archive_record(&record),
                 };
                 let _ = reply.send(result);
             }

@@ -373,7 +373,7 @@ impl Tally {
         self.first_logged.get_or_insert(entry.chain.logged_at_ns);
         self.last_logged = Some(entry.chain.logged_at_ns);
         match entry.kind {
-            EntryKind::Genesis | EntryKind::Prune => {}
+            EntryKind::Genesis | EntryKind::Prune | EntryKind::Archive => {}
             EntryKind::Receipt => {
                 self.receipts += 1;
                 self.payload_bytes += entry.payload.len() as u64;
@@ -1043,7 +1043,7 @@ pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
                 .ok()
                 .and_then(|g| serde_json::to_value(g).ok());
         }
-        EntryKind::Shred | EntryKind::Hold | EntryKind::Prune => {
+        EntryKind::Shred | EntryKind::Hold | EntryKind::Prune | EntryKind::Archive => {
             detail.payload = serde_json::from_slice(entry.payload).ok();
         }
         EntryKind::Checkpoint | EntryKind::EpochSeal => {
@@ -1259,6 +1259,18 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
                     r.request_id
                 ),
                 Err(err) => format!("prune record does not decode: {err}"),
+            }
+        }
+        EntryKind::Archive => {
+            match serde_json::from_slice::<trailmix_db::archive::ArchiveRecord>(entry.payload) {
+                Ok(r) => format!(
+                    "archive of epochs {} to {} (seq {} to {})",
+                    r.first_epoch,
+                    r.last_epoch,
+                    r.from_seq,
+                    r.to_seq.saturating_sub(1)
+                ),
+                Err(err) => format!("archive record does not decode: {err}"),
             }
         }
     };

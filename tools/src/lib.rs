@@ -30,6 +30,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use trailmix_db::note::NoteVerifier;
 
+pub mod archive;
 pub mod demo;
 pub mod erasure;
 pub mod import;

@@ -157,9 +157,19 @@ enum Command {
     /// to an older copy cannot be detected: keep a checkpoint note outside the store (see
     /// `trailmix-db checkpoint`) and pass it here.
     #[command(after_help = EXIT_CODES)]
+    #[command(group(ArgGroup::new("source").required(true).args(["dir", "archive"])))]
     Verify {
         /// Data directory of the store.
-        dir: PathBuf,
+        dir: Option<PathBuf>,
+        /// Verify a store's whole archived history from the archive alone instead of a local
+        /// store: `s3://bucket[/prefix]` or `file:///path` (see `archive`).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["dir", "trusted_checkpoint", "index"])]
+        archive: Option<String>,
+        /// With --archive: the store id to verify, when the archive holds several stores.
+        #[arg(long, requires = "archive")]
+        store_id: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
         /// A checkpoint note of this store saved elsewhere earlier; the store must still
         /// contain exactly the history it signs.
         #[arg(long, value_name = "FILE")]
@@ -373,6 +383,30 @@ enum Command {
     /// log.
     #[command(after_help = EXIT_CODES)]
     Release(ErasureArgs),
+    /// Ship sealed epochs to object storage (S3 with Object Lock, or a local directory).
+    ///
+    /// Every sealed epoch not archived yet goes to `<prefix>/<store id>/epoch-N/`: its seal, its
+    /// leaf hashes, the segment bytes that hold it, and a manifest with the SHA-256 of each
+    /// object. Objects are created, never overwritten; each is read back and checked, then a
+    /// signed archive record goes into the log. Safe to run again after any failure: objects
+    /// already archived are reused. Opens the store for writing, so not while a service writes
+    /// it.
+    #[command(after_help = EXIT_CODES)]
+    Archive {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// Where to: `s3://bucket[/prefix]` or `file:///path`.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[command(flatten)]
+        s3: S3Args,
+        /// Print a line per object to stderr.
+        #[arg(long)]
+        progress: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reclaim disk: drop whole sealed epochs whose every receipt has expired.
     ///
     /// Expired keys are shredded first. The oldest sealed epochs go while every receipt has a
@@ -396,6 +430,10 @@ enum Command {
         /// Report what would be dropped; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Drop the epochs already archived (see `archive`) instead of expired ones, whatever
+        /// their retention: their archived copy stays and verifies.
+        #[arg(long, conflicts_with_all = ["retain", "now"])]
+        archived: bool,
         /// The request id recorded in the prune record (default `retention-prune@<now ns>`).
         #[arg(long)]
         request_id: Option<String>,
@@ -959,6 +997,9 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
         } => inspect(&dir, seq, segment, (skip, limit, top), json),
         Command::Verify {
             dir,
+            archive,
+            store_id,
+            s3,
             trusted_checkpoint,
             witness_key,
             tsa_ca,
@@ -966,6 +1007,25 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             index,
             json,
         } => {
+            let dir = match (dir, archive) {
+                (_, Some(url)) => {
+                    let public_key = public_key
+                        .map(|k| trailmix_tools::load_public_key(&k).map(|(v, _)| v.to_vkey()))
+                        .transpose()?;
+                    let outcome = trailmix_tools::archive::verify(
+                        &url,
+                        &s3.settings(),
+                        store_id.as_deref(),
+                        public_key,
+                    )?;
+                    show(&outcome, json, trailmix_tools::archive::print_verify_text)?;
+                    return Ok(checked(outcome.verified()));
+                }
+                (Some(dir), None) => dir,
+                (None, None) => {
+                    return Err(ToolError::new("give a store directory or --archive URL"));
+                }
+            };
             let args = verify::VerifyArgs {
                 trusted_checkpoint,
                 witness_keys: witness_key,
@@ -1002,6 +1062,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             retain,
             now,
             dry_run,
+            archived,
             request_id,
             json,
         } => {
@@ -1010,10 +1071,26 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
                 retain,
                 now_ns,
                 dry_run,
+                basis: if archived {
+                    trailmix_tools::prune::Basis::Archived
+                } else {
+                    trailmix_tools::prune::Basis::Retention
+                },
                 request_id,
             };
             let outcome = trailmix_tools::prune::run(&dir, &args)?;
             show(&outcome, json, trailmix_tools::prune::print_text)?;
+            Ok(Verdict::Ok)
+        }
+        Command::Archive {
+            dir,
+            to,
+            s3,
+            progress,
+            json,
+        } => {
+            let outcome = trailmix_tools::archive::run(&dir, &to, &s3.settings(), progress)?;
+            show(&outcome, json, trailmix_tools::archive::print_text)?;
             Ok(Verdict::Ok)
         }
         Command::Load(args) => load(&args),
@@ -1106,4 +1183,34 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(verdict as u8)
+}
+
+/// S3 connection flags of `archive` and `verify --archive`; unset ones fall back to the
+/// standard `AWS_*` environment variables.
+#[derive(Debug, Clone, Args)]
+struct S3Args {
+    /// S3 endpoint URL, e.g. `http://127.0.0.1:8333` (env `AWS_ENDPOINT`).
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// S3 region (env `AWS_REGION`; default us-east-1).
+    #[arg(long)]
+    region: Option<String>,
+    /// S3 access key id (env `AWS_ACCESS_KEY_ID`).
+    #[arg(long)]
+    access_key_id: Option<String>,
+    /// S3 secret access key (env `AWS_SECRET_ACCESS_KEY`; prefer the variable: flags show in
+    /// process listings).
+    #[arg(long)]
+    secret_access_key: Option<String>,
+}
+
+impl S3Args {
+    fn settings(&self) -> trailmix_db::archive::S3Settings {
+        trailmix_db::archive::S3Settings {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+        }
+    }
 }

@@ -23,8 +23,19 @@ pub struct PruneArgs {
     pub now_ns: Option<u64>,
     /// Report only.
     pub dry_run: bool,
+    /// Which epochs may go.
+    pub basis: Basis,
     /// The request id recorded in the prune record.
     pub request_id: Option<String>,
+}
+
+/// Which epochs a prune drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Epochs whose every receipt has expired under `--retain` (`Db::prune`).
+    Retention,
+    /// Epochs already archived (`Db::prune_archived`).
+    Archived,
 }
 
 /// `prune --json`: the outcome.
@@ -86,17 +97,20 @@ pub fn run(data_dir: &Path, args: &PruneArgs) -> ToolResult<PruneOutcome> {
         });
     let db = Db::open_with(data_dir, options).map_err(|e| ToolError::store(data_dir, &e))?;
     let now_ns = args.now_ns.unwrap_or_else(now_ns);
-    let request_id = args
-        .request_id
-        .clone()
-        .unwrap_or_else(|| format!("retention-prune@{now_ns}"));
+    let request_id = args.request_id.clone().unwrap_or_else(|| match args.basis {
+        Basis::Retention => format!("retention-prune@{now_ns}"),
+        Basis::Archived => format!("archived-prune@{now_ns}"),
+    });
     let mode = if args.dry_run {
         PruneMode::DryRun
     } else {
         PruneMode::Apply
     };
     let sizes = segment_sizes(data_dir);
-    let report = db.prune(now_ns, &request_id, mode);
+    let report = match args.basis {
+        Basis::Retention => db.prune(now_ns, &request_id, mode),
+        Basis::Archived => db.prune_archived(&request_id, mode),
+    };
     crate::proofs::close_db(data_dir, db)?;
     let report = report.map_err(|e| ToolError::store(data_dir, &e))?;
     Ok(PruneOutcome {
@@ -170,6 +184,7 @@ fn stop_text(stop: &PruneStop) -> String {
         PruneStop::SharedSegment { epoch } => {
             format!("epoch {epoch} ends inside a segment file shared with a later epoch")
         }
+        PruneStop::NotArchived { epoch } => format!("epoch {epoch} is not archived yet"),
         PruneStop::OpenEpoch => "every sealed epoch is pruned; the open epoch never is".into(),
     }
 }

@@ -331,7 +331,7 @@ fn scan_record(
                 shreds.entries.insert(seq, bytes.to_vec());
             }
         }
-        EntryKind::Genesis | EntryKind::Hold | EntryKind::Prune => {}
+        EntryKind::Genesis | EntryKind::Hold | EntryKind::Prune | EntryKind::Archive => {}
     }
     epoch.leaves.push(entry::leaf_hash(*alg, Seq(seq), &entry));
     Ok(())

