@@ -312,13 +312,32 @@ enum Command {
     /// not stored twice; the same event id with different contents is a conflict and stops
     /// the import. Creates the store if missing; takes the writer lock, so not while a service
     /// is writing the store.
+    ///
+    /// With --from FORMAT the file is the history of a Python audit-trail library instead
+    /// (llm-audit-trail: a JSONL ledger, with --tenant and, for an HMAC chain,
+    /// --hmac-key-file). Its own chain is verified first, in full: the first record that
+    /// fails is reported with its line and nothing is written. Each record becomes one
+    /// receipt that keeps the source's ids and hashes in its (encrypted) payload, and each
+    /// tenant that received new receipts gets one `lifecycle` import record. Re-running the
+    /// import stores nothing twice and writes no new import record.
     #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
     #[command(after_help = EXIT_CODES)]
     Import {
         /// Data directory of the store (created if missing, unless --dry-run).
         dir: PathBuf,
-        /// The events: a JSONL file, or - for standard input.
+        /// The events: a JSONL file, or - for standard input (SDK events only).
         file: PathBuf,
+        /// The file's format, when it is not SDK events: the history of a Python library.
+        #[arg(long = "from", value_name = "FORMAT")]
+        from: Option<FromFormat>,
+        /// The tenant of every imported receipt, for a format without tenants
+        /// (llm-audit-trail).
+        #[arg(long, value_name = "T", requires = "from")]
+        tenant: Option<String>,
+        /// A file holding the secret of an HMAC-SHA256 chained llm-audit-trail ledger (its
+        /// AUDIT_HMAC_KEY; one trailing line break is ignored).
+        #[arg(long, value_name = "FILE", requires = "from")]
+        hmac_key_file: Option<PathBuf>,
         /// Only validate the lines: open no store, write nothing, create nothing.
         #[arg(long)]
         dry_run: bool,
@@ -530,6 +549,13 @@ struct LoadArgs {
     /// Print the figures as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// `import --from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FromFormat {
+    /// llm-audit-trail 0.1.x JSONL ledger (SHA-256 or HMAC-SHA256 chain).
+    LlmAuditTrail,
 }
 
 /// `load --durability`.
@@ -752,6 +778,55 @@ fn import(dir: &Path, file: &Path, dry_run: bool, json: bool) -> Result<Verdict,
     })
 }
 
+fn import_from(
+    dir: &Path,
+    file: &Path,
+    from: FromFormat,
+    tenant: Option<String>,
+    hmac_key_file: Option<&Path>,
+    dry_run: bool,
+    json: bool,
+) -> Result<Verdict, ToolError> {
+    use trailmix_tools::interop::{self, Format, ImportOptions};
+    let format = match from {
+        FromFormat::LlmAuditTrail => Format::LlmAuditTrail,
+    };
+    let hmac_key = hmac_key_file.map(read_secret).transpose()?;
+    let options = ImportOptions {
+        tenant,
+        hmac_key,
+        dry_run,
+    };
+    let report = interop::run(dir, format, file, &options)?;
+    show(&report, json, interop::print_text)?;
+    Ok(if report.error.is_some() {
+        Verdict::Damaged
+    } else {
+        Verdict::Ok
+    })
+}
+
+/// A secret from a file, without one trailing line break (as `echo` writes it).
+fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, ToolError> {
+    let mut secret = zeroize::Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| ToolError::new(format!("cannot read {}: {e}", path.display())))?,
+    );
+    if secret.last() == Some(&b'\n') {
+        secret.pop();
+        if secret.last() == Some(&b'\r') {
+            secret.pop();
+        }
+    }
+    if secret.is_empty() {
+        return Err(ToolError::new(format!(
+            "{} is empty: no HMAC key",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
 fn erasure(command: Command) -> Result<Verdict, ToolError> {
     match command {
         Command::Shred(a) => shred(&a),
@@ -875,8 +950,27 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
         Command::Import {
             dir,
             file,
+            from: Some(from),
+            tenant,
+            hmac_key_file,
             dry_run,
             json,
+        } => import_from(
+            &dir,
+            &file,
+            from,
+            tenant,
+            hmac_key_file.as_deref(),
+            dry_run,
+            json,
+        ),
+        Command::Import {
+            dir,
+            file,
+            from: None,
+            dry_run,
+            json,
+            ..
         } => import(&dir, &file, dry_run, json),
         Command::Trace {
             dir,
