@@ -323,3 +323,255 @@ fn llm_audit_trail_import_needs_a_tenant() {
     assert!(text(&output).contains("--tenant"), "{}", text(&output));
     assert!(!dir.exists());
 }
+
+/// Writes an ai-audit-trail evidence package through `ReceiptCollector`, `ReceiptStore` and
+/// `export_evidence_package`: argv = zip path, number of receipts; prints the public key hex.
+/// Three tenants take turns, so each has its own chain through the file.
+const WRITE_AI_PACKAGE: &str = r#"
+import sys
+from ai_audit import (AuditConfig, ReceiptAction, ReceiptCollector, ReceiptStore,
+                      get_verify_key_hex, init_audit_config)
+from ai_audit.keys import get_signing_key
+from ai_audit.export import export_evidence_package
+out, count = sys.argv[1], int(sys.argv[2])
+init_audit_config(AuditConfig(signing_key_hex="5a" * 32))
+store = ReceiptStore(max_size=100_000)
+tenants = ["acme", "globex", "initech"]
+actions = ["allow", "reject", "escalate", "allow", "cache_hit", "fail_retry", "bypass"]
+for n in range(count):
+    c = ReceiptCollector(trace_id=f"trace-{n}", session_id=f"sess-{n // 4}",
+                         tenant_id=tenants[n % 3], model_id="gpt-4o" if n % 5 else "")
+    c.set_input(f"Patient J. Doe asks about claim {n} \u2013 caf\u00e9")
+    c.add_check("safety", score=0.05 + n / 1000, threshold=0.8, fired=n % 7 == 0,
+                detail={"verdict": "ok", "z": 1e-7, "a": [3, 1.5]})
+    c.add_check("pii", score=0.1 + 0.2, threshold=0.5)
+    c.set_output(f"Claim {n} is covered")
+    c.set_action(ReceiptAction(actions[n % len(actions)]))
+    if n % 3 == 1:
+        c.add_reason("policy.pii")
+    c.add_nist_tag("AU-3")
+    c.emit(store)
+    c.cleanup()
+export_evidence_package(list(store._receipts.values()), get_verify_key_hex(),
+                        get_signing_key(), out, tenant_id="all")
+print(get_verify_key_hex())
+"#;
+
+/// The library's own `verify_chain`, run per tenant over a receipts.jsonl as its
+/// `get_by_tenant` would hand it: argv = path, public key hex; prints the first failing
+/// line, or `null`.
+const VERIFY_AI_RECEIPTS: &str = r#"
+import sys
+from ai_audit import verify_chain
+from ai_audit.models import DecisionReceipt
+by_tenant, line_of = {}, {}
+for number, text in enumerate(open(sys.argv[1], encoding="utf-8"), start=1):
+    if text.strip():
+        receipt = DecisionReceipt.model_validate_json(text)
+        by_tenant.setdefault(receipt.tenant_id, []).append(receipt)
+        line_of[receipt.receipt_id] = number
+failed = [line_of[r.failed_receipt_id]
+          for r in (verify_chain(chain, sys.argv[2]) for chain in by_tenant.values())
+          if not r.valid]
+print(min(failed) if failed else "null")
+"#;
+
+/// Writes a package of `count` receipts at `zip`; returns the signer's public key hex.
+fn write_ai_package(python: &Path, zip: &Path, count: u32) -> String {
+    run_python(python, WRITE_AI_PACKAGE, &[arg(zip), &count.to_string()])
+        .trim()
+        .to_owned()
+}
+
+/// `receipts.jsonl` of a package.
+fn package_receipts(zip: &Path) -> String {
+    let file = std::fs::File::open(zip).expect("open package");
+    let mut archive = zip::ZipArchive::new(file).expect("zip");
+    let mut receipts = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("receipts.jsonl").expect("receipts.jsonl"),
+        &mut receipts,
+    )
+    .expect("read receipts.jsonl");
+    receipts
+}
+
+fn import_ai(dir: &Path, source: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "import",
+        arg(dir),
+        arg(source),
+        "--from",
+        "ai-audit-trail",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    tool(&args)
+}
+
+#[test]
+fn ai_audit_trail_package_is_imported_per_tenant_with_signatures_as_provenance() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let package = tmp.path().join("evidence.zip");
+    let key = write_ai_package(&python, &package, 300);
+
+    let first = import_ai(&dir, &package, &["--public-key", &key]);
+    assert_eq!(code(&first), Some(0), "{}", text(&first));
+    let report = json(&first);
+    assert_eq!(report["verified"], "sha256+ed25519");
+    assert_eq!(report["records"], 300);
+    assert_eq!(report["imported"], 300);
+    let tenants: Vec<(&str, u64)> = report["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| {
+            (
+                t["tenant"].as_str().expect("tenant"),
+                t["imported"].as_u64().expect("n"),
+            )
+        })
+        .collect();
+    assert_eq!(tenants, [("acme", 100), ("globex", 100), ("initech", 100)]);
+    assert_eq!(
+        receipts_in(&dir),
+        303,
+        "300 receipts and one import record per tenant"
+    );
+    assert_verifies(&dir);
+
+    let lines: Vec<Value> = package_receipts(&package)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("receipt line"))
+        .collect();
+    let receipts = stored(&dir);
+    // Receipt 1: globex, a model call, rejected with a reason; receipt 0: no model.
+    let one = &receipts[1]["event"];
+    assert_eq!(
+        one["event_id"],
+        format!("aat:{}", lines[1]["receipt_id"].as_str().expect("id"))
+    );
+    assert_eq!(one["tenant_id"], "globex");
+    assert_eq!(one["kind"], "llm_call");
+    assert_eq!(one["model"]["name"], "gpt-4o");
+    assert_eq!(one["session_id"], "sess-0");
+    assert_eq!(one["policy_eval"]["decision"], "deny");
+    assert_eq!(one["policy_eval"]["reasons"][0], "policy.pii");
+    assert_eq!(one["evals"][1]["name"], "pii");
+    assert_eq!(one["evals"][1]["score"], lines[1]["checks"][1]["score"]);
+    assert_eq!(one["source"]["receipt_hash"], lines[1]["receipt_hash"]);
+    assert_eq!(one["source"]["signature"], lines[1]["signature"]);
+    assert_eq!(one["source"]["prev_receipt_hash"], "");
+    assert_eq!(receipts[0]["event"]["kind"], "policy_decision");
+    assert_eq!(receipts[4]["event"]["policy_eval"]["decision"], "cache_hit");
+    // Receipt 4 (globex's second) links to receipt 1.
+    assert_eq!(
+        receipts[4]["event"]["source"]["prev_receipt_hash"],
+        lines[1]["receipt_hash"]
+    );
+    let imports: Vec<&Value> = receipts[300..].iter().map(|r| &r["event"]).collect();
+    assert_eq!(imports[1]["tenant_id"], "globex");
+    assert_eq!(imports[1]["kind"], "lifecycle");
+    assert_eq!(imports[1]["import"]["records"], 100);
+    assert_eq!(
+        imports[1]["import"]["first_source_hash"],
+        lines[1]["receipt_hash"]
+    );
+    assert_eq!(
+        imports[1]["import"]["last_source_hash"],
+        lines[298]["receipt_hash"]
+    );
+    assert_eq!(imports[1]["import"]["source_file"], "evidence.zip");
+
+    // The package's own receipts.jsonl, with the key as a file: nothing new.
+    let jsonl = tmp.path().join("receipts.jsonl");
+    std::fs::write(&jsonl, package_receipts(&package)).expect("write");
+    let key_file = tmp.path().join("public_key.hex");
+    std::fs::write(&key_file, format!("{key}\n")).expect("write");
+    let again = import_ai(&dir, &jsonl, &["--public-key", arg(&key_file)]);
+    assert_eq!(code(&again), Some(0), "{}", text(&again));
+    assert_eq!(json(&again)["imported"], 0);
+    assert_eq!(json(&again)["already_present"], 300);
+    assert_eq!(receipts_in(&dir), 303);
+
+    // Without --public-key the package's own key is used, and the report says so.
+    let own = import_ai(&tmp.path().join("other"), &package, &[]);
+    assert_eq!(code(&own), Some(0), "{}", text(&own));
+    assert_eq!(
+        json(&own)["verified"],
+        "sha256+ed25519 (key from the package itself)"
+    );
+}
+
+/// Asserts that importing the receipts at `path` under `key` is refused at `line` with
+/// `reason`, writing nothing.
+fn assert_ai_refused(path: &Path, key: &str, line: u64, reason: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let output = import_ai(&dir, path, &["--public-key", key]);
+    assert_eq!(code(&output), Some(1), "{}", text(&output));
+    let report = json(&output);
+    assert_eq!(report["error"]["line"], line, "{report}");
+    let message = report["error"]["message"].as_str().expect("message");
+    assert!(message.contains(reason), "{message}");
+    assert!(!dir.exists(), "a refused source created the store");
+}
+
+/// The first line the library's own per-tenant `verify_chain` rejects.
+fn ai_library_line(python: &Path, path: &Path, key: &str) -> Option<u64> {
+    run_python(python, VERIFY_AI_RECEIPTS, &[arg(path), key])
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn ai_audit_trail_receipts_that_fail_their_seal_or_chain_are_refused_whole() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let package = tmp.path().join("evidence.zip");
+    let key = write_ai_package(&python, &package, 90);
+    let text = package_receipts(&package);
+    let lines: Vec<&str> = text.lines().collect();
+    let write = |name: &str, lines: &[String]| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+        path
+    };
+    let owned = |lines: &[&str]| lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>();
+    let good = write("good.jsonl", &owned(&lines));
+    assert_eq!(ai_library_line(&python, &good, &key), None);
+
+    // One byte of line 40's trace id.
+    let mut edited = owned(&lines);
+    edited[39] = edited[39].replacen("trace-39", "trace-38", 1);
+    let path = write("edited.jsonl", &edited);
+    assert_eq!(ai_library_line(&python, &path, &key), Some(40));
+    assert_ai_refused(&path, &key, 40, "hash mismatch");
+
+    // One hex digit of line 77's signature.
+    let mut forged = owned(&lines);
+    let at = forged[76].find("\"signature\":\"").expect("signature") + 13;
+    let digit = if &forged[76][at..=at] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    forged[76].replace_range(at..=at, digit);
+    let path = write("forged.jsonl", &forged);
+    assert_eq!(ai_library_line(&python, &path, &key), Some(77));
+    assert_ai_refused(&path, &key, 77, "bad signature");
+
+    // Lines 10 and 13 (both acme's) swapped: the library sorts by timestamp and does not
+    // see file order, but the chain in the file is broken at line 10.
+    let mut swapped = owned(&lines);
+    swapped.swap(9, 12);
+    let path = write("swapped.jsonl", &swapped);
+    assert_ai_refused(&path, &key, 10, "broken link");
+
+    // Another signer's key: the first receipt already fails.
+    let other = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    assert_ai_refused(&good, other, 1, "bad signature");
+}

@@ -17,6 +17,7 @@
 //! ids, the engine keeps one receipt per `(tenant_id, event_id)`, and a tenant whose receipts
 //! were all present already gets no new import record.
 
+pub mod ai_audit_trail;
 pub mod llm_audit_trail;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub const IMPORT_FORMAT_LABEL: &str = "import.format";
 pub enum Format {
     /// llm-audit-trail 0.1.x JSONL ledgers (SHA-256 or HMAC-SHA256 chain).
     LlmAuditTrail,
+    /// ai-audit-trail 0.4.x decision receipts (per-tenant SHA-256 chain, Ed25519 signatures).
+    AiAuditTrail,
 }
 
 impl Format {
@@ -51,6 +54,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::LlmAuditTrail => "llm-audit-trail",
+            Format::AiAuditTrail => "ai-audit-trail",
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct ImportOptions {
     pub tenant: Option<String>,
     /// The secret of an HMAC-chained source (wiped from memory on drop).
     pub hmac_key: Option<Zeroizing<Vec<u8>>>,
+    /// The Ed25519 public key that signed the source's records.
+    pub public_key: Option<ed25519_dalek::VerifyingKey>,
     /// Verify and map only: open no store, write nothing.
     pub dry_run: bool,
 }
@@ -171,6 +177,7 @@ pub fn run(
 ) -> ToolResult<InteropReport> {
     let verified = match format {
         Format::LlmAuditTrail => llm_audit_trail::read(source, options)?,
+        Format::AiAuditTrail => ai_audit_trail::read(source, options)?,
     };
     let mut report = InteropReport {
         format,
