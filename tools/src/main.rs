@@ -317,7 +317,8 @@ enum Command {
     /// With --from FORMAT the file is the history of a Python audit-trail library instead
     /// (llm-audit-trail: a JSONL ledger, with --tenant and, for an HMAC chain,
     /// --hmac-key-file; ai-audit-trail: an evidence package zip or its receipts.jsonl, with
-    /// --public-key). Its own chain is verified first, in full: the first record that
+    /// --public-key; audittrail: a SQLite ledger, with --tenant and --public-key). Its own
+    /// chain is verified first, in full: the first record that
     /// fails is reported with its line and nothing is written. Each record becomes one
     /// receipt that keeps the source's ids and hashes in its (encrypted) payload, and each
     /// tenant that received new receipts gets one `lifecycle` import record. Re-running the
@@ -340,8 +341,10 @@ enum Command {
         /// AUDIT_HMAC_KEY; one trailing line break is ignored).
         #[arg(long, value_name = "FILE", requires = "from")]
         hmac_key_file: Option<PathBuf>,
-        /// The Ed25519 public key that signed ai-audit-trail receipts: 64 hex digits, or a
-        /// file holding them (the evidence package's public_key.hex).
+        /// The public key that signed the records. ai-audit-trail: the Ed25519 key as 64 hex
+        /// digits, or a file holding them (the evidence package's public_key.hex).
+        /// audittrail: its RSA public key as a PEM file
+        /// (~/.audittrail_keys/public_key.pem where the ledger was written).
         #[arg(long, value_name = "HEX|FILE", requires = "from")]
         public_key: Option<String>,
         /// Only validate the lines: open no store, write nothing, create nothing.
@@ -558,12 +561,15 @@ struct LoadArgs {
 }
 
 /// `import --from`.
+#[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum FromFormat {
     /// llm-audit-trail 0.1.x JSONL ledger (SHA-256 or HMAC-SHA256 chain).
     LlmAuditTrail,
     /// ai-audit-trail 0.4.x receipts.jsonl (per-tenant SHA-256 chain, Ed25519 signatures).
     AiAuditTrail,
+    /// audittrail 1.0.x SQLite ledger (SHA-256 chain, RSA-PSS signatures).
+    Audittrail,
 }
 
 /// `load --durability`.
@@ -796,6 +802,7 @@ fn import_from(
     let format = match from {
         FromFormat::LlmAuditTrail => Format::LlmAuditTrail,
         FromFormat::AiAuditTrail => Format::AiAuditTrail,
+        FromFormat::Audittrail => Format::Audittrail,
     };
     let report = interop::run(dir, format, file, options)?;
     show(&report, json, interop::print_text)?;
@@ -825,26 +832,6 @@ fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, ToolError> {
         )));
     }
     Ok(secret)
-}
-
-/// An Ed25519 public key given as 64 hex digits or as a file holding them.
-fn read_public_key(arg: &str) -> Result<ed25519_dalek::VerifyingKey, ToolError> {
-    let looks_hex = arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit());
-    let text = if looks_hex {
-        arg.to_owned()
-    } else {
-        std::fs::read_to_string(arg)
-            .map_err(|e| ToolError::new(format!("cannot read the public key file {arg}: {e}")))?
-    };
-    let bytes = trailmix_tools::interop::ai_audit_trail::decode_hex(text.trim())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| {
-            ToolError::new(format!(
-                "the public key {arg} is not 64 hex digits (32 bytes of Ed25519 key)"
-            ))
-        })?;
-    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-        .map_err(|e| ToolError::new(format!("the public key {arg} is not an Ed25519 key: {e}")))
 }
 
 fn erasure(command: Command) -> Result<Verdict, ToolError> {
@@ -980,7 +967,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             let options = ImportOptions {
                 tenant,
                 hmac_key: hmac_key_file.as_deref().map(read_secret).transpose()?,
-                public_key: public_key.as_deref().map(read_public_key).transpose()?,
+                public_key,
                 dry_run,
             };
             import_from(&dir, &file, from, &options, json)

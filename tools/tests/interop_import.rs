@@ -575,3 +575,259 @@ fn ai_audit_trail_receipts_that_fail_their_seal_or_chain_are_refused_whole() {
     let other = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
     assert_ai_refused(&good, other, 1, "bad signature");
 }
+
+/// Writes an audittrail ledger through `add_entry` (signatures, timestamps and WORM on, as by
+/// default): argv = database path, number of rows. Run with `HOME` set to a scratch
+/// directory, where the library keeps its Fernet and RSA keys. Loading the RSA private key
+/// takes the library ~70 ms per row, so the loaded key is cached: that is the only change.
+const WRITE_AUDITTRAIL_LEDGER: &str = r#"
+import functools, sys
+from audittrail import add_entry, signatures
+signatures.load_private_key = functools.lru_cache(signatures.load_private_key)
+db, count = sys.argv[1], int(sys.argv[2])
+methods = ["GET", "POST", "PUT", "DELETE"]
+for n in range(count):
+    add_entry(db, {"method": methods[n % 4], "path": f"/claims/{n}/decision",
+                   "user": None if n % 11 == 5 else f"user{n % 7}@example.com",
+                   "status": [200, 201, 403, 401, 500][n % 5],
+                   "body": {"amount": n * 10.5, "note": "caf\u00e9 \u2713"},
+                   "response": {"ok": n % 5 < 2}})
+"#;
+
+/// The library's own `verify_ledger`: prints the first row it names, or `null`.
+const VERIFY_AUDITTRAIL_LEDGER: &str = r#"
+import sys
+from audittrail import verify_ledger
+result = verify_ledger(sys.argv[1], check_worm=False)
+print(min(d["row"] for d in result["details"]) if not result["verified"] else "null")
+"#;
+
+/// Runs an audittrail script with `HOME` at `home`.
+fn run_audittrail(python: &Path, home: &Path, script: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("HOME", home)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The ledger's public key file, where the library wrote it under `home`.
+fn audittrail_public_key(home: &Path) -> PathBuf {
+    home.join(".audittrail_keys").join("public_key.pem")
+}
+
+fn import_audittrail(dir: &Path, ledger: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "import",
+        arg(dir),
+        arg(ledger),
+        "--from",
+        "audittrail",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    tool(&args)
+}
+
+/// One text column of a ledger row.
+fn ledger_column(ledger: &Path, rowid: i64, column: &str) -> String {
+    let conn = rusqlite::Connection::open(ledger).expect("open ledger");
+    conn.query_row(
+        &format!("SELECT {column} FROM ledger WHERE rowid = ?1"),
+        [rowid],
+        |row| row.get(0),
+    )
+    .expect("column")
+}
+
+#[test]
+fn audittrail_ledger_is_imported_with_signatures_as_provenance_and_once() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let dir = tmp.path().join("store");
+    let acme = tmp.path().join("acme.db");
+    let globex = tmp.path().join("globex.db");
+    run_audittrail(
+        &python,
+        &home,
+        WRITE_AUDITTRAIL_LEDGER,
+        &[arg(&acme), "120"],
+    );
+    run_audittrail(
+        &python,
+        &home,
+        WRITE_AUDITTRAIL_LEDGER,
+        &[arg(&globex), "40"],
+    );
+    let key = audittrail_public_key(&home);
+
+    for (ledger, tenant, rows) in [(&acme, "acme", 120), (&globex, "globex", 40)] {
+        let output = import_audittrail(
+            &dir,
+            ledger,
+            &["--tenant", tenant, "--public-key", arg(&key)],
+        );
+        assert_eq!(code(&output), Some(0), "{}", text(&output));
+        let report = json(&output);
+        assert_eq!(report["verified"], "sha256+rsa-pss");
+        assert_eq!(report["imported"], rows);
+    }
+    assert_eq!(receipts_in(&dir), 162);
+    assert_verifies(&dir);
+
+    let receipts = stored(&dir);
+    // Row 3: PUT, 403.
+    let row = &receipts[2]["event"];
+    let first_ts = ledger_column(&acme, 1, "ts");
+    assert_eq!(row["event_id"], format!("at:{first_ts}:3"));
+    assert_eq!(row["tenant_id"], "acme");
+    assert_eq!(row["kind"], "http_request");
+    assert_eq!(row["app_id"], "audittrail");
+    assert_eq!(row["labels"]["http.method"], "PUT");
+    assert_eq!(row["labels"]["http.status"], "403");
+    assert_eq!(row["policy_eval"]["decision"], "deny");
+    assert_eq!(row["source"]["row"], 3);
+    assert_eq!(row["source"]["user"], "user2@example.com");
+    for column in ["hash", "prev_hash", "signature", "body", "ts"] {
+        assert_eq!(
+            row["source"][column],
+            ledger_column(&acme, 3, column),
+            "{column}"
+        );
+    }
+    assert_eq!(receipts[5]["event"]["source"]["user"], Value::Null);
+    assert_eq!(receipts[0]["event"]["policy_eval"], Value::Null);
+    let import = &receipts[120]["event"];
+    assert_eq!(import["kind"], "lifecycle");
+    assert_eq!(import["import"]["format"], "audittrail");
+    assert_eq!(import["import"]["records"], 120);
+    assert_eq!(
+        import["import"]["first_source_hash"],
+        ledger_column(&acme, 1, "hash")
+    );
+    assert_eq!(
+        import["import"]["last_source_hash"],
+        ledger_column(&acme, 120, "hash")
+    );
+
+    let again = import_audittrail(
+        &dir,
+        &acme,
+        &["--tenant", "acme", "--public-key", arg(&key)],
+    );
+    assert_eq!(code(&again), Some(0), "{}", text(&again));
+    assert_eq!(json(&again)["imported"], 0);
+    assert_eq!(json(&again)["already_present"], 120);
+    assert_eq!(receipts_in(&dir), 162);
+}
+
+#[test]
+fn audittrail_rows_that_fail_their_chain_or_signature_are_refused_whole() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let ledger = tmp.path().join("ledger.db");
+    run_audittrail(
+        &python,
+        &home,
+        WRITE_AUDITTRAIL_LEDGER,
+        &[arg(&ledger), "90"],
+    );
+    let key = audittrail_public_key(&home);
+    let library_row = |path: &Path| -> Option<u64> {
+        run_audittrail(&python, &home, VERIFY_AUDITTRAIL_LEDGER, &[arg(path)])
+            .trim()
+            .parse()
+            .ok()
+    };
+    assert_eq!(library_row(&ledger), None);
+    // A copy of the ledger changed by `sql`.
+    let changed = |name: &str, sql: &str| -> PathBuf {
+        let path = tmp.path().join(name);
+        std::fs::copy(&ledger, &path).expect("copy");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(sql).expect("change");
+        path
+    };
+    let refused = |path: &Path, key: &Path, row: u64, reason: &str| {
+        let dir = tmp.path().join("store");
+        let output = import_audittrail(&dir, path, &["--tenant", "acme", "--public-key", arg(key)]);
+        assert_eq!(code(&output), Some(1), "{}", text(&output));
+        let report = json(&output);
+        assert_eq!(report["error"]["unit"], "row");
+        assert_eq!(report["error"]["line"], row, "{report}");
+        let message = report["error"]["message"].as_str().expect("message");
+        assert!(message.contains(reason), "{message}");
+        assert!(!dir.exists(), "a refused source created the store");
+    };
+
+    // One byte of row 57's path.
+    let edited = changed(
+        "edited.db",
+        "UPDATE ledger SET path = '/claims/56/decisioN' WHERE rowid = 57",
+    );
+    assert_eq!(library_row(&edited), Some(57));
+    refused(&edited, &key, 57, "hash mismatch");
+
+    // Rows 10 and 11 swapped.
+    let swapped = changed(
+        "swapped.db",
+        "CREATE TABLE t AS SELECT rowid AS old, * FROM ledger WHERE rowid IN (10, 11);
+         DELETE FROM ledger WHERE rowid IN (10, 11);
+         INSERT INTO ledger (rowid, ts, method, path, user, status, body, response, hash,
+                             prev_hash, key_id, signature, timestamp_token, worm_protected)
+           SELECT 21 - old, ts, method, path, user, status, body, response, hash,
+                  prev_hash, key_id, signature, timestamp_token, worm_protected FROM t;",
+    );
+    assert_eq!(library_row(&swapped), Some(10));
+    refused(&swapped, &key, 10, "broken link");
+
+    // One character of row 77's signature.
+    let forged = changed(
+        "forged.db",
+        "UPDATE ledger SET signature = substr(signature, 1, 4)
+           || (CASE WHEN substr(signature, 5, 1) = 'A' THEN 'B' ELSE 'A' END)
+           || substr(signature, 6) WHERE rowid = 77",
+    );
+    assert_eq!(library_row(&forged), Some(77));
+    refused(&forged, &key, 77, "bad signature");
+
+    // A signature removed: the library skips unsigned rows; the import does not.
+    let stripped = changed(
+        "stripped.db",
+        "UPDATE ledger SET signature = NULL WHERE rowid = 20",
+    );
+    refused(&stripped, &key, 20, "unsigned row");
+
+    // Another signer's key.
+    let other_home = tmp.path().join("other");
+    std::fs::create_dir(&other_home).expect("home");
+    run_audittrail(
+        &python,
+        &other_home,
+        WRITE_AUDITTRAIL_LEDGER,
+        &[arg(&tmp.path().join("o.db")), "1"],
+    );
+    refused(
+        &ledger,
+        &audittrail_public_key(&other_home),
+        1,
+        "bad signature",
+    );
+
+    // No key for a signed ledger.
+    let output = import_audittrail(&tmp.path().join("store"), &ledger, &["--tenant", "acme"]);
+    assert_eq!(code(&output), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("--public-key"), "{}", text(&output));
+}

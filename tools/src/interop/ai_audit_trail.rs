@@ -42,12 +42,17 @@ const MAX_DEPTH: usize = 64;
 pub fn read(path: &Path, options: &ImportOptions) -> ToolResult<Result<History, SourceError>> {
     let bytes = std::fs::read(path)
         .map_err(|e| ToolError::new(format!("cannot read {}: {e}", path.display())))?;
+    let given = options
+        .public_key
+        .as_deref()
+        .map(read_public_key)
+        .transpose()?;
     let (text, key, key_from_package) = if bytes.starts_with(ZIP_MAGIC) {
         let package = read_package(path, &bytes)?;
-        let key = choose_key(options.public_key, package.public_key)?;
-        (package.receipts, key, options.public_key.is_none())
+        let key = choose_key(given, package.public_key)?;
+        (package.receipts, key, given.is_none())
     } else {
-        let key = options.public_key.ok_or_else(|| {
+        let key = given.ok_or_else(|| {
             ToolError::new("ai-audit-trail receipts are verified against the signer's public key")
                 .hint(
                     "give it with --public-key HEX or --public-key FILE (the evidence \
@@ -66,6 +71,29 @@ pub fn read(path: &Path, options: &ImportOptions) -> ToolResult<Result<History, 
             history
         }),
     )
+}
+
+/// An Ed25519 public key given as 64 hex digits or as a file holding them.
+///
+/// # Errors
+/// [`ToolError`] when the file cannot be read or holds no Ed25519 public key.
+pub fn read_public_key(arg: &str) -> ToolResult<VerifyingKey> {
+    let looks_hex = arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit());
+    let text = if looks_hex {
+        arg.to_owned()
+    } else {
+        std::fs::read_to_string(arg)
+            .map_err(|e| ToolError::new(format!("cannot read the public key file {arg}: {e}")))?
+    };
+    let bytes = decode_hex(text.trim())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            ToolError::new(format!(
+                "the public key {arg} is not 64 hex digits (32 bytes of Ed25519 key)"
+            ))
+        })?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| ToolError::new(format!("the public key {arg} is not an Ed25519 key: {e}")))
 }
 
 /// A zip file starts with a local file header.
@@ -172,6 +200,7 @@ pub fn verify_and_map(
         return Err(SourceError::at(0, "the file holds no receipt"));
     }
     Ok(History {
+        unit: "line",
         verified: "sha256+ed25519".to_owned(),
         records,
     })

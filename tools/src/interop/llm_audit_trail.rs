@@ -105,6 +105,7 @@ fn verify_and_map(
         ChainAlg::Sha256.name()
     };
     Ok(History {
+        unit: "line",
         verified: verified.to_owned(),
         records,
     })

@@ -18,6 +18,7 @@
 //! were all present already gets no new import record.
 
 pub mod ai_audit_trail;
+pub mod audittrail;
 pub mod llm_audit_trail;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,8 @@ pub enum Format {
     LlmAuditTrail,
     /// ai-audit-trail 0.4.x decision receipts (per-tenant SHA-256 chain, Ed25519 signatures).
     AiAuditTrail,
+    /// audittrail 1.0.x `SQLite` ledgers (SHA-256 chain, RSA-PSS signatures).
+    Audittrail,
 }
 
 impl Format {
@@ -55,6 +58,7 @@ impl Format {
         match self {
             Format::LlmAuditTrail => "llm-audit-trail",
             Format::AiAuditTrail => "ai-audit-trail",
+            Format::Audittrail => "audittrail",
         }
     }
 }
@@ -66,8 +70,9 @@ pub struct ImportOptions {
     pub tenant: Option<String>,
     /// The secret of an HMAC-chained source (wiped from memory on drop).
     pub hmac_key: Option<Zeroizing<Vec<u8>>>,
-    /// The Ed25519 public key that signed the source's records.
-    pub public_key: Option<ed25519_dalek::VerifyingKey>,
+    /// The public key that signed the source's records, as given on the command line: hex
+    /// digits or a file (each format says which forms it takes).
+    pub public_key: Option<String>,
     /// Verify and map only: open no store, write nothing.
     pub dry_run: bool,
 }
@@ -75,6 +80,8 @@ pub struct ImportOptions {
 /// Why the source was refused: the record at fault and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceError {
+    /// What `line` counts: `line` for a text file, `row` (`SQLite` rowid) for a ledger table.
+    pub unit: &'static str,
     /// 1-based line (or row) of the record at fault; 0 when the fault is the whole source.
     pub line: u64,
     /// What is wrong.
@@ -82,11 +89,22 @@ pub struct SourceError {
 }
 
 impl SourceError {
-    /// A fault at `line`.
+    /// A fault at `line` of a text file.
     #[must_use]
     pub fn at(line: u64, message: impl Into<String>) -> SourceError {
         SourceError {
+            unit: "line",
             line,
+            message: message.into(),
+        }
+    }
+
+    /// A fault at row `rowid` of a table.
+    #[must_use]
+    pub fn at_row(rowid: u64, message: impl Into<String>) -> SourceError {
+        SourceError {
+            unit: "row",
+            line: rowid,
             message: message.into(),
         }
     }
@@ -106,6 +124,8 @@ pub struct Mapped {
 /// A verified source: what its chain is and every record, in source order.
 #[derive(Debug, Clone)]
 pub struct History {
+    /// What [`Mapped::line`] counts (see [`SourceError::unit`]).
+    pub unit: &'static str,
     /// How the source chain was verified, for the report and the import record
     /// (`sha256`, `hmac-sha256`, ...).
     pub verified: String,
@@ -178,6 +198,7 @@ pub fn run(
     let verified = match format {
         Format::LlmAuditTrail => llm_audit_trail::read(source, options)?,
         Format::AiAuditTrail => ai_audit_trail::read(source, options)?,
+        Format::Audittrail => audittrail::read(source, options)?,
     };
     let mut report = InteropReport {
         format,
@@ -291,10 +312,11 @@ fn settle(
         (Ok(Acked::AlreadyPresent), Some(t)) => t.already_present += 1,
         (Err(err @ trailmix_db::Error::Conflict { .. }), _) => {
             if report.error.as_ref().is_none_or(|e| e.line > record.line) {
-                report.error = Some(SourceError::at(
-                    record.line,
-                    format!("the store refused this record: {err}"),
-                ));
+                report.error = Some(SourceError {
+                    unit: history.unit,
+                    line: record.line,
+                    message: format!("the store refused this record: {err}"),
+                });
             }
         }
         (Err(err), _) => return Err(ToolError::store(target_dir(report), &err)),
@@ -415,9 +437,10 @@ pub fn print_text(report: &InteropReport) {
         && report.records == 0
     {
         eprintln!(
-            "{} {} refused: line {}: {}",
+            "{} {} refused: {} {}: {}",
             paint("error:", Paint::Bad),
             report.source,
+            error.unit,
             error.line,
             error.message
         );
@@ -456,8 +479,9 @@ pub fn print_text(report: &InteropReport) {
     }
     if let Some(error) = &report.error {
         eprintln!(
-            "{} line {}: {}",
+            "{} {} {}: {}",
             paint("error:", Paint::Bad),
+            error.unit,
             error.line,
             error.message
         );
