@@ -139,7 +139,12 @@ fn assert_acme_mapped(receipts: &[Value], lines: &[String]) {
     assert_eq!(ts(&request["ts"]), ts(&source[5]["timestamp"]));
     let provenance = &request["source"];
     assert_eq!(provenance["format"], "llm-audit-trail");
-    assert_eq!(provenance["line"], 6);
+    assert_eq!(provenance["seq"], 5);
+    assert_eq!(
+        provenance["line"],
+        Value::Null,
+        "a file position is no identity"
+    );
     assert_eq!(provenance["curr_hash"], source[5]["curr_hash"]);
     assert_eq!(provenance["prev_hash"], source[4]["curr_hash"]);
     assert_eq!(provenance["record"], lines[5].as_str());
@@ -191,6 +196,13 @@ fn llm_audit_trail_history_is_imported_with_provenance_and_once() {
     write_llm_ledger(&python, &acme, 300, "");
     write_llm_ledger(&python, &globex, 200, "globex-secret");
     std::fs::write(&key_file, "globex-secret\n").expect("write key");
+
+    // A dry run verifies the whole ledger and creates nothing.
+    let dry = import_llm(&dir, &acme, &["--tenant", "acme", "--dry-run"]);
+    assert_eq!(code(&dry), Some(0), "{}", text(&dry));
+    assert_eq!(json(&dry)["records"], 300);
+    assert_eq!(json(&dry)["imported"], 0);
+    assert!(!dir.exists(), "a dry run created the store");
 
     let first = import_llm(&dir, &acme, &["--tenant", "acme"]);
     assert_eq!(code(&first), Some(0), "{}", text(&first));
@@ -325,7 +337,8 @@ fn llm_audit_trail_import_needs_a_tenant() {
 }
 
 /// Writes an ai-audit-trail evidence package through `ReceiptCollector`, `ReceiptStore` and
-/// `export_evidence_package`: argv = zip path, number of receipts; prints the public key hex.
+/// `export_evidence_package`, and a package of globex's receipts only beside it (zip path +
+/// `.globex.zip`): argv = zip path, number of receipts; prints the public key hex.
 /// Three tenants take turns, so each has its own chain through the file.
 const WRITE_AI_PACKAGE: &str = r#"
 import sys
@@ -352,8 +365,11 @@ for n in range(count):
     c.add_nist_tag("AU-3")
     c.emit(store)
     c.cleanup()
-export_evidence_package(list(store._receipts.values()), get_verify_key_hex(),
-                        get_signing_key(), out, tenant_id="all")
+receipts = list(store._receipts.values())
+export_evidence_package(receipts, get_verify_key_hex(), get_signing_key(), out, tenant_id="all")
+# A second package of one tenant's receipts: the same receipts at other lines.
+export_evidence_package([r for r in receipts if r.tenant_id == "globex"], get_verify_key_hex(),
+                        get_signing_key(), out + ".globex.zip", tenant_id="globex")
 print(get_verify_key_hex())
 "#;
 
@@ -494,6 +510,12 @@ fn ai_audit_trail_package_is_imported_per_tenant_with_signatures_as_provenance()
     assert_eq!(code(&again), Some(0), "{}", text(&again));
     assert_eq!(json(&again)["imported"], 0);
     assert_eq!(json(&again)["already_present"], 300);
+    assert_eq!(receipts_in(&dir), 303);
+    // globex's own package holds the same receipts at other lines: nothing new either.
+    let globex = tmp.path().join("evidence.zip.globex.zip");
+    let tenant_package = import_ai(&dir, &globex, &["--public-key", &key]);
+    assert_eq!(code(&tenant_package), Some(0), "{}", text(&tenant_package));
+    assert_eq!(json(&tenant_package)["already_present"], 100);
     assert_eq!(receipts_in(&dir), 303);
 
     // Without --public-key the package's own key is used, and the report says so.

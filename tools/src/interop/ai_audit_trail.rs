@@ -189,7 +189,7 @@ pub fn verify_and_map(
         let tenant = tenant_of(&record, fallback_tenant).map_err(fail)?;
         check_link(&record, tips.get(&tenant)).map_err(fail)?;
         tips.insert(tenant.clone(), receipt_hash.clone());
-        let receipt = map_receipt(&record, raw, line, &tenant).map_err(fail)?;
+        let receipt = map_receipt(&record, raw, &tenant).map_err(fail)?;
         records.push(Mapped {
             line,
             receipt,
@@ -357,7 +357,6 @@ fn decision_of(action: &str) -> &str {
 fn map_receipt(
     record: &Map<String, Value>,
     raw: &str,
-    line: u64,
     tenant: &str,
 ) -> Result<trailmix_db::receipt::Receipt, String> {
     let text = |key: &str| {
@@ -405,7 +404,6 @@ fn map_receipt(
         "source".into(),
         json!({
             "format": super::Format::AiAuditTrail.name(),
-            "line": line,
             "receipt_id": receipt_id,
             "trace_id": record.get("trace_id"),
             "receipt_hash": record.get("receipt_hash"),

@@ -89,7 +89,7 @@ fn verify_and_map(
         let fail = |message: String| SourceError::at(line, message);
         let record = parse(raw).map_err(fail)?;
         let curr_hash = chain.check(raw, &record).map_err(fail)?;
-        let receipt = map_event(&record, raw, line, tenant).map_err(fail)?;
+        let receipt = map_event(&record, raw, tenant).map_err(fail)?;
         records.push(Mapped {
             line,
             receipt,
@@ -293,7 +293,6 @@ fn is_governance(event_type: &str) -> bool {
 fn map_event(
     record: &Map<String, Value>,
     raw: &[u8],
-    line: u64,
     tenant: &str,
 ) -> Result<trailmix_db::receipt::Receipt, String> {
     let text = |key: &str| record.get(key).and_then(Value::as_str);
@@ -336,7 +335,6 @@ fn map_event(
         "source".into(),
         json!({
             "format": super::Format::LlmAuditTrail.name(),
-            "line": line,
             "event_id": source_id,
             "seq": record.get("seq"),
             "hash_alg": record.get("hash_alg"),
