@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::python::{run_python, venv_python};
+use common::python::{run_python, run_python_with_env, venv_python};
 use common::{arg, assert_verifies, code, json, jsonl, receipts_in, text, tool};
 use serde_json::Value;
 
@@ -626,19 +626,7 @@ print(min(d["row"] for d in result["details"]) if not result["verified"] else "n
 
 /// Runs an audittrail script with `HOME` at `home`.
 fn run_audittrail(python: &Path, home: &Path, script: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .env("HOME", home)
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    run_python_with_env(python, script, args, &[("HOME", home)])
 }
 
 /// The ledger's public key file, where the library wrote it under `home`.

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{History, ImportOptions, Mapped, SourceError, build_receipt};
+use super::{History, ImportOptions, Mapped, SourceError, build_receipt, jsonl_lines};
 use crate::{ToolError, ToolResult};
 
 /// Prefix of the event ids of imported receipts: `aat:` and the source's `receipt_id` (a
@@ -173,12 +173,7 @@ pub fn verify_and_map(
     // The receipt hash of each tenant's last receipt so far.
     let mut tips: BTreeMap<String, String> = BTreeMap::new();
     let mut records = Vec::new();
-    for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
-        let line = index as u64 + 1;
-        let raw = raw.trim_ascii();
-        if raw.is_empty() {
-            continue;
-        }
+    for (line, raw) in jsonl_lines(text) {
         let fail = |message: String| SourceError::at(line, message);
         let raw =
             std::str::from_utf8(raw).map_err(|e| fail(format!("the line is not UTF-8: {e}")))?;

@@ -32,7 +32,8 @@ pub const APP_ID: &str = "audittrail";
 /// The `kind` of imported rows: an HTTP request to an audited API.
 pub const KIND: &str = "http_request";
 
-/// The columns read, in this order.
+/// The columns read, in this order: first those a row's hash covers, in the order it covers
+/// them, then the hash and the signature.
 const COLUMNS: [&str; 11] = [
     "ts",
     "method",
@@ -41,24 +42,14 @@ const COLUMNS: [&str; 11] = [
     "status",
     "body",
     "response",
-    "hash",
     "prev_hash",
     "key_id",
+    "hash",
     "signature",
 ];
 
-/// The columns a row's hash covers, in this order (`hash` itself left out).
-const HASHED: [&str; 9] = [
-    "ts",
-    "method",
-    "path",
-    "user",
-    "status",
-    "body",
-    "response",
-    "prev_hash",
-    "key_id",
-];
+/// The columns a row's hash covers.
+const HASHED: &[&str] = COLUMNS.split_at(9).0;
 
 /// One row of the ledger, each column as stored.
 struct Row {

@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac as _};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{History, ImportOptions, Mapped, SourceError, build_receipt};
+use super::{History, ImportOptions, Mapped, SourceError, build_receipt, jsonl_lines};
 use crate::{ToolError, ToolResult};
 
 /// The `prev_hash` of a ledger's first event.
@@ -80,12 +80,7 @@ fn verify_and_map(
         algs: Vec::new(),
     };
     let mut records = Vec::new();
-    for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
-        let line = index as u64 + 1;
-        let raw = raw.trim_ascii();
-        if raw.is_empty() {
-            continue;
-        }
+    for (line, raw) in jsonl_lines(text) {
         let fail = |message: String| SourceError::at(line, message);
         let record = parse(raw).map_err(fail)?;
         let curr_hash = chain.check(raw, &record).map_err(fail)?;

@@ -386,6 +386,15 @@ fn import_record(
         .build()
 }
 
+/// The non-blank lines of a JSONL text with their 1-based line numbers (as Python's
+/// `enumerate(file, start=1)` counts them), each trimmed of ASCII whitespace.
+pub fn jsonl_lines(text: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(index, raw)| (index as u64 + 1, raw.trim_ascii()))
+        .filter(|(_, raw)| !raw.is_empty())
+}
+
 /// Builds a receipt from event JSON, dropping the optional header fields in `optional`
 /// (event-JSON paths such as `app_id` or `model.name`) one by one when they break the header
 /// rules: the source's value is kept in the payload's provenance either way.

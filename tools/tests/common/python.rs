@@ -81,10 +81,22 @@ fn create(venv: &Path, packages: &[&str]) {
 /// Runs `script` with the venv's `python` and `args`, asserting that it succeeds; returns
 /// its stdout.
 pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
+    run_python_with_env(python, script, args, &[])
+}
+
+/// As [`run_python`], with environment variables set (`HOME`, for libraries that keep keys
+/// there).
+pub fn run_python_with_env(
+    python: &Path,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> String {
     let output = Command::new(python)
         .arg("-c")
         .arg(script)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run python");
     assert!(
