@@ -95,14 +95,12 @@ fn ledger_lines(path: &Path) -> Vec<String> {
 }
 
 fn import_llm(dir: &Path, ledger: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "import",
-        arg(dir),
-        arg(ledger),
-        "--from",
-        "llm-audit-trail",
-        "--json",
-    ];
+    import_from("llm-audit-trail", dir, ledger, extra)
+}
+
+/// `import DIR SOURCE --from FORMAT --json` and `extra`.
+fn import_from(format: &str, dir: &Path, source: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["import", arg(dir), arg(source), "--from", format, "--json"];
     args.extend_from_slice(extra);
     tool(&args)
 }
@@ -413,16 +411,7 @@ fn package_receipts(zip: &Path) -> String {
 }
 
 fn import_ai(dir: &Path, source: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "import",
-        arg(dir),
-        arg(source),
-        "--from",
-        "ai-audit-trail",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    tool(&args)
+    import_from("ai-audit-trail", dir, source, extra)
 }
 
 #[test]
@@ -635,16 +624,7 @@ fn audittrail_public_key(home: &Path) -> PathBuf {
 }
 
 fn import_audittrail(dir: &Path, ledger: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "import",
-        arg(dir),
-        arg(ledger),
-        "--from",
-        "audittrail",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    tool(&args)
+    import_from("audittrail", dir, ledger, extra)
 }
 
 /// One text column of a ledger row.
