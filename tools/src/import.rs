@@ -163,8 +163,8 @@ fn line_error(line: u64, err: &ReceiptError) -> LineError {
 }
 
 /// The store, opened on the first valid event (so that a file that is bad from its first line
-/// creates nothing).
-struct Target<'a> {
+/// creates nothing). Shared with [`crate::interop`], which appends the same way.
+pub(crate) struct Target<'a> {
     data_dir: &'a Path,
     db: Option<Db>,
     created: bool,
@@ -177,12 +177,59 @@ struct Target<'a> {
 }
 
 /// The outcome of one acknowledged append.
-enum Acked {
+pub(crate) enum Acked {
     New,
     AlreadyPresent,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    /// A target for `data_dir`, not opened yet.
+    pub(crate) fn new(data_dir: &'a Path) -> Self {
+        Target {
+            data_dir,
+            db: None,
+            created: false,
+            start: Seq(0),
+            highest: None,
+            in_flight: VecDeque::with_capacity(IN_FLIGHT),
+        }
+    }
+
+    /// Whether opening the store created it.
+    pub(crate) fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Closes the store if it was opened, returning one past the last durable sequence number.
+    pub(crate) fn close(&mut self) -> ToolResult<Option<u64>> {
+        let Some(db) = self.db.take() else {
+            return Ok(None);
+        };
+        let end = db.durable_end().0;
+        db.close()
+            .map_err(|e| ToolError::store(self.data_dir, &e))?;
+        Ok(Some(end))
+    }
+
+    /// Submits `receipt`, remembering `line` for its acknowledgement.
+    pub(crate) fn submit(&mut self, line: u64, receipt: &Receipt) -> ToolResult<()> {
+        let ticket = self
+            .db()?
+            .append(receipt)
+            .map_err(|e| ToolError::store(self.data_dir, &e))?;
+        self.in_flight.push_back((line, ticket));
+        Ok(())
+    }
+
+    /// Whether the in-flight window is full or its oldest append is already acknowledged.
+    pub(crate) fn should_settle(&self) -> bool {
+        self.in_flight.len() >= IN_FLIGHT
+            || self
+                .in_flight
+                .front()
+                .is_some_and(|(_, ticket)| ticket.try_result().is_some())
+    }
+
     fn db(&mut self) -> ToolResult<&Db> {
         if self.db.is_none() {
             self.created = !crate::wal_dir(self.data_dir).is_dir();
@@ -196,7 +243,7 @@ impl Target<'_> {
     }
 
     /// Waits for the oldest append in flight; `None` when nothing is in flight.
-    fn settle_oldest(&mut self) -> Option<(u64, Result<Acked, trailmix_db::Error>)> {
+    pub(crate) fn settle_oldest(&mut self) -> Option<(u64, Result<Acked, trailmix_db::Error>)> {
         let (line, ticket) = self.in_flight.pop_front()?;
         let acked = ticket.wait().map(|position| {
             // New receipts get increasing sequence numbers in submission order; an event the
@@ -277,14 +324,7 @@ pub fn run(
         interrupted: false,
         durable_end: None,
     };
-    let mut target = Target {
-        data_dir,
-        db: None,
-        created: false,
-        start: Seq(0),
-        highest: None,
-        in_flight: VecDeque::with_capacity(IN_FLIGHT),
-    };
+    let mut target = Target::new(data_dir);
     let mut progress = Progress {
         show: std::io::stderr().is_terminal(),
         shown_at: Instant::now(),
@@ -302,10 +342,7 @@ pub fn run(
     // acknowledged append must be reported as such.
     let drained = drain(&mut report, &mut target);
     progress.clear();
-    if let Some(db) = target.db.take() {
-        report.durable_end = Some(db.durable_end().0);
-        db.close().map_err(|e| ToolError::store(data_dir, &e))?;
-    }
+    report.durable_end = target.close()?;
     report.created = target.created;
     outcome.and(drained)?;
     Ok(report)
@@ -359,19 +396,10 @@ fn read_and_append(
         if report.dry_run {
             continue;
         }
-        let ticket = target
-            .db()?
-            .append(&receipt)
-            .map_err(|e| ToolError::store(target.data_dir, &e))?;
-        target.in_flight.push_back((number, ticket));
+        target.submit(number, &receipt)?;
         // Count what is already acknowledged (a conflict then stops the import soon after
         // its line), and wait when the window is full.
-        while target.in_flight.len() >= IN_FLIGHT
-            || target
-                .in_flight
-                .front()
-                .is_some_and(|(_, ticket)| ticket.try_result().is_some())
-        {
+        while target.should_settle() {
             settle_one(report, target)?;
         }
     }

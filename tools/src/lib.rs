@@ -16,6 +16,8 @@
 //! - [`load`]: a load generator over the demo's workload: throughput, append latency
 //!   percentiles, index lag.
 //! - [`import`]: SDK events from JSON lines, validated line by line, idempotent.
+//! - [`interop`]: the history of Python audit-trail libraries, verified against its own
+//!   chain before anything is written.
 //!
 //! Exit codes are part of the interface: see [`Verdict`].
 
@@ -35,6 +37,7 @@ pub mod demo;
 pub mod erasure;
 pub mod import;
 pub mod inspect;
+pub mod interop;
 pub mod load;
 pub mod pack;
 pub mod proofs;

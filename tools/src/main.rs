@@ -10,6 +10,7 @@ use trailmix_db::Durability;
 use trailmix_db::wal::Seq;
 use trailmix_tools::erasure::HoldChange;
 use trailmix_tools::import::{self, Source};
+use trailmix_tools::interop::{self, Format, ImportOptions};
 use trailmix_tools::load::{self, LoadOptions};
 use trailmix_tools::proofs::{self, ProveTarget};
 use trailmix_tools::tail::{self, Ending, Start, TailOptions};
@@ -332,13 +333,40 @@ enum Command {
     /// not stored twice; the same event id with different contents is a conflict and stops
     /// the import. Creates the store if missing; takes the writer lock, so not while a service
     /// is writing the store.
+    ///
+    /// With --from FORMAT the file is the history of a Python audit-trail library instead
+    /// (llm-audit-trail: a JSONL ledger, with --tenant and, for an HMAC chain,
+    /// --hmac-key-file; ai-audit-trail: an evidence package zip or its receipts.jsonl, with
+    /// --public-key; audittrail: a SQLite ledger, with --tenant and --public-key). Its own
+    /// chain is verified first, in full: the first record that
+    /// fails is reported with its line and nothing is written. Each record becomes one
+    /// receipt that keeps the source's ids and hashes in its (encrypted) payload, and each
+    /// tenant that received new receipts gets one `lifecycle` import record. Re-running the
+    /// import stores nothing twice and writes no new import record.
     #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
     #[command(after_help = EXIT_CODES)]
     Import {
         /// Data directory of the store (created if missing, unless --dry-run).
         dir: PathBuf,
-        /// The events: a JSONL file, or - for standard input.
+        /// The events: a JSONL file, or - for standard input (SDK events only).
         file: PathBuf,
+        /// The file's format, when it is not SDK events: the history of a Python library.
+        #[arg(long = "from", value_name = "FORMAT")]
+        from: Option<FromFormat>,
+        /// The tenant of every imported receipt, for a format without tenants
+        /// (llm-audit-trail).
+        #[arg(long, value_name = "T", requires = "from")]
+        tenant: Option<String>,
+        /// A file holding the secret of an HMAC-SHA256 chained llm-audit-trail ledger (its
+        /// AUDIT_HMAC_KEY; one trailing line break is ignored).
+        #[arg(long, value_name = "FILE", requires = "from")]
+        hmac_key_file: Option<PathBuf>,
+        /// The public key that signed the records. ai-audit-trail: the Ed25519 key as 64 hex
+        /// digits, or a file holding them (the evidence package's public_key.hex).
+        /// audittrail: its RSA public key as a PEM file
+        /// (~/.audittrail_keys/public_key.pem where the ledger was written).
+        #[arg(long, value_name = "HEX|FILE", requires = "from")]
+        public_key: Option<String>,
         /// Only validate the lines: open no store, write nothing, create nothing.
         #[arg(long)]
         dry_run: bool,
@@ -671,6 +699,18 @@ struct LoadArgs {
     json: bool,
 }
 
+/// `import --from`.
+#[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FromFormat {
+    /// llm-audit-trail 0.1.x JSONL ledger (SHA-256 or HMAC-SHA256 chain).
+    LlmAuditTrail,
+    /// ai-audit-trail 0.4.x receipts.jsonl (per-tenant SHA-256 chain, Ed25519 signatures).
+    AiAuditTrail,
+    /// audittrail 1.0.x SQLite ledger (SHA-256 chain, RSA-PSS signatures).
+    Audittrail,
+}
+
 /// `load --durability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DurabilityArg {
@@ -921,6 +961,48 @@ fn import(dir: &Path, file: &Path, dry_run: bool, json: bool) -> Result<Verdict,
     })
 }
 
+fn import_from(
+    dir: &Path,
+    file: &Path,
+    from: FromFormat,
+    options: &ImportOptions,
+    json: bool,
+) -> Result<Verdict, ToolError> {
+    let format = match from {
+        FromFormat::LlmAuditTrail => Format::LlmAuditTrail,
+        FromFormat::AiAuditTrail => Format::AiAuditTrail,
+        FromFormat::Audittrail => Format::Audittrail,
+    };
+    let report = interop::run(dir, format, file, options)?;
+    show(&report, json, interop::print_text)?;
+    Ok(if report.error.is_some() {
+        Verdict::Damaged
+    } else {
+        Verdict::Ok
+    })
+}
+
+/// A secret from a file, without one trailing line break (as `echo` writes it).
+fn read_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, ToolError> {
+    let mut secret = zeroize::Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|e| ToolError::new(format!("cannot read {}: {e}", path.display())))?,
+    );
+    if secret.last() == Some(&b'\n') {
+        secret.pop();
+        if secret.last() == Some(&b'\r') {
+            secret.pop();
+        }
+    }
+    if secret.is_empty() {
+        return Err(ToolError::new(format!(
+            "{} is empty: no HMAC key",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
 fn erasure(command: Command) -> Result<Verdict, ToolError> {
     match command {
         Command::Shred(a) => shred(&a),
@@ -1097,8 +1179,28 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
         Command::Import {
             dir,
             file,
+            from: Some(from),
+            tenant,
+            hmac_key_file,
+            public_key,
             dry_run,
             json,
+        } => {
+            let options = ImportOptions {
+                tenant,
+                hmac_key: hmac_key_file.as_deref().map(read_secret).transpose()?,
+                public_key,
+                dry_run,
+            };
+            import_from(&dir, &file, from, &options, json)
+        }
+        Command::Import {
+            dir,
+            file,
+            from: None,
+            dry_run,
+            json,
+            ..
         } => import(&dir, &file, dry_run, json),
         Command::Trace {
             dir,

@@ -147,3 +147,5 @@ pub fn tool_call(n: u64) -> trailmix_db::receipt::Receipt {
         .build()
         .expect("valid receipt")
 }
+
+pub mod python;

@@ -1,0 +1,498 @@
+//! `trailmix-db import DIR --from FORMAT SOURCE`: brings the history of a Python audit-trail
+//! library into a store.
+//!
+//! An import has two passes. The first reads the whole source, verifies the source's own
+//! chain (and signatures, where the format has them) and maps every record to a [`Receipt`];
+//! the first record that fails stops it with its line and the reason, before the store is
+//! even opened, so a refused source writes nothing and creates nothing. The second appends
+//! the receipts in source order and then, for each tenant that received new receipts, one
+//! import record (a `lifecycle` receipt, see below). `docs/import.md` gives each format's
+//! field mapping.
+//!
+//! Provenance: the source's ids, hashes and signatures are hashes and signatures over
+//! plaintext that may later be shredded, so they go into the (encrypted) payload of the
+//! receipt they belong to, never into a clear header field or a label.
+//!
+//! Re-running an import is idempotent: event ids are derived from the source's own record
+//! ids, the engine keeps one receipt per `(tenant_id, event_id)`, and a tenant whose receipts
+//! were all present already gets no new import record.
+
+pub mod ai_audit_trail;
+pub mod audittrail;
+pub mod llm_audit_trail;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::Rng as _;
+use serde::Serialize;
+use serde_json::{Value, json};
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use zeroize::Zeroizing;
+
+use crate::import::{Acked, Target};
+use crate::{Paint, ToolError, ToolResult, human_count, paint};
+
+/// `app_id` of the import records.
+pub const IMPORT_APP_ID: &str = "trailmix-db";
+
+/// The label that marks an import record and names the source format.
+pub const IMPORT_FORMAT_LABEL: &str = "import.format";
+
+/// A source format that `import --from` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// llm-audit-trail 0.1.x JSONL ledgers (SHA-256 or HMAC-SHA256 chain).
+    LlmAuditTrail,
+    /// ai-audit-trail 0.4.x decision receipts (per-tenant SHA-256 chain, Ed25519 signatures).
+    AiAuditTrail,
+    /// audittrail 1.0.x `SQLite` ledgers (SHA-256 chain, RSA-PSS signatures).
+    Audittrail,
+}
+
+impl Format {
+    /// The name used on the command line and in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::LlmAuditTrail => "llm-audit-trail",
+            Format::AiAuditTrail => "ai-audit-trail",
+            Format::Audittrail => "audittrail",
+        }
+    }
+}
+
+/// What an import needs besides the source file.
+#[derive(Default)]
+pub struct ImportOptions {
+    /// The tenant of every receipt, for formats that have no tenant of their own.
+    pub tenant: Option<String>,
+    /// The secret of an HMAC-chained source (wiped from memory on drop).
+    pub hmac_key: Option<Zeroizing<Vec<u8>>>,
+    /// The public key that signed the source's records, as given on the command line: hex
+    /// digits or a file (each format says which forms it takes).
+    pub public_key: Option<String>,
+    /// Verify and map only: open no store, write nothing.
+    pub dry_run: bool,
+}
+
+/// Why the source was refused: the record at fault and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceError {
+    /// What `line` counts: `line` for a text file, `row` (`SQLite` rowid) for a ledger table.
+    pub unit: &'static str,
+    /// 1-based line (or row) of the record at fault; 0 when the fault is the whole source.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl SourceError {
+    /// A fault at `line` of a text file.
+    #[must_use]
+    pub fn at(line: u64, message: impl Into<String>) -> SourceError {
+        SourceError {
+            unit: "line",
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// A fault at row `rowid` of a table.
+    #[must_use]
+    pub fn at_row(rowid: u64, message: impl Into<String>) -> SourceError {
+        SourceError {
+            unit: "row",
+            line: rowid,
+            message: message.into(),
+        }
+    }
+}
+
+/// One source record, verified and mapped to a receipt.
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    /// 1-based line (or row) in the source.
+    pub line: u64,
+    /// The receipt to store.
+    pub receipt: Receipt,
+    /// The record's own hash in the source chain.
+    pub source_hash: String,
+}
+
+/// A verified source: what its chain is and every record, in source order.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// What [`Mapped::line`] counts (see [`SourceError::unit`]).
+    pub unit: &'static str,
+    /// How the source chain was verified, for the report and the import record
+    /// (`sha256`, `hmac-sha256`, ...).
+    pub verified: String,
+    /// The records in source order.
+    pub records: Vec<Mapped>,
+}
+
+/// What an import did for one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantImport {
+    /// The tenant.
+    pub tenant: String,
+    /// Source records mapped to this tenant.
+    pub records: u64,
+    /// Receipts stored by this run.
+    pub imported: u64,
+    /// Receipts the store already held.
+    pub already_present: u64,
+    /// The source hash of the tenant's first record.
+    pub first_source_hash: Option<String>,
+    /// The source hash of the tenant's last record.
+    pub last_source_hash: Option<String>,
+    /// The event id of the import record written for this tenant (none when nothing new was
+    /// stored, or on a dry run).
+    pub import_event_id: Option<String>,
+}
+
+/// What `import --from` did; `--json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InteropReport {
+    /// The source format.
+    pub format: Format,
+    /// The source file.
+    pub source: String,
+    /// The data directory.
+    pub store: String,
+    /// Verified only; nothing was written.
+    pub dry_run: bool,
+    /// How the source was verified (empty when it was refused).
+    pub verified: String,
+    /// Whether this import created the store.
+    pub created: bool,
+    /// Source records verified.
+    pub records: u64,
+    /// Receipts stored by this run (import records not counted).
+    pub imported: u64,
+    /// Receipts the store already held.
+    pub already_present: u64,
+    /// Per tenant, in tenant order.
+    pub tenants: Vec<TenantImport>,
+    /// Why the source was refused (nothing written then), or the record the store refused.
+    pub error: Option<SourceError>,
+    /// One past the last durable sequence number after the import.
+    pub durable_end: Option<u64>,
+}
+
+/// Runs `import --from FORMAT`: verifies `source` in full, then (unless a dry run) appends
+/// its receipts and the import records to the store in `data_dir` (created if missing).
+///
+/// # Errors
+/// [`ToolError`] when the source cannot be read, an option the format needs is missing, or
+/// the store cannot be opened or written. A source that fails verification is not an error:
+/// see [`InteropReport::error`].
+pub fn run(
+    data_dir: &Path,
+    format: Format,
+    source: &Path,
+    options: &ImportOptions,
+) -> ToolResult<InteropReport> {
+    let verified = match format {
+        Format::LlmAuditTrail => llm_audit_trail::read(source, options)?,
+        Format::AiAuditTrail => ai_audit_trail::read(source, options)?,
+        Format::Audittrail => audittrail::read(source, options)?,
+    };
+    let mut report = InteropReport {
+        format,
+        source: source.display().to_string(),
+        store: data_dir.display().to_string(),
+        dry_run: options.dry_run,
+        verified: String::new(),
+        created: false,
+        records: 0,
+        imported: 0,
+        already_present: 0,
+        tenants: Vec::new(),
+        error: None,
+        durable_end: None,
+    };
+    let history = match verified {
+        Ok(history) => history,
+        Err(error) => {
+            report.error = Some(error);
+            return Ok(report);
+        }
+    };
+    report.verified.clone_from(&history.verified);
+    report.records = history.records.len() as u64;
+    let mut tenants = summarise(&history);
+    if !options.dry_run {
+        let mut target = Target::new(data_dir);
+        let outcome = append_all(&mut target, &history, &mut tenants, &mut report).and_then(|()| {
+            if report.error.is_some() {
+                return Ok(());
+            }
+            record_imports(&mut target, format, source, &history, &mut tenants)
+        });
+        report.durable_end = target.close()?;
+        report.created = target.created();
+        outcome?;
+    }
+    report.imported = tenants.values().map(|t| t.imported).sum();
+    report.already_present = tenants.values().map(|t| t.already_present).sum();
+    report.tenants = tenants.into_values().collect();
+    Ok(report)
+}
+
+/// The per-tenant counts and first/last source hashes, before anything is written.
+fn summarise(history: &History) -> BTreeMap<String, TenantImport> {
+    let mut tenants: BTreeMap<String, TenantImport> = BTreeMap::new();
+    for record in &history.records {
+        let tenant = record.receipt.header().tenant_id();
+        let entry = tenants
+            .entry(tenant.to_owned())
+            .or_insert_with(|| TenantImport {
+                tenant: tenant.to_owned(),
+                records: 0,
+                imported: 0,
+                already_present: 0,
+                first_source_hash: None,
+                last_source_hash: None,
+                import_event_id: None,
+            });
+        entry.records += 1;
+        // A hash over a record that a data subject's key encrypts must not outlive that key
+        // in the import record, which the tenant's key encrypts: see docs/import.md.
+        if record.receipt.header().subject_id().is_none() {
+            if entry.first_source_hash.is_none() {
+                entry.first_source_hash = Some(record.source_hash.clone());
+            }
+            entry.last_source_hash = Some(record.source_hash.clone());
+        }
+    }
+    tenants
+}
+
+/// Appends every receipt in source order, pipelined, and counts new and known ones per tenant.
+fn append_all(
+    target: &mut Target<'_>,
+    history: &History,
+    tenants: &mut BTreeMap<String, TenantImport>,
+    report: &mut InteropReport,
+) -> ToolResult<()> {
+    for (index, record) in history.records.iter().enumerate() {
+        target.submit(index as u64, &record.receipt)?;
+        while target.should_settle() {
+            settle(target, history, tenants, report)?;
+        }
+    }
+    while settle(target, history, tenants, report)? {}
+    Ok(())
+}
+
+/// Waits for the oldest append in flight and counts it; `false` when none is in flight.
+fn settle(
+    target: &mut Target<'_>,
+    history: &History,
+    tenants: &mut BTreeMap<String, TenantImport>,
+    report: &mut InteropReport,
+) -> ToolResult<bool> {
+    let Some((index, acked)) = target.settle_oldest() else {
+        return Ok(false);
+    };
+    let Some(record) = usize::try_from(index)
+        .ok()
+        .and_then(|i| history.records.get(i))
+    else {
+        return Err(ToolError::new(
+            "an acknowledged append matches no source record",
+        ));
+    };
+    let tenant = tenants.get_mut(record.receipt.header().tenant_id());
+    match (acked, tenant) {
+        (Ok(Acked::New), Some(t)) => t.imported += 1,
+        (Ok(Acked::AlreadyPresent), Some(t)) => t.already_present += 1,
+        (Err(err @ trailmix_db::Error::Conflict { .. }), _) => {
+            if report.error.as_ref().is_none_or(|e| e.line > record.line) {
+                report.error = Some(SourceError {
+                    unit: history.unit,
+                    line: record.line,
+                    message: format!("the store refused this record: {err}"),
+                });
+            }
+        }
+        (Err(err), _) => return Err(ToolError::store(target_dir(report), &err)),
+        (Ok(_), None) => return Err(ToolError::new("a receipt of an unknown tenant")),
+    }
+    Ok(true)
+}
+
+fn target_dir(report: &InteropReport) -> &Path {
+    Path::new(&report.store)
+}
+
+/// Appends one import record to each tenant that received new receipts, and waits for them.
+fn record_imports(
+    target: &mut Target<'_>,
+    format: Format,
+    source: &Path,
+    history: &History,
+    tenants: &mut BTreeMap<String, TenantImport>,
+) -> ToolResult<()> {
+    let file_name = source
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    for tenant in tenants.values_mut().filter(|t| t.imported > 0) {
+        let receipt = import_record(format, &file_name, &history.verified, tenant)
+            .map_err(|e| ToolError::new(format!("cannot build the import record: {e}")))?;
+        target.submit(0, &receipt)?;
+        match target.settle_oldest() {
+            Some((_, Ok(_))) => {}
+            Some((_, Err(err))) => return Err(ToolError::new(err.to_string())),
+            None => return Err(ToolError::new("the import record was not submitted")),
+        }
+        tenant.import_event_id = Some(receipt.header().event_id().to_owned());
+    }
+    Ok(())
+}
+
+/// The `lifecycle` receipt that records an import into `tenant` (shape in docs/import.md).
+fn import_record(
+    format: Format,
+    file_name: &str,
+    verified: &str,
+    tenant: &TenantImport,
+) -> Result<Receipt, trailmix_db::receipt::ReceiptError> {
+    // Random: a re-run that stores something new is a new import and gets its own record.
+    let nonce: [u8; 16] = rand::rng().random();
+    let event_id = format!("import-{}", crate::hex(&nonce));
+    Receipt::builder(tenant.tenant.clone(), event_id, Kind::Lifecycle)
+        .app_id(IMPORT_APP_ID)
+        .actor_type(ActorType::System)
+        .event_time(Timestamp::now())
+        .label(IMPORT_FORMAT_LABEL, format.name())
+        .extra(
+            "import",
+            json!({
+                "format": format.name(),
+                "source_file": file_name,
+                "verified": verified,
+                "records": tenant.records,
+                "imported": tenant.imported,
+                "already_present": tenant.already_present,
+                "first_source_hash": tenant.first_source_hash,
+                "last_source_hash": tenant.last_source_hash,
+                "tool": concat!("trailmix-db ", env!("CARGO_PKG_VERSION")),
+            }),
+        )
+        .build()
+}
+
+/// The non-blank lines of a JSONL text with their 1-based line numbers (as Python's
+/// `enumerate(file, start=1)` counts them), each trimmed of ASCII whitespace.
+pub fn jsonl_lines(text: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    text.split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(index, raw)| (index as u64 + 1, raw.trim_ascii()))
+        .filter(|(_, raw)| !raw.is_empty())
+}
+
+/// Builds a receipt from event JSON, dropping the optional header fields in `optional`
+/// (event-JSON paths such as `app_id` or `model.name`) one by one when they break the header
+/// rules: the source's value is kept in the payload's provenance either way.
+///
+/// # Errors
+/// The message of the first error that is not about one of `optional`.
+pub fn build_receipt(
+    mut event: serde_json::Map<String, Value>,
+    optional: &[(&str, Option<&str>)],
+) -> Result<Receipt, String> {
+    for _ in 0..=optional.len() {
+        let err = match Receipt::from_json_value(Value::Object(event.clone())) {
+            Ok(receipt) => return Ok(receipt),
+            Err(err) => err,
+        };
+        let field = err.field().unwrap_or_default();
+        let Some((path, fallback)) = optional
+            .iter()
+            .find(|(path, _)| field == *path || field.starts_with(&format!("{path}.")))
+        else {
+            return Err(err.to_string());
+        };
+        let (parent, leaf) = path.split_once('.').unwrap_or(("", path));
+        let object = if parent.is_empty() {
+            Some(&mut event)
+        } else {
+            event.get_mut(parent).and_then(Value::as_object_mut)
+        };
+        if let Some(object) = object {
+            match fallback {
+                Some(value) => object.insert(leaf.to_owned(), Value::String((*value).to_owned())),
+                None => object.remove(leaf),
+            };
+        }
+        if !parent.is_empty()
+            && event
+                .get(parent)
+                .is_some_and(|v| v.as_object().is_some_and(serde_json::Map::is_empty))
+        {
+            event.remove(parent);
+        }
+    }
+    Err("the record breaks the receipt rules".to_owned())
+}
+
+/// Prints the report for people: the outcome on stdout, a refusal on stderr.
+pub fn print_text(report: &InteropReport) {
+    if let Some(error) = &report.error
+        && report.records == 0
+    {
+        eprintln!(
+            "{} {} refused: {} {}: {}",
+            paint("error:", Paint::Bad),
+            report.source,
+            error.unit,
+            error.line,
+            error.message
+        );
+        eprintln!("  the source's own chain does not verify; nothing was written");
+        return;
+    }
+    let verb = if report.dry_run {
+        "verified (dry run)"
+    } else {
+        "imported"
+    };
+    println!(
+        "{} {} {} record(s) from {} (chain verified: {}){}",
+        paint(verb, Paint::Strong),
+        human_count(report.records),
+        report.format.name(),
+        report.source,
+        report.verified,
+        if report.created {
+            ", store created"
+        } else {
+            ""
+        },
+    );
+    for tenant in &report.tenants {
+        println!(
+            "  {:<20} {:>8} new  {:>8} already present{}",
+            tenant.tenant,
+            human_count(tenant.imported),
+            human_count(tenant.already_present),
+            tenant
+                .import_event_id
+                .as_deref()
+                .map_or_else(String::new, |id| format!("  import record {id}")),
+        );
+    }
+    if let Some(error) = &report.error {
+        eprintln!(
+            "{} {} {}: {}",
+            paint("error:", Paint::Bad),
+            error.unit,
+            error.line,
+            error.message
+        );
+    }
+}
