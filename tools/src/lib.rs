@@ -34,6 +34,7 @@ pub mod demo;
 pub mod erasure;
 pub mod import;
 pub mod inspect;
+pub mod interop;
 pub mod load;
 pub mod pack;
 pub mod proofs;

@@ -135,3 +135,4 @@ pub fn assert_verifies(dir: &Path) {
     let output = tool(&["verify", arg(dir)]);
     assert_eq!(code(&output), Some(0), "{}", text(&output));
 }
+pub mod python;
