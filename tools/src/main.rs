@@ -611,6 +611,12 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         (None, Some(path)) => Some(ExportKeySource::Generate(path)),
         (None, None) => None,
     };
+    let logged_from_ns = from
+        .map(|t| packs::parse_logged_time("--from", &t))
+        .transpose()?;
+    let logged_to_ns = to
+        .map(|t| packs::parse_logged_time("--to", &t))
+        .transpose()?;
     if format != ExportFormat::Pack {
         if filter.is_some() || archive {
             return Err(ToolError::new(
@@ -619,12 +625,8 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         }
         let scope = interop::InteropScope {
             tenant,
-            logged_from_ns: from
-                .map(|t| packs::parse_logged_time("--from", &t))
-                .transpose()?,
-            logged_to_ns: to
-                .map(|t| packs::parse_logged_time("--to", &t))
-                .transpose()?,
+            logged_from_ns,
+            logged_to_ns,
         };
         let key = key.ok_or_else(|| {
             ToolError::new("this format is signed with an export key: none given")
@@ -640,12 +642,8 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
     }
     let scope = trailmix_db::pack::PackScope {
         tenant,
-        logged_from_ns: from
-            .map(|t| packs::parse_logged_time("--from", &t))
-            .transpose()?,
-        logged_to_ns: to
-            .map(|t| packs::parse_logged_time("--to", &t))
-            .transpose()?,
+        logged_from_ns,
+        logged_to_ns,
         filter: filter.map(|f| packs::parse_filter(&f)).transpose()?,
     };
     let layout = if archive {
@@ -671,7 +669,11 @@ fn export_interop(
                 .hint("choose a new path: an export is never written over something else"),
         );
     }
-    let receipts = interop::tenant_receipts(dir, scope)?;
+    let read = interop::tenant_receipts(dir, scope)?;
+    if let Some(note) = read.lag_note() {
+        eprintln!("note: {note}");
+    }
+    let receipts = read.receipts;
     let draft = match format {
         ExportFormat::Aat04 => interop::aat::AatDraft::Draft04,
         ExportFormat::Aat06 => interop::aat::AatDraft::Draft06,

@@ -32,30 +32,7 @@ fn proves_included_encrypted(dir: &Path, scratch: &Path, seq: u64) {
 fn hold_blocks_shred_until_release_and_reads_say_shredded() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let dir = scratch.path().join("store");
-    let demo = tool(&[
-        "demo",
-        "--dir",
-        arg(&dir),
-        "--receipts",
-        "300",
-        "--threads",
-        "1",
-    ]);
-    assert_eq!(code(&demo), Some(0), "{}", text(&demo));
-
-    let lines = jsonl(&tool(&["query", arg(&dir), "limit=300", "--json"]));
-    let target = lines
-        .iter()
-        .find(|l| l["event"]["subject_id"].is_string())
-        .expect("the demo writes receipts with subjects");
-    let tenant = target["event"]["tenant_id"]
-        .as_str()
-        .expect("tenant")
-        .to_owned();
-    let subject = target["event"]["subject_id"]
-        .as_str()
-        .expect("subject")
-        .to_owned();
+    let (tenant, subject, _) = common::demo_with_subject(&dir, 300);
     let who = ["--tenant", &tenant, "--subject", &subject];
 
     let held = json(&tool(

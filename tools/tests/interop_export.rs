@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::python::venv_python;
-use common::{arg, code, jsonl, text, tool};
+use common::{arg, code, text, tool};
 use serde_json::Value;
 
 /// The verifiers, pinned.
@@ -85,33 +85,14 @@ fn store() -> &'static (PathBuf, String, String) {
             .join(format!("interop-export-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let dir = root.join("store");
-        let demo = tool(&[
-            "demo",
-            "--dir",
-            arg(&dir),
-            "--receipts",
-            "240",
-            "--threads",
-            "1",
-        ]);
-        assert_eq!(code(&demo), Some(0), "{}", text(&demo));
-        let lines = jsonl(&tool(&["query", arg(&dir), "limit=240", "--json"]));
-        let target = lines
-            .iter()
-            .find(|l| l["event"]["subject_id"].is_string())
-            .expect("the demo writes receipts with subjects");
-        let tenant = target["event"]["tenant_id"]
-            .as_str()
-            .expect("tenant")
-            .to_owned();
-        let subject = target["event"]["subject_id"].as_str().expect("subject");
+        let (tenant, subject, lines) = common::demo_with_subject(&dir, 240);
         let shred = tool(&[
             "shred",
             arg(&dir),
             "--tenant",
             &tenant,
             "--subject",
-            subject,
+            &subject,
             "--request-id",
             "dsr-1",
         ]);
@@ -208,15 +189,32 @@ fn shredded_records(records: &[String]) -> usize {
         .count()
 }
 
+/// One export in `format` of each of two tenants into `scratch` (`NAME-0`, `NAME-1`, keys
+/// `NAME-0.key`, ...): (the tenant whose subject was shredded first, the output, the key).
+fn export_both_tenants(
+    scratch: &Path,
+    format: &str,
+    name: &str,
+) -> Vec<(String, PathBuf, PathBuf)> {
+    let (_, shredded_tenant, other) = store();
+    [shredded_tenant, other]
+        .into_iter()
+        .enumerate()
+        .map(|(n, tenant)| {
+            let out = scratch.join(format!("{name}-{n}"));
+            let key = scratch.join(format!("{name}-{n}.key"));
+            export(format, tenant, &out, &key);
+            (tenant.clone(), out, key)
+        })
+        .collect()
+}
+
 #[test]
 fn aat_04_export_passes_aat_verify_and_fails_it_when_mutated() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let (_, shredded_tenant, other) = store();
-    for (n, tenant) in [shredded_tenant, other].into_iter().enumerate() {
-        let out = scratch.path().join(format!("aat-{n}"));
-        let key = scratch.path().join(format!("aat-{n}.key"));
-        export("aat-04", tenant, &out, &key);
-        let (exit, report) = aat_verify(&out);
+    let exports = export_both_tenants(scratch.path(), "aat-04", "aat");
+    for (n, (tenant, out, _)) in exports.iter().enumerate() {
+        let (exit, report) = aat_verify(out);
         assert_eq!(exit, Some(0), "{tenant}: {report:#}");
         assert_eq!(report["verified"], true, "{report:#}");
         let records = read_records(&out.join("trail.jsonl"));
@@ -234,14 +232,14 @@ fn aat_04_export_passes_aat_verify_and_fails_it_when_mutated() {
             );
         }
     }
-    let out = scratch.path().join("aat-0");
+    let out = &exports[0].1;
     let trail = out.join("trail.jsonl");
     let good = read_records(&trail);
 
     let mut edited = good.clone();
     edit_one_byte(&mut edited, 2);
     write_records(&trail, &edited);
-    let (exit, report) = aat_verify(&out);
+    let (exit, report) = aat_verify(out);
     assert_eq!(
         (exit, &report["verified"]),
         (Some(1), &Value::Bool(false)),
@@ -252,12 +250,12 @@ fn aat_04_export_passes_aat_verify_and_fails_it_when_mutated() {
         let mut fewer = good.clone();
         fewer.remove(dropped);
         write_records(&trail, &fewer);
-        let (exit, report) = aat_verify(&out);
+        let (exit, report) = aat_verify(out);
         assert_eq!(exit, Some(1), "record {dropped} dropped: {report:#}");
     }
     // The trail as exported still passes: the failures came from the mutations.
     write_records(&trail, &good);
-    assert_eq!(aat_verify(&out).0, Some(0));
+    assert_eq!(aat_verify(out).0, Some(0));
 }
 
 #[test]
@@ -331,14 +329,11 @@ fn ai_audit_cli(package: &Path) -> Option<i32> {
 #[test]
 fn ai_audit_trail_package_passes_its_verifiers_and_fails_them_when_mutated() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let (_, tenant, other) = store();
-    for (n, tenant) in [tenant, other].into_iter().enumerate() {
-        let package = scratch.path().join(format!("evidence-{n}.zip"));
-        let key = scratch.path().join(format!("ed25519-{n}.key"));
-        export("ai-audit-trail", tenant, &package, &key);
-        assert_eq!(ai_audit_cli(&package), Some(0), "{tenant}");
+    let exports = export_both_tenants(scratch.path(), "ai-audit-trail", "evidence");
+    for (n, (tenant, package, key)) in exports.iter().enumerate() {
+        assert_eq!(ai_audit_cli(package), Some(0), "{tenant}");
         let copy = scratch.path().join(format!("copy-{n}.zip"));
-        let report = ai_audit_check(&package, &copy, "none");
+        let report = ai_audit_check(package, &copy, "none");
         assert_eq!(
             (&report["chain"], &report["package"]),
             (&Value::Bool(true), &Value::Bool(true)),
@@ -346,7 +341,7 @@ fn ai_audit_trail_package_passes_its_verifiers_and_fails_them_when_mutated() {
             report["error"]
         );
         let receipts = report["receipts"].as_array().expect("receipts");
-        assert!(receipts.iter().all(|r| r["tenant_id"] == *tenant));
+        assert!(receipts.iter().all(|r| r["tenant_id"] == tenant.as_str()));
         if n == 0 {
             assert!(
                 receipts.iter().any(|r| r["reason_codes"]
@@ -358,14 +353,14 @@ fn ai_audit_trail_package_passes_its_verifiers_and_fails_them_when_mutated() {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+            let mode = std::fs::metadata(key).expect("key").permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "the export key is private");
         }
     }
-    let package = scratch.path().join("evidence-0.zip");
+    let package = &exports[0].1;
     for mode in ["edit", "drop"] {
         let copy = scratch.path().join(format!("{mode}.zip"));
-        let report = ai_audit_check(&package, &copy, mode);
+        let report = ai_audit_check(package, &copy, mode);
         assert_eq!(report["chain"], false, "{mode}: verify_chain passed");
         assert_eq!(report["package"], false, "{mode}: the package check passed");
         assert_eq!(

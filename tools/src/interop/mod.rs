@@ -146,12 +146,39 @@ impl SourceReceipt {
     }
 }
 
+/// A tenant's receipts as an export reads them.
+#[derive(Debug, Clone)]
+pub struct TenantReceipts {
+    /// In log order.
+    pub receipts: Vec<SourceReceipt>,
+    /// The index covered every entry before this seq when the export read it.
+    pub indexed_before: u64,
+    /// One past the last entry of the log then.
+    pub log_end: u64,
+}
+
+impl TenantReceipts {
+    /// A warning when the index lagged the log: the receipts logged in the lag are not in the
+    /// export (a writer indexes within a second; a store stopped uncleanly catches up when it
+    /// is next opened for writing).
+    #[must_use]
+    pub fn lag_note(&self) -> Option<String> {
+        (self.indexed_before < self.log_end).then(|| {
+            format!(
+                "the index covered the log up to seq {} of {}: receipts logged after that are \
+                 not in this export (export again once the writer has indexed them)",
+                self.indexed_before, self.log_end
+            )
+        })
+    }
+}
+
 /// The tenant's receipts in `scope`, in log order, read through the index (re-checked
 /// against the log by the engine) from the store in `data_dir`, without a lock.
 ///
 /// # Errors
 /// [`ToolError`] when the store cannot be opened or read, or the scope holds no receipt.
-pub fn tenant_receipts(data_dir: &Path, scope: &InteropScope) -> ToolResult<Vec<SourceReceipt>> {
+pub fn tenant_receipts(data_dir: &Path, scope: &InteropScope) -> ToolResult<TenantReceipts> {
     let store = ReadOnlyStore::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))?;
     let as_i64 = |ns: u64, flag: &str| {
         i64::try_from(ns).map_err(|_| ToolError::new(format!("{flag} is out of range")))
@@ -168,6 +195,9 @@ pub fn tenant_receipts(data_dir: &Path, scope: &InteropScope) -> ToolResult<Vec<
             .transpose()?,
         ..Filter::default()
     };
+    let store_error = |e: trailmix_db::Error| ToolError::store(data_dir, &e);
+    let log_end = store.log_end().map_err(store_error)?.0;
+    let indexed_before = store.index_watermark().map_err(store_error)?.0;
     let mut query = Query::new(filter);
     query.limit = PAGE_RECEIPTS;
     let mut receipts = Vec::new();
@@ -190,7 +220,11 @@ pub fn tenant_receipts(data_dir: &Path, scope: &InteropScope) -> ToolResult<Vec<
         ))
         .hint("check the tenant name (`trailmix-db inspect DIR` lists the top tenants)"));
     }
-    Ok(receipts)
+    Ok(TenantReceipts {
+        receipts,
+        indexed_before,
+        log_end,
+    })
 }
 
 /// The 32 secret bytes of the export key: read from the file, or generated and written.
