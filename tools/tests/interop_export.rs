@@ -13,11 +13,16 @@ use common::python::venv_python;
 use common::{arg, code, text, tool};
 use serde_json::Value;
 
-/// The verifiers, pinned.
+/// The verifiers, pinned, with the dependencies that decide bytes (serializers, crypto).
 const PACKAGES: &[&str] = &[
     "aat-verify==0.1.0",
     "aat-mcp==0.1.0",
     "ai-audit-trail==0.4.7",
+    "rfc8785==0.1.4",
+    "orjson==3.13.0",
+    "pydantic==2.14.3",
+    "cryptography==50.0.2",
+    "pynacl==1.6.2",
 ];
 
 /// Checks a draft -06 trail with `aat.core` (aat-mcp): chain, signatures with keys from the
@@ -86,6 +91,7 @@ fn store() -> &'static (PathBuf, String, String) {
         let _ = std::fs::remove_dir_all(&root);
         let dir = root.join("store");
         let (tenant, subject, lines) = common::demo_with_subject(&dir, 240);
+        append_unicode_receipt(&dir, &tenant);
         let shred = tool(&[
             "shred",
             arg(&dir),
@@ -105,6 +111,25 @@ fn store() -> &'static (PathBuf, String, String) {
             .to_owned();
         (dir, tenant, other)
     })
+}
+
+/// Non-ASCII, a line separator, quotes and backslashes in a label value: the one header
+/// field that may hold them. Canonical JSON and the verifiers' serializers must agree on it.
+const TRICKY_LABEL: &str = "\u{e9}\u{1f600}\u{2028}\"quoted\" back\\slash /";
+
+/// Appends a receipt of `tenant` whose label value is [`TRICKY_LABEL`].
+fn append_unicode_receipt(dir: &Path, tenant: &str) {
+    use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+    let db = trailmix_db::Db::open_with(dir, trailmix_db::DbOptions::default()).expect("open");
+    let receipt = Receipt::builder(tenant, "evt-unicode", Kind::ToolCall)
+        .app_id("claims-bot")
+        .actor_type(ActorType::Agent)
+        .label("note", TRICKY_LABEL)
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .build()
+        .expect("valid receipt");
+    db.append_and_wait(&receipt).expect("append");
+    db.close().expect("close");
 }
 
 fn python() -> PathBuf {
@@ -230,6 +255,12 @@ fn aat_04_export_passes_aat_verify_and_fails_it_when_mutated() {
                 shredded_records(&records) > 0,
                 "the shredded receipt is exported"
             );
+            let tricky = records
+                .iter()
+                .map(|r| serde_json::from_str::<Value>(r).expect("record JSON"))
+                .find(|r| r["record_id"] == "evt-unicode")
+                .expect("the receipt with the tricky label is exported");
+            assert_eq!(tricky["action_detail"]["labels"]["note"], TRICKY_LABEL);
         }
     }
     let out = &exports[0].1;
