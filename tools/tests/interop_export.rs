@@ -82,14 +82,17 @@ print(json.dumps({"chain": result.valid, "error": result.error,
 "#;
 
 /// A demo store with six tenants whose first subject seen was shredded: (store, tenant with
-/// the shredded subject, another tenant). Built once for the whole file.
+/// the shredded subject, another tenant). Built once for the whole file, under
+/// `target/tmp/interop-export/<pid>`.
 fn store() -> &'static (PathBuf, String, String) {
     static STORE: OnceLock<(PathBuf, String, String)> = OnceLock::new();
     STORE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("interop-export-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let dir = root.join("store");
+        let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-export");
+        remove_finished_runs(&runs);
+        // The demo writes its pack beside the store, so both go in the run's directory.
+        let run = runs.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&run);
+        let dir = run.join("store");
         let (tenant, subject, lines) = common::demo_with_subject(&dir, 240);
         append_unicode_receipt(&dir, &tenant);
         let shred = tool(&[
@@ -130,6 +133,26 @@ fn append_unicode_receipt(dir: &Path, tenant: &str) {
         .expect("valid receipt");
     db.append_and_wait(&receipt).expect("append");
     db.close().expect("close");
+}
+
+/// Removes the stores of earlier runs whose process is gone (a static fixture is never
+/// dropped, so each run leaves its store behind; a store is about 65 MB).
+fn remove_finished_runs(runs: &Path) {
+    // Whether a process is gone is read from /proc; elsewhere nothing is removed.
+    let proc = Path::new("/proc");
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return;
+    };
+    if !proc.join("self").exists() {
+        return;
+    }
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_pid = name.to_str().is_some_and(|n| n.parse::<u32>().is_ok());
+        if is_pid && !proc.join(&name).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn python() -> PathBuf {
