@@ -318,6 +318,14 @@ impl Receipt {
     }
 }
 
+/// `value` in RFC 8785 (JCS) canonical form: members sorted by UTF-16 code units, no
+/// whitespace, numbers as ECMAScript prints them. The same code that canonicalizes payloads,
+/// for tools that write other canonical-JSON formats (the Agent Audit Trail export).
+#[must_use]
+pub fn canonical_json(value: &Value) -> String {
+    to_canonical(value)
+}
+
 impl Serialize for Receipt {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.to_sdk_json_value().serialize(serializer)

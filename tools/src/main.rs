@@ -10,7 +10,7 @@ use trailmix_db::Durability;
 use trailmix_db::wal::Seq;
 use trailmix_tools::erasure::HoldChange;
 use trailmix_tools::import::{self, Source};
-use trailmix_tools::interop::{self, Format, ImportOptions};
+use trailmix_tools::interop::{self, ExportKeySource, Format, ImportOptions};
 use trailmix_tools::load::{self, LoadOptions};
 use trailmix_tools::proofs::{self, ProveTarget};
 use trailmix_tools::tail::{self, Ending, Start, TailOptions};
@@ -77,6 +77,36 @@ struct ExportArgs {
     /// Write one tar file instead of a directory.
     #[arg(long)]
     archive: bool,
+    /// What to write: our evidence pack, or a format that other verifiers check (see
+    /// docs/interop.md): `aat-04` (Agent Audit Trail draft -04, as `aat-verify` checks it),
+    /// `aat-06` (draft -06, as `aat-mcp` writes it) or `ai-audit-trail` (its 0.4 evidence
+    /// package, a ZIP file).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Pack)]
+    format: ExportFormat,
+    /// The export key for `aat-*` (P-256) and `ai-audit-trail` (Ed25519): a file of 64 hex
+    /// digits. Not the store's checkpoint key.
+    #[arg(long, value_name = "FILE", conflicts_with = "new_export_key")]
+    export_key: Option<PathBuf>,
+    /// Generate the export key into FILE (mode 0600; it must not exist) and use it.
+    #[arg(long, value_name = "FILE")]
+    new_export_key: Option<PathBuf>,
+}
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    /// Our evidence pack (checked by `verify-pack`).
+    Pack,
+    /// Agent Audit Trail, draft -04 (integer trust levels): a directory of trail.jsonl and
+    /// keys.json.
+    #[value(name = "aat-04")]
+    Aat04,
+    /// Agent Audit Trail, draft -06 (string trust levels): a directory of trail.jsonl and
+    /// keys.json.
+    #[value(name = "aat-06")]
+    Aat06,
+    /// The ai-audit-trail 0.4 evidence package (a ZIP file).
+    AiAuditTrail,
 }
 
 /// The arguments of `verify-pack`.
@@ -198,7 +228,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Export one tenant's evidence pack: receipts, proofs, signed roots, a signed manifest.
+    /// Export one tenant's evidence pack (receipts, proofs, signed roots, a signed manifest),
+    /// or its receipts as Agent Audit Trail records or an ai-audit-trail evidence package.
     ///
     /// The pack covers the receipts the store logged in [--from, --to) (the writer's clock),
     /// up to the latest signed checkpoint; boundary receipts (headers only) and hash-only log
@@ -749,15 +780,48 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         filter,
         output,
         archive,
+        format,
+        export_key,
+        new_export_key,
     } = args;
+    let key = match (export_key, new_export_key) {
+        (Some(path), _) => Some(ExportKeySource::Existing(path)),
+        (None, Some(path)) => Some(ExportKeySource::Generate(path)),
+        (None, None) => None,
+    };
+    let logged_from_ns = from
+        .map(|t| packs::parse_logged_time("--from", &t))
+        .transpose()?;
+    let logged_to_ns = to
+        .map(|t| packs::parse_logged_time("--to", &t))
+        .transpose()?;
+    if format != ExportFormat::Pack {
+        if filter.is_some() || archive {
+            return Err(ToolError::new(
+                "--filter and --archive belong to the evidence pack (--format pack)",
+            ));
+        }
+        let scope = interop::InteropScope {
+            tenant,
+            logged_from_ns,
+            logged_to_ns,
+        };
+        let key = key.ok_or_else(|| {
+            ToolError::new("this format is signed with an export key: none given")
+                .hint("add --new-export-key FILE (writes a new key) or --export-key FILE")
+        })?;
+        return export_interop(&dir, &scope, format, &key, &output);
+    }
+    if key.is_some() {
+        return Err(ToolError::new(
+            "an evidence pack is signed with the store's own key: --export-key and \
+             --new-export-key belong to the other formats",
+        ));
+    }
     let scope = trailmix_db::pack::PackScope {
         tenant,
-        logged_from_ns: from
-            .map(|t| packs::parse_logged_time("--from", &t))
-            .transpose()?,
-        logged_to_ns: to
-            .map(|t| packs::parse_logged_time("--to", &t))
-            .transpose()?,
+        logged_from_ns,
+        logged_to_ns,
         filter: filter.map(|f| packs::parse_filter(&f)).transpose()?,
     };
     let layout = if archive {
@@ -767,6 +831,63 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
     };
     let summary = packs::export(&dir, &scope, &output, layout)?;
     packs::print_export(&summary, &dir, &output);
+    Ok(Verdict::Ok)
+}
+
+fn export_interop(
+    dir: &Path,
+    scope: &interop::InteropScope,
+    format: ExportFormat,
+    key: &ExportKeySource,
+    output: &Path,
+) -> Result<Verdict, ToolError> {
+    if output.exists() {
+        return Err(
+            ToolError::new(format!("{} already exists", output.display()))
+                .hint("choose a new path: an export is never written over something else"),
+        );
+    }
+    let read = interop::tenant_receipts(dir, scope)?;
+    if let Some(note) = read.lag_note() {
+        eprintln!("note: {note}");
+    }
+    let receipts = read.receipts;
+    let draft = match format {
+        ExportFormat::Aat04 => interop::aat::AatDraft::Draft04,
+        ExportFormat::Aat06 => interop::aat::AatDraft::Draft06,
+        ExportFormat::AiAuditTrail => {
+            let summary = interop::ai_audit_trail_export::export(&receipts, scope, key, output)?;
+            println!("wrote ai-audit-trail evidence package {}", output.display());
+            println!(
+                "  receipts   {} ({} with a shredded payload)",
+                summary.receipts, summary.shredded
+            );
+            println!("  public key {}", summary.public_key_hex);
+            println!(
+                "next: ai-audit verify {} (and ai_audit.verifier.verify_chain over its receipts)",
+                output.display()
+            );
+            return Ok(Verdict::Ok);
+        }
+        ExportFormat::Pack => {
+            return Err(ToolError::new(
+                "internal: the pack is not an interop format",
+            ));
+        }
+    };
+    let summary = interop::aat::export(&receipts, scope, draft, key, output)?;
+    println!("wrote Agent Audit Trail {}", output.display());
+    println!(
+        "  records     {} ({} with a shredded payload)",
+        summary.records, summary.shredded
+    );
+    println!("  signer_kid  {}", summary.kid);
+    println!("  batch root  {}", summary.merkle_root);
+    println!(
+        "next: aat-verify {} --keys {}",
+        output.join(interop::aat::TRAIL_FILE).display(),
+        output.join(interop::aat::KEYS_FILE).display()
+    );
     Ok(Verdict::Ok)
 }
 

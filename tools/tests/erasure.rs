@@ -29,40 +29,11 @@ fn proves_included_encrypted(dir: &Path, scratch: &Path, seq: u64) {
     assert_eq!(check["payload_encrypted"], true, "{check}");
 }
 
-/// A 300-receipt demo store (several tenants, receipts with subjects) in `scratch/store`.
-fn demo_store(scratch: &Path) -> std::path::PathBuf {
-    let dir = scratch.join("store");
-    let demo = tool(&[
-        "demo",
-        "--dir",
-        arg(&dir),
-        "--receipts",
-        "300",
-        "--threads",
-        "1",
-    ]);
-    assert_eq!(code(&demo), Some(0), "{}", text(&demo));
-    dir
-}
-
 #[test]
 fn hold_blocks_shred_until_release_and_reads_say_shredded() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let dir = demo_store(scratch.path());
-
-    let lines = jsonl(&tool(&["query", arg(&dir), "limit=300", "--json"]));
-    let target = lines
-        .iter()
-        .find(|l| l["event"]["subject_id"].is_string())
-        .expect("the demo writes receipts with subjects");
-    let tenant = target["event"]["tenant_id"]
-        .as_str()
-        .expect("tenant")
-        .to_owned();
-    let subject = target["event"]["subject_id"]
-        .as_str()
-        .expect("subject")
-        .to_owned();
+    let dir = scratch.path().join("store");
+    let (tenant, subject, _) = common::demo_with_subject(&dir, 300);
     let who = ["--tenant", &tenant, "--subject", &subject];
 
     let held = json(&tool(
@@ -149,8 +120,8 @@ fn hold_blocks_shred_until_release_and_reads_say_shredded() {
 #[test]
 fn shred_with_a_subjects_file_erases_every_listed_subject_with_one_rotation() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let dir = demo_store(scratch.path());
-    let lines = jsonl(&tool(&["query", arg(&dir), "limit=300", "--json"]));
+    let dir = scratch.path().join("store");
+    let (_, _, lines) = common::demo_with_subject(&dir, 300);
     let mut by_tenant: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
         std::collections::BTreeMap::new();
     for line in &lines {

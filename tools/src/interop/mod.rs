@@ -1,3 +1,6 @@
+//! Interoperability with the Python audit-trail libraries and open formats. Exports live in
+//! [`export`] ([`aat`], [`ai_audit_trail_export`]); this module runs imports.
+//!
 //! `trailmix-db import DIR --from FORMAT SOURCE`: brings the history of a Python audit-trail
 //! library into a store.
 //!
@@ -17,9 +20,17 @@
 //! ids, the engine keeps one receipt per `(tenant_id, event_id)`, and a tenant whose receipts
 //! were all present already gets no new import record.
 
+pub mod aat;
 pub mod ai_audit_trail;
+pub mod ai_audit_trail_export;
 pub mod audittrail;
+pub mod export;
 pub mod llm_audit_trail;
+
+pub use export::{
+    ExportKeySource, InteropScope, PayloadMark, SourceReceipt, TenantReceipts, export_key_bytes,
+    tenant_receipts,
+};
 
 use std::collections::BTreeMap;
 use std::path::Path;

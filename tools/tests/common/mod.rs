@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test file uses a part of these")]
 
+pub mod python;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -148,4 +150,36 @@ pub fn tool_call(n: u64) -> trailmix_db::receipt::Receipt {
         .expect("valid receipt")
 }
 
-pub mod python;
+/// A demo store of `receipts` receipts (six tenants, one thread) written at `dir`: the
+/// tenant and the data subject of the first receipt that names one, and the `query --json`
+/// lines of its receipts.
+pub fn demo_with_subject(dir: &Path, receipts: u64) -> (String, String, Vec<Value>) {
+    let count = receipts.to_string();
+    let demo = tool(&[
+        "demo",
+        "--dir",
+        arg(dir),
+        "--receipts",
+        &count,
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code(&demo), Some(0), "{}", text(&demo));
+    let lines = jsonl(&tool(&[
+        "query",
+        arg(dir),
+        &format!("limit={count}"),
+        "--json",
+    ]));
+    let target = lines
+        .iter()
+        .find(|l| l["event"]["subject_id"].is_string())
+        .expect("the demo writes receipts with subjects");
+    let field = |name: &str| {
+        target["event"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name}"))
+            .to_owned()
+    };
+    (field("tenant_id"), field("subject_id"), lines)
+}

@@ -1,0 +1,253 @@
+//! Guards that a store in SHA-256 mode speaks the standards its proofs claim: the output of
+//! `trailmix-db checkpoint`, `prove` and `consistency` verifies with an independent
+//! implementation (Python: `hashlib` for RFC 9162 §2.1.3.2 inclusion and §2.1.4.2 consistency,
+//! the C2SP signed-note and tlog-checkpoint rules written from the specifications, `PyNaCl` for
+//! Ed25519), and a changed proof hash, a changed root or a wrong key is rejected by it.
+
+mod common;
+
+use std::path::Path;
+
+use common::python::venv_python;
+use common::{arg, code, text, tool};
+use serde_json::Value;
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::wal::HashAlgorithm;
+use trailmix_db::{Db, DbOptions};
+
+/// An independent verifier. `python - VKEY_FILE MODE FILES…`: `inclusion BUNDLE` or
+/// `consistency BUNDLE`; prints JSON `{"note": bool, "proof": bool, "detail": str}`.
+const VERIFIER: &str = r#"
+import base64, hashlib, json, struct, sys
+from nacl.signing import VerifyKey
+from nacl.exceptions import BadSignatureError
+
+def sha(b): return hashlib.sha256(b).digest()
+def leaf(d): return sha(b"\x00" + d)
+def node(l, r): return sha(b"\x01" + l + r)
+
+def parse_vkey(text):
+    name, keyid, key = text.strip().split("+", 2)
+    raw = base64.b64decode(key, validate=True)
+    assert raw[0] == 1 and len(raw) == 33, "not an Ed25519 verifier key"
+    want = sha(name.encode() + b"\n" + b"\x01" + raw[1:])[:4]
+    assert want == bytes.fromhex(keyid), "key id does not match name and key"
+    return name, want, VerifyKey(raw[1:])
+
+def open_checkpoint(note, vkey):
+    """C2SP signed-note: the text ends at the last blank line; signature lines are
+    '\u2014 name base64(keyid || sig)'. Returns (origin, size, root) or raises."""
+    name, keyid, key = vkey
+    cut = note.rindex("\n\n")
+    body, sigs = note[:cut + 1], note[cut + 2:].splitlines()
+    ok = False
+    for line in sigs:
+        assert line.startswith("\u2014 "), "not a signature line"
+        signer, sig = line[2:].split(" ")
+        raw = base64.b64decode(sig, validate=True)
+        if signer == name and raw[:4] == keyid:
+            key.verify(body.encode(), raw[4:])  # raises BadSignatureError
+            ok = True
+    assert ok, "no signature by the trusted key"
+    origin, size, root = body.split("\n")[:3]
+    root = base64.b64decode(root, validate=True)
+    assert len(root) == 32 and str(int(size)) == size
+    return origin, int(size), root
+
+def entry_leaf(entry, seq, kind):
+    """Recomputes the entry's digests and chain hash from its bytes (SHA-256 mode:
+    SHA-256(context || 0x00 || parts)), then its RFC 6962 leaf hash."""
+    def h(ctx, *parts): return sha(ctx.encode() + b"\x00" + b"".join(parts))
+    flags = entry[1]
+    epoch, logged = struct.unpack_from("<QQ", entry, 8)
+    prev_chain = entry[24:56]
+    tenant_prev_seq, = struct.unpack_from("<Q", entry, 56)
+    tenant_prev_hash, content, payload_d = entry[64:96], entry[96:128], entry[128:160]
+    hlen, plen = struct.unpack_from("<II", entry, 160)
+    header, payload = entry[168:168 + hlen], entry[168 + hlen:168 + hlen + plen]
+    assert h("trailmix-db 2026-11-22 entry payload v1", payload) == payload_d, "payload digest"
+    assert h("trailmix-db 2026-11-22 entry content v1", bytes([kind]),
+             struct.pack("<Q", hlen), header, payload_d) == content, "content digest"
+    chain = h("trailmix-db 2026-11-23 entry chain v2", prev_chain, struct.pack("<Q", seq),
+              struct.pack("<Q", epoch), struct.pack("<Q", logged),
+              struct.pack("<Q", tenant_prev_seq), tenant_prev_hash, bytes([flags]), content)
+    return leaf(chain)
+
+def verify_inclusion(index, size, leaf_hash, path, root):
+    """RFC 9162 section 2.1.3.2."""
+    if index >= size: return False
+    fn, sn, r = index, size - 1, leaf_hash
+    for p in path:
+        if sn == 0: return False
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1; sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1; sn >>= 1
+    return sn == 0 and r == root
+
+def verify_consistency(m, n, old_root, new_root, path):
+    """RFC 9162 section 2.1.4.2."""
+    if m == n: return not path and old_root == new_root
+    if m == 0 or m > n or not path and m & (m - 1): return False
+    if m & (m - 1) == 0: path = [old_root] + path
+    fn, sn = m - 1, n - 1
+    while fn & 1:
+        fn >>= 1; sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0: return False
+        if fn & 1 or fn == sn:
+            fr = node(c, fr); sr = node(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1; sn >>= 1
+        else:
+            sr = node(sr, c)
+        fn >>= 1; sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0
+
+vkey = parse_vkey(open(sys.argv[1]).read())
+mode, bundle = sys.argv[2], json.load(open(sys.argv[3]))
+assert bundle["hash_algorithm"] == "sha256"
+path = [base64.b64decode(p, validate=True) for p in bundle["path"]]
+out = {"note": False, "proof": False, "detail": ""}
+try:
+    if mode == "inclusion":
+        origin, size, root = open_checkpoint(bundle["checkpoint"], vkey)
+        out["note"] = True
+        lh = entry_leaf(base64.b64decode(bundle["entry"]), bundle["seq"], bundle["entry_kind"])
+        out["proof"] = verify_inclusion(bundle["leaf_index"], size, lh, path, root)
+        out["detail"] = f"{origin} size {size}"
+    else:
+        o1, m, r1 = open_checkpoint(bundle["old_checkpoint"], vkey)
+        o2, n, r2 = open_checkpoint(bundle["new_checkpoint"], vkey)
+        out["note"] = o1 == o2
+        out["proof"] = verify_consistency(m, n, r1, r2, path)
+        out["detail"] = f"{o1} {m} -> {n}"
+except (AssertionError, BadSignatureError, ValueError) as e:
+    out["detail"] = f"{type(e).__name__}: {e}"
+print(json.dumps(out))
+"#;
+
+/// Appends receipts `range` (three tenants, alternating) to a SHA-256 store at `dir`.
+fn append(dir: &Path, range: std::ops::Range<u64>) {
+    let options = DbOptions::default().hash_algorithm(HashAlgorithm::Sha256);
+    let db = Db::open_with(dir, options).expect("open");
+    for n in range {
+        let tenant = ["acme", "globex", "initech"][usize::try_from(n % 3).expect("small")];
+        let receipt = Receipt::builder(tenant, format!("evt-{n}"), Kind::LlmCall)
+            .app_id("triage")
+            .actor_type(ActorType::Agent)
+            .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+            .input(serde_json::json!({"prompt": format!("question {n}")}))
+            .build()
+            .expect("valid receipt");
+        db.append_and_wait(&receipt).expect("append");
+    }
+    db.close().expect("close");
+}
+
+/// Runs the independent verifier.
+fn verify(public_key: &Path, mode: &str, bundle: &Path) -> Value {
+    let output = std::process::Command::new(venv_python(&["pynacl==1.6.2"]))
+        .args(["-c", VERIFIER])
+        .arg(public_key)
+        .arg(mode)
+        .arg(bundle)
+        .output()
+        .expect("run python");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("the verifier said no JSON ({e}): {}", text(&output)))
+}
+
+fn run(args: &[&str]) -> String {
+    let output = tool(args);
+    assert_eq!(code(&output), Some(0), "{}", text(&output));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// The bundle at `path` with `edit` applied to its JSON.
+fn edited(path: &Path, to: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut bundle: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("bundle")).expect("bundle JSON");
+    edit(&mut bundle);
+    std::fs::write(to, bundle.to_string()).expect("write");
+}
+
+/// Flips one bit of the first base64 digest of `path` in `bundle`.
+fn flip_first_hash(bundle: &mut Value) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let first = bundle["path"][0].as_str().expect("a proof hash");
+    let mut bytes = STANDARD.decode(first).expect("base64");
+    bytes[5] ^= 1;
+    bundle["path"][0] = Value::from(STANDARD.encode(bytes));
+}
+
+#[test]
+fn sha256_checkpoints_and_proofs_verify_with_an_independent_implementation() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    let public_key = dir.join("signing.pub");
+    append(&dir, 0..21);
+    let old = scratch.path().join("old.note");
+    std::fs::write(&old, run(&["checkpoint", arg(&dir)])).expect("write note");
+    append(&dir, 21..50);
+    let new = scratch.path().join("new.note");
+    std::fs::write(&new, run(&["checkpoint", arg(&dir)])).expect("write note");
+
+    // Entries at several tree positions: the first receipt (leaf 1, after the genesis) up to
+    // the last leaf of the newer checkpoint.
+    for seq in ["1", "2", "13", "40", "51"] {
+        let bundle = scratch.path().join(format!("prove-{seq}.json"));
+        run(&["prove", arg(&dir), "--seq", seq, "-o", arg(&bundle)]);
+        let report = verify(&public_key, "inclusion", &bundle);
+        assert_eq!(
+            (&report["note"], &report["proof"]),
+            (&Value::Bool(true), &Value::Bool(true)),
+            "seq {seq}: {report}"
+        );
+    }
+    let consistency = scratch.path().join("consistency.json");
+    run(&[
+        "consistency",
+        arg(&dir),
+        "--from",
+        arg(&old),
+        "--to",
+        arg(&new),
+        "-o",
+        arg(&consistency),
+    ]);
+    let report = verify(&public_key, "consistency", &consistency);
+    assert_eq!(
+        (&report["note"], &report["proof"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{report}"
+    );
+
+    // Negative cases: each one change, each rejected by the independent verifier.
+    let bundle = scratch.path().join("prove-13.json");
+    let bad = scratch.path().join("bad.json");
+    edited(&bundle, &bad, flip_first_hash);
+    assert_eq!(verify(&public_key, "inclusion", &bad)["proof"], false);
+    edited(&consistency, &bad, flip_first_hash);
+    assert_eq!(verify(&public_key, "consistency", &bad)["proof"], false);
+    edited(&bundle, &bad, |b| {
+        // Another root in the signed note: the signature no longer verifies.
+        let note = b["checkpoint"].as_str().expect("note").to_owned();
+        let root = note.lines().nth(2).expect("root line");
+        let other = if root.starts_with('A') { "B" } else { "A" };
+        b["checkpoint"] = Value::from(note.replacen(root, &format!("{other}{}", &root[1..]), 1));
+    });
+    let report = verify(&public_key, "inclusion", &bad);
+    assert_eq!(report["note"], false, "{report}");
+    let other_store = scratch.path().join("other");
+    append(&other_store, 0..1);
+    let report = verify(&other_store.join("signing.pub"), "inclusion", &bundle);
+    assert_eq!(report["note"], false, "a wrong key: {report}");
+}
