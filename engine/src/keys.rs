@@ -138,6 +138,34 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     file.sync_all().map_err(|e| Error::io("fsync", path, e))
 }
 
+/// A failed step of [`replace_synced`]: what was being done, to which file, and why.
+pub(crate) type ReplaceError = (&'static str, std::path::PathBuf, std::io::Error);
+
+/// Replaces `path` with `bytes` atomically and durably: written to `<name>.tmp` beside it,
+/// synced, renamed over `path`, then the directory synced. A crash leaves the old or the new
+/// file, never a mix.
+pub(crate) fn replace_synced(path: &Path, bytes: &[u8]) -> std::result::Result<(), ReplaceError> {
+    let step = |op: &'static str, at: &Path| {
+        let at = at.to_path_buf();
+        move |e| (op, at, e)
+    };
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut file = fs::File::create(&tmp).map_err(step("create", &tmp))?;
+    file.write_all(bytes).map_err(step("write", &tmp))?;
+    file.sync_all().map_err(step("fsync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(step("rename", path))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(step("fsync directory", dir))
+}
+
 /// Syncs a directory, so that files created or renamed in it survive power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)

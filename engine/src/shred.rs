@@ -303,7 +303,8 @@ impl<L: LogStorage> Db<L> {
     /// record per subject, one sync and one KEK rotation for the whole batch, so erasing
     /// many subjects costs one rotation instead of one each. All or nothing: when any subject
     /// is unknown, already shredded or under a legal hold, the error names it and nothing
-    /// changes. Repeated subjects count once; the reports follow the sorted subjects.
+    /// changes. Repeated subjects count once. Returns each subject with its report, sorted by
+    /// subject.
     ///
     /// # Errors
     /// As for [`Db::shred`]; [`ShredError::BatchTooLarge`] above
@@ -313,7 +314,7 @@ impl<L: LogStorage> Db<L> {
         tenant: &str,
         subjects: &[&str],
         request_id: &str,
-    ) -> Result<Vec<ShredReport>> {
+    ) -> Result<Vec<(String, ShredReport)>> {
         let subjects: std::collections::BTreeSet<&str> = subjects.iter().copied().collect();
         if subjects.is_empty() || subjects.len() > SHRED_BATCH_SUBJECTS_MAX {
             return Err(ShredError::BatchTooLarge {
@@ -335,7 +336,12 @@ impl<L: LogStorage> Db<L> {
         for request in &requests {
             self.check_shred_request(request)?;
         }
-        self.control_request(|reply| Control::ShredBatch(requests, reply))
+        let subjects: Vec<String> = requests
+            .iter()
+            .map(|r| r.subject.clone().unwrap_or_default())
+            .collect();
+        let reports = self.control_request(|reply| Control::ShredBatch(requests, reply))?;
+        Ok(subjects.into_iter().zip(reports).collect())
     }
 
     fn check_shred_request(&self, request: &ShredRequest) -> Result<()> {

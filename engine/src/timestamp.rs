@@ -10,7 +10,7 @@
 //! CA. Byte-level details in `docs/design.md`, "Timestamps on epoch seals".
 
 use std::fs;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -631,15 +631,11 @@ pub fn write_token(data_dir: &Path, epoch: Epoch, token: &[u8]) -> Result<PathBu
         }
     };
     fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    let tmp = path.with_extension("tst.tmp");
-    let mut file = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    file.write_all(token).map_err(io("write", &tmp))?;
-    file.sync_all().map_err(io("fsync", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(io("rename", &path))?;
-    fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync directory", &dir))?;
+    crate::keys::replace_synced(&path, token).map_err(|(op, path, source)| TimestampError::Io {
+        op,
+        path,
+        source,
+    })?;
     Ok(path)
 }
 

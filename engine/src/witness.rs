@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
+
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -513,14 +513,6 @@ fn write_state(
     path: &Path,
     state: &BTreeMap<String, CosignedCheckpoint>,
 ) -> Result<(), WitnessError> {
-    let io = |op: &'static str, at: &Path| {
-        let at = at.to_path_buf();
-        move |source: std::io::Error| WitnessError::Io {
-            op,
-            path: at,
-            source,
-        }
-    };
     let file = StateFile {
         format: WITNESS_STATE_FORMAT.to_owned(),
         logs: state.values().cloned().collect(),
@@ -530,19 +522,9 @@ fn write_state(
         detail: e.to_string(),
     })?;
     bytes.push(b'\n');
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut out = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    out.write_all(&bytes).map_err(io("write", &tmp))?;
-    out.sync_all().map_err(io("fsync", &tmp))?;
-    drop(out);
-    fs::rename(&tmp, path).map_err(io("rename", path))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync directory", dir))
+    crate::keys::replace_synced(path, &bytes).map_err(|(op, path, source)| WitnessError::Io {
+        op,
+        path,
+        source,
+    })
 }

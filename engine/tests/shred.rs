@@ -804,6 +804,9 @@ fn a_batch_shred_writes_a_record_per_subject_and_rotates_the_kek_once() {
         .shred_subjects("acme", &["s3", "s1", "s2", "s1"], "req-batch")
         .expect("batch shred");
     assert_eq!(reports.len(), 3, "s1 named twice counts once");
+    let named: Vec<&str> = reports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(named, ["s1", "s2", "s3"]);
+    let reports: Vec<_> = reports.into_iter().map(|(_, r)| r).collect();
     assert!(reports.iter().all(|r| r.kek_id == KekId(2)), "{reports:?}");
     for (report, n) in reports.iter().zip([0, 1, 2]) {
         let state = db.get(positions[n].seq).expect("read").payload_state;

@@ -107,10 +107,7 @@ pub fn shred_subjects_file(
             }
             err
         });
-        let mut sorted: Vec<&str> = batch.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        reports.extend(sorted.into_iter().zip(done?));
+        reports.extend(done?);
     }
     close_db(data_dir, db)?;
     print_batch(tenant, request_id, &reports, as_json)
@@ -119,7 +116,7 @@ pub fn shred_subjects_file(
 fn print_batch(
     tenant: &str,
     request_id: &str,
-    reports: &[(&str, trailmix_db::ShredReport)],
+    reports: &[(String, trailmix_db::ShredReport)],
     as_json: bool,
 ) -> ToolResult<()> {
     let keys: usize = reports.iter().map(|(_, r)| r.key_ids.len()).sum();

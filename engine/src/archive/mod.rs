@@ -127,14 +127,12 @@ impl ChainState {
         entry: &EntryRef<'_>,
         chain_hash: &Digest,
     ) -> std::result::Result<(), Damage> {
-        self.check_signed_record(seq, entry, chain_hash)?;
+        let record: ArchiveRecord = self.parse_signed_record(seq, entry, chain_hash)?;
         let damage = |detail: String| Damage {
             seq,
             kind: DamageKind::Malformed,
             detail,
         };
-        let record: ArchiveRecord = serde_json::from_slice(entry.payload)
-            .map_err(|e| damage(format!("archive record: {e}")))?;
         let epochs = record
             .last_epoch
             .checked_sub(record.first_epoch)
