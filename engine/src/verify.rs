@@ -168,6 +168,7 @@ pub(crate) enum History {
     Local,
     /// A log rebuilt from an archive: the whole history is there, so a prune record names
     /// retained state of the store it was written in, not of this copy.
+    #[cfg(feature = "archive")]
     Archived,
 }
 

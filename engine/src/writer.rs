@@ -73,6 +73,7 @@ pub(crate) enum Control {
         Sender<Result<(Seq, Vec<String>), Error>>,
     ),
     /// Append an archive record (see [`crate::archive`]): its seq.
+    #[cfg(feature = "archive")]
     Archive(
         Box<crate::archive::ArchiveRecord>,
         Sender<Result<Seq, Error>>,
@@ -847,6 +848,7 @@ impl<S: Storage> Writer<S> {
                 };
                 let _ = reply.send(result);
             }
+            #[cfg(feature = "archive")]
             Control::Archive(record, reply) => {
                 let result = match stopped {
                     Some(err) => Err(err),

@@ -12,23 +12,29 @@
 //! archived is itself audited. [`verify_archive`] rebuilds a store's log from the archive alone
 //! and verifies it. The byte layout is in `docs/design.md`, "Archive".
 
+#[cfg(feature = "archive")]
 mod check;
+#[cfg(feature = "archive")]
 mod manifest;
+#[cfg(feature = "archive")]
 mod remote;
+#[cfg(feature = "archive")]
 mod ship;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{EntryKind, EntryRef};
-use crate::error::Result;
+use crate::entry::EntryRef;
 use crate::merkle::Digest;
 use crate::replay::{ChainState, Damage, DamageKind};
-use crate::wal::{Seq, Storage};
-use crate::writer::Writer;
+use crate::wal::Seq;
 
+#[cfg(feature = "archive")]
 pub use check::{ArchiveDamage, ArchiveVerifyReport, restore_log, verify_archive};
+#[cfg(feature = "archive")]
 pub use manifest::{EpochManifest, ManifestObject, ManifestSegment};
+#[cfg(feature = "archive")]
 pub use remote::{ArchiveTarget, S3Settings};
+#[cfg(feature = "archive")]
 pub use ship::{ArchiveOptions, ArchiveProgress, ArchiveReport};
 
 /// Format of archive records and manifests written by this version.
@@ -160,22 +166,5 @@ impl ChainState {
         self.archived_end = Seq(record.to_seq);
         self.archives.push((seq, record));
         Ok(())
-    }
-}
-
-impl<S: Storage> Writer<S> {
-    /// Appends a signed archive record and makes it durable; returns its seq.
-    pub(crate) fn append_archive_record(&mut self, record: &ArchiveRecord) -> Result<Seq> {
-        let payload = serde_json::to_vec(record).map_err(|e| crate::Error::Damaged {
-            seq: self.state.next_seq,
-            detail: format!("encoding an archive record: {e}"),
-        })?;
-        let seq = self.append_signed_record(EntryKind::Archive, &payload)?;
-        self.sync_now()?;
-        self.state.archived_end = Seq(record.to_seq);
-        self.shared
-            .archived_end
-            .store(record.to_seq, std::sync::atomic::Ordering::SeqCst);
-        Ok(seq)
     }
 }

@@ -20,8 +20,8 @@ use crate::log::FsLog;
 use crate::position::Epoch;
 use crate::replay::SealedEpoch;
 use crate::wal::format::{META_FILE, SealKind, segment_file_name};
-use crate::wal::{Seq, WalReader};
-use crate::writer::Control;
+use crate::wal::{Seq, Storage, WalReader};
+use crate::writer::{Control, Writer};
 
 /// Default size of one segment part object: 8 MiB (also the memory one upload holds).
 pub const PART_BYTES_DEFAULT: u64 = 8 << 20;
@@ -395,4 +395,21 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// The file name of the segment starting at `first_seq`.
 pub(crate) fn segment_name(first_seq: u64) -> String {
     segment_file_name(Seq(first_seq))
+}
+
+impl<S: Storage> Writer<S> {
+    /// Appends a signed archive record and makes it durable; returns its seq.
+    pub(crate) fn append_archive_record(&mut self, record: &ArchiveRecord) -> Result<Seq> {
+        let payload = serde_json::to_vec(record).map_err(|e| crate::Error::Damaged {
+            seq: self.state.next_seq,
+            detail: format!("encoding an archive record: {e}"),
+        })?;
+        let seq = self.append_signed_record(EntryKind::Archive, &payload)?;
+        self.sync_now()?;
+        self.state.archived_end = Seq(record.to_seq);
+        self.shared
+            .archived_end
+            .store(record.to_seq, std::sync::atomic::Ordering::SeqCst);
+        Ok(seq)
+    }
 }
