@@ -295,6 +295,57 @@ impl EntryDigests {
     }
 }
 
+/// The seq of every (tenant, event id) verification has seen, in 24 bytes per receipt plus the
+/// table's slack, without an allocation per receipt: the key is a 128-bit hash of the pair
+/// under two random `SipHash` keys drawn per map, so equal keys for different pairs (a false
+/// "duplicate") have a chance of about n² / 2¹²⁹ over n receipts, and inputs cannot be chosen
+/// to collide without the keys. It still grows with the store: verification's memory is
+/// linear in the receipts it checks (see docs/design.md, "Verification").
+#[derive(Debug, Clone, Default)]
+pub struct EventSeqs {
+    hashers: (std::hash::RandomState, std::hash::RandomState),
+    seqs: HashMap<u128, Seq>,
+}
+
+impl EventSeqs {
+    /// An empty map with fresh random keys.
+    #[must_use]
+    pub fn new() -> EventSeqs {
+        EventSeqs::default()
+    }
+
+    fn key(&self, tenant: &str, event_id: &str) -> u128 {
+        use std::hash::BuildHasher as _;
+        let high = self.hashers.0.hash_one((tenant, event_id));
+        let low = self.hashers.1.hash_one((tenant, event_id));
+        (u128::from(high) << 64) | u128::from(low)
+    }
+
+    /// Records that `seq` holds (`tenant`, `event_id`); when the pair was seen before, keeps
+    /// the first seq and returns it.
+    pub fn insert(&mut self, tenant: &str, event_id: &str, seq: Seq) -> Option<Seq> {
+        match self.seqs.entry(self.key(tenant, event_id)) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(seq);
+                None
+            }
+        }
+    }
+
+    /// Pairs recorded.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    /// Whether no pair is recorded.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+}
+
 /// Everything the writer needs to continue the log, rebuilt by replay.
 #[derive(Debug, Clone)]
 pub struct ChainState {
@@ -312,8 +363,9 @@ pub struct ChainState {
     pub tree: CompactRange,
     /// Last receipt of each tenant.
     pub tenant_tips: HashMap<String, (Seq, Digest)>,
-    /// Receipts by (tenant, event id).
-    pub events: HashMap<(String, String), KnownEvent>,
+    /// Where verification saw each (tenant, event id), to report duplicates (empty when
+    /// opening: the index answers idempotency then).
+    pub events: EventSeqs,
     /// Digest of the last seal note (zero before the first seal).
     pub last_seal: Digest,
     /// Sealed epochs in order.
@@ -362,7 +414,7 @@ impl ChainState {
             epoch_first_seq: Seq(0),
             tree: CompactRange::new(alg),
             tenant_tips: HashMap::new(),
-            events: HashMap::new(),
+            events: EventSeqs::new(),
             last_seal: [0; 32],
             sealed: Vec::new(),
             genesis: None,
@@ -656,29 +708,12 @@ impl ChainState {
             }
             return Ok(());
         }
-        let key = (tenant.to_owned(), event_id.to_owned());
-        if let Some(first) = self.events.get(&key) {
+        if let Some(first) = self.events.insert(tenant, event_id, seq) {
             return Err(damage(
                 DamageKind::DuplicateEvent,
-                format!(
-                    "event {event_id} of tenant {tenant} was already stored at seq {}",
-                    first.position.seq
-                ),
+                format!("event {event_id} of tenant {tenant} was already stored at seq {first}"),
             ));
         }
-        let position = ReceiptPosition {
-            seq,
-            epoch: self.epoch,
-            chain_hash: *chain_hash,
-            logged_at_ns: entry.chain.logged_at_ns,
-        };
-        self.events.insert(
-            key,
-            KnownEvent {
-                position,
-                content_digest: entry.content_digest,
-            },
-        );
         Ok(())
     }
 
@@ -747,5 +782,24 @@ impl ChainState {
         }
         self.checkpoints += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EventSeqs, Seq};
+
+    #[test]
+    fn event_seqs_keep_the_first_seq_and_tell_pairs_apart() {
+        let mut seen = EventSeqs::new();
+        assert_eq!(seen.insert("acme", "e-1", Seq(1)), None);
+        // The boundary between tenant and event id is part of the key.
+        assert_eq!(seen.insert("acm", "ee-1", Seq(2)), None);
+        assert_eq!(seen.insert("acme", "e-1", Seq(3)), Some(Seq(1)));
+        assert_eq!(seen.insert("acme", "e-1", Seq(4)), Some(Seq(1)));
+        for i in 0..10_000u64 {
+            assert_eq!(seen.insert("t", &format!("e-{i}"), Seq(10 + i)), None);
+        }
+        assert_eq!(seen.len(), 10_002);
     }
 }
