@@ -56,6 +56,7 @@ pub mod seen;
 pub mod shred;
 mod ticket;
 pub mod timestamp;
+pub mod tips;
 mod verify;
 pub mod witness;
 mod writer;

@@ -363,6 +363,8 @@ pub struct ChainState {
     pub tree: CompactRange,
     /// Last receipt of each tenant.
     pub tenant_tips: HashMap<String, (Seq, Digest)>,
+    /// The tips tree of the last checkpoint (brought up to `tenant_tips` at each one).
+    pub tips_tree: crate::tips::TipsTree,
     /// Where verification saw each (tenant, event id), to report duplicates (empty when
     /// opening: the index answers idempotency then).
     pub events: EventSeqs,
@@ -414,6 +416,7 @@ impl ChainState {
             epoch_first_seq: Seq(0),
             tree: CompactRange::new(alg),
             tenant_tips: HashMap::new(),
+            tips_tree: crate::tips::TipsTree::new(),
             events: EventSeqs::new(),
             last_seal: [0; 32],
             sealed: Vec::new(),
@@ -439,6 +442,12 @@ impl ChainState {
     #[must_use]
     pub fn origin(prefix: &str, epoch: Epoch) -> String {
         format!("{prefix}/epoch/{epoch}")
+    }
+
+    /// The tenant tips as of now, for a checkpoint or seal note.
+    pub fn tips_commitment(&mut self) -> crate::tips::TipsCommitment {
+        self.tips_tree.update(self.alg, &self.tenant_tips);
+        self.tips_tree.commitment(self.alg)
     }
 
     /// Entries in the current epoch's tree.
@@ -543,7 +552,7 @@ impl ChainState {
         match kind {
             EntryKind::Genesis => self.check_genesis(seq, &entry)?,
             EntryKind::Receipt => self.check_receipt(seq, &entry, &chain_hash, mode)?,
-            EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry)?,
+            EntryKind::Checkpoint | EntryKind::EpochSeal => self.check_note(seq, &entry, mode)?,
             EntryKind::Shred => self.check_shred(seq, &entry, &chain_hash)?,
             EntryKind::Hold => self.check_hold(seq, &entry, &chain_hash)?,
             EntryKind::Prune => self.check_prune(seq, &entry, &chain_hash)?,
@@ -717,7 +726,29 @@ impl ChainState {
         Ok(())
     }
 
-    fn check_note(&mut self, seq: Seq, entry: &EntryRef<'_>) -> Result<(), Damage> {
+    /// A note's tips line, when it has one, must commit to the tenant tips the entries before
+    /// it leave. Notes written before tips existed have none.
+    fn check_tips(&mut self, extensions: &[String]) -> Result<(), String> {
+        let Some(stated) = crate::tips::TipsCommitment::from_extensions(extensions)? else {
+            return Ok(());
+        };
+        let actual = self.tips_commitment();
+        if stated != actual {
+            return Err(format!(
+                "tips line {:?} does not match the tenants' last receipts ({:?})",
+                stated.to_line(),
+                actual.to_line()
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_note(
+        &mut self,
+        seq: Seq,
+        entry: &EntryRef<'_>,
+        mode: ReplayMode,
+    ) -> Result<(), Damage> {
         let (genesis, verifier) = self.require_genesis(seq)?;
         let damage = |kind, detail: String| Damage { seq, kind, detail };
         if !entry.header.is_empty() {
@@ -744,6 +775,12 @@ impl ChainState {
                     self.tree.size()
                 ),
             ));
+        }
+        // Opening trusts the signed notes of its own log, as it trusts payload digests: the
+        // tips tree costs a hash per tenant per note.
+        if mode == ReplayMode::Verify {
+            self.check_tips(&checkpoint.extensions)
+                .map_err(|detail| damage(DamageKind::Checkpoint, detail))?;
         }
         if entry.kind == EntryKind::EpochSeal {
             let fields = checkpoint

@@ -661,12 +661,14 @@ impl<S: Storage> Writer<S> {
             return Ok(None);
         }
         let origin = ChainState::origin(&self.origin_prefix, self.state.epoch);
-        let note = Checkpoint::new(origin, size, self.state.tree.root())
-            .sign(&[&self.signer])
-            .map_err(|e| Error::Key {
-                path: "signing key".into(),
-                detail: e.to_string(),
-            })?;
+        let mut checkpoint = Checkpoint::new(origin, size, self.state.tree.root());
+        checkpoint
+            .extensions
+            .push(self.state.tips_commitment().to_line());
+        let note = checkpoint.sign(&[&self.signer]).map_err(|e| Error::Key {
+            path: "signing key".into(),
+            detail: e.to_string(),
+        })?;
         let position = self.append_note(EntryKind::Checkpoint, note.as_bytes())?;
         self.state.last_checkpoint_size = size;
         self.state.last_checkpoint = Some((position.seq, note.clone()));
@@ -705,6 +707,9 @@ impl<S: Storage> Writer<S> {
             self.state.tree.root(),
         );
         checkpoint.extensions.push(fields.to_line());
+        checkpoint
+            .extensions
+            .push(self.state.tips_commitment().to_line());
         let note = checkpoint.sign(&[&self.signer]).map_err(|e| Error::Key {
             path: "signing key".into(),
             detail: e.to_string(),
