@@ -1312,6 +1312,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
                 hmac_key: hmac_key_file.as_deref().map(read_secret).transpose()?,
                 public_key,
                 dry_run,
+                stop_before_import_records: false,
             };
             import_from(&dir, &file, from, &options, json)
         }

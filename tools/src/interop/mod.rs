@@ -8,17 +8,20 @@
 //! chain (and signatures, where the format has them) and maps every record to a [`Receipt`];
 //! the first record that fails stops it with its line and the reason, before the store is
 //! even opened, so a refused source writes nothing and creates nothing. The second appends
-//! the receipts in source order and then, for each tenant that received new receipts, one
-//! import record (a `lifecycle` receipt, see below). `docs/import.md` gives each format's
-//! field mapping.
+//! the receipts in source order and then, for each tenant, one import record (a `lifecycle`
+//! receipt, see below) unless the store holds it already. Before the first append, every
+//! receipt is checked against the store: an event id it holds with other contents refuses
+//! the import, naming the line, before anything is written. `docs/import.md` gives each
+//! format's field mapping.
 //!
 //! Provenance: the source's ids, hashes and signatures are hashes and signatures over
 //! plaintext that may later be shredded, so they go into the (encrypted) payload of the
 //! receipt they belong to, never into a clear header field or a label.
 //!
 //! Re-running an import is idempotent: event ids are derived from the source's own record
-//! ids, the engine keeps one receipt per `(tenant_id, event_id)`, and a tenant whose receipts
-//! were all present already gets no new import record.
+//! ids, the engine keeps one receipt per `(tenant_id, event_id)`, and the import record's
+//! event id is derived from the tenant's event ids, so a re-run writes it only when an earlier
+//! run died before it.
 
 pub mod aat;
 pub mod ai_audit_trail;
@@ -33,11 +36,14 @@ pub use export::{
 };
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 
-use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use trailmix_db::EventCheck;
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 use zeroize::Zeroizing;
 
@@ -86,6 +92,10 @@ pub struct ImportOptions {
     pub public_key: Option<String>,
     /// Verify and map only: open no store, write nothing.
     pub dry_run: bool,
+    /// Stops after the receipts are durable and before the import records, as a crash there
+    /// would: for crash tests only.
+    #[doc(hidden)]
+    pub stop_before_import_records: bool,
 }
 
 /// Why the source was refused: the record at fault and the reason.
@@ -237,9 +247,19 @@ pub fn run(
     let mut tenants = summarise(&history);
     if !options.dry_run {
         let mut target = Target::new(data_dir);
-        let outcome = append_all(&mut target, &history, &mut tenants, &mut report).and_then(|()| {
+        let outcome = refuse_conflicts(&mut target, &history).and_then(|refusal| {
+            if let Some(refusal) = refusal {
+                report.error = Some(refusal);
+                return Ok(());
+            }
+            append_all(&mut target, &history, &mut tenants, &mut report)?;
             if report.error.is_some() {
                 return Ok(());
+            }
+            if options.stop_before_import_records {
+                return Err(ToolError::new(
+                    "stopped before the import records (crash-test hook)",
+                ));
             }
             record_imports(&mut target, format, source, &history, &mut tenants)
         });
@@ -280,6 +300,60 @@ fn summarise(history: &History) -> BTreeMap<String, TenantImport> {
         }
     }
     tenants
+}
+
+/// The first record whose event id already names other contents, in the source or in the
+/// store, checked before anything is written so that a refused import writes nothing. The
+/// same contents again (a re-run) are fine.
+fn refuse_conflicts(target: &mut Target<'_>, history: &History) -> ToolResult<Option<SourceError>> {
+    let refusal = |record: &Mapped, message: String| SourceError {
+        unit: history.unit,
+        line: record.line,
+        message: format!("{message}; nothing was written"),
+    };
+    let mut first_of: HashMap<(&str, &str), &Mapped> = HashMap::new();
+    for record in &history.records {
+        let header = record.receipt.header();
+        match first_of.entry((header.tenant_id(), header.event_id())) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(record);
+            }
+            Entry::Occupied(first) if first.get().receipt != record.receipt => {
+                return Ok(Some(refusal(
+                    record,
+                    format!(
+                        "event id {} is also the event id of {} {}, with other contents",
+                        header.event_id(),
+                        history.unit,
+                        first.get().line
+                    ),
+                )));
+            }
+            Entry::Occupied(_) => {}
+        }
+    }
+    let Some(db) = target.existing()? else {
+        return Ok(None);
+    };
+    for record in &history.records {
+        let header = record.receipt.header();
+        let check = db
+            .check_event(&record.receipt)
+            .map_err(|e| ToolError::store(db.data_dir(), &e))?;
+        if let EventCheck::Differs(existing) = check {
+            return Ok(Some(refusal(
+                record,
+                format!(
+                    "the store already holds event id {} of tenant {} (seq {}) with other \
+                     contents",
+                    header.event_id(),
+                    header.tenant_id(),
+                    existing.seq.0
+                ),
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Appends every receipt in source order, pipelined, and counts new and known ones per tenant.
@@ -340,7 +414,10 @@ fn target_dir(report: &InteropReport) -> &Path {
     Path::new(&report.store)
 }
 
-/// Appends one import record to each tenant that received new receipts, and waits for them.
+/// Appends one import record to each tenant whose source records the store does not hold an
+/// import record for yet, and waits for them. The record's event id is derived from the
+/// tenant's event ids, so a re-run after a crash between the receipts and this record (every
+/// receipt already present) writes it then, and a re-run after a complete import does not.
 fn record_imports(
     target: &mut Target<'_>,
     format: Format,
@@ -351,8 +428,22 @@ fn record_imports(
     let file_name = source
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    for tenant in tenants.values_mut().filter(|t| t.imported > 0) {
-        let receipt = import_record(format, &file_name, &history.verified, tenant)
+    let ids = import_event_ids(format, history);
+    for tenant in tenants.values_mut() {
+        let Some(event_id) = ids.get(&tenant.tenant) else {
+            continue;
+        };
+        let db = target
+            .existing()?
+            .ok_or_else(|| ToolError::new("the store is not open"))?;
+        let recorded = db
+            .find_event(&tenant.tenant, event_id)
+            .map_err(|e| ToolError::store(db.data_dir(), &e))?
+            .is_some();
+        if recorded {
+            continue;
+        }
+        let receipt = import_record(format, &file_name, &history.verified, tenant, event_id)
             .map_err(|e| ToolError::new(format!("cannot build the import record: {e}")))?;
         target.submit(0, &receipt)?;
         match target.settle_oldest() {
@@ -360,9 +451,36 @@ fn record_imports(
             Some((_, Err(err))) => return Err(ToolError::new(err.to_string())),
             None => return Err(ToolError::new("the import record was not submitted")),
         }
-        tenant.import_event_id = Some(receipt.header().event_id().to_owned());
+        tenant.import_event_id = Some(event_id.clone());
     }
     Ok(())
+}
+
+/// Per tenant, the event id of the import record of `history`: `import-` and 32 hex digits of
+/// SHA-256 over the format and the tenant's event ids in source order. Only event ids go in,
+/// which are clear header fields already; the source's hashes, which are over plaintext, do
+/// not (see docs/import.md).
+fn import_event_ids(format: Format, history: &History) -> BTreeMap<String, String> {
+    let mut hashers: BTreeMap<&str, Sha256> = BTreeMap::new();
+    for record in &history.records {
+        let header = record.receipt.header();
+        let hasher = hashers.entry(header.tenant_id()).or_insert_with(|| {
+            let mut hasher = Sha256::new();
+            hasher.update(format.name().as_bytes());
+            hasher.update([0]);
+            hasher
+        });
+        hasher.update(header.event_id().as_bytes());
+        hasher.update([0]);
+    }
+    hashers
+        .into_iter()
+        .map(|(tenant, hasher)| {
+            let digest = hasher.finalize();
+            let id = format!("import-{}", crate::hex(&digest[..16]));
+            (tenant.to_owned(), id)
+        })
+        .collect()
 }
 
 /// The `lifecycle` receipt that records an import into `tenant` (shape in docs/import.md).
@@ -371,10 +489,8 @@ fn import_record(
     file_name: &str,
     verified: &str,
     tenant: &TenantImport,
+    event_id: &str,
 ) -> Result<Receipt, trailmix_db::receipt::ReceiptError> {
-    // Random: a re-run that stores something new is a new import and gets its own record.
-    let nonce: [u8; 16] = rand::rng().random();
-    let event_id = format!("import-{}", crate::hex(&nonce));
     Receipt::builder(tenant.tenant.clone(), event_id, Kind::Lifecycle)
         .app_id(IMPORT_APP_ID)
         .actor_type(ActorType::System)
@@ -505,5 +621,49 @@ pub fn print_text(report: &InteropReport) {
             error.line,
             error.message
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(line: u64, event_id: &str, app_id: &str) -> Mapped {
+        let receipt = Receipt::builder("acme", event_id, Kind::Lifecycle)
+            .app_id(app_id)
+            .actor_type(ActorType::System)
+            .event_time(Timestamp::parse_rfc3339("2026-03-01T12:00:00Z").expect("time"))
+            .build()
+            .expect("receipt");
+        Mapped {
+            line,
+            receipt,
+            source_hash: format!("hash-{line}"),
+        }
+    }
+
+    #[test]
+    fn an_event_id_given_twice_with_other_contents_is_refused_at_its_second_line() {
+        let history = History {
+            unit: "line",
+            verified: "sha256".to_owned(),
+            records: vec![
+                mapped(1, "lat:a", "app"),
+                mapped(2, "lat:b", "app"),
+                // The same record again is a re-run inside the file: fine.
+                mapped(3, "lat:a", "app"),
+                mapped(4, "lat:b", "other-app"),
+            ],
+        };
+        // No store there: only the source itself is checked, and nothing is created.
+        let dir = Path::new("no-store-here-for-this-unit-test");
+        let mut target = Target::new(dir);
+        let refusal = refuse_conflicts(&mut target, &history)
+            .expect("check")
+            .expect("refused");
+        assert_eq!(refusal.line, 4);
+        assert!(refusal.message.contains("lat:b"), "{}", refusal.message);
+        assert!(refusal.message.contains("line 2"), "{}", refusal.message);
+        assert!(!dir.exists());
     }
 }
