@@ -4,15 +4,14 @@
 //! `trailmix-db import DIR --from FORMAT SOURCE`: brings the history of a Python audit-trail
 //! library into a store.
 //!
-//! An import has two passes. The first reads the whole source, verifies the source's own
-//! chain (and signatures, where the format has them) and maps every record to a [`Receipt`];
-//! the first record that fails stops it with its line and the reason, before the store is
-//! even opened, so a refused source writes nothing and creates nothing. The second appends
-//! the receipts in source order and then, for each tenant, one import record (a `lifecycle`
-//! receipt, see below) unless the store holds it already. Before the first append, every
-//! receipt is checked against the store: an event id it holds with other contents refuses
-//! the import, naming the line, before anything is written. `docs/import.md` gives each
-//! format's field mapping.
+//! An import has two passes over the source, each holding one record at a time. The first
+//! verifies the source's own chain (and signatures, where the format has them), maps every
+//! record to a [`Receipt`] and checks it against the store (an event id the store holds with
+//! other contents refuses the import); the first record that fails stops it with its line
+//! and the reason, before anything is written (a missing store is not created). The second
+//! reads the source again, appends each receipt if it is the one the first pass verified,
+//! and then, for each tenant, one import record (a `lifecycle` receipt, see below) unless
+//! the store holds it already. `docs/import.md` gives each format's field mapping.
 //!
 //! Provenance: the source's ids, hashes and signatures are hashes and signatures over
 //! plaintext that may later be shredded, so they go into the (encrypted) payload of the
