@@ -30,8 +30,8 @@ pub mod export;
 pub mod llm_audit_trail;
 
 pub use export::{
-    ExportKeySource, InteropScope, PayloadMark, SourceReceipt, TenantReceipts, export_key_bytes,
-    tenant_receipts,
+    ExportKeySource, InteropScope, PayloadMark, SourceReceipt, TenantRead, export_key_bytes,
+    for_each_tenant_receipt,
 };
 
 use std::collections::HashMap;
