@@ -143,6 +143,17 @@ pub struct StoredReceipt {
     pub payload_state: PayloadState,
 }
 
+/// What the store holds under a receipt's `(tenant_id, event_id)`: see [`Db::check_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventCheck {
+    /// Nothing: an append stores the receipt.
+    Absent,
+    /// The same receipt: an append is an idempotent retry, answered with this position.
+    Same(ReceiptPosition),
+    /// Another receipt: an append is an [`Error::Conflict`] with the one at this position.
+    Differs(ReceiptPosition),
+}
+
 impl StoredReceipt {
     /// Decodes the log record `seq` (its kind byte and payload, as a
     /// [`WalReader`](crate::wal::WalReader) returns them) as a receipt, checking its bytes
@@ -525,6 +536,34 @@ impl<L: LogStorage> Db<L> {
         match &self.inner.pii {
             Some(pii) => pii.redact_text(text),
             None => std::borrow::Cow::Borrowed(text),
+        }
+    }
+
+    /// What [`Db::append`] of `receipt` would meet, asked before appending: whether the store
+    /// already holds its `(tenant_id, event_id)`, and with the same contents or others. Lets a
+    /// caller refuse a batch that would conflict before it writes any of it. The comparison
+    /// is the writer's: the header as this store's PII policy writes it, and the readable
+    /// payload (a shredded one never matches, as a retry after a shred is a conflict).
+    ///
+    /// # Errors
+    /// As for [`Db::find_event`]; [`Error::Pii`] when the policy cannot redact the header.
+    pub fn check_event(&self, receipt: &Receipt) -> Result<EventCheck> {
+        let header = receipt.header();
+        let Some(stored) = self.find_event(header.tenant_id(), header.event_id())? else {
+            return Ok(EventCheck::Absent);
+        };
+        let as_stored = match &self.inner.pii {
+            Some(pii) => pii.redact_header(header)?,
+            None => std::borrow::Cow::Borrowed(header),
+        };
+        let readable = matches!(
+            stored.payload_state,
+            PayloadState::Clear | PayloadState::Decrypted { .. }
+        );
+        if readable && stored.header == *as_stored && stored.payload == receipt.payload() {
+            Ok(EventCheck::Same(stored.position))
+        } else {
+            Ok(EventCheck::Differs(stored.position))
         }
     }
 

@@ -61,7 +61,7 @@ mod verify;
 pub mod witness;
 mod writer;
 
-pub use db::{Db, ENTRY_BYTES_MAX, StoredReceipt, WAL_DIR};
+pub use db::{Db, ENTRY_BYTES_MAX, EventCheck, StoredReceipt, WAL_DIR};
 pub use error::{Error, Result};
 pub use log::{FsLog, LogStorage};
 pub use options::{

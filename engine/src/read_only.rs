@@ -31,7 +31,9 @@ use crate::error::{Error, Result};
 use crate::indexer::{INDEX_DIR, INDEX_FILE, rebuild_digest};
 use crate::keystore::{FileKekProvider, KekProvider, KeyStore};
 use crate::log::FsLog;
-use crate::proof::{self, InclusionBundle};
+use crate::note::Checkpoint;
+use crate::position::Epoch;
+use crate::proof::{self, ConsistencyBundle, InclusionBundle};
 use crate::proof_tables::{EpochRef, ProofRequest, ProofTables, TableFiles};
 use crate::reads::LogReads;
 use crate::replay::SealedEpoch;
@@ -307,6 +309,82 @@ impl ReadOnlyStore {
         let path = self.proof_tables.prove(&self.reads, epoch_ref, &request)?;
         Ok(proof::inclusion_bundle(
             self.alg, &record, epoch, first_seq, note, &path,
+        ))
+    }
+
+    /// A consistency proof between two checkpoint notes of the same epoch of this store, as
+    /// [`Db::consistency`](crate::Db::consistency) gives it, without the writer's lock (a
+    /// witness beside a live service). The notes' signatures are not checked here: whoever
+    /// uses the proof checks them with the store's key; the proof itself only ever proves the
+    /// roots the log reproduces.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] when a note does not parse, the notes are of two epochs or
+    /// out of order, or the epoch is not in this log; [`Error::Damaged`] when the log does
+    /// not reproduce a note's root; [`Error::Wal`].
+    pub fn consistency(&self, old_note: &str, new_note: &str) -> Result<ConsistencyBundle> {
+        let invalid = |reason: String| Error::InvalidOption {
+            name: "checkpoint",
+            reason,
+        };
+        let parse = |note: &str| {
+            crate::note::parse(note.as_bytes())
+                .map_err(|e| invalid(e.to_string()))
+                .and_then(|n| Checkpoint::parse_body(&n.body).map_err(|e| invalid(e.to_string())))
+        };
+        let (old, new) = (parse(old_note)?, parse(new_note)?);
+        if old.origin != new.origin || old.tree_size > new.tree_size {
+            return Err(invalid(
+                "the checkpoints must be of one epoch, older first".into(),
+            ));
+        }
+        let epoch = crate::witness::split_epoch_origin(&old.origin)
+            .map(|(_, n)| Epoch(n))
+            .ok_or_else(|| invalid(format!("origin {:?} names no epoch", old.origin)))?;
+        self.log_end()?;
+        let (first_seq, seal) = self.reads.with_notes(|notes| {
+            let first_seq = match epoch.0.checked_sub(1) {
+                None => Some(Seq(0)),
+                Some(previous) => usize::try_from(previous)
+                    .ok()
+                    .and_then(|i| notes.seals.get(i))
+                    .map(|s| s.next()),
+            };
+            let seal = usize::try_from(epoch.0)
+                .ok()
+                .and_then(|i| notes.seals.get(i))
+                .copied();
+            (first_seq, seal)
+        });
+        let first_seq =
+            first_seq.ok_or_else(|| invalid(format!("epoch {epoch} is not in this store")))?;
+        let sealed = match seal {
+            Some(seal_seq) => {
+                let note = note_text(&self.reads, EntryKind::EpochSeal, seal_seq)?;
+                let stated = parse_checkpoint(&note, seal_seq)?;
+                Some(SealedEpoch {
+                    epoch,
+                    first_seq,
+                    entries: stated.tree_size,
+                    root: stated.root_hash,
+                    seal_seq,
+                })
+            }
+            None => None,
+        };
+        let epoch_ref = match &sealed {
+            Some(sealed) => EpochRef::Sealed(sealed),
+            None => EpochRef::Open { epoch, first_seq },
+        };
+        let request = ProofRequest::Consistency {
+            old_size: old.tree_size,
+            old_root: old.root_hash,
+            new_size: new.tree_size,
+            new_root: new.root_hash,
+        };
+        let path = self.proof_tables.prove(&self.reads, epoch_ref, &request)?;
+        Ok(proof::consistency_bundle(
+            self.alg, old_note, new_note, &path,
         ))
     }
 

@@ -65,6 +65,18 @@ pub enum WitnessError {
         #[source]
         source: std::io::Error,
     },
+    /// Another witness process holds the state file (its lock file) now: two witnesses
+    /// cosigning from one state at once could each hand out a cosignature the other's state
+    /// does not know of.
+    #[error(
+        "witness state {path} is in use by another witness (its lock {lock} is held); nothing was cosigned"
+    )]
+    Busy {
+        /// The state file.
+        path: PathBuf,
+        /// The lock file beside it.
+        lock: PathBuf,
+    },
     /// The state file is not a witness state file of this version.
     #[error("witness state {path}: {detail}")]
     State {
@@ -215,6 +227,9 @@ pub struct Witness {
     logs: Vec<WitnessedLog>,
     state_path: PathBuf,
     state: BTreeMap<String, CosignedCheckpoint>,
+    /// The exclusive lock on `<state>.lock`, held as long as the witness lives. A lock file
+    /// beside the state rather than on it, because each write replaces the state file.
+    _lock: fs::File,
 }
 
 /// `<prefix>/epoch/<n>` → `(prefix, n)`.
@@ -237,23 +252,28 @@ fn is_seal(checkpoint: &Checkpoint) -> bool {
 
 impl Witness {
     /// A witness with key `signer` for `logs`, remembering what it cosigned in `state_path`
-    /// (read now; a missing file is a witness that has cosigned nothing yet).
+    /// (read now; a missing file is a witness that has cosigned nothing yet). Takes an
+    /// exclusive lock on `<state_path>.lock` (created if missing) for as long as the witness
+    /// lives, so that two witnesses never cosign from one state at once.
     ///
     /// # Errors
-    /// [`WitnessError::Io`] when the file cannot be read, [`WitnessError::State`] when it is
-    /// not a state file of this version.
+    /// [`WitnessError::Busy`] when another witness holds the lock, [`WitnessError::Io`] when
+    /// a file cannot be opened or read, [`WitnessError::State`] when the state is not a state
+    /// file of this version.
     pub fn open(
         signer: CosignatureSigner,
         state_path: impl Into<PathBuf>,
         logs: Vec<WitnessedLog>,
     ) -> Result<Witness, WitnessError> {
         let state_path = state_path.into();
+        let lock = lock_state(&state_path)?;
         let state = read_state(&state_path)?;
         Ok(Witness {
             signer,
             logs,
             state_path,
             state,
+            _lock: lock,
         })
     }
 
@@ -460,6 +480,35 @@ impl Extends<'_> {
 
 fn decode_root(text: &str) -> Option<Digest> {
     STANDARD.decode(text).ok()?.try_into().ok()
+}
+
+/// The exclusive lock on `<path>.lock`, or [`WitnessError::Busy`] when another holds it.
+fn lock_state(path: &Path) -> Result<fs::File, WitnessError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let io = |op: &'static str| {
+        let lock_path = lock_path.clone();
+        move |source: std::io::Error| WitnessError::Io {
+            op,
+            path: lock_path,
+            source,
+        }
+    };
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("opening"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(WitnessError::Busy {
+            path: path.to_path_buf(),
+            lock: lock_path,
+        }),
+        Err(fs::TryLockError::Error(source)) => Err(io("locking")(source)),
+    }
 }
 
 fn read_state(path: &Path) -> Result<BTreeMap<String, CosignedCheckpoint>, WitnessError> {

@@ -242,6 +242,16 @@ impl<'a> Target<'a> {
             .ok_or_else(|| ToolError::new("the store is not open"))
     }
 
+    /// The store opened for writing when it already exists, `None` when there is none yet
+    /// (nothing can be in it then). Holding the writer lock from here on means no other
+    /// writer can change what a check against it found before the appends.
+    pub(crate) fn existing(&mut self) -> ToolResult<Option<&Db>> {
+        if self.db.is_none() && !crate::wal_dir(self.data_dir).is_dir() {
+            return Ok(None);
+        }
+        self.db().map(Some)
+    }
+
     /// Waits for the oldest append in flight; `None` when nothing is in flight.
     pub(crate) fn settle_oldest(&mut self) -> Option<(u64, Result<Acked, trailmix_db::Error>)> {
         let (line, ticket) = self.in_flight.pop_front()?;

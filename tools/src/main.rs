@@ -847,16 +847,17 @@ fn export_interop(
                 .hint("choose a new path: an export is never written over something else"),
         );
     }
-    let read = interop::tenant_receipts(dir, scope)?;
-    if let Some(note) = read.lag_note() {
-        eprintln!("note: {note}");
-    }
-    let receipts = read.receipts;
+    let lag_note = |read: &interop::TenantRead| {
+        if let Some(note) = read.lag_note() {
+            eprintln!("note: {note}");
+        }
+    };
     let draft = match format {
         ExportFormat::Aat04 => interop::aat::AatDraft::Draft04,
         ExportFormat::Aat06 => interop::aat::AatDraft::Draft06,
         ExportFormat::AiAuditTrail => {
-            let summary = interop::ai_audit_trail_export::export(&receipts, scope, key, output)?;
+            let (summary, read) = interop::ai_audit_trail_export::export(dir, scope, key, output)?;
+            lag_note(&read);
             println!("wrote ai-audit-trail evidence package {}", output.display());
             println!(
                 "  receipts   {} ({} with a shredded payload)",
@@ -875,7 +876,8 @@ fn export_interop(
             ));
         }
     };
-    let summary = interop::aat::export(&receipts, scope, draft, key, output)?;
+    let (summary, read) = interop::aat::export(dir, scope, draft, key, output)?;
+    lag_note(&read);
     println!("wrote Agent Audit Trail {}", output.display());
     println!(
         "  records     {} ({} with a shredded payload)",
@@ -1312,6 +1314,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
                 hmac_key: hmac_key_file.as_deref().map(read_secret).transpose()?,
                 public_key,
                 dry_run,
+                stop_before_import_records: false,
             };
             import_from(&dir, &file, from, &options, json)
         }

@@ -85,6 +85,10 @@ pub struct TrustedReport {
     pub tree_size: Option<u64>,
     /// The witnesses whose cosignatures on it verified.
     pub cosigned_by: Vec<CosignedBy>,
+    /// Why a trusted witness's cosignature on it does not hold (the checkpoint is then no
+    /// anchor, the store is verified without it, and the verdict is `cosignature_invalid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosignature_error: Option<String>,
 }
 
 /// A witness cosignature on the trusted checkpoint that verified.
@@ -99,7 +103,8 @@ pub struct CosignedBy {
 /// `verify --json`: the outcome.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VerifyOutcome {
-    /// `verified`, `damaged`, or `index_differs` (with `--index`).
+    /// `verified`, `damaged`, `index_differs` (with `--index`), `timestamp_invalid` (with
+    /// `--tsa-ca`) or `cosignature_invalid` (with `--witness-key`).
     pub verdict: &'static str,
     /// The data directory.
     pub data_dir: String,
@@ -151,7 +156,15 @@ impl VerifyOutcome {
     #[must_use]
     pub fn exit(&self) -> Verdict {
         let index_differs = self.index.as_ref().is_some_and(|i| !i.matches);
-        if self.damage.is_none() && !index_differs && !self.timestamp_invalid() {
+        let cosignature_invalid = self
+            .trusted_checkpoint
+            .as_ref()
+            .is_some_and(|t| t.cosignature_error.is_some());
+        if self.damage.is_none()
+            && !index_differs
+            && !self.timestamp_invalid()
+            && !cosignature_invalid
+        {
             Verdict::Ok
         } else {
             Verdict::Damaged
@@ -176,16 +189,7 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
             "genesis entry".to_owned(),
         ),
     };
-    let trusted_note = args
-        .trusted_checkpoint
-        .as_deref()
-        .map(|path| read_text(path, "trusted checkpoint"))
-        .transpose()?;
-    let trusted_witnesses = args
-        .witness_keys
-        .iter()
-        .map(|arg| crate::witness::load_verifier(arg))
-        .collect::<ToolResult<Vec<_>>>()?;
+    let (trusted_note, trusted_witnesses, cosignature_error) = trusted_anchor(args)?;
     let options = VerifyOptions {
         trusted_checkpoint: trusted_note,
         trusted_witnesses,
@@ -232,9 +236,17 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         .as_deref()
         .map(|ca| crate::timestamp::check_all(data_dir, ca))
         .transpose()?;
+    let mut trusted_checkpoint = trusted_report(args, &report);
+    if let Some(trusted) = &mut trusted_checkpoint {
+        trusted.cosignature_error = cosignature_error;
+    }
+    let cosignature_invalid = trusted_checkpoint
+        .as_ref()
+        .is_some_and(|t| t.cosignature_error.is_some());
     Ok(VerifyOutcome {
         verdict: match (&damage, &index) {
             (Some(_), _) => "damaged",
+            (None, _) if cosignature_invalid => "cosignature_invalid",
             (None, Some(i)) if !i.matches => "index_differs",
             (None, _) if timestamps.iter().flatten().any(|t| t.state == "invalid") => {
                 "timestamp_invalid"
@@ -250,7 +262,7 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         torn_tail_bytes: report.torn_tail_bytes,
         public_key,
         public_key_source,
-        trusted_checkpoint: trusted_report(args, &report),
+        trusted_checkpoint,
         damage,
         index,
         pruned: report.pruned.map(|p| PrunedReport {
@@ -262,6 +274,42 @@ pub fn run(data_dir: &Path, args: &VerifyArgs) -> ToolResult<VerifyOutcome> {
         }),
         timestamps,
         seconds,
+    })
+}
+
+/// The trusted checkpoint and the witnesses that must have cosigned it, or, when a
+/// cosignature does not hold, neither and why. Such an anchor was forged or altered: that is
+/// evidence of tampering (exit 1), not a usage error, and the store is verified without it.
+type TrustedAnchor = (
+    Option<String>,
+    Vec<trailmix_db::note::CosignatureVerifier>,
+    Option<String>,
+);
+
+fn trusted_anchor(args: &VerifyArgs) -> ToolResult<TrustedAnchor> {
+    let trusted_note = args
+        .trusted_checkpoint
+        .as_deref()
+        .map(|path| read_text(path, "trusted checkpoint"))
+        .transpose()?;
+    let trusted_witnesses = args
+        .witness_keys
+        .iter()
+        .map(|arg| crate::witness::load_verifier(arg))
+        .collect::<ToolResult<Vec<_>>>()?;
+    let cosignature_error = trusted_note.as_deref().and_then(|note| {
+        trusted_witnesses.iter().find_map(|witness| {
+            witness.verify(note.as_bytes()).err().map(|e| {
+                format!(
+                    "the cosignature of witness {} does not hold: {e}",
+                    witness.to_vkey()
+                )
+            })
+        })
+    });
+    Ok(match cosignature_error {
+        Some(error) => (None, Vec::new(), Some(error)),
+        None => (trusted_note, trusted_witnesses, None),
     })
 }
 
@@ -283,6 +331,7 @@ fn trusted_report(args: &VerifyArgs, report: &trailmix_db::VerifyReport) -> Opti
                 .to_string(),
             })
             .collect(),
+        cosignature_error: None,
     })
 }
 
@@ -487,6 +536,17 @@ fn print_trust(o: &VerifyOutcome) {
         more(&format!("(required by {})", o.public_key_source));
     }
     match &o.trusted_checkpoint {
+        Some(t) if t.cosignature_error.is_some() => {
+            let error = t.cosignature_error.as_deref().unwrap_or_default();
+            row(
+                "trusted checkpoint",
+                &paint(
+                    &format!("{}: NOT accepted as an anchor: {error}", t.file),
+                    Paint::Bad,
+                ),
+            );
+            more("the store was verified without it; the checkpoint was forged or altered");
+        }
         Some(t) => match (t.epoch, t.tree_size) {
             (Some(epoch), Some(size)) => {
                 row(

@@ -10,12 +10,11 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use trailmix_db::Db;
+use trailmix_db::ReadOnlyStore;
 use trailmix_db::merkle::Digest;
-use trailmix_db::note::{CosignatureSigner, CosignatureVerifier};
+use trailmix_db::note::{CosignatureSigner, CosignatureVerifier, NoteVerifier};
 use trailmix_db::witness::{Witness, WitnessedLog, split_epoch_origin};
 
-use crate::proofs::{close_db, open_db};
 use crate::scan;
 use crate::{ToolError, ToolResult, read_text};
 
@@ -134,17 +133,30 @@ pub struct CosignOutcome {
 /// message says why: rollback, fork, failed proof).
 pub fn cosign(data_dir: &Path, key_path: &Path, state_path: &Path) -> ToolResult<CosignOutcome> {
     let signer = load_signer(key_path)?;
-    let db = open_db(data_dir)?;
-    let outcome = cosign_open(&db, data_dir, signer, state_path);
-    close_db(data_dir, db)?;
-    outcome
+    // Read-only: a witness runs beside the live service that writes the store.
+    let store = ReadOnlyStore::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))?;
+    let reader = scan::open_reader(data_dir)?;
+    let verifier = scan::genesis(&reader, data_dir)
+        .and_then(|g| NoteVerifier::from_vkey(&g.verifier_key).ok())
+        .ok_or_else(|| {
+            ToolError::new(format!(
+                "the store at {} has no readable genesis entry: its checkpoint key is unknown",
+                data_dir.display()
+            ))
+        })?;
+    let log = WitnessedLog {
+        verifier,
+        hash_algorithm: store.hash_algorithm(),
+    };
+    let mut witness =
+        Witness::open(signer, state_path, vec![log]).map_err(|e| ToolError::new(e.to_string()))?;
+    cosign_with(&store, data_dir, &mut witness)
 }
 
-fn cosign_open(
-    db: &Db,
+fn cosign_with(
+    store: &ReadOnlyStore,
     data_dir: &Path,
-    signer: CosignatureSigner,
-    state_path: &Path,
+    witness: &mut Witness,
 ) -> ToolResult<CosignOutcome> {
     let (seals, latest) = scan::seals_and_latest(data_dir)?;
     let latest = latest.ok_or_else(|| {
@@ -154,12 +166,6 @@ fn cosign_open(
         ))
         .hint("write one with `trailmix-db checkpoint DIR --new`")
     })?;
-    let log = WitnessedLog {
-        verifier: db.verifier().clone(),
-        hash_algorithm: db.hash_algorithm(),
-    };
-    let mut witness =
-        Witness::open(signer, state_path, vec![log]).map_err(|e| ToolError::new(e.to_string()))?;
     let mut queue = Vec::new();
     if let Some((prefix, target)) = split_epoch_origin(&latest.origin)
         && let Some((from, last)) = witness.latest_epoch(prefix)
@@ -179,7 +185,9 @@ fn cosign_open(
     for entry in queue {
         let previous = witness.last_cosigned(&entry.origin).cloned();
         let proof = match &previous {
-            Some(p) if p.tree_size < entry.tree_size => proof(db, data_dir, &p.note, &entry.note)?,
+            Some(p) if p.tree_size < entry.tree_size => {
+                proof(store, data_dir, &p.note, &entry.note)?
+            }
             _ => Vec::new(),
         };
         let cosigned = witness.cosign(&entry.note, &proof).map_err(|e| {
@@ -206,8 +214,8 @@ fn cosign_open(
 }
 
 /// The consistency proof between two notes of one epoch, from the store.
-fn proof(db: &Db, data_dir: &Path, old: &str, new: &str) -> ToolResult<Vec<Digest>> {
-    let bundle = db.consistency(old, new).map_err(|e| {
+fn proof(store: &ReadOnlyStore, data_dir: &Path, old: &str, new: &str) -> ToolResult<Vec<Digest>> {
+    let bundle = store.consistency(old, new).map_err(|e| {
         ToolError::new(format!(
             "cannot prove the store consistent with the witness's last cosigned checkpoint: {e}"
         ))

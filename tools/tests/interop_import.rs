@@ -821,3 +821,151 @@ fn audittrail_rows_that_fail_their_chain_or_signature_are_refused_whole() {
     assert_eq!(code(&output), Some(1), "{}", text(&output));
     assert!(text(&output).contains("--public-key"), "{}", text(&output));
 }
+
+/// Every file under `dir` (relative path → bytes): what "the store is unchanged" compares.
+fn files_of(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read file");
+                let relative = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                files.insert(relative, bytes);
+            }
+        }
+    }
+    files
+}
+
+/// Imports `source` (`format`, `extra`) into a store that already holds the event id of
+/// source `unit` `line` with other contents, and asserts the import is refused before it
+/// writes anything: exit 1, the error names the line and the event id, and every file of the
+/// store is as it was.
+fn assert_conflict_refused(format: &str, source: &Path, extra: &[&str], unit: &str, line: u64) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The mapped receipt of that line, from an import into a scratch store.
+    let probe = tmp.path().join("probe");
+    let output = import_from(format, &probe, source, extra);
+    assert_eq!(code(&output), Some(0), "{}", text(&output));
+    let index = usize::try_from(line - 1).expect("index");
+    let mapped = stored(&probe)[index]["event"].clone();
+    let event_id = mapped["event_id"].as_str().expect("event id").to_owned();
+    let tenant = mapped["tenant_id"].as_str().expect("tenant");
+
+    let dir = tmp.path().join("store");
+    let mut clash = common::event(tenant, 1);
+    clash["event_id"] = Value::String(event_id.clone());
+    let events = tmp.path().join("clash.jsonl");
+    common::write_jsonl(&events, &[clash]);
+    let seeded = tool(&["import", arg(&dir), arg(&events)]);
+    assert_eq!(code(&seeded), Some(0), "{}", text(&seeded));
+    let before = files_of(&dir);
+
+    let output = import_from(format, &dir, source, extra);
+    assert_eq!(code(&output), Some(1), "{}", text(&output));
+    let report = json(&output);
+    assert_eq!(report["error"]["unit"], unit, "{report}");
+    assert_eq!(report["error"]["line"], line, "{report}");
+    let message = report["error"]["message"].as_str().expect("message");
+    assert!(message.contains(&event_id), "{message}");
+    assert!(message.contains("nothing was written"), "{message}");
+    assert_eq!(report["imported"], 0, "{report}");
+    let after = files_of(&dir);
+    let changed: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|path| before.get(*path) != after.get(*path))
+        // The writer's open commits to redb's file whatever it does next; what the index
+        // holds is checked below through the receipts it counts.
+        .filter(|path| **path != Path::new("index").join("index.redb"))
+        .collect();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "a refused import added or removed files"
+    );
+    assert!(changed.is_empty(), "a refused import changed {changed:?}");
+    assert_eq!(receipts_in(&dir), 1);
+}
+
+#[test]
+fn an_import_that_would_conflict_is_refused_before_it_writes() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    let ledger = tmp.path().join("ledger.jsonl");
+    write_llm_ledger(&python, &ledger, 60, "");
+    assert_conflict_refused(
+        "llm-audit-trail",
+        &ledger,
+        &["--tenant", "acme"],
+        "line",
+        37,
+    );
+
+    let package = tmp.path().join("evidence.zip");
+    let key = write_ai_package(&python, &package, 30);
+    assert_conflict_refused(
+        "ai-audit-trail",
+        &package,
+        &["--public-key", &key],
+        "line",
+        22,
+    );
+
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let rows = tmp.path().join("ledger.db");
+    run_audittrail(&python, &home, WRITE_AUDITTRAIL_LEDGER, &[arg(&rows), "25"]);
+    let public_key = audittrail_public_key(&home);
+    let extra = ["--tenant", "acme", "--public-key", arg(&public_key)];
+    assert_conflict_refused("audittrail", &rows, &extra, "row", 18);
+}
+
+#[test]
+fn a_rerun_after_a_crash_before_the_import_record_writes_it_once() {
+    let python = python();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let ledger = tmp.path().join("ledger.jsonl");
+    write_llm_ledger(&python, &ledger, 30, "");
+
+    // The receipts are durable, then the process dies before the import record.
+    let options = trailmix_tools::interop::ImportOptions {
+        tenant: Some("acme".to_owned()),
+        stop_before_import_records: true,
+        ..Default::default()
+    };
+    let crashed = trailmix_tools::interop::run(
+        &dir,
+        trailmix_tools::interop::Format::LlmAuditTrail,
+        &ledger,
+        &options,
+    );
+    assert!(crashed.is_err(), "the hook did not stop the import");
+    assert_eq!(receipts_in(&dir), 30);
+
+    // Every receipt is already there, yet the re-run completes the import: its record.
+    let rerun = import_llm(&dir, &ledger, &["--tenant", "acme"]);
+    assert_eq!(code(&rerun), Some(0), "{}", text(&rerun));
+    let report = json(&rerun);
+    assert_eq!(report["imported"], 0, "{report}");
+    assert_eq!(report["already_present"], 30, "{report}");
+    let import_id = report["tenants"][0]["import_event_id"].clone();
+    assert!(import_id.is_string(), "{report}");
+    assert_eq!(receipts_in(&dir), 31);
+    let receipts = stored(&dir);
+    assert_eq!(receipts[30]["event"]["event_id"], import_id);
+    assert_eq!(receipts[30]["event"]["import"]["records"], 30);
+
+    // Once: a further re-run writes no second record.
+    let again = import_llm(&dir, &ledger, &["--tenant", "acme"]);
+    assert_eq!(code(&again), Some(0), "{}", text(&again));
+    assert_eq!(json(&again)["tenants"][0]["import_event_id"], Value::Null);
+    assert_eq!(receipts_in(&dir), 31);
+    assert_verifies(&dir);
+}

@@ -2,7 +2,10 @@
 //! `trailmix-db checkpoint`, `prove` and `consistency` verifies with an independent
 //! implementation (Python: `hashlib` for RFC 9162 §2.1.3.2 inclusion and §2.1.4.2 consistency,
 //! the C2SP signed-note and tlog-checkpoint rules written from the specifications, `PyNaCl` for
-//! Ed25519), and a changed proof hash, a changed root or a wrong key is rejected by it.
+//! Ed25519), and a changed proof hash, a changed root or a wrong key is rejected by it. The
+//! same independent C2SP signed-note code signs byte-identical notes with our keys, and makes
+//! keys and notes that we read (what `engine/tests/note_interop.rs` checked against Go and
+//! `aics-tlog` when they happened to be installed).
 
 mod common;
 
@@ -11,6 +14,7 @@ use std::path::Path;
 use common::python::venv_python;
 use common::{arg, code, text, tool};
 use serde_json::Value;
+use trailmix_db::note::{self, Checkpoint, NoteSigner, NoteVerifier};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 use trailmix_db::wal::HashAlgorithm;
 use trailmix_db::{Db, DbOptions};
@@ -133,6 +137,71 @@ except (AssertionError, BadSignatureError, ValueError) as e:
 print(json.dumps(out))
 "#;
 
+/// An independent C2SP signed-note signer, written from the specification.
+/// `python - sign BODY_FILE SKEY…`: prints the note signed by each private key text in turn.
+/// `python - generate NAME BODY_FILE`: a fresh key; prints JSON `{"skey", "vkey", "note"}`.
+const NOTE_SIGNER: &str = r#"
+import base64, hashlib, json, sys
+from nacl.signing import SigningKey
+
+def key_id(name, public):
+    return hashlib.sha256(name.encode() + b"\n" + b"\x01" + public).digest()[:4]
+
+def parse_skey(text):
+    private, key, name, hex_id, material = text.strip().split("+", 4)
+    assert (private, key) == ("PRIVATE", "KEY"), "not a private key text"
+    raw = base64.b64decode(material, validate=True)
+    assert raw[0] == 1 and len(raw) == 33, "not an Ed25519 private key"
+    signing = SigningKey(raw[1:])
+    assert key_id(name, bytes(signing.verify_key)) == bytes.fromhex(hex_id), "key id"
+    return name, signing
+
+def sign(body, keys):
+    assert body.endswith("\n") and "\n\n" not in body[-2:], "a note text ends in one newline"
+    lines = []
+    for name, signing in keys:
+        kid = key_id(name, bytes(signing.verify_key))
+        sig = signing.sign(body.encode()).signature
+        lines.append("\u2014 " + name + " " + base64.b64encode(kid + sig).decode() + "\n")
+    return body + "\n" + "".join(lines)
+
+mode = sys.argv[1]
+if mode == "sign":
+    body = open(sys.argv[2], encoding="utf-8").read()
+    sys.stdout.write(sign(body, [parse_skey(k) for k in sys.argv[3:]]))
+else:
+    name, body = sys.argv[2], open(sys.argv[3], encoding="utf-8").read()
+    signing = SigningKey.generate()
+    public, seed = bytes(signing.verify_key), bytes(signing)
+    kid = key_id(name, public).hex()
+    print(json.dumps({
+        "skey": f"PRIVATE+KEY+{name}+{kid}+" + base64.b64encode(b"\x01" + seed).decode(),
+        "vkey": f"{name}+{kid}+" + base64.b64encode(b"\x01" + public).decode(),
+        "note": sign(body, [(name, signing)]),
+    }))
+"#;
+
+/// Runs the independent note signer with `args`; its stdout.
+fn note_signer(args: &[&str]) -> String {
+    let output = std::process::Command::new(venv_python(&["pynacl==1.6.2"]))
+        .args(["-c", NOTE_SIGNER])
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+fn sample_checkpoint() -> Checkpoint {
+    let mut checkpoint = Checkpoint::new(
+        "example.com/trailmix/interop",
+        123_456_789,
+        *b"0123456789abcdef0123456789ABCDEF",
+    );
+    checkpoint.extensions = vec!["ext \u{e9}t\u{e9}".into()];
+    checkpoint
+}
+
 /// Appends receipts `range` (three tenants, alternating) to a SHA-256 store at `dir`.
 fn append(dir: &Path, range: std::ops::Range<u64>) {
     let options = DbOptions::default().hash_algorithm(HashAlgorithm::Sha256);
@@ -250,4 +319,53 @@ fn sha256_checkpoints_and_proofs_verify_with_an_independent_implementation() {
     append(&other_store, 0..1);
     let report = verify(&other_store.join("signing.pub"), "inclusion", &bundle);
     assert_eq!(report["note"], false, "a wrong key: {report}");
+}
+
+#[test]
+fn signed_notes_match_an_independent_signer_both_ways() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let body_file = scratch.path().join("body");
+    let log = NoteSigner::from_seed("example.com/trailmix/interop", &[3; 32]).expect("key");
+    let witness = NoteSigner::from_seed("example.com/witness", &[4; 32]).expect("key");
+
+    // Our private key texts, signed with elsewhere: byte for byte our notes (Ed25519 is
+    // deterministic), with one signature and two, on checkpoints and on other texts.
+    let checkpoint_body = sample_checkpoint().to_body().expect("prints");
+    for body in [checkpoint_body.as_str(), "x\n", "with\n\nblank lines\n"] {
+        std::fs::write(&body_file, body).expect("write body");
+        let log_key = log.to_private_key_text();
+        let witness_key = witness.to_private_key_text();
+        let theirs = note_signer(&["sign", arg(&body_file), &log_key, &witness_key]);
+        assert_eq!(theirs, note::sign(body, &[&log, &witness]).expect("signs"));
+        let theirs = note_signer(&["sign", arg(&body_file), &log_key]);
+        assert_eq!(theirs, note::sign(body, &[&log]).expect("signs"));
+    }
+
+    // A key made elsewhere: we read both its texts, open its note, and sign the same note.
+    std::fs::write(&body_file, &checkpoint_body).expect("write body");
+    let made: Value = serde_json::from_str(&note_signer(&[
+        "generate",
+        "py.example/generated",
+        arg(&body_file),
+    ]))
+    .expect("JSON");
+    let skey = made["skey"].as_str().expect("skey");
+    let vkey = made["vkey"].as_str().expect("vkey");
+    let signer = NoteSigner::from_private_key_text(skey).expect("we read its private key");
+    let verifier = NoteVerifier::from_vkey(vkey).expect("we read its verifier key");
+    assert_eq!(signer.to_private_key_text().as_str(), skey);
+    assert_eq!(verifier.to_vkey(), vkey);
+    assert_eq!(signer.verifier(), verifier);
+    let theirs = made["note"].as_str().expect("note");
+    let (checkpoint, opened) =
+        Checkpoint::open(theirs, std::slice::from_ref(&verifier)).expect("we open its note");
+    assert_eq!(checkpoint, sample_checkpoint());
+    assert_eq!(opened.body, checkpoint_body);
+    assert_eq!(
+        theirs,
+        note::sign(&checkpoint_body, &[&signer]).expect("signs")
+    );
+    // And refuse it changed.
+    let tampered = theirs.replacen("123456789", "123456788", 1);
+    assert!(Checkpoint::open(&tampered, &[verifier]).is_err());
 }

@@ -1,7 +1,8 @@
 //! Guards `trailmix-db witness` and `verify --witness-key` by running the built binary: a
 //! witness follows a store across an epoch seal, refuses to cosign a rolled-back copy, and
 //! `verify` accepts its cosigned checkpoint as the anchor (catching the rollback) only when
-//! the cosignature verifies with the given witness key.
+//! the cosignature verifies with the given witness key (exit 1 when it does not); `cosign`
+//! reads a store a live writer holds, and refuses while another witness holds its state.
 
 mod common;
 
@@ -162,9 +163,10 @@ fn witness_cosigns_a_growing_store_and_verify_uses_its_anchor() {
     );
 
     // Another witness's key (same name), or a changed cosignature, is not an anchor.
+    // Both are a failed verification (exit 1), not a usage error.
     let stranger = init_witness(&scratch.path().join("stranger.key"));
     let by_stranger = verify(&dir, &anchor, &stranger);
-    assert_eq!(code(&by_stranger), Some(2), "{}", text(&by_stranger));
+    assert_eq!(code(&by_stranger), Some(1), "{}", text(&by_stranger));
     assert!(
         text(&by_stranger).contains("no cosignature by witness"),
         "{}",
@@ -173,10 +175,88 @@ fn witness_cosigns_a_growing_store_and_verify_uses_its_anchor() {
     let changed = scratch.path().join("changed.note");
     change_cosignature(note, &changed);
     let forged = verify(&dir, &changed, &vkey);
-    assert_eq!(code(&forged), Some(2), "{}", text(&forged));
+    assert_eq!(code(&forged), Some(1), "{}", text(&forged));
     assert!(
         text(&forged).contains("does not verify"),
         "{}",
         text(&forged)
     );
+    let forged_json = tool(&[
+        "verify",
+        arg(&dir),
+        "--trusted-checkpoint",
+        arg(&changed),
+        "--witness-key",
+        &vkey,
+        "--json",
+    ]);
+    assert_eq!(code(&forged_json), Some(1), "{}", text(&forged_json));
+    let outcome = json(&forged_json);
+    assert_eq!(outcome["verdict"], "cosignature_invalid", "{outcome}");
+    assert!(outcome["trusted_checkpoint"]["cosignature_error"].is_string());
+}
+
+#[test]
+fn witness_cosigns_beside_a_live_writer() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    let key = scratch.path().join("witness.key");
+    let state = scratch.path().join("witness.state");
+    init_witness(&key);
+
+    // The service keeps the store open for writing the whole time.
+    let db = Db::open(&dir).expect("open");
+    for n in 0..10 {
+        db.append_and_wait(&tool_call(n)).expect("append");
+    }
+    db.checkpoint().expect("checkpoint");
+    let first = cosign(&dir, &key, &state);
+    assert_eq!(code(&first), Some(0), "{}", text(&first));
+    assert_eq!(
+        json(&first)["steps"][0]["tree_size"],
+        11,
+        "{}",
+        text(&first)
+    );
+
+    // It grows: the witness proves consistency from the read-only view and cosigns again.
+    for n in 10..25 {
+        db.append_and_wait(&tool_call(n)).expect("append");
+    }
+    db.checkpoint().expect("checkpoint");
+    let second = cosign(&dir, &key, &state);
+    assert_eq!(code(&second), Some(0), "{}", text(&second));
+    let steps = &json(&second)["steps"];
+    assert_eq!(steps[0]["previous_size"], 11, "{steps}");
+    // The writer never noticed: it goes on appending.
+    db.append_and_wait(&tool_call(25))
+        .expect("append after the witness");
+    db.close().expect("close");
+}
+
+#[test]
+fn a_second_witness_on_the_same_state_file_is_refused() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    let key = scratch.path().join("witness.key");
+    let state = scratch.path().join("witness.state");
+    init_witness(&key);
+    append(&dir, 0, 5, false);
+
+    // One witness holds the state (as a cosign in progress does).
+    let signer = trailmix_db::note::CosignatureSigner::generate("w.example/1").expect("signer");
+    let holder =
+        trailmix_db::witness::Witness::open(signer, &state, Vec::new()).expect("first witness");
+    let refused = cosign(&dir, &key, &state);
+    assert_eq!(code(&refused), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("in use by another witness"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!state.exists(), "the refused witness wrote the state");
+
+    drop(holder);
+    let after = cosign(&dir, &key, &state);
+    assert_eq!(code(&after), Some(0), "{}", text(&after));
 }

@@ -9,6 +9,7 @@
 //! `aat-mcp` 0.1 writes and verifies it (string trust levels `L0`..`L4`, genesis
 //! `parent_record_id` null and each later one the previous `record_id`).
 
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
 use std::path::Path;
 
 use base64::Engine as _;
@@ -18,7 +19,11 @@ use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Map, Value, json};
 use trailmix_db::receipt::canonical_json;
 
-use super::export::{ExportKeySource, InteropScope, PayloadMark, SourceReceipt, hex, sha256};
+use sha2::{Digest as _, Sha256};
+
+use super::export::{
+    ExportKeySource, InteropScope, PayloadMark, SourceReceipt, TenantRead, hex, sha256,
+};
 use crate::{ToolError, ToolResult};
 
 /// The trail's file name in the output directory.
@@ -116,73 +121,126 @@ pub struct AatSummary {
     pub merkle_root: String,
 }
 
-/// Writes `receipts` as an AAT trail into the new directory `output`: [`TRAIL_FILE`] and
-/// [`KEYS_FILE`].
+/// Writes the tenant's receipts in `scope`, read from the store in `data_dir`, as an AAT
+/// trail into the new directory `output`: [`TRAIL_FILE`] and [`KEYS_FILE`]. Streams: the
+/// records go to a scratch file in `output` as they are signed, keeping only each one's
+/// batch leaf hash; a second pass over that file adds the batch proofs. A failed export
+/// removes `output`.
 ///
 /// # Errors
-/// [`ToolError`] for a bad key or a write failure.
+/// [`ToolError`] for a bad key, a store that cannot be read, or a write failure.
 pub fn export(
-    receipts: &[SourceReceipt],
+    data_dir: &Path,
     scope: &InteropScope,
     draft: AatDraft,
     key_source: &ExportKeySource,
     output: &Path,
-) -> ToolResult<AatSummary> {
+) -> ToolResult<(AatSummary, TenantRead)> {
     let key = AatKey::from_secret(&super::export::export_key_bytes(key_source)?)?;
-    let mut records = signed_records(receipts, scope, draft, &key);
-    let merkle_root = add_batch_proofs(&mut records);
-    let mut trail = String::new();
-    for record in &records {
-        trail.push_str(&canonical_json(record));
-        trail.push('\n');
-    }
     std::fs::create_dir(output)
         .map_err(|e| ToolError::new(format!("cannot create {}: {e}", output.display())))?;
-    super::export::write_new_file(&output.join(TRAIL_FILE), trail.as_bytes())?;
-    let keys = canonical_json(&key.keystore()) + "\n";
-    super::export::write_new_file(&output.join(KEYS_FILE), keys.as_bytes())?;
-    Ok(AatSummary {
-        records: records.len(),
-        shredded: receipts
-            .iter()
-            .filter(|r| r.payload == PayloadMark::Shredded)
-            .count(),
-        kid: key.kid().to_owned(),
-        merkle_root: hex(&merkle_root),
-    })
+    let written = write_trail(data_dir, scope, draft, &key, output);
+    if written.is_err() {
+        // Ours alone: created above, never a directory that was there before.
+        let _ = std::fs::remove_dir_all(output);
+    }
+    written
 }
 
-/// The chained, signed records (no batch yet).
-#[must_use]
-pub fn signed_records(
-    receipts: &[SourceReceipt],
+fn write_trail(
+    data_dir: &Path,
     scope: &InteropScope,
     draft: AatDraft,
     key: &AatKey,
-) -> Vec<Value> {
-    let mut records = Vec::with_capacity(receipts.len());
-    let mut previous: Option<(String, String)> = None;
-    for receipt in receipts {
-        let (parent, prev_hash) = match &previous {
-            Some((id, hash)) => (json!(id), json!(hash)),
-            None => (Value::Null, Value::Null),
-        };
-        let mut record = unsigned_record(receipt, scope, draft);
-        record.insert("parent_record_id".into(), parent);
-        record.insert("prev_hash".into(), prev_hash);
-        record.insert("sig_alg".into(), json!("ES256"));
-        record.insert("signer_kid".into(), json!(key.kid()));
-        let signature = key.sign(canonical_json(&Value::Object(record.clone())).as_bytes());
-        record.insert("signature".into(), json!(signature));
-        let record = Value::Object(record);
-        // Nothing but the batch (added later) is left out of the chain hash.
-        previous = Some((
-            receipt.event_id().to_owned(),
-            hex(&sha256(canonical_json(&record).as_bytes())),
-        ));
-        records.push(record);
-    }
-    records
+    output: &Path,
+) -> ToolResult<(AatSummary, TenantRead)> {
+    let scratch = output.join(SCRATCH_FILE);
+    let write_error = |path: &Path, e: std::io::Error| {
+        ToolError::new(format!("cannot write {}: {e}", path.display()))
+    };
+    let mut unbatched = BufWriter::new(new_file(&scratch)?);
+    let mut leaves = Vec::new();
+    let mut shredded = 0;
+    let mut previous = None;
+    let read = super::export::for_each_tenant_receipt(data_dir, scope, &mut |receipt| {
+        let record = signed_record(&receipt, scope, draft, key, &mut previous);
+        let line = canonical_json(&record);
+        leaves.push(leaf_hash(&line));
+        shredded += usize::from(receipt.payload == PayloadMark::Shredded);
+        unbatched
+            .write_all(line.as_bytes())
+            .and_then(|()| unbatched.write_all(b"\n"))
+            .map_err(|e| write_error(&scratch, e))
+    })?;
+    unbatched.flush().map_err(|e| write_error(&scratch, e))?;
+    drop(unbatched);
+    let records = leaves.len();
+    let levels = tree_levels(leaves);
+    let root = levels
+        .last()
+        .and_then(|top| top.first())
+        .copied()
+        .unwrap_or_else(|| sha256(&[]));
+    add_batch_proofs(&scratch, &output.join(TRAIL_FILE), &levels, &root)?;
+    std::fs::remove_file(&scratch).map_err(|e| write_error(&scratch, e))?;
+    let keys = canonical_json(&key.keystore()) + "\n";
+    super::export::write_new_file(&output.join(KEYS_FILE), keys.as_bytes())?;
+    let summary = AatSummary {
+        records,
+        shredded,
+        kid: key.kid().to_owned(),
+        merkle_root: hex(&root),
+    };
+    Ok((summary, read))
+}
+
+/// The records without their batch, as signed, one a line: scratch space in the output
+/// directory while the export runs.
+const SCRATCH_FILE: &str = "trail.jsonl.unbatched";
+
+fn new_file(path: &Path) -> ToolResult<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| ToolError::new(format!("cannot create {}: {e}", path.display())))
+}
+
+/// Batch leaf: `SHA-256(0x00 || JCS(record minus batch))`.
+fn leaf_hash(canonical: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update([0]);
+    hasher.update(canonical.as_bytes());
+    hasher.finalize().into()
+}
+
+/// The record of `receipt`, chained to `previous` (the previous record's id and hash, which
+/// this one then becomes) and signed.
+fn signed_record(
+    receipt: &SourceReceipt,
+    scope: &InteropScope,
+    draft: AatDraft,
+    key: &AatKey,
+    previous: &mut Option<(String, String)>,
+) -> Value {
+    let (parent, prev_hash) = match previous.as_ref() {
+        Some((id, hash)) => (json!(id), json!(hash)),
+        None => (Value::Null, Value::Null),
+    };
+    let mut record = unsigned_record(receipt, scope, draft);
+    record.insert("parent_record_id".into(), parent);
+    record.insert("prev_hash".into(), prev_hash);
+    record.insert("sig_alg".into(), json!("ES256"));
+    record.insert("signer_kid".into(), json!(key.kid()));
+    let signature = key.sign(canonical_json(&Value::Object(record.clone())).as_bytes());
+    record.insert("signature".into(), json!(signature));
+    let record = Value::Object(record);
+    // Nothing but the batch (added later) is left out of the chain hash.
+    *previous = Some((
+        receipt.event_id().to_owned(),
+        hex(&sha256(canonical_json(&record).as_bytes())),
+    ));
+    record
 }
 
 /// The record's fields other than the chain links and the signature envelope.
@@ -251,43 +309,47 @@ fn outcome(decision: Option<&str>) -> &'static str {
     }
 }
 
-/// Adds `batch` (RFC 6962 inclusion proof, `tree_size`, `leaf_index`) to every record and
-/// returns the root. Leaf `i` is `SHA-256(0x00 || JCS(record i minus batch))`.
-fn add_batch_proofs(records: &mut [Value]) -> [u8; 32] {
-    let leaves: Vec<[u8; 32]> = records
-        .iter()
-        .map(|record| {
-            let mut bytes = vec![0u8];
-            bytes.extend_from_slice(canonical_json(record).as_bytes());
-            sha256(&bytes)
-        })
-        .collect();
-    let levels = tree_levels(leaves);
-    let root = levels
-        .last()
-        .and_then(|top| top.first())
-        .copied()
-        .unwrap_or_else(|| sha256(&[]));
-    let tree_size = records.len();
-    for (index, record) in records.iter_mut().enumerate() {
-        let proof: Vec<Value> = inclusion_path(&levels, index)
+/// Copies the records of `unbatched` to the new file `trail`, each with its `batch` (RFC 6962
+/// inclusion proof under `root`, `tree_size`, `leaf_index`), one record in memory at a time.
+fn add_batch_proofs(
+    unbatched: &Path,
+    trail: &Path,
+    levels: &[Vec<[u8; 32]>],
+    root: &[u8; 32],
+) -> ToolResult<()> {
+    let read_error = |e: &dyn std::fmt::Display| {
+        ToolError::new(format!("cannot read {}: {e}", unbatched.display()))
+    };
+    let write_error =
+        |e: std::io::Error| ToolError::new(format!("cannot write {}: {e}", trail.display()));
+    let input = std::fs::File::open(unbatched).map_err(|e| read_error(&e))?;
+    let mut out = BufWriter::new(new_file(trail)?);
+    let tree_size = levels.first().map_or(0, Vec::len);
+    for (index, line) in BufReader::new(input).lines().enumerate() {
+        let line = line.map_err(|e| read_error(&e))?;
+        let mut record: Value = serde_json::from_str(&line).map_err(|e| read_error(&e))?;
+        let proof: Vec<Value> = inclusion_path(levels, index)
             .into_iter()
             .map(|(hash, side)| json!({ "hash": hex(&hash), "side": side }))
             .collect();
-        if let Value::Object(map) = record {
+        if let Value::Object(map) = &mut record {
             map.insert(
                 "batch".into(),
                 json!({
                     "epoch_id": BATCH_EPOCH_ID,
                     "tree_size": tree_size,
                     "leaf_index": index,
-                    "merkle_root": hex(&root),
+                    "merkle_root": hex(root),
                     "inclusion_proof": proof,
                 }),
             );
         }
+        out.write_all(canonical_json(&record).as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(write_error)?;
     }
-    root
+    let file = out.into_inner().map_err(|e| write_error(e.into_error()))?;
+    file.sync_all().map_err(write_error)
 }
 
 /// The tree bottom-up: level 0 the leaves, each next level the pairs' node hashes with an

@@ -10,6 +10,7 @@
 //! printed anew), which gives back orjson's bytes for any line the library wrote.
 
 use std::collections::BTreeMap;
+use std::io::BufReader;
 use std::path::Path;
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -17,7 +18,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{History, ImportOptions, Mapped, SourceError, build_receipt, jsonl_lines};
+use super::{
+    ImportOptions, JsonlLines, Mapped, SourceError, Verified, Visitor, Walked, build_receipt,
+};
 use crate::{ToolError, ToolResult};
 
 /// Prefix of the event ids of imported receipts: `aat:` and the source's `receipt_id` (a
@@ -33,25 +36,28 @@ const UNSEALED: [&str; 2] = ["receipt_hash", "signature"];
 /// Nesting that the seal payload may reach (the library's receipts need 4).
 const MAX_DEPTH: usize = 64;
 
-/// Reads and verifies the receipts at `path` against the Ed25519 public key in
-/// `options.public_key`, mapping each to a receipt of its own tenant.
+/// Walks the receipts at `path` (a `receipts.jsonl` or an evidence package holding one)
+/// line by line, verifying each against the Ed25519 public key in `options.public_key` (or
+/// the package's own) and its tenant's chain, and handing it, mapped to a receipt of its
+/// own tenant, to `visit`.
 ///
 /// # Errors
 /// [`ToolError`] when the file cannot be read or no public key was given; the inner
 /// [`SourceError`] names the first line that fails verification or mapping.
-pub fn read(path: &Path, options: &ImportOptions) -> ToolResult<Result<History, SourceError>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ToolError::new(format!("cannot read {}: {e}", path.display())))?;
+pub fn walk(path: &Path, options: &ImportOptions, visit: &mut Visitor<'_>) -> Walked {
     let given = options
         .public_key
         .as_deref()
         .map(read_public_key)
         .transpose()?;
-    let (text, key, key_from_package) = if bytes.starts_with(ZIP_MAGIC) {
-        let package = read_package(path, &bytes)?;
-        let key = choose_key(given, package.public_key)?;
-        (package.receipts, key, given.is_none())
-    } else {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| ToolError::new(format!("cannot read {}: {e}", path.display())))?;
+    let mut magic = [0_u8; 4];
+    let is_zip = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && magic == ZIP_MAGIC;
+    std::io::Seek::rewind(&mut file)
+        .map_err(|e| ToolError::new(format!("cannot read {}: {e}", path.display())))?;
+    let fallback_tenant = options.tenant.as_deref();
+    if !is_zip {
         let key = given.ok_or_else(|| {
             ToolError::new("ai-audit-trail receipts are verified against the signer's public key")
                 .hint(
@@ -59,16 +65,29 @@ pub fn read(path: &Path, options: &ImportOptions) -> ToolResult<Result<History, 
                      package's public_key.hex, or `ai_audit.get_verify_key_hex()`)",
                 )
         })?;
-        (bytes, key, false)
+        let lines = JsonlLines::new(BufReader::with_capacity(1 << 16, file));
+        return walk_lines(lines, &key, fallback_tenant, visit);
+    }
+    let bad = |what: String| ToolError::new(format!("{}: {what}", path.display()));
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
+    let key = choose_key(given, package_key(&mut archive, &bad)?)?;
+    let receipts = match archive.by_name("receipts.jsonl") {
+        Ok(receipts) => receipts,
+        Err(zip::result::ZipError::FileNotFound) => {
+            return Err(bad("the package has no receipts.jsonl".to_owned()));
+        }
+        Err(e) => return Err(bad(format!("cannot read receipts.jsonl: {e}"))),
     };
+    let lines = JsonlLines::new(BufReader::with_capacity(1 << 16, receipts));
     Ok(
-        verify_and_map(&text, &key, options.tenant.as_deref()).map(|mut history| {
-            if key_from_package {
+        walk_lines(lines, &key, fallback_tenant, visit)?.map(|mut verified| {
+            if given.is_none() {
                 // Nothing outside the package vouches for this key: say so wherever the
                 // verification is reported.
-                history.verified.push_str(" (key from the package itself)");
+                verified.verified.push_str(" (key from the package itself)");
             }
-            history
+            verified
         }),
     )
 }
@@ -99,50 +118,25 @@ pub fn read_public_key(arg: &str) -> ToolResult<VerifyingKey> {
 /// A zip file starts with a local file header.
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
-/// Largest `receipts.jsonl` read from a package, in bytes: the whole history is held in
-/// memory (see docs/import.md), and a zip bomb must not fill it.
-pub const MAX_PACKAGE_RECEIPTS_BYTES: u64 = 1 << 30;
-
-/// What an evidence package holds for the import.
-struct Package {
-    receipts: Vec<u8>,
-    public_key: Option<VerifyingKey>,
-}
-
-/// Reads `receipts.jsonl` and `public_key.hex` from the evidence package at `path`.
-fn read_package(path: &Path, bytes: &[u8]) -> ToolResult<Package> {
-    let bad = |what: String| ToolError::new(format!("{}: {what}", path.display()));
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
-    let mut member = |name: &str, limit: u64| -> ToolResult<Option<Vec<u8>>> {
-        let file = match archive.by_name(name) {
-            Ok(file) => file,
-            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-            Err(e) => return Err(bad(format!("cannot read {name}: {e}"))),
-        };
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut out)
-            .map_err(|e| bad(format!("cannot read {name}: {e}")))?;
-        if out.len() as u64 > limit {
-            return Err(bad(format!("{name} is larger than {limit} bytes")));
-        }
-        Ok(Some(out))
+/// The package's `public_key.hex`, if it has one.
+fn package_key<R: std::io::Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    bad: &dyn Fn(String) -> ToolError,
+) -> ToolResult<Option<VerifyingKey>> {
+    let file = match archive.by_name("public_key.hex") {
+        Ok(file) => file,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(bad(format!("cannot read public_key.hex: {e}"))),
     };
-    let receipts = member("receipts.jsonl", MAX_PACKAGE_RECEIPTS_BYTES)?
-        .ok_or_else(|| bad("the package has no receipts.jsonl".to_owned()))?;
-    let public_key = member("public_key.hex", 1024)?
-        .map(|hex| {
-            let text = String::from_utf8_lossy(&hex);
-            decode_hex(text.trim())
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-                .ok_or_else(|| bad("public_key.hex is not an Ed25519 public key".to_owned()))
-        })
-        .transpose()?;
-    Ok(Package {
-        receipts,
-        public_key,
-    })
+    let mut hex = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 1025), &mut hex)
+        .map_err(|e| bad(format!("cannot read public_key.hex: {e}")))?;
+    let text = String::from_utf8_lossy(&hex);
+    decode_hex(text.trim())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .map(Some)
+        .ok_or_else(|| bad("public_key.hex is not an Ed25519 public key".to_owned()))
 }
 
 /// The key to verify a package with: the one given, which must match the package's own.
@@ -161,44 +155,62 @@ fn choose_key(
     }
 }
 
-/// Verifies and maps the receipts of one `receipts.jsonl` text.
-///
-/// # Errors
-/// The first line that fails its hash, signature or tenant chain, or cannot be mapped.
-pub fn verify_and_map(
-    text: &[u8],
+/// Verifies and maps the receipts of one `receipts.jsonl`, line by line.
+fn walk_lines<R: std::io::BufRead>(
+    mut lines: JsonlLines<R>,
     key: &VerifyingKey,
     fallback_tenant: Option<&str>,
-) -> Result<History, SourceError> {
+    visit: &mut Visitor<'_>,
+) -> Walked {
     // The receipt hash of each tenant's last receipt so far.
     let mut tips: BTreeMap<String, String> = BTreeMap::new();
-    let mut records = Vec::new();
-    for (line, raw) in jsonl_lines(text) {
-        let fail = |message: String| SourceError::at(line, message);
-        let raw =
-            std::str::from_utf8(raw).map_err(|e| fail(format!("the line is not UTF-8: {e}")))?;
-        let record: Map<String, Value> = serde_json::from_str(raw)
-            .map_err(|e| fail(format!("invalid JSON at column {}: {e}", e.column())))?;
-        let sealed = seal_payload(raw).map_err(fail)?;
-        let receipt_hash = check_seal(&record, &sealed, key).map_err(fail)?;
-        let tenant = tenant_of(&record, fallback_tenant).map_err(fail)?;
-        check_link(&record, tips.get(&tenant)).map_err(fail)?;
-        tips.insert(tenant.clone(), receipt_hash.clone());
-        let receipt = map_receipt(&record, raw, &tenant).map_err(fail)?;
-        records.push(Mapped {
-            line,
-            receipt,
-            source_hash: receipt_hash,
-        });
+    let mut receipts = 0_u64;
+    loop {
+        let (line, raw) = match lines.next_line()? {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(error) => return Ok(Err(error)),
+        };
+        let record = match verify_and_map(raw, key, fallback_tenant, &mut tips) {
+            Ok((receipt, source_hash)) => Mapped {
+                line,
+                receipt,
+                source_hash,
+            },
+            Err(message) => return Ok(Err(SourceError::at(line, message))),
+        };
+        receipts += 1;
+        if visit(record)?.is_break() {
+            break;
+        }
     }
-    if records.is_empty() {
-        return Err(SourceError::at(0, "the file holds no receipt"));
+    if receipts == 0 {
+        return Ok(Err(SourceError::at(0, "the file holds no receipt")));
     }
-    Ok(History {
+    Ok(Ok(Verified {
         unit: "line",
         verified: "sha256+ed25519".to_owned(),
-        records,
-    })
+    }))
+}
+
+/// Checks one line's seal, signature and tenant link, and maps it: the receipt and the
+/// source's receipt hash.
+fn verify_and_map(
+    raw: &[u8],
+    key: &VerifyingKey,
+    fallback_tenant: Option<&str>,
+    tips: &mut BTreeMap<String, String>,
+) -> Result<(trailmix_db::receipt::Receipt, String), String> {
+    let raw = std::str::from_utf8(raw).map_err(|e| format!("the line is not UTF-8: {e}"))?;
+    let record: Map<String, Value> = serde_json::from_str(raw)
+        .map_err(|e| format!("invalid JSON at column {}: {e}", e.column()))?;
+    let sealed = seal_payload(raw)?;
+    let receipt_hash = check_seal(&record, &sealed, key)?;
+    let tenant = tenant_of(&record, fallback_tenant)?;
+    check_link(&record, tips.get(&tenant))?;
+    tips.insert(tenant.clone(), receipt_hash.clone());
+    let receipt = map_receipt(&record, raw, &tenant)?;
+    Ok((receipt, receipt_hash))
 }
 
 /// The bytes the library hashed and signed: the receipt without [`UNSEALED`], as compact JSON

@@ -21,7 +21,11 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde::Serialize;
 use serde_json::json;
 
-use super::export::{ExportKeySource, InteropScope, PayloadMark, SourceReceipt, hex, sha256};
+use sha2::{Digest as _, Sha256};
+
+use super::export::{
+    ExportKeySource, InteropScope, PayloadMark, SourceReceipt, TenantRead, hex, sha256,
+};
 use crate::{ToolError, ToolResult};
 
 /// The receipts file.
@@ -91,56 +95,129 @@ pub struct AiAuditSummary {
     pub public_key_hex: String,
 }
 
-/// Writes `receipts` as an evidence package (a new ZIP file at `output`).
+/// Writes the tenant's receipts in `scope`, read from the store in `data_dir`, as an
+/// evidence package (a new ZIP file at `output`). Streams: each receipt is sealed and written
+/// into the archive as it is read, and `receipts.jsonl`'s checksum is taken on the way; only
+/// the first and last receipts are kept for `chain_metadata.json`. A failed export removes
+/// `output`.
 ///
 /// # Errors
-/// [`ToolError`] for a bad key or a write failure.
+/// [`ToolError`] for a bad key, a store that cannot be read, or a write failure.
 pub fn export(
-    receipts: &[SourceReceipt],
+    data_dir: &Path,
     scope: &InteropScope,
     key_source: &ExportKeySource,
     output: &Path,
-) -> ToolResult<AiAuditSummary> {
+) -> ToolResult<(AiAuditSummary, TenantRead)> {
     let key = SigningKey::from_bytes(&super::export::export_key_bytes(key_source)?);
-    let public_key_hex = hex(key.verifying_key().as_bytes());
-    let receipts_jsonl = receipts_jsonl(receipts, &key)?;
-    let exported_at = super::export::rfc3339_micros(now_ns());
-    let metadata = chain_metadata(receipts, scope, &public_key_hex, &exported_at)?;
-    let files: [(&'static str, &[u8]); 3] = [
-        (RECEIPTS_FILE, &receipts_jsonl),
-        (CHAIN_METADATA_FILE, &metadata),
-        (PUBLIC_KEY_FILE, public_key_hex.as_bytes()),
-    ];
-    let manifest = signed_manifest(&files, &key, &public_key_hex, &exported_at)?;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(output)
         .map_err(|e| ToolError::new(format!("cannot create {}: {e}", output.display())))?;
-    let mut zip = zip::ZipWriter::new(file);
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let written = write_package(data_dir, scope, &key, file, output);
+    if written.is_err() {
+        // Ours alone: created above with `create_new`.
+        let _ = std::fs::remove_file(output);
+    }
+    written
+}
+
+/// What the receipts pass keeps for the metadata.
+#[derive(Default)]
+struct Extent {
+    first: Option<SourceReceipt>,
+    last: Option<SourceReceipt>,
+    receipts: usize,
+    shredded: usize,
+}
+
+fn write_package(
+    data_dir: &Path,
+    scope: &InteropScope,
+    key: &SigningKey,
+    file: std::fs::File,
+    output: &Path,
+) -> ToolResult<(AiAuditSummary, TenantRead)> {
     let zip_error = |e: &dyn std::fmt::Display| {
         ToolError::new(format!("cannot write {}: {e}", output.display()))
     };
-    for (name, bytes) in files
-        .iter()
-        .copied()
-        .chain([(MANIFEST_FILE, &manifest[..])])
-    {
+    let public_key_hex = hex(key.verifying_key().as_bytes());
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file(RECEIPTS_FILE, options)
+        .map_err(|e| zip_error(&e))?;
+    let mut receipts_file = Sha256Writer {
+        inner: zip,
+        hasher: Sha256::new(),
+    };
+    let mut extent = Extent::default();
+    let mut prev_receipt_hash = String::new();
+    let read = super::export::for_each_tenant_receipt(data_dir, scope, &mut |receipt| {
+        prev_receipt_hash =
+            write_receipt_line(&mut receipts_file, &receipt, prev_receipt_hash.clone(), key)?;
+        extent.receipts += 1;
+        extent.shredded += usize::from(receipt.payload == PayloadMark::Shredded);
+        if extent.first.is_none() {
+            extent.first = Some(receipt.clone());
+        }
+        extent.last = Some(receipt);
+        Ok(())
+    })?;
+    let Sha256Writer {
+        inner: mut zip,
+        hasher,
+    } = receipts_file;
+    let receipts_checksum = hex(&hasher.finalize());
+    let exported_at = super::export::rfc3339_micros(now_ns());
+    let metadata = chain_metadata(&extent, scope, &public_key_hex, &exported_at)?;
+    let checksums: BTreeMap<&str, String> = [
+        (RECEIPTS_FILE, receipts_checksum),
+        (CHAIN_METADATA_FILE, hex(&sha256(&metadata))),
+        (PUBLIC_KEY_FILE, hex(&sha256(public_key_hex.as_bytes()))),
+    ]
+    .into_iter()
+    .collect();
+    let manifest = signed_manifest(&checksums, key, &public_key_hex, &exported_at)?;
+    for (name, bytes) in [
+        (CHAIN_METADATA_FILE, &metadata[..]),
+        (PUBLIC_KEY_FILE, public_key_hex.as_bytes()),
+        (MANIFEST_FILE, &manifest[..]),
+    ] {
         zip.start_file(name, options).map_err(|e| zip_error(&e))?;
         zip.write_all(bytes).map_err(|e| zip_error(&e))?;
     }
-    let file = zip.finish().map_err(|e| zip_error(&e))?;
+    let file = zip
+        .finish()
+        .map_err(|e| zip_error(&e))?
+        .into_inner()
+        .map_err(|e| zip_error(&e.into_error()))?;
     file.sync_all().map_err(|e| zip_error(&e))?;
-    Ok(AiAuditSummary {
-        receipts: receipts.len(),
-        shredded: receipts
-            .iter()
-            .filter(|r| r.payload == PayloadMark::Shredded)
-            .count(),
+    let summary = AiAuditSummary {
+        receipts: extent.receipts,
+        shredded: extent.shredded,
         public_key_hex,
-    })
+    };
+    Ok((summary, read))
+}
+
+/// A writer that hashes what passes through it.
+struct Sha256Writer<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn now_ns() -> u64 {
@@ -151,40 +228,42 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// The receipts, sealed and chained, one JSON object a line.
-fn receipts_jsonl(receipts: &[SourceReceipt], key: &SigningKey) -> ToolResult<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut prev_receipt_hash = String::new();
-    for receipt in receipts {
-        let payload = seal_payload(receipt, prev_receipt_hash);
-        let payload_bytes = serde_json::to_vec(&payload).map_err(json_error)?;
-        let receipt_hash = hex(&sha256(&payload_bytes));
-        let signature = hex(&key.sign(&payload_bytes).to_bytes());
-        let line = ReceiptLine {
-            receipt_id: &payload.receipt_id,
-            receipt_version: payload.receipt_version,
-            timestamp: &payload.timestamp,
-            trace_id: &payload.trace_id,
-            session_id: &payload.session_id,
-            tenant_id: &payload.tenant_id,
-            input_c14n: &payload.input_c14n,
-            state_digest: &payload.state_digest,
-            output_hash: &payload.output_hash,
-            checks: [],
-            action: payload.action,
-            reason_codes: &payload.reason_codes,
-            nist_tags: [],
-            model_id: &payload.model_id,
-            config_digest: &payload.config_digest,
-            prev_receipt_hash: &payload.prev_receipt_hash,
-            receipt_hash: &receipt_hash,
-            signature: &signature,
-        };
-        serde_json::to_writer(&mut out, &line).map_err(json_error)?;
-        out.push(b'\n');
-        prev_receipt_hash = receipt_hash;
-    }
-    Ok(out)
+/// Seals `receipt`, chained to `prev_receipt_hash`, and writes it as one line; returns its
+/// receipt hash.
+fn write_receipt_line(
+    out: &mut dyn std::io::Write,
+    receipt: &SourceReceipt,
+    prev_receipt_hash: String,
+    key: &SigningKey,
+) -> ToolResult<String> {
+    let payload = seal_payload(receipt, prev_receipt_hash);
+    let payload_bytes = serde_json::to_vec(&payload).map_err(json_error)?;
+    let receipt_hash = hex(&sha256(&payload_bytes));
+    let signature = hex(&key.sign(&payload_bytes).to_bytes());
+    let line = ReceiptLine {
+        receipt_id: &payload.receipt_id,
+        receipt_version: payload.receipt_version,
+        timestamp: &payload.timestamp,
+        trace_id: &payload.trace_id,
+        session_id: &payload.session_id,
+        tenant_id: &payload.tenant_id,
+        input_c14n: &payload.input_c14n,
+        state_digest: &payload.state_digest,
+        output_hash: &payload.output_hash,
+        checks: [],
+        action: payload.action,
+        reason_codes: &payload.reason_codes,
+        nist_tags: [],
+        model_id: &payload.model_id,
+        config_digest: &payload.config_digest,
+        prev_receipt_hash: &payload.prev_receipt_hash,
+        receipt_hash: &receipt_hash,
+        signature: &signature,
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(json_error)?;
+    out.write_all(b"\n")
+        .map_err(|e| ToolError::new(format!("cannot write the package: {e}")))?;
+    Ok(receipt_hash)
 }
 
 #[allow(
@@ -245,17 +324,17 @@ pub fn pydantic_timestamp(ns: u64) -> String {
 }
 
 fn chain_metadata(
-    receipts: &[SourceReceipt],
+    extent: &Extent,
     scope: &InteropScope,
     public_key_hex: &str,
     exported_at: &str,
 ) -> ToolResult<Vec<u8>> {
-    let first = receipts.first();
-    let last = receipts.last();
+    let first = extent.first.as_ref();
+    let last = extent.last.as_ref();
     let metadata = json!({
         "tenant_id": scope.tenant,
         "epoch_id": "",
-        "total_receipts": receipts.len(),
+        "total_receipts": extent.receipts,
         "first_receipt_id": first.map_or("", SourceReceipt::event_id),
         "last_receipt_id": last.map_or("", SourceReceipt::event_id),
         "first_timestamp": first.map(|r| pydantic_timestamp(r.logged_at_ns)),
@@ -265,7 +344,7 @@ fn chain_metadata(
         "source": "trailmix-db",
         "first_seq": first.map(|r| r.seq),
         "last_seq": last.map(|r| r.seq),
-        "shredded_receipts": receipts.iter().filter(|r| r.payload == PayloadMark::Shredded).count(),
+        "shredded_receipts": extent.shredded,
     });
     serde_json::to_vec_pretty(&metadata).map_err(json_error)
 }
@@ -273,15 +352,11 @@ fn chain_metadata(
 /// `manifest.json`: version, format, SHA-256 of each file, key fingerprint, creation time,
 /// and the Ed25519 signature over Python's `json.dumps(.., sort_keys=True)` of the rest.
 fn signed_manifest(
-    files: &[(&'static str, &[u8])],
+    checksums: &BTreeMap<&'static str, String>,
     key: &SigningKey,
     public_key_hex: &str,
     created_at: &str,
 ) -> ToolResult<Vec<u8>> {
-    let checksums: BTreeMap<&str, String> = files
-        .iter()
-        .map(|(name, bytes)| (*name, hex(&sha256(bytes))))
-        .collect();
     let fingerprint = public_key_hex.get(..16).unwrap_or(public_key_hex);
     let mut fields: BTreeMap<&str, PyValue> = BTreeMap::new();
     fields.insert("version", PyValue::Text("1.0".into()));

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{History, ImportOptions, Mapped, SourceError, build_receipt};
+use super::{ImportOptions, Mapped, SourceError, Verified, Visitor, Walked, build_receipt};
 use crate::{ToolError, ToolResult};
 
 /// The `app_id` of imported rows.
@@ -74,20 +74,94 @@ impl Row {
     }
 }
 
-/// Reads and verifies the ledger at `path` against the RSA public key (a PEM file) in
-/// `options.public_key`, mapping each row to a receipt of `options.tenant`.
+/// Walks the `ledger` table at `path` row by row in rowid order, verifying its chain (and
+/// signatures, when its rows are signed) and handing each row, mapped to a receipt of
+/// `options.tenant`, to `visit`.
 ///
 /// # Errors
-/// [`ToolError`] when the file is not an audittrail ledger, or the tenant or public key is
-/// missing or unreadable; the inner [`SourceError`] names the first row that fails.
-pub fn read(path: &Path, options: &ImportOptions) -> ToolResult<Result<History, SourceError>> {
+/// [`ToolError`] when the ledger cannot be read or no tenant was given; the inner
+/// [`SourceError`] names the first row that fails verification or mapping.
+pub fn walk(path: &Path, options: &ImportOptions, visit: &mut Visitor<'_>) -> Walked {
     let tenant = options.tenant.as_deref().ok_or_else(|| {
         ToolError::new("an audittrail ledger has no tenant of its own")
             .hint("give the tenant of its rows with --tenant T")
     })?;
     let key = read_public_key(options.public_key.as_deref())?;
-    let rows = read_rows(path)?;
-    Ok(verify_and_map(&rows, key.as_ref(), tenant))
+    let fail = |what: String| ToolError::new(format!("{}: {what}", path.display()));
+    let (conn, select) = open_ledger(path)?;
+    let (first_rowid, first_ts, signed): (Option<i64>, Option<String>, bool) = conn
+        .query_row(
+            "SELECT (SELECT rowid FROM ledger ORDER BY rowid LIMIT 1), \
+                    (SELECT ts FROM ledger ORDER BY rowid LIMIT 1), \
+                    EXISTS (SELECT 1 FROM ledger WHERE signature IS NOT NULL)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1).ok().flatten(), row.get(2)?)),
+        )
+        .or_else(|_| {
+            // A ledger without a signature column has no signed rows.
+            conn.query_row(
+                "SELECT (SELECT rowid FROM ledger ORDER BY rowid LIMIT 1), \
+                        (SELECT ts FROM ledger ORDER BY rowid LIMIT 1)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1).ok().flatten(), false)),
+            )
+        })
+        .map_err(|e| fail(e.to_string()))?;
+    let verifier = match (signed, key) {
+        (true, Some(key)) => Some(pss_verifier(&key)),
+        (true, None) => {
+            return Ok(Err(SourceError::at_row(
+                first_rowid.and_then(|r| u64::try_from(r).ok()).unwrap_or(0),
+                "the ledger's rows are signed: give the signer's RSA public key with \
+                 --public-key FILE (its public_key.pem)",
+            )));
+        }
+        (false, _) => None,
+    };
+    let first_ts = first_ts.unwrap_or_default();
+    let mut statement = conn.prepare(&select).map_err(|e| fail(e.to_string()))?;
+    let mut rows = statement.query([]).map_err(|e| fail(e.to_string()))?;
+    let mut last_hash = String::new();
+    let mut count = 0_u64;
+    while let Some(row) = rows.next().map_err(|e| fail(e.to_string()))? {
+        let row = read_row(row).map_err(|e| fail(e.to_string()))?;
+        let fail_row = |message: String| SourceError::at_row(row.rowid, message);
+        let hash = match check_row(&row, &last_hash) {
+            Ok(hash) => hash,
+            Err(message) => return Ok(Err(fail_row(message))),
+        };
+        if let Some(verifier) = &verifier
+            && let Err(message) = check_signature(&row, verifier)
+        {
+            return Ok(Err(fail_row(message)));
+        }
+        let receipt = match map_row(&row, tenant, &first_ts) {
+            Ok(receipt) => receipt,
+            Err(message) => return Ok(Err(fail_row(message))),
+        };
+        count += 1;
+        let record = Mapped {
+            line: row.rowid,
+            receipt,
+            source_hash: hash.clone(),
+        };
+        last_hash = hash;
+        if visit(record)?.is_break() {
+            break;
+        }
+    }
+    if count == 0 {
+        return Ok(Err(SourceError::at_row(0, "the ledger holds no row")));
+    }
+    let checked = if verifier.is_some() {
+        "sha256+rsa-pss"
+    } else {
+        "sha256 (the ledger is unsigned)"
+    };
+    Ok(Ok(Verified {
+        unit: "row",
+        verified: checked.to_owned(),
+    }))
 }
 
 /// The RSA public key from a PEM file (`SubjectPublicKeyInfo`, as audittrail writes it).
@@ -102,8 +176,9 @@ fn read_public_key(file: Option<&str>) -> ToolResult<Option<RsaPublicKey>> {
         .map_err(|e| ToolError::new(format!("{file} is not an RSA public key in PEM: {e}")))
 }
 
-/// Every row of the `ledger` table in rowid order, read through a read-only connection.
-fn read_rows(path: &Path) -> ToolResult<Vec<Row>> {
+/// A read-only connection to the ledger at `path` and the query that reads every row of its
+/// `ledger` table in rowid order.
+fn open_ledger(path: &Path) -> ToolResult<(Connection, String)> {
     let fail = |what: String| ToolError::new(format!("{}: {what}", path.display()));
     if !path.is_file() {
         return Err(fail("no such file".to_owned()));
@@ -135,82 +210,28 @@ fn read_rows(path: &Path) -> ToolResult<Vec<Row>> {
     } else {
         "NULL"
     };
-    let sql = format!(
+    let select = format!(
         "SELECT rowid, {}, {signature} FROM ledger ORDER BY rowid ASC",
         COLUMNS[..10].join(", ")
     );
-    let mut statement = conn.prepare(&sql).map_err(|e| fail(e.to_string()))?;
-    let rows = statement
-        .query_map([], |row| {
-            let rowid: i64 = row.get(0)?;
-            let columns = (1..=COLUMNS.len())
-                .map(|at| row.get::<_, SqlValue>(at))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Row {
-                rowid: u64::try_from(rowid).unwrap_or(0),
-                columns,
-            })
-        })
-        .map_err(|e| fail(e.to_string()))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| fail(e.to_string()))
+    Ok((conn, select))
+}
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let rowid: i64 = row.get(0)?;
+    let columns = (1..=COLUMNS.len())
+        .map(|at| row.get::<_, SqlValue>(at))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Row {
+        rowid: u64::try_from(rowid).unwrap_or(0),
+        columns,
+    })
 }
 
 fn table_columns(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut statement = conn.prepare("SELECT name FROM pragma_table_info('ledger')")?;
     let names = statement.query_map([], |row| row.get::<_, String>(0))?;
     names.collect()
-}
-
-fn verify_and_map(
-    rows: &[Row],
-    key: Option<&RsaPublicKey>,
-    tenant: &str,
-) -> Result<History, SourceError> {
-    let signed = rows
-        .iter()
-        .any(|row| !matches!(row.get("signature"), SqlValue::Null));
-    let verifier = match (signed, key) {
-        (true, Some(key)) => Some(pss_verifier(key)),
-        (true, None) => {
-            return Err(SourceError::at_row(
-                rows.first().map_or(0, |r| r.rowid),
-                "the ledger's rows are signed: give the signer's RSA public key with \
-                 --public-key FILE (its public_key.pem)",
-            ));
-        }
-        (false, _) => None,
-    };
-    let first_ts = rows.first().and_then(|r| r.text("ts")).unwrap_or_default();
-    let mut last_hash = String::new();
-    let mut records = Vec::with_capacity(rows.len());
-    for row in rows {
-        let fail = |message: String| SourceError::at_row(row.rowid, message);
-        let hash = check_row(row, &last_hash).map_err(fail)?;
-        if let Some(verifier) = &verifier {
-            check_signature(row, verifier).map_err(fail)?;
-        }
-        let receipt = map_row(row, tenant, first_ts).map_err(fail)?;
-        records.push(Mapped {
-            line: row.rowid,
-            receipt,
-            source_hash: hash.clone(),
-        });
-        last_hash = hash;
-    }
-    if records.is_empty() {
-        return Err(SourceError::at_row(0, "the ledger holds no row"));
-    }
-    let checked = if verifier.is_some() {
-        "sha256+rsa-pss"
-    } else {
-        "sha256 (the ledger is unsigned)"
-    };
-    Ok(History {
-        unit: "row",
-        verified: checked.to_owned(),
-        records,
-    })
 }
 
 /// A PSS verifier with audittrail's salt length: `PSS.MAX_LENGTH`, all the room the key

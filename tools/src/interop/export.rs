@@ -143,18 +143,18 @@ impl SourceReceipt {
     }
 }
 
-/// A tenant's receipts as an export reads them.
-#[derive(Debug, Clone)]
-pub struct TenantReceipts {
-    /// In log order.
-    pub receipts: Vec<SourceReceipt>,
-    /// The index covered every entry before this seq when the export read it.
+/// How an export read a tenant's receipts from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRead {
+    /// Receipts handed to the export.
+    pub receipts: u64,
+    /// The index covered every entry before this seq when the export began reading.
     pub indexed_before: u64,
     /// One past the last entry of the log then.
     pub log_end: u64,
 }
 
-impl TenantReceipts {
+impl TenantRead {
     /// A warning when the index lagged the log: the receipts logged in the lag are not in the
     /// export (a writer indexes within a second; a store stopped uncleanly catches up when it
     /// is next opened for writing).
@@ -170,12 +170,18 @@ impl TenantReceipts {
     }
 }
 
-/// The tenant's receipts in `scope`, in log order, read through the index (re-checked
-/// against the log by the engine) from the store in `data_dir`, without a lock.
+/// Hands the tenant's receipts in `scope` to `visit` in log order, read through the index
+/// (re-checked against the log by the engine) from the store in `data_dir`, without a lock,
+/// one query page ([`PAGE_RECEIPTS`]) in memory at a time.
 ///
 /// # Errors
-/// [`ToolError`] when the store cannot be opened or read, or the scope holds no receipt.
-pub fn tenant_receipts(data_dir: &Path, scope: &InteropScope) -> ToolResult<TenantReceipts> {
+/// [`ToolError`] when the store cannot be opened or read, the scope holds no receipt (then
+/// before `visit` is called), or `visit` fails.
+pub fn for_each_tenant_receipt(
+    data_dir: &Path,
+    scope: &InteropScope,
+    visit: &mut dyn FnMut(SourceReceipt) -> ToolResult<()>,
+) -> ToolResult<TenantRead> {
     let store = ReadOnlyStore::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))?;
     let as_i64 = |ns: u64, flag: &str| {
         i64::try_from(ns).map_err(|_| ToolError::new(format!("{flag} is out of range")))
@@ -197,12 +203,22 @@ pub fn tenant_receipts(data_dir: &Path, scope: &InteropScope) -> ToolResult<Tena
     let indexed_before = store.index_watermark().map_err(store_error)?.0;
     let mut query = Query::new(filter);
     query.limit = PAGE_RECEIPTS;
-    let mut receipts = Vec::new();
+    let mut receipts = 0_u64;
     loop {
         let page = store
             .query(&query)
             .map_err(|e| ToolError::store(data_dir, &e))?;
-        receipts.extend(page.receipts.iter().map(SourceReceipt::from_stored));
+        if receipts == 0 && page.receipts.is_empty() {
+            return Err(ToolError::new(format!(
+                "tenant {:?} has no receipt in the range",
+                scope.tenant
+            ))
+            .hint("check the tenant name (`trailmix-db inspect DIR` lists the top tenants)"));
+        }
+        for stored in &page.receipts {
+            visit(SourceReceipt::from_stored(stored))?;
+            receipts += 1;
+        }
         let Some(cursor) = page.next_cursor else {
             break;
         };
@@ -210,14 +226,7 @@ pub fn tenant_receipts(data_dir: &Path, scope: &InteropScope) -> ToolResult<Tena
             .map_err(|e| ToolError::new(format!("the engine's own cursor did not decode: {e}")))?;
         query.cursor = Some(cursor);
     }
-    if receipts.is_empty() {
-        return Err(ToolError::new(format!(
-            "tenant {:?} has no receipt in the range",
-            scope.tenant
-        ))
-        .hint("check the tenant name (`trailmix-db inspect DIR` lists the top tenants)"));
-    }
-    Ok(TenantReceipts {
+    Ok(TenantRead {
         receipts,
         indexed_before,
         log_end,

@@ -8,6 +8,7 @@
 //! escapes differently from Python and fail on honest ledgers (or pass on edited ones).
 //! A line that is not the library's own canonical form therefore fails too.
 
+use std::io::BufReader;
 use std::ops::Range;
 use std::path::Path;
 
@@ -15,8 +16,10 @@ use hmac::{Hmac, Mac as _};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{History, ImportOptions, Mapped, SourceError, build_receipt, jsonl_lines};
-use crate::{ToolError, ToolResult};
+use super::{
+    ImportOptions, JsonlLines, Mapped, SourceError, Verified, Visitor, Walked, build_receipt,
+};
+use crate::ToolError;
 
 /// The `prev_hash` of a ledger's first event.
 pub const GENESIS: &str = "GENESIS";
@@ -52,58 +55,73 @@ struct Chain<'k> {
     algs: Vec<ChainAlg>,
 }
 
-/// Reads and verifies the ledger at `path`, mapping each event to a receipt of
-/// `options.tenant`.
+/// Walks the ledger at `path` line by line, verifying its chain and handing each event,
+/// mapped to a receipt of `options.tenant`, to `visit`.
 ///
 /// # Errors
 /// [`ToolError`] when the file cannot be read or no tenant was given; the inner
 /// [`SourceError`] names the first line that fails verification or mapping.
-pub fn read(path: &Path, options: &ImportOptions) -> ToolResult<Result<History, SourceError>> {
+pub fn walk(path: &Path, options: &ImportOptions, visit: &mut Visitor<'_>) -> Walked {
     let tenant = options.tenant.as_deref().ok_or_else(|| {
         ToolError::new("an llm-audit-trail ledger has no tenant of its own")
             .hint("give the tenant of its events with --tenant T")
     })?;
-    let text = std::fs::read(path)
+    let file = std::fs::File::open(path)
         .map_err(|e| ToolError::new(format!("cannot read {}: {e}", path.display())))?;
-    Ok(verify_and_map(&text, tenant, options))
-}
-
-fn verify_and_map(
-    text: &[u8],
-    tenant: &str,
-    options: &ImportOptions,
-) -> Result<History, SourceError> {
+    let mut lines = JsonlLines::new(BufReader::with_capacity(1 << 16, file));
     let mut chain = Chain {
         prev_hash: GENESIS.to_owned(),
         prev_seq: None,
         key: options.hmac_key.as_ref().map(|k| k.as_slice()),
         algs: Vec::new(),
     };
-    let mut records = Vec::new();
-    for (line, raw) in jsonl_lines(text) {
-        let fail = |message: String| SourceError::at(line, message);
-        let record = parse(raw).map_err(fail)?;
-        let curr_hash = chain.check(raw, &record).map_err(fail)?;
-        let receipt = map_event(&record, raw, tenant).map_err(fail)?;
-        records.push(Mapped {
+    let mut events = 0_u64;
+    loop {
+        let (line, raw) = match lines.next_line()? {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(error) => return Ok(Err(error)),
+        };
+        let mapped = verify_and_map(&mut chain, raw, tenant)
+            .map_err(|message| SourceError::at(line, message));
+        let (receipt, source_hash) = match mapped {
+            Ok(mapped) => mapped,
+            Err(error) => return Ok(Err(error)),
+        };
+        events += 1;
+        let record = Mapped {
             line,
             receipt,
-            source_hash: curr_hash,
-        });
+            source_hash,
+        };
+        if visit(record)?.is_break() {
+            break;
+        }
     }
-    if records.is_empty() {
-        return Err(SourceError::at(0, "the ledger holds no event"));
+    if events == 0 {
+        return Ok(Err(SourceError::at(0, "the ledger holds no event")));
     }
     let verified = if chain.algs.contains(&ChainAlg::HmacSha256) {
         ChainAlg::HmacSha256.name()
     } else {
         ChainAlg::Sha256.name()
     };
-    Ok(History {
+    Ok(Ok(Verified {
         unit: "line",
         verified: verified.to_owned(),
-        records,
-    })
+    }))
+}
+
+/// Checks one line against the chain and maps it: the receipt and the event's `curr_hash`.
+fn verify_and_map(
+    chain: &mut Chain<'_>,
+    raw: &[u8],
+    tenant: &str,
+) -> Result<(trailmix_db::receipt::Receipt, String), String> {
+    let record = parse(raw)?;
+    let curr_hash = chain.check(raw, &record)?;
+    let receipt = map_event(&record, raw, tenant)?;
+    Ok((receipt, curr_hash))
 }
 
 fn parse(raw: &[u8]) -> Result<Map<String, Value>, String> {

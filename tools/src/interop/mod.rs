@@ -4,21 +4,23 @@
 //! `trailmix-db import DIR --from FORMAT SOURCE`: brings the history of a Python audit-trail
 //! library into a store.
 //!
-//! An import has two passes. The first reads the whole source, verifies the source's own
-//! chain (and signatures, where the format has them) and maps every record to a [`Receipt`];
-//! the first record that fails stops it with its line and the reason, before the store is
-//! even opened, so a refused source writes nothing and creates nothing. The second appends
-//! the receipts in source order and then, for each tenant that received new receipts, one
-//! import record (a `lifecycle` receipt, see below). `docs/import.md` gives each format's
-//! field mapping.
+//! An import has two passes over the source, each holding one record at a time. The first
+//! verifies the source's own chain (and signatures, where the format has them), maps every
+//! record to a [`Receipt`] and checks it against the store (an event id the store holds with
+//! other contents refuses the import); the first record that fails stops it with its line
+//! and the reason, before anything is written (a missing store is not created). The second
+//! reads the source again, appends each receipt if it is the one the first pass verified,
+//! and then, for each tenant, one import record (a `lifecycle` receipt, see below) unless
+//! the store holds it already. `docs/import.md` gives each format's field mapping.
 //!
 //! Provenance: the source's ids, hashes and signatures are hashes and signatures over
 //! plaintext that may later be shredded, so they go into the (encrypted) payload of the
 //! receipt they belong to, never into a clear header field or a label.
 //!
 //! Re-running an import is idempotent: event ids are derived from the source's own record
-//! ids, the engine keeps one receipt per `(tenant_id, event_id)`, and a tenant whose receipts
-//! were all present already gets no new import record.
+//! ids, the engine keeps one receipt per `(tenant_id, event_id)`, and the import record's
+//! event id is derived from the tenant's event ids, so a re-run writes it only when an earlier
+//! run died before it.
 
 pub mod aat;
 pub mod ai_audit_trail;
@@ -28,17 +30,22 @@ pub mod export;
 pub mod llm_audit_trail;
 
 pub use export::{
-    ExportKeySource, InteropScope, PayloadMark, SourceReceipt, TenantReceipts, export_key_bytes,
-    tenant_receipts,
+    ExportKeySource, InteropScope, PayloadMark, SourceReceipt, TenantRead, export_key_bytes,
+    for_each_tenant_receipt,
 };
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, Read as _};
+use std::ops::ControlFlow;
 use std::path::Path;
 
-use rand::Rng as _;
 use serde::Serialize;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::{Db, EventCheck};
 use zeroize::Zeroizing;
 
 use crate::import::{Acked, Target};
@@ -72,6 +79,16 @@ impl Format {
             Format::Audittrail => "audittrail",
         }
     }
+
+    /// What a source's line numbers count: `row` (`SQLite` rowid) for a ledger table, `line`
+    /// for a text file.
+    #[must_use]
+    pub fn unit(self) -> &'static str {
+        match self {
+            Format::Audittrail => "row",
+            Format::LlmAuditTrail | Format::AiAuditTrail => "line",
+        }
+    }
 }
 
 /// What an import needs besides the source file.
@@ -86,6 +103,10 @@ pub struct ImportOptions {
     pub public_key: Option<String>,
     /// Verify and map only: open no store, write nothing.
     pub dry_run: bool,
+    /// Stops after the receipts are durable and before the import records, as a crash there
+    /// would: for crash tests only.
+    #[doc(hidden)]
+    pub stop_before_import_records: bool,
 }
 
 /// Why the source was refused: the record at fault and the reason.
@@ -132,16 +153,75 @@ pub struct Mapped {
     pub source_hash: String,
 }
 
-/// A verified source: what its chain is and every record, in source order.
-#[derive(Debug, Clone)]
-pub struct History {
+/// How a source was verified, once a walk over it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
     /// What [`Mapped::line`] counts (see [`SourceError::unit`]).
     pub unit: &'static str,
     /// How the source chain was verified, for the report and the import record
     /// (`sha256`, `hmac-sha256`, ...).
     pub verified: String,
-    /// The records in source order.
-    pub records: Vec<Mapped>,
+}
+
+/// Receives each verified, mapped record of a walk in source order; `Break` ends the walk
+/// there (the walk then verified only the records before it).
+pub type Visitor<'v> = dyn FnMut(Mapped) -> ToolResult<ControlFlow<()>> + 'v;
+
+/// What a walk over a source gives: how it was verified, or the record that failed.
+pub type Walked = ToolResult<Result<Verified, SourceError>>;
+
+/// Longest line a JSONL source may hold: 64 MiB, far beyond any record the libraries write,
+/// so that a file without line breaks cannot fill memory.
+pub const SOURCE_LINE_BYTES_MAX: u64 = 64 << 20;
+
+/// A line of a JSONL source and its 1-based number.
+pub type NumberedLine<'l> = (u64, &'l [u8]);
+
+/// The non-blank lines of a JSONL source, one in memory at a time, with their 1-based line
+/// numbers (as Python's `enumerate(file, start=1)` counts them), trimmed of ASCII whitespace.
+pub struct JsonlLines<R> {
+    input: R,
+    buf: Vec<u8>,
+    number: u64,
+}
+
+impl<R: BufRead> JsonlLines<R> {
+    /// Lines of `input`.
+    pub fn new(input: R) -> Self {
+        JsonlLines {
+            input,
+            buf: Vec::new(),
+            number: 0,
+        }
+    }
+
+    /// The next non-blank line and its number; `None` at the end of the input.
+    ///
+    /// # Errors
+    /// [`ToolError`] when the input cannot be read; the inner [`SourceError`] for a line
+    /// longer than [`SOURCE_LINE_BYTES_MAX`].
+    pub fn next_line(&mut self) -> ToolResult<Result<Option<NumberedLine<'_>>, SourceError>> {
+        loop {
+            self.buf.clear();
+            let read = (&mut self.input)
+                .take(SOURCE_LINE_BYTES_MAX + 1)
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| ToolError::new(format!("cannot read the source: {e}")))?;
+            if read == 0 {
+                return Ok(Ok(None));
+            }
+            self.number += 1;
+            if read as u64 > SOURCE_LINE_BYTES_MAX {
+                return Ok(Err(SourceError::at(
+                    self.number,
+                    format!("the line is longer than {SOURCE_LINE_BYTES_MAX} bytes"),
+                )));
+            }
+            if !self.buf.trim_ascii().is_empty() {
+                return Ok(Ok(Some((self.number, self.buf.trim_ascii()))));
+            }
+        }
+    }
 }
 
 /// What an import did for one tenant.
@@ -193,24 +273,22 @@ pub struct InteropReport {
     pub durable_end: Option<u64>,
 }
 
-/// Runs `import --from FORMAT`: verifies `source` in full, then (unless a dry run) appends
-/// its receipts and the import records to the store in `data_dir` (created if missing).
+/// Runs `import --from FORMAT` in two passes over `source`, holding one record at a time:
+/// the first verifies the source's own chain in full, maps each record and checks it
+/// against the store; the second (unless a dry run, or the first refused the source) reads
+/// the source again and appends its receipts, then the import records, to the store in
+/// `data_dir` (created if missing).
 ///
 /// # Errors
-/// [`ToolError`] when the source cannot be read, an option the format needs is missing, or
-/// the store cannot be opened or written. A source that fails verification is not an error:
-/// see [`InteropReport::error`].
+/// [`ToolError`] when the source cannot be read or changed between the passes, an option
+/// the format needs is missing, or the store cannot be opened or written. A source that
+/// fails verification or would conflict is not an error: see [`InteropReport::error`].
 pub fn run(
     data_dir: &Path,
     format: Format,
     source: &Path,
     options: &ImportOptions,
 ) -> ToolResult<InteropReport> {
-    let verified = match format {
-        Format::LlmAuditTrail => llm_audit_trail::read(source, options)?,
-        Format::AiAuditTrail => ai_audit_trail::read(source, options)?,
-        Format::Audittrail => audittrail::read(source, options)?,
-    };
     let mut report = InteropReport {
         format,
         source: source.display().to_string(),
@@ -225,40 +303,148 @@ pub fn run(
         error: None,
         durable_end: None,
     };
-    let history = match verified {
-        Ok(history) => history,
-        Err(error) => {
-            report.error = Some(error);
-            return Ok(report);
-        }
-    };
-    report.verified.clone_from(&history.verified);
-    report.records = history.records.len() as u64;
-    let mut tenants = summarise(&history);
-    if !options.dry_run {
-        let mut target = Target::new(data_dir);
-        let outcome = append_all(&mut target, &history, &mut tenants, &mut report).and_then(|()| {
-            if report.error.is_some() {
-                return Ok(());
-            }
-            record_imports(&mut target, format, source, &history, &mut tenants)
-        });
-        report.durable_end = target.close()?;
-        report.created = target.created();
-        outcome?;
-    }
-    report.imported = tenants.values().map(|t| t.imported).sum();
-    report.already_present = tenants.values().map(|t| t.already_present).sum();
-    report.tenants = tenants.into_values().collect();
+    let mut target = Target::new(data_dir);
+    let outcome = import_into(&mut target, format, source, options, &mut report);
+    report.durable_end = target.close()?;
+    report.created = target.created();
+    outcome?;
     Ok(report)
 }
 
-/// The per-tenant counts and first/last source hashes, before anything is written.
-fn summarise(history: &History) -> BTreeMap<String, TenantImport> {
-    let mut tenants: BTreeMap<String, TenantImport> = BTreeMap::new();
-    for record in &history.records {
+/// Walks `source` once, verifying it and handing each mapped record to `visit`.
+fn walk(format: Format, source: &Path, options: &ImportOptions, visit: &mut Visitor<'_>) -> Walked {
+    match format {
+        Format::LlmAuditTrail => llm_audit_trail::walk(source, options, visit),
+        Format::AiAuditTrail => ai_audit_trail::walk(source, options, visit),
+        Format::Audittrail => audittrail::walk(source, options, visit),
+    }
+}
+
+fn import_into(
+    target: &mut Target<'_>,
+    format: Format,
+    source: &Path,
+    options: &ImportOptions,
+    report: &mut InteropReport,
+) -> ToolResult<()> {
+    let mut survey = Survey::new(format);
+    let verified = {
+        let store = if options.dry_run {
+            None
+        } else {
+            target.existing()?
+        };
+        walk(format, source, options, &mut |record| {
+            survey.add(&record, store)
+        })?
+    };
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(error) => {
+            report.error = Some(error);
+            return Ok(());
+        }
+    };
+    report.verified.clone_from(&verified.verified);
+    report.records = survey.records;
+    if let Some(refusal) = survey.refusal.take() {
+        report.error = Some(refusal);
+    } else if !options.dry_run {
+        append_pass(target, format, source, options, &mut survey, report)?;
+        if report.error.is_none() {
+            if options.stop_before_import_records {
+                return Err(ToolError::new(
+                    "stopped before the import records (crash-test hook)",
+                ));
+            }
+            record_imports(target, format, source, &verified, &mut survey)?;
+        }
+    }
+    report.imported = survey.tenants.values().map(|t| t.imported).sum();
+    report.already_present = survey.tenants.values().map(|t| t.already_present).sum();
+    report.tenants = std::mem::take(&mut survey.tenants).into_values().collect();
+    Ok(())
+}
+
+/// What the verifying pass keeps of the source: per-tenant counts, hashes and import-record
+/// ids, and 16 bytes per record (its content digest, and one entry per event id), never
+/// the records themselves.
+struct Survey {
+    format: Format,
+    records: u64,
+    tenants: BTreeMap<String, TenantImport>,
+    import_ids: BTreeMap<String, Sha256>,
+    /// Per `(tenant, event id)` digest: the first line and the content digest given to it.
+    first_of: HashMap<[u8; 16], (u64, [u8; 16])>,
+    /// Each record's content digest in source order: the append pass checks that it reads
+    /// what this pass verified.
+    digests: Vec<[u8; 16]>,
+    /// The first record that would conflict.
+    refusal: Option<SourceError>,
+}
+
+impl Survey {
+    fn new(format: Format) -> Survey {
+        Survey {
+            format,
+            records: 0,
+            tenants: BTreeMap::new(),
+            import_ids: BTreeMap::new(),
+            first_of: HashMap::new(),
+            digests: Vec::new(),
+            refusal: None,
+        }
+    }
+
+    /// Takes one verified record; `Break` when it would conflict (the refusal is kept).
+    fn add(&mut self, record: &Mapped, store: Option<&Db>) -> ToolResult<ControlFlow<()>> {
+        let header = record.receipt.header();
+        let digest = content_digest(&record.receipt);
+        let refuse = |message: String| SourceError {
+            unit: self.format.unit(),
+            line: record.line,
+            message: format!("{message}; nothing was written"),
+        };
+        match self.first_of.entry(event_key(header)) {
+            Entry::Vacant(vacant) => {
+                vacant.insert((record.line, digest));
+            }
+            Entry::Occupied(first) if first.get().1 != digest => {
+                self.refusal = Some(refuse(format!(
+                    "event id {} is also the event id of {} {}, with other contents",
+                    header.event_id(),
+                    self.format.unit(),
+                    first.get().0
+                )));
+                return Ok(ControlFlow::Break(()));
+            }
+            Entry::Occupied(_) => {}
+        }
+        if let Some(db) = store
+            && let EventCheck::Differs(existing) = db
+                .check_event(&record.receipt)
+                .map_err(|e| ToolError::store(db.data_dir(), &e))?
+        {
+            self.refusal = Some(refuse(format!(
+                "the store already holds event id {} of tenant {} (seq {}) with other contents",
+                header.event_id(),
+                header.tenant_id(),
+                existing.seq.0
+            )));
+            return Ok(ControlFlow::Break(()));
+        }
+        self.records += 1;
+        self.digests.push(digest);
+        self.summarise(record);
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Counts the record for its tenant, with its first/last source hashes and the event
+    /// ids that make the import record's id.
+    fn summarise(&mut self, record: &Mapped) {
         let tenant = record.receipt.header().tenant_id();
-        let entry = tenants
+        let entry = self
+            .tenants
             .entry(tenant.to_owned())
             .or_insert_with(|| TenantImport {
                 tenant: tenant.to_owned(),
@@ -278,81 +464,145 @@ fn summarise(history: &History) -> BTreeMap<String, TenantImport> {
             }
             entry.last_source_hash = Some(record.source_hash.clone());
         }
+        let format = self.format;
+        let hasher = self.import_ids.entry(tenant.to_owned()).or_insert_with(|| {
+            let mut hasher = Sha256::new();
+            hasher.update(format.name().as_bytes());
+            hasher.update([0]);
+            hasher
+        });
+        hasher.update(record.receipt.header().event_id().as_bytes());
+        hasher.update([0]);
     }
-    tenants
 }
 
-/// Appends every receipt in source order, pipelined, and counts new and known ones per tenant.
-fn append_all(
+/// 16 bytes of SHA-256 over what the writer compares of a receipt: its header and payload.
+fn content_digest(receipt: &Receipt) -> [u8; 16] {
+    let header = receipt.header().encode();
+    let mut hasher = Sha256::new();
+    hasher.update((header.len() as u64).to_le_bytes());
+    hasher.update(&header);
+    hasher.update(receipt.payload());
+    first_16(&hasher.finalize())
+}
+
+/// 16 bytes of SHA-256 over a receipt's tenant and event id.
+fn event_key(header: &trailmix_db::receipt::ReceiptHeader) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    hasher.update(header.tenant_id().as_bytes());
+    hasher.update([0]);
+    hasher.update(header.event_id().as_bytes());
+    first_16(&hasher.finalize())
+}
+
+fn first_16(digest: &[u8]) -> [u8; 16] {
+    let mut out = [0; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// The second pass: reads the source again and appends its receipts in source order,
+/// pipelined, counting new and known ones per tenant. A record that is not the one the
+/// first pass verified at that place stops it.
+fn append_pass(
     target: &mut Target<'_>,
-    history: &History,
-    tenants: &mut BTreeMap<String, TenantImport>,
+    format: Format,
+    source: &Path,
+    options: &ImportOptions,
+    survey: &mut Survey,
     report: &mut InteropReport,
 ) -> ToolResult<()> {
-    for (index, record) in history.records.iter().enumerate() {
-        target.submit(index as u64, &record.receipt)?;
-        while target.should_settle() {
-            settle(target, history, tenants, report)?;
+    let changed = |line: u64| {
+        ToolError::new(format!(
+            "{} changed since it was verified ({} {line}); the receipts before it are stored: \
+             import it again",
+            source.display(),
+            format.unit()
+        ))
+    };
+    let mut at = 0usize;
+    let mut tenants_in_flight = VecDeque::new();
+    let walked = walk(format, source, options, &mut |record| {
+        if survey.digests.get(at) != Some(&content_digest(&record.receipt)) {
+            return Err(changed(record.line));
         }
+        at += 1;
+        target.submit(record.line, &record.receipt)?;
+        tenants_in_flight.push_back(record.receipt.header().tenant_id().to_owned());
+        while target.should_settle() {
+            settle(target, &mut tenants_in_flight, &mut survey.tenants, report)?;
+        }
+        Ok(ControlFlow::Continue(()))
+    });
+    while settle(target, &mut tenants_in_flight, &mut survey.tenants, report)? {}
+    match walked? {
+        Err(error) => Err(changed(error.line)),
+        Ok(_) if at != survey.digests.len() => Err(changed(survey.records)),
+        Ok(_) => Ok(()),
     }
-    while settle(target, history, tenants, report)? {}
-    Ok(())
 }
 
 /// Waits for the oldest append in flight and counts it; `false` when none is in flight.
 fn settle(
     target: &mut Target<'_>,
-    history: &History,
+    tenants_in_flight: &mut VecDeque<String>,
     tenants: &mut BTreeMap<String, TenantImport>,
     report: &mut InteropReport,
 ) -> ToolResult<bool> {
-    let Some((index, acked)) = target.settle_oldest() else {
+    let Some((line, acked)) = target.settle_oldest() else {
         return Ok(false);
     };
-    let Some(record) = usize::try_from(index)
-        .ok()
-        .and_then(|i| history.records.get(i))
-    else {
-        return Err(ToolError::new(
-            "an acknowledged append matches no source record",
-        ));
-    };
-    let tenant = tenants.get_mut(record.receipt.header().tenant_id());
+    let tenant = tenants_in_flight
+        .pop_front()
+        .and_then(|tenant| tenants.get_mut(&tenant));
     match (acked, tenant) {
         (Ok(Acked::New), Some(t)) => t.imported += 1,
         (Ok(Acked::AlreadyPresent), Some(t)) => t.already_present += 1,
         (Err(err @ trailmix_db::Error::Conflict { .. }), _) => {
-            if report.error.as_ref().is_none_or(|e| e.line > record.line) {
+            if report.error.as_ref().is_none_or(|e| e.line > line) {
                 report.error = Some(SourceError {
-                    unit: history.unit,
-                    line: record.line,
+                    unit: report.format.unit(),
+                    line,
                     message: format!("the store refused this record: {err}"),
                 });
             }
         }
-        (Err(err), _) => return Err(ToolError::store(target_dir(report), &err)),
+        (Err(err), _) => return Err(ToolError::store(Path::new(&report.store), &err)),
         (Ok(_), None) => return Err(ToolError::new("a receipt of an unknown tenant")),
     }
     Ok(true)
 }
 
-fn target_dir(report: &InteropReport) -> &Path {
-    Path::new(&report.store)
-}
-
-/// Appends one import record to each tenant that received new receipts, and waits for them.
+/// Appends one import record to each tenant whose source records the store does not hold an
+/// import record for yet, and waits for them. The record's event id is derived from the
+/// tenant's event ids, so a re-run after a crash between the receipts and this record (every
+/// receipt already present) writes it then, and a re-run after a complete import does not.
 fn record_imports(
     target: &mut Target<'_>,
     format: Format,
     source: &Path,
-    history: &History,
-    tenants: &mut BTreeMap<String, TenantImport>,
+    verified: &Verified,
+    survey: &mut Survey,
 ) -> ToolResult<()> {
     let file_name = source
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    for tenant in tenants.values_mut().filter(|t| t.imported > 0) {
-        let receipt = import_record(format, &file_name, &history.verified, tenant)
+    let ids = import_event_ids(&survey.import_ids);
+    for tenant in survey.tenants.values_mut() {
+        let Some(event_id) = ids.get(&tenant.tenant) else {
+            continue;
+        };
+        let db = target
+            .existing()?
+            .ok_or_else(|| ToolError::new("the store is not open"))?;
+        let recorded = db
+            .find_event(&tenant.tenant, event_id)
+            .map_err(|e| ToolError::store(db.data_dir(), &e))?
+            .is_some();
+        if recorded {
+            continue;
+        }
+        let receipt = import_record(format, &file_name, &verified.verified, tenant, event_id)
             .map_err(|e| ToolError::new(format!("cannot build the import record: {e}")))?;
         target.submit(0, &receipt)?;
         match target.settle_oldest() {
@@ -360,9 +610,24 @@ fn record_imports(
             Some((_, Err(err))) => return Err(ToolError::new(err.to_string())),
             None => return Err(ToolError::new("the import record was not submitted")),
         }
-        tenant.import_event_id = Some(receipt.header().event_id().to_owned());
+        tenant.import_event_id = Some(event_id.clone());
     }
     Ok(())
+}
+
+/// Per tenant, the event id of its import record: `import-` and the first 32 hex digits of
+/// SHA-256 over the format and the tenant's event ids in source order. Only event ids go
+/// in, which are clear header fields already; the source's hashes, which are over
+/// plaintext, do not (see docs/import.md).
+fn import_event_ids(hashers: &BTreeMap<String, Sha256>) -> BTreeMap<String, String> {
+    hashers
+        .iter()
+        .map(|(tenant, hasher)| {
+            let digest = hasher.clone().finalize();
+            let id = format!("import-{}", crate::hex(&digest[..16]));
+            (tenant.clone(), id)
+        })
+        .collect()
 }
 
 /// The `lifecycle` receipt that records an import into `tenant` (shape in docs/import.md).
@@ -371,10 +636,8 @@ fn import_record(
     file_name: &str,
     verified: &str,
     tenant: &TenantImport,
+    event_id: &str,
 ) -> Result<Receipt, trailmix_db::receipt::ReceiptError> {
-    // Random: a re-run that stores something new is a new import and gets its own record.
-    let nonce: [u8; 16] = rand::rng().random();
-    let event_id = format!("import-{}", crate::hex(&nonce));
     Receipt::builder(tenant.tenant.clone(), event_id, Kind::Lifecycle)
         .app_id(IMPORT_APP_ID)
         .actor_type(ActorType::System)
@@ -395,15 +658,6 @@ fn import_record(
             }),
         )
         .build()
-}
-
-/// The non-blank lines of a JSONL text with their 1-based line numbers (as Python's
-/// `enumerate(file, start=1)` counts them), each trimmed of ASCII whitespace.
-pub fn jsonl_lines(text: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
-    text.split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(index, raw)| (index as u64 + 1, raw.trim_ascii()))
-        .filter(|(_, raw)| !raw.is_empty())
 }
 
 /// Builds a receipt from event JSON, dropping the optional header fields in `optional`
@@ -505,5 +759,48 @@ pub fn print_text(report: &InteropReport) {
             error.line,
             error.message
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(line: u64, event_id: &str, app_id: &str) -> Mapped {
+        let receipt = Receipt::builder("acme", event_id, Kind::Lifecycle)
+            .app_id(app_id)
+            .actor_type(ActorType::System)
+            .event_time(Timestamp::parse_rfc3339("2026-03-01T12:00:00Z").expect("time"))
+            .build()
+            .expect("receipt");
+        Mapped {
+            line,
+            receipt,
+            source_hash: format!("hash-{line}"),
+        }
+    }
+
+    #[test]
+    fn an_event_id_given_twice_with_other_contents_is_refused_at_its_second_line() {
+        let mut survey = Survey::new(Format::LlmAuditTrail);
+        let records = [
+            mapped(1, "lat:a", "app"),
+            mapped(2, "lat:b", "app"),
+            // The same record again is a re-run inside the file: fine.
+            mapped(3, "lat:a", "app"),
+        ];
+        for record in records {
+            let flow = survey.add(&record, None).expect("no store");
+            assert_eq!(flow, ControlFlow::Continue(()));
+        }
+        let flow = survey
+            .add(&mapped(4, "lat:b", "other-app"), None)
+            .expect("no store");
+        assert_eq!(flow, ControlFlow::Break(()));
+        let refusal = survey.refusal.expect("refused");
+        assert_eq!(refusal.line, 4);
+        assert!(refusal.message.contains("lat:b"), "{}", refusal.message);
+        assert!(refusal.message.contains("line 2"), "{}", refusal.message);
+        assert_eq!(survey.records, 3);
     }
 }
