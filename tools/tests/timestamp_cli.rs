@@ -96,3 +96,73 @@ fn timestamp_stores_tokens_and_verify_checks_them() {
         text(&missing)
     );
 }
+
+#[test]
+fn export_carries_tokens_and_verify_pack_checks_them() {
+    let tsa = tsa::start();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    sealed_store(&dir, 2);
+    let stamped = tool(&["timestamp", arg(&dir), "--tsa", &tsa.url]);
+    assert_eq!(code(&stamped), Some(0), "{}", text(&stamped));
+    let pack = scratch.path().join("pack");
+    let export = tool(&["export", arg(&dir), "--tenant", "acme", "-o", arg(&pack)]);
+    assert_eq!(code(&export), Some(0), "{}", text(&export));
+    assert!(
+        text(&export).contains("the RFC 3161 tokens of 2 epoch seals"),
+        "{}",
+        text(&export)
+    );
+    let key = dir.join("signing.pub");
+    let verify_pack = |extra: &[&str]| {
+        let mut args = vec!["verify-pack", arg(&pack), "--key", arg(&key)];
+        args.extend_from_slice(extra);
+        tool(&args)
+    };
+
+    let with_ca = verify_pack(&["--tsa-ca", arg(&tsa.ca_cert)]);
+    assert_eq!(code(&with_ca), Some(0), "{}", text(&with_ca));
+    assert!(
+        text(&with_ca).contains("timestamp       epoch 1 verified: stamped "),
+        "{}",
+        text(&with_ca)
+    );
+    let without_ca = verify_pack(&[]);
+    assert_eq!(code(&without_ca), Some(0), "{}", text(&without_ca));
+    assert!(
+        text(&without_ca).contains("epoch 0 present but UNCHECKED")
+            && text(&without_ca).contains("pass --tsa-ca FILE"),
+        "{}",
+        text(&without_ca)
+    );
+    let as_json = verify_pack(&["--tsa-ca", arg(&tsa.ca_cert), "--json"]);
+    let verdicts: Vec<_> = json(&as_json)["report"]["timestamps"]
+        .as_array()
+        .expect("timestamps")
+        .iter()
+        .map(|t| t["verdict"].as_str().expect("verdict").to_owned())
+        .collect();
+    assert_eq!(verdicts, ["verified", "verified"]);
+
+    // A CA that did not issue the TSA certificate: not verified, exit 1, the epoch named.
+    let other = verify_pack(&["--tsa-ca", arg(&tsa.other_ca_cert), "--json"]);
+    assert_eq!(code(&other), Some(1), "{}", text(&other));
+    let failure = &json(&other)["failure"];
+    assert_eq!(failure["kind"], "timestamp");
+    assert!(
+        failure["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("the timestamp token of epoch 0 ")),
+        "{failure}"
+    );
+
+    // A token dropped from the pack while the manifest lists it.
+    std::fs::remove_file(pack.join("timestamp-epoch-00000000000000000001.tst")).expect("rm");
+    let dropped = verify_pack(&[]);
+    assert_eq!(code(&dropped), Some(1), "{}", text(&dropped));
+    assert!(
+        text(&dropped).contains("timestamp-epoch-00000000000000000001.tst is missing"),
+        "{}",
+        text(&dropped)
+    );
+}
