@@ -31,6 +31,8 @@ use crate::position::Epoch;
 /// Directory of the store that holds the tokens.
 pub const TIMESTAMP_DIR: &str = "timestamps";
 
+pub use crate::stamper::LAST_ERROR_FILE;
+
 /// Largest TSA response or token read: 1 MiB (a token with its certificates is a few KiB).
 pub const TOKEN_BYTES_MAX: u64 = 1 << 20;
 

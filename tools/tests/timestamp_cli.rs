@@ -166,3 +166,43 @@ fn export_carries_tokens_and_verify_pack_checks_them() {
         text(&dropped)
     );
 }
+
+#[test]
+fn inspect_shows_tokens_and_the_writers_last_failure() {
+    use trailmix_db::{DbOptions, TimestampPolicy, TsaSettings};
+    // A port nothing listens on: the writer's requests fail.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", dead.local_addr().expect("addr"));
+    drop(dead);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    let mut settings = TsaSettings::new(url);
+    settings.retry_backoff_initial = std::time::Duration::from_millis(20);
+    let db = Db::open_with(
+        &dir,
+        DbOptions::default().timestamp_policy(TimestampPolicy::OnSeal(settings)),
+    )
+    .expect("open");
+    db.append_and_wait(&tool_call(0)).expect("append");
+    db.seal_epoch().expect("seal");
+    let start = std::time::Instant::now();
+    while db.timestamp_status().expect("status").failures == 0 {
+        assert!(start.elapsed().as_secs() < 20, "no failure reported");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    db.close().expect("close");
+
+    let out = tool(&["inspect", arg(&dir)]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("0 of 1 sealed epoch(s) have an RFC 3161 token; without one: epoch 0"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("  last failure  "), "{}", text(&out));
+    let summary = json(&tool(&["inspect", arg(&dir), "--json"]));
+    let last = summary["timestamps"]["last_error"]
+        .as_str()
+        .expect("last_error");
+    assert!(last.contains(" epoch 0: TSA http://127.0.0.1:"), "{last}");
+}
