@@ -16,7 +16,7 @@ use crate::keystore::KeyStore;
 use crate::log::{FsLog, LogStorage};
 use crate::merkle::Digest;
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
-use crate::options::{DbOptions, PayloadEncryption};
+use crate::options::{DbOptions, PayloadEncryption, TimestampPolicy};
 use crate::pii::{PiiPolicy, PiiRedactor, PseudonymKey};
 use crate::position::Epoch;
 use crate::position::ReceiptPosition;
@@ -27,6 +27,7 @@ use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
 use crate::seen::SeenEvents;
 use crate::shred::PayloadState;
+use crate::stamper::{DurableSeals, SealNote, Stamper, TimestampStatus};
 use crate::ticket::Ticket;
 use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
 use crate::writer::{
@@ -88,10 +89,16 @@ struct Inner<L: LogStorage> {
     proof_tables: ProofTables,
     keys: Option<Arc<KeyStore>>,
     pii: Option<PiiRedactor>,
+    /// The timestamp thread ([`TimestampPolicy::OnSeal`]).
+    stamper: Option<Stamper>,
 }
 
 impl<L: LogStorage> Drop for Inner<L> {
     fn drop(&mut self) {
+        // First, while the log can still be read: it may be in a request to the TSA.
+        if let Some(stamper) = &self.stamper {
+            stamper.stop();
+        }
         let (reply, answer) = crossbeam_channel::bounded(1);
         if self
             .ring
@@ -362,10 +369,11 @@ impl<L: LogStorage> Db<L> {
             .spawn(move || writer.run(&receiver))
             .map_err(|e| Error::io("spawn writer thread", &data_dir, e))?;
         let (indexer, index_stop) = spawn_indexer(&index, &shared, woken, &data_dir)?;
-        let proof_tables = ProofTables::new(&data_dir, alg, TableFiles::ReadWrite);
         Ok(Db {
             inner: Arc::new(Inner {
-                data_dir,
+                // Before the fields that move what they read.
+                stamper: start_stamper(&options, &data_dir, &shared, &reads)?,
+                proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadWrite),
                 ring,
                 writer: Mutex::new(Some(handle)),
                 shared,
@@ -379,9 +387,9 @@ impl<L: LogStorage> Db<L> {
                 indexer: Mutex::new(Some(indexer)),
                 index_stop,
                 wake_indexer,
-                proof_tables,
                 keys,
                 pii,
+                data_dir,
             }),
         })
     }
@@ -605,7 +613,18 @@ impl<L: LogStorage> Db<L> {
     /// # Errors
     /// [`Error::Closed`], [`Error::Stopped`].
     pub fn seal_epoch(&self) -> Result<Option<SealedEpoch>> {
-        self.control(Control::SealEpoch)
+        let sealed = self.control(Control::SealEpoch)?;
+        if let Some(stamper) = &self.inner.stamper {
+            stamper.wake();
+        }
+        Ok(sealed)
+    }
+
+    /// What the timestamp thread has done (tokens stored, failures, the last error, seals
+    /// waiting for a token); `None` under [`TimestampPolicy::Off`].
+    #[must_use]
+    pub fn timestamp_status(&self) -> Option<TimestampStatus> {
+        self.inner.stamper.as_ref().map(Stamper::status)
     }
 
     /// Makes everything appended so far durable; returns the durable end.
@@ -846,6 +865,46 @@ fn entry_bytes_max(options: &DbOptions) -> u64 {
 /// Replays the store's log from the start for opening: through the shared reader (which
 /// keeps its frame positions for later reads), adding every event id to `seen`.
 /// Starts the indexer thread; returns it and the flag that stops it.
+/// The timestamp thread, under [`TimestampPolicy::OnSeal`].
+fn start_stamper<L: LogStorage>(
+    options: &DbOptions,
+    data_dir: &Path,
+    shared: &Arc<Shared>,
+    reads: &Arc<LogReads<L>>,
+) -> Result<Option<Stamper>> {
+    match &options.timestamp_policy {
+        TimestampPolicy::Off => Ok(None),
+        TimestampPolicy::OnSeal(settings) => Stamper::start(
+            data_dir.to_path_buf(),
+            settings.clone(),
+            durable_seals(shared, reads),
+        )
+        .map(Some)
+        .map_err(|e| Error::io("spawn timestamp thread", data_dir, e)),
+    }
+}
+
+/// The durable seals of the log that it still holds (not pruned), for the timestamp thread.
+fn durable_seals<L: LogStorage>(shared: &Arc<Shared>, reads: &Arc<LogReads<L>>) -> DurableSeals {
+    let (shared, reads) = (Arc::clone(shared), Arc::clone(reads));
+    Box::new(move || {
+        let durable = shared.durable_end.load(Ordering::SeqCst);
+        let horizon = shared.horizon.load(Ordering::SeqCst);
+        shared
+            .epoch_view()
+            .sealed
+            .into_iter()
+            .filter(|s| s.seal_seq.0 < durable && s.seal_seq.0 >= horizon)
+            .map(|s| {
+                let reads = Arc::clone(&reads);
+                let note: SealNote =
+                    Box::new(move || note_text(&reads, EntryKind::EpochSeal, s.seal_seq));
+                (s.epoch, note)
+            })
+            .collect()
+    })
+}
+
 fn spawn_indexer<L: LogStorage>(
     index: &Arc<IndexKeeper<L>>,
     shared: &Arc<Shared>,

@@ -54,6 +54,7 @@ pub mod retention;
 mod search;
 pub mod seen;
 pub mod shred;
+mod stamper;
 mod ticket;
 pub mod timestamp;
 pub mod tips;
@@ -68,6 +69,7 @@ pub use options::{
     DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_RING_CAPACITY, DbOptions, Durability, PayloadEncryption, ReceiptSignatures,
+    TimestampPolicy, TsaSettings,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};
@@ -78,6 +80,7 @@ pub use search::{
     IndexStatus, LINEAGE_HOPS_MAX, QueryPage, TRACE_RECEIPTS_MAX, TenantView, Trace,
 };
 pub use shred::{PayloadState, ShredError, ShredReport};
+pub use stamper::TimestampStatus;
 pub use ticket::Ticket;
 pub use trailmix_query as query;
 pub use trailmix_wal as wal;

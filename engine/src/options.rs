@@ -22,6 +22,58 @@ pub enum Durability {
     Written,
 }
 
+/// Whether the store requests RFC 3161 timestamp tokens for its epoch seals itself.
+///
+/// The default is [`TimestampPolicy::Off`]: a TSA is an outside service the operator picks.
+/// With [`TimestampPolicy::OnSeal`] a background thread requests a token for each epoch seal
+/// once the seal is durable, and on open for every sealed epoch that lacks one, and stores it
+/// as `trailmix-db timestamp` does (`timestamps/epoch-<n>.tst`, see [`crate::timestamp`]). It
+/// never blocks appends or holds the writer; a failure is retried with exponential backoff
+/// and reported by [`crate::Db::timestamp_status`], never fatal to writes. Tokens are not
+/// checked against a CA when stored (the store has no trust anchor for the TSA):
+/// `verify --tsa-ca` and `verify-pack --tsa-ca` check them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TimestampPolicy {
+    /// No tokens are requested (the default).
+    #[default]
+    Off,
+    /// A token is requested from a TSA for every durable epoch seal.
+    OnSeal(TsaSettings),
+}
+
+/// Where and how the writer requests timestamp tokens ([`TimestampPolicy::OnSeal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsaSettings {
+    /// The TSA's URL (HTTP, `application/timestamp-query`).
+    pub tsa_url: String,
+    /// Timeout of one request (default 10 s). Closing the store waits for a request in
+    /// flight, so this bounds how long a close can take.
+    pub request_timeout: Duration,
+    /// Wait before the first retry after a failure (default 1 s); doubled after each further
+    /// failure up to `retry_backoff_max`, and reset by a success.
+    pub retry_backoff_initial: Duration,
+    /// Longest wait between retries (default 5 min).
+    pub retry_backoff_max: Duration,
+    /// How often the thread looks for new durable seals besides being woken by
+    /// [`crate::Db::seal_epoch`] (default 1 s): seals the writer makes itself (size or time
+    /// limits) are found this way.
+    pub poll_interval: Duration,
+}
+
+impl TsaSettings {
+    /// The settings for `tsa_url` with the defaults above.
+    #[must_use]
+    pub fn new(tsa_url: impl Into<String>) -> Self {
+        TsaSettings {
+            tsa_url: tsa_url.into(),
+            request_timeout: Duration::from_secs(10),
+            retry_backoff_initial: Duration::from_secs(1),
+            retry_backoff_max: Duration::from_secs(300),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// Whether each receipt carries its own Ed25519 signature (over its chain hash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReceiptSignatures {
@@ -74,6 +126,7 @@ pub struct DbOptions {
     pub(crate) prune_step_hook: Option<crate::prune::PruneStepHook>,
     pub(crate) retention: std::collections::BTreeMap<String, Duration>,
     pub(crate) pii_policy: Option<PiiPolicy>,
+    pub(crate) timestamp_policy: TimestampPolicy,
 }
 
 impl std::fmt::Debug for DbOptions {
@@ -98,6 +151,7 @@ impl std::fmt::Debug for DbOptions {
             .field("payload_encryption", &self.payload_encryption)
             .field("retention", &self.retention)
             .field("pii_policy", &self.pii_policy)
+            .field("timestamp_policy", &self.timestamp_policy)
             .field(
                 "kek_provider",
                 &self.kek_provider.as_ref().map(|_| "custom"),
@@ -151,6 +205,7 @@ impl Default for DbOptions {
             prune_step_hook: None,
             retention: std::collections::BTreeMap::new(),
             pii_policy: None,
+            timestamp_policy: TimestampPolicy::Off,
         }
     }
 }
@@ -285,6 +340,14 @@ impl DbOptions {
     #[must_use]
     pub fn pii_policy(mut self, policy: PiiPolicy) -> Self {
         self.pii_policy = Some(policy);
+        self
+    }
+
+    /// Whether the store requests RFC 3161 tokens for its epoch seals itself (default
+    /// [`TimestampPolicy::Off`]; see there).
+    #[must_use]
+    pub fn timestamp_policy(mut self, policy: TimestampPolicy) -> Self {
+        self.timestamp_policy = policy;
         self
     }
 

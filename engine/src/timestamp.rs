@@ -31,6 +31,8 @@ use crate::position::Epoch;
 /// Directory of the store that holds the tokens.
 pub const TIMESTAMP_DIR: &str = "timestamps";
 
+pub use crate::stamper::LAST_ERROR_FILE;
+
 /// Largest TSA response or token read: 1 MiB (a token with its certificates is a few KiB).
 pub const TOKEN_BYTES_MAX: u64 = 1 << 20;
 
@@ -363,6 +365,37 @@ pub fn verify_token(
     seal_note: &[u8],
     ca: &Certificate,
 ) -> Result<VerifiedTimestamp, TimestampError> {
+    check_token(token, seal_note, TsaTrust::ChainTo(ca))
+}
+
+/// Verifies `token` as [`verify_token`] does, but without a CA: the imprint, the signed
+/// attributes, the signature by the certificate the token carries, its `timeStamping` usage
+/// and its validity at the stated time. Anyone can make a TSA certificate, so this proves
+/// that the token is intact and about this seal, not who stamped it.
+///
+/// # Errors
+/// A [`TimestampError`] naming the first check that fails.
+pub fn verify_token_untrusted(
+    token: &[u8],
+    seal_note: &[u8],
+) -> Result<VerifiedTimestamp, TimestampError> {
+    check_token(token, seal_note, TsaTrust::Unchecked)
+}
+
+/// Whether a token's TSA certificate is checked against a CA.
+#[derive(Debug, Clone, Copy)]
+enum TsaTrust<'a> {
+    /// Its chain must reach this CA.
+    ChainTo(&'a Certificate),
+    /// Its chain is not checked.
+    Unchecked,
+}
+
+fn check_token(
+    token: &[u8],
+    seal_note: &[u8],
+    trust: TsaTrust<'_>,
+) -> Result<VerifiedTimestamp, TimestampError> {
     let (signed_data, tst) = decode_token(token)?;
     check_imprint(&tst, &seal_imprint(seal_note))?;
     let [signer] = signed_data.signer_infos.0.as_slice() else {
@@ -387,7 +420,10 @@ pub fn verify_token(
     check_signer_signature(signer, tsa)?;
     let gen_time = tst.gen_time.to_system_time();
     check_time_stamping_usage(tsa)?;
-    check_chain(tsa, &certificates, ca, gen_time)?;
+    match trust {
+        TsaTrust::ChainTo(ca) => check_chain(tsa, &certificates, ca, gen_time)?,
+        TsaTrust::Unchecked => check_validity(tsa, gen_time)?,
+    }
     Ok(VerifiedTimestamp {
         gen_time_unix: tst.gen_time.to_unix_duration().as_secs(),
         serial: hex_bytes(tst.serial_number.as_bytes()),

@@ -7,14 +7,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
 use trailmix_db::archive::{
     ArchiveError, ArchiveOptions, ArchiveTarget, S3Settings, verify_archive,
 };
-use trailmix_db::entry::EntryKind;
 use trailmix_db::wal::Seq;
 use trailmix_db::{Db, DbOptions, Epoch, Error, PruneMode, PruneStop, VerifyOptions};
 
@@ -50,30 +47,6 @@ fn store(data: &Path, epochs: u64) -> (Db, Seq) {
 fn target(dir: &Path) -> ArchiveTarget {
     let url = format!("file://{}", dir.display());
     ArchiveTarget::parse(&url, &S3Settings::default()).expect("url")
-}
-
-/// Every file under `dir` (relative name) and the SHA-256 of its bytes.
-fn tree(dir: &Path) -> BTreeMap<String, String> {
-    let mut files = Vec::new();
-    common::all_files(dir, &mut files);
-    files
-        .iter()
-        .map(|f| {
-            let name = f.strip_prefix(dir).expect("under").display().to_string();
-            let sum = Sha256::digest(std::fs::read(f).expect("read"));
-            (name, format!("{sum:x}"))
-        })
-        .collect()
-}
-
-/// The seqs of the archive records in the log of `data`.
-fn archive_records(data: &Path) -> Vec<Seq> {
-    common::records(data)
-        .iter()
-        .enumerate()
-        .filter(|(_, (kind, _))| *kind == EntryKind::Archive as u8)
-        .map(|(seq, _)| Seq(seq as u64))
-        .collect()
 }
 
 fn store_id(db: &Db) -> String {
@@ -113,7 +86,7 @@ fn archives_sealed_epochs_records_them_and_verifies_from_the_archive() {
     }
     // The records are signed log entries: the store verifies, and they survive a reopen.
     db.close().expect("close");
-    assert_eq!(archive_records(&data), report.record_seqs);
+    assert_eq!(common::archive_records(&data), report.record_seqs);
     common::assert_verifies(&data);
     let db = Db::open_with(&data, options()).expect("reopen");
     assert_eq!(db.archived_end(), sealed_end);
@@ -149,7 +122,7 @@ fn a_run_stopped_after_any_object_resumes_into_the_same_archive() {
         .expect("uninterrupted");
     db.close().expect("close");
     let objects = full.objects_written;
-    let expected = tree(&whole);
+    let expected = common::tree(&whole);
     assert!(objects >= 9, "{objects} objects");
     for stop in 0..objects {
         common::restore_dir(&reference, &data);
@@ -170,11 +143,11 @@ fn a_run_stopped_after_any_object_resumes_into_the_same_archive() {
         // What the stopped run did is not redone (runs it already recorded are skipped).
         assert!(resumed.objects_present <= stop, "stop {stop}");
         assert!(resumed.objects_written <= objects - stop, "stop {stop}");
-        assert_eq!(tree(&archive), expected, "stop {stop}");
+        assert_eq!(common::tree(&archive), expected, "stop {stop}");
         db.close().expect("close");
         // Each run of epochs is recorded once, by whichever run verified it.
         assert_eq!(
-            archive_records(&data).len(),
+            common::archive_records(&data).len(),
             full.record_seqs.len(),
             "stop {stop}"
         );

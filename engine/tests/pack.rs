@@ -1256,7 +1256,7 @@ fn a_v1_manifest_is_refused() {
     let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
     m.files.insert(
         MANIFEST_FILE.into(),
-        text.replace("evidence pack v2", "evidence pack v1")
+        text.replace("evidence pack v3", "evidence pack v1")
             .into_bytes(),
     );
     reseal(&mut m, &store.signer);

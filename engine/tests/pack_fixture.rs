@@ -1,27 +1,31 @@
-//! Guards the evidence-pack format (v2): a pack checked into the repository, written by an
-//! earlier build, must still verify with its store's public key, with the same report — and
-//! still be rejected after a one-byte change. Regenerate with
+//! Guards the evidence-pack formats: packs checked into the repository, written by earlier
+//! builds — a v2 pack, and a v3 pack carrying the RFC 3161 token of its epoch seal — must
+//! still verify with their store's public key (and the v3 token with the TSA's CA), with the
+//! same report, and still be rejected after a one-byte change. Regenerate the v3 pack (the
+//! v2 one is frozen: this build writes v3) with
 //! `TRAILMIX_REGENERATE_FIXTURES=1 cargo test -p trailmix-db --test pack_fixture` (only when
-//! the format changes on purpose; say so in docs/design.md).
+//! the format changes on purpose; say so in docs/design.md). Regenerating needs `openssl`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use trailmix_db::keys::SigningKeyProvider;
 use trailmix_db::note::{NoteSigner, NoteVerifier};
+use trailmix_db::pack::format::{ANCHORS_FILE, AnchorKind, AnchorLine, timestamp_file};
 use trailmix_db::pack::fuzz::{FIXTURE_KEY_NAME, FIXTURE_KEY_SEED};
 use trailmix_db::pack::{
-    EndProof, ExportOptions, PackFailure, PackFiles, PackScope, StartProof, TrustedKey,
-    export_pack, verify_pack,
+    EndProof, ExportOptions, PackFailure, PackFiles, PackReport, PackScope, StartProof,
+    TimestampVerdict, TrustedKey, export_pack, verify_pack, verify_pack_with_tsa,
 };
 use trailmix_db::receipt::{ActorType, Decision, Kind, Receipt, Timestamp};
-use trailmix_db::{Db, DbOptions};
+use trailmix_db::timestamp::{read_ca_certificate, request_token, seal_imprint, write_token};
+use trailmix_db::{Db, DbOptions, Epoch};
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pack-v2")
-}
-
-fn key_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pack-v2.pub")
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn receipt(tenant: &str, n: u64) -> Receipt {
@@ -59,10 +63,11 @@ impl SigningKeyProvider for FixtureKey {
     }
 }
 
-/// A store of two tenants with a sealed epoch, and receipt 6's subject shredded in each
-/// tenant; the pack holds acme's receipts 4..9 of 12, both boundaries, and receipt 6 as
-/// shredded with acme's shred record (not globex's).
-fn regenerate() {
+/// A store of two tenants with a sealed epoch whose seal has a token from a local TSA, and
+/// receipt 6's subject shredded in each tenant; the pack holds acme's receipts 4..9 of 12,
+/// both boundaries, receipt 6 as shredded with acme's shred record (not globex's), and the
+/// token of epoch 0's seal.
+fn regenerate_v3() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("store");
     let options = DbOptions::default().key_provider(std::sync::Arc::new(FixtureKey));
@@ -89,22 +94,44 @@ fn regenerate() {
     };
     let (files, _) =
         export_pack(&store, &signer, &scope, &ExportOptions::default()).expect("export");
-    let _ = std::fs::remove_dir_all(fixture_dir());
-    files.write_dir(&fixture_dir()).expect("write fixture");
-    std::fs::write(key_file(), signer.verifier().to_vkey() + "\n").expect("write key");
+    let tsa = common::tsa::start();
+    let anchors: Vec<AnchorLine> = String::from_utf8_lossy(files.get(ANCHORS_FILE).expect("a"))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("anchor"))
+        .collect();
+    let seal = anchors
+        .iter()
+        .find(|a| a.kind == AnchorKind::Seal && a.epoch == 0)
+        .expect("the seal of epoch 0");
+    let token = request_token(
+        &tsa.url,
+        &seal_imprint(seal.note.as_bytes()),
+        std::time::Duration::from_secs(20),
+    )
+    .expect("token");
+    write_token(&store, Epoch(0), &token).expect("store the token");
+    let (files, _) =
+        export_pack(&store, &signer, &scope, &ExportOptions::default()).expect("export");
+    let _ = std::fs::remove_dir_all(fixture_path("pack-v3"));
+    files
+        .write_dir(&fixture_path("pack-v3"))
+        .expect("write fixture");
+    std::fs::write(
+        fixture_path("pack-v3.pub"),
+        signer.verifier().to_vkey() + "\n",
+    )
+    .expect("write key");
+    std::fs::copy(&tsa.ca_cert, fixture_path("pack-v3-tsa-ca.pem")).expect("copy the CA");
 }
 
-fn trusted() -> TrustedKey {
-    let text = std::fs::read_to_string(key_file()).expect("fixture key");
+fn trusted(version: &str) -> TrustedKey {
+    let text =
+        std::fs::read_to_string(fixture_path(&format!("pack-{version}.pub"))).expect("fixture key");
     TrustedKey::Verifier(NoteVerifier::from_vkey(text.trim()).expect("vkey"))
 }
 
-#[test]
-fn checked_in_pack_still_verifies() {
-    if std::env::var("TRAILMIX_REGENERATE_FIXTURES").as_deref() == Ok("1") {
-        regenerate();
-    }
-    let report = verify_pack(&fixture_dir(), Some(&trusted())).expect("the fixture verifies");
+/// What both fixtures hold (they were made from stores built alike).
+fn assert_fixture_report(report: &PackReport) {
     assert_eq!(report.tenant, "acme");
     assert_eq!(
         (
@@ -125,24 +152,62 @@ fn checked_in_pack_still_verifies() {
     assert_eq!(report.anchors.len(), 2);
     assert_eq!(report.shred_records.len(), 1, "acme's shred record only");
     assert_eq!(report.shred_records[0].request_id, "fixture-dsr-1");
+}
 
-    // The archive of the same files verifies the same.
-    let files = PackFiles::read(&fixture_dir()).expect("read");
+/// The archive of the pack's files verifies the same, and one changed byte of `file` is
+/// caught.
+fn assert_archive_and_change(files: &PackFiles, report: &PackReport, key: &TrustedKey, file: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let archive = tmp.path().join("pack.tar");
     std::fs::write(&archive, files.to_archive().expect("archive")).expect("write");
-    assert_eq!(
-        verify_pack(&archive, Some(&trusted())).expect("archive"),
-        report
-    );
-
-    // And one changed byte is still caught.
+    assert_eq!(&verify_pack(&archive, Some(key)).expect("archive"), report);
     let mut changed = files.clone();
-    let receipts = changed.files.get_mut("receipts.jsonl").expect("receipts");
-    receipts[10] ^= 1;
-    let err =
-        trailmix_db::pack::verify_pack_files(&changed, Some(&trusted())).expect_err("changed");
+    let bytes = changed.files.get_mut(file).expect("file");
+    bytes[10] ^= 1;
+    let err = trailmix_db::pack::verify_pack_files(&changed, Some(key)).expect_err("changed");
     assert!(matches!(err, PackFailure::Checksum { .. }), "{err}");
+}
+
+#[test]
+fn checked_in_v3_pack_with_a_token_still_verifies() {
+    if std::env::var("TRAILMIX_REGENERATE_FIXTURES").as_deref() == Ok("1") {
+        regenerate_v3();
+    }
+    let dir = fixture_path("pack-v3");
+    let ca = read_ca_certificate(&fixture_path("pack-v3-tsa-ca.pem")).expect("CA");
+    let report = verify_pack_with_tsa(&dir, Some(&trusted("v3")), Some(&ca))
+        .expect("the v3 fixture verifies");
+    assert_fixture_report(&report);
+    assert_eq!(report.counts.timestamps, 1);
+    let [stamp] = report.timestamps.as_slice() else {
+        panic!("one sealed epoch: {:?}", report.timestamps);
+    };
+    assert_eq!(
+        (stamp.epoch, stamp.verdict),
+        (0, TimestampVerdict::Verified)
+    );
+    let unchecked = verify_pack(&dir, Some(&trusted("v3"))).expect("verifies without the CA");
+    assert_eq!(unchecked.timestamps[0].verdict, TimestampVerdict::Unchecked);
+    let files = PackFiles::read(&dir).expect("read");
+    assert_archive_and_change(&files, &unchecked, &trusted("v3"), &timestamp_file(0));
+}
+
+#[test]
+fn checked_in_v2_pack_still_verifies() {
+    let dir = fixture_path("pack-v2");
+    let report = verify_pack(&dir, Some(&trusted("v2"))).expect("the v2 fixture verifies");
+    assert_fixture_report(&report);
+    assert_eq!(report.counts.timestamps, 0);
+    assert_eq!(
+        report
+            .timestamps
+            .iter()
+            .map(|t| (t.epoch, t.verdict))
+            .collect::<Vec<_>>(),
+        [(0, TimestampVerdict::Absent)]
+    );
+    let files = PackFiles::read(&dir).expect("read");
+    assert_archive_and_change(&files, &report, &trusted("v2"), "receipts.jsonl");
 
     // The compiled-in copy the fuzz body mutates is this pack, and its key is the fixture's.
     assert!(
@@ -155,6 +220,6 @@ fn checked_in_pack_still_verifies() {
             .verifier()
             .to_vkey()
             + "\n",
-        std::fs::read_to_string(key_file()).expect("key file")
+        std::fs::read_to_string(fixture_path("pack-v2.pub")).expect("key file")
     );
 }

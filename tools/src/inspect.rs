@@ -74,6 +74,18 @@ pub struct KeyInfo {
     pub private_key_present: bool,
 }
 
+/// The RFC 3161 tokens of the sealed epochs in the log.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TimestampsSummary {
+    /// Sealed epochs (in the log) with a token.
+    pub with_token: u64,
+    /// Sealed epochs (in the log) without one.
+    pub without_token: Vec<u64>,
+    /// The writer's latest failure to get one (`TimestampPolicy::OnSeal`), as it left it in
+    /// `timestamps/last-error.txt`: `<unix seconds> epoch <n>: <reason>`.
+    pub last_error: Option<String>,
+}
+
 /// A sealed epoch.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SealedEpochSummary {
@@ -196,6 +208,8 @@ pub struct StoreSummary {
     /// Entries that could not be decoded, or the read error that stopped the scan (run
     /// `verify` for a full check).
     pub problems: Vec<String>,
+    /// RFC 3161 tokens of the sealed epochs (`timestamps/`).
+    pub timestamps: TimestampsSummary,
     /// The secondary index, as the writer last committed it.
     pub index: IndexSummary,
     /// Bytes on disk per part of the data directory.
@@ -521,6 +535,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         .last()
         .or(pruned.as_ref().and_then(|p| p.epochs.last()))
         .map_or(0, |s| s.epoch + 1);
+    let timestamps = timestamps_summary(data_dir, &tally.sealed);
     Ok(StoreSummary {
         data_dir: data_dir.display().to_string(),
         format_version: format::FORMAT_VERSION,
@@ -564,6 +579,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         receipt_kinds: top(tally.kinds, usize::MAX),
         decisions: top(tally.decisions, usize::MAX),
         receipts_with_decision: tally.with_decision,
+        timestamps,
         problems: tally.problems,
         index: index_summary(data_dir, watermark, horizon + tally.entries),
         disk: disk_usage(data_dir),
@@ -598,6 +614,22 @@ fn print_note(note: &str) {
         } else {
             println!("    {line}");
         }
+    }
+}
+
+fn timestamps_summary(data_dir: &Path, sealed: &[SealedEpochSummary]) -> TimestampsSummary {
+    use trailmix_db::timestamp::{LAST_ERROR_FILE, TIMESTAMP_DIR, token_path};
+    let (with, without): (Vec<u64>, Vec<u64>) = sealed
+        .iter()
+        .map(|e| e.epoch)
+        .partition(|&epoch| token_path(data_dir, trailmix_db::Epoch(epoch)).is_file());
+    let last_error = std::fs::read_to_string(data_dir.join(TIMESTAMP_DIR).join(LAST_ERROR_FILE))
+        .ok()
+        .map(|text| text.trim_end().to_owned());
+    TimestampsSummary {
+        with_token: with.len() as u64,
+        without_token: without,
+        last_error,
     }
 }
 
@@ -797,6 +829,7 @@ fn print_layout(s: &StoreSummary) {
         open.first_seq,
         human_count(open.entries)
     );
+    print_timestamps(&s.timestamps);
 
     println!();
     match &s.latest_checkpoint {
@@ -811,6 +844,31 @@ fn print_layout(s: &StoreSummary) {
             print_note(&c.note);
         }
         None => println!("checkpoint      none in the open epoch yet"),
+    }
+}
+
+fn print_timestamps(t: &TimestampsSummary) {
+    let without = if t.without_token.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; without one: epoch {}",
+            t.without_token
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    println!(
+        "timestamps      {} of {} sealed epoch(s) have an RFC 3161 token{without}",
+        t.with_token,
+        t.with_token + t.without_token.len() as u64
+    );
+    if let Some(error) = &t.last_error {
+        println!(
+            "  last failure  {error} (the writer retries; `timestamp DIR --tsa URL` fetches by hand)"
+        );
     }
 }
 

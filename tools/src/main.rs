@@ -120,6 +120,12 @@ struct VerifyPackArgs {
     /// The SHA-256 fingerprint (hex) of the store's public key.
     #[arg(long, value_name = "FP")]
     key_fingerprint: Option<String>,
+    /// Check the RFC 3161 token of each epoch seal in the pack against this CA certificate
+    /// (PEM or DER), the TSA's CA as you obtained it from outside the pack. Without it a
+    /// token is checked against its seal and its own certificate only, and reported as
+    /// unchecked.
+    #[arg(long, value_name = "FILE")]
+    tsa_ca: Option<PathBuf>,
     /// Print JSON instead of text (documented in docs/design.md, "Evidence packs").
     #[arg(long)]
     json: bool,
@@ -1338,6 +1344,7 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             &a.pack,
             a.key.as_deref(),
             a.key_fingerprint.as_deref(),
+            a.tsa_ca.as_deref(),
             a.json,
         ),
         Command::VerifyProof {

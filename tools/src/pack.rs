@@ -5,7 +5,8 @@ use std::path::Path;
 use serde::Serialize;
 use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider};
 use trailmix_db::pack::{
-    self, EndProof, ExportOptions, PackFailure, PackReport, PackScope, StartProof, TrustedKey,
+    self, EndProof, ExportOptions, PackFailure, PackReport, PackScope, StartProof, TimestampReport,
+    TimestampVerdict, TrustedKey,
 };
 use trailmix_db::query::Filter;
 use trailmix_db::receipt::Timestamp;
@@ -92,6 +93,13 @@ pub fn print_export(summary: &pack::ExportSummary, data_dir: &Path, output: &Pat
         "  boundaries      {} (headers only), {} tail links",
         c.boundary, c.tail_links
     );
+    if c.timestamps > 0 {
+        println!(
+            "  timestamps      the RFC 3161 tokens of {} epoch seal{} (from the store's timestamps/)",
+            c.timestamps,
+            if c.timestamps == 1 { "" } else { "s" }
+        );
+    }
     if let Some(why) = &summary.keys_unavailable {
         println!(
             "  note            encrypted payloads are in the pack as ciphertext only: the key store could not be opened ({why})"
@@ -169,6 +177,7 @@ pub fn verify(
     path: &Path,
     key: Option<&str>,
     fingerprint: Option<&str>,
+    tsa_ca: Option<&Path>,
     json: bool,
 ) -> ToolResult<Verdict> {
     let trusted = match (key, fingerprint) {
@@ -176,7 +185,8 @@ pub fn verify(
         (None, Some(fp)) => Some(TrustedKey::Fingerprint(fp.to_owned())),
         (None, None) => None,
     };
-    let result = pack::verify_pack(path, trusted.as_ref());
+    let ca = tsa_ca.map(crate::timestamp::load_ca).transpose()?;
+    let result = pack::verify_pack_with_tsa(path, trusted.as_ref(), ca.as_ref());
     let verdict = match &result {
         Ok(_) => Verdict::Ok,
         Err(failure) if failure.is_usage() => Verdict::Failed,
@@ -280,8 +290,27 @@ fn print_check(check: &PackCheck, failure: Option<&PackFailure>) {
             a.epoch, a.kind, a.tree_size, a.root
         );
     }
+    for t in &r.timestamps {
+        println!("  timestamp       epoch {} {}", t.epoch, timestamp_text(t));
+    }
     println!("  key             {}", r.key);
     println!("  fingerprint     {}", r.key_fingerprint);
+}
+
+fn timestamp_text(t: &TimestampReport) -> String {
+    let stamped = format!(
+        "stamped {} by {}",
+        t.gen_time.as_deref().unwrap_or("?"),
+        t.tsa.as_deref().unwrap_or("?")
+    );
+    match t.verdict {
+        TimestampVerdict::Verified => format!("verified: {stamped}, chains to the given CA"),
+        TimestampVerdict::Unchecked => format!(
+            "present but UNCHECKED: {stamped} says the token, which matches the seal and its \
+             own certificate; pass --tsa-ca FILE to check who stamped it"
+        ),
+        TimestampVerdict::Absent => "absent: the pack holds no timestamp token for it".into(),
+    }
 }
 
 /// ` (shred record seq N)` / ` (shred records seq N, M)`, or nothing when there is none.

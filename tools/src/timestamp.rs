@@ -31,7 +31,7 @@ fn rfc3339(unix: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
-fn load_ca(path: &Path) -> ToolResult<Certificate> {
+pub(crate) fn load_ca(path: &Path) -> ToolResult<Certificate> {
     read_ca_certificate(path).map_err(|e| {
         ToolError::new(format!("CA certificate {}: {e}", path.display()))
             .hint("give the TSA's CA certificate, PEM or DER")

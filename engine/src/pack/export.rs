@@ -13,7 +13,7 @@ use super::format::{
     ANCHORS_FILE, AnchorKind, AnchorLine, Carried, Counts, HOW_TO_VERIFY_FILE, Horizon, LineState,
     Manifest, ManifestCompleteness, ManifestScope, PACK_FORMAT, PROOFS_FILE, ProofLine,
     RECEIPTS_FILE, ReceiptLine, Role, SHREDS_FILE, SUMMARY_HTML_FILE, SUMMARY_MD_FILE, ShredLine,
-    TAIL_FILE, TailLine, pack_fixed,
+    TAIL_FILE, TailLine, pack_fixed, timestamp_file,
 };
 use super::{ExportOptions, PackError, PackFiles, PackScope, summary};
 use crate::db::WAL_DIR;
@@ -22,9 +22,11 @@ use crate::keystore::KeyStore;
 use crate::log::{FsLog, LogStorage};
 use crate::merkle::{self, Digest, LeafHashTable};
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::position::Epoch;
 use crate::receipt::{ReceiptHeader, Timestamp};
 use crate::replay::Genesis;
 use crate::shred::{PayloadState, decode_shred_record, read_payload};
+use crate::timestamp;
 use crate::wal::{HashAlgorithm, Seq};
 
 /// What [`export_pack`] built.
@@ -123,8 +125,13 @@ pub fn export_pack(
         Ok(keys) => (keys, None),
         Err(err) => (None, Some(err.to_string())),
     };
-    let built = build(&log, &scan, scope, &plan, keys.as_ref())?;
+    let mut built = build(&log, &scan, scope, &plan, keys.as_ref())?;
+    let tokens = seal_tokens(data_dir, &built.anchors)?;
+    built.counts.timestamps = tokens.len() as u64;
     let mut files = PackFiles::default();
+    for (epoch, token) in tokens {
+        files.files.insert(timestamp_file(epoch), token);
+    }
     let mut manifest = Manifest {
         format: PACK_FORMAT.into(),
         store_id: scan.genesis.store_id.clone(),
@@ -183,6 +190,33 @@ pub fn export_pack(
             shred_records: built.shreds.iter().map(|line| line.seq).collect(),
         },
     ))
+}
+
+/// The stored RFC 3161 tokens of the seals among `anchors`, by epoch. Each must timestamp
+/// its seal and be signed by the certificate it carries (the CA is the auditor's to bring): a
+/// pack does not carry a token that cannot verify.
+fn seal_tokens(data_dir: &Path, anchors: &[AnchorLine]) -> Result<Vec<(u64, Vec<u8>)>, PackError> {
+    let mut tokens = Vec::new();
+    for anchor in anchors.iter().filter(|a| a.kind == AnchorKind::Seal) {
+        let epoch = Epoch(anchor.epoch);
+        let unusable = |detail: String| {
+            PackError::Unusable(format!(
+                "the timestamp token of epoch {} ({}): {detail}; move it aside, or request it \
+                 again with `trailmix-db timestamp`",
+                anchor.epoch,
+                timestamp::token_path(data_dir, epoch).display()
+            ))
+        };
+        let Some(token) =
+            timestamp::read_token(data_dir, epoch).map_err(|e| unusable(e.to_string()))?
+        else {
+            continue;
+        };
+        timestamp::verify_token_untrusted(&token, anchor.note.as_bytes())
+            .map_err(|e| unusable(e.to_string()))?;
+        tokens.push((anchor.epoch, token));
+    }
+    Ok(tokens)
 }
 
 fn jsonl<T: serde::Serialize>(lines: &[T]) -> Result<Vec<u8>, String> {

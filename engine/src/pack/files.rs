@@ -9,7 +9,7 @@ use std::path::Path;
 use super::PackError;
 use super::format::{
     FileEntry, LISTED_FILES, MANIFEST_FILE, MANIFEST_SIG_FILE, Manifest, PACK_FILES,
-    SHA256SUMS_FILE, hex, manifest_note_body, sha256,
+    SHA256SUMS_FILE, hex, manifest_note_body, sha256, timestamp_file_epoch,
 };
 use crate::note::{self, NoteSigner};
 
@@ -201,9 +201,13 @@ impl PackFiles {
     /// # Errors
     /// [`PackError::Sign`] when signing fails.
     pub fn seal(&mut self, manifest: &mut Manifest, signer: &NoteSigner) -> Result<(), PackError> {
-        manifest.files = LISTED_FILES
+        manifest.files = self
+            .files
             .iter()
-            .filter_map(|name| self.files.get(*name).map(|bytes| file_entry(name, bytes)))
+            .filter(|(name, _)| {
+                LISTED_FILES.contains(&name.as_str()) || timestamp_file_epoch(name).is_some()
+            })
+            .map(|(name, bytes)| file_entry(name, bytes))
             .collect();
         manifest.files.sort_by(|a, b| a.path.cmp(&b.path));
         let mut json = serde_json::to_vec_pretty(manifest)

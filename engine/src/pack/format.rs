@@ -1,4 +1,4 @@
-//! The lines and files of an evidence pack (format v2), as serde types. The byte-level
+//! The lines and files of an evidence pack (format v3), as serde types. The byte-level
 //! description is `docs/design.md`, "Evidence packs".
 
 use serde::{Deserialize, Serialize};
@@ -7,9 +7,13 @@ use crate::entry::{ENTRY_FIXED_BYTES, ENTRY_VERSION, flags};
 use crate::merkle::Digest;
 use crate::wal::format::{array_at, u32_at, u64_at};
 
-/// The `format` value of a v2 manifest. (v1 packs, whose `shredded` lines were the exporter's
-/// word with no shred record behind them, are refused.)
-pub const PACK_FORMAT: &str = "trailmix-db evidence pack v2";
+/// The `format` value of a v3 manifest: a v2 pack that may also carry the RFC 3161 tokens of
+/// the epoch seals it rests on ([`timestamp_file`]).
+pub const PACK_FORMAT: &str = "trailmix-db evidence pack v3";
+/// The `format` value of a v2 manifest, still verified (a v2 pack carries no tokens). (v1
+/// packs, whose `shredded` lines were the exporter's word with no shred record behind them,
+/// are refused.)
+pub const PACK_FORMAT_V2: &str = "trailmix-db evidence pack v2";
 /// First line of the manifest signature note's body: the domain separation of pack
 /// signatures (no checkpoint body can start with it: its second line is not a tree size).
 pub const MANIFEST_NOTE_CONTEXT: &str = "trailmix-db pack manifest v1";
@@ -37,7 +41,31 @@ pub const SUMMARY_HTML_FILE: &str = "summary.html";
 /// How to verify, plain text.
 pub const HOW_TO_VERIFY_FILE: &str = "HOW-TO-VERIFY.txt";
 
-/// Every file a v2 pack holds, in the order the archive stores them.
+/// Name prefix of a timestamp token file: `timestamp-epoch-<20 digits>.tst`.
+const TIMESTAMP_FILE_PREFIX: &str = "timestamp-epoch-";
+/// Name suffix of a timestamp token file.
+const TIMESTAMP_FILE_SUFFIX: &str = ".tst";
+
+/// The pack file of the RFC 3161 token of `epoch`'s seal (the DER token, as the store keeps
+/// it in `timestamps/`): `timestamp-epoch-<epoch, 20 digits>.tst`.
+#[must_use]
+pub fn timestamp_file(epoch: u64) -> String {
+    format!("{TIMESTAMP_FILE_PREFIX}{epoch:020}{TIMESTAMP_FILE_SUFFIX}")
+}
+
+/// The epoch of a timestamp token file name; `None` for any other name, including a token
+/// name spelled otherwise than [`timestamp_file`] spells it (one name per epoch).
+#[must_use]
+pub fn timestamp_file_epoch(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(TIMESTAMP_FILE_PREFIX)?
+        .strip_suffix(TIMESTAMP_FILE_SUFFIX)?;
+    let epoch = digits.parse::<u64>().ok()?;
+    (timestamp_file(epoch) == name).then_some(epoch)
+}
+
+/// Every file a pack always holds, in the order the archive stores them (the timestamp
+/// tokens, when there are any, come after them by name).
 pub const PACK_FILES: [&str; 11] = [
     HOW_TO_VERIFY_FILE,
     SHA256SUMS_FILE,
@@ -52,7 +80,8 @@ pub const PACK_FILES: [&str; 11] = [
     TAIL_FILE,
 ];
 
-/// The files the manifest lists (all but the manifest, its signature and `SHA256SUMS`).
+/// The files the manifest always lists (all but the manifest, its signature and
+/// `SHA256SUMS`); it lists the timestamp tokens too.
 pub const LISTED_FILES: [&str; 8] = [
     HOW_TO_VERIFY_FILE,
     ANCHORS_FILE,
@@ -155,6 +184,9 @@ pub struct Counts {
     pub proofs: u64,
     /// Lines of `anchors.jsonl`.
     pub anchors: u64,
+    /// Timestamp token files (v3). Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timestamps: u64,
 }
 
 /// One listed file.

@@ -20,8 +20,9 @@ pub use export::{ExportSummary, export_pack};
 pub use files::{PACK_FILE_BYTES_MAX, PackFiles, file_entry};
 pub use format::{Counts, LineState, Manifest, key_fingerprint};
 pub use verify::{
-    Completeness, EndProof, PackFailure, PackReport, ShredRecordReport, StartProof, TrustedKey,
-    verify_pack, verify_pack_files,
+    Completeness, EndProof, PackFailure, PackReport, ShredRecordReport, StartProof,
+    TimestampReport, TimestampVerdict, TrustedKey, verify_pack, verify_pack_files,
+    verify_pack_files_with_tsa, verify_pack_with_tsa,
 };
 
 use trailmix_query::Filter;

@@ -257,6 +257,12 @@ pub(super) fn how_to_verify(manifest: &Manifest, anchors: &[AnchorLine]) -> Stri
     for anchor in anchors {
         let _ = writeln!(out, "  - {}", anchor_text(anchor));
     }
+    if manifest.counts.timestamps > 0 {
+        let _ = writeln!(
+            out,
+            "\nThe timestamp-epoch-<n>.tst files are RFC 3161 tokens of those epoch seals from a\ntime-stamping authority (TSA). To check who stamped them, add the TSA's CA certificate,\nobtained from outside this pack:\n\n     trailmix-db verify-pack <this pack> --key signing.pub --tsa-ca tsa-ca.pem\n\nWith OpenSSL alone: save the seal's \"note\" from anchors.jsonl to a file, byte for byte,\nand run: openssl ts -verify -data NOTE -in timestamp-epoch-<n>.tst -token_in -CAfile tsa-ca.pem"
+        );
+    }
     let _ = writeln!(
         out,
         "\nCompleteness: start {}, end {}. Receipts logged after the horizon (epoch {}, tree\nsize {}, last entry {}) are outside this pack. The format is described in the\ntrailmix-db design document, section \"Evidence packs\".",

@@ -12,8 +12,9 @@ use super::PackFiles;
 use super::format::{
     ANCHORS_FILE, AnchorKind, AnchorLine, Counts, FixedPart, Horizon, LISTED_FILES, LineState,
     MANIFEST_FILE, MANIFEST_NOTE_CONTEXT, MANIFEST_SIG_FILE, Manifest, PACK_FILES, PACK_FORMAT,
-    PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role, SHA256SUMS_FILE, SHREDS_FILE,
-    ShredLine, TAIL_FILE, TailLine, decode_fixed, file_entry_matches, hex, key_fingerprint, sha256,
+    PACK_FORMAT_V2, PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role, SHA256SUMS_FILE,
+    SHREDS_FILE, ShredLine, TAIL_FILE, TailLine, decode_fixed, file_entry_matches, hex,
+    key_fingerprint, sha256, timestamp_file, timestamp_file_epoch,
 };
 use crate::entry::{self, EntryKind, NO_TENANT_PREV, flags};
 use crate::merkle::{self, Digest};
@@ -21,6 +22,7 @@ use crate::note::{self, Checkpoint, NoteVerifier};
 use crate::receipt::ReceiptHeader;
 use crate::replay::{SealFields, seal_digest};
 use crate::shred::{ShredRecord, ShredScope};
+use crate::timestamp::{self, Certificate, VerifiedTimestamp};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// The public key a pack is checked with: it must come from outside the pack.
@@ -134,6 +136,35 @@ pub struct ShredRecordReport {
     pub receipts: Vec<u64>,
 }
 
+/// What a pack shows of the RFC 3161 timestamp of one epoch seal it rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampVerdict {
+    /// The token timestamps the seal, its signature holds, and the TSA certificate chains to
+    /// the CA the caller gave.
+    Verified,
+    /// The token timestamps the seal and its signature holds with the certificate it
+    /// carries, but no CA was given: who stamped it is not checked.
+    Unchecked,
+    /// The pack holds no token for this seal.
+    Absent,
+}
+
+/// The timestamp of one epoch seal the pack rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimestampReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// Verified, unchecked or absent.
+    pub verdict: TimestampVerdict,
+    /// The time the TSA states (RFC 3339), when there is a token.
+    pub gen_time: Option<String>,
+    /// The TSA certificate's subject, when there is a token.
+    pub tsa: Option<String>,
+    /// The token's serial number (hex), when there is a token.
+    pub serial: Option<String>,
+}
+
 /// A verified pack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackReport {
@@ -161,6 +192,8 @@ pub struct PackReport {
     pub anchors: Vec<AnchorReport>,
     /// The shred records behind the `shredded` lines.
     pub shred_records: Vec<ShredRecordReport>,
+    /// One entry per epoch seal among the anchors, by epoch: its RFC 3161 timestamp.
+    pub timestamps: Vec<TimestampReport>,
 }
 
 /// Why a pack does not verify: the first item that does not hold.
@@ -296,6 +329,16 @@ pub enum PackFailure {
     /// The manifest's counts do not match the lines.
     #[error("counts: {0}")]
     Counts(String),
+    /// A timestamp token does not hold for the seal of its epoch.
+    #[error("the timestamp token of epoch {epoch} ({file}): {detail}")]
+    Timestamp {
+        /// The epoch the token's file name gives.
+        epoch: u64,
+        /// The token file.
+        file: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 impl PackFailure {
@@ -322,6 +365,7 @@ impl PackFailure {
             PackFailure::Chain { .. } => "chain",
             PackFailure::Completeness(_) => "completeness",
             PackFailure::Counts(_) => "counts",
+            PackFailure::Timestamp { .. } => "timestamp",
         }
     }
 
@@ -337,14 +381,29 @@ impl PackFailure {
 }
 
 /// Verifies the pack at `path` (a pack directory or its tar archive) with `key`, which must
-/// come from outside the pack (`None` fails with [`PackFailure::NoTrustedKey`]).
+/// come from outside the pack (`None` fails with [`PackFailure::NoTrustedKey`]). Timestamp
+/// tokens are checked without a CA ([`TimestampVerdict::Unchecked`]); see
+/// [`verify_pack_with_tsa`].
 ///
 /// # Errors
 /// The first [`PackFailure`].
 pub fn verify_pack(path: &Path, key: Option<&TrustedKey>) -> Result<PackReport, PackFailure> {
+    verify_pack_with_tsa(path, key, None)
+}
+
+/// [`verify_pack`], checking each timestamp token's TSA certificate against `tsa_ca` when
+/// given (a CA certificate the caller trusts, from outside the pack).
+///
+/// # Errors
+/// The first [`PackFailure`].
+pub fn verify_pack_with_tsa(
+    path: &Path,
+    key: Option<&TrustedKey>,
+    tsa_ca: Option<&Certificate>,
+) -> Result<PackReport, PackFailure> {
     let key = key.ok_or(PackFailure::NoTrustedKey)?;
     let files = PackFiles::read(path).map_err(|e| PackFailure::Unreadable(e.to_string()))?;
-    verify_pack_files(&files, Some(key))
+    verify_pack_files_with_tsa(&files, Some(key), tsa_ca)
 }
 
 /// Verifies a pack held in memory (see [`verify_pack`]).
@@ -355,6 +414,18 @@ pub fn verify_pack_files(
     files: &PackFiles,
     key: Option<&TrustedKey>,
 ) -> Result<PackReport, PackFailure> {
+    verify_pack_files_with_tsa(files, key, None)
+}
+
+/// Verifies a pack held in memory (see [`verify_pack_with_tsa`]).
+///
+/// # Errors
+/// The first [`PackFailure`].
+pub fn verify_pack_files_with_tsa(
+    files: &PackFiles,
+    key: Option<&TrustedKey>,
+    tsa_ca: Option<&Certificate>,
+) -> Result<PackReport, PackFailure> {
     let key = key.ok_or(PackFailure::NoTrustedKey)?;
     let manifest_bytes = need(files, MANIFEST_FILE)?;
     let verifier = resolve_key(key, manifest_bytes)?;
@@ -363,12 +434,7 @@ pub fn verify_pack_files(
         .map_err(|e| PackFailure::Manifest(format!("does not parse: {e}")))?;
     check_origin_line(files, &manifest)?;
     check_files(files, &manifest)?;
-    if manifest.format != PACK_FORMAT {
-        return Err(PackFailure::Manifest(format!(
-            "format {:?}, but this build reads {PACK_FORMAT:?}",
-            manifest.format
-        )));
-    }
+    check_format(files, &manifest)?;
     let alg = match manifest.hash_algorithm.as_str() {
         "blake3" => HashAlgorithm::Blake3,
         "sha256" => HashAlgorithm::Sha256,
@@ -383,7 +449,9 @@ pub fn verify_pack_files(
         manifest: &manifest,
         verifier: &verifier,
     };
-    let anchors = ctx.check_anchors(&lines::<AnchorLine>(files, ANCHORS_FILE)?)?;
+    let anchor_lines = lines::<AnchorLine>(files, ANCHORS_FILE)?;
+    let anchors = ctx.check_anchors(&anchor_lines)?;
+    let timestamps = check_timestamps(files, &anchor_lines, tsa_ca)?;
     let receipts = ctx.check_receipts(&lines::<ReceiptLine>(files, RECEIPTS_FILE)?)?;
     ctx.check_first_anchor(&anchors, &receipts)?;
     let shreds = ctx.check_shreds(&lines::<ShredLine>(files, SHREDS_FILE)?)?;
@@ -409,7 +477,16 @@ pub fn verify_pack_files(
     ctx.check_proofs(&proofs, &receipts, &tail, &shreds, &anchors)?;
     let counts = count(
         &receipts,
-        [tail.len(), shreds.len(), proofs.len(), anchors.len()],
+        [
+            tail.len(),
+            shreds.len(),
+            proofs.len(),
+            anchors.len(),
+            timestamps
+                .iter()
+                .filter(|t| t.verdict != TimestampVerdict::Absent)
+                .count(),
+        ],
     );
     if counts != manifest.counts {
         return Err(PackFailure::Counts(format!(
@@ -441,6 +518,7 @@ pub fn verify_pack_files(
             })
             .collect(),
         shred_records,
+        timestamps,
     })
 }
 
@@ -534,6 +612,91 @@ fn check_signature(
     Ok(())
 }
 
+/// A v3 manifest, or a v2 one without timestamp tokens (v2 packs carried none).
+fn check_format(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailure> {
+    match manifest.format.as_str() {
+        PACK_FORMAT => Ok(()),
+        PACK_FORMAT_V2 => match files
+            .files
+            .keys()
+            .find(|k| timestamp_file_epoch(k).is_some())
+        {
+            Some(token) => Err(PackFailure::Manifest(format!(
+                "a v2 pack carries no timestamp tokens, but it lists {token}"
+            ))),
+            None => Ok(()),
+        },
+        other => Err(PackFailure::Manifest(format!(
+            "format {other:?}, but this build reads {PACK_FORMAT:?} and {PACK_FORMAT_V2:?}"
+        ))),
+    }
+}
+
+/// Each token file against the seal of its epoch (the anchors are checked already), and a
+/// verdict for every seal: a token for an epoch the pack has no seal of is a failure.
+fn check_timestamps(
+    files: &PackFiles,
+    anchors: &[AnchorLine],
+    tsa_ca: Option<&Certificate>,
+) -> Result<Vec<TimestampReport>, PackFailure> {
+    let seals: BTreeMap<u64, &AnchorLine> = anchors
+        .iter()
+        .filter(|a| a.kind == AnchorKind::Seal)
+        .map(|a| (a.epoch, a))
+        .collect();
+    for name in files.files.keys() {
+        if let Some(epoch) = timestamp_file_epoch(name)
+            && !seals.contains_key(&epoch)
+        {
+            return Err(PackFailure::Timestamp {
+                epoch,
+                file: name.clone(),
+                detail: "the pack carries no seal of this epoch for it to timestamp".into(),
+            });
+        }
+    }
+    seals
+        .values()
+        .map(|seal| {
+            let file = timestamp_file(seal.epoch);
+            let Some(token) = files.get(&file) else {
+                return Ok(TimestampReport {
+                    epoch: seal.epoch,
+                    verdict: TimestampVerdict::Absent,
+                    gen_time: None,
+                    tsa: None,
+                    serial: None,
+                });
+            };
+            let note = seal.note.as_bytes();
+            let (checked, verdict) = match tsa_ca {
+                Some(ca) => (
+                    timestamp::verify_token(token, note, ca),
+                    TimestampVerdict::Verified,
+                ),
+                None => (
+                    timestamp::verify_token_untrusted(token, note),
+                    TimestampVerdict::Unchecked,
+                ),
+            };
+            let stamp: VerifiedTimestamp = checked.map_err(|e| PackFailure::Timestamp {
+                epoch: seal.epoch,
+                file: file.clone(),
+                detail: e.to_string(),
+            })?;
+            Ok(TimestampReport {
+                epoch: seal.epoch,
+                verdict,
+                gen_time: Some(super::export::logged_at_text(
+                    stamp.gen_time_unix.saturating_mul(1_000_000_000),
+                )),
+                tsa: Some(stamp.tsa_subject),
+                serial: Some(stamp.serial),
+            })
+        })
+        .collect()
+}
+
 fn check_origin_line(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailure> {
     let sig = need(files, MANIFEST_SIG_FILE)?;
     let text = String::from_utf8_lossy(sig);
@@ -545,27 +708,36 @@ fn check_origin_line(files: &PackFiles, manifest: &Manifest) -> Result<(), PackF
     Ok(())
 }
 
+/// Every file of the pack is a pack file or a listed timestamp token, and the manifest lists
+/// exactly the files a pack lists, with their checksums.
 fn check_files(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailure> {
     for name in PACK_FILES {
         need(files, name)?;
     }
-    if let Some(extra) = files
-        .files
-        .keys()
-        .find(|k| !PACK_FILES.contains(&k.as_str()))
-    {
+    let listed: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    if let Some(extra) = files.files.keys().find(|k| {
+        !PACK_FILES.contains(&k.as_str())
+            && (timestamp_file_epoch(k).is_none() || !listed.contains(&k.as_str()))
+    }) {
         return Err(PackFailure::UnexpectedFile {
             file: extra.clone(),
         });
     }
-    let listed: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
     let mut expected: Vec<&str> = LISTED_FILES.to_vec();
+    expected.extend(
+        listed
+            .iter()
+            .copied()
+            .filter(|name| timestamp_file_epoch(name).is_some()),
+    );
     expected.sort_unstable();
+    expected.dedup();
     if listed != expected {
         return Err(PackFailure::Manifest(format!(
             "it lists the files {listed:?}, a pack has {expected:?}"
         )));
     }
+    // A token listed but not in the pack is named as missing.
     for entry in &manifest.files {
         let bytes = need(files, &entry.path)?;
         if let Some(detail) = file_entry_matches(entry, bytes) {
@@ -1488,13 +1660,15 @@ fn display_prev(seq: u64) -> String {
     }
 }
 
-/// The counts of the receipt lines and of `[tail, shreds, proofs, anchors]` lines.
-fn count(receipts: &[Checked], [tail, shreds, proofs, anchors]: [usize; 4]) -> Counts {
+/// The counts of the receipt lines, of `[tail, shreds, proofs, anchors]` lines and of
+/// timestamp tokens.
+fn count(receipts: &[Checked], [tail, shreds, proofs, anchors, timestamps]: [usize; 5]) -> Counts {
     let mut c = Counts {
         tail_links: tail as u64,
         shred_records: shreds as u64,
         proofs: proofs as u64,
         anchors: anchors as u64,
+        timestamps: timestamps as u64,
         ..Counts::default()
     };
     for r in receipts {

@@ -438,3 +438,28 @@ pub fn truncate(dir: &Path, segments: &[SegmentLoc], frames: &[FrameLoc], keep: 
 }
 
 pub mod tsa;
+
+/// Every file under `dir` (relative name) and the SHA-256 of its bytes (archive comparisons).
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest as _;
+    let mut files = Vec::new();
+    all_files(dir, &mut files);
+    files
+        .iter()
+        .map(|f| {
+            let name = f.strip_prefix(dir).expect("under").display().to_string();
+            let sum = sha2::Sha256::digest(fs::read(f).expect("read"));
+            (name, format!("{sum:x}"))
+        })
+        .collect()
+}
+
+/// The seqs of the archive records in the log of `data`.
+pub fn archive_records(data: &Path) -> Vec<Seq> {
+    records(data)
+        .iter()
+        .enumerate()
+        .filter(|(_, (kind, _))| *kind == EntryKind::Archive as u8)
+        .map(|(seq, _)| Seq(seq as u64))
+        .collect()
+}
