@@ -197,7 +197,7 @@ pub(crate) fn read_receipt<L: LogStorage>(
     alg: HashAlgorithm,
     seq: Seq,
 ) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
-    if seq < reads.first_seq() {
+    if seq < reads.first_seq() && seq >= reads.archived_below() {
         // Pruned (see `crate::prune`): an index built before the prune may still name it.
         return Ok(None);
     }
@@ -299,6 +299,16 @@ impl<L: LogStorage> Db<L> {
         if let Some(keys) = &keys {
             reads.set_payload_keys(Arc::clone(keys));
         }
+        reads.note_archived_end(state.archived_end);
+        if let Some(archive) = &options.archive_reads {
+            reads.set_archive(crate::archive::ArchiveCache::open(
+                &data_dir,
+                alg,
+                wal.store_id().to_string(),
+                archive.clone(),
+                crate::archive::Leftovers::Remove,
+            )?);
+        }
         let binding = StoreBinding {
             store_id: wal.store_id().0,
             hash_algorithm: alg.to_string(),
@@ -311,6 +321,11 @@ impl<L: LogStorage> Db<L> {
             (
                 state.pruned.as_ref().map_or(Seq(0), |r| r.horizon),
                 state.next_seq,
+                if reads.reads_archive() && state.archived_end > Seq(0) {
+                    crate::indexer::BelowHorizon::ReadThroughArchive
+                } else {
+                    crate::indexer::BelowHorizon::Gone
+                },
             ),
         )?);
         let pii = open_pii(&data_dir, &options, kept_pii)?;
@@ -594,6 +609,7 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] when `seq` holds no receipt, [`Error::Damaged`] when its entry does
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
+        self.check_archived(seq)?;
         let alg = self.inner.alg;
         let keys = self.inner.reads.payload_keys();
         self.inner
@@ -612,6 +628,15 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] for a sequence number not in the log or an epoch seal (seals are
     /// not leaves), [`Error::Closed`], [`Error::Wal`].
     pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
+        self.check_archived(seq)?;
+        if seq < self.prune_horizon() {
+            return crate::prune::archived_inclusion(
+                &self.inner.reads,
+                &self.inner.data_dir,
+                self.inner.alg,
+                seq,
+            );
+        }
         let (record, epoch) = leaf_record(&self.inner.reads, seq)?;
         for _ in 0..3 {
             let view = self.inner.shared.epoch_view();
@@ -668,6 +693,16 @@ impl<L: LogStorage> Db<L> {
             seq,
             detail: "no checkpoint covers this entry yet".into(),
         })
+    }
+
+    /// [`Error::Archived`] for a seq that only the archive holds when the store does not read
+    /// through it.
+    fn check_archived(&self, seq: Seq) -> Result<()> {
+        let horizon = self.prune_horizon();
+        if seq < horizon && seq < self.archived_end() && !self.inner.reads.reads_archive() {
+            return Err(Error::Archived { seq, horizon });
+        }
+        Ok(())
     }
 
     fn proof_path(&self, epoch: EpochRef<'_>, request: &ProofRequest) -> Result<Vec<Digest>> {

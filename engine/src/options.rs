@@ -74,6 +74,7 @@ pub struct DbOptions {
     pub(crate) prune_step_hook: Option<crate::prune::PruneStepHook>,
     pub(crate) retention: std::collections::BTreeMap<String, Duration>,
     pub(crate) pii_policy: Option<PiiPolicy>,
+    pub(crate) archive_reads: Option<crate::archive::ArchiveReads>,
 }
 
 impl std::fmt::Debug for DbOptions {
@@ -98,6 +99,7 @@ impl std::fmt::Debug for DbOptions {
             .field("payload_encryption", &self.payload_encryption)
             .field("retention", &self.retention)
             .field("pii_policy", &self.pii_policy)
+            .field("archive_reads", &self.archive_reads)
             .field(
                 "kek_provider",
                 &self.kek_provider.as_ref().map(|_| "custom"),
@@ -151,11 +153,23 @@ impl Default for DbOptions {
             prune_step_hook: None,
             retention: std::collections::BTreeMap::new(),
             pii_policy: None,
+            archive_reads: None,
         }
     }
 }
 
 impl DbOptions {
+    /// Reads of entries whose epochs were archived and then dropped locally
+    /// ([`Db::prune_archived`](crate::Db::prune_archived)) go through this archive and a local
+    /// cache of fetched segments (`archive-cache/`, limited by
+    /// [`ArchiveReads::cache_bytes_max`](crate::archive::ArchiveReads::cache_bytes_max)).
+    /// Default: none; such reads fail with [`Error::Archived`](crate::Error::Archived).
+    #[must_use]
+    pub fn archive_reads(mut self, reads: crate::archive::ArchiveReads) -> Self {
+        self.archive_reads = Some(reads);
+        self
+    }
+
     /// Size of each log segment file (default 64 MiB).
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {

@@ -127,6 +127,26 @@ impl ReadOnlyStore {
         })
     }
 
+    /// Reads entries of epochs archived and then dropped locally through `archive` and the
+    /// store's cache of fetched segments (see
+    /// [`DbOptions::archive_reads`](crate::DbOptions::archive_reads)). Directories of fetches
+    /// interrupted by a crash are left for the store's writer to remove (another process may
+    /// be fetching into them).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the cache directory cannot be created or listed.
+    pub fn with_archive_reads(self, archive: crate::archive::ArchiveReads) -> Result<Self> {
+        let (store_id, alg) = self.reads.identity();
+        self.reads.set_archive(crate::archive::ArchiveCache::open(
+            &self.data_dir,
+            alg,
+            store_id.to_string(),
+            archive,
+            crate::archive::Leftovers::Ignore,
+        )?);
+        Ok(self)
+    }
+
     /// The data directory.
     #[must_use]
     pub fn data_dir(&self) -> &Path {
@@ -252,6 +272,9 @@ impl ReadOnlyStore {
     /// [`Error::Wal`].
     pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
         self.log_end()?;
+        if self.reads.reads_archive() && seq < self.reads.first_seq() {
+            return crate::prune::archived_inclusion(&self.reads, &self.data_dir, self.alg, seq);
+        }
         let (record, epoch) = leaf_record(&self.reads, seq)?;
         let (first_seq, seal, checkpoint) = self.reads.with_notes(|notes| {
             let first_seq = match epoch.0.checked_sub(1) {

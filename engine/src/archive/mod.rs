@@ -12,6 +12,7 @@
 //! archived is itself audited. [`verify_archive`] rebuilds a store's log from the archive alone
 //! and verifies it. The byte layout is in `docs/design.md`, "Archive".
 
+mod cache;
 mod check;
 mod manifest;
 mod remote;
@@ -26,6 +27,8 @@ use crate::replay::{ChainState, Damage, DamageKind};
 use crate::wal::{Seq, Storage};
 use crate::writer::Writer;
 
+pub use cache::{ARCHIVE_CACHE_BYTES_MAX_DEFAULT, ARCHIVE_CACHE_DIR, ArchiveReads};
+pub(crate) use cache::{ArchiveCache, Leftovers};
 pub use check::{ArchiveDamage, ArchiveVerifyReport, restore_log, verify_archive};
 pub use manifest::{EpochManifest, ManifestObject, ManifestSegment};
 pub use remote::{ArchiveTarget, S3Settings};
@@ -87,6 +90,16 @@ pub enum ArchiveError {
     SegmentNotFinal {
         /// The segment's file name.
         file: String,
+    },
+    /// An archived object fetched to read a dropped epoch does not match its manifest or what
+    /// the store itself retained of the epoch (its seal and leaf hashes): the archive was
+    /// tampered with or belongs to another store. Nothing of it is cached.
+    #[error("archived object {object} refused: {detail}")]
+    Refused {
+        /// The object's full name.
+        object: String,
+        /// What differs.
+        detail: String,
     },
     /// The archive holds no store, or several and none was named.
     #[error("{0}")]
