@@ -286,6 +286,8 @@ enum Command {
         /// Write the bundle to this file instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Find receipts through the index: `query DIR tenant=acme model=gpt-4o decision=deny`.
     ///
@@ -305,6 +307,8 @@ enum Command {
         /// Print one JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Print receipts in log order, and with --follow new ones as they become durable.
     ///
@@ -420,6 +424,8 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Crypto-shred a data subject (or with no --subject a whole tenant): destroy its data
     /// key(s) and rotate the key-encryption key.
@@ -985,8 +991,13 @@ fn checkpoint(dir: &Path, new: bool, json: bool) -> Result<Verdict, ToolError> {
     Ok(Verdict::Ok)
 }
 
-fn prove(dir: &Path, target: &ProveTarget, output: Option<&Path>) -> Result<Verdict, ToolError> {
-    let bundle = proofs::prove(dir, target)?;
+fn prove(
+    dir: &Path,
+    target: &ProveTarget,
+    archive: Option<trailmix_db::archive::ArchiveReads>,
+    output: Option<&Path>,
+) -> Result<Verdict, ToolError> {
+    let bundle = proofs::prove(dir, target, archive)?;
     write_json(&bundle, output)?;
     if let Some(path) = output {
         eprintln!(
@@ -1247,17 +1258,22 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             event_id,
             tenant,
             output,
+            archive,
         } => {
             let target = match (seq, event_id) {
                 (Some(seq), _) => ProveTarget::Seq(seq),
                 (None, Some(event_id)) => ProveTarget::Event { event_id, tenant },
                 (None, None) => return Err(ToolError::new("give --seq or --event-id")),
             };
-            prove(&dir, &target, output.as_deref())
+            prove(&dir, &target, archive.reads()?, output.as_deref())
         }
-        Command::Query { dir, filter, json } => {
-            trailmix_tools::search::query(&dir, &filter, json).map(|()| Verdict::Ok)
-        }
+        Command::Query {
+            dir,
+            filter,
+            json,
+            archive,
+        } => trailmix_tools::search::query(&dir, &filter, archive.reads()?, json)
+            .map(|()| Verdict::Ok),
         Command::Tail(args) => tail(&args),
         command @ (Command::Shred(_) | Command::Hold(_) | Command::Release(_)) => erasure(command),
         Command::Prune {
@@ -1328,7 +1344,9 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             tenant,
             session,
             json,
-        } => trailmix_tools::search::trace(&dir, &tenant, &session, json).map(|()| Verdict::Ok),
+            archive,
+        } => trailmix_tools::search::trace(&dir, (&tenant, &session), archive.reads()?, json)
+            .map(|()| Verdict::Ok),
         Command::Export(args) => export(args),
         Command::Pii { dir, set } => pii(&dir, set.as_deref()),
         Command::VerifyPack(a) => trailmix_tools::pack::verify(
@@ -1425,6 +1443,39 @@ struct S3Args {
     /// process listings).
     #[arg(long)]
     secret_access_key: Option<String>,
+}
+
+/// `--archive URL` of the reading commands: where receipts of epochs dropped locally
+/// (`prune --archived`) are read from, through the store's cache `archive-cache/`.
+#[derive(Debug, Clone, Args)]
+struct ArchiveReadArgs {
+    /// Read receipts of archived epochs that were dropped locally (`prune --archived`) from
+    /// this archive: `s3://bucket[/prefix]` or `file:///path`. Fetched segments are checked
+    /// against the archive's checksums and the store's retained leaf hashes, and cached in
+    /// `DIR/archive-cache/`.
+    #[arg(long = "archive", value_name = "URL")]
+    url: Option<String>,
+    /// With --archive: the most disk the cache may use, in bytes (default 1 GiB).
+    #[arg(long, value_name = "BYTES", requires = "url")]
+    archive_cache_bytes: Option<u64>,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+impl ArchiveReadArgs {
+    /// The engine's configuration, when --archive was given.
+    fn reads(&self) -> Result<Option<trailmix_db::archive::ArchiveReads>, ToolError> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let target = trailmix_db::archive::ArchiveTarget::parse(url, &self.s3.settings())
+            .map_err(|e| ToolError::new(e.to_string()))?;
+        let reads = trailmix_db::archive::ArchiveReads::new(target);
+        Ok(Some(match self.archive_cache_bytes {
+            Some(bytes) => reads.cache_bytes_max(bytes),
+            None => reads,
+        }))
+    }
 }
 
 impl S3Args {
