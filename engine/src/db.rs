@@ -299,35 +299,7 @@ impl<L: LogStorage> Db<L> {
         if let Some(keys) = &keys {
             reads.set_payload_keys(Arc::clone(keys));
         }
-        reads.note_archived_end(state.archived_end);
-        if let Some(archive) = &options.archive_reads {
-            reads.set_archive(crate::archive::ArchiveCache::open(
-                &data_dir,
-                alg,
-                wal.store_id().to_string(),
-                archive.clone(),
-                crate::archive::Leftovers::Remove,
-            )?);
-        }
-        let binding = StoreBinding {
-            store_id: wal.store_id().0,
-            hash_algorithm: alg.to_string(),
-        };
-        let index = Arc::new(IndexKeeper::open(
-            &data_dir,
-            &binding,
-            Arc::clone(&reads),
-            alg,
-            (
-                state.pruned.as_ref().map_or(Seq(0), |r| r.horizon),
-                state.next_seq,
-                if reads.reads_archive() && state.archived_end > Seq(0) {
-                    crate::indexer::BelowHorizon::ReadThroughArchive
-                } else {
-                    crate::indexer::BelowHorizon::Gone
-                },
-            ),
-        )?);
+        let index = Arc::new(open_index(&reads, &data_dir, &wal, &state, &options)?);
         let pii = open_pii(&data_dir, &options, kept_pii)?;
         let store_id = wal.store_id().to_string();
         let shared = Arc::new(Shared::default());
@@ -1044,6 +1016,64 @@ fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result
         }),
         _ => Ok(()),
     }
+}
+
+/// Opens the index (reading archived entries through the archive when `options` name one).
+fn open_index<S: crate::wal::Storage, L: LogStorage>(
+    reads: &Arc<LogReads<L>>,
+    data_dir: &Path,
+    wal: &Wal<S>,
+    state: &ChainState,
+    options: &DbOptions,
+) -> Result<IndexKeeper<L>> {
+    let alg = wal.hash_algorithm();
+    let below_horizon = read_through_archive(
+        reads,
+        (data_dir, alg, wal.store_id().to_string()),
+        state.archived_end,
+        options,
+    )?;
+    let binding = StoreBinding {
+        store_id: wal.store_id().0,
+        hash_algorithm: alg.to_string(),
+    };
+    IndexKeeper::open(
+        data_dir,
+        &binding,
+        Arc::clone(reads),
+        alg,
+        (
+            state.pruned.as_ref().map_or(Seq(0), |r| r.horizon),
+            state.next_seq,
+            below_horizon,
+        ),
+    )
+}
+
+/// Sends reads of archived, locally dropped entries through the archive when `options` name
+/// one (the one hook of `archive_reads`); says what the index is to hold below the horizon.
+fn read_through_archive<L: LogStorage>(
+    reads: &LogReads<L>,
+    (data_dir, alg, store_id): (&Path, HashAlgorithm, String),
+    archived_end: Seq,
+    options: &DbOptions,
+) -> Result<crate::indexer::BelowHorizon> {
+    reads.note_archived_end(archived_end);
+    let Some(archive) = &options.archive_reads else {
+        return Ok(crate::indexer::BelowHorizon::Gone);
+    };
+    reads.set_archive(crate::archive::ArchiveCache::open(
+        data_dir,
+        alg,
+        store_id,
+        archive.clone(),
+        crate::archive::Leftovers::Remove,
+    )?);
+    Ok(if archived_end > Seq(0) {
+        crate::indexer::BelowHorizon::ReadThroughArchive
+    } else {
+        crate::indexer::BelowHorizon::Gone
+    })
 }
 
 /// Decodes the receipt entry `seq` (WAL kind byte `kind`, bytes `payload`) and checks that

@@ -100,8 +100,8 @@ fn forge_receipt(segment: &mut [u8], frame: &common::FrameLoc) {
     let forged = common::with_payload(frame.kind, &frame.payload, &payload, true);
     assert_eq!(forged.len(), frame.payload.len());
     let at = usize::try_from(frame.offset).expect("fits");
-    let header = FrameHeader::decode_unchecked(&segment[at..at + FRAME_HEADER_BYTES as usize])
-        .expect("a frame header");
+    let header_end = at + usize::try_from(FRAME_HEADER_BYTES).expect("fits");
+    let header = FrameHeader::decode_unchecked(&segment[at..header_end]).expect("a frame header");
     let image = common::frame_image(frame.seq, header.durable_end, frame.kind, &forged);
     segment[at..at + image.len()].copy_from_slice(&image);
 }
