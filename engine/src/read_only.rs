@@ -147,6 +147,17 @@ impl ReadOnlyStore {
         Ok(self)
     }
 
+    /// The log record at `seq`, frame-checked; an entry of an epoch dropped locally is read
+    /// through the archive when [`ReadOnlyStore::with_archive_reads`] set one (and checked
+    /// against the retained leaf hashes). For tools that show raw entries.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the log holds no such entry, [`Error::Archive`] when the
+    /// archive cannot serve it, [`Error::Wal`].
+    pub fn record(&self, seq: Seq) -> Result<crate::wal::Record> {
+        self.reads.visit(seq, |record| record.to_owned_record())
+    }
+
     /// The data directory.
     #[must_use]
     pub fn data_dir(&self) -> &Path {

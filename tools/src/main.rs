@@ -179,6 +179,8 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Check every checksum, hash link, Merkle root and signature of a store.
     ///
@@ -907,14 +909,14 @@ fn checked(verified: bool) -> Verdict {
 
 fn inspect(
     dir: &Path,
-    seq: Option<u64>,
+    (seq, archive): (Option<u64>, Option<trailmix_db::archive::ArchiveReads>),
     segment: Option<u64>,
     (skip, limit, top): (usize, usize, usize),
     json: bool,
 ) -> Result<Verdict, ToolError> {
     match (seq, segment) {
         (Some(seq), _) => show(
-            &inspect::entry_detail(dir, Seq(seq))?,
+            &inspect::entry_detail(dir, Seq(seq), archive)?,
             json,
             inspect::print_entry,
         )?,
@@ -1208,7 +1210,14 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             limit,
             top,
             json,
-        } => inspect(&dir, seq, segment, (skip, limit, top), json),
+            archive,
+        } => inspect(
+            &dir,
+            (seq, archive.reads()?),
+            segment,
+            (skip, limit, top),
+            json,
+        ),
         Command::Verify {
             dir,
             archive,

@@ -3,7 +3,8 @@
 //! endpoint and credentials given as flags), a second run has nothing to do, `prune --archived`
 //! drops the archived epochs locally and the store still verifies, the archive verifies from
 //! itself alone, and a tampered object makes `verify --archive` exit 1 naming it; `query`
-//! and `prove` read dropped epochs with `--archive URL` and say how without it.
+//! `prove` and `inspect --seq` read dropped epochs with `--archive URL`, and `prove` says how
+//! without it.
 
 mod common;
 #[path = "../../engine/tests/common/seaweed.rs"]
@@ -105,6 +106,21 @@ fn query_and_prove_read_dropped_epochs_with_archive() {
     let proved = tool(&["prove", arg(&dir), "--seq", "1", "--archive", &url]);
     assert_eq!(code(&proved), Some(0), "{}", text(&proved));
     assert_eq!(json(&proved)["seq"], 1, "{}", text(&proved));
+    let shown = tool(&[
+        "inspect",
+        arg(&dir),
+        "--seq",
+        "1",
+        "--json",
+        "--archive",
+        &url,
+    ]);
+    assert_eq!(code(&shown), Some(0), "{}", text(&shown));
+    let entry = json(&shown);
+    assert_eq!(entry["kind"], "receipt", "{entry}");
+    assert!(entry["payload"].is_object(), "{entry}");
+    let gone = tool(&["inspect", arg(&dir), "--seq", "1", "--json"]);
+    assert_ne!(code(&gone), Some(0), "{}", text(&gone));
     let refused = tool(&["prove", arg(&dir), "--seq", "1"]);
     assert_ne!(code(&refused), Some(0), "{}", text(&refused));
     assert!(
