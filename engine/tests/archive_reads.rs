@@ -3,7 +3,8 @@
 //! the read-only opener answer as before the prune; without an archive such reads fail with
 //! `Error::Archived`; a tampered archived object is refused by name and nothing is cached; the
 //! cache keeps to its byte limit; interrupted fetches leave nothing that is used; concurrent
-//! readers are safe; a shred after caching leaves no readable plaintext.
+//! readers are safe; a shred after caching leaves no readable plaintext; an evidence pack over
+//! the dropped range exports through the archive with the same receipts.
 
 mod common;
 
@@ -200,6 +201,61 @@ fn dropped_receipts_read_through_the_archive_as_before_the_prune() {
         answer.receipts
     );
     assert_eq!(&reader.prove(seqs[5]).expect("prove"), &proofs[5]);
+}
+
+#[test]
+fn an_evidence_pack_over_dropped_epochs_exports_through_the_archive() {
+    use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider as _};
+    use trailmix_db::pack::format::RECEIPTS_FILE;
+    use trailmix_db::pack::{ExportOptions, PackScope, TrustedKey, export_pack, verify_pack_files};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
+    let db = Db::open_with(&data, options()).expect("open");
+    for e in 0..3 {
+        for n in 0..PER_EPOCH {
+            db.append_and_wait(&common::receipt("acme", e * 1000 + n, 600))
+                .expect("append");
+        }
+        db.seal_epoch().expect("seal");
+    }
+    db.append_and_wait(&common::receipt("acme", 999_999, 10))
+        .expect("append");
+    db.archive(&target(&archive), &ArchiveOptions::default())
+        .expect("archive");
+    db.checkpoint().expect("checkpoint");
+    db.close().expect("close");
+    let signer = FileKeyProvider::new(&data).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let export = |options: &ExportOptions| export_pack(&data, &signer, &scope, options);
+    let (before, _) = export(&ExportOptions::default()).expect("export");
+
+    let db = Db::open_with(&data, options()).expect("open");
+    db.prune_archived("drop", PruneMode::Apply).expect("prune");
+    db.checkpoint().expect("checkpoint");
+    db.close().expect("close");
+    let through = ExportOptions {
+        archive: Some(ArchiveReads::new(target(&archive))),
+        ..ExportOptions::default()
+    };
+    let (after, _) = export(&through).expect("export through the archive");
+    let trusted = TrustedKey::Verifier(signer.verifier());
+    let report = verify_pack_files(&after, Some(&trusted)).expect("the pack verifies");
+    assert_eq!(report.counts.included, 3 * PER_EPOCH + 1, "{report:?}");
+    assert!(report.completeness.is_complete(), "{report:?}");
+    assert_eq!(
+        after.files.get(RECEIPTS_FILE),
+        before.files.get(RECEIPTS_FILE),
+        "the same receipts, read from the archive"
+    );
+    let local = export(&ExportOptions::default());
+    assert!(
+        local.map_or(true, |(files, _)| files.files.get(RECEIPTS_FILE)
+            != before.files.get(RECEIPTS_FILE)),
+        "without the archive the dropped receipts are not in the pack"
+    );
 }
 
 #[test]

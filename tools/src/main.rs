@@ -90,6 +90,13 @@ struct ExportArgs {
     /// Generate the export key into FILE (mode 0600; it must not exist) and use it.
     #[arg(long, value_name = "FILE")]
     new_export_key: Option<PathBuf>,
+    /// Read receipts of archived epochs that were dropped locally (`prune --archived`) from
+    /// this archive: `s3://bucket[/prefix]` or `file:///path` (here `--archive` names the tar
+    /// layout of the pack).
+    #[arg(long, value_name = "URL")]
+    from_archive: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
 }
 
 /// What `export` writes.
@@ -791,7 +798,10 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         format,
         export_key,
         new_export_key,
+        from_archive,
+        s3,
     } = args;
+    let reads = archive_reads(from_archive.as_deref(), None, &s3)?;
     let key = match (export_key, new_export_key) {
         (Some(path), _) => Some(ExportKeySource::Existing(path)),
         (None, Some(path)) => Some(ExportKeySource::Generate(path)),
@@ -804,9 +814,10 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         .map(|t| packs::parse_logged_time("--to", &t))
         .transpose()?;
     if format != ExportFormat::Pack {
-        if filter.is_some() || archive {
+        if filter.is_some() || archive || reads.is_some() {
             return Err(ToolError::new(
-                "--filter and --archive belong to the evidence pack (--format pack)",
+                "--filter, --archive and --from-archive belong to the evidence pack (--format \
+                 pack)",
             ));
         }
         let scope = interop::InteropScope {
@@ -837,7 +848,11 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
     } else {
         PackLayout::Directory
     };
-    let summary = packs::export(&dir, &scope, &output, layout)?;
+    let options = trailmix_db::pack::ExportOptions {
+        archive: reads,
+        ..trailmix_db::pack::ExportOptions::default()
+    };
+    let summary = packs::export(&dir, &scope, (&output, layout), &options)?;
     packs::print_export(&summary, &dir, &output);
     Ok(Verdict::Ok)
 }
@@ -1474,17 +1489,26 @@ struct ArchiveReadArgs {
 impl ArchiveReadArgs {
     /// The engine's configuration, when --archive was given.
     fn reads(&self) -> Result<Option<trailmix_db::archive::ArchiveReads>, ToolError> {
-        let Some(url) = &self.url else {
-            return Ok(None);
-        };
-        let target = trailmix_db::archive::ArchiveTarget::parse(url, &self.s3.settings())
-            .map_err(|e| ToolError::new(e.to_string()))?;
-        let reads = trailmix_db::archive::ArchiveReads::new(target);
-        Ok(Some(match self.archive_cache_bytes {
-            Some(bytes) => reads.cache_bytes_max(bytes),
-            None => reads,
-        }))
+        archive_reads(self.url.as_deref(), self.archive_cache_bytes, &self.s3)
     }
+}
+
+/// Reads of dropped epochs through the archive at `url`, when one is given.
+fn archive_reads(
+    url: Option<&str>,
+    cache_bytes_max: Option<u64>,
+    s3: &S3Args,
+) -> Result<Option<trailmix_db::archive::ArchiveReads>, ToolError> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let target = trailmix_db::archive::ArchiveTarget::parse(url, &s3.settings())
+        .map_err(|e| ToolError::new(e.to_string()))?;
+    let reads = trailmix_db::archive::ArchiveReads::new(target);
+    Ok(Some(match cache_bytes_max {
+        Some(bytes) => reads.cache_bytes_max(bytes),
+        None => reads,
+    }))
 }
 
 impl S3Args {

@@ -3,8 +3,8 @@
 //! endpoint and credentials given as flags), a second run has nothing to do, `prune --archived`
 //! drops the archived epochs locally and the store still verifies, the archive verifies from
 //! itself alone, and a tampered object makes `verify --archive` exit 1 naming it; `query`
-//! `prove` and `inspect --seq` read dropped epochs with `--archive URL`, and `prove` says how
-//! without it.
+//! `prove` and `inspect --seq` read dropped epochs with `--archive URL` (`export` with
+//! `--from-archive URL`), and `prove` says how without it.
 
 mod common;
 #[path = "../../engine/tests/common/seaweed.rs"]
@@ -121,6 +121,27 @@ fn query_and_prove_read_dropped_epochs_with_archive() {
     assert!(entry["payload"].is_object(), "{entry}");
     let gone = tool(&["inspect", arg(&dir), "--seq", "1", "--json"]);
     assert_ne!(code(&gone), Some(0), "{}", text(&gone));
+    let pack = scratch.path().join("pack");
+    let exported = tool(&[
+        "export",
+        arg(&dir),
+        "--tenant",
+        "acme",
+        "-o",
+        arg(&pack),
+        "--from-archive",
+        &url,
+    ]);
+    assert_eq!(code(&exported), Some(0), "{}", text(&exported));
+    let key = dir.join(trailmix_db::keys::PUBLIC_KEY_FILE);
+    let checked = tool(&["verify-pack", arg(&pack), "--key", arg(&key), "--json"]);
+    assert_eq!(code(&checked), Some(0), "{}", text(&checked));
+    assert_eq!(
+        json(&checked)["report"]["counts"]["included"],
+        121,
+        "{}",
+        text(&checked)
+    );
     let refused = tool(&["prove", arg(&dir), "--seq", "1"]);
     assert_ne!(code(&refused), Some(0), "{}", text(&refused));
     assert!(

@@ -77,6 +77,15 @@ impl ArchiveReads {
     }
 }
 
+/// Two configurations are equal when they name the same archive URL and cache limit.
+impl PartialEq for ArchiveReads {
+    fn eq(&self, other: &ArchiveReads) -> bool {
+        self.target.url() == other.target.url() && self.cache_bytes_max == other.cache_bytes_max
+    }
+}
+
+impl Eq for ArchiveReads {}
+
 /// What opening the cache does with directories of interrupted fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Leftovers {
