@@ -39,13 +39,15 @@ fn reading(archive: &Path, cache_bytes_max: u64) -> DbOptions {
     options().archive_reads(ArchiveReads::new(target(archive)).cache_bytes_max(cache_bytes_max))
 }
 
-/// A receipt of data subject `subject-<n mod 2>` whose prompt holds [`CANARY`].
+/// A receipt of data subject `subject-<n mod 2>` and session `session-<n mod 3>` whose prompt
+/// holds [`CANARY`].
 fn receipt_of_subject(n: u64) -> Receipt {
     Receipt::builder("acme", common::event_id(n), Kind::LlmCall)
         .app_id("claims")
         .actor_type(ActorType::Agent)
         .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
         .subject_id(format!("subject-{}", n % 2))
+        .session_id(format!("session-{}", n % 3))
         .input(serde_json::json!({ "prompt": format!("{CANARY} {n} {}", "y".repeat(600)) }))
         .build()
         .expect("valid receipt")
@@ -383,6 +385,24 @@ fn concurrent_readers_of_one_segment_get_the_same_receipts() {
     });
     assert!(answers.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(cached_units(&data).len(), 1, "{:?}", cached_units(&data));
+    db.close().expect("close");
+}
+
+#[test]
+fn a_trace_finds_the_session_receipts_of_dropped_epochs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, archive, _) = dropped_store(tmp.path(), Receipts::OfSubjects);
+    let db = Db::open_with(&data, reading(&archive, 1 << 30)).expect("open");
+    let horizon = db.prune_horizon();
+    let expected: Vec<_> = (0..horizon.0)
+        .filter_map(|s| db.get(Seq(s)).ok())
+        .filter(|r| r.header.session_id() == Some("session-1"))
+        .collect();
+    assert_eq!(expected.len() as u64, 3 * PER_EPOCH / 3);
+    let trace = db
+        .trace("acme", "session-1", Freshness::Durable)
+        .expect("trace");
+    assert_eq!(trace.receipts, expected);
     db.close().expect("close");
 }
 
