@@ -954,6 +954,17 @@ impl<L: LogStorage> Db<L> {
         }
         let now_ns = crate::writer::now_ns();
         let (plan, stopped) = self.plan_prune(now_ns, request_id, PruneBasis::Archived)?;
+        if mode == PruneMode::Apply
+            && let Some(last) = plan.epochs.last()
+        {
+            // The indexer reads the local log: entries it has not indexed when their segments
+            // go would never get postings, and queries read through the archive could not
+            // find them. If the wait times out they stay missing until the index is rebuilt
+            // (`check_index` of a store reading through its archive reports the difference).
+            let _ = self
+                .index_keeper()
+                .wait_for(last.seal_seq().next(), crate::search::FRESHNESS_WAIT_MAX);
+        }
         self.commit_prune(plan, stopped, 0, mode)
     }
 

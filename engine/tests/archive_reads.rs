@@ -402,7 +402,16 @@ fn a_trace_finds_the_session_receipts_of_dropped_epochs() {
     let trace = db
         .trace("acme", "session-1", Freshness::Durable)
         .expect("trace");
+    let seqs =
+        |r: &[trailmix_db::StoredReceipt]| r.iter().map(|r| r.position.seq.0).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(&trace.receipts),
+        seqs(&expected),
+        "{:?}",
+        db.index_status()
+    );
     assert_eq!(trace.receipts, expected);
+    assert!(db.check_index().expect("check").matches);
     db.close().expect("close");
 }
 
