@@ -215,7 +215,7 @@ pub(crate) fn read_receipt<L: LogStorage>(
     alg: HashAlgorithm,
     seq: Seq,
 ) -> Result<Option<(StoredReceipt, crate::merkle::Digest)>> {
-    if seq < reads.first_seq() {
+    if seq < reads.first_seq() && seq >= reads.archived_below() {
         // Pruned (see `crate::prune`): an index built before the prune may still name it.
         return Ok(None);
     }
@@ -317,20 +317,7 @@ impl<L: LogStorage> Db<L> {
         if let Some(keys) = &keys {
             reads.set_payload_keys(Arc::clone(keys));
         }
-        let binding = StoreBinding {
-            store_id: wal.store_id().0,
-            hash_algorithm: alg.to_string(),
-        };
-        let index = Arc::new(IndexKeeper::open(
-            &data_dir,
-            &binding,
-            Arc::clone(&reads),
-            alg,
-            (
-                state.pruned.as_ref().map_or(Seq(0), |r| r.horizon),
-                state.next_seq,
-            ),
-        )?);
+        let index = Arc::new(open_index(&reads, &data_dir, &wal, &state, &options)?);
         let pii = open_pii(&data_dir, &options, kept_pii)?;
         let store_id = wal.store_id().to_string();
         let shared = Arc::new(Shared::default());
@@ -652,6 +639,7 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] when `seq` holds no receipt, [`Error::Damaged`] when its entry does
     /// not decode, [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
+        self.check_archived(seq)?;
         let alg = self.inner.alg;
         let keys = self.inner.reads.payload_keys();
         self.inner
@@ -670,6 +658,15 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::NotFound`] for a sequence number not in the log or an epoch seal (seals are
     /// not leaves), [`Error::Closed`], [`Error::Wal`].
     pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
+        self.check_archived(seq)?;
+        if seq < self.prune_horizon() {
+            return crate::prune::archived_inclusion(
+                &self.inner.reads,
+                &self.inner.data_dir,
+                self.inner.alg,
+                seq,
+            );
+        }
         let (record, epoch) = leaf_record(&self.inner.reads, seq)?;
         for _ in 0..3 {
             let view = self.inner.shared.epoch_view();
@@ -726,6 +723,16 @@ impl<L: LogStorage> Db<L> {
             seq,
             detail: "no checkpoint covers this entry yet".into(),
         })
+    }
+
+    /// [`Error::Archived`] for a seq that only the archive holds when the store does not read
+    /// through it.
+    fn check_archived(&self, seq: Seq) -> Result<()> {
+        let horizon = self.prune_horizon();
+        if seq < horizon && seq < self.archived_end() && !self.inner.reads.reads_archive() {
+            return Err(Error::Archived { seq, horizon });
+        }
+        Ok(())
     }
 
     fn proof_path(&self, epoch: EpochRef<'_>, request: &ProofRequest) -> Result<Vec<Digest>> {
@@ -1107,6 +1114,64 @@ fn check_key(data_dir: &Path, state: &ChainState, signer: &NoteSigner) -> Result
         }),
         _ => Ok(()),
     }
+}
+
+/// Opens the index (reading archived entries through the archive when `options` name one).
+fn open_index<S: crate::wal::Storage, L: LogStorage>(
+    reads: &Arc<LogReads<L>>,
+    data_dir: &Path,
+    wal: &Wal<S>,
+    state: &ChainState,
+    options: &DbOptions,
+) -> Result<IndexKeeper<L>> {
+    let alg = wal.hash_algorithm();
+    let below_horizon = read_through_archive(
+        reads,
+        (data_dir, alg, wal.store_id().to_string()),
+        state.archived_end,
+        options,
+    )?;
+    let binding = StoreBinding {
+        store_id: wal.store_id().0,
+        hash_algorithm: alg.to_string(),
+    };
+    IndexKeeper::open(
+        data_dir,
+        &binding,
+        Arc::clone(reads),
+        alg,
+        (
+            state.pruned.as_ref().map_or(Seq(0), |r| r.horizon),
+            state.next_seq,
+            below_horizon,
+        ),
+    )
+}
+
+/// Sends reads of archived, locally dropped entries through the archive when `options` name
+/// one (the one hook of `archive_reads`); says what the index is to hold below the horizon.
+fn read_through_archive<L: LogStorage>(
+    reads: &LogReads<L>,
+    (data_dir, alg, store_id): (&Path, HashAlgorithm, String),
+    archived_end: Seq,
+    options: &DbOptions,
+) -> Result<crate::indexer::BelowHorizon> {
+    reads.note_archived_end(archived_end);
+    let Some(archive) = &options.archive_reads else {
+        return Ok(crate::indexer::BelowHorizon::Gone);
+    };
+    reads.set_archive(crate::archive::ArchiveCache::open(
+        data_dir,
+        alg,
+        store_id,
+        archive.clone(),
+        crate::archive::Leftovers::Remove,
+    )?);
+    Ok(if archived_end > Seq(0) {
+        crate::indexer::BelowHorizon::ReadThroughArchive
+    } else {
+        crate::indexer::BelowHorizon::Gone
+    })
 }
 
 /// Decodes the receipt entry `seq` (WAL kind byte `kind`, bytes `payload`) and checks that

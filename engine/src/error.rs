@@ -87,6 +87,19 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// The entry lies in an epoch that was archived and then dropped locally
+    /// ([`Db::prune_archived`](crate::Db::prune_archived)), and the store was opened without
+    /// an archive to read it from.
+    #[error(
+        "seq {seq} is in an archived epoch dropped locally (prune horizon {horizon}): open the \
+         store with DbOptions::archive_reads (the CLI: --archive URL) to read it from the archive"
+    )]
+    Archived {
+        /// The sequence number asked for.
+        seq: Seq,
+        /// The first seq the store still holds locally.
+        horizon: Seq,
+    },
     /// The secondary index failed. The log is not affected: receipts stay durable and
     /// verifiable, and the next open catches the index up or rebuilds it from the log.
     #[error("index {}: {detail}", path.display())]

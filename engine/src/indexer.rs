@@ -117,21 +117,33 @@ fn index_error(path: &Path, err: &trailmix_index::IndexError) -> Error {
     }
 }
 
+/// What became of the receipts below the prune horizon, as far as the index is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BelowHorizon {
+    /// Gone: the index must not name them.
+    Gone,
+    /// Archived, and the store reads them through its archive: the index keeps naming them,
+    /// so that queries find them.
+    ReadThroughArchive,
+}
+
 impl<L: LogStorage> IndexKeeper<L> {
-    /// Opens (or rebuilds) the index in `data_dir` and catches it up to `log_end`; an index
-    /// that still holds receipts below the prune `horizon` is rebuilt from the kept log.
+    /// Opens (or rebuilds) the index in `data_dir` and catches it up to `log_end`. Below the
+    /// prune `horizon`: when the receipts there are [`BelowHorizon::Gone`], an index that still
+    /// holds some is rebuilt from the kept log; when they are read through the archive, an
+    /// index that holds none of them is rebuilt from the log and the archive.
     pub(crate) fn open(
         data_dir: &Path,
         binding: &StoreBinding,
         reads: Arc<LogReads<L>>,
         alg: HashAlgorithm,
-        (horizon, log_end): (Seq, Seq),
+        (horizon, log_end, below): (Seq, Seq, BelowHorizon),
     ) -> Result<IndexKeeper<L>> {
         let dir = data_dir.join(INDEX_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         remove_scratch_files(&dir)?;
         let path = dir.join(INDEX_FILE);
-        let (index, rebuilt) = open_usable(&path, binding, horizon, log_end)?;
+        let (index, rebuilt) = open_usable(&path, binding, (horizon, below), log_end)?;
         let start = index.watermark().map_err(|e| index_error(&path, &e))?;
         let mut keeper = IndexKeeper {
             index,
@@ -395,7 +407,7 @@ fn read_batch<L: LogStorage>(
 fn open_usable(
     path: &Path,
     binding: &StoreBinding,
-    horizon: Seq,
+    (horizon, below): (Seq, BelowHorizon),
     log_end: Seq,
 ) -> Result<(Index, Option<String>)> {
     if !path.exists() {
@@ -405,11 +417,14 @@ fn open_usable(
     let live = IndexOptions::default().sharing(Sharing::ReadersAllowed);
     let problem = match Index::open(path, binding, live) {
         Ok(index) => match index.watermark() {
-            Ok(mark) if mark <= log_end.0 && !holds_pruned(&index, horizon) => {
+            Ok(mark) if mark <= log_end.0 && fits_horizon(&index, horizon, below) => {
                 return Ok((index, None));
             }
-            Ok(mark) if mark <= log_end.0 => {
+            Ok(mark) if mark <= log_end.0 && below == BelowHorizon::Gone => {
                 format!("it still holds receipts pruned below seq {horizon}")
+            }
+            Ok(mark) if mark <= log_end.0 => {
+                format!("it holds none of the archived receipts below seq {horizon}")
             }
             Ok(mark) => format!("its watermark {mark} is past the log's end {log_end}"),
             Err(err) => err.to_string(),
@@ -422,16 +437,24 @@ fn open_usable(
     ))
 }
 
-/// Whether `index` holds a receipt below `horizon` (an index built before a prune; an index
-/// that cannot answer counts as holding one, so that it is rebuilt).
-fn holds_pruned(index: &Index, horizon: Seq) -> bool {
+/// Whether what `index` holds below `horizon` fits what became of those receipts: nothing
+/// when they are gone (an index built before a prune holds some), some when they are read
+/// through the archive (an index rebuilt without the archive holds none). An index that
+/// cannot answer does not fit, so that it is rebuilt.
+fn fits_horizon(index: &Index, horizon: Seq, below: BelowHorizon) -> bool {
     if horizon == Seq(0) {
-        return false;
+        return true;
     }
-    index
+    let range = index
         .reader()
-        .and_then(|r| r.seq_range_for_logged_at(0, u64::MAX))
-        .map_or(true, |range| !range.is_empty() && range.start < horizon.0)
+        .and_then(|r| r.seq_range_for_logged_at(0, u64::MAX));
+    match (range, below) {
+        (Err(_), _) => false,
+        (Ok(range), BelowHorizon::Gone) => range.is_empty() || range.start >= horizon.0,
+        (Ok(range), BelowHorizon::ReadThroughArchive) => {
+            range.is_empty() || range.start < horizon.0
+        }
+    }
 }
 
 /// Deletes an unusable index file and creates an empty one.

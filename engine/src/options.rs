@@ -127,6 +127,7 @@ pub struct DbOptions {
     pub(crate) retention: std::collections::BTreeMap<String, Duration>,
     pub(crate) pii_policy: Option<PiiPolicy>,
     pub(crate) timestamp_policy: TimestampPolicy,
+    pub(crate) archive_reads: Option<crate::archive::ArchiveReads>,
 }
 
 impl std::fmt::Debug for DbOptions {
@@ -152,6 +153,7 @@ impl std::fmt::Debug for DbOptions {
             .field("retention", &self.retention)
             .field("pii_policy", &self.pii_policy)
             .field("timestamp_policy", &self.timestamp_policy)
+            .field("archive_reads", &self.archive_reads)
             .field(
                 "kek_provider",
                 &self.kek_provider.as_ref().map(|_| "custom"),
@@ -206,11 +208,23 @@ impl Default for DbOptions {
             retention: std::collections::BTreeMap::new(),
             pii_policy: None,
             timestamp_policy: TimestampPolicy::Off,
+            archive_reads: None,
         }
     }
 }
 
 impl DbOptions {
+    /// Reads of entries whose epochs were archived and then dropped locally
+    /// ([`Db::prune_archived`](crate::Db::prune_archived)) go through this archive and a local
+    /// cache of fetched segments (`archive-cache/`, limited by
+    /// [`ArchiveReads::cache_bytes_max`](crate::archive::ArchiveReads::cache_bytes_max)).
+    /// Default: none; such reads fail with [`Error::Archived`](crate::Error::Archived).
+    #[must_use]
+    pub fn archive_reads(mut self, reads: crate::archive::ArchiveReads) -> Self {
+        self.archive_reads = Some(reads);
+        self
+    }
+
     /// Size of each log segment file (default 64 MiB).
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {

@@ -954,6 +954,17 @@ impl<L: LogStorage> Db<L> {
         }
         let now_ns = crate::writer::now_ns();
         let (plan, stopped) = self.plan_prune(now_ns, request_id, PruneBasis::Archived)?;
+        if mode == PruneMode::Apply
+            && let Some(last) = plan.epochs.last()
+        {
+            // The indexer reads the local log: entries it has not indexed when their segments
+            // go would never get postings, and queries read through the archive could not
+            // find them. If the wait times out they stay missing until the index is rebuilt
+            // (`check_index` of a store reading through its archive reports the difference).
+            let _ = self
+                .index_keeper()
+                .wait_for(last.seal_seq().next(), crate::search::FRESHNESS_WAIT_MAX);
+        }
         self.commit_prune(plan, stopped, 0, mode)
     }
 
@@ -1397,43 +1408,96 @@ impl<L: LogStorage> Db<L> {
     /// [`Error::Prune`] when the retained state cannot be read.
     pub fn prove_pruned(&self, seq: Seq) -> Result<PrunedInclusionBundle> {
         let alg = self.hash_algorithm();
-        let not_found = |detail: &str| Error::NotFound {
-            seq,
-            detail: detail.to_owned(),
-        };
-        let retained = load_retained(self.data_dir(), alg, MANIFEST_FILE)?
-            .ok_or_else(|| not_found("nothing was pruned"))?;
-        let epoch = retained
-            .epoch_of(seq)
-            .ok_or_else(|| not_found("not in the pruned range"))?;
-        let leaf_index = seq.0 - epoch.first_seq.0;
-        let leaf = usize::try_from(leaf_index)
-            .ok()
-            .and_then(|i| epoch.leaves.get(i))
-            .ok_or_else(|| not_found("an epoch seal is not a leaf of any tree"))?;
-        let seal = entry::decode_entry(EntryKind::EpochSeal, &epoch.seal_entry).map_err(|e| {
-            Error::Damaged {
-                seq: epoch.seal_seq(),
-                detail: e.to_string(),
-            }
-        })?;
-        let table = crate::merkle::LeafHashTable::new(alg, &epoch.leaves);
-        let proof =
-            crate::merkle::inclusion_proof(alg, leaf_index, epoch.leaves.len() as u64, &table)
-                .map_err(|e| Error::Damaged {
-                    seq,
-                    detail: e.to_string(),
-                })?;
+        let proof = retained_proof(self.data_dir(), alg, seq)?;
         Ok(PrunedInclusionBundle {
             hash_algorithm: alg.to_string(),
             seq: seq.0,
-            epoch: epoch.epoch.0,
-            leaf_index,
-            leaf_hash: hex(leaf),
-            seal: String::from_utf8_lossy(seal.payload).into_owned(),
-            path: proof.path().iter().map(|d| hex(d)).collect(),
+            epoch: proof.epoch.0,
+            leaf_index: proof.leaf_index,
+            leaf_hash: hex(&proof.leaf),
+            seal: proof.seal,
+            path: proof.path.iter().map(|d| hex(d)).collect(),
         })
     }
+}
+
+/// What the retained state proves of a pruned seq: its epoch, leaf and audit path, and the
+/// seal note the path leads to.
+struct RetainedProof {
+    epoch: Epoch,
+    first_seq: Seq,
+    leaf_index: u64,
+    leaf: Digest,
+    seal: String,
+    path: Vec<Digest>,
+}
+
+/// The inclusion proof of pruned seq `seq` from the retained leaf hashes.
+fn retained_proof(data_dir: &Path, alg: HashAlgorithm, seq: Seq) -> Result<RetainedProof> {
+    let not_found = |detail: &str| Error::NotFound {
+        seq,
+        detail: detail.to_owned(),
+    };
+    let retained = load_retained(data_dir, alg, MANIFEST_FILE)?
+        .ok_or_else(|| not_found("nothing was pruned"))?;
+    let epoch = retained
+        .epoch_of(seq)
+        .ok_or_else(|| not_found("not in the pruned range"))?;
+    let leaf_index = seq.0 - epoch.first_seq.0;
+    let leaf = usize::try_from(leaf_index)
+        .ok()
+        .and_then(|i| epoch.leaves.get(i))
+        .ok_or_else(|| not_found("an epoch seal is not a leaf of any tree"))?;
+    let seal = entry::decode_entry(EntryKind::EpochSeal, &epoch.seal_entry).map_err(|e| {
+        Error::Damaged {
+            seq: epoch.seal_seq(),
+            detail: e.to_string(),
+        }
+    })?;
+    let table = crate::merkle::LeafHashTable::new(alg, &epoch.leaves);
+    let proof = crate::merkle::inclusion_proof(alg, leaf_index, epoch.leaves.len() as u64, &table)
+        .map_err(|e| Error::Damaged {
+            seq,
+            detail: e.to_string(),
+        })?;
+    Ok(RetainedProof {
+        epoch: epoch.epoch,
+        first_seq: epoch.first_seq,
+        leaf_index,
+        leaf: *leaf,
+        seal: String::from_utf8_lossy(seal.payload).into_owned(),
+        path: proof.path().to_vec(),
+    })
+}
+
+/// A normal inclusion proof of `seq`, an entry of an epoch dropped locally after it was
+/// archived: the entry read through the archive cache of `reads`, the audit path from the
+/// retained leaf hashes, against the epoch's signed seal.
+pub(crate) fn archived_inclusion<L: LogStorage>(
+    reads: &crate::reads::LogReads<L>,
+    data_dir: &Path,
+    alg: HashAlgorithm,
+    seq: Seq,
+) -> Result<crate::proof::InclusionBundle> {
+    let proof = retained_proof(data_dir, alg, seq)?;
+    let (record, epoch) = crate::db::leaf_record(reads, seq)?;
+    if epoch != proof.epoch {
+        return Err(Error::Damaged {
+            seq,
+            detail: format!(
+                "the entry says epoch {epoch}, the retained state {}",
+                proof.epoch
+            ),
+        });
+    }
+    Ok(crate::proof::inclusion_bundle(
+        alg,
+        &record,
+        epoch,
+        proof.first_seq,
+        proof.seal,
+        &proof.path,
+    ))
 }
 
 #[cfg(test)]

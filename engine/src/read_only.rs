@@ -129,6 +129,37 @@ impl ReadOnlyStore {
         })
     }
 
+    /// Reads entries of epochs archived and then dropped locally through `archive` and the
+    /// store's cache of fetched segments (see
+    /// [`DbOptions::archive_reads`](crate::DbOptions::archive_reads)). Directories of fetches
+    /// interrupted by a crash are left for the store's writer to remove (another process may
+    /// be fetching into them).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the cache directory cannot be created or listed.
+    pub fn with_archive_reads(self, archive: crate::archive::ArchiveReads) -> Result<Self> {
+        let (store_id, alg) = self.reads.identity();
+        self.reads.set_archive(crate::archive::ArchiveCache::open(
+            &self.data_dir,
+            alg,
+            store_id.to_string(),
+            archive,
+            crate::archive::Leftovers::Ignore,
+        )?);
+        Ok(self)
+    }
+
+    /// The log record at `seq`, frame-checked; an entry of an epoch dropped locally is read
+    /// through the archive when [`ReadOnlyStore::with_archive_reads`] set one (and checked
+    /// against the retained leaf hashes). For tools that show raw entries.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the log holds no such entry, [`Error::Archive`] when the
+    /// archive cannot serve it, [`Error::Wal`].
+    pub fn record(&self, seq: Seq) -> Result<crate::wal::Record> {
+        self.reads.visit(seq, |record| record.to_owned_record())
+    }
+
     /// The data directory.
     #[must_use]
     pub fn data_dir(&self) -> &Path {
@@ -254,6 +285,9 @@ impl ReadOnlyStore {
     /// [`Error::Wal`].
     pub fn prove(&self, seq: Seq) -> Result<InclusionBundle> {
         self.log_end()?;
+        if self.reads.reads_archive() && seq < self.reads.first_seq() {
+            return crate::prune::archived_inclusion(&self.reads, &self.data_dir, self.alg, seq);
+        }
         let (record, epoch) = leaf_record(&self.reads, seq)?;
         let (first_seq, seal, checkpoint) = self.reads.with_notes(|notes| {
             let first_seq = match epoch.0.checked_sub(1) {

@@ -40,6 +40,8 @@ pub(crate) struct NoteMap {
     pub checkpoints: Vec<Seq>,
     /// Sequence numbers of shred records, in order.
     pub shreds: Vec<Seq>,
+    /// The last archive record met.
+    last_archive: Option<Seq>,
     /// How many of `shreds` were passed to the key store.
     shreds_noted: usize,
     /// Entries below this were walked.
@@ -56,6 +58,10 @@ pub(crate) struct LogReads<L: LogStorage> {
     notes: RwLock<NoteMap>,
     /// Data keys for decrypting payloads, when the store has a key store.
     payload_keys: std::sync::OnceLock<std::sync::Arc<crate::keystore::KeyStore>>,
+    /// Where reads below the prune horizon go, when the store reads through its archive.
+    archive: std::sync::OnceLock<crate::archive::ArchiveCache>,
+    /// One past the last seq an archive record covers (what the archive can serve).
+    archived_end: AtomicU64,
 }
 
 impl<L: LogStorage> LogReads<L> {
@@ -66,12 +72,42 @@ impl<L: LogStorage> LogReads<L> {
             mapped_end: AtomicU64::new(0),
             notes: RwLock::new(NoteMap::default()),
             payload_keys: std::sync::OnceLock::new(),
+            archive: std::sync::OnceLock::new(),
+            archived_end: AtomicU64::new(0),
         })
     }
 
     /// Sets the key store that reads decrypt payloads with (once).
     pub(crate) fn set_payload_keys(&self, keys: std::sync::Arc<crate::keystore::KeyStore>) {
         let _ = self.payload_keys.set(keys);
+    }
+
+    /// Sends reads below the prune horizon through `cache` (once).
+    pub(crate) fn set_archive(&self, cache: crate::archive::ArchiveCache) {
+        let _ = self.archive.set(cache);
+    }
+
+    /// Whether reads below the prune horizon go through an archive.
+    pub(crate) fn reads_archive(&self) -> bool {
+        self.archive.get().is_some()
+    }
+
+    /// Notes that the archive covers every seq below `end` (archive records are contiguous
+    /// from seq 0, so the archived range is always a prefix of the log).
+    pub(crate) fn note_archived_end(&self, end: Seq) {
+        self.archived_end.fetch_max(end.0, Ordering::SeqCst);
+    }
+
+    /// Seqs below this are read through the archive: those both pruned and archived (0 when
+    /// the store does not read through an archive).
+    pub(crate) fn archived_below(&self) -> Seq {
+        if self.archive.get().is_none() {
+            return Seq(0);
+        }
+        Seq(self
+            .first_seq()
+            .0
+            .min(self.archived_end.load(Ordering::SeqCst)))
     }
 
     /// The key store reads decrypt payloads with, if any.
@@ -137,6 +173,7 @@ impl<L: LogStorage> LogReads<L> {
                     Some(EntryKind::EpochSeal) => notes.seals.push(record.seq),
                     Some(EntryKind::Checkpoint) => notes.checkpoints.push(record.seq),
                     Some(EntryKind::Shred) => notes.shreds.push(record.seq),
+                    Some(EntryKind::Archive) => notes.last_archive = Some(record.seq),
                     _ => {}
                 }
                 notes.walked = record.seq.next();
@@ -145,8 +182,13 @@ impl<L: LogStorage> LogReads<L> {
         })?;
         let new_shreds = notes.shreds[notes.shreds_noted..].to_vec();
         notes.shreds_noted = notes.shreds.len();
+        let last_archive = notes.last_archive;
         drop(notes);
         drop(reader);
+        // A reader that did not replay the log learns what is archived from it too.
+        if let Some(end) = last_archive.and_then(|seq| self.archive_record_end(seq)) {
+            self.note_archived_end(end);
+        }
         self.mapped_end.fetch_max(end.0, Ordering::SeqCst);
         if let Some(keys) = self.payload_keys() {
             // A read-only key store learns shreds from the log too: a shred record is the
@@ -159,6 +201,15 @@ impl<L: LogStorage> LogReads<L> {
             }
         }
         Ok(end)
+    }
+
+    /// One past the last seq the archive record at `seq` covers (`None` when it does not
+    /// decode: `verify` reports that).
+    fn archive_record_end(&self, seq: Seq) -> Option<Seq> {
+        let record = self.visit(seq, |record| record.to_owned_record()).ok()?;
+        let entry = crate::entry::decode_entry(EntryKind::Archive, &record.payload).ok()?;
+        let archived: crate::archive::ArchiveRecord = serde_json::from_slice(entry.payload).ok()?;
+        Some(Seq(archived.to_seq))
     }
 
     /// The keys the shred record at `seq` names (`None` when it does not decode: `verify`
@@ -240,6 +291,11 @@ impl<L: LogStorage> LogReads<L> {
         seq: Seq,
         mut visit: impl FnMut(RecordRef<'_>) -> T,
     ) -> Result<T> {
+        if let Some(archive) = self.archive.get()
+            && seq < self.archived_below()
+        {
+            return archive.visit(seq, visit);
+        }
         let hint = self.hint(seq);
         let first = {
             let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
@@ -272,6 +328,17 @@ impl<L: LogStorage> LogReads<L> {
         to: Seq,
         mut visit: impl FnMut(crate::wal::RecordRef<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<Seq> {
+        let mut from = from;
+        let archived = self.archived_below();
+        if let Some(archive) = self.archive.get()
+            && from < archived
+        {
+            let (next, stopped) = archive.scan(from, to.min(archived), &mut visit)?;
+            if stopped || next >= to {
+                return Ok(next);
+            }
+            from = next;
+        }
         let (next, stopped) = self.scan_known(from, to, &mut visit)?;
         if stopped || next >= to {
             return Ok(next);

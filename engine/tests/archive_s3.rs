@@ -2,7 +2,8 @@
 //! one per test binary): archived objects cannot be deleted or overwritten (COMPLIANCE
 //! retention, conditional create); a run stopped mid-upload resumes into the same archive; a
 //! tampered archived object is caught by `verify_archive`; and shredding after archiving still
-//! shreds — the archive holds ciphertext only, undecryptable once the local key is gone.
+//! shreds — the archive holds ciphertext only, undecryptable once the local key is gone; and
+//! epochs dropped locally read back through the bucket (`DbOptions::archive_reads`).
 
 mod common;
 #[path = "common/seaweed.rs"]
@@ -13,10 +14,12 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 use trailmix_db::archive::{
-    ArchiveError, ArchiveOptions, ArchiveTarget, S3Settings, restore_log, verify_archive,
+    ArchiveError, ArchiveOptions, ArchiveReads, ArchiveTarget, S3Settings, restore_log,
+    verify_archive,
 };
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
-use trailmix_db::{Db, DbOptions, Error, PayloadState, VerifyOptions};
+use trailmix_db::wal::Seq;
+use trailmix_db::{Db, DbOptions, Error, PayloadState, PruneMode, VerifyOptions};
 
 const PER_EPOCH: u64 = 60;
 const SEGMENT_BYTES: u64 = 64 << 10;
@@ -148,6 +151,29 @@ fn archived_objects_verify_and_cannot_be_deleted_or_overwritten() {
     let report = verify_archive(&target, None, &VerifyOptions::default()).expect("verify");
     let damage = report.damage.expect("a missing object is damage");
     assert!(damage.object.ends_with(&key), "{damage}");
+    db.close().expect("close");
+}
+
+#[test]
+fn dropped_epochs_read_back_through_the_bucket() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let db = store(&data, 2);
+    let target = bucket("read-through");
+    db.archive(&target, &ArchiveOptions::default())
+        .expect("archive");
+    let seqs = [Seq(1), Seq(PER_EPOCH + 3)];
+    let before: Vec<_> = seqs.iter().map(|s| db.get(*s).expect("get")).collect();
+    let proofs: Vec<_> = seqs.iter().map(|s| db.prove(*s).expect("prove")).collect();
+    db.prune_archived("drop", PruneMode::Apply).expect("prune");
+    db.close().expect("close");
+    let db =
+        Db::open_with(&data, options().archive_reads(ArchiveReads::new(target))).expect("reopen");
+    assert!(db.prune_horizon() > seqs[1]);
+    for ((seq, receipt), proof) in seqs.iter().zip(&before).zip(&proofs) {
+        assert_eq!(&db.get(*seq).expect("get through S3"), receipt);
+        assert_eq!(&db.prove(*seq).expect("prove through S3"), proof);
+    }
     db.close().expect("close");
 }
 

@@ -261,7 +261,10 @@ fn open_ranges_prove_first_receipt_and_log_tail() {
     );
 
     // A tail that would be too long leaves the end unproven, and says so.
-    let options = ExportOptions { tail_links_max: 0 };
+    let options = ExportOptions {
+        tail_links_max: 0,
+        ..ExportOptions::default()
+    };
     let report = verify(&store.export(&scope, &options), &store).expect("verifies");
     assert_eq!(report.completeness.end, EndProof::Unproven);
     assert!(!report.completeness.is_complete());

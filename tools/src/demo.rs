@@ -555,7 +555,12 @@ fn export_and_verify(
         filter: None,
     };
     let started = Instant::now();
-    let summary = crate::pack::export(data_dir, &scope, &path, crate::pack::PackLayout::Archive)?;
+    let summary = crate::pack::export(
+        data_dir,
+        &scope,
+        (&path, crate::pack::PackLayout::Archive),
+        &trailmix_db::pack::ExportOptions::default(),
+    )?;
     let took = started.elapsed();
     let (verifier, _) =
         crate::load_public_key(&data_dir.join(PUBLIC_KEY_FILE).display().to_string())?;

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
+use trailmix_db::archive::ArchiveReads;
 use trailmix_db::entry::{self, ENTRY_FIXED_BYTES, EntryKind, NO_TENANT_PREV, flags};
 use trailmix_db::keys::{KEYS_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE};
 use trailmix_db::receipt::ReceiptHeader;
@@ -1022,16 +1023,31 @@ fn unreadable_entry(
     }
 }
 
-/// One entry by sequence number.
+/// One entry by sequence number; with `archive`, an entry of an epoch dropped locally is read
+/// from it (through the store's cache).
 ///
 /// # Errors
 /// [`ToolError`] when there is no store or no entry `seq`.
-pub fn entry_detail(data_dir: &Path, seq: Seq) -> ToolResult<EntryDetail> {
+pub fn entry_detail(
+    data_dir: &Path,
+    seq: Seq,
+    archive: Option<ArchiveReads>,
+) -> ToolResult<EntryDetail> {
     let reader = scan::open_reader(data_dir)?;
     let alg = reader.meta().hash_algorithm;
-    let record = reader
-        .read(seq)
-        .map_err(|e| unreadable_entry(data_dir, &reader, seq, e))?;
+    let local_first = reader
+        .segments()
+        .first()
+        .map_or(Seq(0), |s| s.header.first_seq);
+    let record = match archive {
+        Some(archive) if seq < local_first => trailmix_db::ReadOnlyStore::open(data_dir)
+            .and_then(|store| store.with_archive_reads(archive))
+            .and_then(|store| store.record(seq))
+            .map_err(|e| ToolError::store(data_dir, &e))?,
+        _ => reader
+            .read(seq)
+            .map_err(|e| unreadable_entry(data_dir, &reader, seq, e))?,
+    };
     let payload_len = record.payload.len() as u64;
     let mut detail = EntryDetail {
         seq: seq.0,

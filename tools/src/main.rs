@@ -90,6 +90,13 @@ struct ExportArgs {
     /// Generate the export key into FILE (mode 0600; it must not exist) and use it.
     #[arg(long, value_name = "FILE")]
     new_export_key: Option<PathBuf>,
+    /// Read receipts of archived epochs that were dropped locally (`prune --archived`) from
+    /// this archive: `s3://bucket[/prefix]` or `file:///path` (here `--archive` names the tar
+    /// layout of the pack).
+    #[arg(long, value_name = "URL")]
+    from_archive: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
 }
 
 /// What `export` writes.
@@ -185,6 +192,8 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Check every checksum, hash link, Merkle root and signature of a store.
     ///
@@ -292,6 +301,8 @@ enum Command {
         /// Write the bundle to this file instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Find receipts through the index: `query DIR tenant=acme model=gpt-4o decision=deny`.
     ///
@@ -311,6 +322,8 @@ enum Command {
         /// Print one JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Print receipts in log order, and with --follow new ones as they become durable.
     ///
@@ -426,6 +439,8 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        archive: ArchiveReadArgs,
     },
     /// Crypto-shred a data subject (or with no --subject a whole tenant): destroy its data
     /// key(s) and rotate the key-encryption key.
@@ -789,7 +804,10 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         format,
         export_key,
         new_export_key,
+        from_archive,
+        s3,
     } = args;
+    let reads = archive_reads(from_archive.as_deref(), None, &s3)?;
     let key = match (export_key, new_export_key) {
         (Some(path), _) => Some(ExportKeySource::Existing(path)),
         (None, Some(path)) => Some(ExportKeySource::Generate(path)),
@@ -802,9 +820,10 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
         .map(|t| packs::parse_logged_time("--to", &t))
         .transpose()?;
     if format != ExportFormat::Pack {
-        if filter.is_some() || archive {
+        if filter.is_some() || archive || reads.is_some() {
             return Err(ToolError::new(
-                "--filter and --archive belong to the evidence pack (--format pack)",
+                "--filter, --archive and --from-archive belong to the evidence pack (--format \
+                 pack)",
             ));
         }
         let scope = interop::InteropScope {
@@ -835,7 +854,11 @@ fn export(args: ExportArgs) -> Result<Verdict, ToolError> {
     } else {
         PackLayout::Directory
     };
-    let summary = packs::export(&dir, &scope, &output, layout)?;
+    let options = trailmix_db::pack::ExportOptions {
+        archive: reads,
+        ..trailmix_db::pack::ExportOptions::default()
+    };
+    let summary = packs::export(&dir, &scope, (&output, layout), &options)?;
     packs::print_export(&summary, &dir, &output);
     Ok(Verdict::Ok)
 }
@@ -909,14 +932,14 @@ fn checked(verified: bool) -> Verdict {
 
 fn inspect(
     dir: &Path,
-    seq: Option<u64>,
+    (seq, archive): (Option<u64>, Option<trailmix_db::archive::ArchiveReads>),
     segment: Option<u64>,
     (skip, limit, top): (usize, usize, usize),
     json: bool,
 ) -> Result<Verdict, ToolError> {
     match (seq, segment) {
         (Some(seq), _) => show(
-            &inspect::entry_detail(dir, Seq(seq))?,
+            &inspect::entry_detail(dir, Seq(seq), archive)?,
             json,
             inspect::print_entry,
         )?,
@@ -993,8 +1016,13 @@ fn checkpoint(dir: &Path, new: bool, json: bool) -> Result<Verdict, ToolError> {
     Ok(Verdict::Ok)
 }
 
-fn prove(dir: &Path, target: &ProveTarget, output: Option<&Path>) -> Result<Verdict, ToolError> {
-    let bundle = proofs::prove(dir, target)?;
+fn prove(
+    dir: &Path,
+    target: &ProveTarget,
+    archive: Option<trailmix_db::archive::ArchiveReads>,
+    output: Option<&Path>,
+) -> Result<Verdict, ToolError> {
+    let bundle = proofs::prove(dir, target, archive)?;
     write_json(&bundle, output)?;
     if let Some(path) = output {
         eprintln!(
@@ -1205,7 +1233,14 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             limit,
             top,
             json,
-        } => inspect(&dir, seq, segment, (skip, limit, top), json),
+            archive,
+        } => inspect(
+            &dir,
+            (seq, archive.reads()?),
+            segment,
+            (skip, limit, top),
+            json,
+        ),
         Command::Verify {
             dir,
             archive,
@@ -1255,17 +1290,22 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             event_id,
             tenant,
             output,
+            archive,
         } => {
             let target = match (seq, event_id) {
                 (Some(seq), _) => ProveTarget::Seq(seq),
                 (None, Some(event_id)) => ProveTarget::Event { event_id, tenant },
                 (None, None) => return Err(ToolError::new("give --seq or --event-id")),
             };
-            prove(&dir, &target, output.as_deref())
+            prove(&dir, &target, archive.reads()?, output.as_deref())
         }
-        Command::Query { dir, filter, json } => {
-            trailmix_tools::search::query(&dir, &filter, json).map(|()| Verdict::Ok)
-        }
+        Command::Query {
+            dir,
+            filter,
+            json,
+            archive,
+        } => trailmix_tools::search::query(&dir, &filter, archive.reads()?, json)
+            .map(|()| Verdict::Ok),
         Command::Tail(args) => tail(&args),
         command @ (Command::Shred(_) | Command::Hold(_) | Command::Release(_)) => erasure(command),
         Command::Prune {
@@ -1337,7 +1377,9 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             tenant,
             session,
             json,
-        } => trailmix_tools::search::trace(&dir, &tenant, &session, json).map(|()| Verdict::Ok),
+            archive,
+        } => trailmix_tools::search::trace(&dir, (&tenant, &session), archive.reads()?, json)
+            .map(|()| Verdict::Ok),
         Command::Export(args) => export(args),
         Command::Pii { dir, set } => pii(&dir, set.as_deref()),
         Command::VerifyPack(a) => trailmix_tools::pack::verify(
@@ -1435,6 +1477,48 @@ struct S3Args {
     /// process listings).
     #[arg(long)]
     secret_access_key: Option<String>,
+}
+
+/// `--archive URL` of the reading commands: where receipts of epochs dropped locally
+/// (`prune --archived`) are read from, through the store's cache `archive-cache/`.
+#[derive(Debug, Clone, Args)]
+struct ArchiveReadArgs {
+    /// Read receipts of archived epochs that were dropped locally (`prune --archived`) from
+    /// this archive: `s3://bucket[/prefix]` or `file:///path`. Fetched segments are checked
+    /// against the archive's checksums and the store's retained leaf hashes, and cached in
+    /// `DIR/archive-cache/`.
+    #[arg(long = "archive", value_name = "URL")]
+    url: Option<String>,
+    /// With --archive: the most disk the cache may use, in bytes (default 1 GiB).
+    #[arg(long, value_name = "BYTES", requires = "url")]
+    archive_cache_bytes: Option<u64>,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+impl ArchiveReadArgs {
+    /// The engine's configuration, when --archive was given.
+    fn reads(&self) -> Result<Option<trailmix_db::archive::ArchiveReads>, ToolError> {
+        archive_reads(self.url.as_deref(), self.archive_cache_bytes, &self.s3)
+    }
+}
+
+/// Reads of dropped epochs through the archive at `url`, when one is given.
+fn archive_reads(
+    url: Option<&str>,
+    cache_bytes_max: Option<u64>,
+    s3: &S3Args,
+) -> Result<Option<trailmix_db::archive::ArchiveReads>, ToolError> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let target = trailmix_db::archive::ArchiveTarget::parse(url, &s3.settings())
+        .map_err(|e| ToolError::new(e.to_string()))?;
+    let reads = trailmix_db::archive::ArchiveReads::new(target);
+    Ok(Some(match cache_bytes_max {
+        Some(bytes) => reads.cache_bytes_max(bytes),
+        None => reads,
+    }))
 }
 
 impl S3Args {

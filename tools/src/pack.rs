@@ -46,8 +46,8 @@ pub fn parse_logged_time(flag: &str, text: &str) -> ToolResult<u64> {
 pub fn export(
     dir: &Path,
     scope: &PackScope,
-    output: &Path,
-    layout: PackLayout,
+    (output, layout): (&Path, PackLayout),
+    options: &ExportOptions,
 ) -> ToolResult<pack::ExportSummary> {
     if output.exists() {
         return Err(
@@ -59,7 +59,7 @@ pub fn export(
         ToolError::new(format!("cannot load the store's signing key: {e}"))
             .hint("export runs where the store's keys/signing.key is readable")
     })?;
-    let (files, summary) = pack::export_pack(dir, &signer, scope, &ExportOptions::default())
+    let (files, summary) = pack::export_pack(dir, &signer, scope, options)
         .map_err(|e| ToolError::new(format!("export failed: {e}")))?;
     match layout {
         PackLayout::Directory => files.write_dir(output),

@@ -10,13 +10,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::Value;
-use trailmix_db::Db;
+use trailmix_db::archive::ArchiveReads;
 use trailmix_db::entry::{self, EntryKind, flags};
 use trailmix_db::note::NoteVerifier;
 use trailmix_db::proof::{
     ConsistencyBundle, InclusionBundle, verify_consistency_notes, verify_inclusion_bundle,
 };
 use trailmix_db::wal::Seq;
+use trailmix_db::{Db, DbOptions};
 
 use crate::scan::{self, NoteEntry};
 use crate::{Paint, ToolError, ToolResult, base64, hex, human_count, paint, read_text};
@@ -124,12 +125,17 @@ pub enum ProveTarget {
     },
 }
 
-/// `prove DIR --seq S`: an inclusion bundle for the entry.
+/// `prove DIR --seq S [--archive URL]`: an inclusion bundle for the entry; with `archive`, an
+/// entry of an epoch dropped locally is read from it.
 ///
 /// # Errors
 /// [`ToolError`] when the store cannot be opened (missing, locked, damaged) or holds no such
 /// entry.
-pub fn prove(data_dir: &Path, target: &ProveTarget) -> ToolResult<InclusionBundle> {
+pub fn prove(
+    data_dir: &Path,
+    target: &ProveTarget,
+    archive: Option<ArchiveReads>,
+) -> ToolResult<InclusionBundle> {
     let seq = match target {
         ProveTarget::Seq(seq) => Seq(*seq),
         ProveTarget::Event { event_id, tenant } => {
@@ -145,7 +151,10 @@ pub fn prove(data_dir: &Path, target: &ProveTarget) -> ToolResult<InclusionBundl
         )),
         other => ToolError::store(data_dir, &other),
     };
-    match Db::open(data_dir) {
+    let options = archive.clone().map_or_else(DbOptions::default, |a| {
+        DbOptions::default().archive_reads(a)
+    });
+    match Db::open_with(data_dir, options) {
         Ok(db) => {
             let bundle = db.prove(seq).map_err(not_found_hint);
             close_db(data_dir, db)?;
@@ -156,6 +165,10 @@ pub fn prove(data_dir: &Path, target: &ProveTarget) -> ToolResult<InclusionBundl
             if matches!(*wal, trailmix_db::wal::Error::Locked { .. }) =>
         {
             trailmix_db::ReadOnlyStore::open(data_dir)
+                .and_then(|store| match archive {
+                    Some(archive) => store.with_archive_reads(archive),
+                    None => Ok(store),
+                })
                 .and_then(|store| store.prove(seq))
                 .map_err(|e| ToolError::store(data_dir, &e))
         }

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
+use trailmix_db::archive::ArchiveReads;
 use trailmix_db::query::Completeness;
 use trailmix_db::{ReadOnlyStore, StoredReceipt};
 
@@ -202,14 +203,20 @@ pub fn row(receipt: &StoredReceipt, columns: Columns) -> String {
     format!("{line}{payload}")
 }
 
-/// `query DIR FILTER...`: one page of receipts matching the filter, as a table or JSON lines.
+/// `query DIR FILTER... [--archive URL]`: one page of receipts matching the filter, as a table
+/// or JSON lines; with `archive`, receipts of epochs dropped locally are read from it.
 ///
 /// # Errors
 /// [`ToolError`] for a bad filter (with the parser's position and hint), a missing store or
 /// a held writer lock.
-pub fn query(data_dir: &Path, filter: &[String], json: bool) -> ToolResult<()> {
+pub fn query(
+    data_dir: &Path,
+    filter: &[String],
+    archive: Option<ArchiveReads>,
+    json: bool,
+) -> ToolResult<()> {
     let text = filter.join(" ");
-    let store = open_read_only(data_dir)?;
+    let store = open_read_only(data_dir, archive)?;
     let page = store
         .query_text(&text)
         .map_err(|e| ToolError::new(e.to_string()).hint("see `trailmix-db query --help`"))?;
@@ -243,8 +250,9 @@ pub fn query(data_dir: &Path, filter: &[String], json: bool) -> ToolResult<()> {
     print_coverage(&store, page.watermark)
 }
 
-/// Opens the store read-only, with a hint when its index cannot be read.
-fn open_read_only(data_dir: &Path) -> ToolResult<ReadOnlyStore> {
+/// Opens the store read-only (reading dropped epochs through `archive` when given), with a
+/// hint when its index cannot be read.
+fn open_read_only(data_dir: &Path, archive: Option<ArchiveReads>) -> ToolResult<ReadOnlyStore> {
     if !crate::wal_dir(data_dir).is_dir() {
         return Err(ToolError::wal(
             data_dir,
@@ -253,14 +261,20 @@ fn open_read_only(data_dir: &Path) -> ToolResult<ReadOnlyStore> {
             },
         ));
     }
-    ReadOnlyStore::open(data_dir).map_err(|e| match e {
+    let store = ReadOnlyStore::open(data_dir).map_err(|e| match e {
         trailmix_db::Error::Index { .. } => ToolError::new(e.to_string()).hint(format!(
             "the writer rebuilds the index when it opens the store; with no service running, \
              `trailmix-db checkpoint {} --new` opens it once",
             data_dir.display()
         )),
         other => ToolError::store(data_dir, &other),
-    })
+    })?;
+    match archive {
+        Some(archive) => store
+            .with_archive_reads(archive)
+            .map_err(|e| ToolError::store(data_dir, &e)),
+        None => Ok(store),
+    }
 }
 
 /// Says how much of the log the searched index covered, when it did not cover all of it
@@ -279,12 +293,18 @@ fn print_coverage(store: &ReadOnlyStore, watermark: trailmix_db::wal::Seq) -> To
     Ok(())
 }
 
-/// `trace DIR --tenant T --session S`: the session's receipts as a tree of parent links.
+/// `trace DIR --tenant T --session S [--archive URL]`: the session's receipts as a tree of
+/// parent links.
 ///
 /// # Errors
 /// [`ToolError`] for a missing store or a held writer lock.
-pub fn trace(data_dir: &Path, tenant: &str, session: &str, json: bool) -> ToolResult<()> {
-    let store = open_read_only(data_dir)?;
+pub fn trace(
+    data_dir: &Path,
+    (tenant, session): (&str, &str),
+    archive: Option<ArchiveReads>,
+    json: bool,
+) -> ToolResult<()> {
+    let store = open_read_only(data_dir, archive)?;
     let watermark = store
         .index_watermark()
         .map_err(|e| ToolError::store(data_dir, &e))?;

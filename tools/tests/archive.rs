@@ -2,7 +2,9 @@
 //! sealed epochs go to a `file://` archive and to S3 (`SeaweedFS` with Object Lock on 127.0.0.1,
 //! endpoint and credentials given as flags), a second run has nothing to do, `prune --archived`
 //! drops the archived epochs locally and the store still verifies, the archive verifies from
-//! itself alone, and a tampered object makes `verify --archive` exit 1 naming it.
+//! itself alone, and a tampered object makes `verify --archive` exit 1 naming it; `query`
+//! `prove` and `inspect --seq` read dropped epochs with `--archive URL` (`export` with
+//! `--from-archive URL`), and `prove` says how without it.
 
 mod common;
 #[path = "../../engine/tests/common/seaweed.rs"]
@@ -78,6 +80,74 @@ fn archive_to_a_directory_then_verify_from_it_alone() {
         text(&damaged).contains("epoch-00000000000000000001/leaves"),
         "{}",
         text(&damaged)
+    );
+}
+
+#[test]
+fn query_and_prove_read_dropped_epochs_with_archive() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    sealed_store(&dir, 2);
+    let url = format!("file://{}", scratch.path().join("archive").display());
+    let out = json(&tool(&["archive", arg(&dir), "--to", &url, "--json"]));
+    assert_eq!(out["verdict"], "archived", "{out}");
+    let pruned = json(&tool(&["prune", arg(&dir), "--archived", "--json"]));
+    assert_eq!(pruned["verdict"], "pruned", "{pruned}");
+
+    let filter = ["query", arg(&dir), "tenant=acme", "limit=1000", "--json"];
+    let local = tool(&filter);
+    assert_eq!(code(&local), Some(0), "{}", text(&local));
+    assert_eq!(common::jsonl(&local).len(), 1, "only the kept receipt");
+    let through = tool(&[&filter[..], &["--archive", &url]].concat());
+    assert_eq!(code(&through), Some(0), "{}", text(&through));
+    let receipts = common::jsonl(&through);
+    assert_eq!(receipts.len(), 121, "{}", text(&through));
+
+    let proved = tool(&["prove", arg(&dir), "--seq", "1", "--archive", &url]);
+    assert_eq!(code(&proved), Some(0), "{}", text(&proved));
+    assert_eq!(json(&proved)["seq"], 1, "{}", text(&proved));
+    let shown = tool(&[
+        "inspect",
+        arg(&dir),
+        "--seq",
+        "1",
+        "--json",
+        "--archive",
+        &url,
+    ]);
+    assert_eq!(code(&shown), Some(0), "{}", text(&shown));
+    let entry = json(&shown);
+    assert_eq!(entry["kind"], "receipt", "{entry}");
+    assert!(entry["payload"].is_object(), "{entry}");
+    let gone = tool(&["inspect", arg(&dir), "--seq", "1", "--json"]);
+    assert_ne!(code(&gone), Some(0), "{}", text(&gone));
+    let pack = scratch.path().join("pack");
+    let exported = tool(&[
+        "export",
+        arg(&dir),
+        "--tenant",
+        "acme",
+        "-o",
+        arg(&pack),
+        "--from-archive",
+        &url,
+    ]);
+    assert_eq!(code(&exported), Some(0), "{}", text(&exported));
+    let key = dir.join(trailmix_db::keys::PUBLIC_KEY_FILE);
+    let checked = tool(&["verify-pack", arg(&pack), "--key", arg(&key), "--json"]);
+    assert_eq!(code(&checked), Some(0), "{}", text(&checked));
+    assert_eq!(
+        json(&checked)["report"]["counts"]["included"],
+        121,
+        "{}",
+        text(&checked)
+    );
+    let refused = tool(&["prove", arg(&dir), "--seq", "1"]);
+    assert_ne!(code(&refused), Some(0), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("--archive URL"),
+        "{}",
+        text(&refused)
     );
 }
 

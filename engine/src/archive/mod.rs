@@ -13,6 +13,11 @@
 //! and verifies it. The byte layout is in `docs/design.md`, "Archive".
 
 #[cfg(feature = "archive")]
+mod cache;
+#[cfg(not(feature = "archive"))]
+#[path = "cache_off.rs"]
+mod cache;
+#[cfg(feature = "archive")]
 mod check;
 #[cfg(feature = "archive")]
 mod manifest;
@@ -28,6 +33,10 @@ use crate::merkle::Digest;
 use crate::replay::{ChainState, Damage, DamageKind};
 use crate::wal::Seq;
 
+pub use cache::ArchiveReads;
+#[cfg(feature = "archive")]
+pub use cache::{ARCHIVE_CACHE_BYTES_MAX_DEFAULT, ARCHIVE_CACHE_DIR};
+pub(crate) use cache::{ArchiveCache, Leftovers};
 #[cfg(feature = "archive")]
 pub use check::{ArchiveDamage, ArchiveVerifyReport, restore_log, verify_archive};
 #[cfg(feature = "archive")]
@@ -93,6 +102,16 @@ pub enum ArchiveError {
     SegmentNotFinal {
         /// The segment's file name.
         file: String,
+    },
+    /// An archived object fetched to read a dropped epoch does not match its manifest or what
+    /// the store itself retained of the epoch (its seal and leaf hashes): the archive was
+    /// tampered with or belongs to another store. Nothing of it is cached.
+    #[error("archived object {object} refused: {detail}")]
+    Refused {
+        /// The object's full name.
+        object: String,
+        /// What differs.
+        detail: String,
     },
     /// The archive holds no store, or several and none was named.
     #[error("{0}")]

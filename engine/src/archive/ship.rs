@@ -172,7 +172,9 @@ impl Db<FsLog> {
                 last_epoch: last.epoch.0,
                 manifests: manifests.iter().map(|(_, sum)| sum.clone()).collect(),
             };
+            let archived_end = Seq(record.to_seq);
             let seq = self.control_request(|reply| Control::Archive(Box::new(record), reply))?;
+            self.reads().note_archived_end(archived_end);
             run.report.record_seqs.push(seq);
             run.report
                 .epochs

@@ -19,10 +19,11 @@ use super::{ExportOptions, PackError, PackFiles, PackScope, summary};
 use crate::db::WAL_DIR;
 use crate::entry::{self, ENTRY_FIXED_BYTES, EntryKind, flags};
 use crate::keystore::KeyStore;
-use crate::log::{FsLog, LogStorage};
+use crate::log::FsLog;
 use crate::merkle::{self, Digest, LeafHashTable};
 use crate::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::position::Epoch;
+use crate::reads::LogReads;
 use crate::receipt::{ReceiptHeader, Timestamp};
 use crate::replay::Genesis;
 use crate::shred::{PayloadState, decode_shred_record, read_payload};
@@ -109,7 +110,7 @@ pub fn export_pack(
     scope: &PackScope,
     options: &ExportOptions,
 ) -> Result<(PackFiles, ExportSummary), PackError> {
-    let log = FsLog::new(data_dir.join(WAL_DIR));
+    let log = open_log(data_dir, options)?;
     let scan = scan_log(&log, data_dir, &scope.tenant)?;
     if signer.verifier() != scan.verifier {
         return Err(PackError::WrongSigner(format!(
@@ -219,6 +220,38 @@ fn seal_tokens(data_dir: &Path, anchors: &[AnchorLine]) -> Result<Vec<(u64, Vec<
     Ok(tokens)
 }
 
+/// The store's log, read through the archive below the prune horizon when `options` name one.
+fn open_log(data_dir: &Path, options: &ExportOptions) -> Result<LogReads<FsLog>, PackError> {
+    let log = LogReads::open(&FsLog::new(data_dir.join(WAL_DIR))).map_err(PackError::Store)?;
+    if let Some(archive) = &options.archive {
+        let (store_id, alg) = log.identity();
+        log.set_archive(
+            crate::archive::ArchiveCache::open(
+                data_dir,
+                alg,
+                store_id.to_string(),
+                archive.clone(),
+                crate::archive::Leftovers::Ignore,
+            )
+            .map_err(PackError::Store)?,
+        );
+        // The walk meets the archive records, which say how far the archive reaches.
+        log.map_positions().map_err(PackError::Store)?;
+    }
+    Ok(log)
+}
+
+/// [`LogReads::scan`] from `from` to the end of the log, for visitors that cannot fail.
+fn scan_from(
+    log: &LogReads<FsLog>,
+    from: Seq,
+    mut visit: impl FnMut(crate::wal::RecordRef<'_>) -> ControlFlow<()>,
+) -> Result<(), PackError> {
+    log.scan(from, Seq(u64::MAX), |record| Ok(visit(record)))
+        .map(|_| ())
+        .map_err(PackError::Store)
+}
+
 fn jsonl<T: serde::Serialize>(lines: &[T]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for line in lines {
@@ -236,9 +269,8 @@ fn damaged(seq: u64, detail: impl Into<String>) -> PackError {
 }
 
 /// The first pass: leaf hashes per epoch, anchors, genesis, the tenant's receipts.
-fn scan_log(log: &FsLog, data_dir: &Path, tenant: &str) -> Result<Scan, PackError> {
-    let reader = log.open_reader().map_err(PackError::Store)?;
-    let mut alg = reader.meta().hash_algorithm;
+fn scan_log(log: &LogReads<FsLog>, data_dir: &Path, tenant: &str) -> Result<Scan, PackError> {
+    let mut alg = log.identity().1;
     // A pruned log starts after its genesis entry; the retained state keeps it.
     let mut genesis: Option<(Genesis, NoteVerifier)> =
         crate::prune::load_retained(data_dir, alg, crate::prune::MANIFEST_FILE)
@@ -250,27 +282,25 @@ fn scan_log(log: &FsLog, data_dir: &Path, tenant: &str) -> Result<Scan, PackErro
     let mut tenant_receipts = Vec::new();
     let mut shreds = TenantShreds::default();
     let mut failure = None;
-    reader
-        .scan(Seq(0), |record| {
-            let step = scan_record(
-                record.seq.0,
-                record.kind.get(),
-                record.payload,
-                tenant,
-                &mut alg,
-                &mut genesis,
-                &mut epochs,
-                (&mut tenant_receipts, &mut shreds),
-            );
-            match step {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(err) => {
-                    failure = Some(err);
-                    ControlFlow::Break(())
-                }
+    scan_from(log, Seq(0), |record| {
+        let step = scan_record(
+            record.seq.0,
+            record.kind.get(),
+            record.payload,
+            tenant,
+            &mut alg,
+            &mut genesis,
+            &mut epochs,
+            (&mut tenant_receipts, &mut shreds),
+        );
+        match step {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => {
+                failure = Some(err);
+                ControlFlow::Break(())
             }
-        })
-        .map_err(|e| PackError::Store(e.into()))?;
+        }
+    })?;
     if let Some(err) = failure {
         return Err(err);
     }
@@ -492,14 +522,13 @@ struct Built {
 }
 
 fn build(
-    log: &FsLog,
+    log: &LogReads<FsLog>,
     scan: &Scan,
     scope: &PackScope,
     plan: &Plan,
     keys: Option<&KeyStore>,
 ) -> Result<Built, PackError> {
     let anchors = anchor_lines(scan, plan)?;
-    let reader = log.open_reader().map_err(PackError::Store)?;
     let mut counts = Counts::default();
     let mut receipts = Vec::new();
     // A key counts as shredded in the pack only when the record that destroyed it is inside
@@ -523,37 +552,35 @@ fn build(
     if let (Some((&first, _)), Some((&last, _))) = (roles.first_key_value(), roles.last_key_value())
     {
         let mut failure = None;
-        reader
-            .scan(Seq(first), |record| {
-                if record.seq.0 > last {
-                    return ControlFlow::Break(());
+        scan_from(log, Seq(first), |record| {
+            if record.seq.0 > last {
+                return ControlFlow::Break(());
+            }
+            let Some(role) = roles.get(&record.seq.0) else {
+                return ControlFlow::Continue(());
+            };
+            match receipt_line(
+                scan.alg,
+                record.seq.0,
+                record.payload,
+                *role,
+                &LineContext {
+                    scope,
+                    keys,
+                    shredded_keys: &shredded_keys,
+                },
+            ) {
+                Ok(line) => {
+                    tally(&mut counts, &line, record.payload);
+                    receipts.push(line);
+                    ControlFlow::Continue(())
                 }
-                let Some(role) = roles.get(&record.seq.0) else {
-                    return ControlFlow::Continue(());
-                };
-                match receipt_line(
-                    scan.alg,
-                    record.seq.0,
-                    record.payload,
-                    *role,
-                    &LineContext {
-                        scope,
-                        keys,
-                        shredded_keys: &shredded_keys,
-                    },
-                ) {
-                    Ok(line) => {
-                        tally(&mut counts, &line, record.payload);
-                        receipts.push(line);
-                        ControlFlow::Continue(())
-                    }
-                    Err(err) => {
-                        failure = Some(err);
-                        ControlFlow::Break(())
-                    }
+                Err(err) => {
+                    failure = Some(err);
+                    ControlFlow::Break(())
                 }
-            })
-            .map_err(|e| PackError::Store(e.into()))?;
+            }
+        })?;
         if let Some(err) = failure {
             return Err(err);
         }
@@ -563,7 +590,7 @@ fn build(
             "the log changed while the pack was built (a receipt was not found again)".into(),
         ));
     }
-    let tail = tail_lines(&reader, plan)?;
+    let tail = tail_lines(log, plan)?;
     let shreds = shred_lines(scan, &receipts)?;
     // One proof per seq, ascending: a shred record can also be the tail's last link.
     let proven: BTreeSet<u64> = receipts
@@ -588,29 +615,24 @@ fn build(
 }
 
 /// The hash-only links of `plan.tail`, lengths zeroed.
-fn tail_lines(
-    reader: &crate::wal::WalReader<crate::wal::FsStorage>,
-    plan: &Plan,
-) -> Result<Vec<TailLine>, PackError> {
+fn tail_lines(log: &LogReads<FsLog>, plan: &Plan) -> Result<Vec<TailLine>, PackError> {
     let mut tail = Vec::new();
     if let Some((first, last)) = plan.tail {
         let mut failure = None;
-        reader
-            .scan(Seq(first), |record| {
-                if record.seq.0 > last {
-                    return ControlFlow::Break(());
-                }
-                let Some(fixed) = record.payload.get(..ENTRY_FIXED_BYTES) else {
-                    failure = Some(damaged(record.seq.0, "entry shorter than its fixed part"));
-                    return ControlFlow::Break(());
-                };
-                tail.push(TailLine {
-                    seq: record.seq.0,
-                    fixed: STANDARD.encode(pack_fixed(fixed, Carried::Nothing)),
-                });
-                ControlFlow::Continue(())
-            })
-            .map_err(|e| PackError::Store(e.into()))?;
+        scan_from(log, Seq(first), |record| {
+            if record.seq.0 > last {
+                return ControlFlow::Break(());
+            }
+            let Some(fixed) = record.payload.get(..ENTRY_FIXED_BYTES) else {
+                failure = Some(damaged(record.seq.0, "entry shorter than its fixed part"));
+                return ControlFlow::Break(());
+            };
+            tail.push(TailLine {
+                seq: record.seq.0,
+                fixed: STANDARD.encode(pack_fixed(fixed, Carried::Nothing)),
+            });
+            ControlFlow::Continue(())
+        })?;
         if let Some(err) = failure {
             return Err(err);
         }

@@ -50,12 +50,17 @@ pub struct PackScope {
 pub struct ExportOptions {
     /// The most hash-only links `tail.jsonl` may hold (see [`TAIL_LINKS_MAX_DEFAULT`]).
     pub tail_links_max: u64,
+    /// Where entries of epochs dropped locally after archiving are read from (through the
+    /// store's cache, checked against its retained leaf hashes); without it a pack cannot
+    /// reach below the prune horizon.
+    pub archive: Option<crate::archive::ArchiveReads>,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             tail_links_max: TAIL_LINKS_MAX_DEFAULT,
+            archive: None,
         }
     }
 }
