@@ -272,8 +272,13 @@ enum Command {
         /// Data directory of the store.
         dir: PathBuf,
         /// Write a new signed checkpoint of the open epoch first.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "seal")]
         new: bool,
+        /// Seal the open epoch first (writer lock): its final root is signed, and the epoch
+        /// can then be archived, timestamped and pruned. Epochs also seal by themselves at
+        /// 1,048,576 entries.
+        #[arg(long)]
+        seal: bool,
         /// Print JSON instead of the note.
         #[arg(long)]
         json: bool,
@@ -1002,16 +1007,24 @@ fn witness(command: WitnessCommand) -> Result<Verdict, ToolError> {
     Ok(Verdict::Ok)
 }
 
-fn checkpoint(dir: &Path, new: bool, json: bool) -> Result<Verdict, ToolError> {
-    let note = if new {
-        proofs::new_checkpoint(dir)?
-    } else {
-        proofs::latest_checkpoint(dir)?
+/// What `checkpoint` writes before it prints the latest note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CheckpointWrite {
+    Nothing,
+    New,
+    Seal,
+}
+
+fn checkpoint(dir: &Path, write: CheckpointWrite, json: bool) -> Result<Verdict, ToolError> {
+    let note = match write {
+        CheckpointWrite::Nothing => proofs::latest_checkpoint(dir)?,
+        CheckpointWrite::New => proofs::new_checkpoint(dir)?,
+        CheckpointWrite::Seal => proofs::seal_epoch(dir)?,
     };
     if json {
         print_json(&note)?;
     } else {
-        proofs::print_checkpoint(&note, new);
+        proofs::print_checkpoint(&note, write != CheckpointWrite::Nothing);
     }
     Ok(Verdict::Ok)
 }
@@ -1283,7 +1296,19 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             show(&outcome, json, verify::print_text)?;
             Ok(outcome.exit())
         }
-        Command::Checkpoint { dir, new, json } => checkpoint(&dir, new, json),
+        Command::Checkpoint {
+            dir,
+            new,
+            seal,
+            json,
+        } => {
+            let write = match (new, seal) {
+                (_, true) => CheckpointWrite::Seal,
+                (true, false) => CheckpointWrite::New,
+                (false, false) => CheckpointWrite::Nothing,
+            };
+            checkpoint(&dir, write, json)
+        }
         Command::Prove {
             dir,
             seq,

@@ -88,6 +88,32 @@ pub fn new_checkpoint(data_dir: &Path) -> ToolResult<NoteEntry> {
     }
 }
 
+/// `checkpoint DIR --seal`: opens the store and seals its open epoch now, so that its final
+/// root is signed and the epoch can be archived, timestamped and, when expired or archived,
+/// pruned; returns the seal (or, when the open epoch holds nothing, the latest note).
+///
+/// # Errors
+/// [`ToolError`] when the store cannot be opened (missing, locked by a writer, damaged).
+pub fn seal_epoch(data_dir: &Path) -> ToolResult<NoteEntry> {
+    let db = open_db(data_dir)?;
+    let sealed = db.seal_epoch().map_err(|e| ToolError::store(data_dir, &e));
+    close_db(data_dir, db)?;
+    let Some(sealed) = sealed? else {
+        eprintln!("the open epoch holds nothing to seal");
+        return latest_checkpoint(data_dir);
+    };
+    let reader = scan::open_reader(data_dir)?;
+    let record = reader
+        .read(sealed.seal_seq)
+        .map_err(|e| ToolError::wal(data_dir, &e))?;
+    scan::note_entry(sealed.seal_seq, record.kind.get(), &record.payload).ok_or_else(|| {
+        ToolError::new(format!(
+            "the seal just written at seq {} does not read back",
+            sealed.seal_seq
+        ))
+    })
+}
+
 /// Prints a checkpoint: the note on stdout (so that `> FILE` keeps exactly the note), what it
 /// is on stderr.
 pub fn print_checkpoint(c: &NoteEntry, written: bool) {

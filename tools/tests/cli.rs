@@ -692,3 +692,30 @@ fn bad_input_exits_2_with_a_clear_message() {
     }
     assert!(text(&help).contains("Exit codes"), "{}", text(&help));
 }
+
+#[test]
+fn checkpoint_seal_seals_the_open_epoch_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("trailmix-data");
+    demo(&dir, 300, &[]);
+    append_some(&dir, 0..5);
+    let sealed = tool(&["checkpoint", arg(&dir), "--seal", "--json"]);
+    assert_eq!(code(&sealed), Some(0), "{}", text(&sealed));
+    let note: serde_json::Value = serde_json::from_slice(&sealed.stdout).expect("json");
+    assert_eq!(note["kind"], "epoch_seal", "{note}");
+    assert!(
+        note["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("trailmix-seal v1") && n.contains("trailmix-tips v1")),
+        "{note}"
+    );
+    // Nothing new: the same seal again, and it says so.
+    let again = tool(&["checkpoint", arg(&dir), "--seal", "--json"]);
+    assert_eq!(code(&again), Some(0), "{}", text(&again));
+    assert_eq!(again.stdout, sealed.stdout);
+    assert!(text(&again).contains("nothing to seal"), "{}", text(&again));
+    let both = tool(&["checkpoint", arg(&dir), "--seal", "--new"]);
+    assert_eq!(code(&both), Some(2), "{}", text(&both));
+    let verified = tool(&["verify", arg(&dir)]);
+    assert_eq!(code(&verified), Some(0), "{}", text(&verified));
+}
