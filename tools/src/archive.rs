@@ -114,7 +114,8 @@ pub fn print_text(o: &ArchiveOutcome) {
     println!("read back       {}", human_bytes(o.bytes_verified));
     if o.epochs_waiting > 0 {
         println!(
-            "waiting         {} sealed epoch(s) whose segment file has not ended yet",
+            "waiting         {} sealed epoch(s) whose segment file has not ended yet (a seal ends its \
+             segment once the segment is half full; they go with a later run)",
             o.epochs_waiting
         );
     }
