@@ -1010,6 +1010,15 @@ fn unreadable_entry(
                  {dir} --segment 0` lists the frames up to it",
                 dir = data_dir.display()
             )),
+            // Below the first kept entry: the epoch was pruned, and maybe archived first.
+            _ if seq < first => ToolError::new(format!(
+                "entry {seq} was dropped from this store: its log starts at seq {} (pruned)",
+                first.0
+            ))
+            .hint(
+                "if its epoch was archived (`prune --archived`), read it with `--archive URL`; \
+                 `trailmix-db inspect DIR` shows the horizon",
+            ),
             _ => ToolError::new(match end.0 {
                 0 => format!("the store has no entry {seq}: its log is empty"),
                 n => format!(

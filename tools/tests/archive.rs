@@ -121,6 +121,11 @@ fn query_and_prove_read_dropped_epochs_with_archive() {
     assert!(entry["payload"].is_object(), "{entry}");
     let gone = tool(&["inspect", arg(&dir), "--seq", "1", "--json"]);
     assert_ne!(code(&gone), Some(0), "{}", text(&gone));
+    assert!(
+        text(&gone).contains("dropped from this store") && text(&gone).contains("--archive URL"),
+        "{}",
+        text(&gone)
+    );
     let pack = scratch.path().join("pack");
     let exported = tool(&[
         "export",
