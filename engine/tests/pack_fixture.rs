@@ -190,6 +190,22 @@ fn checked_in_v3_pack_with_a_token_still_verifies() {
     assert_eq!(unchecked.timestamps[0].verdict, TimestampVerdict::Unchecked);
     let files = PackFiles::read(&dir).expect("read");
     assert_archive_and_change(&files, &unchecked, &trusted("v3"), &timestamp_file(0));
+
+    // The compiled-in copy the fuzz body mutates is this pack, and its key is the fixture's.
+    assert!(
+        trailmix_db::pack::fuzz::fixture_pack() == files,
+        "the fuzz body's compiled-in fixture differs from the files (rebuild after regenerating)"
+    );
+    for version in ["v2", "v3"] {
+        assert_eq!(
+            NoteSigner::from_seed(FIXTURE_KEY_NAME, &FIXTURE_KEY_SEED)
+                .expect("key")
+                .verifier()
+                .to_vkey()
+                + "\n",
+            std::fs::read_to_string(fixture_path(&format!("pack-{version}.pub"))).expect("key")
+        );
+    }
 }
 
 #[test]
@@ -208,18 +224,4 @@ fn checked_in_v2_pack_still_verifies() {
     );
     let files = PackFiles::read(&dir).expect("read");
     assert_archive_and_change(&files, &report, &trusted("v2"), "receipts.jsonl");
-
-    // The compiled-in copy the fuzz body mutates is this pack, and its key is the fixture's.
-    assert!(
-        trailmix_db::pack::fuzz::fixture_pack() == files,
-        "the fuzz body's compiled-in fixture differs from the files (rebuild after regenerating)"
-    );
-    assert_eq!(
-        NoteSigner::from_seed(FIXTURE_KEY_NAME, &FIXTURE_KEY_SEED)
-            .expect("key")
-            .verifier()
-            .to_vkey()
-            + "\n",
-        std::fs::read_to_string(fixture_path("pack-v2.pub")).expect("key file")
-    );
 }

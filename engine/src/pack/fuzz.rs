@@ -1,6 +1,6 @@
 //! The evidence-pack fuzz body, shared by cargo-fuzz (`fuzz/fuzz_targets/pack_verify.rs`) and
-//! the seeded loop under `cargo test` (`engine/tests/fuzz_smoke.rs`): the committed v2 fixture
-//! pack, mutated by the input (bytes flipped, inserted, truncated; lines dropped, duplicated,
+//! the seeded loop under `cargo test` (`engine/tests/fuzz_smoke.rs`): the committed v3 fixture
+//! pack (with an RFC 3161 token, so the token's DER is fuzzed too), mutated by the input (bytes flipped, inserted, truncated; lines dropped, duplicated,
 //! swapped), optionally re-sealed with the fixture's key so that the content checks behind the
 //! checksums and the signature are reached, must never make [`verify_pack_files`] panic.
 //! Oracles: the untouched fixture verifies; any change that is not re-sealed is rejected.
@@ -21,12 +21,12 @@ macro_rules! fixture_file {
     ($name:literal) => {
         (
             $name,
-            &include_bytes!(concat!("../../tests/fixtures/pack-v2/", $name))[..],
+            &include_bytes!(concat!("../../tests/fixtures/pack-v3/", $name))[..],
         )
     };
 }
 
-/// The fixture pack (`engine/tests/fixtures/pack-v2`), compiled in.
+/// The fixture pack (`engine/tests/fixtures/pack-v3`), compiled in.
 static FIXTURE: LazyLock<PackFiles> = LazyLock::new(|| {
     let files = [
         fixture_file!("HOW-TO-VERIFY.txt"),
@@ -40,6 +40,7 @@ static FIXTURE: LazyLock<PackFiles> = LazyLock::new(|| {
         fixture_file!("summary.html"),
         fixture_file!("summary.md"),
         fixture_file!("tail.jsonl"),
+        fixture_file!("timestamp-epoch-00000000000000000000.tst"),
     ];
     PackFiles {
         files: files
@@ -70,7 +71,14 @@ fn split_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
 
 /// Applies one 4-byte mutation `[file, op, pos_lo, pos_hi]` to `files`.
 fn mutate(files: &mut PackFiles, op: [u8; 4]) {
-    let name = PACK_FILES[usize::from(op[0]) % PACK_FILES.len()];
+    // Any file the pack holds (the token's name is not in `PACK_FILES`), or a missing one.
+    let names: Vec<String> = files
+        .files
+        .keys()
+        .cloned()
+        .chain(PACK_FILES.iter().map(|n| (*n).to_owned()))
+        .collect();
+    let name = &names[usize::from(op[0]) % names.len()];
     let pos = usize::from(u16::from_le_bytes([op[2], op[3]]));
     let Some(bytes) = files.files.get_mut(name) else {
         return;
