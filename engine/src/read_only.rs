@@ -289,21 +289,9 @@ impl ReadOnlyStore {
             return crate::prune::archived_inclusion(&self.reads, &self.data_dir, self.alg, seq);
         }
         let (record, epoch) = leaf_record(&self.reads, seq)?;
-        let (first_seq, seal, checkpoint) = self.reads.with_notes(|notes| {
-            let first_seq = match epoch.0.checked_sub(1) {
-                None => Some(Seq(0)),
-                Some(previous) => usize::try_from(previous)
-                    .ok()
-                    .and_then(|i| notes.seals.get(i))
-                    .map(|s| s.next()),
-            };
-            let seal = usize::try_from(epoch.0)
-                .ok()
-                .and_then(|i| notes.seals.get(i))
-                .copied();
-            let checkpoint = notes.checkpoints.last().copied();
-            (first_seq, seal, checkpoint)
-        });
+        let ((first_seq, seal), checkpoint) = self
+            .reads
+            .with_notes(|notes| (notes.epoch_bounds(epoch), notes.checkpoints.last().copied()));
         let first_seq = first_seq.ok_or_else(|| Error::Damaged {
             seq,
             detail: format!("the log has no seal of the epoch before epoch {epoch}"),
@@ -376,20 +364,7 @@ impl ReadOnlyStore {
             .map(|(_, n)| Epoch(n))
             .ok_or_else(|| invalid(format!("origin {:?} names no epoch", old.origin)))?;
         self.log_end()?;
-        let (first_seq, seal) = self.reads.with_notes(|notes| {
-            let first_seq = match epoch.0.checked_sub(1) {
-                None => Some(Seq(0)),
-                Some(previous) => usize::try_from(previous)
-                    .ok()
-                    .and_then(|i| notes.seals.get(i))
-                    .map(|s| s.next()),
-            };
-            let seal = usize::try_from(epoch.0)
-                .ok()
-                .and_then(|i| notes.seals.get(i))
-                .copied();
-            (first_seq, seal)
-        });
+        let (first_seq, seal) = self.reads.with_notes(|notes| notes.epoch_bounds(epoch));
         let first_seq =
             first_seq.ok_or_else(|| invalid(format!("epoch {epoch} is not in this store")))?;
         let sealed = match seal {

@@ -48,6 +48,24 @@ pub(crate) struct NoteMap {
     walked: Seq,
 }
 
+impl NoteMap {
+    /// Epoch `epoch`'s first seq (`None` when the seal of the epoch before it was not met)
+    /// and its seal's seq (`None` while the epoch is open).
+    pub(crate) fn epoch_bounds(&self, epoch: crate::position::Epoch) -> (Option<Seq>, Option<Seq>) {
+        let seal_of = |epoch: u64| {
+            usize::try_from(epoch)
+                .ok()
+                .and_then(|i| self.seals.get(i))
+                .copied()
+        };
+        let first_seq = match epoch.0.checked_sub(1) {
+            None => Some(Seq(0)),
+            Some(previous) => seal_of(previous).map(Seq::next),
+        };
+        (first_seq, seal_of(epoch.0))
+    }
+}
+
 /// The shared random-read path of a store's log.
 pub(crate) struct LogReads<L: LogStorage> {
     reader: RwLock<WalReader<L::Storage>>,
@@ -364,18 +382,28 @@ impl<L: LogStorage> LogReads<L> {
             }
             self.note(record.seq, record.position);
             next = record.seq.next();
-            match visit(record) {
-                Ok(ControlFlow::Continue(())) => ControlFlow::Continue(()),
-                Ok(ControlFlow::Break(())) => {
-                    stopped = true;
-                    ControlFlow::Break(())
-                }
-                Err(err) => {
-                    failure = Some(err);
-                    ControlFlow::Break(())
-                }
-            }
+            relay(visit(record), &mut stopped, &mut failure)
         })?;
         failure.map_or(Ok((next, stopped)), Err)
+    }
+}
+
+/// Passes a fallible visitor's answer on to an infallible scan: a stop is remembered in
+/// `stopped`, an error in `failure` (and stops the scan).
+pub(crate) fn relay(
+    answer: Result<ControlFlow<()>>,
+    stopped: &mut bool,
+    failure: &mut Option<Error>,
+) -> ControlFlow<()> {
+    match answer {
+        Ok(ControlFlow::Continue(())) => ControlFlow::Continue(()),
+        Ok(ControlFlow::Break(())) => {
+            *stopped = true;
+            ControlFlow::Break(())
+        }
+        Err(err) => {
+            *failure = Some(err);
+            ControlFlow::Break(())
+        }
     }
 }

@@ -660,15 +660,7 @@ impl<S: Storage> Writer<S> {
         if nothing_new {
             return Ok(None);
         }
-        let origin = ChainState::origin(&self.origin_prefix, self.state.epoch);
-        let mut checkpoint = Checkpoint::new(origin, size, self.state.tree.root());
-        checkpoint
-            .extensions
-            .push(self.state.tips_commitment().to_line());
-        let note = checkpoint.sign(&[&self.signer]).map_err(|e| Error::Key {
-            path: "signing key".into(),
-            detail: e.to_string(),
-        })?;
+        let note = self.sign_epoch_note(None)?;
         let position = self.append_note(EntryKind::Checkpoint, note.as_bytes())?;
         self.state.last_checkpoint_size = size;
         self.state.last_checkpoint = Some((position.seq, note.clone()));
@@ -680,6 +672,24 @@ impl<S: Storage> Writer<S> {
             tree_size: size,
             note,
         }))
+    }
+
+    /// The signed note of the current epoch's tree as it stands: its seal line first when it
+    /// is a seal, then the tenant tips.
+    fn sign_epoch_note(&mut self, seal_line: Option<String>) -> Result<String, Error> {
+        let mut checkpoint = Checkpoint::new(
+            ChainState::origin(&self.origin_prefix, self.state.epoch),
+            self.state.tree.size(),
+            self.state.tree.root(),
+        );
+        checkpoint.extensions.extend(seal_line);
+        checkpoint
+            .extensions
+            .push(self.state.tips_commitment().to_line());
+        checkpoint.sign(&[&self.signer]).map_err(|e| Error::Key {
+            path: "signing key".into(),
+            detail: e.to_string(),
+        })
     }
 
     fn append_note(&mut self, kind: EntryKind, note: &[u8]) -> Result<ReceiptPosition, Error> {
@@ -701,24 +711,12 @@ impl<S: Storage> Writer<S> {
             last_chain_hash: self.state.last_hash,
             prev_seal: self.state.last_seal,
         };
-        let mut checkpoint = Checkpoint::new(
-            ChainState::origin(&self.origin_prefix, self.state.epoch),
-            entries,
-            self.state.tree.root(),
-        );
-        checkpoint.extensions.push(fields.to_line());
-        checkpoint
-            .extensions
-            .push(self.state.tips_commitment().to_line());
-        let note = checkpoint.sign(&[&self.signer]).map_err(|e| Error::Key {
-            path: "signing key".into(),
-            detail: e.to_string(),
-        })?;
+        let note = self.sign_epoch_note(Some(fields.to_line()))?;
         let sealed = SealedEpoch {
             epoch: self.state.epoch,
             first_seq: fields.first_seq,
             entries,
-            root: checkpoint.root_hash,
+            root: self.state.tree.root(),
             seal_seq: self.state.next_seq,
         };
         self.append_note(EntryKind::EpochSeal, note.as_bytes())?;

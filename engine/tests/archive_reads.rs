@@ -62,11 +62,10 @@ enum Receipts {
     OfSubjects,
 }
 
-/// A store of three sealed epochs (each seal ends its segment), archived and then dropped
-/// locally: the data and archive paths, and the frames of its first segment before the prune.
-fn dropped_store(tmp: &Path, receipts: Receipts) -> (PathBuf, PathBuf, Vec<common::FrameLoc>) {
-    let (data, archive) = (tmp.join("data"), tmp.join("archive"));
-    let db = Db::open_with(&data, options()).expect("open");
+/// A store of three sealed epochs (each seal ends its segment) and one receipt after them,
+/// archived, still open.
+fn archived_store(data: &Path, archive: &Path, receipts: Receipts) -> Db {
+    let db = Db::open_with(data, options()).expect("open");
     for e in 0..3 {
         for n in 0..PER_EPOCH {
             let n = e * 1000 + n;
@@ -80,8 +79,16 @@ fn dropped_store(tmp: &Path, receipts: Receipts) -> (PathBuf, PathBuf, Vec<commo
     }
     db.append_and_wait(&common::receipt("acme", 999_999, 10))
         .expect("append");
-    db.archive(&target(&archive), &ArchiveOptions::default())
+    db.archive(&target(archive), &ArchiveOptions::default())
         .expect("archive");
+    db
+}
+
+/// [`archived_store`], then dropped locally: the data and archive paths, and the frames of
+/// its first segment before the prune.
+fn dropped_store(tmp: &Path, receipts: Receipts) -> (PathBuf, PathBuf, Vec<common::FrameLoc>) {
+    let (data, archive) = (tmp.join("data"), tmp.join("archive"));
+    let db = archived_store(&data, &archive, receipts);
     let (_, mut frames) = common::layout(&data);
     frames.retain(|f| f.segment == 0);
     let pruned = db
@@ -141,18 +148,7 @@ fn dropped_receipts_read_through_the_archive_as_before_the_prune() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
     // Before the prune: every receipt, proof and query answer of the archived range.
-    let db = Db::open_with(&data, options()).expect("open");
-    for e in 0..3 {
-        for n in 0..PER_EPOCH {
-            db.append_and_wait(&common::receipt("acme", e * 1000 + n, 600))
-                .expect("append");
-        }
-        db.seal_epoch().expect("seal");
-    }
-    db.append_and_wait(&common::receipt("acme", 999_999, 10))
-        .expect("append");
-    db.archive(&target(&archive), &ArchiveOptions::default())
-        .expect("archive");
+    let db = archived_store(&data, &archive, Receipts::Plain);
     let horizon = db.archived_end();
     let seqs: Vec<Seq> = (0..horizon.0)
         .map(Seq)
@@ -212,18 +208,7 @@ fn an_evidence_pack_over_dropped_epochs_exports_through_the_archive() {
     use trailmix_db::pack::{ExportOptions, PackScope, TrustedKey, export_pack, verify_pack_files};
     let tmp = tempfile::tempdir().expect("tmp");
     let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
-    let db = Db::open_with(&data, options()).expect("open");
-    for e in 0..3 {
-        for n in 0..PER_EPOCH {
-            db.append_and_wait(&common::receipt("acme", e * 1000 + n, 600))
-                .expect("append");
-        }
-        db.seal_epoch().expect("seal");
-    }
-    db.append_and_wait(&common::receipt("acme", 999_999, 10))
-        .expect("append");
-    db.archive(&target(&archive), &ArchiveOptions::default())
-        .expect("archive");
+    let db = archived_store(&data, &archive, Receipts::Plain);
     db.checkpoint().expect("checkpoint");
     db.close().expect("close");
     let signer = FileKeyProvider::new(&data).signer("unused").expect("key");

@@ -246,17 +246,7 @@ impl ArchiveCache {
                     return ControlFlow::Break(());
                 }
                 next = record.seq.next();
-                match visit(record) {
-                    Ok(ControlFlow::Continue(())) => ControlFlow::Continue(()),
-                    Ok(ControlFlow::Break(())) => {
-                        stopped = true;
-                        ControlFlow::Break(())
-                    }
-                    Err(err) => {
-                        failure = Some(err);
-                        ControlFlow::Break(())
-                    }
-                }
+                crate::reads::relay(visit(record), &mut stopped, &mut failure)
             })?;
             if let Some(err) = failure {
                 return Err(err);
