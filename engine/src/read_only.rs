@@ -97,10 +97,17 @@ impl ReadOnlyStore {
         let path = data_dir.join(INDEX_DIR).join(INDEX_FILE);
         let index = ReadOnlyIndex::open(&path, &binding).map_err(|e| Error::Index {
             path: path.clone(),
-            detail: format!(
-                "{e} (a read-only open cannot rebuild the index: open the store for writing \
-                 once, which rebuilds it from the log)"
-            ),
+            detail: match e {
+                trailmix_index::IndexError::NeedsRepair { .. } => {
+                    "not closed cleanly (its writer stopped without closing it); only a writer \
+                     can repair it: open the store for writing once"
+                        .to_owned()
+                }
+                e => format!(
+                    "{e} (a read-only open cannot rebuild the index: open the store for \
+                     writing once, which rebuilds it from the log)"
+                ),
+            },
         })?;
         // A reader that cannot read the key store (no permission, no key store) still reads
         // every header, and each encrypted payload says `KeyUnavailable`. The keys are set

@@ -20,6 +20,17 @@ pub enum IndexError {
         #[source]
         source: Box<redb::Error>,
     },
+    /// The index was not closed cleanly (its writer stopped without closing it), and redb
+    /// must repair it before it can be read, which a read-only opener cannot do. Opening the
+    /// store for writing once repairs it, or rebuilds it from the log.
+    #[error(
+        "{path} was not closed cleanly (its writer stopped without closing it) and needs a \
+         repair that only a writer can make"
+    )]
+    NeedsRepair {
+        /// The index file.
+        path: PathBuf,
+    },
     /// The file is an index of another store or of another hash algorithm (or no index at all).
     /// The engine deletes it and rebuilds from the log.
     #[error("{path} is not an index of this store: {detail}")]

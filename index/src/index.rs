@@ -343,13 +343,19 @@ impl ReadOnlyIndex {
     ///
     /// # Errors
     ///
-    /// [`IndexError::ForeignIndex`], [`IndexError::UnsupportedFormat`], [`IndexError::Redb`]
-    /// when the file is missing, is not a redb file, or a writer holds it exclusively.
+    /// [`IndexError::ForeignIndex`], [`IndexError::UnsupportedFormat`],
+    /// [`IndexError::NeedsRepair`] after its writer crashed, [`IndexError::Redb`] when the
+    /// file is missing, is not a redb file, or a writer holds it exclusively.
     pub fn open(path: &Path, binding: &StoreBinding) -> Result<ReadOnlyIndex, IndexError> {
         let db = Database::builder()
             .set_concurrency_mode(ConcurrencyMode::SingleWriter)
             .open_read_only(path)
-            .map_err(|e| IndexError::redb("open read-only", path, e))?;
+            .map_err(|e| match e {
+                redb::DatabaseError::RepairAborted => IndexError::NeedsRepair {
+                    path: path.to_path_buf(),
+                },
+                e => IndexError::redb("open read-only", path, e),
+            })?;
         let index = ReadOnlyIndex {
             db,
             path: path.to_path_buf(),

@@ -1,6 +1,7 @@
 //! Guards the commit protocol across a process crash: lazy commits are lost, the index reopens
 //! at its last durable commit with exactly that content, and catching up from there gives the
-//! same index as building it in one go. Also: a clean close keeps lazy commits.
+//! same index as building it in one go; a read-only opener refuses the crashed file with
+//! `NeedsRepair` until a writer opens it. Also: a clean close keeps lazy commits.
 //!
 //! The crash is real: the test re-runs this test binary as a child process that commits and
 //! then calls `std::process::abort()`, so redb's `Drop` never runs (dropping the database
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Mix, Model, batch, binding, build, check_all, records};
-use trailmix_index::{CommitMode, Index, IndexOptions};
+use trailmix_index::{CommitMode, Index, IndexError, IndexOptions, ReadOnlyIndex};
 
 const CHILD_ENV: &str = "TRAILMIX_INDEX_CRASH_CHILD";
 
@@ -66,6 +67,13 @@ fn a_crash_rolls_back_to_the_last_durable_commit() {
         .status()
         .expect("spawn child");
     assert!(!status.success(), "the child must have aborted");
+
+    // A read-only opener cannot repair what the crash left, and says so with its own error.
+    let refused = ReadOnlyIndex::open(&path, &binding()).expect_err("needs a writer's repair");
+    assert!(
+        matches!(refused, IndexError::NeedsRepair { .. }),
+        "{refused:?}"
+    );
 
     let (recs, end) = records(77, LAZY + 10);
     let index = open(&path);

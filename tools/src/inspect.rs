@@ -682,10 +682,8 @@ fn print_index_and_disk(s: &StoreSummary) {
         (_, _, problem) => println!(
             "index           {}",
             paint(
-                &format!(
-                    "unreadable: {} (a writer open rebuilds it from the log)",
-                    problem.as_deref().unwrap_or("unknown")
-                ),
+                // The engine's error already says how to recover (a writer open).
+                &format!("unreadable: {}", problem.as_deref().unwrap_or("unknown")),
                 Paint::Warn
             )
         ),
