@@ -246,6 +246,18 @@ impl Snapshot {
         })
     }
 
+    /// Receipts in the log up to [`Snapshot::seq`].
+    #[must_use]
+    pub fn receipts(&self) -> u64 {
+        self.state.receipts
+    }
+
+    /// The event filter it records (`None` when its bytes do not decode).
+    #[must_use]
+    pub fn event_filter(&self) -> Option<SeenEvents> {
+        SeenEvents::from_bytes(&self.filter)
+    }
+
     /// The file's bytes (layout in `docs/design.md`, "Open snapshot").
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
