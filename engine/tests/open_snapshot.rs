@@ -7,11 +7,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{copy_dir, layout, receipt, truncate};
+use trailmix_db::entry::{EntryKind, decode_entry};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::snapshot::{
     OpenSnapshot, SNAPSHOT_FILE, SNAPSHOT_TEMP_FILE, SNAPSHOT_VERSION, Snapshot, SnapshotError,
 };
-use trailmix_db::wal::Seq;
+use trailmix_db::wal::{Seq, WalReader};
 use trailmix_db::{Db, DbOptions, Error, EventCheck};
 
 const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
@@ -20,6 +21,8 @@ fn options() -> DbOptions {
     DbOptions::default()
         .segment_bytes(64 << 10)
         .checkpoint_every_records(7)
+        // Only size-driven and explicit checkpoints: two opens compared must write the same.
+        .checkpoint_interval(std::time::Duration::from_secs(3600))
         .epoch_records_max(40)
         .snapshot_every_entries(25)
 }
@@ -87,7 +90,8 @@ struct Observed {
     checkpoint: Option<(u64, u64, String)>,
     holds: Vec<String>,
     old_events: Vec<String>,
-    next_seq: Seq,
+    next_seqs: Vec<Seq>,
+    tenant_links: Vec<(u64, u64, Vec<u8>)>,
 }
 
 fn observe(db: &Db, receipts: u64) -> Observed {
@@ -115,17 +119,37 @@ fn observe(db: &Db, receipts: u64) -> Observed {
         };
         old_events.push(format!("{n}: {check}, retry at {retry}, {conflict}"));
     }
-    let next_seq = db
-        .append_and_wait(&numbered(receipts))
-        .expect("new receipt")
-        .seq;
+    // One new receipt per tenant: where it goes, and (read from the log after close, see
+    // `tenant_links`) which receipt of its tenant it links to.
+    let next_seqs = (receipts..receipts + 3)
+        .map(|n| db.append_and_wait(&numbered(n)).expect("new receipt").seq)
+        .collect();
     Observed {
         durable_end,
         checkpoint,
         holds,
         old_events,
-        next_seq,
+        next_seqs,
+        tenant_links: Vec::new(),
     }
+}
+
+/// The epoch and tenant link (previous seq and chain hash of the tenant) of each entry at
+/// `seqs` in the closed store `dir`. Unlike chain hashes of new entries, these do not depend
+/// on the clock.
+fn tenant_links(dir: &Path, seqs: &[Seq]) -> Vec<(u64, u64, Vec<u8>)> {
+    let reader = WalReader::open(dir.join("wal")).expect("reader");
+    seqs.iter()
+        .map(|seq| {
+            let record = reader.read_from(*seq).expect("read").remove(0);
+            let entry = decode_entry(EntryKind::Receipt, &record.payload).expect("entry");
+            (
+                entry.chain.epoch,
+                entry.chain.tenant_prev_seq,
+                entry.chain.tenant_prev_hash.to_vec(),
+            )
+        })
+        .collect()
 }
 
 fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -149,12 +173,15 @@ fn compare_with_full_replay(dir: &Path, receipts: u64, expect_used: bool) -> Ope
         expect_used,
         "{report:?}"
     );
-    let observed = observe(&db, receipts);
+    let mut observed = observe(&db, receipts);
     db.close().expect("close");
+    observed.tenant_links = tenant_links(&with, &observed.next_seqs);
     let full = Db::open_with(&without, options()).expect("open without snapshot");
     assert_eq!(full.open_snapshot(), &OpenSnapshot::Absent);
-    assert_eq!(observe(&full, receipts), observed);
+    let mut replayed = observe(&full, receipts);
     full.close().expect("close");
+    replayed.tenant_links = tenant_links(&without, &replayed.next_seqs);
+    assert_eq!(replayed, observed);
     report
 }
 
@@ -339,7 +366,7 @@ fn a_log_cut_before_the_snapshot_ignores_it() {
     truncate(&dir, &segments, &frames, keep);
     let lost: u64 = frames[keep..]
         .iter()
-        .filter(|f| f.kind == trailmix_db::entry::EntryKind::Receipt as u8)
+        .filter(|f| f.kind == EntryKind::Receipt as u8)
         .count() as u64;
     let report = compare_with_full_replay(&dir, receipts - lost, false);
     assert!(
