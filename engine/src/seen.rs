@@ -59,7 +59,7 @@ impl Block {
             .all(|(word, mask)| self.words[word].load(Ordering::Relaxed) & mask != 0)
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>, sparse_allowed: bool) {
         out.extend_from_slice(&(self.events.load(Ordering::Relaxed) as u64).to_le_bytes());
         let words: Vec<u64> = self
             .words
@@ -71,7 +71,7 @@ impl Block {
             .filter(|(_, w)| *w != 0)
             .collect();
         // A pair takes 12 bytes, a dense word 8.
-        if set.len() * 12 < words.len() * 8 {
+        if sparse_allowed && set.len() * 12 < words.len() * 8 {
             out.push(BLOCK_SPARSE);
             out.extend_from_slice(&(set.len() as u64).to_le_bytes());
             for (index, word) in set {
@@ -86,10 +86,14 @@ impl Block {
         }
     }
 
-    fn decode(input: &mut Input<'_>) -> Option<Block> {
+    fn decode(input: &mut Input<'_>, sparse_allowed: bool) -> Option<Block> {
         let events = usize::try_from(input.u64()?).ok()?;
+        let encoding = *input.take(1)?.first()?;
+        if encoding == BLOCK_SPARSE && !sparse_allowed {
+            return None;
+        }
         let block = Block::new();
-        match input.take(1)?.first()? {
+        match &encoding {
             &BLOCK_DENSE => {
                 for word in &block.words {
                     word.store(input.u64()?, Ordering::Relaxed);
@@ -118,6 +122,8 @@ impl Block {
 
 /// Block encodings in [`SeenEvents::to_bytes`].
 const BLOCK_DENSE: u8 = 0;
+/// Bytes of a dense block's words.
+const DENSE_BLOCK_BYTES: usize = EVENTS_PER_BLOCK * BITS_PER_EVENT / 8;
 const BLOCK_SPARSE: u8 = 1;
 
 /// A cursor over bytes being decoded.
@@ -192,16 +198,17 @@ impl SeenEvents {
     }
 
     /// The filter's bytes (format in `docs/design.md`, "Open snapshot"): the probe key, then
-    /// per block its event count and its words, dense or as (index, word) pairs, whichever is
-    /// shorter.
+    /// per block its event count and its words: dense, or for the last block as (index, word)
+    /// pairs when that is shorter.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
         let blocks = self.blocks.read().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::new();
         out.extend_from_slice(&self.key);
         out.extend_from_slice(&(blocks.len() as u64).to_le_bytes());
-        for block in blocks.iter() {
-            block.encode(&mut out);
+        let last = blocks.len().saturating_sub(1);
+        for (i, block) in blocks.iter().enumerate() {
+            block.encode(&mut out, i == last);
         }
         out
     }
@@ -212,13 +219,14 @@ impl SeenEvents {
         let mut input = Input(bytes);
         let key: [u8; 32] = input.take(32)?.try_into().ok()?;
         let count = input.u64()?;
-        // Every block takes at least its 17 header bytes: bounds the count before allocating.
-        if count == 0 || count > (bytes.len() / 17) as u64 {
+        // Every block but the last is dense, as many bytes as the memory it takes: the memory
+        // a filter can ask for is bounded by its length (plus one block).
+        if count == 0 || count > 1 + (bytes.len() / DENSE_BLOCK_BYTES) as u64 {
             return None;
         }
         let mut blocks = Vec::new();
-        for _ in 0..count {
-            blocks.push(Arc::new(Block::decode(&mut input)?));
+        for i in 0..count {
+            blocks.push(Arc::new(Block::decode(&mut input, i + 1 == count)?));
         }
         input.0.is_empty().then(|| SeenEvents {
             blocks: RwLock::new(blocks),
