@@ -968,7 +968,12 @@ fn replay_pruned<S: crate::wal::Storage, L: LogStorage>(
     let (mut state, seen, report) =
         match snapshot_state(reads, data_dir, &start, &store_id, log_end) {
             Ok(None) => full_replay(log, reads, start, OpenSnapshot::Absent)?,
-            Ok(Some((from, seen, covered, bytes))) => {
+            Ok(Some(BoundSnapshot {
+                state: from,
+                seen,
+                seq: covered,
+                bytes,
+            })) => {
                 // Random reads below the snapshot need the position directory the replay would
                 // have built: a walk over frame headers only.
                 reads.map_positions()?;
@@ -1024,7 +1029,7 @@ fn snapshot_state<L: LogStorage>(
     start: &ChainState,
     store_id: &str,
     log_end: Seq,
-) -> std::result::Result<Option<(ChainState, Arc<SeenEvents>, Seq, u64)>, SnapshotError> {
+) -> std::result::Result<Option<BoundSnapshot>, SnapshotError> {
     let Some((snapshot, bytes)) = crate::snapshot::read(data_dir)? else {
         return Ok(None);
     };
@@ -1054,7 +1059,21 @@ fn snapshot_state<L: LogStorage>(
         return Err(SnapshotError::ChainHashDiffers { seq });
     }
     let (state, seen) = snapshot.into_state(alg, store_id)?;
-    Ok(Some((state, seen, seq, bytes)))
+    Ok(Some(BoundSnapshot {
+        state,
+        seen,
+        seq,
+        bytes,
+    }))
+}
+
+/// An open snapshot that binds to the log: its state and event filter, the last seq it covers
+/// and the file's size.
+struct BoundSnapshot {
+    state: ChainState,
+    seen: Arc<SeenEvents>,
+    seq: Seq,
+    bytes: u64,
 }
 
 /// Finishes a prune a crash interrupted (see [`crate::prune`]): installs or discards its

@@ -93,13 +93,13 @@ impl Block {
             return None;
         }
         let block = Block::new();
-        match &encoding {
-            &BLOCK_DENSE => {
+        match encoding {
+            BLOCK_DENSE => {
                 for word in &block.words {
                     word.store(input.u64()?, Ordering::Relaxed);
                 }
             }
-            &BLOCK_SPARSE => {
+            BLOCK_SPARSE => {
                 let count = input.u64()?;
                 if count > block.words.len() as u64 {
                     return None;
