@@ -18,7 +18,8 @@
 //!   of the same, now cleanly closed, store (`clean`), close, delete. The page cache is warm
 //!   for every open (the copy just wrote the files).
 //! - **An open** ends when the store can answer where its log ends: trailmix-db
-//!   `Db::open` (which replays the whole log, see docs/performance.md) then `durable_end`;
+//!   `Db::open` (which replays the log after its open snapshot, or the whole log without
+//!   one; it prints which) then `durable_end`;
 //!   redb `Database::open` (which repairs a database that was not closed cleanly) and the
 //!   last key of the row table; `SQLite` `Connection::open` and `SELECT max(seq)` (which
 //!   reads the schema and recovers the WAL of a crashed writer). Each open checks that the
@@ -205,6 +206,11 @@ fn open(rig: &str, dir: &Path) -> Result<(Opened, u64), BoxError> {
         TRAILMIX_RIG => {
             let db = Db::open(dir)?;
             let end = db.durable_end().0;
+            // Microseconds, against an open of milliseconds: says what the time was spent on.
+            eprintln!(
+                "engine_open: trailmix-db open snapshot: {:?}",
+                db.open_snapshot()
+            );
             (Opened::Trailmix(db), end)
         }
         REDB_RIG => {

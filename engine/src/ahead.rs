@@ -91,7 +91,7 @@ impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
         }
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self, first_window: u64) {
         let (log, alg, mode) = (self.log, self.alg, self.mode);
         let lanes = self.hashers as u64;
         for lane in 0..lanes {
@@ -99,6 +99,7 @@ impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
             let lane = Lane {
                 index: lane,
                 count: lanes,
+                first_window,
                 mode,
             };
             self.scope.spawn(move || hash_lane(log, alg, lane, &send));
@@ -113,7 +114,7 @@ impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
         // The sequential pass hashes the first window itself (a pruned log starts later).
         if window == *self.first_window.get_or_insert(window) {
             if self.windows.is_empty() && seq.0 % WINDOW_ENTRIES >= WINDOW_ENTRIES / 2 {
-                self.spawn();
+                self.spawn(window);
             }
             return None;
         }
@@ -157,22 +158,29 @@ impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
 struct Lane {
     index: u64,
     count: u64,
+    /// The window the sequential pass hashes itself: the lanes start after it (a replay from
+    /// an open snapshot or a pruned horizon starts late in the log).
+    first_window: u64,
     mode: ReplayMode,
 }
 
-/// A hashing thread: hashes the windows `lane`, `lane + lanes`, … (never window 0, which the
-/// sequential pass hashes before the threads start) and sends them in order.
+/// A hashing thread: hashes the windows `lane`, `lane + lanes`, … after the first one (which
+/// the sequential pass hashes before the threads start) and sends them in order.
 fn hash_lane<L: LogStorage>(log: &L, alg: HashAlgorithm, lane: Lane, send: &Sender<Window>) {
     let Lane {
         index: lane,
         count: lanes,
+        first_window,
         mode,
     } = lane;
     let Ok(reader) = log.open_reader() else {
         return;
     };
     let mut current: Option<Window> = None;
-    let _ = reader.scan(Seq(0), |record| {
+    let from = Seq(first_window
+        .saturating_add(1)
+        .saturating_mul(WINDOW_ENTRIES));
+    let _ = reader.scan(from, |record| {
         let window = record.seq.0 / WINDOW_ENTRIES;
         if current
             .as_ref()
@@ -182,7 +190,7 @@ fn hash_lane<L: LogStorage>(log: &L, alg: HashAlgorithm, lane: Lane, send: &Send
         {
             return ControlFlow::Break(());
         }
-        if window == 0 || window % lanes != lane {
+        if window <= first_window || window % lanes != lane {
             return ControlFlow::Continue(());
         }
         let digests =

@@ -27,6 +27,7 @@ use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
 use crate::seen::SeenEvents;
 use crate::shred::PayloadState;
+use crate::snapshot::{OpenSnapshot, SnapshotError};
 use crate::stamper::{DurableSeals, SealNote, Stamper, TimestampStatus};
 use crate::ticket::Ticket;
 use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
@@ -83,6 +84,8 @@ struct Inner<L: LogStorage> {
     reads: Arc<LogReads<L>>,
     index: Arc<IndexKeeper<L>>,
     seen: Arc<SeenEvents>,
+    /// What opening did with the open snapshot.
+    open_snapshot: OpenSnapshot,
     indexer: Mutex<Option<JoinHandle<()>>>,
     index_stop: Arc<AtomicBool>,
     wake_indexer: Sender<()>,
@@ -303,8 +306,8 @@ impl<L: LogStorage> Db<L> {
         let mut wal = Wal::open_with(log.for_writer(), wal_options)?;
         let alg = wal.hash_algorithm();
         let reads = Arc::new(LogReads::open(log)?);
-        let seen = Arc::new(SeenEvents::new());
-        let state = replay_pruned(log, &reads, &data_dir, &mut wal, &seen, &options)?;
+        let (state, seen, open_snapshot) =
+            replay_pruned(log, &reads, &data_dir, &mut wal, &options)?;
         let default_prefix = format!("trailmix-db/{}", wal.store_id());
         let origin_prefix = state
             .genesis
@@ -349,6 +352,9 @@ impl<L: LogStorage> Db<L> {
             writer.stored = Some(Arc::clone(&reads) as Arc<dyn crate::writer::StoredReceipts>);
         }
         writer.data_dir.clone_from(&data_dir);
+        if let OpenSnapshot::Used { seq, .. } = &open_snapshot {
+            writer.snapshot_next = seq.next();
+        }
         let verifier = writer.signer.verifier();
         let (ring, receiver) = crossbeam_channel::bounded(options.ring_capacity);
         let handle = std::thread::Builder::new()
@@ -371,6 +377,7 @@ impl<L: LogStorage> Db<L> {
                 reads,
                 index,
                 seen,
+                open_snapshot,
                 indexer: Mutex::new(Some(indexer)),
                 index_stop,
                 wake_indexer,
@@ -853,6 +860,14 @@ impl<L: LogStorage> Db<L> {
         &self.inner.origin_prefix
     }
 
+    /// What opening did with the open snapshot (see [`crate::snapshot`]): used it and replayed
+    /// only the entries after it, found none, or ignored it (and why) and replayed the whole
+    /// log.
+    #[must_use]
+    pub fn open_snapshot(&self) -> &OpenSnapshot {
+        &self.inner.open_snapshot
+    }
+
     /// One past the last durable sequence number.
     #[must_use]
     pub fn durable_end(&self) -> Seq {
@@ -931,16 +946,16 @@ fn spawn_indexer<L: LogStorage>(
     Ok((handle, index_stop))
 }
 
-/// Replays the log for opening, from the retained state when it was pruned, and finishes a
-/// prune a crash interrupted.
+/// Replays the log for opening — from the open snapshot when one binds to this log, else from
+/// the retained state when it was pruned, else from the start — and finishes a prune a crash
+/// interrupted. Returns the state, the event filter, and what became of the snapshot.
 fn replay_pruned<S: crate::wal::Storage, L: LogStorage>(
     log: &L,
     reads: &LogReads<L>,
     data_dir: &Path,
     wal: &mut Wal<S>,
-    seen: &Arc<SeenEvents>,
     options: &DbOptions,
-) -> Result<ChainState> {
+) -> Result<(ChainState, Arc<SeenEvents>, OpenSnapshot)> {
     let log_first = reads.segment_starts().first().copied().unwrap_or(Seq(0));
     let start = crate::prune::start_state(
         Some(data_dir),
@@ -948,7 +963,40 @@ fn replay_pruned<S: crate::wal::Storage, L: LogStorage>(
         log_first,
         crate::prune::Finish::Install,
     )?;
-    let mut state = replay(log, reads, start, Arc::clone(seen))?;
+    let log_end = wal.durable_end();
+    let store_id = wal.store_id().to_string();
+    let (mut state, seen, report) =
+        match snapshot_state(reads, data_dir, &start, &store_id, log_end) {
+            Ok(None) => full_replay(log, reads, start, OpenSnapshot::Absent)?,
+            Ok(Some(BoundSnapshot {
+                state: from,
+                seen,
+                seq: covered,
+                bytes,
+            })) => {
+                // Random reads below the snapshot need the position directory the replay would
+                // have built: a walk over frame headers only.
+                reads.map_positions()?;
+                match replay(log, reads, from, Arc::clone(&seen)) {
+                    Ok(state) => {
+                        let replayed = state.next_seq.0 - covered.next().0;
+                        let used = OpenSnapshot::Used {
+                            seq: covered,
+                            replayed,
+                            bytes,
+                        };
+                        (state, seen, used)
+                    }
+                    Err(err) => {
+                        let reason = SnapshotError::TailReplay {
+                            detail: err.to_string(),
+                        };
+                        full_replay(log, reads, start, OpenSnapshot::Ignored { reason })?
+                    }
+                }
+            }
+            Err(reason) => full_replay(log, reads, start, OpenSnapshot::Ignored { reason })?,
+        };
     finish_prune(
         data_dir,
         &mut state,
@@ -956,7 +1004,76 @@ fn replay_pruned<S: crate::wal::Storage, L: LogStorage>(
         reads,
         options.prune_step_hook.as_ref(),
     )?;
-    Ok(state)
+    Ok((state, seen, report))
+}
+
+/// Replays the whole log (from `start`) with a fresh event filter.
+fn full_replay<L: LogStorage>(
+    log: &L,
+    reads: &LogReads<L>,
+    start: ChainState,
+    report: OpenSnapshot,
+) -> Result<(ChainState, Arc<SeenEvents>, OpenSnapshot)> {
+    let seen = Arc::new(SeenEvents::new());
+    let state = replay(log, reads, start, Arc::clone(&seen))?;
+    Ok((state, seen, report))
+}
+
+/// The state and event filter of the open snapshot in `data_dir`, the last seq it covers and
+/// its size, when it binds to this log: readable, of this store, covering an entry the log
+/// holds with the chain hash it records (see `docs/design.md`, "Open snapshot"). `Ok(None)`
+/// when there is none; the error says why it is not used.
+fn snapshot_state<L: LogStorage>(
+    reads: &LogReads<L>,
+    data_dir: &Path,
+    start: &ChainState,
+    store_id: &str,
+    log_end: Seq,
+) -> std::result::Result<Option<BoundSnapshot>, SnapshotError> {
+    let Some((snapshot, bytes)) = crate::snapshot::read(data_dir)? else {
+        return Ok(None);
+    };
+    if start.pruned.is_some() {
+        return Err(SnapshotError::Pruned);
+    }
+    let seq = snapshot.seq;
+    if seq >= log_end {
+        return Err(SnapshotError::BeyondLogEnd { seq, log_end });
+    }
+    let alg = start.alg;
+    let logged = reads
+        .visit(seq, |record| {
+            let kind = EntryKind::from_byte(record.kind.get())?;
+            let entry = entry::decode_entry(kind, record.payload).ok()?;
+            Some(entry::chain_hash(
+                alg,
+                seq,
+                entry.flags,
+                &entry.chain,
+                &entry.content_digest,
+            ))
+        })
+        .ok()
+        .flatten();
+    if logged != Some(snapshot.chain_hash) {
+        return Err(SnapshotError::ChainHashDiffers { seq });
+    }
+    let (state, seen) = snapshot.into_state(alg, store_id)?;
+    Ok(Some(BoundSnapshot {
+        state,
+        seen,
+        seq,
+        bytes,
+    }))
+}
+
+/// An open snapshot that binds to the log: its state and event filter, the last seq it covers
+/// and the file's size.
+struct BoundSnapshot {
+    state: ChainState,
+    seen: Arc<SeenEvents>,
+    seq: Seq,
+    bytes: u64,
 }
 
 /// Finishes a prune a crash interrupted (see [`crate::prune`]): installs or discards its

@@ -54,6 +54,7 @@ pub mod retention;
 mod search;
 pub mod seen;
 pub mod shred;
+pub mod snapshot;
 mod stamper;
 mod ticket;
 pub mod timestamp;
@@ -68,8 +69,8 @@ pub use log::{FsLog, LogStorage};
 pub use options::{
     DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_RING_CAPACITY, DbOptions, Durability, PayloadEncryption, ReceiptSignatures,
-    TimestampPolicy, TsaSettings,
+    DEFAULT_RING_CAPACITY, DEFAULT_SNAPSHOT_EVERY_ENTRIES, DbOptions, Durability,
+    PayloadEncryption, ReceiptSignatures, TimestampPolicy, TsaSettings,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};

@@ -117,6 +117,7 @@ pub struct DbOptions {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) epoch_records_max: u64,
     pub(crate) epoch_duration: Option<Duration>,
+    pub(crate) snapshot_every_entries: u64,
     pub(crate) hash_algorithm: HashAlgorithm,
     pub(crate) receipt_signatures: ReceiptSignatures,
     pub(crate) key_provider: Option<Arc<dyn SigningKeyProvider>>,
@@ -143,6 +144,7 @@ impl std::fmt::Debug for DbOptions {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("epoch_records_max", &self.epoch_records_max)
             .field("epoch_duration", &self.epoch_duration)
+            .field("snapshot_every_entries", &self.snapshot_every_entries)
             .field("hash_algorithm", &self.hash_algorithm)
             .field("receipt_signatures", &self.receipt_signatures)
             .field(
@@ -182,6 +184,9 @@ pub const DEFAULT_CHECKPOINT_EVERY_RECORDS: u64 = 100_000;
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Default epoch size limit in entries (2^20).
 pub const DEFAULT_EPOCH_RECORDS_MAX: u64 = 1 << 20;
+/// Default open-snapshot cadence in entries (2^18): after a crash, opening replays at most
+/// about this many entries past the last snapshot.
+pub const DEFAULT_SNAPSHOT_EVERY_ENTRIES: u64 = 1 << 18;
 /// Default flush interval in [`Durability::Written`] mode.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -198,6 +203,7 @@ impl Default for DbOptions {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             epoch_records_max: DEFAULT_EPOCH_RECORDS_MAX,
             epoch_duration: None,
+            snapshot_every_entries: DEFAULT_SNAPSHOT_EVERY_ENTRIES,
             hash_algorithm: HashAlgorithm::Blake3,
             receipt_signatures: ReceiptSignatures::Off,
             key_provider: None,
@@ -293,6 +299,16 @@ impl DbOptions {
     #[must_use]
     pub fn epoch_duration(mut self, duration: Option<Duration>) -> Self {
         self.epoch_duration = duration;
+        self
+    }
+
+    /// Write the open snapshot (see [`crate::snapshot`]) once this many entries were written
+    /// since the last one (default [`DEFAULT_SNAPSHOT_EVERY_ENTRIES`]); also at every epoch
+    /// seal and on a clean close. Smaller: shorter opens after a crash, more snapshot writes
+    /// (each is the chain state plus the event filter, ~1.25 bytes per receipt).
+    #[must_use]
+    pub fn snapshot_every_entries(mut self, entries: u64) -> Self {
+        self.snapshot_every_entries = entries;
         self
     }
 
@@ -408,6 +424,9 @@ impl DbOptions {
         }
         if self.checkpoint_every_records == 0 {
             return invalid("checkpoint_every_records", "must be at least 1");
+        }
+        if self.snapshot_every_entries == 0 {
+            return invalid("snapshot_every_entries", "must be at least 1");
         }
         if self.epoch_records_max < 2 {
             return invalid("epoch_records_max", "must be at least 2");

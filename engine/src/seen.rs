@@ -10,7 +10,6 @@
 //! of [`EVENTS_PER_BLOCK`]. This grows with the store; bounding it (a persistent filter in the
 //! index, or a time window for idempotency) is future work noted in `docs/design.md`.
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -59,12 +58,98 @@ impl Block {
         self.probes(hashes)
             .all(|(word, mask)| self.words[word].load(Ordering::Relaxed) & mask != 0)
     }
+
+    fn encode(&self, out: &mut Vec<u8>, sparse_allowed: bool) {
+        out.extend_from_slice(&(self.events.load(Ordering::Relaxed) as u64).to_le_bytes());
+        let words: Vec<u64> = self
+            .words
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .collect();
+        let set: Vec<(u32, u64)> = (0u32..)
+            .zip(words.iter().copied())
+            .filter(|(_, w)| *w != 0)
+            .collect();
+        // A pair takes 12 bytes, a dense word 8.
+        if sparse_allowed && set.len() * 12 < words.len() * 8 {
+            out.push(BLOCK_SPARSE);
+            out.extend_from_slice(&(set.len() as u64).to_le_bytes());
+            for (index, word) in set {
+                out.extend_from_slice(&index.to_le_bytes());
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        } else {
+            out.push(BLOCK_DENSE);
+            for word in words {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+    }
+
+    fn decode(input: &mut Input<'_>, sparse_allowed: bool) -> Option<Block> {
+        let events = usize::try_from(input.u64()?).ok()?;
+        let encoding = *input.take(1)?.first()?;
+        if encoding == BLOCK_SPARSE && !sparse_allowed {
+            return None;
+        }
+        let block = Block::new();
+        match encoding {
+            BLOCK_DENSE => {
+                for word in &block.words {
+                    word.store(input.u64()?, Ordering::Relaxed);
+                }
+            }
+            BLOCK_SPARSE => {
+                let count = input.u64()?;
+                if count > block.words.len() as u64 {
+                    return None;
+                }
+                for _ in 0..count {
+                    let index = u32::from_le_bytes(input.take(4)?.try_into().ok()?);
+                    let word = input.u64()?;
+                    block
+                        .words
+                        .get(usize::try_from(index).ok()?)?
+                        .store(word, Ordering::Relaxed);
+                }
+            }
+            _ => return None,
+        }
+        block.events.store(events, Ordering::Relaxed);
+        Some(block)
+    }
+}
+
+/// Block encodings in [`SeenEvents::to_bytes`].
+const BLOCK_DENSE: u8 = 0;
+/// Bytes of a dense block's words.
+const DENSE_BLOCK_BYTES: usize = EVENTS_PER_BLOCK * BITS_PER_EVENT / 8;
+const BLOCK_SPARSE: u8 = 1;
+
+/// A cursor over bytes being decoded.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        if self.0.len() < len {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
 }
 
 /// The Bloom filter of every event id in the log (see the module docs).
 pub struct SeenEvents {
     blocks: RwLock<Vec<Arc<Block>>>,
-    keys: std::hash::RandomState,
+    /// Keys the probe hash (keyed BLAKE3), so inputs cannot be chosen to collide without it;
+    /// kept with the filter in the open snapshot, whose probes must hash the same.
+    key: [u8; 32],
 }
 
 impl std::fmt::Debug for SeenEvents {
@@ -83,21 +168,70 @@ impl SeenEvents {
     /// An empty filter.
     #[must_use]
     pub fn new() -> SeenEvents {
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+        SeenEvents::with_key(key)
+    }
+
+    /// An empty filter whose probes are keyed with `key`.
+    #[must_use]
+    pub fn with_key(key: [u8; 32]) -> SeenEvents {
         SeenEvents {
             blocks: RwLock::new(vec![Arc::new(Block::new())]),
-            keys: std::hash::RandomState::new(),
+            key,
         }
     }
 
     fn hashes(&self, tenant: &str, event_id: &str) -> (u64, u64) {
-        let mut hasher = self.keys.build_hasher();
-        hasher.write(tenant.as_bytes());
-        hasher.write_u8(0xff);
-        hasher.write(event_id.as_bytes());
-        let h1 = hasher.finish();
-        // A second, odd step so the probes cover the table (double hashing).
-        let h2 = h1.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        // A tenant id is UTF-8, which never holds 0xff: the pair is unambiguous.
+        hasher.update(tenant.as_bytes());
+        hasher.update(&[0xff]);
+        hasher.update(event_id.as_bytes());
+        let mut out = [0u8; 16];
+        hasher.finalize_xof().fill(&mut out);
+        let (first, second) = out.split_at(8);
+        let h1 = u64::from_le_bytes(first.try_into().unwrap_or_default());
+        // Odd, so the probes cover the table (double hashing).
+        let h2 = u64::from_le_bytes(second.try_into().unwrap_or_default()) | 1;
         (h1, h2)
+    }
+
+    /// The filter's bytes (format in `docs/design.md`, "Open snapshot"): the probe key, then
+    /// per block its event count and its words: dense, or for the last block as (index, word)
+    /// pairs when that is shorter.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let blocks = self.blocks.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        out.extend_from_slice(&self.key);
+        out.extend_from_slice(&(blocks.len() as u64).to_le_bytes());
+        let last = blocks.len().saturating_sub(1);
+        for (i, block) in blocks.iter().enumerate() {
+            block.encode(&mut out, i == last);
+        }
+        out
+    }
+
+    /// Reads what [`SeenEvents::to_bytes`] wrote; `None` when the bytes are not such a filter.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<SeenEvents> {
+        let mut input = Input(bytes);
+        let key: [u8; 32] = input.take(32)?.try_into().ok()?;
+        let count = input.u64()?;
+        // Every block but the last is dense, as many bytes as the memory it takes: the memory
+        // a filter can ask for is bounded by its length (plus one block).
+        if count == 0 || count > 1 + (bytes.len() / DENSE_BLOCK_BYTES) as u64 {
+            return None;
+        }
+        let mut blocks = Vec::new();
+        for i in 0..count {
+            blocks.push(Arc::new(Block::decode(&mut input, i + 1 == count)?));
+        }
+        input.0.is_empty().then(|| SeenEvents {
+            blocks: RwLock::new(blocks),
+            key,
+        })
     }
 
     /// Adds an event.

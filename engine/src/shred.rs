@@ -397,8 +397,17 @@ impl<S: Storage> Writer<S> {
             return Err(err);
         }
         let mut seqs = Vec::with_capacity(plans.len());
-        for plan in &plans {
-            seqs.push(self.append_signed_record(EntryKind::Shred, &plan.payload)?);
+        for (plan, request) in plans.iter().zip(requests) {
+            let seq = self.append_signed_record(EntryKind::Shred, &plan.payload)?;
+            // As replay learns it: an open snapshot of this state lets opening finish the shred.
+            self.state.shreds.push(ReplayedShred {
+                seq: seq.0,
+                scope: request.scope,
+                tenant: request.tenant.clone(),
+                subject: request.subject.clone(),
+                key_ids: plan.key_ids.clone(),
+            });
+            seqs.push(seq);
         }
         self.shred_step(crate::keystore::ShredStep::RecordAppended);
         self.sync_now()?;

@@ -166,6 +166,10 @@ pub(crate) struct Writer<S: Storage> {
     pub data_dir: std::path::PathBuf,
     /// Reads receipts back from the log (set by `Db` when payloads are encrypted).
     pub stored: Option<Arc<dyn StoredReceipts>>,
+    /// The state's next seq when the last open snapshot was written (or the one opening used).
+    pub snapshot_next: Seq,
+    /// The epoch then: a seal since makes a snapshot due.
+    snapshot_epoch: crate::position::Epoch,
 }
 
 /// Reads a stored receipt back: the writer's check of a retried encrypted receipt.
@@ -300,6 +304,7 @@ impl<S: Storage> Writer<S> {
             .archived_end
             .store(state.archived_end.0, Ordering::SeqCst);
         let now = Instant::now();
+        let snapshot_epoch = state.epoch;
         let writer = Writer {
             wal,
             state,
@@ -320,6 +325,8 @@ impl<S: Storage> Writer<S> {
             key_last_append: HashMap::new(),
             data_dir: std::path::PathBuf::new(),
             stored: None,
+            snapshot_next: Seq(0),
+            snapshot_epoch,
         };
         writer.publish_epochs();
         writer
@@ -380,6 +387,8 @@ impl<S: Storage> Writer<S> {
             }
             self.timers(true);
             self.commit(false);
+            // Here, between batches, every control has finished updating the state.
+            self.snapshot_if_due();
             if let Some(reply) = shutdown {
                 // Anything still in the ring was sent before shutdown was requested by a clone
                 // that raced it: drain it too, so every submission ends acked or with an error.
@@ -509,6 +518,8 @@ impl<S: Storage> Writer<S> {
                     },
                 );
                 self.state.receipts += 1;
+                // As replay learns it, so that an open snapshot of this state is the replayed one.
+                self.state.key_id_max = self.state.key_id_max.max(prepared.key_id);
                 if let Some(key_id) = prepared.key_id {
                     self.key_last_append.insert(key_id, position.seq);
                 }
@@ -883,7 +894,39 @@ impl<S: Storage> Writer<S> {
             self.fail(&err);
         }
         self.sync_now()?;
+        if self.state.next_seq > self.snapshot_next {
+            self.write_snapshot();
+        }
         Ok(self.wal.close()?)
+    }
+
+    /// Writes the open snapshot when [`DbOptions::snapshot_every_entries`] entries or an epoch
+    /// seal went by since the last one, and every entry is durable (a snapshot must never
+    /// cover more than a crash leaves).
+    fn snapshot_if_due(&mut self) {
+        let due = self.state.next_seq.0
+            >= self
+                .snapshot_next
+                .0
+                .saturating_add(self.options.snapshot_every_entries)
+            || self.state.epoch > self.snapshot_epoch;
+        if due && self.failure.is_none() && self.wal.durable_end() == self.state.next_seq {
+            self.write_snapshot();
+        }
+    }
+
+    /// Writes the open snapshot of the current state. A failure is not the writer's: opening
+    /// then uses an older snapshot or replays the whole log.
+    fn write_snapshot(&mut self) {
+        self.snapshot_next = self.state.next_seq;
+        self.snapshot_epoch = self.state.epoch;
+        if self.data_dir.as_os_str().is_empty() {
+            return;
+        }
+        let store_id = self.wal.store_id().to_string();
+        if let Some(snapshot) = crate::snapshot::Snapshot::of_state(&self.state, &store_id) {
+            let _ = crate::snapshot::write(&self.data_dir, &snapshot);
+        }
     }
 
     /// Appends the genesis entry of a new store.
