@@ -136,7 +136,13 @@ impl TipsScan {
 
     /// A signed note with a tree of `tree_size` leaves in `epoch` was read: the receipts before
     /// it are what its tips line (if any) commits to.
-    fn note(&mut self, epoch: u64, tree_size: u64, extensions: &[String], seq: u64) -> Result<(), PackError> {
+    fn note(
+        &mut self,
+        epoch: u64,
+        tree_size: u64,
+        extensions: &[String],
+        seq: u64,
+    ) -> Result<(), PackError> {
         if tree_size == 0 {
             return Ok(());
         }
@@ -453,7 +459,12 @@ fn scan_record(
         }
         EntryKind::Checkpoint => {
             let checkpoint = open_note(entry.payload)?;
-            tips.note(entry.chain.epoch, checkpoint.tree_size, &checkpoint.extensions, seq)?;
+            tips.note(
+                entry.chain.epoch,
+                checkpoint.tree_size,
+                &checkpoint.extensions,
+                seq,
+            )?;
             epoch.checkpoint = Some((
                 checkpoint.tree_size,
                 String::from_utf8_lossy(entry.payload).into_owned(),
@@ -653,10 +664,16 @@ fn tenant_tip(
             "the note's tips line does not match the tenants' last receipts before it",
         ));
     }
-    let (Some(TipProof { seq, leaf_index, path, .. }), Some((_, chain))) = (
-        tree.prove(scan.alg, tenant),
-        scan.tips.signed.get(tenant),
-    ) else {
+    let (
+        Some(TipProof {
+            seq,
+            leaf_index,
+            path,
+            ..
+        }),
+        Some((_, chain)),
+    ) = (tree.prove(scan.alg, tenant), scan.tips.signed.get(tenant))
+    else {
         return Ok(None);
     };
     Ok(Some(TipLine {

@@ -12,9 +12,9 @@ use super::PackFiles;
 use super::format::{
     ANCHORS_FILE, AnchorKind, AnchorLine, Counts, FixedPart, Horizon, LISTED_FILES, LineState,
     MANIFEST_FILE, MANIFEST_NOTE_CONTEXT, MANIFEST_SIG_FILE, Manifest, PACK_FILES, PACK_FORMAT,
-    PACK_FORMAT_V2, PACK_FORMAT_V3, PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role, SHA256SUMS_FILE,
-    SHREDS_FILE, ShredLine, TAIL_FILE, TailLine, TipLine, decode_fixed, file_entry_matches, hex,
-    key_fingerprint, sha256, timestamp_file, timestamp_file_epoch,
+    PACK_FORMAT_V2, PACK_FORMAT_V3, PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role,
+    SHA256SUMS_FILE, SHREDS_FILE, ShredLine, TAIL_FILE, TailLine, TipLine, decode_fixed,
+    file_entry_matches, hex, key_fingerprint, sha256, timestamp_file, timestamp_file_epoch,
 };
 use crate::entry::{self, EntryKind, NO_TENANT_PREV, flags};
 use crate::merkle::{self, Digest};
@@ -1561,7 +1561,12 @@ impl Ctx<'_> {
                     })
             })
             .collect::<Result<Vec<Digest>, _>>()?;
-        let leaf = tip_leaf_hash(self.alg, &self.manifest.scope.tenant, Seq(last.seq), &last.chain_hash);
+        let leaf = tip_leaf_hash(
+            self.alg,
+            &self.manifest.scope.tenant,
+            Seq(last.seq),
+            &last.chain_hash,
+        );
         merkle::verify_inclusion(
             self.alg,
             tip.leaf_index,
