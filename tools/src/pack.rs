@@ -122,7 +122,7 @@ pub fn print_export(summary: &pack::ExportSummary, data_dir: &Path, output: &Pat
             || "proven by the signed tenant tips".into(),
             |tip| {
                 format!(
-                    "proven: seq {} is the tenant's last receipt as of epoch {}'s signed note, proven by the signed tenant tips",
+                    "proven: seq {} is the tenant's last receipt as of the signed note of epoch {}, proven by the signed tenant tips",
                     tip.seq, tip.epoch
                 )
             },
