@@ -1465,7 +1465,9 @@ fn pack_contents(files: &PackFiles) -> (Vec<Vec<u8>>, Vec<u64>) {
                 }
             }
             serde_json::Value::Array(items) => {
-                items.iter().for_each(|v| walk(v, blobs, seqs));
+                for item in items {
+                    walk(item, blobs, seqs);
+                }
             }
             serde_json::Value::Object(map) => {
                 for (key, v) in map {
@@ -1617,10 +1619,8 @@ fn edit_tip(
     m
 }
 
-/// Every change to a tip proof, or to what it must match, is refused with a message that
-/// says what does not hold — even with the manifest signed again.
-#[test]
-fn tip_proof_mutations_are_rejected() {
+/// A's pack from receipt 5 of [`tips_store`], ending on A's tip (receipt 7).
+fn tip_pack() -> (Store, PackFiles) {
     let store = tips_store();
     let scope = PackScope {
         tenant: "acme".into(),
@@ -1629,6 +1629,14 @@ fn tip_proof_mutations_are_rejected() {
     };
     let files = store.export(&scope, &ExportOptions::default());
     verify(&files, &store).expect("verifies");
+    (store, files)
+}
+
+/// A tip proof that does not fit the pack's last line, or whose audit path is changed, is
+/// refused with a message that says what does not hold — even with the manifest signed again.
+#[test]
+fn tip_proof_mutations_are_rejected() {
+    let (store, files) = tip_pack();
     let (last, previous) = (store.a[7].seq.0, store.a[6].seq.0);
 
     // A tip for another seq than the last line's.
@@ -1695,7 +1703,14 @@ fn tip_proof_mutations_are_rejected() {
         assert!(matches!(err, PackFailure::Tip(_)), "{what}: {err}");
         assert!(err.to_string().contains(message), "{what}: {err}");
     }
+}
 
+/// The tip proof rests on the horizon's signed note: a tips root or size other than the
+/// note's, or a note whose tips line was changed to match, is refused; so is a tip proof in a
+/// v3 manifest.
+#[test]
+fn a_tip_proof_must_rest_on_the_signed_note() {
+    let (store, files) = tip_pack();
     // A tips root or size that is not the signed note's.
     for (what, edit) in [
         (

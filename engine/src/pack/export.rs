@@ -576,37 +576,12 @@ fn plan(scan: &Scan, scope: &PackScope, options: &ExportOptions) -> Result<Plan,
     } else {
         "unproven"
     };
-    let mut tail = None;
-    let mut tip = None;
-    let end = if after.is_some() {
-        "next_receipt"
-    } else if let Some(last) = last_shown
-        && let Some(line) = tenant_tip(scan, &horizon, &scope.tenant, options)?
-    {
-        if line.seq != last.seq {
-            return Err(damaged(
-                line.seq,
-                format!(
-                    "the tenant's tip as of the horizon is seq {}, but its last receipt found \
-                     is seq {}",
-                    line.seq, last.seq
-                ),
-            ));
-        }
-        tip = Some(line);
-        "tenant_tip"
+    let PlannedEnd { end, tail, tip } = if after.is_some() {
+        PlannedEnd::without_links("next_receipt")
     } else if let Some(last) = last_shown {
-        let links = horizon.last_seq - last.seq;
-        if links > options.tail_links_max {
-            "unproven"
-        } else {
-            if links > 0 {
-                tail = Some((last.seq + 1, horizon.last_seq));
-            }
-            "log_tail"
-        }
+        plan_end(scan, scope, &horizon, last, options)?
     } else {
-        "unproven"
+        PlannedEnd::without_links("unproven")
     };
     let first_seq = before
         .or(in_range.first().copied())
@@ -628,6 +603,62 @@ fn plan(scan: &Scan, scope: &PackScope, options: &ExportOptions) -> Result<Plan,
         tip,
         start,
         end,
+    })
+}
+
+/// How the pack proves its end.
+struct PlannedEnd {
+    end: &'static str,
+    /// `(first, last)` seqs of the tail links, inclusive.
+    tail: Option<(u64, u64)>,
+    tip: Option<TipLine>,
+}
+
+impl PlannedEnd {
+    fn without_links(end: &'static str) -> PlannedEnd {
+        PlannedEnd {
+            end,
+            tail: None,
+            tip: None,
+        }
+    }
+}
+
+/// How the end is proven when `last` is the pack's last line and no later receipt of the
+/// tenant closes the range.
+fn plan_end(
+    scan: &Scan,
+    scope: &PackScope,
+    horizon: &Horizon,
+    last: TenantReceipt,
+    options: &ExportOptions,
+) -> Result<PlannedEnd, PackError> {
+    if let Some(line) = tenant_tip(scan, horizon, &scope.tenant, options)? {
+        if line.seq != last.seq {
+            return Err(damaged(
+                line.seq,
+                format!(
+                    "the tenant's tip as of the horizon is seq {}, but its last receipt found \
+                     is seq {}",
+                    line.seq, last.seq
+                ),
+            ));
+        }
+        return Ok(PlannedEnd {
+            end: "tenant_tip",
+            tail: None,
+            tip: Some(line),
+        });
+    }
+    let links = horizon.last_seq - last.seq;
+    Ok(if links > options.tail_links_max {
+        PlannedEnd::without_links("unproven")
+    } else {
+        PlannedEnd {
+            end: "log_tail",
+            tail: (links > 0).then(|| (last.seq + 1, horizon.last_seq)),
+            tip: None,
+        }
     })
 }
 
