@@ -5,7 +5,9 @@
 //! pack of one tenant holds no header bytes of another. Crypto-shredding for real: shredded
 //! lines carry their ciphertext and the signed, proven shred record that destroyed their key;
 //! forged `shredded` lines and edited, missing or foreign shred records are refused; shredded
-//! plaintext is nowhere in the pack.
+//! plaintext is nowhere in the pack. Packs end on the tenant's signed tip: a pack of one tenant
+//! of five holds no tenant id, seq, logged time or chain hash of the others' entries (the log
+//! tail, kept for stores without tips, would), and changed tip proofs are refused.
 
 use std::path::PathBuf;
 
