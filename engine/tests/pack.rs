@@ -1759,3 +1759,40 @@ fn a_tip_proof_must_rest_on_the_signed_note() {
     let err = verify(&m, &store).expect_err("a v3 pack with a tip");
     assert!(matches!(err, PackFailure::Manifest(_)), "{err}");
 }
+
+/// A horizon that is an epoch seal (nothing logged after it) carries the tips line after its
+/// seal line; the pack ends on the tenant's tip against it.
+#[test]
+fn a_sealed_horizon_proves_the_tip_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let db = Db::open_with(&dir, DbOptions::default()).expect("open");
+    let mut last = None;
+    for n in 0..4 {
+        last = Some(db.append_and_wait(&receipt_a(n)).expect("append"));
+        db.append_and_wait(&receipt_b(n)).expect("append");
+    }
+    db.seal_epoch().expect("seal").expect("sealed");
+    db.close().expect("close");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let (files, _) = export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    let report =
+        verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier()))).expect("ok");
+    assert_eq!(
+        report.anchors.last().map(|a| a.kind),
+        Some("seal"),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.completeness.end,
+        EndProof::TenantTip {
+            seq: last.expect("a receipt").seq.0,
+            epoch: 0,
+            tenants: 2
+        }
+    );
+}
