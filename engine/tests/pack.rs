@@ -5,7 +5,9 @@
 //! pack of one tenant holds no header bytes of another. Crypto-shredding for real: shredded
 //! lines carry their ciphertext and the signed, proven shred record that destroyed their key;
 //! forged `shredded` lines and edited, missing or foreign shred records are refused; shredded
-//! plaintext is nowhere in the pack.
+//! plaintext is nowhere in the pack. Packs end on the tenant's signed tip: a pack of one tenant
+//! of five holds no tenant id, seq, logged time or chain hash of the others' entries (the log
+//! tail, kept for stores without tips, would), and changed tip proofs are refused.
 
 use std::path::PathBuf;
 
@@ -15,8 +17,8 @@ use trailmix_db::pack::format::{
     ANCHORS_FILE, MANIFEST_FILE, Manifest, PROOFS_FILE, RECEIPTS_FILE, SHREDS_FILE, TAIL_FILE,
 };
 use trailmix_db::pack::{
-    EndProof, ExportOptions, PackFailure, PackFiles, PackScope, StartProof, TrustedKey,
-    export_pack, key_fingerprint, verify_pack, verify_pack_files,
+    EndProof, EndProofMode, ExportOptions, PackFailure, PackFiles, PackScope, StartProof,
+    TrustedKey, export_pack, key_fingerprint, verify_pack, verify_pack_files,
 };
 use trailmix_db::receipt::{ActorType, Decision, Kind, Receipt, Timestamp};
 use trailmix_db::{Db, DbOptions, ReceiptPosition};
@@ -79,19 +81,50 @@ struct Store {
 /// 15 receipts of A interleaved with B's, an epoch sealed after the first 6, two more of B,
 /// closed (which writes a final checkpoint).
 fn store() -> Store {
+    store_of(&[], 15)
+}
+
+/// The tenants besides A and B in [`tips_store`].
+const OTHERS: [&str; 3] = ["initech-q4", "umbrella-q4", "zeta-q4"];
+
+/// A receipt of tenant `tenant` (one of [`OTHERS`]).
+fn receipt_of(tenant: &str, n: u64) -> Receipt {
+    Receipt::builder(tenant, format!("{tenant}-evt-{n:03}"), Kind::LlmCall)
+        .app_id(format!("{tenant}-app"))
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+        .model_name("gpt-4.1")
+        .input(serde_json::json!({"prompt": format!("{tenant} request {n}")}))
+        .build()
+        .expect("valid receipt")
+}
+
+/// Five tenants (a tips tree of five leaves, A's first): 8 rounds of A, B and [`OTHERS`],
+/// an epoch sealed after round 4, two more of B, closed.
+fn tips_store() -> Store {
+    store_of(&OTHERS, 8)
+}
+
+/// `rounds` rounds of A's receipt, B's, and one of each of `others`; the epoch sealed after
+/// round index `min(5, rounds / 2)`, two more of B after A's last; closed (a final
+/// checkpoint).
+fn store_of(others: &[&str], rounds: u64) -> Store {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let db = Db::open_with(&dir, DbOptions::default()).expect("open");
     let mut a = Vec::new();
-    for n in 0..15 {
+    for n in 0..rounds {
         a.push(db.append_and_wait(&receipt_a(n)).expect("append"));
         db.append_and_wait(&receipt_b(n)).expect("append");
-        if n == 5 {
+        for tenant in others {
+            db.append_and_wait(&receipt_of(tenant, n)).expect("append");
+        }
+        if n == 5.min(rounds / 2) {
             db.seal_epoch().expect("seal").expect("sealed");
         }
     }
     // Two more entries of B after A's last receipt: a tail of three links.
-    for n in 15..17 {
+    for n in rounds..rounds + 2 {
         db.append_and_wait(&receipt_b(n)).expect("append");
     }
     db.close().expect("close");
@@ -156,6 +189,14 @@ fn reseal(files: &mut PackFiles, signer: &NoteSigner) {
 
 fn verify(files: &PackFiles, store: &Store) -> Result<trailmix_db::pack::PackReport, PackFailure> {
     verify_pack_files(files, Some(&store.verifier()))
+}
+
+/// Export options that prove the end with the log tail even where a signed tip could.
+fn log_tail() -> ExportOptions {
+    ExportOptions {
+        end_proof: EndProofMode::LogTail,
+        ..ExportOptions::default()
+    }
 }
 
 fn edit_json_line(
@@ -245,7 +286,7 @@ fn export_then_verify_passes_with_both_boundaries() {
 }
 
 #[test]
-fn open_ranges_prove_first_receipt_and_log_tail() {
+fn open_ranges_prove_first_receipt_and_the_end() {
     let store = store();
     let scope = PackScope {
         tenant: "acme".into(),
@@ -255,6 +296,19 @@ fn open_ranges_prove_first_receipt_and_log_tail() {
     let report = verify(&files, &store).expect("verifies");
     assert_eq!(report.counts.included, 15);
     assert_eq!(report.completeness.start, StartProof::FirstReceiptOfTenant);
+    assert_eq!(
+        report.completeness.end,
+        EndProof::TenantTip {
+            seq: store.a[14].seq.0,
+            epoch: report.horizon.epoch,
+            tenants: 2
+        },
+        "{report:?}"
+    );
+    assert_eq!(report.counts.tail_links, 0);
+
+    // The log tail, as packs of stores without signed tips prove the end.
+    let report = verify(&store.export(&scope, &log_tail()), &store).expect("verifies");
     assert!(
         matches!(report.completeness.end, EndProof::LogTail { links } if links > 0),
         "{report:?}"
@@ -263,7 +317,7 @@ fn open_ranges_prove_first_receipt_and_log_tail() {
     // A tail that would be too long leaves the end unproven, and says so.
     let options = ExportOptions {
         tail_links_max: 0,
-        ..ExportOptions::default()
+        ..log_tail()
     };
     let report = verify(&store.export(&scope, &options), &store).expect("verifies");
     assert_eq!(report.completeness.end, EndProof::Unproven);
@@ -528,7 +582,7 @@ fn tail_mutations_are_rejected() {
         logged_from_ns: Some(store.a[12].logged_at_ns),
         ..PackScope::default()
     };
-    let files = store.export(&scope, &ExportOptions::default());
+    let files = store.export(&scope, &log_tail());
     verify(&files, &store).expect("verifies");
     let tail = lines(&files, TAIL_FILE);
     assert!(!tail.is_empty());
@@ -600,7 +654,7 @@ fn hostile_numbers_are_errors_not_panics() {
         logged_from_ns: Some(store.a[3].logged_at_ns),
         ..PackScope::default()
     };
-    let files = store.export(&scope, &ExportOptions::default());
+    let files = store.export(&scope, &log_tail());
     let edits: [(&str, usize, &str); 5] = [
         (ANCHORS_FILE, 0, "first_seq"),
         (ANCHORS_FILE, 1, "first_seq"),
@@ -821,7 +875,17 @@ fn a_pack_of_header_less_links_only_claims_nothing() {
         filter: Some("model=no-such-model".parse().expect("filter")),
         ..PackScope::default()
     };
-    let files = store.export(&scope, &ExportOptions::default());
+    // A signed tip names the tenant and the last link's chain hash: that binds the chain.
+    let report =
+        verify(&store.export(&scope, &ExportOptions::default()), &store).expect("verifies");
+    assert_eq!(report.counts.included + report.counts.boundary, 0);
+    assert!(report.completeness.is_complete(), "{report:?}");
+    assert!(matches!(
+        report.completeness.end,
+        EndProof::TenantTip { .. }
+    ));
+    // Without it (the log tail), nothing names whose chain it is.
+    let files = store.export(&scope, &log_tail());
     let report = verify(&files, &store).expect("verifies");
     assert_eq!(
         report.counts.included + report.counts.boundary,
@@ -1259,7 +1323,7 @@ fn a_v1_manifest_is_refused() {
     let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
     m.files.insert(
         MANIFEST_FILE.into(),
-        text.replace("evidence pack v3", "evidence pack v1")
+        text.replace("evidence pack v4", "evidence pack v1")
             .into_bytes(),
     );
     reseal(&mut m, &store.signer);
@@ -1315,7 +1379,7 @@ fn unchecked_lengths_must_be_zero() {
         logged_from_ns: Some(store.a[12].logged_at_ns),
         ..PackScope::default()
     };
-    let files = store.export(&scope, &ExportOptions::default());
+    let files = store.export(&scope, &log_tail());
     let mut m = files.clone();
     edit_json_line(&mut m, TAIL_FILE, 0, |v| set_len(v, 164, 999));
     reseal(&mut m, &store.signer);
@@ -1350,4 +1414,385 @@ fn unchecked_lengths_must_be_zero() {
         );
         assert!(err.to_string().contains("must be zero"), "{what}: {err}");
     }
+}
+
+/// An entry of another tenant than A: its seq, chain hash and logged time.
+struct Foreign {
+    seq: u64,
+    chain: [u8; 32],
+    logged_at_ns: u64,
+}
+
+/// Every receipt of `store` that is not A's, read from its log.
+fn foreign_entries(store: &Store) -> Vec<Foreign> {
+    use trailmix_db::entry::{EntryKind, chain_hash, decode_entry};
+    let reader = trailmix_db::wal::WalReader::open(store.dir.join("wal")).expect("reader");
+    let mut out = Vec::new();
+    for record in reader.read_from(trailmix_db::wal::Seq(0)).expect("records") {
+        if EntryKind::from_byte(record.kind.get()) != Some(EntryKind::Receipt) {
+            continue;
+        }
+        let entry = decode_entry(EntryKind::Receipt, &record.payload).expect("entry");
+        let (tenant, _) =
+            trailmix_db::receipt::ReceiptHeader::peek_ids(entry.header).expect("header");
+        if tenant != "acme" {
+            out.push(Foreign {
+                seq: record.seq.0,
+                chain: chain_hash(
+                    trailmix_db::wal::HashAlgorithm::Blake3,
+                    record.seq,
+                    entry.flags,
+                    &entry.chain,
+                    &entry.content_digest,
+                ),
+                logged_at_ns: entry.chain.logged_at_ns,
+            });
+        }
+    }
+    out
+}
+
+/// Every byte string a pack holds: each file, and each base64 or hex string in its JSON
+/// (decoded), with every entry seq (`seq`, `shred_seq`) its JSON states.
+fn pack_contents(files: &PackFiles) -> (Vec<Vec<u8>>, Vec<u64>) {
+    fn walk(value: &serde_json::Value, blobs: &mut Vec<Vec<u8>>, seqs: &mut Vec<u64>) {
+        match value {
+            serde_json::Value::String(text) => {
+                use base64::Engine as _;
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text) {
+                    blobs.push(bytes);
+                }
+                if let Some(bytes) = unhex(text) {
+                    blobs.push(bytes);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(item, blobs, seqs);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    // Not `last_seq`: the horizon is the signed tree's size, public in the
+                    // anchors, not an entry's.
+                    if (key == "seq" || key == "shred_seq")
+                        && let Some(n) = v.as_u64()
+                    {
+                        seqs.push(n);
+                    }
+                    walk(v, blobs, seqs);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (mut blobs, mut seqs) = (Vec::new(), Vec::new());
+    for bytes in files.files.values() {
+        blobs.push(bytes.clone());
+        let docs = serde_json::from_slice(bytes).into_iter().chain(
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<serde_json::Value>>(),
+        );
+        for doc in docs {
+            walk(&doc, &mut blobs, &mut seqs);
+        }
+    }
+    (blobs, seqs)
+}
+
+/// The bytes of an even-length hex string.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn contains(blob: &[u8], needle: &[u8]) -> bool {
+    blob.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What of other tenants' entries `files` hold beyond Merkle path hashes: their tenant ids,
+/// seqs, logged times (raw, decimal, RFC 3339), and chain hashes — but the chain hash of the
+/// entry right before a line of the pack, which that line's fixed bytes link to
+/// (`prev_chain_hash`): the log chain needs it, and it is a hash.
+fn foreign_leaks(files: &PackFiles, foreign: &[Foreign]) -> Vec<String> {
+    let (blobs, seqs) = pack_contents(files);
+    let found = |needle: &[u8]| blobs.iter().any(|b| contains(b, needle));
+    let mut leaks = Vec::new();
+    for tenant in std::iter::once("globex-zz9").chain(OTHERS) {
+        if found(tenant.as_bytes()) {
+            leaks.push(format!("tenant id {tenant}"));
+        }
+    }
+    for entry in foreign {
+        if seqs.contains(&entry.seq) {
+            leaks.push(format!("seq {}", entry.seq));
+        }
+        let linked = seqs.contains(&(entry.seq + 1));
+        if !linked && found(&entry.chain) {
+            leaks.push(format!("the chain hash of seq {}", entry.seq));
+        }
+        let ns = entry.logged_at_ns;
+        let rfc3339 = Timestamp::from_unix_nanos(i64::try_from(ns).expect("ns")).to_rfc3339();
+        if found(&ns.to_le_bytes()) || found(ns.to_string().as_bytes()) || found(rfc3339.as_bytes())
+        {
+            leaks.push(format!("the logged time of seq {}", entry.seq));
+        }
+    }
+    leaks
+}
+
+/// A's pack of an open-ended range, from a store of five tenants, ends on A's signed tip:
+/// `tail.jsonl` is empty and no tenant id, seq, logged time or chain hash of another tenant's
+/// entries is in any file (decoded from base64 and hex too). The same pack proven by the log
+/// tail shows them: the search finds what it looks for.
+#[test]
+fn a_pack_ending_on_the_tenant_tip_shows_nothing_of_other_tenants() {
+    let store = tips_store();
+    let foreign = foreign_entries(&store);
+    assert_eq!(foreign.len(), 8 * 4 + 2);
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[5].logged_at_ns),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    let report = verify(&files, &store).expect("verifies");
+    assert_eq!(
+        report.completeness.end,
+        EndProof::TenantTip {
+            seq: store.a[7].seq.0,
+            epoch: report.horizon.epoch,
+            tenants: 5
+        }
+    );
+    assert!(report.completeness.is_complete());
+    assert_eq!(report.counts.tail_links, 0);
+    assert!(files.get(TAIL_FILE).expect("tail").is_empty());
+    let leaks = foreign_leaks(&files, &foreign);
+    assert!(leaks.is_empty(), "the tip pack shows {leaks:?}");
+    for (file, text) in [
+        ("summary.md", "proven by the signed tenant tips"),
+        (
+            "HOW-TO-VERIFY.txt",
+            "the tenant's last receipt as of the checkpoint of epoch 1",
+        ),
+    ] {
+        let body = String::from_utf8_lossy(files.get(file).expect("file")).into_owned();
+        assert!(body.contains(text), "{file}: {body}");
+    }
+
+    let tail = store.export(&scope, &log_tail());
+    let report = verify(&tail, &store).expect("verifies");
+    assert!(
+        matches!(report.completeness.end, EndProof::LogTail { links } if links >= 6),
+        "{report:?}"
+    );
+    let leaks = foreign_leaks(&tail, &foreign);
+    assert!(
+        leaks.iter().any(|l| l.starts_with("seq"))
+            && leaks.iter().any(|l| l.starts_with("the chain hash"))
+            && leaks.iter().any(|l| l.starts_with("the logged time")),
+        "the tail pack shows {leaks:?}"
+    );
+}
+
+/// Sets the manifest's tip proof with `edit` and signs the pack again.
+fn edit_tip(
+    files: &PackFiles,
+    store: &Store,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PackFiles {
+    let mut m = files.clone();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(m.get(MANIFEST_FILE).expect("manifest")).expect("json");
+    edit(&mut manifest["completeness"]["tip"]);
+    m.files.insert(
+        MANIFEST_FILE.into(),
+        serde_json::to_vec(&manifest).expect("json"),
+    );
+    reseal(&mut m, &store.signer);
+    m
+}
+
+/// A's pack from receipt 5 of [`tips_store`], ending on A's tip (receipt 7).
+fn tip_pack() -> (Store, PackFiles) {
+    let store = tips_store();
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: Some(store.a[5].logged_at_ns),
+        ..PackScope::default()
+    };
+    let files = store.export(&scope, &ExportOptions::default());
+    verify(&files, &store).expect("verifies");
+    (store, files)
+}
+
+/// A tip proof that does not fit the pack's last line, or whose audit path is changed, is
+/// refused with a message that says what does not hold — even with the manifest signed again.
+#[test]
+fn tip_proof_mutations_are_rejected() {
+    let (store, files) = tip_pack();
+    let (last, previous) = (store.a[7].seq.0, store.a[6].seq.0);
+
+    // A tip for another seq than the last line's.
+    let m = edit_tip(&files, &store, |tip| tip["seq"] = previous.into());
+    let err = verify(&m, &store).expect_err("a tip of another seq");
+    assert!(matches!(err, PackFailure::Completeness(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "completeness: the tenant's last receipt as of the horizon is seq {previous} (the \
+             signed tip), but the pack's last line is seq {last}: receipts of the tenant after \
+             it are missing from the pack"
+        )
+    );
+
+    // The last receipt line dropped: the tip no longer matches the pack's end.
+    let mut m = files.clone();
+    let mut all = lines(&m, RECEIPTS_FILE);
+    all.pop();
+    set_lines(&mut m, RECEIPTS_FILE, &all);
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("a dropped last receipt");
+    assert!(matches!(err, PackFailure::Completeness(_)), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "is seq {last} (the signed tip), but the pack's last line is seq {previous}"
+        )),
+        "{err}"
+    );
+
+    // The audit path: two elements swapped, one more, one fewer, an index out of range.
+    for (what, edit, message) in [
+        (
+            "swapped path elements",
+            (|tip: &mut serde_json::Value| {
+                tip["path"].as_array_mut().expect("path").swap(0, 1);
+            }) as fn(&mut serde_json::Value),
+            "does not lead to the tips root of the signed note of epoch 1: the inclusion proof does \
+             not lead to the expected root",
+        ),
+        (
+            "an extra path element",
+            |tip| {
+                let first = tip["path"][0].clone();
+                tip["path"].as_array_mut().expect("path").push(first);
+            },
+            "proof has 4 hashes; these sizes call for exactly 3",
+        ),
+        (
+            "a missing path element",
+            |tip| {
+                tip["path"].as_array_mut().expect("path").pop();
+            },
+            "proof has 2 hashes; these sizes call for exactly 3",
+        ),
+        (
+            "a leaf index beyond the tree",
+            |tip| tip["leaf_index"] = u64::MAX.into(),
+            "at index 18446744073709551615",
+        ),
+    ] {
+        let m = edit_tip(&files, &store, edit);
+        let err = verify(&m, &store).expect_err(what);
+        assert!(matches!(err, PackFailure::Tip(_)), "{what}: {err}");
+        assert!(err.to_string().contains(message), "{what}: {err}");
+    }
+}
+
+/// The tip proof rests on the horizon's signed note: a tips root or size other than the
+/// note's, or a note whose tips line was changed to match, is refused; so is a tip proof in a
+/// v3 manifest.
+#[test]
+fn a_tip_proof_must_rest_on_the_signed_note() {
+    let (store, files) = tip_pack();
+    // A tips root or size that is not the signed note's.
+    for (what, edit) in [
+        (
+            "another root",
+            (|tip: &mut serde_json::Value| tip["root"] = "00".repeat(32).into())
+                as fn(&mut serde_json::Value),
+        ),
+        ("another size", |tip| tip["tenants"] = 4.into()),
+    ] {
+        let m = edit_tip(&files, &store, edit);
+        let err = verify(&m, &store).expect_err(what);
+        assert!(matches!(err, PackFailure::Tip(_)), "{what}: {err}");
+        assert!(
+            err.to_string()
+                .contains("but the signed note of epoch 1 states 5 and"),
+            "{what}: {err}"
+        );
+    }
+
+    // The note's tips line is signed: a forged root in both the note and the proof breaks
+    // the note's signature.
+    let manifest: Manifest =
+        serde_json::from_slice(files.get(MANIFEST_FILE).expect("m")).expect("manifest");
+    let root = manifest.completeness.tip.expect("a tip").root;
+    let forged = "11".repeat(32);
+    let mut m = edit_tip(&files, &store, |tip| tip["root"] = forged.clone().into());
+    let mut anchors = lines(&m, ANCHORS_FILE);
+    let last_anchor = anchors.len() - 1;
+    anchors[last_anchor] = anchors[last_anchor].replace(&root, &forged);
+    set_lines(&mut m, ANCHORS_FILE, &anchors);
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("a forged tips line");
+    assert!(matches!(err, PackFailure::Anchor { epoch: 1, .. }), "{err}");
+
+    // A tip proof in a v3 manifest (v4 added it).
+    let mut m = files.clone();
+    let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
+    m.files.insert(
+        MANIFEST_FILE.into(),
+        text.replace("evidence pack v4", "evidence pack v3")
+            .into_bytes(),
+    );
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err("a v3 pack with a tip");
+    assert!(matches!(err, PackFailure::Manifest(_)), "{err}");
+}
+
+/// A horizon that is an epoch seal (nothing logged after it) carries the tips line after its
+/// seal line; the pack ends on the tenant's tip against it.
+#[test]
+fn a_sealed_horizon_proves_the_tip_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let db = Db::open_with(&dir, DbOptions::default()).expect("open");
+    let mut last = None;
+    for n in 0..4 {
+        last = Some(db.append_and_wait(&receipt_a(n)).expect("append"));
+        db.append_and_wait(&receipt_b(n)).expect("append");
+    }
+    db.seal_epoch().expect("seal").expect("sealed");
+    db.close().expect("close");
+    let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        ..PackScope::default()
+    };
+    let (files, _) = export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    let report =
+        verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier()))).expect("ok");
+    assert_eq!(
+        report.anchors.last().map(|a| a.kind),
+        Some("seal"),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.completeness.end,
+        EndProof::TenantTip {
+            seq: last.expect("a receipt").seq.0,
+            epoch: 0,
+            tenants: 2
+        }
+    );
 }

@@ -1,8 +1,8 @@
 //! Guards the evidence-pack formats: packs checked into the repository, written by earlier
-//! builds — a v2 pack, and a v3 pack carrying the RFC 3161 token of its epoch seal — must
-//! still verify with their store's public key (and the v3 token with the TSA's CA), with the
-//! same report, and still be rejected after a one-byte change. Regenerate the v3 pack (the
-//! v2 one is frozen: this build writes v3) with
+//! builds — a v2 pack, a v3 pack carrying the RFC 3161 token of its epoch seal, and a v4 pack
+//! that also ends on the tenant's signed tip — must still verify with their store's public key
+//! (and the tokens with the TSA's CA), with the same report, and still be rejected after a
+//! one-byte change. Regenerate the v4 pack (v2 and v3 are frozen: this build writes v4) with
 //! `TRAILMIX_REGENERATE_FIXTURES=1 cargo test -p trailmix-db --test pack_fixture` (only when
 //! the format changes on purpose; say so in docs/design.md). Regenerating needs `openssl`.
 
@@ -64,10 +64,10 @@ impl SigningKeyProvider for FixtureKey {
 }
 
 /// A store of two tenants with a sealed epoch whose seal has a token from a local TSA, and
-/// receipt 6's subject shredded in each tenant; the pack holds acme's receipts 4..9 of 12,
-/// both boundaries, receipt 6 as shredded with acme's shred record (not globex's), and the
-/// token of epoch 0's seal.
-fn regenerate_v3() {
+/// receipt 6's subject shredded in each tenant; the pack holds acme's receipts from 4 on (of
+/// 12), the boundary before them, receipt 6 as shredded with acme's shred record (not
+/// globex's), the token of epoch 0's seal, and ends on acme's signed tip (receipt 11).
+fn regenerate_v4() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("store");
     let options = DbOptions::default().key_provider(std::sync::Arc::new(FixtureKey));
@@ -89,7 +89,7 @@ fn regenerate_v3() {
     let scope = PackScope {
         tenant: "acme".into(),
         logged_from_ns: Some(acme[4].logged_at_ns),
-        logged_to_ns: Some(acme[9].logged_at_ns),
+        logged_to_ns: None,
         filter: None,
     };
     let (files, _) =
@@ -112,16 +112,16 @@ fn regenerate_v3() {
     write_token(&store, Epoch(0), &token).expect("store the token");
     let (files, _) =
         export_pack(&store, &signer, &scope, &ExportOptions::default()).expect("export");
-    let _ = std::fs::remove_dir_all(fixture_path("pack-v3"));
+    let _ = std::fs::remove_dir_all(fixture_path("pack-v4"));
     files
-        .write_dir(&fixture_path("pack-v3"))
+        .write_dir(&fixture_path("pack-v4"))
         .expect("write fixture");
     std::fs::write(
-        fixture_path("pack-v3.pub"),
+        fixture_path("pack-v4.pub"),
         signer.verifier().to_vkey() + "\n",
     )
     .expect("write key");
-    std::fs::copy(&tsa.ca_cert, fixture_path("pack-v3-tsa-ca.pem")).expect("copy the CA");
+    std::fs::copy(&tsa.ca_cert, fixture_path("pack-v4-tsa-ca.pem")).expect("copy the CA");
 }
 
 fn trusted(version: &str) -> TrustedKey {
@@ -130,7 +130,7 @@ fn trusted(version: &str) -> TrustedKey {
     TrustedKey::Verifier(NoteVerifier::from_vkey(text.trim()).expect("vkey"))
 }
 
-/// What both fixtures hold (they were made from stores built alike).
+/// What the v2 and v3 fixtures hold (they were made from stores built alike).
 fn assert_fixture_report(report: &PackReport) {
     assert_eq!(report.tenant, "acme");
     assert_eq!(
@@ -169,15 +169,38 @@ fn assert_archive_and_change(files: &PackFiles, report: &PackReport, key: &Trust
 }
 
 #[test]
-fn checked_in_v3_pack_with_a_token_still_verifies() {
+fn checked_in_v4_pack_ending_on_the_tenant_tip_still_verifies() {
     if std::env::var("TRAILMIX_REGENERATE_FIXTURES").as_deref() == Ok("1") {
-        regenerate_v3();
+        regenerate_v4();
     }
-    let dir = fixture_path("pack-v3");
-    let ca = read_ca_certificate(&fixture_path("pack-v3-tsa-ca.pem")).expect("CA");
-    let report = verify_pack_with_tsa(&dir, Some(&trusted("v3")), Some(&ca))
-        .expect("the v3 fixture verifies");
-    assert_fixture_report(&report);
+    let dir = fixture_path("pack-v4");
+    let ca = read_ca_certificate(&fixture_path("pack-v4-tsa-ca.pem")).expect("CA");
+    let report = verify_pack_with_tsa(&dir, Some(&trusted("v4")), Some(&ca))
+        .expect("the v4 fixture verifies");
+    assert_eq!(report.tenant, "acme");
+    assert_eq!(
+        (
+            report.counts.included,
+            report.counts.shredded,
+            report.counts.boundary,
+            report.counts.tail_links
+        ),
+        (7, 1, 1, 0)
+    );
+    assert!(matches!(
+        report.completeness.start,
+        StartProof::PreviousReceipt { .. }
+    ));
+    // acme's receipt 11, the tip of a tree of two tenants signed by epoch 1's checkpoint.
+    assert_eq!(
+        report.completeness.end,
+        EndProof::TenantTip {
+            seq: 24,
+            epoch: 1,
+            tenants: 2
+        }
+    );
+    assert_eq!(report.shred_records.len(), 1, "acme's shred record only");
     assert_eq!(report.counts.timestamps, 1);
     let [stamp] = report.timestamps.as_slice() else {
         panic!("one sealed epoch: {:?}", report.timestamps);
@@ -186,17 +209,17 @@ fn checked_in_v3_pack_with_a_token_still_verifies() {
         (stamp.epoch, stamp.verdict),
         (0, TimestampVerdict::Verified)
     );
-    let unchecked = verify_pack(&dir, Some(&trusted("v3"))).expect("verifies without the CA");
+    let unchecked = verify_pack(&dir, Some(&trusted("v4"))).expect("verifies without the CA");
     assert_eq!(unchecked.timestamps[0].verdict, TimestampVerdict::Unchecked);
     let files = PackFiles::read(&dir).expect("read");
-    assert_archive_and_change(&files, &unchecked, &trusted("v3"), &timestamp_file(0));
+    assert_archive_and_change(&files, &unchecked, &trusted("v4"), &timestamp_file(0));
 
     // The compiled-in copy the fuzz body mutates is this pack, and its key is the fixture's.
     assert!(
         trailmix_db::pack::fuzz::fixture_pack() == files,
         "the fuzz body's compiled-in fixture differs from the files (rebuild after regenerating)"
     );
-    for version in ["v2", "v3"] {
+    for version in ["v2", "v3", "v4"] {
         assert_eq!(
             NoteSigner::from_seed(FIXTURE_KEY_NAME, &FIXTURE_KEY_SEED)
                 .expect("key")
@@ -206,6 +229,20 @@ fn checked_in_v3_pack_with_a_token_still_verifies() {
             std::fs::read_to_string(fixture_path(&format!("pack-{version}.pub"))).expect("key")
         );
     }
+}
+
+#[test]
+fn checked_in_v3_pack_with_a_token_still_verifies() {
+    let dir = fixture_path("pack-v3");
+    let ca = read_ca_certificate(&fixture_path("pack-v3-tsa-ca.pem")).expect("CA");
+    let report = verify_pack_with_tsa(&dir, Some(&trusted("v3")), Some(&ca))
+        .expect("the v3 fixture verifies");
+    assert_fixture_report(&report);
+    assert_eq!(report.counts.timestamps, 1);
+    assert_eq!(report.timestamps[0].verdict, TimestampVerdict::Verified);
+    let unchecked = verify_pack(&dir, Some(&trusted("v3"))).expect("verifies without the CA");
+    let files = PackFiles::read(&dir).expect("read");
+    assert_archive_and_change(&files, &unchecked, &trusted("v3"), &timestamp_file(0));
 }
 
 #[test]

@@ -254,13 +254,15 @@ fn swapped_edited_dropped_and_stray_tokens_are_caught() {
         Err(PackFailure::UnexpectedFile { file: t2 })
     );
 
-    // A v2 manifest (v2 packs carried no tokens) with tokens, re-signed.
+    // A v2 manifest (v2 packs carried no tokens, nor tip proofs) with tokens, re-signed.
     let mut as_v2 = files.clone();
-    let text = String::from_utf8(as_v2.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
+    let mut manifest: Manifest =
+        serde_json::from_slice(as_v2.get(MANIFEST_FILE).expect("m")).expect("manifest");
+    manifest.format = "trailmix-db evidence pack v2".into();
+    manifest.completeness.tip = None;
     as_v2.files.insert(
         MANIFEST_FILE.into(),
-        text.replace("evidence pack v3", "evidence pack v2")
-            .into_bytes(),
+        serde_json::to_vec(&manifest).expect("json"),
     );
     reseal(&mut as_v2, &store.signer);
     match store.verify(&as_v2, Some(&ca)) {

@@ -118,6 +118,15 @@ pub fn print_export(summary: &pack::ExportSummary, data_dir: &Path, output: &Pat
             "proven: the tenant's next receipt (a boundary header in the pack) links to the last"
                 .into()
         }
+        "tenant_tip" => m.completeness.tip.as_ref().map_or_else(
+            || "proven by the signed tenant tips".into(),
+            |tip| {
+                format!(
+                    "proven: seq {} is the tenant's last receipt as of the signed note of epoch {}, proven by the signed tenant tips",
+                    tip.seq, tip.epoch
+                )
+            },
+        ),
         "log_tail" => format!(
             "proven up to the horizon: {} later log entries, none of the tenant",
             c.tail_links
@@ -276,6 +285,16 @@ fn print_check(check: &PackCheck, failure: Option<&PackFailure>) {
     let end = match r.completeness.end {
         EndProof::NextReceipt { seq } => {
             format!("proven: the tenant's next receipt (seq {seq}) links to the last")
+        }
+        EndProof::TenantTip { seq, epoch, .. } => {
+            let note = r
+                .anchors
+                .iter()
+                .find(|a| a.epoch == epoch)
+                .map_or("note", |a| a.kind);
+            format!(
+                "proven: seq {seq} is the tenant's last receipt as of the {note} of epoch {epoch}, proven by the signed tenant tips"
+            )
         }
         EndProof::LogTail { links } => {
             format!("proven up to the horizon: {links} later log entries, none of the tenant")

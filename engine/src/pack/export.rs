@@ -2,7 +2,7 @@
 //! tenant's receipts; the receipts, boundary entries and tail links are then read back by
 //! sequence number and proven against their epoch's anchor.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -13,9 +13,9 @@ use super::format::{
     ANCHORS_FILE, AnchorKind, AnchorLine, Carried, Counts, HOW_TO_VERIFY_FILE, Horizon, LineState,
     Manifest, ManifestCompleteness, ManifestScope, PACK_FORMAT, PROOFS_FILE, ProofLine,
     RECEIPTS_FILE, ReceiptLine, Role, SHREDS_FILE, SUMMARY_HTML_FILE, SUMMARY_MD_FILE, ShredLine,
-    TAIL_FILE, TailLine, pack_fixed, timestamp_file,
+    TAIL_FILE, TailLine, TipLine, hex, pack_fixed, timestamp_file,
 };
-use super::{ExportOptions, PackError, PackFiles, PackScope, summary};
+use super::{EndProofMode, ExportOptions, PackError, PackFiles, PackScope, summary};
 use crate::db::WAL_DIR;
 use crate::entry::{self, ENTRY_FIXED_BYTES, EntryKind, flags};
 use crate::keystore::KeyStore;
@@ -28,6 +28,7 @@ use crate::receipt::{ReceiptHeader, Timestamp};
 use crate::replay::Genesis;
 use crate::shred::{PayloadState, decode_shred_record, read_payload};
 use crate::timestamp;
+use crate::tips::{TipProof, TipsCommitment, TipsTree};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// What [`export_pack`] built.
@@ -83,6 +84,87 @@ struct TenantShreds {
     by_key: BTreeMap<u64, u64>,
 }
 
+/// Every tenant's last receipt as of the newest signed note with a non-empty tree (the
+/// pack's horizon note), so that the tenant's tip can be proven against that note's tips line.
+#[derive(Debug, Default)]
+struct TipsScan {
+    /// Tenant → last receipt (seq, chain hash) as of the newest sized note.
+    signed: HashMap<String, (Seq, Digest)>,
+    /// Each tenant's last receipt after that note.
+    pending: HashMap<String, (Seq, Digest)>,
+    /// That note.
+    note: Option<SignedNote>,
+}
+
+/// A signed note with a non-empty tree, as the scan read it.
+#[derive(Debug, Clone, Copy)]
+struct SignedNote {
+    epoch: u64,
+    tree_size: u64,
+    /// The note entry's own seq.
+    seq: u64,
+    /// Its tips line (`None` for notes written before tips existed).
+    tips: Option<TipsCommitment>,
+}
+
+impl TipsScan {
+    /// Tips from a pruned store's retained state: the last receipts below its prune horizon.
+    fn seeded(retained: Option<&crate::prune::Retained>) -> TipsScan {
+        let signed = retained
+            .map(|r| {
+                r.tenant_tips
+                    .iter()
+                    .map(|(t, tip)| (t.clone(), *tip))
+                    .collect()
+            })
+            .unwrap_or_default();
+        TipsScan {
+            signed,
+            ..TipsScan::default()
+        }
+    }
+
+    /// A receipt of `tenant` was read.
+    fn receipt(&mut self, tenant: &str, seq: Seq, chain: Digest) {
+        match self.pending.get_mut(tenant) {
+            Some(tip) => *tip = (seq, chain),
+            None => {
+                self.pending.insert(tenant.to_owned(), (seq, chain));
+            }
+        }
+    }
+
+    /// A signed note with a tree of `tree_size` leaves in `epoch` was read: the receipts before
+    /// it are what its tips line (if any) commits to.
+    fn note(
+        &mut self,
+        epoch: u64,
+        tree_size: u64,
+        extensions: &[String],
+        seq: u64,
+    ) -> Result<(), PackError> {
+        if tree_size == 0 {
+            return Ok(());
+        }
+        for (tenant, (tip_seq, chain)) in self.pending.drain() {
+            // Entries read through an archive can precede a retained tip; tips only move on.
+            let newer = self.signed.get(&tenant).is_none_or(|(s, _)| *s < tip_seq);
+            if newer {
+                self.signed.insert(tenant, (tip_seq, chain));
+            }
+        }
+        let tips = TipsCommitment::from_extensions(extensions)
+            .map_err(|e| damaged(seq, format!("note: {e}")))?;
+        self.note = Some(SignedNote {
+            epoch,
+            tree_size,
+            seq,
+            tips,
+        });
+        Ok(())
+    }
+}
+
 /// Everything the first pass learns.
 struct Scan {
     alg: HashAlgorithm,
@@ -91,6 +173,7 @@ struct Scan {
     epochs: BTreeMap<u64, EpochScan>,
     tenant: Vec<TenantReceipt>,
     shreds: TenantShreds,
+    tips: TipsScan,
 }
 
 /// Builds the pack of `scope` from the store in `data_dir`, signed with `signer` (the store's
@@ -272,12 +355,13 @@ fn damaged(seq: u64, detail: impl Into<String>) -> PackError {
 fn scan_log(log: &LogReads<FsLog>, data_dir: &Path, tenant: &str) -> Result<Scan, PackError> {
     let mut alg = log.identity().1;
     // A pruned log starts after its genesis entry; the retained state keeps it.
-    let mut genesis: Option<(Genesis, NoteVerifier)> =
-        crate::prune::load_retained(data_dir, alg, crate::prune::MANIFEST_FILE)
-            .map_err(PackError::Store)?
-            .and_then(|r| r.genesis())
-            .and_then(|g| Some((NoteVerifier::from_vkey(&g.verifier_key).ok()?, g)))
-            .map(|(v, g)| (g, v));
+    let retained = crate::prune::load_retained(data_dir, alg, crate::prune::MANIFEST_FILE)
+        .map_err(PackError::Store)?;
+    let mut tips = TipsScan::seeded(retained.as_ref());
+    let mut genesis: Option<(Genesis, NoteVerifier)> = retained
+        .and_then(|r| r.genesis())
+        .and_then(|g| Some((NoteVerifier::from_vkey(&g.verifier_key).ok()?, g)))
+        .map(|(v, g)| (g, v));
     let mut epochs: BTreeMap<u64, EpochScan> = BTreeMap::new();
     let mut tenant_receipts = Vec::new();
     let mut shreds = TenantShreds::default();
@@ -291,7 +375,7 @@ fn scan_log(log: &LogReads<FsLog>, data_dir: &Path, tenant: &str) -> Result<Scan
             &mut alg,
             &mut genesis,
             &mut epochs,
-            (&mut tenant_receipts, &mut shreds),
+            (&mut tenant_receipts, &mut shreds, &mut tips),
         );
         match step {
             Ok(()) => ControlFlow::Continue(()),
@@ -313,6 +397,7 @@ fn scan_log(log: &LogReads<FsLog>, data_dir: &Path, tenant: &str) -> Result<Scan
         epochs,
         tenant: tenant_receipts,
         shreds,
+        tips,
     })
 }
 
@@ -328,7 +413,7 @@ fn scan_record(
     alg: &mut HashAlgorithm,
     genesis: &mut Option<(Genesis, NoteVerifier)>,
     epochs: &mut BTreeMap<u64, EpochScan>,
-    (tenant_receipts, shreds): (&mut Vec<TenantReceipt>, &mut TenantShreds),
+    (tenant_receipts, shreds, tips): (&mut Vec<TenantReceipt>, &mut TenantShreds, &mut TipsScan),
 ) -> Result<(), PackError> {
     let kind = EntryKind::from_byte(kind_byte).ok_or_else(|| damaged(seq, "unknown entry kind"))?;
     let entry = entry::decode_entry(kind, bytes).map_err(|e| damaged(seq, e.to_string()))?;
@@ -347,6 +432,13 @@ fn scan_record(
         .as_ref()
         .map(|(_, v)| v.clone())
         .ok_or_else(|| damaged(seq, "the log does not start with a genesis entry"))?;
+    let chain = entry::chain_hash(
+        *alg,
+        Seq(seq),
+        entry.flags,
+        &entry.chain,
+        &entry.content_digest,
+    );
     let epoch = epochs
         .entry(entry.chain.epoch)
         .or_insert_with(|| EpochScan {
@@ -360,12 +452,19 @@ fn scan_record(
     };
     match kind {
         EntryKind::EpochSeal => {
-            open_note(entry.payload)?;
+            let seal = open_note(entry.payload)?;
+            tips.note(entry.chain.epoch, seal.tree_size, &seal.extensions, seq)?;
             epoch.seal = Some(String::from_utf8_lossy(entry.payload).into_owned());
             return Ok(());
         }
         EntryKind::Checkpoint => {
             let checkpoint = open_note(entry.payload)?;
+            tips.note(
+                entry.chain.epoch,
+                checkpoint.tree_size,
+                &checkpoint.extensions,
+                seq,
+            )?;
             epoch.checkpoint = Some((
                 checkpoint.tree_size,
                 String::from_utf8_lossy(entry.payload).into_owned(),
@@ -374,6 +473,7 @@ fn scan_record(
         EntryKind::Receipt => {
             let (receipt_tenant, _) =
                 ReceiptHeader::peek_ids(entry.header).map_err(|e| damaged(seq, e.to_string()))?;
+            tips.receipt(receipt_tenant, Seq(seq), chain);
             if receipt_tenant == tenant {
                 tenant_receipts.push(TenantReceipt {
                     seq,
@@ -397,7 +497,7 @@ fn scan_record(
         }
         EntryKind::Genesis | EntryKind::Hold | EntryKind::Prune | EntryKind::Archive => {}
     }
-    epoch.leaves.push(entry::leaf_hash(*alg, Seq(seq), &entry));
+    epoch.leaves.push(merkle::leaf_hash(*alg, &chain));
     Ok(())
 }
 
@@ -410,6 +510,8 @@ struct Plan {
     after: Option<TenantReceipt>,
     /// `(first, last)` seqs of the tail links, inclusive.
     tail: Option<(u64, u64)>,
+    /// The tenant's tip as of the horizon note, when the end is `tenant_tip`.
+    tip: Option<TipLine>,
     start: &'static str,
     end: &'static str,
 }
@@ -474,21 +576,12 @@ fn plan(scan: &Scan, scope: &PackScope, options: &ExportOptions) -> Result<Plan,
     } else {
         "unproven"
     };
-    let mut tail = None;
-    let end = if after.is_some() {
-        "next_receipt"
+    let PlannedEnd { end, tail, tip } = if after.is_some() {
+        PlannedEnd::without_links("next_receipt")
     } else if let Some(last) = last_shown {
-        let links = horizon.last_seq - last.seq;
-        if links > options.tail_links_max {
-            "unproven"
-        } else {
-            if links > 0 {
-                tail = Some((last.seq + 1, horizon.last_seq));
-            }
-            "log_tail"
-        }
+        plan_end(scan, scope, &horizon, last, options)?
     } else {
-        "unproven"
+        PlannedEnd::without_links("unproven")
     };
     let first_seq = before
         .or(in_range.first().copied())
@@ -507,9 +600,123 @@ fn plan(scan: &Scan, scope: &PackScope, options: &ExportOptions) -> Result<Plan,
         in_range,
         after,
         tail,
+        tip,
         start,
         end,
     })
+}
+
+/// How the pack proves its end.
+struct PlannedEnd {
+    end: &'static str,
+    /// `(first, last)` seqs of the tail links, inclusive.
+    tail: Option<(u64, u64)>,
+    tip: Option<TipLine>,
+}
+
+impl PlannedEnd {
+    fn without_links(end: &'static str) -> PlannedEnd {
+        PlannedEnd {
+            end,
+            tail: None,
+            tip: None,
+        }
+    }
+}
+
+/// How the end is proven when `last` is the pack's last line and no later receipt of the
+/// tenant closes the range.
+fn plan_end(
+    scan: &Scan,
+    scope: &PackScope,
+    horizon: &Horizon,
+    last: TenantReceipt,
+    options: &ExportOptions,
+) -> Result<PlannedEnd, PackError> {
+    if let Some(line) = tenant_tip(scan, horizon, &scope.tenant, options)? {
+        if line.seq != last.seq {
+            return Err(damaged(
+                line.seq,
+                format!(
+                    "the tenant's tip as of the horizon is seq {}, but its last receipt found \
+                     is seq {}",
+                    line.seq, last.seq
+                ),
+            ));
+        }
+        return Ok(PlannedEnd {
+            end: "tenant_tip",
+            tail: None,
+            tip: Some(line),
+        });
+    }
+    let links = horizon.last_seq - last.seq;
+    Ok(if links > options.tail_links_max {
+        PlannedEnd::without_links("unproven")
+    } else {
+        PlannedEnd {
+            end: "log_tail",
+            tail: (links > 0).then(|| (last.seq + 1, horizon.last_seq)),
+            tip: None,
+        }
+    })
+}
+
+/// The tip proof of `tenant` against the horizon note's tips line; `None` when the note has
+/// none (written before tips existed), the tenant has no receipt up to it, or `options` ask
+/// for the log tail. The tips the scan collected must give the note's root: a store whose
+/// signed tips disagree with its receipts is damaged (`verify` says where).
+fn tenant_tip(
+    scan: &Scan,
+    horizon: &Horizon,
+    tenant: &str,
+    options: &ExportOptions,
+) -> Result<Option<TipLine>, PackError> {
+    if options.end_proof == EndProofMode::LogTail {
+        return Ok(None);
+    }
+    let Some(note) = scan.tips.note else {
+        return Ok(None);
+    };
+    let Some(signed) = note.tips else {
+        return Ok(None);
+    };
+    if (note.epoch, note.tree_size) != (horizon.epoch, horizon.tree_size) {
+        return Err(damaged(
+            note.seq,
+            "the newest signed note is not the horizon's anchor",
+        ));
+    }
+    let mut tree = TipsTree::new();
+    tree.update(scan.alg, &scan.tips.signed);
+    if tree.commitment(scan.alg) != signed {
+        return Err(damaged(
+            note.seq,
+            "the note's tips line does not match the tenants' last receipts before it",
+        ));
+    }
+    let (
+        Some(TipProof {
+            seq,
+            leaf_index,
+            path,
+            ..
+        }),
+        Some((_, chain)),
+    ) = (tree.prove(scan.alg, tenant), scan.tips.signed.get(tenant))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(TipLine {
+        epoch: note.epoch,
+        tenant: tenant.to_owned(),
+        seq: seq.0,
+        chain_hash: STANDARD.encode(chain),
+        leaf_index,
+        tenants: signed.tenants,
+        root: hex(&signed.root),
+        path: path.iter().map(|d| STANDARD.encode(d)).collect(),
+    }))
 }
 
 struct Built {
@@ -699,15 +906,18 @@ fn anchor_lines(scan: &Scan, plan: &Plan) -> Result<Vec<AnchorLine>, PackError> 
 /// (the verifier checks it against the pack's); a pack whose every line is a header-less,
 /// filtered-out link proves a chain but not whose it is, so it claims nothing.
 fn completeness_claim(plan: &Plan, counts: &Counts) -> ManifestCompleteness {
-    if counts.included + counts.shredded + counts.boundary == 0 {
+    // The tip leaf names the tenant, and binds it to the last line's chain hash.
+    if counts.included + counts.shredded + counts.boundary == 0 && plan.tip.is_none() {
         return ManifestCompleteness {
             start: "unproven".into(),
             end: "unproven".into(),
+            tip: None,
         };
     }
     ManifestCompleteness {
         start: plan.start.into(),
         end: plan.end.into(),
+        tip: plan.tip.clone(),
     }
 }
 

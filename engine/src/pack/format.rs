@@ -1,4 +1,4 @@
-//! The lines and files of an evidence pack (format v3), as serde types. The byte-level
+//! The lines and files of an evidence pack (format v4), as serde types. The byte-level
 //! description is `docs/design.md`, "Evidence packs".
 
 use serde::{Deserialize, Serialize};
@@ -7,9 +7,12 @@ use crate::entry::{ENTRY_FIXED_BYTES, ENTRY_VERSION, flags};
 use crate::merkle::Digest;
 use crate::wal::format::{array_at, u32_at, u64_at};
 
-/// The `format` value of a v3 manifest: a v2 pack that may also carry the RFC 3161 tokens of
-/// the epoch seals it rests on ([`timestamp_file`]).
-pub const PACK_FORMAT: &str = "trailmix-db evidence pack v3";
+/// The `format` value of a v4 manifest: a v3 pack whose end may be proven by the tenant's
+/// signed tip ([`ManifestCompleteness::tip`]) instead of the log's tail.
+pub const PACK_FORMAT: &str = "trailmix-db evidence pack v4";
+/// The `format` value of a v3 manifest, still verified: a v2 pack that may also carry the RFC
+/// 3161 tokens of the epoch seals it rests on ([`timestamp_file`]), and no tip proof.
+pub const PACK_FORMAT_V3: &str = "trailmix-db evidence pack v3";
 /// The `format` value of a v2 manifest, still verified (a v2 pack carries no tokens). (v1
 /// packs, whose `shredded` lines were the exporter's word with no shred record behind them,
 /// are refused.)
@@ -153,8 +156,36 @@ pub struct Horizon {
 pub struct ManifestCompleteness {
     /// `previous_receipt`, `first_receipt_of_tenant` or `unproven`.
     pub start: String,
-    /// `next_receipt`, `log_tail` or `unproven`.
+    /// `next_receipt`, `tenant_tip` (v4), `log_tail` or `unproven`.
     pub end: String,
+    /// The proof of end `tenant_tip`: present exactly then (v4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip: Option<TipLine>,
+}
+
+/// That the pack's last receipt line is the tenant's last receipt as of the horizon: its tip
+/// leaf in the tips tree whose size and root the horizon's signed note states in its
+/// `trailmix-tips v1` line (see `docs/design.md`, "Epochs, checkpoints, seals").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TipLine {
+    /// The epoch of the note the proof rests on: the horizon's (the last anchor).
+    pub epoch: u64,
+    /// The tenant of the tip leaf (the pack's).
+    pub tenant: String,
+    /// The seq of the tenant's last receipt as of that note.
+    pub seq: u64,
+    /// That receipt's chain hash, base64.
+    pub chain_hash: String,
+    /// The tip leaf's index in the tips tree (tenants in byte order).
+    pub leaf_index: u64,
+    /// The tips tree size (tenants) the note states; a readable copy, checked against it.
+    pub tenants: u64,
+    /// The tips root (hex, as in the note) the note states; a readable copy, checked against
+    /// it.
+    pub root: String,
+    /// The audit path, base64 digests, leaf to root (RFC 9162 §2.1.3).
+    pub path: Vec<String>,
 }
 
 /// Line counts.

@@ -1,5 +1,5 @@
 //! The evidence-pack fuzz body, shared by cargo-fuzz (`fuzz/fuzz_targets/pack_verify.rs`) and
-//! the seeded loop under `cargo test` (`engine/tests/fuzz_smoke.rs`): the committed v3 fixture
+//! the seeded loop under `cargo test` (`engine/tests/fuzz_smoke.rs`): the committed v4 fixture
 //! pack (with an RFC 3161 token, so the token's DER is fuzzed too), mutated by the input (bytes flipped, inserted, truncated; lines dropped, duplicated,
 //! swapped), optionally re-sealed with the fixture's key so that the content checks behind the
 //! checksums and the signature are reached, must never make [`verify_pack_files`] panic.
@@ -21,12 +21,12 @@ macro_rules! fixture_file {
     ($name:literal) => {
         (
             $name,
-            &include_bytes!(concat!("../../tests/fixtures/pack-v3/", $name))[..],
+            &include_bytes!(concat!("../../tests/fixtures/pack-v4/", $name))[..],
         )
     };
 }
 
-/// The fixture pack (`engine/tests/fixtures/pack-v3`), compiled in.
+/// The fixture pack (`engine/tests/fixtures/pack-v4`), compiled in.
 static FIXTURE: LazyLock<PackFiles> = LazyLock::new(|| {
     let files = [
         fixture_file!("HOW-TO-VERIFY.txt"),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use export::{ExportSummary, export_pack};
 pub use files::{PACK_FILE_BYTES_MAX, PackFiles, file_entry};
-pub use format::{Counts, LineState, Manifest, key_fingerprint};
+pub use format::{Counts, LineState, Manifest, TipLine, key_fingerprint};
 pub use verify::{
     Completeness, EndProof, PackFailure, PackReport, ShredRecordReport, StartProof,
     TimestampReport, TimestampVerdict, TrustedKey, verify_pack, verify_pack_files,
@@ -45,11 +45,27 @@ pub struct PackScope {
     pub filter: Option<Filter>,
 }
 
+/// How a pack proves the end of its range when no later receipt of the tenant closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndProofMode {
+    /// The tenant's tip, signed in the horizon note's tips line: reveals nothing of other
+    /// tenants but Merkle path hashes. Falls back to [`EndProofMode::LogTail`] when the
+    /// horizon note has no tips line (stores written before tips existed).
+    #[default]
+    TenantTip,
+    /// `tail.jsonl`: the fixed bytes of every log entry after the last line up to the horizon,
+    /// other tenants' included (their seqs, logged times, flags and link hashes). What packs
+    /// of stores without tips use; chosen here only to compare the two proofs.
+    LogTail,
+}
+
 /// How to build a pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportOptions {
     /// The most hash-only links `tail.jsonl` may hold (see [`TAIL_LINKS_MAX_DEFAULT`]).
     pub tail_links_max: u64,
+    /// How the end is proven when no later receipt of the tenant closes the range.
+    pub end_proof: EndProofMode,
     /// Where entries of epochs dropped locally after archiving are read from (through the
     /// store's cache, checked against its retained leaf hashes); without it a pack cannot
     /// reach below the prune horizon.
@@ -60,6 +76,7 @@ impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             tail_links_max: TAIL_LINKS_MAX_DEFAULT,
+            end_proof: EndProofMode::default(),
             archive: None,
         }
     }

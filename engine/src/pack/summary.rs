@@ -87,6 +87,37 @@ fn scope_text(manifest: &Manifest) -> String {
     )
 }
 
+/// How the end of the range is proven, in words.
+fn end_text(manifest: &Manifest, anchors: &[AnchorLine]) -> String {
+    let c = &manifest.completeness;
+    match (c.end.as_str(), &c.tip) {
+        ("next_receipt", _) => {
+            "the tenant's next receipt after the range (a boundary header) links to the last".into()
+        }
+        ("tenant_tip", Some(tip)) => {
+            let note = anchors
+                .iter()
+                .find(|a| a.epoch == tip.epoch)
+                .map_or("note", |a| match a.kind {
+                    AnchorKind::Seal => "seal",
+                    AnchorKind::Checkpoint => "checkpoint",
+                });
+            format!(
+                "the last receipt (seq {}) is the tenant's last receipt as of the {note} of epoch \
+                 {}, proven by the signed tenant tips (a tree of {} tenants, of which the pack \
+                 shows only path hashes)",
+                tip.seq, tip.epoch, tip.tenants
+            )
+        }
+        ("log_tail", _) => format!(
+            "every log entry after the last receipt up to the horizon is in tail.jsonl ({} \
+             hash-only links, other tenants' included), none of them the tenant's",
+            manifest.counts.tail_links
+        ),
+        _ => "NOT proven: the pack may miss receipts at the end".into(),
+    }
+}
+
 fn anchor_text(anchor: &AnchorLine) -> String {
     let body = anchor.note.split("\n\n").next().unwrap_or("");
     let mut lines = body.lines();
@@ -126,8 +157,10 @@ pub(super) fn markdown(
     );
     let _ = writeln!(
         out,
-        "Completeness: start `{}`, end `{}` (see HOW-TO-VERIFY.txt).\n",
-        manifest.completeness.start, manifest.completeness.end
+        "Completeness: start `{}`, end `{}`: {} (see HOW-TO-VERIFY.txt).\n",
+        manifest.completeness.start,
+        manifest.completeness.end,
+        end_text(manifest, anchors)
     );
     let _ = writeln!(out, "Deny/approve: {}.\n", ratio_text(&t));
     for (title, map) in [
@@ -217,9 +250,10 @@ pub(super) fn html(manifest: &Manifest, lines: &[ReceiptLine], anchors: &[Anchor
     );
     let _ = writeln!(
         out,
-        "<p>Completeness: start <code>{}</code>, end <code>{}</code>. Deny/approve: {}.</p>",
+        "<p>Completeness: start <code>{}</code>, end <code>{}</code>: {}. Deny/approve: {}.</p>",
         escape(&manifest.completeness.start),
         escape(&manifest.completeness.end),
+        escape(&end_text(manifest, anchors)),
         escape(&ratio_text(&t))
     );
     out.push_str(&bar_chart(
@@ -252,7 +286,7 @@ pub(super) fn how_to_verify(manifest: &Manifest, anchors: &[AnchorLine]) -> Stri
     );
     let _ = writeln!(
         out,
-        "1. Obtain the store's public key from its owner through a channel you trust (the file\n   signing.pub of the store, or its SHA-256 fingerprint). Do not use a key found in this\n   pack: a pack must not vouch for itself.\n\n2. Check everything (file checksums, the manifest signature, every receipt's digests,\n   inclusion proofs against the signed roots below, the seal chain, the tenant chain,\n   the boundary receipts that prove the range complete, and the signed shred records\n   (shreds.jsonl) behind every receipt shown as shredded):\n\n     trailmix-db verify-pack <this pack> --key signing.pub\n     trailmix-db verify-pack <this pack> --key-fingerprint <sha256 hex of the public key>\n\n   Exit code 0 = verified, 1 = the pack is not valid (the message names the first bad item),\n   2 = usage or I/O error.\n\n3. Without the tool, file integrity alone: sha256sum -c SHA256SUMS\n   (this does not check the signature or the proofs).\n\nThe pack rests on these signed roots (C2SP signed notes, Ed25519):"
+        "1. Obtain the store's public key from its owner through a channel you trust (the file\n   signing.pub of the store, or its SHA-256 fingerprint). Do not use a key found in this\n   pack: a pack must not vouch for itself.\n\n2. Check everything (file checksums, the manifest signature, every receipt's digests,\n   inclusion proofs against the signed roots below, the seal chain, the tenant chain,\n   the boundary receipts or the signed tenant tip that prove the range complete, and\n   the signed shred records (shreds.jsonl) behind every receipt shown as shredded):\n\n     trailmix-db verify-pack <this pack> --key signing.pub\n     trailmix-db verify-pack <this pack> --key-fingerprint <sha256 hex of the public key>\n\n   Exit code 0 = verified, 1 = the pack is not valid (the message names the first bad item),\n   2 = usage or I/O error.\n\n3. Without the tool, file integrity alone: sha256sum -c SHA256SUMS\n   (this does not check the signature or the proofs).\n\nThe pack rests on these signed roots (C2SP signed notes, Ed25519):"
     );
     for anchor in anchors {
         let _ = writeln!(out, "  - {}", anchor_text(anchor));
@@ -265,9 +299,10 @@ pub(super) fn how_to_verify(manifest: &Manifest, anchors: &[AnchorLine]) -> Stri
     }
     let _ = writeln!(
         out,
-        "\nCompleteness: start {}, end {}. Receipts logged after the horizon (epoch {}, tree\nsize {}, last entry {}) are outside this pack. The format is described in the\ntrailmix-db design document, section \"Evidence packs\".",
+        "\nCompleteness: start {}, end {}: {}.\nReceipts logged after the horizon (epoch {}, tree size {}, last entry {}) are\noutside this pack. The format is described in the trailmix-db design document,\nsection \"Evidence packs\".",
         manifest.completeness.start,
         manifest.completeness.end,
+        end_text(manifest, anchors),
         manifest.horizon.epoch,
         manifest.horizon.tree_size,
         manifest.horizon.last_seq

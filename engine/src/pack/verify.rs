@@ -12,9 +12,9 @@ use super::PackFiles;
 use super::format::{
     ANCHORS_FILE, AnchorKind, AnchorLine, Counts, FixedPart, Horizon, LISTED_FILES, LineState,
     MANIFEST_FILE, MANIFEST_NOTE_CONTEXT, MANIFEST_SIG_FILE, Manifest, PACK_FILES, PACK_FORMAT,
-    PACK_FORMAT_V2, PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role, SHA256SUMS_FILE,
-    SHREDS_FILE, ShredLine, TAIL_FILE, TailLine, decode_fixed, file_entry_matches, hex,
-    key_fingerprint, sha256, timestamp_file, timestamp_file_epoch,
+    PACK_FORMAT_V2, PACK_FORMAT_V3, PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role,
+    SHA256SUMS_FILE, SHREDS_FILE, ShredLine, TAIL_FILE, TailLine, TipLine, decode_fixed,
+    file_entry_matches, hex, key_fingerprint, sha256, timestamp_file, timestamp_file_epoch,
 };
 use crate::entry::{self, EntryKind, NO_TENANT_PREV, flags};
 use crate::merkle::{self, Digest};
@@ -23,6 +23,7 @@ use crate::receipt::ReceiptHeader;
 use crate::replay::{SealFields, seal_digest};
 use crate::shred::{ShredRecord, ShredScope};
 use crate::timestamp::{self, Certificate, VerifiedTimestamp};
+use crate::tips::{TipsCommitment, tip_leaf_hash};
 use crate::wal::{HashAlgorithm, Seq};
 
 /// The public key a pack is checked with: it must come from outside the pack.
@@ -61,6 +62,16 @@ pub enum EndProof {
         /// Its sequence number.
         seq: u64,
     },
+    /// The last receipt is the tenant's last as of the horizon: its tip leaf is in the tips
+    /// tree whose root the horizon's signed note states.
+    TenantTip {
+        /// The last receipt's sequence number.
+        seq: u64,
+        /// The epoch of the horizon note (the last anchor).
+        epoch: u64,
+        /// The tenants the note's tips tree holds.
+        tenants: u64,
+    },
     /// Every log entry after the last receipt up to the horizon is in the pack as a
     /// hash-only link, none of them a receipt of the tenant.
     LogTail {
@@ -96,6 +107,7 @@ impl Completeness {
         };
         let end = match self.end {
             EndProof::NextReceipt { .. } => "next_receipt",
+            EndProof::TenantTip { .. } => "tenant_tip",
             EndProof::LogTail { .. } => "log_tail",
             EndProof::Unproven => "unproven",
         };
@@ -326,6 +338,9 @@ pub enum PackFailure {
     /// The pack's completeness claim does not hold.
     #[error("completeness: {0}")]
     Completeness(String),
+    /// The tenant tip proof does not hold against the horizon's signed note.
+    #[error("the tenant tip proof: {0}")]
+    Tip(String),
     /// The manifest's counts do not match the lines.
     #[error("counts: {0}")]
     Counts(String),
@@ -364,6 +379,7 @@ impl PackFailure {
             PackFailure::Duplicate { .. } => "duplicate",
             PackFailure::Chain { .. } => "chain",
             PackFailure::Completeness(_) => "completeness",
+            PackFailure::Tip(_) => "tip",
             PackFailure::Counts(_) => "counts",
             PackFailure::Timestamp { .. } => "timestamp",
         }
@@ -460,7 +476,8 @@ pub fn verify_pack_files_with_tsa(
     let proofs = lines::<ProofLine>(files, PROOFS_FILE)?;
     // Links before proofs: a dropped line is reported as the gap it leaves, not as an
     // orphaned proof.
-    let completeness = ctx.check_chain(&receipts, &tail)?;
+    let tip = manifest.completeness.tip.as_ref();
+    let completeness = ctx.check_chain(&receipts, &tail, tip, &anchors)?;
     let (start, end) = completeness.names();
     if (start, end)
         != (
@@ -612,10 +629,17 @@ fn check_signature(
     Ok(())
 }
 
-/// A v3 manifest, or a v2 one without timestamp tokens (v2 packs carried none).
+/// A v4 manifest, a v3 one without a tip proof (v3 packs ended on the log tail), or a v2
+/// one without timestamp tokens either (v2 packs carried none).
 fn check_format(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailure> {
-    match manifest.format.as_str() {
-        PACK_FORMAT => Ok(()),
+    let version = manifest.format.as_str();
+    if version != PACK_FORMAT && manifest.completeness.tip.is_some() {
+        return Err(PackFailure::Manifest(format!(
+            "a pack of format {version:?} carries no tenant tip proof (v4 added it)"
+        )));
+    }
+    match version {
+        PACK_FORMAT | PACK_FORMAT_V3 => Ok(()),
         PACK_FORMAT_V2 => match files
             .files
             .keys()
@@ -627,7 +651,8 @@ fn check_format(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailur
             None => Ok(()),
         },
         other => Err(PackFailure::Manifest(format!(
-            "format {other:?}, but this build reads {PACK_FORMAT:?} and {PACK_FORMAT_V2:?}"
+            "format {other:?}, but this build reads {PACK_FORMAT:?}, {PACK_FORMAT_V3:?} and \
+             {PACK_FORMAT_V2:?}"
         ))),
     }
 }
@@ -793,6 +818,8 @@ struct Anchor {
     first_seq: u64,
     tree_size: u64,
     root: Digest,
+    /// The note's tenant tips line (none in notes written before tips existed).
+    tips: Option<TipsCommitment>,
 }
 
 /// A receipt line, checked.
@@ -882,12 +909,14 @@ impl Ctx<'_> {
                     "its seal line disagrees with its first seq or size".into(),
                 ));
             }
+            let tips = TipsCommitment::from_extensions(&checkpoint.extensions).map_err(&fail)?;
             let anchor = Anchor {
                 epoch: line.epoch,
                 kind: line.kind,
                 first_seq: line.first_seq,
                 tree_size: checkpoint.tree_size,
                 root: checkpoint.root_hash,
+                tips,
             };
             if anchor.tree_size == 0 {
                 return Err(fail("an empty tree anchors nothing".into()));
@@ -1378,6 +1407,8 @@ impl Ctx<'_> {
         &self,
         receipts: &[Checked],
         tail: &[Link],
+        tip: Option<&TipLine>,
+        anchors: &BTreeMap<u64, Anchor>,
     ) -> Result<Completeness, PackFailure> {
         for pair in receipts.windows(2) {
             let (prev, next) = (&pair[0], &pair[1]);
@@ -1401,13 +1432,19 @@ impl Ctx<'_> {
                 });
             }
         }
-        // Only a line with a header names its tenant (checked against the pack's): a chain of
-        // header-less, filtered-out links could be any tenant's, so it proves nothing.
-        let unbound = receipts.iter().all(|r| r.state == LineState::FilteredOut);
+        // Only a line with a header names its tenant (checked against the pack's), or a tip
+        // leaf (which names it and the last line's chain hash): a chain of header-less,
+        // filtered-out links without a tip could be any tenant's, so it proves nothing.
+        let unbound = receipts.iter().all(|r| r.state == LineState::FilteredOut) && tip.is_none();
         let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
             if !tail.is_empty() {
                 return Err(PackFailure::Completeness(
                     "tail links without a receipt to start from".into(),
+                ));
+            }
+            if tip.is_some() {
+                return Err(PackFailure::Completeness(
+                    "a tenant tip proof without a receipt line it could be the tip of".into(),
                 ));
             }
             return Ok(Completeness {
@@ -1431,12 +1468,19 @@ impl Ctx<'_> {
             });
         };
         let end = if last.role == Role::After {
-            if !tail.is_empty() {
+            if !tail.is_empty() || tip.is_some() {
                 return Err(PackFailure::Completeness(
-                    "a pack with a next receipt has no tail".into(),
+                    "a pack with a next receipt has no tail and no tenant tip proof".into(),
                 ));
             }
             EndProof::NextReceipt { seq: last.seq }
+        } else if let Some(tip) = tip {
+            if !tail.is_empty() {
+                return Err(PackFailure::Completeness(
+                    "a pack that ends on the tenant's tip has no tail".into(),
+                ));
+            }
+            self.check_tip(last, tip, anchors)?
         } else {
             self.check_tail_links(last, tail)?
         };
@@ -1447,6 +1491,102 @@ impl Ctx<'_> {
             });
         }
         Ok(Completeness { start, end })
+    }
+
+    /// The last line is the tenant's tip as of the horizon: the tip leaf recomputed from the
+    /// pack's tenant and the line's seq and chain hash is in the tips tree of the horizon's
+    /// signed note, whose size and root come from the note (the proof's copies must agree).
+    fn check_tip(
+        &self,
+        last: &Checked,
+        tip: &TipLine,
+        anchors: &BTreeMap<u64, Anchor>,
+    ) -> Result<EndProof, PackFailure> {
+        let horizon = &self.manifest.horizon;
+        if tip.epoch != horizon.epoch {
+            return Err(PackFailure::Tip(format!(
+                "it rests on the note of epoch {}, but the pack's horizon is epoch {}",
+                tip.epoch, horizon.epoch
+            )));
+        }
+        let signed = anchors
+            .get(&horizon.epoch)
+            .and_then(|a| a.tips)
+            .ok_or_else(|| {
+                PackFailure::Tip(format!(
+                    "the horizon's signed note (epoch {}) has no tenant tips line to rest on",
+                    horizon.epoch
+                ))
+            })?;
+        if tip.tenants != signed.tenants || tip.root != hex(&signed.root) {
+            return Err(PackFailure::Tip(format!(
+                "it states {} tenants and tips root {}, but the signed note of epoch {} states {} \
+                 and {}",
+                tip.tenants,
+                tip.root,
+                horizon.epoch,
+                signed.tenants,
+                hex(&signed.root)
+            )));
+        }
+        if tip.tenant != self.manifest.scope.tenant {
+            return Err(PackFailure::Tip(format!(
+                "it is the tip of tenant {:?}, but the pack is of {:?}",
+                tip.tenant, self.manifest.scope.tenant
+            )));
+        }
+        let tip_chain = b64(&tip.chain_hash).and_then(|b| Digest::try_from(b).ok());
+        if tip.seq != last.seq || tip_chain != Some(last.chain_hash) {
+            return Err(PackFailure::Completeness(format!(
+                "the tenant's last receipt as of the horizon is seq {} (the signed tip), but the \
+                 pack's last line is seq {}{}",
+                tip.seq,
+                last.seq,
+                if tip.seq == last.seq {
+                    " with another chain hash"
+                } else {
+                    ": receipts of the tenant after it are missing from the pack"
+                }
+            )));
+        }
+        let path = tip
+            .path
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                b64(text)
+                    .and_then(|b| Digest::try_from(b).ok())
+                    .ok_or_else(|| {
+                        PackFailure::Tip(format!("path element {i} is not a base64 32-byte digest"))
+                    })
+            })
+            .collect::<Result<Vec<Digest>, _>>()?;
+        let leaf = tip_leaf_hash(
+            self.alg,
+            &self.manifest.scope.tenant,
+            Seq(last.seq),
+            &last.chain_hash,
+        );
+        merkle::verify_inclusion(
+            self.alg,
+            tip.leaf_index,
+            signed.tenants,
+            &leaf,
+            &path,
+            &signed.root,
+        )
+        .map_err(|e| {
+            PackFailure::Tip(format!(
+                "the tip leaf of seq {} at index {} does not lead to the tips root of the signed \
+                 note of epoch {}: {e}",
+                last.seq, tip.leaf_index, horizon.epoch
+            ))
+        })?;
+        Ok(EndProof::TenantTip {
+            seq: last.seq,
+            epoch: horizon.epoch,
+            tenants: signed.tenants,
+        })
     }
 
     fn check_tail_links(&self, last: &Checked, tail: &[Link]) -> Result<EndProof, PackFailure> {
