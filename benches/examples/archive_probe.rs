@@ -168,7 +168,10 @@ fn main() -> Result<(), BoxError> {
     let (with_archive, archived) = std::thread::scope(|scope| -> Result<_, BoxError> {
         let archiver = {
             let (busy, target, options) = (busy.clone(), target.clone(), archive_options.clone());
-            scope.spawn(move || busy.archive(&target, &options))
+            // Named, so that a profile (`perf report --sort comm`) tells its CPU apart.
+            std::thread::Builder::new()
+                .name("archiver".into())
+                .spawn_scoped(scope, move || busy.archive(&target, &options))?
         };
         let elapsed = ingest(&busy, &fresh)?;
         let report = archiver.join().map_err(|_| "archiver panicked")??;
