@@ -132,7 +132,11 @@ fn main() -> Result<(), BoxError> {
         tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
 
     let db = sealed_store(&scratch.path().join("history"), epochs, per_epoch)?;
-    let s3 = db.archive(&s3_target("bench-throughput")?, &archive_options)?;
+    let target = s3_target("bench-throughput")?;
+    let server = ServerCpu::find();
+    let (archiver_cpu, server_cpu) = (thread_cpu_s(), server.cpu_s());
+    let s3 = db.archive(&target, &archive_options)?;
+    let cpu = (thread_cpu_s() - archiver_cpu, server.cpu_s() - server_cpu);
     let local_url = format!("file://{}", scratch.path().join("archive").display());
     let local = ArchiveTarget::parse(&local_url, &S3Settings::default())?;
     // A second store of the same shape: the first one's epochs are recorded as archived now.
@@ -148,6 +152,7 @@ fn main() -> Result<(), BoxError> {
         s3.elapsed.as_secs_f64(),
         s3.paced.as_secs_f64()
     );
+    print_cpu(&s3, cpu);
     println!(
         "archive to a local directory             {:>8.1} MB/s  ({} objects, {:.2} s)",
         mb_per_s(&fs),
@@ -165,18 +170,26 @@ fn main() -> Result<(), BoxError> {
 
     let busy = sealed_store(&scratch.path().join("busy"), epochs, per_epoch)?;
     let target = s3_target("bench-background")?;
-    let (with_archive, archived) = std::thread::scope(|scope| -> Result<_, BoxError> {
-        let archiver = {
-            let (busy, target, options) = (busy.clone(), target.clone(), archive_options.clone());
-            // Named, so that a profile (`perf report --sort comm`) tells its CPU apart.
-            std::thread::Builder::new()
-                .name("archiver".into())
-                .spawn_scoped(scope, move || busy.archive(&target, &options))?
-        };
-        let elapsed = ingest(&busy, &fresh)?;
-        let report = archiver.join().map_err(|_| "archiver panicked")??;
-        Ok((elapsed, report))
-    })?;
+    let server_before = server.cpu_s();
+    let (with_archive, (archived, archiver_cpu)) =
+        std::thread::scope(|scope| -> Result<_, BoxError> {
+            let archiver = {
+                let (busy, target, options) =
+                    (busy.clone(), target.clone(), archive_options.clone());
+                // Named, so that a profile (`perf report --sort comm`) tells its CPU apart.
+                std::thread::Builder::new()
+                    .name("archiver".into())
+                    .spawn_scoped(scope, move || {
+                        let before = thread_cpu_s();
+                        busy.archive(&target, &options)
+                            .map(|report| (report, thread_cpu_s() - before))
+                    })?
+            };
+            let elapsed = ingest(&busy, &fresh)?;
+            let report = archiver.join().map_err(|_| "archiver panicked")??;
+            Ok((elapsed, report))
+        })?;
+    let server_cpu = server.cpu_s() - server_before;
     busy.close()?;
     let rate = |d: Duration| {
         #[allow(clippy::cast_precision_loss, reason = "display")]
@@ -197,5 +210,63 @@ fn main() -> Result<(), BoxError> {
         archived.bytes_written / 1_000_000,
         mb_per_s(&archived)
     );
+    print_cpu(&archived, (archiver_cpu, server_cpu));
     Ok(())
+}
+
+/// CPU seconds (user + system) of the calling thread so far (Linux `/proc`; 0 elsewhere).
+fn thread_cpu_s() -> f64 {
+    cpu_s_of("/proc/thread-self/stat")
+}
+
+/// `utime + stime` of a `/proc/.../stat` file, in seconds (`USER_HZ` is 100 on Linux).
+fn cpu_s_of(stat: &str) -> f64 {
+    let Ok(text) = std::fs::read_to_string(stat) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    #[allow(clippy::cast_precision_loss, reason = "display")]
+    let seconds = (ticks(11) + ticks(12)) as f64 / 100.0;
+    seconds
+}
+
+/// The local S3 server's process, for its CPU time.
+struct ServerCpu(Option<String>);
+
+impl ServerCpu {
+    /// The `weed` process serving this probe's data directory.
+    fn find() -> ServerCpu {
+        let dir = seaweed::shared().dir.display().to_string();
+        let found = std::fs::read_dir("/proc").ok().and_then(|entries| {
+            entries.flatten().find_map(|entry| {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                (cmdline.contains("weed") && cmdline.contains(&dir) && !cmdline.starts_with("sh"))
+                    .then(|| entry.path().join("stat").display().to_string())
+            })
+        });
+        ServerCpu(found)
+    }
+
+    fn cpu_s(&self) -> f64 {
+        self.0.as_deref().map_or(0.0, cpu_s_of)
+    }
+}
+
+fn print_cpu(report: &ArchiveReport, (archiver, server): (f64, f64)) {
+    #[allow(clippy::cast_precision_loss, reason = "display")]
+    let mb = report.bytes_written as f64 / 1e6;
+    println!(
+        "    CPU: archiving thread {archiver:.2} s, S3 server {server:.2} s ({:.1} + {:.1} CPU-ms per MB archived)",
+        1000.0 * archiver / mb.max(1e-9),
+        1000.0 * server / mb.max(1e-9)
+    );
 }
