@@ -118,10 +118,15 @@ impl ArchiveTarget {
                         .build()
                         .map_err(|e| failed(e.to_string()))?,
                 );
-                let plain_http = settings
+                // As the builder decides it (settings first, then the environment), so that the
+                // checksum HEADs reach the same endpoint as the puts.
+                let endpoint = settings
                     .endpoint
-                    .as_ref()
-                    .is_some_and(|e| e.starts_with("http://"));
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT").ok())
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"))
+                    || std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
                 let http = ReqwestConnector::default()
                     .connect(&ClientOptions::new().with_allow_http(plain_http))
                     .map_err(|e| failed(e.to_string()))?;
