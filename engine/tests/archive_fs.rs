@@ -3,11 +3,15 @@
 //! after any number of objects resumes into the same archive; an existing object with other
 //! content is refused by name and never overwritten; `verify_archive` rebuilds and verifies the
 //! history from the archive alone and names a tampered object; archived epochs may be pruned
-//! locally (`Db::prune_archived`) and both the store and the archive still verify.
+//! locally (`Db::prune_archived`) and both the store and the archive still verify; a run keeps
+//! to its bandwidth limit (`ArchiveOptions::bytes_per_second_max`) and, the file system keeping
+//! no checksums, reads every object back whatever the `RemoteCheck`.
 
 mod common;
 
+use std::num::NonZeroU64;
 use std::path::Path;
+use std::time::Duration;
 
 use trailmix_db::archive::{
     ArchiveError, ArchiveOptions, ArchiveTarget, S3Settings, verify_archive,
@@ -256,4 +260,37 @@ fn archived_epochs_may_be_pruned_locally_and_still_verify() {
         verify_archive(&target(&archive), None, &VerifyOptions::default()).expect("verify");
     assert!(verified.verified(), "{verified:?}");
     assert_eq!(verified.epochs, 4);
+}
+
+#[test]
+fn a_run_keeps_to_its_bandwidth_limit_and_reads_the_file_system_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
+    let (db, _) = store(&data, 3);
+    let limit: u64 = 128 << 10;
+    let options = ArchiveOptions {
+        bytes_per_second_max: NonZeroU64::new(limit),
+        ..ArchiveOptions::default()
+    };
+    let report = db.archive(&target(&archive), &options).expect("archive");
+    db.close().expect("close");
+    assert_eq!(report.epochs.len(), 3);
+    assert_eq!(report.objects_checked_by_checksum, 0, "{report:?}");
+    assert_eq!(report.bytes_read_back, report.bytes_verified, "{report:?}");
+    let moved = report.bytes_written + report.bytes_read_back;
+    assert!(
+        moved > 2 * limit,
+        "the test needs more than two seconds' worth: {moved}"
+    );
+    // A lower bound only: the pacer may run at most one second ahead of the limit.
+    #[allow(clippy::cast_precision_loss, reason = "hundreds of kilobytes")]
+    let floor = Duration::from_secs_f64(moved as f64 / limit as f64 - 1.0);
+    assert!(
+        report.elapsed >= floor && report.paced > Duration::ZERO,
+        "{moved} bytes at {limit} bytes/s in {:?}: {report:?}",
+        report.elapsed
+    );
+    let verified =
+        verify_archive(&target(&archive), None, &VerifyOptions::default()).expect("verify");
+    assert!(verified.verified(), "{verified:?}");
 }

@@ -3,7 +3,10 @@
 //! retention, conditional create); a run stopped mid-upload resumes into the same archive; a
 //! tampered archived object is caught by `verify_archive`; and shredding after archiving still
 //! shreds — the archive holds ciphertext only, undecryptable once the local key is gone; and
-//! epochs dropped locally read back through the bucket (`DbOptions::archive_reads`).
+//! epochs dropped locally read back through the bucket (`DbOptions::archive_reads`); the
+//! default remote check (`RemoteCheck::Checksum`) confirms objects by the SHA-256 the server
+//! stored, without downloading them, and still refuses a run whose object was replaced or
+//! removed between its upload and the check.
 
 mod common;
 #[path = "common/seaweed.rs"]
@@ -11,11 +14,15 @@ mod seaweed;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest as _, Sha256};
 use trailmix_db::archive::{
-    ArchiveError, ArchiveOptions, ArchiveReads, ArchiveTarget, S3Settings, restore_log,
-    verify_archive,
+    ArchiveError, ArchiveOptions, ArchiveReads, ArchiveTarget, RemoteCheck, S3Settings,
+    restore_log, verify_archive,
 };
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 use trailmix_db::wal::Seq;
@@ -290,4 +297,102 @@ fn shredding_after_archiving_makes_the_archived_ciphertext_undecryptable() {
         verified.verified(),
         "the archive still verifies: {verified:?}"
     );
+}
+
+/// What a test does to an archived object between its upload and the remote check.
+#[derive(Clone, Copy, Debug)]
+enum Meddle {
+    /// Put other bytes as the current version, with their own (correct) SHA-256 checksum.
+    Replace,
+    /// Delete it (a delete marker hides the locked version).
+    Remove,
+}
+
+fn meddle(bucket: &str, key: &str, how: Meddle) {
+    let server = seaweed::shared();
+    let path = format!("/{bucket}/{key}");
+    match how {
+        Meddle::Replace => {
+            let (_, _, mut forged) = server.request("GET", &path, &[], b"");
+            forged[100] ^= 0x40;
+            let sum = BASE64.encode(Sha256::digest(&forged));
+            let (status, _, body) =
+                server.request("PUT", &path, &[("x-amz-checksum-sha256", &sum)], &forged);
+            assert_eq!(status, 200, "{}", seaweed::text(&body));
+        }
+        Meddle::Remove => {
+            let (status, _, _) = server.request("DELETE", &path, &[], b"");
+            assert_eq!(status, 204);
+        }
+    }
+}
+
+#[test]
+fn the_checksum_check_confirms_without_downloading_and_refuses_a_meddled_object() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = store(&tmp.path().join("clean"), 2);
+    let target = bucket("checksum-clean");
+    let report = db
+        .archive(&target, &ArchiveOptions::default())
+        .expect("archive");
+    // seal, leaves and at least one part per epoch, each confirmed by a HEAD; only the
+    // manifests are downloaded.
+    assert!(report.objects_checked_by_checksum >= 6, "{report:?}");
+    assert!(
+        report.bytes_read_back < report.bytes_written / 10,
+        "{report:?}"
+    );
+    db.close().expect("close");
+    // The other policy downloads every object instead.
+    let db = store(&tmp.path().join("read-back"), 2);
+    let options = ArchiveOptions {
+        remote_check: RemoteCheck::FullReadBack,
+        ..ArchiveOptions::default()
+    };
+    let full = db
+        .archive(&bucket("checksum-read-back"), &options)
+        .expect("archive");
+    assert_eq!(full.objects_checked_by_checksum, 0, "{full:?}");
+    assert_eq!(full.bytes_read_back, full.bytes_verified, "{full:?}");
+    assert!(full.bytes_read_back >= full.bytes_written - 64, "{full:?}");
+    db.close().expect("close");
+
+    for how in [Meddle::Replace, Meddle::Remove] {
+        let data = tmp.path().join(format!("{how:?}"));
+        let db = store(&data, 2);
+        let name = format!("checksum-{how:?}").to_lowercase();
+        let target = bucket(&name);
+        let done = Arc::new(AtomicBool::new(false));
+        let meddled = Arc::new(std::sync::Mutex::new(String::new()));
+        let progress = {
+            let (name, done, meddled) = (name.clone(), Arc::clone(&done), Arc::clone(&meddled));
+            Arc::new(move |key: &str, _: u64, written: bool| {
+                if written && key.contains(".part-") && !done.swap(true, Ordering::SeqCst) {
+                    meddle(&name, key, how);
+                    key.clone_into(&mut meddled.lock().expect("lock"));
+                }
+            })
+        };
+        let options = ArchiveOptions {
+            progress: Some(progress),
+            ..ArchiveOptions::default()
+        };
+        let err = db.archive(&target, &options).expect_err("refused");
+        let key = meddled.lock().expect("lock").clone();
+        match &err {
+            Error::Archive(ArchiveError::Unverified { object, detail }) => {
+                assert_eq!(object, &key, "{err}");
+                let expected = match how {
+                    Meddle::Replace => "sha256",
+                    Meddle::Remove => "missing",
+                };
+                assert!(detail.contains(expected), "{how:?}: {err}");
+            }
+            other => panic!("{how:?}: expected Unverified, got {other}"),
+        }
+        // Nothing is recorded as archived.
+        assert_eq!(db.archived_end(), Seq(0), "{how:?}");
+        db.close().expect("close");
+        assert!(common::archive_records(&data).is_empty(), "{how:?}");
+    }
 }

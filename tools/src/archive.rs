@@ -28,8 +28,13 @@ pub struct ArchiveOutcome {
     pub objects_present: u64,
     /// Bytes written.
     pub bytes_written: u64,
-    /// Bytes read back to verify.
+    /// Bytes of the objects confirmed in the archive (by the server's stored checksum or by
+    /// reading them back).
     pub bytes_verified: u64,
+    /// Objects confirmed by the SHA-256 checksum the server stored.
+    pub objects_checked_by_checksum: u64,
+    /// Bytes downloaded to confirm objects.
+    pub bytes_read_back: u64,
     /// Seqs of the archive records appended.
     pub record_seqs: Vec<u64>,
     /// Sealed epochs waiting for their segment file to end.
@@ -83,6 +88,8 @@ pub fn run(
         objects_present: report.objects_present,
         bytes_written: report.bytes_written,
         bytes_verified: report.bytes_verified,
+        objects_checked_by_checksum: report.objects_checked_by_checksum,
+        bytes_read_back: report.bytes_read_back,
         record_seqs: report.record_seqs.iter().map(|s| s.0).collect(),
         epochs_waiting: report.epochs_waiting,
         mb_per_s,
@@ -111,7 +118,12 @@ pub fn print_text(o: &ArchiveOutcome) {
         o.mb_per_s,
         o.objects_present
     );
-    println!("read back       {}", human_bytes(o.bytes_verified));
+    println!(
+        "verified        {} ({} object(s) by the server's SHA-256 checksum, {} read back)",
+        human_bytes(o.bytes_verified),
+        o.objects_checked_by_checksum,
+        human_bytes(o.bytes_read_back)
+    );
     if o.epochs_waiting > 0 {
         println!(
             "waiting         {} sealed epoch(s) whose segment file has not ended yet (a seal ends its \

@@ -472,10 +472,11 @@ enum Command {
     ///
     /// Every sealed epoch not archived yet goes to `<prefix>/<store id>/epoch-N/`: its seal, its
     /// leaf hashes, the segment bytes that hold it, and a manifest with the SHA-256 of each
-    /// object. Objects are created, never overwritten; each is read back and checked, then a
-    /// signed archive record goes into the log. Safe to run again after any failure: objects
-    /// already archived are reused. Opens the store for writing, so not while a service writes
-    /// it.
+    /// object. Objects are created, never overwritten; each is checked in the archive (on S3
+    /// by the SHA-256 checksum the server verified and stored, on a local directory by reading
+    /// it back), then a signed archive record goes into the log. The run is paced to 16 MiB/s
+    /// to leave the machine to ingest. Safe to run again after any failure: objects already
+    /// archived are reused. Opens the store for writing, so not while a service writes it.
     #[command(after_help = EXIT_CODES)]
     Archive {
         /// Data directory of the store.

@@ -6,9 +6,11 @@
 //! created with `PutMode::Create` (never overwritten); one already there with the same SHA-256
 //! counts as done, one with different bytes is an error naming it, so a run that crashed at any
 //! point is simply run again. Segments go in parts of at most
-//! [`ArchiveOptions::part_bytes`], read from the file one part at a time (bounded memory).
-//! Once every object of a run of epochs has been read back from the archive and matches its
-//! manifest, the writer appends a signed archive record (entry kind 8) to the log, so what is
+//! [`ArchiveOptions::part_bytes`], read from the file one part at a time (bounded memory), paced
+//! to [`ArchiveOptions::bytes_per_second_max`] so that archiving leaves the machine to ingest.
+//! Once every object of a run of epochs is confirmed in the archive with its manifest's size
+//! and SHA-256 ([`RemoteCheck`]: the checksum the S3 server verified and stored, or a full
+//! read-back), the writer appends a signed archive record (entry kind 8) to the log, so what is
 //! archived is itself audited. [`verify_archive`] rebuilds a store's log from the archive alone
 //! and verifies it. The byte layout is in `docs/design.md`, "Archive".
 
@@ -25,6 +27,8 @@ mod manifest;
 mod remote;
 #[cfg(feature = "archive")]
 mod ship;
+#[cfg(feature = "archive")]
+mod throttle;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,9 +46,9 @@ pub use check::{ArchiveDamage, ArchiveVerifyReport, restore_log, verify_archive}
 #[cfg(feature = "archive")]
 pub use manifest::{EpochManifest, ManifestObject, ManifestSegment};
 #[cfg(feature = "archive")]
-pub use remote::{ArchiveTarget, S3Settings};
+pub use remote::{ArchiveTarget, RemoteCheck, S3Settings};
 #[cfg(feature = "archive")]
-pub use ship::{ArchiveOptions, ArchiveProgress, ArchiveReport};
+pub use ship::{ARCHIVE_BYTES_PER_SECOND_DEFAULT, ArchiveOptions, ArchiveProgress, ArchiveReport};
 
 /// Format of archive records and manifests written by this version.
 pub const ARCHIVE_FORMAT: u32 = 1;

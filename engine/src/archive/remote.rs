@@ -6,12 +6,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
-use object_store::aws::{AmazonS3Builder, Checksum, S3ConditionalPut};
+use object_store::aws::{AmazonS3, AmazonS3Builder, Checksum, S3ConditionalPut};
+use object_store::client::{
+    HttpClient, HttpConnector, HttpRequest, HttpRequestBody, ReqwestConnector,
+};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
 use object_store::{
-    BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -98,16 +105,34 @@ impl ArchiveTarget {
             object: self.url.clone(),
             detail,
         };
-        let store: Arc<dyn ObjectStore> = match &self.backend {
+        let (store, checksums): (Arc<dyn ObjectStore>, _) = match &self.backend {
             Backend::Local(path) => {
                 std::fs::create_dir_all(path).map_err(|e| failed(e.to_string()))?;
-                Arc::new(LocalFileSystem::new_with_prefix(path).map_err(|e| failed(e.to_string()))?)
+                let local =
+                    LocalFileSystem::new_with_prefix(path).map_err(|e| failed(e.to_string()))?;
+                (Arc::new(local), None)
             }
-            Backend::S3 { bucket, settings } => Arc::new(
-                s3_builder(bucket, settings)
-                    .build()
-                    .map_err(|e| failed(e.to_string()))?,
-            ),
+            Backend::S3 { bucket, settings } => {
+                let s3 = Arc::new(
+                    s3_builder(bucket, settings)
+                        .build()
+                        .map_err(|e| failed(e.to_string()))?,
+                );
+                // As the builder decides it (settings first, then the environment), so that the
+                // checksum HEADs reach the same endpoint as the puts.
+                let endpoint = settings
+                    .endpoint
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT").ok())
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"))
+                    || std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
+                let http = ReqwestConnector::default()
+                    .connect(&ClientOptions::new().with_allow_http(plain_http))
+                    .map_err(|e| failed(e.to_string()))?;
+                let store: Arc<dyn ObjectStore> = Arc::clone(&s3) as Arc<dyn ObjectStore>;
+                (store, Some(ChecksumHead { signer: s3, http }))
+            }
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -115,6 +140,7 @@ impl ArchiveTarget {
             .map_err(|e| failed(format!("starting the I/O runtime: {e}")))?;
         Ok(Remote {
             store,
+            checksums,
             runtime,
             prefix: self.prefix.clone(),
         })
@@ -176,9 +202,48 @@ pub(crate) enum Created {
 /// Size and SHA-256 of an object as read back.
 pub(crate) type ObjectSum = (u64, [u8; 32]);
 
+/// How [`Db::archive`](crate::Db::archive) confirms that each object it wrote (or found
+/// present) is in the archive, whole, before it records the epochs as archived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RemoteCheck {
+    /// On S3, one `HEAD` per object with `x-amz-checksum-mode: ENABLED`: the object's current
+    /// version must exist with the manifest's size and carry the manifest's SHA-256 as its
+    /// stored `x-amz-checksum-sha256` — the checksum the server computed over the body and
+    /// compared with ours when it accepted the upload (it refuses a mismatching body). An
+    /// object whose server reports no SHA-256 checksum, and every object on the local file
+    /// system (which keeps none), is read back as with [`RemoteCheck::FullReadBack`].
+    #[default]
+    Checksum,
+    /// Every object is downloaded whole and its size and SHA-256 computed here.
+    FullReadBack,
+}
+
+/// How the size and SHA-256 of an archived object were learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Learned {
+    /// From the server's stored checksum (a `HEAD`).
+    ServerChecksum,
+    /// By downloading the object and hashing it here.
+    ReadBack,
+}
+
+/// An S3 store's signer and an HTTP client for `HEAD` requests with checksum mode, which
+/// `object_store` does not send itself.
+struct ChecksumHead {
+    signer: Arc<AmazonS3>,
+    http: HttpClient,
+}
+
+/// What a checksum `HEAD` found: the object's size and its stored SHA-256, if any.
+type Headed = (u64, Option<[u8; 32]>);
+
+/// Attempts of one checksum `HEAD` (transport errors, 5xx and 429 are retried).
+const HEAD_ATTEMPTS: u32 = 4;
+
 /// A connected archive.
 pub(crate) struct Remote {
     store: Arc<dyn ObjectStore>,
+    checksums: Option<ChecksumHead>,
     runtime: tokio::runtime::Runtime,
     prefix: String,
 }
@@ -200,10 +265,16 @@ impl Remote {
         }
     }
 
-    /// Creates `name` with `bytes` unless it exists; an existing object must hold the same
-    /// bytes (same size and SHA-256).
-    pub(crate) fn put_create(&self, name: &str, bytes: Vec<u8>) -> Result<Created, ArchiveError> {
-        let expected: ObjectSum = (bytes.len() as u64, sha256(&bytes));
+    /// Creates `name` with `bytes` (whose size and SHA-256 are `expected`) unless it exists;
+    /// an existing object must hold the same bytes (same size and SHA-256, learned as `check`
+    /// says).
+    pub(crate) fn put_create(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        expected: ObjectSum,
+        check: RemoteCheck,
+    ) -> Result<Created, ArchiveError> {
         let path = self.path(name);
         let options = PutOptions {
             mode: PutMode::Create,
@@ -217,7 +288,7 @@ impl Remote {
             Err(
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
-            ) => match self.sum(name)? {
+            ) => match self.remote_sum(name, check)?.map(|(sum, _)| sum) {
                 Some(found) if found == expected => Ok(Created::Present),
                 found => Err(ArchiveError::Conflict {
                     object: path.to_string(),
@@ -226,6 +297,77 @@ impl Remote {
                 }),
             },
             Err(err) => Err(self.remote_error(name, &err)),
+        }
+    }
+
+    /// The size and SHA-256 of `name` in the archive, and how they were learned: with
+    /// [`RemoteCheck::Checksum`] on S3 from the checksum the server stored, else (or when it
+    /// stored none) by reading the object back. `None` when it does not exist.
+    pub(crate) fn remote_sum(
+        &self,
+        name: &str,
+        check: RemoteCheck,
+    ) -> Result<Option<(ObjectSum, Learned)>, ArchiveError> {
+        if check == RemoteCheck::Checksum
+            && let Some(head) = &self.checksums
+        {
+            match self.runtime.block_on(self.head_checksum(head, name))? {
+                None => return Ok(None),
+                Some((size, Some(sum))) => return Ok(Some(((size, sum), Learned::ServerChecksum))),
+                Some((_, None)) => {}
+            }
+        }
+        Ok(self.sum(name)?.map(|sum| (sum, Learned::ReadBack)))
+    }
+
+    /// A presigned `HEAD` of `name` with checksum mode on; `None` when the object (its current
+    /// version) does not exist.
+    async fn head_checksum(
+        &self,
+        head: &ChecksumHead,
+        name: &str,
+    ) -> Result<Option<Headed>, ArchiveError> {
+        let path = self.path(name);
+        let failed = |detail: String| ArchiveError::Remote {
+            object: path.to_string(),
+            detail,
+        };
+        let options = SignedUrlOptions::new().with_signed_header(
+            HeaderName::from_static("x-amz-checksum-mode"),
+            HeaderValue::from_static("ENABLED"),
+        );
+        let url = head
+            .signer
+            .signed_url_opts(Method::HEAD, &path, Duration::from_secs(600), &options)
+            .await
+            .map_err(|e| self.remote_error(name, &e))?;
+        let mut backoff = retry_policy().backoff.init_backoff;
+        let mut attempt = 1;
+        loop {
+            let mut request = HttpRequest::new(HttpRequestBody::empty());
+            *request.method_mut() = Method::HEAD;
+            parse_into(request.uri_mut(), url.as_str()).map_err(&failed)?;
+            request.headers_mut().insert(
+                HeaderName::from_static("x-amz-checksum-mode"),
+                HeaderValue::from_static("ENABLED"),
+            );
+            let response = head.http.execute(request).await;
+            let transient = match &response {
+                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+                Err(_) => true,
+            };
+            if transient && attempt < HEAD_ATTEMPTS {
+                attempt += 1;
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                continue;
+            }
+            let response = response.map_err(|e| failed(format!("HEAD: {e}")))?;
+            return match response.status().as_u16() {
+                404 => Ok(None),
+                200 => parse_head(response.headers()).map(Some).map_err(failed),
+                status => Err(failed(format!("HEAD: HTTP status {status}"))),
+            };
         }
     }
 
@@ -313,6 +455,33 @@ impl Remote {
             .filter_map(|p| p.filename().map(str::to_owned))
             .collect())
     }
+}
+
+/// Sets `slot` to `text` parsed (a URL into a request's URI).
+fn parse_into<T: std::str::FromStr>(slot: &mut T, text: &str) -> Result<(), String>
+where
+    T::Err: std::fmt::Display,
+{
+    *slot = text
+        .parse()
+        .map_err(|e: T::Err| format!("URL {text}: {e}"))?;
+    Ok(())
+}
+
+/// The size (`content-length`) and stored SHA-256 (`x-amz-checksum-sha256`, base64) of a
+/// `HEAD` response. A checksum that is not one whole-object SHA-256 (a multipart upload's
+/// composite `…-N`) counts as none.
+fn parse_head(headers: &object_store::HeaderMap) -> Result<Headed, String> {
+    let size = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| "HEAD: no content-length".to_owned())?;
+    let sum = headers
+        .get("x-amz-checksum-sha256")
+        .and_then(|v| BASE64.decode(v.as_bytes()).ok())
+        .and_then(|raw| <[u8; 32]>::try_from(raw.as_slice()).ok());
+    Ok((size, sum))
 }
 
 /// SHA-256 of `bytes`.

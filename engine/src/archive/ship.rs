@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::num::NonZeroU64;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use super::manifest::{
     EpochManifest, LEAVES_OBJECT, MANIFEST_BYTES_MAX, MANIFEST_OBJECT, META_OBJECT, ManifestObject,
     ManifestSegment, SEAL_OBJECT, epoch_object, segment_part_name, store_dir,
 };
-use super::remote::{Created, Remote, hex, sha256};
+use super::remote::{Created, Learned, ObjectSum, Remote, RemoteCheck, hex, sha256};
+use super::throttle::{Pacer, SystemClock};
 use super::{ARCHIVE_FORMAT, ArchiveError, ArchiveRecord, ArchiveTarget};
 use crate::db::{Db, WAL_DIR};
 use crate::entry::{self, EntryKind};
@@ -26,12 +28,31 @@ use crate::writer::{Control, Writer};
 /// Default size of one segment part object: 8 MiB (also the memory one upload holds).
 pub const PART_BYTES_DEFAULT: u64 = 8 << 20;
 
+/// Default of [`ArchiveOptions::bytes_per_second_max`]: 16 MiB/s.
+///
+/// Measured with `archive_probe` (see `docs/performance.md`, eighth session): archiving costs
+/// about 2.6 CPU-ms per MB on the archiving thread and, for a `SeaweedFS` on the same machine,
+/// about 13 more in the server; at 16 MiB/s that is 0.04 of a core with a remote server and
+/// about 0.26 with a local one (13 % of a 2-core machine), against about 0.7 of a core
+/// unpaced. 16 MiB/s is still about 1.4 TB a day, more than one store ingests durably on
+/// such a machine, so the archive keeps up.
+pub const ARCHIVE_BYTES_PER_SECOND_DEFAULT: u64 = 16 << 20;
+
 /// How [`Db::archive`] runs.
 #[derive(Clone)]
 pub struct ArchiveOptions {
     /// Largest segment part object, in bytes (at least 4096): the unit of upload and of the
     /// memory an upload holds.
     pub part_bytes: u64,
+    /// The most bytes per second the run moves, uploads and read-backs together, averaged
+    /// (it may catch up by one second's worth after a slow stretch); `None`: as fast as it
+    /// can. The archiver sleeps between objects to keep to it, which bounds its share of the
+    /// CPU (hashing, HTTP, and a local S3 server) while the store ingests.
+    /// Default [`ARCHIVE_BYTES_PER_SECOND_DEFAULT`].
+    pub bytes_per_second_max: Option<NonZeroU64>,
+    /// How each object is confirmed in the archive before the epochs are recorded as archived
+    /// (default [`RemoteCheck::Checksum`]).
+    pub remote_check: RemoteCheck,
     /// Told after each object handled, for a progress display.
     pub progress: Option<ArchiveProgress>,
     /// Fault injection for tests: stop with [`ArchiveError::Interrupted`] once this many
@@ -43,6 +64,8 @@ impl Default for ArchiveOptions {
     fn default() -> ArchiveOptions {
         ArchiveOptions {
             part_bytes: PART_BYTES_DEFAULT,
+            bytes_per_second_max: NonZeroU64::new(ARCHIVE_BYTES_PER_SECOND_DEFAULT),
+            remote_check: RemoteCheck::default(),
             progress: None,
             stop_after_objects: None,
         }
@@ -53,6 +76,8 @@ impl std::fmt::Debug for ArchiveOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArchiveOptions")
             .field("part_bytes", &self.part_bytes)
+            .field("bytes_per_second_max", &self.bytes_per_second_max)
+            .field("remote_check", &self.remote_check)
             .field("stop_after_objects", &self.stop_after_objects)
             .finish_non_exhaustive()
     }
@@ -73,8 +98,15 @@ pub struct ArchiveReport {
     pub objects_present: u64,
     /// Bytes written by this run.
     pub bytes_written: u64,
-    /// Bytes read back to verify the archived objects.
+    /// Bytes of the objects confirmed in the archive (manifests and the objects they list),
+    /// by either [`RemoteCheck`] method.
     pub bytes_verified: u64,
+    /// Objects confirmed by the checksum the server stored ([`RemoteCheck::Checksum`]).
+    pub objects_checked_by_checksum: u64,
+    /// Bytes downloaded to confirm objects (read back and hashed here).
+    pub bytes_read_back: u64,
+    /// Time the run slept to keep to [`ArchiveOptions::bytes_per_second_max`].
+    pub paced: Duration,
     /// Seqs of the archive records appended, one per run of epochs that ends a segment.
     pub record_seqs: Vec<Seq>,
     /// Sealed epochs left for a later run: their seal does not end a segment file yet.
@@ -89,10 +121,11 @@ struct Group {
     segments: Vec<(String, Seq, u64, u64)>,
 }
 
-/// Counts objects and enforces [`ArchiveOptions::stop_after_objects`].
+/// Counts objects, paces the run and enforces [`ArchiveOptions::stop_after_objects`].
 struct Run<'a> {
     remote: &'a Remote,
     options: &'a ArchiveOptions,
+    pacer: Pacer<SystemClock>,
     report: ArchiveReport,
 }
 
@@ -107,8 +140,11 @@ impl Run<'_> {
             return Err(ArchiveError::Interrupted { objects: handled });
         }
         let size = bytes.len() as u64;
-        let sum = hex(&sha256(&bytes));
-        let created = self.remote.put_create(name, bytes)?;
+        let digest = sha256(&bytes);
+        self.pacer.take(size);
+        let created =
+            self.remote
+                .put_create(name, bytes, (size, digest), self.options.remote_check)?;
         match created {
             Created::Written => {
                 self.report.objects_written += 1;
@@ -123,7 +159,26 @@ impl Run<'_> {
                 created == Created::Written,
             );
         }
-        Ok(sum)
+        Ok(hex(&digest))
+    }
+
+    /// The size and SHA-256 of `name` in the archive, learned as the options say; counted
+    /// and paced.
+    fn remote_sum(&mut self, name: &str) -> std::result::Result<Option<ObjectSum>, ArchiveError> {
+        let found = self.remote.remote_sum(name, self.options.remote_check)?;
+        Ok(found.map(|(sum, learned)| {
+            match learned {
+                Learned::ServerChecksum => self.report.objects_checked_by_checksum += 1,
+                Learned::ReadBack => self.read_back(sum.0),
+            }
+            sum
+        }))
+    }
+
+    /// Counts and paces `bytes` downloaded to confirm an object.
+    fn read_back(&mut self, bytes: u64) {
+        self.report.bytes_read_back += bytes;
+        self.pacer.take(bytes);
     }
 }
 
@@ -151,6 +206,7 @@ impl Db<FsLog> {
         let mut run = Run {
             remote: &remote,
             options,
+            pacer: Pacer::new(options.bytes_per_second_max, SystemClock::new()),
             report: ArchiveReport {
                 epochs_waiting: waiting,
                 ..ArchiveReport::default()
@@ -160,7 +216,7 @@ impl Db<FsLog> {
         run.put(&format!("{}/{META_OBJECT}", store_dir(&store_id)), meta)?;
         for group in &groups {
             let manifests = self.ship_group(&mut run, &wal_dir, &store_id, group)?;
-            run.report.bytes_verified += verify_group(&remote, &store_id, &manifests)?;
+            run.report.bytes_verified += verify_group(&mut run, &store_id, &manifests)?;
             let (Some(first), Some(last)) = (group.epochs.first(), group.epochs.last()) else {
                 continue;
             };
@@ -180,6 +236,7 @@ impl Db<FsLog> {
                 .epochs
                 .extend(group.epochs.iter().map(|e| e.epoch));
         }
+        run.report.paced = run.pacer.slept();
         run.report.elapsed = started.elapsed();
         Ok(run.report)
     }
@@ -344,17 +401,22 @@ fn ship_segment(
     Ok(())
 }
 
-/// Reads every object of a group back from the archive and checks it against its manifest
-/// (size and SHA-256), and each manifest against the bytes written; the bytes read.
+/// Confirms every object of a group in the archive (size and SHA-256 as in its manifest, as
+/// [`ArchiveOptions::remote_check`] says) and reads each manifest back whole to compare it with
+/// the bytes written; the bytes confirmed.
 fn verify_group(
-    remote: &Remote,
+    run: &mut Run<'_>,
     store_id: &str,
     manifests: &[(EpochManifest, String)],
 ) -> std::result::Result<u64, ArchiveError> {
+    let remote = run.remote;
     let mut bytes = 0;
     for (manifest, sum) in manifests {
         let name = epoch_object(store_id, manifest.epoch, MANIFEST_OBJECT);
         let found = remote.get_small(&name, MANIFEST_BYTES_MAX)?;
+        if let Some(found) = &found {
+            run.read_back(found.len() as u64);
+        }
         match found {
             Some(found) if hex(&sha256(&found)) == *sum => bytes += found.len() as u64,
             _ => {
@@ -366,7 +428,7 @@ fn verify_group(
         }
         for object in &manifest.objects {
             let name = epoch_object(store_id, manifest.epoch, &object.name);
-            let found = remote.sum(&name)?;
+            let found = run.remote_sum(&name)?;
             match found {
                 Some((size, sha)) if size == object.bytes && hex(&sha) == object.sha256 => {
                     bytes += size;
