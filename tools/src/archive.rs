@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use trailmix_db::archive::{
@@ -41,11 +42,17 @@ pub struct ArchiveOutcome {
     pub epochs_waiting: u64,
     /// Upload throughput of this run, MB/s (bytes written over the whole run's time).
     pub mb_per_s: f64,
+    /// The bandwidth limit of this run, bytes a second (`null`: none).
+    pub bytes_per_second_max: Option<u64>,
+    /// Milliseconds the run waited to keep to that limit.
+    pub paced_ms: u64,
     /// One past the last seq archived now.
     pub archived_end: u64,
 }
 
-/// Archives the store in `data_dir` to `url`; progress lines go to stderr when `progress`.
+/// Archives the store in `data_dir` to `url`, uploading and reading back at most
+/// `bytes_per_second_max` bytes a second (0: no limit); progress lines go to stderr when
+/// `progress`.
 ///
 /// # Errors
 /// [`ToolError`] for a bad URL, a store that does not open, or a failed archive run (run it
@@ -55,11 +62,13 @@ pub fn run(
     url: &str,
     settings: &S3Settings,
     progress: bool,
+    bytes_per_second_max: u64,
 ) -> ToolResult<ArchiveOutcome> {
     crate::proofs::require_store(data_dir)?;
     let target = ArchiveTarget::parse(url, settings).map_err(|e| ToolError::new(e.to_string()))?;
     let db = Db::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))?;
     let mut options = ArchiveOptions::default();
+    options.bytes_per_second_max = std::num::NonZeroU64::new(bytes_per_second_max);
     if progress {
         options.progress = Some(Arc::new(|name: &str, bytes: u64, written: bool| {
             let what = if written { "put    " } else { "present" };
@@ -93,6 +102,8 @@ pub fn run(
         record_seqs: report.record_seqs.iter().map(|s| s.0).collect(),
         epochs_waiting: report.epochs_waiting,
         mb_per_s,
+        bytes_per_second_max: options.bytes_per_second_max.map(std::num::NonZeroU64::get),
+        paced_ms: u64::try_from(report.paced.as_millis()).unwrap_or(u64::MAX),
         archived_end,
     })
 }
@@ -124,6 +135,13 @@ pub fn print_text(o: &ArchiveOutcome) {
         o.objects_checked_by_checksum,
         human_bytes(o.bytes_read_back)
     );
+    if let Some(limit) = o.bytes_per_second_max {
+        println!(
+            "paced           at most {}/s: waited {:.1} s (--bytes-per-second-max 0 lifts the limit)",
+            human_bytes(limit),
+            Duration::from_millis(o.paced_ms).as_secs_f64()
+        );
+    }
     if o.epochs_waiting > 0 {
         println!(
             "waiting         {} sealed epoch(s) whose segment file has not ended yet (a seal ends its \

@@ -489,6 +489,11 @@ enum Command {
         /// Print a line per object to stderr.
         #[arg(long)]
         progress: bool,
+        /// The most bytes a second the run uploads and reads back (0: no limit). The default,
+        /// 16 MiB/s, keeps a service's ingest on the same machine within 10 % of its rate
+        /// (docs/performance.md); a one-off run over a backlog can go faster.
+        #[arg(long, value_name = "BYTES", default_value_t = trailmix_db::archive::ARCHIVE_BYTES_PER_SECOND_DEFAULT)]
+        bytes_per_second_max: u64,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -1364,9 +1369,16 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             to,
             s3,
             progress,
+            bytes_per_second_max,
             json,
         } => {
-            let outcome = trailmix_tools::archive::run(&dir, &to, &s3.settings(), progress)?;
+            let outcome = trailmix_tools::archive::run(
+                &dir,
+                &to,
+                &s3.settings(),
+                progress,
+                bytes_per_second_max,
+            )?;
             show(&outcome, json, trailmix_tools::archive::print_text)?;
             Ok(Verdict::Ok)
         }

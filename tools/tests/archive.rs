@@ -51,6 +51,7 @@ fn archive_to_a_directory_then_verify_from_it_alone() {
     let out = json(&tool(&["archive", arg(&dir), "--to", &url, "--json"]));
     assert_eq!(out["verdict"], "archived", "{out}");
     assert_eq!(out["epochs"], serde_json::json!([0, 1]), "{out}");
+    assert_eq!(out["bytes_per_second_max"], 16 << 20, "the default limit: {out}");
     let again = json(&tool(&["archive", arg(&dir), "--to", &url, "--json"]));
     assert_eq!(again["verdict"], "nothing_to_archive", "{again}");
     let pruned = json(&tool(&["prune", arg(&dir), "--archived", "--json"]));
@@ -185,4 +186,47 @@ fn archive_to_s3_with_endpoint_flags() {
     let verified = tool(&args);
     assert_eq!(code(&verified), Some(0), "{}", text(&verified));
     assert!(text(&verified).contains("verified"), "{}", text(&verified));
+}
+
+/// `--bytes-per-second-max` reaches the archiver: a limit far below the store's size makes the
+/// run wait, and 0 lifts the limit.
+#[test]
+fn archive_keeps_to_the_bandwidth_limit_it_is_given() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    sealed_store(&dir, 1);
+    let url = format!("file://{}", scratch.path().join("slow").display());
+    let slow = json(&tool(&[
+        "archive",
+        arg(&dir),
+        "--to",
+        &url,
+        "--bytes-per-second-max",
+        "32768",
+        "--json",
+    ]));
+    assert_eq!(slow["verdict"], "archived", "{slow}");
+    assert_eq!(slow["bytes_per_second_max"], 32768, "{slow}");
+    // The run writes and reads back more than two seconds' worth at this limit, where the
+    // limiter lets at most one second's worth through without waiting.
+    let moved = slow["bytes_written"].as_u64().expect("written")
+        + slow["bytes_read_back"].as_u64().expect("read back");
+    assert!(moved > 2 * 32768, "{slow}");
+    assert!(slow["paced_ms"].as_u64().expect("paced") > 0, "{slow}");
+
+    let other = scratch.path().join("other");
+    sealed_store(&other, 1);
+    let url = format!("file://{}", scratch.path().join("fast").display());
+    let fast = json(&tool(&[
+        "archive",
+        arg(&other),
+        "--to",
+        &url,
+        "--bytes-per-second-max",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(fast["verdict"], "archived", "{fast}");
+    assert!(fast["bytes_per_second_max"].is_null(), "{fast}");
+    assert_eq!(fast["paced_ms"], 0, "{fast}");
 }
