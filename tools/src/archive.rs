@@ -67,8 +67,10 @@ pub fn run(
     crate::proofs::require_store(data_dir)?;
     let target = ArchiveTarget::parse(url, settings).map_err(|e| ToolError::new(e.to_string()))?;
     let db = Db::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))?;
-    let mut options = ArchiveOptions::default();
-    options.bytes_per_second_max = std::num::NonZeroU64::new(bytes_per_second_max);
+    let mut options = ArchiveOptions {
+        bytes_per_second_max: std::num::NonZeroU64::new(bytes_per_second_max),
+        ..ArchiveOptions::default()
+    };
     if progress {
         options.progress = Some(Arc::new(|name: &str, bytes: u64, written: bool| {
             let what = if written { "put    " } else { "present" };
