@@ -51,7 +51,11 @@ fn archive_to_a_directory_then_verify_from_it_alone() {
     let out = json(&tool(&["archive", arg(&dir), "--to", &url, "--json"]));
     assert_eq!(out["verdict"], "archived", "{out}");
     assert_eq!(out["epochs"], serde_json::json!([0, 1]), "{out}");
-    assert_eq!(out["bytes_per_second_max"], 16 << 20, "the default limit: {out}");
+    assert_eq!(
+        out["bytes_per_second_max"],
+        16 << 20,
+        "the default limit: {out}"
+    );
     let again = json(&tool(&["archive", arg(&dir), "--to", &url, "--json"]));
     assert_eq!(again["verdict"], "nothing_to_archive", "{again}");
     let pruned = json(&tool(&["prune", arg(&dir), "--archived", "--json"]));
