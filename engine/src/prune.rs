@@ -421,7 +421,9 @@ fn file_sum(bytes: &[u8]) -> Digest {
     bytes.last_chunk::<32>().copied().unwrap_or([0; 32])
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// The bytes of lowercase or uppercase hex `text`; `None` for an odd length or a non-hex
+/// digit.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

@@ -335,7 +335,8 @@ impl Snapshot {
         let seen = Arc::new(
             SeenEvents::from_bytes(&self.filter).ok_or_else(|| malformed("event filter"))?,
         );
-        let tree_bytes = decode_hex(&record.tree).ok_or_else(|| malformed("tree is not hex"))?;
+        let tree_bytes =
+            crate::prune::unhex(&record.tree).ok_or_else(|| malformed("tree is not hex"))?;
         let tree =
             CompactRange::from_bytes(&tree_bytes).map_err(|e| malformed(format!("tree: {e}")))?;
         if tree.algorithm() != alg {
@@ -420,16 +421,6 @@ fn tenant_tips(
 ) -> Result<HashMap<String, (Seq, Digest)>, SnapshotError> {
     tips.iter()
         .map(|(tenant, seq, hash)| Ok((tenant.clone(), (Seq(*seq), digest(hash, "tenant tip")?))))
-        .collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
 }
 
