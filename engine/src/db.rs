@@ -474,7 +474,8 @@ impl<L: LogStorage> Db<L> {
         // Read the watermark first: every event below it was added to `seen` before it could
         // be indexed, so "not seen" proves "not in the index up to here".
         let watermark = self.inner.index.watermark().0;
-        let (known, index_floor) = if self.inner.seen.may_contain(tenant, event_id) {
+        let probe = self.inner.seen.probe(tenant, event_id);
+        let (known, index_floor) = if self.inner.seen.may_contain_probe(probe) {
             self.inner.index.find_event(tenant, event_id)?
         } else {
             (None, watermark)
@@ -490,6 +491,7 @@ impl<L: LogStorage> Db<L> {
             key_id,
             known,
             index_floor,
+            probe,
         };
         Ok((Message::Append(Box::new(prepared), shared), ticket))
     }

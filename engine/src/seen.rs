@@ -144,6 +144,11 @@ impl<'a> Input<'a> {
     }
 }
 
+/// An event's hashes under one filter's key (see [`SeenEvents::probe`]): an append hashes its
+/// event once for the caller's question and the writer's insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventProbe((u64, u64));
+
 /// The Bloom filter of every event id in the log (see the module docs).
 pub struct SeenEvents {
     blocks: RwLock<Vec<Arc<Block>>>,
@@ -234,9 +239,21 @@ impl SeenEvents {
         })
     }
 
+    /// The probe of an event: hashed once, then asked ([`SeenEvents::may_contain_probe`]) and
+    /// added ([`SeenEvents::insert_probe`]) without hashing again. Valid only for this filter
+    /// (its key).
+    #[must_use]
+    pub fn probe(&self, tenant: &str, event_id: &str) -> EventProbe {
+        EventProbe(self.hashes(tenant, event_id))
+    }
+
     /// Adds an event.
     pub fn insert(&self, tenant: &str, event_id: &str) {
-        let hashes = self.hashes(tenant, event_id);
+        self.insert_probe(self.probe(tenant, event_id));
+    }
+
+    /// Adds the event `probe` was made for by [`SeenEvents::probe`] of this filter.
+    pub fn insert_probe(&self, EventProbe(hashes): EventProbe) {
         let last = {
             let blocks = self.blocks.read().unwrap_or_else(PoisonError::into_inner);
             blocks.last().map(Arc::clone)
@@ -258,7 +275,12 @@ impl SeenEvents {
     /// False when the event was certainly never added.
     #[must_use]
     pub fn may_contain(&self, tenant: &str, event_id: &str) -> bool {
-        let hashes = self.hashes(tenant, event_id);
+        self.may_contain_probe(self.probe(tenant, event_id))
+    }
+
+    /// As [`SeenEvents::may_contain`], for a probe made by [`SeenEvents::probe`] of this filter.
+    #[must_use]
+    pub fn may_contain_probe(&self, EventProbe(hashes): EventProbe) -> bool {
         let blocks = self.blocks.read().unwrap_or_else(PoisonError::into_inner);
         blocks.iter().any(|block| block.may_contain(hashes))
     }

@@ -38,6 +38,9 @@ pub(crate) struct Prepared {
     /// The index watermark of the snapshot the caller searched: events at or after it were
     /// not searched and are the writer's to check.
     pub index_floor: u64,
+    /// The event's probe of the store's event filter (the one `ChainState::seen` holds),
+    /// hashed by the caller.
+    pub probe: crate::seen::EventProbe,
 }
 
 /// What travels through the ring.
@@ -508,7 +511,7 @@ impl<S: Storage> Writer<S> {
         ) {
             Ok(position) => {
                 if let Some(seen) = &self.state.seen {
-                    seen.insert(&prepared.tenant, &prepared.event_id);
+                    seen.insert_probe(prepared.probe);
                 }
                 self.events.insert(
                     prepared,

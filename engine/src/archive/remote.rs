@@ -237,9 +237,6 @@ struct ChecksumHead {
 /// What a checksum `HEAD` found: the object's size and its stored SHA-256, if any.
 type Headed = (u64, Option<[u8; 32]>);
 
-/// Attempts of one checksum `HEAD` (transport errors, 5xx and 429 are retried).
-const HEAD_ATTEMPTS: u32 = 4;
-
 /// A connected archive.
 pub(crate) struct Remote {
     store: Arc<dyn ObjectStore>,
@@ -341,8 +338,12 @@ impl Remote {
             .signed_url_opts(Method::HEAD, &path, Duration::from_secs(600), &options)
             .await
             .map_err(|e| self.remote_error(name, &e))?;
-        let mut backoff = retry_policy().backoff.init_backoff;
-        let mut attempt = 1;
+        // object_store retries its own requests; this one goes around its client, so it
+        // follows the same policy by hand: transport errors, 5xx and 429 are retried.
+        let policy = retry_policy();
+        let started = std::time::Instant::now();
+        let mut backoff = policy.backoff.init_backoff;
+        let mut retries = 0;
         loop {
             let mut request = HttpRequest::new(HttpRequestBody::empty());
             *request.method_mut() = Method::HEAD;
@@ -356,10 +357,13 @@ impl Remote {
                 Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
                 Err(_) => true,
             };
-            if transient && attempt < HEAD_ATTEMPTS {
-                attempt += 1;
+            if transient && retries < policy.max_retries && started.elapsed() < policy.retry_timeout
+            {
+                retries += 1;
                 tokio::time::sleep(backoff).await;
-                backoff *= 2;
+                backoff = backoff
+                    .mul_f64(policy.backoff.base)
+                    .min(policy.backoff.max_backoff);
                 continue;
             }
             let response = response.map_err(|e| failed(format!("HEAD: {e}")))?;
