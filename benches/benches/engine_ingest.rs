@@ -24,6 +24,10 @@
 //! Every receipt is built before the timed section; when the pool is used up, every side
 //! starts over in a fresh store (untimed), so event ids stay unique per store.
 //!
+//! Then, under `cargo bench` only, the append latency at half of peak throughput
+//! (`trailmix_benches::append_latency`: one caller, an open-loop schedule at half the peak
+//! measured just before, p50-p99.9 from due time to durable), saved for `bench-report`.
+//!
 //! The group `engine_ingest_2KiB` runs trailmix-db (encrypted, the default), the ceiling, redb
 //! and `SQLite` again on receipts with 2 KiB canonical payloads (criterion only, no paired
 //! rounds).
@@ -48,7 +52,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use redb::TableDefinition;
 use trailmix_benches::paired::{self, PairedResult, Plan};
 use trailmix_benches::rigs::{BoxError, settle};
-use trailmix_benches::{criterion_dir, ids, receipts, scratch_root};
+use trailmix_benches::{append_latency, criterion_dir, ids, receipts, scratch_root};
 use trailmix_db::entry::{ChainFields, chain_hash, payload_digest};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::wal::format::{FrameHeader, frame_bytes};
@@ -664,10 +668,48 @@ fn bench(c: &mut Criterion) {
             Err(err) => eprintln!("paired {job}: failed: {err}"),
         }
     }
+    append_latency(&pool, &root);
     large_payloads(c, [&mut trailmix, &mut ceiling, &mut redb, &mut sqlite]);
     drop((trailmix, ceiling, redb, sqlite));
     let _ = settle(&root);
     let _ = std::fs::remove_dir(&root);
+}
+
+/// Append latency at half of peak throughput ([`append_latency`]), saved for `bench-report`;
+/// runs under `cargo bench` only, like the paired jobs.
+fn append_latency(pool: &Pool, root: &Path) {
+    if !paired::wanted(ids::APPEND_LATENCY) {
+        return;
+    }
+    let passes = if quick() { 2 } else { 3 };
+    let measured = append_latency::measure(
+        &pool.receipts,
+        receipts::PAYLOAD_BYTES,
+        passes,
+        quick(),
+        &root.join("append_latency"),
+    );
+    match measured {
+        Ok(results) => {
+            eprintln!(
+                "append latency at {:.0}/s (half of peak {:.0}/s): p50 {:.0} µs, p99 {:.0} µs, \
+                 p99.9 {:.0} µs, max {:.0} µs ({} samples); fdatasync 4 KiB p50 {:.0} µs",
+                results.target_per_second,
+                results.peak_per_second,
+                results.append.p50_ns / 1e3,
+                results.append.p99_ns / 1e3,
+                results.append.p999_ns / 1e3,
+                results.append.max_ns / 1e3,
+                results.append.samples,
+                results.fdatasync_4k.p50_ns / 1e3,
+            );
+            let dir = criterion_dir(Path::new(env!("CARGO_TARGET_TMPDIR")));
+            if let Err(err) = append_latency::save(&dir, &results) {
+                eprintln!("append latency: could not save: {err}");
+            }
+        }
+        Err(err) => eprintln!("append latency: failed: {err}"),
+    }
 }
 
 /// One criterion benchmark per side and thread count in `group`, each iteration a [`CHUNK`] of

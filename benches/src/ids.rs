@@ -66,6 +66,9 @@ pub const ENGINE_INGEST_GROUP: &str = "engine_ingest_512B";
 /// Group of the engine's durable ingest benchmark with 2 KiB canonical payloads (criterion
 /// only, no paired rounds).
 pub const ENGINE_INGEST_LARGE_GROUP: &str = "engine_ingest_2KiB";
+/// The append-latency measurement of the engine ingest benchmark (filter it alone with
+/// `cargo bench --bench engine_ingest -- append_latency`).
+pub const APPEND_LATENCY: &str = "engine_ingest_512B/append_latency";
 /// Caller thread counts of the engine ingest benchmark.
 pub const INGEST_THREADS: [usize; 2] = [1, 2];
 /// Function of the pipelined ceiling: hash in the callers, chain on one thread, framed

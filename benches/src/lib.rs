@@ -5,6 +5,7 @@
 //! that every side of a comparison runs on the same data with the same framing:
 //!
 //! - [`data`]: deterministic payloads,
+//! - [`append_latency`]: durable append latency at half of peak throughput, and its table,
 //! - [`rigs`]: the trailmix WAL and the plain ceiling (buffered `write` + `fdatasync` of the
 //!   same framed bytes), behind one [`rigs::DurableLog`] trait,
 //! - [`ids`]: the benchmark ids, shared by the benchmarks and the report,
@@ -23,6 +24,7 @@
 //! `cargo bench -p trailmix-benches -- --quick`, then `cargo run -p trailmix-benches --bin
 //! bench-report`. `docs/performance.md` keeps the latest table.
 
+pub mod append_latency;
 pub mod data;
 pub mod ids;
 pub mod paired;

@@ -68,6 +68,8 @@ pub struct Results {
     pub query_latency: Option<Result<crate::query_report::LatencyResults, String>>,
     /// The proof, open and memory benchmarks' results (`None`: not read).
     pub store: Option<crate::store_report::StoreResults>,
+    /// Append latency at half of peak throughput (`None`: not read).
+    pub append_latency: Option<Result<crate::append_latency::LatencyResults, String>>,
 }
 
 /// Reads every `new/benchmark.json` + `new/estimates.json` pair under `dir`, the paired
@@ -85,6 +87,7 @@ pub fn load(dir: &Path) -> Results {
         }
         results.query_latency = Some(crate::query_report::load(dir));
         results.store = Some(crate::store_report::load(dir));
+        results.append_latency = Some(crate::append_latency::load(dir));
     }
     results
 }
@@ -584,6 +587,9 @@ pub fn render(results: &Results) -> String {
         &prealloc_jobs(),
         &["comparison", "A", "B", "A / B", "target"],
     );
+    if let Some(latency) = &results.append_latency {
+        crate::append_latency::render(&mut out, latency);
+    }
     crate::query_report::render(&mut out, results.query_latency.as_ref());
     crate::store_report::render(&mut out, results.store.as_ref());
     if !results.problems.is_empty() {

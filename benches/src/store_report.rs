@@ -138,14 +138,14 @@ pub struct MemoryResults {
     pub rigs: BTreeMap<String, MemoryFigures>,
 }
 
-fn read_json<T: DeserializeOwned>(dir: &Path, file: &str) -> Result<T, String> {
+pub(crate) fn read_json<T: DeserializeOwned>(dir: &Path, file: &str) -> Result<T, String> {
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("no results at {} ({e})", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not readable: {e}", path.display()))
 }
 
-fn write_json<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), BoxError> {
+pub(crate) fn write_json<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), BoxError> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join(file), serde_json::to_string_pretty(value)?)?;
     Ok(())
@@ -255,7 +255,7 @@ pub fn load(criterion_dir: &Path) -> StoreResults {
 }
 
 /// A duration in nanoseconds, three significant digits.
-fn time(ns: f64) -> String {
+pub(crate) fn time(ns: f64) -> String {
     if !ns.is_finite() {
         "n/a".to_string()
     } else if ns >= 1e9 {
@@ -274,7 +274,7 @@ fn time(ns: f64) -> String {
 }
 
 /// A count or rate with a k / M suffix.
-fn count(n: f64) -> String {
+pub(crate) fn count(n: f64) -> String {
     if n >= 1e6 {
         format!("{:.2} M", n / 1e6)
     } else if n >= 1e3 {
@@ -306,11 +306,11 @@ fn mib(kib: u64) -> String {
 }
 
 #[allow(clippy::cast_precision_loss, reason = "counts for display")]
-fn float(n: u64) -> f64 {
+pub(crate) fn float(n: u64) -> f64 {
     n as f64
 }
 
-fn header(out: &mut String, headers: &[&str]) {
+pub(crate) fn header(out: &mut String, headers: &[&str]) {
     let _ = writeln!(out, "| {} |", headers.join(" | "));
     let aligns: Vec<&str> = (0..headers.len())
         .map(|i| if i == 0 { "---" } else { "---:" })
@@ -318,7 +318,7 @@ fn header(out: &mut String, headers: &[&str]) {
     let _ = writeln!(out, "|{}|", aligns.join("|"));
 }
 
-fn quick_note(quick: bool) -> &'static str {
+pub(crate) fn quick_note(quick: bool) -> &'static str {
     if quick {
         " (quick run: rough figures)"
     } else {
