@@ -154,11 +154,21 @@ pub(crate) fn unhex32(text: &str) -> Option<Digest> {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-        let pair = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        out[i] = hex_byte(pair)?;
     }
     Some(out)
+}
+
+/// One byte from two hex digits. Stricter than `u8::from_str_radix`, which takes a leading
+/// `+` ("+f" is 15): each byte has exactly one spelling per case, so no two different texts
+/// of a digest decode to the same bytes.
+pub(crate) fn hex_byte(pair: &[u8]) -> Option<u8> {
+    let digit = |c: u8| char::from(c).to_digit(16);
+    match pair {
+        [high, low] => u8::try_from(digit(*high)? << 4 | digit(*low)?).ok(),
+        _ => None,
+    }
 }
 
 impl SealFields {
@@ -824,7 +834,23 @@ impl ChainState {
 
 #[cfg(test)]
 mod tests {
-    use super::{EventSeqs, Seq};
+    use super::{EventSeqs, Seq, hex, unhex32};
+
+    #[test]
+    fn digests_decode_from_hex_digits_only() {
+        let digest: [u8; 32] = std::array::from_fn(|i| u8::try_from(i * 7).unwrap_or(0));
+        assert_eq!(unhex32(&hex(&digest)), Some(digest));
+        assert_eq!(unhex32(&hex(&digest).to_uppercase()), Some(digest));
+        // `u8::from_str_radix` would read "+0" as 0 and "+f" as 15.
+        for sign in ["+0", "+f", "-0", " f", "0x", "g0"] {
+            let text = format!("{sign}{}", &hex(&digest)[2..]);
+            assert_eq!(unhex32(&text), None, "{text}");
+            assert_eq!(crate::prune::unhex(&text), None, "{text}");
+        }
+        assert_eq!(crate::prune::unhex("00ff"), Some(vec![0, 255]));
+        assert_eq!(crate::prune::unhex("0"), None);
+        assert_eq!(crate::prune::unhex("é0"), None);
+    }
 
     #[test]
     fn event_seqs_keep_the_first_seq_and_tell_pairs_apart() {
