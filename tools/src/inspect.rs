@@ -215,6 +215,8 @@ pub struct StoreSummary {
     pub index: IndexSummary,
     /// Bytes on disk per part of the data directory.
     pub disk: DiskUsage,
+    /// The open snapshot (`open.snapshot`), as the next open would find it.
+    pub open_snapshot: OpenSnapshotSummary,
 }
 
 /// Bytes on disk per part of a data directory (file lengths; the log's segments are
@@ -261,6 +263,68 @@ fn disk_usage(data_dir: &Path) -> DiskUsage {
         proof_tables: dir_bytes(&data_dir.join(trailmix_db::PROOF_DIR)),
         pruned: dir_bytes(&data_dir.join(trailmix_db::prune::PRUNED_DIR)),
         total: dir_bytes(data_dir),
+    }
+}
+
+/// The open snapshot in `inspect`: what the next writer open would start from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OpenSnapshotSummary {
+    /// `present` (decodes and lies inside the log), `absent`, `not_used` (the store was
+    /// pruned or archived, which snapshots do not cover), or `unusable` (damaged or beyond the
+    /// log's end). An open replays the whole retained log unless it is `present`.
+    pub state: &'static str,
+    /// The last entry it covers (`None` when absent or unreadable).
+    pub seq: Option<u64>,
+    /// The file's size in bytes (0 when absent).
+    pub file_bytes: u64,
+    /// Why it is unusable, if so. Whether its chain hash matches the log's is only checked
+    /// by an open.
+    pub problem: Option<String>,
+}
+
+/// Reads the open snapshot's header and checksum (not the log entry it names).
+fn open_snapshot_summary(data_dir: &Path, log_end: u64, pruned: bool) -> OpenSnapshotSummary {
+    use trailmix_db::snapshot::{SnapshotError, read};
+    let unusable = |seq: Option<u64>, file_bytes: u64, problem: String| OpenSnapshotSummary {
+        state: "unusable",
+        seq,
+        file_bytes,
+        problem: Some(problem),
+    };
+    match read(data_dir) {
+        Ok(None) => OpenSnapshotSummary {
+            state: "absent",
+            seq: None,
+            file_bytes: 0,
+            problem: None,
+        },
+        Ok(Some((snapshot, bytes))) if pruned => OpenSnapshotSummary {
+            state: "not_used",
+            seq: Some(snapshot.seq.0),
+            file_bytes: bytes,
+            problem: Some(SnapshotError::Pruned.to_string()),
+        },
+        Ok(Some((snapshot, bytes))) if snapshot.seq.0 >= log_end => unusable(
+            Some(snapshot.seq.0),
+            bytes,
+            SnapshotError::BeyondLogEnd {
+                seq: snapshot.seq,
+                log_end: Seq(log_end),
+            }
+            .to_string(),
+        ),
+        Ok(Some((snapshot, bytes))) => OpenSnapshotSummary {
+            state: "present",
+            seq: Some(snapshot.seq.0),
+            file_bytes: bytes,
+            problem: None,
+        },
+        Err(err) => unusable(
+            None,
+            std::fs::metadata(data_dir.join(trailmix_db::snapshot::SNAPSHOT_FILE))
+                .map_or(0, |m| m.len()),
+            err.to_string(),
+        ),
     }
 }
 
@@ -531,6 +595,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
     let meta = reader.meta();
     let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(meta.created_unix_ms);
     let horizon = pruned.as_ref().map_or(0, |p| p.horizon);
+    let open_snapshot = open_snapshot_summary(data_dir, horizon + tally.entries, pruned.is_some());
     let open_epoch = tally
         .sealed
         .last()
@@ -584,6 +649,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         problems: tally.problems,
         index: index_summary(data_dir, watermark, horizon + tally.entries),
         disk: disk_usage(data_dir),
+        open_snapshot,
     })
 }
 
@@ -688,6 +754,7 @@ fn print_index_and_disk(s: &StoreSummary) {
             )
         ),
     }
+    print_open_snapshot(&s.open_snapshot);
     let d = &s.disk;
     println!(
         "disk            {} in all: log {}, index {}, key store {}, keys {}, proof tables {}{}",
@@ -703,6 +770,36 @@ fn print_index_and_disk(s: &StoreSummary) {
             format!(", pruned {}", human_bytes(d.pruned))
         }
     );
+}
+
+fn print_open_snapshot(o: &OpenSnapshotSummary) {
+    match (o.state, o.seq, &o.problem) {
+        ("present", Some(seq), _) => println!(
+            "open snapshot   covers entries up to seq {} ({}): the next open replays only the \
+             entries after it",
+            human_count(seq),
+            human_bytes(o.file_bytes)
+        ),
+        ("not_used", _, _) => println!(
+            "open snapshot   not used: the store was pruned or archived, so an open replays the \
+             retained log"
+        ),
+        ("absent", _, _) => println!(
+            "open snapshot   none: the next open replays the whole log (a writer writes one at \
+             each seal, every {} entries by default and on a clean close)",
+            human_count(trailmix_db::DEFAULT_SNAPSHOT_EVERY_ENTRIES)
+        ),
+        (_, _, problem) => println!(
+            "open snapshot   {}",
+            paint(
+                &format!(
+                    "unusable, the next open ignores it and replays the whole log: {}",
+                    problem.as_deref().unwrap_or("unknown")
+                ),
+                Paint::Warn
+            )
+        ),
+    }
 }
 
 fn print_identity(s: &StoreSummary) {

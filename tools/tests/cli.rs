@@ -135,6 +135,9 @@ fn check_summary_after_two_demos(dir: &Path) -> Vec<Value> {
         "{}",
         summary["latest_checkpoint"]
     );
+    // The demo closed the store cleanly, which wrote an open snapshot of its last entry.
+    assert_eq!(summary["open_snapshot"]["state"], "present");
+    assert_eq!(summary["open_snapshot"]["seq"].as_u64(), Some(entries - 1));
 
     sealed.clone()
 }
@@ -216,6 +219,20 @@ fn demo_twice_then_inspect_and_verify() {
     );
     assert_eq!(report["damage"], Value::Null);
     assert_eq!(report["trusted_checkpoint"], Value::Null);
+
+    // A damaged open snapshot is reported as unusable (an open ignores it), a missing one as
+    // absent; neither is damage to the store.
+    let snapshot = dir.join(trailmix_db::snapshot::SNAPSHOT_FILE);
+    std::fs::write(&snapshot, b"not a snapshot").expect("overwrite the snapshot");
+    let human = text(&tool(&["inspect", arg(&dir)]));
+    assert!(
+        human.contains("open snapshot   unusable, the next open ignores it"),
+        "{human}"
+    );
+    std::fs::remove_file(&snapshot).expect("remove the snapshot");
+    let summary = json(&tool(&["inspect", arg(&dir), "--json"]));
+    assert_eq!(summary["open_snapshot"]["state"], "absent", "{summary}");
+    assert_eq!(code(&tool(&["verify", arg(&dir)])), Some(0));
 }
 
 #[test]
