@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -342,30 +342,49 @@ pub(crate) fn rebuild_digest<L: LogStorage>(
     dir: &Path,
     to: Seq,
 ) -> Result<[u8; 32]> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let path = dir.join(format!(
-        "rebuild-{}-{nanos}{SCRATCH_SUFFIX}",
-        std::process::id()
-    ));
+    let path = scratch_index_path(dir, "rebuild");
     let result = (|| {
-        // Nobody else reads the scratch file: lazy commits, one sync when it is dropped.
-        let scratch = fresh_index(&path, binding, Sharing::Exclusive)?;
-        let mut from = Seq(0);
-        while from < to {
-            let end = Seq(to.0.min(from.0 + INDEX_BATCH_ENTRIES_MAX));
-            let batch = read_batch(reads, &path, from, end)?;
-            scratch
-                .commit(batch, CommitMode::Lazy)
-                .map_err(|e| index_error(&path, &e))?;
-            from = end;
-        }
+        let scratch = build_scratch_index(reads, binding, &path, to)?;
         let reader = scratch.reader().map_err(|e| index_error(&path, &e))?;
         reader.logical_digest().map_err(|e| index_error(&path, &e))
     })();
     let _ = std::fs::remove_file(&path);
     result
+}
+
+/// Builds a fresh index of the log's first `to` entries at `path` (a file there is replaced).
+/// The caller removes the file when done with it.
+pub(crate) fn build_scratch_index<L: LogStorage>(
+    reads: &LogReads<L>,
+    binding: &StoreBinding,
+    path: &Path,
+    to: Seq,
+) -> Result<Index> {
+    // Nobody else reads the scratch file while it is built: lazy commits, one sync when it
+    // is dropped.
+    let scratch = fresh_index(path, binding, Sharing::Exclusive)?;
+    let mut from = Seq(0);
+    while from < to {
+        let end = Seq(to.0.min(from.0 + INDEX_BATCH_ENTRIES_MAX));
+        let batch = read_batch(reads, path, from, end)?;
+        scratch
+            .commit(batch, CommitMode::Lazy)
+            .map_err(|e| index_error(path, &e))?;
+        from = end;
+    }
+    Ok(scratch)
+}
+
+/// A unique scratch index path in `dir` (removed by whoever made it; one left by a crash next
+/// to a live index is removed when the store opens).
+pub(crate) fn scratch_index_path(dir: &Path, purpose: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    dir.join(format!(
+        "{purpose}-{}-{nanos}{SCRATCH_SUFFIX}",
+        std::process::id()
+    ))
 }
 
 /// Reads `from..end` of the log into an index batch.

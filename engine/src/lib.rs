@@ -75,7 +75,7 @@ pub use options::{
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};
 pub use prune::{PruneError, PruneMode, PruneReport, PruneStep, PruneStop};
-pub use read_only::ReadOnlyStore;
+pub use read_only::{IndexSource, ReadOnlyStore};
 pub use search::{
     FOLLOW_CHUNK_ENTRIES, FOLLOW_POLL, FRESHNESS_WAIT_MAX, Follow, Freshness, IndexCheck,
     IndexStatus, LINEAGE_HOPS_MAX, QueryPage, TRACE_RECEIPTS_MAX, TenantView, Trace,

@@ -28,7 +28,9 @@ use trailmix_query::{Aggregate, AggregateQuery, Query};
 use crate::db::{StoredReceipt, WAL_DIR, leaf_record, note_text, parse_checkpoint};
 use crate::entry::EntryKind;
 use crate::error::{Error, Result};
-use crate::indexer::{INDEX_DIR, INDEX_FILE, rebuild_digest};
+use crate::indexer::{
+    INDEX_DIR, INDEX_FILE, build_scratch_index, rebuild_digest, scratch_index_path,
+};
 use crate::keystore::{FileKekProvider, KekProvider, KeyStore};
 use crate::log::FsLog;
 use crate::note::Checkpoint;
@@ -46,8 +48,42 @@ pub struct ReadOnlyStore {
     alg: HashAlgorithm,
     reads: LogReads<FsLog>,
     proof_tables: ProofTables,
+    /// Declared before `scratch`, so that it is closed before the scratch file is removed.
     index: ReadOnlyIndex,
+    index_source: IndexSource,
+    #[expect(
+        dead_code,
+        reason = "held for its Drop, which removes the scratch file"
+    )]
+    scratch: Option<ScratchFile>,
     binding: StoreBinding,
+}
+
+/// Where a [`ReadOnlyStore`]'s index comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexSource {
+    /// The store's own index, as its writer last committed it.
+    Store,
+    /// The store's index could not be opened read-only (`reason`: its writer stopped without
+    /// closing it, and only a writer can repair a redb file), so this reader built its own
+    /// from the log's first `entries` entries, in a scratch file in the system's temporary
+    /// directory that is removed when the reader is dropped. Entries the log gains later are
+    /// not in it (reopen to see them); results are re-checked against the log as always.
+    RebuiltFromLog {
+        /// Why the store's index was not used.
+        reason: String,
+        /// Entries the rebuilt index covers.
+        entries: u64,
+    },
+}
+
+/// A scratch file removed on drop.
+struct ScratchFile(PathBuf);
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl std::fmt::Debug for ReadOnlyStore {
@@ -95,20 +131,20 @@ impl ReadOnlyStore {
             hash_algorithm: alg.to_string(),
         };
         let path = data_dir.join(INDEX_DIR).join(INDEX_FILE);
-        let index = ReadOnlyIndex::open(&path, &binding).map_err(|e| Error::Index {
-            path: path.clone(),
-            detail: match e {
-                trailmix_index::IndexError::NeedsRepair { .. } => {
-                    "not closed cleanly (its writer stopped without closing it); only a writer \
-                     can repair it: open the store for writing once"
-                        .to_owned()
-                }
-                e => format!(
-                    "{e} (a read-only open cannot rebuild the index: open the store for \
-                     writing once, which rebuilds it from the log)"
-                ),
-            },
-        })?;
+        let opened = match ReadOnlyIndex::open(&path, &binding) {
+            Ok(index) => Ok(index),
+            // Repairing needs write access; a reader answers from its own rebuild instead.
+            Err(trailmix_index::IndexError::NeedsRepair { .. }) => Err(NEEDS_REPAIR),
+            Err(e) => {
+                return Err(Error::Index {
+                    path,
+                    detail: format!(
+                        "{e} (a read-only open cannot rebuild the index: open the store for \
+                         writing once, which rebuilds it from the log)"
+                    ),
+                });
+            }
+        };
         // A reader that cannot read the key store (no permission, no key store) still reads
         // every header, and each encrypted payload says `KeyUnavailable`. The keys are set
         // before the log is walked, so that the walk tells them every shred record.
@@ -125,15 +161,65 @@ impl ReadOnlyStore {
                 .collect();
             reads.start_notes_at(seals, retained.horizon);
         }
-        reads.map_positions()?;
+        let log_end = reads.map_positions()?;
+        let (index, index_source, scratch) = match opened {
+            Ok(index) => (index, IndexSource::Store, None),
+            Err(reason) => {
+                let (index, scratch) = rebuilt_index(&reads, &binding, log_end)?;
+                let source = IndexSource::RebuiltFromLog {
+                    reason: reason.to_owned(),
+                    entries: log_end.0,
+                };
+                (index, source, Some(scratch))
+            }
+        };
         Ok(ReadOnlyStore {
             proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadOnly),
             data_dir,
             alg,
             reads,
             index,
+            index_source,
+            scratch,
             binding,
         })
+    }
+
+    /// The watermark of the store's own index, read without opening the rest of the store
+    /// and without the fallback of [`ReadOnlyStore::open`] (for a summary of the index's
+    /// state).
+    ///
+    /// # Errors
+    /// [`Error::Wal`] when the directory holds no readable log; [`Error::Index`] when the
+    /// index cannot be opened read-only (the message says why).
+    pub fn store_index_watermark(data_dir: impl AsRef<Path>) -> Result<Seq> {
+        let data_dir = data_dir.as_ref();
+        let reads = LogReads::open(&FsLog::new(data_dir.join(WAL_DIR)))?;
+        let (store_id, alg) = reads.identity();
+        let binding = StoreBinding {
+            store_id: store_id.0,
+            hash_algorithm: alg.to_string(),
+        };
+        let path = data_dir.join(INDEX_DIR).join(INDEX_FILE);
+        let index = ReadOnlyIndex::open(&path, &binding).map_err(|e| Error::Index {
+            path: path.clone(),
+            detail: match e {
+                trailmix_index::IndexError::NeedsRepair { .. } => NEEDS_REPAIR.to_owned(),
+                e => e.to_string(),
+            },
+        })?;
+        let reader = index.reader().map_err(|e| Error::Index {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(Seq(reader.watermark()))
+    }
+
+    /// Where this reader's index comes from: the store's own, or one it rebuilt from the log
+    /// because the store's could not be opened read-only (tools say so beside the results).
+    #[must_use]
+    pub fn index_source(&self) -> &IndexSource {
+        &self.index_source
     }
 
     /// Reads entries of epochs archived and then dropped locally through `archive` and the
@@ -252,8 +338,16 @@ impl ReadOnlyStore {
     /// nothing in the store is written. Reads the whole log up to the watermark.
     ///
     /// # Errors
-    /// [`Error::Index`], [`Error::Damaged`], [`Error::Wal`].
+    /// [`Error::Index`] (also when the store's index could not be opened and this reader
+    /// uses its own rebuild: see [`IndexSource`]), [`Error::Damaged`], [`Error::Wal`].
     pub fn check_index(&self) -> Result<IndexCheck> {
+        if let IndexSource::RebuiltFromLog { reason, .. } = &self.index_source {
+            // Comparing this reader's own rebuild with a rebuild would always match.
+            return Err(Error::Index {
+                path: self.data_dir.join(INDEX_DIR).join(INDEX_FILE),
+                detail: format!("not compared: {reason}"),
+            });
+        }
         let search = self.search()?;
         let live = search
             .snapshot
@@ -271,7 +365,8 @@ impl ReadOnlyStore {
         })
     }
 
-    /// The index watermark: the writer's index covers every entry before it.
+    /// The index watermark: the writer's index covers every entry before it (with
+    /// [`IndexSource::RebuiltFromLog`], the reader's own rebuild does).
     ///
     /// # Errors
     /// [`Error::Index`].
@@ -412,6 +507,28 @@ impl ReadOnlyStore {
         self.reads.refresh()?;
         self.reads.map_positions()
     }
+}
+
+/// Why a reader rebuilds the index (the store's index needs a writer's repair).
+const NEEDS_REPAIR: &str = "the store's index was not closed cleanly (its writer stopped \
+                            without closing it); only a writer can repair it: open the store \
+                            for writing once";
+
+/// An index of the log's first `log_end` entries, built in a scratch file in the system's
+/// temporary directory and opened read-only; the file goes when the returned guard drops.
+fn rebuilt_index(
+    reads: &LogReads<FsLog>,
+    binding: &StoreBinding,
+    log_end: Seq,
+) -> Result<(ReadOnlyIndex, ScratchFile)> {
+    let path = scratch_index_path(&std::env::temp_dir(), "read-only");
+    let scratch = ScratchFile(path.clone());
+    drop(build_scratch_index(reads, binding, &path, log_end)?);
+    let index = ReadOnlyIndex::open(&path, binding).map_err(|e| Error::Index {
+        path: path.clone(),
+        detail: format!("reopening the index rebuilt from the log: {e}"),
+    })?;
+    Ok((index, scratch))
 }
 
 fn not_covered(seq: Seq) -> Error {

@@ -346,8 +346,7 @@ pub struct IndexSummary {
 
 /// Reads the index's watermark read-only (works beside a live writer).
 fn read_watermark(data_dir: &Path) -> Result<u64, String> {
-    trailmix_db::ReadOnlyStore::open(data_dir)
-        .and_then(|s| s.index_watermark())
+    trailmix_db::ReadOnlyStore::store_index_watermark(data_dir)
         .map(|mark| mark.0)
         .map_err(|err| err.to_string())
 }

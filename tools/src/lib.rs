@@ -267,6 +267,17 @@ pub fn wait_watching_stdout(timeout: Duration) -> bool {
     }
 }
 
+/// Tells the user (on stderr, beside the results) when a read-only open answers from an index
+/// it rebuilt from the log because the store's own needs a writer's repair.
+pub fn note_index_source(store: &trailmix_db::ReadOnlyStore) {
+    if let trailmix_db::IndexSource::RebuiltFromLog { reason, entries } = store.index_source() {
+        eprintln!(
+            "note: {reason}. These results come from an index this command rebuilt from the \
+             log's {entries} entries (results are checked against the log as always)."
+        );
+    }
+}
+
 /// Lower-case hex.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {

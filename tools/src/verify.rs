@@ -337,13 +337,15 @@ fn trusted_report(args: &VerifyArgs, report: &trailmix_db::VerifyReport) -> Opti
 
 /// Compares the index with a rebuild from the log, read-only (works on a live store).
 fn check_index(data_dir: &Path) -> ToolResult<IndexReport> {
-    let store = trailmix_db::ReadOnlyStore::open(data_dir).map_err(|e| {
+    let not_compared = |e: trailmix_db::Error| {
         ToolError::new(e.to_string())
             .hint("the log verified; the index could not be read, so it was not compared")
+    };
+    let store = trailmix_db::ReadOnlyStore::open(data_dir).map_err(not_compared)?;
+    let check = store.check_index().map_err(|e| match e {
+        trailmix_db::Error::Index { .. } => not_compared(e),
+        e => ToolError::store(data_dir, &e),
     })?;
-    let check = store
-        .check_index()
-        .map_err(|e| ToolError::store(data_dir, &e))?;
     Ok(IndexReport {
         watermark: check.watermark.0,
         matches: check.matches,
