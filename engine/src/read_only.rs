@@ -124,13 +124,8 @@ impl ReadOnlyStore {
         provider: std::sync::Arc<dyn KekProvider>,
     ) -> Result<ReadOnlyStore> {
         let data_dir = data_dir.as_ref().to_path_buf();
-        let reads = LogReads::open(&FsLog::new(data_dir.join(WAL_DIR)))?;
+        let (reads, binding, path) = open_log(&data_dir)?;
         let (store_id, alg) = reads.identity();
-        let binding = StoreBinding {
-            store_id: store_id.0,
-            hash_algorithm: alg.to_string(),
-        };
-        let path = data_dir.join(INDEX_DIR).join(INDEX_FILE);
         let opened = match ReadOnlyIndex::open(&path, &binding) {
             Ok(index) => Ok(index),
             // Repairing needs write access; a reader answers from its own rebuild instead.
@@ -193,14 +188,7 @@ impl ReadOnlyStore {
     /// [`Error::Wal`] when the directory holds no readable log; [`Error::Index`] when the
     /// index cannot be opened read-only (the message says why).
     pub fn store_index_watermark(data_dir: impl AsRef<Path>) -> Result<Seq> {
-        let data_dir = data_dir.as_ref();
-        let reads = LogReads::open(&FsLog::new(data_dir.join(WAL_DIR)))?;
-        let (store_id, alg) = reads.identity();
-        let binding = StoreBinding {
-            store_id: store_id.0,
-            hash_algorithm: alg.to_string(),
-        };
-        let path = data_dir.join(INDEX_DIR).join(INDEX_FILE);
+        let (_, binding, path) = open_log(data_dir.as_ref())?;
         let index = ReadOnlyIndex::open(&path, &binding).map_err(|e| Error::Index {
             path: path.clone(),
             detail: match e {
@@ -507,6 +495,17 @@ impl ReadOnlyStore {
         self.reads.refresh()?;
         self.reads.map_positions()
     }
+}
+
+/// The log of `data_dir`, the index binding of its store and the index file's path.
+fn open_log(data_dir: &Path) -> Result<(LogReads<FsLog>, StoreBinding, PathBuf)> {
+    let reads = LogReads::open(&FsLog::new(data_dir.join(WAL_DIR)))?;
+    let (store_id, alg) = reads.identity();
+    let binding = StoreBinding {
+        store_id: store_id.0,
+        hash_algorithm: alg.to_string(),
+    };
+    Ok((reads, binding, data_dir.join(INDEX_DIR).join(INDEX_FILE)))
 }
 
 /// Why a reader rebuilds the index (the store's index needs a writer's repair).
