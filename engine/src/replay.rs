@@ -347,7 +347,7 @@ impl EventSeqs {
 }
 
 /// The last receipt of each tenant: seq and chain hash. Looked up and updated per receipt, so
-/// hashed with foldhash (randomly seeded per process) rather than SipHash.
+/// hashed with foldhash (randomly seeded per process) rather than `SipHash`.
 pub type TenantTips = HashMap<String, (Seq, Digest), hashbrown::DefaultHashBuilder>;
 
 /// Everything the writer needs to continue the log, rebuilt by replay.
