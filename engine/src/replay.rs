@@ -356,6 +356,10 @@ impl EventSeqs {
     }
 }
 
+/// The last receipt of each tenant: seq and chain hash. Looked up and updated per receipt, so
+/// hashed with foldhash (randomly seeded per process) rather than `SipHash`.
+pub type TenantTips = HashMap<String, (Seq, Digest), hashbrown::DefaultHashBuilder>;
+
 /// Everything the writer needs to continue the log, rebuilt by replay.
 #[derive(Debug, Clone)]
 pub struct ChainState {
@@ -372,7 +376,7 @@ pub struct ChainState {
     /// The current epoch's tree.
     pub tree: CompactRange,
     /// Last receipt of each tenant.
-    pub tenant_tips: HashMap<String, (Seq, Digest)>,
+    pub tenant_tips: TenantTips,
     /// The tips tree of the last checkpoint (brought up to `tenant_tips` at each one).
     pub tips_tree: crate::tips::TipsTree,
     /// Where verification saw each (tenant, event id), to report duplicates (empty when
@@ -425,7 +429,7 @@ impl ChainState {
             epoch: Epoch(0),
             epoch_first_seq: Seq(0),
             tree: CompactRange::new(alg),
-            tenant_tips: HashMap::new(),
+            tenant_tips: TenantTips::default(),
             tips_tree: crate::tips::TipsTree::new(),
             events: EventSeqs::new(),
             last_seal: [0; 32],

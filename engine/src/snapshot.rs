@@ -9,7 +9,6 @@
 //! the chain hash it records; anything else falls back to a full replay (never an error), and
 //! [`crate::Db::open_snapshot`] says which happened. `verify` never reads it.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +30,7 @@ pub const SNAPSHOT_TEMP_FILE: &str = "open.snapshot.tmp";
 /// The file's first bytes.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"TMXOSNAP";
 /// The format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 /// Bytes before the state: magic, version, seq, chain hash, state length.
 const HEADER_BYTES: usize = 8 + 4 + 8 + 32 + 8;
 /// The trailing checksum (BLAKE3 of every byte before it).
@@ -416,9 +415,7 @@ fn replayed_shred(shred: ShredState) -> ReplayedShred {
     }
 }
 
-fn tenant_tips(
-    tips: &[(String, u64, String)],
-) -> Result<HashMap<String, (Seq, Digest)>, SnapshotError> {
+fn tenant_tips(tips: &[(String, u64, String)]) -> Result<crate::replay::TenantTips, SnapshotError> {
     tips.iter()
         .map(|(tenant, seq, hash)| Ok((tenant.clone(), (Seq(*seq), digest(hash, "tenant tip")?))))
         .collect()

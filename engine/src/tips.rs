@@ -107,7 +107,7 @@ impl TipsTree {
 
     /// Brings the leaves up to `tips` (tenant → last receipt's seq and chain hash). Tips only
     /// move forward and tenants never go away, so a leaf whose seq is unchanged is current.
-    pub fn update(&mut self, alg: HashAlgorithm, tips: &HashMap<String, (Seq, Digest)>) {
+    pub fn update<S>(&mut self, alg: HashAlgorithm, tips: &HashMap<String, (Seq, Digest), S>) {
         for (tenant, (seq, chain)) in tips {
             match self.leaves.get_mut(tenant) {
                 Some((leaf_seq, _)) if leaf_seq == seq => {}
