@@ -184,6 +184,10 @@ impl<'a> Cursor<'a> {
     }
 
     /// An optional id field: `Some(None)` when absent, `None` when present and invalid.
+    #[allow(
+        clippy::option_option,
+        reason = "absent and refused must differ, and every other reader here says refused by None"
+    )]
     fn opt_id(&mut self, present: bool) -> Option<Option<&'a str>> {
         if present {
             self.str8(check_id).map(Some)

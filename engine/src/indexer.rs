@@ -391,15 +391,13 @@ fn read_batch<L: LogStorage>(
         let entry = entry::decode_entry(EntryKind::Receipt, record.payload)
             .map_err(|e| damaged(e.to_string()))?;
         let logged_at_ns = entry.chain.logged_at_ns;
-        let pushed = match fields.read(record.seq.0, logged_at_ns, entry.header) {
-            Some(fields) => batch.push(&fields),
+        let pushed = if let Some(fields) = fields.read(record.seq.0, logged_at_ns, entry.header) {
+            batch.push(&fields)
+        } else {
             // Refused: the full decoder says why (or, should the two ever disagree, indexes
             // what it decoded, so the index never depends on which reader ran).
-            None => {
-                let header =
-                    ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
-                batch.push(&index_record(record.seq, logged_at_ns, &header))
-            }
+            let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
+            batch.push(&index_record(record.seq, logged_at_ns, &header))
         };
         pushed.map_err(|e| index_error(path, &e))?;
         Ok(ControlFlow::Continue(()))

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-/// The batch builder's maps. A receipt costs ~20 lookups of short keys; SipHash made hashing
+/// The batch builder's maps. A receipt costs ~20 lookups of short keys; `SipHash` made hashing
 /// them ~30% of the indexer's time. foldhash is seeded per process, so keys chosen by a
 /// tenant still cannot be aimed at one bucket ahead of time.
 pub(crate) type BatchMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
