@@ -28,6 +28,9 @@ use trailmix_index::{
 use crate::db::{StoredReceipt, first_event_match};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
+use crate::header_fields::HeaderFieldReader;
+#[doc(hidden)]
+pub use crate::header_fields::compare_with_decode as compare_header_fields_with_decode;
 use crate::log::LogStorage;
 use crate::merkle::Digest;
 use crate::reads::LogReads;
@@ -395,6 +398,7 @@ fn read_batch<L: LogStorage>(
     end: Seq,
 ) -> Result<IndexBatch> {
     let mut batch = IndexBatch::new(from.0);
+    let mut fields = HeaderFieldReader::default();
     let reached = reads.scan(from, end, |record| {
         if EntryKind::from_byte(record.kind.get()) != Some(EntryKind::Receipt) {
             return Ok(ControlFlow::Continue(()));
@@ -405,10 +409,16 @@ fn read_batch<L: LogStorage>(
         };
         let entry = entry::decode_entry(EntryKind::Receipt, record.payload)
             .map_err(|e| damaged(e.to_string()))?;
-        let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
-        batch
-            .push(&index_record(record.seq, entry.chain.logged_at_ns, &header))
-            .map_err(|e| index_error(path, &e))?;
+        let logged_at_ns = entry.chain.logged_at_ns;
+        let pushed = if let Some(fields) = fields.read(record.seq.0, logged_at_ns, entry.header) {
+            batch.push(&fields)
+        } else {
+            // Refused: the full decoder says why (or, should the two ever disagree, indexes
+            // what it decoded, so the index never depends on which reader ran).
+            let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
+            batch.push(&index_record(record.seq, logged_at_ns, &header))
+        };
+        pushed.map_err(|e| index_error(path, &e))?;
         Ok(ControlFlow::Continue(()))
     })?;
     if reached < end {

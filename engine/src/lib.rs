@@ -33,6 +33,7 @@ mod db;
 pub mod entry;
 mod error;
 pub mod fuzz;
+mod header_fields;
 pub mod indexer;
 pub mod keys;
 pub mod keystore;

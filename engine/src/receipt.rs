@@ -89,8 +89,10 @@ pub use names::{ActorType, CustomActorType, CustomDecision, CustomKind, Decision
 pub use time::Timestamp;
 
 use canonical::{Seg, check_value, parse_strict, render_path, to_canonical, type_name};
-pub(crate) use limits::{check_id, check_label_key, check_label_value};
-use limits::{check_retention_class, check_tenant_id};
+pub(crate) use limits::{
+    check_id, check_label_key, check_label_value, check_name, check_retention_class,
+    check_tenant_id,
+};
 
 // A maximal payload with a maximal header, written as canonical event JSON, must be accepted
 // again by `from_json`.

@@ -170,7 +170,7 @@ pub(crate) fn write(
     txn: &WriteTransaction,
     path: &Path,
     target: usize,
-    groups: std::collections::HashMap<Vec<u8>, Vec<(u64, i64)>>,
+    groups: crate::batch::BatchMap<Vec<u8>, Vec<(u64, i64)>>,
 ) -> Result<(), IndexError> {
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));

@@ -92,7 +92,7 @@ impl Writer<'_> {
     /// chunks, and updates the term's count.
     fn postings(
         &self,
-        groups: std::collections::HashMap<Vec<u8>, Vec<u64>>,
+        groups: crate::batch::BatchMap<Vec<u8>, Vec<u64>>,
     ) -> Result<(), IndexError> {
         let mut groups: Vec<_> = groups.into_iter().collect();
         groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -281,7 +281,7 @@ impl Writer<'_> {
     fn counts(
         &self,
         def: redb::TableDefinition<&'static [u8], &'static [u8]>,
-        groups: std::collections::HashMap<Vec<u8>, u64>,
+        groups: crate::batch::BatchMap<Vec<u8>, u64>,
     ) -> Result<(), IndexError> {
         let mut groups: Vec<_> = groups.into_iter().collect();
         groups.sort_unstable();
@@ -314,7 +314,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn tenants(&self, groups: std::collections::HashMap<String, u64>) -> Result<(), IndexError> {
+    fn tenants(&self, groups: crate::batch::BatchMap<String, u64>) -> Result<(), IndexError> {
         let mut groups: Vec<_> = groups.into_iter().collect();
         groups.sort_unstable();
         let mut table = self.open(TENANTS)?;

@@ -70,6 +70,13 @@ fn check_ascii(
             max,
         });
     }
+    // Every rule admits only ASCII, so bytes that all pass are the whole answer; decoding
+    // chars (below) is for naming the offending one. Ids are checked on every append and
+    // every header read back, where the char loop was most of the cost.
+    let mut bytes = value.bytes();
+    if bytes.next().is_some_and(&first_ok) && bytes.all(&rest_ok) {
+        return Ok(());
+    }
     for (at, ch) in value.char_indices() {
         let ok = u8::try_from(ch).is_ok_and(|b| if at == 0 { first_ok(b) } else { rest_ok(b) });
         if !ok {
