@@ -690,9 +690,11 @@ impl ChainState {
                 "the receipt signature does not verify".into(),
             ));
         }
-        let expected = self
-            .tenant_tips
-            .get(tenant)
+        // One lookup of the tenant's tip for the check and the update (each lookup hashes the
+        // tenant id); a receipt that fails the check leaves the tip as it was.
+        let tip = self.tenant_tips.get_mut(tenant);
+        let expected = tip
+            .as_deref()
             .map_or((NO_TENANT_PREV, [0; 32]), |(s, h)| (s.0, *h));
         if (entry.chain.tenant_prev_seq, entry.chain.tenant_prev_hash) != expected {
             return Err(damage(
@@ -700,14 +702,14 @@ impl ChainState {
                 format!("does not link to tenant {tenant}'s previous receipt"),
             ));
         }
-        self.key_id_max = self.key_id_max.max(used_key);
-        match self.tenant_tips.get_mut(tenant) {
+        match tip {
             Some(tip) => *tip = (seq, *chain_hash),
             None => {
                 self.tenant_tips
                     .insert(tenant.to_owned(), (seq, *chain_hash));
             }
         }
+        self.key_id_max = self.key_id_max.max(used_key);
         self.receipts += 1;
         // Opening leaves idempotency to the index (a map of every event would grow with the
         // store); verify keeps one to report duplicates.
