@@ -673,14 +673,19 @@ impl ChainState {
         let damage = |kind, detail: String| Damage { seq, kind, detail };
         let malformed =
             |e: ReceiptError| damage(DamageKind::Malformed, format!("receipt header: {e}"));
-        // Opening needs the tenant and event id only; verifying checks the whole header.
-        let header = match mode {
-            ReplayMode::Open => None,
-            ReplayMode::Verify => Some(ReceiptHeader::decode(entry.header).map_err(malformed)?),
-        };
-        let (tenant, event_id) = match &header {
-            Some(header) => (header.tenant_id(), header.event_id()),
-            None => ReceiptHeader::peek_ids(entry.header).map_err(malformed)?,
+        // Opening needs the tenant and event id only; verifying checks the whole header,
+        // borrowed (no allocation per receipt); the full decode runs only to name what is
+        // wrong with a header that fails.
+        let (tenant, event_id) = match mode {
+            ReplayMode::Verify => {
+                if let Some(ids) = crate::receipt::checked_ids(entry.header) {
+                    ids
+                } else {
+                    ReceiptHeader::decode(entry.header).map_err(malformed)?;
+                    ReceiptHeader::peek_ids(entry.header).map_err(malformed)?
+                }
+            }
+            ReplayMode::Open => ReceiptHeader::peek_ids(entry.header).map_err(malformed)?,
         };
         if let Some(signature) = entry.signature
             && !verifier.verify(chain_hash, signature)
