@@ -23,6 +23,18 @@ const WINDOW_ENTRIES_USIZE: usize = 4096;
 const WINDOWS_AHEAD: usize = 2;
 /// Hashing threads at most, whatever the machine has.
 const HASHERS_MAX: usize = 8;
+/// With one hashing thread, the sequential pass also hashes every this-many-th window itself
+/// (the last of each run). Measured with callgrind over 100k receipts (`verify_probe`): the
+/// hashing thread spent about 10.5k instructions per entry, the sequential pass about 6.6k
+/// on its checks, so the hashing thread set the pace; hashing one window in five in the
+/// sequential pass brings both near 8.5k. With two or more hashing threads each already
+/// does less than the sequential pass.
+const SEQUENTIAL_WINDOW_EVERY: u64 = 5;
+
+/// Whether the sequential pass hashes `window` itself while `hashers` threads hash the rest.
+fn sequential_window(window: u64, hashers: u64) -> bool {
+    hashers == 1 && window % SEQUENTIAL_WINDOW_EVERY == SEQUENTIAL_WINDOW_EVERY - 1
+}
 
 /// Hashing threads for a replay of `log`: one per spare core (at least one, at most
 /// [`HASHERS_MAX`]) when its files can be scanned from several threads at once, else none.
@@ -49,7 +61,8 @@ struct Window {
 
 /// Hashes entries ahead of a replay's sequential pass: each of `k` threads scans the log
 /// with its own reader and hashes every `k`-th window of [`WINDOW_ENTRIES`] entries
-/// after the first (`k` = 0 when the log cannot be scanned from several threads at once: then
+/// after the first, but for those the sequential pass hashes itself to share the work when
+/// `k` = 1 (see [`SEQUENTIAL_WINDOW_EVERY`]; `k` = 0 when the log cannot be scanned from several threads at once: then
 /// the sequential pass hashes everything itself). The threads start only when the sequential
 /// pass reaches the middle of the first window, so small stores pay for no thread.
 ///
@@ -116,6 +129,9 @@ impl<'scope, 'env, L: LogStorage> DigestsAhead<'scope, 'env, L> {
             if self.windows.is_empty() && seq.0 % WINDOW_ENTRIES >= WINDOW_ENTRIES / 2 {
                 self.spawn(window);
             }
+            return None;
+        }
+        if sequential_window(window, self.windows.len() as u64) {
             return None;
         }
         if self
@@ -190,7 +206,7 @@ fn hash_lane<L: LogStorage>(log: &L, alg: HashAlgorithm, lane: Lane, send: &Send
         {
             return ControlFlow::Break(());
         }
-        if window <= first_window || window % lanes != lane {
+        if window <= first_window || window % lanes != lane || sequential_window(window, lanes) {
             return ControlFlow::Continue(());
         }
         let digests =

@@ -199,21 +199,30 @@ pub fn chain_hash(
     chain: &ChainFields,
     content_digest: &Digest,
 ) -> Digest {
-    hash_with_context(
-        alg,
-        CHAIN_CONTEXT,
-        &[
-            &chain.prev_chain_hash,
-            &seq.0.to_le_bytes(),
-            &chain.epoch.to_le_bytes(),
-            &chain.logged_at_ns.to_le_bytes(),
-            &chain.tenant_prev_seq.to_le_bytes(),
-            &chain.tenant_prev_hash,
-            &[flag_bits],
-            content_digest,
-        ],
-    )
+    // One buffer, one `update`: eight small updates cost about as much as the three
+    // compressions of the 129 bytes themselves (callgrind, verify's hashing thread).
+    let mut input = [0u8; CHAIN_INPUT_BYTES];
+    let parts: [&[u8]; 8] = [
+        &chain.prev_chain_hash,
+        &seq.0.to_le_bytes(),
+        &chain.epoch.to_le_bytes(),
+        &chain.logged_at_ns.to_le_bytes(),
+        &chain.tenant_prev_seq.to_le_bytes(),
+        &chain.tenant_prev_hash,
+        &[flag_bits],
+        content_digest,
+    ];
+    let mut at = 0;
+    for part in parts {
+        input[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    hash_with_context(alg, CHAIN_CONTEXT, &[&input])
 }
+
+/// The bytes a chain hash covers: previous chain hash, seq, epoch, `logged_at`, tenant's
+/// previous seq and hash, flags, content digest.
+const CHAIN_INPUT_BYTES: usize = 32 + 8 + 8 + 8 + 8 + 32 + 1 + 32;
 
 /// An entry decoded from a WAL record, borrowing its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

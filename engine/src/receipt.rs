@@ -67,6 +67,7 @@
 mod canonical;
 mod error;
 mod header;
+mod header_ids;
 mod limits;
 mod names;
 mod time;
@@ -81,6 +82,7 @@ use serde_json::{Map, Value};
 
 pub use error::{HeaderProblem, JsonProblem, Problem, ReceiptError};
 pub use header::{HEADER_FORMAT_VERSION, MAX_HEADER_BYTES, ReceiptHeader};
+pub(crate) use header_ids::checked_ids;
 pub use limits::{
     MAX_EVENT_JSON_BYTES, MAX_ID_BYTES, MAX_JSON_DEPTH, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES,
     MAX_LABELS, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, MAX_SAFE_INTEGER, MAX_TENANT_ID_BYTES,

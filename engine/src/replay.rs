@@ -687,14 +687,19 @@ impl ChainState {
         let damage = |kind, detail: String| Damage { seq, kind, detail };
         let malformed =
             |e: ReceiptError| damage(DamageKind::Malformed, format!("receipt header: {e}"));
-        // Opening needs the tenant and event id only; verifying checks the whole header.
-        let header = match mode {
-            ReplayMode::Open => None,
-            ReplayMode::Verify => Some(ReceiptHeader::decode(entry.header).map_err(malformed)?),
-        };
-        let (tenant, event_id) = match &header {
-            Some(header) => (header.tenant_id(), header.event_id()),
-            None => ReceiptHeader::peek_ids(entry.header).map_err(malformed)?,
+        // Opening needs the tenant and event id only; verifying checks the whole header,
+        // borrowed (no allocation per receipt); the full decode runs only to name what is
+        // wrong with a header that fails.
+        let (tenant, event_id) = match mode {
+            ReplayMode::Verify => {
+                if let Some(ids) = crate::receipt::checked_ids(entry.header) {
+                    ids
+                } else {
+                    ReceiptHeader::decode(entry.header).map_err(malformed)?;
+                    ReceiptHeader::peek_ids(entry.header).map_err(malformed)?
+                }
+            }
+            ReplayMode::Open => ReceiptHeader::peek_ids(entry.header).map_err(malformed)?,
         };
         if let Some(signature) = entry.signature
             && !verifier.verify(chain_hash, signature)
@@ -704,9 +709,11 @@ impl ChainState {
                 "the receipt signature does not verify".into(),
             ));
         }
-        let expected = self
-            .tenant_tips
-            .get(tenant)
+        // One lookup of the tenant's tip for the check and the update (each lookup hashes the
+        // tenant id); a receipt that fails the check leaves the tip as it was.
+        let tip = self.tenant_tips.get_mut(tenant);
+        let expected = tip
+            .as_deref()
             .map_or((NO_TENANT_PREV, [0; 32]), |(s, h)| (s.0, *h));
         if (entry.chain.tenant_prev_seq, entry.chain.tenant_prev_hash) != expected {
             return Err(damage(
@@ -714,14 +721,14 @@ impl ChainState {
                 format!("does not link to tenant {tenant}'s previous receipt"),
             ));
         }
-        self.key_id_max = self.key_id_max.max(used_key);
-        match self.tenant_tips.get_mut(tenant) {
+        match tip {
             Some(tip) => *tip = (seq, *chain_hash),
             None => {
                 self.tenant_tips
                     .insert(tenant.to_owned(), (seq, *chain_hash));
             }
         }
+        self.key_id_max = self.key_id_max.max(used_key);
         self.receipts += 1;
         // Opening leaves idempotency to the index (a map of every event would grow with the
         // store); verify keeps one to report duplicates.

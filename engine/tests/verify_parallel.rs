@@ -1,7 +1,8 @@
 //! Guards verification's parallel hashing: in a store large enough that other threads hash
 //! windows of entries ahead of the sequential pass, damage inside those windows (a payload, a
 //! content digest, a chain field) is still reported at the right entry with the right kind;
-//! and the progress callback is told each step in order.
+//! and the progress callback is told each step in order. With one hashing thread the sequential
+//! pass hashes every fifth window itself: damage there and just after it is found too.
 
 mod common;
 
@@ -18,8 +19,12 @@ const SEGMENT: u64 = 8 << 20;
 const ENTRIES: u64 = 9_000;
 
 fn build(dir: &Path) {
+    build_entries(dir, ENTRIES);
+}
+
+fn build_entries(dir: &Path, entries: u64) {
     let db = Db::open_with(dir, DbOptions::default().segment_bytes(SEGMENT)).expect("open");
-    for n in 0..ENTRIES - 1 {
+    for n in 0..entries - 1 {
         db.append(&receipt("acme", n, 16)).expect("append");
     }
     db.close().expect("close");
@@ -93,6 +98,38 @@ fn damage_in_windows_hashed_ahead_is_found_where_it_is() {
     assert_eq!(
         damage_of(&dir, &forged),
         (8_500, DamageKind::ChainLink),
+        "previous hash edited"
+    );
+}
+
+#[test]
+fn damage_in_and_after_the_window_the_sequential_pass_hashes_is_found_where_it_is() {
+    // Window 4 (entries 16384..20480) is the sequential pass's when one thread hashes (a
+    // 2-core machine); window 5 is the thread's again.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    build_entries(&dir, 21_000);
+    let clean = verify_with(&dir, &VerifyOptions::default());
+    assert!(clean.verified(), "{:?}", clean.damage);
+    let log = records(&dir);
+    let receipt_kind = EntryKind::Receipt as u8;
+    for at in [16_384_usize, 18_000, 20_480, 20_700] {
+        assert_eq!(log[at].0, receipt_kind, "seq {at} is a receipt");
+        let mut forged = log.clone();
+        forged[at].1 = with_payload(receipt_kind, &log[at].1, b"{\"edited\":true}", false);
+        assert_eq!(
+            damage_of(&dir, &forged),
+            (at as u64, DamageKind::PayloadDigest),
+            "payload edited at {at}"
+        );
+    }
+    let mut forged = log.clone();
+    forged[19_000].1 = edit_chain(receipt_kind, &log[19_000].1, &|chain| {
+        chain.prev_chain_hash[0] ^= 1;
+    });
+    assert_eq!(
+        damage_of(&dir, &forged),
+        (19_000, DamageKind::ChainLink),
         "previous hash edited"
     );
 }

@@ -106,12 +106,12 @@ pub fn scan_tail(bytes: &[u8], from: u64, min_seq: Seq) -> TailScan {
     while at < end {
         if at.is_multiple_of(SKIP_BYTES)
             && at + SKIP_BYTES <= end
-            && bytes[at..at + SKIP_BYTES].iter().all(|&b| b == 0)
+            && all_zero(&bytes[at..at + SKIP_BYTES])
         {
             at += SKIP_BYTES;
             continue;
         }
-        if bytes[at..at + ALIGN].iter().any(|&b| b != 0) {
+        if !all_zero(&bytes[at..at + ALIGN]) {
             scan.dirty_end = at as u64 + FRAME_ALIGN;
             if bytes[at] != 0
                 && at >= start + KIND_OFFSET
@@ -126,6 +126,18 @@ pub fn scan_tail(bytes: &[u8], from: u64, min_seq: Seq) -> TailScan {
         at += ALIGN;
     }
     scan
+}
+
+/// Whether every byte is zero. `iter().all` stops at the first non-zero byte, which keeps
+/// the compiler from vectorising it (about 3 instructions a byte, measured with callgrind:
+/// most of a verify's fixed cost over a 64 MiB segment's unused rest); OR-ing 64-byte blocks
+/// without an early exit inside a block vectorises.
+fn all_zero(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(64);
+    blocks
+        .by_ref()
+        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+        && blocks.remainder().iter().all(|&b| b == 0)
 }
 
 /// The state of the log found on disk.
@@ -374,6 +386,19 @@ mod tests {
         };
         image[offset..offset + 32].copy_from_slice(&header.encode(payload));
         image[offset + 32..offset + 40].copy_from_slice(payload);
+    }
+
+    #[test]
+    fn all_zero_sees_a_non_zero_byte_anywhere() {
+        assert!(all_zero(&[]));
+        for len in [1, 8, 63, 64, 65, 4096, 4100] {
+            assert!(all_zero(&vec![0u8; len]), "len {len}");
+            for at in 0..len {
+                let mut bytes = vec![0u8; len];
+                bytes[at] = 0x80;
+                assert!(!all_zero(&bytes), "len {len}, non-zero at {at}");
+            }
+        }
     }
 
     #[test]
