@@ -65,13 +65,16 @@ impl IndexReader {
         }
         self.digest_logged_at(&mut h)?;
         self.digest_event_times(&mut h)?;
-        for (name, table) in [("counts", &self.counts), ("values", &self.values)] {
+        for (name, table) in [
+            ("counts", self.counts_table()?),
+            ("values", self.values_table()?),
+        ] {
             h.update(name.as_bytes());
             self.digest_plain(&mut h, table, name)?;
         }
         h.update(b"tenants");
         for item in self
-            .tenants
+            .tenants_table()?
             .iter()
             .map_err(|e| self.err("read tenants", e))?
         {
@@ -88,7 +91,10 @@ impl IndexReader {
     /// Every term's seqs, cross-checked against the `terms` counts (same key order).
     fn digest_postings(&self, h: &mut blake3::Hasher) -> Result<(), IndexError> {
         h.update(b"postings");
-        let mut terms = self.terms.iter().map_err(|e| self.err("read terms", e))?;
+        let mut terms = self
+            .terms_table()?
+            .iter()
+            .map_err(|e| self.err("read terms", e))?;
         let mut check = |g: &Group| -> Result<(), IndexError> {
             let entry = terms
                 .next()
@@ -107,7 +113,7 @@ impl IndexReader {
         let mut group: Option<Group> = None;
         let mut seqs = Vec::new();
         for item in self
-            .postings
+            .postings_table()?
             .iter()
             .map_err(|e| self.err("read postings", e))?
         {
@@ -156,7 +162,7 @@ impl IndexReader {
     fn digest_logged_at(&self, h: &mut blake3::Hasher) -> Result<(), IndexError> {
         h.update(b"logged_at");
         for item in self
-            .logged_at
+            .logged_at_table()?
             .iter()
             .map_err(|e| self.err("read logged_at", e))?
         {
@@ -176,7 +182,7 @@ impl IndexReader {
         let mut group: Option<Group> = None;
         let mut pairs = Vec::new();
         for item in self
-            .event_times
+            .event_times_table()?
             .iter()
             .map_err(|e| self.err("read event_times", e))?
         {

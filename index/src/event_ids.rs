@@ -341,12 +341,13 @@ impl IndexReader {
     pub(crate) fn event_id_lookup(&self, hash: &[u8; 16]) -> Result<Vec<u64>, IndexError> {
         let err = |e| self.err("read event_ids", e);
         let mut out = Vec::new();
-        for run in runs(&self.event_id_runs, &self.path)? {
+        let event_ids = self.event_ids_table()?;
+        for run in runs(self.event_id_runs_table()?, &self.path)? {
             let (lo, mut at) = run_bounds(run.id);
             at[8..24].copy_from_slice(hash);
             // One descent: walk back from the last block starting at or below (hash, max).
             // An earlier block can hold the hash only if this one starts with it.
-            let blocks = self.event_ids.range::<&[u8]>(lo.as_slice()..=at.as_slice());
+            let blocks = event_ids.range::<&[u8]>(lo.as_slice()..=at.as_slice());
             for item in blocks.map_err(err)?.rev() {
                 let (k, v) = item.map_err(err)?;
                 let block = block_entries(k.value(), v.value(), &self.path)?;
@@ -372,10 +373,11 @@ impl IndexReader {
     /// Every event-id entry in `(hash, seq)` order, merged across runs, and how many the
     /// runs say they hold.
     pub(crate) fn event_id_entries(&self) -> Result<(Merge, u64), IndexError> {
-        let runs = runs(&self.event_id_runs, &self.path)?;
+        let runs = runs(self.event_id_runs_table()?, &self.path)?;
+        let event_ids = self.event_ids_table()?;
         let sources = runs
             .iter()
-            .map(|r| Source::run(&self.event_ids, r.id, &self.path))
+            .map(|r| Source::run(event_ids, r.id, &self.path))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((
             Merge::new(sources, &self.path)?,

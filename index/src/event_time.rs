@@ -85,7 +85,7 @@ impl<'r> EventTimes<'r> {
         // The chunk whose span holds `from` starts at or before it.
         let floor = [prefix.as_slice(), &[0; 16]].concat();
         if let Some(item) = reader
-            .event_times
+            .event_times_table()?
             .range::<&[u8]>(floor.as_slice()..=lo.as_slice())
             .map_err(err)?
             .next_back()
@@ -95,7 +95,7 @@ impl<'r> EventTimes<'r> {
         let mut hi = Vec::new();
         time_key(&mut hi, &prefix, (to - 1, u64::MAX));
         let range = reader
-            .event_times
+            .event_times_table()?
             .range::<&[u8]>(lo.as_slice()..=hi.as_slice());
         walk.chunks = Some(range.map_err(err)?);
         Ok(walk)

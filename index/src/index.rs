@@ -189,7 +189,7 @@ impl Index {
             .db
             .begin_read()
             .map_err(|e| self.err("begin read", e))?;
-        IndexReader::new(&txn, self.path.clone())
+        IndexReader::new(txn, self.path.clone())
     }
 
     /// The index file.
@@ -377,7 +377,7 @@ impl ReadOnlyIndex {
     ///
     /// [`IndexError::Redb`] or [`IndexError::Corrupt`].
     pub fn reader(&self) -> Result<IndexReader, IndexError> {
-        IndexReader::new(&self.begin()?, self.path.clone())
+        IndexReader::new(self.begin()?, self.path.clone())
     }
 
     /// The index file.

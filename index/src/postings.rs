@@ -56,7 +56,7 @@ impl<'r> Postings<'r> {
         let (floor, start, end) = (at(0), at(seqs.start), at(seqs.end));
         let err = |e| reader.err("read postings", e);
         let containing = reader
-            .postings
+            .postings_table()?
             .range::<&[u8]>(floor.as_slice()..=start.as_slice())
             .map_err(err)?
             .next_back();
@@ -66,7 +66,7 @@ impl<'r> Postings<'r> {
         };
         walk.chunks = Some(
             reader
-                .postings
+                .postings_table()?
                 .range::<&[u8]>(lower.as_slice()..end.as_slice())
                 .map_err(err)?,
         );
