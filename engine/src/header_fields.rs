@@ -21,18 +21,10 @@ use crate::receipt::{
     check_label_key, check_label_value, check_name, check_retention_class, check_tenant_id,
 };
 
-// The header's flag bits (docs/design.md, "Receipt header encoding"); `header.rs` keeps its
-// own private copy, and the property test fails if the two disagree.
-const FLAG_SESSION_ID: u16 = 1 << 0;
-const FLAG_PARENT_ID: u16 = 1 << 1;
-const FLAG_SUBJECT_ID: u16 = 1 << 2;
-const FLAG_MODEL_NAME: u16 = 1 << 3;
-const FLAG_MODEL_VERSION: u16 = 1 << 4;
-const FLAG_MODEL_PROVIDER: u16 = 1 << 5;
-const FLAG_POLICY_ID: u16 = 1 << 6;
-const FLAG_DECISION: u16 = 1 << 7;
-const FLAG_RETENTION_CLASS: u16 = 1 << 8;
-const FLAGS_DEFINED: u16 = (1 << 9) - 1;
+use crate::receipt::header::{
+    FLAG_DECISION, FLAG_MODEL_NAME, FLAG_MODEL_PROVIDER, FLAG_MODEL_VERSION, FLAG_PARENT_ID,
+    FLAG_POLICY_ID, FLAG_RETENTION_CLASS, FLAG_SESSION_ID, FLAG_SUBJECT_ID, FLAGS_DEFINED,
+};
 
 /// Reads the index fields of headers, keeping the labels of the last one decoded.
 #[derive(Debug, Default)]

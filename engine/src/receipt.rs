@@ -66,7 +66,7 @@
 
 mod canonical;
 mod error;
-mod header;
+pub(crate) mod header;
 mod header_ids;
 mod limits;
 mod names;

@@ -20,16 +20,18 @@ use super::time::Timestamp;
 /// Version byte that starts every encoded header written by this build.
 pub const HEADER_FORMAT_VERSION: u8 = 1;
 
-const FLAG_SESSION_ID: u16 = 1 << 0;
-const FLAG_PARENT_ID: u16 = 1 << 1;
-const FLAG_SUBJECT_ID: u16 = 1 << 2;
-const FLAG_MODEL_NAME: u16 = 1 << 3;
-const FLAG_MODEL_VERSION: u16 = 1 << 4;
-const FLAG_MODEL_PROVIDER: u16 = 1 << 5;
-const FLAG_POLICY_ID: u16 = 1 << 6;
-const FLAG_DECISION: u16 = 1 << 7;
-const FLAG_RETENTION_CLASS: u16 = 1 << 8;
-const FLAGS_DEFINED: u16 = (1 << 9) - 1;
+// The optional fields' flag bits, in field order (also read by the borrowed header readers
+// of the indexer and of verify).
+pub(crate) const FLAG_SESSION_ID: u16 = 1 << 0;
+pub(crate) const FLAG_PARENT_ID: u16 = 1 << 1;
+pub(crate) const FLAG_SUBJECT_ID: u16 = 1 << 2;
+pub(crate) const FLAG_MODEL_NAME: u16 = 1 << 3;
+pub(crate) const FLAG_MODEL_VERSION: u16 = 1 << 4;
+pub(crate) const FLAG_MODEL_PROVIDER: u16 = 1 << 5;
+pub(crate) const FLAG_POLICY_ID: u16 = 1 << 6;
+pub(crate) const FLAG_DECISION: u16 = 1 << 7;
+pub(crate) const FLAG_RETENTION_CLASS: u16 = 1 << 8;
+pub(crate) const FLAGS_DEFINED: u16 = (1 << 9) - 1;
 
 /// The largest encoded header, in bytes (22 173): every optional field present at its maximum
 /// length, custom names for kind, actor type and decision, and [`MAX_LABELS`] maximal labels.

@@ -21,17 +21,10 @@ use super::{ActorType, CustomActorType, CustomDecision, CustomKind, Decision, Ki
 // read here too, or refused.
 const _: () = assert!(HEADER_FORMAT_VERSION == 1);
 
-// Flag bits of version 1, in field order.
-const FLAG_SESSION_ID: u16 = 1 << 0;
-const FLAG_PARENT_ID: u16 = 1 << 1;
-const FLAG_SUBJECT_ID: u16 = 1 << 2;
-const FLAG_MODEL_NAME: u16 = 1 << 3;
-const FLAG_MODEL_VERSION: u16 = 1 << 4;
-const FLAG_MODEL_PROVIDER: u16 = 1 << 5;
-const FLAG_POLICY_ID: u16 = 1 << 6;
-const FLAG_DECISION: u16 = 1 << 7;
-const FLAG_RETENTION_CLASS: u16 = 1 << 8;
-const FLAGS_DEFINED: u16 = (1 << 9) - 1;
+use crate::receipt::header::{
+    FLAG_DECISION, FLAG_MODEL_NAME, FLAG_MODEL_PROVIDER, FLAG_MODEL_VERSION, FLAG_PARENT_ID,
+    FLAG_POLICY_ID, FLAG_RETENTION_CLASS, FLAG_SESSION_ID, FLAG_SUBJECT_ID, FLAGS_DEFINED,
+};
 
 struct Cursor<'a> {
     bytes: &'a [u8],
