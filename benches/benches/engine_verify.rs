@@ -25,7 +25,7 @@ use trailmix_benches::rigs::BoxError;
 use trailmix_benches::{ids, receipts, scratch_root};
 use trailmix_db::wal::format::frame_bytes;
 use trailmix_db::wal::{Seq, WalReader};
-use trailmix_db::{Db, DbOptions, VerifyOptions, WAL_DIR, verify_store};
+use trailmix_db::{VerifyOptions, WAL_DIR, verify_store};
 
 /// Small sizes: `--quick`, `TRAILMIX_BENCH_QUICK=1`, or a run without `--bench` (`cargo test
 /// --benches` runs each benchmark once as a test).
@@ -34,38 +34,6 @@ fn quick() -> bool {
     args.iter().any(|a| a == "--quick")
         || !args.iter().any(|a| a == "--bench")
         || std::env::var_os("TRAILMIX_BENCH_QUICK").is_some_and(|v| v != "0")
-}
-
-/// Builds a store of `count` receipts in `dir` (two caller threads, windows of 1024).
-fn build_store(dir: &Path, count: usize) -> Result<(), BoxError> {
-    let receipts = receipts::build(0, count, receipts::cores())?;
-    let db = Db::open_with(dir, DbOptions::default())?;
-    std::thread::scope(|s| -> Result<(), BoxError> {
-        let handles: Vec<_> = receipts
-            .chunks(count.div_ceil(2))
-            .map(|part| {
-                let db = &db;
-                s.spawn(move || -> Result<(), BoxError> {
-                    for window in part.chunks(1024) {
-                        let tickets = window
-                            .iter()
-                            .map(|r| db.append(r))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        for ticket in tickets {
-                            ticket.wait()?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.join().map_err(|_| "caller panicked")??;
-        }
-        Ok(())
-    })?;
-    db.close()?;
-    Ok(())
 }
 
 /// Every entry's stored bytes, and the segment bytes their frames take.
@@ -87,7 +55,7 @@ fn bench(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&root);
     let dir = root.join("store");
     let started = Instant::now();
-    build_store(&dir, count).expect("build the store");
+    receipts::fill_store(&dir, count).expect("build the store");
     let (entries, framed) = entries(&dir).expect("read the entries");
     let bytes: u64 = entries.iter().map(|e| e.len() as u64).sum();
     let bulk: Vec<u8> = entries.concat();

@@ -18,40 +18,7 @@ use std::time::Instant;
 use trailmix_benches::receipts;
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::wal::{Seq, WalReader};
-use trailmix_db::{Db, DbOptions, VerifyOptions, WAL_DIR, verify_store};
-
-/// Builds a store of `count` receipts in `dir` (two caller threads, windows of 1024), as
-/// `benches/benches/engine_verify.rs` does.
-fn build_store(dir: &Path, count: usize) -> Result<(), BoxError> {
-    let receipts = receipts::build(0, count, receipts::cores())?;
-    let db = Db::open_with(dir, DbOptions::default())?;
-    std::thread::scope(|s| -> Result<(), BoxError> {
-        let handles: Vec<_> = receipts
-            .chunks(count.div_ceil(2))
-            .map(|part| {
-                let db = &db;
-                s.spawn(move || -> Result<(), BoxError> {
-                    for window in part.chunks(1024) {
-                        let tickets = window
-                            .iter()
-                            .map(|r| db.append(r))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        for ticket in tickets {
-                            ticket.wait()?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.join().map_err(|_| "caller panicked")??;
-        }
-        Ok(())
-    })?;
-    db.close()?;
-    Ok(())
-}
+use trailmix_db::{VerifyOptions, WAL_DIR, verify_store};
 
 /// blake3 of every entry's stored bytes, read through the WAL reader.
 fn blake3_per_entry(dir: &Path) -> Result<(u64, u8), BoxError> {
@@ -76,7 +43,7 @@ fn main() -> Result<(), BoxError> {
     let dir = Path::new(&root).join("store");
     if !dir.exists() {
         let started = Instant::now();
-        build_store(&dir, count)?;
+        receipts::fill_store(&dir, count)?;
         eprintln!("built {count} receipts in {:.1?}", started.elapsed());
     }
     for _ in 0..rounds {

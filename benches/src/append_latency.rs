@@ -44,11 +44,11 @@ const PEAK_WINDOW: usize = 1024;
 /// are met by submitting at once (a sleep this short oversleeps by about as much).
 const SLEEP_THRESHOLD: Duration = Duration::from_micros(100);
 
-/// How long a paced pass waits after opening its fresh store: a new store zero-fills its first
-/// 64 MiB segment and then, in the background, the spare one, and the appends of that first
-/// second stall behind it (measured: p99 71-74 ms without the wait, 11-14 ms with it). The
-/// figures are of a store in steady state; the start-up stall is a finding of its own
-/// (docs/performance.md).
+/// How long a paced pass waits after opening its fresh store. Without the wait the first
+/// second's appends stalled (measured: p99 71-74 ms without it, 11-14 ms with it); the likely
+/// cause, not isolated, is the new store's segment zero-fill (the first 64 MiB segment and the
+/// spare one prepared in the background). The figures are of a settled store; the start-up
+/// stall is reported in docs/performance.md.
 const SETTLE: Duration = Duration::from_secs(2);
 
 /// Latency quantiles of one job, nanoseconds.

@@ -106,6 +106,42 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// Fills a new store in `dir` with `count` receipts of [`build`] (two caller threads, windows
+/// of 1024 tickets), as the verify benchmark and its probe do.
+///
+/// # Errors
+/// Receipt building, store or ticket errors.
+pub fn fill_store(dir: &std::path::Path, count: usize) -> Result<(), crate::rigs::BoxError> {
+    let receipts = build(0, count, cores())?;
+    let db = trailmix_db::Db::open_with(dir, trailmix_db::DbOptions::default())?;
+    std::thread::scope(|s| -> Result<(), crate::rigs::BoxError> {
+        let handles: Vec<_> = receipts
+            .chunks(count.div_ceil(2))
+            .map(|part| {
+                let db = &db;
+                s.spawn(move || -> Result<(), crate::rigs::BoxError> {
+                    for window in part.chunks(1024) {
+                        let tickets = window
+                            .iter()
+                            .map(|r| db.append(r))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        for ticket in tickets {
+                            ticket.wait()?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().map_err(|_| "caller panicked")??;
+        }
+        Ok(())
+    })?;
+    db.close()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
