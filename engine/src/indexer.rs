@@ -51,6 +51,7 @@ pub const INDEX_COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// Suffix of scratch files (a rebuild for [`IndexKeeper::rebuild_digest`]); any left by a
 /// crash are removed on open.
 const SCRATCH_SUFFIX: &str = ".redb.tmp";
+const SCRATCH_PREFIX: &str = "trailmix-";
 /// How long the indexer sleeps when nothing wakes it.
 const INDEX_IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long the writer keeps an event in its own map after the index covers it: a caller
@@ -345,6 +346,7 @@ pub(crate) fn rebuild_digest<L: LogStorage>(
     dir: &Path,
     to: Seq,
 ) -> Result<[u8; 32]> {
+    remove_orphaned_scratch_files(dir);
     let path = scratch_index_path(dir, "rebuild");
     let result = (|| {
         let scratch = build_scratch_index(reads, binding, &path, to)?;
@@ -378,16 +380,58 @@ pub(crate) fn build_scratch_index<L: LogStorage>(
     Ok(scratch)
 }
 
-/// A unique scratch index path in `dir` (removed by whoever made it; one left by a crash next
-/// to a live index is removed when the store opens).
+/// A unique scratch index path in `dir`: `trailmix-<purpose>-<pid>-<nanos>.redb.tmp`. Whoever
+/// made it removes it; one left by a crash next to a live index is removed when the store
+/// opens, one left in a shared directory by [`remove_orphaned_scratch_files`].
 pub(crate) fn scratch_index_path(dir: &Path, purpose: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     dir.join(format!(
-        "{purpose}-{}-{nanos}{SCRATCH_SUFFIX}",
+        "{SCRATCH_PREFIX}{purpose}-{}-{nanos}{SCRATCH_SUFFIX}",
         std::process::id()
     ))
+}
+
+/// Removes the scratch indexes in a shared directory (the system's temporary one) whose
+/// maker no longer runs. A reader killed before its drop ran (Ctrl-C on the tool while it
+/// queried a crashed store) leaves its rebuilt index there, and nothing else would ever
+/// remove it. A file whose maker still runs, or whose pid a new process has taken since, is
+/// kept; one that cannot be removed (another sweeper was first, or another user owns it) is
+/// skipped: sweeping is a courtesy, never a reason to fail a read.
+pub(crate) fn remove_orphaned_scratch_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let owner = scratch_owner(&entry.file_name().to_string_lossy());
+        if owner.is_some_and(|pid| !process_runs(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The pid in a name made by [`scratch_index_path`], if it is one.
+fn scratch_owner(name: &str) -> Option<i32> {
+    let stem = name
+        .strip_prefix(SCRATCH_PREFIX)?
+        .strip_suffix(SCRATCH_SUFFIX)?;
+    let mut parts = stem.rsplitn(3, '-');
+    let _nanos: u128 = parts.next()?.parse().ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next().filter(|purpose| !purpose.is_empty())?;
+    Some(pid)
+}
+
+/// Whether a process with this pid exists (signal 0). `EPERM` means it runs as another user.
+fn process_runs(pid: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// Reads `from..end` of the log into an index batch.
@@ -536,4 +580,57 @@ pub fn index_record_of(receipt: &crate::StoredReceipt) -> IndexRecord<'_> {
         receipt.position.logged_at_ns,
         &receipt.header,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Above Linux's `pid_max` limit (2^22), so no process has it.
+    const GONE_PID: i32 = i32::MAX;
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn orphaned_scratch_files_go_and_live_or_foreign_ones_stay() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let live = scratch_index_path(dir.path(), "read-only");
+        let orphan = format!("trailmix-read-only-{GONE_PID}-17{SCRATCH_SUFFIX}");
+        let foreign = [
+            format!("read-only-{GONE_PID}-17{SCRATCH_SUFFIX}"),
+            format!("trailmix-read-only-{GONE_PID}-17.redb"),
+            format!("trailmix-{GONE_PID}-17{SCRATCH_SUFFIX}"),
+            format!("trailmix-x-notapid-17{SCRATCH_SUFFIX}"),
+        ];
+        std::fs::write(&live, b"")?;
+        std::fs::write(dir.path().join(&orphan), b"")?;
+        for name in &foreign {
+            std::fs::write(dir.path().join(name), b"")?;
+        }
+        remove_orphaned_scratch_files(dir.path());
+        let mut expected: Vec<String> = foreign.to_vec();
+        expected.extend(live.file_name().map(|n| n.to_string_lossy().into_owned()));
+        expected.sort();
+        assert_eq!(names_in(dir.path()), expected);
+        Ok(())
+    }
+
+    #[test]
+    fn a_scratch_name_gives_back_its_maker() {
+        let path = scratch_index_path(Path::new("."), "read-only");
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let own = i32::try_from(std::process::id()).ok();
+        assert_eq!(name.as_deref().and_then(scratch_owner), own);
+        assert!(process_runs(own.unwrap_or(1)));
+        assert!(!process_runs(GONE_PID));
+    }
 }

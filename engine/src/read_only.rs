@@ -29,7 +29,8 @@ use crate::db::{StoredReceipt, WAL_DIR, leaf_record, note_text, parse_checkpoint
 use crate::entry::EntryKind;
 use crate::error::{Error, Result};
 use crate::indexer::{
-    INDEX_DIR, INDEX_FILE, build_scratch_index, rebuild_digest, scratch_index_path,
+    INDEX_DIR, INDEX_FILE, build_scratch_index, rebuild_digest, remove_orphaned_scratch_files,
+    scratch_index_path,
 };
 use crate::keystore::{FileKekProvider, KekProvider, KeyStore};
 use crate::log::FsLog;
@@ -520,7 +521,9 @@ fn rebuilt_index(
     binding: &StoreBinding,
     log_end: Seq,
 ) -> Result<(ReadOnlyIndex, ScratchFile)> {
-    let path = scratch_index_path(&std::env::temp_dir(), "read-only");
+    let temp_dir = std::env::temp_dir();
+    remove_orphaned_scratch_files(&temp_dir);
+    let path = scratch_index_path(&temp_dir, "read-only");
     let scratch = ScratchFile(path.clone());
     drop(build_scratch_index(reads, binding, &path, log_end)?);
     let index = ReadOnlyIndex::open(&path, binding).map_err(|e| Error::Index {

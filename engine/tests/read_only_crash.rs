@@ -87,7 +87,15 @@ fn a_reader_of_a_crashed_store_answers_from_an_index_rebuilt_from_the_log() {
         "{refused}"
     );
 
+    // What a reader killed before its drop leaves behind (a pid no process can have).
+    let orphan = std::env::temp_dir().join(format!(
+        "trailmix-read-only-{}-{}.redb.tmp",
+        i32::MAX,
+        std::process::id()
+    ));
+    std::fs::write(&orphan, b"").expect("plant an orphaned scratch index");
     let reader = ReadOnlyStore::open(&data).expect("a reader opens anyway");
+    assert!(!orphan.exists(), "the orphaned scratch index is swept");
     let IndexSource::RebuiltFromLog { reason, entries } = reader.index_source().clone() else {
         panic!("expected a rebuilt index, got {:?}", reader.index_source());
     };
@@ -121,9 +129,9 @@ fn a_reader_of_a_crashed_store_answers_from_an_index_rebuilt_from_the_log() {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("read-only-{}-", std::process::id())))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!("trailmix-read-only-{}-", std::process::id()))
+            })
         })
         .collect();
     assert_eq!(scratch_files.len(), 1, "{scratch_files:?}");
