@@ -7,7 +7,11 @@
 //! - **sqlite**: `SQLite` (bundled, WAL, `synchronous=NORMAL`) with the same four indexes
 //!   (`trailmix_benches::query_rigs::SqliteRig`);
 //! - **trailmix-db**: `Db::query` / `Db::find_event` on a store loaded through `Db::append`
-//!   (`trailmix_benches::query_trailmix::TrailmixRig`).
+//!   (`trailmix_benches::query_trailmix::TrailmixRig`);
+//! - **trailmix-db-heads**: the same store through `Db::query_heads` (every check, payloads
+//!   neither copied nor decrypted): an extra column beside the full reads, which stay the
+//!   comparison (the baselines return the full stored record). Its event-id lookup is the
+//!   same `Db::find_event`.
 //!
 //! Every query reads each returned receipt in full: the baselines check its tenant and hash
 //! its payload with blake3; trailmix-db reads each result from its log, decodes it and checks
@@ -124,10 +128,10 @@ fn rigs(data: &Dataset, root: &Path) -> Result<Vec<Box<dyn QueryRig>>, BoxError>
     }
     rigs.push(Box::new(sqlite));
 
-    rigs.push(Box::new(TrailmixRig::load(
-        &root.join(query_rigs::TRAILMIX_RIG),
-        data,
-    )?));
+    let trailmix = TrailmixRig::load(&root.join(query_rigs::TRAILMIX_RIG), data)?;
+    let heads = trailmix.heads_only();
+    rigs.push(Box::new(trailmix));
+    rigs.push(Box::new(heads));
 
     Ok(rigs)
 }

@@ -3,11 +3,13 @@
 //! ```sh
 //! cargo run --release -p trailmix-benches --example query_probe -- load DIR 100000
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000
+//! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000 heads
 //! ```
 //!
 //! `load` fills a store at `DIR` with the query benchmark's seeded data; `run` reopens it and
 //! runs that many queries of one job (`tenant_time`, `model_time`, `session`, `event`) built
-//! from the same data, printing the mean and p50/p99 per query.
+//! from the same data, printing the mean and p50/p99 per query. A trailing `heads` queries
+//! through `Db::query_heads` (no payload copied or decrypted) instead of `Db::query`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,7 +21,7 @@ use trailmix_benches::rigs::BoxError;
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: query_probe load DIR N | run DIR N JOB QUERIES";
+    let usage = "usage: query_probe load DIR N | run DIR N JOB QUERIES [heads]";
     let (mode, dir, receipts) = match args.as_slice() {
         [mode, dir, n, ..] => (mode.as_str(), PathBuf::from(dir), n.parse::<usize>()?),
         _ => return Err(usage.into()),
@@ -42,6 +44,11 @@ fn main() -> Result<(), BoxError> {
     };
     let queries = QuerySet::build(&data, 2_000, SEED);
     let rig = TrailmixRig::open(&dir)?;
+    let rig = if args.get(5).is_some_and(|mode| mode == "heads") {
+        rig.heads_only()
+    } else {
+        rig
+    };
     let mut times = Vec::with_capacity(count);
     let mut results = 0;
     for i in 0..count {

@@ -46,6 +46,9 @@ pub const SQLITE_FILE: &str = "query.sqlite";
 
 /// Name of the trailmix-db rig (the report computes its ratios against the others).
 pub const TRAILMIX_RIG: &str = "trailmix-db";
+/// Name of trailmix-db queried without reading payloads (`Db::query_heads`): an extra
+/// column, not a replacement for [`TRAILMIX_RIG`].
+pub const TRAILMIX_HEADS_RIG: &str = "trailmix-db-heads";
 /// Name of the redb-direct rig.
 pub const REDB_RIG: &str = "redb";
 /// Name of the `SQLite` rig.
@@ -98,7 +101,7 @@ pub fn load_method(rig: &str) -> Option<&'static str> {
         SQLITE_RIG => {
             Some("10k-row transactions, WAL with synchronous=NORMAL (no fsync per commit)")
         }
-        TRAILMIX_RIG => {
+        TRAILMIX_RIG | TRAILMIX_HEADS_RIG => {
             Some("windows of 10k appends, each waited until durable, then the index catch-up")
         }
         _ => None,

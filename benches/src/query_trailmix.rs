@@ -22,10 +22,10 @@ use trailmix_db::query::{Direction, Filter, MAX_LIMIT, ModelFilter, Order, Query
 use trailmix_db::receipt::{ActorType, Decision, Kind, Receipt, Timestamp};
 use trailmix_db::wal::WalReader;
 use trailmix_db::wal::format::{SEGMENT_HEADER_BYTES, SealKind, TMP_SUFFIX, frame_bytes};
-use trailmix_db::{Db, Freshness, QueryPage, WAL_DIR};
+use trailmix_db::{Db, Freshness, QueryHit, QueryPage, WAL_DIR};
 
 use crate::query_data::{Dataset, EventQuery, ModelQuery, Row, SessionQuery, TimeQuery};
-use crate::query_rigs::{LoadStats, QueryRig, TRAILMIX_RIG, dir_bytes};
+use crate::query_rigs::{LoadStats, QueryRig, TRAILMIX_HEADS_RIG, TRAILMIX_RIG, dir_bytes};
 use crate::rigs::BoxError;
 
 /// Appends in flight before the loader waits for their tickets.
@@ -38,6 +38,9 @@ pub struct TrailmixRig {
     /// only to compare results, outside the timed queries.
     row_of_seq: HashMap<u64, u64>,
     stats: Option<LoadStats>,
+    /// Whether queries skip the payloads (`Db::query_heads`): the extra row beside the
+    /// full reads, never in their place (the baselines return the full stored record).
+    heads_only: bool,
 }
 
 fn receipt(row: &Row) -> Result<Receipt, BoxError> {
@@ -222,6 +225,7 @@ impl TrailmixRig {
             db,
             row_of_seq,
             stats: Some(stats),
+            heads_only: false,
         })
     }
 
@@ -236,18 +240,41 @@ impl TrailmixRig {
             db: Db::open(dir)?,
             row_of_seq: HashMap::new(),
             stats: None,
+            heads_only: false,
         })
     }
 
-    fn seqs(page: &QueryPage) -> Vec<u64> {
-        page.receipts.iter().map(|r| r.position.seq.0).collect()
+    /// The same store queried through `Db::query_heads` (rig [`TRAILMIX_HEADS_RIG`]): every
+    /// result read from the log and its digests checked, but payloads neither copied nor
+    /// decrypted. Event-id lookups stay `Db::find_event` (full reads): there is no header-only
+    /// lookup.
+    #[must_use]
+    pub fn heads_only(&self) -> TrailmixRig {
+        TrailmixRig {
+            db: self.db.clone(),
+            row_of_seq: self.row_of_seq.clone(),
+            stats: None,
+            heads_only: true,
+        }
+    }
+
+    fn seqs<R: QueryHit>(page: &QueryPage<R>) -> Vec<u64> {
+        page.receipts.iter().map(|r| r.position().seq.0).collect()
+    }
+
+    fn run_query(&self, query: &Query) -> Result<Vec<u64>, BoxError> {
+        Ok(if self.heads_only {
+            Self::seqs(&self.db.query_heads(query, Freshness::Indexed)?)
+        } else {
+            Self::seqs(&self.db.query(query, Freshness::Indexed)?)
+        })
     }
 
     fn time_query(&self, filter: Filter, limit: usize) -> Result<Vec<u64>, BoxError> {
         let mut query = Query::new(filter);
         query.order = Order::EventTime(Direction::Ascending);
         query.limit = u32::try_from(limit)?;
-        Ok(Self::seqs(&self.db.query(&query, Freshness::Indexed)?))
+        self.run_query(&query)
     }
 }
 
@@ -262,7 +289,11 @@ fn time_filter(tenant: &str, from_ns: i64, to_ns: i64) -> Filter {
 
 impl QueryRig for TrailmixRig {
     fn name(&self) -> &'static str {
-        TRAILMIX_RIG
+        if self.heads_only {
+            TRAILMIX_HEADS_RIG
+        } else {
+            TRAILMIX_RIG
+        }
     }
 
     fn tenant_time(&self, q: &TimeQuery, limit: usize) -> Result<Vec<u64>, BoxError> {
@@ -285,7 +316,7 @@ impl QueryRig for TrailmixRig {
             ..Filter::default()
         });
         query.limit = MAX_LIMIT;
-        Ok(Self::seqs(&self.db.query(&query, Freshness::Indexed)?))
+        self.run_query(&query)
     }
 
     fn event(&self, q: &EventQuery) -> Result<Option<u64>, BoxError> {

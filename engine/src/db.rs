@@ -200,6 +200,22 @@ impl StoredReceipt {
     }
 }
 
+/// A receipt read without its payload (see [`Db::query_heads`]): the position and clear
+/// header, checked against the log exactly as a [`StoredReceipt`] is (the payload's digest
+/// is computed over the stored bytes), but the payload is neither copied nor decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptHead {
+    /// Where it is.
+    pub position: ReceiptPosition,
+    /// The clear header.
+    pub header: ReceiptHeader,
+    /// Whether the payload is stored encrypted (read it with [`Db::get`] to learn whether
+    /// its key is live or shredded).
+    pub payload_encrypted: bool,
+    /// Bytes of the stored payload (ciphertext and its framing when encrypted).
+    pub payload_bytes: usize,
+}
+
 /// [`decode_receipt`]'s answer with "not a receipt" (genesis, checkpoints, seals) as `None`.
 fn receipt_or_none(
     decoded: Result<(StoredReceipt, crate::merkle::Digest)>,
@@ -227,6 +243,25 @@ pub(crate) fn read_receipt<L: LogStorage>(
         decode_receipt(alg, keys, seq, record.kind.get(), record.payload)
     })?;
     receipt_or_none(decoded)
+}
+
+/// [`read_receipt`] without reading the payload out (see [`decode_receipt_head`]).
+pub(crate) fn read_receipt_head<L: LogStorage>(
+    reads: &LogReads<L>,
+    alg: HashAlgorithm,
+    seq: Seq,
+) -> Result<Option<ReceiptHead>> {
+    if seq < reads.first_seq() && seq >= reads.archived_below() {
+        return Ok(None);
+    }
+    let decoded = reads.visit(seq, |record| {
+        decode_receipt_head(alg, seq, record.kind.get(), record.payload)
+    })?;
+    match decoded {
+        Ok(head) => Ok(Some(head)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
 }
 
 impl<L: LogStorage> crate::writer::StoredReceipts for LogReads<L> {
@@ -1304,6 +1339,54 @@ pub(crate) fn decode_receipt(
     kind: u8,
     payload: &[u8],
 ) -> Result<(StoredReceipt, crate::merkle::Digest)> {
+    checked_receipt_entry(alg, seq, kind, payload, |position, header, entry| {
+        let (payload, payload_state) = if entry.flags & entry::flags::PAYLOAD_ENCRYPTED == 0 {
+            (entry.payload.to_vec(), PayloadState::Clear)
+        } else {
+            crate::shred::read_payload(keys, entry.header, entry.payload)
+                .map_err(|detail| Error::Damaged { seq, detail })?
+        };
+        let receipt = StoredReceipt {
+            position,
+            header,
+            payload,
+            payload_state,
+        };
+        Ok((receipt, entry.content_digest))
+    })
+}
+
+/// As [`decode_receipt`] with every check, but without reading the payload out: no copy and,
+/// for an encrypted payload, no decryption (the payload digest is still computed over the
+/// stored bytes, so a changed payload still fails the check).
+pub(crate) fn decode_receipt_head(
+    alg: HashAlgorithm,
+    seq: Seq,
+    kind: u8,
+    payload: &[u8],
+) -> Result<ReceiptHead> {
+    checked_receipt_entry(alg, seq, kind, payload, |position, header, entry| {
+        Ok(ReceiptHead {
+            position,
+            header,
+            payload_encrypted: entry.flags & entry::flags::PAYLOAD_ENCRYPTED != 0,
+            payload_bytes: entry.payload.len(),
+        })
+    })
+}
+
+/// The shared part of every receipt read: the kind, the entry's framing, the digests its
+/// chain hash covers, the header and the position; `finish` makes the answer from them and
+/// the entry (whose payload it reads, or not). A closure rather than a returned tuple: fewer
+/// moves of the header on the way to the answer (~230 instructions per read less, measured
+/// with callgrind on a tenant + time query).
+fn checked_receipt_entry<T>(
+    alg: HashAlgorithm,
+    seq: Seq,
+    kind: u8,
+    payload: &[u8],
+    finish: impl FnOnce(ReceiptPosition, ReceiptHeader, &entry::EntryRef<'_>) -> Result<T>,
+) -> Result<T> {
     let kind = EntryKind::from_byte(kind);
     if kind != Some(EntryKind::Receipt) {
         return Err(Error::NotFound {
@@ -1333,18 +1416,7 @@ pub(crate) fn decode_receipt(
         chain_hash,
         logged_at_ns: entry.chain.logged_at_ns,
     };
-    let (payload, payload_state) = if entry.flags & entry::flags::PAYLOAD_ENCRYPTED == 0 {
-        (entry.payload.to_vec(), PayloadState::Clear)
-    } else {
-        crate::shred::read_payload(keys, entry.header, entry.payload).map_err(damaged)?
-    };
-    let receipt = StoredReceipt {
-        position,
-        header,
-        payload,
-        payload_state,
-    };
-    Ok((receipt, entry.content_digest))
+    finish(position, header, &entry)
 }
 
 /// The log record of entry `seq` and its epoch, for a proof: [`Error::NotFound`] for a seq not

@@ -64,7 +64,7 @@ mod verify;
 pub mod witness;
 mod writer;
 
-pub use db::{Db, ENTRY_BYTES_MAX, EventCheck, StoredReceipt, WAL_DIR};
+pub use db::{Db, ENTRY_BYTES_MAX, EventCheck, ReceiptHead, StoredReceipt, WAL_DIR};
 pub use error::{Error, Result};
 pub use log::{FsLog, LogStorage};
 pub use options::{
@@ -79,7 +79,7 @@ pub use prune::{PruneError, PruneMode, PruneReport, PruneStep, PruneStop};
 pub use read_only::{IndexSource, ReadOnlyStore};
 pub use search::{
     FOLLOW_CHUNK_ENTRIES, FOLLOW_POLL, FRESHNESS_WAIT_MAX, Follow, Freshness, IndexCheck,
-    IndexStatus, LINEAGE_HOPS_MAX, QueryPage, TRACE_RECEIPTS_MAX, TenantView, Trace,
+    IndexStatus, LINEAGE_HOPS_MAX, QueryHit, QueryPage, TRACE_RECEIPTS_MAX, TenantView, Trace,
 };
 pub use shred::{PayloadState, ShredError, ShredReport};
 pub use stamper::TimestampStatus;

@@ -281,6 +281,15 @@ impl ReadOnlyStore {
         self.search()?.query(query)
     }
 
+    /// Runs `query` without reading payloads (see
+    /// [`Db::query_heads`](crate::Db::query_heads)).
+    ///
+    /// # Errors
+    /// As for [`Db::query`](crate::Db::query).
+    pub fn query_heads(&self, query: &Query) -> Result<QueryPage<crate::ReceiptHead>> {
+        self.search()?.query_heads(query)
+    }
+
     /// Parses the CLI filter syntax and runs it (see [`Db::query_text`](crate::Db::query_text)).
     ///
     /// # Errors

@@ -18,9 +18,40 @@ use trailmix_query::{
     SeqIter, SourceError, TimeIter, TraceGraph, TraceNode,
 };
 
-use crate::db::{Db, StoredReceipt, decode_receipt, first_event_match, read_receipt};
+use crate::db::{
+    Db, ReceiptHead, StoredReceipt, decode_receipt, first_event_match, read_receipt,
+    read_receipt_head,
+};
 use crate::error::{Error, Result};
-use crate::indexer::{index_record, index_record_of};
+use crate::indexer::index_record;
+use crate::position::ReceiptPosition;
+use crate::receipt::ReceiptHeader;
+
+/// What a query result carries that the query itself needs: where it is and its header.
+pub trait QueryHit {
+    /// Where it is.
+    fn position(&self) -> &ReceiptPosition;
+    /// Its clear header.
+    fn header(&self) -> &ReceiptHeader;
+}
+
+impl QueryHit for StoredReceipt {
+    fn position(&self) -> &ReceiptPosition {
+        &self.position
+    }
+    fn header(&self) -> &ReceiptHeader {
+        &self.header
+    }
+}
+
+impl QueryHit for ReceiptHead {
+    fn position(&self) -> &ReceiptPosition {
+        &self.position
+    }
+    fn header(&self) -> &ReceiptHeader {
+        &self.header
+    }
+}
 use crate::log::LogStorage;
 use crate::reads::LogReads;
 use crate::wal::{HashAlgorithm, Seq};
@@ -44,11 +75,12 @@ pub enum Freshness {
     Durable,
 }
 
-/// One page of a query's answer.
+/// One page of a query's answer: of whole receipts ([`StoredReceipt`], from [`Db::query`]) or
+/// of receipts without their payloads ([`ReceiptHead`], from [`Db::query_heads`]).
 #[derive(Debug, Clone)]
-pub struct QueryPage {
+pub struct QueryPage<R = StoredReceipt> {
     /// The matching receipts, in the query's order, each read and checked from the log.
-    pub receipts: Vec<StoredReceipt>,
+    pub receipts: Vec<R>,
     /// Resume here for the next page (`None` when the answer is exhausted). Stays valid
     /// while writes go on: later pages also see receipts appended since.
     pub next_cursor: Option<String>,
@@ -119,6 +151,20 @@ impl<L: LogStorage> Search<'_, L> {
 
     /// One page of `query`'s answer, each receipt re-checked against the log.
     pub(crate) fn query(&self, query: &Query) -> Result<QueryPage> {
+        self.query_with(query, |seq| self.read_candidate(seq))
+    }
+
+    /// [`Search::query`] without reading payloads out (see [`Db::query_heads`]).
+    pub(crate) fn query_heads(&self, query: &Query) -> Result<QueryPage<ReceiptHead>> {
+        self.query_with(query, |seq| read_receipt_head(self.reads, self.alg, seq))
+    }
+
+    /// One page of `query`'s answer, each candidate read (and checked) by `read`.
+    fn query_with<R: QueryHit>(
+        &self,
+        query: &Query,
+        read: impl Fn(Seq) -> Result<Option<R>>,
+    ) -> Result<QueryPage<R>> {
         // `plan` validates the limit and the cursor.
         let plan = trailmix_query::plan(query, &self.snapshot).map_err(query_error)?;
         let mut page = QueryPage {
@@ -131,14 +177,11 @@ impl<L: LogStorage> Search<'_, L> {
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
         for candidate in plan.candidates(&self.snapshot, query.cursor.as_ref()) {
             let candidate = candidate.map_err(query_error)?;
-            let Some(receipt) = self.read_candidate(Seq(candidate.seq))? else {
+            let Some(receipt) = read(Seq(candidate.seq))? else {
                 continue;
             };
-            let record = index_record(
-                receipt.position.seq,
-                receipt.position.logged_at_ns,
-                &receipt.header,
-            );
+            let position = receipt.position();
+            let record = index_record(position.seq, position.logged_at_ns, receipt.header());
             if !query.filter.matches(&record) {
                 page.candidates_rejected += 1;
                 continue;
@@ -146,10 +189,11 @@ impl<L: LogStorage> Search<'_, L> {
             page.receipts.push(receipt);
             if page.receipts.len() >= limit {
                 // Only a full page can have more after it; its cursor is built once.
-                page.next_cursor = page
-                    .receipts
-                    .last()
-                    .map(|last| plan.cursor_after(&index_record_of(last)).encode());
+                page.next_cursor = page.receipts.last().map(|last| {
+                    let position = last.position();
+                    let record = index_record(position.seq, position.logged_at_ns, last.header());
+                    plan.cursor_after(&record).encode()
+                });
                 return Ok(page);
             }
         }
@@ -389,6 +433,21 @@ impl<L: LogStorage> Db<L> {
         self.search(freshness)?.query(query)
     }
 
+    /// Runs `query` as [`Db::query`] does, with every check (each result is read from the log
+    /// and its digests, header and filter re-checked), but returns the results without their
+    /// payloads: no payload is copied or decrypted. For listings, counts by field and audits
+    /// of headers, where the payload is not needed.
+    ///
+    /// # Errors
+    /// As for [`Db::query`].
+    pub fn query_heads(
+        &self,
+        query: &Query,
+        freshness: Freshness,
+    ) -> Result<QueryPage<ReceiptHead>> {
+        self.search(freshness)?.query_heads(query)
+    }
+
     /// Parses the CLI filter syntax (`tenant=acme model=gpt-4o since=2026-01-01T00:00Z`) and
     /// runs it.
     ///
@@ -541,12 +600,30 @@ impl<L: LogStorage> TenantView<'_, L> {
     /// [`Error::Query`] when the filter names another tenant; those of [`Db::query`].
     pub fn query(&self, query: &Query, freshness: Freshness) -> Result<QueryPage> {
         let scoped = self.scope(query)?;
-        let mut page = self.db.query(&scoped, freshness)?;
+        Ok(self.own(self.db.query(&scoped, freshness)?))
+    }
+
+    /// Runs `query` within the tenant without reading payloads (see [`Db::query_heads`]).
+    ///
+    /// # Errors
+    /// As for [`TenantView::query`].
+    pub fn query_heads(
+        &self,
+        query: &Query,
+        freshness: Freshness,
+    ) -> Result<QueryPage<ReceiptHead>> {
+        let scoped = self.scope(query)?;
+        Ok(self.own(self.db.query_heads(&scoped, freshness)?))
+    }
+
+    /// Drops whatever is not the tenant's (the scoped filter already excludes it; this keeps
+    /// the handle's promise even against a query layer that got it wrong).
+    fn own<R: QueryHit>(&self, mut page: QueryPage<R>) -> QueryPage<R> {
         let before = page.receipts.len();
         page.receipts
-            .retain(|r| r.header.tenant_id() == self.tenant);
+            .retain(|r| r.header().tenant_id() == self.tenant);
         page.candidates_rejected += (before - page.receipts.len()) as u64;
-        Ok(page)
+        page
     }
 
     /// Parses and runs a filter within the tenant.
