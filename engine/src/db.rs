@@ -224,9 +224,50 @@ pub(crate) fn read_receipt<L: LogStorage>(
     }
     let keys = reads.payload_keys();
     let decoded = reads.visit(seq, |record| {
+        let stores_digests = record.payload.first() != Some(&entry::ENTRY_VERSION);
         decode_receipt(alg, keys, seq, record.kind.get(), record.payload)
+            .map(|found| (found, stores_digests))
     })?;
-    receipt_or_none(decoded)
+    let ((receipt, identity), stores_digests) = match decoded {
+        Ok(found) => found,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    if !stores_digests {
+        check_link_to_next(reads, seq, &receipt.position.chain_hash)?;
+    }
+    Ok(Some((receipt, identity)))
+}
+
+/// A version 3 entry stores no digests of its own bytes: what guards them on a point read is
+/// its chain hash, recomputed from the bytes, against the `prev_chain_hash` the next entry
+/// records (one more record visit, in the same mapped segment but at a segment's end). The
+/// log's last entry has no next one, and a next entry still being written cannot be read:
+/// then `verify` and the next checkpoint check it, not this read (a closed store ends on a
+/// checkpoint, so every receipt of it has a next entry).
+fn check_link_to_next<L: LogStorage>(
+    reads: &LogReads<L>,
+    seq: Seq,
+    chain_hash: &crate::merkle::Digest,
+) -> Result<()> {
+    // A next entry that cannot be read (not there yet, or mid-write under a live writer) is
+    // not this receipt's damage: the check is skipped, and `verify` checks every link.
+    let Ok(next) = reads.visit(seq.next(), |record| {
+        record
+            .payload
+            .get(24..56)
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+    }) else {
+        return Ok(());
+    };
+    if next.as_ref() == Some(chain_hash) {
+        Ok(())
+    } else {
+        Err(Error::Damaged {
+            seq,
+            detail: "the receipt's bytes do not give the chain hash the next entry links to".into(),
+        })
+    }
 }
 
 impl<L: LogStorage> crate::writer::StoredReceipts for LogReads<L> {
@@ -466,9 +507,15 @@ impl<L: LogStorage> Db<L> {
                 max,
             }));
         }
+        let flag_bits = crate::writer::receipt_flags(&self.inner.options, key_id.is_some());
         let payload_digest = entry::payload_digest(self.inner.alg, &payload);
-        let content_digest =
-            entry::content_digest(self.inner.alg, EntryKind::Receipt, &header, &payload_digest);
+        let content_digest = entry::content_digest(
+            self.inner.alg,
+            EntryKind::Receipt,
+            flag_bits,
+            &header,
+            &payload_digest,
+        );
         let tenant = receipt.header().tenant_id();
         let event_id = receipt.header().event_id();
         // Read the watermark first: every event below it was added to `seen` before it could
@@ -486,7 +533,6 @@ impl<L: LogStorage> Db<L> {
             event_id: event_id.to_owned(),
             header,
             payload,
-            payload_digest,
             content_digest,
             key_id,
             known,
@@ -646,17 +692,21 @@ impl<L: LogStorage> Db<L> {
     ///
     /// # Errors
     /// [`Error::NotFound`] when `seq` holds no receipt, [`Error::Damaged`] when its entry does
-    /// not decode, [`Error::Wal`].
+    /// not decode or its bytes do not give the chain hash the next entry links to,
+    /// [`Error::Wal`].
     pub fn get(&self, seq: Seq) -> Result<StoredReceipt> {
         self.check_archived(seq)?;
         let alg = self.inner.alg;
         let keys = self.inner.reads.payload_keys();
-        self.inner
-            .reads
-            .visit(seq, |record| {
-                decode_receipt(alg, keys, seq, record.kind.get(), record.payload)
-            })?
-            .map(|(r, _)| r)
+        let (receipt, stores_digests) = self.inner.reads.visit(seq, |record| {
+            let stores_digests = record.payload.first() != Some(&entry::ENTRY_VERSION);
+            decode_receipt(alg, keys, seq, record.kind.get(), record.payload)
+                .map(|(receipt, _)| (receipt, stores_digests))
+        })??;
+        if !stores_digests {
+            check_link_to_next(&self.inner.reads, seq, &receipt.position.chain_hash)?;
+        }
+        Ok(receipt)
     }
 
     /// An inclusion proof of the entry at `seq` against a signed checkpoint: its epoch's seal
@@ -1047,13 +1097,7 @@ fn snapshot_state<L: LogStorage>(
         .visit(seq, |record| {
             let kind = EntryKind::from_byte(record.kind.get())?;
             let entry = entry::decode_entry(kind, record.payload).ok()?;
-            Some(entry::chain_hash(
-                alg,
-                seq,
-                entry.flags,
-                &entry.chain,
-                &entry.content_digest,
-            ))
+            Some(entry.chain_hash(alg, seq))
         })
         .ok()
         .flatten();
@@ -1317,16 +1361,30 @@ pub(crate) fn decode_receipt(
     let damaged = |detail: String| Error::Damaged { seq, detail };
     let entry =
         entry::decode_entry(EntryKind::Receipt, payload).map_err(|e| damaged(e.to_string()))?;
-    if entry::payload_digest(alg, entry.payload) != entry.payload_digest
-        || entry::content_digest(alg, EntryKind::Receipt, entry.header, &entry.payload_digest)
-            != entry.content_digest
-    {
+    // A version 2 entry stores its digests: they must be its bytes'. A version 3 entry stores
+    // none, and its chain hash is computed from the bytes: the caller's check of that hash (the
+    // index's, or the next entry's link) catches a changed byte.
+    if !entry.stored_digests_match(alg) {
         return Err(damaged(
             "the receipt's bytes do not match the digests its chain hash covers".into(),
         ));
     }
     let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(e.to_string()))?;
-    let chain_hash = entry::chain_hash(alg, seq, entry.flags, &entry.chain, &entry.content_digest);
+    let content_digest = entry.content_digest(alg);
+    let chain_hash = entry.chain_hash_with(alg, seq, &content_digest);
+    // Idempotency compares this with a new receipt's (version 3) content digest, whatever
+    // version stored the first copy.
+    let identity = if entry.stored.is_some() {
+        entry::content_digest(
+            alg,
+            EntryKind::Receipt,
+            entry.flags,
+            entry.header,
+            &entry::payload_digest(alg, entry.payload),
+        )
+    } else {
+        content_digest
+    };
     let position = ReceiptPosition {
         seq,
         epoch: crate::position::Epoch(entry.chain.epoch),
@@ -1344,7 +1402,7 @@ pub(crate) fn decode_receipt(
         payload,
         payload_state,
     };
-    Ok((receipt, entry.content_digest))
+    Ok((receipt, identity))
 }
 
 /// The log record of entry `seq` and its epoch, for a proof: [`Error::NotFound`] for a seq not
