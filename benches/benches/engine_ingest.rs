@@ -293,7 +293,7 @@ impl Side for Ceiling {
                         tenant_prev_seq: 0,
                         tenant_prev_hash: [0; 32],
                     };
-                    let chain = chain_hash(ALG, Seq(*seq), 0, &fields, &digest);
+                    let chain = chain_hash(ALG, Seq(*seq), &fields, &digest);
                     record.clear();
                     record.extend_from_slice(&chain);
                     record.extend_from_slice(&pool.bytes[i]);
@@ -372,7 +372,7 @@ fn link(seq: u64, prev: &mut [u8; 32], bytes: &[u8]) -> [u8; 32] {
         tenant_prev_seq: 0,
         tenant_prev_hash: [0; 32],
     };
-    let chain = chain_hash(ALG, Seq(seq), 0, &fields, &payload_digest(ALG, bytes));
+    let chain = chain_hash(ALG, Seq(seq), &fields, &payload_digest(ALG, bytes));
     *prev = chain;
     chain
 }

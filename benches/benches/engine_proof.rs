@@ -47,7 +47,7 @@ use trailmix_benches::query_rigs::TRAILMIX_RIG;
 use trailmix_benches::rigs::{BoxError, settle};
 use trailmix_benches::store_report::{self, ProofResults, Timing};
 use trailmix_benches::{criterion_dir, ids, receipts, scratch_root};
-use trailmix_db::entry::{EntryKind, chain_hash, decode_entry};
+use trailmix_db::entry::{EntryKind, decode_entry};
 use trailmix_db::merkle::{self, Digest, HashAlgorithm};
 use trailmix_db::note::{Checkpoint, NoteVerifier};
 use trailmix_db::proof::{InclusionBundle, verify_inclusion_bundle};
@@ -165,8 +165,7 @@ fn append_range(db: &Db, start: usize, count: usize) -> Result<Vec<Seq>, BoxErro
 fn leaf_of(seq: Seq, kind: u8, payload: &[u8]) -> Result<Digest, BoxError> {
     let kind = EntryKind::from_byte(kind).ok_or("unknown entry kind")?;
     let entry = decode_entry(kind, payload)?;
-    let chain = chain_hash(ALG, seq, entry.flags, &entry.chain, &entry.content_digest);
-    Ok(merkle::leaf_hash(ALG, &chain))
+    Ok(merkle::leaf_hash(ALG, &entry.chain_hash(ALG, seq)))
 }
 
 /// The leaf hashes of the `count` entries from `first`, read from the log at `dir`.

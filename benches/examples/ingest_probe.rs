@@ -69,6 +69,7 @@ fn main() -> Result<(), BoxError> {
         std::hint::black_box(content_digest(
             HashAlgorithm::Blake3,
             EntryKind::Receipt,
+            0,
             &header,
             &pd,
         ));

@@ -554,22 +554,27 @@ fn proven_entry(alg: HashAlgorithm, leaves: &mut [Digest], input: &mut Input<'_>
         tenant_prev_seq: input.u64(),
         tenant_prev_hash: input.array(),
     };
-    let payload_digest = entry::payload_digest(alg, &payload);
-    let content_digest = entry::content_digest(alg, kind, &header, &payload_digest);
-    let chain_hash = entry::chain_hash(alg, Seq(seq), 0, &chain, &content_digest);
-    leaves[index(leaf_index)] = merkle::leaf_hash(alg, &chain_hash);
-    let mut bytes = Vec::new();
-    EntryRef {
+    // Both entry versions a store may hold (version 2 from before 2026-11-24).
+    let stored = input.u8().is_multiple_of(2).then(|| {
+        let payload_digest = entry::payload_digest(alg, &payload);
+        entry::StoredDigests {
+            content_digest: entry::content_digest_v2(alg, kind, &header, &payload_digest),
+            payload_digest,
+        }
+    });
+    let entry = EntryRef {
         kind,
         flags: 0,
         chain,
-        content_digest,
-        payload_digest,
+        stored,
         header: &header,
         payload: &payload,
         signature: None,
-    }
-    .encode_into(&mut bytes);
+    };
+    let chain_hash = entry.chain_hash(alg, Seq(seq));
+    leaves[index(leaf_index)] = merkle::leaf_hash(alg, &chain_hash);
+    let mut bytes = Vec::new();
+    entry.encode_into(&mut bytes);
     let header = (kind == EntryKind::Receipt)
         .then(|| crate::receipt::ReceiptHeader::decode(&header).ok())
         .flatten();

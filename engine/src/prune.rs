@@ -594,10 +594,7 @@ fn seed_epoch(
     }
     let seal = entry::decode_entry(EntryKind::EpochSeal, &pruned.seal_entry)
         .map_err(|e| damage(format!("seal entry: {e}")))?;
-    let content = entry::content_digest(alg, EntryKind::EpochSeal, &[], &seal.payload_digest);
-    if entry::payload_digest(alg, seal.payload) != seal.payload_digest
-        || content != seal.content_digest
-    {
+    if !seal.stored_digests_match(alg) {
         return Err(damage(
             "the seal entry's digests do not match its bytes".into(),
         ));
@@ -636,7 +633,7 @@ fn seed_epoch(
             "the seal's fields do not match the retained epoch or the previous seal".into(),
         ));
     }
-    let seal_chain = entry::chain_hash(alg, seal_seq, seal.flags, &seal.chain, &content);
+    let seal_chain = seal.chain_hash(alg, seal_seq);
     state.sealed.push(SealedEpoch {
         epoch: pruned.epoch,
         first_seq: pruned.first_seq,
@@ -1116,13 +1113,7 @@ impl<L: LogStorage> Db<L> {
                 }
                 let entry = entry::decode_entry(kind, record.payload)
                     .map_err(|e| damaged(e.to_string()))?;
-                let chain = entry::chain_hash(
-                    alg,
-                    record.seq,
-                    entry.flags,
-                    &entry.chain,
-                    &entry.content_digest,
-                );
+                let chain = entry.chain_hash(alg, record.seq);
                 scan.leaves.push(crate::merkle::leaf_hash(alg, &chain));
                 if kind != EntryKind::Receipt {
                     return Ok(ControlFlow::Continue(()));
@@ -1512,7 +1503,6 @@ mod tests {
     fn replayed(sealed_at_ns: u64, policy: &[(&str, u64)], now_ns: u64) -> ChainState {
         let alg = HashAlgorithm::Blake3;
         let payload = b"a seal note";
-        let payload_digest = entry::payload_digest(alg, payload);
         let seal = EntryRef {
             kind: EntryKind::EpochSeal,
             flags: 0,
@@ -1523,8 +1513,7 @@ mod tests {
                 tenant_prev_seq: NO_TENANT_PREV,
                 tenant_prev_hash: [0; 32],
             },
-            content_digest: entry::content_digest(alg, EntryKind::EpochSeal, &[], &payload_digest),
-            payload_digest,
+            stored: None,
             header: &[],
             payload,
             signature: None,

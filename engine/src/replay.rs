@@ -241,7 +241,8 @@ pub enum DigestCheck {
     Matches,
     /// Recomputed and different.
     Differs,
-    /// Not recomputed (opening trusts payload digests: the WAL's CRC covers the bytes).
+    /// Not recomputed (opening trusts payload digests: the WAL's CRC covers the bytes), or
+    /// nothing stored to compare (entry version 3).
     Skipped,
 }
 
@@ -284,18 +285,20 @@ impl EntryDigests {
                 DigestCheck::Differs
             }
         };
-        let payload = match mode {
-            ReplayMode::Open => DigestCheck::Skipped,
-            ReplayMode::Verify => {
-                check(entry::payload_digest(alg, entry.payload) == entry.payload_digest)
-            }
+        // Version 2 entries store their digests: checked here (the payload digest only when
+        // verifying). Version 3 entries store none: the chain hash is computed from the bytes
+        // (so opening hashes every payload it replays), and a changed byte shows as the next
+        // entry's broken link or a Merkle root that differs from the signed one.
+        let payload = match (mode, entry.stored.is_some()) {
+            (ReplayMode::Open, _) | (ReplayMode::Verify, false) => DigestCheck::Skipped,
+            (ReplayMode::Verify, true) => check(entry.stored_payload_digest_matches(alg)),
         };
-        let content = check(
-            entry::content_digest(alg, entry.kind, entry.header, &entry.payload_digest)
-                == entry.content_digest,
-        );
-        let chain_hash =
-            entry::chain_hash(alg, seq, entry.flags, &entry.chain, &entry.content_digest);
+        let content = if entry.stored.is_some() {
+            check(entry.stored_content_digest_matches(alg))
+        } else {
+            DigestCheck::Skipped
+        };
+        let chain_hash = entry.chain_hash(alg, seq);
         EntryDigests {
             payload,
             content,
@@ -597,7 +600,12 @@ impl ChainState {
             );
         }
         if entry.chain.prev_chain_hash != self.last_hash {
-            return damage(DamageKind::ChainLink, "does not link to the previous entry's chain hash (an entry was changed, removed, inserted or reordered)".into());
+            return damage(
+                DamageKind::ChainLink,
+                "does not link to the previous entry's chain hash (this link or the previous \
+                 entry's bytes were changed, or an entry was removed, inserted or reordered)"
+                    .into(),
+            );
         }
         if entry.chain.epoch != self.epoch.0 {
             return damage(

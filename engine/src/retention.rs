@@ -294,10 +294,7 @@ impl<S: Storage> Writer<S> {
     /// Appends a signed record entry (shred, hold) with an empty header; a failure stops the
     /// writer.
     pub(crate) fn append_signed_record(&mut self, kind: EntryKind, payload: &[u8]) -> Result<Seq> {
-        let alg = self.state.alg;
-        let payload_digest = entry::payload_digest(alg, payload);
-        let content_digest = entry::content_digest(alg, kind, &[], &payload_digest);
-        match self.append_entry(kind, None, &[], payload, payload_digest, content_digest, 0) {
+        match self.append_entry(kind, None, &[], payload, None, 0) {
             Ok(position) => Ok(position.seq),
             Err(err) => {
                 self.fail(&err);

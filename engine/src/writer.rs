@@ -31,7 +31,7 @@ pub(crate) struct Prepared {
     pub event_id: String,
     pub header: Vec<u8>,
     pub payload: Vec<u8>,
-    pub payload_digest: Digest,
+    /// The content digest (entry version 3: it covers the flags, [`receipt_flags`]).
     pub content_digest: Digest,
     /// The data key that encrypted the payload (`None`: stored in the clear).
     pub key_id: Option<KeyId>,
@@ -43,6 +43,23 @@ pub(crate) struct Prepared {
     /// The event's probe of the store's event filter (the one `ChainState::seen` holds),
     /// hashed by the caller.
     pub probe: crate::seen::EventProbe,
+}
+
+/// The flags byte of a receipt entry: known when the receipt is prepared (the signature
+/// setting is the store's, encryption the caller's), so the caller's content digest, which
+/// covers it, and the writer agree.
+pub(crate) fn receipt_flags(options: &DbOptions, encrypted: bool) -> u8 {
+    let signed = if options.receipt_signatures == ReceiptSignatures::Ed25519 {
+        entry::flags::SIGNED
+    } else {
+        0
+    };
+    let encrypted = if encrypted {
+        entry::flags::PAYLOAD_ENCRYPTED
+    } else {
+        0
+    };
+    signed | encrypted
 }
 
 /// What travels through the ring.
@@ -526,8 +543,7 @@ impl<S: Storage> Writer<S> {
             Some(&prepared.tenant),
             &prepared.header,
             &prepared.payload,
-            prepared.payload_digest,
-            prepared.content_digest,
+            Some(prepared.content_digest),
             encrypted,
         ) {
             Ok(position) => {
@@ -618,15 +634,16 @@ impl<S: Storage> Writer<S> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Appends an entry. `prepared_content` is a receipt's content digest computed in the
+    /// caller's thread with [`receipt_flags`] (the same flags this computes); `None` makes the
+    /// writer hash the content itself (records it writes: notes, genesis, signed records).
     pub(crate) fn append_entry(
         &mut self,
         kind: EntryKind,
         tenant: Option<&str>,
         header: &[u8],
         payload: &[u8],
-        payload_digest: Digest,
-        content_digest: Digest,
+        prepared_content: Option<Digest>,
         extra_flags: u8,
     ) -> Result<ReceiptPosition, Error> {
         let seq = self.state.next_seq;
@@ -637,20 +654,37 @@ impl<S: Storage> Writer<S> {
             _ => now_ns(),
         };
         let chain = self.state.next_chain_fields(tenant, clock_ns);
-        let signed = matches!(
+        let flag_bits = if kind == EntryKind::Receipt {
+            receipt_flags(
+                &self.options,
+                extra_flags & entry::flags::PAYLOAD_ENCRYPTED != 0,
+            )
+        } else if matches!(
             kind,
             EntryKind::Shred | EntryKind::Hold | EntryKind::Prune | EntryKind::Archive
-        ) || (kind == EntryKind::Receipt
-            && self.options.receipt_signatures == ReceiptSignatures::Ed25519);
-        let flag_bits = extra_flags | if signed { entry::flags::SIGNED } else { 0 };
-        let chain_hash = entry::chain_hash(self.state.alg, seq, flag_bits, &chain, &content_digest);
+        ) {
+            extra_flags | entry::flags::SIGNED
+        } else {
+            extra_flags
+        };
+        let signed = flag_bits & entry::flags::SIGNED != 0;
+        let content_digest = prepared_content.unwrap_or_else(|| {
+            let alg = self.state.alg;
+            entry::content_digest(
+                alg,
+                kind,
+                flag_bits,
+                header,
+                &entry::payload_digest(alg, payload),
+            )
+        });
+        let chain_hash = entry::chain_hash(self.state.alg, seq, &chain, &content_digest);
         let signature = signed.then(|| self.signer.sign_raw(&chain_hash));
         let entry = EntryRef {
             kind,
             flags: flag_bits,
             chain,
-            content_digest,
-            payload_digest,
+            stored: None,
             header,
             payload,
             signature: signature.as_ref(),
@@ -738,9 +772,7 @@ impl<S: Storage> Writer<S> {
     }
 
     fn append_note(&mut self, kind: EntryKind, note: &[u8]) -> Result<ReceiptPosition, Error> {
-        let payload_digest = entry::payload_digest(self.state.alg, note);
-        let content_digest = entry::content_digest(self.state.alg, kind, &[], &payload_digest);
-        self.append_entry(kind, None, &[], note, payload_digest, content_digest, 0)
+        self.append_entry(kind, None, &[], note, None, 0)
     }
 
     /// Seals the current epoch (if it holds anything) and starts the next.
@@ -969,18 +1001,7 @@ impl<S: Storage> Writer<S> {
             seq: Seq(0),
             detail: format!("encoding genesis: {e}"),
         })?;
-        let payload_digest = entry::payload_digest(self.state.alg, &payload);
-        let content_digest =
-            entry::content_digest(self.state.alg, EntryKind::Genesis, &[], &payload_digest);
-        self.append_entry(
-            EntryKind::Genesis,
-            None,
-            &[],
-            &payload,
-            payload_digest,
-            content_digest,
-            0,
-        )?;
+        self.append_entry(EntryKind::Genesis, None, &[], &payload, None, 0)?;
         self.state.genesis = Some(genesis.clone());
         self.state.verifier = Some(self.signer.verifier());
         self.sync_now().map(drop)

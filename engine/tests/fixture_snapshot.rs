@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use trailmix_db::entry::{EntryKind, chain_hash, decode_entry};
+use trailmix_db::entry::{EntryKind, decode_entry};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, ReceiptHeader, Timestamp};
 use trailmix_db::snapshot::{
     SNAPSHOT_FILE, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot, SnapshotError,
@@ -80,13 +80,7 @@ fn checked_in_snapshot_still_decodes_and_binds_to_its_log() {
     assert_eq!(last.seq, snapshot.seq);
     let kind = EntryKind::from_byte(last.kind.get()).expect("kind");
     let entry = decode_entry(kind, &last.payload).expect("decodes");
-    let logged = chain_hash(
-        HashAlgorithm::Blake3,
-        last.seq,
-        entry.flags,
-        &entry.chain,
-        &entry.content_digest,
-    );
+    let logged = entry.chain_hash(HashAlgorithm::Blake3, last.seq);
     assert_eq!(logged, snapshot.chain_hash);
 
     let filter = snapshot.event_filter().expect("filter decodes");

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use trailmix_db::entry::{ENTRY_VERSION, EntryKind, decode_entry};
+use trailmix_db::entry::{ENTRY_VERSION_V2, EntryKind, decode_entry};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 use trailmix_db::wal::{Seq, WalReader};
 use trailmix_db::{Db, DbOptions, PayloadEncryption, VerifyOptions, verify_store};
@@ -97,7 +97,8 @@ fn checked_in_store_still_verifies_and_reads() {
     assert_eq!(records[0].kind.get(), EntryKind::Genesis as u8);
     let mut receipts = 0;
     for record in &records {
-        assert_eq!(record.payload[0], ENTRY_VERSION, "entry version byte");
+        // Written before entry version 3: the fixture guards that version 2 still reads.
+        assert_eq!(record.payload[0], ENTRY_VERSION_V2, "entry version byte");
         let kind = EntryKind::from_byte(record.kind.get()).expect("known kind");
         let entry = decode_entry(kind, &record.payload).expect("decodes");
         if kind == EntryKind::Receipt {

@@ -1306,12 +1306,9 @@ fn edited_or_foreign_shred_records_are_refused() {
 /// The chain hash of an entry whose fixed bytes are `fixed`, at `seq` (blake3 store).
 fn chain_hash_of(fixed: &[u8], seq: u64) -> [u8; 32] {
     let part = trailmix_db::pack::format::decode_fixed(fixed).expect("fixed");
-    trailmix_db::entry::chain_hash(
+    part.chain_hash(
         trailmix_db::wal::HashAlgorithm::Blake3,
         trailmix_db::wal::Seq(seq),
-        part.flags,
-        &part.chain,
-        &part.content_digest,
     )
 }
 
@@ -1323,7 +1320,7 @@ fn a_v1_manifest_is_refused() {
     let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
     m.files.insert(
         MANIFEST_FILE.into(),
-        text.replace("evidence pack v4", "evidence pack v1")
+        text.replace("evidence pack v5", "evidence pack v1")
             .into_bytes(),
     );
     reseal(&mut m, &store.signer);
@@ -1381,7 +1378,8 @@ fn unchecked_lengths_must_be_zero() {
     };
     let files = store.export(&scope, &log_tail());
     let mut m = files.clone();
-    edit_json_line(&mut m, TAIL_FILE, 0, |v| set_len(v, 164, 999));
+    // Entry version 3: the header length is at bytes 4..8 and there is no payload length.
+    edit_json_line(&mut m, TAIL_FILE, 0, |v| set_len(v, 4, 999));
     reseal(&mut m, &store.signer);
     let err = verify(&m, &store).expect_err("a tail link's length");
     assert!(
@@ -1389,7 +1387,8 @@ fn unchecked_lengths_must_be_zero() {
         "{err}"
     );
 
-    // A filtered-out line's header length, and a boundary line's payload length.
+    // A filtered-out line's header length (a version 3 entry has no payload length: nothing
+    // of a boundary line's is unchecked).
     let scope = PackScope {
         filter: Some("kind=llm_call".parse().expect("filter")),
         ..store.scope()
@@ -1400,20 +1399,16 @@ fn unchecked_lengths_must_be_zero() {
         .iter()
         .position(|l| l.contains("\"filtered_out\""))
         .expect("a filtered-out line");
-    for (index, at, what) in [
-        (filtered, 160, "filtered-out header"),
-        (0, 164, "boundary payload"),
-    ] {
-        let mut m = files.clone();
-        edit_json_line(&mut m, RECEIPTS_FILE, index, |v| set_len(v, at, 77));
-        reseal(&mut m, &store.signer);
-        let err = verify(&m, &store).expect_err(what);
-        assert!(
-            matches!(&err, PackFailure::Receipt { line, .. } if *line == index + 1),
-            "{what}: {err}"
-        );
-        assert!(err.to_string().contains("must be zero"), "{what}: {err}");
-    }
+    let (index, at, what) = (filtered, 4, "filtered-out header");
+    let mut m = files.clone();
+    edit_json_line(&mut m, RECEIPTS_FILE, index, |v| set_len(v, at, 77));
+    reseal(&mut m, &store.signer);
+    let err = verify(&m, &store).expect_err(what);
+    assert!(
+        matches!(&err, PackFailure::Receipt { line, .. } if *line == index + 1),
+        "{what}: {err}"
+    );
+    assert!(err.to_string().contains("must be zero"), "{what}: {err}");
 }
 
 /// An entry of another tenant than A: its seq, chain hash and logged time.
@@ -1425,7 +1420,7 @@ struct Foreign {
 
 /// Every receipt of `store` that is not A's, read from its log.
 fn foreign_entries(store: &Store) -> Vec<Foreign> {
-    use trailmix_db::entry::{EntryKind, chain_hash, decode_entry};
+    use trailmix_db::entry::{EntryKind, decode_entry};
     let reader = trailmix_db::wal::WalReader::open(store.dir.join("wal")).expect("reader");
     let mut out = Vec::new();
     for record in reader.read_from(trailmix_db::wal::Seq(0)).expect("records") {
@@ -1438,13 +1433,7 @@ fn foreign_entries(store: &Store) -> Vec<Foreign> {
         if tenant != "acme" {
             out.push(Foreign {
                 seq: record.seq.0,
-                chain: chain_hash(
-                    trailmix_db::wal::HashAlgorithm::Blake3,
-                    record.seq,
-                    entry.flags,
-                    &entry.chain,
-                    &entry.content_digest,
-                ),
+                chain: entry.chain_hash(trailmix_db::wal::HashAlgorithm::Blake3, record.seq),
                 logged_at_ns: entry.chain.logged_at_ns,
             });
         }
@@ -1752,7 +1741,7 @@ fn a_tip_proof_must_rest_on_the_signed_note() {
     let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
     m.files.insert(
         MANIFEST_FILE.into(),
-        text.replace("evidence pack v4", "evidence pack v3")
+        text.replace("evidence pack v5", "evidence pack v3")
             .into_bytes(),
     );
     reseal(&mut m, &store.signer);

@@ -1,8 +1,9 @@
 //! Guards the evidence-pack formats: packs checked into the repository, written by earlier
-//! builds — a v2 pack, a v3 pack carrying the RFC 3161 token of its epoch seal, and a v4 pack
-//! that also ends on the tenant's signed tip — must still verify with their store's public key
-//! (and the tokens with the TSA's CA), with the same report, and still be rejected after a
-//! one-byte change. Regenerate the v4 pack (v2 and v3 are frozen: this build writes v4) with
+//! builds — a v2 pack, a v3 pack carrying the RFC 3161 token of its epoch seal, a v4 pack
+//! that also ends on the tenant's signed tip, and a v5 pack of entry version 3 — must still
+//! verify with their store's public key (and the tokens with the TSA's CA), with the same
+//! report, and still be rejected after a one-byte change. Regenerate the v5 pack (v2 to v4 are
+//! frozen: this build writes v5) with
 //! `TRAILMIX_REGENERATE_FIXTURES=1 cargo test -p trailmix-db --test pack_fixture` (only when
 //! the format changes on purpose; say so in docs/design.md). Regenerating needs `openssl`.
 
@@ -67,7 +68,7 @@ impl SigningKeyProvider for FixtureKey {
 /// receipt 6's subject shredded in each tenant; the pack holds acme's receipts from 4 on (of
 /// 12), the boundary before them, receipt 6 as shredded with acme's shred record (not
 /// globex's), the token of epoch 0's seal, and ends on acme's signed tip (receipt 11).
-fn regenerate_v4() {
+fn regenerate_v5() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("store");
     let options = DbOptions::default().key_provider(std::sync::Arc::new(FixtureKey));
@@ -112,16 +113,16 @@ fn regenerate_v4() {
     write_token(&store, Epoch(0), &token).expect("store the token");
     let (files, _) =
         export_pack(&store, &signer, &scope, &ExportOptions::default()).expect("export");
-    let _ = std::fs::remove_dir_all(fixture_path("pack-v4"));
+    let _ = std::fs::remove_dir_all(fixture_path("pack-v5"));
     files
-        .write_dir(&fixture_path("pack-v4"))
+        .write_dir(&fixture_path("pack-v5"))
         .expect("write fixture");
     std::fs::write(
-        fixture_path("pack-v4.pub"),
+        fixture_path("pack-v5.pub"),
         signer.verifier().to_vkey() + "\n",
     )
     .expect("write key");
-    std::fs::copy(&tsa.ca_cert, fixture_path("pack-v4-tsa-ca.pem")).expect("copy the CA");
+    std::fs::copy(&tsa.ca_cert, fixture_path("pack-v5-tsa-ca.pem")).expect("copy the CA");
 }
 
 fn trusted(version: &str) -> TrustedKey {
@@ -169,14 +170,43 @@ fn assert_archive_and_change(files: &PackFiles, report: &PackReport, key: &Trust
 }
 
 #[test]
-fn checked_in_v4_pack_ending_on_the_tenant_tip_still_verifies() {
+fn checked_in_v5_pack_of_entry_version_3_still_verifies() {
     if std::env::var("TRAILMIX_REGENERATE_FIXTURES").as_deref() == Ok("1") {
-        regenerate_v4();
+        regenerate_v5();
     }
-    let dir = fixture_path("pack-v4");
-    let ca = read_ca_certificate(&fixture_path("pack-v4-tsa-ca.pem")).expect("CA");
-    let report = verify_pack_with_tsa(&dir, Some(&trusted("v4")), Some(&ca))
-        .expect("the v4 fixture verifies");
+    let files = check_tip_pack("v5");
+    let manifest =
+        String::from_utf8(files.get("manifest.json").expect("manifest").to_vec()).expect("utf-8");
+    assert!(manifest.contains("\"trailmix-db evidence pack v5\""));
+    // The compiled-in copy the fuzz body mutates is this pack, and its key is the fixture's.
+    assert!(
+        trailmix_db::pack::fuzz::fixture_pack() == files,
+        "the fuzz body's compiled-in fixture differs from the files (rebuild after regenerating)"
+    );
+    for version in ["v2", "v3", "v4", "v5"] {
+        assert_eq!(
+            NoteSigner::from_seed(FIXTURE_KEY_NAME, &FIXTURE_KEY_SEED)
+                .expect("key")
+                .verifier()
+                .to_vkey()
+                + "\n",
+            std::fs::read_to_string(fixture_path(&format!("pack-{version}.pub"))).expect("key")
+        );
+    }
+}
+
+#[test]
+fn checked_in_v4_pack_ending_on_the_tenant_tip_still_verifies() {
+    check_tip_pack("v4");
+}
+
+/// The v4 and v5 fixtures hold the same store's pack (entry version 2 and 3): the same
+/// report, and a one-byte change is refused. Returns the files.
+fn check_tip_pack(version: &str) -> PackFiles {
+    let dir = fixture_path(&format!("pack-{version}"));
+    let ca = read_ca_certificate(&fixture_path(&format!("pack-{version}-tsa-ca.pem"))).expect("CA");
+    let report = verify_pack_with_tsa(&dir, Some(&trusted(version)), Some(&ca))
+        .expect("the fixture verifies");
     assert_eq!(report.tenant, "acme");
     assert_eq!(
         (
@@ -209,26 +239,11 @@ fn checked_in_v4_pack_ending_on_the_tenant_tip_still_verifies() {
         (stamp.epoch, stamp.verdict),
         (0, TimestampVerdict::Verified)
     );
-    let unchecked = verify_pack(&dir, Some(&trusted("v4"))).expect("verifies without the CA");
+    let unchecked = verify_pack(&dir, Some(&trusted(version))).expect("verifies without the CA");
     assert_eq!(unchecked.timestamps[0].verdict, TimestampVerdict::Unchecked);
     let files = PackFiles::read(&dir).expect("read");
-    assert_archive_and_change(&files, &unchecked, &trusted("v4"), &timestamp_file(0));
-
-    // The compiled-in copy the fuzz body mutates is this pack, and its key is the fixture's.
-    assert!(
-        trailmix_db::pack::fuzz::fixture_pack() == files,
-        "the fuzz body's compiled-in fixture differs from the files (rebuild after regenerating)"
-    );
-    for version in ["v2", "v3", "v4"] {
-        assert_eq!(
-            NoteSigner::from_seed(FIXTURE_KEY_NAME, &FIXTURE_KEY_SEED)
-                .expect("key")
-                .verifier()
-                .to_vkey()
-                + "\n",
-            std::fs::read_to_string(fixture_path(&format!("pack-{version}.pub"))).expect("key")
-        );
-    }
+    assert_archive_and_change(&files, &unchecked, &trusted(version), &timestamp_file(0));
+    files
 }
 
 #[test]

@@ -255,7 +255,7 @@ fn header_only_queries_refuse_a_rewritten_header_byte() {
         // "claims" -> "claimz" in the app id: still a valid header, so only the digest check
         // can tell.
         let seq = tamper(&data, |entry| {
-            let header_len = u32::from_le_bytes(entry[160..164].try_into().expect("4 bytes"));
+            let header_len = u32::from_le_bytes(entry[4..8].try_into().expect("4 bytes"));
             let header = &mut entry[ENTRY_FIXED_BYTES..ENTRY_FIXED_BYTES + header_len as usize];
             let at = header
                 .windows(6)

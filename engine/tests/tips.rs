@@ -110,13 +110,7 @@ fn notes_with_tips(records: &[Rec]) -> Vec<(usize, String, Tips)> {
                     .expect("header")
                     .tenant_id()
                     .to_owned();
-                let chain = entry::chain_hash(
-                    ALG,
-                    seq,
-                    decoded.flags,
-                    &decoded.chain,
-                    &decoded.content_digest,
-                );
+                let chain = decoded.chain_hash(ALG, seq);
                 tips.insert(tenant, (seq.0, chain));
             }
             EntryKind::Checkpoint | EntryKind::EpochSeal => {

@@ -1,6 +1,7 @@
 //! Guards verification's parallel hashing: in a store large enough that other threads hash
 //! windows of entries ahead of the sequential pass, damage inside those windows (a payload, a
-//! content digest, a chain field) is still reported at the right entry with the right kind;
+//! chain field) is still reported at the right entry with the right kind (a payload edit of a
+//! version 3 entry, which stores no digests: as the next entry's broken link);
 //! and the progress callback is told each step in order. With one hashing thread the sequential
 //! pass hashes every fifth window itself: damage there and just after it is found too.
 
@@ -8,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Rec, edit_chain, receipt, records, verify_with, with_payload, write_log};
+use common::{Rec, edit_chain, receipt, records, verify_with, write_log};
 use trailmix_db::VerifyOptions;
 use trailmix_db::entry::EntryKind;
 use trailmix_db::replay::DamageKind;
@@ -76,10 +77,13 @@ fn damage_in_windows_hashed_ahead_is_found_where_it_is() {
     }
 
     let mut forged = log.clone();
-    forged[4_096].1 = with_payload(receipt_kind, &log[4_096].1, b"{\"edited\":true}", false);
+    // The payload is ciphertext (the default encryption): a flipped tag byte keeps its
+    // envelope well-formed, so only the chain can tell.
+    forged[4_096].1 = last_byte_flipped(&log[4_096].1);
     assert_eq!(
         damage_of(&dir, &forged),
-        (4_096, DamageKind::PayloadDigest),
+        // Entry version 3 stores no payload digest: the next entry's link names the edit.
+        (4_097, DamageKind::ChainLink),
         "payload edited"
     );
 
@@ -87,7 +91,7 @@ fn damage_in_windows_hashed_ahead_is_found_where_it_is() {
     forged[6_001].1 = content_digest_mismatch(&log[6_001].1);
     assert_eq!(
         damage_of(&dir, &forged),
-        (6_001, DamageKind::ContentDigest),
+        (6_002, DamageKind::ChainLink),
         "content digest edited"
     );
 
@@ -116,10 +120,10 @@ fn damage_in_and_after_the_window_the_sequential_pass_hashes_is_found_where_it_i
     for at in [16_384_usize, 18_000, 20_480, 20_700] {
         assert_eq!(log[at].0, receipt_kind, "seq {at} is a receipt");
         let mut forged = log.clone();
-        forged[at].1 = with_payload(receipt_kind, &log[at].1, b"{\"edited\":true}", false);
+        forged[at].1 = last_byte_flipped(&log[at].1);
         assert_eq!(
             damage_of(&dir, &forged),
-            (at as u64, DamageKind::PayloadDigest),
+            (at as u64 + 1, DamageKind::ChainLink),
             "payload edited at {at}"
         );
     }
@@ -134,14 +138,28 @@ fn damage_in_and_after_the_window_the_sequential_pass_hashes_is_found_where_it_i
     );
 }
 
-/// `entry` with one bit of its content digest flipped (payload digest still right).
+/// `entry` (an unsigned receipt: its payload ends it) with its payload's last byte changed.
+fn last_byte_flipped(entry: &[u8]) -> Vec<u8> {
+    let mut out = entry.to_vec();
+    let last = out.len() - 1;
+    out[last] ^= 0x01;
+    out
+}
+
+/// `entry` with one bit of its content digest flipped (payload digest still right): only a
+/// version 2 entry stores one; a version 3 entry (none stored) gets one payload bit flipped.
 fn content_digest_mismatch(entry: &[u8]) -> Vec<u8> {
     let old = trailmix_db::entry::decode_entry(EntryKind::Receipt, entry).expect("decodes");
-    let mut content_digest = old.content_digest;
-    content_digest[7] ^= 0x40;
     let mut out = Vec::new();
+    let Some(mut stored) = old.stored else {
+        out.extend_from_slice(entry);
+        let last = out.len() - 1;
+        out[last] ^= 0x40;
+        return out;
+    };
+    stored.content_digest[7] ^= 0x40;
     trailmix_db::entry::EntryRef {
-        content_digest,
+        stored: Some(stored),
         ..old
     }
     .encode_into(&mut out);

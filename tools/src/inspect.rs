@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 use trailmix_db::archive::ArchiveReads;
-use trailmix_db::entry::{self, ENTRY_FIXED_BYTES, EntryKind, NO_TENANT_PREV, flags};
+use trailmix_db::entry::{self, EntryKind, NO_TENANT_PREV, flags};
 use trailmix_db::keys::{KEYS_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE};
 use trailmix_db::receipt::ReceiptHeader;
 use trailmix_db::replay::Genesis;
@@ -1074,14 +1074,26 @@ pub struct ChainDetail {
     pub tenant_prev_seq: Option<u64>,
     /// Its chain hash, hex.
     pub tenant_prev_hash: Option<String>,
-    /// Digest of kind, header and payload digest, hex.
+    /// Digest of kind, (since entry version 3) flags, header and payload digest, hex: stored
+    /// in a version 2 entry, computed for version 3.
     pub content_digest: String,
-    /// Digest of the payload bytes, hex.
+    /// Digest of the payload bytes, hex (stored in version 2, computed for version 3).
     pub payload_digest: String,
     /// The payload is encrypted.
     pub encrypted: bool,
     /// The receipt carries its own Ed25519 signature.
     pub signed: bool,
+}
+
+/// A version 2 entry's stored payload digest; a version 3 entry's, computed (none stored).
+fn stored_or_computed_payload_digest(
+    alg: trailmix_db::wal::HashAlgorithm,
+    entry: &entry::EntryRef<'_>,
+) -> [u8; 32] {
+    entry.stored.map_or_else(
+        || entry::payload_digest(alg, entry.payload),
+        |s| s.payload_digest,
+    )
 }
 
 /// Why entry `seq` cannot be read: no such entry, or damage the readable log ends at.
@@ -1176,7 +1188,9 @@ pub fn entry_detail(
             return Ok(detail);
         }
     };
-    let chain_hash = entry::chain_hash(alg, seq, entry.flags, &entry.chain, &entry.content_digest);
+    let content_digest = entry.content_digest(alg);
+    let chain_hash = entry.chain_hash_with(alg, seq, &content_digest);
+    let payload_digest = stored_or_computed_payload_digest(alg, &entry);
     let first_tenant = entry.chain.tenant_prev_seq == NO_TENANT_PREV;
     detail.chain = Some(ChainDetail {
         epoch: entry.chain.epoch,
@@ -1186,15 +1200,15 @@ pub fn entry_detail(
         prev_chain_hash: hex(&entry.chain.prev_chain_hash),
         tenant_prev_seq: (!first_tenant).then_some(entry.chain.tenant_prev_seq),
         tenant_prev_hash: (!first_tenant).then(|| hex(&entry.chain.tenant_prev_hash)),
-        content_digest: hex(&entry.content_digest),
-        payload_digest: hex(&entry.payload_digest),
+        content_digest: hex(&content_digest),
+        payload_digest: hex(&payload_digest),
         encrypted: entry.flags & flags::PAYLOAD_ENCRYPTED != 0,
         signed: entry.signature.is_some(),
     });
     detail.payload_bytes = entry.payload.len() as u64;
     detail.payload_offset = record.position.offset
         + format::FRAME_HEADER_BYTES
-        + (ENTRY_FIXED_BYTES + entry.header.len()) as u64;
+        + (entry.fixed_bytes() + entry.header.len()) as u64;
     let encrypted = entry.flags & flags::PAYLOAD_ENCRYPTED != 0;
     match entry.kind {
         EntryKind::Receipt => {
@@ -1374,8 +1388,9 @@ fn frame_summary(seq: Seq, kind_byte: u8, bytes: &[u8], offset: u64) -> FrameSum
             return frame;
         }
     };
-    frame.payload_offset =
-        Some(offset + format::FRAME_HEADER_BYTES + (ENTRY_FIXED_BYTES + entry.header.len()) as u64);
+    frame.payload_offset = Some(
+        offset + format::FRAME_HEADER_BYTES + (entry.fixed_bytes() + entry.header.len()) as u64,
+    );
     frame.payload_bytes = Some(entry.payload.len() as u64);
     frame.summary = match entry.kind {
         EntryKind::Genesis => "store genesis: hash algorithm and signing key".to_owned(),

@@ -60,21 +60,33 @@ def open_checkpoint(note, vkey):
 
 def entry_leaf(entry, seq, kind):
     """Recomputes the entry's digests and chain hash from its bytes (SHA-256 mode:
-    SHA-256(context || 0x00 || parts)), then its RFC 6962 leaf hash."""
+    SHA-256(context || 0x00 || parts)), then its RFC 6962 leaf hash. Entry version 3 stores
+    no digests (96 fixed bytes; the payload runs to the signature); version 2 stores both."""
     def h(ctx, *parts): return sha(ctx.encode() + b"\x00" + b"".join(parts))
-    flags = entry[1]
+    version, flags = entry[0], entry[1]
     epoch, logged = struct.unpack_from("<QQ", entry, 8)
     prev_chain = entry[24:56]
     tenant_prev_seq, = struct.unpack_from("<Q", entry, 56)
-    tenant_prev_hash, content, payload_d = entry[64:96], entry[96:128], entry[128:160]
+    tenant_prev_hash = entry[64:96]
+    links = (prev_chain, struct.pack("<Q", seq), struct.pack("<Q", epoch),
+             struct.pack("<Q", logged), struct.pack("<Q", tenant_prev_seq), tenant_prev_hash)
+    if version == 3:
+        hlen, = struct.unpack_from("<I", entry, 4)
+        end = len(entry) - (64 if flags & 2 else 0)
+        header, payload = entry[96:96 + hlen], entry[96 + hlen:end]
+        payload_d = h("trailmix-db 2026-11-22 entry payload v1", payload)
+        content = h("trailmix-db 2026-11-24 entry content v2", bytes([kind, flags]),
+                    struct.pack("<Q", hlen), header, payload_d)
+        assert len(links[0] + b"".join(links[1:]) + content) == 128, "chain input"
+        return leaf(h("trailmix-db 2026-11-24 entry chain v3", *links, content))
+    assert version == 2, "entry version"
+    content, payload_d = entry[96:128], entry[128:160]
     hlen, plen = struct.unpack_from("<II", entry, 160)
     header, payload = entry[168:168 + hlen], entry[168 + hlen:168 + hlen + plen]
     assert h("trailmix-db 2026-11-22 entry payload v1", payload) == payload_d, "payload digest"
     assert h("trailmix-db 2026-11-22 entry content v1", bytes([kind]),
              struct.pack("<Q", hlen), header, payload_d) == content, "content digest"
-    chain = h("trailmix-db 2026-11-23 entry chain v2", prev_chain, struct.pack("<Q", seq),
-              struct.pack("<Q", epoch), struct.pack("<Q", logged),
-              struct.pack("<Q", tenant_prev_seq), tenant_prev_hash, bytes([flags]), content)
+    chain = h("trailmix-db 2026-11-23 entry chain v2", *links, bytes([flags]), content)
     return leaf(chain)
 
 def verify_inclusion(index, size, leaf_hash, path, root):

@@ -17,7 +17,7 @@ use super::format::{
 };
 use super::{EndProofMode, ExportOptions, PackError, PackFiles, PackScope, summary};
 use crate::db::WAL_DIR;
-use crate::entry::{self, ENTRY_FIXED_BYTES, EntryKind, flags};
+use crate::entry::{self, EntryKind, flags};
 use crate::keystore::KeyStore;
 use crate::log::FsLog;
 use crate::merkle::{self, Digest, LeafHashTable};
@@ -432,13 +432,7 @@ fn scan_record(
         .as_ref()
         .map(|(_, v)| v.clone())
         .ok_or_else(|| damaged(seq, "the log does not start with a genesis entry"))?;
-    let chain = entry::chain_hash(
-        *alg,
-        Seq(seq),
-        entry.flags,
-        &entry.chain,
-        &entry.content_digest,
-    );
+    let chain = entry.chain_hash(*alg, Seq(seq));
     let epoch = epochs
         .entry(entry.chain.epoch)
         .or_insert_with(|| EpochScan {
@@ -797,7 +791,7 @@ fn build(
             "the log changed while the pack was built (a receipt was not found again)".into(),
         ));
     }
-    let tail = tail_lines(log, plan)?;
+    let tail = tail_lines(log, scan.alg, plan)?;
     let shreds = shred_lines(scan, &receipts)?;
     // One proof per seq, ascending: a shred record can also be the tail's last link.
     let proven: BTreeSet<u64> = receipts
@@ -822,7 +816,11 @@ fn build(
 }
 
 /// The hash-only links of `plan.tail`, lengths zeroed.
-fn tail_lines(log: &LogReads<FsLog>, plan: &Plan) -> Result<Vec<TailLine>, PackError> {
+fn tail_lines(
+    log: &LogReads<FsLog>,
+    alg: HashAlgorithm,
+    plan: &Plan,
+) -> Result<Vec<TailLine>, PackError> {
     let mut tail = Vec::new();
     if let Some((first, last)) = plan.tail {
         let mut failure = None;
@@ -830,13 +828,23 @@ fn tail_lines(log: &LogReads<FsLog>, plan: &Plan) -> Result<Vec<TailLine>, PackE
             if record.seq.0 > last {
                 return ControlFlow::Break(());
             }
-            let Some(fixed) = record.payload.get(..ENTRY_FIXED_BYTES) else {
-                failure = Some(damaged(record.seq.0, "entry shorter than its fixed part"));
-                return ControlFlow::Break(());
+            let decoded = EntryKind::from_byte(record.kind.get())
+                .ok_or_else(|| "unknown entry kind".to_owned())
+                .and_then(|kind| {
+                    entry::decode_entry(kind, record.payload)
+                        .map(|_| kind)
+                        .map_err(|e| e.to_string())
+                });
+            let kind = match decoded {
+                Ok(kind) => kind,
+                Err(detail) => {
+                    failure = Some(damaged(record.seq.0, detail));
+                    return ControlFlow::Break(());
+                }
             };
             tail.push(TailLine {
                 seq: record.seq.0,
-                fixed: STANDARD.encode(pack_fixed(fixed, Carried::Nothing)),
+                fixed: STANDARD.encode(pack_fixed(alg, kind, record.payload, Carried::Nothing)),
             });
             ControlFlow::Continue(())
         })?;
@@ -858,12 +866,12 @@ fn shred_lines(scan: &Scan, receipts: &[ReceiptLine]) -> Result<Vec<ShredLine>, 
                 .entries
                 .get(&seq)
                 .ok_or_else(|| damaged(seq, "the shred record was not found again"))?;
-            shred_line(seq, bytes)
+            shred_line(scan.alg, seq, bytes)
         })
         .collect()
 }
 
-fn shred_line(seq: u64, bytes: &[u8]) -> Result<ShredLine, PackError> {
+fn shred_line(alg: HashAlgorithm, seq: u64, bytes: &[u8]) -> Result<ShredLine, PackError> {
     let entry =
         entry::decode_entry(EntryKind::Shred, bytes).map_err(|e| damaged(seq, e.to_string()))?;
     let signature = entry
@@ -873,7 +881,12 @@ fn shred_line(seq: u64, bytes: &[u8]) -> Result<ShredLine, PackError> {
         .map_err(|e| damaged(seq, format!("shred record: {e}")))?;
     Ok(ShredLine {
         seq,
-        fixed: STANDARD.encode(pack_fixed(bytes, Carried::HeaderAndPayload)),
+        fixed: STANDARD.encode(pack_fixed(
+            alg,
+            EntryKind::Shred,
+            bytes,
+            Carried::HeaderAndPayload,
+        )),
         payload: STANDARD.encode(entry.payload),
         signature: STANDARD.encode(signature),
         logged_at: logged_at_text(entry.chain.logged_at_ns),
@@ -956,7 +969,7 @@ fn receipt_line(
 ) -> Result<ReceiptLine, PackError> {
     let entry =
         entry::decode_entry(EntryKind::Receipt, bytes).map_err(|e| damaged(seq, e.to_string()))?;
-    if entry::payload_digest(alg, entry.payload) != entry.payload_digest {
+    if !entry.stored_payload_digest_matches(alg) {
         return Err(damaged(seq, "the payload does not match its digest"));
     }
     let header = ReceiptHeader::decode(entry.header).map_err(|e| damaged(seq, e.to_string()))?;
@@ -995,7 +1008,7 @@ fn receipt_line(
         seq,
         role,
         state,
-        fixed: STANDARD.encode(pack_fixed(bytes, carried)),
+        fixed: STANDARD.encode(pack_fixed(alg, EntryKind::Receipt, bytes, carried)),
         header: shows_header.then(|| STANDARD.encode(entry.header)),
         payload: shows_payload.then(|| STANDARD.encode(entry.payload)),
         key_id: key_id.filter(|_| shredded),

@@ -1,15 +1,23 @@
-//! The lines and files of an evidence pack (format v4), as serde types. The byte-level
+//! The lines and files of an evidence pack (format v5), as serde types. The byte-level
 //! description is `docs/design.md`, "Evidence packs".
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{ENTRY_FIXED_BYTES, ENTRY_VERSION, flags};
+use crate::entry::{
+    self, ENTRY_FIXED_BYTES, ENTRY_FIXED_BYTES_V2, ENTRY_VERSION, ENTRY_VERSION_V2, EntryKind,
+    flags,
+};
 use crate::merkle::Digest;
 use crate::wal::format::{array_at, u32_at, u64_at};
+use crate::wal::{HashAlgorithm, Seq};
 
-/// The `format` value of a v4 manifest: a v3 pack whose end may be proven by the tenant's
-/// signed tip ([`ManifestCompleteness::tip`]) instead of the log's tail.
-pub const PACK_FORMAT: &str = "trailmix-db evidence pack v4";
+/// The `format` value of a v5 manifest: a v4 pack whose `fixed` bytes of a version 3 entry
+/// are its 96 fixed bytes followed by its content and payload digests (which the entry no
+/// longer stores); those of a version 2 entry are its 168 fixed bytes, as in v4.
+pub const PACK_FORMAT: &str = "trailmix-db evidence pack v5";
+/// The `format` value of a v4 manifest, still verified: a v3 pack whose end may be proven by
+/// the tenant's signed tip ([`ManifestCompleteness::tip`]) instead of the log's tail.
+pub const PACK_FORMAT_V4: &str = "trailmix-db evidence pack v4";
 /// The `format` value of a v3 manifest, still verified: a v2 pack that may also carry the RFC
 /// 3161 tokens of the epoch seals it rests on ([`timestamp_file`]), and no tip proof.
 pub const PACK_FORMAT_V3: &str = "trailmix-db evidence pack v3";
@@ -373,35 +381,86 @@ pub struct AnchorLine {
     pub note: String,
 }
 
-/// The fixed part of an entry, decoded.
+/// The fixed part of an entry as a pack carries it, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FixedPart {
+    /// The entry version (2 or 3).
+    pub version: u8,
     /// Flags byte.
     pub flags: u8,
     /// Chain fields.
     pub chain: crate::entry::ChainFields,
-    /// Content digest.
+    /// Content digest (stored in a version 2 entry; appended by the pack for version 3).
     pub content_digest: Digest,
-    /// Payload digest.
+    /// Payload digest (likewise).
     pub payload_digest: Digest,
     /// Header length.
     pub header_len: u32,
-    /// Payload length.
+    /// Payload length (version 2 only: a version 3 entry has none; zero then).
     pub payload_len: u32,
 }
 
-/// Decodes the 168 fixed bytes of an entry; `None` when the length, version, flags or
-/// reserved bytes are wrong.
+impl FixedPart {
+    /// Whether a carried payload of `len` bytes fits the stored length (version 2; a
+    /// version 3 entry stores none, its payload digest covers the payload).
+    #[must_use]
+    pub fn payload_len_fits(&self, len: usize) -> bool {
+        self.version != ENTRY_VERSION_V2 || len as u64 == u64::from(self.payload_len)
+    }
+
+    /// The content digest of an entry of `kind` with these fixed bytes and `header`, under
+    /// the entry version's rule.
+    #[must_use]
+    pub fn content_digest_of(&self, alg: HashAlgorithm, kind: EntryKind, header: &[u8]) -> Digest {
+        if self.version == ENTRY_VERSION_V2 {
+            entry::content_digest_v2(alg, kind, header, &self.payload_digest)
+        } else {
+            entry::content_digest(alg, kind, self.flags, header, &self.payload_digest)
+        }
+    }
+
+    /// The entry's chain hash at `seq`, under the entry version's rule.
+    #[must_use]
+    pub fn chain_hash(&self, alg: HashAlgorithm, seq: Seq) -> Digest {
+        if self.version == ENTRY_VERSION_V2 {
+            entry::chain_hash_v2(alg, seq, self.flags, &self.chain, &self.content_digest)
+        } else {
+            entry::chain_hash(alg, seq, &self.chain, &self.content_digest)
+        }
+    }
+}
+
+/// Pack `fixed` bytes of a version 3 entry: its fixed bytes, then the content and payload
+/// digests.
+const PACK_FIXED_BYTES_V3: usize = ENTRY_FIXED_BYTES + 64;
+
+/// Decodes the `fixed` bytes of a pack line (168 of a version 2 entry, or 96 + 64 of a
+/// version 3 one); `None` when the length, version, flags or reserved bytes are wrong.
 #[must_use]
 pub fn decode_fixed(bytes: &[u8]) -> Option<FixedPart> {
-    if bytes.len() != ENTRY_FIXED_BYTES
-        || bytes[0] != ENTRY_VERSION
+    let version = *bytes.first()?;
+    let (len, reserved) = match version {
+        ENTRY_VERSION_V2 => (ENTRY_FIXED_BYTES_V2, 2..8),
+        ENTRY_VERSION => (PACK_FIXED_BYTES_V3, 2..4),
+        _ => return None,
+    };
+    if bytes.len() != len
         || bytes[1] & !flags::KNOWN != 0
-        || bytes[2..8].iter().any(|&b| b != 0)
+        || bytes[reserved].iter().any(|&b| b != 0)
     {
         return None;
     }
+    let (digests_at, header_len, payload_len) = if version == ENTRY_VERSION_V2 {
+        (
+            96,
+            u32_at(bytes, HEADER_LEN_AT),
+            u32_at(bytes, PAYLOAD_LEN_AT),
+        )
+    } else {
+        (ENTRY_FIXED_BYTES, u32_at(bytes, HEADER_LEN_AT_V3), 0)
+    };
     Some(FixedPart {
+        version,
         flags: bytes[1],
         chain: crate::entry::ChainFields {
             epoch: u64_at(bytes, 8),
@@ -410,17 +469,19 @@ pub fn decode_fixed(bytes: &[u8]) -> Option<FixedPart> {
             tenant_prev_seq: u64_at(bytes, 56),
             tenant_prev_hash: array_at::<32>(bytes, 64),
         },
-        content_digest: array_at::<32>(bytes, 96),
-        payload_digest: array_at::<32>(bytes, 128),
-        header_len: u32_at(bytes, HEADER_LEN_AT),
-        payload_len: u32_at(bytes, PAYLOAD_LEN_AT),
+        content_digest: array_at::<32>(bytes, digests_at),
+        payload_digest: array_at::<32>(bytes, digests_at + 32),
+        header_len,
+        payload_len,
     })
 }
 
-/// Byte offset of the header length in the fixed bytes.
+/// Byte offset of the header length in the fixed bytes of a version 2 entry.
 const HEADER_LEN_AT: usize = 160;
-/// Byte offset of the payload length in the fixed bytes.
+/// Byte offset of the payload length in the fixed bytes of a version 2 entry.
 const PAYLOAD_LEN_AT: usize = 164;
+/// Byte offset of the header length in the fixed bytes of a version 3 entry.
+const HEADER_LEN_AT_V3: usize = 4;
 
 /// What a pack line carries besides the fixed bytes: the lengths of what it does not carry
 /// are zeroed (the chain hash does not cover them, so a verifier could not check them).
@@ -434,18 +495,34 @@ pub enum Carried {
     HeaderAndPayload,
 }
 
-/// The fixed bytes of `entry` as a pack line carries them: the header and payload lengths are
-/// kept only for what the line carries, else zero. (`entry` is a decoded entry; a shorter
-/// slice gives what it has, which no verifier accepts.)
+/// The fixed bytes of `entry` (of kind `kind`) as a pack line carries them: the header and
+/// payload lengths are kept only for what the line carries, else zero; a version 3 entry's
+/// are followed by its content and payload digests, computed here. (Bytes that do not decode
+/// give what they have, which no verifier accepts.)
 #[must_use]
-pub fn pack_fixed(entry: &[u8], carried: Carried) -> Vec<u8> {
-    let mut fixed = entry.get(..ENTRY_FIXED_BYTES).unwrap_or_default().to_vec();
-    if fixed.len() == ENTRY_FIXED_BYTES {
+pub fn pack_fixed(alg: HashAlgorithm, kind: EntryKind, entry: &[u8], carried: Carried) -> Vec<u8> {
+    if entry.first() == Some(&ENTRY_VERSION) {
+        let mut fixed = entry.get(..ENTRY_FIXED_BYTES).unwrap_or_default().to_vec();
+        if let Ok(decoded) = entry::decode_entry(kind, entry) {
+            let payload_digest = entry::payload_digest(alg, decoded.payload);
+            fixed.extend_from_slice(&decoded.content_digest(alg));
+            fixed.extend_from_slice(&payload_digest);
+            if carried == Carried::Nothing {
+                fixed[HEADER_LEN_AT_V3..HEADER_LEN_AT_V3 + 4].fill(0);
+            }
+        }
+        return fixed;
+    }
+    let mut fixed = entry
+        .get(..ENTRY_FIXED_BYTES_V2)
+        .unwrap_or_default()
+        .to_vec();
+    if fixed.len() == ENTRY_FIXED_BYTES_V2 {
         if carried == Carried::Nothing {
             fixed[HEADER_LEN_AT..PAYLOAD_LEN_AT].fill(0);
         }
         if carried != Carried::HeaderAndPayload {
-            fixed[PAYLOAD_LEN_AT..ENTRY_FIXED_BYTES].fill(0);
+            fixed[PAYLOAD_LEN_AT..ENTRY_FIXED_BYTES_V2].fill(0);
         }
     }
     fixed

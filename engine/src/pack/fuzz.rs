@@ -21,12 +21,12 @@ macro_rules! fixture_file {
     ($name:literal) => {
         (
             $name,
-            &include_bytes!(concat!("../../tests/fixtures/pack-v4/", $name))[..],
+            &include_bytes!(concat!("../../tests/fixtures/pack-v5/", $name))[..],
         )
     };
 }
 
-/// The fixture pack (`engine/tests/fixtures/pack-v4`), compiled in.
+/// The fixture pack (`engine/tests/fixtures/pack-v5`), compiled in.
 static FIXTURE: LazyLock<PackFiles> = LazyLock::new(|| {
     let files = [
         fixture_file!("HOW-TO-VERIFY.txt"),

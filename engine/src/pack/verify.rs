@@ -12,9 +12,10 @@ use super::PackFiles;
 use super::format::{
     ANCHORS_FILE, AnchorKind, AnchorLine, Counts, FixedPart, Horizon, LISTED_FILES, LineState,
     MANIFEST_FILE, MANIFEST_NOTE_CONTEXT, MANIFEST_SIG_FILE, Manifest, PACK_FILES, PACK_FORMAT,
-    PACK_FORMAT_V2, PACK_FORMAT_V3, PROOFS_FILE, ProofLine, RECEIPTS_FILE, ReceiptLine, Role,
-    SHA256SUMS_FILE, SHREDS_FILE, ShredLine, TAIL_FILE, TailLine, TipLine, decode_fixed,
-    file_entry_matches, hex, key_fingerprint, sha256, timestamp_file, timestamp_file_epoch,
+    PACK_FORMAT_V2, PACK_FORMAT_V3, PACK_FORMAT_V4, PROOFS_FILE, ProofLine, RECEIPTS_FILE,
+    ReceiptLine, Role, SHA256SUMS_FILE, SHREDS_FILE, ShredLine, TAIL_FILE, TailLine, TipLine,
+    decode_fixed, file_entry_matches, hex, key_fingerprint, sha256, timestamp_file,
+    timestamp_file_epoch,
 };
 use crate::entry::{self, EntryKind, NO_TENANT_PREV, flags};
 use crate::merkle::{self, Digest};
@@ -629,17 +630,17 @@ fn check_signature(
     Ok(())
 }
 
-/// A v4 manifest, a v3 one without a tip proof (v3 packs ended on the log tail), or a v2
-/// one without timestamp tokens either (v2 packs carried none).
+/// A v5 or v4 manifest, a v3 one without a tip proof (v3 packs ended on the log tail), or a
+/// v2 one without timestamp tokens either (v2 packs carried none).
 fn check_format(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailure> {
     let version = manifest.format.as_str();
-    if version != PACK_FORMAT && manifest.completeness.tip.is_some() {
+    if !matches!(version, PACK_FORMAT | PACK_FORMAT_V4) && manifest.completeness.tip.is_some() {
         return Err(PackFailure::Manifest(format!(
             "a pack of format {version:?} carries no tenant tip proof (v4 added it)"
         )));
     }
     match version {
-        PACK_FORMAT | PACK_FORMAT_V3 => Ok(()),
+        PACK_FORMAT | PACK_FORMAT_V4 | PACK_FORMAT_V3 => Ok(()),
         PACK_FORMAT_V2 => match files
             .files
             .keys()
@@ -651,8 +652,8 @@ fn check_format(files: &PackFiles, manifest: &Manifest) -> Result<(), PackFailur
             None => Ok(()),
         },
         other => Err(PackFailure::Manifest(format!(
-            "format {other:?}, but this build reads {PACK_FORMAT:?}, {PACK_FORMAT_V3:?} and \
-             {PACK_FORMAT_V2:?}"
+            "format {other:?}, but this build reads {PACK_FORMAT:?}, {PACK_FORMAT_V4:?}, \
+             {PACK_FORMAT_V3:?} and {PACK_FORMAT_V2:?}"
         ))),
     }
 }
@@ -1050,7 +1051,7 @@ impl Ctx<'_> {
         if let Some(payload_b64) = &line.payload {
             let payload =
                 b64(payload_b64).ok_or_else(|| fail("the payload is not base64".into()))?;
-            if payload.len() as u64 != u64::from(fixed.payload_len)
+            if !fixed.payload_len_fits(payload.len())
                 || entry::payload_digest(self.alg, &payload) != fixed.payload_digest
             {
                 return Err(fail(
@@ -1078,13 +1079,7 @@ impl Ctx<'_> {
             role: line.role,
             state: line.state,
             fixed,
-            chain_hash: entry::chain_hash(
-                self.alg,
-                Seq(line.seq),
-                fixed.flags,
-                &fixed.chain,
-                &fixed.content_digest,
-            ),
+            chain_hash: fixed.chain_hash(self.alg, Seq(line.seq)),
             subject,
             shred,
         })
@@ -1097,8 +1092,7 @@ impl Ctx<'_> {
         header: &[u8],
     ) -> Result<Option<String>, String> {
         if header.len() as u64 != u64::from(fixed.header_len)
-            || entry::content_digest(self.alg, EntryKind::Receipt, header, &fixed.payload_digest)
-                != fixed.content_digest
+            || fixed.content_digest_of(self.alg, EntryKind::Receipt, header) != fixed.content_digest
         {
             return Err(
                 "the header does not match its entry's content digest (it was changed)".into(),
@@ -1196,10 +1190,9 @@ impl Ctx<'_> {
                     .into(),
             );
         }
-        if payload.len() as u64 != u64::from(fixed.payload_len)
+        if !fixed.payload_len_fits(payload.len())
             || entry::payload_digest(self.alg, &payload) != fixed.payload_digest
-            || entry::content_digest(self.alg, EntryKind::Shred, &[], &fixed.payload_digest)
-                != fixed.content_digest
+            || fixed.content_digest_of(self.alg, EntryKind::Shred, &[]) != fixed.content_digest
         {
             return Err("it is not the shred record its digests name (it was changed)".into());
         }
@@ -1223,13 +1216,7 @@ impl Ctx<'_> {
                 self.manifest.horizon.last_seq
             ));
         }
-        let chain_hash = entry::chain_hash(
-            self.alg,
-            Seq(line.seq),
-            fixed.flags,
-            &fixed.chain,
-            &fixed.content_digest,
-        );
+        let chain_hash = fixed.chain_hash(self.alg, Seq(line.seq));
         let signature = b64(&line.signature).unwrap_or_default();
         if !self.verifier.verify(&chain_hash, &signature) {
             return Err("its signature does not verify with the trusted key".into());
@@ -1295,13 +1282,7 @@ impl Ctx<'_> {
             out.push(Link {
                 seq: line.seq,
                 fixed,
-                chain_hash: entry::chain_hash(
-                    self.alg,
-                    Seq(line.seq),
-                    fixed.flags,
-                    &fixed.chain,
-                    &fixed.content_digest,
-                ),
+                chain_hash: fixed.chain_hash(self.alg, Seq(line.seq)),
             });
         }
         Ok(out)

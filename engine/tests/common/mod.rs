@@ -237,20 +237,27 @@ pub fn write_log(from: &Path, to: &Path, records: &[Rec], segment_bytes: u64) {
 pub fn with_payload(kind: u8, entry: &[u8], payload: &[u8], fix_digests: bool) -> Vec<u8> {
     let kind = EntryKind::from_byte(kind).expect("entry kind");
     let old = entry::decode_entry(kind, entry).expect("entry decodes");
-    let (payload_digest, content_digest) = if fix_digests {
-        let pd = entry::payload_digest(HashAlgorithm::Blake3, payload);
-        (
-            pd,
-            entry::content_digest(HashAlgorithm::Blake3, kind, old.header, &pd),
-        )
-    } else {
-        (old.payload_digest, old.content_digest)
-    };
+    // A version 3 entry stores no digests: there is nothing to fix, only the chain can tell.
+    let stored = old.stored.map(|stored| {
+        if fix_digests {
+            let pd = entry::payload_digest(HashAlgorithm::Blake3, payload);
+            entry::StoredDigests {
+                content_digest: entry::content_digest_v2(
+                    HashAlgorithm::Blake3,
+                    kind,
+                    old.header,
+                    &pd,
+                ),
+                payload_digest: pd,
+            }
+        } else {
+            stored
+        }
+    });
     let mut out = Vec::new();
     EntryRef {
         payload,
-        payload_digest,
-        content_digest,
+        stored,
         ..old
     }
     .encode_into(&mut out);
@@ -286,7 +293,7 @@ pub fn rechain(records: &mut [Rec], from: usize) {
                 chain.tenant_prev_hash = prev_hash;
             }
         }
-        let hash = entry::chain_hash(alg, seq, decoded.flags, &chain, &decoded.content_digest);
+        let hash = EntryRef { chain, ..decoded }.chain_hash(alg, seq);
         if i >= from {
             let mut out = Vec::new();
             EntryRef { chain, ..decoded }.encode_into(&mut out);
