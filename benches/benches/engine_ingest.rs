@@ -13,6 +13,11 @@
 //! - **`trailmix_unencrypted`**: the engine with `PayloadEncryption::Off` (the `trailmix` side
 //!   runs with the default per-subject encryption), so the pair shows what encryption costs
 //!   (the bar: at most 15% of throughput at 512-byte payloads).
+//! - **`trailmix_batched`**: the engine (encrypted, the default) submitting through
+//!   `Db::append_batch`, each caller thread its share of the iteration's receipts as batches
+//!   of at most `ids::INGEST_BATCH_RECEIPTS` (10k: what redb and `SQLite` commit per
+//!   transaction), waiting on each batch's ticket: the like-for-like comparison with them.
+//!   Paired against the ceiling, redb and `SQLite` beside the per-append `trailmix` rig.
 //! - **sqlite**: rusqlite (bundled `SQLite`), WAL mode, `synchronous=FULL` (a commit is durable
 //!   when it returns, as a trailmix ticket is; `NORMAL` in WAL mode does not sync on commit),
 //!   one table with the chain column and three indexes (tenant, model, time), 10k receipts per
@@ -57,7 +62,7 @@ use trailmix_db::entry::{ChainFields, chain_hash, payload_digest};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::wal::format::{FrameHeader, frame_bytes};
 use trailmix_db::wal::{HashAlgorithm, Seq};
-use trailmix_db::{Db, DbOptions, PayloadEncryption, Ticket};
+use trailmix_db::{BatchTicket, Db, DbOptions, PayloadEncryption, Ticket};
 
 /// Receipts per criterion iteration, and per redb / `SQLite` transaction.
 const CHUNK: usize = 10_000;
@@ -149,6 +154,8 @@ struct Trailmix {
     dirs: Generations,
     db: Option<Db>,
     encryption: PayloadEncryption,
+    /// Submit through `append_batch` in batches of this many receipts (`None`: `append`).
+    batch: Option<usize>,
 }
 
 impl Trailmix {
@@ -157,6 +164,7 @@ impl Trailmix {
             dirs: Generations::new(root)?,
             db: None,
             encryption,
+            batch: None,
         };
         side.reset()?;
         Ok(side)
@@ -188,14 +196,42 @@ fn trailmix_caller(db: &Db, receipts: &[Receipt]) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// One caller thread of the batched rig: submit batch k+1, then wait on batch k.
+fn trailmix_batch_caller(db: &Db, receipts: &[Receipt], batch: usize) -> Result<(), BoxError> {
+    let wait = |ticket: BatchTicket| -> Result<(), BoxError> {
+        ticket
+            .wait()
+            .positions()
+            .map_err(|(i, e)| format!("item {i}: {e}"))?;
+        Ok(())
+    };
+    let mut pending: Option<BatchTicket> = None;
+    for chunk in receipts.chunks(batch) {
+        let ticket = db.append_batch(chunk)?;
+        if let Some(previous) = pending.replace(ticket) {
+            wait(previous)?;
+        }
+    }
+    if let Some(last) = pending {
+        wait(last)?;
+    }
+    Ok(())
+}
+
 impl Side for Trailmix {
     fn ingest(&mut self, pool: &Pool, range: Range<usize>, threads: usize) -> Result<(), BoxError> {
         let db = self.db.as_ref().ok_or("trailmix store closed")?;
         let part = range.len().div_ceil(threads);
+        let batch = self.batch;
         std::thread::scope(|s| {
             let handles: Vec<_> = pool.receipts[range]
                 .chunks(part)
-                .map(|slice| s.spawn(move || trailmix_caller(db, slice)))
+                .map(|slice| {
+                    s.spawn(move || match batch {
+                        Some(batch) => trailmix_batch_caller(db, slice, batch),
+                        None => trailmix_caller(db, slice),
+                    })
+                })
                 .collect();
             for handle in handles {
                 handle.join().map_err(|_| "caller thread panicked")??;
@@ -606,6 +642,9 @@ fn bench(c: &mut Criterion) {
         Trailmix::new(root.join("trailmix"), PayloadEncryption::PerSubject).expect("open trailmix");
     let mut unencrypted = Trailmix::new(root.join("unencrypted"), PayloadEncryption::Off)
         .expect("open unencrypted trailmix");
+    let mut batched = Trailmix::new(root.join("batched"), PayloadEncryption::PerSubject)
+        .expect("open batched trailmix");
+    batched.batch = Some(ids::INGEST_BATCH_RECEIPTS);
     let mut ceiling = Ceiling::new(root.join("ceiling")).expect("open ceiling");
     let mut redb = Redb::new(root.join("redb")).expect("open redb");
     let mut sqlite = Sqlite::new(root.join("sqlite")).expect("open sqlite");
@@ -617,6 +656,7 @@ fn bench(c: &mut Criterion) {
             &mut unencrypted,
             &ids::INGEST_THREADS,
         ),
+        (ids::TRAILMIX_BATCHED, &mut batched, &ids::INGEST_THREADS),
         (ids::PIPELINED_CEILING, &mut ceiling, &ids::INGEST_THREADS),
         (ids::REDB, &mut redb, &[1]),
         (ids::SQLITE, &mut sqlite, &[1]),
@@ -625,21 +665,32 @@ fn bench(c: &mut Criterion) {
 
     let plan = Plan::from_args();
     let jobs = [
-        (ids::TRAILMIX_UNENCRYPTED, 1),
-        (ids::TRAILMIX_UNENCRYPTED, 2),
-        (ids::PIPELINED_CEILING, 1),
-        (ids::PIPELINED_CEILING, 2),
-        (ids::REDB, 1),
-        (ids::SQLITE, 1),
+        (false, ids::TRAILMIX_UNENCRYPTED, 1),
+        (false, ids::TRAILMIX_UNENCRYPTED, 2),
+        (false, ids::PIPELINED_CEILING, 1),
+        (false, ids::PIPELINED_CEILING, 2),
+        (false, ids::REDB, 1),
+        (false, ids::SQLITE, 1),
+        (true, ids::PIPELINED_CEILING, 1),
+        (true, ids::PIPELINED_CEILING, 2),
+        (true, ids::REDB, 1),
+        (true, ids::SQLITE, 1),
     ];
-    for (baseline, threads) in jobs {
+    for (is_batched, baseline, threads) in jobs {
         let side: &mut dyn Side = match baseline {
             ids::PIPELINED_CEILING => &mut ceiling,
             ids::TRAILMIX_UNENCRYPTED => &mut unencrypted,
             ids::REDB => &mut redb,
             _ => &mut sqlite,
         };
-        let job = ids::engine_ingest_paired(baseline, threads);
+        let (job, subject): (_, &mut dyn Side) = if is_batched {
+            (
+                ids::engine_ingest_paired_batched(baseline, threads),
+                &mut batched,
+            )
+        } else {
+            (ids::engine_ingest_paired(baseline, threads), &mut trailmix)
+        };
         if !paired::wanted(&job) {
             continue;
         }
@@ -649,7 +700,7 @@ fn bench(c: &mut Criterion) {
             } else {
                 1
             };
-        match paired_run(&job, &mut trailmix, threads, side, b_threads, &pool, plan) {
+        match paired_run(&job, subject, threads, side, b_threads, &pool, plan) {
             Ok(result) => {
                 eprintln!(
                     "paired {job}: trailmix {:.0}/s, {baseline} {:.0}/s, ratio median {:.2} ({:.2}–{:.2}), {} rounds",
@@ -670,7 +721,7 @@ fn bench(c: &mut Criterion) {
     }
     append_latency(&pool, &root);
     large_payloads(c, [&mut trailmix, &mut ceiling, &mut redb, &mut sqlite]);
-    drop((trailmix, ceiling, redb, sqlite));
+    drop((trailmix, unencrypted, batched, ceiling, redb, sqlite));
     let _ = settle(&root);
     let _ = std::fs::remove_dir(&root);
 }

@@ -1,8 +1,12 @@
 //! Breaks trailmix-db's durable ingest down (the findings in docs/performance.md):
 //!
 //! ```text
-//! cargo run --release -p trailmix-benches --example ingest_probe -- [receipts] [rounds]
+//! cargo run --release -p trailmix-benches --example ingest_probe -- [receipts] [rounds] [batch]
 //! ```
+//!
+//! With `batch` > 0 every round submits through `Db::append_batch`, `batch` receipts per call
+//! (one ticket per batch), instead of one `Db::append` per receipt; `submit` is then the time
+//! inside `append_batch`.
 //!
 //! For `receipts` pre-built 512-byte receipts (default 50 000, below the ring capacity so
 //! submitting never blocks on backpressure), one caller thread, each round in a fresh store:
@@ -24,7 +28,9 @@ use trailmix_benches::receipts;
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::entry::{EntryKind, content_digest, payload_digest};
 use trailmix_db::wal::HashAlgorithm;
-use trailmix_db::{Db, DbOptions, Durability, PayloadEncryption, Ticket, VerifyOptions};
+use trailmix_db::{
+    BatchTicket, Db, DbOptions, Durability, PayloadEncryption, Ticket, VerifyOptions,
+};
 
 fn rate(n: usize, d: Duration) -> String {
     #[allow(clippy::cast_precision_loss, reason = "display")]
@@ -33,21 +39,38 @@ fn rate(n: usize, d: Duration) -> String {
 }
 
 /// Submit time, drain time and the process's CPU time (all threads) of one round.
+/// `batch` > 0: through `append_batch`, that many receipts per call.
 fn round(
     receipts: &[trailmix_db::receipt::Receipt],
     options: DbOptions,
+    batch: usize,
 ) -> Result<(Duration, Duration, Duration), BoxError> {
     let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
     let db = Db::open_with(dir.path().join("store"), options)?;
     let cpu_before = process_cpu_time();
     let start = Instant::now();
-    let tickets: Vec<Ticket> = receipts
-        .iter()
-        .map(|r| db.append(r))
-        .collect::<Result<_, _>>()?;
-    let submitted = start.elapsed();
-    for ticket in tickets {
-        ticket.wait()?;
+    let submitted;
+    if batch == 0 {
+        let tickets: Vec<Ticket> = receipts
+            .iter()
+            .map(|r| db.append(r))
+            .collect::<Result<_, _>>()?;
+        submitted = start.elapsed();
+        for ticket in tickets {
+            ticket.wait()?;
+        }
+    } else {
+        let tickets: Vec<BatchTicket> = receipts
+            .chunks(batch)
+            .map(|chunk| db.append_batch(chunk))
+            .collect::<Result<_, _>>()?;
+        submitted = start.elapsed();
+        for ticket in tickets {
+            ticket
+                .wait()
+                .positions()
+                .map_err(|(i, e)| format!("item {i}: {e}"))?;
+        }
     }
     let total = start.elapsed();
     let cpu = process_cpu_time().saturating_sub(cpu_before);
@@ -59,6 +82,7 @@ fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().map_or(Ok(50_000), |a| a.parse())?;
     let rounds: usize = args.next().map_or(Ok(3), |a| a.parse())?;
+    let batch: usize = args.next().map_or(Ok(0), |a| a.parse())?;
     let receipts = receipts::build(0, count, receipts::cores())?;
     let stored: Vec<Vec<u8>> = receipts.iter().map(receipts::stored_bytes).collect();
 
@@ -135,10 +159,15 @@ fn main() -> Result<(), BoxError> {
         ),
     ] {
         for _ in 0..rounds {
-            let (submit, drain, cpu) = round(&receipts, options.clone())?;
+            let (submit, drain, cpu) = round(&receipts, options.clone(), batch)?;
             println!(
-                "{name}: {count} receipts, submit {:.1?} ({}), drain {:.1?}, total {}, \
+                "{name}{}: {count} receipts, submit {:.1?} ({}), drain {:.1?}, total {}, \
                  cpu {:.2?} per receipt",
+                if batch > 0 {
+                    format!(" (batches of {batch})")
+                } else {
+                    String::new()
+                },
                 submit,
                 rate(count, submit),
                 drain,

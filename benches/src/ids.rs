@@ -77,6 +77,13 @@ pub const PIPELINED_CEILING: &str = "ceiling";
 /// Function of the engine with payload encryption off (`trailmix` runs with the default,
 /// per-subject encryption): the pair measures what encryption costs.
 pub const TRAILMIX_UNENCRYPTED: &str = "trailmix_unencrypted";
+/// Function of the engine submitting through `Db::append_batch`, one batch of
+/// [`INGEST_BATCH_RECEIPTS`] (the receipts the baselines commit per transaction) per caller
+/// thread and iteration (`trailmix` submits one `Db::append` per receipt).
+pub const TRAILMIX_BATCHED: &str = "trailmix_batched";
+/// Receipts per `append_batch` of [`TRAILMIX_BATCHED`]: as many as redb and `SQLite` commit
+/// per transaction, so that rig is the like-for-like comparison with them.
+pub const INGEST_BATCH_RECEIPTS: usize = 10_000;
 /// Function of redb storing the same receipts, chain and secondary tables.
 pub const REDB: &str = "redb";
 /// Function of `SQLite` (WAL mode) storing the same receipts, chain and indexes.
@@ -103,6 +110,16 @@ pub fn engine_ingest(function: &str, threads: usize) -> String {
 pub fn engine_ingest_large(function: &str, threads: usize) -> String {
     format!(
         "{ENGINE_INGEST_LARGE_GROUP}/{function}/{}",
+        threads_value(threads)
+    )
+}
+
+/// Paired job id of batched trailmix-db ([`TRAILMIX_BATCHED`]) against `baseline` with
+/// `threads` trailmix caller threads.
+#[must_use]
+pub fn engine_ingest_paired_batched(baseline: &str, threads: usize) -> String {
+    format!(
+        "{ENGINE_INGEST_GROUP}/batched_vs_{baseline}/{}",
         threads_value(threads)
     )
 }

@@ -345,6 +345,21 @@ pub fn engine_jobs() -> Vec<Job> {
             jobs.push(job);
         }
     }
+    // The same bars for batched appends (`Db::append_batch` of 10k receipts, the size the
+    // baselines commit per transaction): the like-for-like comparison.
+    for (baseline, name, target) in INGEST_TARGETS {
+        for threads in ids::INGEST_THREADS {
+            let mut job = ingest_job(baseline, name, threads, IngestSize::Small);
+            job.label = job
+                .label
+                .replacen("durable ingest", "durable batched ingest", 1);
+            job.subject = ids::engine_ingest(ids::TRAILMIX_BATCHED, threads);
+            job.paired = (baseline == ids::PIPELINED_CEILING || threads == 1)
+                .then(|| ids::engine_ingest_paired_batched(baseline, threads));
+            job.target = Some(target);
+            jobs.push(job);
+        }
+    }
     // The same jobs with 2 KiB payloads (criterion ratios only); the brief states its bars at
     // 512 B, so these rows carry none.
     for (baseline, name, _) in INGEST_TARGETS {

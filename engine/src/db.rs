@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
@@ -29,11 +29,11 @@ use crate::seen::SeenEvents;
 use crate::shred::PayloadState;
 use crate::snapshot::{OpenSnapshot, SnapshotError};
 use crate::stamper::{DurableSeals, SealNote, Stamper, TimestampStatus};
-use crate::ticket::Ticket;
+use crate::ticket::{BatchTicket, Ticket};
 use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
 use crate::writer::{
-    CheckpointInfo, CheckpointMode, Control, EventLookup, Message, Prepared, RecentEvents, Shared,
-    Writer,
+    CheckpointInfo, CheckpointMode, Control, EventLookup, Message, Prepared, PreparedBatch,
+    RecentEvents, Shared, Writer,
 };
 use trailmix_index::StoreBinding;
 
@@ -522,16 +522,180 @@ impl<L: LogStorage> Db<L> {
         self.append(receipt)?.wait()
     }
 
-    /// Encodes and hashes in the caller's thread, so the writer only chains digests.
-    fn prepare(&self, receipt: &Receipt) -> Result<(Message, Ticket)> {
-        if self
-            .inner
-            .shared
-            .stopped
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
+    /// Submits `receipts` as one batch: one ring message and one [`BatchTicket`], the
+    /// receipts written in order inside one group commit (their seqs consecutive, but for a
+    /// checkpoint or epoch seal that falls due between two of them). The like-for-like
+    /// counterpart of a database transaction of many rows; cheaper per receipt than
+    /// [`Db::append`] (no ticket, ring send or wake-up per receipt).
+    ///
+    /// Every receipt keeps [`Db::append`]'s semantics, item by item:
+    /// - idempotent per `(tenant_id, event_id)`: a receipt already in the store, *or earlier
+    ///   in the same batch*, with the same content completes with the first copy's position;
+    /// - a different receipt under a used event id is [`Error::Conflict`] **for that item
+    ///   only**: the other items of the batch are still written and acknowledged;
+    /// - bad input changes nothing: every receipt is encoded, checked and hashed before
+    ///   anything is queued, and if any item fails, [`Error::BatchRefused`] lists each failed
+    ///   item (index and error) and nothing of the batch is appended;
+    /// - acked == durable in [`crate::Durability::Durable`] mode: the ticket completes after
+    ///   the group commit's flush; shutdown drains queued batches like single appends.
+    ///
+    /// Backpressure counts receipts: the batches in the ring hold at most
+    /// [`DbOptions::ring_capacity`] receipts between them (beside the single appends, which the
+    /// ring counts as messages), so a batch holds at most that many receipts
+    /// ([`Error::BatchTooLarge`] otherwise). When there is no room, this blocks up to the
+    /// backpressure timeout, then fails with [`Error::Backpressure`] and appends nothing.
+    ///
+    /// ```
+    /// use trailmix_db::{Db, receipt::{ActorType, Kind, Receipt, Timestamp}};
+    ///
+    /// # fn main() -> Result<(), trailmix_db::Error> {
+    /// # let dir = tempfile::tempdir().expect("temp dir");
+    /// let db = Db::open(dir.path().join("trailmix-data"))?;
+    /// let receipt = |event_id: &str| {
+    ///     Receipt::builder("acme", event_id, Kind::LlmCall)
+    ///         .app_id("claims-assistant")
+    ///         .actor_type(ActorType::Agent)
+    ///         .event_time(Timestamp::from_unix_nanos(1_700_000_000_000_000_000))
+    ///         .build()
+    /// };
+    /// let batch = [receipt("evt-1")?, receipt("evt-2")?, receipt("evt-1")?];
+    /// let results = db.append_batch(&batch)?.wait(); // one result per item, all durable
+    /// let positions = results.positions().map_err(|(_, err)| err)?;
+    /// assert_eq!(positions[1].seq.0, positions[0].seq.0 + 1);
+    /// assert_eq!(positions[2], positions[0]); // a duplicate answers with the first copy
+    /// db.close()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::BatchRefused`], [`Error::BatchTooLarge`], [`Error::Backpressure`],
+    /// [`Error::Closed`]; per-item errors come from [`BatchTicket::wait`].
+    pub fn append_batch(&self, receipts: &[Receipt]) -> Result<BatchTicket> {
+        self.submit_batch(receipts, Some(self.inner.options.backpressure_timeout))
+    }
+
+    /// Like [`Db::append_batch`] but never blocks: no room in the ring is
+    /// [`Error::Backpressure`] at once.
+    ///
+    /// # Errors
+    /// As for [`Db::append_batch`].
+    pub fn try_append_batch(&self, receipts: &[Receipt]) -> Result<BatchTicket> {
+        self.submit_batch(receipts, None)
+    }
+
+    fn submit_batch(&self, receipts: &[Receipt], timeout: Option<Duration>) -> Result<BatchTicket> {
+        let max = self.inner.options.ring_capacity;
+        if receipts.len() > max {
+            return Err(Error::BatchTooLarge {
+                len: receipts.len(),
+                max,
+            });
+        }
+        self.check_open()?;
+        let mut items = Vec::with_capacity(receipts.len());
+        let mut refused = Vec::new();
+        for (i, receipt) in receipts.iter().enumerate() {
+            match self.prepare_item(receipt) {
+                Ok(prepared) => items.push(prepared),
+                Err(err) => refused.push((i, err)),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(Error::BatchRefused { items: refused });
+        }
+        let (ticket, completer) = BatchTicket::new(items.len());
+        if items.is_empty() {
+            completer.complete();
+            return Ok(ticket);
+        }
+        let started = Instant::now();
+        let backpressure = || Error::Backpressure {
+            capacity: max,
+            waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        let count = items.len();
+        if !self.reserve_batch_room(count, timeout.map(|t| started + t)) {
+            return Err(backpressure());
+        }
+        let message = Message::AppendBatch(Box::new(PreparedBatch { items, completer }));
+        let sent = match timeout {
+            Some(timeout) => self
+                .inner
+                .ring
+                .send_timeout(message, timeout.saturating_sub(started.elapsed()))
+                .map_err(|e| match e {
+                    SendTimeoutError::Timeout(_) => backpressure(),
+                    SendTimeoutError::Disconnected(_) => Error::Closed,
+                }),
+            None => self.inner.ring.try_send(message).map_err(|e| match e {
+                TrySendError::Full(_) => backpressure(),
+                TrySendError::Disconnected(_) => Error::Closed,
+            }),
+        };
+        if let Err(err) = sent {
+            // The message (and its completer) came back and was dropped: release its room.
+            self.inner
+                .shared
+                .batched_queued
+                .fetch_sub(count, Ordering::SeqCst);
+            return Err(err);
+        }
+        Ok(ticket)
+    }
+
+    /// Takes room for `count` batched receipts in the ring, waiting until `deadline` (none:
+    /// not at all). The writer gives the room back once it has written the batch.
+    fn reserve_batch_room(&self, count: usize, deadline: Option<Instant>) -> bool {
+        let queued = &self.inner.shared.batched_queued;
+        let capacity = self.inner.options.ring_capacity;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let now_queued = queued.load(Ordering::SeqCst);
+            if now_queued + count <= capacity {
+                if queued
+                    .compare_exchange(
+                        now_queued,
+                        now_queued + count,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            // Full: a rare, already slow path, so polling (with a growing pause) is cheaper
+            // than a wake-up the writer would owe every batch.
+            match deadline {
+                Some(deadline) if Instant::now() < deadline => {
+                    std::thread::sleep(
+                        pause.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.shared.stopped.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
+        Ok(())
+    }
+
+    /// Encodes and hashes in the caller's thread, so the writer only chains digests.
+    fn prepare(&self, receipt: &Receipt) -> Result<(Message, Ticket)> {
+        self.check_open()?;
+        let prepared = self.prepare_item(receipt)?;
+        let (ticket, shared) = Ticket::new();
+        Ok((Message::Append(Box::new(prepared), shared), ticket))
+    }
+
+    fn prepare_item(&self, receipt: &Receipt) -> Result<Prepared> {
         // Redaction comes first: the clear values must never reach the encoded header, its
         // digest, the payload's associated data, the log or the index.
         let header = match &self.inner.pii {
@@ -568,8 +732,7 @@ impl<L: LogStorage> Db<L> {
         } else {
             (None, watermark)
         };
-        let (ticket, shared) = Ticket::new();
-        let prepared = Prepared {
+        Ok(Prepared {
             tenant: tenant.to_owned(),
             event_id: event_id.to_owned(),
             header,
@@ -579,8 +742,7 @@ impl<L: LogStorage> Db<L> {
             known,
             index_floor,
             probe,
-        };
-        Ok((Message::Append(Box::new(prepared), shared), ticket))
+        })
     }
 
     /// The stored payload: encrypted under the receipt's data key unless encryption is off.

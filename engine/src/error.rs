@@ -135,6 +135,25 @@ pub enum Error {
     /// redacted to one); nothing was appended.
     #[error("PII redaction: {0}")]
     Pii(#[from] crate::pii::PiiError),
+    /// A batch was refused before anything was queued: these items (index in the batch, and
+    /// why) could not be prepared. Nothing of the batch was appended.
+    #[error("batch refused, nothing appended: {} item(s) invalid, the first (item {}): {}",
+        items.len(),
+        items.first().map_or(0, |(i, _)| *i),
+        items.first().map_or_else(String::new, |(_, e)| e.to_string()))]
+    BatchRefused {
+        /// Each invalid item's index in the batch and its error, in batch order.
+        items: Vec<(usize, Error)>,
+    },
+    /// A batch holds more receipts than one submission may (the ring's capacity, see
+    /// [`crate::DbOptions::ring_capacity`]); nothing was appended. Split it.
+    #[error("batch of {len} receipts exceeds the largest batch, {max}; nothing was appended")]
+    BatchTooLarge {
+        /// Receipts in the batch.
+        len: usize,
+        /// The largest batch allowed.
+        max: usize,
+    },
     /// An option is out of range.
     #[error("invalid option {name}: {reason}")]
     InvalidOption {

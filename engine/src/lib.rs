@@ -83,7 +83,7 @@ pub use search::{
 };
 pub use shred::{PayloadState, ShredError, ShredReport};
 pub use stamper::TimestampStatus;
-pub use ticket::Ticket;
+pub use ticket::{BatchResults, BatchTicket, Ticket};
 pub use trailmix_query as query;
 pub use trailmix_wal as wal;
 pub use verify::{

@@ -238,7 +238,9 @@ impl DbOptions {
         self
     }
 
-    /// Submissions the ring buffer holds (default 65 536).
+    /// Submissions the ring buffer holds (default 65 536). Batches
+    /// ([`crate::Db::append_batch`]) count by receipts: those in the ring hold at most this
+    /// many receipts between them, so one batch holds at most this many.
     #[must_use]
     pub fn ring_capacity(mut self, capacity: usize) -> Self {
         self.ring_capacity = capacity;

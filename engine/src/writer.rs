@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use hashbrown::HashTable;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,7 @@ use crate::position::{Epoch, ReceiptPosition};
 use crate::replay::{ChainState, KnownEvent, SealFields, SealedEpoch, seal_digest};
 use crate::seen::SeenEvents;
 use crate::shred::{ShredError, ShredReport, ShredRequest};
-use crate::ticket::Completer;
+use crate::ticket::{BatchCompleter, Completer};
 use crate::wal::{ChainHash, RecordKind, Seq, Storage, Wal};
 
 /// A receipt prepared (encoded and hashed) in the caller's thread.
@@ -62,9 +62,16 @@ pub(crate) fn receipt_flags(options: &DbOptions, encrypted: bool) -> u8 {
     signed | encrypted
 }
 
+/// A batch of receipts submitted as one ring message (see `Db::append_batch`).
+pub(crate) struct PreparedBatch {
+    pub items: Vec<Prepared>,
+    pub completer: BatchCompleter,
+}
+
 /// What travels through the ring.
 pub(crate) enum Message {
     Append(Box<Prepared>, Completer),
+    AppendBatch(Box<PreparedBatch>),
     Control(Control),
 }
 
@@ -133,6 +140,10 @@ pub(crate) struct Shared {
     pub stopped: AtomicBool,
     /// One past the last durable sequence number.
     pub durable_end: AtomicU64,
+    /// Receipts of batches in the ring (or taken off it but not yet written): batches count
+    /// against the ring's capacity by receipts, not by message, so the ring's memory stays
+    /// bounded by receipts.
+    pub batched_queued: AtomicUsize,
     /// The first sequence number the log keeps (0 until a prune).
     pub horizon: AtomicU64,
     /// One past the last seq an archive record covers (0 before any archive).
@@ -172,6 +183,8 @@ pub(crate) struct Writer<S: Storage> {
     pub shared: Arc<Shared>,
     scratch: Vec<u8>,
     pending: Vec<(Completer, ReceiptPosition)>,
+    /// Batches whose every item has its result, waiting for the group commit's flush.
+    pending_batches: Vec<BatchCompleter>,
     failure: Option<String>,
     last_checkpoint_at: Instant,
     last_flush_at: Instant,
@@ -310,6 +323,35 @@ impl RecentEvents {
     }
 }
 
+/// What writing one receipt came to.
+enum Appended {
+    /// Its result, final now (an error, or a duplicate of a durable receipt).
+    Done(Result<ReceiptPosition, Error>),
+    /// Written (or a duplicate of a receipt written) at this position, acknowledged once the
+    /// group commit's flush makes it durable.
+    Pending(ReceiptPosition),
+}
+
+/// After a failure: positions at or past `durable_end` will not become durable, so their
+/// items fail with the writer's error.
+fn unacked_to_error(results: &mut [Result<ReceiptPosition, Error>], durable_end: u64, err: &Error) {
+    for result in results {
+        if matches!(result, Ok(position) if position.seq.0 >= durable_end) {
+            *result = Err(err.clone());
+        }
+    }
+}
+
+impl Message {
+    /// Receipts the message carries.
+    fn records(&self) -> usize {
+        match self {
+            Message::AppendBatch(batch) => batch.items.len(),
+            _ => 1,
+        }
+    }
+}
+
 /// Whether the log refused a record without writing anything (so the writer can go on).
 fn is_refused_record(err: &Error) -> bool {
     matches!(err, Error::Wal(wal_err) if matches!(**wal_err, crate::wal::Error::RecordTooLarge { .. }))
@@ -350,6 +392,7 @@ impl<S: Storage> Writer<S> {
             shared,
             scratch: Vec::new(),
             pending: Vec::new(),
+            pending_batches: Vec::new(),
             failure: None,
             last_checkpoint_at: now,
             last_flush_at: now,
@@ -397,17 +440,26 @@ impl<S: Storage> Writer<S> {
     pub(crate) fn run(mut self, ring: &Receiver<Message>) {
         let mut batch: Vec<Message> = Vec::with_capacity(self.options.batch_records_max);
         loop {
+            // Counted in receipts (a batch message holds many), so a group commit stays near
+            // `batch_records_max` entries whatever the callers submit.
+            let mut records = 0;
             match ring.recv_timeout(self.next_timer()) {
-                Ok(message) => batch.push(message),
+                Ok(message) => {
+                    records += message.records();
+                    batch.push(message);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     let _ = self.finish();
                     return;
                 }
             }
-            while batch.len() < self.options.batch_records_max {
+            while records < self.options.batch_records_max {
                 match ring.try_recv() {
-                    Ok(message) => batch.push(message),
+                    Ok(message) => {
+                        records += message.records();
+                        batch.push(message);
+                    }
                     Err(_) => break,
                 }
             }
@@ -419,6 +471,7 @@ impl<S: Storage> Writer<S> {
                         self.append_receipt(&mut prepared, ticket);
                         self.timers(false);
                     }
+                    Message::AppendBatch(submitted) => self.append_batch(*submitted),
                     Message::Control(Control::Shutdown(reply)) => shutdown = Some(reply),
                     Message::Control(control) => self.control(control),
                 }
@@ -436,6 +489,7 @@ impl<S: Storage> Writer<S> {
                         Message::Append(mut prepared, ticket) => {
                             self.append_receipt(&mut prepared, ticket);
                         }
+                        Message::AppendBatch(submitted) => self.append_batch(*submitted),
                         Message::Control(control) => self.control(control),
                     }
                 }
@@ -478,6 +532,11 @@ impl<S: Storage> Writer<S> {
         for (ticket, _) in self.pending.drain(..) {
             ticket.complete(Err(stopped.clone()));
         }
+        let durable_end = self.shared.durable_end.load(Ordering::SeqCst);
+        for mut batch in self.pending_batches.drain(..) {
+            unacked_to_error(batch.results_mut(), durable_end, &stopped);
+            batch.complete();
+        }
     }
 
     fn stopped_error(&self) -> Error {
@@ -487,24 +546,61 @@ impl<S: Storage> Writer<S> {
     }
 
     fn append_receipt(&mut self, prepared: &mut Prepared, ticket: Completer) {
+        match self.write_receipt(prepared) {
+            Appended::Done(result) => ticket.complete(result),
+            Appended::Pending(position) => self.pending.push((ticket, position)),
+        }
+    }
+
+    /// Writes a batch's receipts in order, each as [`Writer::append_receipt`] would, and parks
+    /// the batch's results until the group commit's flush. Only checkpoint or seal entries
+    /// that fall due (`timers`, checked after every entry as for single appends) can come
+    /// between its receipts' seqs.
+    fn append_batch(&mut self, mut submitted: PreparedBatch) {
+        let count = submitted.items.len();
+        let mut waits_for_flush = false;
+        for prepared in &mut submitted.items {
+            match self.write_receipt(prepared) {
+                Appended::Done(result) => submitted.completer.push(result),
+                Appended::Pending(position) => {
+                    waits_for_flush = true;
+                    submitted.completer.push(Ok(position));
+                }
+            }
+            self.timers(false);
+        }
+        self.shared
+            .batched_queued
+            .fetch_sub(count, Ordering::SeqCst);
         if self.failure.is_some() {
-            ticket.complete(Err(self.stopped_error()));
-            return;
+            // Items written before the failure never become durable through this writer.
+            let durable_end = self.shared.durable_end.load(Ordering::SeqCst);
+            unacked_to_error(
+                submitted.completer.results_mut(),
+                durable_end,
+                &self.stopped_error(),
+            );
+            submitted.completer.complete();
+        } else if waits_for_flush {
+            self.pending_batches.push(submitted.completer);
+        } else {
+            submitted.completer.complete();
+        }
+    }
+
+    /// One receipt: its result now, or the position that is acknowledged at the next flush.
+    fn write_receipt(&mut self, prepared: &mut Prepared) -> Appended {
+        if self.failure.is_some() {
+            return Appended::Done(Err(self.stopped_error()));
         }
         let known = match self.events.find(prepared, self.state.seen.as_deref()) {
             Ok(known) => known,
-            Err(err) => {
-                ticket.complete(Err(err));
-                return;
-            }
+            Err(err) => return Appended::Done(Err(err)),
         };
         if let Some(known) = known {
             let same = match self.same_receipt(&known, prepared) {
                 Ok(same) => same,
-                Err(err) => {
-                    ticket.complete(Err(err));
-                    return;
-                }
+                Err(err) => return Appended::Done(Err(err)),
             };
             let result = if same {
                 Ok(known.position)
@@ -516,22 +612,19 @@ impl<S: Storage> Writer<S> {
                 })
             };
             // A duplicate is acknowledged once the first copy is durable: park it with the batch.
-            match result {
+            return match result {
                 Ok(position) if position.seq.0 < self.shared.durable_end.load(Ordering::SeqCst) => {
-                    ticket.complete(Ok(position));
+                    Appended::Done(Ok(position))
                 }
-                Ok(position) => self.pending.push((ticket, position)),
-                Err(err) => ticket.complete(Err(err)),
-            }
-            return;
+                Ok(position) => Appended::Pending(position),
+                Err(err) => Appended::Done(Err(err)),
+            };
         }
         if let Err(err) = self.check_receipt_key(prepared) {
-            let stops = !matches!(err, Error::Shred(_));
-            ticket.complete(Err(err.clone()));
-            if stops {
+            if !matches!(err, Error::Shred(_)) {
                 self.fail(&err);
             }
-            return;
+            return Appended::Done(Err(err));
         }
         let encrypted = if prepared.key_id.is_some() {
             entry::flags::PAYLOAD_ENCRYPTED
@@ -561,13 +654,13 @@ impl<S: Storage> Writer<S> {
                 if let Some(key_id) = prepared.key_id {
                     self.key_last_append.insert(key_id, position.seq);
                 }
-                self.pending.push((ticket, position));
+                Appended::Pending(position)
             }
             // A record the log refuses before writing anything is this receipt's problem only.
-            Err(err) if is_refused_record(&err) => ticket.complete(Err(err)),
+            Err(err) if is_refused_record(&err) => Appended::Done(Err(err)),
             Err(err) => {
-                ticket.complete(Err(err.clone()));
                 self.fail(&err);
+                Appended::Done(Err(err))
             }
         }
     }
@@ -870,6 +963,9 @@ impl<S: Storage> Writer<S> {
         }
         for (ticket, position) in self.pending.drain(..) {
             ticket.complete(Ok(position));
+        }
+        for batch in self.pending_batches.drain(..) {
+            batch.complete();
         }
     }
 
