@@ -1,7 +1,8 @@
 //! Guards invariant 5 on the read path: a receipt whose payload, header or stored digests were
 //! changed on disk (frame CRC rewritten to match) is refused as `Error::Damaged`, naming its
-//! seq, by every query that would return it (`query`, `find_event`, `trace`, and a read-only
-//! opener's `query`), however the read check computes its digests.
+//! seq, by every query that would return it (`query`, `find_event`, `trace`, a read-only
+//! opener's `query`, and the header-only `query_heads` in its three forms), however the read
+//! check computes its digests.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::path::Path;
 use common::{event_id, file_name, frame_image, layout, read_at, wal_dir, write_at};
 use tempfile::TempDir;
 use trailmix_db::entry::{ENTRY_FIXED_BYTES, EntryKind};
+use trailmix_db::query::Query;
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
 use trailmix_db::wal::Seq;
 use trailmix_db::{Db, DbOptions, Error, Freshness, PayloadEncryption, ReadOnlyStore, Result};
@@ -93,8 +95,39 @@ fn assert_damaged<T: std::fmt::Debug>(answer: Result<T>, seq: Seq, what: &str) {
     }
 }
 
-/// Every query path that would return the victim refuses it.
+/// Every query path that would return the victim refuses it, in both read modes.
 fn assert_refused(data: &Path, encryption: PayloadEncryption, seq: Seq, what: &str) {
+    assert_full_reads_refuse(data, encryption, seq, what);
+    assert_header_reads_refuse(data, encryption, seq, what);
+}
+
+/// The header-only mode (`query_heads`, its tenant-handle and read-only forms) never
+/// decrypts the payload, yet refuses a changed header or payload byte as full reads do.
+fn assert_header_reads_refuse(data: &Path, encryption: PayloadEncryption, seq: Seq, what: &str) {
+    let what = format!("{what} ({encryption:?})");
+    let db = Db::open_with(data, options(encryption)).expect("open");
+    let query = Query::parse(&format!("tenant={TENANT}")).expect("filter");
+    assert_damaged(
+        db.query_heads(&query, Freshness::Indexed),
+        seq,
+        &format!("{what}, query_heads"),
+    );
+    assert_damaged(
+        db.tenant(TENANT)
+            .query_heads(&Query::default(), Freshness::Indexed),
+        seq,
+        &format!("{what}, tenant query_heads"),
+    );
+    db.close().expect("close");
+    let reader = ReadOnlyStore::open(data).expect("read-only open");
+    assert_damaged(
+        reader.query_heads(&query),
+        seq,
+        &format!("{what}, read-only query_heads"),
+    );
+}
+
+fn assert_full_reads_refuse(data: &Path, encryption: PayloadEncryption, seq: Seq, what: &str) {
     let what = format!("{what} ({encryption:?})");
     let what = what.as_str();
     let db =
