@@ -1060,6 +1060,9 @@ pub struct EntryDetail {
 /// The chain part of an entry.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ChainDetail {
+    /// The entry format version: 2 stores its content and payload digests, 3 (every entry
+    /// this build writes) stores none and they are computed from its bytes.
+    pub entry_version: u8,
     /// The epoch whose tree holds it.
     pub epoch: u64,
     /// When the writer logged it, RFC 3339.
@@ -1193,6 +1196,7 @@ pub fn entry_detail(
     let payload_digest = stored_or_computed_payload_digest(alg, &entry);
     let first_tenant = entry.chain.tenant_prev_seq == NO_TENANT_PREV;
     detail.chain = Some(ChainDetail {
+        entry_version: entry.version(),
         epoch: entry.chain.epoch,
         logged_at: rfc3339_ns(entry.chain.logged_at_ns),
         logged_at_ns: entry.chain.logged_at_ns,
@@ -1268,6 +1272,15 @@ pub fn print_entry(d: &EntryDetail) {
         }
         println!("content digest  {}", c.content_digest);
         println!("payload digest  {}", c.payload_digest);
+        println!(
+            "entry format    version {}{}",
+            c.entry_version,
+            if c.entry_version == entry::ENTRY_VERSION_V2 {
+                ": digests stored in the entry (an older build wrote it)"
+            } else {
+                ": digests computed from its bytes, none stored"
+            }
+        );
         if c.encrypted || c.signed {
             println!(
                 "flags          {}{}",
