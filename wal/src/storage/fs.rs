@@ -423,7 +423,9 @@ mod tests {
     }
 
     #[test]
-    fn closing_the_storage_removes_an_unfinished_spare() -> io::Result<()> {
+    /// Guards removal only: whether the spare was finished or cancelled when the storage
+    /// closed, no spare file stays (cancellation itself: `a_cancelled_fill_stops_...`).
+    fn closing_the_storage_leaves_no_spare_file() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let storage = FsStorage::new(dir.path()).with_spare_segments();
         drop(storage.create_segment("seg-0", 64 << 20, Preallocation::ZeroFill)?);
