@@ -14,28 +14,41 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::position::ReceiptPosition;
 
-#[derive(Debug, Default)]
-struct Slot {
-    result: Option<Result<ReceiptPosition, Error>>,
+/// One completion, shared by a waiting caller and the writer: set once, read by blocking,
+/// polling or awaiting. [`Ticket`] and [`BatchTicket`] are this with their result types.
+#[derive(Debug)]
+struct Completion<T> {
+    slot: Mutex<Slot<T>>,
+    ready: Condvar,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    result: Option<T>,
     waker: Option<Waker>,
     /// Threads blocked in `wait`/`wait_timeout`: a completion with none skips the wake-up
     /// system call (the writer completes one ticket per receipt).
     waiters: u32,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct TicketShared {
-    slot: Mutex<Slot>,
-    ready: Condvar,
-}
+impl<T: Clone> Completion<T> {
+    fn new() -> Completion<T> {
+        Completion {
+            slot: Mutex::new(Slot {
+                result: None,
+                waker: None,
+                waiters: 0,
+            }),
+            ready: Condvar::new(),
+        }
+    }
 
-impl TicketShared {
-    fn lock(&self) -> MutexGuard<'_, Slot> {
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Completes the ticket; later completions are ignored (the first result stands).
-    pub(crate) fn complete(&self, result: Result<ReceiptPosition, Error>) {
+    /// Sets the result; later completions are ignored (the first result stands).
+    fn complete(&self, result: T) {
         let (waker, waiters) = {
             let mut slot = self.lock();
             if slot.result.is_some() {
@@ -51,7 +64,48 @@ impl TicketShared {
             waker.wake();
         }
     }
+
+    fn wait(&self) -> T {
+        let mut slot = self.lock();
+        loop {
+            if let Some(result) = &slot.result {
+                return result.clone();
+            }
+            slot.waiters += 1;
+            slot = self
+                .ready
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
+            slot.waiters -= 1;
+        }
+    }
+
+    fn wait_timeout(&self, timeout: Duration) -> Option<T> {
+        let mut slot = self.lock();
+        slot.waiters += 1;
+        let (mut slot, _) = self
+            .ready
+            .wait_timeout_while(slot, timeout, |slot| slot.result.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        slot.waiters -= 1;
+        slot.result.clone()
+    }
+
+    fn try_result(&self) -> Option<T> {
+        self.lock().result.clone()
+    }
+
+    fn poll(&self, cx: &Context<'_>) -> Poll<T> {
+        let mut slot = self.lock();
+        if let Some(result) = &slot.result {
+            return Poll::Ready(result.clone());
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
 }
+
+type TicketShared = Completion<Result<ReceiptPosition, Error>>;
 
 /// The writer's end of a ticket. Completing consumes it; dropping it uncompleted (the writer
 /// thread died, or the submission was still in the ring when the database went away)
@@ -81,7 +135,7 @@ pub struct Ticket {
 
 impl Ticket {
     pub(crate) fn new() -> (Ticket, Completer) {
-        let shared = Arc::new(TicketShared::default());
+        let shared = Arc::new(TicketShared::new());
         (
             Ticket {
                 shared: Arc::clone(&shared),
@@ -96,39 +150,19 @@ impl Ticket {
     /// # Errors
     /// The error that stopped this append (a failed flush, shutdown, ...).
     pub fn wait(&self) -> Result<ReceiptPosition, Error> {
-        let mut slot = self.shared.lock();
-        loop {
-            if let Some(result) = &slot.result {
-                return result.clone();
-            }
-            slot.waiters += 1;
-            slot = self
-                .shared
-                .ready
-                .wait(slot)
-                .unwrap_or_else(PoisonError::into_inner);
-            slot.waiters -= 1;
-        }
+        self.shared.wait()
     }
 
     /// Like [`Ticket::wait`], but gives up after `timeout` and returns `None`.
     #[must_use]
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<ReceiptPosition, Error>> {
-        let mut slot = self.shared.lock();
-        slot.waiters += 1;
-        let (mut slot, _) = self
-            .shared
-            .ready
-            .wait_timeout_while(slot, timeout, |slot| slot.result.is_none())
-            .unwrap_or_else(PoisonError::into_inner);
-        slot.waiters -= 1;
-        slot.result.clone()
+        self.shared.wait_timeout(timeout)
     }
 
     /// The result if the ticket is complete, without blocking.
     #[must_use]
     pub fn try_result(&self) -> Option<Result<ReceiptPosition, Error>> {
-        self.shared.lock().result.clone()
+        self.shared.try_result()
     }
 }
 
@@ -136,12 +170,7 @@ impl Future for Ticket {
     type Output = Result<ReceiptPosition, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.shared.lock();
-        if let Some(result) = &slot.result {
-            return Poll::Ready(result.clone());
-        }
-        slot.waker = Some(cx.waker().clone());
-        Poll::Pending
+        self.shared.poll(cx)
     }
 }
 
@@ -174,24 +203,7 @@ impl std::ops::Deref for BatchResults {
     }
 }
 
-#[derive(Debug, Default)]
-struct BatchSlot {
-    results: Option<BatchResults>,
-    waker: Option<Waker>,
-    waiters: u32,
-}
-
-#[derive(Debug, Default)]
-struct BatchShared {
-    slot: Mutex<BatchSlot>,
-    ready: Condvar,
-}
-
-impl BatchShared {
-    fn lock(&self) -> MutexGuard<'_, BatchSlot> {
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+type BatchShared = Completion<BatchResults>;
 
 /// The writer's end of a batch ticket: it collects one result per item and completes the
 /// batch once (one lock and at most one wake-up per batch, not per receipt). Dropping it
@@ -227,19 +239,9 @@ impl BatchCompleter {
         self.done = true;
         let mut results = std::mem::take(&mut self.results);
         results.resize(self.len, Err(Error::Closed));
-        let (waker, waiters) = {
-            let mut slot = self.shared.lock();
-            slot.results = Some(BatchResults {
-                items: results.into(),
-            });
-            (slot.waker.take(), slot.waiters)
-        };
-        if waiters > 0 {
-            self.shared.ready.notify_all();
-        }
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.shared.complete(BatchResults {
+            items: results.into(),
+        });
     }
 }
 
@@ -261,7 +263,7 @@ pub struct BatchTicket {
 
 impl BatchTicket {
     pub(crate) fn new(len: usize) -> (BatchTicket, BatchCompleter) {
-        let shared = Arc::new(BatchShared::default());
+        let shared = Arc::new(BatchShared::new());
         (
             BatchTicket {
                 shared: Arc::clone(&shared),
@@ -291,39 +293,19 @@ impl BatchTicket {
     /// Blocks until every item has its result; item `i` is receipt `i`'s position or error.
     #[must_use]
     pub fn wait(&self) -> BatchResults {
-        let mut slot = self.shared.lock();
-        loop {
-            if let Some(results) = &slot.results {
-                return results.clone();
-            }
-            slot.waiters += 1;
-            slot = self
-                .shared
-                .ready
-                .wait(slot)
-                .unwrap_or_else(PoisonError::into_inner);
-            slot.waiters -= 1;
-        }
+        self.shared.wait()
     }
 
     /// Like [`BatchTicket::wait`], but gives up after `timeout` and returns `None`.
     #[must_use]
     pub fn wait_timeout(&self, timeout: Duration) -> Option<BatchResults> {
-        let mut slot = self.shared.lock();
-        slot.waiters += 1;
-        let (mut slot, _) = self
-            .shared
-            .ready
-            .wait_timeout_while(slot, timeout, |slot| slot.results.is_none())
-            .unwrap_or_else(PoisonError::into_inner);
-        slot.waiters -= 1;
-        slot.results.clone()
+        self.shared.wait_timeout(timeout)
     }
 
     /// The results if the batch is complete, without blocking.
     #[must_use]
     pub fn try_result(&self) -> Option<BatchResults> {
-        self.shared.lock().results.clone()
+        self.shared.try_result()
     }
 }
 
@@ -331,11 +313,6 @@ impl Future for BatchTicket {
     type Output = BatchResults;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.shared.lock();
-        if let Some(results) = &slot.results {
-            return Poll::Ready(results.clone());
-        }
-        slot.waker = Some(cx.waker().clone());
-        Poll::Pending
+        self.shared.poll(cx)
     }
 }
