@@ -1785,3 +1785,25 @@ fn a_sealed_horizon_proves_the_tip_too() {
         }
     );
 }
+
+/// Only v5 packs hold version 3 entries: a current pack relabelled v4 (or v3, v2) and signed
+/// again is refused by name, not verified under another format's rules.
+#[test]
+fn a_pack_labelled_older_than_its_entries_is_refused() {
+    let store = store();
+    for older in ["v4", "v3", "v2"] {
+        let mut m = store.pack();
+        let text = String::from_utf8(m.get(MANIFEST_FILE).expect("m").to_vec()).expect("utf-8");
+        m.files.insert(
+            MANIFEST_FILE.into(),
+            text.replace("evidence pack v5", &format!("evidence pack {older}"))
+                .into_bytes(),
+        );
+        reseal(&mut m, &store.signer);
+        let err = verify(&m, &store).expect_err(older);
+        assert!(
+            err.to_string().contains("version 3 entry"),
+            "{older}: {err}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use super::format::{
     decode_fixed, file_entry_matches, hex, key_fingerprint, sha256, timestamp_file,
     timestamp_file_epoch,
 };
-use crate::entry::{self, EntryKind, NO_TENANT_PREV, flags};
+use crate::entry::{self, ENTRY_VERSION, EntryKind, NO_TENANT_PREV, flags};
 use crate::merkle::{self, Digest};
 use crate::note::{self, Checkpoint, NoteVerifier};
 use crate::receipt::ReceiptHeader;
@@ -867,6 +867,23 @@ fn b64(text: &str) -> Option<Vec<u8>> {
 }
 
 impl Ctx<'_> {
+    /// A line's `fixed` bytes, decoded. A version 3 entry's in a pack labelled older than v5
+    /// is refused: no writer of those formats made one, so the label is not the pack's.
+    fn decode_fixed(&self, fixed_b64: &str) -> Result<FixedPart, String> {
+        let fixed = b64(fixed_b64)
+            .as_deref()
+            .and_then(decode_fixed)
+            .ok_or("the fixed entry bytes do not decode")?;
+        if fixed.version == ENTRY_VERSION && self.manifest.format != PACK_FORMAT {
+            return Err(format!(
+                "the fixed entry bytes are a version 3 entry's, which a pack of format {:?} \
+                 cannot hold (v5 added them)",
+                self.manifest.format
+            ));
+        }
+        Ok(fixed)
+    }
+
     fn check_anchors(&self, lines: &[AnchorLine]) -> Result<BTreeMap<u64, Anchor>, PackFailure> {
         let mut out: BTreeMap<u64, Anchor> = BTreeMap::new();
         let mut previous: Option<(Anchor, &AnchorLine)> = None;
@@ -1032,10 +1049,7 @@ impl Ctx<'_> {
                 line.role
             )));
         }
-        let fixed = b64(&line.fixed)
-            .as_deref()
-            .and_then(decode_fixed)
-            .ok_or_else(|| fail("the fixed entry bytes do not decode".into()))?;
+        let fixed = self.decode_fixed(&line.fixed).map_err(&fail)?;
         check_shown_fields(line, &fixed).map_err(&fail)?;
         if line.logged_at != super::export::logged_at_text(fixed.chain.logged_at_ns) {
             return Err(fail(
@@ -1174,10 +1188,7 @@ impl Ctx<'_> {
     }
 
     fn check_shred(&self, n: usize, line: &ShredLine) -> Result<CheckedShred, String> {
-        let fixed = b64(&line.fixed)
-            .as_deref()
-            .and_then(decode_fixed)
-            .ok_or("the fixed entry bytes do not decode")?;
+        let fixed = self.decode_fixed(&line.fixed)?;
         let payload = b64(&line.payload).ok_or("the payload is not base64")?;
         if fixed.flags != flags::SIGNED
             || fixed.header_len != 0
@@ -1253,14 +1264,13 @@ impl Ctx<'_> {
     fn check_tail(&self, lines: &[TailLine]) -> Result<Vec<Link>, PackFailure> {
         let mut out: Vec<Link> = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
-            let fixed = b64(&line.fixed)
-                .as_deref()
-                .and_then(decode_fixed)
-                .ok_or_else(|| PackFailure::Malformed {
-                    file: TAIL_FILE.into(),
-                    line: i + 1,
-                    detail: "the fixed entry bytes do not decode".into(),
-                })?;
+            let fixed =
+                self.decode_fixed(&line.fixed)
+                    .map_err(|detail| PackFailure::Malformed {
+                        file: TAIL_FILE.into(),
+                        line: i + 1,
+                        detail,
+                    })?;
             if fixed.header_len != 0 || fixed.payload_len != 0 {
                 return Err(PackFailure::Malformed {
                     file: TAIL_FILE.into(),
