@@ -811,6 +811,15 @@ struct Spec {
 }
 
 impl Spec {
+    /// A receipt spec whose event id may already be in use.
+    fn from_input(input: &mut Input<'_>) -> Spec {
+        Spec {
+            tenant: index(input.below(TENANTS.len() as u64)),
+            event: format!("e{}", input.below(EVENTS)),
+            variant: input.u8() % 4,
+        }
+    }
+
     fn kind(&self) -> &Kind {
         &KINDS[usize::from(self.variant) % KINDS.len()]
     }
@@ -1084,7 +1093,8 @@ impl Run<'_> {
             self.settle();
         }
         match op {
-            0..=3 | 17 => self.append(input),
+            0..=3 => self.append(input),
+            17 => self.append_batch(input),
             4 | 5 => self.submit(input),
             6 => {
                 if let Some(info) = must(self.db().checkpoint(), "checkpoint") {
@@ -1141,13 +1151,32 @@ impl Run<'_> {
     /// A waited append of an event id that may exist: same receipt, same position; another
     /// receipt under the same id, a conflict.
     fn append(&mut self, input: &mut Input<'_>) {
-        let spec = Spec {
-            tenant: index(input.below(TENANTS.len() as u64)),
-            event: format!("e{}", input.below(EVENTS)),
-            variant: input.u8() % 4,
-        };
+        let spec = Spec::from_input(input);
         let receipt = spec.receipt();
         let result = self.db().append(&receipt).and_then(|t| t.wait());
+        self.expect_append(spec, receipt, result);
+    }
+
+    /// A waited batch of 1 to 4 receipts whose event ids may exist, in the store or earlier in
+    /// the batch: each item's result is what the same append alone would have given.
+    fn append_batch(&mut self, input: &mut Input<'_>) {
+        let len = 1 + input.below(4);
+        let specs: Vec<Spec> = (0..len).map(|_| Spec::from_input(input)).collect();
+        let receipts: Vec<Receipt> = specs.iter().map(Spec::receipt).collect();
+        let results = must(self.db().append_batch(&receipts), "append a batch").wait();
+        assert_eq!(results.len(), specs.len(), "one result per item");
+        for ((spec, receipt), result) in specs.into_iter().zip(receipts).zip(results.iter()) {
+            self.expect_append(spec, receipt, result.clone());
+        }
+    }
+
+    /// Checks an append's `result` against the model, and acks a new receipt in it.
+    fn expect_append(
+        &mut self,
+        spec: Spec,
+        receipt: Receipt,
+        result: Result<ReceiptPosition, Error>,
+    ) {
         let key = (spec.tenant, spec.event.clone());
         match self
             .model

@@ -157,14 +157,20 @@ fn db_seeds() -> Vec<Vec<u8>> {
     vec![
         [
             &[0, 5, 23][..],
-            &[0, 0, 0, 0, 0, 0],  // append acme e0 (variant 0)
-            &[0, 1, 0, 0, 0, 1],  // append globex e0
-            &[0, 0, 0, 0, 0, 0],  // the same receipt again: the same position
-            &[0, 0, 0, 0, 0, 2],  // another receipt under acme e0: a conflict
-            &[0, 2, 0, 1, 0, 3],  // append initech e1
-            &[6],                 // checkpoint
-            &[9, 1, 0, 2, 0],     // query tenant=acme, limit 3, as a struct
-            &[9, 33, 0, 0, 1],    // query by event time, limit 1, as text
+            &[0, 0, 0, 0, 0, 0], // append acme e0 (variant 0)
+            &[0, 1, 0, 0, 0, 1], // append globex e0
+            &[0, 0, 0, 0, 0, 0], // the same receipt again: the same position
+            &[0, 0, 0, 0, 0, 2], // another receipt under acme e0: a conflict
+            &[0, 2, 0, 1, 0, 3], // append initech e1
+            // A batch of four: acme e1, globex e1, acme e1 again (the first item's position),
+            // acme e0 as another receipt (a conflict for that item only).
+            &[
+                17, 3, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2,
+            ],
+            &[17, 1, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 1], // acme e2 twice, differing: a conflict
+            &[6],                                      // checkpoint
+            &[9, 1, 0, 2, 0],                          // query tenant=acme, limit 3, as a struct
+            &[9, 33, 0, 0, 1],                         // query by event time, limit 1, as text
             &[18, 3],             // power loss three storage operations from now
             &[9, 48, 0, 1, 2],    // query by event time descending through a tenant view
             &[12, 0, 0, 0, 0, 0], // find acme e0
