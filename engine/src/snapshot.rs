@@ -182,14 +182,21 @@ fn digest(text: &str, field: &str) -> Result<Digest, SnapshotError> {
 }
 
 impl Snapshot {
+    /// Whether snapshots cover a store in `state`: not once it was pruned or archived (its
+    /// retained state is more than a snapshot holds; opening replays the log instead).
+    #[must_use]
+    pub fn covers(state: &ChainState) -> bool {
+        state.pruned.is_none()
+            && state.last_prune.is_none()
+            && state.archives.is_empty()
+            && state.archived_end == Seq(0)
+    }
+
     /// The snapshot of `state` (whose last entry is durable), or `None` when the state is one
     /// snapshots do not cover (nothing written yet, pruned or archived, no event filter).
     #[must_use]
     pub fn of_state(state: &ChainState, store_id: &str) -> Option<Snapshot> {
-        let covered = state.pruned.is_none()
-            && state.last_prune.is_none()
-            && state.archives.is_empty()
-            && state.archived_end == Seq(0);
+        let covered = Snapshot::covers(state);
         let (Some(genesis), Some(seen), Some(seq)) = (
             state.genesis.clone(),
             state.seen.as_ref(),
@@ -458,6 +465,18 @@ pub fn write(data_dir: &Path, snapshot: &Snapshot) -> std::io::Result<u64> {
     std::fs::rename(&temp, data_dir.join(SNAPSHOT_FILE))?;
     std::fs::File::open(data_dir)?.sync_all()?;
     Ok(bytes.len() as u64)
+}
+
+/// Removes the snapshot in `data_dir`, if any: one written before a prune or archive is
+/// never used again (see [`Snapshot::covers`]) and would only take space.
+///
+/// # Errors
+/// The I/O error other than "not found".
+pub fn remove(data_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(data_dir.join(SNAPSHOT_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Reads and decodes the snapshot in `data_dir`: `Ok(None)` when there is none.

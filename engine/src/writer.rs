@@ -1085,6 +1085,11 @@ impl<S: Storage> Writer<S> {
         if self.data_dir.as_os_str().is_empty() {
             return;
         }
+        if !crate::snapshot::Snapshot::covers(&self.state) {
+            // A failure leaves a file that opening ignores, as before.
+            let _ = crate::snapshot::remove(&self.data_dir);
+            return;
+        }
         let store_id = self.wal.store_id().to_string();
         if let Some(snapshot) = crate::snapshot::Snapshot::of_state(&self.state, &store_id) {
             let _ = crate::snapshot::write(&self.data_dir, &snapshot);

@@ -163,6 +163,31 @@ fn prune_drops_expired_epochs_and_the_store_verifies_as_pruned() {
     common::assert_verifies(&data);
 }
 
+/// Snapshots do not cover a pruned store (opening replays its kept log): the one written
+/// before the prune must not stay behind as a file nothing reads.
+#[test]
+fn a_prune_leaves_no_stale_open_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("store");
+    let snapshot = data.join(trailmix_db::snapshot::SNAPSHOT_FILE);
+    let (db, _) = store(&data);
+    db.close().expect("close");
+    assert!(snapshot.exists(), "closing writes the open snapshot");
+    let db = Db::open_with(&data, options()).expect("reopen");
+    let report = db
+        .prune(now(), "retention-2026-11", PruneMode::Apply)
+        .expect("prune");
+    assert_eq!(report.epochs.len(), 3, "{report:?}");
+    db.append_and_wait(&receipt("acme", 500, None))
+        .expect("append after prune");
+    db.close().expect("close");
+    assert!(
+        !snapshot.exists(),
+        "a stale snapshot stayed after the prune"
+    );
+    common::assert_verifies(&data);
+}
+
 #[test]
 fn holds_and_unexpired_receipts_block_pruning_and_a_second_prune_extends_the_horizon() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -292,17 +292,18 @@ fn open_snapshot_summary(data_dir: &Path, log_end: u64, pruned: bool) -> OpenSna
         problem: Some(problem),
     };
     match read(data_dir) {
+        // Whether or not a file from before the prune is still there (writers since remove it).
+        Ok(found) if pruned => OpenSnapshotSummary {
+            state: "not_used",
+            seq: found.as_ref().map(|(snapshot, _)| snapshot.seq.0),
+            file_bytes: found.map_or(0, |(_, bytes)| bytes),
+            problem: Some(SnapshotError::Pruned.to_string()),
+        },
         Ok(None) => OpenSnapshotSummary {
             state: "absent",
             seq: None,
             file_bytes: 0,
             problem: None,
-        },
-        Ok(Some((snapshot, bytes))) if pruned => OpenSnapshotSummary {
-            state: "not_used",
-            seq: Some(snapshot.seq.0),
-            file_bytes: bytes,
-            problem: Some(SnapshotError::Pruned.to_string()),
         },
         Ok(Some((snapshot, bytes))) if snapshot.seq.0 >= log_end => unusable(
             Some(snapshot.seq.0),
