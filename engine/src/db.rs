@@ -257,24 +257,35 @@ pub(crate) fn read_receipt<L: LogStorage>(
 
 /// A version 3 entry stores no digests of its own bytes: what guards them on a point read is
 /// its chain hash, recomputed from the bytes, against the `prev_chain_hash` the next entry
-/// records (one more record visit, in the same mapped segment but at a segment's end). The
-/// log's last entry has no next one, and a next entry still being written cannot be read:
-/// then `verify` and the next checkpoint check it, not this read (a closed store ends on a
-/// checkpoint, so every receipt of it has a next entry).
+/// records (one more record visit, in the same mapped segment but at a segment's end).
+///
+/// The check is skipped only when the next entry is not durable yet and does not read (the
+/// live tip: not written, or mid-write): then `verify` and the next checkpoint check it, not
+/// this read (a closed store ends on a checkpoint, so every receipt of it has a next entry).
+/// A next entry that is durable but does not read (a bad frame, a damaged sealed segment) is
+/// damage, reported at this receipt: skipping there would let whoever rewrote this receipt
+/// turn its check off by also breaking the next frame.
 fn check_link_to_next<L: LogStorage>(
     reads: &LogReads<L>,
     seq: Seq,
     chain_hash: &crate::merkle::Digest,
 ) -> Result<()> {
-    // A next entry that cannot be read (not there yet, or mid-write under a live writer) is
-    // not this receipt's damage: the check is skipped, and `verify` checks every link.
-    let Ok(next) = reads.visit(seq.next(), |record| {
-        record
-            .payload
-            .get(24..56)
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-    }) else {
-        return Ok(());
+    let next_seq = seq.next();
+    let next = match reads.visit(next_seq, |record| prev_chain_hash(record.payload)) {
+        Ok(next) => next,
+        // An archive that cannot serve the entry says so itself (it is not the log's damage).
+        Err(err @ Error::Archive(_)) => return Err(err),
+        // Nothing valid at `next_seq` in the log's open end: not there yet, unless durable.
+        Err(Error::NotFound { .. }) if !reads.is_durable(next_seq) => return Ok(()),
+        Err(err) => {
+            return Err(Error::Damaged {
+                seq,
+                detail: format!(
+                    "the next entry ({next_seq}), durable, could not be read to check this \
+                     receipt's bytes against its link: {err}"
+                ),
+            });
+        }
     };
     if next.as_ref() == Some(chain_hash) {
         Ok(())
@@ -284,6 +295,14 @@ fn check_link_to_next<L: LogStorage>(
             detail: "the receipt's bytes do not give the chain hash the next entry links to".into(),
         })
     }
+}
+
+/// An entry's `prev_chain_hash` (bytes 24..56 in entry versions 2 and 3), read without
+/// decoding the rest of it; `None` when the entry is too short to hold one.
+fn prev_chain_hash(entry: &[u8]) -> Option<crate::merkle::Digest> {
+    entry
+        .get(24..56)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
 }
 
 /// [`read_receipt`] without reading the payload out (see [`decode_receipt_head`]).
@@ -417,6 +436,11 @@ impl<L: LogStorage> Db<L> {
             Arc::clone(&shared),
             events,
         );
+        // Reads tell a next entry not written yet from a damaged one by the durable end.
+        let durable = Arc::clone(&shared);
+        reads.set_writer_durable_end(Box::new(move || {
+            Seq(durable.durable_end.load(Ordering::SeqCst))
+        }));
         if writer.state.next_seq == Seq(0) {
             let genesis = Genesis {
                 format: 1,

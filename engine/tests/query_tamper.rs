@@ -2,7 +2,8 @@
 //! changed on disk (frame CRC rewritten to match) is refused as `Error::Damaged`, naming its
 //! seq, by every query that would return it (`query`, `find_event`, `trace`, a read-only
 //! opener's `query`, and the header-only `query_heads` in its three forms), however the read
-//! check computes its digests.
+//! check computes its digests; and that damage to the next entry, whose link guards a version
+//! 3 receipt, does not turn that check off (live writer, closed store, read-only opener).
 
 mod common;
 
@@ -206,4 +207,177 @@ fn a_rewritten_stored_digest_is_refused_by_queries() {
         let seq = tamper(&data, |entry| entry[128] ^= 1); // payload digest
         assert_refused(&data, encryption, seq, "payload digest");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A version 3 receipt's bytes are guarded by the next entry's link. Damage to that next entry
+// must not turn the check off: only a next entry that is not durable yet may be missing.
+
+/// Segments small enough that a few hundred receipts fill several (sealed) ones.
+fn small_segments(encryption: PayloadEncryption) -> DbOptions {
+    options(encryption).segment_bytes(64 << 10)
+}
+
+/// Many receipts of [`TENANT`], appended and indexed; `data` is left closed.
+fn write_receipts(data: &Path, options: DbOptions, count: u64) {
+    let db = Db::open_with(data, options).expect("open");
+    let tickets: Vec<_> = (0..count)
+        .map(|n| db.append(&receipt(n)).expect("append"))
+        .collect();
+    for ticket in tickets {
+        ticket.wait().expect("durable");
+    }
+    db.query_text(&format!("tenant={TENANT}"), Freshness::Durable)
+        .expect("index caught up");
+    db.close().expect("close");
+}
+
+/// The first receipt frame whose next frame is in the same segment and passes `segment_ok`
+/// (given the segment index and whether it is the log's last segment), with the frame after.
+fn victim_with_next(
+    data: &Path,
+    segment_ok: impl Fn(usize, bool) -> bool,
+) -> (common::FrameLoc, common::FrameLoc) {
+    let (segments, frames) = layout(data);
+    let last = segments.len() - 1;
+    frames
+        .windows(3)
+        .find(|w| {
+            w[0].entry_kind() == EntryKind::Receipt
+                && w[0].segment == w[1].segment
+                && w[1].segment == w[2].segment
+                && segment_ok(w[0].segment, w[0].segment == last)
+        })
+        .map(|w| (w[0].clone(), w[1].clone()))
+        .expect("a receipt with a next entry in its segment")
+}
+
+/// Flips a payload byte of `frame` (frame CRC rewritten, so only the chain can tell).
+fn rewrite_payload_byte(data: &Path, frame: &common::FrameLoc) {
+    let header = read_at(&frame.file, frame.offset, 32);
+    let durable_end = Seq(u64::from_le_bytes(
+        header[16..24].try_into().expect("8 bytes"),
+    ));
+    let mut entry = frame.payload.clone();
+    let last = entry.len() - 3;
+    entry[last] ^= 0x20;
+    write_at(
+        &wal_dir(data).join(file_name(&frame.file)),
+        frame.offset,
+        &frame_image(frame.seq, durable_end, frame.kind, &entry),
+    );
+}
+
+/// Breaks `frame`'s CRC (a payload byte changed, the CRC left as it was).
+fn break_crc(frame: &common::FrameLoc) {
+    common::flip_bit(&frame.file, frame.payload_end() - 2, 3);
+}
+
+/// The receipt number (append order) of the receipt at `frame`.
+fn receipt_number(data: &Path, frame: &common::FrameLoc) -> u64 {
+    let (_, frames) = layout(data);
+    frames
+        .iter()
+        .filter(|f| f.entry_kind() == EntryKind::Receipt)
+        .position(|f| f.seq == frame.seq)
+        .expect("a receipt") as u64
+}
+
+/// Every read of the victim (point read, full and header-only queries) through `db`.
+fn assert_db_refuses(db: &Db, seq: Seq, number: u64, what: &str) {
+    assert_damaged(db.get(seq), seq, &format!("{what}: Db::get"));
+    let text = format!("tenant={TENANT} event={}", event_id(number));
+    assert_damaged(
+        db.query_text(&text, Freshness::Indexed),
+        seq,
+        &format!("{what}: query"),
+    );
+    let query = Query::parse(&text).expect("filter");
+    assert_damaged(
+        db.query_heads(&query, Freshness::Indexed),
+        seq,
+        &format!("{what}: query_heads"),
+    );
+}
+
+fn assert_reader_refuses(data: &Path, seq: Seq, number: u64, what: &str) {
+    let reader = ReadOnlyStore::open(data).expect("read-only open");
+    let text = format!("tenant={TENANT} event={}", event_id(number));
+    assert_damaged(
+        reader.query_text(&text),
+        seq,
+        &format!("{what}: read-only query"),
+    );
+    let query = Query::parse(&text).expect("filter");
+    assert_damaged(
+        reader.query_heads(&query),
+        seq,
+        &format!("{what}: read-only query_heads"),
+    );
+}
+
+/// The hole this guards: a rewritten receipt whose next frame is also damaged (its CRC
+/// broken) used to read as good, because the link check was skipped whenever the next entry
+/// could not be read.
+#[test]
+fn a_damaged_next_entry_does_not_skip_the_link_check() {
+    // The victim and its next entry inside a sealed segment: the writer opens (it does not
+    // walk sealed segments), and every reader meets the damage.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    write_receipts(&data, small_segments(PayloadEncryption::Off), 400);
+    let (victim, next) = victim_with_next(&data, |_, last| !last);
+    let number = receipt_number(&data, &victim);
+    rewrite_payload_byte(&data, &victim);
+    break_crc(&next);
+    let db = Db::open_with(&data, small_segments(PayloadEncryption::Off)).expect("open");
+    assert_db_refuses(&db, victim.seq, number, "sealed segment");
+    db.close().expect("close");
+    assert_reader_refuses(&data, victim.seq, number, "sealed segment");
+
+    // In the last, open segment a reader stops at the damaged frame as it would at the log's
+    // end: what tells them apart is that entries after it were durable.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    write_receipts(&data, options(PayloadEncryption::Off), 40);
+    let (victim, next) = victim_with_next(&data, |_, last| last);
+    let number = receipt_number(&data, &victim);
+    rewrite_payload_byte(&data, &victim);
+    break_crc(&next);
+    assert_reader_refuses(&data, victim.seq, number, "open segment");
+}
+
+/// A live writer: the victim and its damaged next entry lie before the durable end, so the
+/// read is refused; the last receipt, whose next entry does not exist yet, still reads.
+#[test]
+fn a_live_store_refuses_a_damaged_link_but_reads_its_tip() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    let live =
+        options(PayloadEncryption::Off).checkpoint_interval(std::time::Duration::from_secs(3600));
+    let db = Db::open_with(&data, live).expect("open");
+    let mut last = None;
+    for n in 0..40 {
+        last = Some(db.append_and_wait(&receipt(n)).expect("append"));
+    }
+    let last = last.expect("appended");
+    db.query_text(&format!("tenant={TENANT}"), Freshness::Durable)
+        .expect("index caught up");
+    let (victim, next) = victim_with_next(&data, |_, _| true);
+    let number = receipt_number(&data, &victim);
+    rewrite_payload_byte(&data, &victim);
+    break_crc(&next);
+    assert_db_refuses(&db, victim.seq, number, "live writer");
+    let tip = db
+        .get(last.seq)
+        .expect("the tip reads: its next entry is not written yet");
+    assert_eq!(tip.header.event_id(), event_id(39));
+    let page = db
+        .query_text(
+            &format!("tenant={TENANT} event={}", event_id(39)),
+            Freshness::Indexed,
+        )
+        .expect("the tip is served by queries");
+    assert_eq!(page.receipts.len(), 1);
+    drop(db);
 }
