@@ -3,7 +3,10 @@
 //! seq, by every query that would return it (`query`, `find_event`, `trace`, a read-only
 //! opener's `query`, and the header-only `query_heads` in its three forms), however the read
 //! check computes its digests; and that damage to the next entry, whose link guards a version
-//! 3 receipt, does not turn that check off (live writer, closed store, read-only opener).
+//! 3 receipt, does not turn that check off (live writer, closed store, read-only opener);
+//! that a query page, which checks most results through the tenant links of the results
+//! after them, still refuses a rewritten result wherever it is in the page, in either order;
+//! and that log scans (the unindexed tail of `find_event`, `follow`) check links too.
 
 mod common;
 
@@ -65,11 +68,16 @@ fn store(encryption: PayloadEncryption) -> (TempDir, std::path::PathBuf) {
 /// Rewrites receipt [`VICTIM`]'s entry bytes with `edit` in place, with a valid frame CRC;
 /// returns its seq.
 fn tamper(data: &Path, edit: impl Fn(&mut Vec<u8>)) -> Seq {
+    tamper_receipt(data, VICTIM, edit)
+}
+
+/// Rewrites receipt `number`'s (append order) entry bytes with `edit`, frame CRC rewritten.
+fn tamper_receipt(data: &Path, number: u64, edit: impl Fn(&mut Vec<u8>)) -> Seq {
     let (_, frames) = layout(data);
     let frame = frames
         .iter()
         .filter(|f| f.entry_kind() == EntryKind::Receipt)
-        .nth(usize::try_from(VICTIM).expect("small"))
+        .nth(usize::try_from(number).expect("small"))
         .expect("the victim");
     let header = read_at(&frame.file, frame.offset, 32);
     let durable_end = Seq(u64::from_le_bytes(
@@ -380,4 +388,135 @@ fn a_live_store_refuses_a_damaged_link_but_reads_its_tip() {
         .expect("the tip is served by queries");
     assert_eq!(page.receipts.len(), 1);
     drop(db);
+}
+
+/// Flips a payload byte near the entry's end (a clear payload: only the chain guards it).
+fn payload_edit(entry: &mut [u8]) {
+    let last = entry.len() - 3;
+    entry[last] ^= 0x20;
+}
+
+/// A page checks most results by the tenant link of the result above it (one record visit
+/// per page): a rewritten result is refused wherever it is in the page, in both orders and
+/// read modes, with the writer and read-only.
+#[test]
+fn a_rewritten_result_is_refused_anywhere_in_a_page() {
+    // (order, page of 8 of the 12 receipts: which receipts to rewrite, by append order):
+    // ascending the page is 0..=7 (3 in the middle, 7 last and highest); descending 11..=4
+    // (11 first and highest, 8 in the middle, 4 last).
+    let cases: [(&str, &[u64]); 2] = [("seq", &[3, 7, 0]), ("-seq", &[11, 8, 4])];
+    for (order, victims) in cases {
+        for &number in victims {
+            let (_tmp, data) = store(PayloadEncryption::Off);
+            let seq = tamper_receipt(&data, number, |e| payload_edit(e));
+            let what = format!("order={order}, receipt {number}");
+            let text = format!("tenant={TENANT} order={order} limit=8");
+            let query = Query::parse(&text).expect("filter");
+            let db = Db::open_with(&data, options(PayloadEncryption::Off)).expect("open");
+            assert_damaged(
+                db.query_text(&text, Freshness::Indexed),
+                seq,
+                &format!("{what}: query"),
+            );
+            assert_damaged(
+                db.query_heads(&query, Freshness::Indexed),
+                seq,
+                &format!("{what}: query_heads"),
+            );
+            db.close().expect("close");
+            let reader = ReadOnlyStore::open(&data).expect("read-only open");
+            assert_damaged(
+                reader.query_text(&text),
+                seq,
+                &format!("{what}: read-only query"),
+            );
+            assert_damaged(
+                reader.query_heads(&query),
+                seq,
+                &format!("{what}: read-only query_heads"),
+            );
+        }
+    }
+    // An untampered store answers both pages in full.
+    let (_tmp, data) = store(PayloadEncryption::Off);
+    let db = Db::open_with(&data, options(PayloadEncryption::Off)).expect("open");
+    for order in ["seq", "-seq"] {
+        let page = db
+            .query_text(
+                &format!("tenant={TENANT} order={order} limit=8"),
+                Freshness::Indexed,
+            )
+            .expect("page");
+        assert_eq!(page.receipts.len(), 8);
+    }
+    db.close().expect("close");
+}
+
+/// `find_event` on a read-only opener scans the log past the index's watermark: a rewritten
+/// receipt there is refused, not returned.
+#[test]
+fn a_rewritten_receipt_in_the_unindexed_tail_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    let old_index = tmp.path().join("index-copy");
+    write_receipts(&data, options(PayloadEncryption::Off), 6);
+    common::copy_dir(&data.join("index"), &old_index);
+    let db = Db::open_with(&data, options(PayloadEncryption::Off)).expect("reopen");
+    for n in 6..RECEIPTS {
+        db.append_and_wait(&receipt(n)).expect("append");
+    }
+    db.close().expect("close");
+    // The index as it was after 6 receipts: the rest is the unindexed tail.
+    common::restore_dir(&old_index, &data.join("index"));
+    let reader = ReadOnlyStore::open(&data).expect("read-only open");
+    let found = reader
+        .find_event(TENANT, &event_id(9))
+        .expect("an untampered tail reads");
+    assert!(found.is_some(), "receipt 9 is found in the tail");
+    drop(reader);
+    let seq = tamper_receipt(&data, 9, |e| payload_edit(e));
+    let reader = ReadOnlyStore::open(&data).expect("read-only open");
+    assert!(
+        reader.index_watermark().expect("watermark") <= seq,
+        "the victim is past the index"
+    );
+    assert_damaged(
+        reader.find_event(TENANT, &event_id(9)),
+        seq,
+        "unindexed find_event",
+    );
+    // The last receipt of the tail (its next entry is the closing checkpoint) reads.
+    assert!(
+        reader
+            .find_event(TENANT, &event_id(RECEIPTS - 1))
+            .expect("the last receipt reads")
+            .is_some()
+    );
+}
+
+/// `follow` reads the log itself: a rewritten receipt in its stream is an error, not a
+/// receipt.
+#[test]
+fn a_rewritten_receipt_in_a_follow_stream_is_refused() {
+    let (_tmp, data) = store(PayloadEncryption::Off);
+    let seq = tamper(&data, |e| payload_edit(e));
+    let db = Db::open_with(&data, options(PayloadEncryption::Off)).expect("open");
+    let mut follow = db.follow(Seq(0), trailmix_db::query::Filter::default());
+    let mut before = 0;
+    let failure = loop {
+        match follow.next_timeout(std::time::Duration::from_millis(200)) {
+            Ok(Some(receipt)) => {
+                assert!(receipt.position.seq < seq, "the victim was yielded");
+                before += 1;
+            }
+            Ok(None) => panic!("the stream ended without refusing the victim"),
+            Err(err) => break err,
+        }
+    };
+    // A chunk (`FOLLOW_CHUNK_ENTRIES`) is checked whole before it is yielded: the receipts
+    // before the victim in its chunk are not yielded either.
+    assert!(before <= VICTIM, "{before} receipts yielded");
+    assert_damaged::<()>(Err(failure), seq, "follow");
+    drop(follow);
+    db.close().expect("close");
 }
