@@ -345,17 +345,22 @@ impl<L: LogStorage> LogReads<L> {
     /// Calls `visit` with the record at `seq`, borrowed from the mapped segment (no copy).
     /// Re-lists the segments once when `seq` lies past them (the writer rolled over since the
     /// reader last looked).
-    pub(crate) fn visit<T>(
-        &self,
-        seq: Seq,
-        mut visit: impl FnMut(RecordRef<'_>) -> T,
-    ) -> Result<T> {
+    pub(crate) fn visit<T>(&self, seq: Seq, visit: impl FnMut(RecordRef<'_>) -> T) -> Result<T> {
         if let Some(archive) = self.archive.get()
             && seq < self.archived_below()
         {
             return archive.visit(seq, visit);
         }
-        let hint = self.hint(seq);
+        self.visit_with(seq, self.hint(seq), visit)
+    }
+
+    /// [`LogReads::visit`] in the local log, walking from `hint`.
+    fn visit_with<T>(
+        &self,
+        seq: Seq,
+        hint: Option<(Seq, Position)>,
+        mut visit: impl FnMut(RecordRef<'_>) -> T,
+    ) -> Result<T> {
         let first = {
             let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
             reader.visit_with_hint(seq, hint, &mut visit)
@@ -376,6 +381,22 @@ impl<L: LogStorage> LogReads<L> {
             }
             other => Ok(other?),
         }
+    }
+
+    /// As [`LogReads::visit`], walking from `before`: the seq and frame position of an entry
+    /// at or before `seq` (a stale or foreign position only costs a walk from the start of
+    /// `seq`'s segment).
+    pub(crate) fn visit_after<T>(
+        &self,
+        seq: Seq,
+        before: (Seq, Position),
+        visit: impl FnMut(RecordRef<'_>) -> T,
+    ) -> Result<T> {
+        if self.archive.get().is_some() && seq <= self.archived_below() {
+            // Frame positions of the archive's segments are not the local log's.
+            return self.visit(seq, visit);
+        }
+        self.visit_with(seq, Some(before), visit)
     }
 
     /// Calls `visit` for every record in `from..to`, in order, until it breaks; returns the

@@ -281,7 +281,7 @@ pub(crate) fn find_in_log<L: LogStorage>(
                 if receipt.header.tenant_id() == tenant
                     && receipt.header.event_id() == event_id =>
             {
-                links.keep(Unlinked::new(record.payload, receipt.position, receipt));
+                links.keep(Unlinked::new(&record, receipt.position, receipt));
                 if links.all_checked() {
                     // A version 2 receipt: its stored digests were its check.
                     return Ok(ControlFlow::Break(()));
@@ -796,7 +796,7 @@ impl<L: LogStorage> Follow<L> {
                         &receipt.header,
                     );
                     if self.filter.matches(&fields) {
-                        links.keep(Unlinked::new(record.payload, receipt.position, receipt));
+                        links.keep(Unlinked::new(&record, receipt.position, receipt));
                     }
                 }
                 Err(Error::NotFound { .. }) => {}
