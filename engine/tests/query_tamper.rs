@@ -520,3 +520,41 @@ fn a_rewritten_receipt_in_a_follow_stream_is_refused() {
     drop(follow);
     db.close().expect("close");
 }
+
+/// A read-only opener past its index's watermark knows no durable end: a next entry that does
+/// not read there is judged as recovery would (later valid frames that record a durable end
+/// past it make it durable damage), so breaking it does not hide a rewritten receipt either.
+#[test]
+fn past_the_watermark_the_log_decides_whether_the_next_entry_was_durable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    let old_index = tmp.path().join("index-copy");
+    write_receipts(&data, options(PayloadEncryption::Off), 6);
+    common::copy_dir(&data.join("index"), &old_index);
+    let db = Db::open_with(&data, options(PayloadEncryption::Off)).expect("reopen");
+    for n in 6..RECEIPTS + 20 {
+        db.append_and_wait(&receipt(n)).expect("append");
+    }
+    db.close().expect("close");
+    common::restore_dir(&old_index, &data.join("index"));
+    let (_, frames) = layout(&data);
+    let receipts: Vec<_> = frames
+        .iter()
+        .filter(|f| f.entry_kind() == EntryKind::Receipt)
+        .collect();
+    let victim = receipts[9].clone();
+    let next = frames
+        .iter()
+        .find(|f| f.seq == victim.seq.next())
+        .expect("next")
+        .clone();
+    rewrite_payload_byte(&data, &victim);
+    break_crc(&next);
+    let reader = ReadOnlyStore::open(&data).expect("read-only open");
+    assert!(reader.index_watermark().expect("watermark") <= victim.seq);
+    assert_damaged(
+        reader.find_event(TENANT, &event_id(9)),
+        victim.seq,
+        "unindexed find_event, next frame broken",
+    );
+}
