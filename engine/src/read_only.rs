@@ -260,6 +260,12 @@ impl ReadOnlyStore {
             detail: e.to_string(),
         })?;
         let snapshot = Snapshot(reader);
+        // The writer indexes durable entries only: below its watermark, an entry that does not
+        // read is damage. (This reader's own rebuild indexes what it found written, synced or
+        // not, so its watermark says nothing about durability.)
+        if self.index_source == IndexSource::Store {
+            self.reads.note_durable(Seq(snapshot.0.watermark()));
+        }
         // Candidates lie below the watermark; map positions the writer added since.
         if self.reads.mapped_end() < Seq(snapshot.0.watermark()) {
             self.reads.refresh()?;

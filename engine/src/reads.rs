@@ -80,7 +80,15 @@ pub(crate) struct LogReads<L: LogStorage> {
     archive: std::sync::OnceLock<crate::archive::ArchiveCache>,
     /// One past the last seq an archive record covers (what the archive can serve).
     archived_end: AtomicU64,
+    /// The live writer's durable end, when this process holds the writer.
+    writer_durable_end: std::sync::OnceLock<DurableEnd>,
+    /// Every entry below this is known durable (what a reader without the writer learned: the
+    /// store index's watermark).
+    durable_floor: AtomicU64,
 }
+
+/// Reads a live writer's durable end.
+pub(crate) type DurableEnd = Box<dyn Fn() -> Seq + Send + Sync>;
 
 impl<L: LogStorage> LogReads<L> {
     pub(crate) fn open(log: &L) -> Result<LogReads<L>> {
@@ -92,7 +100,40 @@ impl<L: LogStorage> LogReads<L> {
             payload_keys: std::sync::OnceLock::new(),
             archive: std::sync::OnceLock::new(),
             archived_end: AtomicU64::new(0),
+            writer_durable_end: std::sync::OnceLock::new(),
+            durable_floor: AtomicU64::new(0),
         })
+    }
+
+    /// Tells the reads where the writer of this process keeps its durable end (once).
+    pub(crate) fn set_writer_durable_end(&self, durable_end: DurableEnd) {
+        let _ = self.writer_durable_end.set(durable_end);
+    }
+
+    /// Notes that every entry below `end` is durable (a reader without the writer: the
+    /// watermark of the store's own index, whose writer indexes durable entries only).
+    pub(crate) fn note_durable(&self, end: Seq) {
+        self.durable_floor.fetch_max(end.0, Ordering::SeqCst);
+    }
+
+    /// Whether entry `seq` is known to be durable, so that failing to read it is damage, not
+    /// an entry still being written (or a torn tail that recovery will erase). With the writer
+    /// in this process its durable end says; a reader without it knows a floor (the index
+    /// watermark) and otherwise asks the log itself: a valid frame after the unreadable one
+    /// that records a later durable end (or a seal) makes it durable, as recovery decides.
+    /// That last look scans the rest of the open segment, so it is taken only on this path
+    /// (a next entry that did not read), never on a read that succeeds.
+    pub(crate) fn is_durable(&self, seq: Seq) -> bool {
+        if let Some(durable_end) = self.writer_durable_end.get() {
+            return seq < durable_end();
+        }
+        if seq.0 < self.durable_floor.load(Ordering::SeqCst) {
+            return true;
+        }
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        // `Corrupted` is recovery's "damage before the last durable commit" (I/O failures are
+        // errors too: then nothing says the entry is not there).
+        reader.check_tail().is_err()
     }
 
     /// Sets the key store that reads decrypt payloads with (once).
@@ -304,17 +345,22 @@ impl<L: LogStorage> LogReads<L> {
     /// Calls `visit` with the record at `seq`, borrowed from the mapped segment (no copy).
     /// Re-lists the segments once when `seq` lies past them (the writer rolled over since the
     /// reader last looked).
-    pub(crate) fn visit<T>(
-        &self,
-        seq: Seq,
-        mut visit: impl FnMut(RecordRef<'_>) -> T,
-    ) -> Result<T> {
+    pub(crate) fn visit<T>(&self, seq: Seq, visit: impl FnMut(RecordRef<'_>) -> T) -> Result<T> {
         if let Some(archive) = self.archive.get()
             && seq < self.archived_below()
         {
             return archive.visit(seq, visit);
         }
-        let hint = self.hint(seq);
+        self.visit_with(seq, self.hint(seq), visit)
+    }
+
+    /// [`LogReads::visit`] in the local log, walking from `hint`.
+    fn visit_with<T>(
+        &self,
+        seq: Seq,
+        hint: Option<(Seq, Position)>,
+        mut visit: impl FnMut(RecordRef<'_>) -> T,
+    ) -> Result<T> {
         let first = {
             let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
             reader.visit_with_hint(seq, hint, &mut visit)
@@ -335,6 +381,22 @@ impl<L: LogStorage> LogReads<L> {
             }
             other => Ok(other?),
         }
+    }
+
+    /// As [`LogReads::visit`], walking from `before`: the seq and frame position of an entry
+    /// at or before `seq` (a stale or foreign position only costs a walk from the start of
+    /// `seq`'s segment).
+    pub(crate) fn visit_after<T>(
+        &self,
+        seq: Seq,
+        before: (Seq, Position),
+        visit: impl FnMut(RecordRef<'_>) -> T,
+    ) -> Result<T> {
+        if self.archive.get().is_some() && seq <= self.archived_below() {
+            // Frame positions of the archive's segments are not the local log's.
+            return self.visit(seq, visit);
+        }
+        self.visit_with(seq, Some(before), visit)
     }
 
     /// Calls `visit` for every record in `from..to`, in order, until it breaks; returns the

@@ -19,8 +19,8 @@ use trailmix_query::{
 };
 
 use crate::db::{
-    Db, ReceiptHead, StoredReceipt, decode_receipt, first_event_match, read_receipt,
-    read_receipt_head,
+    Db, ReceiptHead, ScanLinks, StoredReceipt, Unlinked, check_links, decode_receipt,
+    first_event_match, read_receipt, read_receipt_head_unlinked, read_receipt_unlinked,
 };
 use crate::error::{Error, Result};
 use crate::indexer::index_record;
@@ -151,19 +151,24 @@ impl<L: LogStorage> Search<'_, L> {
 
     /// One page of `query`'s answer, each receipt re-checked against the log.
     pub(crate) fn query(&self, query: &Query) -> Result<QueryPage> {
-        self.query_with(query, |seq| self.read_candidate(seq))
+        self.query_with(query, |seq| {
+            Ok(read_receipt_unlinked(self.reads, self.alg, seq)?.map(|read| read.map(|(r, _)| r)))
+        })
     }
 
     /// [`Search::query`] without reading payloads out (see [`Db::query_heads`]).
     pub(crate) fn query_heads(&self, query: &Query) -> Result<QueryPage<ReceiptHead>> {
-        self.query_with(query, |seq| read_receipt_head(self.reads, self.alg, seq))
+        self.query_with(query, |seq| {
+            read_receipt_head_unlinked(self.reads, self.alg, seq)
+        })
     }
 
-    /// One page of `query`'s answer, each candidate read (and checked) by `read`.
+    /// One page of `query`'s answer, each candidate read (and checked) by `read`; the links
+    /// of the results to their next entries are checked once the page is complete.
     fn query_with<R: QueryHit>(
         &self,
         query: &Query,
-        read: impl Fn(Seq) -> Result<Option<R>>,
+        read: impl Fn(Seq) -> Result<Option<Unlinked<R>>>,
     ) -> Result<QueryPage<R>> {
         // `plan` validates the limit and the cursor.
         let plan = trailmix_query::plan(query, &self.snapshot).map_err(query_error)?;
@@ -175,28 +180,31 @@ impl<L: LogStorage> Search<'_, L> {
             candidates_rejected: 0,
         };
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let mut results = Vec::new();
         for candidate in plan.candidates(&self.snapshot, query.cursor.as_ref()) {
             let candidate = candidate.map_err(query_error)?;
             let Some(receipt) = read(Seq(candidate.seq))? else {
                 continue;
             };
-            let position = receipt.position();
-            let record = index_record(position.seq, position.logged_at_ns, receipt.header());
+            let position = receipt.peek().position();
+            let record = index_record(position.seq, position.logged_at_ns, receipt.peek().header());
             if !query.filter.matches(&record) {
                 page.candidates_rejected += 1;
                 continue;
             }
-            page.receipts.push(receipt);
-            if page.receipts.len() >= limit {
+            results.push(receipt);
+            if results.len() >= limit {
                 // Only a full page can have more after it; its cursor is built once.
-                page.next_cursor = page.receipts.last().map(|last| {
-                    let position = last.position();
-                    let record = index_record(position.seq, position.logged_at_ns, last.header());
+                page.next_cursor = results.last().map(|last| {
+                    let position = last.peek().position();
+                    let record =
+                        index_record(position.seq, position.logged_at_ns, last.peek().header());
                     plan.cursor_after(&record).encode()
                 });
-                return Ok(page);
+                break;
             }
         }
+        page.receipts = check_links(self.reads, results)?;
         Ok(page)
     }
 
@@ -260,22 +268,31 @@ pub(crate) fn find_in_log<L: LogStorage>(
     tenant: &str,
     event_id: &str,
 ) -> Result<Option<StoredReceipt>> {
-    let mut found = None;
+    let mut links = ScanLinks::new();
     let keys = reads.payload_keys();
     reads.scan(range.start, range.end, |record| {
+        links.visit(&record)?;
+        if links.all_checked() && !links.is_empty() {
+            // The match, checked against this entry's link.
+            return Ok(ControlFlow::Break(()));
+        }
         match decode_receipt(alg, keys, record.seq, record.kind.get(), record.payload) {
             Ok((receipt, _))
                 if receipt.header.tenant_id() == tenant
                     && receipt.header.event_id() == event_id =>
             {
-                found = Some(receipt);
-                Ok(ControlFlow::Break(()))
+                links.keep(Unlinked::new(&record, receipt.position, receipt));
+                if links.all_checked() {
+                    // A version 2 receipt: its stored digests were its check.
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
             }
             Ok(_) | Err(Error::NotFound { .. }) => Ok(ControlFlow::Continue(())),
             Err(other) => Err(other),
         }
     })?;
-    Ok(found)
+    Ok(links.finish(reads)?.into_iter().next())
 }
 
 fn source_error(err: trailmix_index::IndexError) -> SourceError {
@@ -766,9 +783,11 @@ impl<L: LogStorage> Follow<L> {
     fn fill(&mut self, end: Seq) -> Result<()> {
         let to = Seq(end.0.min(self.next.0 + FOLLOW_CHUNK_ENTRIES));
         let alg = self.db.hash_algorithm();
-        let mut found = Vec::new();
-        let keys = self.db.reads().payload_keys();
-        let reached = self.db.reads().scan(self.next, to, |record| {
+        let reads = self.db.reads();
+        let mut links = ScanLinks::new();
+        let keys = reads.payload_keys();
+        let reached = reads.scan(self.next, to, |record| {
+            links.visit(&record)?;
             match decode_receipt(alg, keys, record.seq, record.kind.get(), record.payload) {
                 Ok((receipt, _)) => {
                     let fields = index_record(
@@ -777,7 +796,7 @@ impl<L: LogStorage> Follow<L> {
                         &receipt.header,
                     );
                     if self.filter.matches(&fields) {
-                        found.push(receipt);
+                        links.keep(Unlinked::new(&record, receipt.position, receipt));
                     }
                 }
                 Err(Error::NotFound { .. }) => {}
@@ -785,6 +804,7 @@ impl<L: LogStorage> Follow<L> {
             }
             Ok(ControlFlow::Continue(()))
         })?;
+        let found = links.finish(reads)?;
         self.buffer.extend(found);
         self.next = reached.max(self.next);
         if reached < to {
