@@ -9,7 +9,7 @@
 //!
 //! `load` fills a store at `DIR` with the query benchmark's seeded data (payloads of the corpus
 //! named, `incompressible` by default, or `realistic`; payload compression `off` or
-//! `zstd:LEVEL`, the store's default when not named) and prints its bytes per receipt against
+//! `zstd:LEVEL`; off when not named) and prints its bytes per receipt against
 //! the raw fields; `run` reopens it and
 //! runs that many queries of one job (`tenant_time`, `model_time`, `session`, `event`) built
 //! from the same data, printing the mean and p50/p99 per query. A trailing `heads` queries
@@ -60,7 +60,7 @@ fn main() -> Result<(), BoxError> {
     if mode == "load" {
         let corpus: Corpus = args.get(3).map_or(Ok(Corpus::default()), |c| c.parse())?;
         let compression = match args.get(4).map(String::as_str) {
-            None => PayloadCompression::default(),
+            None => PayloadCompression::Off,
             Some("off") => PayloadCompression::Off,
             Some(text) => PayloadCompression::Zstd {
                 level: text.strip_prefix("zstd:").ok_or(usage)?.parse::<i32>()?,

@@ -117,32 +117,33 @@ pub enum PayloadEncryption {
 /// also controls part of a payload can learn about the rest of it from the lengths, as in the
 /// CRIME attack on TLS. A store where that matters turns compression off
 /// ([`PayloadCompression::Off`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PayloadCompression {
-    /// Payloads are stored as given.
+    /// Payloads are stored as given (the default for now: see below).
+    #[default]
     Off,
     /// Zstandard (RFC 8878) at this level (1 to 22; higher levels cost more time for a few
     /// percent less on payloads of a few hundred bytes). One frame per payload, no dictionary.
-    /// The default is level [`DEFAULT_ZSTD_LEVEL`] (see `docs/performance.md`, eleventh
-    /// session, for the measured cost and gain).
+    /// [`DEFAULT_ZSTD_LEVEL`] is the measured choice (see `docs/performance.md`, eleventh
+    /// session, for the cost and the gain).
     Zstd {
         /// The compression level.
         level: i32,
     },
 }
 
-/// The zstd level of the default [`PayloadCompression`].
+/// The zstd level to use when turning compression on ([`PayloadCompression::zstd`]).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-impl Default for PayloadCompression {
-    fn default() -> Self {
+impl PayloadCompression {
+    /// Zstandard at [`DEFAULT_ZSTD_LEVEL`].
+    #[must_use]
+    pub const fn zstd() -> Self {
         PayloadCompression::Zstd {
             level: DEFAULT_ZSTD_LEVEL,
         }
     }
-}
 
-impl PayloadCompression {
     /// The zstd level this mode compresses with; `None` when off.
     #[must_use]
     pub fn zstd_level(self) -> Option<i32> {
@@ -397,7 +398,7 @@ impl DbOptions {
         self
     }
 
-    /// Payload compression of new receipts (default: zstd at level [`DEFAULT_ZSTD_LEVEL`]).
+    /// Payload compression of new receipts (default [`PayloadCompression::Off`]; [`PayloadCompression::zstd`] turns it on).
     /// Receipts already written keep their form and stay readable whatever this says; a
     /// retry of a receipt stored under another setting is still recognised as a duplicate.
     #[must_use]

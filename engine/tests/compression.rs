@@ -160,7 +160,7 @@ fn a_payload_that_does_not_shrink_is_stored_raw() {
         let scratch = tempfile::tempdir().expect("tempdir");
         let dir = scratch.path().join("store");
         let db =
-            Db::open_with(&dir, options(encryption, PayloadCompression::default())).expect("open");
+            Db::open_with(&dir, options(encryption, PayloadCompression::zstd())).expect("open");
         let small = receipt_with("acme", None, 1, serde_json::json!(noise));
         let big = receipt("acme", None, 2);
         let small_seq = db.append_and_wait(&small).expect("append").seq;
@@ -190,7 +190,7 @@ fn a_changed_compressed_payload_is_damaged_on_read_and_fails_verify() {
     let dir = scratch.path().join("store");
     let db = Db::open_with(
         &dir,
-        options(PayloadEncryption::Off, PayloadCompression::default()),
+        options(PayloadEncryption::Off, PayloadCompression::zstd()),
     )
     .expect("open");
     let target = db
@@ -234,7 +234,7 @@ fn a_changed_compressed_payload_is_damaged_on_read_and_fails_verify() {
     );
     let db = Db::open_with(
         &dir,
-        options(PayloadEncryption::Off, PayloadCompression::default()),
+        options(PayloadEncryption::Off, PayloadCompression::zstd()),
     )
     .expect("reopen");
     match db.get(target) {
@@ -276,7 +276,7 @@ fn shred_leaves_neither_plaintext_nor_compressed_frame_in_any_file() {
             serde_json::json!({"prompt": format!("{secret} {} {}", text(n), n)}),
         )
     };
-    let mode = PayloadCompression::default();
+    let mode = PayloadCompression::zstd();
 
     // First without encryption: the frame is in the log, so the search below can find it.
     let clear_dir = scratch.path().join("clear");
@@ -360,7 +360,7 @@ fn a_retry_under_another_level_or_with_compression_off_is_a_duplicate() {
         let position = db.append_and_wait(&second).expect("append");
         db.close().expect("close");
         let db =
-            Db::open_with(&dir, options(encryption, PayloadCompression::default())).expect("open");
+            Db::open_with(&dir, options(encryption, PayloadCompression::zstd())).expect("open");
         assert_eq!(db.append_and_wait(&second).expect("duplicate"), position);
         db.close().expect("close");
         assert_eq!(stored_receipts(&dir).len(), 2, "no retry was written again");
@@ -407,7 +407,7 @@ fn regenerate() {
         let _ = std::fs::remove_dir_all(&dir);
         let db = Db::open_with(
             &dir,
-            options(encryption, PayloadCompression::default()).segment_bytes(64 << 10),
+            options(encryption, PayloadCompression::zstd()).segment_bytes(64 << 10),
         )
         .expect("create");
         for n in 0..FIXTURE_RECEIPTS {
