@@ -60,8 +60,7 @@ fn main() -> Result<(), BoxError> {
     if mode == "load" {
         let corpus: Corpus = args.get(3).map_or(Ok(Corpus::default()), |c| c.parse())?;
         let compression = match args.get(4).map(String::as_str) {
-            None => PayloadCompression::Off,
-            Some("off") => PayloadCompression::Off,
+            None | Some("off") => PayloadCompression::Off,
             Some(text) => PayloadCompression::Zstd {
                 level: text.strip_prefix("zstd:").ok_or(usage)?.parse::<i32>()?,
             },
