@@ -2,11 +2,15 @@
 //!
 //! ```sh
 //! cargo run --release -p trailmix-benches --example query_probe -- load DIR 100000
+//! cargo run --release -p trailmix-benches --example query_probe -- load DIR 100000 realistic zstd:3
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000 heads
 //! ```
 //!
-//! `load` fills a store at `DIR` with the query benchmark's seeded data; `run` reopens it and
+//! `load` fills a store at `DIR` with the query benchmark's seeded data (payloads of the corpus
+//! named, `incompressible` by default, or `realistic`; payload compression `off` or
+//! `zstd:LEVEL`; off when not named) and prints its bytes per receipt against
+//! the raw fields; `run` reopens it and
 //! runs that many queries of one job (`tenant_time`, `model_time`, `session`, `event`) built
 //! from the same data, printing the mean and p50/p99 per query. A trailing `heads` queries
 //! through `Db::query_heads` (no payload copied or decrypted) instead of `Db::query`.
@@ -14,22 +18,63 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use trailmix_benches::query_data::{Dataset, Job, QuerySet, SEED};
+use trailmix_benches::query_data::{Dataset, Job, PAYLOAD_BYTES, QuerySet, SEED};
 use trailmix_benches::query_rigs::{QueryRig, run};
-use trailmix_benches::query_trailmix::TrailmixRig;
+use trailmix_benches::query_trailmix::{Corpus, TrailmixRig, with_payload};
 use trailmix_benches::rigs::BoxError;
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::{DbOptions, PayloadCompression};
+
+/// Raw bytes of a receipt: the header fields as [`Dataset::raw_bytes_per_row`] counts them,
+/// with the incompressible corpus's 512 random bytes as its payload (as earlier sessions
+/// counted) or the realistic corpus's canonical JSON payload.
+#[allow(clippy::cast_precision_loss, reason = "an average for display")]
+fn raw_bytes_per_receipt(data: &Dataset, corpus: Corpus) -> Result<f64, BoxError> {
+    let fields = data.raw_bytes_per_row();
+    if corpus == Corpus::Incompressible {
+        return Ok(fields);
+    }
+    let sample = data.len().min(1000);
+    let mut payload_bytes = 0;
+    for seq in 0..sample {
+        let builder = Receipt::builder("t", "e", Kind::LlmCall)
+            .app_id("a")
+            .actor_type(ActorType::Agent)
+            .event_time(Timestamp::from_unix_nanos(0));
+        payload_bytes += with_payload(builder, corpus, seq as u64, &[])
+            .build()?
+            .payload()
+            .len();
+    }
+    Ok(fields - PAYLOAD_BYTES as f64 + payload_bytes as f64 / sample.max(1) as f64)
+}
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: query_probe load DIR N | run DIR N JOB QUERIES [heads]";
+    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL] | run DIR N JOB QUERIES [heads]";
     let (mode, dir, receipts) = match args.as_slice() {
         [mode, dir, n, ..] => (mode.as_str(), PathBuf::from(dir), n.parse::<usize>()?),
         _ => return Err(usage.into()),
     };
     let data = Dataset::generate(receipts, SEED);
     if mode == "load" {
-        let rig = TrailmixRig::load(&dir, &data)?;
-        println!("{:?}", rig.load_stats());
+        let corpus: Corpus = args.get(3).map_or(Ok(Corpus::default()), |c| c.parse())?;
+        let compression = match args.get(4).map(String::as_str) {
+            None | Some("off") => PayloadCompression::Off,
+            Some(text) => PayloadCompression::Zstd {
+                level: text.strip_prefix("zstd:").ok_or(usage)?.parse::<i32>()?,
+            },
+        };
+        let options = DbOptions::default().payload_compression(compression);
+        let rig = TrailmixRig::load_corpus(&dir, &data, corpus, options)?;
+        let stats = rig.load_stats().ok_or("no load figures")?;
+        let raw = raw_bytes_per_receipt(&data, corpus)?;
+        println!("{stats:?}");
+        println!(
+            "{corpus:?}, {compression:?}: {:.1} B/receipt used, raw fields {raw:.1} B: {:.3}x raw",
+            stats.bytes_per_receipt(),
+            stats.bytes_per_receipt() / raw
+        );
         return Ok(());
     }
     let (Some(job), Some(count)) = (

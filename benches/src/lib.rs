@@ -4,7 +4,8 @@
 //! The criterion benchmarks live in `benches/benches/`; this library holds what they share so
 //! that every side of a comparison runs on the same data with the same framing:
 //!
-//! - [`data`]: deterministic payloads,
+//! - [`data`]: deterministic payloads (incompressible), [`realistic`]: SDK-event-like JSON
+//!   payloads with text (compressible), for the disk-size measurements,
 //! - [`append_latency`]: durable append latency at half of peak throughput, and its table,
 //! - [`rigs`]: the trailmix WAL and the plain ceiling (buffered `write` + `fdatasync` of the
 //!   same framed bytes), behind one [`rigs::DurableLog`] trait,
@@ -33,6 +34,7 @@ pub mod query_data;
 pub mod query_report;
 pub mod query_rigs;
 pub mod query_trailmix;
+pub mod realistic;
 pub mod receipts;
 pub mod report;
 pub mod rigs;

@@ -22,7 +22,7 @@ use trailmix_db::query::{Direction, Filter, MAX_LIMIT, ModelFilter, Order, Query
 use trailmix_db::receipt::{ActorType, Decision, Kind, Receipt, Timestamp};
 use trailmix_db::wal::WalReader;
 use trailmix_db::wal::format::{SEGMENT_HEADER_BYTES, SealKind, TMP_SUFFIX, frame_bytes};
-use trailmix_db::{Db, Freshness, QueryHit, QueryPage, WAL_DIR};
+use trailmix_db::{Db, DbOptions, Freshness, QueryHit, QueryPage, WAL_DIR};
 
 use crate::query_data::{Dataset, EventQuery, ModelQuery, Row, SessionQuery, TimeQuery};
 use crate::query_rigs::{LoadStats, QueryRig, TRAILMIX_HEADS_RIG, TRAILMIX_RIG, dir_bytes};
@@ -43,23 +43,72 @@ pub struct TrailmixRig {
     heads_only: bool,
 }
 
-fn receipt(row: &Row) -> Result<Receipt, BoxError> {
+/// Which payloads a load writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Corpus {
+    /// `{"input": {"blob": <hex of 256 pseudo-random bytes>}}`, 535 bytes of canonical JSON:
+    /// the query benchmark's payload. Hex halves the entropy per byte, so a compressor still
+    /// gains on it (see docs/performance.md, eleventh session); random bytes would not fit in
+    /// JSON as they are.
+    #[default]
+    Incompressible,
+    /// SDK-event-like JSON with text ([`crate::realistic`]), about [`crate::query_data::PAYLOAD_BYTES`]
+    /// bytes.
+    Realistic,
+}
+
+impl std::str::FromStr for Corpus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Corpus, String> {
+        match text {
+            "incompressible" => Ok(Corpus::Incompressible),
+            "realistic" => Ok(Corpus::Realistic),
+            other => Err(format!(
+                "unknown corpus {other:?} (incompressible, realistic)"
+            )),
+        }
+    }
+}
+
+/// `builder` with the payload of `corpus` for row `seq` (`random`: the row's pseudo-random
+/// bytes, of which the incompressible payload shows the first 256 as hex).
+pub fn with_payload(
+    builder: trailmix_db::receipt::ReceiptBuilder,
+    corpus: Corpus,
+    seq: u64,
+    random: &[u8],
+) -> trailmix_db::receipt::ReceiptBuilder {
+    match corpus {
+        Corpus::Incompressible => {
+            let blob = random[..random.len().min(256)].iter().fold(
+                String::with_capacity(512),
+                |mut hex, b| {
+                    use std::fmt::Write as _;
+                    let _ = write!(hex, "{b:02x}");
+                    hex
+                },
+            );
+            builder.input(serde_json::json!({ "blob": blob }))
+        }
+        Corpus::Realistic => crate::realistic::payload(
+            crate::query_data::SEED,
+            seq,
+            crate::query_data::PAYLOAD_BYTES,
+        )
+        .apply(builder),
+    }
+}
+
+fn receipt(row: &Row, corpus: Corpus) -> Result<Receipt, BoxError> {
     let kind: Kind = row.kind.parse()?;
-    let blob = row.payload[..256]
-        .iter()
-        .fold(String::with_capacity(512), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
     let mut builder = Receipt::builder(row.tenant, row.event_id.clone(), kind)
         .app_id("bench-query")
         .actor_type(ActorType::Agent)
         .session_id(row.session.clone())
         .event_time(Timestamp::from_unix_nanos(row.event_time_ns))
         .model_name(row.model)
-        .model_version(row.model_version)
-        .input(serde_json::json!({ "blob": blob }));
+        .model_version(row.model_version);
+    builder = with_payload(builder, corpus, row.seq, &row.payload);
     if let Some(decision) = row.decision {
         builder = builder.decision(decision.parse::<Decision>()?);
     }
@@ -158,7 +207,21 @@ impl TrailmixRig {
     /// # Errors
     /// Store errors.
     pub fn load(dir: &Path, data: &Dataset) -> Result<TrailmixRig, BoxError> {
-        TrailmixRig::load_with(dir, data, false)
+        TrailmixRig::load_with(dir, data, false, Corpus::default(), DbOptions::default())
+    }
+
+    /// As [`TrailmixRig::load`] with payloads of `corpus` and a store opened with `options`
+    /// (the disk-size measurements of payload compression).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn load_corpus(
+        dir: &Path,
+        data: &Dataset,
+        corpus: Corpus,
+        options: DbOptions,
+    ) -> Result<TrailmixRig, BoxError> {
+        TrailmixRig::load_with(dir, data, false, corpus, options)
     }
 
     /// As [`TrailmixRig::load`], without keeping the map from seqs to rows and without reading
@@ -169,14 +232,20 @@ impl TrailmixRig {
     /// # Errors
     /// Store errors.
     pub fn load_unmapped(dir: &Path, data: &Dataset) -> Result<TrailmixRig, BoxError> {
-        TrailmixRig::load_with(dir, data, true)
+        TrailmixRig::load_with(dir, data, true, Corpus::default(), DbOptions::default())
     }
 
-    fn load_with(dir: &Path, data: &Dataset, lean: bool) -> Result<TrailmixRig, BoxError> {
+    fn load_with(
+        dir: &Path,
+        data: &Dataset,
+        lean: bool,
+        corpus: Corpus,
+        options: DbOptions,
+    ) -> Result<TrailmixRig, BoxError> {
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
-        let db = Db::open(dir)?;
+        let db = Db::open_with(dir, options)?;
         let mut elapsed = Duration::ZERO;
         let mut catch_up = Duration::ZERO;
         let mut row_of_seq = HashMap::with_capacity(if lean { 0 } else { data.len() });
@@ -186,7 +255,7 @@ impl TrailmixRig {
             // Untimed: the rows, their payload hex and JSON, the receipts.
             let window = data
                 .rows(from..(from + LOAD_WINDOW).min(data.len()))
-                .map(|row| Ok((row.seq, receipt(&row)?)))
+                .map(|row| Ok((row.seq, receipt(&row, corpus)?)))
                 .collect::<Result<Vec<(u64, Receipt)>, BoxError>>()?;
             let start = Instant::now();
             for (row, receipt) in &window {

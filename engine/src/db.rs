@@ -560,7 +560,7 @@ fn prev_chain_hash(entry: &[u8]) -> Option<crate::merkle::Digest> {
 }
 
 impl<L: LogStorage> crate::writer::StoredReceipts for LogReads<L> {
-    fn stored_receipt(&self, seq: Seq) -> Result<(Vec<u8>, Vec<u8>)> {
+    fn stored_receipt(&self, seq: Seq) -> Result<(u8, Vec<u8>, Vec<u8>)> {
         self.visit(seq, |record| {
             let entry = entry::decode_entry(EntryKind::Receipt, record.payload).map_err(|e| {
                 Error::Damaged {
@@ -568,7 +568,7 @@ impl<L: LogStorage> crate::writer::StoredReceipts for LogReads<L> {
                     detail: e.to_string(),
                 }
             })?;
-            Ok((entry.header.to_vec(), entry.payload.to_vec()))
+            Ok((entry.flags, entry.header.to_vec(), entry.payload.to_vec()))
         })?
     }
 }
@@ -683,9 +683,9 @@ impl<L: LogStorage> Db<L> {
         let (wake_indexer, woken) = crossbeam_channel::bounded(1);
         writer.wake_indexer_with(wake_indexer.clone());
         writer.keys.clone_from(&keys);
-        if keys.is_some() {
-            writer.stored = Some(Arc::clone(&reads) as Arc<dyn crate::writer::StoredReceipts>);
-        }
+        // Retries are checked against the stored copy when payloads are encrypted (random
+        // nonces) or compressed (another level or library version makes other bytes).
+        writer.stored = Some(Arc::clone(&reads) as Arc<dyn crate::writer::StoredReceipts>);
         writer.data_dir.clone_from(&data_dir);
         if let OpenSnapshot::Used { seq, .. } = &open_snapshot {
             writer.snapshot_next = seq.next();
@@ -955,7 +955,7 @@ impl<L: LogStorage> Db<L> {
             Some(pii) => pii.redact_header(receipt.header())?.encode(),
             None => receipt.header().encode(),
         };
-        let (payload, key_id) = self.seal_payload(receipt, &header)?;
+        let (payload, key_id, compressed) = self.seal_payload(receipt, &header)?;
         let entry_bytes =
             (crate::entry::ENTRY_FIXED_BYTES + 64 + header.len() + payload.len()) as u64;
         let max = entry_bytes_max(&self.inner.options);
@@ -965,7 +965,8 @@ impl<L: LogStorage> Db<L> {
                 max,
             }));
         }
-        let flag_bits = crate::writer::receipt_flags(&self.inner.options, key_id.is_some());
+        let payload_flags = crate::writer::payload_flags(key_id.is_some(), compressed);
+        let flag_bits = crate::writer::receipt_flags(&self.inner.options, payload_flags);
         let payload_digest = entry::payload_digest(self.inner.alg, &payload);
         let content_digest = entry::content_digest(
             self.inner.alg,
@@ -992,37 +993,47 @@ impl<L: LogStorage> Db<L> {
             payload,
             content_digest,
             key_id,
+            payload_flags,
             known,
             index_floor,
             probe,
         })
     }
 
-    /// The stored payload: encrypted under the receipt's data key unless encryption is off.
+    /// The stored payload: compressed when that makes it smaller and compression is on, then
+    /// encrypted under the receipt's data key unless encryption is off. Returns it, the key
+    /// and whether it is compressed.
     fn seal_payload(
         &self,
         receipt: &Receipt,
         header: &[u8],
-    ) -> Result<(Vec<u8>, Option<crate::crypto::KeyId>)> {
+    ) -> Result<(Vec<u8>, Option<crate::crypto::KeyId>, bool)> {
+        let compressed = self
+            .inner
+            .options
+            .payload_compression
+            .zstd_level()
+            .and_then(|level| crate::compress::compress(level, receipt.payload()));
+        let plain = compressed
+            .as_deref()
+            .map_or(receipt.payload(), Vec::as_slice);
         let (Some(keys), PayloadEncryption::PerSubject) =
             (&self.inner.keys, self.inner.options.payload_encryption)
         else {
-            return Ok((receipt.payload().to_vec(), None));
+            // Not secret (stored as it is): no need to zeroize this copy.
+            return Ok(match compressed {
+                Some(mut frame) => (std::mem::take(&mut *frame), None, true),
+                None => (receipt.payload().to_vec(), None, false),
+            });
         };
         let head = receipt.header();
         let (key_id, key) = keys.key_for(head.tenant_id(), head.subject_id())?;
-        let sealed = crate::crypto::encrypt_payload(
-            &key,
-            key_id,
-            keys.store_id(),
-            header,
-            receipt.payload(),
-        )
-        .map_err(|e| Error::KeyStore {
+        let sealed = crate::crypto::encrypt_payload(&key, key_id, keys.store_id(), header, plain)
+            .map_err(|e| Error::KeyStore {
             path: self.inner.data_dir.clone(),
             detail: format!("encrypting a payload: {e}"),
         })?;
-        Ok((sealed, Some(key_id)))
+        Ok((sealed, Some(key_id), compressed.is_some()))
     }
 
     /// The PII policy this store applies to new receipts (see [`DbOptions::pii_policy`]).
@@ -1806,12 +1817,9 @@ pub(crate) fn decode_receipt(
         kind,
         payload,
         |position, header, entry, identity| {
-            let (payload, payload_state) = if entry.flags & entry::flags::PAYLOAD_ENCRYPTED == 0 {
-                (entry.payload.to_vec(), PayloadState::Clear)
-            } else {
-                crate::shred::read_payload(keys, entry.header, entry.payload)
-                    .map_err(|detail| Error::Damaged { seq, detail })?
-            };
+            let (payload, payload_state) =
+                crate::shred::open_payload(keys, entry.flags, entry.header, entry.payload)
+                    .map_err(|detail| Error::Damaged { seq, detail })?;
             let receipt = StoredReceipt {
                 position,
                 header,

@@ -100,8 +100,11 @@ pub mod flags {
     pub const PAYLOAD_ENCRYPTED: u8 = 0b0000_0001;
     /// A 64-byte Ed25519 signature over the chain hash follows the payload.
     pub const SIGNED: u8 = 0b0000_0010;
+    /// The payload (the plaintext, under the encryption when both are set) is one Zstandard
+    /// frame of the canonical payload (see [`crate::compress`]).
+    pub const PAYLOAD_COMPRESSED: u8 = 0b0000_0100;
     /// Every flag this version knows.
-    pub const KNOWN: u8 = PAYLOAD_ENCRYPTED | SIGNED;
+    pub const KNOWN: u8 = PAYLOAD_ENCRYPTED | SIGNED | PAYLOAD_COMPRESSED;
 }
 
 static PAYLOAD_CONTEXT_KEY: LazyLock<blake3::hazmat::ContextKey> =

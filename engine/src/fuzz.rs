@@ -1032,7 +1032,14 @@ pub fn db_ops(data: &[u8], dir: &Path) {
             Durability::Written
         })
         .ring_capacity(2 * DB_OPS_MAX)
-        .batch_records_max(1 + usize::from(config >> 4));
+        .batch_records_max(1 + usize::from(config >> 4))
+        // Bit 3: payload compression, so that appends, retries (plaintext comparison), reads
+        // and recovery reach the compress and decompress paths.
+        .payload_compression(if config & 8 == 0 {
+            crate::PayloadCompression::Off
+        } else {
+            crate::PayloadCompression::zstd()
+        });
     let disk = SimDisk::new(u64::from(config));
     let db = must(Db::open_on(&disk, dir, options.clone()), "create");
     let mut run = Run {

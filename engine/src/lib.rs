@@ -28,6 +28,7 @@
 
 mod ahead;
 pub mod archive;
+pub mod compress;
 pub mod crypto;
 mod db;
 pub mod entry;
@@ -70,8 +71,9 @@ pub use log::{FsLog, LogStorage};
 pub use options::{
     DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_RING_CAPACITY, DEFAULT_SNAPSHOT_EVERY_ENTRIES, DbOptions, Durability,
-    PayloadEncryption, ReceiptSignatures, TimestampPolicy, TsaSettings,
+    DEFAULT_RING_CAPACITY, DEFAULT_SNAPSHOT_EVERY_ENTRIES, DEFAULT_ZSTD_LEVEL, DbOptions,
+    Durability, PayloadCompression, PayloadEncryption, ReceiptSignatures, TimestampPolicy,
+    TsaSettings,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};

@@ -104,6 +104,56 @@ pub enum PayloadEncryption {
     PerSubject,
 }
 
+/// Whether receipt payloads are compressed before they are stored (and encrypted).
+///
+/// Compression runs in the appending thread, before encryption; a payload that does not get
+/// smaller is stored as it is. The stored bytes (compressed, then encrypted) are what the chain,
+/// the Merkle leaves and shredding cover, so `verify` and proofs never decompress. Reads
+/// decompress after decrypting, bounded by [`crate::receipt::MAX_PAYLOAD_BYTES`]. Receipts
+/// already written keep their form whatever this says, and every form stays readable.
+///
+/// **Length leak.** Compressing before encrypting makes the stored length depend on the
+/// payload's content, not only its size: whoever can read the files (not the plaintext) and
+/// also controls part of a payload can learn about the rest of it from the lengths, as in the
+/// CRIME attack on TLS. A store where that matters turns compression off
+/// ([`PayloadCompression::Off`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayloadCompression {
+    /// Payloads are stored as given (the default for now: see below).
+    #[default]
+    Off,
+    /// Zstandard (RFC 8878) at this level (1 to 22; higher levels cost more time for a few
+    /// percent less on payloads of a few hundred bytes). One frame per payload, no dictionary.
+    /// [`DEFAULT_ZSTD_LEVEL`] is the measured choice (see `docs/performance.md`, eleventh
+    /// session, for the cost and the gain).
+    Zstd {
+        /// The compression level.
+        level: i32,
+    },
+}
+
+/// The zstd level to use when turning compression on ([`PayloadCompression::zstd`]).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+impl PayloadCompression {
+    /// Zstandard at [`DEFAULT_ZSTD_LEVEL`].
+    #[must_use]
+    pub const fn zstd() -> Self {
+        PayloadCompression::Zstd {
+            level: DEFAULT_ZSTD_LEVEL,
+        }
+    }
+
+    /// The zstd level this mode compresses with; `None` when off.
+    #[must_use]
+    pub fn zstd_level(self) -> Option<i32> {
+        match self {
+            PayloadCompression::Off => None,
+            PayloadCompression::Zstd { level } => Some(level),
+        }
+    }
+}
+
 /// Options for [`crate::Db::open_with`]. Start from [`DbOptions::default`].
 #[derive(Clone)]
 pub struct DbOptions {
@@ -122,6 +172,7 @@ pub struct DbOptions {
     pub(crate) receipt_signatures: ReceiptSignatures,
     pub(crate) key_provider: Option<Arc<dyn SigningKeyProvider>>,
     pub(crate) payload_encryption: PayloadEncryption,
+    pub(crate) payload_compression: PayloadCompression,
     pub(crate) kek_provider: Option<Arc<dyn KekProvider>>,
     pub(crate) shred_step_hook: Option<ShredStepHook>,
     pub(crate) prune_step_hook: Option<crate::prune::PruneStepHook>,
@@ -152,6 +203,7 @@ impl std::fmt::Debug for DbOptions {
                 &self.key_provider.as_ref().map(|_| "custom"),
             )
             .field("payload_encryption", &self.payload_encryption)
+            .field("payload_compression", &self.payload_compression)
             .field("retention", &self.retention)
             .field("pii_policy", &self.pii_policy)
             .field("timestamp_policy", &self.timestamp_policy)
@@ -208,6 +260,7 @@ impl Default for DbOptions {
             receipt_signatures: ReceiptSignatures::Off,
             key_provider: None,
             payload_encryption: PayloadEncryption::PerSubject,
+            payload_compression: PayloadCompression::default(),
             kek_provider: None,
             shred_step_hook: None,
             prune_step_hook: None,
@@ -345,6 +398,15 @@ impl DbOptions {
         self
     }
 
+    /// Payload compression of new receipts (default [`PayloadCompression::Off`]; [`PayloadCompression::zstd`] turns it on).
+    /// Receipts already written keep their form and stay readable whatever this says; a
+    /// retry of a receipt stored under another setting is still recognised as a duplicate.
+    #[must_use]
+    pub fn payload_compression(mut self, mode: PayloadCompression) -> Self {
+        self.payload_compression = mode;
+        self
+    }
+
     /// Where the key-encryption key comes from (default: [`FileKekProvider`] in the data
     /// directory's `keys/` folder).
     #[must_use]
@@ -435,6 +497,11 @@ impl DbOptions {
         }
         if self.checkpoint_interval.is_zero() || self.flush_interval.is_zero() {
             return invalid("checkpoint_interval/flush_interval", "must be above zero");
+        }
+        if let PayloadCompression::Zstd { level } = self.payload_compression
+            && !(1..=22).contains(&level)
+        {
+            return invalid("payload_compression", "the zstd level must be 1 to 22");
         }
         Ok(())
     }

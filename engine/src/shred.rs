@@ -527,7 +527,8 @@ impl ChainState {
 
 /// Decrypts a stored (encrypted) payload with the key store, or says why it cannot: the
 /// plaintext and [`PayloadState::Decrypted`], or an empty payload and `Shredded` /
-/// `KeyUnavailable`.
+/// `KeyUnavailable`. The plaintext is still a compressed frame when the entry's flags say
+/// so: [`open_payload`] gives the payload itself.
 ///
 /// # Errors
 /// A message when the bytes are not an encrypted payload, or do not open under a live key
@@ -561,6 +562,38 @@ pub fn read_payload(
         )),
         KeyLookup::Unknown => Ok((Vec::new(), PayloadState::KeyUnavailable { key_id })),
     }
+}
+
+/// A receipt's payload as the caller gave it, from its stored bytes and its entry's flags:
+/// decrypted when encrypted (as [`read_payload`]), then decompressed when compressed (bounded by
+/// [`crate::receipt::MAX_PAYLOAD_BYTES`]). A shredded or unavailable key gives an empty payload
+/// and its state, as [`read_payload`] does.
+///
+/// # Errors
+/// A message when the ciphertext does not open or the compressed bytes are not a frame of at
+/// most the payload limit (the caller reports the entry as damaged).
+pub fn open_payload(
+    keys: Option<&KeyStore>,
+    flags: u8,
+    header: &[u8],
+    stored: &[u8],
+) -> std::result::Result<(Vec<u8>, PayloadState), String> {
+    let compressed = flags & crate::entry::flags::PAYLOAD_COMPRESSED != 0;
+    if flags & crate::entry::flags::PAYLOAD_ENCRYPTED == 0 {
+        let plain = if compressed {
+            crate::compress::decompress(stored)?
+        } else {
+            stored.to_vec()
+        };
+        return Ok((plain, PayloadState::Clear));
+    }
+    let (opened, state) = read_payload(keys, header, stored)?;
+    if !compressed || !matches!(state, PayloadState::Decrypted { .. }) {
+        return Ok((opened, state));
+    }
+    // The frame is the payload in another form: wipe it once decompressed.
+    let frame = zeroize::Zeroizing::new(opened);
+    Ok((crate::compress::decompress(&frame)?, state))
 }
 
 /// A tenant and subject no longer than a receipt's may be: a shred or hold record naming

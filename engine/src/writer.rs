@@ -35,6 +35,8 @@ pub(crate) struct Prepared {
     pub content_digest: Digest,
     /// The data key that encrypted the payload (`None`: stored in the clear).
     pub key_id: Option<KeyId>,
+    /// The payload's flag bits ([`payload_flags`]): encrypted, compressed.
+    pub payload_flags: u8,
     /// The receipt with this event id the caller found in the index, if any.
     pub known: Option<KnownEvent>,
     /// The index watermark of the snapshot the caller searched: events at or after it were
@@ -45,21 +47,31 @@ pub(crate) struct Prepared {
     pub probe: crate::seen::EventProbe,
 }
 
-/// The flags byte of a receipt entry: known when the receipt is prepared (the signature
-/// setting is the store's, encryption the caller's), so the caller's content digest, which
-/// covers it, and the writer agree.
-pub(crate) fn receipt_flags(options: &DbOptions, encrypted: bool) -> u8 {
-    let signed = if options.receipt_signatures == ReceiptSignatures::Ed25519 {
-        entry::flags::SIGNED
-    } else {
-        0
-    };
+/// The payload's bits of a receipt entry's flags byte.
+pub(crate) fn payload_flags(encrypted: bool, compressed: bool) -> u8 {
     let encrypted = if encrypted {
         entry::flags::PAYLOAD_ENCRYPTED
     } else {
         0
     };
-    signed | encrypted
+    let compressed = if compressed {
+        entry::flags::PAYLOAD_COMPRESSED
+    } else {
+        0
+    };
+    encrypted | compressed
+}
+
+/// The flags byte of a receipt entry: known when the receipt is prepared (the signature
+/// setting is the store's, encryption and compression the caller's, `payload_bits` from
+/// [`payload_flags`]), so the caller's content digest, which covers it, and the writer agree.
+pub(crate) fn receipt_flags(options: &DbOptions, payload_bits: u8) -> u8 {
+    let signed = if options.receipt_signatures == ReceiptSignatures::Ed25519 {
+        entry::flags::SIGNED
+    } else {
+        0
+    };
+    signed | (payload_bits & (entry::flags::PAYLOAD_ENCRYPTED | entry::flags::PAYLOAD_COMPRESSED))
 }
 
 /// A batch of receipts submitted as one ring message (see `Db::append_batch`).
@@ -202,7 +214,7 @@ pub(crate) struct Writer<S: Storage> {
     pub key_last_append: HashMap<KeyId, Seq>,
     /// The data directory (where a prune writes its retained state).
     pub data_dir: std::path::PathBuf,
-    /// Reads receipts back from the log (set by `Db` when payloads are encrypted).
+    /// Reads receipts back from the log (set by `Db`): the check of retried receipts.
     pub stored: Option<Arc<dyn StoredReceipts>>,
     /// The state's next seq when the last open snapshot was written (or the one opening used).
     pub snapshot_next: Seq,
@@ -212,8 +224,8 @@ pub(crate) struct Writer<S: Storage> {
 
 /// Reads a stored receipt back: the writer's check of a retried encrypted receipt.
 pub(crate) trait StoredReceipts: Send + Sync {
-    /// The header bytes and stored payload bytes of the receipt entry at `seq`.
-    fn stored_receipt(&self, seq: Seq) -> Result<(Vec<u8>, Vec<u8>), Error>;
+    /// The flags byte, header bytes and stored payload bytes of the receipt entry at `seq`.
+    fn stored_receipt(&self, seq: Seq) -> Result<(u8, Vec<u8>, Vec<u8>), Error>;
 }
 
 /// Finds a receipt by event id in the index (see [`crate::indexer`]).
@@ -626,18 +638,13 @@ impl<S: Storage> Writer<S> {
             }
             return Appended::Done(Err(err));
         }
-        let encrypted = if prepared.key_id.is_some() {
-            entry::flags::PAYLOAD_ENCRYPTED
-        } else {
-            0
-        };
         match self.append_entry(
             EntryKind::Receipt,
             Some(&prepared.tenant),
             &prepared.header,
             &prepared.payload,
             Some(prepared.content_digest),
-            encrypted,
+            prepared.payload_flags,
         ) {
             Ok(position) => {
                 if let Some(seen) = &self.state.seen {
@@ -666,36 +673,40 @@ impl<S: Storage> Writer<S> {
     }
 
     /// Whether `prepared` is the receipt already stored as `known` (a retry). Equal content
-    /// digests settle it. Encrypted payloads carry random nonces, so a retry of an encrypted
-    /// receipt stores other bytes: then both copies are decrypted and compared (the rare path;
-    /// it costs a log read and two decryptions). A copy whose key was shredded no longer opens,
-    /// so a retry after a shred is a `Conflict`, as any new content under that event id is.
+    /// digests settle it. Encrypted payloads carry random nonces, and compressed ones depend
+    /// on the level and the compressor's version, so a retry may store other bytes for the
+    /// same payload: then both copies are opened (decrypted, decompressed) and their
+    /// plaintexts compared (the rare path; it costs a log read and two openings). A copy whose
+    /// key was shredded no longer opens, so a retry after a shred is a `Conflict`, as any new
+    /// content under that event id is.
     fn same_receipt(&self, known: &KnownEvent, prepared: &Prepared) -> Result<bool, Error> {
         if known.content_digest == prepared.content_digest {
             return Ok(true);
         }
-        let (Some(_), Some(keys), Some(stored)) = (prepared.key_id, &self.keys, &self.stored)
-        else {
+        let Some(stored) = &self.stored else {
             return Ok(false);
         };
-        let (header, payload) = stored.stored_receipt(known.position.seq)?;
-        if header != prepared.header {
+        let (flags, header, payload) = stored.stored_receipt(known.position.seq)?;
+        let transformed = entry::flags::PAYLOAD_ENCRYPTED | entry::flags::PAYLOAD_COMPRESSED;
+        if header != prepared.header || (flags | prepared.payload_flags) & transformed == 0 {
             return Ok(false);
         }
-        let open = |header: &[u8], payload: &[u8]| match crate::shred::read_payload(
-            Some(keys),
+        let open = |flags: u8, header: &[u8], payload: &[u8]| match crate::shred::open_payload(
+            self.keys.as_deref(),
+            flags,
             header,
             payload,
         ) {
-            Ok((plain, crate::shred::PayloadState::Decrypted { .. })) => {
-                Some(zeroize::Zeroizing::new(plain))
-            }
+            Ok((
+                plain,
+                crate::shred::PayloadState::Decrypted { .. } | crate::shred::PayloadState::Clear,
+            )) => Some(zeroize::Zeroizing::new(plain)),
             _ => None,
         };
         Ok(
             match (
-                open(&header, &payload),
-                open(&prepared.header, &prepared.payload),
+                open(flags, &header, &payload),
+                open(prepared.payload_flags, &prepared.header, &prepared.payload),
             ) {
                 (Some(first), Some(again)) => first == again,
                 _ => false,
@@ -748,10 +759,7 @@ impl<S: Storage> Writer<S> {
         };
         let chain = self.state.next_chain_fields(tenant, clock_ns);
         let flag_bits = if kind == EntryKind::Receipt {
-            receipt_flags(
-                &self.options,
-                extra_flags & entry::flags::PAYLOAD_ENCRYPTED != 0,
-            )
+            receipt_flags(&self.options, extra_flags)
         } else if matches!(
             kind,
             EntryKind::Shred | EntryKind::Hold | EntryKind::Prune | EntryKind::Archive

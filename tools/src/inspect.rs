@@ -1142,6 +1142,24 @@ fn unreadable_entry(
     }
 }
 
+/// A receipt's payload into `detail`: decrypted (with the store's keys) and decompressed as
+/// its flags say, or the problem.
+fn receipt_payload(data_dir: &Path, entry: &entry::EntryRef<'_>, detail: &mut EntryDetail) {
+    let encrypted = entry.flags & flags::PAYLOAD_ENCRYPTED != 0;
+    let keys = encrypted.then(|| scan::open_keys(data_dir)).flatten();
+    match trailmix_db::shred::open_payload(keys.as_ref(), entry.flags, entry.header, entry.payload)
+    {
+        Ok((plain, state)) => {
+            detail.payload = serde_json::from_slice(&plain).ok();
+            if encrypted {
+                detail.payload_state = Some(state.name());
+            }
+        }
+        Err(err) if encrypted => detail.problem = Some(format!("encrypted payload: {err}")),
+        Err(err) => detail.problem = Some(format!("payload: {err}")),
+    }
+}
+
 /// One entry by sequence number; with `archive`, an entry of an epoch dropped locally is read
 /// from it (through the store's cache).
 ///
@@ -1214,25 +1232,13 @@ pub fn entry_detail(
     detail.payload_offset = record.position.offset
         + format::FRAME_HEADER_BYTES
         + (entry.fixed_bytes() + entry.header.len()) as u64;
-    let encrypted = entry.flags & flags::PAYLOAD_ENCRYPTED != 0;
     match entry.kind {
         EntryKind::Receipt => {
             match ReceiptHeader::decode(entry.header) {
                 Ok(header) => detail.header = Some(header.to_sdk_json_value()),
                 Err(err) => detail.problem = Some(format!("receipt header: {err}")),
             }
-            if encrypted {
-                let keys = scan::open_keys(data_dir);
-                match trailmix_db::shred::read_payload(keys.as_ref(), entry.header, entry.payload) {
-                    Ok((plain, state)) => {
-                        detail.payload = serde_json::from_slice(&plain).ok();
-                        detail.payload_state = Some(state.name());
-                    }
-                    Err(err) => detail.problem = Some(format!("encrypted payload: {err}")),
-                }
-            } else {
-                detail.payload = serde_json::from_slice(entry.payload).ok();
-            }
+            receipt_payload(data_dir, &entry, &mut detail);
         }
         EntryKind::Genesis => {
             detail.payload = serde_json::from_slice::<Genesis>(entry.payload)

@@ -301,7 +301,11 @@ pub fn check_inclusion(bundle: &InclusionBundle, verifier: &NoteVerifier) -> Inc
         .and_then(|kind| entry::decode_entry(kind, &bytes).ok());
     let payload = decoded
         .filter(|e| e.kind == EntryKind::Receipt && e.flags & flags::PAYLOAD_ENCRYPTED == 0)
-        .and_then(|e| serde_json::from_slice(e.payload).ok());
+        .and_then(|e| {
+            trailmix_db::shred::open_payload(None, e.flags, e.header, e.payload)
+                .ok()
+                .and_then(|(plain, _)| serde_json::from_slice(&plain).ok())
+        });
     InclusionCheck {
         verdict: "verified",
         reason: None,

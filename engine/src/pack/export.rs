@@ -26,7 +26,7 @@ use crate::position::Epoch;
 use crate::reads::LogReads;
 use crate::receipt::{ReceiptHeader, Timestamp};
 use crate::replay::Genesis;
-use crate::shred::{PayloadState, decode_shred_record, read_payload};
+use crate::shred::{PayloadState, decode_shred_record, open_payload};
 use crate::timestamp;
 use crate::tips::{TipProof, TipsCommitment, TipsTree};
 use crate::wal::{HashAlgorithm, Seq};
@@ -1032,16 +1032,11 @@ fn readable_payload(
     keys: Option<&KeyStore>,
 ) -> Result<Option<serde_json::Value>, PackError> {
     let json = |bytes: &[u8]| serde_json::from_slice(bytes).ok();
-    if entry.flags & flags::PAYLOAD_ENCRYPTED == 0 {
-        return Ok(json(entry.payload));
-    }
-    let (plain, state) =
-        read_payload(keys, entry.header, entry.payload).map_err(|detail| damaged(seq, detail))?;
+    let (plain, state) = open_payload(keys, entry.flags, entry.header, entry.payload)
+        .map_err(|detail| damaged(seq, detail))?;
     Ok(match state {
-        PayloadState::Decrypted { .. } => json(&plain),
-        PayloadState::Shredded { .. }
-        | PayloadState::Clear
-        | PayloadState::KeyUnavailable { .. } => None,
+        PayloadState::Decrypted { .. } | PayloadState::Clear => json(&plain),
+        PayloadState::Shredded { .. } | PayloadState::KeyUnavailable { .. } => None,
     })
 }
 

@@ -1076,9 +1076,16 @@ impl Ctx<'_> {
                 shred = Some(shredded_key(n, line, &fixed, &payload)?);
             } else {
                 // An encrypted payload's readable copy cannot be checked without its key:
-                // the pack's signature vouches for it (counted in `encrypted`).
-                let readable: Option<serde_json::Value> = serde_json::from_slice(&payload).ok();
-                if fixed.flags & flags::PAYLOAD_ENCRYPTED == 0 && readable != line.payload_json {
+                // the pack's signature vouches for it (counted in `encrypted`). A clear
+                // compressed one is decompressed first (bounded, as reads are).
+                let clear = fixed.flags & flags::PAYLOAD_ENCRYPTED == 0;
+                let opened = if clear && fixed.flags & flags::PAYLOAD_COMPRESSED != 0 {
+                    std::borrow::Cow::Owned(crate::compress::decompress(&payload).map_err(&fail)?)
+                } else {
+                    std::borrow::Cow::Borrowed(payload.as_slice())
+                };
+                let readable: Option<serde_json::Value> = serde_json::from_slice(&opened).ok();
+                if clear && readable != line.payload_json {
                     return Err(fail(
                         "payload_json is not the payload's content (it was changed)".into(),
                     ));

@@ -1,0 +1,77 @@
+//! The caller-side cost of payload compression, for callgrind (docs/performance.md, eleventh
+//! session):
+//!
+//! ```sh
+//! TRAILMIX_BENCH_DIR=<scratch> valgrind --tool=callgrind --separate-threads=yes \
+//!     target/release/examples/compress_probe realistic 20000 zstd:3
+//! callgrind_annotate --inclusive=yes --auto=no callgrind.out.<pid>-<thread>
+//! ```
+//!
+//! Builds `N` receipts with payloads of the corpus (`realistic` or `incompressible`, 512 B),
+//! appends them to a fresh store (default options: encrypted; `Durability::Written`, so no
+//! sync dominates) through `append_batch` in batches of 10k with compression `off` or
+//! `zstd:LEVEL`, then reads each back with `Db::get` (decrypt, decompress). Per-receipt
+//! instructions: `Db::prepare_item` (caller), `shred::open_payload` (reads).
+
+use trailmix_benches::query_data::{PAYLOAD_BYTES, SEED};
+use trailmix_benches::query_trailmix::{Corpus, with_payload};
+use trailmix_benches::rigs::BoxError;
+use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
+use trailmix_db::{Db, DbOptions, Durability, PayloadCompression};
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [corpus, count, compression] = args.as_slice() else {
+        return Err("usage: compress_probe realistic|incompressible N off|zstd:LEVEL".into());
+    };
+    let corpus: Corpus = corpus.parse()?;
+    let count: u64 = count.parse()?;
+    let compression = match compression.strip_prefix("zstd:") {
+        Some(level) => PayloadCompression::Zstd {
+            level: level.parse()?,
+        },
+        None => PayloadCompression::Off,
+    };
+    let receipts = (0..count)
+        .map(|n| {
+            let builder = Receipt::builder(
+                format!("tenant-{}", n % 8),
+                format!("evt-{n:012}"),
+                Kind::LlmCall,
+            )
+            .app_id("bench-compress")
+            .actor_type(ActorType::Agent)
+            .event_time(Timestamp::from_unix_nanos(
+                1_763_800_000_000_000_000 + i64::try_from(n)? * 1_000_000,
+            ))
+            .model_name("gpt-4o");
+            let random = trailmix_benches::data::bytes(PAYLOAD_BYTES, SEED ^ n);
+            Ok(with_payload(builder, corpus, n, &random).build()?)
+        })
+        .collect::<Result<Vec<Receipt>, BoxError>>()?;
+    let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
+    let db = Db::open_with(
+        dir.path().join("store"),
+        DbOptions::default()
+            .durability(Durability::Written)
+            .payload_compression(compression),
+    )?;
+    let mut seqs = Vec::with_capacity(receipts.len());
+    for chunk in receipts.chunks(10_000) {
+        let positions = db
+            .append_batch(chunk)?
+            .wait()
+            .positions()
+            .map_err(|(i, e)| format!("item {i}: {e}"))?;
+        seqs.extend(positions.into_iter().map(|p| p.seq));
+    }
+    let mut payload_bytes = 0;
+    for seq in &seqs {
+        payload_bytes += db.get(*seq)?.payload.len();
+    }
+    db.close()?;
+    println!(
+        "{count} receipts of {corpus:?} under {compression:?}, {payload_bytes} payload bytes read back"
+    );
+    Ok(())
+}
