@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::ahead::{DigestsAhead, hashers_for};
+use crate::ahead::{DigestsAhead, Hashing, WindowCounts, hashers_for};
 use crate::db::WAL_DIR;
 use crate::error::{Error, Result};
 use crate::keys::PUBLIC_KEY_FILE;
@@ -179,6 +179,18 @@ pub(crate) fn verify_history<L: LogStorage>(
     options: &VerifyOptions,
     history: History,
 ) -> Result<VerifyReport> {
+    let hashing = Hashing::with_hashers(hashers_for(log));
+    verify_hashing(log, data_dir, options, history, hashing).map(|(report, _)| report)
+}
+
+/// [`verify_history`] hashing ahead as `hashing` says; also tells who hashed the windows.
+pub(crate) fn verify_hashing<L: LogStorage>(
+    log: &L,
+    data_dir: Option<&Path>,
+    options: &VerifyOptions,
+    history: History,
+    hashing: Hashing,
+) -> Result<(VerifyReport, WindowCounts)> {
     let cosignatures = check_cosignatures(options)?;
     let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
@@ -187,7 +199,9 @@ pub(crate) fn verify_history<L: LogStorage>(
     let (log_first, first_segment) = log_start(&reader);
     let mut state = match start_state(data_dir, alg, log_first)? {
         Ok(state) => state,
-        Err((seq, detail)) => return Ok(pruned_damage(report, seq, detail)),
+        Err((seq, detail)) => {
+            return Ok((pruned_damage(report, seq, detail), WindowCounts::default()));
+        }
     };
     let start = state.next_seq;
     let mut trusted: Option<Trusted> = None;
@@ -199,10 +213,10 @@ pub(crate) fn verify_history<L: LogStorage>(
         .map(|s| s.header.prev_chain_hash)
         .collect();
     let store_id = reader.meta().store_id.to_string();
-    let hashers = hashers_for(log);
+    let mut counts = WindowCounts::default();
     let scanned = std::thread::scope(|scope| {
-        let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Verify, hashers);
-        reader.scan(start, |record| {
+        let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Verify, hashing);
+        let scanned = reader.scan(start, |record| {
             if let Some(t) = trusted.as_mut() {
                 observe(t, &state);
             }
@@ -243,7 +257,9 @@ pub(crate) fn verify_history<L: LogStorage>(
                 }
             }
             ControlFlow::Continue(())
-        })
+        });
+        counts = ahead.counts();
+        scanned
     });
     if let Some(t) = trusted.as_mut() {
         observe(t, &state);
@@ -275,7 +291,7 @@ pub(crate) fn verify_history<L: LogStorage>(
             &mut report,
         );
     }
-    Ok(finish_report(report, &state, start, damage))
+    Ok((finish_report(report, &state, start, damage), counts))
 }
 
 /// Fills in the counts and the verdict.
@@ -544,5 +560,143 @@ fn check_keys(
         Ok(_) => Ok(None),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(Error::io("read", data_dir.join(PUBLIC_KEY_FILE), err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Verification with small hashing windows split between the sequential pass and a
+    //! hashing thread: damage is reported at the same entry whoever hashed its window.
+
+    use std::ops::ControlFlow;
+    use std::path::Path;
+
+    use super::{History, VerifyOptions, verify_hashing};
+    use crate::ahead::{Hashing, Split};
+    use crate::log::FsLog;
+    use crate::receipt::{ActorType, Kind, Receipt, Timestamp};
+    use crate::replay::DamageKind;
+    use crate::wal::{ChainHash, RecordKind, Seq, Wal, WalOptions, WalReader};
+    use crate::{Db, DbOptions, WAL_DIR};
+
+    const WINDOW: u64 = 16;
+    const SEGMENT: u64 = 8 << 20;
+
+    fn hashing(split: Split) -> Hashing {
+        Hashing {
+            hashers: 1,
+            window_entries: WINDOW,
+            spawn_after_entries: 2 * WINDOW,
+            split,
+        }
+    }
+
+    fn build(dir: &Path, receipts: u64) {
+        let db = Db::open_with(dir, DbOptions::default().segment_bytes(SEGMENT)).expect("open");
+        for n in 0..receipts {
+            let receipt = Receipt::builder("acme", format!("evt-{n:06}"), Kind::LlmCall)
+                .app_id("claims")
+                .actor_type(ActorType::Agent)
+                .model_name("gpt-4.1")
+                .event_time(Timestamp::from_unix_nanos(
+                    1_700_000_000_000_000_000 + i64::try_from(n).expect("fits") * 1_000,
+                ))
+                .input(serde_json::json!({ "prompt": format!("claim {n}") }))
+                .build()
+                .expect("receipt");
+            db.append(&receipt).expect("append");
+        }
+        db.close().expect("close");
+    }
+
+    /// The log's records: kind byte and entry bytes.
+    fn records(dir: &Path) -> Vec<(u8, Vec<u8>)> {
+        let reader = WalReader::open(dir.join(WAL_DIR)).expect("reader");
+        let mut out = Vec::new();
+        reader
+            .scan(Seq(0), |record| {
+                out.push((record.kind.get(), record.payload.to_vec()));
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+        out
+    }
+
+    /// A copy of the store in `from` whose log holds `records`, written by the WAL's own
+    /// writer (every frame's checksum right).
+    fn write_log(from: &Path, to: &Path, records: &[(u8, Vec<u8>)]) {
+        let wal_dir = to.join(WAL_DIR);
+        std::fs::create_dir_all(&wal_dir).expect("mkdir");
+        for file in [crate::keys::PUBLIC_KEY_FILE] {
+            std::fs::copy(from.join(file), to.join(file)).expect("copy key");
+        }
+        let meta = crate::wal::format::META_FILE;
+        std::fs::copy(from.join(WAL_DIR).join(meta), wal_dir.join(meta)).expect("copy meta");
+        let options = WalOptions::default()
+            .segment_bytes(SEGMENT)
+            .record_bytes_max(SEGMENT - 8192);
+        let mut wal = Wal::open(&wal_dir, options).expect("open log");
+        for (kind, bytes) in records {
+            let prev = crate::entry::EntryKind::from_byte(*kind)
+                .and_then(|k| crate::entry::decode_entry(k, bytes).ok())
+                .map_or([0; 32], |e| e.chain.prev_chain_hash);
+            wal.append(
+                RecordKind::new(*kind).expect("kind"),
+                bytes,
+                &ChainHash(prev),
+            )
+            .expect("append");
+        }
+        wal.close().expect("close");
+    }
+
+    fn verify(dir: &Path, split: Split) -> (Option<(u64, DamageKind)>, crate::ahead::WindowCounts) {
+        let (report, counts) = verify_hashing(
+            &FsLog::new(dir.join(WAL_DIR)),
+            Some(dir),
+            &VerifyOptions::default(),
+            History::Local,
+            hashing(split),
+        )
+        .expect("verify runs");
+        (report.damage.map(|d| (d.seq.0, d.kind)), counts)
+    }
+
+    #[test]
+    fn damage_is_found_where_it_is_in_windows_hashed_by_either_thread() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = scratch.path().join("store");
+        build(&dir, 300);
+        // The threads hash the odd windows, the sequential pass the even ones (after the
+        // first two, which it hashes before the thread starts).
+        let (damage, counts) = verify(&dir, Split::Alternate);
+        assert_eq!(damage, None);
+        assert!(counts.received >= 8 && counts.own >= 8, "{counts:?}");
+        let log = records(&dir);
+        let receipt = crate::entry::EntryKind::Receipt as u8;
+        // Inside an odd window, inside an even one, and each one's last entry (whose
+        // successor, which names the damage, is in a window the other thread hashed).
+        for at in [
+            5 * WINDOW + 3,
+            6 * WINDOW + 3,
+            8 * WINDOW - 1,
+            9 * WINDOW - 1,
+        ] {
+            let index = usize::try_from(at).expect("fits");
+            assert_eq!(log[index].0, receipt, "seq {at} is a receipt");
+            let mut forged = log.clone();
+            let last = forged[index].1.len() - 1;
+            forged[index].1[last] ^= 1;
+            let copy = scratch.path().join(format!("forged-{at}"));
+            write_log(&dir, &copy, &forged);
+            for split in [Split::Alternate, Split::Claimed] {
+                assert_eq!(
+                    verify(&copy, split).0,
+                    // Entry version 3 stores no digests: the next entry's link names the edit.
+                    Some((at + 1, DamageKind::ChainLink)),
+                    "payload edited at {at}, {split:?}"
+                );
+            }
+        }
     }
 }
