@@ -199,9 +199,7 @@ pub(crate) fn verify_hashing<L: LogStorage>(
     let (log_first, first_segment) = log_start(&reader);
     let mut state = match start_state(data_dir, alg, log_first)? {
         Ok(state) => state,
-        Err((seq, detail)) => {
-            return Ok((pruned_damage(report, seq, detail), WindowCounts::default()));
-        }
+        Err((seq, detail)) => return Ok(pruned_damage(report, seq, detail)),
     };
     let start = state.next_seq;
     let mut trusted: Option<Trusted> = None;
@@ -375,14 +373,18 @@ fn pruned_range(state: &ChainState) -> Option<PrunedRange> {
     })
 }
 
-/// A report whose retained state or log start does not verify.
-fn pruned_damage(mut report: VerifyReport, seq: Seq, detail: String) -> VerifyReport {
+/// A report whose retained state or log start does not verify (no window was hashed).
+fn pruned_damage(
+    mut report: VerifyReport,
+    seq: Seq,
+    detail: String,
+) -> (VerifyReport, WindowCounts) {
     report.damage = Some(Damage {
         seq,
         kind: DamageKind::Pruned,
         detail,
     });
-    report
+    (report, WindowCounts::default())
 }
 
 /// The genesis entry must name the store whose log it is in.
@@ -628,9 +630,8 @@ mod tests {
     fn write_log(from: &Path, to: &Path, records: &[(u8, Vec<u8>)]) {
         let wal_dir = to.join(WAL_DIR);
         std::fs::create_dir_all(&wal_dir).expect("mkdir");
-        for file in [crate::keys::PUBLIC_KEY_FILE] {
-            std::fs::copy(from.join(file), to.join(file)).expect("copy key");
-        }
+        let key = crate::keys::PUBLIC_KEY_FILE;
+        std::fs::copy(from.join(key), to.join(key)).expect("copy key");
         let meta = crate::wal::format::META_FILE;
         std::fs::copy(from.join(WAL_DIR).join(meta), wal_dir.join(meta)).expect("copy meta");
         let options = WalOptions::default()
