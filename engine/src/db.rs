@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
-use crate::ahead::{DigestsAhead, hashers_for};
+use crate::ahead::{DigestsAhead, Hashing, hashers_for};
 use crate::entry::{self, EntryKind};
 use crate::error::{Error, Result};
 use crate::indexer::IndexKeeper;
@@ -1622,7 +1622,13 @@ fn replay<L: LogStorage>(
     let mut damage = None;
     let hashers = hashers_for(log);
     std::thread::scope(|scope| {
-        let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Open, hashers);
+        let mut ahead = DigestsAhead::new(
+            scope,
+            log,
+            alg,
+            ReplayMode::Open,
+            Hashing::with_hashers(hashers),
+        );
         reads.scan(from, Seq(u64::MAX), |record| {
             let digests = ahead.take(record.seq);
             match state.apply_with(

@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use crate::ahead::{DigestsAhead, hashers_for};
+use crate::ahead::{DigestsAhead, Hashing, WindowCounts, hashers_for};
 use crate::db::WAL_DIR;
 use crate::error::{Error, Result};
 use crate::keys::PUBLIC_KEY_FILE;
@@ -179,6 +179,18 @@ pub(crate) fn verify_history<L: LogStorage>(
     options: &VerifyOptions,
     history: History,
 ) -> Result<VerifyReport> {
+    let hashing = Hashing::with_hashers(hashers_for(log));
+    verify_hashing(log, data_dir, options, history, hashing).map(|(report, _)| report)
+}
+
+/// [`verify_history`] hashing ahead as `hashing` says; also tells who hashed the windows.
+pub(crate) fn verify_hashing<L: LogStorage>(
+    log: &L,
+    data_dir: Option<&Path>,
+    options: &VerifyOptions,
+    history: History,
+    hashing: Hashing,
+) -> Result<(VerifyReport, WindowCounts)> {
     let cosignatures = check_cosignatures(options)?;
     let reader = log.open_reader()?;
     let alg = reader.meta().hash_algorithm;
@@ -199,10 +211,10 @@ pub(crate) fn verify_history<L: LogStorage>(
         .map(|s| s.header.prev_chain_hash)
         .collect();
     let store_id = reader.meta().store_id.to_string();
-    let hashers = hashers_for(log);
+    let mut counts = WindowCounts::default();
     let scanned = std::thread::scope(|scope| {
-        let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Verify, hashers);
-        reader.scan(start, |record| {
+        let mut ahead = DigestsAhead::new(scope, log, alg, ReplayMode::Verify, hashing);
+        let scanned = reader.scan(start, |record| {
             if let Some(t) = trusted.as_mut() {
                 observe(t, &state);
             }
@@ -243,7 +255,9 @@ pub(crate) fn verify_history<L: LogStorage>(
                 }
             }
             ControlFlow::Continue(())
-        })
+        });
+        counts = ahead.counts();
+        scanned
     });
     if let Some(t) = trusted.as_mut() {
         observe(t, &state);
@@ -275,7 +289,7 @@ pub(crate) fn verify_history<L: LogStorage>(
             &mut report,
         );
     }
-    Ok(finish_report(report, &state, start, damage))
+    Ok((finish_report(report, &state, start, damage), counts))
 }
 
 /// Fills in the counts and the verdict.
@@ -359,14 +373,18 @@ fn pruned_range(state: &ChainState) -> Option<PrunedRange> {
     })
 }
 
-/// A report whose retained state or log start does not verify.
-fn pruned_damage(mut report: VerifyReport, seq: Seq, detail: String) -> VerifyReport {
+/// A report whose retained state or log start does not verify (no window was hashed).
+fn pruned_damage(
+    mut report: VerifyReport,
+    seq: Seq,
+    detail: String,
+) -> (VerifyReport, WindowCounts) {
     report.damage = Some(Damage {
         seq,
         kind: DamageKind::Pruned,
         detail,
     });
-    report
+    (report, WindowCounts::default())
 }
 
 /// The genesis entry must name the store whose log it is in.
@@ -544,5 +562,200 @@ fn check_keys(
         Ok(_) => Ok(None),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(Error::io("read", data_dir.join(PUBLIC_KEY_FILE), err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Verification with small hashing windows split between the sequential pass and a
+    //! hashing thread: damage is reported at the same entry whoever hashed its window.
+
+    use std::ops::ControlFlow;
+    use std::path::Path;
+
+    use super::{History, VerifyOptions, verify_hashing};
+    use crate::ahead::{Hashing, Split};
+    use crate::log::FsLog;
+    use crate::receipt::{ActorType, Kind, Receipt, Timestamp};
+    use crate::replay::DamageKind;
+    use crate::wal::{ChainHash, RecordKind, Seq, Wal, WalOptions, WalReader};
+    use crate::{Db, DbOptions, WAL_DIR};
+
+    const WINDOW: u64 = 16;
+    const SEGMENT: u64 = 8 << 20;
+
+    fn hashing(split: Split) -> Hashing {
+        Hashing {
+            hashers: 1,
+            window_entries: WINDOW,
+            spawn_after_entries: 2 * WINDOW,
+            split,
+        }
+    }
+
+    fn build(dir: &Path, receipts: u64, segment_bytes: u64) {
+        let db =
+            Db::open_with(dir, DbOptions::default().segment_bytes(segment_bytes)).expect("open");
+        for n in 0..receipts {
+            let receipt = Receipt::builder("acme", format!("evt-{n:06}"), Kind::LlmCall)
+                .app_id("claims")
+                .actor_type(ActorType::Agent)
+                .model_name("gpt-4.1")
+                .event_time(Timestamp::from_unix_nanos(
+                    1_700_000_000_000_000_000 + i64::try_from(n).expect("fits") * 1_000,
+                ))
+                .input(serde_json::json!({ "prompt": format!("claim {n}") }))
+                .build()
+                .expect("receipt");
+            db.append(&receipt).expect("append");
+        }
+        db.close().expect("close");
+    }
+
+    /// The log's records: kind byte and entry bytes.
+    fn records(dir: &Path) -> Vec<(u8, Vec<u8>)> {
+        let reader = WalReader::open(dir.join(WAL_DIR)).expect("reader");
+        let mut out = Vec::new();
+        reader
+            .scan(Seq(0), |record| {
+                out.push((record.kind.get(), record.payload.to_vec()));
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+        out
+    }
+
+    /// A copy of the store in `from` whose log holds `records`, written by the WAL's own
+    /// writer (every frame's checksum right).
+    fn write_log(from: &Path, to: &Path, records: &[(u8, Vec<u8>)]) {
+        let wal_dir = to.join(WAL_DIR);
+        std::fs::create_dir_all(&wal_dir).expect("mkdir");
+        let key = crate::keys::PUBLIC_KEY_FILE;
+        std::fs::copy(from.join(key), to.join(key)).expect("copy key");
+        let meta = crate::wal::format::META_FILE;
+        std::fs::copy(from.join(WAL_DIR).join(meta), wal_dir.join(meta)).expect("copy meta");
+        let options = WalOptions::default()
+            .segment_bytes(SEGMENT)
+            .record_bytes_max(SEGMENT - 8192);
+        let mut wal = Wal::open(&wal_dir, options).expect("open log");
+        for (kind, bytes) in records {
+            let prev = crate::entry::EntryKind::from_byte(*kind)
+                .and_then(|k| crate::entry::decode_entry(k, bytes).ok())
+                .map_or([0; 32], |e| e.chain.prev_chain_hash);
+            wal.append(
+                RecordKind::new(*kind).expect("kind"),
+                bytes,
+                &ChainHash(prev),
+            )
+            .expect("append");
+        }
+        wal.close().expect("close");
+    }
+
+    fn verify(dir: &Path, split: Split) -> (Option<(u64, DamageKind)>, crate::ahead::WindowCounts) {
+        let (report, counts) = verify_hashing(
+            &FsLog::new(dir.join(WAL_DIR)),
+            Some(dir),
+            &VerifyOptions::default(),
+            History::Local,
+            hashing(split),
+        )
+        .expect("verify runs");
+        (report.damage.map(|d| (d.seq.0, d.kind)), counts)
+    }
+
+    #[test]
+    fn damage_is_found_where_it_is_in_windows_hashed_by_either_thread() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = scratch.path().join("store");
+        build(&dir, 300, SEGMENT);
+        // The threads hash the odd windows, the sequential pass the even ones (after the
+        // first two, which it hashes before the thread starts).
+        let (damage, counts) = verify(&dir, Split::Alternate);
+        assert_eq!(damage, None);
+        assert!(counts.received >= 8 && counts.own >= 8, "{counts:?}");
+        let log = records(&dir);
+        let receipt = crate::entry::EntryKind::Receipt as u8;
+        // Inside an odd window, inside an even one, and each one's last entry (whose
+        // successor, which names the damage, is in a window the other thread hashed).
+        for at in [
+            5 * WINDOW + 3,
+            6 * WINDOW + 3,
+            8 * WINDOW - 1,
+            9 * WINDOW - 1,
+        ] {
+            let index = usize::try_from(at).expect("fits");
+            assert_eq!(log[index].0, receipt, "seq {at} is a receipt");
+            let mut forged = log.clone();
+            let last = forged[index].1.len() - 1;
+            forged[index].1[last] ^= 1;
+            let copy = scratch.path().join(format!("forged-{at}"));
+            write_log(&dir, &copy, &forged);
+            for split in [Split::Alternate, Split::Claimed] {
+                assert_eq!(
+                    verify(&copy, split).0,
+                    // Entry version 3 stores no digests: the next entry's link names the edit.
+                    Some((at + 1, DamageKind::ChainLink)),
+                    "payload edited at {at}, {split:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_frame_in_a_sealed_segment_is_found_in_windows_hashed_by_either_thread() {
+        // The hashing thread does not checksum frames of rolled-over segments (the sequential
+        // pass does): a damaged frame there is still reported as such, at its seq.
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = scratch.path().join("store");
+        build(&dir, 300, 64 << 10);
+        let reader = WalReader::open(dir.join(WAL_DIR)).expect("reader");
+        assert!(reader.segments().len() > 1, "the store rolls over");
+        let mut frames = Vec::new();
+        reader
+            .scan(Seq(0), |record| {
+                frames.push((record.seq.0, record.position));
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+        let last_segment = reader.segments().last().expect("segment").header.segment_no;
+        for at in [5 * WINDOW + 3, 6 * WINDOW + 3] {
+            let (_, position) = frames[usize::try_from(at).expect("fits")];
+            assert_ne!(
+                position.segment, last_segment,
+                "seq {at} is in a sealed segment"
+            );
+            let copy = scratch.path().join(format!("damaged-{at}"));
+            copy_store(&dir, &copy);
+            let info = reader
+                .segments()
+                .iter()
+                .find(|s| s.header.segment_no == position.segment)
+                .expect("its segment");
+            let path = copy.join(WAL_DIR).join(&info.file_name);
+            let mut bytes = std::fs::read(&path).expect("read segment");
+            let payload = position.offset + crate::wal::format::FRAME_HEADER_BYTES;
+            bytes[usize::try_from(payload).expect("fits") + 40] ^= 0x04;
+            std::fs::write(&path, bytes).expect("write segment");
+            for split in [Split::Alternate, Split::Claimed] {
+                assert_eq!(
+                    verify(&copy, split).0,
+                    Some((at, DamageKind::Frame)),
+                    "frame damaged at {at}, {split:?}"
+                );
+            }
+        }
+    }
+
+    fn copy_store(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for item in std::fs::read_dir(from).expect("read dir") {
+            let item = item.expect("entry");
+            if item.file_type().expect("type").is_dir() {
+                copy_store(&item.path(), &to.join(item.file_name()));
+            } else {
+                std::fs::copy(item.path(), to.join(item.file_name())).expect("copy");
+            }
+        }
     }
 }

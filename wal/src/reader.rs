@@ -70,6 +70,10 @@ enum FrameCheck {
     Target,
     /// No frame: bounds and sequence numbers only (a directory of frame positions).
     HeadersOnly,
+    /// Frames of the last segment, and of any segment not sealed as rolled over; frames of a
+    /// rolled-over segment get their bounds and sequence numbers checked (a second reader
+    /// whose records another reader checks in full).
+    Unsealed,
 }
 
 /// The outcome of [`WalReader::verify`].
@@ -311,7 +315,8 @@ impl<S: Storage> WalReader<S> {
                 break;
             }
             let headers_only = skip_check == FrameCheck::HeadersOnly
-                || (seq < from && skip_check == FrameCheck::Target);
+                || (seq < from && skip_check == FrameCheck::Target)
+                || (seal_end.is_some() && skip_check == FrameCheck::Unsealed);
             let frame = if headers_only {
                 format::frame_header_at(&bytes, offset, len)
             } else {
@@ -346,6 +351,27 @@ impl<S: Storage> WalReader<S> {
             seq = seq.next();
         }
         Ok(ControlFlow::Continue(seq))
+    }
+
+    /// Like [`WalReader::scan_with_hint`], but the frames of segments sealed as rolled over
+    /// (all but the last segment, normally) are **not checksummed**: their bounds and
+    /// sequence numbers are checked, their bytes are passed as they are. For a reader that
+    /// only computes something ahead of another reader that checks every frame (verification
+    /// hashes ahead in other threads): a rolled-over segment's frames were flushed and synced
+    /// before its seal was written, so they are complete when the seal is seen and both
+    /// readers see the same bytes; a frame that is damaged there fails the other reader's
+    /// check. Frames of the last segment, which a writer may still be writing, are checked as
+    /// in `scan`, so a torn frame is never passed.
+    ///
+    /// # Errors
+    /// As for [`WalReader::scan`].
+    pub fn scan_with_hint_trusting_sealed(
+        &self,
+        from: Seq,
+        hint: Option<(Seq, Position)>,
+        visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<Seq> {
+        self.walk(from, hint, FrameCheck::Unsealed, visit)
     }
 
     /// Calls `visit` for every frame from `from` on (starting the walk at `hint`, as

@@ -1,5 +1,6 @@
 //! Guards the WAL's basic contract on the real file system: append, flush, rollover, reopen,
-//! read by sequence and by position, the writer lock, and the clean-close seal.
+//! read by sequence and by position, the writer lock, and the clean-close seal; and that a scan
+//! trusting sealed segments skips checksums only in rolled-over segments, never in the last.
 
 use trailmix_wal::{ChainHash, Error, RecordKind, Seq, Wal, WalOptions, WalReader};
 
@@ -115,4 +116,64 @@ fn hinted_reads_equal_plain_reads_whatever_the_hint() {
     }
     let end = reader.read_with_hint(Seq(600), Some((records[599].seq, records[599].position)));
     assert!(matches!(end, Err(Error::SeqOutOfRange { .. })), "{end:?}");
+}
+
+#[test]
+fn a_scan_trusting_sealed_segments_checks_the_last_segments_frames_only() {
+    use std::ops::ControlFlow;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kind = RecordKind::new(7).expect("kind");
+    let mut wal = Wal::open(dir.path(), small_options()).expect("open");
+    for i in 0..400 {
+        wal.append(kind, &payload(i), &ChainHash([0; 32]))
+            .expect("append");
+    }
+    wal.close().expect("close");
+    let reader = WalReader::open(dir.path()).expect("reader");
+    let records = reader.read_from(Seq(0)).expect("scan");
+    let last_segment = reader
+        .segments()
+        .last()
+        .expect("segments")
+        .header
+        .segment_no;
+    let sealed = records.iter().find(|r| r.seq == Seq(5)).expect("record 5");
+    let unsealed = records.iter().rev().nth(3).expect("a record near the end");
+    assert_ne!(sealed.position.segment, last_segment);
+    assert_eq!(unsealed.position.segment, last_segment);
+    let flip = |record: &trailmix_wal::Record| {
+        let info = reader
+            .segments()
+            .iter()
+            .find(|s| s.header.segment_no == record.position.segment)
+            .expect("its segment");
+        let path = dir.path().join(&info.file_name);
+        let mut bytes = std::fs::read(&path).expect("read segment");
+        let at = usize::try_from(record.position.offset + trailmix_wal::format::FRAME_HEADER_BYTES)
+            .expect("fits");
+        bytes[at] ^= 0x10;
+        std::fs::write(&path, bytes).expect("write segment");
+    };
+    flip(sealed);
+    flip(unsealed);
+    let reader = WalReader::open(dir.path()).expect("reader");
+    // A plain scan stops at the damaged frame of the sealed segment.
+    assert!(matches!(
+        reader.scan(Seq(0), |_| ControlFlow::Continue(())),
+        Err(Error::Corrupted { .. })
+    ));
+    // Trusting sealed segments: the sealed segment's damaged bytes pass as they are, the last
+    // segment's damaged frame ends the scan (a torn frame is never passed).
+    let mut seen = Vec::new();
+    let end = reader
+        .scan_with_hint_trusting_sealed(Seq(0), None, |record| {
+            seen.push((record.seq, record.payload.to_vec()));
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+    assert_eq!(end, unsealed.seq);
+    assert_eq!(seen.len() as u64, unsealed.seq.0);
+    let mut changed = sealed.payload.clone();
+    changed[0] ^= 0x10;
+    assert_eq!(seen[5].1, changed);
 }
