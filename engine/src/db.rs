@@ -166,14 +166,18 @@ pub enum EventCheck {
 
 impl StoredReceipt {
     /// Decodes the log record `seq` (its kind byte and payload, as a
-    /// [`WalReader`](crate::wal::WalReader) returns them) as a receipt, checking its bytes
-    /// against the digests its chain hash covers, as every read of the engine does. `Ok(None)`
-    /// for entries that are not receipts (genesis, checkpoints, seals). For tools that read
-    /// the log directly.
+    /// [`WalReader`](crate::wal::WalReader) returns them) as a receipt. `Ok(None)` for entries
+    /// that are not receipts (genesis, checkpoints, seals). For tools that read the log
+    /// directly.
+    ///
+    /// A version 2 entry is checked against the digests it stores. A version 3 entry stores
+    /// none: its chain hash (`position.chain_hash`) is computed from its bytes, and only the
+    /// next entry's `prev_chain_hash` (or `verify`) shows whether they changed. A caller that
+    /// reads the log in order should compare the two, as every read of [`Db`] does.
     ///
     /// # Errors
-    /// [`Error::Damaged`] when the entry does not decode or its bytes changed since they were
-    /// chained.
+    /// [`Error::Damaged`] when the entry does not decode, or a version 2 entry's bytes changed
+    /// since they were chained.
     pub fn from_record(
         alg: HashAlgorithm,
         seq: Seq,
