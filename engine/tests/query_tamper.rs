@@ -452,22 +452,29 @@ fn a_rewritten_result_is_refused_anywhere_in_a_page() {
     db.close().expect("close");
 }
 
-/// `find_event` on a read-only opener scans the log past the index's watermark: a rewritten
-/// receipt there is refused, not returned.
-#[test]
-fn a_rewritten_receipt_in_the_unindexed_tail_is_refused() {
+/// A store of `receipts` receipts whose index stops after the first 6 (the index of that
+/// moment put back): the rest is the unindexed tail.
+fn store_with_unindexed_tail(receipts: u64) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("store");
     let old_index = tmp.path().join("index-copy");
     write_receipts(&data, options(PayloadEncryption::Off), 6);
     common::copy_dir(&data.join("index"), &old_index);
     let db = Db::open_with(&data, options(PayloadEncryption::Off)).expect("reopen");
-    for n in 6..RECEIPTS {
+    for n in 6..receipts {
         db.append_and_wait(&receipt(n)).expect("append");
     }
     db.close().expect("close");
-    // The index as it was after 6 receipts: the rest is the unindexed tail.
     common::restore_dir(&old_index, &data.join("index"));
+    (tmp, data)
+}
+
+/// `find_event` on a read-only opener scans the log past the index's watermark: a rewritten
+/// receipt there is refused, not returned.
+#[test]
+fn a_rewritten_receipt_in_the_unindexed_tail_is_refused() {
+    // The index as it was after 6 receipts: the rest is the unindexed tail.
+    let (_tmp, data) = store_with_unindexed_tail(RECEIPTS);
     let reader = ReadOnlyStore::open(&data).expect("read-only open");
     let found = reader
         .find_event(TENANT, &event_id(9))
@@ -526,17 +533,7 @@ fn a_rewritten_receipt_in_a_follow_stream_is_refused() {
 /// past it make it durable damage), so breaking it does not hide a rewritten receipt either.
 #[test]
 fn past_the_watermark_the_log_decides_whether_the_next_entry_was_durable() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("store");
-    let old_index = tmp.path().join("index-copy");
-    write_receipts(&data, options(PayloadEncryption::Off), 6);
-    common::copy_dir(&data.join("index"), &old_index);
-    let db = Db::open_with(&data, options(PayloadEncryption::Off)).expect("reopen");
-    for n in 6..RECEIPTS + 20 {
-        db.append_and_wait(&receipt(n)).expect("append");
-    }
-    db.close().expect("close");
-    common::restore_dir(&old_index, &data.join("index"));
+    let (_tmp, data) = store_with_unindexed_tail(RECEIPTS + 20);
     let (_, frames) = layout(&data);
     let receipts: Vec<_> = frames
         .iter()
