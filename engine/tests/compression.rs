@@ -434,6 +434,11 @@ fn checked_in_compressed_store_reads_and_verifies() {
         common::copy_dir(&fixture_dir(name), &store);
         // The clear store has no key file left, and git keeps no empty directory.
         let keys = store.join("keys");
+        assert_eq!(
+            keys.exists(),
+            name == "encrypted",
+            "{name}: keys/ holds the KEK"
+        );
         let key_files = std::fs::read_dir(&keys).into_iter().flatten();
         for file in key_files {
             let path = file.expect("entry").path();
