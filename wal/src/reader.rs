@@ -361,7 +361,10 @@ impl<S: Storage> WalReader<S> {
     /// before its seal was written, so they are complete when the seal is seen and both
     /// readers see the same bytes; a frame that is damaged there fails the other reader's
     /// check. Frames of the last segment, which a writer may still be writing, are checked as
-    /// in `scan`, so a torn frame is never passed.
+    /// in `scan`, so a torn frame is never passed. The records-before-seal order of both ways
+    /// to seal (`Wal::end_segment` and the rollover) is pinned by `tests/crash_sim.rs`: with
+    /// the seal written first, a power loss between the two leaves a sealed segment with torn
+    /// frames, which that test's reopen refuses.
     ///
     /// # Errors
     /// As for [`WalReader::scan`].

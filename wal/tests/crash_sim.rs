@@ -1,7 +1,7 @@
 //! Guards invariant 1 (nothing acknowledged is ever lost; the recovered log is a prefix of the
 //! submission order; reopen never fails) with seeded crash simulation over `SimDisk`: power
-//! loss at random storage operations (inside flushes, rollovers, segment creation, seal writes,
-//! recovery itself) and between them, process crashes and clean closes, several crash/reopen
+//! loss at random storage operations (inside flushes, rollovers, segment ends, segment
+//! creation, seal writes, recovery itself) and between them, process crashes and clean closes, several crash/reopen
 //! cycles per seed.
 //!
 //! `TRAILMIX_CRASH_SEEDS=N` runs N seeds per test (soak runs); `TRAILMIX_CRASH_SEED=S` reruns
@@ -71,6 +71,10 @@ fn run_seeds(test: &str, shape: Shape) -> Stats {
         assert!(
             total.process_crashes > 0 && total.clean_closes > 0,
             "{total}"
+        );
+        assert!(
+            total.segment_ends >= total.seeds,
+            "too few segment ends: {total}"
         );
         assert!(
             total.segments >= total.seeds * 3,

@@ -201,6 +201,14 @@ impl Model {
         Ok(end)
     }
 
+    /// Flushes and seals the segment as rolled over (what the engine does after an epoch
+    /// seal); the returned watermark acknowledges every record below it, as a flush's does.
+    pub fn end_segment(&mut self, wal: &mut Wal<SimStorage>) -> Result<Seq, Error> {
+        let end = wal.end_segment()?;
+        self.acknowledge(end);
+        Ok(end)
+    }
+
     /// Closes cleanly; the returned watermark acknowledges every record below it.
     pub fn close(&mut self, wal: Wal<SimStorage>) -> Result<Seq, Error> {
         let end = wal.close()?;
@@ -361,6 +369,8 @@ pub struct Stats {
     pub checked_reopens: u64,
     /// Successful flushes.
     pub flushes: u64,
+    /// Successful `end_segment` calls (flush, then a rolled-over seal without a rollover).
+    pub segment_ends: u64,
     /// Records acknowledged (summed over reopen checks).
     pub records_checked: u64,
     /// Segments in the logs at the end of the runs.
@@ -385,6 +395,7 @@ impl AddAssign for Stats {
         self.clean_closes += other.clean_closes;
         self.checked_reopens += other.checked_reopens;
         self.flushes += other.flushes;
+        self.segment_ends += other.segment_ends;
         self.records_checked += other.records_checked;
         self.segments += other.segments;
     }
@@ -396,7 +407,7 @@ impl fmt::Display for Stats {
             f,
             "{} seeds, {} crash points ({} mid-operation of which {} in rollovers, {} between \
              operations, {} during open/recovery), {} process crashes, {} clean closes, {} checked reopens, {} flushes, \
-             {} records checked, {} segments",
+             {} segment ends, {} records checked, {} segments",
             self.seeds,
             self.crash_points(),
             self.crashes_mid_op,
@@ -407,6 +418,7 @@ impl fmt::Display for Stats {
             self.clean_closes,
             self.checked_reopens,
             self.flushes,
+            self.segment_ends,
             self.records_checked,
             self.segments
         )
@@ -556,7 +568,21 @@ impl CrashRun {
                     return self.explain(&err, "append");
                 }
             }
-            if self.rng.random_bool(0.8) {
+            // Now and then end the segment as the engine does after an epoch seal: its
+            // records must be durable before its seal is, or a power loss between the two
+            // leaves a sealed segment with torn frames, which recovery must refuse.
+            if self.rng.random_bool(0.1) {
+                match self.model.end_segment(wal) {
+                    Ok(end) => {
+                        trace!("  end_segment acknowledged {end} (ops {})", self.disk.ops());
+                        self.stats.segment_ends += 1;
+                    }
+                    Err(err) => {
+                        trace!("  end_segment failed at op {}: {err}", self.disk.ops());
+                        return self.explain(&err, "end_segment");
+                    }
+                }
+            } else if self.rng.random_bool(0.8) {
                 match self.model.flush(wal) {
                     Ok(end) => {
                         trace!("  flush acknowledged {end} (ops {})", self.disk.ops());
