@@ -3,6 +3,8 @@
 //! verify, decrypt what survives, and read the shredded subject as shredded, byte for byte.
 //! Regenerate with `TRAILMIX_REGENERATE_FIXTURES=1`.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,19 +45,6 @@ fn receipt(n: u64) -> Receipt {
     builder.build().expect("valid receipt")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 fn regenerate() {
     let dir = fixture_dir();
     let _ = std::fs::remove_dir_all(&dir);
@@ -79,7 +68,7 @@ fn checked_in_shredded_store_verifies_decrypts_and_reads_shredded() {
     }
     let scratch = tempfile::tempdir().expect("tempdir");
     let store = scratch.path().join("store");
-    copy_dir(&fixture_dir(), &store);
+    common::copy_dir(&fixture_dir(), &store);
     let provider = FileKekProvider::in_data_dir(&store);
     let kek_path = provider.kek_path(KekId(2));
     // Git keeps no 0600 modes; a key file readable by others is refused.

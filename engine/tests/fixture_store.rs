@@ -1,6 +1,8 @@
 //! Guards the engine's on-disk format: a small store checked into the repository (written by
 //! an earlier build) must still verify, read back and prove, byte for byte.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use trailmix_db::entry::{ENTRY_VERSION_V2, EntryKind, decode_entry};
@@ -40,19 +42,6 @@ fn receipt(n: u64) -> Receipt {
     .expect("valid receipt")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 fn regenerate() {
     let dir = fixture_dir();
     let _ = std::fs::remove_dir_all(&dir);
@@ -85,7 +74,7 @@ fn checked_in_store_still_verifies_and_reads() {
     }
     let scratch = tempfile::tempdir().expect("tempdir");
     let store = scratch.path().join("store");
-    copy_dir(&fixture_dir(), &store);
+    common::copy_dir(&fixture_dir(), &store);
 
     let report = verify_store(&store, &VerifyOptions::default()).expect("verify runs");
     assert!(report.verified(), "{:?}", report.damage);

@@ -460,7 +460,7 @@ fn a_read_only_open_after_a_crash_mid_shred_respects_the_record() {
     // clean copy to put back (the receipts are in it; the shred adds no index entry).
     let index = data.join("index");
     let saved = scratch.path().join("index-saved");
-    copy_dir(&index, &saved);
+    common::copy_dir(&index, &saved);
     let output = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
         .env(DIR_VAR, &data)
@@ -473,7 +473,7 @@ fn a_read_only_open_after_a_crash_mid_shred_respects_the_record() {
     assert_eq!(output.status.signal(), Some(6), "the child must abort");
     assert_eq!(shred_records(&data), 1);
     std::fs::remove_dir_all(&index).expect("remove index");
-    copy_dir(&saved, &index);
+    common::copy_dir(&saved, &index);
     let reader = trailmix_db::ReadOnlyStore::open(&data).expect("read-only");
     let state = |event: &str| {
         reader
@@ -491,17 +491,4 @@ fn a_read_only_open_after_a_crash_mid_shred_respects_the_record() {
         .expect("exists");
     assert!(matches!(keys.lookup(KeyId(1)), KeyLookup::Shredded(_)));
     assert!(matches!(keys.lookup(KeyId(2)), KeyLookup::Live(_)));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for item in std::fs::read_dir(from).expect("dir") {
-        let item = item.expect("entry");
-        let target = to.join(item.file_name());
-        if item.file_type().expect("type").is_dir() {
-            copy_dir(&item.path(), &target);
-        } else {
-            std::fs::copy(item.path(), &target).expect("copy");
-        }
-    }
 }
