@@ -62,23 +62,36 @@ pub enum Verdict {
     Failed = 2,
 }
 
-/// An error that stops a command (exit code 2): what went wrong and, when there is one, what
-/// to do next.
+/// An error that stops a command: what went wrong, when there is one what to do next, and
+/// the exit code it ends with (2, or 1 when what stopped it is damage in the store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolError {
     /// What went wrong.
     pub message: String,
     /// What to do next.
     pub hint: Option<String>,
+    /// How the process ends: [`Verdict::Failed`], or [`Verdict::Damaged`] for damage found in
+    /// the store.
+    pub verdict: Verdict,
 }
 
 impl ToolError {
-    /// An error with a message only.
+    /// An error with a message only (exit code 2).
     #[must_use]
     pub fn new(message: impl Into<String>) -> ToolError {
         ToolError {
             message: message.into(),
             hint: None,
+            verdict: Verdict::Failed,
+        }
+    }
+
+    /// Damage found in the store stopped the command (exit code 1, as for `verify`).
+    #[must_use]
+    pub fn damaged(message: impl Into<String>) -> ToolError {
+        ToolError {
+            verdict: Verdict::Damaged,
+            ..ToolError::new(message)
         }
     }
 
@@ -95,6 +108,12 @@ impl ToolError {
     pub fn store(data_dir: &Path, err: &trailmix_db::Error) -> ToolError {
         match err {
             trailmix_db::Error::Wal(wal) => ToolError::wal(data_dir, wal),
+            trailmix_db::Error::Damaged { .. } => {
+                ToolError::damaged(err.to_string()).hint(format!(
+                    "run `trailmix-db verify {}` for a full report",
+                    data_dir.display()
+                ))
+            }
             other => ToolError::new(other.to_string()),
         }
     }
@@ -127,7 +146,7 @@ impl ToolError {
                 "this command writes to the store; stop the writer first, or use a read-only \
                  command (inspect, verify, query, trace, tail, checkpoint without --new)",
             ),
-            W::Corrupted { .. } => ToolError::new(err.to_string()).hint(format!(
+            W::Corrupted { .. } => ToolError::damaged(err.to_string()).hint(format!(
                 "run `trailmix-db verify {}` for a full report",
                 data_dir.display()
             )),

@@ -344,8 +344,8 @@ enum Command {
     /// it follows a store while a service, `import` or `load` writes it. It shows only durable
     /// receipts (synced to disk, so a power loss cannot take them back): the newest group
     /// commit shows once the writer's next commit or checkpoint confirms it, within about a
-    /// second on a live store. Every receipt shown is checked against the digests its hash
-    /// chain covers. With --follow it ends with exit code 0 on Ctrl-C, SIGTERM, or when stdout
+    /// second on a live store. Every receipt shown is checked against the hash chain (its bytes
+    /// must give the chain hash the next entry links to); damage ends it with exit code 1. With --follow it ends with exit code 0 on Ctrl-C, SIGTERM, or when stdout
     /// is closed (`tail DIR --follow | head -5`).
     #[allow(clippy::doc_markdown, reason = "clap help text, shown as written")]
     #[command(after_help = EXIT_CODES)]
@@ -1492,7 +1492,7 @@ fn main() -> ExitCode {
         Ok(verdict) => verdict,
         Err(err) => {
             eprintln!("error: {err}");
-            Verdict::Failed
+            err.verdict
         }
     };
     ExitCode::from(verdict as u8)

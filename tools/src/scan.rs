@@ -44,13 +44,15 @@ pub fn decode(kind_byte: u8, bytes: &[u8]) -> Result<EntryRef<'_>, String> {
     entry::decode_entry(kind, bytes).map_err(|e| e.to_string())
 }
 
-/// Decodes the receipt in a WAL record and checks its bytes against the digests its chain
-/// hash covers, as the engine does when it reads a receipt: `Ok(None)` for entries that are
-/// not receipts (genesis, checkpoints, seals).
+/// Decodes the receipt in a WAL record: `Ok(None)` for entries that are not receipts
+/// (genesis, checkpoints, seals). A version 2 entry is checked against the digests it stores;
+/// a version 3 entry stores none, so a caller that shows receipts must also compare
+/// `position.chain_hash` with the next entry's `prev_chain_hash`, as `tail` does (see
+/// [`StoredReceipt::from_record`]).
 ///
 /// # Errors
-/// A message saying why the entry is damaged (it does not decode, or its header or payload
-/// bytes changed since they were chained).
+/// A message saying why the entry is damaged (it does not decode, or a version 2 entry's header
+/// or payload bytes changed since they were chained).
 pub fn decode_receipt(
     alg: HashAlgorithm,
     keys: Option<&KeyStore>,

@@ -207,8 +207,8 @@ pub fn row(receipt: &StoredReceipt, columns: Columns) -> String {
 /// or JSON lines; with `archive`, receipts of epochs dropped locally are read from it.
 ///
 /// # Errors
-/// [`ToolError`] for a bad filter (with the parser's position and hint), a missing store or
-/// a held writer lock.
+/// [`ToolError`] for a bad filter (with the parser's position and hint), a missing store, or
+/// damage found in a receipt it reads (exit code 1).
 pub fn query(
     data_dir: &Path,
     filter: &[String],
@@ -217,9 +217,12 @@ pub fn query(
 ) -> ToolResult<()> {
     let text = filter.join(" ");
     let store = open_read_only(data_dir, archive)?;
-    let page = store
-        .query_text(&text)
-        .map_err(|e| ToolError::new(e.to_string()).hint("see `trailmix-db query --help`"))?;
+    let page = store.query_text(&text).map_err(|e| match e {
+        trailmix_db::Error::Query(_) => {
+            ToolError::new(e.to_string()).hint("see `trailmix-db query --help`")
+        }
+        other => ToolError::store(data_dir, &other),
+    })?;
     if json {
         for receipt in &page.receipts {
             println!("{}", receipt_json(receipt));

@@ -14,9 +14,10 @@
 //! newest commit is confirmed by the next one, or by the checkpoint the writer appends within
 //! its checkpoint interval (one second by default): that bounds how far `tail` lags behind.
 //!
-//! Every receipt shown is checked against the digests its chain hash covers (as the engine
-//! does when it reads), and the filter is the `query` filter, applied to each receipt's
-//! header. Memory stays bounded: receipts stream from the log to stdout one at a time.
+//! Every receipt shown is checked as the engine checks a read: its frame checksum, its stored
+//! digests (version 2 entries) and the next entry's link to its chain hash (every version; the
+//! log's last entry has no next one yet and is shown on its checksum alone). The filter is the
+//! `query` filter, applied to each receipt's header. Memory stays bounded: receipts stream from the log to stdout one at a time.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom, Write};
@@ -210,7 +211,11 @@ impl LogFollower {
     }
 
     /// Hands the receipts from `next` up to the durable end to `visit`, in order, until it
-    /// breaks.
+    /// breaks. Each receipt is held until the scan reaches the next entry, whose link
+    /// (`prev_chain_hash`) must be the receipt's chain hash: a version 3 entry stores no
+    /// digests, so that link is what shows its bytes are the ones chained (the engine's reads
+    /// compare the same two). A receipt with no next entry in the log yet (its tip) is shown
+    /// on its frame checksum alone, as the engine's reads do.
     fn emit(
         &mut self,
         mut visit: impl FnMut(StoredReceipt) -> ToolResult<ControlFlow<()>>,
@@ -220,29 +225,32 @@ impl LogFollower {
         }
         let (alg, upto, keys) = (self.alg, self.durable, self.keys.as_ref());
         let (mut next, mut hint) = (self.next, self.next_hint);
+        let mut held: Option<StoredReceipt> = None;
         let mut failure = None;
         self.reader
             .scan_with_hint(self.next, self.next_hint, |record| {
-                if record.seq >= upto {
-                    return ControlFlow::Break(());
-                }
-                next = record.seq.next();
-                hint = Some((record.seq, record.position));
-                let step = match scan::decode_receipt(
-                    alg,
-                    keys,
-                    record.seq,
-                    record.kind.get(),
-                    record.payload,
-                ) {
-                    Ok(Some(receipt)) => visit(receipt),
-                    Ok(None) => Ok(ControlFlow::Continue(())),
-                    Err(detail) => Err(ToolError::new(format!(
-                        "store damaged at seq {}: {detail}",
-                        record.seq
-                    ))
-                    .hint("run `trailmix-db verify DIR` for a full report")),
-                };
+                let step = held
+                    .take()
+                    .map_or(Ok(ControlFlow::Continue(())), |receipt| {
+                        check_link(&receipt, record.seq, record.kind.get(), record.payload)
+                            .and_then(|()| visit(receipt))
+                    });
+                let step = step.and_then(|flow| {
+                    if flow.is_break() || record.seq >= upto {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    next = record.seq.next();
+                    hint = Some((record.seq, record.position));
+                    held = scan::decode_receipt(
+                        alg,
+                        keys,
+                        record.seq,
+                        record.kind.get(),
+                        record.payload,
+                    )
+                    .map_err(|detail| damaged(record.seq, &detail))?;
+                    Ok(ControlFlow::Continue(()))
+                });
                 step.unwrap_or_else(|err| {
                     failure = Some(err);
                     ControlFlow::Break(())
@@ -251,8 +259,33 @@ impl LogFollower {
             .map_err(|e| self.wal_error(&e))?;
         self.next = next;
         self.next_hint = hint;
-        failure.map_or(Ok(()), Err)
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        if let Some(tip) = held {
+            // The scan has ended, so whether `visit` asks to stop changes nothing.
+            let _: ControlFlow<()> = visit(tip)?;
+        }
+        Ok(())
     }
+}
+
+/// Checks that the entry after `receipt` (record `seq`) links to the receipt's chain hash.
+fn check_link(receipt: &StoredReceipt, seq: Seq, kind_byte: u8, bytes: &[u8]) -> ToolResult<()> {
+    let entry = scan::decode(kind_byte, bytes).map_err(|detail| damaged(seq, &detail))?;
+    if entry.chain.prev_chain_hash == receipt.position.chain_hash {
+        Ok(())
+    } else {
+        Err(damaged(
+            receipt.position.seq,
+            "the receipt's bytes do not give the chain hash the next entry links to",
+        ))
+    }
+}
+
+fn damaged(seq: Seq, detail: &str) -> ToolError {
+    ToolError::damaged(format!("store damaged at seq {seq}: {detail}"))
+        .hint("run `trailmix-db verify DIR` for a full report")
 }
 
 /// Where the lines go: stdout, buffered; a closed pipe ends the output quietly.

@@ -1,7 +1,8 @@
 //! Guards `trailmix-db tail` by running the built binary: every matching durable receipt as
 //! valid JSON lines (the same lines as `query --json`), filters and start positions, and
 //! `--follow` on a live store written by another process and by the library (no writer lock
-//! taken), ending with exit code 0 on SIGTERM and when its reader closes the pipe.
+//! taken), ending with exit code 0 on SIGTERM and when its reader closes the pipe; a receipt
+//! whose bytes no longer give the chain hash the next entry links to is refused (exit code 1).
 
 mod common;
 
@@ -320,4 +321,80 @@ fn tail_ends_quietly_when_its_reader_goes_away() {
     assert!(child.try_wait().expect("try_wait").is_none(), "it follows");
     drop(child.stdout.take());
     assert_eq!(wait_for(&mut child), Some(0));
+}
+
+/// Rewrites one byte of receipt `seq`'s payload in place and recomputes the frame checksum,
+/// so that only the chain can tell: a version 3 entry stores no digests of its own.
+fn rewrite_payload_byte_with_valid_crc(dir: &std::path::Path, seq: u64) {
+    use trailmix_db::entry::{EntryKind, decode_entry};
+    use trailmix_db::wal::format::{FRAME_HEADER_BYTES, FrameHeader};
+    use trailmix_db::wal::{Seq, WalReader};
+
+    let reader = WalReader::open(dir.join("wal")).expect("open log");
+    let record = reader.read(Seq(seq)).expect("read receipt");
+    let mut entry_bytes = record.payload.clone();
+    let entry = decode_entry(EntryKind::Receipt, &record.payload).expect("a receipt");
+    assert!(
+        entry.stored.is_none(),
+        "a version 3 entry (no stored digests)"
+    );
+    let payload_at = entry.payload.as_ptr() as usize - record.payload.as_ptr() as usize;
+    let letter = (payload_at..payload_at + entry.payload.len())
+        .find(|&i| entry_bytes[i].is_ascii_lowercase())
+        .expect("a letter in the clear JSON payload");
+    entry_bytes[letter] = entry_bytes[letter].to_ascii_uppercase();
+
+    let segment = reader
+        .segments()
+        .iter()
+        .find(|s| s.header.segment_no == record.position.segment)
+        .expect("segment")
+        .file_name
+        .clone();
+    let path = dir.join("wal").join(segment);
+    let mut file = std::fs::read(&path).expect("read segment");
+    let at = usize::try_from(record.position.offset).expect("fits");
+    let header_len = usize::try_from(FRAME_HEADER_BYTES).expect("fits");
+    let old = FrameHeader::decode_unchecked(&file[at..at + header_len]).expect("frame header");
+    file[at..at + header_len].copy_from_slice(&old.encode(&entry_bytes));
+    file[at + header_len..at + header_len + entry_bytes.len()].copy_from_slice(&entry_bytes);
+    std::fs::write(&path, &file).expect("write segment");
+}
+
+#[test]
+fn tail_refuses_a_receipt_whose_bytes_break_the_next_link() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    // Clear payloads, so that no decryption check can catch the edit: only the chain can.
+    let db = Db::open_with(
+        &dir,
+        DbOptions::default().payload_encryption(trailmix_db::PayloadEncryption::Off),
+    )
+    .expect("create");
+    let mut seqs = Vec::new();
+    for n in 0..4 {
+        let receipt = Receipt::from_json_value(event("acme", n)).expect("valid");
+        seqs.push(db.append_and_wait(&receipt).expect("durable").seq.0);
+    }
+    db.close().expect("close");
+    let clean = tool(&["tail", arg(&dir), "--json"]);
+    assert_eq!(code(&clean), Some(0), "{}", text(&clean));
+    assert_eq!(jsonl(&clean).len(), 4);
+
+    let target = seqs[1];
+    rewrite_payload_byte_with_valid_crc(&dir, target);
+    let tampered = tool(&["tail", arg(&dir), "--json"]);
+    assert_eq!(code(&tampered), Some(1), "{}", text(&tampered));
+    let said = String::from_utf8_lossy(&tampered.stderr);
+    assert!(
+        said.contains(&format!("store damaged at seq {target}")),
+        "{said}"
+    );
+    // Only the receipt before it was shown; the edited one never was.
+    assert_eq!(event_ids(&jsonl(&tampered)), ["evt-acme-0"]);
+    // `query` reads through the engine, which checks the same link: damage, exit code 1.
+    let query = tool(&["query", arg(&dir), "tenant=acme", "--json"]);
+    assert_eq!(code(&query), Some(1), "{}", text(&query));
+    let said = String::from_utf8_lossy(&query.stderr);
+    assert!(said.contains(&format!("seq {target}")), "{said}");
 }
