@@ -23,22 +23,71 @@ pub struct IndexBatch {
     pub(crate) end: u64,
     pub(crate) receipts: usize,
     pub(crate) last_logged_at: Option<u64>,
-    /// Term key → its seqs in this batch, ascending.
-    pub(crate) postings: BatchMap<Vec<u8>, Vec<u64>>,
+    /// Term key → its place in `postings`.
+    posting_ids: BatchMap<Vec<u8>, usize>,
+    /// `(term key, its seqs in this batch ascending)`, in order of first appearance.
+    pub(crate) postings: Vec<(Vec<u8>, Vec<u64>)>,
     /// `event id hash (16) ‖ seq (u64 BE)` per receipt, unsorted.
     pub(crate) event_ids: Vec<[u8; 24]>,
     /// `(seq, logged_at)` per receipt, ascending.
     pub(crate) logged_at: Vec<(u64, u64)>,
-    /// `str(tenant)` → `(seq, event time)` in seq order.
-    pub(crate) event_times: BatchMap<Vec<u8>, Vec<(u64, i64)>>,
-    /// Count key (`str(tenant) ‖ dim ‖ hour ‖ str(value)`) → receipts.
-    pub(crate) counts: BatchMap<Vec<u8>, u64>,
-    /// Value key (`str(tenant) ‖ dim ‖ str(value)`) → receipts.
-    pub(crate) values: BatchMap<Vec<u8>, u64>,
-    /// Tenant → receipts.
-    pub(crate) tenants: BatchMap<String, u64>,
+    /// `str(tenant)` → its place in `tenants`.
+    tenant_ids: BatchMap<Vec<u8>, usize>,
+    /// Per tenant: its receipts and their `(seq, event time)` in seq order.
+    pub(crate) tenants: Vec<TenantGroup>,
+    /// Count key → its place in `counts`.
+    count_ids: BatchMap<Vec<u8>, usize>,
+    /// `(count key, receipts)`, count key = `str(tenant) ‖ dim ‖ hour ‖ str(value)`.
+    pub(crate) counts: Vec<(Vec<u8>, u64)>,
+    /// Value key → its place in `values`.
+    value_ids: BatchMap<Vec<u8>, usize>,
+    /// `(value key, receipts)`, value key = `str(tenant) ‖ dim ‖ str(value)`.
+    pub(crate) values: Vec<(Vec<u8>, u64)>,
+    /// Shape key (see [`put_shape_key`]) → where its receipts go.
+    shapes: BatchMap<Vec<u8>, Shape>,
     scratch: Vec<u8>,
+    shape_key: Vec<u8>,
 }
+
+/// `(str(tenant), (seq, event time) in seq order)`: one tenant's event times in a batch.
+pub(crate) type TenantTimes = (Vec<u8>, Vec<(u64, i64)>);
+
+/// One tenant's part of a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantGroup {
+    pub(crate) tenant: String,
+    /// `str(tenant)`, the event-time table's key prefix.
+    pub(crate) key: Vec<u8>,
+    pub(crate) receipts: u64,
+    pub(crate) event_times: Vec<(u64, i64)>,
+}
+
+/// Most terms a shape covers: tenant, model name, model version, kind, decision, app.
+const SHAPE_TERMS_MAX: usize = 6;
+
+/// Where the receipts of one shape (the same tenant, model, kind, decision and app) go in a
+/// batch. Receipts repeat a few shapes heavily, so resolving a shape once per batch (one map
+/// lookup of its key per receipt) replaces building and looking up ~14 keys per receipt
+/// (callgrind: ~2.8 k instructions per receipt on the indexer thread). Session, subject and
+/// labels vary per receipt and still go term by term.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    tenant: usize,
+    terms: [usize; SHAPE_TERMS_MAX],
+    term_count: u8,
+    values: [usize; COUNT_DIMENSIONS.len()],
+    /// The event hour `counts` were resolved for.
+    hour: i64,
+    counts: [usize; COUNT_DIMENSIONS.len()],
+}
+
+/// The dimensions every receipt is counted under, in this order in [`Shape`].
+const COUNT_DIMENSIONS: [Dimension; 4] = [
+    Dimension::Tenant,
+    Dimension::Model,
+    Dimension::Kind,
+    Dimension::Decision,
+];
 
 impl IndexBatch {
     /// An empty batch starting at `start` (which must equal the index watermark at commit).
@@ -49,14 +98,19 @@ impl IndexBatch {
             end: start,
             receipts: 0,
             last_logged_at: None,
-            postings: BatchMap::default(),
+            posting_ids: BatchMap::default(),
+            postings: Vec::new(),
             event_ids: Vec::new(),
             logged_at: Vec::new(),
-            event_times: BatchMap::default(),
-            counts: BatchMap::default(),
-            values: BatchMap::default(),
-            tenants: BatchMap::default(),
+            tenant_ids: BatchMap::default(),
+            tenants: Vec::new(),
+            count_ids: BatchMap::default(),
+            counts: Vec::new(),
+            value_ids: BatchMap::default(),
+            values: Vec::new(),
+            shapes: BatchMap::default(),
             scratch: Vec::with_capacity(128),
+            shape_key: Vec::with_capacity(128),
         }
     }
 
@@ -71,27 +125,45 @@ impl IndexBatch {
     pub fn push(&mut self, record: &IndexRecord<'_>) -> Result<(), IndexError> {
         self.check(record)?;
         let seq = record.seq;
-        for_each_term(record, |term| {
-            self.scratch.clear();
-            put_term(&mut self.scratch, &term);
-            match self.postings.get_mut(self.scratch.as_slice()) {
-                Some(seqs) => seqs.push(seq),
-                None => {
-                    self.postings.insert(self.scratch.clone(), vec![seq]);
+        let hour = record.event_time_ns.div_euclid(HOUR_NS);
+        self.shape_key.clear();
+        put_shape_key(&mut self.shape_key, record);
+        let shape = match self.shapes.get(self.shape_key.as_slice()) {
+            Some(shape) if shape.hour == hour => *shape,
+            Some(shape) => {
+                let mut shape = *shape;
+                shape.counts = self.count_slots(record, hour);
+                shape.hour = hour;
+                if let Some(stored) = self.shapes.get_mut(self.shape_key.as_slice()) {
+                    *stored = shape;
                 }
+                shape
             }
+            None => {
+                let shape = self.new_shape(record, hour);
+                self.shapes.insert(self.shape_key.clone(), shape);
+                shape
+            }
+        };
+        for &id in &shape.terms[..usize::from(shape.term_count)] {
+            self.postings[id].1.push(seq);
+        }
+        for_each_varying_term(record, |term| {
+            let id = self.posting_slot(&term);
+            self.postings[id].1.push(seq);
         });
+        let group = &mut self.tenants[shape.tenant];
+        group.receipts += 1;
+        group.event_times.push((seq, record.event_time_ns));
+        for &id in &shape.values {
+            self.values[id].1 += 1;
+        }
+        for &id in &shape.counts {
+            self.counts[id].1 += 1;
+        }
         self.event_ids
             .push(event_id_key(record.tenant, record.event_id, seq));
         self.logged_at.push((seq, record.logged_at_ns));
-        self.add_event_time(record);
-        self.add_counts(record);
-        match self.tenants.get_mut(record.tenant) {
-            Some(n) => *n += 1,
-            None => {
-                self.tenants.insert(record.tenant.to_owned(), 1);
-            }
-        }
         self.receipts += 1;
         self.last_logged_at = Some(record.logged_at_ns);
         self.end = seq + 1;
@@ -161,48 +233,97 @@ impl IndexBatch {
         check_len(r.decision.unwrap_or(""), "decision", Some(r.seq))
     }
 
-    fn add_event_time(&mut self, r: &IndexRecord<'_>) {
-        self.scratch.clear();
-        put_str(&mut self.scratch, r.tenant);
-        let pair = (r.seq, r.event_time_ns);
-        match self.event_times.get_mut(self.scratch.as_slice()) {
-            Some(pairs) => pairs.push(pair),
-            None => {
-                self.event_times.insert(self.scratch.clone(), vec![pair]);
+    /// Resolves a shape the batch has not met: its terms, its tenant, its values and its
+    /// counts for `hour`.
+    fn new_shape(&mut self, r: &IndexRecord<'_>, hour: i64) -> Shape {
+        let mut terms = [0usize; SHAPE_TERMS_MAX];
+        let mut term_count = 0u8;
+        for_each_shape_term(r, |term| {
+            let id = self.posting_slot(&term);
+            if let Some(slot) = terms.get_mut(usize::from(term_count)) {
+                *slot = id;
+                term_count += 1;
             }
-        }
-    }
-
-    fn add_counts(&mut self, r: &IndexRecord<'_>) {
-        let hour = i64_key(r.event_time_ns.div_euclid(HOUR_NS));
-        for dim in [
-            Dimension::Tenant,
-            Dimension::Model,
-            Dimension::Kind,
-            Dimension::Decision,
-        ] {
+        });
+        let mut values = [0usize; COUNT_DIMENSIONS.len()];
+        for (slot, dim) in values.iter_mut().zip(COUNT_DIMENSIONS) {
             self.scratch.clear();
             put_str(&mut self.scratch, r.tenant);
             self.scratch.push(dim_code(dim));
-            let prefix = self.scratch.len();
             put_count_value(&mut self.scratch, r, dim);
-            bump(&mut self.values, &self.scratch);
-            self.scratch.truncate(prefix);
+            *slot = slot_of(&mut self.value_ids, &mut self.values, &self.scratch);
+        }
+        Shape {
+            tenant: self.tenant_slot(r.tenant),
+            terms,
+            term_count,
+            values,
+            hour,
+            counts: self.count_slots(r, hour),
+        }
+    }
+
+    /// The places in `counts` of the record's four count keys for `hour`.
+    fn count_slots(&mut self, r: &IndexRecord<'_>, hour: i64) -> [usize; COUNT_DIMENSIONS.len()] {
+        let hour = i64_key(hour);
+        let mut slots = [0usize; COUNT_DIMENSIONS.len()];
+        for (slot, dim) in slots.iter_mut().zip(COUNT_DIMENSIONS) {
+            self.scratch.clear();
+            put_str(&mut self.scratch, r.tenant);
+            self.scratch.push(dim_code(dim));
             self.scratch.extend_from_slice(&hour);
             put_count_value(&mut self.scratch, r, dim);
-            bump(&mut self.counts, &self.scratch);
+            *slot = slot_of(&mut self.count_ids, &mut self.counts, &self.scratch);
         }
+        slots
+    }
+
+    /// The place of `term`'s posting list, made empty when new.
+    fn posting_slot(&mut self, term: &Term<'_>) -> usize {
+        self.scratch.clear();
+        put_term(&mut self.scratch, term);
+        slot_of(&mut self.posting_ids, &mut self.postings, &self.scratch)
+    }
+
+    /// The place of `tenant`'s group, made empty when new.
+    fn tenant_slot(&mut self, tenant: &str) -> usize {
+        self.scratch.clear();
+        put_str(&mut self.scratch, tenant);
+        if let Some(&id) = self.tenant_ids.get(self.scratch.as_slice()) {
+            return id;
+        }
+        let id = self.tenants.len();
+        self.tenants.push(TenantGroup {
+            tenant: tenant.to_owned(),
+            key: self.scratch.clone(),
+            receipts: 0,
+            event_times: Vec::new(),
+        });
+        self.tenant_ids.insert(self.scratch.clone(), id);
+        id
     }
 }
 
-/// Adds one to the count under `key`, allocating the key only when it is new.
-fn bump(map: &mut BatchMap<Vec<u8>, u64>, key: &[u8]) {
-    match map.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            map.insert(key.to_vec(), 1);
-        }
+/// The place of `key` in `list` (through `ids`), appending `(key, default)` when new.
+fn slot_of<V: Default>(
+    ids: &mut BatchMap<Vec<u8>, usize>,
+    list: &mut Vec<(Vec<u8>, V)>,
+    key: &[u8],
+) -> usize {
+    if let Some(&id) = ids.get(key) {
+        return id;
     }
+    let id = list.len();
+    list.push((key.to_vec(), V::default()));
+    ids.insert(key.to_vec(), id);
+    id
+}
+
+/// The shape key of a record: its shape terms' keys one after another. Each term key is
+/// prefix-free and starts with the tenant and carries its tag, so equal shape keys mean the
+/// same shape terms, hence the same tenant, values and (per hour) counts.
+fn put_shape_key(out: &mut Vec<u8>, r: &IndexRecord<'_>) {
+    for_each_shape_term(r, |term| put_term(out, &term));
 }
 
 /// The parts of the value a record counts under in [`Dimension::Model`]: `name`,
@@ -264,6 +385,38 @@ pub(crate) fn for_each_term<'a>(r: &IndexRecord<'a>, mut f: impl FnMut(Term<'a>)
         f(Term::Subject(t, s));
     }
     f(Term::App(t, r.app_id));
+    for (k, v) in r.labels {
+        f(Term::Label(t, k, v));
+    }
+}
+
+/// The terms of a record's [`Shape`]: tenant, model name and version, kind, decision, app
+/// (at most [`SHAPE_TERMS_MAX`]).
+fn for_each_shape_term<'a>(r: &IndexRecord<'a>, mut f: impl FnMut(Term<'a>)) {
+    let t = r.tenant;
+    f(Term::Tenant(t));
+    if let Some(name) = r.model_name {
+        f(Term::ModelName(t, name));
+        if let Some(version) = r.model_version {
+            f(Term::ModelVersion(t, name, version));
+        }
+    }
+    f(Term::Kind(t, r.kind));
+    if let Some(d) = r.decision {
+        f(Term::Decision(t, d));
+    }
+    f(Term::App(t, r.app_id));
+}
+
+/// The terms of a record that are not part of its shape: session, subject, labels.
+fn for_each_varying_term<'a>(r: &IndexRecord<'a>, mut f: impl FnMut(Term<'a>)) {
+    let t = r.tenant;
+    if let Some(s) = r.session_id {
+        f(Term::Session(t, s));
+    }
+    if let Some(s) = r.subject_id {
+        f(Term::Subject(t, s));
+    }
     for (k, v) in r.labels {
         f(Term::Label(t, k, v));
     }
