@@ -123,12 +123,20 @@ impl IndexBatch {
     /// [`IndexError::SeqNotIncreasing`], [`IndexError::LoggedAtDecreasing`],
     /// [`IndexError::FieldTooLong`]; the batch is unchanged.
     pub fn push(&mut self, record: &IndexRecord<'_>) -> Result<(), IndexError> {
-        self.check(record)?;
-        let seq = record.seq;
-        let hour = record.event_time_ns.div_euclid(HOUR_NS);
+        self.check_order(record)?;
         self.shape_key.clear();
         put_shape_key(&mut self.shape_key, record);
-        let shape = match self.shapes.get(self.shape_key.as_slice()) {
+        let known = self.shapes.get(self.shape_key.as_slice());
+        if known.is_some() {
+            // A known shape's fields are byte for byte those of a record that passed every
+            // check below.
+            check_varying_terms(record)?;
+        } else {
+            check_fields(record)?;
+        }
+        let seq = record.seq;
+        let hour = record.event_time_ns.div_euclid(HOUR_NS);
+        let shape = match known {
             Some(shape) if shape.hour == hour => *shape,
             Some(shape) => {
                 let mut shape = *shape;
@@ -200,8 +208,8 @@ impl IndexBatch {
         self.receipts == 0
     }
 
-    /// Every check of [`push`](Self::push), before anything changes.
-    fn check(&self, r: &IndexRecord<'_>) -> Result<(), IndexError> {
+    /// The order checks of [`push`](Self::push): seq and `logged_at`.
+    fn check_order(&self, r: &IndexRecord<'_>) -> Result<(), IndexError> {
         if r.seq < self.end || r.seq == u64::MAX {
             return Err(IndexError::SeqNotIncreasing {
                 seq: r.seq,
@@ -215,22 +223,7 @@ impl IndexBatch {
                 previous_ns,
             });
         }
-        let mut result = Ok(());
-        for_each_term(r, |term| {
-            if result.is_ok() {
-                result = check_term(&term, Some(r.seq));
-            }
-        });
-        result?;
-        if model_len(r) > MAX_FIELD_BYTES {
-            return Err(IndexError::FieldTooLong {
-                seq: Some(r.seq),
-                field: "model name@version",
-                len: model_len(r),
-                max: MAX_FIELD_BYTES,
-            });
-        }
-        check_len(r.decision.unwrap_or(""), "decision", Some(r.seq))
+        Ok(())
     }
 
     /// Resolves a shape the batch has not met: its terms, its tenant, its values and its
@@ -319,11 +312,59 @@ fn slot_of<V: Default>(
     id
 }
 
-/// The shape key of a record: its shape terms' keys one after another. Each term key is
-/// prefix-free and starts with the tenant and carries its tag, so equal shape keys mean the
-/// same shape terms, hence the same tenant, values and (per hour) counts.
+/// The field checks of [`IndexBatch::push`]: every term and the count values fit
+/// [`MAX_FIELD_BYTES`].
+fn check_fields(r: &IndexRecord<'_>) -> Result<(), IndexError> {
+    let mut result = Ok(());
+    for_each_term(r, |term| {
+        if result.is_ok() {
+            result = check_term(&term, Some(r.seq));
+        }
+    });
+    result?;
+    if model_len(r) > MAX_FIELD_BYTES {
+        return Err(IndexError::FieldTooLong {
+            seq: Some(r.seq),
+            field: "model name@version",
+            len: model_len(r),
+            max: MAX_FIELD_BYTES,
+        });
+    }
+    check_len(r.decision.unwrap_or(""), "decision", Some(r.seq))
+}
+
+/// [`check_fields`] for the terms outside the record's shape, in the same order.
+fn check_varying_terms(r: &IndexRecord<'_>) -> Result<(), IndexError> {
+    let mut result = Ok(());
+    for_each_varying_term(r, |term| {
+        if result.is_ok() {
+            result = check_term(&term, Some(r.seq));
+        }
+    });
+    result
+}
+
+/// The shape key of a record: tenant, kind, app, model name, model version and decision,
+/// each as a `u32` big-endian length and its bytes (`u32::MAX` and nothing for an absent
+/// one). Nothing is cut, so equal keys mean equal fields, hence the same terms, values and
+/// (per hour) counts, and the same outcome of every check of those fields.
 fn put_shape_key(out: &mut Vec<u8>, r: &IndexRecord<'_>) {
-    for_each_shape_term(r, |term| put_term(out, &term));
+    for field in [
+        Some(r.tenant),
+        Some(r.kind),
+        Some(r.app_id),
+        r.model_name,
+        r.model_version,
+        r.decision,
+    ] {
+        match field {
+            Some(s) => {
+                out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
+        }
+    }
 }
 
 /// The parts of the value a record counts under in [`Dimension::Model`]: `name`,
