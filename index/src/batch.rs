@@ -474,15 +474,32 @@ pub(crate) fn event_id_hash(tenant: &str, event_id: &str) -> [u8; 16] {
     static CONTEXT_KEY: LazyLock<blake3::hazmat::ContextKey> =
         LazyLock::new(|| blake3::hazmat::hash_derive_key_context(EVENT_ID_CONTEXT));
     let mut h = blake3::Hasher::new_from_context_key(&CONTEXT_KEY);
-    h.update(&(tenant.len() as u64).to_le_bytes());
-    h.update(tenant.as_bytes());
-    h.update(&(event_id.len() as u64).to_le_bytes());
-    h.update(event_id.as_bytes());
+    // Typical ids fit a stack buffer: one update instead of four (each has a fixed cost next
+    // to the one compression), the same bytes hashed.
+    let mut input = [0u8; EVENT_ID_INPUT_INLINE_BYTES];
+    let len = 16 + tenant.len() + event_id.len();
+    if let Some(buf) = input.get_mut(..len) {
+        let (tenant_part, event_part) = buf.split_at_mut(8 + tenant.len());
+        tenant_part[..8].copy_from_slice(&(tenant.len() as u64).to_le_bytes());
+        tenant_part[8..].copy_from_slice(tenant.as_bytes());
+        event_part[..8].copy_from_slice(&(event_id.len() as u64).to_le_bytes());
+        event_part[8..].copy_from_slice(event_id.as_bytes());
+        h.update(buf);
+    } else {
+        h.update(&(tenant.len() as u64).to_le_bytes());
+        h.update(tenant.as_bytes());
+        h.update(&(event_id.len() as u64).to_le_bytes());
+        h.update(event_id.as_bytes());
+    }
     // The first 16 bytes of the extended output are the first 16 of the 32-byte hash.
     let mut out = [0u8; 16];
     out.copy_from_slice(&h.finalize().as_bytes()[..16]);
     out
 }
+
+/// Tenant and event id together up to this size (with their two lengths) are hashed from one
+/// stack buffer: one BLAKE3 block holds 64 bytes, and the id rules allow up to 128 per id.
+const EVENT_ID_INPUT_INLINE_BYTES: usize = 16 + 128 + 128;
 
 /// The event-id table key of a receipt: hash ‖ seq (big-endian).
 fn event_id_key(tenant: &str, event_id: &str, seq: u64) -> [u8; 24] {
@@ -500,7 +517,18 @@ mod tests {
     /// `derive_key(EVENT_ID_CONTEXT)` over the length-prefixed strings, truncated to 16 bytes.
     #[test]
     fn event_id_hash_is_the_documented_derive_key_output() {
-        for (tenant, event_id) in [("acme", "evt-1"), ("", ""), ("t", &"e".repeat(300)[..])] {
+        let long_tenant = "t".repeat(128);
+        let cases = [
+            ("acme", "evt-1".to_owned()),
+            ("", String::new()),
+            ("t", "e".repeat(300)),
+            ("t", "e".repeat(255)),
+            ("t", "e".repeat(256)),
+            (&long_tenant[..], "e".repeat(128)),
+            (&long_tenant[..], "e".repeat(129)),
+        ];
+        for (tenant, event_id) in &cases {
+            let (tenant, event_id) = (*tenant, event_id.as_str());
             let mut reference = blake3::Hasher::new_derive_key(EVENT_ID_CONTEXT);
             reference.update(&(tenant.len() as u64).to_le_bytes());
             reference.update(tenant.as_bytes());
