@@ -991,8 +991,7 @@ impl<L: LogStorage> Db<L> {
             (None, watermark)
         };
         Ok(Prepared {
-            tenant: tenant.to_owned(),
-            event_id: event_id.to_owned(),
+            event: crate::writer::EventKey::new(tenant, event_id),
             header,
             payload,
             content_digest,

@@ -320,14 +320,19 @@ struct LiveKey {
 #[derive(Default)]
 struct TenantKeys {
     tenant_key: Option<KeyId>,
-    subjects: HashMap<String, KeyId>,
+    subjects: KeyMap<String, KeyId>,
 }
+
+/// The maps every encrypted append looks up (caller: tenant, subject, key; writer: key):
+/// foldhash, randomly seeded per process, instead of `SipHash` (callgrind: ~0.5 k
+/// instructions per receipt in `key_for` before).
+type KeyMap<K, V> = HashMap<K, V, hashbrown::DefaultHashBuilder>;
 
 struct KeyState {
     kek_id: KekId,
     next_key_id: u64,
-    live: HashMap<KeyId, LiveKey>,
-    active: HashMap<String, TenantKeys>,
+    live: KeyMap<KeyId, LiveKey>,
+    active: KeyMap<String, TenantKeys>,
     shredded: HashMap<KeyId, ShreddedKey>,
     pending: Vec<KeyId>,
 }
@@ -337,8 +342,8 @@ impl KeyState {
         KeyState {
             kek_id,
             next_key_id: 1,
-            live: HashMap::new(),
-            active: HashMap::new(),
+            live: KeyMap::default(),
+            active: KeyMap::default(),
             shredded: HashMap::new(),
             pending: Vec::new(),
         }

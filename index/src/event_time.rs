@@ -170,9 +170,8 @@ pub(crate) fn write(
     txn: &WriteTransaction,
     path: &Path,
     target: usize,
-    groups: crate::batch::BatchMap<Vec<u8>, Vec<(u64, i64)>>,
+    mut groups: Vec<crate::batch::TenantTimes>,
 ) -> Result<(), IndexError> {
-    let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let table = txn
         .open_table(EVENT_TIMES)

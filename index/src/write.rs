@@ -79,10 +79,15 @@ impl Writer<'_> {
         self.logged_at(&batch.logged_at)?;
         self.postings(batch.postings)?;
         crate::event_ids::write(self.db, self.txn, self.path, batch.event_ids, batch.start)?;
-        crate::event_time::write(self.txn, self.path, self.target, batch.event_times)?;
+        let (tenants, event_times): (Vec<_>, Vec<_>) = batch
+            .tenants
+            .into_iter()
+            .map(|g| ((g.tenant, g.receipts), (g.key, g.event_times)))
+            .unzip();
+        crate::event_time::write(self.txn, self.path, self.target, event_times)?;
         self.counts(COUNTS, batch.counts)?;
         self.counts(VALUES, batch.values)?;
-        self.tenants(batch.tenants)?;
+        self.tenants(tenants)?;
         meta.insert(META_WATERMARK, batch.end.to_le_bytes().as_slice())
             .map_err(|e| self.err("write meta", e))?;
         Ok(())
@@ -90,11 +95,7 @@ impl Writer<'_> {
 
     /// Appends each term's seqs to its last chunk while it is below the target, then to new
     /// chunks, and updates the term's count.
-    fn postings(
-        &self,
-        groups: crate::batch::BatchMap<Vec<u8>, Vec<u64>>,
-    ) -> Result<(), IndexError> {
-        let mut groups: Vec<_> = groups.into_iter().collect();
+    fn postings(&self, mut groups: Vec<(Vec<u8>, Vec<u64>)>) -> Result<(), IndexError> {
         groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut chunks = self.open(POSTINGS)?;
         let mut terms = self.open(TERMS)?;
@@ -281,9 +282,8 @@ impl Writer<'_> {
     fn counts(
         &self,
         def: redb::TableDefinition<&'static [u8], &'static [u8]>,
-        groups: crate::batch::BatchMap<Vec<u8>, u64>,
+        mut groups: Vec<(Vec<u8>, u64)>,
     ) -> Result<(), IndexError> {
-        let mut groups: Vec<_> = groups.into_iter().collect();
         groups.sort_unstable();
         let mut table = self.open(def)?;
         let name = if def.name() == "counts" {
@@ -314,8 +314,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn tenants(&self, groups: crate::batch::BatchMap<String, u64>) -> Result<(), IndexError> {
-        let mut groups: Vec<_> = groups.into_iter().collect();
+    fn tenants(&self, mut groups: Vec<(String, u64)>) -> Result<(), IndexError> {
         groups.sort_unstable();
         let mut table = self.open(TENANTS)?;
         for (tenant, n) in groups {

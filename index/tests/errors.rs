@@ -107,6 +107,69 @@ fn pushes_that_break_order_are_refused_and_leave_the_batch_alone() {
     b.push(&recs[2].view()).expect("a valid push still works");
 }
 
+/// The batch checks a known shape's fields (tenant, kind, app, model, decision) once; every
+/// other field of each record must still be checked, and a refused record must leave no
+/// trace, whether or not its shape was known.
+#[test]
+fn over_long_fields_are_refused_whether_or_not_the_shape_is_known() {
+    let (recs, _) = records(12, 4);
+    let mut good = recs[0].clone();
+    good.model_name = Some("m".to_owned());
+    good.model_version = Some("v".to_owned());
+    good.decision = Some("allow".to_owned());
+    let mut b = IndexBatch::new(0);
+    b.push(&good.view()).expect("push");
+    let (len, end) = (b.len(), b.end());
+    let long = "x".repeat(70_000);
+    let half = "y".repeat(40_000);
+    let mut bad: Vec<(&str, Rec)> = Vec::new();
+    let mut next = good.clone();
+    next.seq = end;
+    for field in [
+        "session", "subject", "label", "tenant", "kind", "app", "model", "decision",
+    ] {
+        let mut r = next.clone();
+        match field {
+            "session" => r.session_id = Some(long.clone()),
+            "subject" => r.subject_id = Some(long.clone()),
+            "label" => r.labels = BTreeMap::from([("k".to_owned(), long.clone())]),
+            "tenant" => r.tenant.clone_from(&long),
+            "kind" => r.kind.clone_from(&long),
+            "app" => r.app_id.clone_from(&long),
+            "model" => (r.model_name, r.model_version) = (Some(half.clone()), Some(half.clone())),
+            _ => r.decision = Some(long.clone()),
+        }
+        bad.push((field, r));
+    }
+    for (field, r) in &bad {
+        assert!(
+            matches!(b.push(&r.view()), Err(IndexError::FieldTooLong { .. })),
+            "{field}"
+        );
+        assert_eq!((b.len(), b.end()), (len, end), "{field}");
+    }
+    // The refused shapes were not remembered: the same records are refused again.
+    for (field, r) in &bad {
+        assert!(b.push(&r.view()).is_err(), "{field}, second time");
+    }
+    b.push(&next.view()).expect("the known shape still works");
+    let watermark = b.end();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = Index::open(
+        &dir.path().join("i.redb"),
+        &binding(),
+        IndexOptions::default(),
+    )
+    .expect("open");
+    index.commit(b, CommitMode::Durable).expect("commit");
+    let model = Model {
+        watermark,
+        recs: vec![good, next],
+    };
+    check_all(&index.reader().expect("reader"), &model, &mut Mix(3));
+}
+
 #[test]
 fn a_commit_whose_logged_at_goes_back_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
