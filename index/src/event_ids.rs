@@ -342,7 +342,13 @@ impl IndexReader {
         let err = |e| self.err("read event_ids", e);
         let mut out = Vec::new();
         let event_ids = self.event_ids_table()?;
-        for run in runs(self.event_id_runs_table()?, &self.path)? {
+        let listed = if let Some(listed) = self.event_id_run_list.get() {
+            listed
+        } else {
+            let listed = runs(self.event_id_runs_table()?, &self.path)?;
+            self.event_id_run_list.get_or_init(|| listed)
+        };
+        for run in listed {
             let (lo, mut at) = run_bounds(run.id);
             at[8..24].copy_from_slice(hash);
             // One descent: walk back from the last block starting at or below (hash, max).
