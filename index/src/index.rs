@@ -195,9 +195,39 @@ impl Index {
         committed
     }
 
+    /// Merges the newest event-id runs holding at most `max_entries` entries together into
+    /// one (see design.md, "Event-id runs"): a step for when the indexer is idle, in one
+    /// durable transaction that leaves the watermark and the index's content as they were, so
+    /// a crash at any point leaves the same content. Returns how many runs were merged (0 when
+    /// fewer than two fit, and then nothing is written). Costs rewriting up to `max_entries`
+    /// entries (24 bytes each); a lookup then seeks that many runs fewer, less one.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Corrupt`] when a run does not read back as its record says, redb
+    /// errors. On error nothing changes.
+    pub fn merge_event_id_runs(&self, max_entries: u64) -> Result<usize, IndexError> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.err("begin write", e))?;
+        // Durable whatever the sharing: readers in other processes see it, and it is rare.
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| self.err("set durability", e))?;
+        let merged = crate::event_ids::merge_newest(&self.db, &txn, &self.path, max_entries)?;
+        if merged == 0 {
+            // Dropping the transaction aborts it: nothing was written.
+            return Ok(0);
+        }
+        let committed = txn.commit().map_err(|e| self.err("commit", e));
+        self.forget_shared_reader();
+        committed.map(|()| merged)
+    }
+
     /// A snapshot of the index shared by every caller until the next commit through this
     /// handle: the same view as a fresh [`Index::reader`] (every commit is made through
-    /// [`Index::commit`], which drops the shared one before it returns, so a caller that
+    /// [`Index::commit`] or [`Index::merge_event_id_runs`], which drop the shared one
+    /// before they return, so a caller that
     /// saw a commit return, or a watermark it published, never gets an older snapshot), at
     /// the cost of a lock and a reference count instead of a redb read transaction.
     ///
