@@ -119,11 +119,13 @@ impl IndexOptions {
 /// redb's single write transaction.
 #[derive(Debug)]
 pub struct Index {
+    /// The snapshot [`Index::shared_reader`] hands out until the next commit. Declared
+    /// before `db` so that its read transaction ends before the database closes (fields drop
+    /// in order); redb 4.6 closes cleanly either way (tested), this does not rely on it.
+    shared: Mutex<SharedSnapshot>,
     pub(crate) db: Database,
     pub(crate) path: PathBuf,
     pub(crate) chunk_target: usize,
-    /// The snapshot [`Index::shared_reader`] hands out until the next commit.
-    shared: Mutex<SharedSnapshot>,
 }
 
 /// A read transaction kept for point lookups: beginning one and opening the two tables an
@@ -159,10 +161,10 @@ impl Index {
             .create(path)
             .map_err(|e| IndexError::redb("open", path, e))?;
         let index = Index {
+            shared: Mutex::new(SharedSnapshot::default()),
             db,
             path: path.to_path_buf(),
             chunk_target: options.chunk_target_bytes,
-            shared: Mutex::new(SharedSnapshot::default()),
         };
         if index.is_fresh()? {
             index.initialise(binding)?;

@@ -1,22 +1,19 @@
-//! Guards `Index::shared_reader`: lookups share one snapshot between commits, and a commit
-//! that returned is always visible to the next lookup (a shared snapshot never hides it).
+//! Guards `Index::shared_reader`: lookups share one snapshot between commits, a commit that
+//! returned is always visible to the next lookup (a shared snapshot never hides it), and a
+//! kept snapshot does not stop the index from closing cleanly.
 
 mod common;
 
 use std::sync::Arc;
 
 use common::{batch, binding, records};
-use trailmix_index::{CommitMode, Index, IndexOptions};
+use trailmix_index::{CommitMode, Index, IndexOptions, ReadOnlyIndex};
 
 #[test]
 fn a_shared_snapshot_lasts_until_the_next_commit() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let index = Index::open(
-        &dir.path().join("index.redb"),
-        &binding(),
-        IndexOptions::new(),
-    )
-    .expect("open");
+    let path = dir.path().join("index.redb");
+    let index = Index::open(&path, &binding(), IndexOptions::new()).expect("open");
     let (recs, end) = records(5, 120);
     let split = 60;
     let first_end = recs[split].seq;
@@ -55,4 +52,10 @@ fn a_shared_snapshot_lasts_until_the_next_commit() {
             &index.shared_reader().expect("snapshot")
         ));
     }
+    // The index keeps its shared snapshot to the end; closing it still leaves a clean file,
+    // which a read-only opener accepts (an unclean one is `NeedsRepair`).
+    drop(empty);
+    drop(index);
+    let reopened = ReadOnlyIndex::open(&path, &binding()).expect("cleanly closed");
+    assert_eq!(reopened.reader().expect("snapshot").watermark(), end);
 }
