@@ -5,6 +5,7 @@
 //! cargo run --release -p trailmix-benches --example query_probe -- load DIR 100000 realistic zstd:3
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000 heads
+//! cargo run --release -p trailmix-benches --example query_probe -- merge-runs DIR [MAX]
 //! ```
 //!
 //! `load` fills a store at `DIR` with the query benchmark's seeded data (payloads of the corpus
@@ -14,8 +15,10 @@
 //! runs that many queries of one job (`tenant_time`, `model_time`, `session`, `event`) built
 //! from the same data, printing the mean and p50/p99 per query. A trailing `heads` queries
 //! through `Db::query_heads` (no payload copied or decrypted) instead of `Db::query`.
+//! `merge-runs` merges the newest event-id runs of the closed store's index (up to `MAX`
+//! entries, all by default) into one, as an idle indexer's step would.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use trailmix_benches::query_data::{Dataset, Job, PAYLOAD_BYTES, QuerySet, SEED};
@@ -51,7 +54,12 @@ fn raw_bytes_per_receipt(data: &Dataset, corpus: Corpus) -> Result<f64, BoxError
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL] | run DIR N JOB QUERIES [heads]";
+    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL] | run DIR N JOB QUERIES [heads] | merge-runs DIR [MAX]";
+    if let [mode, dir, ..] = args.as_slice()
+        && mode == "merge-runs"
+    {
+        return merge_runs(Path::new(dir), args.get(2));
+    }
     let (mode, dir, receipts) = match args.as_slice() {
         [mode, dir, n, ..] => (mode.as_str(), PathBuf::from(dir), n.parse::<usize>()?),
         _ => return Err(usage.into()),
@@ -111,6 +119,26 @@ fn main() -> Result<(), BoxError> {
         total / count_u32,
         times[count / 2],
         times[count * 99 / 100]
+    );
+    Ok(())
+}
+
+/// What the indexer's idle step would do (design.md, "Event-id runs"): merges the newest
+/// event-id runs, up to `max` entries (all by default), in the closed store's index at `dir`.
+fn merge_runs(dir: &Path, max: Option<&String>) -> Result<(), BoxError> {
+    let max = max.map_or(Ok(u64::MAX), |n| n.parse::<u64>())?;
+    let meta = *trailmix_wal::WalReader::open(dir.join("wal"))?.meta();
+    let binding = trailmix_index::StoreBinding {
+        store_id: meta.store_id.0,
+        hash_algorithm: meta.hash_algorithm.to_string(),
+    };
+    let path = dir.join("index").join("index.redb");
+    let index = trailmix_index::Index::open(&path, &binding, trailmix_index::IndexOptions::new())?;
+    let before = index.reader()?.event_id_run_count()?;
+    let merged = index.merge_event_id_runs(max)?;
+    println!(
+        "event-id runs: {before} -> {}",
+        before - merged.saturating_sub(1)
     );
     Ok(())
 }

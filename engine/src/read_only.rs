@@ -259,7 +259,7 @@ impl ReadOnlyStore {
             path: self.index.path().to_path_buf(),
             detail: e.to_string(),
         })?;
-        let snapshot = Snapshot(reader);
+        let snapshot = Snapshot(std::sync::Arc::new(reader));
         // The writer indexes durable entries only: below its watermark, an entry that does not
         // read is damage. (This reader's own rebuild indexes what it found written, synced or
         // not, so its watermark says nothing about durability.)

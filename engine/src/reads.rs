@@ -197,6 +197,50 @@ impl<L: LogStorage> LogReads<L> {
         }
     }
 
+    /// The last sampled position at or before `seq`, after extending the directory up to `seq`
+    /// when it ends more than a sample interval before it.
+    ///
+    /// Only replay, log scans and [`LogReads::map_positions`] add samples, so in a writer's
+    /// process the directory ends where the indexer's scan of the log last was: a point read
+    /// of an entry the indexer has not reached yet walked every frame header from there (or
+    /// from its segment's start), and the next read of a nearby entry walked them all again.
+    /// The eleventh session's `compress_probe` measured that as `Db::get` at 151 k instructions
+    /// per read with the indexer behind, 48 k with it keeping up (compression slowing the
+    /// appends). Noting the positions that walk passes makes each frame header cost one walk in
+    /// all, whatever the lag, and a read walk fewer than [`POSITION_SAMPLE_EVERY`] frames once
+    /// the directory reaches it.
+    fn hint_extending(&self, seq: Seq) -> Option<(Seq, Position)> {
+        let hint = self.hint(seq);
+        if hint.is_some_and(|(sampled, _)| seq.0 - sampled.0 < POSITION_SAMPLE_EVERY) {
+            return hint;
+        }
+        let last = {
+            let runs = self.samples.read().unwrap_or_else(PoisonError::into_inner);
+            runs.last()
+                .map(|run| Seq(run.next_seq() - POSITION_SAMPLE_EVERY))
+        };
+        // Only past the directory's end: a gap inside it (a run broken by an unsampled
+        // stretch) or a seq before its first run is left to the walk, as before.
+        if let Some(last) = last
+            && (last > seq || hint.is_none())
+        {
+            return hint;
+        }
+        let from = last.unwrap_or(Seq(0));
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        // Headers only: the positions are hints, and the read checks its own frame in full.
+        // A failed walk leaves the directory as it was; the read walks and reports.
+        let _ = reader.walk_headers(from, last.and_then(|from| self.hint(from)), |record| {
+            if record.seq > seq {
+                return ControlFlow::Break(());
+            }
+            self.note(record.seq, record.position);
+            ControlFlow::Continue(())
+        });
+        drop(reader);
+        self.hint(seq)
+    }
+
     /// The last sampled position at or before `seq`.
     fn hint(&self, seq: Seq) -> Option<(Seq, Position)> {
         let runs = self.samples.read().unwrap_or_else(PoisonError::into_inner);
@@ -351,7 +395,7 @@ impl<L: LogStorage> LogReads<L> {
         {
             return archive.visit(seq, visit);
         }
-        self.visit_with(seq, self.hint(seq), visit)
+        self.visit_with(seq, self.hint_extending(seq), visit)
     }
 
     /// [`LogReads::visit`] in the local log, walking from `hint`.
@@ -467,5 +511,72 @@ pub(crate) fn relay(
             *failure = Some(err);
             ControlFlow::Break(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::FsLog;
+    use crate::wal::{ChainHash, RecordKind, Wal, WalOptions};
+
+    /// Frames a read of `seq` steps over before its own: from the directory's hint, or from
+    /// the log's start without one.
+    fn frames_before(reads: &LogReads<FsLog>, seq: Seq) -> u64 {
+        reads
+            .hint(seq)
+            .map_or(seq.0, |(sampled, _)| seq.0 - sampled.0)
+    }
+
+    /// A log of `records` records over several 64 KiB segments, none of them in a directory
+    /// yet (what a writer's process sees of entries its indexer has not scanned).
+    fn log(records: u64) -> (tempfile::TempDir, LogReads<FsLog>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = WalOptions::default()
+            .segment_bytes(64 * 1024)
+            .record_bytes_max(1024);
+        let mut wal = Wal::open(dir.path(), options).expect("create log");
+        let kind = RecordKind::new(1).expect("user kind");
+        for n in 0..records {
+            wal.append(kind, &n.to_le_bytes().repeat(40), &ChainHash::ZERO)
+                .expect("append");
+        }
+        wal.flush().expect("flush");
+        drop(wal);
+        let reads = LogReads::open(&FsLog::new(dir.path())).expect("reader");
+        (dir, reads)
+    }
+
+    #[test]
+    fn a_point_read_past_the_directory_extends_it() {
+        let (_dir, reads) = log(2_000);
+        assert_eq!(frames_before(&reads, Seq(1_990)), 1_990, "no directory yet");
+        let seq = reads.visit(Seq(1_990), |record| record.seq).expect("read");
+        assert_eq!(seq, Seq(1_990));
+        // Every later read up to there walks less than a sample interval, in any order, and
+        // reads past it extend the directory further.
+        for n in (0..2_000).rev().chain(1_990..2_000) {
+            let seq = reads.visit(Seq(n), |record| record.seq).expect("read");
+            assert_eq!(seq, Seq(n));
+            assert!(
+                frames_before(&reads, Seq(n)) < POSITION_SAMPLE_EVERY,
+                "a read of {n} would walk {} frames",
+                frames_before(&reads, Seq(n))
+            );
+        }
+        assert!(
+            reads.samples.read().expect("samples").len() > 1,
+            "several segments"
+        );
+    }
+
+    #[test]
+    fn a_read_past_the_log_end_walks_to_it_once() {
+        let (_dir, reads) = log(300);
+        assert!(matches!(
+            reads.visit(Seq(10_000), |record| record.seq),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(frames_before(&reads, Seq(299)) < POSITION_SAMPLE_EVERY);
     }
 }

@@ -132,8 +132,9 @@ impl IndexStatus {
     }
 }
 
-/// [`IndexSource`] over a redb snapshot.
-pub(crate) struct Snapshot(pub(crate) IndexReader);
+/// [`IndexSource`] over a redb snapshot (shared with other searches of a [`Db`] until the
+/// indexer's next commit: see [`trailmix_index::Index::shared_reader`]).
+pub(crate) struct Snapshot(pub(crate) std::sync::Arc<IndexReader>);
 
 /// One search: an index snapshot, the log to re-check its candidates against, and the
 /// store's hash algorithm. [`Db`] and [`crate::ReadOnlyStore`] answer through it.
@@ -425,7 +426,7 @@ impl<L: LogStorage> Db<L> {
         if freshness == Freshness::Durable {
             keeper.wait_for(self.durable_end(), FRESHNESS_WAIT_MAX)?;
         }
-        let reader = keeper.index().reader().map_err(|e| Error::Index {
+        let reader = keeper.index().shared_reader().map_err(|e| Error::Index {
             path: keeper.index().path().to_path_buf(),
             detail: e.to_string(),
         })?;
@@ -481,10 +482,26 @@ impl<L: LogStorage> Db<L> {
     /// # Errors
     /// As for [`Db::query`].
     pub fn find_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredReceipt>> {
-        let (found, floor) = self.index_keeper().find_receipt(tenant, event_id)?;
+        let index = self.index_keeper().index();
+        let index_error = |e: trailmix_index::IndexError| Error::Index {
+            path: index.path().to_path_buf(),
+            detail: e.to_string(),
+        };
+        // The snapshot lookups share until the indexer's next commit: no redb read
+        // transaction of its own per lookup. The receipt is still read from the log and
+        // checked; what the snapshot does not cover is looked for in the log.
+        let reader = index.shared_reader().map_err(index_error)?;
+        let candidates = reader.event_seqs(tenant, event_id).map_err(index_error)?;
+        let found = first_event_match(
+            self.reads(),
+            self.hash_algorithm(),
+            candidates,
+            tenant,
+            event_id,
+        )?;
         match found {
             Some((receipt, _)) => Ok(Some(receipt)),
-            None => self.find_unindexed(Seq(floor), tenant, event_id),
+            None => self.find_unindexed(Seq(reader.watermark()), tenant, event_id),
         }
     }
 

@@ -165,6 +165,75 @@ pub(crate) fn write(
         .map_err(|e| err("write event_id_runs", e.into()))
 }
 
+/// Merges the newest runs, as many as hold at most `max_entries` entries together (at least
+/// two), into one run: the idle-time step that cuts a lookup's seeks (one per run) without
+/// waiting for a level to fill. The merged run takes the oldest merged run's id and the
+/// highest merged level, so no level gains a run and the size tiers stay as they were. The
+/// watermark and every other table are untouched, and the set of entries is the same, so a
+/// crash before or after the transaction's commit leaves an index with the same content.
+/// Returns how many runs were merged (0: nothing to do, the transaction wrote nothing).
+pub(crate) fn merge_newest(
+    db: &Database,
+    txn: &WriteTransaction,
+    path: &std::path::Path,
+    max_entries: u64,
+) -> Result<usize, IndexError> {
+    let err = |op: &str, e: redb::Error| IndexError::redb(op, path, e);
+    let mut run_table = txn
+        .open_table(EVENT_ID_RUNS)
+        .map_err(|e| err("open table event_id_runs", e.into()))?;
+    let all = runs(&run_table, path)?;
+    let mut merged: Vec<Run> = Vec::new();
+    let mut total = 0u64;
+    for run in all.iter().rev() {
+        match total.checked_add(run.entries) {
+            Some(sum) if sum <= max_entries => total = sum,
+            _ => break,
+        }
+        merged.push(*run);
+    }
+    if merged.len() < 2 {
+        return Ok(0);
+    }
+    let mut blocks = txn
+        .open_table(EVENT_IDS)
+        .map_err(|e| err("open table event_ids", e.into()))?;
+    let oldest = merged.iter().map(|r| r.id).min().unwrap_or(0);
+    let level = merged.iter().map(|r| r.level).max().unwrap_or(0);
+    // As in `write`: the write lock makes the last committed snapshot this transaction's
+    // starting state, read there while the keys are removed here.
+    let snapshot = db.begin_read().map_err(|e| err("begin read", e.into()))?;
+    let old = snapshot
+        .open_table(EVENT_IDS)
+        .map_err(|e| err("open table event_ids", e.into()))?;
+    let mut sources = Vec::with_capacity(merged.len());
+    for run in &merged {
+        sources.push(Source::run(&old, run.id, path)?);
+        let (lo, hi) = run_bounds(run.id);
+        blocks
+            .retain_in::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| false)
+            .map_err(|e| err("remove event_ids", e.into()))?;
+        run_table
+            .remove(run.id.to_be_bytes().as_slice())
+            .map_err(|e| err("remove event_id_runs", e.into()))?;
+    }
+    let n = write_run(&mut blocks, path, oldest, Merge::new(sources, path)?)?;
+    if n != total {
+        return Err(IndexError::corrupt(
+            path,
+            "event_id_runs",
+            format!("runs said {total} entries, their blocks held {n}"),
+        ));
+    }
+    run_table
+        .insert(
+            oldest.to_be_bytes().as_slice(),
+            encode_run(level, n).as_slice(),
+        )
+        .map_err(|e| err("write event_id_runs", e.into()))?;
+    Ok(merged.len())
+}
+
 /// The first and last possible block keys of run `id`.
 fn run_bounds(id: u64) -> ([u8; 32], [u8; 32]) {
     let (mut lo, mut hi) = ([0u8; 32], [0xffu8; 32]);
@@ -342,7 +411,13 @@ impl IndexReader {
         let err = |e| self.err("read event_ids", e);
         let mut out = Vec::new();
         let event_ids = self.event_ids_table()?;
-        for run in runs(self.event_id_runs_table()?, &self.path)? {
+        let listed = if let Some(listed) = self.event_id_run_list.get() {
+            listed
+        } else {
+            let listed = runs(self.event_id_runs_table()?, &self.path)?;
+            self.event_id_run_list.get_or_init(|| listed)
+        };
+        for run in listed {
             let (lo, mut at) = run_bounds(run.id);
             at[8..24].copy_from_slice(hash);
             // One descent: walk back from the last block starting at or below (hash, max).
@@ -373,6 +448,15 @@ impl IndexReader {
         }
         out.sort_unstable();
         Ok(out)
+    }
+
+    /// How many event-id runs the snapshot holds: a lookup seeks once per run.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Corrupt`] for a malformed run, redb errors.
+    pub fn event_id_run_count(&self) -> Result<usize, IndexError> {
+        Ok(runs(self.event_id_runs_table()?, &self.path)?.len())
     }
 
     /// Every event-id entry in `(hash, seq)` order, merged across runs, and how many the

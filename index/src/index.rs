@@ -1,6 +1,7 @@
 //! [`Index`]: one redb file holding every index table, opened for one store.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redb::{
     ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, TableDefinition,
@@ -118,9 +119,23 @@ impl IndexOptions {
 /// redb's single write transaction.
 #[derive(Debug)]
 pub struct Index {
+    /// The snapshot [`Index::shared_reader`] hands out until the next commit. Declared
+    /// before `db` so that its read transaction ends before the database closes (fields drop
+    /// in order); redb 4.6 closes cleanly either way (tested), this does not rely on it.
+    shared: Mutex<SharedSnapshot>,
     pub(crate) db: Database,
     pub(crate) path: PathBuf,
     pub(crate) chunk_target: usize,
+}
+
+/// A read transaction kept for point lookups: beginning one and opening the two tables an
+/// event-id lookup needs costs ~13 k instructions, more than half of the lookup in redb.
+#[derive(Debug, Default)]
+struct SharedSnapshot {
+    /// Commits made through this handle (attempted, whether or not they succeeded).
+    commits: u64,
+    /// The snapshot, begun after the last of them; `None` until one is asked for.
+    reader: Option<Arc<IndexReader>>,
 }
 
 impl Index {
@@ -146,6 +161,7 @@ impl Index {
             .create(path)
             .map_err(|e| IndexError::redb("open", path, e))?;
         let index = Index {
+            shared: Mutex::new(SharedSnapshot::default()),
             db,
             path: path.to_path_buf(),
             chunk_target: options.chunk_target_bytes,
@@ -176,7 +192,82 @@ impl Index {
     /// [`IndexError::LoggedAtDecreasing`] if its first `logged_at` is below the index's last,
     /// [`IndexError::Corrupt`] or [`IndexError::Redb`]. On error nothing changes.
     pub fn commit(&self, batch: IndexBatch, mode: CommitMode) -> Result<(), IndexError> {
-        crate::write::commit(self, batch, mode)
+        let committed = crate::write::commit(self, batch, mode);
+        self.forget_shared_reader();
+        committed
+    }
+
+    /// Merges the newest event-id runs holding at most `max_entries` entries together into
+    /// one (see design.md, "Event-id runs"): a step for when the indexer is idle, in one
+    /// durable transaction that leaves the watermark and the index's content as they were, so
+    /// a crash at any point leaves the same content. Returns how many runs were merged (0 when
+    /// fewer than two fit, and then nothing is written). Costs rewriting up to `max_entries`
+    /// entries (24 bytes each); a lookup then seeks that many runs fewer, less one.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Corrupt`] when a run does not read back as its record says, redb
+    /// errors. On error nothing changes.
+    pub fn merge_event_id_runs(&self, max_entries: u64) -> Result<usize, IndexError> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.err("begin write", e))?;
+        // Durable whatever the sharing: readers in other processes see it, and it is rare.
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| self.err("set durability", e))?;
+        let merged = crate::event_ids::merge_newest(&self.db, &txn, &self.path, max_entries)?;
+        if merged == 0 {
+            // Dropping the transaction aborts it: nothing was written.
+            return Ok(0);
+        }
+        let committed = txn.commit().map_err(|e| self.err("commit", e));
+        self.forget_shared_reader();
+        committed.map(|()| merged)
+    }
+
+    /// A snapshot of the index shared by every caller until the next commit through this
+    /// handle: the same view as a fresh [`Index::reader`] (every commit is made through
+    /// [`Index::commit`] or [`Index::merge_event_id_runs`], which drop the shared one
+    /// before they return, so a caller that
+    /// saw a commit return, or a watermark it published, never gets an older snapshot), at
+    /// the cost of a lock and a reference count instead of a redb read transaction.
+    ///
+    /// A snapshot that outlives commits keeps redb from reusing the pages they freed, so none
+    /// is kept past the next commit: between commits the shared one holds nothing new, and
+    /// callers drop their copies when their lookup ends.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Index::reader`].
+    pub fn shared_reader(&self) -> Result<Arc<IndexReader>, IndexError> {
+        let commits = {
+            let shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(reader) = &shared.reader {
+                return Ok(Arc::clone(reader));
+            }
+            shared.commits
+        };
+        // Begun outside the lock: a commit may land meanwhile, and then this snapshot (which
+        // may predate it) serves only this caller.
+        let reader = Arc::new(self.reader()?);
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if shared.commits == commits && shared.reader.is_none() {
+            shared.reader = Some(Arc::clone(&reader));
+        }
+        Ok(reader)
+    }
+
+    /// Drops the shared snapshot: called after every commit attempt.
+    fn forget_shared_reader(&self) {
+        let stale = {
+            let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.commits += 1;
+            shared.reader.take()
+        };
+        // Its read transaction ends here (or when the last caller using it drops its copy),
+        // outside the lock.
+        drop(stale);
     }
 
     /// A consistent snapshot of the index.

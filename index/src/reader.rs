@@ -47,6 +47,9 @@ pub struct IndexReader {
     terms: OnceLock<Table>,
     event_ids: OnceLock<Table>,
     event_id_runs: OnceLock<Table>,
+    /// The event-id runs of this snapshot, read on the first lookup: a snapshot shared by
+    /// many lookups (see `Index::shared_reader`) lists them once.
+    pub(crate) event_id_run_list: OnceLock<Vec<crate::event_ids::Run>>,
     logged_at: OnceLock<Table>,
     event_times: OnceLock<Table>,
     counts: OnceLock<Table>,
@@ -105,6 +108,7 @@ impl IndexReader {
             terms: OnceLock::new(),
             event_ids: OnceLock::new(),
             event_id_runs: OnceLock::new(),
+            event_id_run_list: OnceLock::new(),
             logged_at: OnceLock::new(),
             event_times: OnceLock::new(),
             counts: OnceLock::new(),

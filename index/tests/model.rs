@@ -185,3 +185,73 @@ fn event_id_runs_merge_across_levels() {
         digest_of(&recs, end, &[600], 2048)
     );
 }
+
+#[test]
+fn merging_the_newest_event_id_runs_keeps_the_content() {
+    // 100 one-receipt commits: runs of 64, 8, 8, 8 (levels 2, 1, 1, 1) and four of 1.
+    let (recs, end) = records(9, 100);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("i.redb");
+    let index = open(&path, 64);
+    build(&index, &recs, end, &[1]);
+    let before = index.reader().expect("reader");
+    let runs_before = before.event_id_run_count().expect("runs");
+    let digest = before.logical_digest().expect("digest");
+    drop(before);
+    assert!(runs_before > 4, "{runs_before} runs");
+    // A bound below any two runs merges nothing.
+    assert_eq!(index.merge_event_id_runs(1).expect("merge"), 0);
+    // The bound leaves the oldest (largest) run out: the newest merge into one.
+    let merged = index.merge_event_id_runs(end / 2).expect("merge");
+    assert!(merged >= 2, "{merged} merged");
+    let check = |index: &Index, runs: usize| {
+        let reader = index.reader().expect("reader");
+        assert_eq!(reader.event_id_run_count().expect("runs"), runs);
+        assert_eq!(reader.logical_digest().expect("digest"), digest);
+        for rec in &recs {
+            assert_eq!(
+                reader.event_seqs(&rec.tenant, &rec.event_id).expect("ids"),
+                vec![rec.seq]
+            );
+        }
+        let model = Model {
+            watermark: end,
+            recs: recs.clone(),
+        };
+        check_all(&reader, &model, &mut Mix(4));
+    };
+    check(&index, runs_before - merged + 1);
+    // Everything into one run; the merge was durable: it is there after a reopen.
+    assert!(index.merge_event_id_runs(u64::MAX).expect("merge") >= 2);
+    drop(index);
+    let index = open(&path, 64);
+    check(&index, 1);
+    assert_eq!(index.merge_event_id_runs(u64::MAX).expect("merge"), 0);
+    // Later commits still merge by level over the merged run, to the same content as a
+    // straight build.
+    let (more, _) = records(10, 40);
+    let more: Vec<Rec> = more
+        .into_iter()
+        .map(|mut r| {
+            r.seq += end;
+            r.logged_at_ns += 1 << 40;
+            r
+        })
+        .collect();
+    let mut start = end;
+    for rec in &more {
+        index
+            .commit(
+                batch(start, std::slice::from_ref(rec), rec.seq + 1),
+                CommitMode::Durable,
+            )
+            .expect("commit");
+        start = rec.seq + 1;
+    }
+    let all: Vec<Rec> = recs.iter().chain(&more).cloned().collect();
+    let reader = index.reader().expect("reader");
+    assert_eq!(
+        reader.logical_digest().expect("digest"),
+        digest_of(&all, start, &[all.len()], 2048)
+    );
+}
