@@ -18,9 +18,9 @@ use serde_json::{Map, Value};
 
 use super::error::{HeaderProblem, Problem, ReceiptError};
 use super::limits::{
-    MAX_ID_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_LABELS, MAX_NAME_BYTES,
-    MAX_TENANT_ID_BYTES, check_id, check_label_key, check_label_value, check_name,
-    check_retention_class, check_tenant_id,
+    AsciiRule, ID, LABEL_KEY, MAX_ID_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_LABELS,
+    MAX_NAME_BYTES, MAX_TENANT_ID_BYTES, NAME, RETENTION_CLASS as RETENTION_RULE,
+    TENANT_ID as TENANT_RULE, check_id, check_label_value, check_name, check_tenant_id,
 };
 use super::names::{ActorType, CustomActorType, CustomDecision, CustomKind, Decision, Kind};
 use super::time::Timestamp;
@@ -153,20 +153,24 @@ impl Layout {
         let kind = r.named(
             "kind",
             |tag| Kind::from_tag(tag).is_some(),
-            |name| Kind::BUILT_IN.iter().any(|k| k.as_str() == name),
+            |name| Kind::BUILT_IN.iter().any(|k| k.as_str().as_bytes() == name),
         )?;
         let actor_type = r.named(
             "actor_type",
             |tag| ActorType::from_tag(tag).is_some(),
-            |name| ActorType::BUILT_IN.iter().any(|a| a.as_str() == name),
+            |name| {
+                ActorType::BUILT_IN
+                    .iter()
+                    .any(|a| a.as_str().as_bytes() == name)
+            },
         )?;
         let mut spans = [Span::ABSENT; SPANS];
-        spans[TENANT_ID] = r.str8_span("tenant_id", check_tenant_id)?;
-        spans[EVENT_ID] = r.str8_span("event_id", check_id)?;
-        spans[APP_ID] = r.str8_span("app_id", check_id)?;
+        spans[TENANT_ID] = r.ascii_str8("tenant_id", &TENANT_RULE)?;
+        spans[EVENT_ID] = r.ascii_str8("event_id", &ID)?;
+        spans[APP_ID] = r.ascii_str8("app_id", &ID)?;
         for (index, flag, field) in OPTIONAL_IDS {
             if flags & flag != 0 {
-                spans[index] = r.str8_span(field, check_id)?;
+                spans[index] = r.ascii_str8(field, &ID)?;
             }
         }
         let decision = if flags & FLAG_DECISION == 0 {
@@ -175,11 +179,15 @@ impl Layout {
             Some(r.named(
                 "policy_eval.decision",
                 |tag| Decision::from_tag(tag).is_some(),
-                |name| Decision::BUILT_IN.iter().any(|d| d.as_str() == name),
+                |name| {
+                    Decision::BUILT_IN
+                        .iter()
+                        .any(|d| d.as_str().as_bytes() == name)
+                },
             )?)
         };
         if flags & FLAG_RETENTION_CLASS != 0 {
-            spans[RETENTION_CLASS] = r.str8_span("retention_class", check_retention_class)?;
+            spans[RETENTION_CLASS] = r.ascii_str8("retention_class", &RETENTION_RULE)?;
         }
         let labels_at = u16::try_from(r.pos).unwrap_or(0);
         r.labels()?;
@@ -833,7 +841,7 @@ impl<'a> Reader<'a> {
         at: usize,
         len: usize,
         field: &'static str,
-        check: fn(&str) -> Result<(), Problem>,
+        check: impl Fn(&str) -> Result<(), Problem>,
     ) -> Result<&'a str, ReceiptError> {
         let raw = self.take(len)?;
         let field_error = |problem| ReceiptError::Header {
@@ -856,15 +864,20 @@ impl<'a> Reader<'a> {
         self.str_ref(at, len, field, check)
     }
 
-    /// A `str8` field's span.
-    fn str8_span(
-        &mut self,
-        field: &'static str,
-        check: fn(&str) -> Result<(), Problem>,
-    ) -> Result<Span, ReceiptError> {
+    /// A `str8` field under an ASCII-only rule, as [`Reader::str8_ref`] gives it but
+    /// without `from_utf8` when the bytes pass (bytes that pass are ASCII); the checked path
+    /// runs only to name what is wrong, so the errors are [`Reader::str8_ref`]'s.
+    fn ascii_str8(&mut self, field: &'static str, rule: &AsciiRule) -> Result<Span, ReceiptError> {
         let at = self.pos;
-        let s = self.str8_ref(field, check)?;
-        Ok(Span::after_length_byte(at, s.len()))
+        let len = usize::from(self.u8()?);
+        if let Some(raw) = self.bytes.get(self.pos..).and_then(|rest| rest.get(..len))
+            && rule.accepts(raw)
+        {
+            self.pos += len;
+            return Ok(Span::after_length_byte(at, len));
+        }
+        self.str_ref(at, len, field, |s| rule.check(s))?;
+        Ok(Span::after_length_byte(at, len))
     }
 
     /// Steps over a kind or actor type: a built-in tag, or 0 and a custom name.
@@ -891,10 +904,16 @@ impl<'a> Reader<'a> {
                 },
             ));
         }
-        let mut last: Option<&str> = None;
+        // Byte order is `str` order.
+        let mut last: Option<&[u8]> = None;
         for _ in 0..count {
             let key_at = self.pos;
-            let key = self.str8_ref("labels", check_label_key)?;
+            let key_span = self.ascii_str8("labels", &LABEL_KEY)?;
+            let start = usize::from(key_span.start);
+            let key = self
+                .bytes
+                .get(start..start + usize::from(key_span.len))
+                .unwrap_or_default();
             if last.is_some_and(|last| last >= key) {
                 return Err(header_error(key_at, HeaderProblem::LabelOrder));
             }
@@ -913,7 +932,7 @@ impl<'a> Reader<'a> {
         &mut self,
         field: &'static str,
         builtin_tag: fn(u8) -> bool,
-        builtin_name: fn(&str) -> bool,
+        builtin_name: fn(&[u8]) -> bool,
     ) -> Result<NamedAt, ReceiptError> {
         let at = self.pos;
         let tag = self.u8()?;
@@ -927,14 +946,19 @@ impl<'a> Reader<'a> {
                 name: Span::ABSENT,
             });
         }
-        let name = self.str8_ref(field, check_name)?;
-        if builtin_name(name) {
+        let name = self.ascii_str8(field, &NAME)?;
+        let start = usize::from(name.start);
+        let raw = self
+            .bytes
+            .get(start..start + usize::from(name.len))
+            .unwrap_or_default();
+        if builtin_name(raw) {
             return Err(ReceiptError::Header {
                 offset: at + 1,
                 problem: HeaderProblem::Field {
                     field,
                     problem: Problem::Reserved {
-                        name: name.to_owned(),
+                        name: String::from_utf8_lossy(raw).into_owned(),
                     },
                 },
             });
@@ -942,7 +966,7 @@ impl<'a> Reader<'a> {
         Ok(NamedAt {
             at: u16::try_from(at).unwrap_or(0),
             tag,
-            name: Span::after_length_byte(at + 1, name.len()),
+            name,
         })
     }
 }
