@@ -539,29 +539,36 @@ impl PiiRedactor {
         if self.kinds_len == 0 {
             return Ok(Cow::Borrowed(header));
         }
-        let mut out: Option<ReceiptHeader> = None;
-        let app = self.redact_field("app_id", &header.app_id, check_id)?;
-        if let Some(app) = app {
-            out.get_or_insert_with(|| header.clone()).app_id = app;
+        let app = self.redact_field("app_id", header.app_id(), check_id)?;
+        let session = header
+            .session_id()
+            .map(|v| self.redact_field("session_id", v, check_id))
+            .transpose()?
+            .flatten();
+        let parent = header
+            .parent_id()
+            .map(|v| self.redact_field("parent_id", v, check_id))
+            .transpose()?
+            .flatten();
+        let labels = self.redact_labels(header.label_pairs())?;
+        if app.is_none() && session.is_none() && parent.is_none() && labels.is_none() {
+            return Ok(Cow::Borrowed(header));
         }
-        for (field, value) in [
-            ("session_id", header.session_id.as_deref()),
-            ("parent_id", header.parent_id.as_deref()),
-        ] {
-            let Some(value) = value else { continue };
-            if let Some(new) = self.redact_field(field, value, check_id)? {
-                let target = out.get_or_insert_with(|| header.clone());
-                if field == "session_id" {
-                    target.session_id = Some(new);
-                } else {
-                    target.parent_id = Some(new);
-                }
-            }
+        // The header holds its encoding, so a changed field means encoding it again.
+        let mut fields = header.fields();
+        if let Some(app) = &app {
+            fields.app_id = app;
         }
-        if let Some(labels) = self.redact_labels(&header.labels)? {
-            out.get_or_insert_with(|| header.clone()).labels = labels;
+        if let Some(session) = &session {
+            fields.session_id = Some(session);
         }
-        Ok(out.map_or(Cow::Borrowed(header), Cow::Owned))
+        if let Some(parent) = &parent {
+            fields.parent_id = Some(parent);
+        }
+        if let Some(labels) = labels {
+            fields.labels = labels;
+        }
+        Ok(Cow::Owned(ReceiptHeader::from_fields(fields)))
     }
 
     /// The redacted value of a field when it changed, checked against the field's rule.
@@ -583,14 +590,14 @@ impl PiiRedactor {
         }
     }
 
-    fn redact_labels(
+    fn redact_labels<'h>(
         &self,
-        labels: &BTreeMap<String, String>,
+        labels: impl Iterator<Item = (&'h str, &'h str)> + Clone,
     ) -> std::result::Result<Option<BTreeMap<String, String>>, PiiError> {
         let kinds = &self.kinds[..self.kinds_len];
         let found = |text: &str| scan::next_match(text, 0, kinds, scan::Triggers::of(text));
         let changes = labels
-            .iter()
+            .clone()
             .any(|(k, v)| found(k).is_some() || found(v).is_some());
         if !changes {
             return Ok(None);
@@ -608,7 +615,7 @@ impl PiiRedactor {
             })?;
             let new_value = self
                 .redact_field(&field, value, check_label_value)?
-                .unwrap_or_else(|| value.clone());
+                .unwrap_or_else(|| value.to_owned());
             if out.contains_key(&new_key) {
                 return Err(PiiError::LabelKeyCollision { redacted: new_key });
             }

@@ -81,6 +81,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 pub use error::{HeaderProblem, JsonProblem, Problem, ReceiptError};
+use header::HeaderFields;
 pub use header::{HEADER_FORMAT_VERSION, MAX_HEADER_BYTES, ReceiptHeader};
 pub(crate) use header_ids::checked_ids;
 pub use limits::{
@@ -460,24 +461,24 @@ fn take_header(event: &mut Map<String, Value>) -> Result<ReceiptHeader, ReceiptE
         check_retention_class,
     )?;
     let labels = take_labels(event)?;
-    Ok(ReceiptHeader {
-        event_id,
-        tenant_id,
-        app_id,
-        session_id,
-        parent_id,
-        subject_id,
+    Ok(ReceiptHeader::from_fields(HeaderFields {
+        event_id: &event_id,
+        tenant_id: &tenant_id,
+        app_id: &app_id,
+        session_id: session_id.as_deref(),
+        parent_id: parent_id.as_deref(),
+        subject_id: subject_id.as_deref(),
         kind,
         actor_type,
         event_time,
-        model_name,
-        model_version,
-        model_provider,
-        policy_id,
+        model_name: model_name.as_deref(),
+        model_version: model_version.as_deref(),
+        model_provider: model_provider.as_deref(),
+        policy_id: policy_id.as_deref(),
         decision,
-        retention_class,
+        retention_class: retention_class.as_deref(),
         labels,
-    })
+    }))
 }
 
 fn take_labels(event: &mut Map<String, Value>) -> Result<BTreeMap<String, String>, ReceiptError> {
