@@ -54,6 +54,14 @@ const SCRATCH_SUFFIX: &str = ".redb.tmp";
 const SCRATCH_PREFIX: &str = "trailmix-";
 /// How long the indexer sleeps when nothing wakes it.
 const INDEX_IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long the index must have had nothing to commit before the indexer merges event-id
+/// runs: long enough that a pause between bursts of appends is not taken for idleness.
+pub const EVENT_ID_MERGE_IDLE: Duration = Duration::from_secs(1);
+/// Most event-id entries one idle merge step rewrites (24 bytes each: 24 MB). The step holds
+/// the indexer thread while it writes, so this bounds how far the index can fall behind an
+/// append that arrives during it; it also keeps a trickle of small commits from rewriting one
+/// large run again and again (only runs that fit together within it are merged).
+pub const EVENT_ID_MERGE_ENTRIES_MAX: u64 = 1_000_000;
 /// How long the writer keeps an event in its own map after the index covers it: a caller
 /// that looked the event id up in an older index snapshot than this is re-checked by the
 /// writer itself (rare), so this only trades memory against those re-checks.
@@ -285,6 +293,8 @@ impl<L: LogStorage> IndexKeeper<L> {
     pub(crate) fn run(&self, shared: &Shared, wake: &Receiver<()>, stop: &AtomicBool) {
         let mut recent: VecDeque<(Instant, u64)> = VecDeque::new();
         let mut last_commit = Instant::now();
+        // Whether commits since the last merge step may have left runs worth merging.
+        let mut merge_due = true;
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             if !stopping
@@ -303,12 +313,29 @@ impl<L: LogStorage> IndexKeeper<L> {
                     return;
                 }
                 last_commit = Instant::now();
+                merge_due = true;
+            } else if merge_due && !stopping && last_commit.elapsed() >= EVENT_ID_MERGE_IDLE {
+                merge_due = false;
+                if let Err(err) = self.merge_event_id_runs() {
+                    self.stop_indexing(&err);
+                    return;
+                }
             }
             self.publish_forget_below(&mut recent);
             if stopping {
                 return;
             }
         }
+    }
+
+    /// One idle step of [`Index::merge_event_id_runs`]: fewer runs make every event-id lookup
+    /// (idempotency checks, `find_event`) seek fewer times. Changes neither the content nor
+    /// the watermark, so a crash in it leaves a valid index either way.
+    fn merge_event_id_runs(&self) -> Result<()> {
+        self.index
+            .merge_event_id_runs(EVENT_ID_MERGE_ENTRIES_MAX)
+            .map(drop)
+            .map_err(|e| index_error(self.index.path(), &e))
     }
 
     /// Lets the writer forget events the index has covered for at least the grace period.
