@@ -138,17 +138,7 @@ impl Layout {
     /// (which is this and the owned copy), without allocating.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, ReceiptError> {
         let mut r = Reader { bytes, pos: 0 };
-        let version = r.u8()?;
-        if version != HEADER_FORMAT_VERSION {
-            return Err(header_error(0, HeaderProblem::UnsupportedVersion(version)));
-        }
-        let flags = r.u16()?;
-        if flags & !FLAGS_DEFINED != 0 {
-            return Err(header_error(
-                1,
-                HeaderProblem::UnknownFlags(flags & !FLAGS_DEFINED),
-            ));
-        }
+        let flags = r.version_and_flags()?;
         let event_time_ns = r.i64()?;
         let kind = r.named(
             "kind",
@@ -624,17 +614,7 @@ impl ReceiptHeader {
     /// As for [`ReceiptHeader::decode`], for the fields up to the event id.
     pub fn peek_ids(bytes: &[u8]) -> Result<(&str, &str), ReceiptError> {
         let mut r = Reader { bytes, pos: 0 };
-        let version = r.u8()?;
-        if version != HEADER_FORMAT_VERSION {
-            return Err(header_error(0, HeaderProblem::UnsupportedVersion(version)));
-        }
-        let flags = r.u16()?;
-        if flags & !FLAGS_DEFINED != 0 {
-            return Err(header_error(
-                1,
-                HeaderProblem::UnknownFlags(flags & !FLAGS_DEFINED),
-            ));
-        }
+        r.version_and_flags()?;
         r.i64()?;
         r.skip_named("kind")?;
         r.skip_named("actor_type")?;
@@ -806,6 +786,23 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The header's version byte (which must be this build's) and its flags (which must all
+    /// be defined ones).
+    fn version_and_flags(&mut self) -> Result<u16, ReceiptError> {
+        let version = self.u8()?;
+        if version != HEADER_FORMAT_VERSION {
+            return Err(header_error(0, HeaderProblem::UnsupportedVersion(version)));
+        }
+        let flags = self.u16()?;
+        if flags & !FLAGS_DEFINED != 0 {
+            return Err(header_error(
+                1,
+                HeaderProblem::UnknownFlags(flags & !FLAGS_DEFINED),
+            ));
+        }
+        Ok(flags)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], ReceiptError> {
         let start = self.pos;
         match self.bytes.get(start..start.saturating_add(n)) {
