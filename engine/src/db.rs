@@ -492,6 +492,17 @@ impl<T> ScanLinks<T> {
         self.kept.iter().all(|(_, checked)| *checked)
     }
 
+    /// The receipts kept, in scan order, up to the first whose link is not checked yet:
+    /// what a scan that stopped at damage has proven before it (each of them was linked to
+    /// by the entry after it, which the scan read).
+    pub(crate) fn checked_prefix(self) -> Vec<T> {
+        self.kept
+            .into_iter()
+            .take_while(|(_, checked)| *checked)
+            .map(|(read, _)| read.value)
+            .collect()
+    }
+
     /// Every receipt kept, in scan order; one the scan did not check (the last, whose next
     /// entry lies past the scan) is checked with a record visit ([`Unlinked::check`]: skipped
     /// only for a next entry not durable yet).

@@ -778,7 +778,10 @@ impl<L: LogStorage> Follow<L> {
     /// `Ok(None)` on timeout, or when the store was closed and everything durable was read.
     ///
     /// # Errors
-    /// [`Error::Damaged`] when an entry fails its digest check, [`Error::Wal`].
+    /// [`Error::Damaged`] when an entry fails its digest check, [`Error::Wal`]. Every matching
+    /// receipt before the damage whose link the scan checked is yielded first; the receipt
+    /// just before a damaged entry is withheld when the damage hides its link. The error then
+    /// repeats on every call: [`Follow::position`] does not move past the damage.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<StoredReceipt>> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -803,7 +806,7 @@ impl<L: LogStorage> Follow<L> {
         let reads = self.db.reads();
         let mut links = ScanLinks::new();
         let keys = reads.payload_keys();
-        let reached = reads.scan(self.next, to, |record| {
+        let scanned = reads.scan(self.next, to, |record| {
             links.visit(&record)?;
             match decode_receipt(alg, keys, record.seq, record.kind.get(), record.payload) {
                 Ok((receipt, _)) => {
@@ -820,7 +823,11 @@ impl<L: LogStorage> Follow<L> {
                 Err(other) => return Err(other),
             }
             Ok(ControlFlow::Continue(()))
-        })?;
+        });
+        let reached = match scanned {
+            Ok(reached) => reached,
+            Err(err) => return self.stop_at_damage(links, err),
+        };
         let found = links.finish(reads)?;
         self.buffer.extend(found);
         self.next = reached.max(self.next);
@@ -830,6 +837,22 @@ impl<L: LogStorage> Follow<L> {
                 detail: format!("the log ends at {reached} but {end} entries are durable"),
             });
         }
+        Ok(())
+    }
+}
+
+impl<L: LogStorage> Follow<L> {
+    /// A scan stopped at `err`: the receipts before it whose links it checked are yielded
+    /// first, so a SIEM stream carries everything proven good up to the damage; the stream
+    /// resumes after them and meets the damage again, which then is the error (with nothing
+    /// proven before it in that scan).
+    fn stop_at_damage(&mut self, links: ScanLinks<StoredReceipt>, err: Error) -> Result<()> {
+        let proven = links.checked_prefix();
+        let Some(last) = proven.last() else {
+            return Err(err);
+        };
+        self.next = last.position.seq.next();
+        self.buffer.extend(proven);
         Ok(())
     }
 }

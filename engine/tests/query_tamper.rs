@@ -520,9 +520,9 @@ fn a_rewritten_receipt_in_a_follow_stream_is_refused() {
             Err(err) => break err,
         }
     };
-    // A chunk (`FOLLOW_CHUNK_ENTRIES`) is checked whole before it is yielded: the receipts
-    // before the victim in its chunk are not yielded either.
-    assert!(before <= VICTIM, "{before} receipts yielded");
+    // Every receipt before the victim is yielded first (the last of them is linked to by the
+    // victim's own `prev_chain_hash`, which the edit left alone), then the damage.
+    assert_eq!(before, VICTIM, "receipts yielded before the damage");
     assert_damaged::<()>(Err(failure), seq, "follow");
     drop(follow);
     db.close().expect("close");
