@@ -2,15 +2,20 @@
 //! within 1 s"):
 //!
 //! ```text
-//! cargo run --release -p trailmix-benches --example index_lag_probe -- [receipts] [threads]
+//! cargo run --release -p trailmix-benches --example index_lag_probe -- \
+//!     [receipts] [threads] [bursts] [pause_ms]
 //! ```
 //!
 //! Pre-builds `receipts` 512-byte receipts (default 300 000), then `threads` caller threads
 //! (default 2) append them as fast as the store takes them, each waiting on window k after
-//! submitting window k + 1. A sampler reads the durable end and the index watermark every
+//! submitting window k + 1. With `bursts` > 1 (default 1) the receipts go in that many equal
+//! bursts with `pause_ms` (default 0) of silence between them: a pause of 1 s or more lets the
+//! indexer take an idle event-id merge step (`EVENT_ID_MERGE_IDLE`), which the next burst may
+//! have to wait for. A sampler reads the durable end and the index watermark every
 //! 5 ms. A sample's **lag** is the time from that sample until the first later sample whose
 //! watermark covers the sample's durable end: how stale an `Indexed` query could be at that
-//! moment. Prints the ingest rate, p50 / p99 / max lag and the most entries ever unindexed.
+//! moment. Prints the ingest rate (pauses excluded), p50 / p99 / max lag and the most entries
+//! ever unindexed, over the whole run and for each burst.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -55,8 +60,9 @@ fn sampler(db: &Db, done: &AtomicBool) -> Vec<Sample> {
     }
 }
 
-/// Each sample's lag: until the first sample whose watermark reaches its durable end.
-fn lags(samples: &[Sample]) -> Vec<Duration> {
+/// Each sample's lag, with the sample's time: until the first sample whose watermark reaches
+/// its durable end (samples never covered, at the very end, have none).
+fn lags(samples: &[Sample]) -> Vec<(Instant, Duration)> {
     let mut out = Vec::with_capacity(samples.len());
     let mut j = 0;
     for (i, &(at, durable, _)) in samples.iter().enumerate() {
@@ -65,64 +71,107 @@ fn lags(samples: &[Sample]) -> Vec<Duration> {
             j += 1;
         }
         if let Some(&(covered_at, _, _)) = samples.get(j) {
-            out.push(covered_at - at);
+            out.push((at, covered_at - at));
         }
     }
-    out.sort();
     out
+}
+
+fn pick(lags: &[Duration], q: f64) -> Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a short sorted list"
+    )]
+    let i = ((lags.len().saturating_sub(1)) as f64 * q).round() as usize;
+    lags.get(i).copied().unwrap_or_default()
+}
+
+fn summary(samples: &[Sample], window: std::ops::Range<Instant>) -> String {
+    let mut lags: Vec<Duration> = lags(samples)
+        .into_iter()
+        .filter(|(at, _)| window.contains(at))
+        .map(|(_, lag)| lag)
+        .collect();
+    lags.sort();
+    let most_behind = samples
+        .iter()
+        .filter(|(at, _, _)| window.contains(at))
+        .map(|&(_, d, w)| d.saturating_sub(w))
+        .max();
+    format!(
+        "index lag p50 {:?}, p99 {:?}, max {:?}; most entries unindexed {}",
+        pick(&lags, 0.5),
+        pick(&lags, 0.99),
+        pick(&lags, 1.0),
+        most_behind.unwrap_or(0),
+    )
+}
+
+fn burst(db: &Db, part: &[Receipt], threads: usize) -> Result<(), BoxError> {
+    let per_thread = part.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let callers: Vec<_> = part
+            .chunks(per_thread)
+            .map(|chunk| s.spawn(|| caller(db, chunk)))
+            .collect();
+        for c in callers {
+            c.join().map_err(|_| "a caller panicked")??;
+        }
+        Ok(())
+    })
 }
 
 fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().map_or(Ok(300_000), |a| a.parse())?;
     let threads: usize = args.next().map_or(Ok(2), |a| a.parse())?;
+    let bursts: usize = args.next().map_or(Ok(1), |a| a.parse())?;
+    let pause = Duration::from_millis(args.next().map_or(Ok(0), |a| a.parse())?);
     let pool = receipts::build(0, count, receipts::cores())?;
     let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
     let db = Db::open(dir.path().join("store"))?;
     let done = AtomicBool::new(false);
     let start = Instant::now();
-    let (samples, ingest) = std::thread::scope(|s| -> Result<_, BoxError> {
+    let (samples, windows) = std::thread::scope(|s| -> Result<_, BoxError> {
         let sampling = s.spawn(|| sampler(&db, &done));
-        let per_thread = count.div_ceil(threads.max(1));
-        let callers: Vec<_> = pool
-            .chunks(per_thread)
-            .map(|part| s.spawn(|| caller(&db, part)))
-            .collect();
-        for c in callers {
-            c.join().map_err(|_| "a caller panicked")??;
+        let mut windows = Vec::new();
+        for (i, part) in pool
+            .chunks(count.div_ceil(bursts.max(1)).max(1))
+            .enumerate()
+        {
+            if i > 0 {
+                std::thread::sleep(pause);
+            }
+            let began = Instant::now();
+            burst(&db, part, threads)?;
+            windows.push(began..Instant::now());
         }
-        let ingest = start.elapsed();
         done.store(true, Ordering::Release);
         let samples = sampling.join().map_err(|_| "the sampler panicked")?;
-        Ok((samples, ingest))
+        Ok((samples, windows))
     })?;
-    let catch_up = start.elapsed().saturating_sub(ingest);
-    let lags = lags(&samples);
-    let pick = |q: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss,
-            reason = "an index into a short sorted list"
-        )]
-        let i = ((lags.len().saturating_sub(1)) as f64 * q).round() as usize;
-        lags.get(i).copied().unwrap_or_default()
-    };
-    let most_behind = samples.iter().map(|&(_, d, w)| d.saturating_sub(w)).max();
+    let ingest: Duration = windows.iter().map(|w| w.end - w.start).sum();
+    let last_ack = windows.last().map_or(start, |w| w.end);
+    let catch_up = samples
+        .last()
+        .map_or(Duration::ZERO, |&(at, _, _)| at - last_ack);
     #[allow(clippy::cast_precision_loss, reason = "display")]
     let rate = count as f64 / ingest.as_secs_f64();
+    let end = samples.last().map_or(last_ack, |&(at, _, _)| at) + SAMPLE_EVERY;
     println!(
-        "{count} receipts, {threads} threads: durable ingest {:.0} k/s; index lag p50 {:?}, \
-         p99 {:?}, max {:?}; most entries unindexed {}; catch-up after the last ack {:?}; \
-         {} samples",
+        "{count} receipts, {threads} threads, {bursts} burst(s), {pause:?} pauses: durable \
+         ingest {:.0} k/s; {}; catch-up after the last ack {catch_up:?}; {} samples",
         rate / 1e3,
-        pick(0.5),
-        pick(0.99),
-        pick(1.0),
-        most_behind.unwrap_or(0),
-        catch_up,
+        summary(&samples, start..end),
         samples.len()
     );
+    if windows.len() > 1 {
+        for (i, w) in windows.iter().enumerate() {
+            println!("  burst {}: {}", i + 1, summary(&samples, w.clone()));
+        }
+    }
     db.close()?;
     Ok(())
 }

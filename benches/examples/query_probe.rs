@@ -135,10 +135,12 @@ fn merge_runs(dir: &Path, max: Option<&String>) -> Result<(), BoxError> {
     let path = dir.join("index").join("index.redb");
     let index = trailmix_index::Index::open(&path, &binding, trailmix_index::IndexOptions::new())?;
     let before = index.reader()?.event_id_run_count()?;
+    let start = Instant::now();
     let merged = index.merge_event_id_runs(max)?;
     println!(
-        "event-id runs: {before} -> {}",
-        before - merged.saturating_sub(1)
+        "event-id runs: {before} -> {} in {:?}",
+        before - merged.saturating_sub(1),
+        start.elapsed()
     );
     Ok(())
 }
