@@ -138,24 +138,7 @@ pub(crate) fn write(
         .max()
         .unwrap_or(0)
         .saturating_add(1);
-    // The write transaction holds redb's write lock, so the last committed snapshot is exactly
-    // the state this transaction started from: the old runs can be read there while their
-    // keys are removed here.
-    let snapshot = db.begin_read().map_err(|e| err("begin read", e.into()))?;
-    let old = snapshot
-        .open_table(EVENT_IDS)
-        .map_err(|e| err("open table event_ids", e.into()))?;
-    let mut sources = Vec::with_capacity(merged.len() + 1);
-    for run in &merged {
-        sources.push(Source::run(&old, run.id, path)?);
-        let (lo, hi) = run_bounds(run.id);
-        blocks
-            .retain_in::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| false)
-            .map_err(|e| err("remove event_ids", e.into()))?;
-        run_table
-            .remove(run.id.to_be_bytes().as_slice())
-            .map_err(|e| err("remove event_id_runs", e.into()))?;
-    }
+    let mut sources = detach_runs(db, path, &mut blocks, &mut run_table, &merged)?;
     sources.push(Source::Memory(entries.into_iter()));
     let n = write_run(&mut blocks, path, oldest, Merge::new(sources, path)?)?;
     let run = encode_run(level, n);
@@ -200,23 +183,7 @@ pub(crate) fn merge_newest(
         .map_err(|e| err("open table event_ids", e.into()))?;
     let oldest = merged.iter().map(|r| r.id).min().unwrap_or(0);
     let level = merged.iter().map(|r| r.level).max().unwrap_or(0);
-    // As in `write`: the write lock makes the last committed snapshot this transaction's
-    // starting state, read there while the keys are removed here.
-    let snapshot = db.begin_read().map_err(|e| err("begin read", e.into()))?;
-    let old = snapshot
-        .open_table(EVENT_IDS)
-        .map_err(|e| err("open table event_ids", e.into()))?;
-    let mut sources = Vec::with_capacity(merged.len());
-    for run in &merged {
-        sources.push(Source::run(&old, run.id, path)?);
-        let (lo, hi) = run_bounds(run.id);
-        blocks
-            .retain_in::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| false)
-            .map_err(|e| err("remove event_ids", e.into()))?;
-        run_table
-            .remove(run.id.to_be_bytes().as_slice())
-            .map_err(|e| err("remove event_id_runs", e.into()))?;
-    }
+    let sources = detach_runs(db, path, &mut blocks, &mut run_table, &merged)?;
     let n = write_run(&mut blocks, path, oldest, Merge::new(sources, path)?)?;
     if n != total {
         return Err(IndexError::corrupt(
@@ -232,6 +199,37 @@ pub(crate) fn merge_newest(
         )
         .map_err(|e| err("write event_id_runs", e.into()))?;
     Ok(merged.len())
+}
+
+/// Removes `runs` (blocks and directory rows) in this write transaction and returns each as
+/// a merge source. The sources read the last committed snapshot: the write transaction holds
+/// redb's write lock, so that snapshot is exactly the state this transaction started from, and
+/// the old runs can be read there while their keys are removed here (a redb range keeps its
+/// snapshot alive by itself).
+fn detach_runs(
+    db: &Database,
+    path: &std::path::Path,
+    blocks: &mut Table<'_, &'static [u8], &'static [u8]>,
+    run_table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    runs: &[Run],
+) -> Result<Vec<Source>, IndexError> {
+    let err = |op: &str, e: redb::Error| IndexError::redb(op, path, e);
+    let snapshot = db.begin_read().map_err(|e| err("begin read", e.into()))?;
+    let old = snapshot
+        .open_table(EVENT_IDS)
+        .map_err(|e| err("open table event_ids", e.into()))?;
+    let mut sources = Vec::with_capacity(runs.len() + 1);
+    for run in runs {
+        sources.push(Source::run(&old, run.id, path)?);
+        let (lo, hi) = run_bounds(run.id);
+        blocks
+            .retain_in::<&[u8], _>(lo.as_slice()..=hi.as_slice(), |_, _| false)
+            .map_err(|e| err("remove event_ids", e.into()))?;
+        run_table
+            .remove(run.id.to_be_bytes().as_slice())
+            .map_err(|e| err("remove event_id_runs", e.into()))?;
+    }
+    Ok(sources)
 }
 
 /// The first and last possible block keys of run `id`.
