@@ -292,7 +292,10 @@ pub fn note_index_source(store: &trailmix_db::ReadOnlyStore) {
     if let trailmix_db::IndexSource::RebuiltFromLog { reason, entries } = store.index_source() {
         eprintln!(
             "note: {reason}. These results come from an index this command rebuilt from the \
-             log's {entries} entries (results are checked against the log as always)."
+             log's {entries} entries (results are checked against the log as always). The \
+             service that writes the store repairs its index when it next opens it; with none \
+             running, `trailmix-db checkpoint {} --new` does.",
+            store.data_dir().display()
         );
     }
 }

@@ -1022,15 +1022,15 @@ enum CheckpointWrite {
 }
 
 fn checkpoint(dir: &Path, write: CheckpointWrite, json: bool) -> Result<Verdict, ToolError> {
-    let note = match write {
-        CheckpointWrite::Nothing => proofs::latest_checkpoint(dir)?,
+    let (note, written) = match write {
+        CheckpointWrite::Nothing => (proofs::latest_checkpoint(dir)?, false),
         CheckpointWrite::New => proofs::new_checkpoint(dir)?,
         CheckpointWrite::Seal => proofs::seal_epoch(dir)?,
     };
     if json {
         print_json(&note)?;
     } else {
-        proofs::print_checkpoint(&note, write != CheckpointWrite::Nothing);
+        proofs::print_checkpoint(&note, written);
     }
     Ok(Verdict::Ok)
 }

@@ -63,55 +63,59 @@ pub fn latest_checkpoint(data_dir: &Path) -> ToolResult<NoteEntry> {
 }
 
 /// `checkpoint DIR --new`: opens the store, writes a signed checkpoint of the open epoch now
-/// and returns it (or the latest one when nothing was added since).
+/// and returns it (or the latest one when nothing was added since) and whether it was
+/// written now.
 ///
 /// # Errors
 /// [`ToolError`] when the store cannot be opened (missing, locked by a writer, damaged).
-pub fn new_checkpoint(data_dir: &Path) -> ToolResult<NoteEntry> {
+pub fn new_checkpoint(data_dir: &Path) -> ToolResult<(NoteEntry, bool)> {
     let db = open_db(data_dir)?;
     let written = db.checkpoint().map_err(|e| ToolError::store(data_dir, &e));
     close_db(data_dir, db)?;
-    match written? {
-        Some(info) => {
-            let reader = scan::open_reader(data_dir)?;
-            let record = reader
-                .read(info.seq)
-                .map_err(|e| ToolError::wal(data_dir, &e))?;
-            scan::note_entry(info.seq, record.kind.get(), &record.payload).ok_or_else(|| {
-                ToolError::new(format!(
-                    "the checkpoint just written at seq {} does not read back",
-                    info.seq
-                ))
-            })
-        }
-        None => latest_checkpoint(data_dir),
-    }
+    let Some(info) = written? else {
+        eprintln!("nothing was appended since the latest signed checkpoint: no new one written");
+        return latest_checkpoint(data_dir).map(|note| (note, false));
+    };
+    let reader = scan::open_reader(data_dir)?;
+    let record = reader
+        .read(info.seq)
+        .map_err(|e| ToolError::wal(data_dir, &e))?;
+    let note = scan::note_entry(info.seq, record.kind.get(), &record.payload).ok_or_else(|| {
+        ToolError::new(format!(
+            "the checkpoint just written at seq {} does not read back",
+            info.seq
+        ))
+    })?;
+    Ok((note, true))
 }
 
 /// `checkpoint DIR --seal`: opens the store and seals its open epoch now, so that its final
 /// root is signed and the epoch can be archived, timestamped and, when expired or archived,
-/// pruned; returns the seal (or, when the open epoch holds nothing, the latest note).
+/// pruned; returns the seal (or, when the open epoch holds nothing, the latest note) and
+/// whether it was written now.
 ///
 /// # Errors
 /// [`ToolError`] when the store cannot be opened (missing, locked by a writer, damaged).
-pub fn seal_epoch(data_dir: &Path) -> ToolResult<NoteEntry> {
+pub fn seal_epoch(data_dir: &Path) -> ToolResult<(NoteEntry, bool)> {
     let db = open_db(data_dir)?;
     let sealed = db.seal_epoch().map_err(|e| ToolError::store(data_dir, &e));
     close_db(data_dir, db)?;
     let Some(sealed) = sealed? else {
         eprintln!("the open epoch holds nothing to seal");
-        return latest_checkpoint(data_dir);
+        return latest_checkpoint(data_dir).map(|note| (note, false));
     };
     let reader = scan::open_reader(data_dir)?;
     let record = reader
         .read(sealed.seal_seq)
         .map_err(|e| ToolError::wal(data_dir, &e))?;
-    scan::note_entry(sealed.seal_seq, record.kind.get(), &record.payload).ok_or_else(|| {
-        ToolError::new(format!(
-            "the seal just written at seq {} does not read back",
-            sealed.seal_seq
-        ))
-    })
+    let note =
+        scan::note_entry(sealed.seal_seq, record.kind.get(), &record.payload).ok_or_else(|| {
+            ToolError::new(format!(
+                "the seal just written at seq {} does not read back",
+                sealed.seal_seq
+            ))
+        })?;
+    Ok((note, true))
 }
 
 /// Prints a checkpoint: the note on stdout (so that `> FILE` keeps exactly the note), what it

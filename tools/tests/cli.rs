@@ -413,6 +413,11 @@ fn consistency_proofs_link_checkpoints() {
         same.stdout, old.stdout,
         "no new checkpoint without new entries"
     );
+    let said = String::from_utf8_lossy(&same.stderr);
+    assert!(
+        said.contains("no new one written") && said.contains("latest signed checkpoint"),
+        "`--new` with nothing new must not claim it wrote one: {said}"
+    );
     append_some(&dir, 20..30);
     let new = tool(&["checkpoint", arg(&dir)]);
     assert_eq!(code(&new), Some(0), "{}", text(&new));

@@ -677,7 +677,8 @@ fn consistency_proofs() {
     let old = scratch.path().join("old.note");
     let note = run(&["checkpoint", d]);
     std::fs::write(&old, &note.stdout).expect("write note");
-    // Something new in epoch 1, then a newer checkpoint.
+    // Something new in epoch 1; closing the store after it signs a newer checkpoint, which
+    // `--new` (nothing appended since) prints as the latest.
     let held = run(&[
         "hold",
         d,
