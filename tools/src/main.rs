@@ -121,8 +121,14 @@ enum ExportFormat {
 struct VerifyPackArgs {
     /// The pack directory or archive.
     pack: PathBuf,
-    /// The store's public key: its signing.pub file or the key text.
-    #[arg(long, value_name = "FILE", conflicts_with = "key_fingerprint")]
+    /// The store's public key: its signing.pub file or the key text (`--public-key`, as the
+    /// other commands spell it, is accepted too).
+    #[arg(
+        long,
+        visible_alias = "public-key",
+        value_name = "VKEY_OR_FILE",
+        conflicts_with = "key_fingerprint"
+    )]
     key: Option<String>,
     /// The SHA-256 fingerprint (hex) of the store's public key.
     #[arg(long, value_name = "FP")]

@@ -57,7 +57,14 @@ fn export_then_verify_pack_in_text_and_json() {
         "{shown}"
     );
 
-    let out = tool(&["verify-pack", arg(&pack), "--key", arg(&key), "--json"]);
+    // `--public-key`, as `verify` and `verify-proof` spell it, works as well as `--key`.
+    let out = tool(&[
+        "verify-pack",
+        arg(&pack),
+        "--public-key",
+        arg(&key),
+        "--json",
+    ]);
     assert_eq!(code(&out), Some(0), "{}", text(&out));
     let report = json(&out);
     assert_eq!(report["verdict"], "verified");
