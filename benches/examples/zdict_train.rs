@@ -19,8 +19,9 @@
 //! the first command above (zstd 1.5.7, `zstd-sys` 2.1.3); it is frozen: a new dictionary
 //! gets a new id and a new file, never this one's id.
 //!
-//! `eval DICT|none LEVEL N`: compresses receipts 0..N of the measurement corpus (512 B
-//! target), each alone, with one reused compression context (and the dictionary prepared
+//! `eval DICT|none LEVEL N [FILE]`: compresses receipts 0..N of the measurement corpus (512 B
+//! target), or the first N payloads of FILE (4-byte little-endian length, then the bytes, as
+//! `payload_corpus` writes them), each alone, with one reused compression context (and the dictionary prepared
 //! once), in `measure`; prints stored / raw, where stored is the frame or the payload when the
 //! frame is not smaller (as the engine stores it). Instructions per payload: callgrind with
 //! `--toggle-collect='zdict_train::measure*'`, divided by N.
@@ -48,8 +49,13 @@ fn main() -> Result<(), BoxError> {
         .as_slice()
     {
         ["train", size, count, id, out] => train(size.parse()?, count.parse()?, id.parse()?, out),
-        ["eval", dict, level, count] => eval(dict, level.parse()?, count.parse()?),
-        _ => Err("usage: zdict_train train SIZE COUNT ID OUT | eval DICT|none LEVEL N".into()),
+        ["eval", dict, level, count] => eval(dict, level.parse()?, count.parse()?, None),
+        ["eval", dict, level, count, file] => {
+            eval(dict, level.parse()?, count.parse()?, Some(file))
+        }
+        _ => {
+            Err("usage: zdict_train train SIZE COUNT ID OUT | eval DICT|none LEVEL N [FILE]".into())
+        }
     }
 }
 
@@ -81,16 +87,11 @@ fn train(size: usize, count: u64, id: u32, out: &str) -> Result<(), BoxError> {
 }
 
 #[allow(clippy::cast_precision_loss, reason = "a ratio for display")]
-fn eval(dict: &str, level: i32, count: u64) -> Result<(), BoxError> {
-    let payloads = (0..count)
-        .map(|n| {
-            Ok(realistic::payload(SEED, n, 512)
-                .apply(builder(n))
-                .build()?
-                .payload()
-                .to_vec())
-        })
-        .collect::<Result<Vec<Vec<u8>>, BoxError>>()?;
+fn eval(dict: &str, level: i32, count: u64, file: Option<&str>) -> Result<(), BoxError> {
+    let payloads = match file {
+        Some(file) => read_payloads(file, count)?,
+        None => realistic_payloads(count)?,
+    };
     let dict = if dict == "none" {
         None
     } else {
@@ -98,10 +99,41 @@ fn eval(dict: &str, level: i32, count: u64) -> Result<(), BoxError> {
     };
     let (raw, stored) = measure(dict.as_deref(), level, &payloads)?;
     println!(
-        "{count} realistic payloads, level {level}: {raw} -> {stored} bytes, stored/raw {:.3}",
+        "{} payloads of {}, level {level}: {raw} -> {stored} bytes, stored/raw {:.3}",
+        payloads.len(),
+        file.unwrap_or("the realistic corpus"),
         stored as f64 / raw as f64
     );
     Ok(())
+}
+
+/// Payloads written as a 4-byte little-endian length and the bytes (as `payload_corpus`
+/// writes them), at most `count`.
+fn read_payloads(file: &str, count: u64) -> Result<Vec<Vec<u8>>, BoxError> {
+    let bytes = std::fs::read(file)?;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 4 <= bytes.len() && (out.len() as u64) < count {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into()?) as usize;
+        let body = bytes
+            .get(at + 4..at + 4 + len)
+            .ok_or("a payload runs past the file")?;
+        out.push(body.to_vec());
+        at += 4 + len;
+    }
+    Ok(out)
+}
+
+fn realistic_payloads(count: u64) -> Result<Vec<Vec<u8>>, BoxError> {
+    (0..count)
+        .map(|n| {
+            Ok(realistic::payload(SEED, n, 512)
+                .apply(builder(n))
+                .build()?
+                .payload()
+                .to_vec())
+        })
+        .collect()
 }
 
 #[inline(never)]
