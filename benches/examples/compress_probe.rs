@@ -9,29 +9,26 @@
 //!
 //! Builds `N` receipts with payloads of the corpus (`realistic` or `incompressible`, 512 B),
 //! appends them to a fresh store (default options: encrypted; `Durability::Written`, so no
-//! sync dominates) through `append_batch` in batches of 10k with compression `off` or
-//! `zstd:LEVEL`, then reads each back with `Db::get` (decrypt, decompress). Per-receipt
+//! sync dominates) through `append_batch` in batches of 10k with compression `off`,
+//! `zstd:LEVEL` or `dict:LEVEL` (the built-in dictionary), then reads each back with `Db::get` (decrypt, decompress). Per-receipt
 //! instructions: `Db::prepare_item` (caller), `shred::open_payload` (reads).
 
 use trailmix_benches::query_data::{PAYLOAD_BYTES, SEED};
 use trailmix_benches::query_trailmix::{Corpus, with_payload};
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
-use trailmix_db::{Db, DbOptions, Durability, PayloadCompression};
+use trailmix_db::{Db, DbOptions, Durability};
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [corpus, count, compression] = args.as_slice() else {
-        return Err("usage: compress_probe realistic|incompressible N off|zstd:LEVEL".into());
+        return Err(
+            "usage: compress_probe realistic|incompressible N off|zstd:LEVEL|dict:LEVEL".into(),
+        );
     };
     let corpus: Corpus = corpus.parse()?;
     let count: u64 = count.parse()?;
-    let compression = match compression.strip_prefix("zstd:") {
-        Some(level) => PayloadCompression::Zstd {
-            level: level.parse()?,
-        },
-        None => PayloadCompression::Off,
-    };
+    let compression = trailmix_benches::query_trailmix::parse_compression(compression)?;
     let receipts = (0..count)
         .map(|n| {
             let builder = Receipt::builder(

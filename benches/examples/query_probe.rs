@@ -9,7 +9,7 @@
 //! ```
 //!
 //! `load` fills a store at `DIR` with the query benchmark's seeded data (payloads of the corpus
-//! named, `incompressible` by default, or `realistic`; payload compression `off` or
+//! named, `incompressible` by default, or `realistic`; payload compression `off`, `dict:LEVEL` (built-in dictionary) or
 //! `zstd:LEVEL`; off when not named) and prints its bytes per receipt against
 //! the raw fields; `run` reopens it and
 //! runs that many queries of one job (`tenant_time`, `model_time`, `session`, `event`) built
@@ -54,7 +54,7 @@ fn raw_bytes_per_receipt(data: &Dataset, corpus: Corpus) -> Result<f64, BoxError
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL] | run DIR N JOB QUERIES [heads] | merge-runs DIR [MAX]";
+    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL|dict:LEVEL] | run DIR N JOB QUERIES [heads] | merge-runs DIR [MAX]";
     if let [mode, dir, ..] = args.as_slice()
         && mode == "merge-runs"
     {
@@ -67,11 +67,9 @@ fn main() -> Result<(), BoxError> {
     let data = Dataset::generate(receipts, SEED);
     if mode == "load" {
         let corpus: Corpus = args.get(3).map_or(Ok(Corpus::default()), |c| c.parse())?;
-        let compression = match args.get(4).map(String::as_str) {
-            None | Some("off") => PayloadCompression::Off,
-            Some(text) => PayloadCompression::Zstd {
-                level: text.strip_prefix("zstd:").ok_or(usage)?.parse::<i32>()?,
-            },
+        let compression = match args.get(4) {
+            None => PayloadCompression::Off,
+            Some(text) => trailmix_benches::query_trailmix::parse_compression(text)?,
         };
         let options = DbOptions::default().payload_compression(compression);
         let rig = TrailmixRig::load_corpus(&dir, &data, corpus, options)?;

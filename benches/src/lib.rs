@@ -27,6 +27,7 @@
 
 pub mod append_latency;
 pub mod data;
+pub mod dict_corpus;
 pub mod ids;
 pub mod paired;
 pub mod proc_stats;

@@ -404,6 +404,28 @@ impl QueryRig for TrailmixRig {
     }
 }
 
+/// A payload compression setting of the probes: `off`, `zstd:LEVEL` (no dictionary) or
+/// `dict:LEVEL` (the built-in dictionary).
+///
+/// # Errors
+/// When the text is none of these.
+pub fn parse_compression(text: &str) -> Result<trailmix_db::PayloadCompression, String> {
+    use trailmix_db::{PayloadCompression, ZstdDictionary};
+    let level = |l: &str| l.parse::<i32>().map_err(|e| format!("{text}: {e}"));
+    if text == "off" {
+        Ok(PayloadCompression::Off)
+    } else if let Some(l) = text.strip_prefix("zstd:") {
+        Ok(PayloadCompression::Zstd { level: level(l)? })
+    } else if let Some(l) = text.strip_prefix("dict:") {
+        Ok(PayloadCompression::ZstdWithDictionary {
+            level: level(l)?,
+            dictionary: ZstdDictionary::BuiltIn1,
+        })
+    } else {
+        Err(format!("{text}: expected off, zstd:LEVEL or dict:LEVEL"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1022,12 +1022,10 @@ impl<L: LogStorage> Db<L> {
         receipt: &Receipt,
         header: &[u8],
     ) -> Result<(Vec<u8>, Option<crate::crypto::KeyId>, bool)> {
-        let compressed = self
-            .inner
-            .options
-            .payload_compression
-            .zstd_level()
-            .and_then(|level| crate::compress::compress(level, receipt.payload()));
+        let mode = self.inner.options.payload_compression;
+        let compressed = mode.zstd_level().and_then(|level| {
+            crate::compress::compress(level, mode.zstd_dictionary(), receipt.payload())
+        });
         let plain = compressed
             .as_deref()
             .map_or(receipt.payload(), Vec::as_slice);

@@ -73,7 +73,7 @@ pub use options::{
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_RING_CAPACITY, DEFAULT_SNAPSHOT_EVERY_ENTRIES, DEFAULT_ZSTD_LEVEL, DbOptions,
     Durability, PayloadCompression, PayloadEncryption, ReceiptSignatures, TimestampPolicy,
-    TsaSettings,
+    TsaSettings, ZstdDictionary,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};

@@ -132,17 +132,60 @@ pub enum PayloadCompression {
         /// The compression level.
         level: i32,
     },
+    /// Zstandard at this level (1 to 22) with a dictionary built into the engine: one frame
+    /// per payload that names the dictionary's id. A dictionary holds what short payloads
+    /// share (JSON keys, common words), so each frame need not restate it: smaller payloads
+    /// at a fraction of the work of [`PayloadCompression::Zstd`] (`docs/performance.md`,
+    /// thirteenth session). Built-in dictionaries are trained on synthetic data only, never
+    /// on a store's payloads (crypto-shredding could not remove plaintext kept in a
+    /// dictionary). [`PayloadCompression::zstd`] gives the recommended setting.
+    ZstdWithDictionary {
+        /// The compression level.
+        level: i32,
+        /// Which built-in dictionary.
+        dictionary: ZstdDictionary,
+    },
+}
+
+/// A zstd dictionary built into the engine. Each is part of the format: its bytes never
+/// change, and a new one gets a new variant and a new id (`docs/design.md`, "Compressed
+/// payloads"). Builds that do not know a dictionary refuse to open payloads made with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ZstdDictionary {
+    /// `trailmix-1` (16 KiB, id 32769): trained on a synthetic corpus of SDK-event payloads
+    /// (`benches/src/dict_corpus.rs`), which holds no personal content.
+    BuiltIn1,
+}
+
+impl ZstdDictionary {
+    /// The dictionary's `Dictionary_ID`, which every frame made with it states.
+    #[must_use]
+    pub const fn id(self) -> u32 {
+        match self {
+            ZstdDictionary::BuiltIn1 => crate::compress::BUILT_IN_1_ID,
+        }
+    }
+
+    /// The dictionary's bytes (what an external reader of the store's payloads needs).
+    #[must_use]
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            ZstdDictionary::BuiltIn1 => crate::compress::BUILT_IN_1,
+        }
+    }
 }
 
 /// The zstd level to use when turning compression on ([`PayloadCompression::zstd`]).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 impl PayloadCompression {
-    /// Zstandard at [`DEFAULT_ZSTD_LEVEL`].
+    /// The recommended compression: Zstandard at [`DEFAULT_ZSTD_LEVEL`] with the newest
+    /// built-in dictionary ([`ZstdDictionary::BuiltIn1`]).
     #[must_use]
     pub const fn zstd() -> Self {
-        PayloadCompression::Zstd {
+        PayloadCompression::ZstdWithDictionary {
             level: DEFAULT_ZSTD_LEVEL,
+            dictionary: ZstdDictionary::BuiltIn1,
         }
     }
 
@@ -151,7 +194,17 @@ impl PayloadCompression {
     pub fn zstd_level(self) -> Option<i32> {
         match self {
             PayloadCompression::Off => None,
-            PayloadCompression::Zstd { level } => Some(level),
+            PayloadCompression::Zstd { level }
+            | PayloadCompression::ZstdWithDictionary { level, .. } => Some(level),
+        }
+    }
+
+    /// The built-in dictionary this mode compresses with, if any.
+    #[must_use]
+    pub fn zstd_dictionary(self) -> Option<ZstdDictionary> {
+        match self {
+            PayloadCompression::ZstdWithDictionary { dictionary, .. } => Some(dictionary),
+            PayloadCompression::Off | PayloadCompression::Zstd { .. } => None,
         }
     }
 }
@@ -500,7 +553,7 @@ impl DbOptions {
         if self.checkpoint_interval.is_zero() || self.flush_interval.is_zero() {
             return invalid("checkpoint_interval/flush_interval", "must be above zero");
         }
-        if let PayloadCompression::Zstd { level } = self.payload_compression
+        if let Some(level) = self.payload_compression.zstd_level()
             && !(1..=22).contains(&level)
         {
             return invalid("payload_compression", "the zstd level must be 1 to 22");

@@ -1,9 +1,10 @@
-//! Guards payload compression (`DbOptions::payload_compression`, entry flag bit 2): payloads
-//! round-trip in every mode, encrypted or not; one that does not shrink stays raw; a changed
+//! Guards payload compression (`DbOptions::payload_compression`, entry flag bit 2, with or
+//! without the built-in dictionary): payloads round-trip in every mode, encrypted or not; one that does not shrink stays raw; a changed
 //! compressed payload is a typed error on read and fails `verify`; a shred leaves neither the
 //! plaintext nor its compressed frame in any file; a retry under another level (or with
-//! compression off) is a duplicate, not a conflict; and the checked-in `compressed-store`
-//! fixture still reads and verifies (regenerate with `TRAILMIX_REGENERATE_FIXTURES=1`).
+//! compression off, or with the dictionary) is a duplicate, not a conflict; and the checked-in
+//! `compressed-store` (no dictionary) and `dict-compressed-store` (built-in dictionary 1)
+//! fixtures still read and verify (regenerate with `TRAILMIX_REGENERATE_FIXTURES=1`).
 
 mod common;
 
@@ -18,7 +19,7 @@ use trailmix_db::shred::open_payload;
 use trailmix_db::wal::{Seq, WalReader};
 use trailmix_db::{
     Db, DbOptions, Error, EventCheck, PayloadCompression, PayloadEncryption, PayloadState,
-    VerifyOptions, WAL_DIR, verify_store,
+    VerifyOptions, WAL_DIR, ZstdDictionary, verify_store,
 };
 
 const WORDS: [&str; 12] = [
@@ -59,10 +60,12 @@ fn options(encryption: PayloadEncryption, compression: PayloadCompression) -> Db
         .payload_compression(compression)
 }
 
-const MODES: [PayloadCompression; 3] = [
+const MODES: [PayloadCompression; 4] = [
     PayloadCompression::Off,
     PayloadCompression::Zstd { level: 1 },
     PayloadCompression::Zstd { level: 19 },
+    // The built-in dictionary.
+    PayloadCompression::zstd(),
 ];
 
 /// The flags byte and stored payload of every receipt entry, by seq.
@@ -249,18 +252,26 @@ fn a_frame_that_is_not_one_is_a_typed_error_not_a_panic_or_an_allocation() {
     assert!(open_payload(None, bits, b"", b"{\"not\":\"a frame\"}").is_err());
     // A frame stating more than the payload limit (a bomb): refused before decompressing.
     let zeros = vec![0u8; trailmix_db::receipt::MAX_PAYLOAD_BYTES + 1];
-    let bomb = trailmix_db::compress::compress(3, &zeros).expect("zeros compress");
+    let bomb = trailmix_db::compress::compress(3, None, &zeros).expect("zeros compress");
     assert!(bomb.len() < 200);
     let err = open_payload(None, bits, b"", &bomb).expect_err("bomb refused");
     assert!(err.contains("limit"), "{err}");
-    // A frame cut short.
-    let frame = trailmix_db::compress::compress(3, text(1).as_bytes()).expect("frame");
-    assert!(open_payload(None, bits, b"", &frame[..frame.len() - 1]).is_err());
-    let (plain, state) = open_payload(None, bits, b"", &frame).expect("opens");
-    assert_eq!(
-        (plain.as_slice(), state),
-        (text(1).as_bytes(), PayloadState::Clear)
-    );
+    // A frame cut short, without and with the dictionary.
+    for dictionary in [None, Some(ZstdDictionary::BuiltIn1)] {
+        let frame =
+            trailmix_db::compress::compress(3, dictionary, text(1).as_bytes()).expect("frame");
+        for cut in 0..frame.len() {
+            assert!(
+                open_payload(None, bits, b"", &frame[..cut]).is_err(),
+                "{dictionary:?} cut at {cut}"
+            );
+        }
+        let (plain, state) = open_payload(None, bits, b"", &frame).expect("opens");
+        assert_eq!(
+            (plain.as_slice(), state),
+            (text(1).as_bytes(), PayloadState::Clear)
+        );
+    }
 }
 
 #[test]
@@ -283,7 +294,8 @@ fn shred_leaves_neither_plaintext_nor_compressed_frame_in_any_file() {
     let db = Db::open_with(&clear_dir, options(PayloadEncryption::Off, mode)).expect("open");
     db.append_and_wait(&payload_of(1)).expect("append");
     db.close().expect("close");
-    let frame = trailmix_db::compress::compress(3, payload_of(1).payload()).expect("frame");
+    let frame = trailmix_db::compress::compress(3, mode.zstd_dictionary(), payload_of(1).payload())
+        .expect("frame");
     assert!(
         !files_containing(&clear_dir, &frame).is_empty(),
         "the needle finds a stored frame"
@@ -303,7 +315,8 @@ fn shred_leaves_neither_plaintext_nor_compressed_frame_in_any_file() {
     ));
     db.close().expect("close");
     for r in &receipts {
-        let frame = trailmix_db::compress::compress(3, r.payload()).expect("frame");
+        let frame =
+            trailmix_db::compress::compress(3, mode.zstd_dictionary(), r.payload()).expect("frame");
         assert_eq!(files_containing(&dir, &frame), Vec::<PathBuf>::new());
         assert_eq!(files_containing(&dir, r.payload()), Vec::<PathBuf>::new());
     }
@@ -333,6 +346,7 @@ fn a_retry_under_another_level_or_with_compression_off_is_a_duplicate() {
         for mode in [
             PayloadCompression::Zstd { level: 19 },
             PayloadCompression::Off,
+            PayloadCompression::zstd(),
             PayloadCompression::Zstd { level: 1 },
         ] {
             let db = Db::open_with(&dir, options(encryption, mode)).expect("reopen");
@@ -370,10 +384,23 @@ fn a_retry_under_another_level_or_with_compression_off_is_a_duplicate() {
 #[test]
 fn a_zstd_level_outside_1_to_22_is_an_invalid_option() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    for level in [0, 23, -5] {
+    for (n, mode) in [0, 23, -5]
+        .into_iter()
+        .flat_map(|level| {
+            [
+                PayloadCompression::Zstd { level },
+                PayloadCompression::ZstdWithDictionary {
+                    level,
+                    dictionary: ZstdDictionary::BuiltIn1,
+                },
+            ]
+        })
+        .enumerate()
+    {
+        let level = mode.zstd_level();
         let result = Db::open_with(
-            scratch.path().join(format!("store{level}")),
-            DbOptions::default().payload_compression(PayloadCompression::Zstd { level }),
+            scratch.path().join(format!("store{n}")),
+            DbOptions::default().payload_compression(mode),
         );
         assert!(
             matches!(
@@ -383,31 +410,45 @@ fn a_zstd_level_outside_1_to_22_is_an_invalid_option() {
                     ..
                 })
             ),
-            "level {level}"
+            "{mode:?}"
         );
+        assert!(level.is_some());
     }
 }
 
-// The fixture: two small stores written with compression on (encryption is a per-store
-// setting): `encrypted` (with its test KEK) and `clear`.
+// The fixtures: each two small stores written with compression on (encryption is a
+// per-store setting): `encrypted` (with its test KEK) and `clear`. `compressed-store` was
+// written without a dictionary (zstd 3), `dict-compressed-store` with built-in dictionary 1.
 const FIXTURE_RECEIPTS: u64 = 6;
 
-fn fixture_dir(name: &str) -> PathBuf {
+const FIXTURES: [(&str, PayloadCompression); 2] = [
+    ("compressed-store", PayloadCompression::Zstd { level: 3 }),
+    (
+        "dict-compressed-store",
+        PayloadCompression::ZstdWithDictionary {
+            level: 3,
+            dictionary: ZstdDictionary::BuiltIn1,
+        },
+    ),
+];
+
+fn fixture_dir(fixture: &str, name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/compressed-store")
+        .join("tests/fixtures")
+        .join(fixture)
         .join(name)
 }
 
-fn regenerate() {
+fn regenerate(fixture: &str, compression: PayloadCompression) {
     for (name, encryption) in [
         ("encrypted", PayloadEncryption::PerSubject),
         ("clear", PayloadEncryption::Off),
     ] {
-        let dir = fixture_dir(name);
+        let dir = fixture_dir(fixture, name);
         let _ = std::fs::remove_dir_all(&dir);
         let db = Db::open_with(
             &dir,
-            options(encryption, PayloadCompression::zstd()).segment_bytes(64 << 10),
+            options(encryption, compression).segment_bytes(64 << 10),
         )
         .expect("create");
         for n in 0..FIXTURE_RECEIPTS {
@@ -420,68 +461,179 @@ fn regenerate() {
         std::fs::remove_file(dir.join("keys/signing.key")).expect("remove private key");
         std::fs::remove_dir_all(dir.join("index")).expect("remove index");
         let _ = std::fs::remove_file(dir.join("wal/LOCK"));
+        // Empty without encryption; git keeps no empty directory.
+        let _ = std::fs::remove_dir(dir.join("keys"));
+    }
+}
+
+/// The zstd dictionary id a frame states (0: none).
+fn frame_dictionary_id(frame: &[u8]) -> u32 {
+    zstd::zstd_safe::get_dict_id_from_frame(frame).map_or(0, std::num::NonZeroU32::get)
+}
+
+#[test]
+fn checked_in_compressed_stores_read_and_verify() {
+    for (fixture, compression) in FIXTURES {
+        // Only a missing fixture is written: each records what the build of its day wrote.
+        if std::env::var("TRAILMIX_REGENERATE_FIXTURES").as_deref() == Ok("1")
+            && !fixture_dir(fixture, "clear").exists()
+        {
+            regenerate(fixture, compression);
+        }
+        let dictionary_id = compression.zstd_dictionary().map_or(0, ZstdDictionary::id);
+        for name in ["encrypted", "clear"] {
+            check_fixture(fixture, name, dictionary_id);
+        }
+    }
+}
+
+fn check_fixture(fixture: &str, name: &str, dictionary_id: u32) {
+    let name_of = format!("{fixture}/{name}");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let store = scratch.path().join("store");
+    common::copy_dir(&fixture_dir(fixture, name), &store);
+    // The clear store has no key file left, and git keeps no empty directory.
+    let keys = store.join("keys");
+    assert_eq!(
+        keys.exists(),
+        name == "encrypted",
+        "{name_of}: keys/ holds the KEK"
+    );
+    let key_files = std::fs::read_dir(&keys).into_iter().flatten();
+    for file in key_files {
+        let path = file.expect("entry").path();
+        // Git keeps no 0600 modes; a key file readable by others is refused.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let report = verify_store(&store, &VerifyOptions::default()).expect("verify runs");
+    assert!(report.verified(), "{name_of}: {:?}", report.damage);
+    assert_eq!(report.receipts, FIXTURE_RECEIPTS);
+    let entries = stored_receipts(&store);
+    assert_eq!(entries.len(), 6);
+    assert!(
+        entries
+            .iter()
+            .all(|(_, f, _)| f & flags::PAYLOAD_COMPRESSED != 0),
+        "{name_of}"
+    );
+    // Read as the tools do without the signing key: the log and the key store.
+    let reader = WalReader::open(store.join(WAL_DIR)).expect("reader");
+    let keys = KeyStore::open_read_only(
+        &store,
+        reader.meta().store_id.0,
+        Arc::new(FileKekProvider::in_data_dir(&store)),
+    )
+    .expect("key store opens");
+    assert_eq!(keys.is_some(), name == "encrypted");
+    for (n, record) in reader
+        .read_from(Seq(0))
+        .expect("records")
+        .iter()
+        .filter(|r| r.kind.get() == EntryKind::Receipt as u8)
+        .enumerate()
+    {
+        let entry = decode_entry(EntryKind::Receipt, &record.payload).expect("decodes");
+        let (plain, state) =
+            open_payload(keys.as_ref(), entry.flags, entry.header, entry.payload).expect("opens");
+        let want = receipt("acme", Some("s1"), n as u64);
+        assert_eq!(plain, want.payload(), "{name_of} receipt {n}");
+        assert_eq!(
+            matches!(state, PayloadState::Decrypted { .. }),
+            name == "encrypted"
+        );
+        // The frame names its dictionary (or none); a decompressor without one (all that a
+        // build from before the dictionary has) refuses it by that id.
+        if name == "clear" {
+            assert_eq!(
+                frame_dictionary_id(entry.payload),
+                dictionary_id,
+                "{name_of}"
+            );
+            let old = zstd::bulk::Decompressor::new()
+                .expect("decompressor")
+                .decompress(entry.payload, trailmix_db::receipt::MAX_PAYLOAD_BYTES);
+            match old {
+                Ok(bytes) => {
+                    assert_eq!(dictionary_id, 0, "{name_of}");
+                    assert_eq!(bytes, want.payload());
+                }
+                Err(e) => {
+                    assert_ne!(dictionary_id, 0, "{name_of}: {e}");
+                    assert!(e.to_string().contains("Dictionary mismatch"), "{e}");
+                }
+            }
+        }
     }
 }
 
 #[test]
-fn checked_in_compressed_store_reads_and_verifies() {
-    if std::env::var("TRAILMIX_REGENERATE_FIXTURES").as_deref() == Ok("1") {
-        regenerate();
-    }
-    for name in ["encrypted", "clear"] {
+fn a_pack_of_dictionary_compressed_receipts_shows_and_checks_their_payloads() {
+    use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider as _};
+    use trailmix_db::pack::format::RECEIPTS_FILE;
+    use trailmix_db::pack::{ExportOptions, PackScope, TrustedKey, export_pack, verify_pack_files};
+    for encryption in [PayloadEncryption::Off, PayloadEncryption::PerSubject] {
         let scratch = tempfile::tempdir().expect("tempdir");
-        let store = scratch.path().join("store");
-        common::copy_dir(&fixture_dir(name), &store);
-        // The clear store has no key file left, and git keeps no empty directory.
-        let keys = store.join("keys");
-        assert_eq!(
-            keys.exists(),
-            name == "encrypted",
-            "{name}: keys/ holds the KEK"
-        );
-        let key_files = std::fs::read_dir(&keys).into_iter().flatten();
-        for file in key_files {
-            let path = file.expect("entry").path();
-            // Git keeps no 0600 modes; a key file readable by others is refused.
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let dir = scratch.path().join("store");
+        let db =
+            Db::open_with(&dir, options(encryption, PayloadCompression::zstd())).expect("open");
+        let originals: Vec<Receipt> = (0..6).map(|n| receipt("acme", Some("s1"), n)).collect();
+        for r in &originals {
+            db.append_and_wait(r).expect("append");
         }
-        let report = verify_store(&store, &VerifyOptions::default()).expect("verify runs");
-        assert!(report.verified(), "{name}: {:?}", report.damage);
-        assert_eq!(report.receipts, FIXTURE_RECEIPTS);
-        let entries = stored_receipts(&store);
-        assert_eq!(entries.len(), 6);
+        db.close().expect("close");
         assert!(
-            entries
+            stored_receipts(&dir)
                 .iter()
-                .all(|(_, f, _)| f & flags::PAYLOAD_COMPRESSED != 0),
-            "{name}"
+                .all(|(_, f, _)| f & flags::PAYLOAD_COMPRESSED != 0)
         );
-        // Read as the tools do without the signing key: the log and the key store.
-        let reader = WalReader::open(store.join(WAL_DIR)).expect("reader");
-        let keys = KeyStore::open_read_only(
-            &store,
-            reader.meta().store_id.0,
-            Arc::new(FileKekProvider::in_data_dir(&store)),
-        )
-        .expect("key store opens");
-        assert_eq!(keys.is_some(), name == "encrypted");
-        for (n, record) in reader
-            .read_from(Seq(0))
-            .expect("records")
+        let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
+        let scope = PackScope {
+            tenant: "acme".into(),
+            logged_from_ns: None,
+            logged_to_ns: None,
+            filter: None,
+        };
+        let (mut files, _) =
+            export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+        let trusted = TrustedKey::Verifier(signer.verifier());
+        verify_pack_files(&files, Some(&trusted)).expect("pack verifies");
+        // Each line's readable copy is the receipt's payload, opened with the dictionary.
+        let text =
+            String::from_utf8(files.get(RECEIPTS_FILE).expect("file").to_vec()).expect("utf-8");
+        let mut shown = Vec::new();
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).expect("json line");
+            if let Some(json) = value.get("payload_json") {
+                shown.push(serde_json::to_vec(json).expect("json"));
+            }
+        }
+        let wanted: Vec<Vec<u8>> = originals
             .iter()
-            .filter(|r| r.kind.get() == EntryKind::Receipt as u8)
-            .enumerate()
-        {
-            let entry = decode_entry(EntryKind::Receipt, &record.payload).expect("decodes");
-            let (plain, state) =
-                open_payload(keys.as_ref(), entry.flags, entry.header, entry.payload)
-                    .expect("opens");
-            let want = receipt("acme", Some("s1"), n as u64);
-            assert_eq!(plain, want.payload(), "{name} receipt {n}");
-            assert_eq!(
-                matches!(state, PayloadState::Decrypted { .. }),
-                name == "encrypted"
-            );
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(r.payload()).expect("json");
+                serde_json::to_vec(&v).expect("json")
+            })
+            .collect();
+        assert_eq!(shown, wanted, "{encryption:?}");
+        if encryption == PayloadEncryption::Off {
+            // A clear compressed payload's readable copy is checked against the stored frame,
+            // through the dictionary: an edited copy fails even with a fresh signature.
+            let edited: Vec<String> = text
+                .lines()
+                .map(|line| line.replacen("customer", "cust0mer", 1))
+                .collect();
+            let mut bytes = edited.join("\n").into_bytes();
+            bytes.push(b'\n');
+            files.files.insert(RECEIPTS_FILE.into(), bytes);
+            let mut manifest: trailmix_db::pack::format::Manifest = serde_json::from_slice(
+                files
+                    .get(trailmix_db::pack::format::MANIFEST_FILE)
+                    .expect("manifest"),
+            )
+            .expect("parses");
+            files.seal(&mut manifest, &signer).expect("seal");
+            let err = verify_pack_files(&files, Some(&trusted)).expect_err("edited copy");
+            assert!(format!("{err:?}").contains("payload_json"), "{err:?}");
         }
     }
 }
