@@ -233,7 +233,9 @@ impl<L: LogStorage> Search<'_, L> {
             candidates_rejected: 0,
         };
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        let mut results = Vec::new();
+        // A default-sized page never regrows (each regrowth moved every result read so far);
+        // a larger limit is often a session's or trace's few results, so it starts there too.
+        let mut results = Vec::with_capacity(limit.min(trailmix_query::DEFAULT_LIMIT as usize));
         for candidate in plan.candidates(&self.snapshot, query.cursor.as_ref()) {
             let candidate = candidate.map_err(query_error)?;
             let Some(receipt) = read(Seq(candidate.seq))? else {
