@@ -443,6 +443,37 @@ impl<L: LogStorage> LogReads<L> {
         self.visit_with(seq, Some(before), visit)
     }
 
+    /// Calls `visit` with the record of `seq`, found by stepping over frame headers from
+    /// `before` (the seq and frame position of an entry at or before it), **without checking
+    /// its frame's checksum**: for a caller that only compares bytes of it with a value it
+    /// computed itself and reads it checked ([`LogReads::visit_after`]) whenever they differ
+    /// (the link check of a receipt: design.md, "What a query result's check rests on").
+    /// `None` when the walk does not reach it (not written yet, a damaged frame header, a
+    /// segment the reader does not know yet, or an archived seq): the caller reads it checked
+    /// then too.
+    pub(crate) fn peek_unchecked_after<T>(
+        &self,
+        seq: Seq,
+        before: (Seq, Position),
+        visit: impl FnOnce(RecordRef<'_>) -> T,
+    ) -> Option<T> {
+        if self.archive.get().is_some() && seq <= self.archived_below() {
+            return None;
+        }
+        let mut visit = Some(visit);
+        let mut found = None;
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        reader
+            .walk_headers(seq, Some(before), |record| {
+                if record.seq == seq {
+                    found = visit.take().map(|visit| visit(record));
+                }
+                ControlFlow::Break(())
+            })
+            .ok()?;
+        found
+    }
+
     /// Calls `visit` for every record in `from..to`, in order, until it breaks; returns the
     /// seq after the last record visited. Re-lists the segments only when the known ones end
     /// before `to` (the writer rolled over since the last look), not on every call.

@@ -4,8 +4,10 @@
 //! opener's `query`, and the header-only `query_heads` in its three forms), however the read
 //! check computes its digests; and that damage to the next entry, whose link guards a version
 //! 3 receipt, does not turn that check off (live writer, closed store, read-only opener);
-//! that a query page, which checks most results through the tenant links of the results
-//! after them, still refuses a rewritten result wherever it is in the page, in either order;
+//! that the link check's unchecked read of the next entry passes a receipt only on an equal
+//! hash; that a query page, which checks most results through the tenant links of the
+//! results after them, still refuses a rewritten result wherever it is in the page, in either
+//! order;
 //! and that log scans (the unindexed tail of `find_event`, `follow`) check links too.
 
 mod common;
@@ -353,6 +355,73 @@ fn a_damaged_next_entry_does_not_skip_the_link_check() {
     rewrite_payload_byte(&data, &victim);
     break_crc(&next);
     assert_reader_refuses(&data, victim.seq, number, "open segment");
+}
+
+/// Where entry `frame`'s `prev_chain_hash` starts in its segment file (frame header 32 bytes,
+/// the field at bytes 24..56 of the entry).
+fn prev_hash_offset(frame: &common::FrameLoc) -> u64 {
+    frame.offset + 32 + 24
+}
+
+/// The link check reads the next entry's `prev_chain_hash` without its frame checksum and
+/// trusts that read only when it equals the receipt's recomputed chain hash; anything else
+/// (different bytes, a frame header the walk cannot step onto) goes to the checked read, which
+/// refuses. A next entry damaged elsewhere whose link still names the receipt does not fail
+/// the receipt's read (its own read fails).
+#[test]
+fn the_unchecked_link_read_vouches_only_for_an_equal_hash() {
+    let fresh = || {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("store");
+        write_receipts(&data, small_segments(PayloadEncryption::Off), 400);
+        let (victim, next) = victim_with_next(&data, |_, last| !last);
+        (tmp, data, victim, next)
+    };
+    let open =
+        |data: &Path| Db::open_with(data, small_segments(PayloadEncryption::Off)).expect("open");
+
+    // The victim rewritten and one bit of the next entry's link flipped (its CRC now fails).
+    let (_tmp, data, victim, next) = fresh();
+    let number = receipt_number(&data, &victim);
+    rewrite_payload_byte(&data, &victim);
+    common::flip_bit(&next.file, prev_hash_offset(&next) + 5, 2);
+    let db = open(&data);
+    assert_db_refuses(&db, victim.seq, number, "link bytes differ");
+    db.close().expect("close");
+    assert_reader_refuses(&data, victim.seq, number, "link bytes differ");
+
+    // The victim rewritten and the next frame's header unreadable (a reserved byte set): the
+    // unchecked walk cannot reach the entry, and that is no pass. (In a sealed segment that
+    // refuses the open itself, so: the open segment, through a read-only opener.)
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    write_receipts(&data, options(PayloadEncryption::Off), 40);
+    let (victim, next) = victim_with_next(&data, |_, last| last);
+    let number = receipt_number(&data, &victim);
+    rewrite_payload_byte(&data, &victim);
+    common::flip_bit(&next.file, next.offset + 30, 0);
+    assert_reader_refuses(&data, victim.seq, number, "next frame header");
+
+    // The victim intact, the next entry's frame damaged past its link: the victim reads (its
+    // bytes are what the link records), the next entry does not.
+    let (_tmp, data, victim, next) = fresh();
+    let number = receipt_number(&data, &victim);
+    break_crc(&next);
+    let db = open(&data);
+    let read = db.get(victim.seq).expect("the victim's link names it");
+    assert_eq!(read.header.event_id(), event_id(number));
+    let page = db
+        .query_text(
+            &format!("tenant={TENANT} event={}", event_id(number)),
+            Freshness::Indexed,
+        )
+        .expect("a query serves it");
+    assert_eq!(page.receipts.len(), 1);
+    assert!(
+        db.get(next.seq).is_err(),
+        "the damaged next entry is refused when read"
+    );
+    db.close().expect("close");
 }
 
 /// A live writer: the victim and its damaged next entry lie before the durable end, so the

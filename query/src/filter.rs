@@ -59,37 +59,120 @@ pub struct Filter {
     pub logged_until: Option<i64>,
 }
 
+/// The fields of a receipt that a [`Filter`] reads, asked for one at a time: a filter reads
+/// only the fields it restricts. The engine matches a receipt read from the log through this
+/// straight from its header (where every field asked for is a UTF-8 check of borrowed bytes,
+/// and labels are a walk over their encoding) instead of building an [`IndexRecord`] of all
+/// of them first; [`IndexRecord`] implements it, and [`Filter::matches`] is
+/// [`Filter::matches_fields_of`] over it, so both have one definition.
+pub trait FilterFields {
+    /// `tenant_id`.
+    fn tenant(&self) -> &str;
+    /// `event_id`.
+    fn event_id(&self) -> &str;
+    /// `app_id`.
+    fn app_id(&self) -> &str;
+    /// `session_id`.
+    fn session_id(&self) -> Option<&str>;
+    /// `subject_id`.
+    fn subject_id(&self) -> Option<&str>;
+    /// `kind` (its wire name).
+    fn kind(&self) -> &str;
+    /// `policy_eval.decision` (its wire name).
+    fn decision(&self) -> Option<&str>;
+    /// `model.name`.
+    fn model_name(&self) -> Option<&str>;
+    /// `model.version`.
+    fn model_version(&self) -> Option<&str>;
+    /// The value of label `key`.
+    fn label(&self, key: &str) -> Option<&str>;
+    /// The client's event time.
+    fn event_time_ns(&self) -> i64;
+    /// When the writer logged it.
+    fn logged_at_ns(&self) -> u64;
+}
+
+impl FilterFields for IndexRecord<'_> {
+    fn tenant(&self) -> &str {
+        self.tenant
+    }
+    fn event_id(&self) -> &str {
+        self.event_id
+    }
+    fn app_id(&self) -> &str {
+        self.app_id
+    }
+    fn session_id(&self) -> Option<&str> {
+        self.session_id
+    }
+    fn subject_id(&self) -> Option<&str> {
+        self.subject_id
+    }
+    fn kind(&self) -> &str {
+        self.kind
+    }
+    fn decision(&self) -> Option<&str> {
+        self.decision
+    }
+    fn model_name(&self) -> Option<&str> {
+        self.model_name
+    }
+    fn model_version(&self) -> Option<&str> {
+        self.model_version
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+    fn event_time_ns(&self) -> i64 {
+        self.event_time_ns
+    }
+    fn logged_at_ns(&self) -> u64 {
+        self.logged_at_ns
+    }
+}
+
 impl Filter {
     /// Whether `record` is selected. This is the exact semantics of a filter: the engine
     /// re-checks every receipt it reads with it, so a damaged or tampered index can make a
     /// query slower or incomplete but never make it return a receipt that does not match.
     #[must_use]
     pub fn matches(&self, record: &IndexRecord<'_>) -> bool {
-        self.matches_fields(record) && self.matches_times(record)
+        self.matches_fields_of(record)
     }
 
-    fn matches_fields(&self, r: &IndexRecord<'_>) -> bool {
-        eq(self.tenant.as_ref(), Some(r.tenant))
+    /// [`Filter::matches`] over any [`FilterFields`]: the same terms in the same order, each
+    /// field read only when its term is set (the time terms first: no field lookup for them).
+    #[must_use]
+    pub fn matches_fields_of<R: FilterFields + ?Sized>(&self, r: &R) -> bool {
+        self.matches_times(r) && self.matches_fields(r)
+    }
+
+    fn matches_fields<R: FilterFields + ?Sized>(&self, r: &R) -> bool {
+        self.tenant.as_ref().is_none_or(|t| r.tenant() == t)
             && self.model.as_ref().is_none_or(|m| {
-                r.model_name == Some(m.name.as_str()) && eq(m.version.as_ref(), r.model_version)
+                r.model_name() == Some(m.name.as_str())
+                    && m.version
+                        .as_ref()
+                        .is_none_or(|v| r.model_version() == Some(v.as_str()))
             })
-            && eq(self.kind.as_ref(), Some(r.kind))
-            && eq(self.decision.as_ref(), r.decision)
-            && eq(self.session.as_ref(), r.session_id)
-            && eq(self.event_id.as_ref(), Some(r.event_id))
-            && eq(self.app.as_ref(), Some(r.app_id))
-            && eq(self.subject.as_ref(), r.subject_id)
+            && self.kind.as_ref().is_none_or(|k| r.kind() == k)
+            && eq(self.decision.as_ref(), || r.decision())
+            && eq(self.session.as_ref(), || r.session_id())
+            && self.event_id.as_ref().is_none_or(|e| r.event_id() == e)
+            && self.app.as_ref().is_none_or(|a| r.app_id() == a)
+            && eq(self.subject.as_ref(), || r.subject_id())
             && self
                 .labels
                 .iter()
-                .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
+                .all(|(k, v)| r.label(k) == Some(v.as_str()))
     }
 
-    fn matches_times(&self, r: &IndexRecord<'_>) -> bool {
+    fn matches_times<R: FilterFields + ?Sized>(&self, r: &R) -> bool {
         // logged_at is unsigned and the bounds signed: compare in i128 so neither side wraps.
-        let logged = i128::from(r.logged_at_ns);
-        self.since.is_none_or(|s| r.event_time_ns >= s)
-            && self.until.is_none_or(|u| r.event_time_ns < u)
+        let event_time = r.event_time_ns();
+        let logged = i128::from(r.logged_at_ns());
+        self.since.is_none_or(|s| event_time >= s)
+            && self.until.is_none_or(|u| event_time < u)
             && self.logged_since.is_none_or(|s| logged >= i128::from(s))
             && self.logged_until.is_none_or(|u| logged < i128::from(u))
     }
@@ -115,8 +198,9 @@ impl Filter {
     }
 }
 
-fn eq(want: Option<&String>, have: Option<&str>) -> bool {
-    want.is_none_or(|w| have == Some(w.as_str()))
+/// An optional field's term: the field is read only when the term is set.
+fn eq<'a>(want: Option<&String>, have: impl FnOnce() -> Option<&'a str>) -> bool {
+    want.is_none_or(|w| have() == Some(w.as_str()))
 }
 
 fn empty_range(since: Option<i64>, until: Option<i64>) -> bool {

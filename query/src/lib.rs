@@ -49,7 +49,7 @@ pub use aggregate::{Aggregate, AggregateQuery, Bucket, aggregate};
 pub use cursor::{CURSOR_VERSION, Cursor};
 pub use error::{CursorError, ParseError, ParseProblem, QueryError, TIME_FORMS};
 pub use exec::{Candidate, Candidates};
-pub use filter::{DEFAULT_LIMIT, Filter, MAX_LIMIT, ModelFilter, Order, Query};
+pub use filter::{DEFAULT_LIMIT, Filter, FilterFields, MAX_LIMIT, ModelFilter, Order, Query};
 pub use plan::{Completeness, Plan, TIME_SORT_CAP, plan};
 pub use source::{CountRow, IndexSource, SeqIter, SourceError, TimeIter};
 pub use trace::{End, Lineage, MAX_INDENT, TraceGraph, TraceNode, lineage};

@@ -1,7 +1,6 @@
 //! Readers: iterate from any sequence number, random access by position, read-only opening of
 //! a log that another process is writing.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -111,43 +110,33 @@ pub const OPEN_SEGMENTS_MAX: usize = 16;
 
 /// The kept segment maps, least recently used evicted first. A map in use elsewhere stays
 /// valid after eviction: callers hold their own `Arc`.
+///
+/// A list searched by name rather than a hash map: every read looks its segment up here,
+/// and hashing the file name (`SipHash`) cost more than comparing it with at most
+/// [`OPEN_SEGMENTS_MAX`] names, the most recently used first.
 #[derive(Debug)]
 struct SegmentMaps<M> {
-    maps: HashMap<String, (Arc<M>, u64)>,
-    tick: u64,
+    /// Most recently used first.
+    maps: Vec<(String, Arc<M>)>,
 }
 
 impl<M> SegmentMaps<M> {
     fn new() -> Self {
-        SegmentMaps {
-            maps: HashMap::new(),
-            tick: 0,
-        }
+        SegmentMaps { maps: Vec::new() }
     }
 
     fn get(&mut self, name: &str) -> Option<Arc<M>> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.maps.get_mut(name).map(|(map, used)| {
-            *used = tick;
-            Arc::clone(map)
-        })
+        let at = self.maps.iter().position(|(kept, _)| kept == name)?;
+        if at != 0 {
+            // Move it to the front: the one most recently used goes last when full.
+            self.maps[..=at].rotate_right(1);
+        }
+        self.maps.first().map(|(_, map)| Arc::clone(map))
     }
 
     fn insert(&mut self, name: String, map: Arc<M>) {
-        while self.maps.len() >= OPEN_SEGMENTS_MAX {
-            let oldest = self
-                .maps
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(name, _)| name.clone());
-            match oldest {
-                Some(name) => self.maps.remove(&name),
-                None => break,
-            };
-        }
-        self.tick += 1;
-        self.maps.insert(name, (map, self.tick));
+        self.maps.truncate(OPEN_SEGMENTS_MAX.saturating_sub(1));
+        self.maps.insert(0, (name, map));
     }
 }
 
@@ -555,5 +544,30 @@ impl<S: Storage> WalReader<S> {
         let segment = Arc::new(segment);
         cache.insert(info.file_name.clone(), Arc::clone(&segment));
         Ok(segment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept maps stay at most [`OPEN_SEGMENTS_MAX`], and the one evicted is the least
+    /// recently used (a `get` counts as a use).
+    #[test]
+    fn segment_maps_evict_the_least_recently_used() {
+        let mut maps = SegmentMaps::new();
+        let name = |i: usize| format!("seg-{i}");
+        for i in 0..OPEN_SEGMENTS_MAX {
+            maps.insert(name(i), Arc::new(i));
+        }
+        // seg-0 is the oldest insert; using it makes seg-1 the least recently used.
+        assert_eq!(maps.get(&name(0)).as_deref(), Some(&0));
+        maps.insert(name(OPEN_SEGMENTS_MAX), Arc::new(OPEN_SEGMENTS_MAX));
+        assert_eq!(maps.maps.len(), OPEN_SEGMENTS_MAX);
+        assert!(maps.get(&name(1)).is_none());
+        for i in (0..=OPEN_SEGMENTS_MAX).filter(|&i| i != 1) {
+            assert_eq!(maps.get(&name(i)).as_deref(), Some(&i), "{}", name(i));
+        }
+        assert!(maps.get("seg-x").is_none());
     }
 }

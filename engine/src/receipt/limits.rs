@@ -54,12 +54,34 @@ pub(crate) const LABEL_KEY_RULE: &str =
     "ASCII letters, digits, '.', '_', '-', '/', starting with a letter or digit";
 pub(crate) const LABEL_VALUE_RULE: &str = "any character but control characters";
 
+/// The bytes a rule allows at a place, as a table indexed by byte: a lookup per byte where a
+/// predicate called through a function pointer was a call per byte (every header read
+/// checks ~150 bytes of ids; docs/performance.md, thirteenth session).
+type ByteSet = [bool; 256];
+
+/// The [`ByteSet`] of the bytes `$allowed` (a `const fn(u8) -> bool`) admits, built at
+/// compile time.
+macro_rules! byte_set {
+    ($allowed:path) => {{
+        let mut set: ByteSet = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            #[allow(clippy::cast_possible_truncation, reason = "b < 256")]
+            {
+                set[b] = $allowed(b as u8);
+            }
+            b += 1;
+        }
+        set
+    }};
+}
+
 /// A rule that admits only ASCII: a length bound and the bytes allowed first and after.
 pub(crate) struct AsciiRule {
     max: usize,
     allowed: &'static str,
-    first_ok: fn(u8) -> bool,
-    rest_ok: fn(u8) -> bool,
+    first_ok: ByteSet,
+    rest_ok: ByteSet,
 }
 
 impl AsciiRule {
@@ -70,8 +92,8 @@ impl AsciiRule {
         match value.split_first() {
             Some((&first, rest)) => {
                 value.len() <= self.max
-                    && (self.first_ok)(first)
-                    && rest.iter().all(|&b| (self.rest_ok)(b))
+                    && self.first_ok[usize::from(first)]
+                    && rest.iter().all(|&b| self.rest_ok[usize::from(b)])
             }
             None => false,
         }
@@ -97,9 +119,9 @@ impl AsciiRule {
         for (at, ch) in value.char_indices() {
             let ok = u8::try_from(ch).is_ok_and(|b| {
                 if at == 0 {
-                    (self.first_ok)(b)
+                    self.first_ok[usize::from(b)]
                 } else {
-                    (self.rest_ok)(b)
+                    self.rest_ok[usize::from(b)]
                 }
             });
             if !ok {
@@ -114,19 +136,27 @@ impl AsciiRule {
     }
 }
 
-fn printable(b: u8) -> bool {
-    (0x21..=0x7E).contains(&b)
+const fn printable(b: u8) -> bool {
+    b >= 0x21 && b <= 0x7E
 }
 
-fn tenant_rest(b: u8) -> bool {
+const fn alphanumeric(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+const fn lowercase(b: u8) -> bool {
+    b.is_ascii_lowercase()
+}
+
+const fn tenant_rest(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
 
-fn name_rest(b: u8) -> bool {
+const fn name_rest(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
 }
 
-fn label_key_rest(b: u8) -> bool {
+const fn label_key_rest(b: u8) -> bool {
     tenant_rest(b) || b == b'/'
 }
 
@@ -134,24 +164,24 @@ fn label_key_rest(b: u8) -> bool {
 pub(crate) const ID: AsciiRule = AsciiRule {
     max: MAX_ID_BYTES,
     allowed: ID_RULE,
-    first_ok: printable,
-    rest_ok: printable,
+    first_ok: byte_set!(printable),
+    rest_ok: byte_set!(printable),
 };
 
 /// A tenant id: 1..=[`MAX_TENANT_ID_BYTES`] bytes of `[A-Za-z0-9][A-Za-z0-9._-]*`.
 pub(crate) const TENANT_ID: AsciiRule = AsciiRule {
     max: MAX_TENANT_ID_BYTES,
     allowed: TENANT_RULE,
-    first_ok: |b| b.is_ascii_alphanumeric(),
-    rest_ok: tenant_rest,
+    first_ok: byte_set!(alphanumeric),
+    rest_ok: byte_set!(tenant_rest),
 };
 
 /// A retention class: the tenant rule with [`MAX_NAME_BYTES`].
 pub(crate) const RETENTION_CLASS: AsciiRule = AsciiRule {
     max: MAX_NAME_BYTES,
     allowed: TENANT_RULE,
-    first_ok: |b| b.is_ascii_alphanumeric(),
-    rest_ok: tenant_rest,
+    first_ok: byte_set!(alphanumeric),
+    rest_ok: byte_set!(tenant_rest),
 };
 
 /// A custom kind, actor type or decision: 1..=[`MAX_NAME_BYTES`] bytes of
@@ -159,16 +189,16 @@ pub(crate) const RETENTION_CLASS: AsciiRule = AsciiRule {
 pub(crate) const NAME: AsciiRule = AsciiRule {
     max: MAX_NAME_BYTES,
     allowed: NAME_RULE,
-    first_ok: |b| b.is_ascii_lowercase(),
-    rest_ok: name_rest,
+    first_ok: byte_set!(lowercase),
+    rest_ok: byte_set!(name_rest),
 };
 
 /// A label key: 1..=[`MAX_LABEL_KEY_BYTES`] bytes of `[A-Za-z0-9][A-Za-z0-9._/-]*`.
 pub(crate) const LABEL_KEY: AsciiRule = AsciiRule {
     max: MAX_LABEL_KEY_BYTES,
     allowed: LABEL_KEY_RULE,
-    first_ok: |b| b.is_ascii_alphanumeric(),
-    rest_ok: label_key_rest,
+    first_ok: byte_set!(alphanumeric),
+    rest_ok: byte_set!(label_key_rest),
 };
 
 /// As [`ID`].
@@ -211,5 +241,65 @@ pub(crate) fn check_label_value(value: &str) -> Result<(), Problem> {
             allowed: LABEL_VALUE_RULE,
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
+    const DIGITS: &str = "0123456789";
+
+    /// Which bytes a rule's text allows at a place.
+    type Allowed<'a> = Box<dyn Fn(u8) -> bool + 'a>;
+
+    fn within(set: &str) -> Allowed<'_> {
+        Box::new(move |b: u8| set.as_bytes().contains(&b))
+    }
+
+    /// Every byte, first and after a valid first byte, against each rule's text (written out
+    /// here, independent of the tables `accepts` looks bytes up in).
+    #[test]
+    fn rules_admit_exactly_the_bytes_their_text_names() {
+        let tenant_first = format!("{LETTERS}{DIGITS}");
+        let tenant_rest = format!("{LETTERS}{DIGITS}._-");
+        let name_first = LOWER.to_owned();
+        let name_rest = format!("{LOWER}{DIGITS}_.-");
+        let label_key_rest = format!("{LETTERS}{DIGITS}._-/");
+        let id = |b: u8| (0x21..=0x7E).contains(&b);
+        let rules: [(&str, &AsciiRule, Allowed<'_>, Allowed<'_>); 5] = [
+            ("id", &ID, Box::new(id), Box::new(id)),
+            (
+                "tenant",
+                &TENANT_ID,
+                within(&tenant_first),
+                within(&tenant_rest),
+            ),
+            (
+                "retention",
+                &RETENTION_CLASS,
+                within(&tenant_first),
+                within(&tenant_rest),
+            ),
+            ("name", &NAME, within(&name_first), within(&name_rest)),
+            (
+                "label key",
+                &LABEL_KEY,
+                within(&tenant_first),
+                within(&label_key_rest),
+            ),
+        ];
+        for (what, rule, first, rest) in &rules {
+            for b in 0..=u8::MAX {
+                assert_eq!(rule.accepts(&[b]), first(b), "{what}: first byte {b:#04x}");
+                assert_eq!(rule.accepts(&[b'a', b]), rest(b), "{what}: byte {b:#04x}");
+                let text = String::from_utf8(vec![b'a', b]).ok();
+                if let Some(text) = text {
+                    assert_eq!(rule.check(&text).is_ok(), rest(b), "{what}: check {b:#04x}");
+                }
+            }
+        }
     }
 }
