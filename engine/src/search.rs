@@ -24,8 +24,11 @@ use crate::db::{
 };
 use crate::error::{Error, Result};
 use crate::indexer::index_record;
+use crate::log::LogStorage;
 use crate::position::ReceiptPosition;
+use crate::reads::LogReads;
 use crate::receipt::ReceiptHeader;
+use crate::wal::{HashAlgorithm, Seq};
 
 /// What a query result carries that the query itself needs: where it is and its header.
 pub trait QueryHit {
@@ -52,6 +55,7 @@ impl QueryHit for ReceiptHead {
         &self.header
     }
 }
+
 /// A receipt's fields as a [`Filter`] reads them, straight from its decoded header: the
 /// filter asks only for the fields it restricts, so a tenant + time query reads the tenant
 /// and the event time of each candidate, where an [`trailmix_index::IndexRecord`] of every
@@ -103,10 +107,6 @@ impl FilterFields for HeaderFields<'_> {
         self.logged_at_ns
     }
 }
-
-use crate::log::LogStorage;
-use crate::reads::LogReads;
-use crate::wal::{HashAlgorithm, Seq};
 
 /// Most receipts [`Db::trace`] reads for one session.
 pub const TRACE_RECEIPTS_MAX: usize = 100_000;
