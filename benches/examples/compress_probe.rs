@@ -11,7 +11,8 @@
 //! appends them to a fresh store (default options: encrypted; `Durability::Written`, so no
 //! sync dominates) through `append_batch` in batches of 10k with compression `off`,
 //! `zstd:LEVEL` or `dict:LEVEL` (the built-in dictionary), then reads each back with `Db::get` (decrypt, decompress). Per-receipt
-//! instructions: `Db::prepare_item` (caller), `shred::open_payload` (reads).
+//! instructions: `Db::prepare_item` (caller), `shred::open_payload` (reads). Run without
+//! valgrind, it also prints the append and read-back rates (wall clock, one caller thread).
 
 use trailmix_benches::query_data::{PAYLOAD_BYTES, SEED};
 use trailmix_benches::query_trailmix::{Corpus, with_payload};
@@ -54,6 +55,7 @@ fn main() -> Result<(), BoxError> {
             .payload_compression(compression),
     )?;
     let mut seqs = Vec::with_capacity(receipts.len());
+    let appending = std::time::Instant::now();
     for chunk in receipts.chunks(10_000) {
         let positions = db
             .append_batch(chunk)?
@@ -62,13 +64,22 @@ fn main() -> Result<(), BoxError> {
             .map_err(|(i, e)| format!("item {i}: {e}"))?;
         seqs.extend(positions.into_iter().map(|p| p.seq));
     }
+    let appended = appending.elapsed();
+    let reading = std::time::Instant::now();
     let mut payload_bytes = 0;
     for seq in &seqs {
         payload_bytes += db.get(*seq)?.payload.len();
     }
+    let read = reading.elapsed();
     db.close()?;
+    // Wall clock, one caller thread, no sync: for pairing runs of two settings, not alone.
+    #[allow(clippy::cast_precision_loss, reason = "rates for display")]
+    let rate = |d: std::time::Duration| count as f64 / d.as_secs_f64() / 1e3;
     println!(
-        "{count} receipts of {corpus:?} under {compression:?}, {payload_bytes} payload bytes read back"
+        "{count} receipts of {corpus:?} under {compression:?}, {payload_bytes} payload bytes \
+         read back; appended at {:.0} k/s, read back at {:.0} k/s (wall clock)",
+        rate(appended),
+        rate(read)
     );
     Ok(())
 }
