@@ -175,6 +175,8 @@ pub struct StoreSummary {
     pub receipt_payload_bytes: u64,
     /// Receipts whose payload is stored encrypted.
     pub encrypted_receipts: u64,
+    /// Receipts whose payload is stored compressed (`DbOptions::payload_compression`).
+    pub compressed_receipts: u64,
     /// Shred record entries.
     pub shred_records: u64,
     /// Legal hold and release entries.
@@ -421,6 +423,7 @@ struct Tally {
     shreds: u64,
     holds: u64,
     encrypted: u64,
+    compressed: u64,
     payload_bytes: u64,
     first_logged: Option<u64>,
     last_logged: Option<u64>,
@@ -457,6 +460,7 @@ impl Tally {
                 self.receipts += 1;
                 self.payload_bytes += entry.payload.len() as u64;
                 self.encrypted += u64::from(entry.flags & flags::PAYLOAD_ENCRYPTED != 0);
+                self.compressed += u64::from(entry.flags & flags::PAYLOAD_COMPRESSED != 0);
                 match ReceiptHeader::decode(entry.header) {
                     Ok(header) => self.count_header(&header),
                     Err(err) => self.problem(format!("seq {seq}: receipt header: {err}")),
@@ -622,6 +626,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         epoch_seals: tally.seals,
         receipt_payload_bytes: tally.payload_bytes,
         encrypted_receipts: tally.encrypted,
+        compressed_receipts: tally.compressed,
         shred_records: tally.shreds,
         hold_records: tally.holds,
         key_store: scan::open_keys(data_dir).map(|keys| keys.stats()),
@@ -716,6 +721,13 @@ fn print_erasure(s: &StoreSummary) {
         human_count(s.shred_records),
         human_count(s.hold_records)
     );
+    if s.compressed_receipts > 0 {
+        println!(
+            "compression     {} of {} receipts' payloads stored compressed (zstd)",
+            human_count(s.compressed_receipts),
+            human_count(s.receipts)
+        );
+    }
     match &s.key_store {
         Some(k) => println!(
             "key store       {} live data key(s), {} shredded; wrapped by key-encryption key {}",
@@ -1085,6 +1097,8 @@ pub struct ChainDetail {
     pub payload_digest: String,
     /// The payload is encrypted.
     pub encrypted: bool,
+    /// The payload is compressed (a zstd frame, inside the encryption when both).
+    pub compressed: bool,
     /// The receipt carries its own Ed25519 signature.
     pub signed: bool,
 }
@@ -1226,6 +1240,7 @@ pub fn entry_detail(
         content_digest: hex(&content_digest),
         payload_digest: hex(&payload_digest),
         encrypted: entry.flags & flags::PAYLOAD_ENCRYPTED != 0,
+        compressed: entry.flags & flags::PAYLOAD_COMPRESSED != 0,
         signed: entry.signature.is_some(),
     });
     detail.payload_bytes = entry.payload.len() as u64;
@@ -1288,10 +1303,11 @@ pub fn print_entry(d: &EntryDetail) {
                 ": digests computed from its bytes, none stored"
             }
         );
-        if c.encrypted || c.signed {
+        if c.encrypted || c.compressed || c.signed {
             println!(
-                "flags          {}{}",
+                "flags          {}{}{}",
                 if c.encrypted { " encrypted" } else { "" },
+                if c.compressed { " compressed" } else { "" },
                 if c.signed { " signed" } else { "" }
             );
         }

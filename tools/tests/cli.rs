@@ -1,8 +1,8 @@
 //! Guards the `trailmix-db` tool as a user meets it, by running the built binary: demo (twice),
 //! inspect (summary, one entry, frames; text and JSON), verify with its exit codes (0
 //! verified, 1 damaged, 2 usage or I/O error), tampering, trusted checkpoints against
-//! truncation and rollback, proofs checked offline with only the public key, and the read-only
-//! commands on a store that another writer holds open.
+//! truncation and rollback, proofs checked offline with only the public key, the read-only
+//! commands on a store that another writer holds open, and what inspect says of compression.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -763,4 +763,55 @@ fn inspect_names_the_entry_format() {
             "{printed}"
         );
     }
+}
+
+/// `inspect` says how many payloads are stored compressed, and `inspect --seq` flags one.
+#[test]
+fn inspect_reports_compressed_payloads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("trailmix-data");
+    let options = DbOptions::default().payload_compression(trailmix_db::PayloadCompression::zstd());
+    let db = Db::open_with(&dir, options).expect("open");
+    let text_of = |n: u64| {
+        "the claim was reviewed against the policy and approved ".repeat(4) + &n.to_string()
+    };
+    let mut seqs = Vec::new();
+    for n in 0..3u64 {
+        let receipt = Receipt::builder("acme-health", format!("zip-{n}"), Kind::LlmCall)
+            .app_id("claims-assistant")
+            .actor_type(ActorType::Agent)
+            .event_time(Timestamp::now())
+            .input(serde_json::json!({ "prompt": text_of(n) }))
+            .build()
+            .expect("valid receipt");
+        seqs.push(db.append_and_wait(&receipt).expect("append").seq);
+    }
+    // Too short to gain from a frame: stored as it is.
+    let tiny = Receipt::builder("acme-health", "zip-tiny", Kind::LlmCall)
+        .app_id("claims-assistant")
+        .actor_type(ActorType::Agent)
+        .event_time(Timestamp::now())
+        .build()
+        .expect("valid receipt");
+    db.append_and_wait(&tiny).expect("append");
+    db.close().expect("close");
+
+    let summary = tool(&["inspect", arg(&dir)]);
+    assert_eq!(code(&summary), Some(0), "{}", text(&summary));
+    assert!(
+        text(&summary).contains("compression     3 of 4 receipts' payloads stored compressed"),
+        "{}",
+        text(&summary)
+    );
+    let summary = json(&tool(&["inspect", arg(&dir), "--json"]));
+    assert_eq!(summary["compressed_receipts"], 3, "{summary}");
+
+    let seq = seqs[1].0.to_string();
+    let one = tool(&["inspect", arg(&dir), "--seq", &seq]);
+    assert_eq!(code(&one), Some(0), "{}", text(&one));
+    assert!(
+        text(&one).contains("flags           encrypted compressed"),
+        "{}",
+        text(&one)
+    );
 }
