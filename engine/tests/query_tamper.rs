@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{event_id, file_name, frame_image, layout, read_at, wal_dir, write_at};
 use tempfile::TempDir;
@@ -326,6 +326,26 @@ fn assert_reader_refuses(data: &Path, seq: Seq, number: u64, what: &str) {
     );
 }
 
+/// A closed store of 400 receipts in 64 KiB segments and a victim receipt whose next entry
+/// lies in the same sealed segment (the writer does not walk sealed segments on open).
+fn victim_in_sealed_segment() -> (TempDir, PathBuf, common::FrameLoc, common::FrameLoc) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    write_receipts(&data, small_segments(PayloadEncryption::Off), 400);
+    let (victim, next) = victim_with_next(&data, |_, last| !last);
+    (tmp, data, victim, next)
+}
+
+/// A closed store of 40 receipts and a victim receipt whose next entry lies in the last,
+/// open segment.
+fn victim_in_open_segment() -> (TempDir, PathBuf, common::FrameLoc, common::FrameLoc) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("store");
+    write_receipts(&data, options(PayloadEncryption::Off), 40);
+    let (victim, next) = victim_with_next(&data, |_, last| last);
+    (tmp, data, victim, next)
+}
+
 /// The hole this guards: a rewritten receipt whose next frame is also damaged (its CRC
 /// broken) used to read as good, because the link check was skipped whenever the next entry
 /// could not be read.
@@ -333,10 +353,7 @@ fn assert_reader_refuses(data: &Path, seq: Seq, number: u64, what: &str) {
 fn a_damaged_next_entry_does_not_skip_the_link_check() {
     // The victim and its next entry inside a sealed segment: the writer opens (it does not
     // walk sealed segments), and every reader meets the damage.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("store");
-    write_receipts(&data, small_segments(PayloadEncryption::Off), 400);
-    let (victim, next) = victim_with_next(&data, |_, last| !last);
+    let (_sealed, data, victim, next) = victim_in_sealed_segment();
     let number = receipt_number(&data, &victim);
     rewrite_payload_byte(&data, &victim);
     break_crc(&next);
@@ -347,10 +364,7 @@ fn a_damaged_next_entry_does_not_skip_the_link_check() {
 
     // In the last, open segment a reader stops at the damaged frame as it would at the log's
     // end: what tells them apart is that entries after it were durable.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("store");
-    write_receipts(&data, options(PayloadEncryption::Off), 40);
-    let (victim, next) = victim_with_next(&data, |_, last| last);
+    let (_open, data, victim, next) = victim_in_open_segment();
     let number = receipt_number(&data, &victim);
     rewrite_payload_byte(&data, &victim);
     break_crc(&next);
@@ -370,18 +384,11 @@ fn prev_hash_offset(frame: &common::FrameLoc) -> u64 {
 /// the receipt's read (its own read fails).
 #[test]
 fn the_unchecked_link_read_vouches_only_for_an_equal_hash() {
-    let fresh = || {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let data = tmp.path().join("store");
-        write_receipts(&data, small_segments(PayloadEncryption::Off), 400);
-        let (victim, next) = victim_with_next(&data, |_, last| !last);
-        (tmp, data, victim, next)
-    };
     let open =
         |data: &Path| Db::open_with(data, small_segments(PayloadEncryption::Off)).expect("open");
 
     // The victim rewritten and one bit of the next entry's link flipped (its CRC now fails).
-    let (_tmp, data, victim, next) = fresh();
+    let (_tmp, data, victim, next) = victim_in_sealed_segment();
     let number = receipt_number(&data, &victim);
     rewrite_payload_byte(&data, &victim);
     common::flip_bit(&next.file, prev_hash_offset(&next) + 5, 2);
@@ -393,10 +400,7 @@ fn the_unchecked_link_read_vouches_only_for_an_equal_hash() {
     // The victim rewritten and the next frame's header unreadable (a reserved byte set): the
     // unchecked walk cannot reach the entry, and that is no pass. (In a sealed segment that
     // refuses the open itself, so: the open segment, through a read-only opener.)
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("store");
-    write_receipts(&data, options(PayloadEncryption::Off), 40);
-    let (victim, next) = victim_with_next(&data, |_, last| last);
+    let (_open, data, victim, next) = victim_in_open_segment();
     let number = receipt_number(&data, &victim);
     rewrite_payload_byte(&data, &victim);
     common::flip_bit(&next.file, next.offset + 30, 0);
@@ -404,7 +408,7 @@ fn the_unchecked_link_read_vouches_only_for_an_equal_hash() {
 
     // The victim intact, the next entry's frame damaged past its link: the victim reads (its
     // bytes are what the link records), the next entry does not.
-    let (_tmp, data, victim, next) = fresh();
+    let (_tmp, data, victim, next) = victim_in_sealed_segment();
     let number = receipt_number(&data, &victim);
     break_crc(&next);
     let db = open(&data);

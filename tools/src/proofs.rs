@@ -76,17 +76,18 @@ pub fn new_checkpoint(data_dir: &Path) -> ToolResult<(NoteEntry, bool)> {
         eprintln!("nothing was appended since the latest signed checkpoint: no new one written");
         return latest_checkpoint(data_dir).map(|note| (note, false));
     };
+    Ok((note_written_at(data_dir, info.seq, "checkpoint")?, true))
+}
+
+/// The note entry just written at `seq` (`what`: checkpoint or seal), read back from the log.
+fn note_written_at(data_dir: &Path, seq: Seq, what: &str) -> ToolResult<NoteEntry> {
     let reader = scan::open_reader(data_dir)?;
-    let record = reader
-        .read(info.seq)
-        .map_err(|e| ToolError::wal(data_dir, &e))?;
-    let note = scan::note_entry(info.seq, record.kind.get(), &record.payload).ok_or_else(|| {
+    let record = reader.read(seq).map_err(|e| ToolError::wal(data_dir, &e))?;
+    scan::note_entry(seq, record.kind.get(), &record.payload).ok_or_else(|| {
         ToolError::new(format!(
-            "the checkpoint just written at seq {} does not read back",
-            info.seq
+            "the {what} just written at seq {seq} does not read back"
         ))
-    })?;
-    Ok((note, true))
+    })
 }
 
 /// `checkpoint DIR --seal`: opens the store and seals its open epoch now, so that its final
@@ -104,18 +105,7 @@ pub fn seal_epoch(data_dir: &Path) -> ToolResult<(NoteEntry, bool)> {
         eprintln!("the open epoch holds nothing to seal");
         return latest_checkpoint(data_dir).map(|note| (note, false));
     };
-    let reader = scan::open_reader(data_dir)?;
-    let record = reader
-        .read(sealed.seal_seq)
-        .map_err(|e| ToolError::wal(data_dir, &e))?;
-    let note =
-        scan::note_entry(sealed.seal_seq, record.kind.get(), &record.payload).ok_or_else(|| {
-            ToolError::new(format!(
-                "the seal just written at seq {} does not read back",
-                sealed.seal_seq
-            ))
-        })?;
-    Ok((note, true))
+    Ok((note_written_at(data_dir, sealed.seal_seq, "seal")?, true))
 }
 
 /// Prints a checkpoint: the note on stdout (so that `> FILE` keeps exactly the note), what it
