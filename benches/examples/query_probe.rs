@@ -14,7 +14,8 @@
 //! the raw fields; `run` reopens it and
 //! runs that many queries of one job (`tenant_time`, `model_time`, `session`, `event`) built
 //! from the same data, printing the mean and p50/p99 per query. A trailing `heads` queries
-//! through `Db::query_heads` (no payload copied or decrypted) instead of `Db::query`.
+//! through `Db::query_heads` (no payload copied or decrypted) instead of `Db::query`; a
+//! trailing `threads=N` sets `DbOptions::query_threads` (the threads that read one page).
 //! `merge-runs` merges the newest event-id runs of the closed store's index (up to `MAX`
 //! entries, all by default) into one, as an idle indexer's step would.
 
@@ -54,7 +55,7 @@ fn raw_bytes_per_receipt(data: &Dataset, corpus: Corpus) -> Result<f64, BoxError
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL|dict:LEVEL] | run DIR N JOB QUERIES [heads] | merge-runs DIR [MAX]";
+    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL|dict:LEVEL] | run DIR N JOB QUERIES [heads] [threads=N] | merge-runs DIR [MAX]";
     if let [mode, dir, ..] = args.as_slice()
         && mode == "merge-runs"
     {
@@ -94,8 +95,14 @@ fn main() -> Result<(), BoxError> {
         return Err(usage.into());
     };
     let queries = QuerySet::build(&data, 2_000, SEED);
-    let rig = TrailmixRig::open(&dir)?;
-    let rig = if args.get(5).is_some_and(|mode| mode == "heads") {
+    let mut options = DbOptions::default();
+    for arg in args.iter().skip(5) {
+        if let Some(threads) = arg.strip_prefix("threads=") {
+            options = options.query_threads(threads.parse()?);
+        }
+    }
+    let rig = TrailmixRig::open_with(&dir, options)?;
+    let rig = if args.iter().skip(5).any(|mode| mode == "heads") {
         rig.heads_only()
     } else {
         rig

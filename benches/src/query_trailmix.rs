@@ -305,8 +305,16 @@ impl TrailmixRig {
     /// # Errors
     /// Store errors.
     pub fn open(dir: &Path) -> Result<TrailmixRig, BoxError> {
+        TrailmixRig::open_with(dir, DbOptions::default())
+    }
+
+    /// As [`TrailmixRig::open`], with `options`.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn open_with(dir: &Path, options: DbOptions) -> Result<TrailmixRig, BoxError> {
         Ok(TrailmixRig {
-            db: Db::open(dir)?,
+            db: Db::open_with(dir, options)?,
             row_of_seq: HashMap::new(),
             stats: None,
             heads_only: false,

@@ -22,6 +22,7 @@ use crate::position::Epoch;
 use crate::position::ReceiptPosition;
 use crate::proof::{self, ConsistencyBundle, InclusionBundle};
 use crate::proof_tables::{EpochRef, ProofRequest, ProofTables, TableFiles};
+use crate::read_pool::ReadPool;
 use crate::reads::LogReads;
 use crate::receipt::{Receipt, ReceiptHeader};
 use crate::replay::{ChainState, Genesis, ReplayMode, SealedEpoch};
@@ -94,6 +95,8 @@ struct Inner<L: LogStorage> {
     pii: Option<PiiRedactor>,
     /// The timestamp thread ([`TimestampPolicy::OnSeal`]).
     stamper: Option<Stamper>,
+    /// Threads that share a query page's reads ([`crate::DbOptions::query_threads`]).
+    read_pool: ReadPool,
 }
 
 impl<L: LogStorage> Drop for Inner<L> {
@@ -734,6 +737,7 @@ impl<L: LogStorage> Db<L> {
                 // Before the fields that move what they read.
                 stamper: start_stamper(&options, &data_dir, &shared, &reads)?,
                 proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadWrite),
+                read_pool: ReadPool::new(options.query_threads),
                 ring,
                 writer: Mutex::new(Some(handle)),
                 shared,
@@ -1376,8 +1380,12 @@ impl<L: LogStorage> Db<L> {
         self.inner.shared.stopped.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn reads(&self) -> &LogReads<L> {
+    pub(crate) fn reads(&self) -> &Arc<LogReads<L>> {
         &self.inner.reads
+    }
+
+    pub(crate) fn read_pool(&self) -> &ReadPool {
+        &self.inner.read_pool
     }
 
     /// The data directory.

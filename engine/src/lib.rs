@@ -49,6 +49,7 @@ pub mod proof;
 mod proof_tables;
 pub mod prune;
 mod read_only;
+mod read_pool;
 mod reads;
 pub mod receipt;
 pub mod replay;
@@ -71,9 +72,9 @@ pub use log::{FsLog, LogStorage};
 pub use options::{
     DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_RING_CAPACITY, DEFAULT_SNAPSHOT_EVERY_ENTRIES, DEFAULT_ZSTD_LEVEL, DbOptions,
-    Durability, PayloadCompression, PayloadEncryption, ReceiptSignatures, TimestampPolicy,
-    TsaSettings, ZstdDictionary,
+    DEFAULT_QUERY_THREADS_MAX, DEFAULT_RING_CAPACITY, DEFAULT_SNAPSHOT_EVERY_ENTRIES,
+    DEFAULT_ZSTD_LEVEL, DbOptions, Durability, PayloadCompression, PayloadEncryption,
+    ReceiptSignatures, TimestampPolicy, TsaSettings, ZstdDictionary, default_query_threads,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};

@@ -235,6 +235,7 @@ pub struct DbOptions {
     pub(crate) pii_policy: Option<PiiPolicy>,
     pub(crate) timestamp_policy: TimestampPolicy,
     pub(crate) archive_reads: Option<crate::archive::ArchiveReads>,
+    pub(crate) query_threads: usize,
 }
 
 impl std::fmt::Debug for DbOptions {
@@ -263,6 +264,7 @@ impl std::fmt::Debug for DbOptions {
             .field("pii_policy", &self.pii_policy)
             .field("timestamp_policy", &self.timestamp_policy)
             .field("archive_reads", &self.archive_reads)
+            .field("query_threads", &self.query_threads)
             .field(
                 "kek_provider",
                 &self.kek_provider.as_ref().map(|_| "custom"),
@@ -296,6 +298,18 @@ pub const DEFAULT_EPOCH_RECORDS_MAX: u64 = 1 << 20;
 pub const DEFAULT_SNAPSHOT_EVERY_ENTRIES: u64 = 1 << 18;
 /// Default flush interval in [`Durability::Written`] mode.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Most threads that read one query page by default ([`DbOptions::query_threads`]); fewer
+/// when the machine has fewer cores.
+pub const DEFAULT_QUERY_THREADS_MAX: usize = 4;
+
+/// The default of [`DbOptions::query_threads`]: the machine's cores, at most
+/// [`DEFAULT_QUERY_THREADS_MAX`] (1 when the count is unknown).
+#[must_use]
+pub fn default_query_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(DEFAULT_QUERY_THREADS_MAX)
+}
 
 impl Default for DbOptions {
     fn default() -> Self {
@@ -323,11 +337,27 @@ impl Default for DbOptions {
             pii_policy: None,
             timestamp_policy: TimestampPolicy::Off,
             archive_reads: None,
+            query_threads: default_query_threads(),
         }
     }
 }
 
 impl DbOptions {
+    /// How many threads read and check one query page's results ([`crate::Db::query`],
+    /// [`crate::Db::query_heads`], traces): the calling thread and up to `threads - 1` helper
+    /// threads the store starts on its first page of at least 16 candidates. Each result is
+    /// read from the log, its bytes hashed and its payload decrypted, independently of the
+    /// others, so a page of 100 on idle cores takes about `1 / threads` of the time; the
+    /// caller never waits for a busy helper (it reads a helper's unfinished items itself), so
+    /// on busy cores a page costs about what the caller alone would. `1` (or `0`) reads every
+    /// page on the calling thread and starts no thread. Default:
+    /// [`default_query_threads`] (the machine's cores, at most 4).
+    #[must_use]
+    pub fn query_threads(mut self, threads: usize) -> Self {
+        self.query_threads = threads;
+        self
+    }
+
     /// Reads of entries whose epochs were archived and then dropped locally
     /// ([`Db::prune_archived`](crate::Db::prune_archived)) go through this archive and a local
     /// cache of fetched segments (`archive-cache/`, limited by

@@ -47,7 +47,9 @@ use crate::wal::{HashAlgorithm, Seq};
 pub struct ReadOnlyStore {
     data_dir: PathBuf,
     alg: HashAlgorithm,
-    reads: LogReads<FsLog>,
+    reads: std::sync::Arc<LogReads<FsLog>>,
+    /// Threads that share a query page's reads ([`crate::default_query_threads`]).
+    read_pool: crate::read_pool::ReadPool,
     proof_tables: ProofTables,
     /// Declared before `scratch`, so that it is closed before the scratch file is removed.
     index: ReadOnlyIndex,
@@ -173,7 +175,8 @@ impl ReadOnlyStore {
             proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadOnly),
             data_dir,
             alg,
-            reads,
+            reads: std::sync::Arc::new(reads),
+            read_pool: crate::read_pool::ReadPool::new(crate::default_query_threads()),
             index,
             index_source,
             scratch,
@@ -275,6 +278,7 @@ impl ReadOnlyStore {
             snapshot,
             reads: &self.reads,
             alg: self.alg,
+            pool: &self.read_pool,
         })
     }
 

@@ -10,6 +10,7 @@
 //! without that.
 
 use std::ops::{ControlFlow, Range};
+use std::sync::Arc;
 use std::time::Duration;
 
 use trailmix_index::{Dimension, Direction, IndexReader, Term};
@@ -20,12 +21,13 @@ use trailmix_query::{
 
 use crate::db::{
     Db, ReceiptHead, ScanLinks, StoredReceipt, Unlinked, check_links, decode_receipt,
-    first_event_match, read_receipt, read_receipt_head_unlinked, read_receipt_unlinked,
+    first_event_match, read_receipt_head_unlinked, read_receipt_unlinked,
 };
 use crate::error::{Error, Result};
 use crate::indexer::index_record;
 use crate::log::LogStorage;
 use crate::position::ReceiptPosition;
+use crate::read_pool::ReadPool;
 use crate::reads::LogReads;
 use crate::receipt::ReceiptHeader;
 use crate::wal::{HashAlgorithm, Seq};
@@ -192,36 +194,51 @@ pub(crate) struct Snapshot(pub(crate) std::sync::Arc<IndexReader>);
 /// store's hash algorithm. [`Db`] and [`crate::ReadOnlyStore`] answer through it.
 pub(crate) struct Search<'a, L: LogStorage> {
     pub(crate) snapshot: Snapshot,
-    pub(crate) reads: &'a LogReads<L>,
+    pub(crate) reads: &'a Arc<LogReads<L>>,
     pub(crate) alg: HashAlgorithm,
+    /// Threads that share the reads of a page (see [`ReadPool`]).
+    pub(crate) pool: &'a ReadPool,
 }
 
-impl<L: LogStorage> Search<'_, L> {
-    /// Reads a candidate; `None` for entries that are not receipts (checkpoints, seals).
-    fn read_candidate(&self, seq: Seq) -> Result<Option<StoredReceipt>> {
-        Ok(read_receipt(self.reads, self.alg, seq)?.map(|(receipt, _)| receipt))
-    }
+/// Most candidates a page or trace reads at once: what it holds beyond its results.
+const CANDIDATES_AT_ONCE_MAX: usize = 256;
 
+/// How a search reads one candidate: a full receipt or its head, unchecked link.
+type ReadCandidate<L, R> = fn(&LogReads<L>, HashAlgorithm, Seq) -> Result<Option<Unlinked<R>>>;
+
+impl<L: LogStorage> Search<'_, L> {
     /// One page of `query`'s answer, each receipt re-checked against the log.
     pub(crate) fn query(&self, query: &Query) -> Result<QueryPage> {
-        self.query_with(query, |seq| {
-            Ok(read_receipt_unlinked(self.reads, self.alg, seq)?.map(|read| read.map(|(r, _)| r)))
-        })
+        self.query_with(query, read_result::<L>)
     }
 
     /// [`Search::query`] without reading payloads out (see [`Db::query_heads`]).
     pub(crate) fn query_heads(&self, query: &Query) -> Result<QueryPage<ReceiptHead>> {
-        self.query_with(query, |seq| {
-            read_receipt_head_unlinked(self.reads, self.alg, seq)
-        })
+        self.query_with(query, read_receipt_head_unlinked::<L>)
+    }
+
+    /// Reads `seqs` with `read`, on the pool's threads where it has them free, and returns the
+    /// answers in the order of `seqs`.
+    fn read_all<R: Send + 'static>(
+        &self,
+        seqs: Vec<Seq>,
+        read: ReadCandidate<L, R>,
+    ) -> Vec<Result<Option<Unlinked<R>>>> {
+        let (reads, alg) = (Arc::clone(self.reads), self.alg);
+        self.pool.map(seqs, move |&seq| read(&reads, alg, seq))
     }
 
     /// One page of `query`'s answer, each candidate read (and checked) by `read`; the links
     /// of the results to their next entries are checked once the page is complete.
-    fn query_with<R: QueryHit>(
+    ///
+    /// Candidates are read in groups of as many as the page still lacks (so never one more
+    /// than a one-by-one walk would read), each group's reads shared out by the pool; the
+    /// results are taken in candidate order, so the page, its cursor and its first error are
+    /// those of a one-by-one walk.
+    fn query_with<R: QueryHit + Send + 'static>(
         &self,
         query: &Query,
-        read: impl Fn(Seq) -> Result<Option<Unlinked<R>>>,
+        read: ReadCandidate<L, R>,
     ) -> Result<QueryPage<R>> {
         // `plan` validates the limit and the cursor.
         let plan = trailmix_query::plan(query, &self.snapshot).map_err(query_error)?;
@@ -236,29 +253,42 @@ impl<L: LogStorage> Search<'_, L> {
         // A default-sized page never regrows (each regrowth moved every result read so far);
         // a larger limit is often a session's or trace's few results, so it starts there too.
         let mut results = Vec::with_capacity(limit.min(trailmix_query::DEFAULT_LIMIT as usize));
-        for candidate in plan.candidates(&self.snapshot, query.cursor.as_ref()) {
-            let candidate = candidate.map_err(query_error)?;
-            let Some(receipt) = read(Seq(candidate.seq))? else {
-                continue;
-            };
-            let fields = HeaderFields {
-                header: receipt.peek().header(),
-                logged_at_ns: receipt.peek().position().logged_at_ns,
-            };
-            if !query.filter.matches_fields_of(&fields) {
-                page.candidates_rejected += 1;
-                continue;
+        let mut candidates = plan
+            .candidates(&self.snapshot, query.cursor.as_ref())
+            .map(|candidate| candidate.map(|candidate| candidate.seq));
+        'page: loop {
+            let wanted = limit
+                .saturating_sub(results.len())
+                .clamp(1, CANDIDATES_AT_ONCE_MAX);
+            let (seqs, walk_end) = take_candidates(&mut candidates, wanted);
+            for read in self.read_all(seqs, read) {
+                let Some(receipt) = read? else {
+                    continue;
+                };
+                let fields = HeaderFields {
+                    header: receipt.peek().header(),
+                    logged_at_ns: receipt.peek().position().logged_at_ns,
+                };
+                if !query.filter.matches_fields_of(&fields) {
+                    page.candidates_rejected += 1;
+                    continue;
+                }
+                results.push(receipt);
+                if results.len() >= limit {
+                    // Only a full page can have more after it; its cursor is built once.
+                    page.next_cursor = results.last().map(|last| {
+                        let position = last.peek().position();
+                        let record =
+                            index_record(position.seq, position.logged_at_ns, last.peek().header());
+                        plan.cursor_after(&record).encode()
+                    });
+                    break 'page;
+                }
             }
-            results.push(receipt);
-            if results.len() >= limit {
-                // Only a full page can have more after it; its cursor is built once.
-                page.next_cursor = results.last().map(|last| {
-                    let position = last.peek().position();
-                    let record =
-                        index_record(position.seq, position.logged_at_ns, last.peek().header());
-                    plan.cursor_after(&record).encode()
-                });
-                break;
+            match walk_end {
+                WalkEnd::More => {}
+                WalkEnd::Done => break,
+                WalkEnd::Failed(err) => return Err(query_error(err)),
             }
         }
         page.receipts = check_links(self.reads, results)?;
@@ -298,20 +328,29 @@ impl<L: LogStorage> Search<'_, L> {
             .snapshot
             .postings(&term, 0..end, Direction::Ascending)
             .map_err(query_error)?;
-        for seq in walk {
-            let seq = seq.map_err(query_error)?;
-            if receipts.len() >= TRACE_RECEIPTS_MAX {
-                return Err(Error::Query(format!(
-                    "session {session_id} holds more than {TRACE_RECEIPTS_MAX} receipts"
-                )));
+        let mut walk = walk;
+        loop {
+            let (seqs, walk_end) = take_candidates(&mut walk, CANDIDATES_AT_ONCE_MAX);
+            for read in self.read_all(seqs, read_result::<L>) {
+                if receipts.len() >= TRACE_RECEIPTS_MAX {
+                    return Err(Error::Query(format!(
+                        "session {session_id} holds more than {TRACE_RECEIPTS_MAX} receipts"
+                    )));
+                }
+                if let Some(receipt) = read?
+                    && receipt.peek().header.tenant_id() == tenant
+                    && receipt.peek().header.session_id() == Some(session_id)
+                {
+                    receipts.push(receipt);
+                }
             }
-            if let Some(receipt) = self.read_candidate(Seq(seq))?
-                && receipt.header.tenant_id() == tenant
-                && receipt.header.session_id() == Some(session_id)
-            {
-                receipts.push(receipt);
+            match walk_end {
+                WalkEnd::More => {}
+                WalkEnd::Done => break,
+                WalkEnd::Failed(err) => return Err(query_error(err)),
             }
         }
+        let receipts = check_links(self.reads, receipts)?;
         let graph = TraceGraph::build(receipts.iter().map(trace_node));
         Ok(Trace { graph, receipts })
     }
@@ -471,6 +510,42 @@ fn whole_hours(from_ns: i64, to_ns: i64) -> (i64, i64) {
     (from, to.max(from))
 }
 
+/// How a walk over candidates ended when [`take_candidates`] stopped taking.
+enum WalkEnd<E> {
+    /// It may hold more.
+    More,
+    /// It has no more.
+    Done,
+    /// It failed after the candidates taken (reported once they are read, as a one-by-one
+    /// walk would).
+    Failed(E),
+}
+
+/// Up to `wanted` candidate seqs from `walk`, and how the walk stood after them.
+fn take_candidates<E>(
+    walk: &mut impl Iterator<Item = std::result::Result<u64, E>>,
+    wanted: usize,
+) -> (Vec<Seq>, WalkEnd<E>) {
+    let mut seqs = Vec::with_capacity(wanted);
+    while seqs.len() < wanted {
+        match walk.next() {
+            Some(Ok(seq)) => seqs.push(Seq(seq)),
+            Some(Err(err)) => return (seqs, WalkEnd::Failed(err)),
+            None => return (seqs, WalkEnd::Done),
+        }
+    }
+    (seqs, WalkEnd::More)
+}
+
+/// A query result: the receipt at `seq`, its link unchecked ([`ReadCandidate`]).
+fn read_result<L: LogStorage>(
+    reads: &LogReads<L>,
+    alg: HashAlgorithm,
+    seq: Seq,
+) -> Result<Option<Unlinked<StoredReceipt>>> {
+    Ok(read_receipt_unlinked(reads, alg, seq)?.map(|read| read.map(|(receipt, _)| receipt)))
+}
+
 pub(crate) fn query_error(err: impl std::fmt::Display) -> Error {
     Error::Query(err.to_string())
 }
@@ -494,6 +569,7 @@ impl<L: LogStorage> Db<L> {
             snapshot: self.snapshot(freshness)?,
             reads: self.reads(),
             alg: self.hash_algorithm(),
+            pool: self.read_pool(),
         })
     }
 
