@@ -114,6 +114,11 @@ impl ToolError {
                     data_dir.display()
                 ))
             }
+            // Not damage (exit 2, not 1): the store is fine, this build is too old for it.
+            trailmix_db::Error::Unsupported { .. } => ToolError::new(err.to_string()).hint(
+                "a newer build of trailmix-db wrote this entry: read the store with that build \
+                 or a later one",
+            ),
             other => ToolError::new(other.to_string()),
         }
     }
