@@ -70,7 +70,7 @@ fn decoder_dictionary(id: u32) -> Option<Result<&'static DDict<'static>, String>
 }
 
 /// A dictionary frame at most this many parts in [`POOR_FRAME_DENOMINATOR`] of the payload is
-/// kept as it is; a larger one (or none) is raced against the dictionary-less frame. Measured
+/// kept as it is; a larger one (or none) is compared with the dictionary-less frame. Measured
 /// on 20 k payloads of 512 B (docs/performance.md, fourteenth session): the built-in
 /// dictionary's frames of the realistic corpus are 0.30-0.38 of the payload, never near the
 /// bar, so they never pay a second compression; those of hex payloads are 0.70-0.74, where plain
