@@ -33,6 +33,15 @@
 //! (`trailmix_benches::append_latency`: one caller, an open-loop schedule at half the peak
 //! measured just before, p50-p99.9 from due time to durable), saved for `bench-report`.
 //!
+//! The compression pair (`zstd_vs_off`, run only when named: `cargo bench -p trailmix-benches
+//! --bench engine_ingest -- zstd_vs_off`, so neither CI nor a plain `cargo bench` spends time
+//! on it): trailmix-db with `PayloadCompression::zstd()` (zstd 3, built-in dictionary) paired
+//! against the default (compression off), both encrypted (the default), per-receipt appends
+//! and batches of 10k, 1 and 2 caller threads each side, on receipts of the realistic corpus
+//! (`trailmix_benches::realistic`, ~512 B of SDK-event JSON with text; the padded receipts of
+//! the other jobs would compress to almost nothing and flatter it). Ratio below 1: what
+//! compression costs in durable throughput.
+//!
 //! The group `engine_ingest_2KiB` runs trailmix-db (encrypted, the default), the ceiling, redb
 //! and `SQLite` again on receipts with 2 KiB canonical payloads (criterion only, no paired
 //! rounds).
@@ -62,7 +71,7 @@ use trailmix_db::entry::{ChainFields, chain_hash, payload_digest};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::wal::format::{FrameHeader, frame_bytes};
 use trailmix_db::wal::{HashAlgorithm, Seq};
-use trailmix_db::{BatchTicket, Db, DbOptions, PayloadEncryption, Ticket};
+use trailmix_db::{BatchTicket, Db, DbOptions, PayloadCompression, PayloadEncryption, Ticket};
 
 /// Receipts per criterion iteration, and per redb / `SQLite` transaction.
 const CHUNK: usize = 10_000;
@@ -91,8 +100,19 @@ impl Pool {
     /// `count` receipts with `payload_bytes`-byte payloads, event ids from `start`.
     fn new(start: u64, count: usize, payload_bytes: usize) -> Result<Pool, BoxError> {
         let receipts = receipts::build_sized(start, count, receipts::cores(), payload_bytes)?;
+        Ok(Pool::of(receipts))
+    }
+    /// `count` receipts with payloads of the realistic corpus, event ids from `start`.
+    fn realistic(start: u64, count: usize) -> Result<Pool, BoxError> {
+        Ok(Pool::of(receipts::build_realistic(
+            start,
+            count,
+            receipts::cores(),
+        )?))
+    }
+    fn of(receipts: Vec<Receipt>) -> Pool {
         let bytes = receipts.iter().map(receipts::stored_bytes).collect();
-        Ok(Pool { receipts, bytes })
+        Pool { receipts, bytes }
     }
     fn len(&self) -> usize {
         self.receipts.len()
@@ -154,16 +174,25 @@ struct Trailmix {
     dirs: Generations,
     db: Option<Db>,
     encryption: PayloadEncryption,
+    compression: PayloadCompression,
     /// Submit through `append_batch` in batches of this many receipts (`None`: `append`).
     batch: Option<usize>,
 }
 
 impl Trailmix {
     fn new(root: PathBuf, encryption: PayloadEncryption) -> Result<Trailmix, BoxError> {
+        Trailmix::compressed(root, encryption, PayloadCompression::Off)
+    }
+    fn compressed(
+        root: PathBuf,
+        encryption: PayloadEncryption,
+        compression: PayloadCompression,
+    ) -> Result<Trailmix, BoxError> {
         let mut side = Trailmix {
             dirs: Generations::new(root)?,
             db: None,
             encryption,
+            compression,
             batch: None,
         };
         side.reset()?;
@@ -244,7 +273,9 @@ impl Side for Trailmix {
             db.close()?;
         }
         let dir = self.dirs.next()?;
-        let options = DbOptions::default().payload_encryption(self.encryption);
+        let options = DbOptions::default()
+            .payload_encryption(self.encryption)
+            .payload_compression(self.compression);
         self.db = Some(Db::open_with(dir.join("store"), options)?);
         Ok(())
     }
@@ -700,30 +731,90 @@ fn bench(c: &mut Criterion) {
             } else {
                 1
             };
-        match paired_run(&job, subject, threads, side, b_threads, &pool, plan) {
-            Ok(result) => {
-                eprintln!(
-                    "paired {job}: trailmix {:.0}/s, {baseline} {:.0}/s, ratio median {:.2} ({:.2}–{:.2}), {} rounds",
-                    result.subject_per_second,
-                    result.baseline_per_second,
-                    result.ratio_median,
-                    result.ratio_quartiles.0,
-                    result.ratio_quartiles.1,
-                    result.rounds
-                );
-                let dir = criterion_dir(Path::new(env!("CARGO_TARGET_TMPDIR")));
-                if let Err(err) = paired::save(&dir, &result) {
-                    eprintln!("paired {job}: could not save: {err}");
-                }
-            }
-            Err(err) => eprintln!("paired {job}: failed: {err}"),
-        }
+        let result = paired_run(&job, subject, threads, side, b_threads, &pool, plan);
+        report_paired(&job, ids::TRAILMIX, baseline, result);
     }
+    compression_pair(&root, plan);
     append_latency(&pool, &root);
     large_payloads(c, [&mut trailmix, &mut ceiling, &mut redb, &mut sqlite]);
     drop((trailmix, unencrypted, batched, ceiling, redb, sqlite));
     let _ = settle(&root);
     let _ = std::fs::remove_dir(&root);
+}
+
+/// Prints a paired result (`subject` and `baseline` name the sides) and saves it for
+/// `bench-report`.
+fn report_paired(job: &str, subject: &str, baseline: &str, result: Result<PairedResult, BoxError>) {
+    match result {
+        Ok(result) => {
+            eprintln!(
+                "paired {job}: {subject} {:.0}/s, {baseline} {:.0}/s, ratio median {:.2} ({:.2}–{:.2}), {} rounds",
+                result.subject_per_second,
+                result.baseline_per_second,
+                result.ratio_median,
+                result.ratio_quartiles.0,
+                result.ratio_quartiles.1,
+                result.rounds
+            );
+            let dir = criterion_dir(Path::new(env!("CARGO_TARGET_TMPDIR")));
+            if let Err(err) = paired::save(&dir, &result) {
+                eprintln!("paired {job}: could not save: {err}");
+            }
+        }
+        Err(err) => eprintln!("paired {job}: failed: {err}"),
+    }
+}
+
+/// The compression pair ([`ids::COMPRESSION_PAIR`]): `PayloadCompression::zstd()` against
+/// compression off, both encrypted, on the realistic corpus; only the jobs a filter names.
+fn compression_pair(root: &Path, plan: Plan) {
+    let jobs: Vec<(bool, usize, String)> = [false, true]
+        .into_iter()
+        .flat_map(|batched| {
+            ids::INGEST_THREADS.map(|threads| {
+                (
+                    batched,
+                    threads,
+                    ids::engine_ingest_paired_compression(batched, threads),
+                )
+            })
+        })
+        .filter(|(_, _, job)| paired::wanted_by_name(job))
+        .collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let pool_size = if quick() { 2 * CHUNK } else { 20 * CHUNK };
+    let started = Instant::now();
+    let pool = Pool::realistic(0, pool_size).expect("build realistic receipts");
+    let payload_bytes: usize = pool.receipts.iter().map(|r| r.payload().len()).sum();
+    eprintln!(
+        "engine_ingest: {pool_size} receipts of the realistic corpus ({} payload bytes on average) built in {:.1?}",
+        payload_bytes / pool_size,
+        started.elapsed()
+    );
+    let mut compressed = Trailmix::compressed(
+        root.join("zstd"),
+        PayloadEncryption::PerSubject,
+        PayloadCompression::zstd(),
+    )
+    .expect("open compressed trailmix");
+    let mut off =
+        Trailmix::new(root.join("zstd_off"), PayloadEncryption::PerSubject).expect("open trailmix");
+    for (batched, threads, job) in jobs {
+        let batch = batched.then_some(ids::INGEST_BATCH_RECEIPTS);
+        (compressed.batch, off.batch) = (batch, batch);
+        let result = paired_run(
+            &job,
+            &mut compressed,
+            threads,
+            &mut off,
+            threads,
+            &pool,
+            plan,
+        );
+        report_paired(&job, "trailmix_zstd", ids::TRAILMIX, result);
+    }
 }
 
 /// Append latency at half of peak throughput ([`append_latency`]), saved for `bench-report`;

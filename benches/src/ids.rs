@@ -81,6 +81,24 @@ pub const TRAILMIX_UNENCRYPTED: &str = "trailmix_unencrypted";
 /// [`INGEST_BATCH_RECEIPTS`] (the receipts the baselines commit per transaction) per caller
 /// thread and iteration (`trailmix` submits one `Db::append` per receipt).
 pub const TRAILMIX_BATCHED: &str = "trailmix_batched";
+/// Filter word of the compression pair of the engine ingest benchmark: trailmix-db with
+/// `PayloadCompression::zstd()` (zstd 3, built-in dictionary) against the default (`Off`), both
+/// encrypted, on receipts of the realistic corpus. Its jobs run only when named: `cargo bench
+/// -p trailmix-benches --bench engine_ingest -- zstd_vs_off`.
+pub const COMPRESSION_PAIR: &str = "zstd_vs_off";
+
+/// Paired job id of the compression pair ([`COMPRESSION_PAIR`]), submitting through
+/// `Db::append_batch` when `batched` (as [`TRAILMIX_BATCHED`]) or `Db::append` per receipt,
+/// with `threads` caller threads on each side.
+#[must_use]
+pub fn engine_ingest_paired_compression(batched: bool, threads: usize) -> String {
+    let submit = if batched { "batched" } else { "append" };
+    format!(
+        "{ENGINE_INGEST_GROUP}/{COMPRESSION_PAIR}/realistic_{submit}/{}",
+        threads_value(threads)
+    )
+}
+
 /// Receipts per `append_batch` of [`TRAILMIX_BATCHED`]: as many as redb and `SQLite` commit
 /// per transaction, so that rig is the like-for-like comparison with them.
 pub const INGEST_BATCH_RECEIPTS: usize = 10_000;

@@ -86,10 +86,25 @@ pub fn wanted(job: &str) -> bool {
     filters_match(job)
 }
 
+/// As [`wanted`], and only when a positional filter is given: for jobs a plain `cargo bench`
+/// (and CI's timed `--quick` run, which gives none) leaves out, run by naming them.
+#[must_use]
+pub fn wanted_by_name(job: &str) -> bool {
+    !positional_filters().is_empty() && wanted(job)
+}
+
 /// Whether `job` contains every positional filter argument of this invocation (criterion's
 /// options and their values are skipped), as plain substrings: `true` when none is given.
 #[must_use]
 pub fn filters_match(job: &str) -> bool {
+    positional_filters()
+        .iter()
+        .all(|f| job.contains(f.as_str()))
+}
+
+/// The positional arguments of this invocation (criterion's filters), without its options and
+/// their values.
+fn positional_filters() -> Vec<String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut filters = Vec::new();
     let mut skip_value = false;
@@ -119,10 +134,10 @@ pub fn filters_match(job: &str) -> bool {
                 ]
                 .contains(&arg.as_str());
         } else if !arg.starts_with('-') {
-            filters.push(arg.as_str());
+            filters.push(arg.clone());
         }
     }
-    filters.iter().all(|f| job.contains(f))
+    filters
 }
 
 /// Records per second of `batches` batches of `batch` records in `elapsed`.

@@ -22,10 +22,11 @@ pub const MODELS: [&str; 4] = [
 /// Event time of receipt 0 (2025-11-22); receipt `n` is `n` milliseconds later.
 const BASE_NS: i64 = 1_763_800_000_000_000_000;
 
-fn one(n: u64, pad: usize) -> Result<Receipt, String> {
+/// Receipt `n` with its header fields and no payload yet.
+fn builder(n: u64) -> Result<trailmix_db::receipt::ReceiptBuilder, String> {
     let model = MODELS[usize::try_from(n % 4).map_err(|e| e.to_string())?];
     let offset = i64::try_from(n).map_err(|e| e.to_string())? * 1_000_000;
-    Receipt::builder(
+    Ok(Receipt::builder(
         format!("tenant-{}", n % TENANTS),
         format!("evt-{n:012}"),
         Kind::LlmCall,
@@ -33,10 +34,24 @@ fn one(n: u64, pad: usize) -> Result<Receipt, String> {
     .app_id("bench-ingest")
     .actor_type(ActorType::Agent)
     .event_time(Timestamp::from_unix_nanos(BASE_NS + offset))
-    .model_name(model)
-    .input(serde_json::json!({"n": format!("{n:012}"), "pad": "x".repeat(pad)}))
-    .build()
-    .map_err(|e| e.to_string())
+    .model_name(model))
+}
+
+fn one(n: u64, pad: usize) -> Result<Receipt, String> {
+    builder(n)?
+        .input(serde_json::json!({"n": format!("{n:012}"), "pad": "x".repeat(pad)}))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Receipt `n` with a payload of the realistic corpus ([`crate::realistic`], seed
+/// [`crate::query_data::SEED`], about [`PAYLOAD_BYTES`] of canonical JSON): text that
+/// compresses as SDK events do, where [`one`]'s padding would compress to nothing.
+fn realistic_one(n: u64) -> Result<Receipt, String> {
+    crate::realistic::payload(crate::query_data::SEED, n, PAYLOAD_BYTES)
+        .apply(builder(n)?)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Receipts `start .. start + count`, built on `threads` threads; each canonical payload is
@@ -63,6 +78,26 @@ pub fn build_sized(
     let pad = payload_bytes
         .checked_sub(probe)
         .ok_or_else(|| format!("an empty receipt's payload is already {probe} bytes"))?;
+    build_with(start, count, threads, |n| one(n, pad))
+}
+
+/// As [`build`], with payloads of the realistic corpus (about [`PAYLOAD_BYTES`] each, not
+/// exactly): the receipts of the compression pair of the ingest benchmark.
+///
+/// # Errors
+/// When a receipt does not build (a bug here).
+pub fn build_realistic(start: u64, count: usize, threads: usize) -> Result<Vec<Receipt>, String> {
+    build_with(start, count, threads, realistic_one)
+}
+
+/// Receipts `make(start) .. make(start + count - 1)`, built on `threads` threads, in order.
+fn build_with(
+    start: u64,
+    count: usize,
+    threads: usize,
+    make: impl Fn(u64) -> Result<Receipt, String> + Sync,
+) -> Result<Vec<Receipt>, String> {
+    let make = &make;
     let threads = threads.max(1);
     let per = count.div_ceil(threads).max(1);
     let parts: Vec<Result<Vec<Receipt>, String>> = std::thread::scope(|s| {
@@ -72,7 +107,7 @@ pub fn build_sized(
                 let to = (from + per).min(count);
                 s.spawn(move || {
                     (from..to)
-                        .map(|i| one(start + i as u64, pad))
+                        .map(|i| make(start + i as u64))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -155,6 +190,17 @@ mod tests {
             receipts.iter().map(|r| r.header().event_id()).collect();
         assert_eq!(ids.len(), 50);
         assert_eq!(receipts[0].header().event_id(), "evt-000000000007");
+        // The compression pair's receipts: same headers, realistic payloads near the size.
+        let realistic = build_realistic(7, 50, 3)?;
+        for (r, plain) in realistic.iter().zip(&receipts) {
+            assert_eq!(r.header().event_id(), plain.header().event_id());
+            assert!(
+                (480..640).contains(&r.payload().len()),
+                "{}",
+                r.payload().len()
+            );
+        }
+        assert_ne!(realistic[0].payload(), realistic[1].payload());
         let large = build_sized(7, 5, 2, LARGE_PAYLOAD_BYTES)?;
         assert!(
             large

@@ -597,12 +597,8 @@ fn prev_chain_hash(entry: &[u8]) -> Option<crate::merkle::Digest> {
 impl<L: LogStorage> crate::writer::StoredReceipts for LogReads<L> {
     fn stored_receipt(&self, seq: Seq) -> Result<(u8, Vec<u8>, Vec<u8>)> {
         self.visit(seq, |record| {
-            let entry = entry::decode_entry(EntryKind::Receipt, record.payload).map_err(|e| {
-                Error::Damaged {
-                    seq,
-                    detail: e.to_string(),
-                }
-            })?;
+            let entry = entry::decode_entry(EntryKind::Receipt, record.payload)
+                .map_err(|e| Error::undecodable(seq, record.kind.get(), record.payload, &e))?;
             Ok((entry.flags, entry.header.to_vec(), entry.payload.to_vec()))
         })?
     }
@@ -1677,14 +1673,22 @@ fn replay<L: LogStorage>(
             ) {
                 Ok(_) => Ok(std::ops::ControlFlow::Continue(())),
                 Err(found) => {
-                    damage = Some(found);
+                    let newer = (found.kind == crate::replay::DamageKind::Malformed)
+                        .then(|| entry::newer_format(record.kind.get(), record.payload))
+                        .flatten();
+                    damage = Some((found, newer));
                     Ok(std::ops::ControlFlow::Break(()))
                 }
             }
         })
     })?;
     match damage {
-        Some(found) => Err(Error::Damaged {
+        // Not damage: this build cannot replay past an entry a newer build wrote.
+        Some((found, Some(what))) => Err(Error::Unsupported {
+            seq: found.seq,
+            what,
+        }),
+        Some((found, None)) => Err(Error::Damaged {
             seq: found.seq,
             detail: format!(
                 "{} damage: {} (run verify for a full report)",
@@ -1862,7 +1866,7 @@ pub(crate) fn decode_receipt(
         |position, header, entry, identity| {
             let (payload, payload_state) =
                 crate::shred::open_payload(keys, entry.flags, entry.header, entry.payload)
-                    .map_err(|detail| Error::Damaged { seq, detail })?;
+                    .map_err(|e| e.at(seq))?;
             let receipt = StoredReceipt {
                 position,
                 header,
@@ -1911,19 +1915,24 @@ fn checked_receipt_entry<T>(
         &dyn Fn() -> crate::merkle::Digest,
     ) -> Result<T>,
 ) -> Result<T> {
-    let kind = EntryKind::from_byte(kind);
-    if kind != Some(EntryKind::Receipt) {
+    let kind_byte = kind;
+    let Some(kind) = EntryKind::from_byte(kind_byte) else {
+        return Err(Error::undecodable(
+            seq,
+            kind_byte,
+            payload,
+            &"unknown entry kind",
+        ));
+    };
+    if kind != EntryKind::Receipt {
         return Err(Error::NotFound {
             seq,
-            detail: format!(
-                "the entry is a {}",
-                kind.map_or("unknown entry", EntryKind::name)
-            ),
+            detail: format!("the entry is a {}", kind.name()),
         });
     }
     let damaged = |detail: String| Error::Damaged { seq, detail };
-    let entry =
-        entry::decode_entry(EntryKind::Receipt, payload).map_err(|e| damaged(e.to_string()))?;
+    let entry = entry::decode_entry(EntryKind::Receipt, payload)
+        .map_err(|e| Error::undecodable(seq, kind_byte, payload, &e))?;
     // A version 2 entry stores its digests: they must be its bytes'. A version 3 entry stores
     // none, and its chain hash is computed from the bytes: the caller's check of that hash (the
     // index's, or the next entry's link) catches a changed byte. The payload is hashed once
@@ -1972,9 +1981,13 @@ pub(crate) fn leaf_record<L: LogStorage>(
     seq: Seq,
 ) -> Result<(crate::wal::Record, Epoch)> {
     let record = reads.visit(seq, |record| record.to_owned_record())?;
-    let kind = EntryKind::from_byte(record.kind.get()).ok_or_else(|| Error::Damaged {
-        seq,
-        detail: "unknown entry kind".into(),
+    let kind = EntryKind::from_byte(record.kind.get()).ok_or_else(|| {
+        Error::undecodable(
+            seq,
+            record.kind.get(),
+            &record.payload,
+            &"unknown entry kind",
+        )
     })?;
     if kind == EntryKind::EpochSeal {
         return Err(Error::NotFound {
@@ -1982,10 +1995,8 @@ pub(crate) fn leaf_record<L: LogStorage>(
             detail: "an epoch seal is not a leaf of any tree".into(),
         });
     }
-    let entry = entry::decode_entry(kind, &record.payload).map_err(|e| Error::Damaged {
-        seq,
-        detail: e.to_string(),
-    })?;
+    let entry = entry::decode_entry(kind, &record.payload)
+        .map_err(|e| Error::undecodable(seq, record.kind.get(), &record.payload, &e))?;
     let epoch = Epoch(entry.chain.epoch);
     Ok((record, epoch))
 }
@@ -2001,7 +2012,8 @@ pub(crate) fn note_text<L: LogStorage>(
     if record.kind.get() != kind as u8 {
         return Err(damaged(format!("expected a {} entry here", kind.name())));
     }
-    let entry = entry::decode_entry(kind, &record.payload).map_err(|e| damaged(e.to_string()))?;
+    let entry = entry::decode_entry(kind, &record.payload)
+        .map_err(|e| Error::undecodable(seq, record.kind.get(), &record.payload, &e))?;
     Ok(String::from_utf8_lossy(entry.payload).into_owned())
 }
 

@@ -480,6 +480,26 @@ impl EntryRef<'_> {
     }
 }
 
+/// Why a well-framed record of WAL kind byte `kind` with entry bytes `bytes` is beyond this
+/// build, when it is: an entry kind it does not know, or an entry version above
+/// [`ENTRY_VERSION`] (what a newer build would write). `None` when both are known: then bytes
+/// that do not decode are damage. The frame's checksum has passed by then, so an unknown
+/// byte here is far likelier a newer writer than a flipped bit; `verify` still reports such an
+/// entry as `Malformed` (it cannot check what it cannot decode).
+#[must_use]
+pub fn newer_format(kind: u8, bytes: &[u8]) -> Option<String> {
+    if EntryKind::from_byte(kind).is_none() {
+        return Some(format!("entry kind {kind}, which this build does not know"));
+    }
+    match bytes.first() {
+        Some(&version) if version > ENTRY_VERSION => Some(format!(
+            "entry version {version} (this build reads versions {ENTRY_VERSION_V2} and \
+             {ENTRY_VERSION})"
+        )),
+        _ => None,
+    }
+}
+
 /// Decodes entry bytes of a WAL record of kind `kind` (version 3, or version 2). Checks
 /// structure only; digests and the chain are checked by verification.
 ///

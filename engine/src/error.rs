@@ -79,6 +79,16 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The entry is well formed but uses something this build does not have (a newer entry
+    /// version, a zstd dictionary it lacks): a newer build of trailmix-db wrote it and reads
+    /// it. It is not damage; `verify` checks its hashes without reading what it cannot.
+    #[error("entry at seq {seq} needs a newer build of trailmix-db: {what}")]
+    Unsupported {
+        /// The entry.
+        seq: Seq,
+        /// What this build lacks.
+        what: String,
+    },
     /// A requested entry does not exist or is not a receipt.
     #[error("no receipt at seq {seq}: {detail}")]
     NotFound {
@@ -171,6 +181,24 @@ impl From<crate::wal::Error> for Error {
 }
 
 impl Error {
+    /// The error for entry `seq` (WAL kind byte `kind`, entry bytes `bytes`) that did not
+    /// decode with `detail`: [`Error::Unsupported`] when a newer build wrote it
+    /// ([`crate::entry::newer_format`]), else [`Error::Damaged`].
+    pub(crate) fn undecodable(
+        seq: Seq,
+        kind: u8,
+        bytes: &[u8],
+        detail: &dyn std::fmt::Display,
+    ) -> Error {
+        match crate::entry::newer_format(kind, bytes) {
+            Some(what) => Error::Unsupported { seq, what },
+            None => Error::Damaged {
+                seq,
+                detail: detail.to_string(),
+            },
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             op,

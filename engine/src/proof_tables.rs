@@ -68,13 +68,12 @@ pub const TABLE_BODY_CONTEXT: &str = "trailmix-db 2026-11-23 proof table body v1
 
 /// The leaf hash of a log record: `leaf_hash(chain_hash(entry))`.
 pub(crate) fn leaf_of_record(alg: HashAlgorithm, record: &RecordRef<'_>) -> Result<Digest> {
-    let damaged = |detail: String| Error::Damaged {
-        seq: record.seq,
-        detail,
-    };
+    let undecodable =
+        |detail: String| Error::undecodable(record.seq, record.kind.get(), record.payload, &detail);
     let kind = EntryKind::from_byte(record.kind.get())
-        .ok_or_else(|| damaged("unknown entry kind".into()))?;
-    let entry = entry::decode_entry(kind, record.payload).map_err(|e| damaged(e.to_string()))?;
+        .ok_or_else(|| undecodable("unknown entry kind".into()))?;
+    let entry =
+        entry::decode_entry(kind, record.payload).map_err(|e| undecodable(e.to_string()))?;
     Ok(entry::leaf_hash(alg, record.seq, &entry))
 }
 

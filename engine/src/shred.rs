@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::compress::PayloadError;
 use crate::crypto::{KekId, KeyId};
 use crate::db::Db;
 use crate::entry::{EntryKind, EntryRef};
@@ -570,14 +571,15 @@ pub fn read_payload(
 /// and its state, as [`read_payload`] does.
 ///
 /// # Errors
-/// A message when the ciphertext does not open or the compressed bytes are not a frame of at
-/// most the payload limit (the caller reports the entry as damaged).
+/// [`PayloadError::Damaged`] when the ciphertext does not open or the compressed bytes are not
+/// a frame of at most the payload limit; [`PayloadError::Unsupported`] when the frame needs a
+/// zstd dictionary this build lacks (a newer build wrote it).
 pub fn open_payload(
     keys: Option<&KeyStore>,
     flags: u8,
     header: &[u8],
     stored: &[u8],
-) -> std::result::Result<(Vec<u8>, PayloadState), String> {
+) -> std::result::Result<(Vec<u8>, PayloadState), PayloadError> {
     let compressed = flags & crate::entry::flags::PAYLOAD_COMPRESSED != 0;
     if flags & crate::entry::flags::PAYLOAD_ENCRYPTED == 0 {
         let plain = if compressed {
@@ -587,7 +589,7 @@ pub fn open_payload(
         };
         return Ok((plain, PayloadState::Clear));
     }
-    let (opened, state) = read_payload(keys, header, stored)?;
+    let (opened, state) = read_payload(keys, header, stored).map_err(PayloadError::Damaged)?;
     if !compressed || !matches!(state, PayloadState::Decrypted { .. }) {
         return Ok((opened, state));
     }

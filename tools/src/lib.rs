@@ -114,6 +114,11 @@ impl ToolError {
                     data_dir.display()
                 ))
             }
+            // Not damage (exit 2, not 1): the store is fine, this build is too old for it.
+            trailmix_db::Error::Unsupported { .. } => ToolError::new(err.to_string()).hint(
+                "a newer build of trailmix-db wrote this entry: read the store with that build \
+                 or a later one",
+            ),
             other => ToolError::new(other.to_string()),
         }
     }
@@ -420,7 +425,34 @@ pub fn paint(text: &str, paint: Paint) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{human_bytes, human_count, human_rate, human_rate_of, human_seconds};
+    use super::{
+        ToolError, Verdict, human_bytes, human_count, human_rate, human_rate_of, human_seconds,
+    };
+
+    /// An entry a newer build wrote is not damage: exit 2 with a hint, where damage is exit 1.
+    #[test]
+    fn unsupported_entries_are_not_reported_as_damage() {
+        let dir = std::path::Path::new("store");
+        let seq = trailmix_db::wal::Seq(7);
+        let newer = ToolError::store(
+            dir,
+            &trailmix_db::Error::Unsupported {
+                seq,
+                what: "entry version 4".into(),
+            },
+        );
+        assert_eq!(newer.verdict, Verdict::Failed);
+        assert!(newer.message.contains("needs a newer build"), "{newer}");
+        assert!(newer.hint.is_some_and(|h| h.contains("newer build")));
+        let damaged = ToolError::store(
+            dir,
+            &trailmix_db::Error::Damaged {
+                seq,
+                detail: "bad".into(),
+            },
+        );
+        assert_eq!(damaged.verdict, Verdict::Damaged);
+    }
 
     #[test]
     fn numbers_for_people() {

@@ -415,8 +415,17 @@ fn scan_record(
     epochs: &mut BTreeMap<u64, EpochScan>,
     (tenant_receipts, shreds, tips): (&mut Vec<TenantReceipt>, &mut TenantShreds, &mut TipsScan),
 ) -> Result<(), PackError> {
-    let kind = EntryKind::from_byte(kind_byte).ok_or_else(|| damaged(seq, "unknown entry kind"))?;
-    let entry = entry::decode_entry(kind, bytes).map_err(|e| damaged(seq, e.to_string()))?;
+    let undecodable = |detail: String| {
+        PackError::Store(crate::Error::undecodable(
+            Seq(seq),
+            kind_byte,
+            bytes,
+            &detail,
+        ))
+    };
+    let kind =
+        EntryKind::from_byte(kind_byte).ok_or_else(|| undecodable("unknown entry kind".into()))?;
+    let entry = entry::decode_entry(kind, bytes).map_err(|e| undecodable(e.to_string()))?;
     if kind == EntryKind::Genesis {
         let parsed: Genesis = serde_json::from_slice(entry.payload)
             .map_err(|e| damaged(seq, format!("genesis: {e}")))?;
@@ -1033,7 +1042,7 @@ fn readable_payload(
 ) -> Result<Option<serde_json::Value>, PackError> {
     let json = |bytes: &[u8]| serde_json::from_slice(bytes).ok();
     let (plain, state) = open_payload(keys, entry.flags, entry.header, entry.payload)
-        .map_err(|detail| damaged(seq, detail))?;
+        .map_err(|e| PackError::Store(e.at(Seq(seq))))?;
     Ok(match state {
         PayloadState::Decrypted { .. } | PayloadState::Clear => json(&plain),
         PayloadState::Shredded { .. } | PayloadState::KeyUnavailable { .. } => None,

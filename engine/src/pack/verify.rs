@@ -1080,7 +1080,9 @@ impl Ctx<'_> {
                 // compressed one is decompressed first (bounded, as reads are).
                 let clear = fixed.flags & flags::PAYLOAD_ENCRYPTED == 0;
                 let opened = if clear && fixed.flags & flags::PAYLOAD_COMPRESSED != 0 {
-                    std::borrow::Cow::Owned(crate::compress::decompress(&payload).map_err(&fail)?)
+                    std::borrow::Cow::Owned(
+                        crate::compress::decompress(&payload).map_err(|e| fail(e.to_string()))?,
+                    )
                 } else {
                     std::borrow::Cow::Borrowed(payload.as_slice())
                 };
