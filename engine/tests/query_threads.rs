@@ -29,7 +29,11 @@ fn receipt(n: u64) -> Receipt {
         .event_time(Timestamp::from_unix_nanos(
             1_700_000_000_000_000_000 + i64::try_from(n).expect("fits") * 1_000_000,
         ))
-        .model_name(if n.is_multiple_of(3) { "gpt-4.1" } else { "claude" })
+        .model_name(if n.is_multiple_of(3) {
+            "gpt-4.1"
+        } else {
+            "claude"
+        })
         .input(serde_json::json!({ "prompt": format!("claim {n}") }));
     if n % 3 == 1 {
         builder = builder.label("queue", "urgent");
