@@ -90,6 +90,8 @@ pub use stamper::TimestampStatus;
 pub use ticket::{BatchResults, BatchTicket, Ticket};
 /// Where an index file's bytes go ([`IndexCompaction`]'s before and after).
 pub use trailmix_index::IndexSpace as IndexSpaceReport;
+/// Bytes the file system allocated to a file (Unix: `st_blocks` × 512; elsewhere its length).
+pub use trailmix_index::disk_bytes as allocated_bytes;
 pub use trailmix_query as query;
 pub use trailmix_wal as wal;
 pub use verify::{

@@ -298,6 +298,16 @@ fn settings() -> insta::Settings {
             "disk$1[SIZE] in all: $3, index [SIZE]",
         ),
         (r#""index": \d+,"#.to_owned(), r#""index": "[SIZE]","#),
+        // What the file system allocates depends on the file system.
+        (
+            r"allocated( +)[0-9.]+ (B|KiB|MiB|GiB) in all: log [0-9.]+ (B|KiB|MiB|GiB), index [0-9.]+ (B|KiB|MiB|GiB)"
+                .to_owned(),
+            "allocated$1[SIZE] in all: log [SIZE], index [SIZE]",
+        ),
+        (
+            r#""(log|index|total)_allocated": \d+"#.to_owned(),
+            r#""${1}_allocated": "[SIZE]""#,
+        ),
         (r#""total": \d+"#.to_owned(), r#""total": "[SIZE]""#),
         // compact-index's sizes depend on how the indexer batched its commits too.
         (
