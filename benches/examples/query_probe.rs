@@ -81,6 +81,17 @@ fn main() -> Result<(), BoxError> {
         let options = DbOptions::default().payload_compression(compression);
         let rig = TrailmixRig::load_corpus(&dir, &data, corpus, options)?;
         let stats = rig.load_stats().ok_or("no load figures")?;
+        let index_file = dir.join("index").join("index.redb");
+        let index_bytes = |when: &str| -> Result<(), BoxError> {
+            let meta = std::fs::metadata(&index_file)?;
+            println!(
+                "index {when}: file {} B, allocated {} B",
+                meta.len(),
+                trailmix_db::allocated_bytes(&meta)
+            );
+            Ok(())
+        };
+        index_bytes("while open")?;
         let raw = raw_bytes_per_receipt(&data, corpus)?;
         println!("{stats:?}");
         println!(
@@ -88,6 +99,8 @@ fn main() -> Result<(), BoxError> {
             stats.bytes_per_receipt(),
             stats.bytes_per_receipt() / raw
         );
+        drop(rig);
+        index_bytes("after close")?;
         return Ok(());
     }
     let (Some(job), Some(count)) = (
