@@ -180,6 +180,7 @@ impl ReadOnlyIndex {
         Ok(IndexSpace {
             file_bytes,
             disk_bytes,
+            // redb's default, which `Index::open` keeps; a read-only opener cannot ask.
             page_bytes: 4096,
             allocated_pages: None,
             stored_bytes: tables.iter().map(|t| t.stored_bytes).sum(),
