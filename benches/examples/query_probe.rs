@@ -6,6 +6,8 @@
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000 heads
 //! cargo run --release -p trailmix-benches --example query_probe -- merge-runs DIR [MAX]
+//! cargo run --release -p trailmix-benches --example query_probe -- space DIR
+//! cargo run --release -p trailmix-benches --example query_probe -- compact DIR
 //! ```
 //!
 //! `load` fills a store at `DIR` with the query benchmark's seeded data (payloads of the corpus
@@ -17,7 +19,9 @@
 //! through `Db::query_heads` (no payload copied or decrypted) instead of `Db::query`; a
 //! trailing `threads=N` sets `DbOptions::query_threads` (the threads that read one page).
 //! `merge-runs` merges the newest event-id runs of the closed store's index (up to `MAX`
-//! entries, all by default) into one, as an idle indexer's step would.
+//! entries, all by default) into one, as an idle indexer's step would. `space` prints where
+//! the closed store's index file's bytes go (per table, redb's metadata, fragmentation, free
+//! pages, allocated blocks); `compact` runs `Db::compact_index` on it and prints both.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -55,11 +59,14 @@ fn raw_bytes_per_receipt(data: &Dataset, corpus: Corpus) -> Result<f64, BoxError
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL|dict:LEVEL] | run DIR N JOB QUERIES [heads] [threads=N] | merge-runs DIR [MAX]";
-    if let [mode, dir, ..] = args.as_slice()
-        && mode == "merge-runs"
-    {
-        return merge_runs(Path::new(dir), args.get(2));
+    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL|dict:LEVEL] | run DIR N JOB QUERIES [heads] [threads=N] | merge-runs DIR [MAX] | space DIR | compact DIR";
+    if let [mode, dir, ..] = args.as_slice() {
+        match mode.as_str() {
+            "merge-runs" => return merge_runs(Path::new(dir), args.get(2)),
+            "space" => return space(Path::new(dir)),
+            "compact" => return compact(Path::new(dir)),
+            _ => {}
+        }
     }
     let (mode, dir, receipts) = match args.as_slice() {
         [mode, dir, n, ..] => (mode.as_str(), PathBuf::from(dir), n.parse::<usize>()?),
@@ -75,6 +82,17 @@ fn main() -> Result<(), BoxError> {
         let options = DbOptions::default().payload_compression(compression);
         let rig = TrailmixRig::load_corpus(&dir, &data, corpus, options)?;
         let stats = rig.load_stats().ok_or("no load figures")?;
+        let index_file = dir.join("index").join("index.redb");
+        let index_bytes = |when: &str| -> Result<(), BoxError> {
+            let meta = std::fs::metadata(&index_file)?;
+            println!(
+                "index {when}: file {} B, allocated {} B",
+                meta.len(),
+                trailmix_db::allocated_bytes(&meta)
+            );
+            Ok(())
+        };
+        index_bytes("while open")?;
         let raw = raw_bytes_per_receipt(&data, corpus)?;
         println!("{stats:?}");
         println!(
@@ -82,6 +100,8 @@ fn main() -> Result<(), BoxError> {
             stats.bytes_per_receipt(),
             stats.bytes_per_receipt() / raw
         );
+        drop(rig);
+        index_bytes("after close")?;
         return Ok(());
     }
     let (Some(job), Some(count)) = (
@@ -147,5 +167,72 @@ fn merge_runs(dir: &Path, max: Option<&String>) -> Result<(), BoxError> {
         before - merged.saturating_sub(1),
         start.elapsed()
     );
+    Ok(())
+}
+
+fn open_index(dir: &Path) -> Result<trailmix_index::Index, BoxError> {
+    let meta = *trailmix_wal::WalReader::open(dir.join("wal"))?.meta();
+    let binding = trailmix_index::StoreBinding {
+        store_id: meta.store_id.0,
+        hash_algorithm: meta.hash_algorithm.to_string(),
+    };
+    let path = dir.join("index").join("index.redb");
+    Ok(trailmix_index::Index::open(
+        &path,
+        &binding,
+        trailmix_index::IndexOptions::new(),
+    )?)
+}
+
+#[allow(clippy::cast_precision_loss, reason = "sizes for display")]
+fn print_space(space: &trailmix_index::IndexSpace, receipts: u64) {
+    let per = |b: u64| b as f64 / receipts.max(1) as f64;
+    println!(
+        "file {} B ({:.1} B/receipt), allocated blocks {} B ({:.1} B/receipt), page {} B",
+        space.file_bytes,
+        per(space.file_bytes),
+        space.disk_bytes,
+        per(space.disk_bytes),
+        space.page_bytes
+    );
+    let pages = space.allocated_pages.unwrap_or_default() * space.page_bytes;
+    println!(
+        "allocated pages {pages} B, free (unallocated) {} B; stored {} B, metadata {} B, fragmented {} B",
+        space.free_bytes().unwrap_or_default(),
+        space.stored_bytes,
+        space.metadata_bytes.unwrap_or_default(),
+        space.fragmented_bytes.unwrap_or_default()
+    );
+    println!("table            stored B   B/rcpt   metadata B  fragmented B  leaves branches");
+    for t in &space.tables {
+        println!(
+            "{:<14} {:>10} {:>8.1} {:>12} {:>13} {:>7} {:>8}",
+            t.name,
+            t.stored_bytes,
+            per(t.stored_bytes),
+            t.metadata_bytes,
+            t.fragmented_bytes,
+            t.leaf_pages,
+            t.branch_pages
+        );
+    }
+}
+
+/// Where the closed store's index file's bytes go.
+fn space(dir: &Path) -> Result<(), BoxError> {
+    let index = open_index(dir)?;
+    let receipts = index.watermark()?;
+    print_space(&index.space()?, receipts);
+    Ok(())
+}
+
+/// `Db::compact_index` on the closed store, with the space before and after.
+fn compact(dir: &Path) -> Result<(), BoxError> {
+    let receipts = open_index(dir)?.watermark()?;
+    let done = trailmix_db::Db::compact_index(dir)?;
+    println!("before:");
+    print_space(&done.before, receipts);
+    println!("after ({:?}, compacted: {}):", done.elapsed, done.compacted);
+    print_space(&done.after, receipts);
     Ok(())
 }

@@ -28,6 +28,7 @@
 
 mod ahead;
 pub mod archive;
+mod compact_index;
 pub mod compress;
 pub mod crypto;
 mod db;
@@ -66,6 +67,7 @@ mod verify;
 pub mod witness;
 mod writer;
 
+pub use compact_index::IndexCompaction;
 pub use db::{Db, ENTRY_BYTES_MAX, EventCheck, ReceiptHead, StoredReceipt, WAL_DIR};
 pub use error::{Error, Result};
 pub use log::{FsLog, LogStorage};
@@ -87,6 +89,10 @@ pub use search::{
 pub use shred::{PayloadState, ShredError, ShredReport};
 pub use stamper::TimestampStatus;
 pub use ticket::{BatchResults, BatchTicket, Ticket};
+/// Where an index file's bytes go ([`IndexCompaction`]'s before and after).
+pub use trailmix_index::IndexSpace as IndexSpaceReport;
+/// Bytes the file system allocated to a file (Unix: `st_blocks` × 512; elsewhere its length).
+pub use trailmix_index::disk_bytes as allocated_bytes;
 pub use trailmix_query as query;
 pub use trailmix_wal as wal;
 pub use verify::{

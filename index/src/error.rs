@@ -106,6 +106,16 @@ pub enum IndexError {
         /// The refused bucket width.
         bucket_ns: u64,
     },
+    /// [`Index::compact`](crate::Index::compact) needs the index alone: a snapshot (a reader
+    /// in this process, or a read-only opener in another) is still open. Nothing changed.
+    #[error(
+        "{path} is being read (a snapshot is open in this or another process); compaction \
+         needs it alone, so nothing was changed: try again when no reader has it open"
+    )]
+    InUse {
+        /// The index file.
+        path: PathBuf,
+    },
     /// A count range does not start and end on whole hours (counts are kept per hour, so any
     /// other range could not be answered exactly).
     #[error("count range [{from_ns}, {to_ns}) does not start and end on whole hours (UTC)")]

@@ -259,7 +259,7 @@ impl Index {
     }
 
     /// Drops the shared snapshot: called after every commit attempt.
-    fn forget_shared_reader(&self) {
+    pub(crate) fn forget_shared_reader(&self) {
         let stale = {
             let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             shared.commits += 1;
@@ -416,8 +416,8 @@ fn check_binding(
 /// may trail the writer's own view, never lead it. Everything a reader proposes is re-checked
 /// against the log by the engine, as for the writer's own index.
 pub struct ReadOnlyIndex {
-    db: ReadOnlyDatabase,
-    path: PathBuf,
+    pub(crate) db: ReadOnlyDatabase,
+    pub(crate) path: PathBuf,
 }
 
 impl std::fmt::Debug for ReadOnlyIndex {

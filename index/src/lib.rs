@@ -17,6 +17,7 @@ mod index;
 mod postings;
 mod reader;
 mod record;
+mod space;
 mod tables;
 mod term;
 mod write;
@@ -29,6 +30,7 @@ pub use index::{CommitMode, Index, IndexOptions, ReadOnlyIndex, Sharing, StoreBi
 pub use postings::Postings;
 pub use reader::{CountRow, IndexReader};
 pub use record::IndexRecord;
+pub use space::{IndexSpace, TableSpace, disk_bytes};
 pub use term::{Dimension, Direction, Term};
 
 /// The index format this build reads and writes (meta key `format_version`). Any other

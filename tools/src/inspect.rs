@@ -239,18 +239,34 @@ pub struct DiskUsage {
     pub pruned: u64,
     /// Everything in the data directory.
     pub total: u64,
+    /// What the file system has allocated to `wal/` (blocks; Unix `st_blocks` × 512): a
+    /// sparse file counts only what was written, a pre-allocated one all of it.
+    pub log_allocated: u64,
+    /// The same for `index/`: redb grows its file sparsely, so this can be well below `index`.
+    pub index_allocated: u64,
+    /// The same for the whole data directory.
+    pub total_allocated: u64,
 }
 
 /// The bytes of every file under `dir` (0 when it does not exist).
 fn dir_bytes(dir: &Path) -> u64 {
+    dir_sum(dir, std::fs::Metadata::len)
+}
+
+/// The bytes the file system allocated to every file under `dir`.
+fn dir_allocated_bytes(dir: &Path) -> u64 {
+    dir_sum(dir, trailmix_db::allocated_bytes)
+}
+
+fn dir_sum(dir: &Path, size: fn(&std::fs::Metadata) -> u64) -> u64 {
     let Ok(listing) = std::fs::read_dir(dir) else {
         return 0;
     };
     listing
         .filter_map(Result::ok)
         .map(|item| match item.file_type() {
-            Ok(kind) if kind.is_dir() => dir_bytes(&item.path()),
-            Ok(_) => item.metadata().map_or(0, |m| m.len()),
+            Ok(kind) if kind.is_dir() => dir_sum(&item.path(), size),
+            Ok(_) => item.metadata().map_or(0, |m| size(&m)),
             Err(_) => 0,
         })
         .sum()
@@ -265,6 +281,9 @@ fn disk_usage(data_dir: &Path) -> DiskUsage {
         proof_tables: dir_bytes(&data_dir.join(trailmix_db::PROOF_DIR)),
         pruned: dir_bytes(&data_dir.join(trailmix_db::prune::PRUNED_DIR)),
         total: dir_bytes(data_dir),
+        log_allocated: dir_allocated_bytes(&data_dir.join(trailmix_db::WAL_DIR)),
+        index_allocated: dir_allocated_bytes(&data_dir.join(trailmix_db::indexer::INDEX_DIR)),
+        total_allocated: dir_allocated_bytes(data_dir),
     }
 }
 
@@ -781,6 +800,13 @@ fn print_index_and_disk(s: &StoreSummary) {
         } else {
             format!(", pruned {}", human_bytes(d.pruned))
         }
+    );
+    println!(
+        "allocated       {} in all: log {}, index {} (file system blocks; the line above \
+         counts file lengths)",
+        human_bytes(d.total_allocated),
+        human_bytes(d.log_allocated),
+        human_bytes(d.index_allocated),
     );
 }
 

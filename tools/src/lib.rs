@@ -33,6 +33,7 @@ use base64::engine::general_purpose::STANDARD;
 use trailmix_db::note::NoteVerifier;
 
 pub mod archive;
+pub mod compact;
 pub mod demo;
 pub mod erasure;
 pub mod import;

@@ -559,6 +559,21 @@ enum Command {
         #[arg(long, value_name = "POLICY")]
         set: Option<String>,
     },
+    /// Give the index file's free space back to the file system (what VACUUM does for a database).
+    ///
+    /// The index reuses the pages its commits free but never shrinks its file; this moves the
+    /// live pages down and truncates it, and prints the sizes before and after. Takes the
+    /// writer lock, so not while a service writes the store; fails without changing anything
+    /// while a read-only command holds the index open. Only the index (derived from the log)
+    /// is touched: if it is interrupted, the next open repairs or rebuilds it.
+    #[command(name = "compact-index", after_help = EXIT_CODES)]
+    CompactIndex {
+        /// Data directory of the store.
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an inclusion proof offline with only the public key, and show what it proves.
     #[command(name = "verify-proof", after_help = EXIT_CODES)]
     VerifyProof {
@@ -1426,6 +1441,11 @@ fn run(cli: Cli) -> Result<Verdict, ToolError> {
             .map(|()| Verdict::Ok),
         Command::Export(args) => export(args),
         Command::Pii { dir, set } => pii(&dir, set.as_deref()),
+        Command::CompactIndex { dir, json } => {
+            let report = trailmix_tools::compact::run(&dir)?;
+            show(&report, json, trailmix_tools::compact::print_text)?;
+            Ok(Verdict::Ok)
+        }
         Command::VerifyPack(a) => trailmix_tools::pack::verify(
             &a.pack,
             a.key.as_deref(),
