@@ -571,9 +571,8 @@ fn check_fixture(fixture: &str, name: &str, dictionary_id: u32) {
 
 #[test]
 fn a_pack_of_dictionary_compressed_receipts_shows_and_checks_their_payloads() {
-    use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider as _};
     use trailmix_db::pack::format::RECEIPTS_FILE;
-    use trailmix_db::pack::{ExportOptions, PackScope, TrustedKey, export_pack, verify_pack_files};
+    use trailmix_db::pack::{TrustedKey, verify_pack_files};
     for encryption in [PayloadEncryption::Off, PayloadEncryption::PerSubject] {
         let scratch = tempfile::tempdir().expect("tempdir");
         let dir = scratch.path().join("store");
@@ -589,35 +588,12 @@ fn a_pack_of_dictionary_compressed_receipts_shows_and_checks_their_payloads() {
                 .iter()
                 .all(|(_, f, _)| f & flags::PAYLOAD_COMPRESSED != 0)
         );
-        let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
-        let scope = PackScope {
-            tenant: "acme".into(),
-            logged_from_ns: None,
-            logged_to_ns: None,
-            filter: None,
-        };
-        let (mut files, _) =
-            export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
+        let (signer, mut files, shown) = exported_payloads(&dir);
         let trusted = TrustedKey::Verifier(signer.verifier());
-        verify_pack_files(&files, Some(&trusted)).expect("pack verifies");
         // Each line's readable copy is the receipt's payload, opened with the dictionary.
+        assert_eq!(shown, payload_values(&originals), "{encryption:?}");
         let text =
             String::from_utf8(files.get(RECEIPTS_FILE).expect("file").to_vec()).expect("utf-8");
-        let mut shown = Vec::new();
-        for line in text.lines() {
-            let value: serde_json::Value = serde_json::from_str(line).expect("json line");
-            if let Some(json) = value.get("payload_json") {
-                shown.push(serde_json::to_vec(json).expect("json"));
-            }
-        }
-        let wanted: Vec<Vec<u8>> = originals
-            .iter()
-            .map(|r| {
-                let v: serde_json::Value = serde_json::from_slice(r.payload()).expect("json");
-                serde_json::to_vec(&v).expect("json")
-            })
-            .collect();
-        assert_eq!(shown, wanted, "{encryption:?}");
         if encryption == PayloadEncryption::Off {
             // A clear compressed payload's readable copy is checked against the stored frame,
             // through the dictionary: an edited copy fails even with a fresh signature.
@@ -657,9 +633,6 @@ fn hex_input(n: u64) -> serde_json::Value {
 
 #[test]
 fn a_store_holding_dictionary_and_plain_frames_reads_verifies_and_exports() {
-    use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider as _};
-    use trailmix_db::pack::format::RECEIPTS_FILE;
-    use trailmix_db::pack::{ExportOptions, PackScope, TrustedKey, export_pack, verify_pack_files};
     for encryption in [PayloadEncryption::Off, PayloadEncryption::PerSubject] {
         let scratch = tempfile::tempdir().expect("tempdir");
         let dir = scratch.path().join("store");
@@ -678,13 +651,7 @@ fn a_store_holding_dictionary_and_plain_frames_reads_verifies_and_exports() {
             .iter()
             .map(|r| db.append_and_wait(r).expect("append").seq)
             .collect();
-        for (seq, r) in seqs.iter().zip(&originals) {
-            assert_eq!(
-                db.get(*seq).expect("get").payload,
-                r.payload(),
-                "{encryption:?}"
-            );
-        }
+        assert_reads_back(&db, &seqs, &originals);
         db.close().expect("close");
         let entries = stored_receipts(&dir);
         assert!(
@@ -714,38 +681,58 @@ fn a_store_holding_dictionary_and_plain_frames_reads_verifies_and_exports() {
         assert!(report.verified(), "{encryption:?}: {:?}", report.damage);
         let db =
             Db::open_with(&dir, options(encryption, PayloadCompression::zstd())).expect("reopen");
-        for (seq, r) in seqs.iter().zip(&originals) {
-            assert_eq!(
-                db.get(*seq).expect("get").payload,
-                r.payload(),
-                "{encryption:?}"
-            );
-        }
+        assert_reads_back(&db, &seqs, &originals);
         db.close().expect("close");
-        let signer = FileKeyProvider::new(&dir).signer("unused").expect("key");
-        let scope = PackScope {
-            tenant: "acme".into(),
-            logged_from_ns: None,
-            logged_to_ns: None,
-            filter: None,
-        };
-        let (files, _) =
-            export_pack(&dir, &signer, &scope, &ExportOptions::default()).expect("export");
-        verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier())))
-            .expect("pack verifies");
-        let text =
-            String::from_utf8(files.get(RECEIPTS_FILE).expect("file").to_vec()).expect("utf-8");
-        let shown: Vec<serde_json::Value> = text
-            .lines()
-            .filter_map(|line| {
-                let value: serde_json::Value = serde_json::from_str(line).expect("json line");
-                value.get("payload_json").cloned()
-            })
-            .collect();
-        let wanted: Vec<serde_json::Value> = originals
-            .iter()
-            .map(|r| serde_json::from_slice(r.payload()).expect("json"))
-            .collect();
-        assert_eq!(shown, wanted, "{encryption:?}");
+        let (_, _, shown) = exported_payloads(&dir);
+        assert_eq!(shown, payload_values(&originals), "{encryption:?}");
     }
+}
+
+/// Exports tenant acme's evidence pack from the closed store at `dir` with the store's own
+/// key, checks that it verifies, and returns the key, the pack and each line's readable
+/// payload copy (`payload_json`).
+fn exported_payloads(
+    dir: &Path,
+) -> (
+    trailmix_db::note::NoteSigner,
+    trailmix_db::pack::PackFiles,
+    Vec<serde_json::Value>,
+) {
+    use trailmix_db::keys::{FileKeyProvider, SigningKeyProvider as _};
+    use trailmix_db::pack::format::RECEIPTS_FILE;
+    use trailmix_db::pack::{ExportOptions, PackScope, TrustedKey, export_pack, verify_pack_files};
+    let signer = FileKeyProvider::new(dir).signer("unused").expect("key");
+    let scope = PackScope {
+        tenant: "acme".into(),
+        logged_from_ns: None,
+        logged_to_ns: None,
+        filter: None,
+    };
+    let (files, _) = export_pack(dir, &signer, &scope, &ExportOptions::default()).expect("export");
+    verify_pack_files(&files, Some(&TrustedKey::Verifier(signer.verifier())))
+        .expect("pack verifies");
+    let text = String::from_utf8(files.get(RECEIPTS_FILE).expect("file").to_vec()).expect("utf-8");
+    let shown = text
+        .lines()
+        .filter_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("json line");
+            value.get("payload_json").cloned()
+        })
+        .collect();
+    (signer, files, shown)
+}
+
+/// Each receipt reads back at its seq with its payload byte for byte.
+fn assert_reads_back(db: &Db, seqs: &[Seq], originals: &[Receipt]) {
+    for (seq, r) in seqs.iter().zip(originals) {
+        assert_eq!(db.get(*seq).expect("get").payload, r.payload(), "{seq:?}");
+    }
+}
+
+/// The receipts' payloads as JSON values (what a pack's `payload_json` copies hold).
+fn payload_values(receipts: &[Receipt]) -> Vec<serde_json::Value> {
+    receipts
+        .iter()
+        .map(|r| serde_json::from_slice(r.payload()).expect("json"))
+        .collect()
 }
