@@ -443,7 +443,7 @@ fn print_next(data_dir: &Path, seq: Option<Seq>, filter: Option<&str>, pack: Opt
     if let Some(pack) = pack {
         next.push((
             format!(
-                "trailmix-db verify-pack {} --key {}",
+                "trailmix-db verify-pack {} --public-key {}",
                 pack.display(),
                 key.display()
             ),

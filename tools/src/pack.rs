@@ -147,7 +147,7 @@ pub fn print_export(summary: &pack::ExportSummary, data_dir: &Path, output: &Pat
         );
     }
     println!(
-        "next: trailmix-db verify-pack {} --key {} (give auditors the key or its fingerprint \
+        "next: trailmix-db verify-pack {} --public-key {} (give auditors the key or its fingerprint \
          separately, not inside the pack)",
         output.display(),
         data_dir.join(trailmix_db::keys::PUBLIC_KEY_FILE).display()
