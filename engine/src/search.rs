@@ -324,11 +324,10 @@ impl<L: LogStorage> Search<'_, L> {
         let term = Term::Session(tenant, session_id);
         let end = self.snapshot.watermark();
         let mut receipts = Vec::new();
-        let walk = self
+        let mut walk = self
             .snapshot
             .postings(&term, 0..end, Direction::Ascending)
             .map_err(query_error)?;
-        let mut walk = walk;
         loop {
             let (seqs, walk_end) = take_candidates(&mut walk, CANDIDATES_AT_ONCE_MAX);
             for read in self.read_all(seqs, read_result::<L>) {

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use trailmix_db::indexer::{INDEX_DIR, INDEX_FILE, IndexOpening};
 use trailmix_db::query::Query;
@@ -157,9 +157,8 @@ fn a_reader_in_another_process_is_never_given_a_wrong_view() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     fill(&dir, 20).close().expect("close");
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "reader_child_process", "--test-threads=1"])
-        .args(["--nocapture", "--quiet"])
+    let mut child = common::child_command("reader_child_process")
+        .arg("--quiet")
         .env(CHILD_ENV, &dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -234,9 +233,8 @@ fn a_compaction_killed_at_any_moment_leaves_a_usable_index() {
     for delay_ms in [0, 4, 8, 10, 12, 13, 14, 15, 16, 17, 18, 20, 40] {
         let dir = tmp.path().join(format!("killed-{delay_ms}"));
         common::copy_dir(&pristine, &dir);
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--exact", "compaction_child_process", "--test-threads=1"])
-            .args(["--nocapture", "--quiet"])
+        let mut child = common::child_command("compaction_child_process")
+            .arg("--quiet")
             .env(COMPACT_CHILD_ENV, &dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -401,11 +401,18 @@ pub fn edit_chain(kind: u8, entry: &[u8], edit: &dyn Fn(&mut entry::ChainFields)
     out
 }
 
+/// A command that runs only the test `child_test` of this test binary, its output not
+/// captured by the harness (the child's answers reach its stdout).
+pub fn child_command(child_test: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    command.args(["--exact", child_test, "--nocapture", "--test-threads=1"]);
+    command
+}
+
 /// Runs the test `child_test` of this test binary in a child process with the environment
 /// `vars` (crash tests: the child aborts at a step), stdout captured, stderr dropped.
 pub fn run_child(child_test: &str, vars: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
-    let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
-    command.args(["--exact", child_test, "--nocapture", "--test-threads=1"]);
+    let mut command = child_command(child_test);
     for (name, value) in vars {
         command.env(name, value);
     }
