@@ -83,18 +83,6 @@ fn stored_receipts(dir: &Path) -> Vec<(u64, u8, Vec<u8>)> {
         .collect()
 }
 
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    common::all_files(dir, &mut files);
-    files
-        .into_iter()
-        .filter(|path| {
-            let bytes = std::fs::read(path).expect("read file");
-            bytes.windows(needle.len()).any(|w| w == needle)
-        })
-        .collect()
-}
-
 #[test]
 fn payloads_round_trip_in_every_mode_and_the_flag_says_which_are_compressed() {
     for encryption in [PayloadEncryption::Off, PayloadEncryption::PerSubject] {
@@ -300,7 +288,7 @@ fn shred_leaves_neither_plaintext_nor_compressed_frame_in_any_file() {
     let frame = trailmix_db::compress::compress(3, mode.zstd_dictionary(), payload_of(1).payload())
         .expect("frame");
     assert!(
-        !files_containing(&clear_dir, &frame).is_empty(),
+        !common::files_containing(&clear_dir, &frame).is_empty(),
         "the needle finds a stored frame"
     );
 
@@ -320,11 +308,17 @@ fn shred_leaves_neither_plaintext_nor_compressed_frame_in_any_file() {
     for r in &receipts {
         let frame =
             trailmix_db::compress::compress(3, mode.zstd_dictionary(), r.payload()).expect("frame");
-        assert_eq!(files_containing(&dir, &frame), Vec::<PathBuf>::new());
-        assert_eq!(files_containing(&dir, r.payload()), Vec::<PathBuf>::new());
+        assert_eq!(
+            common::files_containing(&dir, &frame),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(
+            common::files_containing(&dir, r.payload()),
+            Vec::<PathBuf>::new()
+        );
     }
     assert_eq!(
-        files_containing(&dir, secret.as_bytes()),
+        common::files_containing(&dir, secret.as_bytes()),
         Vec::<PathBuf>::new()
     );
     let report = verify_store(&dir, &VerifyOptions::default()).expect("verify");

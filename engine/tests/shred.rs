@@ -68,18 +68,6 @@ fn kek_file_key(data_dir: &Path, id: KekId) -> [u8; 32] {
 }
 
 /// Every file of `dir` that contains `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    common::all_files(dir, &mut files);
-    files
-        .into_iter()
-        .filter(|path| {
-            let bytes = std::fs::read(path).expect("read file");
-            bytes.windows(needle.len()).any(|w| w == needle)
-        })
-        .collect()
-}
-
 fn key_of(state: &PayloadState) -> KeyId {
     match state {
         PayloadState::Decrypted { key_id }
@@ -118,7 +106,7 @@ fn erasure_scan_finds_no_key_no_old_kek_and_no_canary() {
         .expect("durable");
     db.checkpoint().expect("checkpoint");
     // Plaintext never reaches a file, even before the shred.
-    assert!(files_containing(&data, canaries[0].as_bytes()).is_empty());
+    assert!(common::files_containing(&data, canaries[0].as_bytes()).is_empty());
 
     let before = db.get(shredded_seqs[0]).expect("read");
     assert_eq!(before.payload_state.name(), "decrypted");
@@ -127,7 +115,7 @@ fn erasure_scan_finds_no_key_no_old_kek_and_no_canary() {
     let key = data_key(&data, key_id);
     let old_kek = kek_file_key(&data, KekId(1));
     assert!(
-        !files_containing(&data, &old_kek).is_empty(),
+        !common::files_containing(&data, &old_kek).is_empty(),
         "the scan can find the KEK"
     );
 
@@ -137,13 +125,15 @@ fn erasure_scan_finds_no_key_no_old_kek_and_no_canary() {
     assert_eq!(report.key_ids, vec![key_id]);
     assert_eq!(report.kek_id, KekId(2));
 
-    for needle in [&key[..], &old_kek[..]] {
-        let found = files_containing(&data, needle);
-        assert!(found.is_empty(), "key material found in {found:?}");
-    }
-    for canary in &canaries {
-        let found = files_containing(&data, canary.as_bytes());
-        assert!(found.is_empty(), "{canary} found in {found:?}");
+    let mut needles: Vec<&[u8]> = vec![&key[..], &old_kek[..]];
+    needles.extend(canaries.iter().map(String::as_bytes));
+    let holders = common::files_holding(&data, &needles);
+    for (needle, found) in needles.iter().zip(&holders) {
+        assert!(
+            found.is_empty(),
+            "{} found in {found:?}",
+            String::from_utf8_lossy(needle)
+        );
     }
 
     for seq in &shredded_seqs {
@@ -373,7 +363,7 @@ fn unencrypted_entries_stay_readable_when_encryption_is_turned_on() {
     ));
     db.close().expect("close");
     assert!(
-        !files_containing(&data, b"clear").is_empty(),
+        !common::files_containing(&data, b"clear").is_empty(),
         "stored in the clear"
     );
 
