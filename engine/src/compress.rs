@@ -83,10 +83,9 @@ const POOR_FRAME_DENOMINATOR: usize = 2;
 /// `plain` compressed at zstd `level` (1 to 22), with `dictionary` when given (public for
 /// tests and probes), or `None` when that is not smaller (the payload is then stored as it
 /// is) or the compressor fails (the same: compression is an optimisation). With a dictionary,
-/// a frame that gains poorly (over half the payload, see [`POOR_FRAME_NUMERATOR`]) is compared
-/// with a frame made without it, and the smaller one is kept: reads tell them apart by the
-/// frame's `Dictionary_ID`, so either is a valid stored payload. Zeroized on drop: it is the
-/// payload in another form.
+/// a frame that gains poorly (over half the payload) is compared with a frame made without it,
+/// and the smaller one is kept: reads tell them apart by the frame's `Dictionary_ID`, so
+/// either is a valid stored payload. Zeroized on drop: it is the payload in another form.
 #[must_use]
 pub fn compress(
     level: i32,
