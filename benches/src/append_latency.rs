@@ -18,7 +18,7 @@
 //! 3. For scale, the `fdatasync` of a 4 KiB append to a plain file, timed alone in the same
 //!    directory just before.
 //!
-//! Each pass uses a fresh store (event ids must be unique per store), opened [`SETTLE`] before
+//! Each pass uses a fresh store (event ids must be unique per store), opened `SETTLE` (2 s) before
 //! the pass starts; store creation is not timed.
 
 use std::fmt::Write as _;

@@ -7,7 +7,7 @@
 //! implements the trait. See `docs/design.md`, "Key store", for the byte layout.
 //!
 //! New keys are appended to the journal in batches by the writer thread, and synced before any
-//! receipt they encrypt is written to the log ([`KeyStore::persist_pending`]). Shredding
+//! receipt they encrypt is written to the log (`KeyStore::persist_pending`). Shredding
 //! removes keys and *rotates the KEK*: the journal is rewritten (new file, fsync, rename, fsync
 //! directory) with the surviving keys wrapped under a new KEK and the shredded ones as
 //! tombstones, then the old KEK is destroyed. Whatever copy of the old journal a file system
@@ -549,7 +549,8 @@ impl KeyStore {
     /// has no key store.
     ///
     /// # Errors
-    /// As for [`KeyStore::open`].
+    /// [`Error::KeyStore`] when the journal is damaged, of another store, or the KEK does not
+    /// open it; [`Error::Io`].
     pub fn open_read_only(
         data_dir: &Path,
         store_id: [u8; 16],
@@ -568,7 +569,8 @@ impl KeyStore {
     /// the store has no key store.
     ///
     /// # Errors
-    /// [`Error::Wal`] when the log has no identity; as for [`KeyStore::open`].
+    /// [`Error::Wal`] when the log has no identity; [`Error::KeyStore`] when the journal is
+    /// damaged, of another store, or the KEK does not open it; [`Error::Io`].
     pub fn open_for_reading(data_dir: &Path) -> Result<Option<KeyStore>> {
         if !KeyStore::journal_path(data_dir).exists() {
             return Ok(None);

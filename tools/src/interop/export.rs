@@ -172,7 +172,7 @@ impl TenantRead {
 
 /// Hands the tenant's receipts in `scope` to `visit` in log order, read through the index
 /// (re-checked against the log by the engine) from the store in `data_dir`, without a lock,
-/// one query page ([`PAGE_RECEIPTS`]) in memory at a time.
+/// one query page (`PAGE_RECEIPTS`, 1,000 receipts) in memory at a time.
 ///
 /// # Errors
 /// [`ToolError`] when the store cannot be opened or read, the scope holds no receipt (then
