@@ -1057,8 +1057,15 @@ impl<L: LogStorage> Db<L> {
         };
         let head = receipt.header();
         let (key_id, key) = keys.key_for(head.tenant_id(), head.subject_id())?;
-        let sealed = crate::crypto::encrypt_payload(&key, key_id, keys.store_id(), header, plain)
-            .map_err(|e| Error::KeyStore {
+        let sealed = crate::crypto::encrypt_payload_with(
+            self.inner.options.payload_cipher,
+            &key,
+            key_id,
+            keys.store_id(),
+            header,
+            plain,
+        )
+        .map_err(|e| Error::KeyStore {
             path: self.inner.data_dir.clone(),
             detail: format!("encrypting a payload: {e}"),
         })?;

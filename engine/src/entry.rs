@@ -481,8 +481,9 @@ impl EntryRef<'_> {
 }
 
 /// Why a well-framed record of WAL kind byte `kind` with entry bytes `bytes` is beyond this
-/// build, when it is: an entry kind it does not know, or an entry version above
-/// [`ENTRY_VERSION`] (what a newer build would write). `None` when both are known: then bytes
+/// build, when it is: an entry kind it does not know, an entry version above
+/// [`ENTRY_VERSION`], or an encrypted payload whose format byte is above those
+/// [`crate::crypto`] knows (what a newer build would write). `None` when both are known: then bytes
 /// that do not decode are damage. The frame's checksum has passed by then, so an unknown
 /// byte here is far likelier a newer writer than a flipped bit; `verify` still reports such an
 /// entry as `Malformed` (it cannot check what it cannot decode).
@@ -492,10 +493,21 @@ pub fn newer_format(kind: u8, bytes: &[u8]) -> Option<String> {
         return Some(format!("entry kind {kind}, which this build does not know"));
     }
     match bytes.first() {
-        Some(&version) if version > ENTRY_VERSION => Some(format!(
-            "entry version {version} (this build reads versions {ENTRY_VERSION_V2} and \
-             {ENTRY_VERSION})"
-        )),
+        Some(&version) if version > ENTRY_VERSION => {
+            return Some(format!(
+                "entry version {version} (this build reads versions {ENTRY_VERSION_V2} and \
+                 {ENTRY_VERSION})"
+            ));
+        }
+        _ => {}
+    }
+    // A receipt whose ciphertext names a payload format above those this build knows.
+    let entry = decode_entry(EntryKind::from_byte(kind)?, bytes).ok()?;
+    if entry.flags & flags::PAYLOAD_ENCRYPTED == 0 {
+        return None;
+    }
+    match crate::crypto::payload_key_id(entry.payload) {
+        Err(newer @ crate::crypto::CryptoError::NewerFormat(_)) => Some(newer.to_string()),
         _ => None,
     }
 }

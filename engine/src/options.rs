@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::crypto::PayloadCipher;
 use crate::error::{Error, Result};
 use crate::keys::{FileKeyProvider, SigningKeyProvider};
 use crate::keystore::{FileKekProvider, KekProvider, ShredStepHook};
@@ -89,10 +90,10 @@ pub enum ReceiptSignatures {
 ///
 /// The default is [`PayloadEncryption::PerSubject`]: the choice cannot be undone for what is
 /// already written (a payload stored in the clear can never be shredded), so a store that is
-/// sold on honouring erasure requests encrypts unless told not to. The cost is one keyed
-/// BLAKE3 pass and one XChaCha20-Poly1305 pass over each payload in the appending thread (in
-/// parallel, before the writer), 49 bytes per receipt, and one key-store sync per group
-/// commit that creates keys.
+/// sold on honouring erasure requests encrypts unless told not to. The cost is one AEAD pass
+/// over each payload in the appending thread (in parallel, before the writer; AES-256-GCM by
+/// default, see [`DbOptions::payload_cipher`]), 49 bytes per receipt, and one key-store sync
+/// per group commit that creates keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PayloadEncryption {
     /// Payloads are stored as given (readable by anyone who reads the files; never
@@ -227,6 +228,7 @@ pub struct DbOptions {
     pub(crate) receipt_signatures: ReceiptSignatures,
     pub(crate) key_provider: Option<Arc<dyn SigningKeyProvider>>,
     pub(crate) payload_encryption: PayloadEncryption,
+    pub(crate) payload_cipher: PayloadCipher,
     pub(crate) payload_compression: PayloadCompression,
     pub(crate) kek_provider: Option<Arc<dyn KekProvider>>,
     pub(crate) shred_step_hook: Option<ShredStepHook>,
@@ -259,6 +261,7 @@ impl std::fmt::Debug for DbOptions {
                 &self.key_provider.as_ref().map(|_| "custom"),
             )
             .field("payload_encryption", &self.payload_encryption)
+            .field("payload_cipher", &self.payload_cipher)
             .field("payload_compression", &self.payload_compression)
             .field("retention", &self.retention)
             .field("pii_policy", &self.pii_policy)
@@ -329,6 +332,7 @@ impl Default for DbOptions {
             receipt_signatures: ReceiptSignatures::Off,
             key_provider: None,
             payload_encryption: PayloadEncryption::PerSubject,
+            payload_cipher: PayloadCipher::default(),
             payload_compression: PayloadCompression::default(),
             kek_provider: None,
             shred_step_hook: None,
@@ -481,6 +485,16 @@ impl DbOptions {
     #[must_use]
     pub fn payload_encryption(mut self, mode: PayloadEncryption) -> Self {
         self.payload_encryption = mode;
+        self
+    }
+
+    /// The AEAD that new encrypted payloads are sealed with (default
+    /// [`PayloadCipher::Aes256Gcm`]; see [`PayloadCipher`] for why, and for when to pick
+    /// [`PayloadCipher::XChaCha20Poly1305`]: CPUs without AES instructions). Each payload
+    /// names its cipher, so a store may hold both and reads both whatever this says.
+    #[must_use]
+    pub fn payload_cipher(mut self, cipher: PayloadCipher) -> Self {
+        self.payload_cipher = cipher;
         self
     }
 

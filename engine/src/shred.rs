@@ -573,7 +573,8 @@ pub fn read_payload(
 /// # Errors
 /// [`PayloadError::Damaged`] when the ciphertext does not open or the compressed bytes are not
 /// a frame of at most the payload limit; [`PayloadError::Unsupported`] when the frame needs a
-/// zstd dictionary this build lacks (a newer build wrote it).
+/// zstd dictionary this build lacks, or the ciphertext's format byte is above those this build
+/// knows (a newer build wrote it).
 pub fn open_payload(
     keys: Option<&KeyStore>,
     flags: u8,
@@ -588,6 +589,12 @@ pub fn open_payload(
             stored.to_vec()
         };
         return Ok((plain, PayloadState::Clear));
+    }
+    // A format byte a newer build wrote is not damage; say so before any key is looked up.
+    if let Err(newer @ crate::crypto::CryptoError::NewerFormat(_)) =
+        crate::crypto::payload_key_id(stored)
+    {
+        return Err(PayloadError::Unsupported(newer.to_string()));
     }
     let (opened, state) = read_payload(keys, header, stored).map_err(PayloadError::Damaged)?;
     if !compressed || !matches!(state, PayloadState::Decrypted { .. }) {

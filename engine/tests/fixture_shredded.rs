@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use trailmix_db::crypto::{KekId, PAYLOAD_FORMAT, PAYLOAD_OVERHEAD_BYTES};
+use trailmix_db::crypto::{KekId, PAYLOAD_FORMAT_XCHACHA, PAYLOAD_OVERHEAD_BYTES};
 use trailmix_db::entry::{EntryKind, decode_entry, flags};
 use trailmix_db::keystore::{FileKekProvider, JOURNAL_MAGIC, KEK_FILE_MAGIC, KeyStore};
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
@@ -124,7 +124,7 @@ fn checked_in_shredded_store_verifies_decrypts_and_reads_shredded() {
             entry.flags & flags::PAYLOAD_ENCRYPTED,
             flags::PAYLOAD_ENCRYPTED
         );
-        assert_eq!(entry.payload[0], PAYLOAD_FORMAT);
+        assert_eq!(entry.payload[0], PAYLOAD_FORMAT_XCHACHA);
         assert_eq!(
             entry.payload.len(),
             expected.payload().len() + PAYLOAD_OVERHEAD_BYTES

@@ -3,7 +3,8 @@
 //! refused as `Error::Unsupported` (needs a newer build), not as `Error::Damaged`; that
 //! `verify` still passes on a store holding an unknown-dictionary frame (it never decompresses)
 //! and a pack export refuses it by the same typed error; and that a malformed entry of a known
-//! version and kind stays `Damaged`.
+//! version and kind stays `Damaged`; and that an encrypted payload of a format above 2 is
+//! `Unsupported` when read and at open (verify reports it `Malformed`, as a newer entry version).
 
 mod common;
 
@@ -171,4 +172,67 @@ fn a_newer_entry_version_or_kind_is_unsupported_at_open_and_malformed_bytes_stay
         Err(other) => panic!("expected Damaged at {seq}, got {other:?}"),
         Ok(_) => panic!("expected Damaged at {seq}, the store opened"),
     }
+}
+
+/// The last receipt of an encrypted store's unsigned tail with its payload's format byte set
+/// to 3 and the chain re-linked: what a build with a third payload format would write.
+#[test]
+fn an_unknown_payload_format_is_unsupported_on_read_and_at_open() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("store");
+    let encrypted = DbOptions::default().segment_bytes(SEGMENT);
+    let db = Db::open_with(&dir, encrypted.clone()).expect("open");
+    for n in 0..3 {
+        db.append_and_wait(&receipt("acme", n, 300))
+            .expect("append");
+    }
+    db.close().expect("close");
+    let mut records = records(&dir);
+    while records.last().map(|r| r.0) != Some(EntryKind::Receipt as u8) {
+        records.pop();
+    }
+    let last = records.len() - 1;
+    let (kind, bytes) = records[last].clone();
+    let entry = decode_entry(EntryKind::Receipt, &bytes).expect("decodes");
+    assert_ne!(
+        entry.flags & flags::PAYLOAD_ENCRYPTED,
+        0,
+        "stored encrypted"
+    );
+    let mut payload = entry.payload.to_vec();
+    assert_eq!(payload[0], trailmix_db::crypto::PAYLOAD_FORMAT_AES_GCM);
+    payload[0] = 3;
+    records[last].1 = with_payload(kind, &bytes, &payload, true);
+    rechain(&mut records, last);
+    let forged = scratch.path().join("newer");
+    write_log(&dir, &forged, &records, SEGMENT);
+    let seq = Seq(u64::try_from(last).expect("fits"));
+
+    // A read of the payload (any reader that reaches it: point reads, queries, exports).
+    let forged_entry = decode_entry(EntryKind::Receipt, &records[last].1).expect("decodes");
+    match trailmix_db::shred::open_payload(
+        None,
+        forged_entry.flags,
+        forged_entry.header,
+        forged_entry.payload,
+    ) {
+        Err(trailmix_db::compress::PayloadError::Unsupported(what)) => {
+            assert!(what.contains("payload format 3"), "{what}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    // Open's replay reads the key id of every encrypted payload past the snapshot.
+    match Db::open_with(&forged, encrypted) {
+        Err(Error::Unsupported { seq: at, what }) => {
+            assert_eq!(at, seq);
+            assert!(what.contains("payload format 3"), "{what}");
+        }
+        Err(other) => panic!("expected Unsupported at {seq}, got {other:?}"),
+        Ok(_) => panic!("expected Unsupported at {seq}, the store opened"),
+    }
+    // verify reads no key; it cannot check what it cannot decode and says so, as for a newer
+    // entry version.
+    let report = verify_with(&forged, &VerifyOptions::default());
+    let damage = report.damage.expect("verify reports it");
+    assert_eq!((damage.seq, damage.kind), (seq, DamageKind::Malformed));
 }
