@@ -157,7 +157,7 @@ impl std::fmt::Display for KekId {
 /// 32 bytes of secret key material (a data key or a KEK), wiped from memory on drop.
 /// `Debug` never prints the bytes.
 ///
-/// Clones share one [`KeyCiphers`]: the sealers (so payloads sealed through any clone take
+/// Clones share one `KeyCiphers`: the sealers (so payloads sealed through any clone take
 /// nonces from one counter) and the opening keys derived for reads (so a query page of
 /// payloads sealed by one process derives its subkey once). Those live exactly as long as the
 /// key: the key store holds a live key's one copy, and a shred drops it, cache and all.
