@@ -126,6 +126,16 @@ impl PayloadCipher {
         }
     }
 
+    /// The cipher's name as its specification writes it (`AES-256-GCM`,
+    /// `XChaCha20-Poly1305`), for people reading `inspect`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            PayloadCipher::Aes256Gcm => "AES-256-GCM",
+            PayloadCipher::XChaCha20Poly1305 => "XChaCha20-Poly1305",
+        }
+    }
+
     fn ad_context(self) -> &'static [u8] {
         match self {
             PayloadCipher::Aes256Gcm => PAYLOAD_AD_CONTEXT_AES_GCM,
@@ -852,28 +862,29 @@ mod tests {
         });
     }
 
-    /// Payloads sealed through clones of one key (as callers hold them) take nonces from one
-    /// counter behind one random prefix, and each opens with `RustCrypto`'s XChaCha20-Poly1305
-    /// under its stored nonce: the cached `HChaCha20` subkey is the right one.
-    #[test]
-    fn sealer_nonces_never_repeat_and_open_with_rustcrypto() {
-        let key = SecretKey::generate();
-        let store = [3u8; 16];
-        let sealed: Vec<Vec<u8>> = std::thread::scope(|scope| {
+    /// 1,000 payloads of 3 bytes sealed with `cipher` through clones of `key` on four threads
+    /// (250 each, as concurrent callers seal), in thread order.
+    fn seal_on_four_threads(
+        cipher: PayloadCipher,
+        key: &SecretKey,
+        key_id: KeyId,
+        store: &[u8; 16],
+    ) -> Vec<Vec<u8>> {
+        std::thread::scope(|scope| {
             let workers: Vec<_> = (0..4u8)
                 .map(|t| {
                     let key = key.clone();
                     scope.spawn(move || {
                         (0..250u16)
                             .map(|n| {
-                                let plain = [t, (n & 0xff) as u8, (n >> 8) as u8];
+                                let [low, high] = n.to_le_bytes();
                                 encrypt_payload_with(
-                                    PayloadCipher::XChaCha20Poly1305,
+                                    cipher,
                                     &key,
-                                    KeyId(5),
-                                    &store,
+                                    key_id,
+                                    store,
                                     b"hdr",
-                                    &plain,
+                                    &[t, low, high],
                                 )
                                 .expect("seals")
                             })
@@ -885,7 +896,17 @@ mod tests {
                 .into_iter()
                 .flat_map(|w| w.join().expect("worker"))
                 .collect()
-        });
+        })
+    }
+
+    /// Payloads sealed through clones of one key (as callers hold them) take nonces from one
+    /// counter behind one random prefix, and each opens with `RustCrypto`'s XChaCha20-Poly1305
+    /// under its stored nonce: the cached `HChaCha20` subkey is the right one.
+    #[test]
+    fn sealer_nonces_never_repeat_and_open_with_rustcrypto() {
+        let key = SecretKey::generate();
+        let store = [3u8; 16];
+        let sealed = seal_on_four_threads(PayloadCipher::XChaCha20Poly1305, &key, KeyId(5), &store);
         let nonces: std::collections::BTreeSet<&[u8]> = sealed.iter().map(|c| &c[9..33]).collect();
         assert_eq!(nonces.len(), sealed.len(), "a nonce repeated");
         let prefixes: std::collections::BTreeSet<&[u8]> =
@@ -929,25 +950,7 @@ mod tests {
     fn aes_nonces_never_repeat_and_open_under_a_fresh_subkey() {
         let key = SecretKey::generate();
         let store = [4u8; 16];
-        let sealed: Vec<Vec<u8>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..4u8)
-                .map(|t| {
-                    let key = key.clone();
-                    scope.spawn(move || {
-                        (0..250u8)
-                            .map(|n| {
-                                encrypt_payload(&key, KeyId(6), &store, b"hdr", &[t, n])
-                                    .expect("seals")
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("worker"))
-                .collect()
-        });
+        let sealed = seal_on_four_threads(PayloadCipher::Aes256Gcm, &key, KeyId(6), &store);
         assert!(sealed.iter().all(|c| c[0] == PAYLOAD_FORMAT_AES_GCM));
         let nonces: std::collections::BTreeSet<&[u8]> = sealed.iter().map(|c| &c[9..33]).collect();
         assert_eq!(nonces.len(), sealed.len(), "a nonce repeated");
@@ -961,7 +964,7 @@ mod tests {
             let mut tag = [0u8; TAG_BYTES];
             tag.copy_from_slice(&stored[body_end..]);
             open_with(&fresh, &nonce, &ad, &mut body, &tag).expect("opens under a fresh subkey");
-            assert_eq!(body.len(), 2);
+            assert_eq!(body.len(), 3);
         }
     }
 
