@@ -1088,6 +1088,11 @@ pub struct EntryDetail {
     pub payload_offset: u64,
     /// For an encrypted receipt: `decrypted`, `shredded` or `key unavailable`.
     pub payload_state: Option<&'static str>,
+    /// For an encrypted receipt: the AEAD its payload format byte names (`AES-256-GCM`,
+    /// `XChaCha20-Poly1305`) and the id of the data key it names.
+    pub payload_cipher: Option<&'static str>,
+    /// See `payload_cipher`.
+    pub payload_key_id: Option<u64>,
     /// The signed note text (checkpoints and seals).
     pub note: Option<String>,
     /// The note's fields (checkpoints and seals; signature not checked here).
@@ -1186,6 +1191,12 @@ fn unreadable_entry(
 /// its flags say, or the problem.
 fn receipt_payload(data_dir: &Path, entry: &entry::EntryRef<'_>, detail: &mut EntryDetail) {
     let encrypted = entry.flags & flags::PAYLOAD_ENCRYPTED != 0;
+    if encrypted
+        && let Ok((cipher, key_id)) = trailmix_db::crypto::payload_cipher_and_key_id(entry.payload)
+    {
+        detail.payload_cipher = Some(cipher.name());
+        detail.payload_key_id = Some(key_id.0);
+    }
     let keys = encrypted.then(|| scan::open_keys(data_dir)).flatten();
     match trailmix_db::shred::open_payload(keys.as_ref(), entry.flags, entry.header, entry.payload)
     {
@@ -1239,6 +1250,8 @@ pub fn entry_detail(
         payload_bytes: 0,
         payload_offset: 0,
         payload_state: None,
+        payload_cipher: None,
+        payload_key_id: None,
         note: None,
         checkpoint: None,
         problem: None,
@@ -1300,6 +1313,14 @@ pub fn entry_detail(
     Ok(detail)
 }
 
+/// ` with AES-256-GCM under data key 7`, or nothing when the payload names no cipher.
+fn encryption_of(d: &EntryDetail) -> String {
+    match (d.payload_cipher, d.payload_key_id) {
+        (Some(cipher), Some(key_id)) => format!(" with {cipher} under data key {key_id}"),
+        _ => String::new(),
+    }
+}
+
 /// Prints one entry for people.
 pub fn print_entry(d: &EntryDetail) {
     println!("seq             {}", d.seq);
@@ -1347,8 +1368,9 @@ pub fn print_entry(d: &EntryDetail) {
         println!();
         match d.payload_state {
             Some(state) => println!(
-                "payload ({} bytes stored encrypted, {state})",
-                d.payload_bytes
+                "payload ({} bytes stored encrypted{}, {state})",
+                d.payload_bytes,
+                encryption_of(d)
             ),
             None => println!("payload ({} bytes)", d.payload_bytes),
         }
@@ -1356,8 +1378,9 @@ pub fn print_entry(d: &EntryDetail) {
     } else if d.kind == "receipt" && d.chain.as_ref().is_some_and(|c| c.encrypted) {
         println!();
         println!(
-            "payload         {} bytes, encrypted, {}",
+            "payload         {} bytes, encrypted{}, {}",
             d.payload_bytes,
+            encryption_of(d),
             d.payload_state.unwrap_or("key unavailable")
         );
     }
