@@ -1290,8 +1290,8 @@ fn unwrap_journal(
         .map_err(|e| Error::KeyStore {
             path: path.to_path_buf(),
             detail: format!(
-                "the key-encryption key does not open this key store (wrong KEK or provider?): \
-                 {e}"
+                "the key-encryption key could not open this key store (a wrong KEK or \
+                 provider, or a KEK file that cannot be used, as follows): {e}"
             ),
         })?;
     let mut state = KeyState::empty(journal.kek_id);

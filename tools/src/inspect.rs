@@ -13,6 +13,7 @@ use serde_json::Value;
 use trailmix_db::archive::ArchiveReads;
 use trailmix_db::entry::{self, EntryKind, NO_TENANT_PREV, flags};
 use trailmix_db::keys::{KEYS_DIR, PUBLIC_KEY_FILE, SIGNING_KEY_FILE};
+use trailmix_db::keystore::KeyStore;
 use trailmix_db::receipt::ReceiptHeader;
 use trailmix_db::replay::Genesis;
 use trailmix_db::wal::format::{self, SealKind};
@@ -183,6 +184,10 @@ pub struct StoreSummary {
     pub hold_records: u64,
     /// The key store's counts (`None`: no key store, or not readable here).
     pub key_store: Option<trailmix_db::keystore::KeyStoreStats>,
+    /// Why the key store is there but not readable here (for example a key-encryption key
+    /// file that others may read, which the key store refuses), so that "key unavailable"
+    /// on reads has a stated cause.
+    pub key_store_problem: Option<String>,
     /// Bytes of torn, never-acknowledged tail after the last entry (an interrupted write; the
     /// next writer open erases them).
     pub torn_tail_bytes: u64,
@@ -593,6 +598,7 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         ..Tally::default()
     };
     let first_no = segments.first().map_or(0, |s| s.segment);
+    let key_store = KeyStore::open_for_reading(data_dir);
     let scanned = reader.scan(Seq(0), |record| {
         let index = usize::try_from(record.position.segment.0.saturating_sub(first_no));
         if let Some(segment) = index.ok().and_then(|i| segments.get_mut(i)) {
@@ -648,7 +654,11 @@ pub fn summary(data_dir: &Path, top_n: usize) -> ToolResult<StoreSummary> {
         compressed_receipts: tally.compressed,
         shred_records: tally.shreds,
         hold_records: tally.holds,
-        key_store: scan::open_keys(data_dir).map(|keys| keys.stats()),
+        key_store: key_store
+            .as_ref()
+            .ok()
+            .and_then(|k| k.as_ref().map(KeyStore::stats)),
+        key_store_problem: key_store.err().map(|e| e.to_string()),
         torn_tail_bytes,
         logged_first: tally.first_logged.map(rfc3339_ns),
         logged_last: tally.last_logged.map(rfc3339_ns),
@@ -754,7 +764,10 @@ fn print_erasure(s: &StoreSummary) {
             human_count(k.shredded_keys as u64),
             k.kek_id
         ),
-        None => println!("key store       none (or not readable here)"),
+        None => match &s.key_store_problem {
+            Some(problem) => println!("key store       not readable here: {problem}"),
+            None => println!("key store       none (no data keys in this store)"),
+        },
     }
 }
 

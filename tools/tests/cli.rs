@@ -2,7 +2,8 @@
 //! inspect (summary, one entry, frames; text and JSON), verify with its exit codes (0
 //! verified, 1 damaged, 2 usage or I/O error), tampering, trusted checkpoints against
 //! truncation and rollback, proofs checked offline with only the public key, the read-only
-//! commands on a store that another writer holds open, and what inspect says of compression.
+//! commands on a store that another writer holds open, what inspect says of compression, and
+//! of a payload's cipher and a key store it cannot open.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -811,6 +812,54 @@ fn inspect_reports_compressed_payloads() {
     assert_eq!(code(&one), Some(0), "{}", text(&one));
     assert!(
         text(&one).contains("flags           encrypted compressed"),
+        "{}",
+        text(&one)
+    );
+}
+
+/// A store whose key-encryption key others may read (a copy that lost its file modes) is
+/// inspected with the key store's refusal spelled out, and each payload still says which
+/// cipher and data key it names.
+#[cfg(unix)]
+#[test]
+fn inspect_says_why_the_key_store_does_not_open_and_names_the_cipher() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    append_some(&dir, 0..2);
+    let one = tool(&["inspect", arg(&dir), "--seq", "1"]);
+    assert!(
+        text(&one).contains("stored encrypted with AES-256-GCM under data key"),
+        "{}",
+        text(&one)
+    );
+    let summary = tool(&["inspect", arg(&dir)]);
+    assert!(
+        text(&summary).contains("key store       1 live data key(s)"),
+        "{}",
+        text(&summary)
+    );
+
+    let kek = dir.join("keys").join("kek-00000000000000000001.key");
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let summary = tool(&["inspect", arg(&dir)]);
+    assert_eq!(code(&summary), Some(0), "{}", text(&summary));
+    assert!(
+        text(&summary).contains("key store       not readable here:")
+            && text(&summary).contains("chmod 600"),
+        "{}",
+        text(&summary)
+    );
+    let summary = json(&tool(&["inspect", arg(&dir), "--json"]));
+    assert!(
+        summary["key_store_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("permissions are 644")),
+        "{summary}"
+    );
+    let one = tool(&["inspect", arg(&dir), "--seq", "1"]);
+    assert!(
+        text(&one).contains("encrypted with AES-256-GCM under data key 1, key unavailable"),
         "{}",
         text(&one)
     );
