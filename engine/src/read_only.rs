@@ -54,6 +54,7 @@ pub struct ReadOnlyStore {
     /// Declared before `scratch`, so that it is closed before the scratch file is removed.
     index: ReadOnlyIndex,
     index_source: IndexSource,
+    payload_keys_problem: Option<String>,
     #[expect(
         dead_code,
         reason = "held for its Drop, which removes the scratch file"
@@ -146,9 +147,14 @@ impl ReadOnlyStore {
         // A reader that cannot read the key store (no permission, no key store) still reads
         // every header, and each encrypted payload says `KeyUnavailable`. The keys are set
         // before the log is walked, so that the walk tells them every shred record.
-        if let Ok(Some(keys)) = KeyStore::open_read_only(&data_dir, store_id.0, provider) {
-            reads.set_payload_keys(std::sync::Arc::new(keys));
-        }
+        let payload_keys_problem = match KeyStore::open_read_only(&data_dir, store_id.0, provider) {
+            Ok(Some(keys)) => {
+                reads.set_payload_keys(std::sync::Arc::new(keys));
+                None
+            }
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
+        };
         if let Some(retained) =
             crate::prune::load_retained(&data_dir, alg, crate::prune::MANIFEST_FILE)?
         {
@@ -179,6 +185,7 @@ impl ReadOnlyStore {
             read_pool: crate::read_pool::ReadPool::new(crate::default_query_threads()),
             index,
             index_source,
+            payload_keys_problem,
             scratch,
             binding,
         })
@@ -212,6 +219,15 @@ impl ReadOnlyStore {
     #[must_use]
     pub fn index_source(&self) -> &IndexSource {
         &self.index_source
+    }
+
+    /// Why this reader cannot decrypt payloads although the store has a key store (for
+    /// example a key-encryption key file that others may read, which the key store refuses):
+    /// encrypted payloads then read as [`crate::PayloadState::KeyUnavailable`]. `None` when the
+    /// keys opened or the store has no key store.
+    #[must_use]
+    pub fn payload_keys_problem(&self) -> Option<&str> {
+        self.payload_keys_problem.as_deref()
     }
 
     /// Reads entries of epochs archived and then dropped locally through `archive` and the

@@ -306,6 +306,18 @@ pub fn note_index_source(store: &trailmix_db::ReadOnlyStore) {
     }
 }
 
+/// Tells the user (on stderr) when a read-only open has a key store it cannot open, so that
+/// payloads shown without a key come with the cause (a key-encryption key file that others may
+/// read is refused, for one).
+pub fn note_payload_keys(store: &trailmix_db::ReadOnlyStore) {
+    if let Some(problem) = store.payload_keys_problem() {
+        eprintln!(
+            "note: encrypted payloads cannot be decrypted here, so they show without a key: \
+             {problem}"
+        );
+    }
+}
+
 /// Lower-case hex.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {

@@ -273,6 +273,7 @@ fn open_read_only(data_dir: &Path, archive: Option<ArchiveReads>) -> ToolResult<
         other => ToolError::store(data_dir, &other),
     })?;
     crate::note_index_source(&store);
+    crate::note_payload_keys(&store);
     match archive {
         Some(archive) => store
             .with_archive_reads(archive)

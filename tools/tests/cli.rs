@@ -863,4 +863,14 @@ fn inspect_says_why_the_key_store_does_not_open_and_names_the_cipher() {
         "{}",
         text(&one)
     );
+    let found = tool(&["query", arg(&dir), "tenant=acme-health"]);
+    assert_eq!(code(&found), Some(0), "{}", text(&found));
+    assert!(
+        String::from_utf8_lossy(&found.stderr)
+            .contains("note: encrypted payloads cannot be decrypted here")
+            && text(&found).contains("chmod 600")
+            && text(&found).contains("(payload encrypted, no key)"),
+        "{}",
+        text(&found)
+    );
 }

@@ -183,6 +183,7 @@ pub fn for_each_tenant_receipt(
     visit: &mut dyn FnMut(SourceReceipt) -> ToolResult<()>,
 ) -> ToolResult<TenantRead> {
     let store = ReadOnlyStore::open(data_dir).map_err(|e| ToolError::store(data_dir, &e))?;
+    crate::note_payload_keys(&store);
     crate::note_index_source(&store);
     let as_i64 = |ns: u64, flag: &str| {
         i64::try_from(ns).map_err(|_| ToolError::new(format!("{flag} is out of range")))
