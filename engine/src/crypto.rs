@@ -426,18 +426,34 @@ pub fn payload_ad_for(
     key_id: KeyId,
     header: &[u8],
 ) -> Vec<u8> {
-    let context = cipher.ad_context();
-    let mut ad = Vec::with_capacity(context.len() + 16 + 8 + 4 + header.len());
-    ad.extend_from_slice(context);
-    ad.extend_from_slice(store_id);
-    ad.extend_from_slice(&key_id.0.to_le_bytes());
-    ad.extend_from_slice(
-        &u32::try_from(header.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
+    let mut ad = Vec::with_capacity(payload_ad_prefix_len(cipher) + header.len());
+    put_payload_ad_prefix(cipher, store_id, key_id, header.len(), &mut ad);
     ad.extend_from_slice(header);
     ad
+}
+
+/// Bytes of a payload's associated data that come before its header: context, store id, key
+/// id and header length.
+#[must_use]
+pub fn payload_ad_prefix_len(cipher: PayloadCipher) -> usize {
+    cipher.ad_context().len() + 16 + 8 + 4
+}
+
+/// Appends the part of a payload's associated data that comes before its header (context,
+/// store id, key id, the header's length `header_len`) to `out`. Appending the header's bytes
+/// then completes it: the write path builds the associated data, the header and the sealed
+/// payload in one buffer this way ([`append_sealed_payload`]), one allocation per receipt.
+pub fn put_payload_ad_prefix(
+    cipher: PayloadCipher,
+    store_id: &[u8; 16],
+    key_id: KeyId,
+    header_len: usize,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(cipher.ad_context());
+    out.extend_from_slice(store_id);
+    out.extend_from_slice(&key_id.0.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(header_len).unwrap_or(u32::MAX).to_le_bytes());
 }
 
 /// The `HChaCha20` subkey of `key` and a nonce's first 16 bytes.
@@ -621,9 +637,29 @@ pub fn encrypt_payload_with(
     header: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let ad = payload_ad_for(cipher, store_id, key_id, header);
-    let body_start = 1 + 8 + NONCE_BYTES;
-    let mut out = Vec::with_capacity(PAYLOAD_OVERHEAD_BYTES + plaintext.len());
+    let mut buffer = payload_ad_for(cipher, store_id, key_id, header);
+    let ad_len = buffer.len();
+    buffer.reserve_exact(PAYLOAD_OVERHEAD_BYTES + plaintext.len());
+    append_sealed_payload(cipher, key, key_id, &mut buffer, plaintext)?;
+    Ok(buffer.split_off(ad_len))
+}
+
+/// Appends `plaintext` sealed as a stored payload (`format ‖ key id ‖ nonce ‖ ciphertext ‖
+/// tag`, the layout of [`encrypt_payload`]) to `out`, whose bytes so far are the payload's
+/// associated data ([`put_payload_ad_prefix`], then the header).
+///
+/// # Errors
+/// [`CryptoError::Malformed`] only for a plaintext beyond the cipher's limit; `out` may then
+/// hold a partial payload.
+pub fn append_sealed_payload(
+    cipher: PayloadCipher,
+    key: &SecretKey,
+    key_id: KeyId,
+    out: &mut Vec<u8>,
+    plaintext: &[u8],
+) -> Result<(), CryptoError> {
+    let ad_len = out.len();
+    let body_start = ad_len + 1 + 8 + NONCE_BYTES;
     out.push(cipher.format());
     out.extend_from_slice(&key_id.0.to_le_bytes());
     let tag = match cipher {
@@ -632,12 +668,8 @@ pub fn encrypt_payload_with(
             let nonce = nonce_of(&prefix.prefix, count);
             out.extend_from_slice(&nonce);
             out.extend_from_slice(plaintext);
-            seal_with(
-                &prefix.key,
-                short_nonce(&nonce),
-                &ad,
-                &mut out[body_start..],
-            )?
+            let (ad, body) = out.split_at_mut(body_start);
+            seal_with(&prefix.key, short_nonce(&nonce), &ad[..ad_len], body)?
         }
         PayloadCipher::XChaCha20Poly1305 => {
             let sealer = key.xchacha_sealer();
@@ -646,11 +678,12 @@ pub fn encrypt_payload_with(
             out.extend_from_slice(plaintext);
             // The subkey is kept; ring's ChaCha20 key setup is a copy.
             let sealing = ring_key(&CHACHA20_POLY1305, &sealer.subkey)?;
-            seal_with(&sealing, short_nonce(&nonce), &ad, &mut out[body_start..])?
+            let (ad, body) = out.split_at_mut(body_start);
+            seal_with(&sealing, short_nonce(&nonce), &ad[..ad_len], body)?
         }
     };
     out.extend_from_slice(&tag);
-    Ok(out)
+    Ok(())
 }
 
 /// The cipher and key id an encrypted payload names.

@@ -34,7 +34,7 @@ use crate::ticket::{BatchTicket, Ticket};
 use crate::wal::{HashAlgorithm, Seq, Wal, WalOptions};
 use crate::writer::{
     CheckpointInfo, CheckpointMode, Control, EventLookup, Message, Prepared, PreparedBatch,
-    RecentEvents, Shared, Writer,
+    ReceiptBody, RecentEvents, Shared, Writer,
 };
 use trailmix_index::StoreBinding;
 
@@ -983,13 +983,15 @@ impl<L: LogStorage> Db<L> {
     fn prepare_item(&self, receipt: &Receipt) -> Result<Prepared> {
         // Redaction comes first: the clear values must never reach the encoded header, its
         // digest, the payload's associated data, the log or the index.
-        let header = match &self.inner.pii {
-            Some(pii) => pii.redact_header(receipt.header())?.encode(),
-            None => receipt.header().encode(),
+        let redacted = match &self.inner.pii {
+            Some(pii) => Some(pii.redact_header(receipt.header())?),
+            None => None,
         };
-        let (payload, key_id, compressed) = self.seal_payload(receipt, &header)?;
+        let header = redacted.as_deref().unwrap_or(receipt.header());
+        let (body, key_id, compressed) = self.receipt_body(receipt, header)?;
         let entry_bytes =
-            (crate::entry::ENTRY_FIXED_BYTES + 64 + header.len() + payload.len()) as u64;
+            (crate::entry::ENTRY_FIXED_BYTES + 64 + body.header().len() + body.payload().len())
+                as u64;
         let max = entry_bytes_max(&self.inner.options);
         if entry_bytes > max {
             return Err(Error::from(crate::wal::Error::RecordTooLarge {
@@ -999,12 +1001,12 @@ impl<L: LogStorage> Db<L> {
         }
         let payload_flags = crate::writer::payload_flags(key_id.is_some(), compressed);
         let flag_bits = crate::writer::receipt_flags(&self.inner.options, payload_flags);
-        let payload_digest = entry::payload_digest(self.inner.alg, &payload);
+        let payload_digest = entry::payload_digest(self.inner.alg, body.payload());
         let content_digest = entry::content_digest(
             self.inner.alg,
             EntryKind::Receipt,
             flag_bits,
-            &header,
+            body.header(),
             &payload_digest,
         );
         let tenant = receipt.header().tenant_id();
@@ -1020,8 +1022,7 @@ impl<L: LogStorage> Db<L> {
         };
         Ok(Prepared {
             event: crate::writer::EventKey::new(tenant, event_id),
-            header,
-            payload,
+            body,
             content_digest,
             key_id,
             payload_flags,
@@ -1031,14 +1032,15 @@ impl<L: LogStorage> Db<L> {
         })
     }
 
-    /// The stored payload: compressed when that makes it smaller and compression is on, then
-    /// encrypted under the receipt's data key unless encryption is off. Returns it, the key
-    /// and whether it is compressed.
-    fn seal_payload(
+    /// The encoded `header` and the stored payload in one buffer: the payload compressed when
+    /// that makes it smaller and compression is on, then encrypted under the receipt's data key
+    /// unless encryption is off (its associated data built in front of the header). Returns
+    /// it, the key and whether the payload is compressed.
+    fn receipt_body(
         &self,
         receipt: &Receipt,
-        header: &[u8],
-    ) -> Result<(Vec<u8>, Option<crate::crypto::KeyId>, bool)> {
+        header: &crate::receipt::ReceiptHeader,
+    ) -> Result<(ReceiptBody, Option<crate::crypto::KeyId>, bool)> {
         let mode = self.inner.options.payload_compression;
         let compressed = mode.zstd_level().and_then(|level| {
             crate::compress::compress(level, mode.zstd_dictionary(), receipt.payload())
@@ -1050,26 +1052,46 @@ impl<L: LogStorage> Db<L> {
             (&self.inner.keys, self.inner.options.payload_encryption)
         else {
             // Not secret (stored as it is): no need to zeroize this copy.
-            return Ok(match compressed {
-                Some(mut frame) => (std::mem::take(&mut *frame), None, true),
-                None => (receipt.payload().to_vec(), None, false),
-            });
+            let mut bytes = Vec::with_capacity(header.encoded_len() + plain.len());
+            header.encode_into(&mut bytes);
+            let payload_start = bytes.len();
+            bytes.extend_from_slice(plain);
+            return Ok((
+                ReceiptBody::new(bytes, 0, payload_start),
+                None,
+                compressed.is_some(),
+            ));
         };
         let head = receipt.header();
         let (key_id, key) = keys.key_for(head.tenant_id(), head.subject_id())?;
-        let sealed = crate::crypto::encrypt_payload_with(
-            self.inner.options.payload_cipher,
-            &key,
-            key_id,
+        let cipher = self.inner.options.payload_cipher;
+        let mut bytes = Vec::with_capacity(
+            crate::crypto::payload_ad_prefix_len(cipher)
+                + header.encoded_len()
+                + crate::crypto::PAYLOAD_OVERHEAD_BYTES
+                + plain.len(),
+        );
+        crate::crypto::put_payload_ad_prefix(
+            cipher,
             keys.store_id(),
-            header,
-            plain,
-        )
-        .map_err(|e| Error::KeyStore {
-            path: self.inner.data_dir.clone(),
-            detail: format!("encrypting a payload: {e}"),
-        })?;
-        Ok((sealed, Some(key_id), compressed.is_some()))
+            key_id,
+            header.encoded_len(),
+            &mut bytes,
+        );
+        let header_start = bytes.len();
+        header.encode_into(&mut bytes);
+        let payload_start = bytes.len();
+        crate::crypto::append_sealed_payload(cipher, &key, key_id, &mut bytes, plain).map_err(
+            |e| Error::KeyStore {
+                path: self.inner.data_dir.clone(),
+                detail: format!("encrypting a payload: {e}"),
+            },
+        )?;
+        Ok((
+            ReceiptBody::new(bytes, header_start, payload_start),
+            Some(key_id),
+            compressed.is_some(),
+        ))
     }
 
     /// The PII policy this store applies to new receipts (see [`DbOptions::pii_policy`]).

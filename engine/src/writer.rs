@@ -29,8 +29,8 @@ use crate::wal::{ChainHash, RecordKind, Seq, Storage, Wal};
 pub(crate) struct Prepared {
     /// Tenant and event id, which the writer keeps in its recent-events map.
     pub event: EventKey,
-    pub header: Vec<u8>,
-    pub payload: Vec<u8>,
+    /// The header and the stored payload, in one allocation ([`ReceiptBody`]).
+    pub body: ReceiptBody,
     /// The content digest (entry version 3: it covers the flags, [`receipt_flags`]).
     pub content_digest: Digest,
     /// The data key that encrypted the payload (`None`: stored in the clear).
@@ -45,6 +45,39 @@ pub(crate) struct Prepared {
     /// The event's probe of the store's event filter (the one `ChainState::seen` holds),
     /// hashed by the caller.
     pub probe: crate::seen::EventProbe,
+}
+
+/// A receipt's encoded header and stored payload in one buffer: each receipt makes one
+/// allocation in the caller's thread for both (and, for an encrypted payload, for its
+/// associated data, which sits in front of the header so that sealing needs no buffer of its
+/// own), and the writer frees one (a perf profile of ingest put glibc's allocator at ~11 % of
+/// samples, much of it buffers made by callers and freed by the writer).
+#[derive(Debug, Default)]
+pub(crate) struct ReceiptBody {
+    bytes: Vec<u8>,
+    header_start: usize,
+    payload_start: usize,
+}
+
+impl ReceiptBody {
+    /// `bytes[header_start..payload_start]` is the header and `bytes[payload_start..]` the
+    /// payload.
+    pub fn new(bytes: Vec<u8>, header_start: usize, payload_start: usize) -> ReceiptBody {
+        assert!(header_start <= payload_start && payload_start <= bytes.len());
+        ReceiptBody {
+            bytes,
+            header_start,
+            payload_start,
+        }
+    }
+
+    pub fn header(&self) -> &[u8] {
+        &self.bytes[self.header_start..self.payload_start]
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[self.payload_start..]
+    }
 }
 
 /// A receipt's tenant and event id in one allocation (tenant bytes, then event id bytes):
@@ -668,8 +701,8 @@ impl<S: Storage> Writer<S> {
         match self.append_entry(
             EntryKind::Receipt,
             Some(prepared.event.tenant()),
-            &prepared.header,
-            &prepared.payload,
+            prepared.body.header(),
+            prepared.body.payload(),
             Some(prepared.content_digest),
             prepared.payload_flags,
         ) {
@@ -715,7 +748,7 @@ impl<S: Storage> Writer<S> {
         };
         let (flags, header, payload) = stored.stored_receipt(known.position.seq)?;
         let transformed = entry::flags::PAYLOAD_ENCRYPTED | entry::flags::PAYLOAD_COMPRESSED;
-        if header != prepared.header || (flags | prepared.payload_flags) & transformed == 0 {
+        if header != prepared.body.header() || (flags | prepared.payload_flags) & transformed == 0 {
             return Ok(false);
         }
         let open = |flags: u8, header: &[u8], payload: &[u8]| match crate::shred::open_payload(
@@ -733,7 +766,11 @@ impl<S: Storage> Writer<S> {
         Ok(
             match (
                 open(flags, &header, &payload),
-                open(prepared.payload_flags, &prepared.header, &prepared.payload),
+                open(
+                    prepared.payload_flags,
+                    prepared.body.header(),
+                    prepared.body.payload(),
+                ),
             ) {
                 (Some(first), Some(again)) => first == again,
                 _ => false,
