@@ -532,21 +532,26 @@ impl ChainState {
 /// so: [`open_payload`] gives the payload itself.
 ///
 /// # Errors
-/// A message when the bytes are not an encrypted payload, or do not open under a live key
-/// (the store is damaged).
+/// [`PayloadError::Unsupported`] when the format byte is above those this build knows (a newer
+/// build wrote it); [`PayloadError::Damaged`] when the bytes are not an encrypted payload, or
+/// do not open under a live key (the store is damaged).
 pub fn read_payload(
     keys: Option<&KeyStore>,
     header: &[u8],
     stored: &[u8],
-) -> std::result::Result<(Vec<u8>, PayloadState), String> {
-    let key_id = crate::crypto::payload_key_id(stored).map_err(|e| e.to_string())?;
+) -> std::result::Result<(Vec<u8>, PayloadState), PayloadError> {
+    let key_id = crate::crypto::payload_key_id(stored).map_err(|e| match e {
+        crate::crypto::CryptoError::NewerFormat(_) => PayloadError::Unsupported(e.to_string()),
+        other => PayloadError::Damaged(other.to_string()),
+    })?;
     let Some(keys) = keys else {
         return Ok((Vec::new(), PayloadState::KeyUnavailable { key_id }));
     };
     match keys.lookup(key_id) {
         KeyLookup::Live(key) => {
-            let mut plain = crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
-                .map_err(|e| format!("payload of key {key_id}: {e}"))?;
+            let mut plain =
+                crate::crypto::decrypt_payload(&key, keys.store_id(), header, stored)
+                    .map_err(|e| PayloadError::Damaged(format!("payload of key {key_id}: {e}")))?;
             // Hand the decryption buffer itself to the caller: a copy would leave a second
             // plaintext behind (the caller's `Vec` is not zeroized; see `StoredReceipt`).
             Ok((
@@ -590,13 +595,7 @@ pub fn open_payload(
         };
         return Ok((plain, PayloadState::Clear));
     }
-    // A format byte a newer build wrote is not damage; say so before any key is looked up.
-    if let Err(newer @ crate::crypto::CryptoError::NewerFormat(_)) =
-        crate::crypto::payload_key_id(stored)
-    {
-        return Err(PayloadError::Unsupported(newer.to_string()));
-    }
-    let (opened, state) = read_payload(keys, header, stored).map_err(PayloadError::Damaged)?;
+    let (opened, state) = read_payload(keys, header, stored)?;
     if !compressed || !matches!(state, PayloadState::Decrypted { .. }) {
         return Ok((opened, state));
     }
