@@ -46,6 +46,10 @@
 //! and `SQLite` again on receipts with 2 KiB canonical payloads (criterion only, no paired
 //! rounds).
 //!
+//! `TRAILMIX_BATCH_PREPARE_THREADS=N` sets `DbOptions::batch_prepare_threads` on every trailmix
+//! side (default: the engine's), so that a run with helpers off (`1`) can be set beside one
+//! with them.
+//!
 //! Sizes: `--quick` (or `TRAILMIX_BENCH_QUICK=1`) uses a 20k-receipt pool and the short paired
 //! plan; a full run a 200k pool (100k of 2 KiB receipts). Paired rounds (trailmix-db against each baseline in
 //! alternating blocks) are saved for `bench-report` unless `TRAILMIX_PAIRED=0`.
@@ -273,11 +277,26 @@ impl Side for Trailmix {
             db.close()?;
         }
         let dir = self.dirs.next()?;
-        let options = DbOptions::default()
+        let mut options = DbOptions::default()
             .payload_encryption(self.encryption)
             .payload_compression(self.compression);
+        if let Some(threads) = batch_prepare_threads_override()? {
+            options = options.batch_prepare_threads(threads);
+        }
         self.db = Some(Db::open_with(dir.join("store"), options)?);
         Ok(())
+    }
+}
+
+/// `TRAILMIX_BATCH_PREPARE_THREADS`, when set: the engine's `batch_prepare_threads` for every
+/// trailmix side (to compare a run against one with helpers off, `1`).
+fn batch_prepare_threads_override() -> Result<Option<usize>, BoxError> {
+    match std::env::var("TRAILMIX_BATCH_PREPARE_THREADS") {
+        Ok(value) => Ok(Some(value.parse().map_err(|e| {
+            format!("TRAILMIX_BATCH_PREPARE_THREADS={value:?} is not a thread count: {e}")
+        })?)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(format!("TRAILMIX_BATCH_PREPARE_THREADS: {e}").into()),
     }
 }
 

@@ -97,6 +97,8 @@ struct Inner<L: LogStorage> {
     stamper: Option<Stamper>,
     /// Threads that share a query page's reads ([`crate::DbOptions::query_threads`]).
     read_pool: ReadPool,
+    /// Threads preparing `append_batch` receipts ([`crate::DbOptions::batch_prepare_threads`]).
+    batch_prepare_budget: crate::batch_share::ThreadBudget,
 }
 
 impl<L: LogStorage> Drop for Inner<L> {
@@ -734,6 +736,9 @@ impl<L: LogStorage> Db<L> {
                 stamper: start_stamper(&options, &data_dir, &shared, &reads)?,
                 proof_tables: ProofTables::new(&data_dir, alg, TableFiles::ReadWrite),
                 read_pool: ReadPool::new(options.query_threads),
+                batch_prepare_budget: crate::batch_share::ThreadBudget::new(
+                    options.batch_prepare_threads,
+                ),
                 ring,
                 writer: Mutex::new(Some(handle)),
                 shared,
@@ -878,10 +883,14 @@ impl<L: LogStorage> Db<L> {
             });
         }
         self.check_open()?;
+        let prepared =
+            crate::batch_share::map_shared(receipts, &self.inner.batch_prepare_budget, |receipt| {
+                self.prepare_item(receipt)
+            });
         let mut items = Vec::with_capacity(receipts.len());
         let mut refused = Vec::new();
-        for (i, receipt) in receipts.iter().enumerate() {
-            match self.prepare_item(receipt) {
+        for (i, prepared) in prepared.into_iter().enumerate() {
+            match prepared {
                 Ok(prepared) => items.push(prepared),
                 Err(err) => refused.push((i, err)),
             }

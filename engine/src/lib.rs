@@ -28,6 +28,7 @@
 
 mod ahead;
 pub mod archive;
+mod batch_share;
 mod compact_index;
 pub mod compress;
 pub mod crypto;
@@ -72,12 +73,12 @@ pub use db::{Db, ENTRY_BYTES_MAX, EventCheck, ReceiptHead, StoredReceipt, WAL_DI
 pub use error::{Error, Result};
 pub use log::{FsLog, LogStorage};
 pub use options::{
-    DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_RECORDS_MAX, DEFAULT_CHECKPOINT_EVERY_RECORDS,
-    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_QUERY_THREADS_MAX, DEFAULT_RING_CAPACITY, DEFAULT_SNAPSHOT_EVERY_ENTRIES,
-    DEFAULT_ZSTD_LEVEL, DbOptions, Durability, PayloadCipher, PayloadCompression,
-    PayloadEncryption, ReceiptSignatures, TimestampPolicy, TsaSettings, ZstdDictionary,
-    default_query_threads,
+    DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_BATCH_PREPARE_THREADS_MAX, DEFAULT_BATCH_RECORDS_MAX,
+    DEFAULT_CHECKPOINT_EVERY_RECORDS, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_QUERY_THREADS_MAX, DEFAULT_RING_CAPACITY,
+    DEFAULT_SNAPSHOT_EVERY_ENTRIES, DEFAULT_ZSTD_LEVEL, DbOptions, Durability, PayloadCipher,
+    PayloadCompression, PayloadEncryption, ReceiptSignatures, TimestampPolicy, TsaSettings,
+    ZstdDictionary, default_batch_prepare_threads, default_query_threads,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};

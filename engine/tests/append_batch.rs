@@ -1,8 +1,9 @@
 //! Guards `Db::append_batch`: each item gets what a single `append` of it would (model-based,
 //! seeded), duplicates inside a batch and across batches answer with the first copy, a conflict
 //! fails that item only, a refused batch changes nothing, backpressure counts receipts and every
-//! item ends acknowledged or with an error, shutdown drains batches, and acknowledged batches
-//! survive power loss (simulated disk).
+//! item ends acknowledged or with an error, shutdown drains batches, acknowledged batches
+//! survive power loss (simulated disk), and a large batch prepared on several threads is
+//! stored exactly as one prepared by the caller alone.
 
 mod common;
 
@@ -213,6 +214,94 @@ fn a_refused_batch_changes_nothing() {
     assert_eq!(results[0].as_ref().expect("acked").seq, end);
     db.close().expect("close");
     assert_eq!(stored_events(dir.path()).len(), 2);
+}
+
+/// Event `id` of tenant `t` for data subject `id % 97` (so a batch creates many data keys),
+/// in content variant `v`.
+fn subject_item(t: u8, id: u16, v: u8) -> Receipt {
+    // The tenant in the event id too: `stored_events` tells events apart by id alone.
+    Receipt::builder(
+        format!("tenant-{t}"),
+        format!("evt-{t}-{id}"),
+        Kind::LlmCall,
+    )
+    .app_id("batch")
+    .actor_type(ActorType::Agent)
+    .subject_id(format!("subject-{}", id % 97))
+    .event_time(Timestamp::from_unix_nanos(1_763_800_000_000_000_000))
+    .input(serde_json::json!({ "variant": v, "id": id }))
+    .build()
+    .expect("valid receipt")
+}
+
+#[test]
+fn a_large_batch_prepared_on_several_threads_equals_one_prepared_by_the_caller() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    // Large enough to be shared (4 chunks and more), with duplicates and conflicts spread
+    // over the chunks, and new data keys created from several threads at once.
+    let keys: Vec<(u8, u16, u8)> = (0..3000)
+        .map(|_| {
+            (
+                rng.random_range(0..2),
+                rng.random_range(0..2500),
+                u8::from(rng.random_bool(0.1)),
+            )
+        })
+        .collect();
+    let receipts: Vec<Receipt> = keys
+        .iter()
+        .map(|&(t, id, v)| subject_item(t, id, v))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = |name: &str, threads: usize| {
+        Db::open_with(
+            dir.path().join(name),
+            options()
+                .segment_bytes(512 << 10)
+                .batch_prepare_threads(threads),
+        )
+        .expect("open")
+    };
+    let caller = open("caller", 1);
+    let shared = open("shared", 4);
+    let by_caller = wait(&caller.append_batch(&receipts).expect("submit"));
+    let by_shared = wait(&shared.append_batch(&receipts).expect("submit"));
+    for i in 0..receipts.len() {
+        assert_eq!(
+            outcome(&by_shared[i]),
+            outcome(&by_caller[i]),
+            "item {i} {:?}",
+            keys[i]
+        );
+        if let Ok(position) = &by_shared[i] {
+            let stored = shared.get(position.seq).expect("read back");
+            assert_eq!(stored.payload, receipts[i].payload(), "item {i}'s payload");
+            assert_eq!(stored.header.event_id(), receipts[i].header().event_id());
+        }
+    }
+    // Bad items anywhere in a shared batch refuse it whole, each reported, nothing queued.
+    let end = shared.sync().expect("sync");
+    // Within the payload limit, larger than the 512 KiB segment holds.
+    let huge = receipt("tenant-0", 9_000, 600_000);
+    let mut refused = receipts.clone();
+    for bad in [5, 1500, 2999] {
+        refused[bad] = huge.clone();
+    }
+    match shared.append_batch(&refused) {
+        Err(Error::BatchRefused { items }) => {
+            let indexes: Vec<usize> = items.iter().map(|(i, _)| *i).collect();
+            assert_eq!(indexes, vec![5, 1500, 2999]);
+        }
+        other => panic!("expected BatchRefused, got {other:?}"),
+    }
+    assert_eq!(shared.sync().expect("sync"), end, "nothing was appended");
+    caller.close().expect("close");
+    shared.close().expect("close");
+    assert_eq!(
+        stored_events(&dir.path().join("shared")),
+        stored_events(&dir.path().join("caller"))
+    );
+    common::assert_verifies(&dir.path().join("shared"));
 }
 
 #[test]
