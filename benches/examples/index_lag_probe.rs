@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p trailmix-benches --example index_lag_probe -- \
-//!     [receipts] [threads] [bursts] [pause_ms]
+//!     [receipts] [threads] [bursts] [pause_ms] [batch] [prepare_threads]
 //! ```
 //!
 //! Pre-builds `receipts` 512-byte receipts (default 300 000), then `threads` caller threads
@@ -16,6 +16,11 @@
 //! watermark covers the sample's durable end: how stale an `Indexed` query could be at that
 //! moment. Prints the ingest rate (pauses excluded), p50 / p99 / max lag and the most entries
 //! ever unindexed, over the whole run and for each burst.
+//!
+//! With `batch` > 0 each caller submits through `Db::append_batch`, `batch` receipts per call,
+//! waiting on batch k after submitting batch k + 1; `prepare_threads` (default: the engine's)
+//! sets `DbOptions::batch_prepare_threads`, to see what helpers preparing batches take from
+//! the indexer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +28,7 @@ use std::time::{Duration, Instant};
 use trailmix_benches::receipts;
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::receipt::Receipt;
-use trailmix_db::{Db, Ticket};
+use trailmix_db::{BatchTicket, Db, DbOptions, Ticket};
 
 const WINDOW: usize = 1024;
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
@@ -31,7 +36,10 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// `(when, durable end, watermark)`.
 type Sample = (Instant, u64, u64);
 
-fn caller(db: &Db, receipts: &[Receipt]) -> Result<(), BoxError> {
+fn caller(db: &Db, receipts: &[Receipt], batch: usize) -> Result<(), BoxError> {
+    if batch > 0 {
+        return batch_caller(db, receipts, batch);
+    }
     let mut pending: Vec<Ticket> = Vec::new();
     for window in receipts.chunks(WINDOW) {
         let next = window
@@ -46,6 +54,23 @@ fn caller(db: &Db, receipts: &[Receipt]) -> Result<(), BoxError> {
         ticket.wait()?;
     }
     Ok(())
+}
+
+fn batch_caller(db: &Db, receipts: &[Receipt], batch: usize) -> Result<(), BoxError> {
+    let wait = |ticket: BatchTicket| -> Result<(), BoxError> {
+        ticket
+            .wait()
+            .positions()
+            .map_err(|(i, e)| format!("item {i}: {e}"))?;
+        Ok(())
+    };
+    let mut pending: Option<BatchTicket> = None;
+    for chunk in receipts.chunks(batch) {
+        if let Some(previous) = pending.replace(db.append_batch(chunk)?) {
+            wait(previous)?;
+        }
+    }
+    pending.map_or(Ok(()), wait)
 }
 
 fn sampler(db: &Db, done: &AtomicBool) -> Vec<Sample> {
@@ -109,12 +134,12 @@ fn summary(samples: &[Sample], window: std::ops::Range<Instant>) -> String {
     )
 }
 
-fn burst(db: &Db, part: &[Receipt], threads: usize) -> Result<(), BoxError> {
+fn burst(db: &Db, part: &[Receipt], threads: usize, batch: usize) -> Result<(), BoxError> {
     let per_thread = part.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
         let callers: Vec<_> = part
             .chunks(per_thread)
-            .map(|chunk| s.spawn(|| caller(db, chunk)))
+            .map(|chunk| s.spawn(move || caller(db, chunk, batch)))
             .collect();
         for c in callers {
             c.join().map_err(|_| "a caller panicked")??;
@@ -129,9 +154,14 @@ fn main() -> Result<(), BoxError> {
     let threads: usize = args.next().map_or(Ok(2), |a| a.parse())?;
     let bursts: usize = args.next().map_or(Ok(1), |a| a.parse())?;
     let pause = Duration::from_millis(args.next().map_or(Ok(0), |a| a.parse())?);
+    let batch: usize = args.next().map_or(Ok(0), |a| a.parse())?;
+    let mut options = DbOptions::default();
+    if let Some(threads) = args.next() {
+        options = options.batch_prepare_threads(threads.parse()?);
+    }
     let pool = receipts::build(0, count, receipts::cores())?;
     let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;
-    let db = Db::open(dir.path().join("store"))?;
+    let db = Db::open_with(dir.path().join("store"), options)?;
     let done = AtomicBool::new(false);
     let start = Instant::now();
     let (samples, windows) = std::thread::scope(|s| -> Result<_, BoxError> {
@@ -145,7 +175,7 @@ fn main() -> Result<(), BoxError> {
                 std::thread::sleep(pause);
             }
             let began = Instant::now();
-            burst(&db, part, threads)?;
+            burst(&db, part, threads, batch)?;
             windows.push(began..Instant::now());
         }
         done.store(true, Ordering::Release);
@@ -161,8 +191,8 @@ fn main() -> Result<(), BoxError> {
     let rate = count as f64 / ingest.as_secs_f64();
     let end = samples.last().map_or(last_ack, |&(at, _, _)| at) + SAMPLE_EVERY;
     println!(
-        "{count} receipts, {threads} threads, {bursts} burst(s), {pause:?} pauses: durable \
-         ingest {:.0} k/s; {}; catch-up after the last ack {catch_up:?}; {} samples",
+        "{count} receipts, {threads} threads, {bursts} burst(s), {pause:?} pauses, batch {batch}: \
+         durable ingest {:.0} k/s; {}; catch-up after the last ack {catch_up:?}; {} samples",
         rate / 1e3,
         summary(&samples, start..end),
         samples.len()
