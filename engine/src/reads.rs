@@ -12,9 +12,12 @@ use crate::log::LogStorage;
 use crate::wal::format::FRAME_ALIGN;
 use crate::wal::{HashAlgorithm, Position, RecordRef, SegmentNo, Seq, StoreId, WalReader};
 
-/// One frame position is kept per this many sequence numbers, as 4 bytes (a quarter of a byte
-/// of memory per entry: 2.5 MiB per ten million). A read walks fewer frame headers than this.
-pub const POSITION_SAMPLE_EVERY: u64 = 16;
+/// One frame position is kept per this many sequence numbers, as 4 bytes (one byte of memory
+/// per entry: 10 MiB per ten million). A read walks fewer frame headers than this. Every 16
+/// (a quarter of the memory) made a query result walk 7.5 frame headers on average, a
+/// kilobyte apart: few instructions (~2 % of a tenant + time page), but enough cache and TLB
+/// misses that pages took 4–12 % longer (docs/performance.md, sixteenth session).
+pub const POSITION_SAMPLE_EVERY: u64 = 4;
 
 /// Sampled frame offsets of one segment: `slots[i]` is the offset (in units of
 /// [`FRAME_ALIGN`]) of seq `first + i × POSITION_SAMPLE_EVERY`.
