@@ -75,7 +75,7 @@ use trailmix_db::entry::{ChainFields, chain_hash, payload_digest};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::wal::format::{FrameHeader, frame_bytes};
 use trailmix_db::wal::{HashAlgorithm, Seq};
-use trailmix_db::{BatchTicket, Db, DbOptions, PayloadCompression, PayloadEncryption, Ticket};
+use trailmix_db::{Db, DbOptions, PayloadCompression, PayloadEncryption, Ticket};
 
 /// Receipts per criterion iteration, and per redb / `SQLite` transaction.
 const CHUNK: usize = 10_000;
@@ -229,28 +229,6 @@ fn trailmix_caller(db: &Db, receipts: &[Receipt]) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// One caller thread of the batched rig: submit batch k+1, then wait on batch k.
-fn trailmix_batch_caller(db: &Db, receipts: &[Receipt], batch: usize) -> Result<(), BoxError> {
-    let wait = |ticket: BatchTicket| -> Result<(), BoxError> {
-        ticket
-            .wait()
-            .positions()
-            .map_err(|(i, e)| format!("item {i}: {e}"))?;
-        Ok(())
-    };
-    let mut pending: Option<BatchTicket> = None;
-    for chunk in receipts.chunks(batch) {
-        let ticket = db.append_batch(chunk)?;
-        if let Some(previous) = pending.replace(ticket) {
-            wait(previous)?;
-        }
-    }
-    if let Some(last) = pending {
-        wait(last)?;
-    }
-    Ok(())
-}
-
 impl Side for Trailmix {
     fn ingest(&mut self, pool: &Pool, range: Range<usize>, threads: usize) -> Result<(), BoxError> {
         let db = self.db.as_ref().ok_or("trailmix store closed")?;
@@ -261,7 +239,7 @@ impl Side for Trailmix {
                 .chunks(part)
                 .map(|slice| {
                     s.spawn(move || match batch {
-                        Some(batch) => trailmix_batch_caller(db, slice, batch),
+                        Some(batch) => receipts::append_batches(db, slice, batch),
                         None => trailmix_caller(db, slice),
                     })
                 })

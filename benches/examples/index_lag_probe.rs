@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use trailmix_benches::receipts;
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::receipt::Receipt;
-use trailmix_db::{BatchTicket, Db, DbOptions, Ticket};
+use trailmix_db::{Db, DbOptions, Ticket};
 
 const WINDOW: usize = 1024;
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
@@ -38,7 +38,7 @@ type Sample = (Instant, u64, u64);
 
 fn caller(db: &Db, receipts: &[Receipt], batch: usize) -> Result<(), BoxError> {
     if batch > 0 {
-        return batch_caller(db, receipts, batch);
+        return receipts::append_batches(db, receipts, batch);
     }
     let mut pending: Vec<Ticket> = Vec::new();
     for window in receipts.chunks(WINDOW) {
@@ -54,23 +54,6 @@ fn caller(db: &Db, receipts: &[Receipt], batch: usize) -> Result<(), BoxError> {
         ticket.wait()?;
     }
     Ok(())
-}
-
-fn batch_caller(db: &Db, receipts: &[Receipt], batch: usize) -> Result<(), BoxError> {
-    let wait = |ticket: BatchTicket| -> Result<(), BoxError> {
-        ticket
-            .wait()
-            .positions()
-            .map_err(|(i, e)| format!("item {i}: {e}"))?;
-        Ok(())
-    };
-    let mut pending: Option<BatchTicket> = None;
-    for chunk in receipts.chunks(batch) {
-        if let Some(previous) = pending.replace(db.append_batch(chunk)?) {
-            wait(previous)?;
-        }
-    }
-    pending.map_or(Ok(()), wait)
 }
 
 fn sampler(db: &Db, done: &AtomicBool) -> Vec<Sample> {

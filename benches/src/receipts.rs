@@ -177,6 +177,32 @@ pub fn fill_store(dir: &std::path::Path, count: usize) -> Result<(), crate::rigs
     Ok(())
 }
 
+/// Appends `receipts` through `Db::append_batch`, `batch` receipts per call, submitting batch
+/// k + 1 before waiting for batch k (one caller thread of the batched ingest rigs).
+///
+/// # Errors
+/// A refused batch, or the first item a batch did not store, named by its index there.
+pub fn append_batches(
+    db: &trailmix_db::Db,
+    receipts: &[Receipt],
+    batch: usize,
+) -> Result<(), crate::rigs::BoxError> {
+    let wait = |ticket: trailmix_db::BatchTicket| -> Result<(), crate::rigs::BoxError> {
+        ticket
+            .wait()
+            .positions()
+            .map_err(|(i, e)| format!("item {i}: {e}"))?;
+        Ok(())
+    };
+    let mut pending: Option<trailmix_db::BatchTicket> = None;
+    for chunk in receipts.chunks(batch.max(1)) {
+        if let Some(previous) = pending.replace(db.append_batch(chunk)?) {
+            wait(previous)?;
+        }
+    }
+    pending.map_or(Ok(()), wait)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
