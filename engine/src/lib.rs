@@ -61,6 +61,7 @@ pub mod seen;
 pub mod shred;
 pub mod snapshot;
 mod stamper;
+mod sync_thread;
 mod ticket;
 pub mod timestamp;
 pub mod tips;
@@ -77,8 +78,8 @@ pub use options::{
     DEFAULT_CHECKPOINT_EVERY_RECORDS, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_EPOCH_RECORDS_MAX,
     DEFAULT_FLUSH_INTERVAL, DEFAULT_QUERY_THREADS_MAX, DEFAULT_RING_CAPACITY,
     DEFAULT_SNAPSHOT_EVERY_ENTRIES, DEFAULT_ZSTD_LEVEL, DbOptions, Durability, PayloadCipher,
-    PayloadCompression, PayloadEncryption, ReceiptSignatures, TimestampPolicy, TsaSettings,
-    ZstdDictionary, default_batch_prepare_threads, default_query_threads,
+    PayloadCompression, PayloadEncryption, ReceiptSignatures, SyncPlacement, TimestampPolicy,
+    TsaSettings, ZstdDictionary, default_batch_prepare_threads, default_query_threads,
 };
 pub use position::{Epoch, ReceiptPosition};
 pub use proof_tables::{PROOF_BASE_LEVEL, PROOF_DIR, SEALED_TABLES_CACHED, TABLE_BODY_CONTEXT};

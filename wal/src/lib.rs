@@ -47,9 +47,9 @@ mod wal;
 pub use error::{Error, Result};
 pub use reader::{OPEN_SEGMENTS_MAX, Position, Record, RecordRef, VerifyReport, WalReader};
 pub use recovery::SegmentInfo;
-pub use storage::{Access, FsStorage, Preallocation, SegmentFile, Storage};
+pub use storage::{Access, FsStorage, Preallocation, SegmentFile, SegmentSync, Storage};
 pub use types::{ChainHash, HashAlgorithm, RecordKind, SegmentNo, Seq, StoreId};
 pub use wal::{
-    DEFAULT_RECORD_BYTES_MAX, DEFAULT_SEGMENT_BYTES, OpenMode, OpenReport, SegmentPreparation, Wal,
-    WalOptions,
+    DEFAULT_RECORD_BYTES_MAX, DEFAULT_SEGMENT_BYTES, FlushJob, FlushOutcome, OpenMode, OpenReport,
+    SegmentPreparation, Wal, WalFlushJob, WalOptions,
 };

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::storage::{Access, Preallocation, SegmentFile, Storage};
+use crate::storage::{Access, Preallocation, SegmentFile, SegmentSync, Storage};
 
 const PAGE_BYTES: usize = 4096;
 const SECTOR_BYTES: usize = 512;
@@ -395,6 +395,7 @@ impl Deref for SimView<'_> {
 }
 
 impl SegmentFile for SimSegment {
+    type Syncer = SimSegmentSync;
     type View<'a> = SimView<'a>;
 
     fn len(&self) -> u64 {
@@ -422,38 +423,63 @@ impl SegmentFile for SimSegment {
     }
 
     fn sync_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        let mut state = lock(&self.disk.state);
-        let result = state.begin(Op::SyncRange);
-        let mut file = lock_file(&self.file);
-        let file = &mut *file;
-        let range = crate::storage::checked_range(
-            offset,
-            usize::try_from(len).unwrap_or(usize::MAX),
-            file.written.len(),
-        )?;
-        let start = range.start / PAGE_BYTES * PAGE_BYTES;
-        let end = range
-            .end
-            .next_multiple_of(PAGE_BYTES)
-            .min(file.written.len());
-        match result {
-            Ok(()) if state.sync == SyncBehaviour::Honest => {
-                file.durable[start..end].copy_from_slice(&file.written[start..end]);
-                Ok(())
-            }
-            Ok(()) => Ok(()),
-            Err(err) if state.crashed => Err(err),
-            Err(err) => {
-                // A failed writeback: some pages may have reached the disk, the rest are lost
-                // even though the page cache still shows them (fsyncgate).
-                let mut scratch = SimFile {
-                    written: file.written[start..end].to_vec(),
-                    durable: file.durable[start..end].to_vec(),
-                };
-                resolve_pages(&mut scratch, &mut state.rng);
-                file.durable[start..end].copy_from_slice(&scratch.durable);
-                Err(err)
-            }
+        sync_file_range(&self.disk, &self.file, offset, len)
+    }
+
+    fn sync_handle(&self) -> io::Result<SimSegmentSync> {
+        Ok(SimSegmentSync {
+            file: Arc::clone(&self.file),
+            disk: self.disk.clone(),
+        })
+    }
+}
+
+/// Syncs ranges of a [`SimSegment`] from another thread, as the real file system's handle
+/// does: one storage operation each, like [`SegmentFile::sync_range`].
+#[derive(Debug)]
+pub struct SimSegmentSync {
+    file: Arc<Mutex<SimFile>>,
+    disk: SimDisk,
+}
+
+impl SegmentSync for SimSegmentSync {
+    fn sync_range(&self, offset: u64, len: u64) -> io::Result<()> {
+        sync_file_range(&self.disk, &self.file, offset, len)
+    }
+}
+
+fn sync_file_range(disk: &SimDisk, file: &Mutex<SimFile>, offset: u64, len: u64) -> io::Result<()> {
+    let mut state = lock(&disk.state);
+    let result = state.begin(Op::SyncRange);
+    let mut file = lock_file(file);
+    let file = &mut *file;
+    let range = crate::storage::checked_range(
+        offset,
+        usize::try_from(len).unwrap_or(usize::MAX),
+        file.written.len(),
+    )?;
+    let start = range.start / PAGE_BYTES * PAGE_BYTES;
+    let end = range
+        .end
+        .next_multiple_of(PAGE_BYTES)
+        .min(file.written.len());
+    match result {
+        Ok(()) if state.sync == SyncBehaviour::Honest => {
+            file.durable[start..end].copy_from_slice(&file.written[start..end]);
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+        Err(err) if state.crashed => Err(err),
+        Err(err) => {
+            // A failed writeback: some pages may have reached the disk, the rest are lost
+            // even though the page cache still shows them (fsyncgate).
+            let mut scratch = SimFile {
+                written: file.written[start..end].to_vec(),
+                durable: file.durable[start..end].to_vec(),
+            };
+            resolve_pages(&mut scratch, &mut state.rng);
+            file.durable[start..end].copy_from_slice(&scratch.durable);
+            Err(err)
         }
     }
 }

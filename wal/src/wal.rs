@@ -9,7 +9,7 @@ use crate::format::{
     SegmentHeader, TMP_SUFFIX,
 };
 use crate::recovery;
-use crate::storage::{Access, FsStorage, Preallocation, SegmentFile, Storage};
+use crate::storage::{Access, FsStorage, Preallocation, SegmentFile, SegmentSync, Storage};
 use crate::{ChainHash, HashAlgorithm, RecordKind, SegmentNo, Seq, StoreId};
 
 /// Default size of a segment file: 64 MiB.
@@ -444,6 +444,59 @@ impl<S: Storage> Wal<S> {
         Ok(self.durable_end)
     }
 
+    /// Starts a group commit whose sync runs elsewhere: returns the sync of everything
+    /// appended so far as a [`FlushJob`] that any thread can [`FlushJob::run`], while this
+    /// writer goes on appending after it. Hand the outcome back with [`Wal::finish_flush`];
+    /// until then the watermark (and the `durable_end` that later frames carry) stays where it
+    /// was. `None` when nothing is waiting to be synced (the watermark is then current).
+    ///
+    /// Any number of jobs may be outstanding and they may finish in any order; a [`Wal::flush`]
+    /// (or a rollover, [`Wal::end_segment`], [`Wal::close`]) meanwhile syncs everything
+    /// itself. One job at a time, finished before the next starts, is what a writer needs to
+    /// overlap the sync of one batch with the writing of the next.
+    ///
+    /// # Errors
+    /// [`Error::FailStopped`] after a failed flush; I/O errors making the sync handle.
+    pub fn start_flush(&mut self) -> Result<Option<WalFlushJob<S>>> {
+        self.check_running()?;
+        if self.write_offset <= self.synced_offset {
+            self.durable_end = self.next_seq;
+            return Ok(None);
+        }
+        let offset = self.synced_offset;
+        let len = self.write_offset - offset;
+        let sync = self
+            .segment
+            .sync_handle()
+            .map_err(|e| self.segment_io("map for sync", e))?;
+        Ok(Some(FlushJob {
+            sync,
+            segment_no: self.segment_header.segment_no,
+            offset,
+            len,
+            durable_end: self.next_seq,
+        }))
+    }
+
+    /// Takes back the outcome of a [`FlushJob`] and returns the durable watermark.
+    ///
+    /// # Errors
+    /// The job's sync error: the log then stops ([`Error::FailStopped`] from then on) and
+    /// nothing after the previous watermark counts as acknowledged. [`Error::FailStopped`]
+    /// when the log had already stopped.
+    pub fn finish_flush(&mut self, outcome: FlushOutcome) -> Result<Seq> {
+        if let Err(err) = outcome.result {
+            return Err(self.fail_stop("msync", err));
+        }
+        self.check_running()?;
+        if outcome.segment_no == self.segment_header.segment_no {
+            self.synced_offset = self.synced_offset.max(outcome.end_offset);
+        }
+        // A job of an earlier segment: the rollover since then synced all of it already.
+        self.durable_end = self.durable_end.max(outcome.durable_end);
+        Ok(self.durable_end)
+    }
+
     /// Flushes, writes a clean-close seal and syncs it.
     ///
     /// # Errors
@@ -626,6 +679,63 @@ impl<S: Storage> Wal<S> {
         self.synced_offset = SEGMENT_HEADER_BYTES;
         self.report.segments += 1;
         Ok(())
+    }
+}
+
+/// The [`FlushJob`] a `Wal<S>` hands out.
+pub type WalFlushJob<S> = FlushJob<<<S as Storage>::Segment as SegmentFile>::Syncer>;
+
+/// The sync of one group commit, run on any thread: see [`Wal::start_flush`].
+#[derive(Debug)]
+#[must_use = "a flush job makes nothing durable until it is run and finished"]
+pub struct FlushJob<Y> {
+    sync: Y,
+    segment_no: SegmentNo,
+    offset: u64,
+    len: u64,
+    durable_end: Seq,
+}
+
+impl<Y: SegmentSync> FlushJob<Y> {
+    /// Runs the sync. Give the outcome to [`Wal::finish_flush`] even when it failed: the
+    /// log must stop.
+    pub fn run(self) -> FlushOutcome {
+        FlushOutcome {
+            segment_no: self.segment_no,
+            end_offset: self.offset + self.len,
+            durable_end: self.durable_end,
+            result: self.sync.sync_range(self.offset, self.len),
+        }
+    }
+
+    /// The watermark the job makes true: every record below it is durable once it succeeded.
+    #[must_use]
+    pub fn durable_end(&self) -> Seq {
+        self.durable_end
+    }
+}
+
+/// What a [`FlushJob`] did.
+#[derive(Debug)]
+pub struct FlushOutcome {
+    segment_no: SegmentNo,
+    end_offset: u64,
+    durable_end: Seq,
+    result: std::io::Result<()>,
+}
+
+impl FlushOutcome {
+    /// Whether the sync succeeded, so that every record below [`FlushOutcome::durable_end`]
+    /// is durable.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// The job's watermark.
+    #[must_use]
+    pub fn durable_end(&self) -> Seq {
+        self.durable_end
     }
 }
 

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::{Mmap, MmapMut, MmapOptions, MmapRaw};
 
-use super::{Access, Preallocation, SegmentFile, Storage};
+use super::{Access, Preallocation, SegmentFile, SegmentSync, Storage};
 use crate::format::{LOCK_FILE, TMP_SUFFIX};
 
 /// Zeros are written 64 KiB per `write(2)`, which leaves the file in 64 KiB page-cache folios.
@@ -213,10 +213,49 @@ pub struct FsSegment {
 #[derive(Debug)]
 enum SegmentMap {
     ReadOnly(Mmap),
-    ReadWrite(MmapMut),
+    ReadWrite {
+        map: MmapMut,
+        /// A second, read-only mapping of the file, never read: `msync` on any shared mapping
+        /// of a file syncs the file's dirty pages in that range (Linux runs `vfs_fsync_range`
+        /// for it), so a sync thread can use this one while the writer's map stays `&mut`.
+        sync: Arc<MmapRaw>,
+    },
+}
+
+impl SegmentMap {
+    fn read_write(file: &File) -> io::Result<SegmentMap> {
+        Ok(SegmentMap::ReadWrite {
+            map: map_rw(file)?,
+            sync: Arc::new(MmapOptions::new().map_raw_read_only(file)?),
+        })
+    }
+}
+
+/// Syncs ranges of an [`FsSegment`] from another thread ([`SegmentFile::sync_handle`]).
+#[derive(Debug, Clone)]
+pub struct FsSegmentSync(Option<Arc<MmapRaw>>);
+
+impl SegmentSync for FsSegmentSync {
+    fn sync_range(&self, offset: u64, len: u64) -> io::Result<()> {
+        match &self.0 {
+            Some(map) => msync_range(map, offset, len),
+            None => Ok(()), // a read-only segment has nothing to sync
+        }
+    }
+}
+
+/// `msync(MS_SYNC)` of `len` bytes from `offset` through the segment's sync mapping.
+fn msync_range(map: &MmapRaw, offset: u64, len: u64) -> io::Result<()> {
+    let range = checked_range(
+        offset,
+        usize::try_from(len).unwrap_or(usize::MAX),
+        map.len(),
+    )?;
+    map.flush_range(range.start, range.len())
 }
 
 impl SegmentFile for FsSegment {
+    type Syncer = FsSegmentSync;
     type View<'a> = &'a [u8];
 
     fn len(&self) -> u64 {
@@ -226,12 +265,12 @@ impl SegmentFile for FsSegment {
     fn view(&self) -> &[u8] {
         match &self.map {
             SegmentMap::ReadOnly(map) => map,
-            SegmentMap::ReadWrite(map) => map,
+            SegmentMap::ReadWrite { map, .. } => map,
         }
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let SegmentMap::ReadWrite(map) = &mut self.map else {
+        let SegmentMap::ReadWrite { map, .. } = &mut self.map else {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "segment is mapped read-only",
@@ -245,15 +284,15 @@ impl SegmentFile for FsSegment {
     fn sync_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
         match &self.map {
             SegmentMap::ReadOnly(_) => Ok(()),
-            SegmentMap::ReadWrite(map) => {
-                let range = checked_range(
-                    offset,
-                    usize::try_from(len).unwrap_or(usize::MAX),
-                    map.len(),
-                )?;
-                map.flush_range(range.start, range.len())
-            }
+            SegmentMap::ReadWrite { sync, .. } => msync_range(sync, offset, len),
         }
+    }
+
+    fn sync_handle(&self) -> io::Result<FsSegmentSync> {
+        Ok(FsSegmentSync(match &self.map {
+            SegmentMap::ReadOnly(_) => None,
+            SegmentMap::ReadWrite { sync, .. } => Some(Arc::clone(sync)),
+        }))
     }
 }
 
@@ -338,11 +377,9 @@ impl Storage for FsStorage {
         } else {
             allocate_file(&path, len, prealloc, &FillPace::Burst)?
         };
-        let map = map_rw(&file)?;
+        let map = SegmentMap::read_write(&file)?;
         self.start_spare(len, prealloc);
-        Ok(FsSegment {
-            map: SegmentMap::ReadWrite(map),
-        })
+        Ok(FsSegment { map })
     }
 
     fn open_segment(&self, name: &str, access: Access) -> io::Result<FsSegment> {
@@ -351,7 +388,7 @@ impl Storage for FsStorage {
             Access::ReadOnly => SegmentMap::ReadOnly(map_ro(&File::open(&path)?)?),
             Access::ReadWrite => {
                 let file = OpenOptions::new().read(true).write(true).open(&path)?;
-                SegmentMap::ReadWrite(map_rw(&file)?)
+                SegmentMap::read_write(&file)?
             }
         };
         Ok(FsSegment { map })

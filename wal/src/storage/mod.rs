@@ -22,7 +22,7 @@ use std::path::Path;
 mod fs;
 pub(crate) use fs::checked_range;
 
-pub use fs::{FsSegment, FsStorage};
+pub use fs::{FsSegment, FsSegmentSync, FsStorage};
 
 /// How a new segment file gets its blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,8 +46,21 @@ pub enum Access {
     ReadWrite,
 }
 
+/// Syncs ranges of one segment file from any thread: how a group commit's sync runs beside
+/// the writer ([`crate::Wal::start_flush`]).
+pub trait SegmentSync: Send + 'static {
+    /// Makes `len` bytes from `offset` durable, as [`SegmentFile::sync_range`] does.
+    ///
+    /// # Errors
+    /// Any I/O error; the caller must treat the range as lost and stop.
+    fn sync_range(&self, offset: u64, len: u64) -> io::Result<()>;
+}
+
 /// One pre-allocated segment file, mapped into memory.
 pub trait SegmentFile: Send + Sync {
+    /// What [`SegmentFile::sync_handle`] returns.
+    type Syncer: SegmentSync;
+
     /// A borrowed view of the file's current bytes.
     type View<'a>: Deref<Target = [u8]>
     where
@@ -76,6 +89,13 @@ pub trait SegmentFile: Send + Sync {
     /// # Errors
     /// Any I/O error; the caller must treat the range as lost and stop.
     fn sync_range(&mut self, offset: u64, len: u64) -> io::Result<()>;
+
+    /// A handle that syncs ranges of this file from another thread while the writer goes on
+    /// writing after them.
+    ///
+    /// # Errors
+    /// I/O errors (the real file system maps the file once more for it).
+    fn sync_handle(&self) -> io::Result<Self::Syncer>;
 }
 
 /// A directory that holds one log: small metadata files, segment files and a lock.
