@@ -76,7 +76,7 @@ use trailmix_db::entry::{ChainFields, chain_hash, payload_digest};
 use trailmix_db::receipt::Receipt;
 use trailmix_db::wal::format::{FrameHeader, frame_bytes};
 use trailmix_db::wal::{HashAlgorithm, Seq};
-use trailmix_db::{Db, DbOptions, PayloadCompression, PayloadEncryption, SyncPlacement, Ticket};
+use trailmix_db::{Db, DbOptions, PayloadCompression, PayloadEncryption, Ticket};
 
 /// Receipts per criterion iteration, and per redb / `SQLite` transaction.
 const CHUNK: usize = 10_000;
@@ -262,7 +262,7 @@ impl Side for Trailmix {
         if let Some(threads) = batch_prepare_threads_override()? {
             options = options.batch_prepare_threads(threads);
         }
-        if let Some(placement) = sync_placement_override()? {
+        if let Some(placement) = receipts::sync_placement_override()? {
             options = options.sync_placement(placement);
         }
         self.db = Some(Db::open_with(dir.join("store"), options)?);
@@ -279,20 +279,6 @@ fn batch_prepare_threads_override() -> Result<Option<usize>, BoxError> {
         })?)),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(e) => Err(format!("TRAILMIX_BATCH_PREPARE_THREADS: {e}").into()),
-    }
-}
-
-/// `TRAILMIX_SYNC_PLACEMENT`, when set: where every trailmix side's group commits sync.
-fn sync_placement_override() -> Result<Option<SyncPlacement>, BoxError> {
-    match std::env::var("TRAILMIX_SYNC_PLACEMENT").as_deref() {
-        Ok("writer") => Ok(Some(SyncPlacement::Writer)),
-        Ok("sync-thread") => Ok(Some(SyncPlacement::SyncThread)),
-        Ok(other) => Err(format!(
-            "TRAILMIX_SYNC_PLACEMENT={other:?} is neither \"writer\" nor \"sync-thread\""
-        )
-        .into()),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(format!("TRAILMIX_SYNC_PLACEMENT: {e}").into()),
     }
 }
 

@@ -20,7 +20,7 @@
 //! With `batch` > 0 each caller submits through `Db::append_batch`, `batch` receipts per call,
 //! waiting on batch k after submitting batch k + 1; `prepare_threads` (default: the engine's)
 //! sets `DbOptions::batch_prepare_threads`, to see what helpers preparing batches take from
-//! the indexer.
+//! the indexer. `TRAILMIX_SYNC_PLACEMENT=writer|sync-thread` sets `DbOptions::sync_placement`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -141,6 +141,9 @@ fn main() -> Result<(), BoxError> {
     let mut options = DbOptions::default();
     if let Some(threads) = args.next() {
         options = options.batch_prepare_threads(threads.parse()?);
+    }
+    if let Some(placement) = receipts::sync_placement_override()? {
+        options = options.sync_placement(placement);
     }
     let pool = receipts::build(0, count, receipts::cores())?;
     let dir = tempfile::tempdir_in(std::env::var_os("TRAILMIX_BENCH_DIR").unwrap_or(".".into()))?;

@@ -203,6 +203,26 @@ pub fn append_batches(
     pending.map_or(Ok(()), wait)
 }
 
+/// `TRAILMIX_SYNC_PLACEMENT` (`writer` or `sync-thread`), when set: where a bench's trailmix
+/// stores sync their group commits (to set a run with the sync in the writer beside one with
+/// the default).
+///
+/// # Errors
+/// Another value.
+pub fn sync_placement_override() -> Result<Option<trailmix_db::SyncPlacement>, crate::rigs::BoxError>
+{
+    match std::env::var("TRAILMIX_SYNC_PLACEMENT").as_deref() {
+        Ok("writer") => Ok(Some(trailmix_db::SyncPlacement::Writer)),
+        Ok("sync-thread") => Ok(Some(trailmix_db::SyncPlacement::SyncThread)),
+        Ok(other) => Err(format!(
+            "TRAILMIX_SYNC_PLACEMENT={other:?} is neither \"writer\" nor \"sync-thread\""
+        )
+        .into()),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(format!("TRAILMIX_SYNC_PLACEMENT: {e}").into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::position::ReceiptPosition;
 use crate::ticket::{BatchCompleter, Completer};
@@ -96,24 +96,6 @@ impl<Y: SegmentSync> SyncThread<Y> {
         }
         self.in_flight = false;
         self.done.recv().ok()
-    }
-
-    /// The outcome of the sync in flight if it has finished, without waiting.
-    pub(crate) fn try_wait(&mut self) -> Option<SyncDone> {
-        if !self.in_flight {
-            return None;
-        }
-        match self.done.try_recv() {
-            Ok(finished) => {
-                self.in_flight = false;
-                Some(finished)
-            }
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => {
-                self.in_flight = false;
-                None
-            }
-        }
     }
 
     /// Records that an outcome was taken from [`SyncThread::done_channel`] directly.

@@ -273,8 +273,6 @@ pub(crate) struct Writer<S: Storage> {
     /// Where durable group commits sync ([`crate::SyncPlacement::SyncThread`]); started by
     /// [`Writer::run`], `None` while the writer syncs itself.
     sync_thread: Option<SyncThread<<S::Segment as SegmentFile>::Syncer>>,
-    /// Entry bytes appended since a sync was last handed over or run ([`SYNC_AHEAD_BYTES`]).
-    bytes_since_sync: u64,
     /// The key store, when payloads are (or were) encrypted.
     pub keys: Option<Arc<KeyStore>>,
     /// The last receipt written under each data key since this writer started (retention
@@ -412,11 +410,6 @@ enum Appended {
     Pending(ReceiptPosition),
 }
 
-/// Entry bytes a group commit writes before the writer hands the sync of what it has written
-/// so far to an idle sync thread ([`Writer::sync_ahead`]): a batch of 10 k receipts is ~7.6 MB,
-/// whose sync otherwise waits for all of it at once (12–19 ms on the sixteenth session's disk).
-const SYNC_AHEAD_BYTES: u64 = 1 << 20;
-
 /// After a failure: positions at or past `durable_end` will not become durable, so their
 /// items fail with the writer's error.
 fn unacked_to_error(results: &mut [Result<ReceiptPosition, Error>], durable_end: u64, err: &Error) {
@@ -487,7 +480,6 @@ impl<S: Storage> Writer<S> {
             events,
             wake_indexer: None,
             sync_thread: None,
-            bytes_since_sync: 0,
             keys: None,
             key_last_append: HashMap::default(),
             data_dir: std::path::PathBuf::new(),
@@ -947,39 +939,7 @@ impl<S: Storage> Writer<S> {
         };
         self.state.advance(kind, &chain, chain_hash);
         self.needs_flush = true;
-        self.bytes_since_sync += self.scratch.len() as u64;
-        if self.bytes_since_sync >= SYNC_AHEAD_BYTES {
-            self.sync_ahead();
-        }
         Ok(position)
-    }
-
-    /// Within a large group commit, hands the sync of what is written so far to an idle sync
-    /// thread (acknowledging nothing), so that the disk writes it while the writer goes on:
-    /// the commit's own sync then waits only for the rest. Skipped while a sync is running.
-    fn sync_ahead(&mut self) {
-        let Some(mut thread) = self.sync_thread.take() else {
-            return;
-        };
-        if thread.in_flight() {
-            let Some(finished) = thread.try_wait() else {
-                self.sync_thread = Some(thread);
-                return;
-            };
-            self.take_back(finished);
-        }
-        if self.failure.is_none() {
-            match self.wal.start_flush() {
-                Ok(Some(job)) => {
-                    self.bytes_since_sync = 0;
-                    let tickets = (Vec::new(), Vec::new());
-                    self.send_sync(&mut thread, SyncWork { job, tickets });
-                }
-                Ok(None) => {}
-                Err(err) => self.fail(&Error::from(err)),
-            }
-        }
-        self.sync_thread = Some(thread);
     }
 
     /// Hands a sync over; if the thread is gone, runs it here and takes it back at once.
@@ -1127,8 +1087,7 @@ impl<S: Storage> Writer<S> {
     /// more than is durable).
     fn commit(&mut self, force_sync: bool) {
         if self.failure.is_some() {
-            // A failure in the middle of an append (a sync handed ahead came back failed)
-            // can leave that append's ticket behind it.
+            // Nothing written after a failure becomes durable through this writer.
             self.fail_pending();
             return;
         }
@@ -1154,7 +1113,6 @@ impl<S: Storage> Writer<S> {
                 Ok(end) => {
                     self.shared.durable_end.fetch_max(end.0, Ordering::SeqCst);
                     self.needs_flush = false;
-                    self.bytes_since_sync = 0;
                     self.last_flush_at = Instant::now();
                     if let Some(wake) = &self.wake_indexer {
                         // A full channel means a wake-up is already pending.
@@ -1192,7 +1150,6 @@ impl<S: Storage> Writer<S> {
                     ),
                 };
                 self.needs_flush = false;
-                self.bytes_since_sync = 0;
                 self.last_flush_at = Instant::now();
                 self.send_sync(&mut thread, work);
             }

@@ -1,8 +1,8 @@
 //! Guards invariant 1 for the whole engine under power loss: over the WAL's simulated disk,
 //! crashes at random storage operations (inside group commits, checkpoints, seals, rollovers,
 //! recovery) never lose an acknowledged receipt, and after every recovery the chain, tenant
-//! links, checkpoints and seals verify. Group commits sync on the sync thread (the default,
-//! with syncs handed over ahead inside large batches) or in the writer.
+//! links, checkpoints and seals verify. Group commits sync on the sync thread (the default) or
+//! in the writer.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -16,8 +16,8 @@ use trailmix_db::{Db, DbOptions, SyncPlacement, VerifyOptions, verify_log};
 enum Workload {
     /// One to four single appends in flight at a time, small segments and epochs.
     Singles,
-    /// Batches of ~1–2 MB: each crosses the writer's sync-ahead size, so syncs of a batch's
-    /// first part run (and crashes land) while the writer writes the rest.
+    /// Batches of ~1–2 MB in 2 MiB segments: rollovers inside a batch's group commit, and
+    /// crashes while its sync runs on the sync thread.
     LargeBatches,
 }
 
@@ -263,7 +263,7 @@ fn a_lying_disk_is_caught() {
 }
 
 #[test]
-fn acknowledged_large_batches_survive_power_loss_with_syncs_handed_ahead() {
+fn acknowledged_large_batches_survive_power_loss() {
     run_honest(
         seeds().into_iter().take(8).collect(),
         Workload::LargeBatches,

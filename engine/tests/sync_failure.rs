@@ -21,7 +21,7 @@ fn receipt(n: u64) -> Receipt {
 enum After {
     /// Thirty single appends.
     Singles,
-    /// One batch of ~2 MB, whose sync the writer hands ahead in parts (on the sync thread).
+    /// One batch of ~2 MB (a group commit of its own).
     LargeBatch,
 }
 
