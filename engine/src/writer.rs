@@ -648,11 +648,6 @@ impl<S: Storage> Writer<S> {
             self.failure = Some(err.to_string());
             self.shared.stopped.store(true, Ordering::SeqCst);
         }
-        self.fail_pending();
-    }
-
-    /// Fails every ticket still waiting for a flush (after a failure).
-    fn fail_pending(&mut self) {
         let stopped = self.stopped_error();
         for (ticket, _) in self.pending.drain(..) {
             ticket.complete(Err(stopped.clone()));
@@ -1087,8 +1082,6 @@ impl<S: Storage> Writer<S> {
     /// more than is durable).
     fn commit(&mut self, force_sync: bool) {
         if self.failure.is_some() {
-            // Nothing written after a failure becomes durable through this writer.
-            self.fail_pending();
             return;
         }
         let sync = force_sync

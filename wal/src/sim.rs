@@ -426,11 +426,11 @@ impl SegmentFile for SimSegment {
         sync_file_range(&self.disk, &self.file, offset, len)
     }
 
-    fn sync_handle(&self) -> io::Result<SimSegmentSync> {
-        Ok(SimSegmentSync {
+    fn sync_handle(&self) -> SimSegmentSync {
+        SimSegmentSync {
             file: Arc::clone(&self.file),
             disk: self.disk.clone(),
-        })
+        }
     }
 }
 

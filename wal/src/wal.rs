@@ -456,7 +456,7 @@ impl<S: Storage> Wal<S> {
     /// overlap the sync of one batch with the writing of the next.
     ///
     /// # Errors
-    /// [`Error::FailStopped`] after a failed flush; I/O errors making the sync handle.
+    /// [`Error::FailStopped`] after a failed flush.
     pub fn start_flush(&mut self) -> Result<Option<WalFlushJob<S>>> {
         self.check_running()?;
         if self.write_offset <= self.synced_offset {
@@ -465,12 +465,8 @@ impl<S: Storage> Wal<S> {
         }
         let offset = self.synced_offset;
         let len = self.write_offset - offset;
-        let sync = self
-            .segment
-            .sync_handle()
-            .map_err(|e| self.segment_io("map for sync", e))?;
         Ok(Some(FlushJob {
-            sync,
+            sync: self.segment.sync_handle(),
             segment_no: self.segment_header.segment_no,
             offset,
             len,

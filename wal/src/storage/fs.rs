@@ -288,11 +288,11 @@ impl SegmentFile for FsSegment {
         }
     }
 
-    fn sync_handle(&self) -> io::Result<FsSegmentSync> {
-        Ok(FsSegmentSync(match &self.map {
+    fn sync_handle(&self) -> FsSegmentSync {
+        FsSegmentSync(match &self.map {
             SegmentMap::ReadOnly(_) => None,
             SegmentMap::ReadWrite { sync, .. } => Some(Arc::clone(sync)),
-        }))
+        })
     }
 }
 

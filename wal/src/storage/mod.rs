@@ -91,11 +91,8 @@ pub trait SegmentFile: Send + Sync {
     fn sync_range(&mut self, offset: u64, len: u64) -> io::Result<()>;
 
     /// A handle that syncs ranges of this file from another thread while the writer goes on
-    /// writing after them.
-    ///
-    /// # Errors
-    /// I/O errors (the real file system maps the file once more for it).
-    fn sync_handle(&self) -> io::Result<Self::Syncer>;
+    /// writing after them (the real file system's was mapped when the file was opened).
+    fn sync_handle(&self) -> Self::Syncer;
 }
 
 /// A directory that holds one log: small metadata files, segment files and a lock.
