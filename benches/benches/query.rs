@@ -11,7 +11,10 @@
 //! - **trailmix-db-heads**: the same store through `Db::query_heads` (every check, payloads
 //!   neither copied nor decrypted): an extra column beside the full reads, which stay the
 //!   comparison (the baselines return the full stored record). Its event-id lookup is the
-//!   same `Db::find_event`.
+//!   same `Db::find_event`;
+//! - **trailmix-db-clear**: a second trailmix-db store of the same data with payloads stored in
+//!   the clear (`PayloadEncryption::Off`), queried with full reads: the like-for-like column,
+//!   since the baselines store clear payloads and the default store decrypts each result.
 //!
 //! Every query reads each returned receipt in full: the baselines check its tenant and hash
 //! its payload with blake3; trailmix-db reads each result from its log, decodes it and checks
@@ -132,6 +135,10 @@ fn rigs(data: &Dataset, root: &Path) -> Result<Vec<Box<dyn QueryRig>>, BoxError>
     let heads = trailmix.heads_only();
     rigs.push(Box::new(trailmix));
     rigs.push(Box::new(heads));
+    rigs.push(Box::new(TrailmixRig::load_clear(
+        &root.join(query_rigs::TRAILMIX_CLEAR_RIG),
+        data,
+    )?));
 
     Ok(rigs)
 }

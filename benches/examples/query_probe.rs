@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release -p trailmix-benches --example query_probe -- load DIR 100000
 //! cargo run --release -p trailmix-benches --example query_probe -- load DIR 100000 realistic zstd:3
+//! cargo run --release -p trailmix-benches --example query_probe -- load DIR 100000 clear
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000
 //! cargo run --release -p trailmix-benches --example query_probe -- run DIR 100000 tenant_time 2000 heads
 //! cargo run --release -p trailmix-benches --example query_probe -- merge-runs DIR [MAX]
@@ -12,7 +13,7 @@
 //!
 //! `load` fills a store at `DIR` with the query benchmark's seeded data (payloads of the corpus
 //! named, `incompressible` by default, or `realistic`; payload compression `off`, `dict:LEVEL` (built-in dictionary) or
-//! `zstd:LEVEL`; off when not named) and prints its bytes per receipt against
+//! `zstd:LEVEL`; off when not named; payloads stored unencrypted with `clear`) and prints its bytes per receipt against
 //! the raw fields; `run` reopens it and
 //! runs that many queries of one job (`tenant_time`, `model_time`, `session`, `event`) built
 //! from the same data, printing the mean and p50/p99 per query. A trailing `heads` queries
@@ -31,7 +32,7 @@ use trailmix_benches::query_rigs::{QueryRig, run};
 use trailmix_benches::query_trailmix::{Corpus, TrailmixRig, with_payload};
 use trailmix_benches::rigs::BoxError;
 use trailmix_db::receipt::{ActorType, Kind, Receipt, Timestamp};
-use trailmix_db::{DbOptions, PayloadCompression};
+use trailmix_db::{DbOptions, PayloadCompression, PayloadEncryption};
 
 /// Raw bytes of a receipt: the header fields as [`Dataset::raw_bytes_per_row`] counts them,
 /// with the incompressible corpus's 512 random bytes as its payload (as earlier sessions
@@ -59,7 +60,7 @@ fn raw_bytes_per_receipt(data: &Dataset, corpus: Corpus) -> Result<f64, BoxError
 
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL|dict:LEVEL] | run DIR N JOB QUERIES [heads] [threads=N] | merge-runs DIR [MAX] | space DIR | compact DIR";
+    let usage = "usage: query_probe load DIR N [incompressible|realistic] [off|zstd:LEVEL|dict:LEVEL] [clear] | run DIR N JOB QUERIES [heads] [threads=N] | merge-runs DIR [MAX] | space DIR | compact DIR";
     if let [mode, dir, ..] = args.as_slice() {
         match mode.as_str() {
             "merge-runs" => return merge_runs(Path::new(dir), args.get(2)),
@@ -74,12 +75,19 @@ fn main() -> Result<(), BoxError> {
     };
     let data = Dataset::generate(receipts, SEED);
     if mode == "load" {
-        let corpus: Corpus = args.get(3).map_or(Ok(Corpus::default()), |c| c.parse())?;
-        let compression = match args.get(4) {
+        let clear = args.iter().skip(3).any(|arg| arg == "clear");
+        let settings: Vec<&String> = args.iter().skip(3).filter(|arg| *arg != "clear").collect();
+        let corpus: Corpus = settings
+            .first()
+            .map_or(Ok(Corpus::default()), |c| c.parse())?;
+        let compression = match settings.get(1) {
             None => PayloadCompression::Off,
             Some(text) => trailmix_benches::query_trailmix::parse_compression(text)?,
         };
-        let options = DbOptions::default().payload_compression(compression);
+        let mut options = DbOptions::default().payload_compression(compression);
+        if clear {
+            options = options.payload_encryption(PayloadEncryption::Off);
+        }
         let rig = TrailmixRig::load_corpus(&dir, &data, corpus, options)?;
         let stats = rig.load_stats().ok_or("no load figures")?;
         let index_file = dir.join("index").join("index.redb");

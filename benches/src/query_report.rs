@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::paired::quantile;
 use crate::query_data::Job;
-use crate::query_rigs::{LoadStats, REDB_RIG, SQLITE_RIG, TRAILMIX_RIG, load_method};
+use crate::query_rigs::{
+    LoadStats, REDB_RIG, SQLITE_RIG, TRAILMIX_CLEAR_RIG, TRAILMIX_RIG, load_method,
+};
 use crate::rigs::BoxError;
 
 /// Name of the results file inside the criterion directory.
@@ -264,7 +266,18 @@ fn rig_order(results: &LatencyResults) -> Vec<String> {
     rigs
 }
 
-/// One row of the latency table: the job, each rig's p50 / p99, the ratios and the verdicts.
+/// The trailmix-db rigs whose ratios to the baselines the table shows: the default store
+/// (encrypted payloads), and the store with clear payloads when the results have it.
+fn compared_rigs(rigs: &[String]) -> Vec<&'static str> {
+    let mut compared = vec![TRAILMIX_RIG];
+    if rigs.iter().any(|r| r == TRAILMIX_CLEAR_RIG) {
+        compared.push(TRAILMIX_CLEAR_RIG);
+    }
+    compared
+}
+
+/// One row of the latency table: the job, each rig's p50 / p99, the ratios of each compared
+/// trailmix-db rig to redb and `SQLite`, and the verdicts.
 fn job_row(id: &str, by_rig: &BTreeMap<String, Latency>, rigs: &[String]) -> Vec<String> {
     let label = Job::from_id(id).map_or_else(|| id.to_string(), |j| j.label().to_string());
     let mut row = vec![label];
@@ -274,30 +287,56 @@ fn job_row(id: &str, by_rig: &BTreeMap<String, Latency>, rigs: &[String]) -> Vec
             |l| format!("{} / {}", micros(l.p50_ns), micros(l.p99_ns)),
         ));
     }
-    let trailmix = by_rig.get(TRAILMIX_RIG);
-    let ratio = |baseline: &str| match (trailmix, by_rig.get(baseline)) {
-        (Some(t), Some(b)) => Some((t.p50_ns / b.p50_ns, t.p99_ns / b.p99_ns)),
-        _ => None,
-    };
-    let (vs_redb, vs_sqlite) = (ratio(REDB_RIG), ratio(SQLITE_RIG));
-    for r in [vs_redb, vs_sqlite] {
-        row.push(r.map_or_else(
-            || "missing".to_string(),
-            |(p50, p99)| format!("{p50:.2}× ({p99:.2}×)"),
-        ));
-    }
     let verdict = |r: Option<(f64, f64)>, met: &dyn Fn(f64) -> bool| {
         r.map_or(
             "missing",
             |(p50, _)| if met(p50) { "met" } else { "MISSED" },
         )
     };
-    row.push(format!(
-        "redb: {}; SQLite: {}",
-        verdict(vs_redb, &|r| r < REDB_TARGET),
-        verdict(vs_sqlite, &|r| r <= SQLITE_TARGET)
-    ));
+    let mut verdicts = Vec::new();
+    for subject in compared_rigs(rigs) {
+        let ratio = |baseline: &str| match (by_rig.get(subject), by_rig.get(baseline)) {
+            (Some(t), Some(b)) => Some((t.p50_ns / b.p50_ns, t.p99_ns / b.p99_ns)),
+            _ => None,
+        };
+        let (vs_redb, vs_sqlite) = (ratio(REDB_RIG), ratio(SQLITE_RIG));
+        for r in [vs_redb, vs_sqlite] {
+            row.push(r.map_or_else(
+                || "missing".to_string(),
+                |(p50, p99)| format!("{p50:.2}× ({p99:.2}×)"),
+            ));
+        }
+        let prefix = if subject == TRAILMIX_RIG {
+            String::new()
+        } else {
+            format!("{subject}: ")
+        };
+        verdicts.push(format!(
+            "{prefix}redb: {}; SQLite: {}",
+            verdict(vs_redb, &|r| r < REDB_TARGET),
+            verdict(vs_sqlite, &|r| r <= SQLITE_TARGET)
+        ));
+    }
+    row.push(verdicts.join("; "));
     row
+}
+
+/// The latency table's column headers: the job, each rig's quantiles, each compared
+/// trailmix-db rig's ratios, the verdicts.
+fn table_headers(rigs: &[String]) -> Vec<String> {
+    let mut headers = vec!["job".to_string()];
+    headers.extend(rigs.iter().map(|r| format!("{r} p50 / p99")));
+    for subject in compared_rigs(rigs) {
+        let short = if subject == TRAILMIX_RIG {
+            "trailmix"
+        } else {
+            subject
+        };
+        headers.push(format!("{short}/redb p50 (p99)"));
+        headers.push(format!("{short}/SQLite p50 (p99)"));
+    }
+    headers.push("target".to_string());
+    headers
 }
 
 /// Appends the query latency section to `out`. `loaded` is `None` when nothing was read.
@@ -306,7 +345,10 @@ pub fn render(out: &mut String, loaded: Option<&Result<LatencyResults, String>>)
         out,
         "\nQueries (benches/query.rs): p50 / p99 of single queries, each reading and hashing \
          every returned receipt; ratios are trailmix-db's latency over the baseline's \
-         (target: < {REDB_TARGET:.2}× redb, ≤ {SQLITE_TARGET:.2}× SQLite, at p50):\n"
+         (target: < {REDB_TARGET:.2}× redb, ≤ {SQLITE_TARGET:.2}× SQLite, at p50). \
+         trailmix-db is the default store, which decrypts every payload it returns; \
+         {TRAILMIX_CLEAR_RIG}, where present, stores payloads in the clear as the baselines \
+         do:\n"
     );
     let results = match loaded {
         Some(Ok(results)) => results,
@@ -331,13 +373,7 @@ pub fn render(out: &mut String, loaded: Option<&Result<LatencyResults, String>>)
             ""
         }
     );
-    let mut headers = vec!["job".to_string()];
-    headers.extend(rigs.iter().map(|r| format!("{r} p50 / p99")));
-    headers.extend([
-        "trailmix/redb p50 (p99)".to_string(),
-        "trailmix/SQLite p50 (p99)".to_string(),
-        "target".to_string(),
-    ]);
+    let headers = table_headers(&rigs);
     let _ = writeln!(out, "| {} |", headers.join(" | "));
     let aligns: Vec<&str> = (0..headers.len())
         .map(|i| {
@@ -515,12 +551,49 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("| session trace (~20 receipts) | missing | missing | missing |"));
+        assert!(!out.contains("trailmix-db-clear/redb"), "{out}");
 
         std::fs::write(dir.path().join(LATENCY_FILE), "{")?;
         let mut out = String::new();
         render(&mut out, Some(&load(dir.path())));
         assert!(out.contains("not valid JSON"));
         render(&mut out, None);
+        Ok(())
+    }
+
+    #[test]
+    fn renders_the_clear_payload_rig_beside_the_default_store() -> Result<(), BoxError> {
+        let dir = tempfile::tempdir()?;
+        let mut results = LatencyResults {
+            receipts: 1_000_000,
+            raw_bytes_per_receipt: 600.0,
+            ..LatencyResults::default()
+        };
+        results.jobs.insert(
+            Job::TenantTime.id().to_string(),
+            BTreeMap::from([
+                (REDB_RIG.to_string(), latency(85.0, 150.0)),
+                (SQLITE_RIG.to_string(), latency(200.0, 400.0)),
+                (TRAILMIX_RIG.to_string(), latency(60.0, 300.0)),
+                (TRAILMIX_CLEAR_RIG.to_string(), latency(170.0, 200.0)),
+            ]),
+        );
+        save(dir.path(), &results)?;
+        let mut out = String::new();
+        render(&mut out, Some(&load(dir.path())));
+        assert!(
+            out.contains(
+                "| trailmix-db-clear/redb p50 (p99) | trailmix-db-clear/SQLite p50 (p99) | target |"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "| 0.71× (2.00×) | 0.30× (0.75×) | 2.00× (1.33×) | 0.85× (0.50×) | redb: met; \
+                 SQLite: met; trailmix-db-clear: redb: MISSED; SQLite: MISSED |"
+            ),
+            "{out}"
+        );
         Ok(())
     }
 }

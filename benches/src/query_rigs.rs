@@ -49,6 +49,10 @@ pub const TRAILMIX_RIG: &str = "trailmix-db";
 /// Name of trailmix-db queried without reading payloads (`Db::query_heads`): an extra
 /// column, not a replacement for [`TRAILMIX_RIG`].
 pub const TRAILMIX_HEADS_RIG: &str = "trailmix-db-heads";
+/// Name of trailmix-db with payloads stored in the clear (`PayloadEncryption::Off`), as the
+/// baselines store them: the like-for-like column beside [`TRAILMIX_RIG`], whose default
+/// store decrypts every payload it returns.
+pub const TRAILMIX_CLEAR_RIG: &str = "trailmix-db-clear";
 /// Name of the redb-direct rig.
 pub const REDB_RIG: &str = "redb";
 /// Name of the `SQLite` rig.
@@ -101,7 +105,7 @@ pub fn load_method(rig: &str) -> Option<&'static str> {
         SQLITE_RIG => {
             Some("10k-row transactions, WAL with synchronous=NORMAL (no fsync per commit)")
         }
-        TRAILMIX_RIG | TRAILMIX_HEADS_RIG => {
+        TRAILMIX_RIG | TRAILMIX_HEADS_RIG | TRAILMIX_CLEAR_RIG => {
             Some("windows of 10k appends, each waited until durable, then the index catch-up")
         }
         _ => None,

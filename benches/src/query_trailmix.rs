@@ -22,10 +22,12 @@ use trailmix_db::query::{Direction, Filter, MAX_LIMIT, ModelFilter, Order, Query
 use trailmix_db::receipt::{ActorType, Decision, Kind, Receipt, Timestamp};
 use trailmix_db::wal::WalReader;
 use trailmix_db::wal::format::{SEGMENT_HEADER_BYTES, SealKind, TMP_SUFFIX, frame_bytes};
-use trailmix_db::{Db, DbOptions, Freshness, QueryHit, QueryPage, WAL_DIR};
+use trailmix_db::{Db, DbOptions, Freshness, PayloadEncryption, QueryHit, QueryPage, WAL_DIR};
 
 use crate::query_data::{Dataset, EventQuery, ModelQuery, Row, SessionQuery, TimeQuery};
-use crate::query_rigs::{LoadStats, QueryRig, TRAILMIX_HEADS_RIG, TRAILMIX_RIG, dir_bytes};
+use crate::query_rigs::{
+    LoadStats, QueryRig, TRAILMIX_CLEAR_RIG, TRAILMIX_HEADS_RIG, TRAILMIX_RIG, dir_bytes,
+};
 use crate::rigs::BoxError;
 
 /// Appends in flight before the loader waits for their tickets.
@@ -41,6 +43,8 @@ pub struct TrailmixRig {
     /// Whether queries skip the payloads (`Db::query_heads`): the extra row beside the
     /// full reads, never in their place (the baselines return the full stored record).
     heads_only: bool,
+    /// The rig's name ([`TRAILMIX_RIG`], [`TRAILMIX_HEADS_RIG`] or [`TRAILMIX_CLEAR_RIG`]).
+    name: &'static str,
 }
 
 /// Which payloads a load writes.
@@ -210,6 +214,20 @@ impl TrailmixRig {
         TrailmixRig::load_with(dir, data, false, Corpus::default(), DbOptions::default())
     }
 
+    /// As [`TrailmixRig::load`] with payloads stored in the clear
+    /// (`PayloadEncryption::Off`), as the baselines store them: rig [`TRAILMIX_CLEAR_RIG`],
+    /// whose full reads do the baselines' work per result (plus the digest checks) without
+    /// the decryption that the default store adds.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn load_clear(dir: &Path, data: &Dataset) -> Result<TrailmixRig, BoxError> {
+        let options = DbOptions::default().payload_encryption(PayloadEncryption::Off);
+        let mut rig = TrailmixRig::load_with(dir, data, false, Corpus::default(), options)?;
+        rig.name = TRAILMIX_CLEAR_RIG;
+        Ok(rig)
+    }
+
     /// As [`TrailmixRig::load`] with payloads of `corpus` and a store opened with `options`
     /// (the disk-size measurements of payload compression).
     ///
@@ -295,6 +313,7 @@ impl TrailmixRig {
             row_of_seq,
             stats: Some(stats),
             heads_only: false,
+            name: TRAILMIX_RIG,
         })
     }
 
@@ -318,6 +337,7 @@ impl TrailmixRig {
             row_of_seq: HashMap::new(),
             stats: None,
             heads_only: false,
+            name: TRAILMIX_RIG,
         })
     }
 
@@ -332,6 +352,7 @@ impl TrailmixRig {
             row_of_seq: self.row_of_seq.clone(),
             stats: None,
             heads_only: true,
+            name: TRAILMIX_HEADS_RIG,
         }
     }
 
@@ -366,11 +387,7 @@ fn time_filter(tenant: &str, from_ns: i64, to_ns: i64) -> Filter {
 
 impl QueryRig for TrailmixRig {
     fn name(&self) -> &'static str {
-        if self.heads_only {
-            TRAILMIX_HEADS_RIG
-        } else {
-            TRAILMIX_RIG
-        }
+        self.name
     }
 
     fn tenant_time(&self, q: &TimeQuery, limit: usize) -> Result<Vec<u64>, BoxError> {
