@@ -452,6 +452,15 @@ mod tests {
         }
     }
 
+    /// Empty results of a 1 M-receipt run whose raw fields are 600 bytes a receipt.
+    fn million() -> LatencyResults {
+        LatencyResults {
+            receipts: 1_000_000,
+            raw_bytes_per_receipt: 600.0,
+            ..LatencyResults::default()
+        }
+    }
+
     #[test]
     fn quantiles() {
         let mut d: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
@@ -472,11 +481,7 @@ mod tests {
             "{out}"
         );
 
-        let mut results = LatencyResults {
-            receipts: 1_000_000,
-            raw_bytes_per_receipt: 600.0,
-            ..LatencyResults::default()
-        };
+        let mut results = million();
         let job = Job::TenantTime.id().to_string();
         results.jobs.insert(
             job.clone(),
@@ -532,11 +537,7 @@ mod tests {
         );
 
         // A trailmix-db rig added by a later (filtered) run is merged in.
-        let mut more = LatencyResults {
-            receipts: 1_000_000,
-            raw_bytes_per_receipt: 600.0,
-            ..LatencyResults::default()
-        };
+        let mut more = million();
         more.jobs.insert(
             job,
             BTreeMap::from([(TRAILMIX_RIG.to_string(), latency(60.0, 300.0))]),
@@ -564,11 +565,7 @@ mod tests {
     #[test]
     fn renders_the_clear_payload_rig_beside_the_default_store() -> Result<(), BoxError> {
         let dir = tempfile::tempdir()?;
-        let mut results = LatencyResults {
-            receipts: 1_000_000,
-            raw_bytes_per_receipt: 600.0,
-            ..LatencyResults::default()
-        };
+        let mut results = million();
         results.jobs.insert(
             Job::TenantTime.id().to_string(),
             BTreeMap::from([

@@ -40,11 +40,31 @@ pub struct TrailmixRig {
     /// only to compare results, outside the timed queries.
     row_of_seq: HashMap<u64, u64>,
     stats: Option<LoadStats>,
-    /// Whether queries skip the payloads (`Db::query_heads`): the extra row beside the
-    /// full reads, never in their place (the baselines return the full stored record).
-    heads_only: bool,
-    /// The rig's name ([`TRAILMIX_RIG`], [`TRAILMIX_HEADS_RIG`] or [`TRAILMIX_CLEAR_RIG`]).
-    name: &'static str,
+    /// Which column of the benchmark this rig is: its name and how it reads.
+    column: Column,
+}
+
+/// The trailmix-db columns of the query benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    /// The default store, full reads ([`TRAILMIX_RIG`]).
+    Default,
+    /// The default store through `Db::query_heads` ([`TRAILMIX_HEADS_RIG`]): payloads
+    /// neither copied nor decrypted; the extra row beside the full reads, never in their
+    /// place (the baselines return the full stored record).
+    Heads,
+    /// A store with clear payloads, full reads ([`TRAILMIX_CLEAR_RIG`]).
+    Clear,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Column::Default => TRAILMIX_RIG,
+            Column::Heads => TRAILMIX_HEADS_RIG,
+            Column::Clear => TRAILMIX_CLEAR_RIG,
+        }
+    }
 }
 
 /// Which payloads a load writes.
@@ -224,7 +244,7 @@ impl TrailmixRig {
     pub fn load_clear(dir: &Path, data: &Dataset) -> Result<TrailmixRig, BoxError> {
         let options = DbOptions::default().payload_encryption(PayloadEncryption::Off);
         let mut rig = TrailmixRig::load_with(dir, data, false, Corpus::default(), options)?;
-        rig.name = TRAILMIX_CLEAR_RIG;
+        rig.column = Column::Clear;
         Ok(rig)
     }
 
@@ -312,8 +332,7 @@ impl TrailmixRig {
             db,
             row_of_seq,
             stats: Some(stats),
-            heads_only: false,
-            name: TRAILMIX_RIG,
+            column: Column::Default,
         })
     }
 
@@ -336,8 +355,7 @@ impl TrailmixRig {
             db: Db::open_with(dir, options)?,
             row_of_seq: HashMap::new(),
             stats: None,
-            heads_only: false,
-            name: TRAILMIX_RIG,
+            column: Column::Default,
         })
     }
 
@@ -351,8 +369,7 @@ impl TrailmixRig {
             db: self.db.clone(),
             row_of_seq: self.row_of_seq.clone(),
             stats: None,
-            heads_only: true,
-            name: TRAILMIX_HEADS_RIG,
+            column: Column::Heads,
         }
     }
 
@@ -361,7 +378,7 @@ impl TrailmixRig {
     }
 
     fn run_query(&self, query: &Query) -> Result<Vec<u64>, BoxError> {
-        Ok(if self.heads_only {
+        Ok(if self.column == Column::Heads {
             Self::seqs(&self.db.query_heads(query, Freshness::Indexed)?)
         } else {
             Self::seqs(&self.db.query(query, Freshness::Indexed)?)
@@ -387,7 +404,7 @@ fn time_filter(tenant: &str, from_ns: i64, to_ns: i64) -> Filter {
 
 impl QueryRig for TrailmixRig {
     fn name(&self) -> &'static str {
-        self.name
+        self.column.name()
     }
 
     fn tenant_time(&self, q: &TimeQuery, limit: usize) -> Result<Vec<u64>, BoxError> {
