@@ -401,6 +401,14 @@ impl<L: LogStorage> LogReads<L> {
         self.visit_with(seq, self.hint_extending(seq), visit)
     }
 
+    /// Maps the log segments that hold several of `seqs` ahead of reading them all
+    /// ([`crate::wal::WalReader::map_for_reads`]). A failure to map is left to the reads,
+    /// which meet it again and report it where it belongs.
+    pub(crate) fn map_for_reads(&self, seqs: &[Seq]) {
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        let _ = reader.map_for_reads(seqs);
+    }
+
     /// [`LogReads::visit`] in the local log, walking from `hint`.
     fn visit_with<T>(
         &self,
@@ -463,18 +471,11 @@ impl<L: LogStorage> LogReads<L> {
         if self.archive.get().is_some() && seq <= self.archived_below() {
             return None;
         }
-        let mut visit = Some(visit);
-        let mut found = None;
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
         reader
-            .walk_headers(seq, Some(before), |record| {
-                if record.seq == seq {
-                    found = visit.take().map(|visit| visit(record));
-                }
-                ControlFlow::Break(())
-            })
-            .ok()?;
-        found
+            .visit_unchecked_with_hint(seq, Some(before), visit)
+            .ok()
+            .flatten()
     }
 
     /// Calls `visit` for every record in `from..to`, in order, until it breaks; returns the

@@ -261,6 +261,7 @@ impl<L: LogStorage> Search<'_, L> {
                 .saturating_sub(results.len())
                 .clamp(1, CANDIDATES_AT_ONCE_MAX);
             let (seqs, walk_end) = take_candidates(&mut candidates, wanted);
+            self.reads.map_for_reads(&seqs);
             for read in self.read_all(seqs, read) {
                 let Some(receipt) = read? else {
                     continue;

@@ -43,6 +43,7 @@ pub mod sim;
 pub mod storage;
 mod types;
 mod wal;
+mod window;
 
 pub use error::{Error, Result};
 pub use reader::{OPEN_SEGMENTS_MAX, Position, Record, RecordRef, VerifyReport, WalReader};

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
-use crate::format::{self, Meta, SEGMENT_HEADER_BYTES, SealKind};
+use crate::format::{self, FRAME_HEADER_BYTES, Meta, SEGMENT_HEADER_BYTES, SealKind};
 use crate::recovery::{self, SegmentInfo};
 use crate::storage::{Access, FsStorage, SegmentFile, Storage};
+use crate::window::{self, SegmentCopy, TargetCheck, WINDOW_BYTES, WindowFrame};
 use crate::{RecordKind, SegmentNo, Seq};
 
 /// Where a record's frame is: segment and byte offset of its frame header.
@@ -104,25 +105,47 @@ pub struct WalReader<S: Storage = FsStorage> {
 /// held the whole log in its address space and, as pages were read, in its resident memory
 /// (file-backed and reclaimable, but counted in RSS): 839 MiB at a million 1 KB receipts,
 /// growing with the store. Sixteen maps (1 GiB of default 64 MiB segments) bound that while a
-/// store of a million receipts still stays mapped whole; a read that misses pays an `open`
-/// and an `mmap`, and random reads over a much larger log pay it often.
+/// store of a million receipts still stays mapped whole. Over a larger log, a point read from
+/// a segment not kept copies a window of the file instead of mapping it (`window.rs`), unless
+/// the segment earns a map (see `SegmentMaps::point_read`).
 pub const OPEN_SEGMENTS_MAX: usize = 16;
 
-/// The kept segment maps, least recently used evicted first. A map in use elsewhere stays
-/// valid after eviction: callers hold their own `Arc`.
+/// Windows a reader keeps from its latest point-read copies.
+const COPIES_KEPT: usize = 4;
+
+/// Largest copy kept for later reads (a larger frame's copy is used once).
+const COPY_KEPT_BYTES_MAX: u64 = 4 * WINDOW_BYTES;
+
+/// The kept segment maps, least recently used evicted first, and the latest point-read copies.
+/// A map in use elsewhere stays valid after eviction: callers hold their own `Arc`.
 ///
-/// A list searched by name rather than a hash map: every read looks its segment up here,
-/// and hashing the file name (`SipHash`) cost more than comparing it with at most
+/// Lists searched by name rather than hash maps: every read looks its segment up here, and
+/// hashing the file name (`SipHash`) cost more than comparing it with at most
 /// [`OPEN_SEGMENTS_MAX`] names, the most recently used first.
 #[derive(Debug)]
 struct SegmentMaps<M> {
     /// Most recently used first.
     maps: Vec<(String, Arc<M>)>,
+    /// The latest copies of point reads, one per segment, most recent first (at most
+    /// [`COPIES_KEPT`]; a copy too large to keep is kept empty, for its name).
+    copies: Vec<(String, SegmentCopy)>,
+}
+
+/// Where a point read finds its frame.
+#[derive(Debug)]
+enum PointRead {
+    /// Through the segment's map (kept, or to be mapped now).
+    Mapped,
+    /// From a copy: this earlier one while it holds the walk, the file after that.
+    Copied(Option<SegmentCopy>),
 }
 
 impl<M> SegmentMaps<M> {
     fn new() -> Self {
-        SegmentMaps { maps: Vec::new() }
+        SegmentMaps {
+            maps: Vec::new(),
+            copies: Vec::new(),
+        }
     }
 
     fn get(&mut self, name: &str) -> Option<Arc<M>> {
@@ -135,8 +158,45 @@ impl<M> SegmentMaps<M> {
     }
 
     fn insert(&mut self, name: String, map: Arc<M>) {
+        self.copies.retain(|(copied, _)| *copied != name);
         self.maps.truncate(OPEN_SEGMENTS_MAX.saturating_sub(1));
         self.maps.insert(0, (name, map));
+    }
+
+    /// How a point read of segment `name` whose walk starts at `offset` goes: through a map
+    /// when the segment is kept, when a slot is free, or when one of the latest
+    /// [`COPIES_KEPT`] copies is of this segment but does not hold the walk's start (a second
+    /// read of a segment before others pushed it out: a time-range page, a session trace);
+    /// from that copy when it does (the neighbour a query reads after a receipt); from a new
+    /// copy otherwise (random reads over many more segments than are kept, which would
+    /// otherwise map and unmap a segment each).
+    fn point_read(&mut self, name: &str, offset: u64) -> PointRead {
+        if self.maps.iter().any(|(kept, _)| kept == name) {
+            return PointRead::Mapped;
+        }
+        match self.copies.iter().find(|(copied, _)| copied == name) {
+            Some((_, copy)) if copy.holds(offset, FRAME_HEADER_BYTES) => {
+                PointRead::Copied(Some(copy.clone()))
+            }
+            Some(_) => PointRead::Mapped,
+            None if self.maps.len() < OPEN_SEGMENTS_MAX => PointRead::Mapped,
+            None => PointRead::Copied(None),
+        }
+    }
+
+    /// Keeps `copy` of segment `name` as the latest.
+    fn keep_copy(&mut self, name: &str, copy: SegmentCopy) {
+        let copy = if copy.bytes.len() as u64 <= COPY_KEPT_BYTES_MAX {
+            copy
+        } else {
+            SegmentCopy {
+                base: 0,
+                bytes: Arc::default(),
+            }
+        };
+        self.copies.retain(|(copied, _)| copied != name);
+        self.copies.truncate(COPIES_KEPT - 1);
+        self.copies.insert(0, (name.to_owned(), copy));
     }
 }
 
@@ -414,6 +474,9 @@ impl<S: Storage> WalReader<S> {
         hint: Option<(Seq, Position)>,
         visit: impl FnOnce(RecordRef<'_>) -> T,
     ) -> Result<T> {
+        if let Some((frame, segment)) = self.window_frame(seq, hint, TargetCheck::Full) {
+            return Ok(visit(frame.record(seq, segment)));
+        }
         let mut visit = Some(visit);
         let mut found = None;
         let end = self.walk(seq, hint, FrameCheck::Target, |record| {
@@ -425,6 +488,116 @@ impl<S: Storage> WalReader<S> {
         })?;
         let first = self.segments.first().map_or(Seq(0), |s| s.header.first_seq);
         found.ok_or(Error::SeqOutOfRange { seq, first, end })
+    }
+
+    /// Maps now each segment that holds at least two of `seqs` and is not mapped yet (at most
+    /// half of [`OPEN_SEGMENTS_MAX`], those with the most first): for a caller about to read
+    /// all of `seqs` (a page of query results, a session's receipts), so that their reads
+    /// share one map instead of copying a window each (`window.rs`). Seqs outside the
+    /// segments are ignored (their reads report them).
+    ///
+    /// # Errors
+    /// I/O errors mapping a segment (the reads would meet them too).
+    pub fn map_for_reads(&self, seqs: &[Seq]) -> Result<()> {
+        let mut reads_by_segment: Vec<(usize, usize)> = Vec::new();
+        for &seq in seqs {
+            let Some(index) = self
+                .segments
+                .partition_point(|s| s.header.first_seq <= seq)
+                .checked_sub(1)
+            else {
+                continue;
+            };
+            match reads_by_segment.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, reads)) => *reads += 1,
+                None => reads_by_segment.push((index, 1)),
+            }
+        }
+        reads_by_segment.retain(|&(_, reads)| reads >= 2);
+        reads_by_segment.sort_by_key(|&(_, reads)| std::cmp::Reverse(reads));
+        for &(index, _) in reads_by_segment.iter().take(OPEN_SEGMENTS_MAX / 2) {
+            self.open_segment(&self.segments[index])?;
+        }
+        Ok(())
+    }
+
+    /// Calls `visit` with the record `seq` found by stepping over frame headers from `hint`
+    /// as [`WalReader::walk_headers`] does, its frame **not checksummed**; `Ok(None)` when
+    /// the walk does not reach it (not written yet, or a damaged frame header on the way).
+    /// For a caller that only compares the record with bytes it computed itself and reads it
+    /// checked whenever they differ.
+    ///
+    /// # Errors
+    /// As for [`WalReader::scan`].
+    pub fn visit_unchecked_with_hint<T>(
+        &self,
+        seq: Seq,
+        hint: Option<(Seq, Position)>,
+        visit: impl FnOnce(RecordRef<'_>) -> T,
+    ) -> Result<Option<T>> {
+        if let Some((frame, segment)) = self.window_frame(seq, hint, TargetCheck::HeaderOnly) {
+            return Ok(Some(visit(frame.record(seq, segment))));
+        }
+        let mut visit = Some(visit);
+        let mut found = None;
+        self.walk_headers(seq, hint, |record| {
+            if record.seq == seq {
+                found = visit.take().map(|visit| visit(record));
+            }
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+
+    /// The frame of `seq` copied from its segment file, when the segment is sealed as rolled
+    /// over, is not mapped and does not earn a map now ([`SegmentMaps::point_read`]), and the copy holds a frame of
+    /// `seq` that passes `check` (`window.rs`). `None` sends the read through the mapped
+    /// path, which reads it or names what is wrong.
+    fn window_frame(
+        &self,
+        seq: Seq,
+        hint: Option<(Seq, Position)>,
+        check: TargetCheck,
+    ) -> Option<(WindowFrame, SegmentNo)> {
+        let index = self
+            .segments
+            .partition_point(|s| s.header.first_seq <= seq)
+            .checked_sub(1)?;
+        let info = &self.segments[index];
+        // Only segments sealed as rolled over: their bytes no longer change, so a kept copy
+        // cannot go stale (the last segment's unflushed frames can be rewritten after a
+        // writer's crash, and a copy would keep the old ones).
+        let seal = info
+            .seal
+            .filter(|s| s.kind == SealKind::Rolled && index + 1 < self.segments.len())?;
+        if seq >= seal.end_seq {
+            return None;
+        }
+        let segment = info.header.segment_no;
+        let start = hint
+            .filter(|(sampled, position)| {
+                position.segment == segment && *sampled >= info.header.first_seq && *sampled <= seq
+            })
+            .map_or(
+                (info.header.first_seq, SEGMENT_HEADER_BYTES),
+                |(sampled, position)| (sampled, position.offset),
+            );
+        let PointRead::Copied(copied) = self.maps().point_read(&info.file_name, start.1) else {
+            return None;
+        };
+        let read =
+            |offset, buf: &mut [u8]| self.storage.read_segment_at(&info.file_name, offset, buf);
+        let frame = window::find_frame(read, info.header.segment_bytes, start, seq, check, copied)?;
+        if frame.read_file {
+            self.maps().keep_copy(&info.file_name, frame.copy.clone());
+        }
+        Some((frame, segment))
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, SegmentMaps<S::Segment>> {
+        self.open_segments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reads the record whose frame is at `position` (as returned in [`Record::position`]).
@@ -569,5 +742,57 @@ mod tests {
             assert_eq!(maps.get(&name(i)).as_deref(), Some(&i), "{}", name(i));
         }
         assert!(maps.get("seg-x").is_none());
+    }
+
+    /// A point read maps a segment while a slot is free; then it copies, reads again from
+    /// the latest copy of its segment when that holds its start, and maps the segment when a
+    /// copy of it is among the latest but does not.
+    #[test]
+    fn point_reads_copy_until_a_segment_is_read_again() {
+        let mut maps = SegmentMaps::new();
+        let name = |i: usize| format!("seg-{i}");
+        let copy = |base: u64| SegmentCopy {
+            base,
+            bytes: Arc::new(vec![0; 4096]),
+        };
+        let copied = |read: PointRead| match read {
+            PointRead::Copied(copy) => Some(copy.map(|c| c.base)),
+            PointRead::Mapped => None,
+        };
+        for i in 0..OPEN_SEGMENTS_MAX {
+            assert!(
+                copied(maps.point_read(&name(i), 512)).is_none(),
+                "a free slot"
+            );
+            maps.insert(name(i), Arc::new(i));
+        }
+        assert!(copied(maps.point_read(&name(3), 512)).is_none(), "kept");
+        assert_eq!(copied(maps.point_read("a", 512)), Some(None), "a new copy");
+        maps.keep_copy("a", copy(512));
+        assert_eq!(copied(maps.point_read("a", 1024)), Some(Some(512)), "held");
+        assert_eq!(copied(maps.point_read("a", 4608)), None, "read again: map");
+        for other in ["b", "c", "d", "e"] {
+            maps.keep_copy(other, copy(512));
+        }
+        assert_eq!(copied(maps.point_read("a", 4608)), Some(None), "pushed out");
+        assert_eq!(maps.copies.len(), COPIES_KEPT);
+        maps.insert("e".to_owned(), Arc::new(99));
+        assert!(
+            maps.copies.iter().all(|(n, _)| n != "e"),
+            "a mapped segment's copy goes"
+        );
+        assert!(
+            maps.get(&name(0)).is_none(),
+            "the least recently used map went"
+        );
+        // A copy too large to keep is kept empty: a later read maps the segment.
+        maps.keep_copy(
+            "big",
+            SegmentCopy {
+                base: 512,
+                bytes: Arc::new(vec![0; 4 * 16 * 1024 + 1]),
+            },
+        );
+        assert_eq!(copied(maps.point_read("big", 512)), None);
     }
 }

@@ -7,7 +7,7 @@ use crate::format::{
     self, FRAME_ALIGN, FRAME_HEADER_BYTES, META_FILE, Meta, SEGMENT_HEADER_BYTES, Seal, SealKind,
     SegmentHeader,
 };
-use crate::storage::{Access, SegmentFile, Storage};
+use crate::storage::{SegmentFile, Storage};
 use crate::{SegmentNo, Seq};
 
 /// What a segment's header and seal say, read without walking its frames.
@@ -252,6 +252,10 @@ pub(crate) fn list_segments<S: Storage>(storage: &S, meta: &Meta) -> Result<Vec<
     Ok(segments)
 }
 
+/// The bytes before a segment's first frame: its header and seal slot.
+const HEADER_SECTOR_BYTES: usize = 4096;
+const _: () = assert!(HEADER_SECTOR_BYTES as u64 == SEGMENT_HEADER_BYTES);
+
 fn read_segment_info<S: Storage>(
     storage: &S,
     meta: &Meta,
@@ -269,10 +273,13 @@ fn read_segment_info<S: Storage>(
             needed: SEGMENT_HEADER_BYTES,
         });
     }
-    let segment = storage
-        .open_segment(name, Access::ReadOnly)
-        .map_err(|e| Error::io("open segment", &path, e))?;
-    let view = segment.view();
+    // A copy of the header sector rather than a map of the whole file: listing a log of a
+    // hundred segments mapped and unmapped each of them on every open and refresh.
+    let mut view = vec![0; HEADER_SECTOR_BYTES];
+    let copied = storage
+        .read_segment_at(name, 0, &mut view)
+        .map_err(|e| Error::io("read segment header", &path, e))?;
+    view.truncate(copied);
     let header = SegmentHeader::decode(&view).map_err(|err| match err {
         format::DecodeError::Version(found) => Error::UnsupportedVersion {
             path: path.clone(),

@@ -50,6 +50,8 @@ pub enum Op {
     FileLen,
     /// `create_dir`
     CreateDir,
+    /// `read_segment_at`
+    ReadSegment,
 }
 
 /// A planned failure.
@@ -112,6 +114,8 @@ struct DiskState {
     pending: Vec<DirOp>,
     dir_exists: bool,
     ops: u64,
+    /// Operations so far, per kind.
+    ops_by_kind: BTreeMap<Op, u64>,
     faults: Vec<Fault>,
     failing: Vec<(Option<Op>, FaultError)>,
     crash_at: Option<u64>,
@@ -149,6 +153,7 @@ impl SimDisk {
                 pending: Vec::new(),
                 dir_exists: false,
                 ops: 0,
+                ops_by_kind: BTreeMap::new(),
                 faults: Vec::new(),
                 failing: Vec::new(),
                 crash_at: None,
@@ -189,6 +194,12 @@ impl SimDisk {
     #[must_use]
     pub fn ops(&self) -> u64 {
         lock(&self.state).ops
+    }
+
+    /// Number of storage operations of kind `op` so far (failed ones included).
+    #[must_use]
+    pub fn ops_of(&self, op: Op) -> u64 {
+        lock(&self.state).ops_by_kind.get(&op).copied().unwrap_or(0)
     }
 
     /// Whether the disk froze at a planned crash point.
@@ -331,6 +342,7 @@ impl DiskState {
     fn begin(&mut self, op: Op) -> io::Result<()> {
         let number = self.ops;
         self.ops += 1;
+        *self.ops_by_kind.entry(op).or_insert(0) += 1;
         if self.crashed || self.crash_at == Some(number) {
             self.crashed = true;
             return Err(io::Error::other("simulated power loss"));
@@ -556,6 +568,19 @@ impl Storage for SimStorage {
             disk: self.disk.clone(),
             access,
         })
+    }
+
+    fn read_segment_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let state = self.begin(Op::ReadSegment)?;
+        let file = state.volatile.get(name).ok_or_else(|| not_found(name))?;
+        let file = lock_file(file);
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(file.written.len());
+        let bytes = &file.written[start..];
+        let copied = bytes.len().min(buf.len());
+        buf[..copied].copy_from_slice(&bytes[..copied]);
+        Ok(copied)
     }
 
     fn file_len(&self, name: &str) -> io::Result<u64> {

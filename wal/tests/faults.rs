@@ -25,7 +25,7 @@ const SWEEP_SEEDS: [u64; 3] = [1, 2, 3];
 
 const ERRORS: [FaultError; 2] = [FaultError::Eio, FaultError::NoSpace];
 
-const OP_KINDS: [Op; 11] = [
+const OP_KINDS: [Op; 12] = [
     Op::List,
     Op::Read,
     Op::WriteAtomic,
@@ -37,6 +37,7 @@ const OP_KINDS: [Op; 11] = [
     Op::Remove,
     Op::FileLen,
     Op::CreateDir,
+    Op::ReadSegment,
 ];
 
 #[derive(Debug, Clone)]

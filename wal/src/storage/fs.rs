@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -392,6 +393,21 @@ impl Storage for FsStorage {
             }
         };
         Ok(FsSegment { map })
+    }
+
+    fn read_segment_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let file = File::open(self.path(name))?;
+        let mut copied = 0;
+        while copied < buf.len() {
+            let at = offset + copied as u64;
+            match file.read_at(&mut buf[copied..], at) {
+                Ok(0) => break,
+                Ok(n) => copied += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(copied)
     }
 
     fn file_len(&self, name: &str) -> io::Result<u64> {

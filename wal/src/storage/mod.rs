@@ -153,6 +153,16 @@ pub trait Storage: Send + Sync {
     /// I/O errors, `NotFound`.
     fn open_segment(&self, name: &str, access: Access) -> io::Result<Self::Segment>;
 
+    /// Copies bytes of an existing segment file from `offset` into `buf` without mapping it
+    /// (`pread(2)` on the real file system): how a reader serves a point read from a segment
+    /// it keeps no map of. Returns how many bytes were copied: fewer than `buf.len()` only
+    /// where the file ends. The bytes are the file's current contents, as a map would show
+    /// them (written, not necessarily durable).
+    ///
+    /// # Errors
+    /// I/O errors, `NotFound`.
+    fn read_segment_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+
     /// Length of a file without mapping it.
     ///
     /// # Errors
