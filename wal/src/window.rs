@@ -179,9 +179,6 @@ pub(crate) fn find_frame(
         }),
         reads: 0,
     };
-    if !window.holds(offset, FRAME_HEADER_BYTES) {
-        window.fill(offset, WINDOW_BYTES)?;
-    }
     for _ in 0..STEPS_MAX {
         window.hold_frame(offset)?;
         let at = offset - window.copy.base;

@@ -399,7 +399,7 @@ impl Storage for FsStorage {
         let file = File::open(self.path(name))?;
         let mut copied = 0;
         while copied < buf.len() {
-            let at = offset + copied as u64;
+            let at = offset.saturating_add(copied as u64);
             match file.read_at(&mut buf[copied..], at) {
                 Ok(0) => break,
                 Ok(n) => copied += n,
