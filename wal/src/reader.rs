@@ -311,18 +311,10 @@ impl<S: Storage> WalReader<S> {
         skip_check: FrameCheck,
         mut visit: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
     ) -> Result<Seq> {
-        let start = self
-            .segments
-            .partition_point(|s| s.header.first_seq <= from)
-            .saturating_sub(1);
+        let start = self.segment_index(from).unwrap_or(0);
         let mut end = self.segments.first().map_or(Seq(0), |s| s.header.first_seq);
         for (index, info) in self.segments.iter().enumerate().skip(start) {
-            let hint = hint.filter(|(seq, position)| {
-                index == start
-                    && position.segment == info.header.segment_no
-                    && *seq >= info.header.first_seq
-                    && *seq <= from
-            });
+            let hint = Self::hint_in(info, hint, from).filter(|_| index == start);
             let walk = self.walk_segment(index, hint, from, skip_check, &mut visit)?;
             match walk {
                 ControlFlow::Break(next) => return Ok(next),
@@ -501,11 +493,7 @@ impl<S: Storage> WalReader<S> {
     pub fn map_for_reads(&self, seqs: &[Seq]) -> Result<()> {
         let mut reads_by_segment: Vec<(usize, usize)> = Vec::new();
         for &seq in seqs {
-            let Some(index) = self
-                .segments
-                .partition_point(|s| s.header.first_seq <= seq)
-                .checked_sub(1)
-            else {
+            let Some(index) = self.segment_index(seq) else {
                 continue;
             };
             match reads_by_segment.iter_mut().find(|(i, _)| *i == index) {
@@ -559,10 +547,7 @@ impl<S: Storage> WalReader<S> {
         hint: Option<(Seq, Position)>,
         check: TargetCheck,
     ) -> Option<(WindowFrame, SegmentNo)> {
-        let index = self
-            .segments
-            .partition_point(|s| s.header.first_seq <= seq)
-            .checked_sub(1)?;
+        let index = self.segment_index(seq)?;
         let info = &self.segments[index];
         // Only segments sealed as rolled over: their bytes no longer change, so a kept copy
         // cannot go stale (the last segment's unflushed frames can be rewritten after a
@@ -574,14 +559,10 @@ impl<S: Storage> WalReader<S> {
             return None;
         }
         let segment = info.header.segment_no;
-        let start = hint
-            .filter(|(sampled, position)| {
-                position.segment == segment && *sampled >= info.header.first_seq && *sampled <= seq
-            })
-            .map_or(
-                (info.header.first_seq, SEGMENT_HEADER_BYTES),
-                |(sampled, position)| (sampled, position.offset),
-            );
+        let start = Self::hint_in(info, hint, seq).map_or(
+            (info.header.first_seq, SEGMENT_HEADER_BYTES),
+            |(sampled, position)| (sampled, position.offset),
+        );
         let PointRead::Copied(copied) = self.maps().point_read(&info.file_name, start.1) else {
             return None;
         };
@@ -592,6 +573,27 @@ impl<S: Storage> WalReader<S> {
             self.maps().keep_copy(&info.file_name, frame.copy.clone());
         }
         Some((frame, segment))
+    }
+
+    /// Index in `segments` of the segment that would hold `seq`; `None` before the first.
+    fn segment_index(&self, seq: Seq) -> Option<usize> {
+        self.segments
+            .partition_point(|s| s.header.first_seq <= seq)
+            .checked_sub(1)
+    }
+
+    /// `hint` when it names a frame of segment `info` at or before `seq` (a walk of that
+    /// segment may start there).
+    fn hint_in(
+        info: &SegmentInfo,
+        hint: Option<(Seq, Position)>,
+        seq: Seq,
+    ) -> Option<(Seq, Position)> {
+        hint.filter(|(sampled, position)| {
+            position.segment == info.header.segment_no
+                && *sampled >= info.header.first_seq
+                && *sampled <= seq
+        })
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, SegmentMaps<S::Segment>> {
@@ -691,11 +693,7 @@ impl<S: Storage> WalReader<S> {
     /// Segment maps this reader keeps now (at most [`OPEN_SEGMENTS_MAX`]).
     #[must_use]
     pub fn mapped_segments(&self) -> usize {
-        self.open_segments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .maps
-            .len()
+        self.maps().maps.len()
     }
 
     /// Maps a segment and keeps the map (up to [`OPEN_SEGMENTS_MAX`] of them): a random read
@@ -703,10 +701,7 @@ impl<S: Storage> WalReader<S> {
     /// a name once it exists (the writer renames finished `.tmp` files into place), so a kept
     /// map stays the file's map.
     fn open_segment(&self, info: &SegmentInfo) -> Result<Arc<S::Segment>> {
-        let mut cache = self
-            .open_segments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.maps();
         if let Some(segment) = cache.get(&info.file_name) {
             return Ok(segment);
         }
