@@ -1454,6 +1454,12 @@ impl<L: LogStorage> Db<L> {
         &self.inner.open_snapshot
     }
 
+    /// Log segments this handle's reads keep mapped now.
+    #[cfg(test)]
+    pub(crate) fn mapped_segments(&self) -> usize {
+        self.inner.reads.mapped_segments()
+    }
+
     /// One past the last durable sequence number.
     #[must_use]
     pub fn durable_end(&self) -> Seq {
@@ -1552,17 +1558,16 @@ fn replay_pruned<S: crate::wal::Storage, L: LogStorage>(
     let log_end = wal.durable_end();
     let store_id = wal.store_id().to_string();
     let (mut state, seen, report) =
-        match snapshot_state(reads, data_dir, &start, &store_id, log_end) {
+        match crate::snapshot::bind(reads, data_dir, start.pruned.is_some(), &store_id, log_end) {
             Ok(None) => full_replay(log, reads, start, OpenSnapshot::Absent)?,
-            Ok(Some(BoundSnapshot {
+            Ok(Some(crate::snapshot::BoundSnapshot {
                 state: from,
                 seen,
                 seq: covered,
                 bytes,
             })) => {
-                // Random reads below the snapshot need the position directory the replay would
-                // have built: a walk over frame headers only.
-                reads.map_positions()?;
+                // Random reads below the snapshot fill the position directory as they need it
+                // (`LogReads`): opening walks no frame header the replay does not.
                 match replay(log, reads, from, Arc::clone(&seen)) {
                     Ok(state) => {
                         let replayed = state.next_seq.0 - covered.next().0;
@@ -1603,57 +1608,6 @@ fn full_replay<L: LogStorage>(
     let seen = Arc::new(SeenEvents::new());
     let state = replay(log, reads, start, Arc::clone(&seen))?;
     Ok((state, seen, report))
-}
-
-/// The state and event filter of the open snapshot in `data_dir`, the last seq it covers and
-/// its size, when it binds to this log: readable, of this store, covering an entry the log
-/// holds with the chain hash it records (see `docs/design.md`, "Open snapshot"). `Ok(None)`
-/// when there is none; the error says why it is not used.
-fn snapshot_state<L: LogStorage>(
-    reads: &LogReads<L>,
-    data_dir: &Path,
-    start: &ChainState,
-    store_id: &str,
-    log_end: Seq,
-) -> std::result::Result<Option<BoundSnapshot>, SnapshotError> {
-    let Some((snapshot, bytes)) = crate::snapshot::read(data_dir)? else {
-        return Ok(None);
-    };
-    if start.pruned.is_some() {
-        return Err(SnapshotError::Pruned);
-    }
-    let seq = snapshot.seq;
-    if seq >= log_end {
-        return Err(SnapshotError::BeyondLogEnd { seq, log_end });
-    }
-    let alg = start.alg;
-    let logged = reads
-        .visit(seq, |record| {
-            let kind = EntryKind::from_byte(record.kind.get())?;
-            let entry = entry::decode_entry(kind, record.payload).ok()?;
-            Some(entry.chain_hash(alg, seq))
-        })
-        .ok()
-        .flatten();
-    if logged != Some(snapshot.chain_hash) {
-        return Err(SnapshotError::ChainHashDiffers { seq });
-    }
-    let (state, seen) = snapshot.into_state(alg, store_id)?;
-    Ok(Some(BoundSnapshot {
-        state,
-        seen,
-        seq,
-        bytes,
-    }))
-}
-
-/// An open snapshot that binds to the log: its state and event filter, the last seq it covers
-/// and the file's size.
-struct BoundSnapshot {
-    state: ChainState,
-    seen: Arc<SeenEvents>,
-    seq: Seq,
-    bytes: u64,
 }
 
 /// Finishes a prune a crash interrupted (see [`crate::prune`]): installs or discards its

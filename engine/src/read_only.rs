@@ -101,8 +101,10 @@ impl std::fmt::Debug for ReadOnlyStore {
 
 impl ReadOnlyStore {
     /// Opens the store in `data_dir` read-only: takes no lock, writes nothing, and works
-    /// while a [`Db`](crate::Db) in another process writes the store. Maps the position of
-    /// every log frame once (reading each frame's header, not its payload).
+    /// while a [`Db`](crate::Db) in another process writes the store. Reads the frame
+    /// headers of the log after the entry the writer's open snapshot covers (all of them
+    /// without one), not their payloads; reads of older entries find their frames as they
+    /// need them (`docs/design.md`, "Open snapshot").
     ///
     /// # Errors
     /// [`Error::Wal`] when the directory holds no readable log; [`Error::Index`] when the
@@ -155,9 +157,8 @@ impl ReadOnlyStore {
             Ok(None) => None,
             Err(e) => Some(e.to_string()),
         };
-        if let Some(retained) =
-            crate::prune::load_retained(&data_dir, alg, crate::prune::MANIFEST_FILE)?
-        {
+        let retained = crate::prune::load_retained(&data_dir, alg, crate::prune::MANIFEST_FILE)?;
+        if let Some(retained) = &retained {
             let seals = retained
                 .epochs
                 .iter()
@@ -165,7 +166,20 @@ impl ReadOnlyStore {
                 .collect();
             reads.start_notes_at(seals, retained.horizon);
         }
-        let log_end = reads.map_positions()?;
+        // The writer's open snapshot holds the notes up to the entry it covers; a snapshot
+        // that does not bind only costs the walk from the start. Whether the entry it covers
+        // is durable is not asked: the writer snapshots durable entries only.
+        let pruned = retained.is_some();
+        if let Ok(Some(bound)) = crate::snapshot::bind(
+            &reads,
+            &data_dir,
+            pruned,
+            &store_id.to_string(),
+            Seq(u64::MAX),
+        ) {
+            reads.start_notes_from(&bound.state, bound.seq);
+        }
+        let log_end = reads.walk_notes_to_end()?;
         let (index, index_source, scratch) = match opened {
             Ok(index) => (index, IndexSource::Store, None),
             Err(reason) => {
@@ -286,9 +300,9 @@ impl ReadOnlyStore {
             self.reads.note_durable(Seq(snapshot.0.watermark()));
         }
         // Candidates lie below the watermark; map positions the writer added since.
-        if self.reads.mapped_end() < Seq(snapshot.0.watermark()) {
+        if self.reads.walked_end() < Seq(snapshot.0.watermark()) {
             self.reads.refresh()?;
-            self.reads.map_positions()?;
+            self.reads.walk_notes_to_end()?;
         }
         Ok(Search {
             snapshot,
@@ -529,7 +543,7 @@ impl ReadOnlyStore {
     /// [`Error::Wal`].
     pub fn log_end(&self) -> Result<Seq> {
         self.reads.refresh()?;
-        self.reads.map_positions()
+        self.reads.walk_notes_to_end()
     }
 }
 
@@ -574,5 +588,124 @@ fn not_covered(seq: Seq) -> Error {
         detail: "no signed checkpoint covers this entry yet (the writer writes one within its \
                  checkpoint interval; try again in a moment)"
             .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipt::{Kind, Receipt};
+    use crate::{Db, DbOptions};
+
+    fn receipt(n: u64) -> Receipt {
+        Receipt::builder("acme", format!("evt-{n}"), Kind::LlmCall)
+            .app_id("app")
+            .actor_type(crate::receipt::ActorType::Agent)
+            .event_time(crate::receipt::Timestamp::from_unix_nanos(
+                1_790_812_800_000_000_000,
+            ))
+            .subject_id(format!("subject-{}", n % 3))
+            .input(serde_json::json!({ "n": n, "pad": "x".repeat(400) }))
+            .build()
+            .expect("valid receipt")
+    }
+
+    /// A closed store over many small segments: sealed epochs, checkpoints, a shred, and an
+    /// open epoch with a checkpoint after the last seal.
+    fn store(data: &Path) -> Seq {
+        let options = DbOptions::default()
+            .segment_bytes(64 * 1024)
+            .epoch_records_max(500);
+        let db = Db::open_with(data, options).expect("open");
+        let append = |range: std::ops::Range<u64>| {
+            let tickets: Vec<_> = range
+                .map(|n| db.append(&receipt(n)).expect("append"))
+                .collect();
+            for ticket in tickets {
+                ticket.wait().expect("durable");
+            }
+        };
+        append(0..700);
+        db.shred("acme", "subject-1", "req-1").expect("shred");
+        append(700..1_800);
+        db.checkpoint().expect("checkpoint");
+        db.close().expect("close")
+    }
+
+    type Notes = (Vec<Seq>, Option<Seq>, Vec<Seq>, Seq);
+
+    fn notes(reader: &ReadOnlyStore) -> Notes {
+        reader.reads.with_notes(|notes| {
+            (
+                notes.seals.clone(),
+                notes.checkpoints.last().copied(),
+                notes.shreds.clone(),
+                reader.reads.walked_end(),
+            )
+        })
+    }
+
+    #[test]
+    fn a_reader_takes_the_notes_below_the_open_snapshot_from_it() {
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let data = scratch.path().join("data");
+        let end = store(&data);
+        assert!(data.join(crate::snapshot::SNAPSHOT_FILE).exists());
+        let from_snapshot = ReadOnlyStore::open(&data).expect("read-only");
+        let maps_with_snapshot = from_snapshot.reads.mapped_segments();
+        let (with_snapshot, proofs_with_snapshot) = {
+            let notes = notes(&from_snapshot);
+            let proofs: Vec<_> = [10, 600, 1_700]
+                .map(|seq| from_snapshot.prove(Seq(seq)).expect("prove"))
+                .to_vec();
+            (notes, proofs)
+        };
+        let shredded = from_snapshot
+            .find_event("acme", "evt-1")
+            .expect("find")
+            .expect("found");
+        assert!(shredded.payload_state.is_shredded());
+        drop(from_snapshot);
+
+        std::fs::remove_file(data.join(crate::snapshot::SNAPSHOT_FILE)).expect("remove");
+        let walked = ReadOnlyStore::open(&data).expect("read-only");
+        let maps_walked = walked.reads.mapped_segments();
+        let without_snapshot = notes(&walked);
+        assert_eq!(with_snapshot, without_snapshot);
+        assert_eq!(with_snapshot.3, end, "both walked to the end");
+        assert_eq!(with_snapshot.0.len(), 3, "three sealed epochs");
+        assert_eq!(with_snapshot.2.len(), 1, "one shred");
+        for (seq, proof) in [10, 600, 1_700].into_iter().zip(proofs_with_snapshot) {
+            assert_eq!(walked.prove(Seq(seq)).expect("prove"), proof);
+        }
+        // The walk from the start met every segment; the snapshot's reader read the one
+        // holding the entry the snapshot covers, and what it needed to check it.
+        assert!(maps_walked > 8, "{maps_walked} segments walked");
+        assert!(
+            maps_with_snapshot <= 2,
+            "{maps_with_snapshot} segments mapped with the snapshot"
+        );
+    }
+
+    #[test]
+    fn a_writer_opening_from_its_snapshot_walks_no_segment_below_it() {
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let data = scratch.path().join("data");
+        let end = store(&data);
+        let options = DbOptions::default().segment_bytes(64 * 1024);
+        let db = Db::open_with(&data, options).expect("reopen");
+        assert!(
+            matches!(db.open_snapshot(), crate::snapshot::OpenSnapshot::Used { seq, .. } if seq.next() == end),
+            "{:?}",
+            db.open_snapshot()
+        );
+        let mapped = db.mapped_segments();
+        assert!(mapped <= 2, "{mapped} segments mapped by the open");
+        // Reads below the snapshot still find their entries.
+        for seq in [1, 10, 600, 1_700] {
+            assert_eq!(db.get(Seq(seq)).expect("read").position.seq, Seq(seq));
+        }
+        assert!(db.mapped_segments() <= mapped + 3);
+        db.close().expect("close");
     }
 }

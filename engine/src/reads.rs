@@ -21,6 +21,7 @@ pub const POSITION_SAMPLE_EVERY: u64 = 4;
 
 /// Sampled frame offsets of one segment: `slots[i]` is the offset (in units of
 /// [`FRAME_ALIGN`]) of seq `first + i × POSITION_SAMPLE_EVERY`.
+#[derive(Clone)]
 struct SampleRun {
     segment: SegmentNo,
     first: Seq,
@@ -33,7 +34,7 @@ impl SampleRun {
     }
 }
 
-/// Where the checkpoints and seals of a log are, as far as [`LogReads::map_positions`] walked:
+/// Where the checkpoints and seals of a log are, as far as [`LogReads::walk_notes_to_end`] walked:
 /// what a reader that did not replay the log needs to find the note a proof rests on.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NoteMap {
@@ -73,8 +74,8 @@ impl NoteMap {
 pub(crate) struct LogReads<L: LogStorage> {
     reader: RwLock<WalReader<L::Storage>>,
     samples: RwLock<Vec<SampleRun>>,
-    /// Where the last [`LogReads::map_positions`] walk ended.
-    mapped_end: AtomicU64,
+    /// Where the last [`LogReads::walk_notes_to_end`] walk ended.
+    walked_end: AtomicU64,
     /// The notes the walks met.
     notes: RwLock<NoteMap>,
     /// Data keys for decrypting payloads, when the store has a key store.
@@ -98,7 +99,7 @@ impl<L: LogStorage> LogReads<L> {
         Ok(LogReads {
             reader: RwLock::new(log.open_reader()?),
             samples: RwLock::new(Vec::new()),
-            mapped_end: AtomicU64::new(0),
+            walked_end: AtomicU64::new(0),
             notes: RwLock::new(NoteMap::default()),
             payload_keys: std::sync::OnceLock::new(),
             archive: std::sync::OnceLock::new(),
@@ -200,47 +201,46 @@ impl<L: LogStorage> LogReads<L> {
         }
     }
 
-    /// The last sampled position at or before `seq`, after extending the directory up to `seq`
-    /// when it ends more than a sample interval before it.
+    /// The last sampled position at or before `seq`, after filling the directory of `seq`'s
+    /// segment up to `seq` when no sample lies less than a sample interval before it.
     ///
-    /// Only replay, log scans and [`LogReads::map_positions`] add samples, so in a writer's
-    /// process the directory ends where the indexer's scan of the log last was: a point read
-    /// of an entry the indexer has not reached yet walked every frame header from there (or
-    /// from its segment's start), and the next read of a nearby entry walked them all again.
-    /// The eleventh session's `compress_probe` measured that as `Db::get` at 151 k instructions
-    /// per read with the indexer behind, 48 k with it keeping up (compression slowing the
-    /// appends). Noting the positions that walk passes makes each frame header cost one walk in
-    /// all, whatever the lag, and a read walk fewer than [`POSITION_SAMPLE_EVERY`] frames once
-    /// the directory reaches it.
-    fn hint_extending(&self, seq: Seq) -> Option<(Seq, Position)> {
+    /// The directory is filled one segment at a time, as reads need it: the walk starts at the
+    /// segment's own last sample before `seq` (else at its first frame), steps over frame
+    /// headers only, and stops at `seq`. Opening a store therefore walks no frame header
+    /// below what it replays (a 10 M-receipt log is 7.6 GB of them: the nineteenth session
+    /// measured ~2 s and every page of the log faulted in for a read-only open that walked
+    /// them all), and a query pays for the segments it reads, each once. In a writer's
+    /// process the same fill serves reads of entries the indexer has not scanned yet: each
+    /// frame header costs one walk in all, whatever the lag (the eleventh session measured
+    /// `Db::get` at 151 k instructions a read while every read walked from the directory's
+    /// end, 48 k with samples).
+    fn hint_filling(&self, seq: Seq) -> Option<(Seq, Position)> {
         let hint = self.hint(seq);
         if hint.is_some_and(|(sampled, _)| seq.0 - sampled.0 < POSITION_SAMPLE_EVERY) {
             return hint;
         }
-        let last = {
-            let runs = self.samples.read().unwrap_or_else(PoisonError::into_inner);
-            runs.last()
-                .map(|run| Seq(run.next_seq() - POSITION_SAMPLE_EVERY))
-        };
-        // Only past the directory's end: a gap inside it (a run broken by an unsampled
-        // stretch) or a seq before its first run is left to the walk, as before.
-        if let Some(last) = last
-            && (last > seq || hint.is_none())
-        {
-            return hint;
-        }
-        let from = last.unwrap_or(Seq(0));
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(info) = reader.segment_holding(seq) else {
+            return hint;
+        };
+        let (segment, segment_first) = (info.header.segment_no, info.header.first_seq);
+        let start = hint
+            .filter(|(sampled, position)| position.segment == segment && *sampled >= segment_first);
+        let from = start.map_or(segment_first, |(sampled, _)| sampled);
+        let mut run: Option<SampleRun> = None;
         // Headers only: the positions are hints, and the read checks its own frame in full.
-        // A failed walk leaves the directory as it was; the read walks and reports.
-        let _ = reader.walk_headers(from, last.and_then(|from| self.hint(from)), |record| {
-            if record.seq > seq {
+        // A failed walk keeps what it sampled; the read walks and reports.
+        let _ = reader.walk_headers(from, start, |record| {
+            if record.seq > seq || record.position.segment != segment {
                 return ControlFlow::Break(());
             }
-            self.note(record.seq, record.position);
-            ControlFlow::Continue(())
+            sample_into(&mut run, record.seq, record.position)
         });
         drop(reader);
+        if let Some(run) = run {
+            let mut runs = self.samples.write().unwrap_or_else(PoisonError::into_inner);
+            insert_run(&mut runs, run);
+        }
         self.hint(seq)
     }
 
@@ -258,18 +258,19 @@ impl<L: LogStorage> LogReads<L> {
         Some((Seq(run.first.0 + i * POSITION_SAMPLE_EVERY), position))
     }
 
-    /// Extends the position directory to the end of the log by stepping over frame headers
-    /// only (no checksums, no payloads): what a reader that did not replay the log needs
-    /// before random reads, at the cost of touching each frame's first bytes once. Returns
-    /// where the walk ended.
-    pub(crate) fn map_positions(&self) -> Result<Seq> {
-        let last = {
-            let runs = self.samples.read().unwrap_or_else(PoisonError::into_inner);
-            runs.last()
-                .map(|run| run.next_seq() - POSITION_SAMPLE_EVERY)
-        };
-        let from = last.map_or(Seq(0), Seq);
-        let hint = self.hint(from);
+    /// Walks the frame headers the notes have not met yet, from where the last walk (or the
+    /// open snapshot, [`LogReads::start_notes_from`]) left off to the end of the log, noting
+    /// the seals, checkpoints, shreds and archive records met (no checksums, no payloads):
+    /// what a reader that did not replay the log needs to find the note a proof rests on, the
+    /// shreds its key store must honour, and how far the archive reaches. Samples the
+    /// positions it passes. Returns where the walk ended.
+    pub(crate) fn walk_notes_to_end(&self) -> Result<Seq> {
+        let from = self
+            .notes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .walked;
+        let hint = self.hint_filling(from);
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
         let mut notes = self.notes.write().unwrap_or_else(PoisonError::into_inner);
         let end = reader.walk_headers(from, hint, |record| {
@@ -295,7 +296,7 @@ impl<L: LogStorage> LogReads<L> {
         if let Some(end) = last_archive.and_then(|seq| self.archive_record_end(seq)) {
             self.note_archived_end(end);
         }
-        self.mapped_end.fetch_max(end.0, Ordering::SeqCst);
+        self.walked_end.fetch_max(end.0, Ordering::SeqCst);
         if let Some(keys) = self.payload_keys() {
             // A read-only key store learns shreds from the log too: a shred record is the
             // commit point, and the journal may not show it yet (a writer between the record
@@ -334,14 +335,21 @@ impl<L: LogStorage> LogReads<L> {
     }
 
     /// Calls `read` with the checkpoints and seals met by the walks of
-    /// [`LogReads::map_positions`] so far.
+    /// [`LogReads::walk_notes_to_end`] so far.
     pub(crate) fn with_notes<T>(&self, read: impl FnOnce(&NoteMap) -> T) -> T {
         read(&self.notes.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Where the last [`LogReads::map_positions`] ended (0 before the first).
-    pub(crate) fn mapped_end(&self) -> Seq {
-        Seq(self.mapped_end.load(Ordering::SeqCst))
+    /// Where the last [`LogReads::walk_notes_to_end`] ended (0 before the first).
+    pub(crate) fn walked_end(&self) -> Seq {
+        Seq(self.walked_end.load(Ordering::SeqCst))
+    }
+
+    /// Segments the reader keeps mapped now.
+    #[cfg(test)]
+    pub(crate) fn mapped_segments(&self) -> usize {
+        let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
+        reader.mapped_segments()
     }
 
     /// Re-lists the segments (to see those the writer added since).
@@ -360,6 +368,29 @@ impl<L: LogStorage> LogReads<L> {
         if notes.walked == Seq(0) {
             notes.seals = pruned_seals;
             notes.walked = horizon;
+        }
+    }
+
+    /// Starts the notes at an open snapshot that binds to this log (`docs/design.md`, "Open
+    /// snapshot"), whose `state` covers every entry up to `covered`: its seals, its last
+    /// checkpoint (the only one a proof asks for; a seal resets it, as a seal ends the epoch
+    /// it could prove) and its shred records, whose keys the key store is told now. The walk
+    /// of [`LogReads::walk_notes_to_end`] then starts after `covered`. Nothing changes once a
+    /// walk has begun.
+    pub(crate) fn start_notes_from(&self, state: &crate::replay::ChainState, covered: Seq) {
+        let mut notes = self.notes.write().unwrap_or_else(PoisonError::into_inner);
+        if notes.walked != Seq(0) {
+            return;
+        }
+        notes.seals = state.sealed.iter().map(|sealed| sealed.seal_seq).collect();
+        notes.checkpoints = state.last_checkpoint.iter().map(|(seq, _)| *seq).collect();
+        notes.shreds = state.shreds.iter().map(|shred| Seq(shred.seq)).collect();
+        notes.shreds_noted = notes.shreds.len();
+        notes.walked = covered.next();
+        if let Some(keys) = self.payload_keys() {
+            for shred in &state.shreds {
+                keys.note_log_shred(&shred.key_ids, shred.seq);
+            }
         }
     }
 
@@ -398,7 +429,7 @@ impl<L: LogStorage> LogReads<L> {
         {
             return archive.visit(seq, visit);
         }
-        self.visit_with(seq, self.hint_extending(seq), visit)
+        self.visit_with(seq, self.hint_filling(seq), visit)
     }
 
     /// Maps the log segments that hold several of `seqs` ahead of reading them all
@@ -513,11 +544,13 @@ impl<L: LogStorage> LogReads<L> {
         to: Seq,
         visit: &mut impl FnMut(crate::wal::RecordRef<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<(Seq, bool)> {
+        // A scan from inside a segment not sampled yet would check every frame before `from`.
+        let hint = self.hint_filling(from);
         let reader = self.reader.read().unwrap_or_else(PoisonError::into_inner);
         let mut failure = None;
         let mut next = from;
         let mut stopped = false;
-        reader.scan_with_hint(from, self.hint(from), |record| {
+        reader.scan_with_hint(from, hint, |record| {
             if record.seq >= to {
                 return ControlFlow::Break(());
             }
@@ -549,18 +582,186 @@ pub(crate) fn relay(
     }
 }
 
+/// Adds the sample of `seq` at `position` to `run` (started at the first sample): a walk's
+/// samples, in order. Breaks when the offset does not fit a slot (a segment over 16 GiB),
+/// where the walk's run has to end.
+fn sample_into(run: &mut Option<SampleRun>, seq: Seq, position: Position) -> ControlFlow<()> {
+    if !seq.0.is_multiple_of(POSITION_SAMPLE_EVERY) {
+        return ControlFlow::Continue(());
+    }
+    let Ok(slot) = u32::try_from(position.offset / FRAME_ALIGN) else {
+        return ControlFlow::Break(());
+    };
+    match run {
+        Some(run) => run.slots.push(slot),
+        None => {
+            *run = Some(SampleRun {
+                segment: position.segment,
+                first: seq,
+                slots: vec![slot],
+            });
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// Puts `new` into `runs` (sorted by first seq, none overlapping), merged with the runs of its
+/// segment that overlap or adjoin it: a frame's position does not change, so where two runs
+/// overlap they agree, and their union is one contiguous run. A run of another segment that
+/// overlaps it names positions that cannot both hold (a tail rewritten after a crash): it is
+/// dropped, and the reads that relied on it walk from their segment's start.
+fn insert_run(runs: &mut Vec<SampleRun>, new: SampleRun) {
+    let lo = runs.partition_point(|r| r.next_seq() < new.first.0);
+    let hi = runs.partition_point(|r| r.first.0 <= new.next_seq());
+    let mut pieces = Vec::new();
+    let mut kept = Vec::new();
+    for run in runs.drain(lo..hi.max(lo)) {
+        let overlaps = run.first.0 < new.next_seq() && run.next_seq() > new.first.0;
+        if run.segment == new.segment {
+            pieces.push(run);
+        } else if !overlaps {
+            kept.push(run);
+        }
+    }
+    pieces.push(new);
+    pieces.sort_by_key(|run| run.first);
+    let mut pieces = pieces.into_iter();
+    if let Some(mut merged) = pieces.next() {
+        for run in pieces {
+            // Each piece overlaps or adjoins `new`, so sorted by first seq none leaves a gap.
+            let Some(skip) = merged.next_seq().checked_sub(run.first.0) else {
+                continue;
+            };
+            let skip = usize::try_from(skip / POSITION_SAMPLE_EVERY).unwrap_or(usize::MAX);
+            merged.slots.extend(run.slots.iter().skip(skip));
+        }
+        kept.push(merged);
+    }
+    kept.sort_by_key(|run| run.first);
+    runs.splice(lo..lo, kept);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::FsLog;
     use crate::wal::{ChainHash, RecordKind, Wal, WalOptions};
 
-    /// Frames a read of `seq` steps over before its own: from the directory's hint, or from
-    /// the log's start without one.
+    /// Frames a read of `seq` steps over before its own: from the directory's hint when it
+    /// is in `seq`'s segment, else from that segment's first frame.
     fn frames_before(reads: &LogReads<FsLog>, seq: Seq) -> u64 {
+        let reader = reads.reader.read().expect("reader");
+        let info = reader.segment_holding(seq).expect("a segment");
+        let segment_first = info.header.first_seq;
         reads
             .hint(seq)
-            .map_or(seq.0, |(sampled, _)| seq.0 - sampled.0)
+            .filter(|(sampled, position)| {
+                position.segment == info.header.segment_no && *sampled >= segment_first
+            })
+            .map_or(seq.0 - segment_first.0, |(sampled, _)| seq.0 - sampled.0)
+    }
+
+    /// The directory as `(segment, first seq, slots)` triples.
+    fn runs(reads: &LogReads<FsLog>) -> Vec<(SegmentNo, Seq, Vec<u32>)> {
+        let runs = reads.samples.read().expect("samples");
+        runs.iter()
+            .map(|run| (run.segment, run.first, run.slots.clone()))
+            .collect()
+    }
+
+    fn run(segment: u64, first: u64, slots: &[u32]) -> SampleRun {
+        SampleRun {
+            segment: SegmentNo(segment),
+            first: Seq(first),
+            slots: slots.to_vec(),
+        }
+    }
+
+    fn triples(runs: &[SampleRun]) -> Vec<(u64, u64, Vec<u32>)> {
+        runs.iter()
+            .map(|run| (run.segment.0, run.first.0, run.slots.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_read_fills_only_the_directory_of_its_segment() {
+        let (_dir, reads) = log(2_000);
+        let (segment, first) = {
+            let reader = reads.reader.read().expect("reader");
+            assert!(reader.segments().len() > 4, "several segments");
+            let info = reader.segment_holding(Seq(1_000)).expect("a segment");
+            (info.header.segment_no, info.header.first_seq)
+        };
+        assert_eq!(frames_before(&reads, Seq(1_000)), 1_000 - first.0);
+        reads.visit(Seq(1_000), |record| record.seq).expect("read");
+        let filled = runs(&reads);
+        assert_eq!(filled.len(), 1, "one run: {filled:?}");
+        assert_eq!(filled[0].0, segment);
+        assert!(filled[0].1.0 < first.0 + POSITION_SAMPLE_EVERY);
+        assert!(frames_before(&reads, Seq(1_000)) < POSITION_SAMPLE_EVERY);
+        // The segments before and after were not walked.
+        assert_eq!(
+            frames_before(&reads, Seq(100)),
+            100 - {
+                let reader = reads.reader.read().expect("reader");
+                reader
+                    .segment_holding(Seq(100))
+                    .expect("a segment")
+                    .header
+                    .first_seq
+                    .0
+            }
+        );
+    }
+
+    #[test]
+    fn reads_in_any_order_fill_the_directory_a_scan_builds() {
+        let (dir, reads) = log(2_000);
+        // 7919 is prime to 2000: every seq once, scattered over the segments.
+        for n in 0..2_000_u64 {
+            let seq = Seq(n * 7_919 % 2_000);
+            assert_eq!(reads.visit(seq, |record| record.seq).expect("read"), seq);
+        }
+        let scanned = LogReads::open(&FsLog::new(dir.path())).expect("reader");
+        scanned
+            .scan(Seq(0), Seq(u64::MAX), |_| Ok(ControlFlow::Continue(())))
+            .expect("scan");
+        assert_eq!(runs(&reads), runs(&scanned));
+        assert!(runs(&scanned).len() > 4, "one run per segment");
+    }
+
+    #[test]
+    fn a_run_merges_with_the_runs_of_its_segment_it_overlaps_or_adjoins() {
+        let every = u32::try_from(POSITION_SAMPLE_EVERY).expect("small");
+        let base = vec![run(1, 0, &[1, 2]), run(2, 8, &[10, 11]), run(2, 20, &[40])];
+        // Adjoining the run before it (same segment) and overlapping the one after.
+        let mut runs = base.clone();
+        insert_run(&mut runs, run(2, 16, &[30, 40, 50]));
+        assert_eq!(
+            triples(&runs),
+            vec![(1, 0, vec![1, 2]), (2, 8, vec![10, 11, 30, 40, 50])]
+        );
+        // Adjoining a run of another segment: both kept.
+        let mut runs = base.clone();
+        insert_run(&mut runs, run(3, 24, &[every]));
+        assert_eq!(triples(&runs).len(), 4);
+        assert_eq!(triples(&runs)[3], (3, 24, vec![every]));
+        // Overlapping a run of another segment (a rewritten tail): that one goes.
+        let mut runs = base.clone();
+        insert_run(&mut runs, run(3, 4, &[7]));
+        assert_eq!(
+            triples(&runs),
+            vec![(3, 4, vec![7]), (2, 8, vec![10, 11]), (2, 20, vec![40])]
+        );
+        // Inside a run: nothing changes.
+        let mut runs = base.clone();
+        insert_run(&mut runs, run(2, 12, &[11]));
+        assert_eq!(triples(&runs), triples(&base));
+        // Before every run, not adjoining: inserted first.
+        let mut runs = base[1..].to_vec();
+        insert_run(&mut runs, run(1, 0, &[1]));
+        assert_eq!(triples(&runs)[0], (1, 0, vec![1]));
+        assert_eq!(runs.len(), 3);
     }
 
     /// A log of `records` records over several 64 KiB segments, none of them in a directory
@@ -585,7 +786,7 @@ mod tests {
     #[test]
     fn a_point_read_past_the_directory_extends_it() {
         let (_dir, reads) = log(2_000);
-        assert_eq!(frames_before(&reads, Seq(1_990)), 1_990, "no directory yet");
+        assert!(runs(&reads).is_empty(), "no directory yet");
         let seq = reads.visit(Seq(1_990), |record| record.seq).expect("read");
         assert_eq!(seq, Seq(1_990));
         // Every later read up to there walks less than a sample interval, in any order, and

@@ -494,3 +494,55 @@ pub fn read(data_dir: &Path) -> Result<Option<(Snapshot, u64)>, SnapshotError> {
         }),
     }
 }
+
+/// The state and event filter of the open snapshot in `data_dir`, the last seq it covers and
+/// its size, when it binds to this log: readable, of this store, covering an entry the log
+/// holds (below `log_end`) with the chain hash it records, and the store not pruned (`pruned`:
+/// a retained state is more than a snapshot holds). See `docs/design.md`, "Open snapshot".
+/// `Ok(None)` when there is none; the error says why it is not used.
+pub(crate) fn bind<L: crate::log::LogStorage>(
+    reads: &crate::reads::LogReads<L>,
+    data_dir: &Path,
+    pruned: bool,
+    store_id: &str,
+    log_end: Seq,
+) -> Result<Option<BoundSnapshot>, SnapshotError> {
+    let Some((snapshot, bytes)) = read(data_dir)? else {
+        return Ok(None);
+    };
+    if pruned {
+        return Err(SnapshotError::Pruned);
+    }
+    let seq = snapshot.seq;
+    if seq >= log_end {
+        return Err(SnapshotError::BeyondLogEnd { seq, log_end });
+    }
+    let (_, alg) = reads.identity();
+    let logged = reads
+        .visit(seq, |record| {
+            let kind = crate::entry::EntryKind::from_byte(record.kind.get())?;
+            let entry = crate::entry::decode_entry(kind, record.payload).ok()?;
+            Some(entry.chain_hash(alg, seq))
+        })
+        .ok()
+        .flatten();
+    if logged != Some(snapshot.chain_hash) {
+        return Err(SnapshotError::ChainHashDiffers { seq });
+    }
+    let (state, seen) = snapshot.into_state(alg, store_id)?;
+    Ok(Some(BoundSnapshot {
+        state,
+        seen,
+        seq,
+        bytes,
+    }))
+}
+
+/// An open snapshot that binds to the log: its state and event filter, the last seq it covers
+/// and the file's size.
+pub(crate) struct BoundSnapshot {
+    pub state: ChainState,
+    pub seen: Arc<SeenEvents>,
+    pub seq: Seq,
+    pub bytes: u64,
+}

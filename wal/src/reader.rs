@@ -273,6 +273,13 @@ impl<S: Storage> WalReader<S> {
         &self.segments
     }
 
+    /// The segment that would hold `seq`, as last listed: the last one starting at or before
+    /// it (`None` before the first). Whether it does hold `seq` only a read can say.
+    #[must_use]
+    pub fn segment_holding(&self, seq: Seq) -> Option<&SegmentInfo> {
+        self.segments.get(self.segment_index(seq)?)
+    }
+
     /// Calls `visit` for every valid record from `from` on, in order, without copying
     /// payloads; stops early when `visit` breaks. Returns one past the last record visited or
     /// passed (the end of the valid log when not stopped early).

@@ -319,7 +319,7 @@ fn open_log(data_dir: &Path, options: &ExportOptions) -> Result<LogReads<FsLog>,
             .map_err(PackError::Store)?,
         );
         // The walk meets the archive records, which say how far the archive reaches.
-        log.map_positions().map_err(PackError::Store)?;
+        log.walk_notes_to_end().map_err(PackError::Store)?;
     }
     Ok(log)
 }
